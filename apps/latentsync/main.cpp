@@ -1,0 +1,64 @@
+// latentsync: command-line entry point. Parses, dispatches, and turns every failure into one line on stderr and a
+// documented exit code (docs/cli.md).
+
+#include "commands.h"
+
+#include "core/cancel.h"
+#include "core/error.h"
+#include "core/log.h"
+#include "core/version.h"
+#include "media/ffmpeg_util.h"
+
+#include <c10/util/Exception.h>
+
+#include <iostream>
+#include <map>
+
+int main(int argc, char** argv) {
+    CLI::App app{"latentsync: audio-driven lip-sync video renderer (LatentSync 1.5/1.6)", "latentsync"};
+    app.require_subcommand(1);
+    app.set_version_flag("--version", lsync::version_string());
+    bool verbose = false, quiet = false, debug = false;
+    app.add_flag("-v,--verbose", verbose, "More detail in the log");
+    app.add_flag("-q,--quiet", quiet, "Only errors");
+    app.add_flag("--debug", debug, "Everything, including FFmpeg's own messages");
+
+    std::map<CLI::App*, lsync::app::Runner> runners;
+    auto add = [&](lsync::app::Runner r) { runners[app.get_subcommands({}).back()] = std::move(r); };
+    add(lsync::app::add_doctor(app));
+    add(lsync::app::add_probe(app));
+    add(lsync::app::add_debug(app));
+
+    try {
+        app.parse(argc, argv);
+    } catch (const CLI::ParseError& e) {
+        // --help / --version are "errors" with exit code 0; real parse errors all map to our usage code.
+        const int rc = app.exit(e);
+        return rc == 0 ? 0 : static_cast<int>(lsync::ErrorCode::Usage);
+    }
+
+    lsync::setup_logging(debug ? lsync::LogLevel::Debug
+                         : verbose ? lsync::LogLevel::Verbose
+                         : quiet   ? lsync::LogLevel::Quiet
+                                   : lsync::LogLevel::Normal);
+    lsync::media::configure_ffmpeg_logging(debug);
+    lsync::install_interrupt_handler();
+
+    try {
+        for (auto& [cmd, run] : runners)
+            if (cmd->parsed()) return run();
+        return static_cast<int>(lsync::ErrorCode::Usage);
+    } catch (const lsync::Error& e) {
+        spdlog::error("{}", e.what());
+        return e.exit_code();
+    } catch (const c10::Error& e) {
+        spdlog::error("LibTorch: {}", debug ? e.what() : e.what_without_backtrace());
+        return static_cast<int>(lsync::ErrorCode::Backend);
+    } catch (const std::bad_alloc&) {
+        spdlog::error("out of memory");
+        return static_cast<int>(lsync::ErrorCode::Backend);
+    } catch (const std::exception& e) {
+        spdlog::error("internal error: {} (please report with --debug output)", e.what());
+        return static_cast<int>(lsync::ErrorCode::Internal);
+    }
+}

@@ -1,0 +1,47 @@
+#include "selftest.h"
+
+#include <cuda_runtime.h>
+
+#include <vector>
+
+namespace lsync::kernels {
+
+__global__ static void fill_pattern(int* out, int n) {
+    const int i = blockIdx.x * blockDim.x + threadIdx.x;
+    if (i < n) out[i] = i * 7 + 3;
+}
+
+#ifndef LSYNC_CUDA_ARCHS
+#define LSYNC_CUDA_ARCHS "see CMAKE_CUDA_ARCHITECTURES"
+#endif
+
+std::string compiled_architectures() { return LSYNC_CUDA_ARCHS; }
+
+std::string selftest(int device) {
+    constexpr int n = 1 << 12;
+    if (cudaSetDevice(device) != cudaSuccess) return "cudaSetDevice failed";
+    int* d = nullptr;
+    cudaError_t e = cudaMalloc(&d, n * sizeof(int));
+    if (e != cudaSuccess) return std::string("cudaMalloc: ") + cudaGetErrorString(e);
+    fill_pattern<<<(n + 255) / 256, 256>>>(d, n);
+    e = cudaGetLastError();
+    if (e == cudaSuccess) e = cudaDeviceSynchronize();
+    std::vector<int> h(n, -1);
+    if (e == cudaSuccess) e = cudaMemcpy(h.data(), d, n * sizeof(int), cudaMemcpyDeviceToHost);
+    cudaFree(d);
+    if (e != cudaSuccess) return std::string("kernel launch: ") + cudaGetErrorString(e);
+    for (int i = 0; i < n; ++i)
+        if (h[i] != i * 7 + 3) return "kernel produced wrong values";
+    return {};
+}
+
+}  // namespace lsync::kernels
+
+namespace lsync::kernels {
+std::string runtime_problem() {
+    int n = 0;
+    const cudaError_t e = cudaGetDeviceCount(&n);
+    if (e != cudaSuccess) return cudaGetErrorString(e);
+    return {};
+}
+}  // namespace lsync::kernels

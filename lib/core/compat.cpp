@@ -1,0 +1,59 @@
+#include "core/compat.h"
+
+#include "core/error.h"
+
+#include <ATen/Context.h>
+#include <torch/cuda.h>
+
+namespace lsync::compat {
+
+std::string torch_version() {
+    return std::to_string(TORCH_VERSION_MAJOR) + "." + std::to_string(TORCH_VERSION_MINOR) + "." +
+           std::to_string(TORCH_VERSION_PATCH);
+}
+
+bool cuda_available() { return torch::cuda::is_available(); }
+
+int cuda_device_count() { return static_cast<int>(torch::cuda::device_count()); }
+
+std::optional<long> cudnn_version() {
+    if (!at::globalContext().hasCuDNN()) return std::nullopt;
+    return static_cast<long>(at::detail::getCUDAHooks().versionCuDNN());
+}
+
+torch::Tensor sdpa(const torch::Tensor& q, const torch::Tensor& k, const torch::Tensor& v,
+                   const std::optional<torch::Tensor>& bias) {
+#if LSYNC_HAS_SDPA
+    std::optional<at::Tensor> mask;
+    if (bias) mask = bias->to(q.scalar_type());
+    return at::scaled_dot_product_attention(q, k, v, mask, 0.0, false);
+#else
+    (void)q; (void)k; (void)v; (void)bias;
+    throw_error(ErrorCode::Backend, "scaled_dot_product_attention needs LibTorch >= 2.0 (this build: " +
+                                        torch_version() + ")");
+#endif
+}
+
+std::string sdpa_kernel_choice(const torch::Tensor& q, const torch::Tensor& k, const torch::Tensor& v,
+                               const std::optional<torch::Tensor>& bias) {
+#if LSYNC_HAS_SDPA
+    std::optional<at::Tensor> mask;
+    if (bias) mask = bias->to(q.scalar_type());
+    if (!q.is_cuda()) return "cpu (fused CPU flash kernel or math, chosen by ATen)";
+    // Values of sdp::SDPBackend: -1 error, 0 math, 1 flash, 2 efficient, 3 cudnn, 4 overrideable.
+    const int64_t choice = at::_fused_sdp_choice(q, k, v, mask, 0.0, false);
+    switch (choice) {
+        case 0: return "math";
+        case 1: return "flash";
+        case 2: return "mem-efficient";
+        case 3: return "cudnn";
+        case 4: return "overrideable";
+        default: return "none";
+    }
+#else
+    (void)q; (void)k; (void)v; (void)bias;
+    return "unavailable: LibTorch " + torch_version() + " has no public scaled_dot_product_attention";
+#endif
+}
+
+}  // namespace lsync::compat

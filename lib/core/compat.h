@@ -1,0 +1,41 @@
+#pragma once
+// The one place that knows the differences between Debian's CPU LibTorch 1.13 and the CUDA LibTorch 2.x of the
+// GPU hosts. Everything else calls these helpers instead of testing versions itself.
+
+#include <torch/torch.h>
+#include <torch/version.h>
+
+#include <optional>
+#include <string>
+
+#define LSYNC_TORCH_AT_LEAST(major, minor) \
+    (TORCH_VERSION_MAJOR > (major) || (TORCH_VERSION_MAJOR == (major) && TORCH_VERSION_MINOR >= (minor)))
+
+// Public at::scaled_dot_product_attention arrived in 2.0 (1.13 only had a private, differently shaped op).
+#define LSYNC_HAS_SDPA LSYNC_TORCH_AT_LEAST(2, 0)
+// The `scale=` argument of SDPA arrived in 2.1.
+#define LSYNC_HAS_SDPA_SCALE LSYNC_TORCH_AT_LEAST(2, 1)
+
+namespace lsync::compat {
+
+/// "2.11.0" style version of the LibTorch we were compiled against.
+std::string torch_version();
+
+/// True when this LibTorch was built with CUDA *and* a CUDA device is usable now.
+bool cuda_available();
+int cuda_device_count();
+
+/// cuDNN version as an integer (e.g. 90100), or nullopt when LibTorch has no cuDNN.
+std::optional<long> cudnn_version();
+
+/// Fused scaled-dot-product attention on LibTorch >= 2.0. Shapes: q [B, H, Lq, D], k/v [B, H, Lk, D];
+/// `bias` broadcastable to [B, H, Lq, Lk] and added to the logits. Throws lsync::Error(Backend) on 1.13.
+torch::Tensor sdpa(const torch::Tensor& q, const torch::Tensor& k, const torch::Tensor& v,
+                   const std::optional<torch::Tensor>& bias);
+
+/// Which kernel SDPA would dispatch to for these inputs ("flash", "mem-efficient", "cudnn", "math", ...),
+/// or an explanation when it cannot be asked (LibTorch 1.13, CPU builds).
+std::string sdpa_kernel_choice(const torch::Tensor& q, const torch::Tensor& k, const torch::Tensor& v,
+                               const std::optional<torch::Tensor>& bias);
+
+}  // namespace lsync::compat

@@ -1,0 +1,75 @@
+#include "core/files.h"
+
+#include "core/error.h"
+
+#include <cerrno>
+#include <cstring>
+#include <filesystem>
+#include <random>
+#include <unistd.h>
+
+namespace fs = std::filesystem;
+
+namespace lsync {
+
+void check_input_file(const std::string& path, const std::string& role) {
+    std::error_code ec;
+    const auto st = fs::status(path, ec);
+    if (ec || !fs::exists(st)) throw_error(ErrorCode::InputMissing, role + " file not found: " + path);
+    if (fs::is_directory(st))
+        throw_error(ErrorCode::InputNotFile, role + " path is a directory, not a file: " + path);
+    if (!fs::is_regular_file(st)) throw_error(ErrorCode::InputNotFile, role + " path is not a regular file: " + path);
+    if (::access(path.c_str(), R_OK) != 0)
+        throw_error(ErrorCode::InputNotFile, role + " file is not readable (" + std::strerror(errno) + "): " + path);
+    if (fs::file_size(path, ec) == 0 && !ec) throw_error(ErrorCode::InputEmpty, role + " file is empty (0 bytes): " + path);
+}
+
+static std::string random_suffix() {
+    std::random_device rd;
+    std::uniform_int_distribution<unsigned> dist(0, 0xFFFFFF);
+    char buf[16];
+    std::snprintf(buf, sizeof buf, "%06x", dist(rd));
+    return buf;
+}
+
+AtomicOutput::AtomicOutput(std::string final_path, bool overwrite)
+    : final_path_(std::move(final_path)), overwrite_(overwrite) {
+    LSYNC_CHECK(!final_path_.empty(), ErrorCode::Usage, "output path is empty");
+    const fs::path target(final_path_);
+    fs::path dir = target.parent_path();
+    if (dir.empty()) dir = ".";
+    std::error_code ec;
+    if (!fs::is_directory(dir, ec))
+        throw_error(ErrorCode::OutputUnwritable, "output directory does not exist: " + dir.string());
+    if (::access(dir.c_str(), W_OK | X_OK) != 0)
+        throw_error(ErrorCode::OutputUnwritable,
+                    "output directory is not writable (" + std::string(std::strerror(errno)) + "): " + dir.string());
+    if (fs::is_directory(target, ec))
+        throw_error(ErrorCode::OutputUnwritable, "output path is a directory: " + final_path_);
+    if (fs::exists(target, ec) && !overwrite_)
+        throw_error(ErrorCode::OutputExists, "output exists (pass --overwrite to replace it): " + final_path_);
+    // Keep the extension so tools that sniff by name still work on the partial file.
+    temp_path_ = (dir / ("." + target.stem().string() + ".partial-" + std::to_string(::getpid()) + "-" +
+                         random_suffix() + target.extension().string()))
+                     .string();
+}
+
+AtomicOutput::~AtomicOutput() { discard(); }
+
+void AtomicOutput::discard() {
+    if (committed_) return;
+    std::error_code ec;
+    fs::remove(temp_path_, ec);
+}
+
+void AtomicOutput::commit() {
+    std::error_code ec;
+    // Re-check: the user may have created the file while we were rendering.
+    if (!overwrite_ && fs::exists(final_path_, ec))
+        throw_error(ErrorCode::OutputExists, "output appeared while rendering, not replacing it: " + final_path_);
+    fs::rename(temp_path_, final_path_, ec);
+    if (ec) throw_error(ErrorCode::OutputUnwritable, "cannot move output into place (" + ec.message() + "): " + final_path_);
+    committed_ = true;
+}
+
+}  // namespace lsync

@@ -1,0 +1,36 @@
+#pragma once
+// Path checks with user-facing errors, and the "write to a temporary file, rename on success" rule that keeps
+// a failed or interrupted render from leaving a half-written output or destroying an existing one.
+
+#include <string>
+
+namespace lsync {
+
+/// Throws InputMissing / InputNotFile / InputEmpty with a message naming `role` ("video", "audio", ...).
+void check_input_file(const std::string& path, const std::string& role);
+
+/// An output file that only appears under its final name once commit() succeeds.
+class AtomicOutput {
+public:
+    /// Validates the destination now (before any expensive work): the directory must exist and be writable,
+    /// and an existing file is only replaced when `overwrite` is set.
+    AtomicOutput(std::string final_path, bool overwrite);
+    ~AtomicOutput();  // removes the temporary file unless committed
+    AtomicOutput(const AtomicOutput&) = delete;
+    AtomicOutput& operator=(const AtomicOutput&) = delete;
+
+    /// Hidden temporary path in the same directory (same filesystem, so the rename is atomic).
+    const std::string& temp_path() const { return temp_path_; }
+    const std::string& final_path() const { return final_path_; }
+    void commit();
+    /// Deletes the temporary file now (idempotent).
+    void discard();
+
+private:
+    std::string final_path_;
+    std::string temp_path_;
+    bool overwrite_;
+    bool committed_ = false;
+};
+
+}  // namespace lsync

@@ -1,0 +1,94 @@
+#include "media/ffmpeg_util.h"
+
+#include "core/files.h"
+
+#include <array>
+#include <cstdio>
+#include <fstream>
+#include <vector>
+
+extern "C" {
+#include <libavutil/log.h>
+}
+
+namespace lsync::media {
+
+FramePtr make_frame() {
+    FramePtr f(av_frame_alloc());
+    LSYNC_CHECK(f != nullptr, ErrorCode::Internal, "out of memory allocating an AVFrame");
+    return f;
+}
+
+PacketPtr make_packet() {
+    PacketPtr p(av_packet_alloc());
+    LSYNC_CHECK(p != nullptr, ErrorCode::Internal, "out of memory allocating an AVPacket");
+    return p;
+}
+
+std::string av_error_string(int err) {
+    std::array<char, AV_ERROR_MAX_STRING_SIZE> buf{};
+    av_strerror(err, buf.data(), buf.size());
+    return buf.data();
+}
+
+void ffmpeg_check(int ret, ErrorCode code, const std::string& what) {
+    if (ret < 0) throw_error(code, what + ": " + av_error_string(ret));
+}
+
+// Does the file's content (not its name) look like a format FFmpeg knows? Distinguishes "a text file named
+// .mp4" (not media) from "an mp4 whose end is missing" (corrupt).
+static bool content_looks_like_media(const std::string& path) {
+    std::ifstream in(path, std::ios::binary);
+    std::vector<unsigned char> buf(64 * 1024 + AVPROBE_PADDING_SIZE, 0);
+    in.read(reinterpret_cast<char*>(buf.data()), 64 * 1024);
+    AVProbeData pd{};
+    pd.filename = "";  // no name: judge by the bytes alone
+    pd.buf = buf.data();
+    pd.buf_size = static_cast<int>(in.gcount());
+    int score = 0;
+    const AVInputFormat* fmt = av_probe_input_format2(&pd, 1, &score);
+    return fmt != nullptr && score > AVPROBE_SCORE_EXTENSION / 2;
+}
+
+InputContextPtr open_input(const std::string& path, const std::string& role) {
+    check_input_file(path, role);
+    AVFormatContext* raw = nullptr;
+    int ret = avformat_open_input(&raw, path.c_str(), nullptr, nullptr);
+    if (ret < 0) {
+        if (content_looks_like_media(path))
+            throw_error(ErrorCode::InputCorrupt, role + " file is damaged or truncated (" + av_error_string(ret) +
+                                                     "): " + path);
+        throw_error(ErrorCode::InputNotMedia, role + " file is not a media file FFmpeg can read (" +
+                                                  av_error_string(ret) + "): " + path);
+    }
+    InputContextPtr ctx(raw);
+    ret = avformat_find_stream_info(ctx.get(), nullptr);
+    if (ret < 0)
+        throw_error(ErrorCode::InputCorrupt,
+                    role + " file has unreadable stream headers (" + av_error_string(ret) + "): " + path);
+    return ctx;
+}
+
+CodecContextPtr open_decoder(AVFormatContext* fmt, int index, int threads, const std::string& path) {
+    AVStream* st = fmt->streams[index];
+    const AVCodec* codec = avcodec_find_decoder(st->codecpar->codec_id);
+    if (!codec)
+        throw_error(ErrorCode::InputNotMedia, std::string("no decoder for codec '") +
+                                                  avcodec_get_name(st->codecpar->codec_id) +
+                                                  "' in this FFmpeg build: " + path);
+    CodecContextPtr ctx(avcodec_alloc_context3(codec));
+    LSYNC_CHECK(ctx != nullptr, ErrorCode::Internal, "out of memory allocating a decoder");
+    ffmpeg_check(avcodec_parameters_to_context(ctx.get(), st->codecpar), ErrorCode::InputCorrupt,
+                 "bad codec parameters in " + path);
+    ctx->pkt_timebase = st->time_base;
+    ctx->thread_count = threads;
+    ffmpeg_check(avcodec_open2(ctx.get(), codec, nullptr), ErrorCode::InputCorrupt,
+                 std::string("cannot open the ") + codec->name + " decoder for " + path);
+    return ctx;
+}
+
+std::string ffmpeg_version() { return av_version_info(); }
+
+void configure_ffmpeg_logging(bool verbose) { av_log_set_level(verbose ? AV_LOG_WARNING : AV_LOG_FATAL); }
+
+}  // namespace lsync::media

@@ -1,0 +1,68 @@
+#pragma once
+// Owners for FFmpeg objects and the translation of FFmpeg return codes into lsync::Error.
+
+extern "C" {
+#include <libavcodec/avcodec.h>
+#include <libavformat/avformat.h>
+#include <libavutil/avutil.h>
+#include <libswresample/swresample.h>
+#include <libswscale/swscale.h>
+}
+
+#include "core/error.h"
+
+#include <memory>
+#include <string>
+
+namespace lsync::media {
+
+struct InputContextDeleter {
+    void operator()(AVFormatContext* c) const { avformat_close_input(&c); }
+};
+struct CodecContextDeleter {
+    void operator()(AVCodecContext* c) const { avcodec_free_context(&c); }
+};
+struct FrameDeleter {
+    void operator()(AVFrame* f) const { av_frame_free(&f); }
+};
+struct PacketDeleter {
+    void operator()(AVPacket* p) const { av_packet_free(&p); }
+};
+struct SwsDeleter {
+    void operator()(SwsContext* s) const { sws_freeContext(s); }
+};
+struct SwrDeleter {
+    void operator()(SwrContext* s) const { swr_free(&s); }
+};
+
+using InputContextPtr = std::unique_ptr<AVFormatContext, InputContextDeleter>;
+using CodecContextPtr = std::unique_ptr<AVCodecContext, CodecContextDeleter>;
+using FramePtr = std::unique_ptr<AVFrame, FrameDeleter>;
+using PacketPtr = std::unique_ptr<AVPacket, PacketDeleter>;
+using SwsPtr = std::unique_ptr<SwsContext, SwsDeleter>;
+using SwrPtr = std::unique_ptr<SwrContext, SwrDeleter>;
+
+FramePtr make_frame();
+PacketPtr make_packet();
+
+/// av_strerror as a std::string.
+std::string av_error_string(int err);
+
+/// Throws Error(code, what + ": " + FFmpeg's reason) when ret < 0.
+void ffmpeg_check(int ret, ErrorCode code, const std::string& what);
+
+/// Opens a media file for reading with user-level error classification: missing / directory / empty files,
+/// files FFmpeg does not recognise (InputNotMedia), and recognised but broken files (InputCorrupt).
+/// `role` names the input in messages ("video", "audio").
+InputContextPtr open_input(const std::string& path, const std::string& role);
+
+/// Opens a decoder for stream `index` of `fmt`, with `threads` worker threads (0 = FFmpeg's choice).
+CodecContextPtr open_decoder(AVFormatContext* fmt, int index, int threads, const std::string& path);
+
+/// FFmpeg's own version string, e.g. "5.1.6-0+deb12u1".
+std::string ffmpeg_version();
+
+/// Silences FFmpeg's own stderr chatter unless `verbose` (our errors already carry its reason).
+void configure_ffmpeg_logging(bool verbose);
+
+}  // namespace lsync::media

@@ -1,0 +1,257 @@
+#include "media/video_reader.h"
+
+#include "media/ffmpeg_util.h"
+
+#include <spdlog/spdlog.h>
+
+#include <cmath>
+
+extern "C" {
+#include <libavutil/display.h>
+#include <libavutil/pixdesc.h>
+}
+
+namespace lsync::media {
+
+struct VideoReader::Impl {
+    std::string path;
+    InputContextPtr fmt;
+    CodecContextPtr dec;
+    int stream_index = -1;
+    AVRational time_base{1, 1};
+    double start_time = 0;
+    double resample_fps = 0;  // > 0: resample by timestamps to this rate; 0: pass frames through
+    SwsPtr sws;
+};
+
+static double q2d_or(AVRational r, double fallback) { return (r.num > 0 && r.den > 0) ? av_q2d(r) : fallback; }
+
+// Clockwise rotation (0/90/180/270) a player applies, from the stream's display matrix.
+static int stream_rotation(const AVStream* st) {
+    const uint8_t* matrix = av_stream_get_side_data(st, AV_PKT_DATA_DISPLAYMATRIX, nullptr);
+    if (!matrix) return 0;
+    double theta = -av_display_rotation_get(reinterpret_cast<const int32_t*>(matrix));
+    if (std::isnan(theta)) return 0;
+    int deg = static_cast<int>(std::lround(theta / 90.0)) * 90;
+    deg %= 360;
+    if (deg < 0) deg += 360;
+    return deg;
+}
+
+static int find_video_stream(AVFormatContext* fmt) {
+    int best = av_find_best_stream(fmt, AVMEDIA_TYPE_VIDEO, -1, -1, nullptr, 0);
+    if (best >= 0 && !(fmt->streams[best]->disposition & AV_DISPOSITION_ATTACHED_PIC)) return best;
+    // Cover art in an mp3/m4a is a "video" stream with one picture: that file is audio, not video.
+    for (unsigned i = 0; i < fmt->nb_streams; ++i) {
+        const AVStream* st = fmt->streams[i];
+        if (st->codecpar->codec_type == AVMEDIA_TYPE_VIDEO && !(st->disposition & AV_DISPOSITION_ATTACHED_PIC))
+            return static_cast<int>(i);
+    }
+    return -1;
+}
+
+
+static VideoInfo describe(const AVFormatContext* fmt, const AVStream* st, const AVCodecContext* dec,
+                          double target_fps, double* resample_fps) {
+    VideoInfo info;
+    info.coded_width = st->codecpar->width;
+    info.coded_height = st->codecpar->height;
+    info.rotation = stream_rotation(st);
+    const bool swap = info.rotation == 90 || info.rotation == 270;
+    info.width = swap ? info.coded_height : info.coded_width;
+    info.height = swap ? info.coded_width : info.coded_height;
+    info.real_fps = q2d_or(st->r_frame_rate, 0);
+    info.avg_fps = q2d_or(st->avg_frame_rate, info.real_fps);
+    if (info.avg_fps <= 0) info.avg_fps = 25.0;  // still images and odd containers declare nothing
+    if (info.real_fps <= 0) info.real_fps = info.avg_fps;
+    info.variable_frame_rate = std::fabs(info.real_fps - info.avg_fps) > 0.01 * info.avg_fps;
+    info.codec = avcodec_get_name(st->codecpar->codec_id);
+    const char* pix = av_get_pix_fmt_name(static_cast<AVPixelFormat>(st->codecpar->format));
+    info.pixel_format = pix ? pix : "unknown";
+    info.start_time = st->start_time != AV_NOPTS_VALUE ? st->start_time * av_q2d(st->time_base) : 0.0;
+    if (st->duration != AV_NOPTS_VALUE && st->duration > 0)
+        info.duration = st->duration * av_q2d(st->time_base);
+    else if (fmt->duration > 0)
+        info.duration = fmt->duration / static_cast<double>(AV_TIME_BASE);
+
+    if (target_fps > 0) {
+        *resample_fps = target_fps;
+    } else if (info.variable_frame_rate) {
+        *resample_fps = info.avg_fps;
+    } else {
+        *resample_fps = 0;
+    }
+    info.output_fps = *resample_fps > 0 ? *resample_fps : info.avg_fps;
+    if (*resample_fps == 0 && st->nb_frames > 0)
+        info.frame_count_estimate = st->nb_frames;
+    else
+        info.frame_count_estimate = std::max<int64_t>(1, std::llround(info.duration * info.output_fps));
+    (void)dec;
+    return info;
+}
+
+VideoReader::VideoReader(const std::string& path, VideoReaderOptions options)
+    : impl_(std::make_unique<Impl>()), queue_(options.queue_capacity) {
+    impl_->path = path;
+    impl_->fmt = open_input(path, "video");
+    impl_->stream_index = find_video_stream(impl_->fmt.get());
+    if (impl_->stream_index < 0)
+        throw_error(ErrorCode::NoVideoStream, "file has no video stream (is it an audio file?): " + path);
+    AVStream* st = impl_->fmt->streams[impl_->stream_index];
+    // Drop every other stream at the demuxer so audio packets are never read or buffered here.
+    for (unsigned i = 0; i < impl_->fmt->nb_streams; ++i)
+        if (static_cast<int>(i) != impl_->stream_index) impl_->fmt->streams[i]->discard = AVDISCARD_ALL;
+    impl_->dec = open_decoder(impl_->fmt.get(), impl_->stream_index, options.decoder_threads, path);
+    impl_->time_base = st->time_base;
+    info_ = describe(impl_->fmt.get(), st, impl_->dec.get(), options.target_fps, &impl_->resample_fps);
+    impl_->start_time = info_.start_time;
+    if (info_.width <= 0 || info_.height <= 0)
+        throw_error(ErrorCode::InputCorrupt, "video stream declares no frame size: " + path);
+}
+
+VideoReader::~VideoReader() {
+    queue_.close();
+    if (worker_.joinable()) worker_.join();
+}
+
+std::optional<VideoFrame> VideoReader::next() {
+    if (!started_) {
+        started_ = true;
+        worker_ = std::thread([this] { run(); });
+    }
+    return queue_.pop();
+}
+
+// Converts a decoded frame to a fresh RGB24 tensor, honouring the frame's colour matrix and range.
+static torch::Tensor to_rgb(VideoReader::Impl& impl, const AVFrame* f, int rotation) {
+    const auto src_fmt = static_cast<AVPixelFormat>(f->format);
+    impl.sws.reset(sws_getCachedContext(impl.sws.release(), f->width, f->height, src_fmt, f->width, f->height,
+                                        AV_PIX_FMT_RGB24, SWS_BICUBIC | SWS_ACCURATE_RND | SWS_FULL_CHR_H_INT,
+                                        nullptr, nullptr, nullptr));
+    LSYNC_CHECK(impl.sws != nullptr, ErrorCode::InputCorrupt,
+                std::string("cannot convert pixel format ") + (av_get_pix_fmt_name(src_fmt) ? av_get_pix_fmt_name(src_fmt) : "?"));
+    int colorspace = f->colorspace;
+    if (colorspace == AVCOL_SPC_UNSPECIFIED || colorspace == AVCOL_SPC_RESERVED || colorspace > AVCOL_SPC_BT2020_CL)
+        colorspace = f->height >= 720 ? AVCOL_SPC_BT709 : AVCOL_SPC_SMPTE170M;  // what players assume
+    const int src_full = f->color_range == AVCOL_RANGE_JPEG ? 1 : 0;
+    // SWS_CS_* share AVColorSpace's numbering.
+    sws_setColorspaceDetails(impl.sws.get(), sws_getCoefficients(colorspace), src_full,
+                             sws_getCoefficients(SWS_CS_DEFAULT), 1, 0, 1 << 16, 1 << 16);
+    torch::Tensor rgb = torch::empty({f->height, f->width, 3}, torch::kUInt8);
+    uint8_t* dst[4] = {rgb.data_ptr<uint8_t>(), nullptr, nullptr, nullptr};
+    int dst_stride[4] = {f->width * 3, 0, 0, 0};
+    sws_scale(impl.sws.get(), f->data, f->linesize, 0, f->height, dst, dst_stride);
+    switch (rotation) {
+        case 90: return torch::rot90(rgb, -1, {0, 1}).contiguous();
+        case 180: return torch::rot90(rgb, 2, {0, 1}).contiguous();
+        case 270: return torch::rot90(rgb, 1, {0, 1}).contiguous();
+        default: return rgb;
+    }
+}
+
+void VideoReader::run() {
+    try {
+        Impl& impl = *impl_;
+        PacketPtr pkt = make_packet();
+        FramePtr frame = make_frame();
+        int64_t out_index = 0;
+        bool stop = false;
+        int bad_packets = 0;
+
+        // Resampling state: the last decoded frame waits until the next one tells us where its span ends.
+        std::optional<VideoFrame> held;
+        double held_duration = 1.0 / info_.avg_fps;
+
+        auto emit = [&](const torch::Tensor& rgb, double source_time) {
+            VideoFrame vf;
+            vf.rgb = rgb;
+            vf.index = out_index;
+            vf.time = out_index / info_.output_fps;
+            vf.source_time = source_time;
+            ++out_index;
+            if (!queue_.push(std::move(vf))) stop = true;  // consumer gone
+        };
+        auto tick = [&](int64_t k) { return k / impl.resample_fps; };
+
+        auto on_frame = [&](AVFrame* f) {
+            int64_t ts = f->best_effort_timestamp;
+            double t = ts == AV_NOPTS_VALUE ? (held ? held->source_time + held_duration : 0.0)
+                                            : ts * av_q2d(impl.time_base) - impl.start_time;
+            if (f->pkt_duration > 0) held_duration = f->pkt_duration * av_q2d(impl.time_base);  // "duration" from FFmpeg 6
+            torch::Tensor rgb = to_rgb(impl, f, info_.rotation);
+            if (impl.resample_fps <= 0) {
+                emit(rgb, t);
+                return;
+            }
+            if (held) {
+                // Ticks nearer to the held frame than to this one show the held frame.
+                const double boundary = 0.5 * (held->source_time + t);
+                bool first = true;
+                while (!stop && tick(out_index) < boundary) {
+                    emit(first ? held->rgb : held->rgb.clone(), held->source_time);
+                    first = false;
+                }
+            }
+            held = VideoFrame{rgb, 0, 0, t};
+        };
+
+        auto drain = [&]() {
+            while (!stop) {
+                int r = avcodec_receive_frame(impl.dec.get(), frame.get());
+                if (r == AVERROR(EAGAIN) || r == AVERROR_EOF) break;
+                if (r < 0) {
+                    ++bad_packets;
+                    break;
+                }
+                on_frame(frame.get());
+                av_frame_unref(frame.get());
+            }
+        };
+
+        while (!stop) {
+            int r = av_read_frame(impl.fmt.get(), pkt.get());
+            if (r == AVERROR_EOF) break;
+            if (r < 0) {
+                // A read error before EOF: the file is cut short or damaged. Keep what we have.
+                ended_early_ = true;
+                spdlog::warn("video read stopped early ({}): {}", av_error_string(r), impl.path);
+                break;
+            }
+            if (pkt->stream_index == impl.stream_index) {
+                r = avcodec_send_packet(impl.dec.get(), pkt.get());
+                if (r < 0 && r != AVERROR(EAGAIN)) ++bad_packets;
+                drain();
+            }
+            av_packet_unref(pkt.get());
+        }
+        if (!stop) {
+            avcodec_send_packet(impl.dec.get(), nullptr);
+            drain();
+        }
+        if (!stop && held) {
+            const double end = held->source_time + held_duration;
+            bool first = true;
+            while (!stop && tick(out_index) + 0.5 / impl.resample_fps < end) {
+                emit(first ? held->rgb : held->rgb.clone(), held->source_time);
+                first = false;
+            }
+            if (first && out_index == 0) emit(held->rgb, held->source_time);  // a single still image
+        }
+        if (bad_packets > 0) {
+            ended_early_ = true;
+            spdlog::warn("{} damaged video packet(s) skipped in {}", bad_packets, impl.path);
+        }
+        if (out_index == 0 && !stop)
+            throw_error(ErrorCode::InputCorrupt, "video stream contains no decodable frames: " + impl.path);
+        queue_.close();
+    } catch (...) {
+        queue_.close(std::current_exception());
+    }
+}
+
+VideoInfo probe_video(const std::string& path) {
+    VideoReader reader(path);
+    return reader.info();
+}
+
+}  // namespace lsync::media

@@ -1,0 +1,378 @@
+#include "media/video_writer.h"
+
+#include "core/files.h"
+#include "media/ffmpeg_util.h"
+
+#include <spdlog/spdlog.h>
+
+#include <cmath>
+#include <limits>
+
+extern "C" {
+#include <libavutil/audio_fifo.h>
+#include <libavutil/channel_layout.h>
+#include <libavutil/opt.h>
+}
+
+namespace lsync::media {
+
+struct OutputContextDeleter {
+    void operator()(AVFormatContext* c) const {
+        if (c && c->pb && !(c->oformat->flags & AVFMT_NOFILE)) avio_closep(&c->pb);
+        avformat_free_context(c);
+    }
+};
+struct FifoDeleter {
+    void operator()(AVAudioFifo* f) const { av_audio_fifo_free(f); }
+};
+
+// The audio that goes into the output: packets read from a source file, either copied or re-encoded to AAC.
+struct AudioTrack {
+    InputContextPtr in;
+    int in_index = -1;
+    AVStream* out_stream = nullptr;
+    bool copy = false;
+    double max_seconds = 0;
+    double start_offset = 0;  // source stream start time, subtracted so audio starts at 0 like the video
+    double written_until = 0; // seconds of audio muxed so far
+    bool done = false;
+    // Re-encode path only.
+    CodecContextPtr dec, enc;
+    SwrPtr swr;
+    std::unique_ptr<AVAudioFifo, FifoDeleter> fifo;
+    int64_t samples_in = 0;   // samples queued for the encoder (at the encoder's rate)
+    int64_t next_pts = 0;     // in 1/enc->sample_rate
+    int64_t sample_limit = std::numeric_limits<int64_t>::max();
+};
+
+struct VideoWriter::Impl {
+    VideoWriterOptions opt;
+    std::unique_ptr<AtomicOutput> out;
+    std::unique_ptr<AVFormatContext, OutputContextDeleter> oc;
+    CodecContextPtr venc;
+    AVStream* vstream = nullptr;
+    SwsPtr sws;
+    FramePtr yuv;
+    PacketPtr pkt;
+    int enc_width = 0, enc_height = 0;
+    int64_t frames = 0;
+    std::optional<AudioTrack> audio;
+    bool finished = false;
+
+    void write_packets(AVCodecContext* enc, AVStream* st);
+    void pump_audio(double until_seconds);
+    void encode_audio_frames(bool flush);
+    void setup_audio(const AudioMuxOptions& a);
+};
+
+static bool container_accepts(const AVOutputFormat* ofmt, AVCodecID id) {
+    return avformat_query_codec(ofmt, id, FF_COMPLIANCE_NORMAL) == 1;
+}
+
+void VideoWriter::Impl::setup_audio(const AudioMuxOptions& a) {
+    AudioTrack t;
+    t.in = open_input(a.path, "audio");
+    t.in_index = av_find_best_stream(t.in.get(), AVMEDIA_TYPE_AUDIO, -1, -1, nullptr, 0);
+    if (t.in_index < 0) throw_error(ErrorCode::NoAudioStream, "file has no audio stream: " + a.path);
+    for (unsigned i = 0; i < t.in->nb_streams; ++i)
+        if (static_cast<int>(i) != t.in_index) t.in->streams[i]->discard = AVDISCARD_ALL;
+    AVStream* ist = t.in->streams[t.in_index];
+    t.max_seconds = a.max_seconds;
+    t.start_offset = ist->start_time != AV_NOPTS_VALUE ? ist->start_time * av_q2d(ist->time_base) : 0.0;
+    const bool accepts = container_accepts(oc->oformat, ist->codecpar->codec_id);
+    if (a.mode == AudioMuxMode::Copy && !accepts)
+        throw_error(ErrorCode::Usage, std::string("cannot copy ") + avcodec_get_name(ist->codecpar->codec_id) +
+                                          " audio into " + oc->oformat->name + "; use --audio-codec aac");
+    t.copy = a.mode == AudioMuxMode::Copy || (a.mode == AudioMuxMode::Auto && accepts);
+
+    t.out_stream = avformat_new_stream(oc.get(), nullptr);
+    LSYNC_CHECK(t.out_stream != nullptr, ErrorCode::Internal, "cannot add an audio stream");
+    if (t.copy) {
+        ffmpeg_check(avcodec_parameters_copy(t.out_stream->codecpar, ist->codecpar), ErrorCode::Encode,
+                     "cannot copy audio parameters");
+        t.out_stream->codecpar->codec_tag = 0;  // let the muxer pick its own tag for the codec
+        t.out_stream->time_base = ist->time_base;
+    } else {
+        t.dec = open_decoder(t.in.get(), t.in_index, 0, a.path);
+        if (t.dec->ch_layout.order == AV_CHANNEL_ORDER_UNSPEC) {
+            const int n = t.dec->ch_layout.nb_channels;
+            av_channel_layout_uninit(&t.dec->ch_layout);
+            av_channel_layout_default(&t.dec->ch_layout, n);
+        }
+        const AVCodec* aac = avcodec_find_encoder(AV_CODEC_ID_AAC);
+        if (!aac) throw_error(ErrorCode::Encode, "this FFmpeg build has no AAC encoder");
+        t.enc.reset(avcodec_alloc_context3(aac));
+        // Keep the original rate when AAC supports it, else the nearest supported one.
+        int rate = t.dec->sample_rate;
+        if (aac->supported_samplerates) {
+            int best = aac->supported_samplerates[0];
+            for (const int* r = aac->supported_samplerates; *r; ++r)
+                if (std::abs(*r - rate) < std::abs(best - rate)) best = *r;
+            rate = best;
+        }
+        t.enc->sample_rate = rate;
+        t.enc->sample_fmt = AV_SAMPLE_FMT_FLTP;
+        bool layout_ok = aac->ch_layouts == nullptr;
+        for (const AVChannelLayout* l = aac->ch_layouts; l && l->nb_channels; ++l)
+            if (av_channel_layout_compare(l, &t.dec->ch_layout) == 0) layout_ok = true;
+        if (layout_ok) {
+            av_channel_layout_copy(&t.enc->ch_layout, &t.dec->ch_layout);
+        } else {
+            AVChannelLayout stereo = AV_CHANNEL_LAYOUT_STEREO;
+            av_channel_layout_copy(&t.enc->ch_layout, &stereo);
+            spdlog::warn("AAC cannot carry the source channel layout; writing stereo");
+        }
+        const int ch = t.enc->ch_layout.nb_channels;
+        t.enc->bit_rate = ch == 1 ? 128000 : ch == 2 ? 192000 : 64000 * ch;
+        t.enc->time_base = AVRational{1, rate};
+        if (oc->oformat->flags & AVFMT_GLOBALHEADER) t.enc->flags |= AV_CODEC_FLAG_GLOBAL_HEADER;
+        ffmpeg_check(avcodec_open2(t.enc.get(), aac, nullptr), ErrorCode::Encode, "cannot open the AAC encoder");
+        ffmpeg_check(avcodec_parameters_from_context(t.out_stream->codecpar, t.enc.get()), ErrorCode::Encode,
+                     "cannot set audio parameters");
+        t.out_stream->time_base = t.enc->time_base;
+        SwrContext* swr = nullptr;
+        ffmpeg_check(swr_alloc_set_opts2(&swr, &t.enc->ch_layout, t.enc->sample_fmt, t.enc->sample_rate,
+                                         &t.dec->ch_layout, t.dec->sample_fmt, t.dec->sample_rate, 0, nullptr),
+                     ErrorCode::Internal, "cannot configure the audio resampler");
+        t.swr.reset(swr);
+        ffmpeg_check(swr_init(t.swr.get()), ErrorCode::Internal, "cannot start the audio resampler");
+        t.fifo.reset(av_audio_fifo_alloc(t.enc->sample_fmt, ch, 4096));
+        if (t.max_seconds > 0) t.sample_limit = static_cast<int64_t>(std::llround(t.max_seconds * rate));
+    }
+    audio = std::move(t);
+}
+
+VideoWriter::VideoWriter(VideoWriterOptions options) : impl_(std::make_unique<Impl>()) {
+    Impl& im = *impl_;
+    im.opt = std::move(options);
+    const auto& o = im.opt;
+    LSYNC_CHECK(o.width > 0 && o.height > 0, ErrorCode::Usage, "video size must be positive");
+    LSYNC_CHECK(o.fps_num > 0 && o.fps_den > 0, ErrorCode::Usage, "frame rate must be positive");
+    LSYNC_CHECK(o.crf >= 0 && o.crf <= 51, ErrorCode::Usage, "--crf must be within 0..51");
+    im.out = std::make_unique<AtomicOutput>(o.path, o.overwrite);
+
+    // Container from the *final* name's extension (the temporary name keeps it too).
+    AVFormatContext* raw = nullptr;
+    avformat_alloc_output_context2(&raw, nullptr, nullptr, o.path.c_str());
+    if (!raw)
+        throw_error(ErrorCode::Usage, "cannot tell the output container from the name (use .mp4, .mov or .mkv): " + o.path);
+    im.oc.reset(raw);
+
+    const AVCodec* x264 = avcodec_find_encoder_by_name("libx264");
+    if (!x264) throw_error(ErrorCode::Encode, "this FFmpeg build has no libx264 encoder (run `latentsync doctor`)");
+    im.venc.reset(avcodec_alloc_context3(x264));
+    im.enc_width = o.width + (o.width & 1);
+    im.enc_height = o.height + (o.height & 1);
+    if (im.enc_width != o.width || im.enc_height != o.height)
+        spdlog::info("odd frame size {}x{} padded to {}x{} for yuv420p (last row/column repeated)", o.width,
+                     o.height, im.enc_width, im.enc_height);
+    AVCodecContext* v = im.venc.get();
+    v->width = im.enc_width;
+    v->height = im.enc_height;
+    v->pix_fmt = AV_PIX_FMT_YUV420P;
+    v->framerate = AVRational{o.fps_num, o.fps_den};
+    v->time_base = AVRational{o.fps_den, o.fps_num};
+    v->sample_aspect_ratio = AVRational{1, 1};
+    v->color_range = AVCOL_RANGE_MPEG;
+    v->colorspace = AVCOL_SPC_BT709;
+    v->color_primaries = AVCOL_PRI_BT709;
+    v->color_trc = AVCOL_TRC_BT709;
+    v->thread_count = o.threads;
+    if (im.oc->oformat->flags & AVFMT_GLOBALHEADER) v->flags |= AV_CODEC_FLAG_GLOBAL_HEADER;
+    av_opt_set(v->priv_data, "preset", o.preset.c_str(), 0);
+    av_opt_set_int(v->priv_data, "crf", o.crf, 0);
+    ffmpeg_check(avcodec_open2(v, x264, nullptr), ErrorCode::Usage,
+                 "cannot open libx264 (check --preset '" + o.preset + "')");
+    im.vstream = avformat_new_stream(im.oc.get(), nullptr);
+    LSYNC_CHECK(im.vstream != nullptr, ErrorCode::Internal, "cannot add a video stream");
+    ffmpeg_check(avcodec_parameters_from_context(im.vstream->codecpar, v), ErrorCode::Encode,
+                 "cannot set video parameters");
+    im.vstream->time_base = v->time_base;
+    im.vstream->avg_frame_rate = v->framerate;
+
+    if (o.audio) im.setup_audio(*o.audio);
+
+    // The muxer re-opens its url for the +faststart pass, so it must name the file we actually write.
+    av_freep(&im.oc->url);
+    im.oc->url = av_strdup(im.out->temp_path().c_str());
+    ffmpeg_check(avio_open(&im.oc->pb, im.out->temp_path().c_str(), AVIO_FLAG_WRITE), ErrorCode::OutputUnwritable,
+                 "cannot create the output file next to " + o.path);
+    AVDictionary* mux_opts = nullptr;
+    const std::string fmt_name = im.oc->oformat->name;
+    if (fmt_name.find("mp4") != std::string::npos || fmt_name.find("mov") != std::string::npos)
+        av_dict_set(&mux_opts, "movflags", "+faststart", 0);  // playable while still downloading
+    const int hr = avformat_write_header(im.oc.get(), &mux_opts);
+    av_dict_free(&mux_opts);
+    ffmpeg_check(hr, ErrorCode::Encode, "cannot write the output header");
+
+    im.yuv = make_frame();
+    im.yuv->format = AV_PIX_FMT_YUV420P;
+    im.yuv->width = im.enc_width;
+    im.yuv->height = im.enc_height;
+    ffmpeg_check(av_frame_get_buffer(im.yuv.get(), 0), ErrorCode::Internal, "cannot allocate a video frame");
+    im.sws.reset(sws_getContext(im.enc_width, im.enc_height, AV_PIX_FMT_RGB24, im.enc_width, im.enc_height,
+                                AV_PIX_FMT_YUV420P, SWS_BICUBIC | SWS_ACCURATE_RND | SWS_FULL_CHR_H_INT, nullptr,
+                                nullptr, nullptr));
+    LSYNC_CHECK(im.sws != nullptr, ErrorCode::Internal, "cannot create the colour converter");
+    sws_setColorspaceDetails(im.sws.get(), sws_getCoefficients(SWS_CS_DEFAULT), 1,
+                             sws_getCoefficients(SWS_CS_ITU709), 0, 0, 1 << 16, 1 << 16);
+    im.pkt = make_packet();
+}
+
+VideoWriter::~VideoWriter() {
+    // Close the file before AtomicOutput's destructor deletes it.
+    if (impl_) impl_->oc.reset();
+}
+
+void VideoWriter::Impl::write_packets(AVCodecContext* enc, AVStream* st) {
+    while (true) {
+        int r = avcodec_receive_packet(enc, pkt.get());
+        if (r == AVERROR(EAGAIN) || r == AVERROR_EOF) return;
+        ffmpeg_check(r, ErrorCode::Encode, "encoding failed");
+        av_packet_rescale_ts(pkt.get(), enc->time_base, st->time_base);
+        pkt->stream_index = st->index;
+        ffmpeg_check(av_interleaved_write_frame(oc.get(), pkt.get()), ErrorCode::Encode,
+                     "writing the output failed (disk full?)");
+    }
+}
+
+void VideoWriter::Impl::encode_audio_frames(bool flush) {
+    AudioTrack& t = *audio;
+    const int frame_size = t.enc->frame_size > 0 ? t.enc->frame_size : 1024;
+    FramePtr f = make_frame();
+    while (av_audio_fifo_size(t.fifo.get()) >= frame_size || (flush && av_audio_fifo_size(t.fifo.get()) > 0)) {
+        const int n = std::min(frame_size, av_audio_fifo_size(t.fifo.get()));
+        f->nb_samples = n;
+        f->format = t.enc->sample_fmt;
+        f->sample_rate = t.enc->sample_rate;
+        av_channel_layout_copy(&f->ch_layout, &t.enc->ch_layout);
+        ffmpeg_check(av_frame_get_buffer(f.get(), 0), ErrorCode::Internal, "cannot allocate an audio frame");
+        av_audio_fifo_read(t.fifo.get(), reinterpret_cast<void**>(f->data), n);
+        f->pts = t.next_pts;
+        t.next_pts += n;
+        ffmpeg_check(avcodec_send_frame(t.enc.get(), f.get()), ErrorCode::Encode, "AAC encoding failed");
+        write_packets(t.enc.get(), t.out_stream);
+        av_frame_unref(f.get());
+    }
+    if (flush) {
+        avcodec_send_frame(t.enc.get(), nullptr);
+        write_packets(t.enc.get(), t.out_stream);
+    }
+    t.written_until = static_cast<double>(t.next_pts) / t.enc->sample_rate;
+}
+
+// Muxes source audio up to `until_seconds`, so audio and video packets stay interleaved in the file and the
+// muxer never has to buffer one stream while waiting for the other.
+void VideoWriter::Impl::pump_audio(double until_seconds) {
+    if (!audio || audio->done) return;
+    AudioTrack& t = *audio;
+    AVStream* ist = t.in->streams[t.in_index];
+    PacketPtr ipkt = make_packet();
+    FramePtr frame = make_frame();
+    while (!t.done && t.written_until < until_seconds) {
+        int r = av_read_frame(t.in.get(), ipkt.get());
+        if (r < 0) {
+            t.done = true;
+            break;
+        }
+        if (ipkt->stream_index != t.in_index) {
+            av_packet_unref(ipkt.get());
+            continue;
+        }
+        if (t.copy) {
+            const double pts = (ipkt->pts != AV_NOPTS_VALUE ? ipkt->pts : ipkt->dts) * av_q2d(ist->time_base) - t.start_offset;
+            if (t.max_seconds > 0 && pts >= t.max_seconds) {
+                t.done = true;
+                av_packet_unref(ipkt.get());
+                break;
+            }
+            const int64_t offset = ist->start_time != AV_NOPTS_VALUE ? ist->start_time : 0;
+            if (ipkt->pts != AV_NOPTS_VALUE) ipkt->pts -= offset;
+            if (ipkt->dts != AV_NOPTS_VALUE) ipkt->dts -= offset;
+            av_packet_rescale_ts(ipkt.get(), ist->time_base, t.out_stream->time_base);
+            ipkt->stream_index = t.out_stream->index;
+            ipkt->pos = -1;
+            t.written_until = pts + (ipkt->duration > 0 ? ipkt->duration * av_q2d(t.out_stream->time_base) : 0.0);
+            ffmpeg_check(av_interleaved_write_frame(oc.get(), ipkt.get()), ErrorCode::Encode,
+                         "writing the output failed (disk full?)");
+            continue;
+        }
+        r = avcodec_send_packet(t.dec.get(), ipkt.get());
+        av_packet_unref(ipkt.get());
+        if (r < 0 && r != AVERROR(EAGAIN)) continue;  // damaged packet: skip, as players do
+        while (avcodec_receive_frame(t.dec.get(), frame.get()) == 0) {
+            const int max_out = swr_get_out_samples(t.swr.get(), frame->nb_samples);
+            uint8_t** buf = nullptr;
+            av_samples_alloc_array_and_samples(&buf, nullptr, t.enc->ch_layout.nb_channels, max_out,
+                                               t.enc->sample_fmt, 0);
+            const int got = swr_convert(t.swr.get(), buf, max_out, const_cast<const uint8_t**>(frame->extended_data),
+                                        frame->nb_samples);
+            const int keep = static_cast<int>(std::max<int64_t>(0, std::min<int64_t>(got, t.sample_limit - t.samples_in)));
+            if (keep > 0) av_audio_fifo_write(t.fifo.get(), reinterpret_cast<void**>(buf), keep);
+            t.samples_in += keep;
+            av_freep(&buf[0]);
+            av_freep(&buf);
+            av_frame_unref(frame.get());
+        }
+        encode_audio_frames(false);
+        if (t.samples_in >= t.sample_limit) t.done = true;
+    }
+}
+
+void VideoWriter::write(const torch::Tensor& rgb_in) {
+    Impl& im = *impl_;
+    LSYNC_CHECK(!im.finished, ErrorCode::Internal, "VideoWriter::write after finish");
+    LSYNC_CHECK(rgb_in.dim() == 3 && rgb_in.size(0) == im.opt.height && rgb_in.size(1) == im.opt.width &&
+                    rgb_in.size(2) == 3 && rgb_in.scalar_type() == torch::kUInt8,
+                ErrorCode::Internal, "VideoWriter::write expects a [H, W, 3] uint8 frame of the declared size");
+    torch::Tensor rgb = rgb_in.device().is_cpu() ? rgb_in : rgb_in.cpu();
+    if (im.enc_height != im.opt.height) rgb = torch::cat({rgb, rgb.slice(0, im.opt.height - 1)}, 0);
+    if (im.enc_width != im.opt.width) rgb = torch::cat({rgb, rgb.slice(1, im.opt.width - 1)}, 1);
+    rgb = rgb.contiguous();
+    ffmpeg_check(av_frame_make_writable(im.yuv.get()), ErrorCode::Internal, "video frame not writable");
+    const uint8_t* src[4] = {rgb.data_ptr<uint8_t>(), nullptr, nullptr, nullptr};
+    const int src_stride[4] = {im.enc_width * 3, 0, 0, 0};
+    sws_scale(im.sws.get(), src, src_stride, 0, im.enc_height, im.yuv->data, im.yuv->linesize);
+    im.yuv->pts = im.frames;
+    ffmpeg_check(avcodec_send_frame(im.venc.get(), im.yuv.get()), ErrorCode::Encode, "H.264 encoding failed");
+    im.write_packets(im.venc.get(), im.vstream);
+    ++im.frames;
+    im.pump_audio(static_cast<double>(im.frames) * im.opt.fps_den / im.opt.fps_num + 0.5);
+}
+
+void VideoWriter::finish() {
+    Impl& im = *impl_;
+    LSYNC_CHECK(!im.finished, ErrorCode::Internal, "VideoWriter::finish called twice");
+    ffmpeg_check(avcodec_send_frame(im.venc.get(), nullptr), ErrorCode::Encode, "H.264 flush failed");
+    im.write_packets(im.venc.get(), im.vstream);
+    if (im.audio) {
+        im.pump_audio(std::numeric_limits<double>::infinity());
+        if (!im.audio->copy) {
+            // Drain the resampler's delay line, then the encoder.
+            AudioTrack& t = *im.audio;
+            const int max_out = swr_get_out_samples(t.swr.get(), 0);
+            if (max_out > 0 && t.samples_in < t.sample_limit) {
+                uint8_t** buf = nullptr;
+                av_samples_alloc_array_and_samples(&buf, nullptr, t.enc->ch_layout.nb_channels, max_out,
+                                                   t.enc->sample_fmt, 0);
+                const int got = swr_convert(t.swr.get(), buf, max_out, nullptr, 0);
+                const int keep = static_cast<int>(std::max<int64_t>(0, std::min<int64_t>(got, t.sample_limit - t.samples_in)));
+                if (keep > 0) av_audio_fifo_write(t.fifo.get(), reinterpret_cast<void**>(buf), keep);
+                t.samples_in += keep;
+                av_freep(&buf[0]);
+                av_freep(&buf);
+            }
+            im.encode_audio_frames(true);
+        }
+    }
+    ffmpeg_check(av_write_trailer(im.oc.get()), ErrorCode::Encode, "cannot finalise the output (disk full?)");
+    ffmpeg_check(avio_closep(&im.oc->pb), ErrorCode::Encode, "cannot close the output file");
+    im.finished = true;
+    im.out->commit();
+}
+
+int64_t VideoWriter::frames_written() const { return impl_->frames; }
+
+bool VideoWriter::audio_copied() const { return impl_->audio && impl_->audio->copy; }
+
+}  // namespace lsync::media

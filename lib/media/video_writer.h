@@ -1,0 +1,64 @@
+#pragma once
+// H.264 (libx264) writer with the audio of another file muxed in. The output appears under its final name
+// only when finish() succeeds (see AtomicOutput); a failed or interrupted write leaves nothing behind.
+//
+// Audio policy: the original audio is copied bit-exact when the output container accepts its codec
+// (e.g. AAC or MP3 into .mp4, anything into .mkv); otherwise it is encoded once to AAC at its original sample
+// rate and channel layout. Users never get 16 kHz mono back.
+
+#include <torch/torch.h>
+
+#include <memory>
+#include <optional>
+#include <string>
+
+namespace lsync::media {
+
+enum class AudioMuxMode { Auto, Copy, AAC };
+
+struct AudioMuxOptions {
+    std::string path;                ///< file whose best audio stream is muxed (an audio file or a video)
+    AudioMuxMode mode = AudioMuxMode::Auto;
+    double max_seconds = 0;          ///< 0 = the whole stream; otherwise cut at this time
+};
+
+struct VideoWriterOptions {
+    std::string path;
+    bool overwrite = false;
+    int width = 0;
+    int height = 0;
+    int fps_num = 25;
+    int fps_den = 1;
+    int crf = 18;                    ///< libx264 constant rate factor (0 = lossless, 51 = worst)
+    std::string preset = "medium";   ///< libx264 preset
+    int threads = 0;                 ///< encoder threads, 0 = libx264's choice
+    std::optional<AudioMuxOptions> audio;
+};
+
+class VideoWriter {
+public:
+    /// Validates the destination, opens the encoder and the audio source, and writes the header to a
+    /// temporary file. Throws Usage/OutputExists/OutputUnwritable/Encode/audio input errors.
+    explicit VideoWriter(VideoWriterOptions options);
+    ~VideoWriter();  // without finish(): the temporary file is removed
+    VideoWriter(const VideoWriter&) = delete;
+    VideoWriter& operator=(const VideoWriter&) = delete;
+
+    /// Appends one frame, [height, width, 3] uint8 RGB on the CPU. Odd sizes are padded to even by
+    /// repeating the last row/column (4:2:0 chroma needs even sizes); the padded size is logged once.
+    void write(const torch::Tensor& rgb);
+
+    /// Flushes the encoders, muxes the remaining audio, finalises the file and moves it into place.
+    void finish();
+
+    int64_t frames_written() const;
+    /// True when the audio was stream-copied, false when it was re-encoded (or there is none).
+    bool audio_copied() const;
+
+    struct Impl;  // FFmpeg state, opaque to users
+
+private:
+    std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace lsync::media

@@ -1,0 +1,146 @@
+#include "ops/attention.h"
+
+#include "core/compat.h"
+#include "core/error.h"
+
+#include <spdlog/spdlog.h>
+
+#include <cmath>
+
+namespace lsync::ops {
+
+std::string to_string(AttentionBackend b) {
+    switch (b) {
+        case AttentionBackend::Auto: return "auto";
+        case AttentionBackend::Flash: return "flash";
+        case AttentionBackend::Flex: return "flex";
+        case AttentionBackend::Standard: return "standard";
+    }
+    return "?";
+}
+
+AttentionBackend parse_attention_backend(const std::string& name) {
+    for (auto b : {AttentionBackend::Auto, AttentionBackend::Flash, AttentionBackend::Flex, AttentionBackend::Standard})
+        if (to_string(b) == name) return b;
+    throw_error(ErrorCode::Usage, "unknown attention backend '" + name + "' (choose auto, flash, flex or standard)");
+}
+
+BackendAvailability attention_availability(AttentionBackend backend, const torch::Device& device,
+                                           torch::ScalarType dtype) {
+    switch (backend) {
+        case AttentionBackend::Standard:
+            return {true, "matmul + fp32 softmax, query-chunked"};
+        case AttentionBackend::Flex:
+#if LSYNC_HAS_SDPA
+            return {true, "SDPA with an additive per-key bias"};
+#else
+            return {true, "standard attention with an additive per-key bias (LibTorch " + compat::torch_version() +
+                              " has no SDPA)"};
+#endif
+        case AttentionBackend::Flash: {
+#if LSYNC_HAS_SDPA
+            if (device.is_cpu()) return {true, "ATen CPU scaled_dot_product_attention"};
+            if (dtype != torch::kHalf && dtype != torch::kBFloat16)
+                return {false, "fused CUDA attention needs fp16 or bf16 (got " + std::string(c10::toString(dtype)) + ")"};
+            // Ask ATen what it would dispatch to for a typical LatentSync shape (head dim 40, 1024 tokens).
+            auto opts = torch::TensorOptions().device(device).dtype(dtype);
+            auto q = torch::randn({1, 8, 1024, 40}, opts);
+            const std::string kernel = compat::sdpa_kernel_choice(q, q, q, std::nullopt);
+            if (kernel == "math" || kernel == "none")
+                return {false, "no fused SDPA kernel for this device/dtype (ATen would use: " + kernel + ")"};
+            return {true, "fused SDPA kernel: " + kernel};
+#else
+            (void)device;
+            (void)dtype;
+            return {false, "LibTorch " + compat::torch_version() +
+                               " has no public scaled_dot_product_attention; needs LibTorch >= 2.0"};
+#endif
+        }
+        case AttentionBackend::Auto: break;
+    }
+    return {true, "resolved at run time"};
+}
+
+torch::Tensor standard_attention(const AttentionInputs& in, int64_t query_chunk) {
+    const auto& q = in.q;
+    const double scale = 1.0 / std::sqrt(static_cast<double>(q.size(-1)));
+    torch::Tensor bias;
+    if (in.key_bias) bias = in.key_bias->to(q.device(), torch::kFloat).unsqueeze(1).unsqueeze(1);  // [B,1,1,Lk]
+    const int64_t lq = q.size(2);
+    const int64_t step = std::max<int64_t>(1, query_chunk);
+    std::vector<torch::Tensor> parts;
+    parts.reserve(static_cast<size_t>((lq + step - 1) / step));
+    const auto kt = in.k.transpose(-2, -1);
+    for (int64_t s = 0; s < lq; s += step) {
+        auto qc = q.slice(2, s, std::min(lq, s + step));
+        auto logits = torch::matmul(qc, kt).to(torch::kFloat) * scale;
+        if (bias.defined()) logits = logits + bias;
+        auto probs = torch::softmax(logits, -1).to(in.v.scalar_type());
+        parts.push_back(torch::matmul(probs, in.v));
+    }
+    return parts.size() == 1 ? parts[0] : torch::cat(parts, 2);
+}
+
+torch::Tensor flash_attention(const AttentionInputs& in) { return compat::sdpa(in.q, in.k, in.v, std::nullopt); }
+
+torch::Tensor flex_attention(const AttentionInputs& in) {
+    if (!in.key_bias) return LSYNC_HAS_SDPA ? flash_attention(in) : standard_attention(in);
+#if LSYNC_HAS_SDPA
+    auto bias = in.key_bias->to(in.q.device(), in.q.scalar_type()).unsqueeze(1).unsqueeze(1);  // [B,1,1,Lk]
+    return compat::sdpa(in.q, in.k, in.v, bias);
+#else
+    return standard_attention(in);
+#endif
+}
+
+torch::Tensor lip_focus_bias(const torch::Tensor& mouth, double weight) {
+    LSYNC_CHECK(weight > 0, ErrorCode::Usage, "--lip-focus must be positive");
+    return mouth.to(torch::kFloat) * static_cast<float>(std::log(weight));
+}
+
+AttentionDispatcher::AttentionDispatcher(AttentionBackend requested, bool strict, torch::Device device,
+                                         torch::ScalarType dtype)
+    : requested_(requested), active_(requested), strict_(strict) {
+    if (requested == AttentionBackend::Auto) {
+        const auto flash = attention_availability(AttentionBackend::Flash, device, dtype);
+        active_ = flash.available ? AttentionBackend::Flash : AttentionBackend::Standard;
+        if (!flash.available) notes_.push_back("auto: using standard attention (flash: " + flash.reason + ")");
+        return;
+    }
+    // Walk the fallback chain until a backend is available here.
+    while (true) {
+        const auto avail = attention_availability(active_, device, dtype);
+        if (avail.available) break;
+        const std::string why = to_string(active_) + " attention is unavailable: " + avail.reason;
+        if (strict_) throw_error(ErrorCode::Backend, why + " (--strict-attention)");
+        fall_back(why);
+    }
+}
+
+void AttentionDispatcher::fall_back(const std::string& why) {
+    const AttentionBackend next =
+        active_ == AttentionBackend::Flex ? AttentionBackend::Flash : AttentionBackend::Standard;
+    LSYNC_CHECK(active_ != AttentionBackend::Standard, ErrorCode::Backend, why);
+    notes_.push_back(why + "; falling back to " + to_string(next));
+    spdlog::warn("{}", notes_.back());
+    active_ = next;
+}
+
+torch::Tensor AttentionDispatcher::operator()(const AttentionInputs& in) {
+    while (true) {
+        try {
+            switch (active_) {
+                case AttentionBackend::Flex: return flex_attention(in);
+                case AttentionBackend::Flash: return flash_attention(in);
+                default: return standard_attention(in);
+            }
+        } catch (const c10::Error& e) {
+            if (active_ == AttentionBackend::Standard) throw;
+            const std::string why = to_string(active_) + " attention failed at run time: " + e.what_without_backtrace();
+            if (strict_) throw_error(ErrorCode::Backend, why + " (--strict-attention)");
+            fall_back(why);
+        }
+    }
+}
+
+}  // namespace lsync::ops

@@ -1,0 +1,72 @@
+#pragma once
+// The single attention entry point used by every attention site (spatial self-attention, audio cross-attention,
+// temporal attention, VAE mid-block). Backends:
+//   standard  explicit QK^T -> fp32 softmax -> V, chunked over queries so memory stays bounded; runs everywhere
+//   flash     LibTorch's fused scaled_dot_product_attention (LibTorch >= 2.0); on CUDA fp16/bf16 a fused kernel
+//   flex      attention with an additive per-key bias (the lip-focus score modification); SDPA + bias where
+//             LibTorch has SDPA, standard + bias elsewhere
+// Selection and fallback are described in docs/attention.md.
+
+#include <torch/torch.h>
+
+#include <optional>
+#include <string>
+#include <vector>
+
+namespace lsync::ops {
+
+enum class AttentionBackend { Auto, Flash, Flex, Standard };
+
+std::string to_string(AttentionBackend b);
+/// Parses "auto|flash|flex|standard"; throws Error(Usage) otherwise.
+AttentionBackend parse_attention_backend(const std::string& name);
+
+/// Whether `backend` can run on `device` with `dtype`, and why not.
+struct BackendAvailability {
+    bool available = false;
+    std::string reason;          ///< why not, or how it runs ("SDPA + additive bias")
+};
+BackendAvailability attention_availability(AttentionBackend backend, const torch::Device& device,
+                                           torch::ScalarType dtype);
+
+/// Inputs to one attention call. q [B, H, Lq, D], k/v [B, H, Lk, D]. `key_bias` ([B or 1, Lk], fp32) is added
+/// to the logits of every query for that key; only flex and standard use it.
+struct AttentionInputs {
+    torch::Tensor q, k, v;
+    std::optional<torch::Tensor> key_bias;
+};
+
+/// Reference implementation: fp32 softmax, chunks of `query_chunk` queries at a time.
+torch::Tensor standard_attention(const AttentionInputs& in, int64_t query_chunk = 4096);
+/// Fused SDPA (no bias). Throws Error(Backend) when LibTorch has no SDPA.
+torch::Tensor flash_attention(const AttentionInputs& in);
+/// Biased attention: SDPA with an additive mask where available, else standard with the bias.
+torch::Tensor flex_attention(const AttentionInputs& in);
+
+/// Resolves a requested backend to the one that will run, following the chain flex -> flash -> standard and
+/// flash -> standard, and keeps that decision (including runtime failures) for the whole process.
+class AttentionDispatcher {
+public:
+    AttentionDispatcher(AttentionBackend requested, bool strict, torch::Device device, torch::ScalarType dtype);
+
+    AttentionBackend requested() const { return requested_; }
+    AttentionBackend active() const { return active_; }
+    /// Warnings produced while resolving (one per fallback), for the log and for `doctor`.
+    const std::vector<std::string>& notes() const { return notes_; }
+
+    /// Runs attention on the active backend. A runtime failure of a fused backend (unsupported shape, launch
+    /// error) falls back once along the chain and is remembered; with `strict` it is an Error(Backend).
+    torch::Tensor operator()(const AttentionInputs& in);
+
+private:
+    AttentionBackend requested_, active_;
+    bool strict_;
+    std::vector<std::string> notes_;
+    void fall_back(const std::string& why);
+};
+
+/// The additive bias that makes keys inside `mouth` (bool/float [B or 1, Lk], 1 = mouth) receive `weight`
+/// times the attention mass they would otherwise get: log(weight) inside, 0 outside.
+torch::Tensor lip_focus_bias(const torch::Tensor& mouth, double weight);
+
+}  // namespace lsync::ops
