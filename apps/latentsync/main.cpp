@@ -32,9 +32,11 @@ int main(int argc, char** argv) {
     try {
         app.parse(argc, argv);
     } catch (const CLI::ParseError& e) {
-        // --help / --version are "errors" with exit code 0; real parse errors all map to our usage code.
-        const int rc = app.exit(e);
-        return rc == 0 ? 0 : static_cast<int>(lsync::ErrorCode::Usage);
+        // --help / --version are "errors" with exit code 0; real parse errors all map to our usage code and
+        // get the same one-line format as every other error.
+        if (e.get_exit_code() == static_cast<int>(CLI::ExitCodes::Success)) return app.exit(e);
+        std::cerr << "[error] " << e.what() << " (see latentsync --help)\n";
+        return static_cast<int>(lsync::ErrorCode::Usage);
     }
 
     lsync::setup_logging(debug ? lsync::LogLevel::Debug

@@ -92,6 +92,15 @@ static json devices_section(DoctorReport& report, bool probes) {
     return devs;
 }
 
+static std::string dtype_name(torch::ScalarType t) {
+    switch (t) {
+        case torch::kFloat: return "float32";
+        case torch::kHalf: return "float16";
+        case torch::kBFloat16: return "bfloat16";
+        default: return c10::toString(t);
+    }
+}
+
 static double rel_error(const torch::Tensor& a, const torch::Tensor& ref) {
     auto d = (a.to(torch::kDouble) - ref.to(torch::kDouble)).norm().item<double>();
     auto n = ref.to(torch::kDouble).norm().item<double>();
@@ -150,7 +159,7 @@ static json attention_section(DoctorReport& report, bool probes) {
             json r;
             r["backend"] = ops::to_string(b);
             r["device"] = device.str();
-            r["dtype"] = std::string(c10::toString(dtype));
+            r["dtype"] = dtype_name(dtype);
             const auto avail = ops::attention_availability(b, device, dtype);
             r["available"] = avail.available;
             r["detail"] = avail.reason;
@@ -167,7 +176,7 @@ static json attention_section(DoctorReport& report, bool probes) {
         json a;
         a["backend"] = "auto";
         a["device"] = device.str();
-        a["dtype"] = std::string(c10::toString(dtype));
+        a["dtype"] = dtype_name(dtype);
         a["available"] = true;
         a["detail"] = "resolves to " + ops::to_string(autosel.active());
         rows.push_back(a);
@@ -241,14 +250,14 @@ static json models_section(DoctorReport& report, const std::string& dir) {
         if (st.spec.component.rfind("unet-", 0) == 0 && st.ok) any_unet = true;
         if (st.present && !st.ok)
             report.problems.push_back({st.spec.component + " file " + st.path + " " + st.problem,
-                                       "delete it and fetch it again: scripts/fetch-models.sh (source: " + st.spec.source + ")"});
+                                       "delete it and download it again from " + st.spec.source});
         else if (!st.present && st.spec.required_for_render)
             report.problems.push_back({st.spec.component + " is missing (" + st.path + ")",
-                                       "scripts/fetch-models.sh, or copy it there from " + st.spec.source});
+                                       "download it into that path from " + st.spec.source});
     }
     if (!any_unet)
         report.problems.push_back({"no LatentSync UNet found in " + dir,
-                                   "scripts/fetch-models.sh, or place latentsync_unet.pt under latentsync-1.5/ or latentsync-1.6/"});
+                                   "download latentsync_unet.pt from ByteDance/LatentSync-1.5 or -1.6 into " + dir + "/latentsync-1.5/ or /latentsync-1.6/"});
     m["files"] = files;
     return m;
 }
@@ -300,7 +309,9 @@ std::string format_report(const DoctorReport& r) {
             o << "  sm " << dev["compute_capability"].get<std::string>() << "  "
               << mib(dev["memory_free_bytes"].get<uint64_t>()) << " free of " << mib(dev["memory_total_bytes"].get<uint64_t>());
         if (dev.contains("kernel_selftest")) o << "  kernel self-test: " << dev["kernel_selftest"].get<std::string>();
-        if (dev["device"] == "cpu") o << "  (" << t["cpu_threads"].get<int>() << " threads)";
+        if (dev["device"] == "cpu")
+            o << "  (LibTorch uses " << t["cpu_threads"].get<int>() << " of " << t["hardware_threads"].get<unsigned>()
+              << " hardware threads)";
         o << "\n";
     }
     o << "\nAttention backends\n";

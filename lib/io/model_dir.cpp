@@ -30,9 +30,9 @@ const std::vector<ModelFileSpec>& model_manifest() {
          "https://huggingface.co/stabilityai/sd-vae-ft-mse"},
         {"vae-config", "sd-vae-ft-mse/config.json", FileFormat::Json, 100ull, false,
          "https://huggingface.co/stabilityai/sd-vae-ft-mse"},
-        {"face-detector", "face-api/ssd_mobilenetv1_model-weights_manifest.json", FileFormat::TfjsManifest, 100ull,
+        {"face-detector", "face-api/ssd_mobilenetv1_model-weights_manifest.json", FileFormat::TfjsManifest, 2ull,
          true, "npm pack @vladmandic/face-api (model/)"},
-        {"face-landmarks", "face-api/face_landmark_68_model-weights_manifest.json", FileFormat::TfjsManifest, 100ull,
+        {"face-landmarks", "face-api/face_landmark_68_model-weights_manifest.json", FileFormat::TfjsManifest, 2ull,
          true, "npm pack @vladmandic/face-api (model/)"},
         {"mouth-mask", "mask.png", FileFormat::Png, 100ull, false, "optional: built procedurally when absent"},
     };
@@ -50,7 +50,7 @@ static std::string read_prefix(const std::string& path, size_t n) {
 // Container signature checks: enough to catch an HTML error page saved as .pt, a truncated download, a
 // git-lfs pointer file, or a file of the wrong kind.
 static std::string format_problem(const std::string& path, FileFormat format, uint64_t bytes) {
-    const std::string head = read_prefix(path, 16);
+    const std::string head = read_prefix(path, 64);
     if (head.rfind("version https://git-lfs", 0) == 0) return "is a git-lfs pointer, not the real file";
     switch (format) {
         case FileFormat::TorchZip:
@@ -100,11 +100,11 @@ std::vector<ModelFileStatus> check_model_files(const std::string& dir) {
             continue;
         }
         st.bytes = fs::file_size(st.path, ec);
-        if (st.bytes < spec.min_bytes)
+        // The format check first: "git-lfs pointer" or "HTML page" says more than "too small".
+        st.problem = format_problem(st.path, spec.format, st.bytes);
+        if (st.problem.empty() && st.bytes < spec.min_bytes)
             st.problem = "too small (" + std::to_string(st.bytes) + " bytes; expected at least " +
                          std::to_string(spec.min_bytes) + "): truncated download?";
-        else
-            st.problem = format_problem(st.path, spec.format, st.bytes);
         st.ok = st.problem.empty();
         out.push_back(st);
     }

@@ -45,6 +45,7 @@ AudioDecoder::AudioDecoder(const std::string& path, int out_rate, int out_channe
     if (idx < 0) throw_error(ErrorCode::NoAudioStream, "file has no audio stream: " + path);
     for (unsigned i = 0; i < impl.fmt->nb_streams; ++i)
         if (static_cast<int>(i) != idx) impl.fmt->streams[i]->discard = AVDISCARD_ALL;
+    check_not_truncated(impl.fmt.get(), idx, path);
     impl.dec = open_decoder(impl.fmt.get(), idx, 0, path);
     AVStream* st = impl.fmt->streams[idx];
 

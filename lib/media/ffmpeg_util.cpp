@@ -66,7 +66,36 @@ InputContextPtr open_input(const std::string& path, const std::string& role) {
     if (ret < 0)
         throw_error(ErrorCode::InputCorrupt,
                     role + " file has unreadable stream headers (" + av_error_string(ret) + "): " + path);
+    // A media container whose header yields no audio or video stream is broken (e.g. cut inside its header).
+    bool has_av = false;
+    for (unsigned i = 0; i < ctx->nb_streams; ++i) {
+        const auto type = ctx->streams[i]->codecpar->codec_type;
+        has_av = has_av || type == AVMEDIA_TYPE_VIDEO || type == AVMEDIA_TYPE_AUDIO;
+    }
+    if (!has_av)
+        throw_error(ErrorCode::InputCorrupt,
+                    role + " file has no readable audio or video stream (damaged or truncated?): " + path);
     return ctx;
+}
+
+void check_not_truncated(AVFormatContext* fmt, int stream_index, const std::string& path) {
+    if (!fmt->pb) return;
+    const int64_t file_size = avio_size(fmt->pb);
+    AVStream* st = fmt->streams[stream_index];
+    const int n = avformat_index_get_entries_count(st);
+    if (file_size <= 0 || n <= 0) return;
+    const AVIndexEntry* last = avformat_index_get_entry(st, n - 1);
+    if (last && last->pos + last->size > file_size) {
+        int64_t present = 0;
+        for (int i = 0; i < n; ++i) {
+            const AVIndexEntry* e = avformat_index_get_entry(st, i);
+            if (e->pos + e->size <= file_size) ++present;
+        }
+        throw_error(ErrorCode::InputCorrupt, "file is truncated: only " + std::to_string(present) + " of " +
+                                                 std::to_string(n) + " " +
+                                                 av_get_media_type_string(st->codecpar->codec_type) +
+                                                 " samples are in it (interrupted download or copy?): " + path);
+    }
 }
 
 CodecContextPtr open_decoder(AVFormatContext* fmt, int index, int threads, const std::string& path) {

@@ -56,6 +56,10 @@ void ffmpeg_check(int ret, ErrorCode code, const std::string& what);
 /// `role` names the input in messages ("video", "audio").
 InputContextPtr open_input(const std::string& path, const std::string& role);
 
+/// Throws InputCorrupt when the container's sample index points past the end of the file: the signature of
+/// an interrupted download or copy, which would otherwise decode as a silently shorter video.
+void check_not_truncated(AVFormatContext* fmt, int stream_index, const std::string& path);
+
 /// Opens a decoder for stream `index` of `fmt`, with `threads` worker threads (0 = FFmpeg's choice).
 CodecContextPtr open_decoder(AVFormatContext* fmt, int index, int threads, const std::string& path);
 

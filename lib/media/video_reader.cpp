@@ -20,7 +20,7 @@ struct VideoReader::Impl {
     int stream_index = -1;
     AVRational time_base{1, 1};
     double start_time = 0;
-    double resample_fps = 0;  // > 0: resample by timestamps to this rate; 0: pass frames through
+    double resample_fps = 0;  // output rate; frames are chosen by timestamp
     SwsPtr sws;
 };
 
@@ -74,15 +74,11 @@ static VideoInfo describe(const AVFormatContext* fmt, const AVStream* st, const 
     else if (fmt->duration > 0)
         info.duration = fmt->duration / static_cast<double>(AV_TIME_BASE);
 
-    if (target_fps > 0) {
-        *resample_fps = target_fps;
-    } else if (info.variable_frame_rate) {
-        *resample_fps = info.avg_fps;
-    } else {
-        *resample_fps = 0;
-    }
-    info.output_fps = *resample_fps > 0 ? *resample_fps : info.avg_fps;
-    if (*resample_fps == 0 && st->nb_frames > 0)
+    // Always resample by timestamps: for constant-rate input every tick lands on exactly one frame (identity),
+    // for variable-rate input frames are repeated or dropped where the timestamps say so.
+    *resample_fps = target_fps > 0 ? target_fps : info.avg_fps;
+    info.output_fps = *resample_fps;
+    if (target_fps <= 0 && !info.variable_frame_rate && st->nb_frames > 0)
         info.frame_count_estimate = st->nb_frames;
     else
         info.frame_count_estimate = std::max<int64_t>(1, std::llround(info.duration * info.output_fps));
@@ -101,6 +97,7 @@ VideoReader::VideoReader(const std::string& path, VideoReaderOptions options)
     // Drop every other stream at the demuxer so audio packets are never read or buffered here.
     for (unsigned i = 0; i < impl_->fmt->nb_streams; ++i)
         if (static_cast<int>(i) != impl_->stream_index) impl_->fmt->streams[i]->discard = AVDISCARD_ALL;
+    check_not_truncated(impl_->fmt.get(), impl_->stream_index, path);
     impl_->dec = open_decoder(impl_->fmt.get(), impl_->stream_index, options.decoder_threads, path);
     impl_->time_base = st->time_base;
     info_ = describe(impl_->fmt.get(), st, impl_->dec.get(), options.target_fps, &impl_->resample_fps);
@@ -179,10 +176,6 @@ void VideoReader::run() {
                                             : ts * av_q2d(impl.time_base) - impl.start_time;
             if (f->pkt_duration > 0) held_duration = f->pkt_duration * av_q2d(impl.time_base);  // "duration" from FFmpeg 6
             torch::Tensor rgb = to_rgb(impl, f, info_.rotation);
-            if (impl.resample_fps <= 0) {
-                emit(rgb, t);
-                return;
-            }
             if (held) {
                 // Ticks nearer to the held frame than to this one show the held frame.
                 const double boundary = 0.5 * (held->source_time + t);

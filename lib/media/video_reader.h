@@ -5,8 +5,8 @@
 // Frame-rate policy (docs/media.md):
 //  - target_fps > 0: output is constant-rate at target_fps; output frame k shows the source frame whose
 //    timestamp is nearest to k / target_fps (frames are repeated or dropped by timestamp, never by count).
-//  - target_fps == 0 ("native"): constant-frame-rate sources come out as decoded; variable-frame-rate
-//    sources are resampled as above to their average frame rate, so downstream always sees CFR.
+//  - target_fps == 0 ("native"): the same, at the source's average frame rate. Constant-frame-rate sources
+//    therefore come out exactly as decoded; variable-frame-rate ones become constant-rate.
 // Rotation metadata (phone videos) is applied: width/height and the pixels are those a player would show.
 
 #include "core/bounded_queue.h"

@@ -76,6 +76,7 @@ void VideoWriter::Impl::setup_audio(const AudioMuxOptions& a) {
     if (t.in_index < 0) throw_error(ErrorCode::NoAudioStream, "file has no audio stream: " + a.path);
     for (unsigned i = 0; i < t.in->nb_streams; ++i)
         if (static_cast<int>(i) != t.in_index) t.in->streams[i]->discard = AVDISCARD_ALL;
+    check_not_truncated(t.in.get(), t.in_index, a.path);
     AVStream* ist = t.in->streams[t.in_index];
     t.max_seconds = a.max_seconds;
     t.start_offset = ist->start_time != AV_NOPTS_VALUE ? ist->start_time * av_q2d(ist->time_base) : 0.0;

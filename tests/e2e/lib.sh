@@ -1,0 +1,28 @@
+# Shared helpers for the end-to-end scripts: a scratch directory and assertions on exit codes and files.
+set -u
+BIN=${1:?usage: $0 path/to/latentsync}
+WORK=$(mktemp -d "${TMPDIR:-/tmp}/lsync_e2e.XXXXXX")
+chmod 755 "$WORK"
+trap 'rm -rf "$WORK"' EXIT
+FAILS=0
+
+fail() { echo "FAIL: $*" >&2; FAILS=$((FAILS + 1)); }
+
+# expect_rc CODE MESSAGE_SUBSTRING -- command...: runs the command, checks its exit code, that stderr has
+# exactly one line mentioning the substring, and that no partial output is left in $WORK.
+expect_rc() {
+    local want=$1 text=$2
+    shift 3
+    local err rc
+    err=$("$@" 2>&1 >/dev/null)
+    rc=$?
+    if [ "$rc" != "$want" ]; then fail "exit $rc (want $want): $*"$'\n'"$err"; return; fi
+    if ! grep -qF -- "$text" <<<"$err"; then fail "message lacks '$text': $*"$'\n'"$err"; fi
+    if [ "$(grep -c '^\[error\]' <<<"$err")" != 1 ]; then fail "not exactly one error line: $*"$'\n'"$err"; fi
+    if find "$WORK" -name '*.partial-*' | grep -q .; then fail "partial output left behind by: $*"; fi
+}
+
+finish() {
+    if [ "$FAILS" -gt 0 ]; then echo "$FAILS failure(s)" >&2; exit 1; fi
+    echo "all passed"
+}

@@ -1,0 +1,110 @@
+#include "catch_compat.h"
+
+#include "core/compat.h"
+#include "core/error.h"
+#include "ops/attention.h"
+
+using namespace lsync;
+using namespace lsync::ops;
+
+static torch::Tensor naive_attention(const torch::Tensor& q, const torch::Tensor& k, const torch::Tensor& v,
+                                     const torch::Tensor& key_bias = {}) {
+    auto qd = q.to(torch::kDouble), kd = k.to(torch::kDouble), vd = v.to(torch::kDouble);
+    auto logits = torch::matmul(qd, kd.transpose(-2, -1)) / std::sqrt(static_cast<double>(q.size(-1)));
+    if (key_bias.defined()) logits = logits + key_bias.to(torch::kDouble).unsqueeze(1).unsqueeze(1);
+    return torch::matmul(torch::softmax(logits, -1), vd);
+}
+
+static double rel(const torch::Tensor& a, const torch::Tensor& b) {
+    return ((a.to(torch::kDouble) - b.to(torch::kDouble)).norm() / b.to(torch::kDouble).norm()).item<double>();
+}
+
+TEST_CASE("standard attention matches the textbook formula, at any chunk size", "[attention]") {
+    torch::manual_seed(1);
+    auto q = torch::randn({2, 8, 77, 40}), k = torch::randn({2, 8, 50, 40}), v = torch::randn({2, 8, 50, 40});
+    const auto ref = naive_attention(q, k, v);
+    for (int64_t chunk : {1, 7, 64, 77, 4096}) {
+        auto out = standard_attention({q, k, v, std::nullopt}, chunk);
+        CHECK(out.sizes() == torch::IntArrayRef({2, 8, 77, 40}));
+        CHECK(rel(out, ref) < 1e-5);
+    }
+}
+
+TEST_CASE("flex: lip-focus 1 equals standard; weight w multiplies the mass on mouth keys by w", "[attention]") {
+    torch::manual_seed(2);
+    auto q = torch::randn({1, 2, 16, 8}), k = torch::randn({1, 2, 24, 8}), v = torch::randn({1, 2, 24, 8});
+    auto mouth = torch::zeros({1, 24});
+    mouth.slice(1, 10, 16).fill_(1);
+    auto plain = standard_attention({q, k, v, std::nullopt});
+    auto unit = flex_attention({q, k, v, lip_focus_bias(mouth, 1.0)});
+    CHECK(rel(unit, plain) < 1e-6);
+
+    // Check the definition on the probabilities themselves: p'(mouth) / p'(other) = w * p(mouth) / p(other).
+    auto eye = torch::eye(24).view({1, 1, 24, 24}).expand({1, 2, 24, 24});  // v = identity -> output = probs
+    auto p = flex_attention({q, k, eye.contiguous(), std::nullopt});
+    auto p2 = flex_attention({q, k, eye.contiguous(), lip_focus_bias(mouth, 2.0)});
+    auto ratio = (p2.slice(-1, 10, 16).sum(-1) / p2.slice(-1, 0, 10).sum(-1)) /
+                 (p.slice(-1, 10, 16).sum(-1) / p.slice(-1, 0, 10).sum(-1));
+    CHECK(torch::allclose(ratio, torch::full_like(ratio, 2.0), 1e-4, 1e-4));
+    auto biased = flex_attention({q, k, v, lip_focus_bias(mouth, 2.0)});
+    CHECK(rel(biased, naive_attention(q, k, v, lip_focus_bias(mouth, 2.0))) < 1e-5);
+    CHECK_THROWS_AS(lip_focus_bias(mouth, 0.0), Error);
+}
+
+TEST_CASE("backend names parse, unknown names are usage errors", "[attention]") {
+    CHECK(parse_attention_backend("flex") == AttentionBackend::Flex);
+    CHECK(parse_attention_backend("auto") == AttentionBackend::Auto);
+    try {
+        parse_attention_backend("xformers");
+        FAIL("accepted an unknown backend");
+    } catch (const Error& e) {
+        CHECK(e.code() == ErrorCode::Usage);
+    }
+}
+
+TEST_CASE("selection follows the fallback chain; strict makes it an error", "[attention]") {
+    const auto flash = attention_availability(AttentionBackend::Flash, torch::kCPU, torch::kFloat);
+    CHECK(attention_availability(AttentionBackend::Standard, torch::kCPU, torch::kFloat).available);
+    CHECK(attention_availability(AttentionBackend::Flex, torch::kCPU, torch::kFloat).available);
+    CHECK(flash.available == static_cast<bool>(LSYNC_HAS_SDPA));
+    CHECK_FALSE(flash.reason.empty());
+
+    AttentionDispatcher autosel(AttentionBackend::Auto, false, torch::kCPU, torch::kFloat);
+    CHECK(autosel.active() == (flash.available ? AttentionBackend::Flash : AttentionBackend::Standard));
+
+    AttentionDispatcher wanted(AttentionBackend::Flash, false, torch::kCPU, torch::kFloat);
+    if (flash.available) {
+        CHECK(wanted.active() == AttentionBackend::Flash);
+        CHECK(wanted.notes().empty());
+    } else {
+        CHECK(wanted.active() == AttentionBackend::Standard);
+        REQUIRE(wanted.notes().size() == 1);
+        CHECK(wanted.notes()[0].find("flash") != std::string::npos);
+        try {
+            AttentionDispatcher strict(AttentionBackend::Flash, true, torch::kCPU, torch::kFloat);
+            FAIL("strict accepted an unavailable backend");
+        } catch (const Error& e) {
+            CHECK(e.code() == ErrorCode::Backend);
+        }
+    }
+    torch::manual_seed(3);
+    auto q = torch::randn({1, 8, 33, 40});
+    auto out = wanted({q, q, q, std::nullopt});
+    CHECK(rel(out, naive_attention(q, q, q)) < 1e-4);
+}
+
+TEST_CASE("a fused backend that fails at run time falls back once and stays there", "[attention]") {
+    if (!LSYNC_HAS_SDPA) LSYNC_SKIP("needs LibTorch >= 2.0 (SDPA)");
+    AttentionDispatcher d(AttentionBackend::Flash, false, torch::kCPU, torch::kFloat);
+    REQUIRE(d.active() == AttentionBackend::Flash);
+    // Mismatched head dims: SDPA rejects them with a c10::Error; the dispatcher must fall back, and standard
+    // (matmul) then reports the shape error itself.
+    auto q = torch::randn({1, 1, 4, 8}), k = torch::randn({1, 1, 4, 8}), v = torch::randn({1, 1, 4, 8});
+    auto bad_k = torch::randn({1, 1, 4, 6});
+    CHECK_THROWS(d({q, bad_k, v, std::nullopt}));
+    CHECK(d.active() == AttentionBackend::Standard);
+    CHECK(d.notes().size() == 1);
+    CHECK(rel(d({q, k, v, std::nullopt}), naive_attention(q, k, v)) < 1e-5);
+    AttentionDispatcher strict(AttentionBackend::Flash, true, torch::kCPU, torch::kFloat);
+    CHECK_THROWS_AS(strict({q, bad_k, v, std::nullopt}), Error);
+}

@@ -1,0 +1,152 @@
+#include "catch_compat.h"
+
+#include "core/bounded_queue.h"
+#include "core/error.h"
+#include "core/files.h"
+
+#include <chrono>
+#include <filesystem>
+#include <fstream>
+#include <set>
+#include <thread>
+
+namespace fs = std::filesystem;
+using namespace lsync;
+
+static fs::path scratch_dir(const std::string& name) {
+    auto d = fs::temp_directory_path() / ("lsync_test_core_" + name + "_" + std::to_string(::getpid()));
+    fs::remove_all(d);
+    fs::create_directories(d);
+    return d;
+}
+
+TEST_CASE("every error code has its own exit code and name", "[core]") {
+    const ErrorCode all[] = {ErrorCode::Usage,        ErrorCode::InputMissing,  ErrorCode::InputNotFile,
+                             ErrorCode::InputEmpty,   ErrorCode::InputNotMedia, ErrorCode::InputCorrupt,
+                             ErrorCode::NoVideoStream, ErrorCode::NoAudioStream, ErrorCode::OutputExists,
+                             ErrorCode::OutputUnwritable, ErrorCode::Weights,   ErrorCode::Backend,
+                             ErrorCode::Encode,       ErrorCode::NotReady,      ErrorCode::Interrupted,
+                             ErrorCode::Internal};
+    std::set<int> codes;
+    std::set<std::string> names;
+    for (auto c : all) {
+        codes.insert(static_cast<int>(c));
+        names.insert(error_code_name(c));
+        CHECK(static_cast<int>(c) > 1);  // 0 is success, 1 is what crashes and generic tools return
+    }
+    CHECK(codes.size() == std::size(all));
+    CHECK(names.size() == std::size(all));
+    try {
+        LSYNC_CHECK(false, ErrorCode::Weights, "bad tensor");
+        FAIL("LSYNC_CHECK did not throw");
+    } catch (const Error& e) {
+        CHECK(e.code() == ErrorCode::Weights);
+        CHECK(e.exit_code() == 12);
+        CHECK(std::string(e.what()) == "bad tensor");
+    }
+}
+
+TEST_CASE("bounded queue blocks the producer at capacity and passes errors on", "[core]") {
+    BoundedQueue<int> q(2);
+    std::atomic<int> pushed{0};
+    std::thread producer([&] {
+        for (int i = 0; i < 5; ++i) {
+            q.push(i);
+            ++pushed;
+        }
+        q.close(std::make_exception_ptr(Error(ErrorCode::InputCorrupt, "decoder broke")));
+    });
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));
+    CHECK(pushed.load() == 2);  // capacity 2: the third push waits for a pop
+    CHECK(q.size() == 2);
+    for (int i = 0; i < 5; ++i) {
+        auto v = q.pop();
+        REQUIRE(v.has_value());
+        CHECK(*v == i);
+    }
+    CHECK_THROWS_AS(q.pop(), Error);
+    producer.join();
+}
+
+TEST_CASE("bounded queue: closing wakes a blocked producer", "[core]") {
+    BoundedQueue<int> q(1);
+    q.push(1);
+    std::atomic<bool> result{true};
+    std::thread producer([&] { result = q.push(2); });
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+    q.close();
+    producer.join();
+    CHECK_FALSE(result.load());
+    CHECK(q.pop() == 1);
+    CHECK_FALSE(q.pop().has_value());
+}
+
+TEST_CASE("input file checks classify missing, directory and empty", "[core]") {
+    auto d = scratch_dir("inputs");
+    auto expect = [](const std::string& p, ErrorCode code) {
+        try {
+            check_input_file(p, "video");
+            FAIL("no error for " << p);
+        } catch (const Error& e) {
+            CHECK(e.code() == code);
+            CHECK(std::string(e.what()).find(p) != std::string::npos);
+        }
+    };
+    expect((d / "nope.mp4").string(), ErrorCode::InputMissing);
+    expect(d.string(), ErrorCode::InputNotFile);
+    std::ofstream((d / "empty.mp4").string()).close();
+    expect((d / "empty.mp4").string(), ErrorCode::InputEmpty);
+    std::ofstream((d / "ok.mp4").string()) << "x";
+    CHECK_NOTHROW(check_input_file((d / "ok.mp4").string(), "video"));
+    fs::remove_all(d);
+}
+
+TEST_CASE("atomic output: nothing appears unless committed, nothing is overwritten unless asked", "[core]") {
+    auto d = scratch_dir("atomic");
+    const auto target = (d / "out.mp4").string();
+    {
+        AtomicOutput out(target, false);
+        std::ofstream(out.temp_path()) << "partial";
+        CHECK(fs::exists(out.temp_path()));
+        CHECK(out.temp_path() != target);
+        CHECK(fs::path(out.temp_path()).parent_path() == d);  // same filesystem: rename is atomic
+    }  // not committed
+    CHECK_FALSE(fs::exists(target));
+    CHECK(fs::is_empty(d));  // the temporary file is gone too
+
+    {
+        AtomicOutput out(target, false);
+        std::ofstream(out.temp_path()) << "first";
+        out.commit();
+    }
+    CHECK(fs::exists(target));
+    try {
+        AtomicOutput again(target, false);
+        FAIL("existing output accepted without overwrite");
+    } catch (const Error& e) {
+        CHECK(e.code() == ErrorCode::OutputExists);
+    }
+    {
+        AtomicOutput out(target, true);
+        std::ofstream(out.temp_path()) << "second";
+        out.commit();
+    }
+    std::ifstream in(target);
+    std::string content;
+    in >> content;
+    CHECK(content == "second");
+
+    try {
+        AtomicOutput bad((d / "missing_dir" / "x.mp4").string(), false);
+        FAIL("missing directory accepted");
+    } catch (const Error& e) {
+        CHECK(e.code() == ErrorCode::OutputUnwritable);
+    }
+    try {
+        AtomicOutput bad(d.string(), true);
+        FAIL("directory accepted as output file");
+    } catch (const Error& e) {
+        CHECK(e.code() == ErrorCode::OutputUnwritable);
+    }
+    fs::remove_all(d);
+}

@@ -1,0 +1,89 @@
+#include "catch_compat.h"
+
+#include "diagnostics/doctor.h"
+#include "io/model_dir.h"
+
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+
+namespace fs = std::filesystem;
+using namespace lsync;
+
+static fs::path model_dir_fixture() {
+    auto d = fs::temp_directory_path() / ("lsync_test_doctor_" + std::to_string(::getpid()));
+    fs::remove_all(d);
+    fs::create_directories(d / "whisper");
+    fs::create_directories(d / "sd-vae-ft-mse");
+    fs::create_directories(d / "face-api");
+    // An HTML error page saved under the model's name: the classic failed download.
+    std::ofstream(d / "whisper" / "tiny.pt") << std::string(40000000, ' ') << "<html>404</html>";
+    // A git-lfs pointer instead of the VAE.
+    std::ofstream(d / "sd-vae-ft-mse" / "diffusion_pytorch_model.safetensors")
+        << "version https://git-lfs.github.com/spec/v1\noid sha256:abc\nsize 334643268\n";
+    // A manifest whose shard is missing.
+    std::ofstream(d / "face-api" / "ssd_mobilenetv1_model-weights_manifest.json")
+        << R"([{"paths":["ssd_mobilenetv1_model.bin"],"weights":[]}])";
+    return d;
+}
+
+TEST_CASE("model directory resolution: flag, then environment, then ~/.cache", "[doctor]") {
+    CHECK(io::resolve_model_dir("/x/models") == "/x/models");
+    ::setenv("LATENTSYNC_MODEL_DIR", "/from/env", 1);
+    CHECK(io::resolve_model_dir("") == "/from/env");
+    ::unsetenv("LATENTSYNC_MODEL_DIR");
+    ::setenv("HOME", "/home/someone", 1);
+    CHECK(io::resolve_model_dir("") == "/home/someone/.cache/latentsync");
+}
+
+TEST_CASE("model file checks name what is wrong with each file", "[doctor]") {
+    const auto dir = model_dir_fixture();
+    for (const auto& st : io::check_model_files(dir.string())) {
+        INFO(st.spec.component << ": " << st.problem);
+        if (st.spec.component == "whisper-tiny") {
+            CHECK(st.present);
+            CHECK_FALSE(st.ok);
+            CHECK(st.problem.find("not a PyTorch zip") != std::string::npos);
+        } else if (st.spec.component == "vae") {
+            CHECK_FALSE(st.ok);
+            CHECK(st.problem.find("git-lfs") != std::string::npos);
+        } else if (st.spec.component == "face-detector") {
+            CHECK_FALSE(st.ok);
+            CHECK(st.problem.find("missing shard") != std::string::npos);
+        } else {
+            CHECK_FALSE(st.present);
+            CHECK(st.problem == "missing");
+        }
+    }
+    fs::remove_all(dir);
+}
+
+TEST_CASE("doctor report: every section, probes pass, problems carry fixes", "[doctor]") {
+    const auto dir = model_dir_fixture();
+    diagnostics::DoctorOptions opts;
+    opts.model_dir = dir.string();
+    const auto r = diagnostics::run_doctor(opts);
+    for (const char* key : {"torch", "devices", "attention", "ffmpeg", "models", "render", "problems", "ready"})
+        CHECK(r.details.contains(key));
+    CHECK_FALSE(r.ready);  // no weights here
+    CHECK(r.details["ffmpeg"]["missing"].empty());
+    bool saw_standard_probe = false;
+    for (const auto& a : r.details["attention"]) {
+        if (a.contains("probe")) {
+            INFO(a.dump());
+            CHECK(a["probe"]["ok"].get<bool>());
+        }
+        if (a["backend"] == "standard" && a["device"] == "cpu") saw_standard_probe = a.contains("probe");
+        if (a["backend"] == "flash" && !a["available"].get<bool>()) CHECK_FALSE(a["detail"].get<std::string>().empty());
+    }
+    CHECK(saw_standard_probe);
+    REQUIRE_FALSE(r.problems.empty());
+    for (const auto& p : r.problems) {
+        CHECK_FALSE(p.what.empty());
+        CHECK_FALSE(p.fix.empty());
+    }
+    const auto text = diagnostics::format_report(r);
+    CHECK(text.find("NOT READY") != std::string::npos);
+    CHECK(text.find("not a PyTorch zip") != std::string::npos);
+    fs::remove_all(dir);
+}
