@@ -4,7 +4,7 @@ find_package(Torch REQUIRED)
 # LibTorch exports its ABI flag (-D_GLIBCXX_USE_CXX11_ABI=...) through TORCH_CXX_FLAGS; every C++ target we
 # build must agree with it, so it goes into the global flags rather than onto one target.
 set(CMAKE_CXX_FLAGS "${CMAKE_CXX_FLAGS} ${TORCH_CXX_FLAGS}")
-message(STATUS "LibTorch ${Torch_VERSION} (CUDA: ${CUDA_FOUND}${CUDAToolkit_FOUND})")
+message(STATUS "LibTorch ${Torch_VERSION}")
 
 find_package(PkgConfig REQUIRED)
 set(_lsync_ffmpeg_modules libavformat libavcodec libavutil libswscale libswresample)
@@ -30,7 +30,7 @@ find_package(nlohmann_json 3.9 CONFIG REQUIRED)
 
 # CUDA kernels: only when LibTorch itself was built with CUDA (Debian's 1.13 is CPU-only).
 if(LSYNC_WITH_CUDA STREQUAL "AUTO")
-  if(TARGET torch_cuda OR TARGET torch::cuda OR CUDA_FOUND OR TORCH_CUDA_LIBRARIES)
+  if(TARGET torch_cuda OR TARGET c10_cuda OR TORCH_CUDA_LIBRARIES)
     set(LSYNC_WITH_CUDA ON)
   else()
     set(LSYNC_WITH_CUDA OFF)
@@ -46,5 +46,6 @@ if(LSYNC_WITH_CUDA)
     set(CMAKE_CUDA_ARCHITECTURES 80 90)
   endif()
   enable_language(CUDA)
+  find_package(CUDAToolkit REQUIRED)
 endif()
 message(STATUS "latentsync CUDA kernels: ${LSYNC_WITH_CUDA}")

@@ -62,8 +62,9 @@ mkdir -p "$SRC_DIR"
 need_ffmpeg=1; have_file 'ffmpeg_*.orig.tar.*' && need_ffmpeg=0
 need_x264=1;   have_file 'x264_*.orig.tar.*'   && need_x264=0
 need_nasm=1;   have_file 'nasm_*.deb'          && need_nasm=0
+need_json=1;   have_file 'nlohmann-json3-dev_*.deb' && need_json=0
 
-if [ "$need_ffmpeg$need_x264$need_nasm" = "000" ]; then
+if [ "$need_ffmpeg$need_x264$need_nasm$need_json" = "0000" ]; then
     log "all sources already present in $SRC_DIR; nothing to do"
 else
     # 1. deb-src entry (only needed for apt-get source).
@@ -118,11 +119,17 @@ EOF
         log "apt-get download nasm"
         apt-get download nasm || die "apt-get download nasm failed (network down?)"
     fi
+    # 5. nlohmann-json headers (header-only; the GPU host may lack them).
+    if [ "$need_json" = 1 ]; then
+        log "apt-get download nlohmann-json3-dev"
+        apt-get download nlohmann-json3-dev || die "apt-get download nlohmann-json3-dev failed (network down?)"
+    fi
 fi
 
 have_file 'ffmpeg_*.orig.tar.*' || die "no ffmpeg orig tarball in $SRC_DIR"
 have_file 'x264_*.orig.tar.*'   || die "no x264 orig tarball in $SRC_DIR"
 have_file 'nasm_*.deb'          || die "no nasm .deb in $SRC_DIR"
+have_file 'nlohmann-json3-dev_*.deb' || die "no nlohmann-json3-dev .deb in $SRC_DIR"
 
 log "contents of $SRC_DIR:"
 ls -l "$SRC_DIR"

@@ -227,5 +227,17 @@ EOF
     || die "static FFmpeg cannot be linked into a shared object"
 log "link tests OK (executable + shared object)"
 
+# --- nlohmann-json: header-only; unpack Debian's package so CMake finds it even where the host lacks it.
+JSON_DEB="$(pick 'nlohmann-json3-dev_*.deb')"
+if [ ! -f "$DEPS/nlohmann/usr/include/nlohmann/json.hpp" ]; then
+    rm -rf "$DEPS/nlohmann" && mkdir -p "$DEPS/nlohmann"
+    if command -v dpkg >/dev/null; then
+        dpkg -x "$JSON_DEB" "$DEPS/nlohmann"
+    else
+        (cd "$DEPS/nlohmann" && ar x "$JSON_DEB" && tar -xf data.tar.* && rm -f control.tar.* data.tar.* debian-binary)
+    fi
+fi
+
 log "done. Use:"
 echo "export PKG_CONFIG_PATH=$PREFIX/lib/pkgconfig"
+echo "cmake ... -DCMAKE_PREFIX_PATH=\"<torch cmake dir>;$DEPS/nlohmann/usr\" -DLSYNC_FFMPEG_STATIC=ON"

@@ -134,7 +134,7 @@ int run_passthrough(const PassOpts& o) {
 
 }  // namespace
 
-Runner add_debug(CLI::App& app) {
+Command add_debug(CLI::App& app) {
     auto* debug = app.add_subcommand("debug", "Developer tools: run one stage of the pipeline on real files");
     debug->require_subcommand(1);
 
@@ -163,10 +163,10 @@ Runner add_debug(CLI::App& app) {
     pass->add_option("--max-frames", p->max_frames, "Stop after N frames (0 = all)");
     pass->add_flag("--overwrite", p->overwrite, "Replace an existing output");
 
-    return [=]() {
+    return {debug, [=]() {
         if (synth->parsed()) return run_synth(*s);
         return run_passthrough(*p);
-    };
+    }};
 }
 
 }  // namespace lsync::app

@@ -9,7 +9,7 @@
 
 namespace lsync::app {
 
-Runner add_doctor(CLI::App& app) {
+Command add_doctor(CLI::App& app) {
     struct Opts {
         bool json = false;
         bool no_probe = false;
@@ -20,7 +20,7 @@ Runner add_doctor(CLI::App& app) {
     cmd->add_flag("--json", o->json, "Machine-readable report on stdout");
     cmd->add_flag("--no-probe", o->no_probe, "Skip numerical probes and kernel self-tests");
     cmd->add_option("--model-dir", o->model_dir, "Model directory (default: $LATENTSYNC_MODEL_DIR or ~/.cache/latentsync)");
-    return [o]() {
+    return {cmd, [o]() {
         diagnostics::DoctorOptions opts;
         opts.model_dir = io::resolve_model_dir(o->model_dir);
         opts.run_probes = !o->no_probe;
@@ -30,7 +30,7 @@ Runner add_doctor(CLI::App& app) {
         else
             std::cout << diagnostics::format_report(report);
         return report.ready ? 0 : static_cast<int>(ErrorCode::NotReady);
-    };
+    }};
 }
 
 }  // namespace lsync::app

@@ -12,7 +12,7 @@
 namespace lsync::app {
 
 // `latentsync probe FILE`: what the reader sees in a media file (after rotation, with the frame-rate policy).
-Runner add_probe(CLI::App& app) {
+Command add_probe(CLI::App& app) {
     struct Opts {
         std::string path;
         bool json = false;
@@ -21,7 +21,7 @@ Runner add_probe(CLI::App& app) {
     auto* cmd = app.add_subcommand("probe", "Show the video and audio streams of a media file as latentsync reads them");
     cmd->add_option("file", o->path, "Media file")->required();
     cmd->add_flag("--json", o->json, "Machine-readable output");
-    return [o]() {
+    return {cmd, [o]() {
         nlohmann::json j;
         j["file"] = o->path;
         bool any = false;
@@ -64,7 +64,7 @@ Runner add_probe(CLI::App& app) {
                       << a["layout"].get<std::string>() << ", " << a["duration"] << " s\n";
         }
         return 0;
-    };
+    }};
 }
 
 }  // namespace lsync::app

@@ -8,10 +8,14 @@
 
 namespace lsync::app {
 
-using Runner = std::function<int()>;
+/// A registered subcommand and what runs it once the command line named it.
+struct Command {
+    CLI::App* cli;
+    std::function<int()> run;
+};
 
-Runner add_doctor(CLI::App& app);
-Runner add_probe(CLI::App& app);
-Runner add_debug(CLI::App& app);
+Command add_doctor(CLI::App& app);
+Command add_probe(CLI::App& app);
+Command add_debug(CLI::App& app);
 
 }  // namespace lsync::app

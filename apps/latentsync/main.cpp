@@ -12,7 +12,7 @@
 #include <c10/util/Exception.h>
 
 #include <iostream>
-#include <map>
+#include <vector>
 
 int main(int argc, char** argv) {
     CLI::App app{"latentsync: audio-driven lip-sync video renderer (LatentSync 1.5/1.6)", "latentsync"};
@@ -23,11 +23,8 @@ int main(int argc, char** argv) {
     app.add_flag("-q,--quiet", quiet, "Only errors");
     app.add_flag("--debug", debug, "Everything, including FFmpeg's own messages");
 
-    std::map<CLI::App*, lsync::app::Runner> runners;
-    auto add = [&](lsync::app::Runner r) { runners[app.get_subcommands({}).back()] = std::move(r); };
-    add(lsync::app::add_doctor(app));
-    add(lsync::app::add_probe(app));
-    add(lsync::app::add_debug(app));
+    const std::vector<lsync::app::Command> commands = {lsync::app::add_doctor(app), lsync::app::add_probe(app),
+                                                       lsync::app::add_debug(app)};
 
     try {
         app.parse(argc, argv);
@@ -47,8 +44,8 @@ int main(int argc, char** argv) {
     lsync::install_interrupt_handler();
 
     try {
-        for (auto& [cmd, run] : runners)
-            if (cmd->parsed()) return run();
+        for (const auto& cmd : commands)
+            if (cmd.cli->parsed()) return cmd.run();
         return static_cast<int>(lsync::ErrorCode::Usage);
     } catch (const lsync::Error& e) {
         spdlog::error("{}", e.what());

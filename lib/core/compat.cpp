@@ -3,6 +3,7 @@
 #include "core/error.h"
 
 #include <ATen/Context.h>
+#include <ATen/detail/CUDAHooksInterface.h>
 #include <torch/cuda.h>
 
 namespace lsync::compat {

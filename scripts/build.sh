@@ -1,0 +1,21 @@
+#!/usr/bin/env bash
+# Configures and builds latentsync into build/ (or $BUILD_DIR). Extra arguments go to `cmake --build`
+# (e.g. `--target latentsync`). Set LSYNC_TESTS=OFF to skip the test targets.
+set -euo pipefail
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+BUILD_DIR="${BUILD_DIR:-$ROOT/build}"
+JOBS="${JOBS:-$(nproc)}"
+
+# ccache keeps its cache inside the repo's ignored .ccache/ so CI can cache one folder.
+export CCACHE_DIR="${CCACHE_DIR:-$ROOT/.ccache}"
+export CCACHE_MAXSIZE="${CCACHE_MAXSIZE:-2G}"
+# ccache only caches builds that use precompiled headers with these sloppiness settings.
+export CCACHE_SLOPPINESS="${CCACHE_SLOPPINESS:-pch_defines,time_macros,include_file_mtime,include_file_ctime}"
+
+GEN=()
+command -v ninja >/dev/null && GEN=(-G Ninja)
+if [ ! -f "$BUILD_DIR/CMakeCache.txt" ]; then
+    cmake -S "$ROOT" -B "$BUILD_DIR" "${GEN[@]}" -DCMAKE_BUILD_TYPE="${BUILD_TYPE:-RelWithDebInfo}" \
+        -DLSYNC_BUILD_TESTS="${LSYNC_TESTS:-ON}" ${CMAKE_ARGS:-}
+fi
+cmake --build "$BUILD_DIR" -j "$JOBS" "$@"

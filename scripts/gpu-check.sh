@@ -1,0 +1,41 @@
+#!/usr/bin/env bash
+# One call on the GPU host (no network, no FFmpeg dev files): build FFmpeg from the carried Debian sources,
+# build latentsync against the host's CUDA LibTorch, run every test label, and run `doctor`.
+# Needs .deps/src from scripts/fetch-gpu-host-sources.sh. Logs go to $OUT (or build-gpu/logs).
+set -euo pipefail
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+cd "$ROOT"
+LOGS="${OUT:-$ROOT/build-gpu/logs}"
+mkdir -p "$LOGS"
+BUILD_DIR="${BUILD_DIR:-$ROOT/build-gpu}"
+
+step() { echo "== $* ($(date +%T))"; }
+
+step "FFmpeg + x264 from Debian sources"
+bash scripts/gpu-host-deps.sh > "$LOGS/deps.log" 2>&1 || { tail -40 "$LOGS/deps.log"; exit 1; }
+export PKG_CONFIG_PATH="$ROOT/.deps/prefix/lib/pkgconfig" PKG_CONFIG_LIBDIR="$ROOT/.deps/prefix/lib/pkgconfig"
+
+step "configure"
+TORCH_PREFIX="$(python3 -c 'import torch;print(torch.utils.cmake_prefix_path)')"
+ARCH="$(nvidia-smi --query-gpu=compute_cap --format=csv,noheader | head -1)"
+cmake -S . -B "$BUILD_DIR" -G Ninja -DCMAKE_BUILD_TYPE=Release -DLSYNC_BUILD_TESTS=ON -DLSYNC_FFMPEG_STATIC=ON \
+    -DCMAKE_PREFIX_PATH="$TORCH_PREFIX;$ROOT/.deps/nlohmann/usr" -DTORCH_CUDA_ARCH_LIST="$ARCH" \
+    -DCMAKE_CUDA_ARCHITECTURES="${ARCH/./}" > "$LOGS/configure.log" 2>&1 || { tail -60 "$LOGS/configure.log"; exit 1; }
+grep -E "LibTorch|FFmpeg|CUDA kernels|Catch2" "$LOGS/configure.log" || true
+
+step "build"
+cmake --build "$BUILD_DIR" -j "$(nproc)" > "$LOGS/build.log" 2>&1 || { grep -E "error|Error" "$LOGS/build.log" | head -40; exit 1; }
+
+step "tests (unit, e2e, gpu)"
+set +e
+(cd "$BUILD_DIR" && ctest -L "unit|e2e|gpu" --output-on-failure -j 8) > "$LOGS/ctest.log" 2>&1
+rc=$?
+set -e
+grep -E "Test +#|tests passed|FAILED|skipped" "$LOGS/ctest.log" || true
+"$BUILD_DIR/tests/test_media" -s 2>/dev/null | grep -E "skipped" || true
+
+step "doctor"
+"$BUILD_DIR/bin/latentsync" doctor > "$LOGS/doctor.txt" 2>&1 || true
+"$BUILD_DIR/bin/latentsync" doctor --json > "$LOGS/doctor.json" 2>/dev/null || true
+cat "$LOGS/doctor.txt"
+exit $rc

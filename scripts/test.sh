@@ -1,0 +1,8 @@
+#!/usr/bin/env bash
+# Installs what is missing, builds, and runs every CPU test (CTest labels unit and e2e).
+set -euo pipefail
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+"$ROOT/scripts/install-deps.sh"
+LSYNC_TESTS=ON "$ROOT/scripts/build.sh"
+cd "${BUILD_DIR:-$ROOT/build}"
+ctest -L "unit|e2e" --output-on-failure -j "${JOBS:-$(nproc)}"
