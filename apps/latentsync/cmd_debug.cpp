@@ -10,7 +10,7 @@
 #include "media/video_reader.h"
 #include "media/video_writer.h"
 
-#include <spdlog/spdlog.h>
+#include "core/log.h"
 
 #include <cmath>
 #include <filesystem>
@@ -127,8 +127,10 @@ int run_passthrough(const PassOpts& o) {
     }
     if (writer.frames_written() == 0) throw_error(ErrorCode::InputCorrupt, "no frames decoded from " + o.video);
     writer.finish();
-    spdlog::info("wrote {} frames at {:.3f} fps to {} (audio {})", writer.frames_written(), fps, o.out,
-                 writer.audio_copied() ? "copied" : "encoded to AAC");
+    char rate[32];
+    std::snprintf(rate, sizeof rate, "%.3f", fps);
+    log::info("wrote ", writer.frames_written(), " frames at ", rate, " fps to ", o.out, " (audio ",
+              writer.audio_copied() ? "copied" : "encoded to AAC", ")");
     return 0;
 }
 

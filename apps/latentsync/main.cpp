@@ -7,7 +7,7 @@
 #include "core/error.h"
 #include "core/log.h"
 #include "core/version.h"
-#include "media/ffmpeg_util.h"
+#include "media/ffmpeg_info.h"
 
 #include <c10/util/Exception.h>
 
@@ -48,16 +48,16 @@ int main(int argc, char** argv) {
             if (cmd.cli->parsed()) return cmd.run();
         return static_cast<int>(lsync::ErrorCode::Usage);
     } catch (const lsync::Error& e) {
-        spdlog::error("{}", e.what());
+        lsync::log::error(e.what());
         return e.exit_code();
     } catch (const c10::Error& e) {
-        spdlog::error("LibTorch: {}", debug ? e.what() : e.what_without_backtrace());
+        lsync::log::error("LibTorch: ", debug ? e.what() : e.what_without_backtrace());
         return static_cast<int>(lsync::ErrorCode::Backend);
     } catch (const std::bad_alloc&) {
-        spdlog::error("out of memory");
+        lsync::log::error("out of memory");
         return static_cast<int>(lsync::ErrorCode::Backend);
     } catch (const std::exception& e) {
-        spdlog::error("internal error: {} (please report with --debug output)", e.what());
+        lsync::log::error("internal error: ", e.what(), " (please report with --debug output)");
         return static_cast<int>(lsync::ErrorCode::Internal);
     }
 }

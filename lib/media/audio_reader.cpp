@@ -2,7 +2,7 @@
 
 #include "media/ffmpeg_util.h"
 
-#include <spdlog/spdlog.h>
+#include "core/log.h"
 
 #include <algorithm>
 #include <cstring>
@@ -130,7 +130,7 @@ size_t AudioDecoder::read(std::vector<float>& dst, size_t max_frames) {
         }
         r = av_read_frame(impl.fmt.get(), impl.pkt.get());
         if (r < 0) {
-            if (r != AVERROR_EOF) spdlog::warn("audio read stopped early ({}): {}", av_error_string(r), impl.path);
+            if (r != AVERROR_EOF) log::warn("audio read stopped early (", av_error_string(r), "): ", impl.path);
             impl.demux_done = true;
             avcodec_send_packet(impl.dec.get(), nullptr);
             continue;
@@ -147,7 +147,7 @@ size_t AudioDecoder::read(std::vector<float>& dst, size_t max_frames) {
                impl.pending.begin() + static_cast<long>(impl.pending_pos + take));
     impl.pending_pos += take;
     if (impl.flushed && take == 0 && impl.bad_packets > 0) {
-        spdlog::warn("{} damaged audio packet(s) skipped in {}", impl.bad_packets, impl.path);
+        log::warn(impl.bad_packets, " damaged audio packet(s) skipped in ", impl.path);
         impl.bad_packets = 0;
     }
     return take / out_channels_;

@@ -10,6 +10,7 @@ extern "C" {
 }
 
 #include "core/error.h"
+#include "media/ffmpeg_info.h"
 
 #include <memory>
 #include <string>
@@ -62,11 +63,5 @@ void check_not_truncated(AVFormatContext* fmt, int stream_index, const std::stri
 
 /// Opens a decoder for stream `index` of `fmt`, with `threads` worker threads (0 = FFmpeg's choice).
 CodecContextPtr open_decoder(AVFormatContext* fmt, int index, int threads, const std::string& path);
-
-/// FFmpeg's own version string, e.g. "5.1.6-0+deb12u1".
-std::string ffmpeg_version();
-
-/// Silences FFmpeg's own stderr chatter unless `verbose` (our errors already carry its reason).
-void configure_ffmpeg_logging(bool verbose);
 
 }  // namespace lsync::media

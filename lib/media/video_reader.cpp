@@ -2,7 +2,7 @@
 
 #include "media/ffmpeg_util.h"
 
-#include <spdlog/spdlog.h>
+#include "core/log.h"
 
 #include <cmath>
 
@@ -207,7 +207,7 @@ void VideoReader::run() {
             if (r < 0) {
                 // A read error before EOF: the file is cut short or damaged. Keep what we have.
                 ended_early_ = true;
-                spdlog::warn("video read stopped early ({}): {}", av_error_string(r), impl.path);
+                log::warn("video read stopped early (", av_error_string(r), "): ", impl.path);
                 break;
             }
             if (pkt->stream_index == impl.stream_index) {
@@ -232,7 +232,7 @@ void VideoReader::run() {
         }
         if (bad_packets > 0) {
             ended_early_ = true;
-            spdlog::warn("{} damaged video packet(s) skipped in {}", bad_packets, impl.path);
+            log::warn(bad_packets, " damaged video packet(s) skipped in ", impl.path);
         }
         if (out_index == 0 && !stop)
             throw_error(ErrorCode::InputCorrupt, "video stream contains no decodable frames: " + impl.path);

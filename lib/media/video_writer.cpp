@@ -3,7 +3,7 @@
 #include "core/files.h"
 #include "media/ffmpeg_util.h"
 
-#include <spdlog/spdlog.h>
+#include "core/log.h"
 
 #include <cmath>
 #include <limits>
@@ -121,7 +121,7 @@ void VideoWriter::Impl::setup_audio(const AudioMuxOptions& a) {
         } else {
             AVChannelLayout stereo = AV_CHANNEL_LAYOUT_STEREO;
             av_channel_layout_copy(&t.enc->ch_layout, &stereo);
-            spdlog::warn("AAC cannot carry the source channel layout; writing stereo");
+            log::warn("AAC cannot carry the source channel layout; writing stereo");
         }
         const int ch = t.enc->ch_layout.nb_channels;
         t.enc->bit_rate = ch == 1 ? 128000 : ch == 2 ? 192000 : 64000 * ch;
@@ -165,8 +165,8 @@ VideoWriter::VideoWriter(VideoWriterOptions options) : impl_(std::make_unique<Im
     im.enc_width = o.width + (o.width & 1);
     im.enc_height = o.height + (o.height & 1);
     if (im.enc_width != o.width || im.enc_height != o.height)
-        spdlog::info("odd frame size {}x{} padded to {}x{} for yuv420p (last row/column repeated)", o.width,
-                     o.height, im.enc_width, im.enc_height);
+        log::info("odd frame size ", o.width, "x", o.height, " padded to ", im.enc_width, "x", im.enc_height,
+                  " for yuv420p (last row/column repeated)");
     AVCodecContext* v = im.venc.get();
     v->width = im.enc_width;
     v->height = im.enc_height;

@@ -3,7 +3,7 @@
 #include "core/compat.h"
 #include "core/error.h"
 
-#include <spdlog/spdlog.h>
+#include "core/log.h"
 
 #include <cmath>
 
@@ -122,7 +122,7 @@ void AttentionDispatcher::fall_back(const std::string& why) {
         active_ == AttentionBackend::Flex ? AttentionBackend::Flash : AttentionBackend::Standard;
     LSYNC_CHECK(active_ != AttentionBackend::Standard, ErrorCode::Backend, why);
     notes_.push_back(why + "; falling back to " + to_string(next));
-    spdlog::warn("{}", notes_.back());
+    log::warn(notes_.back());
     active_ = next;
 }
 
