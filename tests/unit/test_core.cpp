@@ -6,6 +6,7 @@
 
 #include <chrono>
 #include <filesystem>
+#include <unistd.h>
 #include <fstream>
 #include <set>
 #include <thread>

@@ -5,6 +5,7 @@
 
 #include <cstdlib>
 #include <filesystem>
+#include <unistd.h>
 #include <fstream>
 
 namespace fs = std::filesystem;
