@@ -11,11 +11,14 @@ __global__ static void fill_pattern(int* out, int n) {
     if (i < n) out[i] = i * 7 + 3;
 }
 
-#ifndef LSYNC_CUDA_ARCHS
-#define LSYNC_CUDA_ARCHS "see CMAKE_CUDA_ARCHITECTURES"
+// nvcc (>= 11.5) lists the architectures of this compilation in __CUDA_ARCH_LIST__, e.g. 800,900.
+#define LSYNC_STR2(x) #x
+#define LSYNC_STR(x) LSYNC_STR2(x)
+#ifdef __CUDA_ARCH_LIST__
+std::string compiled_architectures() { return "sm " LSYNC_STR(__CUDA_ARCH_LIST__); }
+#else
+std::string compiled_architectures() { return "unknown"; }
 #endif
-
-std::string compiled_architectures() { return LSYNC_CUDA_ARCHS; }
 
 std::string selftest(int device) {
     constexpr int n = 1 << 12;

@@ -32,7 +32,15 @@ set +e
 rc=$?
 set -e
 grep -E "Test +#|tests passed|FAILED|skipped" "$LOGS/ctest.log" || true
-"$BUILD_DIR/tests/test_media" -s 2>/dev/null | grep -E "skipped" || true
+# A crashing unit test: its backtrace (the host has cuda-gdb, which also debugs CPU code, but no gdb).
+if [ $rc != 0 ] && command -v cuda-gdb >/dev/null; then
+    for t in test_core test_media test_attention test_doctor test_gpu; do
+        [ -x "$BUILD_DIR/tests/$t" ] || continue
+        grep -q "$t .*SegFault" "$LOGS/ctest.log" || continue
+        echo "-- backtrace of $t"
+        (cd "$BUILD_DIR/tests" && cuda-gdb -batch -ex run -ex bt --args "./$t" --order decl) 2>&1 | grep -E "^#|signal" | head -30
+    done
+fi
 
 step "doctor"
 "$BUILD_DIR/bin/latentsync" doctor > "$LOGS/doctor.txt" 2>&1 || true

@@ -52,11 +52,15 @@ expect_rc 6 "not a media file" -- $P good.mp4 notes.mp4 -o outdir/keep.mp4 --ove
 "$BIN" -q debug passthrough good.mp4 speech.wav -o outdir/keep.mp4 --overwrite || fail "overwrite refused"
 [ "$(head -c 8 outdir/keep.mp4 | tr -d '\0')" != "precious" ] || fail "--overwrite did not replace the output"
 
-# Interrupted render: SIGINT mid-write leaves no output and no partial file.
-"$BIN" -q debug synth long.mp4 --seconds 30 --size 640x360 || fail "synth long"
+# Interrupted render: SIGINT mid-write leaves no output and no partial file. Interrupt as soon as the partial
+# file exists (the render is under way), however fast this machine is.
+"$BIN" -q debug synth long.mp4 --seconds 20 --size 640x360 || fail "synth long"
 "$BIN" -q debug passthrough long.mp4 speech.wav -o outdir/interrupted.mp4 --preset veryslow &
 pid=$!
-sleep 2
+for _ in $(seq 400); do
+    find outdir -name '*.partial-*' | grep -q . && break
+    sleep 0.05
+done
 kill -INT $pid
 wait $pid
 rc=$?
