@@ -3,6 +3,7 @@
 #include "core/bounded_queue.h"
 #include "core/error.h"
 #include "core/files.h"
+#include "test_util.h"
 
 #include <chrono>
 #include <filesystem>
@@ -14,12 +15,7 @@
 namespace fs = std::filesystem;
 using namespace lsync;
 
-static fs::path scratch_dir(const std::string& name) {
-    auto d = fs::temp_directory_path() / ("lsync_test_core_" + name + "_" + std::to_string(::getpid()));
-    fs::remove_all(d);
-    fs::create_directories(d);
-    return d;
-}
+static fs::path scratch_dir(const std::string& name) { return test::fresh_dir("test_core_" + name); }
 
 TEST_CASE("every error code has its own exit code and name", "[core]") {
     const ErrorCode all[] = {ErrorCode::Usage,        ErrorCode::InputMissing,  ErrorCode::InputNotFile,
@@ -99,7 +95,7 @@ TEST_CASE("input file checks classify missing, directory and empty", "[core]") {
     expect((d / "empty.mp4").string(), ErrorCode::InputEmpty);
     std::ofstream((d / "ok.mp4").string()) << "x";
     CHECK_NOTHROW(check_input_file((d / "ok.mp4").string(), "video"));
-    fs::remove_all(d);
+    test::remove_tree(d);
 }
 
 TEST_CASE("atomic output: nothing appears unless committed, nothing is overwritten unless asked", "[core]") {
@@ -149,5 +145,5 @@ TEST_CASE("atomic output: nothing appears unless committed, nothing is overwritt
     } catch (const Error& e) {
         CHECK(e.code() == ErrorCode::OutputUnwritable);
     }
-    fs::remove_all(d);
+    test::remove_tree(d);
 }

@@ -2,6 +2,7 @@
 
 #include "diagnostics/doctor.h"
 #include "io/model_dir.h"
+#include "test_util.h"
 
 #include <cstdlib>
 #include <filesystem>
@@ -12,8 +13,7 @@ namespace fs = std::filesystem;
 using namespace lsync;
 
 static fs::path model_dir_fixture() {
-    auto d = fs::temp_directory_path() / ("lsync_test_doctor_" + std::to_string(::getpid()));
-    fs::remove_all(d);
+    auto d = test::fresh_dir("test_doctor");
     fs::create_directories(d / "whisper");
     fs::create_directories(d / "sd-vae-ft-mse");
     fs::create_directories(d / "face-api");
@@ -56,7 +56,7 @@ TEST_CASE("model file checks name what is wrong with each file", "[doctor]") {
             CHECK(st.problem == "missing");
         }
     }
-    fs::remove_all(dir);
+    test::remove_tree(dir);
 }
 
 TEST_CASE("doctor report: every section, probes pass, problems carry fixes", "[doctor]") {
@@ -86,5 +86,5 @@ TEST_CASE("doctor report: every section, probes pass, problems carry fixes", "[d
     const auto text = diagnostics::format_report(r);
     CHECK(text.find("NOT READY") != std::string::npos);
     CHECK(text.find("not a PyTorch zip") != std::string::npos);
-    fs::remove_all(dir);
+    test::remove_tree(dir);
 }

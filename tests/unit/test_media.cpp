@@ -6,6 +6,7 @@
 #include "media/test_pattern.h"
 #include "media/video_reader.h"
 #include "media/video_writer.h"
+#include "test_util.h"
 
 #include <cstdlib>
 #include <filesystem>
@@ -18,14 +19,9 @@ using namespace lsync::media;
 
 namespace {
 
-fs::path scratch() {
-    static const fs::path d = [] {
-        auto p = fs::temp_directory_path() / ("lsync_test_media_" + std::to_string(::getpid()));
-        fs::remove_all(p);
-        fs::create_directories(p);
-        return p;
-    }();
-    return d;
+const fs::path& scratch() {
+    static const test::ScratchDir dir("test_media");
+    return dir.path();
 }
 
 std::string tmp(const std::string& name) { return (scratch() / name).string(); }
