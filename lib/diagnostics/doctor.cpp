@@ -199,7 +199,8 @@ static json ffmpeg_section(DoctorReport& report) {
         {"demuxer", "ogg"},    {"demuxer", "flac"},   {"demuxer", "image2"},    {"muxer", "mp4"},
         {"muxer", "mov"},      {"muxer", "matroska"},
     };
-    static const Needed optional[] = {{"decoder", "av1"}, {"decoder", "libdav1d"}};
+    // FFmpeg 5.1's native "av1" decoder needs hardware acceleration; only these decode AV1 in software.
+    static const Needed optional[] = {{"decoder", "libdav1d"}, {"decoder", "libaom-av1"}};
     auto present = [](const Needed& n) -> bool {
         const std::string kind = n.kind;
         if (kind == "decoder") return avcodec_find_decoder_by_name(n.name) != nullptr;
