@@ -17,5 +17,6 @@ struct Command {
 Command add_doctor(CLI::App& app);
 Command add_probe(CLI::App& app);
 Command add_debug(CLI::App& app);
+Command add_models(CLI::App& app);
 
 }  // namespace lsync::app

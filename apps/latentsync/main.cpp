@@ -24,6 +24,7 @@ int main(int argc, char** argv) {
     app.add_flag("--debug", debug, "Everything, including FFmpeg's own messages");
 
     const std::vector<lsync::app::Command> commands = {lsync::app::add_doctor(app), lsync::app::add_probe(app),
+                                                       lsync::app::add_models(app),
                                                        lsync::app::add_debug(app)};
 
     try {

@@ -20,6 +20,7 @@ std::string resolve_model_dir(const std::string& cli_value) {
 
 const std::vector<ModelFileSpec>& model_manifest() {
     static const std::vector<ModelFileSpec> files = {
+        // The UNets are not individually required: either version renders (doctor/verify check that one exists).
         {"unet-1.5", "latentsync-1.5/latentsync_unet.pt", FileFormat::TorchZip, 1000000000ull, false,
          "https://huggingface.co/ByteDance/LatentSync-1.5 (latentsync_unet.pt)"},
         {"unet-1.6", "latentsync-1.6/latentsync_unet.pt", FileFormat::TorchZip, 1000000000ull, false,
@@ -31,9 +32,9 @@ const std::vector<ModelFileSpec>& model_manifest() {
         {"vae-config", "sd-vae-ft-mse/config.json", FileFormat::Json, 100ull, false,
          "https://huggingface.co/stabilityai/sd-vae-ft-mse"},
         {"face-detector", "face-api/ssd_mobilenetv1_model-weights_manifest.json", FileFormat::TfjsManifest, 2ull,
-         true, "npm pack @vladmandic/face-api (model/)"},
+         true, "scripts/fetch-face-models.sh (npm package @vladmandic/face-api, model/)"},
         {"face-landmarks", "face-api/face_landmark_68_model-weights_manifest.json", FileFormat::TfjsManifest, 2ull,
-         true, "npm pack @vladmandic/face-api (model/)"},
+         true, "scripts/fetch-face-models.sh (npm package @vladmandic/face-api, model/)"},
         {"mouth-mask", "mask.png", FileFormat::Png, 100ull, false, "optional: built procedurally when absent"},
     };
     return files;

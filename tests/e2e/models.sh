@@ -1,0 +1,54 @@
+#!/usr/bin/env bash
+# `latentsync models list|verify|inspect` on real fixture files and on broken ones.
+source "$(dirname "$0")/lib.sh"
+FIX="$(cd "$(dirname "$0")/../fixtures" && pwd)"
+cd "$WORK"
+
+# inspect: every supported format, stable JSON.
+"$BIN" models inspect --json "$FIX/golden/unet_tiny_latentsync_unet.pt" > unet.json || fail "inspect unet"
+python3 - unet.json <<'PY' || fail "inspect unet json"
+import json, sys
+d = json.load(open(sys.argv[1]))
+assert d["format"] == "torch-zip" and d["looks_like"]["kind"] == "latentsync-unet", d["looks_like"]
+assert d["metadata"]["global_step"] == 0
+assert len(d["tensors"]) == 776
+t = {x["name"]: x for x in d["tensors"]}
+assert t["conv_in.weight"]["shape"] == [32, 13, 3, 3] and t["conv_in.weight"]["dtype"] == "float32"
+PY
+"$BIN" models inspect --json "$FIX/golden/whisper_tiny_random.pt" | python3 -c "
+import json,sys; d=json.load(sys.stdin); assert d['looks_like']['kind']=='whisper'; assert d['metadata']['dims']['n_audio_state']==64" \
+    || fail "inspect whisper"
+"$BIN" models inspect --json "$FIX/golden/vae_tiny/diffusion_pytorch_model.safetensors" | python3 -c "
+import json,sys; d=json.load(sys.stdin); assert d['format']=='safetensors' and d['looks_like']['kind']=='vae'" || fail "inspect vae"
+"$BIN" models inspect --json "$FIX/face-api/ssd_mobilenetv1_model-weights_manifest.json" | python3 -c "
+import json,sys; d=json.load(sys.stdin); assert d['format']=='tfjs' and d['looks_like']['kind']=='face-detector'" || fail "inspect face detector"
+
+# Bad files: one error line, exit 12 (weights), the reason named.
+expect_rc 12 "os.system" -- "$BIN" models inspect "$FIX/checkpoints/bad_global.pt"
+expect_rc 12 "truncated" -- "$BIN" models inspect "$FIX/checkpoints/truncated.pt"
+expect_rc 12 "legacy" -- "$BIN" models inspect "$FIX/checkpoints/legacy.pt"
+expect_rc 12 "not a supported model file" -- "$BIN" models inspect "$FIX/checkpoints/wrong_magic.pt"
+expect_rc 3 "not found" -- "$BIN" models inspect nothere.pt
+
+# list / verify over a model directory with a wrong model in a slot and a git-lfs pointer in another.
+mkdir -p models/latentsync-1.5 models/whisper models/sd-vae-ft-mse models/face-api
+cp "$FIX/golden/vae_tiny/diffusion_pytorch_model.safetensors" models/latentsync-1.5/latentsync_unet.pt
+cp "$FIX/golden/whisper_tiny_random.pt" models/whisper/tiny.pt
+printf 'version https://git-lfs.github.com/spec/v1\noid sha256:0\nsize 1\n' > models/sd-vae-ft-mse/diffusion_pytorch_model.safetensors
+cp "$FIX"/face-api/* models/face-api/
+"$BIN" models list --model-dir models > list.txt || fail "list exits non-zero"
+grep -q "missing  unet-1.6" list.txt || fail "list: unet-1.6 not reported missing"$'\n'"$(cat list.txt)"
+grep -q "git-lfs" list.txt || fail "list: lfs pointer not named"
+"$BIN" models verify --model-dir models --json > verify.json
+rc=$?
+[ "$rc" = 12 ] || fail "verify with unusable files should exit 12, got $rc"
+python3 - verify.json <<'PY' || fail "verify json"
+import json, sys
+d = json.load(open(sys.argv[1]))
+f = {x["component"]: x for x in d["files"]}
+assert not f["unet-1.5"]["ok"] and "holds a" in f["unet-1.5"]["problem"] and "expected latentsync-unet" in f["unet-1.5"]["problem"], f["unet-1.5"]
+assert f["face-detector"]["ok"] and f["face-landmarks"]["ok"], (f["face-detector"], f["face-landmarks"])
+assert f["whisper-tiny"]["ok"] is False  # a random tiny whisper is far below the real file's size
+assert d["ready"] is False
+PY
+finish
