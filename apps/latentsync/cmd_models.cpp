@@ -28,27 +28,7 @@ int run_list(const ModelsOpts& o, bool verify) {
     nlohmann::json out = {{"dir", dir}, {"files", nlohmann::json::array()}};
     bool all_required_ok = true, any_unet = false;
     for (auto st : io::check_model_files(dir)) {
-        // verify: open the file by its content (whatever its name suggests) and check what it holds.
-        if (verify && st.present && st.spec.format != io::FileFormat::Png && st.spec.format != io::FileFormat::Json) {
-            try {
-                auto src = io::open_tensor_source(st.path);
-                const auto id = io::identify_checkpoint(*src);
-                const std::string expected = st.spec.component.rfind("unet", 0) == 0 ? "latentsync-unet"
-                                             : st.spec.component == "whisper-tiny"  ? "whisper"
-                                             : st.spec.component == "vae"           ? "vae"
-                                                                                    : st.spec.component;
-                if (id.kind != expected) {
-                    st.ok = false;
-                    st.problem = "holds a " + id.kind + " checkpoint (" + id.detail + "), expected " + expected;
-                } else if (st.bytes >= st.spec.min_bytes) {
-                    st.ok = true;  // e.g. a UNet converted to safetensors under the .pt name loads fine
-                    st.problem.clear();
-                }
-            } catch (const Error& e) {
-                st.ok = false;
-                st.problem = e.what();
-            }
-        }
+        if (verify) io::verify_model_file(st);
         if (st.spec.required_for_render && !st.ok) all_required_ok = false;
         if (st.spec.component.rfind("unet", 0) == 0 && st.ok) any_unet = true;
         out["files"].push_back({{"component", st.spec.component}, {"path", st.path}, {"present", st.present},

@@ -3,6 +3,7 @@
 #include "core/compat.h"
 #include "core/version.h"
 #include "io/model_dir.h"
+#include "io/model_identify.h"
 #include "media/ffmpeg_util.h"
 #include "ops/attention.h"
 
@@ -236,10 +237,11 @@ static json ffmpeg_section(DoctorReport& report) {
 static json models_section(DoctorReport& report, const std::string& dir) {
     json m;
     m["dir"] = dir;
-    m["checks"] = "container format and size only; tensor-level validation arrives with the weight loaders";
+    m["checks"] = "each file opened and its container validated; the component it holds identified";
     json files = json::array();
     bool any_unet = false;
-    for (const auto& st : io::check_model_files(dir)) {
+    for (auto st : io::check_model_files(dir)) {
+        io::verify_model_file(st);
         json f;
         f["component"] = st.spec.component;
         f["path"] = st.path;

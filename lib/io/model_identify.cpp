@@ -1,5 +1,8 @@
 #include "io/model_identify.h"
 
+#include "core/error.h"
+#include "io/model_dir.h"
+
 namespace lsync::io {
 
 static bool has(const TensorSource& s, const std::string& name) { return s.contains(name); }
@@ -38,6 +41,31 @@ Identification identify_checkpoint(const TensorSource& s) {
     if (any_prefix(s, "MobilenetV1/") || any_prefix(s, "Prediction/")) return {"face-detector", "SSD MobileNetV1 (face-api)"};
     if (any_prefix(s, "dense0/") && any_prefix(s, "fc/")) return {"face-landmarks", "68-point landmark net (face-api)"};
     return {"unknown", "tensor names match no LatentSync component"};
+}
+
+static std::string expected_kind(const std::string& component) {
+    if (component.rfind("unet", 0) == 0) return "latentsync-unet";
+    if (component == "whisper-tiny") return "whisper";
+    return component;  // "vae", "face-detector", "face-landmarks"
+}
+
+void verify_model_file(ModelFileStatus& st) {
+    if (!st.present || st.spec.format == FileFormat::Png || st.spec.format == FileFormat::Json) return;
+    try {
+        auto src = open_tensor_source(st.path);
+        const auto id = identify_checkpoint(*src);
+        const std::string expected = expected_kind(st.spec.component);
+        if (id.kind != expected) {
+            st.ok = false;
+            st.problem = "holds a " + id.kind + " checkpoint (" + id.detail + "), expected " + expected;
+        } else if (st.bytes >= st.spec.min_bytes) {
+            st.ok = true;  // e.g. a UNet converted to safetensors under the .pt name loads fine
+            st.problem.clear();
+        }
+    } catch (const Error& e) {
+        st.ok = false;
+        st.problem = e.what();
+    }
 }
 
 }  // namespace lsync::io

@@ -16,4 +16,10 @@ struct Identification {
 
 Identification identify_checkpoint(const TensorSource& source);
 
+struct ModelFileStatus;
+
+/// Deep check of one model file found by check_model_files(): opens it by content (whatever its name says),
+/// validates the whole container and checks that it holds the component its slot expects. Updates ok/problem.
+void verify_model_file(ModelFileStatus& status);
+
 }  // namespace lsync::io
