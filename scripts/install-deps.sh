@@ -4,7 +4,7 @@
 set -euo pipefail
 
 PACKAGES=(
-    build-essential cmake ninja-build pkg-config ccache git python3
+    build-essential cmake ninja-build pkg-config ccache git python3 curl
     libtorch-dev                                   # LibTorch (Debian 12: 1.13, CPU)
     libavformat-dev libavcodec-dev libavutil-dev libswscale-dev libswresample-dev
     ffmpeg                                         # CLI: tests make VFR/rotated inputs with it

@@ -256,7 +256,7 @@ static json models_section(DoctorReport& report, const std::string& dir) {
                                        "delete it and download it again from " + st.spec.source});
         else if (!st.present && st.spec.required_for_render)
             report.problems.push_back({st.spec.component + " is missing (" + st.path + ")",
-                                       "download it into that path from " + st.spec.source});
+                                       "put the file at that path (source: " + st.spec.source + ")"});
     }
     if (!any_unet)
         report.problems.push_back({"no LatentSync UNet found in " + dir,

@@ -1,6 +1,6 @@
 # Shared helpers for the end-to-end scripts: a scratch directory and assertions on exit codes and files.
 set -u
-BIN=${1:?usage: $0 path/to/latentsync}
+BIN=$(realpath "${1:?usage: $0 path/to/latentsync}")
 WORK=$(mktemp -d "${TMPDIR:-/tmp}/lsync_e2e.XXXXXX")
 chmod 755 "$WORK"
 trap 'rm -rf "$WORK"' EXIT

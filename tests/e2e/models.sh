@@ -2,6 +2,7 @@
 # `latentsync models list|verify|inspect` on real fixture files and on broken ones.
 source "$(dirname "$0")/lib.sh"
 FIX="$(cd "$(dirname "$0")/../fixtures" && pwd)"
+ROOT="$(cd "$(dirname "$0")/../.." && pwd)"
 cd "$WORK"
 
 # inspect: every supported format, stable JSON.
@@ -51,4 +52,12 @@ assert f["face-detector"]["ok"] and f["face-landmarks"]["ok"], (f["face-detector
 assert f["whisper-tiny"]["ok"] is False  # a random tiny whisper is far below the real file's size
 assert d["ready"] is False
 PY
+# Without network access the download script fails clearly and leaves no partial file.
+if command -v curl >/dev/null; then
+    out=$(HF_ENDPOINT=http://127.0.0.1:9 bash "$ROOT/scripts/fetch-models.sh" --model-dir fetched 2>&1)
+    rc=$?
+    [ "$rc" = 1 ] || fail "fetch-models without network: exit $rc"
+    grep -q "could not download" <<<"$out" || fail "fetch-models: unclear error: $out"
+    find fetched -name '*.part' | grep -q . && fail "fetch-models left a partial download"
+fi
 finish
