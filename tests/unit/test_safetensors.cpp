@@ -3,6 +3,7 @@
 #include "core/compat.h"
 #include "core/error.h"
 #include "io/safetensors.h"
+#include "expect_error.h"
 #include "test_util.h"
 
 #include <algorithm>
@@ -46,19 +47,10 @@ void write_raw(const fs::path& p, const std::string& header, const std::string& 
 // Runs `f`, which must throw Error(Weights); returns the message.
 template <class F>
 std::string weights_error(F&& f) {
-    try {
-        f();
-    } catch (const Error& e) {
-        CHECK(e.code() == ErrorCode::Weights);
-        return e.what();
-    }
-    FAIL("no lsync::Error was thrown");
-    return {};
+    return test::expect_error(ErrorCode::Weights, std::forward<F>(f));
 }
 
-bool contains(const std::string& haystack, const std::string& needle) {
-    return haystack.find(needle) != std::string::npos;
-}
+using test::contains;
 
 std::set<std::string> dir_entries(const fs::path& d) {
     std::set<std::string> s;

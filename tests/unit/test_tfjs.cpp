@@ -2,6 +2,7 @@
 
 #include "core/error.h"
 #include "io/tfjs.h"
+#include "expect_error.h"
 #include "test_util.h"
 
 #include <cmath>
@@ -40,19 +41,10 @@ std::string bytes_of(std::initializer_list<T> values) {
 // Runs `f`, which must throw Error(Weights); returns the message.
 template <class F>
 std::string weights_error(F&& f) {
-    try {
-        f();
-    } catch (const Error& e) {
-        CHECK(e.code() == ErrorCode::Weights);
-        return e.what();
-    }
-    FAIL("no lsync::Error was thrown");
-    return {};
+    return test::expect_error(ErrorCode::Weights, std::forward<F>(f));
 }
 
-bool contains(const std::string& haystack, const std::string& needle) {
-    return haystack.find(needle) != std::string::npos;
-}
+using test::contains;
 
 // What TF.js computes for an affine-quantised value: q * scale + min in double precision, stored as float.
 float dequant(uint8_t q, double scale, double min) { return static_cast<float>(q * scale + min); }
