@@ -256,11 +256,11 @@ static json models_section(DoctorReport& report, const std::string& dir) {
                                        "delete it and download it again from " + st.spec.source});
         else if (!st.present && st.spec.required_for_render)
             report.problems.push_back({st.spec.component + " is missing (" + st.path + ")",
-                                       "put the file at that path (source: " + st.spec.source + ")"});
+                                       "bash scripts/fetch-models.sh --model-dir " + dir + " (or put it there yourself; source: " + st.spec.source + ")"});
     }
     if (!any_unet)
         report.problems.push_back({"no LatentSync UNet found in " + dir,
-                                   "download latentsync_unet.pt from ByteDance/LatentSync-1.5 or -1.6 into " + dir + "/latentsync-1.5/ or /latentsync-1.6/"});
+                                   "bash scripts/fetch-models.sh --model-dir " + dir + " --version 1.6 (or put latentsync_unet.pt into latentsync-1.5/ or latentsync-1.6/ there)"});
     m["files"] = files;
     return m;
 }
