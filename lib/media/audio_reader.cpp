@@ -120,10 +120,8 @@ size_t AudioDecoder::read(std::vector<float>& dst, size_t max_frames) {
             impl.flushed = true;
             break;
         }
-        if (r != AVERROR(EAGAIN)) {
-            ++impl.bad_packets;  // a damaged frame: skip it, as players do
-            continue;
-        }
+        // A damaged frame is skipped, as players do; either way the decoder wants the next packet.
+        if (r != AVERROR(EAGAIN)) ++impl.bad_packets;
         if (impl.demux_done) {
             avcodec_send_packet(impl.dec.get(), nullptr);
             continue;
