@@ -18,5 +18,6 @@ Command add_doctor(CLI::App& app);
 Command add_probe(CLI::App& app);
 Command add_debug(CLI::App& app);
 Command add_models(CLI::App& app);
+Command add_convert(CLI::App& app);
 
 }  // namespace lsync::app

@@ -24,6 +24,27 @@ import json,sys; d=json.load(sys.stdin); assert d['format']=='safetensors' and d
 "$BIN" models inspect --json "$FIX/face-api/ssd_mobilenetv1_model-weights_manifest.json" | python3 -c "
 import json,sys; d=json.load(sys.stdin); assert d['format']=='tfjs' and d['looks_like']['kind']=='face-detector'" || fail "inspect face detector"
 
+# convert: .pt -> .safetensors keeps every tensor bit for bit (checked against the independent Python reader's
+# hashes) and the container metadata.
+for f in unet_tiny_latentsync_unet whisper_tiny_random; do
+    "$BIN" -q convert "$FIX/golden/$f.pt" "$f.safetensors" || fail "convert $f"
+    python3 - "$f.safetensors" "$FIX/checkpoints/golden_tensor_hashes.json" "$f.pt" <<'PY' || fail "convert $f: tensors differ"
+import hashlib, json, struct, sys
+data = open(sys.argv[1], "rb").read()
+n = struct.unpack("<Q", data[:8])[0]
+header = json.loads(data[8:8 + n])
+meta = header.pop("__metadata__")
+assert meta["converted_from"] == "torch-zip", meta
+want = json.load(open(sys.argv[2]))[sys.argv[3]]
+assert set(header) == set(want), (len(header), len(want))
+for name, h in header.items():
+    b, e = h["data_offsets"]
+    assert h["shape"] == want[name]["shape"], name
+    assert hashlib.sha256(data[8 + n + b:8 + n + e]).hexdigest() == want[name]["sha256"], name
+PY
+done
+expect_rc 10 "exists" -- "$BIN" convert "$FIX/golden/whisper_tiny_random.pt" whisper_tiny_random.safetensors
+
 # Bad files: one error line, exit 12 (weights), the reason named.
 expect_rc 12 "os.system" -- "$BIN" models inspect "$FIX/checkpoints/bad_global.pt"
 expect_rc 12 "truncated" -- "$BIN" models inspect "$FIX/checkpoints/truncated.pt"
