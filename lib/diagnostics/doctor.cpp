@@ -4,6 +4,7 @@
 #include "core/version.h"
 #include "io/model_dir.h"
 #include "io/model_identify.h"
+#include "io/tensor_source.h"
 #include "media/ffmpeg_util.h"
 #include "ops/attention.h"
 
@@ -93,15 +94,6 @@ static json devices_section(DoctorReport& report, bool probes) {
     return devs;
 }
 
-static std::string dtype_name(torch::ScalarType t) {
-    switch (t) {
-        case torch::kFloat: return "float32";
-        case torch::kHalf: return "float16";
-        case torch::kBFloat16: return "bfloat16";
-        default: return c10::toString(t);
-    }
-}
-
 static double rel_error(const torch::Tensor& a, const torch::Tensor& ref) {
     auto d = (a.to(torch::kDouble) - ref.to(torch::kDouble)).norm().item<double>();
     auto n = ref.to(torch::kDouble).norm().item<double>();
@@ -160,7 +152,7 @@ static json attention_section(DoctorReport& report, bool probes) {
             json r;
             r["backend"] = ops::to_string(b);
             r["device"] = device.str();
-            r["dtype"] = dtype_name(dtype);
+            r["dtype"] = io::dtype_name(dtype);
             const auto avail = ops::attention_availability(b, device, dtype);
             r["available"] = avail.available;
             r["detail"] = avail.reason;
@@ -177,7 +169,7 @@ static json attention_section(DoctorReport& report, bool probes) {
         json a;
         a["backend"] = "auto";
         a["device"] = device.str();
-        a["dtype"] = dtype_name(dtype);
+        a["dtype"] = io::dtype_name(dtype);
         a["available"] = true;
         a["detail"] = "resolves to " + ops::to_string(autosel.active());
         rows.push_back(a);

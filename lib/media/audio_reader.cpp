@@ -51,12 +51,7 @@ AudioDecoder::AudioDecoder(const std::string& path, int out_rate, int out_channe
 
     info_.stream_index = idx;
     info_.sample_rate = impl.dec->sample_rate;
-    // Some decoders (raw pcm in odd containers) leave the layout unspecified: assume the default for the count.
-    if (impl.dec->ch_layout.order == AV_CHANNEL_ORDER_UNSPEC) {
-        const int n = impl.dec->ch_layout.nb_channels;
-        av_channel_layout_uninit(&impl.dec->ch_layout);
-        av_channel_layout_default(&impl.dec->ch_layout, n);
-    }
+    default_unspecified_layout(impl.dec.get());
     info_.channels = impl.dec->ch_layout.nb_channels;
     info_.layout = layout_name(impl.dec->ch_layout);
     info_.codec = avcodec_get_name(st->codecpar->codec_id);

@@ -8,6 +8,7 @@
 #include <vector>
 
 extern "C" {
+#include <libavutil/channel_layout.h>
 #include <libavutil/log.h>
 }
 
@@ -76,6 +77,13 @@ InputContextPtr open_input(const std::string& path, const std::string& role) {
         throw_error(ErrorCode::InputCorrupt,
                     role + " file has no readable audio or video stream (damaged or truncated?): " + path);
     return ctx;
+}
+
+void default_unspecified_layout(AVCodecContext* dec) {
+    if (dec->ch_layout.order != AV_CHANNEL_ORDER_UNSPEC) return;
+    const int n = dec->ch_layout.nb_channels;
+    av_channel_layout_uninit(&dec->ch_layout);
+    av_channel_layout_default(&dec->ch_layout, n);
 }
 
 void check_not_truncated(AVFormatContext* fmt, int stream_index, const std::string& path) {

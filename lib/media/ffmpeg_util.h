@@ -57,6 +57,10 @@ void ffmpeg_check(int ret, ErrorCode code, const std::string& what);
 /// `role` names the input in messages ("video", "audio").
 InputContextPtr open_input(const std::string& path, const std::string& role);
 
+/// Some decoders (raw PCM in odd containers) leave the channel layout unspecified: give it the default
+/// layout for its channel count, so resamplers and encoders can use it.
+void default_unspecified_layout(AVCodecContext* dec);
+
 /// Throws InputCorrupt when the container's sample index points past the end of the file: the signature of
 /// an interrupted download or copy, which would otherwise decode as a silently shorter video.
 void check_not_truncated(AVFormatContext* fmt, int stream_index, const std::string& path);

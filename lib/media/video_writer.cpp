@@ -43,6 +43,21 @@ struct AudioTrack {
     int64_t samples_in = 0;   // samples queued for the encoder (at the encoder's rate)
     int64_t next_pts = 0;     // in 1/enc->sample_rate
     int64_t sample_limit = std::numeric_limits<int64_t>::max();
+
+    /// Resamples `n` input samples (null: drain the resampler's delay line) into the encoder FIFO, never past
+    /// sample_limit.
+    void queue_samples(const uint8_t** in, int n) {
+        const int max_out = swr_get_out_samples(swr.get(), n);
+        if (max_out <= 0 || samples_in >= sample_limit) return;
+        uint8_t** buf = nullptr;
+        av_samples_alloc_array_and_samples(&buf, nullptr, enc->ch_layout.nb_channels, max_out, enc->sample_fmt, 0);
+        const int got = swr_convert(swr.get(), buf, max_out, in, n);
+        const int keep = static_cast<int>(std::max<int64_t>(0, std::min<int64_t>(got, sample_limit - samples_in)));
+        if (keep > 0) av_audio_fifo_write(fifo.get(), reinterpret_cast<void**>(buf), keep);
+        samples_in += keep;
+        av_freep(&buf[0]);
+        av_freep(&buf);
+    }
 };
 
 struct VideoWriter::Impl {
@@ -95,11 +110,7 @@ void VideoWriter::Impl::setup_audio(const AudioMuxOptions& a) {
         t.out_stream->time_base = ist->time_base;
     } else {
         t.dec = open_decoder(t.in.get(), t.in_index, 0, a.path);
-        if (t.dec->ch_layout.order == AV_CHANNEL_ORDER_UNSPEC) {
-            const int n = t.dec->ch_layout.nb_channels;
-            av_channel_layout_uninit(&t.dec->ch_layout);
-            av_channel_layout_default(&t.dec->ch_layout, n);
-        }
+        default_unspecified_layout(t.dec.get());
         const AVCodec* aac = avcodec_find_encoder(AV_CODEC_ID_AAC);
         if (!aac) throw_error(ErrorCode::Encode, "this FFmpeg build has no AAC encoder");
         t.enc.reset(avcodec_alloc_context3(aac));
@@ -302,17 +313,7 @@ void VideoWriter::Impl::pump_audio(double until_seconds) {
         av_packet_unref(ipkt.get());
         if (r < 0 && r != AVERROR(EAGAIN)) continue;  // damaged packet: skip, as players do
         while (avcodec_receive_frame(t.dec.get(), frame.get()) == 0) {
-            const int max_out = swr_get_out_samples(t.swr.get(), frame->nb_samples);
-            uint8_t** buf = nullptr;
-            av_samples_alloc_array_and_samples(&buf, nullptr, t.enc->ch_layout.nb_channels, max_out,
-                                               t.enc->sample_fmt, 0);
-            const int got = swr_convert(t.swr.get(), buf, max_out, const_cast<const uint8_t**>(frame->extended_data),
-                                        frame->nb_samples);
-            const int keep = static_cast<int>(std::max<int64_t>(0, std::min<int64_t>(got, t.sample_limit - t.samples_in)));
-            if (keep > 0) av_audio_fifo_write(t.fifo.get(), reinterpret_cast<void**>(buf), keep);
-            t.samples_in += keep;
-            av_freep(&buf[0]);
-            av_freep(&buf);
+            t.queue_samples(const_cast<const uint8_t**>(frame->extended_data), frame->nb_samples);
             av_frame_unref(frame.get());
         }
         encode_audio_frames(false);
@@ -351,18 +352,7 @@ void VideoWriter::finish() {
         if (!im.audio->copy) {
             // Drain the resampler's delay line, then the encoder.
             AudioTrack& t = *im.audio;
-            const int max_out = swr_get_out_samples(t.swr.get(), 0);
-            if (max_out > 0 && t.samples_in < t.sample_limit) {
-                uint8_t** buf = nullptr;
-                av_samples_alloc_array_and_samples(&buf, nullptr, t.enc->ch_layout.nb_channels, max_out,
-                                                   t.enc->sample_fmt, 0);
-                const int got = swr_convert(t.swr.get(), buf, max_out, nullptr, 0);
-                const int keep = static_cast<int>(std::max<int64_t>(0, std::min<int64_t>(got, t.sample_limit - t.samples_in)));
-                if (keep > 0) av_audio_fifo_write(t.fifo.get(), reinterpret_cast<void**>(buf), keep);
-                t.samples_in += keep;
-                av_freep(&buf[0]);
-                av_freep(&buf);
-            }
+            t.queue_samples(nullptr, 0);
             im.encode_audio_frames(true);
         }
     }
