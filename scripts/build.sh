@@ -8,6 +8,8 @@ JOBS="${JOBS:-$(nproc)}"
 
 # ccache keeps its cache inside the repo's ignored .ccache/ so CI can cache one folder.
 export CCACHE_DIR="${CCACHE_DIR:-$ROOT/.ccache}"
+# Paths under the repo are hashed relative to it, so other checkouts and worktrees share hits.
+export CCACHE_BASEDIR="${CCACHE_BASEDIR:-$ROOT}"
 export CCACHE_MAXSIZE="${CCACHE_MAXSIZE:-2G}"
 # ccache only caches builds that use precompiled headers with these sloppiness settings.
 export CCACHE_SLOPPINESS="${CCACHE_SLOPPINESS:-pch_defines,time_macros,include_file_mtime,include_file_ctime}"

@@ -165,8 +165,12 @@ Command add_debug(CLI::App& app) {
     pass->add_option("--max-frames", p->max_frames, "Stop after N frames (0 = all)");
     pass->add_flag("--overwrite", p->overwrite, "Replace an existing output");
 
+    auto forward_run = std::make_shared<std::function<int()>>();
+    auto* forward = add_debug_forward(*debug, *forward_run);
+
     return {debug, [=]() {
         if (synth->parsed()) return run_synth(*s);
+        if (forward->parsed()) return (*forward_run)();
         return run_passthrough(*p);
     }};
 }
