@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # One call on the GPU host (no network, no FFmpeg dev files): build FFmpeg from the carried Debian sources,
-# build latentsync against the host's CUDA LibTorch, run every test label, and run `doctor`.
+# build latentsync against the host's CUDA LibTorch, run every test label, run `doctor`, and the benchmarks named
+# in LSYNC_BENCH.
 # Needs .deps/src from scripts/fetch-gpu-host-sources.sh. Logs go to $OUT (or build-gpu/logs).
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -46,4 +47,11 @@ step "doctor"
 "$BUILD_DIR/bin/latentsync" doctor > "$LOGS/doctor.txt" 2>&1 || true
 "$BUILD_DIR/bin/latentsync" doctor --json > "$LOGS/doctor.json" 2>/dev/null || true
 cat "$LOGS/doctor.txt"
+
+# Benchmarks named in LSYNC_BENCH (e.g. "attention unet"): `latentsync bench <name>`, tables into $LOGS.
+for b in ${LSYNC_BENCH:-}; do
+    step "bench $b"
+    "$BUILD_DIR/bin/latentsync" bench $b > "$LOGS/bench-$b.md" 2> "$LOGS/bench-$b.err" || { tail -5 "$LOGS/bench-$b.err"; rc=1; }
+    cat "$LOGS/bench-$b.md"
+done
 exit $rc

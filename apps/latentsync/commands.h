@@ -19,6 +19,7 @@ Command add_probe(CLI::App& app);
 Command add_debug(CLI::App& app);
 Command add_models(CLI::App& app);
 Command add_convert(CLI::App& app);
+Command add_bench(CLI::App& app);
 /// `debug forward` (cmd_forward.cpp); sets `run` to what runs it.
 CLI::App* add_debug_forward(CLI::App& debug, std::function<int()>& run);
 

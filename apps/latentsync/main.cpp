@@ -25,7 +25,7 @@ int main(int argc, char** argv) {
 
     const std::vector<lsync::app::Command> commands = {lsync::app::add_doctor(app), lsync::app::add_probe(app),
                                                        lsync::app::add_models(app),
-                                                       lsync::app::add_convert(app),
+                                                       lsync::app::add_convert(app), lsync::app::add_bench(app),
                                                        lsync::app::add_debug(app)};
 
     try {

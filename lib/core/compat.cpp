@@ -35,6 +35,16 @@ torch::Tensor sdpa(const torch::Tensor& q, const torch::Tensor& k, const torch::
 #endif
 }
 
+torch::Tensor sdpa_scaled(const torch::Tensor& q, const torch::Tensor& k, const torch::Tensor& v, double scale) {
+#if LSYNC_HAS_SDPA_SCALE
+    return at::scaled_dot_product_attention(q, k, v, std::nullopt, 0.0, false, scale);
+#else
+    (void)q; (void)k; (void)v; (void)scale;
+    throw_error(ErrorCode::Backend, "SDPA with a scale argument needs LibTorch >= 2.1 (this build: " +
+                                        torch_version() + ")");
+#endif
+}
+
 std::string sdpa_kernel_choice(const torch::Tensor& q, const torch::Tensor& k, const torch::Tensor& v,
                                const std::optional<torch::Tensor>& bias) {
 #if LSYNC_HAS_SDPA

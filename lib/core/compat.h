@@ -33,6 +33,9 @@ std::optional<long> cudnn_version();
 torch::Tensor sdpa(const torch::Tensor& q, const torch::Tensor& k, const torch::Tensor& v,
                    const std::optional<torch::Tensor>& bias);
 
+/// SDPA without a mask and with an explicit softmax scale (LibTorch >= 2.1); Error(Backend) elsewhere.
+torch::Tensor sdpa_scaled(const torch::Tensor& q, const torch::Tensor& k, const torch::Tensor& v, double scale);
+
 /// Which kernel SDPA would dispatch to for these inputs ("flash", "mem-efficient", "cudnn", "math", ...),
 /// or an explanation when it cannot be asked (LibTorch 1.13, CPU builds).
 std::string sdpa_kernel_choice(const torch::Tensor& q, const torch::Tensor& k, const torch::Tensor& v,

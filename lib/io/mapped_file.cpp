@@ -31,6 +31,16 @@ std::shared_ptr<const MappedFile> MappedFile::open(const std::string& path) {
     return m;
 }
 
+void MappedFile::release(const void* p, size_t bytes) const {
+    const auto* begin = static_cast<const uint8_t*>(p);
+    if (!data_ || begin < data_ || begin + bytes > data_ + size_) return;
+    const auto page = static_cast<uintptr_t>(::sysconf(_SC_PAGESIZE));
+    const uintptr_t first = (reinterpret_cast<uintptr_t>(begin) + page - 1) / page * page;
+    const uintptr_t last = (reinterpret_cast<uintptr_t>(begin) + bytes) / page * page;
+    // Read-only private file mapping: dropping pages only costs a re-read, it can never lose data.
+    if (last > first) ::madvise(reinterpret_cast<void*>(first), last - first, MADV_DONTNEED);
+}
+
 MappedFile::~MappedFile() {
     if (data_) ::munmap(const_cast<uint8_t*>(data_), size_);
 }

@@ -20,6 +20,10 @@ public:
     const uint8_t* data() const { return data_; }
     size_t size() const { return size_; }
     const std::string& path() const { return path_; }
+    /// Drops the resident pages wholly inside [p, p + bytes) from this process (madvise DONTNEED): they are
+    /// re-read from the file if touched again, so contents never change, but a loader that has copied a tensor
+    /// out stops carrying it in its resident memory. Ranges outside the mapping are ignored.
+    void release(const void* p, size_t bytes) const;
 
 private:
     MappedFile() = default;

@@ -370,4 +370,10 @@ void write_safetensors(const std::string& path,
     out.commit();
 }
 
+void SafetensorsFile::release(const std::string& name) const {
+    const auto it = index_.find(name);
+    if (it == index_.end()) return;
+    file_->release(file_->data() + data_start_ + it->second.begin, it->second.end - it->second.begin);
+}
+
 }  // namespace lsync::io

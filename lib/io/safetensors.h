@@ -35,6 +35,7 @@ public:
     /// written by the Python library or by write_safetensors), else an aligned copy. Read-only: the mapping
     /// is PROT_READ, writing through the view faults.
     torch::Tensor load(const std::string& name) const override;
+    void release(const std::string& name) const override;
     /// The "__metadata__" strings as a JSON object ({} when the file has none).
     nlohmann::json metadata() const override;
 

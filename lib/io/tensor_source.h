@@ -35,6 +35,10 @@ public:
     /// Container metadata: e.g. {"global_step": 0} or {"dims": {...}} for torch files, the __metadata__
     /// strings of safetensors, the manifest groups of TF.js.
     virtual nlohmann::json metadata() const = 0;
+    /// Hint that the caller has copied tensor `name` out and will not use views of it again: mapped sources
+    /// drop its pages from the process's resident memory, so loading a checkpoint never holds the file and the
+    /// converted weights at once. Default: nothing.
+    virtual void release(const std::string& name) const { (void)name; }
 };
 
 /// Opens any supported file, recognising the format by its content (zip signature, safetensors header,

@@ -238,4 +238,13 @@ torch::Tensor TorchCheckpoint::load(const std::string& name) const {
     return flat.as_strided(info.shape, e.stride, 0);
 }
 
+void TorchCheckpoint::release(const std::string& name) const {
+    const auto it = index_.find(name);
+    if (it == index_.end() || it->second.span_elements == 0) return;
+    const Entry& e = it->second;
+    const size_t item = c10::elementSize(infos_[e.info].dtype);
+    const uint8_t* base = archive_.data(*e.record).data + static_cast<uint64_t>(e.storage_offset) * item;
+    archive_.file()->release(base, static_cast<size_t>(e.span_elements) * item);
+}
+
 }  // namespace lsync::io

@@ -42,6 +42,7 @@ public:
     /// mapping when the storage record is aligned to the element size (torch 2.x aligns records to 64
     /// bytes), else a copy of just the span the tensor covers. Read-only: the mapping is PROT_READ.
     torch::Tensor load(const std::string& name) const override;
+    void release(const std::string& name) const override;
     /// The non-tensor top-level entries as JSON, e.g. {"global_step": 0} or {"dims": {...}}; {} when none.
     nlohmann::json metadata() const override { return metadata_; }
 

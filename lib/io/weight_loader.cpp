@@ -87,6 +87,8 @@ LoadReport load_weights(torch::nn::Module& module, const TensorSource& source, c
         // copy=true: a CPU view into the read-only file mapping must never become the module's storage.
         torch::Tensor converted = src.to(policy.device, dtype, /*non_blocking=*/false, /*copy=*/true);
         target.set_data(converted);
+        src = torch::Tensor();
+        source.release(ckpt_name);
         report.loaded.push_back(key);
     }
     for (const auto& a : report.allowed) log::debug(what, ": allowed by policy, not loaded: ", a);

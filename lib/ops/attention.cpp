@@ -2,6 +2,7 @@
 
 #include "core/compat.h"
 #include "core/error.h"
+#include "ops/flex_variants.h"
 
 #include "core/log.h"
 
@@ -30,13 +31,21 @@ BackendAvailability attention_availability(AttentionBackend backend, const torch
     switch (backend) {
         case AttentionBackend::Standard:
             return {true, "matmul + fp32 softmax, query-chunked"};
-        case AttentionBackend::Flex:
+        case AttentionBackend::Flex: {
 #if LSYNC_HAS_SDPA
-            return {true, "SDPA with an additive per-key bias"};
+            // Which implementation `auto` takes for a typical biased call (head dim 40, 1024 tokens).
+            auto opts = torch::TensorOptions().device(device).dtype(dtype);
+            auto q = torch::zeros({1, 8, 1024, 40}, opts);
+            const AttentionInputs probe{q, q, q, torch::zeros({1, 1024}, opts.dtype(torch::kFloat))};
+            for (auto impl : flex_preference(probe))
+                if (flex_impl_unsupported(impl, probe).empty())
+                    return {true, "additive per-key bias via " + to_string(impl)};
+            return {true, "standard attention with an additive per-key bias"};
 #else
             return {true, "standard attention with an additive per-key bias (LibTorch " + compat::torch_version() +
                               " has no SDPA)"};
 #endif
+        }
         case AttentionBackend::Flash: {
 #if LSYNC_HAS_SDPA
             if (device.is_cpu()) return {true, "ATen CPU scaled_dot_product_attention"};
@@ -67,7 +76,9 @@ torch::Tensor standard_attention(const AttentionInputs& in, int64_t query_chunk)
     torch::Tensor bias;
     if (in.key_bias) bias = in.key_bias->to(q.device(), torch::kFloat).unsqueeze(1).unsqueeze(1);  // [B,1,1,Lk]
     const int64_t lq = q.size(2);
-    const int64_t step = std::max<int64_t>(1, query_chunk);
+    // Bound the fp32 logits of one chunk to 256 Mi elements (1 GiB) whatever the batch and key count.
+    const int64_t rows_per_query = std::max<int64_t>(1, q.size(0) * q.size(1) * in.k.size(2));
+    const int64_t step = std::max<int64_t>(1, std::min(query_chunk, (int64_t{1} << 28) / rows_per_query));
     std::vector<torch::Tensor> parts;
     parts.reserve(static_cast<size_t>((lq + step - 1) / step));
     const auto kt = in.k.transpose(-2, -1);
@@ -84,13 +95,9 @@ torch::Tensor standard_attention(const AttentionInputs& in, int64_t query_chunk)
 torch::Tensor flash_attention(const AttentionInputs& in) { return compat::sdpa(in.q, in.k, in.v, std::nullopt); }
 
 torch::Tensor flex_attention(const AttentionInputs& in) {
+    // Sites without a bias (cross, temporal, VAE) are plain attention: the fastest plain path serves them.
     if (!in.key_bias) return LSYNC_HAS_SDPA ? flash_attention(in) : standard_attention(in);
-#if LSYNC_HAS_SDPA
-    auto bias = in.key_bias->to(in.q.device(), in.q.scalar_type()).unsqueeze(1).unsqueeze(1);  // [B,1,1,Lk]
-    return compat::sdpa(in.q, in.k, in.v, bias);
-#else
-    return standard_attention(in);
-#endif
+    return flex_attention_with(FlexImpl::Auto, in);
 }
 
 torch::Tensor lip_focus_bias(const torch::Tensor& mouth, double weight) {

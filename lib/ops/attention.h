@@ -36,7 +36,8 @@ struct AttentionInputs {
     std::optional<torch::Tensor> key_bias;
 };
 
-/// Reference implementation: fp32 softmax, chunks of `query_chunk` queries at a time.
+/// Reference implementation: fp32 softmax, chunks of at most `query_chunk` queries (fewer when the chunk's
+/// fp32 logits would pass 1 GiB), so memory stays bounded at any sequence length.
 torch::Tensor standard_attention(const AttentionInputs& in, int64_t query_chunk = 4096);
 /// Fused SDPA (no bias). Throws Error(Backend) when LibTorch has no SDPA.
 torch::Tensor flash_attention(const AttentionInputs& in);

@@ -45,6 +45,27 @@ PY
 done
 expect_rc 10 "exists" -- "$BIN" convert "$FIX/golden/whisper_tiny_random.pt" whisper_tiny_random.safetensors
 
+# The other direction, as the load-memory measurement makes its big checkpoints: safetensors -> torch.save
+# (scripts/safetensors_to_torch_zip.py, ZIP64, streamed) -> our reader -> safetensors: every tensor unchanged.
+python3 "$ROOT/scripts/safetensors_to_torch_zip.py" "$FIX/golden/vae_tiny/diffusion_pytorch_model.safetensors" \
+    vae_as_pt.pt || fail "safetensors_to_torch_zip"
+"$BIN" -q models inspect --json vae_as_pt.pt | python3 -c "
+import json,sys; d=json.load(sys.stdin); assert d['format']=='torch-zip' and d['metadata']['global_step']==0, d['metadata']" \
+    || fail "inspect the streamed torch.save archive"
+"$BIN" -q convert vae_as_pt.pt vae_roundtrip.safetensors || fail "convert the streamed archive"
+python3 - "$FIX/golden/vae_tiny/diffusion_pytorch_model.safetensors" vae_roundtrip.safetensors <<'PY' || fail "round trip changed tensors"
+import json, struct, sys
+def tensors(path):
+    data = open(path, "rb").read()
+    n = struct.unpack("<Q", data[:8])[0]
+    header = json.loads(data[8:8 + n]); header.pop("__metadata__", None)
+    return {k: (v["dtype"], v["shape"], data[8 + n + v["data_offsets"][0]:8 + n + v["data_offsets"][1]]) for k, v in header.items()}
+a, b = tensors(sys.argv[1]), tensors(sys.argv[2])
+assert a.keys() == b.keys() and len(a) == 180, (len(a), len(b))
+for k in a:
+    assert a[k] == b[k], k
+PY
+
 # Bad files: one error line, exit 12 (weights), the reason named.
 expect_rc 12 "os.system" -- "$BIN" models inspect "$FIX/checkpoints/bad_global.pt"
 expect_rc 12 "truncated" -- "$BIN" models inspect "$FIX/checkpoints/truncated.pt"

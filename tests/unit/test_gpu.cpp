@@ -4,6 +4,7 @@
 
 #include "core/compat.h"
 #include "ops/attention.h"
+#include "ops/flex_variants.h"
 #include "selftest.h"
 
 using namespace lsync;
@@ -52,4 +53,50 @@ TEST_CASE("auto resolves to flash on CUDA", "[gpu]") {
     AttentionDispatcher d(AttentionBackend::Auto, true, torch::Device(torch::kCUDA, 0), torch::kHalf);
     CHECK(d.active() == AttentionBackend::Flash);
     CHECK(d.notes().empty());
+}
+
+TEST_CASE("every flex implementation matches fp32 standard with the bias (head dims, odd lengths, strides)", "[gpu]") {
+    if (!compat::cuda_available()) LSYNC_SKIP("no CUDA device");
+    torch::manual_seed(12);
+    const torch::Device dev(torch::kCUDA, 0);
+    const auto f32 = torch::TensorOptions().device(dev);
+    struct Shape { int64_t b, h, lq, lk, d; };
+    // UNet head dims (40/80/160), Whisper's 64; lengths that are not multiples of the kernel's tiles.
+    for (const Shape s : {Shape{2, 8, 1024, 1024, 40}, Shape{3, 8, 77, 301, 80}, Shape{2, 8, 256, 256, 160},
+                          Shape{1, 6, 1, 1500, 64}, Shape{4, 2, 130, 1, 40}}) {
+        // q/k/v as the UNet makes them: views of a [B, L, H, D] projection, transposed (strided, not contiguous).
+        auto q = torch::randn({s.b, s.lq, s.h, s.d}, f32).transpose(1, 2);
+        auto k = torch::randn({s.b, s.lk, s.h, s.d}, f32).transpose(1, 2);
+        auto v = torch::randn({s.b, s.lk, s.h, s.d}, f32).transpose(1, 2);
+        for (int64_t bias_batch : {int64_t{1}, s.b}) {
+            auto bias = lip_focus_bias(torch::rand({bias_batch, s.lk}, f32) > 0.7, 2.0);
+            const auto ref = standard_attention({q, k, v, bias});
+            for (auto dt : {torch::kHalf, torch::kBFloat16}) {
+                const AttentionInputs in{q.to(dt), k.to(dt), v.to(dt), bias};
+                for (auto impl : {FlexImpl::Kernel, FlexImpl::FoldedSdpa, FlexImpl::SdpaBias}) {
+                    INFO("B" << s.b << " H" << s.h << " Lq" << s.lq << " Lk" << s.lk << " D" << s.d << " bias batch "
+                             << bias_batch << " " << c10::toString(dt) << " " << to_string(impl));
+                    const auto why = flex_impl_unsupported(impl, in);
+                    INFO("unsupported: " << why);
+                    REQUIRE(why.empty());
+                    const auto out = flex_attention_with(impl, in);
+                    CHECK(out.sizes() == q.sizes());
+                    CHECK(rel(out, ref) < (dt == torch::kHalf ? 5e-3 : 2e-2));
+                }
+            }
+        }
+    }
+}
+
+TEST_CASE("the fused flex kernel: weight 1 equals flash, unsupported shapes are refused with a reason", "[gpu]") {
+    if (!compat::cuda_available()) LSYNC_SKIP("no CUDA device");
+    const auto h = torch::TensorOptions().device(torch::kCUDA, 0).dtype(torch::kHalf);
+    auto q = torch::randn({2, 8, 300, 40}, h), k = torch::randn({2, 8, 300, 40}, h), v = torch::randn({2, 8, 300, 40}, h);
+    auto zero_bias = lip_focus_bias(torch::ones({1, 300}, h.dtype(torch::kFloat)), 1.0);
+    auto fused = flex_attention_with(FlexImpl::Kernel, {q, k, v, zero_bias});
+    CHECK(rel(fused, flash_attention({q, k, v, std::nullopt})) < 2e-3);
+    auto q48 = torch::randn({1, 1, 16, 48}, h);
+    CHECK(flex_impl_unsupported(FlexImpl::Kernel, {q48, q48, q48, std::nullopt}).find("head dim") != std::string::npos);
+    CHECK(flex_impl_unsupported(FlexImpl::Kernel, {q.to(torch::kFloat), k.to(torch::kFloat), v.to(torch::kFloat),
+                                                   std::nullopt}).find("fp16") != std::string::npos);
 }
