@@ -1,0 +1,100 @@
+#include "unet/motion_module.h"
+
+#include "core/error.h"
+
+#include <cmath>
+
+namespace lsync::models {
+
+torch::Tensor temporal_position_table(int64_t dim, int64_t max_len) {
+    // Same operations and dtypes as the official PositionalEncoding, so the table is bit-identical to the
+    // saved buffer (the checkpoint's copy is what gets loaded anyway).
+    auto position = torch::arange(max_len, torch::kLong).unsqueeze(1);
+    auto div_term = torch::exp(torch::arange(0, dim, 2, torch::kLong) * (-std::log(10000.0) / static_cast<double>(dim)));
+    auto pe = torch::zeros({1, max_len, dim});
+    auto angles = position * div_term;  // [max_len, ceil(dim/2)]
+    using torch::indexing::None;
+    using torch::indexing::Slice;
+    pe.index_put_({0, Slice(), Slice(0, None, 2)}, torch::sin(angles));
+    pe.index_put_({0, Slice(), Slice(1, None, 2)}, torch::cos(angles).slice(1, 0, dim / 2));
+    return pe;
+}
+
+TemporalAttentionImpl::TemporalAttentionImpl(int64_t dim, int64_t heads, int64_t head_dim, bool position_encoding,
+                                             int64_t max_len)
+    : AttentionImpl(dim, heads, head_dim) {
+    if (position_encoding) {
+        auto pos = std::make_shared<torch::nn::Module>();
+        pe = pos->register_buffer("pe", temporal_position_table(dim, max_len));
+        register_module("pos_encoder", pos);
+    }
+}
+
+torch::Tensor TemporalAttentionImpl::forward(const torch::Tensor& x, int64_t frames) {
+    const int64_t bf = x.size(0), s = x.size(1), c = x.size(2), b = bf / frames;
+    // (b f) s c -> (b s) f c
+    auto t = x.reshape({b, frames, s, c}).transpose(1, 2).reshape({b * s, frames, c});
+    if (pe.defined()) {
+        // `pe` shares its TensorImpl with the registered buffer, which the loader and to() update in place.
+        const auto& table = pe;
+        LSYNC_CHECK(frames <= table.size(1), ErrorCode::Usage,
+                    "UNet: " + std::to_string(frames) + " frames exceed the motion modules' position table (" +
+                        std::to_string(table.size(1)) + ")");
+        t = t + table.slice(1, 0, frames);
+    }
+    t = AttentionImpl::forward(t);
+    // (b s) f c -> (b f) s c
+    return t.reshape({b, s, frames, c}).transpose(1, 2).reshape({bf, s, c});
+}
+
+TemporalTransformerBlockImpl::TemporalTransformerBlockImpl(int64_t dim, const MotionModuleConfig& cfg) {
+    const int64_t heads = cfg.num_attention_heads;
+    const int64_t head_dim = dim / heads;  // dim is already heads * (channels / heads / dim_div)
+    torch::nn::ModuleList attention_blocks, norms;
+    for (size_t k = 0; k < cfg.attention_block_types.size(); ++k) {
+        attention.push_back(TemporalAttention(dim, heads, head_dim, cfg.temporal_position_encoding,
+                                              cfg.temporal_position_encoding_max_len));
+        attention_blocks->push_back(attention.back());
+        norm.push_back(LayerNorm(dim));
+        norms->push_back(norm.back());
+    }
+    register_module("attention_blocks", attention_blocks);
+    register_module("norms", norms);
+    ff = register_module("ff", FeedForward(dim));
+    ff_norm = register_module("ff_norm", LayerNorm(dim));
+}
+
+torch::Tensor TemporalTransformerBlockImpl::forward(const torch::Tensor& x, int64_t frames) {
+    auto h = x;
+    for (size_t k = 0; k < attention.size(); ++k) h = attention[k]->forward(norm[k](h), frames) + h;
+    return ff(ff_norm(h)) + h;
+}
+
+MotionModuleImpl::MotionModuleImpl(int64_t channels, int64_t groups, const MotionModuleConfig& cfg) {
+    auto tt = std::make_shared<torch::nn::Module>();
+    const int64_t heads = cfg.num_attention_heads;
+    const int64_t inner = heads * (channels / heads / cfg.temporal_attention_dim_div);
+    norm = tt->register_module("norm", GroupNorm(groups, channels, 1e-6));
+    proj_in = tt->register_module("proj_in", Linear(channels, inner));
+    torch::nn::ModuleList transformer_blocks;
+    for (int i = 0; i < cfg.num_transformer_block; ++i) {
+        blocks.push_back(TemporalTransformerBlock(inner, cfg));
+        transformer_blocks->push_back(blocks.back());
+    }
+    tt->register_module("transformer_blocks", transformer_blocks);
+    proj_out = tt->register_module("proj_out", Linear(inner, channels));
+    register_module("temporal_transformer", tt);
+}
+
+torch::Tensor MotionModuleImpl::forward(const torch::Tensor& x) {
+    const int64_t frames = x.size(2), c = x.size(1), h = x.size(3), w = x.size(4);
+    auto residual = fold_frames(x);  // [b*f, c, h, w]; norm statistics per frame
+    const int64_t n = residual.size(0);
+    auto t = norm(residual).permute({0, 2, 3, 1}).reshape({n, h * w, c});
+    t = proj_in(t);
+    for (auto& block : blocks) t = block->forward(t, frames);
+    t = proj_out(t).reshape({n, h, w, c}).permute({0, 3, 1, 2});
+    return unfold_frames(t + residual, frames);
+}
+
+}  // namespace lsync::models

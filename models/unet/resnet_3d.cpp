@@ -1,0 +1,48 @@
+#include "unet/resnet_3d.h"
+
+namespace lsync::models {
+
+ResnetBlock3DImpl::ResnetBlock3DImpl(int64_t in, int64_t out, int64_t temb_channels, int64_t groups, double eps,
+                                     double scale)
+    : output_scale_factor(scale) {
+    norm1 = register_module("norm1", GroupNorm(groups, in, eps));
+    conv1 = register_module("conv1", Conv2d(in, out, 3, 1, 1));
+    time_emb_proj = register_module("time_emb_proj", Linear(temb_channels, out));
+    norm2 = register_module("norm2", GroupNorm(groups, out, eps));
+    conv2 = register_module("conv2", Conv2d(out, out, 3, 1, 1));
+    if (in != out) conv_shortcut = register_module("conv_shortcut", Conv2d(in, out, 1, 1, 0));
+}
+
+torch::Tensor ResnetBlock3DImpl::forward(const torch::Tensor& x, const torch::Tensor& temb) {
+    auto h = conv1(torch::silu(norm1(x)));
+    // [b, out] -> [b, out, 1, 1, 1]: the same shift for every frame and pixel of a batch entry.
+    h = h + time_emb_proj(torch::silu(temb)).reshape({temb.size(0), -1, 1, 1, 1});
+    h = conv2(torch::silu(norm2(h)));  // dropout is 0 at inference
+    auto shortcut = conv_shortcut ? conv_shortcut(x) : x;
+    auto y = shortcut + h;
+    return output_scale_factor == 1.0 ? y : y / output_scale_factor;
+}
+
+Downsample3DImpl::Downsample3DImpl(int64_t channels, int64_t padding) {
+    conv = register_module("conv", Conv2d(channels, channels, 3, 2, padding));
+}
+
+torch::Tensor Downsample3DImpl::forward(const torch::Tensor& x) {
+    // padding 0 means the diffusers asymmetric (0, 1, 0, 1) pad before the stride-2 conv.
+    if (conv->padding == 0) return conv(torch::constant_pad_nd(x, {0, 1, 0, 1}, 0));
+    return conv(x);
+}
+
+Upsample3DImpl::Upsample3DImpl(int64_t channels) { conv = register_module("conv", Conv2d(channels, channels, 3, 1, 1)); }
+
+torch::Tensor Upsample3DImpl::forward(const torch::Tensor& x, const std::optional<std::vector<int64_t>>& size) {
+    // The official code upsamples bf16 in fp32 (older nearest kernels lacked bf16); nearest copies values, so the
+    // round trip is exact either way.
+    auto h = x.scalar_type() == torch::kBFloat16 ? x.to(torch::kFloat) : x;
+    const std::vector<int64_t> out_size = size ? *size : std::vector<int64_t>{x.size(2), x.size(3) * 2, x.size(4) * 2};
+    h = torch::upsample_nearest3d(h, out_size);
+    if (h.scalar_type() != x.scalar_type()) h = h.to(x.scalar_type());
+    return conv(h);
+}
+
+}  // namespace lsync::models

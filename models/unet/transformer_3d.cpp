@@ -1,0 +1,51 @@
+#include "unet/transformer_3d.h"
+
+#include "core/error.h"
+
+namespace lsync::models {
+
+BasicTransformerBlockImpl::BasicTransformerBlockImpl(int64_t dim, int64_t heads, int64_t head_dim, int64_t cross_dim) {
+    attn1 = register_module("attn1", Attention(dim, heads, head_dim));
+    norm1 = register_module("norm1", LayerNorm(dim));
+    if (cross_dim > 0) {
+        norm2 = register_module("norm2", LayerNorm(dim));
+        attn2 = register_module("attn2", Attention(dim, heads, head_dim, cross_dim));
+    }
+    ff = register_module("ff", FeedForward(dim));
+    norm3 = register_module("norm3", LayerNorm(dim));
+}
+
+torch::Tensor BasicTransformerBlockImpl::forward(const torch::Tensor& x, const torch::Tensor& audio,
+                                                 const std::optional<torch::Tensor>& self_bias) {
+    auto h = attn1(norm1(x), std::nullopt, self_bias) + x;
+    // Official: the audio layer runs only when audio is given (and exists).
+    if (attn2 && audio.defined()) h = attn2(norm2(h), audio) + h;
+    return ff(norm3(h)) + h;
+}
+
+Transformer3DModelImpl::Transformer3DModelImpl(int64_t channels, int64_t heads, int64_t groups, int64_t cross_dim) {
+    norm = register_module("norm", GroupNorm(groups, channels, 1e-6));
+    proj_in = register_module("proj_in", Conv2d(channels, channels, 1));
+    block = BasicTransformerBlock(channels, heads, channels / heads, cross_dim);
+    transformer_blocks->push_back(block);
+    register_module("transformer_blocks", transformer_blocks);
+    proj_out = register_module("proj_out", Conv2d(channels, channels, 1));
+}
+
+torch::Tensor Transformer3DModelImpl::forward(const torch::Tensor& x, const torch::Tensor& audio) {
+    const int64_t frames = x.size(2), c = x.size(1), h = x.size(3), w = x.size(4);
+    auto residual = fold_frames(x);  // [b*f, c, h, w]; norm statistics per frame
+    auto t = proj_in(norm(residual));
+    const int64_t n = t.size(0);
+    t = t.permute({0, 2, 3, 1}).reshape({n, h * w, c});  // tokens in row-major pixel order
+    if (audio.defined())
+        LSYNC_CHECK(audio.size(0) == n, ErrorCode::Usage,
+                    "UNet: audio has " + std::to_string(audio.size(0)) + " rows, expected batch x frames = " +
+                        std::to_string(n));
+    const auto bias = block->attn1->context()->spatial_bias(h, w, x.device());
+    t = block(t, audio, bias);
+    t = proj_out(t.reshape({n, h, w, c}).permute({0, 3, 1, 2}));
+    return unfold_frames(t + residual, frames);
+}
+
+}  // namespace lsync::models

@@ -1,0 +1,76 @@
+#pragma once
+// UNet3DConditionModel of latentsync/models/unet.py: the LatentSync 1.5/1.6 denoiser. Input [b, 13, f, h, w]
+// (noisy latents | mask | masked-image latents | reference latents), timestep, audio tokens [b*f, 50, 384];
+// output the predicted noise [b, 4, f, h, w]. named_parameters() + named_buffers() equal the official
+// state-dict keys (1,206 parameters + 40 `pe` buffers for the released config).
+
+#include "diffusion/denoiser.h"
+#include "ops/attention_context.h"
+#include "unet/unet_blocks.h"
+#include "unet/unet_config.h"
+
+#include <torch/torch.h>
+
+#include <optional>
+#include <vector>
+
+namespace lsync::models {
+
+/// DeepCache's kept features (branch 0 as LatentSync uses it): the running tensor that enters the LAST layer
+/// of the LAST up block, before its skip concat. A reuse step recomputes conv_in (the fresh skip for that
+/// layer), the time embedding, that layer (resnet, transformer, motion module) and the output head.
+struct DeepCacheState {
+    torch::Tensor hidden;  ///< [b, C, f, h, w], undefined until a Capture step
+    bool valid() const { return hidden.defined(); }
+    void reset() { hidden = torch::Tensor(); }
+};
+
+class UNet3DConditionModelImpl : public torch::nn::Module {
+public:
+    /// Builds the module tree with uninitialised parameters (fill with load_unet or init_random_parameters).
+    explicit UNet3DConditionModelImpl(UNet3DConfig config);
+
+    /// sample [b, in_channels, f, h, w]; timestep 0-d, [1] or [b] (any numeric dtype); audio [b*f, tokens,
+    /// cross_attention_dim] or [b, f, tokens, dim] (undefined = no audio layer, as the official code allows).
+    /// Inputs are cast to the model's device and dtype. `phase` selects DeepCache behaviour using the member
+    /// state `deep_cache`. `trace`, when given, receives the named intermediates.
+    torch::Tensor forward(const torch::Tensor& sample, const torch::Tensor& timestep, const torch::Tensor& audio,
+                          diffusion::CachePhase phase = diffusion::CachePhase::Off, UNetTrace* trace = nullptr);
+    /// The same with an explicit cache (e.g. one per CFG branch or chunk group).
+    torch::Tensor forward_cached(const torch::Tensor& sample, const torch::Tensor& timestep,
+                                 const torch::Tensor& audio, diffusion::CachePhase phase, DeepCacheState& cache,
+                                 UNetTrace* trace = nullptr);
+
+    /// The sinusoidal timestep features [b, C0] (diffusers Timesteps: fp32, [cos | sin] when flip_sin_to_cos).
+    torch::Tensor time_proj(const torch::Tensor& timestep, int64_t batch) const;
+
+    /// Every attention site uses `ctx` (nullptr = the default standard context).
+    void set_attention(const ops::AttentionContextPtr& ctx);
+
+    const UNet3DConfig& config() const { return config_; }
+    torch::ScalarType dtype() const { return conv_in->weight.scalar_type(); }
+    torch::Device device() const { return conv_in->weight.device(); }
+
+    DeepCacheState deep_cache;
+
+    Conv2d conv_in{nullptr}, conv_out{nullptr};
+    Linear time_linear_1{nullptr}, time_linear_2{nullptr};  ///< time_embedding.linear_1 / linear_2
+    std::vector<DownBlock3D> down_blocks;
+    MidBlock3D mid_block{nullptr};
+    std::vector<UpBlock3D> up_blocks;
+    GroupNorm conv_norm_out{nullptr};
+
+private:
+    UNet3DConfig config_;
+    /// Checks shapes and returns (sample, timesteps [b], audio) on the model's device and dtype.
+    std::tuple<torch::Tensor, torch::Tensor, torch::Tensor> prepare(const torch::Tensor& sample,
+                                                                    const torch::Tensor& timestep,
+                                                                    const torch::Tensor& audio) const;
+    torch::Tensor head(const torch::Tensor& x, UNetTrace* trace);
+};
+TORCH_MODULE(UNet3DConditionModel);
+
+/// Adapts a UNet to the denoising loop's Denoiser signature (uses the module's own DeepCache state).
+diffusion::Denoiser make_denoiser(UNet3DConditionModel unet);
+
+}  // namespace lsync::models

@@ -1,0 +1,57 @@
+#include "unet/unet_attention.h"
+
+namespace lsync::models {
+
+AttentionImpl::AttentionImpl(int64_t query_dim, int64_t heads_, int64_t head_dim, int64_t context_dim)
+    : heads(heads_) {
+    const int64_t inner = heads * head_dim;
+    const int64_t kv_dim = context_dim > 0 ? context_dim : query_dim;
+    to_q = register_module("to_q", Linear(query_dim, inner, false));
+    to_k = register_module("to_k", Linear(kv_dim, inner, false));
+    to_v = register_module("to_v", Linear(kv_dim, inner, false));
+    // Official: to_out = ModuleList([Linear, Dropout]); only index 0 holds weights.
+    torch::nn::ModuleList to_out;
+    out = Linear(inner, query_dim, true);
+    to_out->push_back(out);
+    register_module("to_out", to_out);
+}
+
+torch::Tensor AttentionImpl::forward(const torch::Tensor& x, const std::optional<torch::Tensor>& context,
+                                     const std::optional<torch::Tensor>& key_bias) {
+    const auto& kv = context ? *context : x;
+    // [N, L, H*D] -> [N, H, L, D]
+    auto split = [this](const torch::Tensor& t) {
+        return t.reshape({t.size(0), t.size(1), heads, -1}).transpose(1, 2);
+    };
+    auto q = split(to_q(x)), k = split(to_k(kv)), v = split(to_v(kv));
+    auto o = ctx_->attend(q, k, v, key_bias);  // [N, H, Lq, D]
+    o = o.transpose(1, 2).reshape({x.size(0), x.size(1), -1});
+    return out(o);
+}
+
+FeedForwardImpl::FeedForwardImpl(int64_t dim, int64_t mult) {
+    const int64_t inner = dim * mult;
+    // Official: net = ModuleList([GEGLU(proj), Dropout, Linear]); the indices are part of the key names.
+    torch::nn::ModuleList net;
+    auto geglu = std::make_shared<torch::nn::Module>();
+    proj = Linear(dim, inner * 2, true);
+    geglu->register_module("proj", proj);
+    net->push_back(geglu);
+    net->push_back(torch::nn::Identity());
+    out = Linear(inner, dim, true);
+    net->push_back(out);
+    register_module("net", net);
+}
+
+torch::Tensor FeedForwardImpl::forward(const torch::Tensor& x) {
+    auto h = proj(x).chunk(2, -1);
+    return out(h[0] * torch::gelu(h[1]));
+}
+
+void set_attention_context(torch::nn::Module& module, const ops::AttentionContextPtr& ctx) {
+    auto use = ctx ? ctx : ops::default_attention_context();
+    for (auto& m : module.modules(/*include_self=*/true))
+        if (auto* a = m->as<AttentionImpl>()) a->set_context(use);
+}
+
+}  // namespace lsync::models

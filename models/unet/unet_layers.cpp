@@ -1,0 +1,73 @@
+#include "unet/unet_layers.h"
+
+#include <ATen/CPUGeneratorImpl.h>
+
+#include <cmath>
+
+namespace lsync::models {
+
+torch::Tensor fold_frames(const torch::Tensor& x) {
+    const auto b = x.size(0), c = x.size(1), f = x.size(2);
+    return x.permute({0, 2, 1, 3, 4}).reshape({b * f, c, x.size(3), x.size(4)});
+}
+
+torch::Tensor unfold_frames(const torch::Tensor& x, int64_t frames) {
+    const auto bf = x.size(0), c = x.size(1);
+    return x.reshape({bf / frames, frames, c, x.size(2), x.size(3)}).permute({0, 2, 1, 3, 4});
+}
+
+LinearImpl::LinearImpl(int64_t in, int64_t out, bool with_bias) {
+    weight = register_parameter("weight", torch::empty({out, in}), /*requires_grad=*/false);
+    if (with_bias) bias = register_parameter("bias", torch::empty({out}), /*requires_grad=*/false);
+}
+
+torch::Tensor LinearImpl::forward(const torch::Tensor& x) { return torch::linear(x, weight, bias); }
+
+Conv2dImpl::Conv2dImpl(int64_t in, int64_t out, int64_t kernel, int64_t stride_, int64_t padding_)
+    : stride(stride_), padding(padding_) {
+    weight = register_parameter("weight", torch::empty({out, in, kernel, kernel}), /*requires_grad=*/false);
+    bias = register_parameter("bias", torch::empty({out}), /*requires_grad=*/false);
+}
+
+torch::Tensor Conv2dImpl::forward(const torch::Tensor& x) {
+    if (x.dim() == 5) return unfold_frames(forward(fold_frames(x)), x.size(2));
+    return torch::conv2d(x, weight, bias, {stride, stride}, {padding, padding});
+}
+
+GroupNormImpl::GroupNormImpl(int64_t groups_, int64_t channels, double eps_) : groups(groups_), eps(eps_) {
+    weight = register_parameter("weight", torch::empty({channels}), /*requires_grad=*/false);
+    bias = register_parameter("bias", torch::empty({channels}), /*requires_grad=*/false);
+}
+
+torch::Tensor GroupNormImpl::forward(const torch::Tensor& x) { return torch::group_norm(x, groups, weight, bias, eps); }
+
+LayerNormImpl::LayerNormImpl(int64_t dim, double eps_) : eps(eps_) {
+    weight = register_parameter("weight", torch::empty({dim}), /*requires_grad=*/false);
+    bias = register_parameter("bias", torch::empty({dim}), /*requires_grad=*/false);
+}
+
+torch::Tensor LayerNormImpl::forward(const torch::Tensor& x) {
+    return torch::layer_norm(x, {weight.size(0)}, weight, bias, eps);
+}
+
+void init_random_parameters(torch::nn::Module& module, uint64_t seed) {
+    torch::NoGradGuard no_grad;
+    auto gen = at::detail::createCPUGenerator(seed);
+    for (auto& p : module.named_parameters(true)) {
+        auto& t = p.value();
+        const auto& name = p.key();
+        const bool is_bias = name.size() >= 4 && name.compare(name.size() - 4, 4, "bias") == 0;
+        auto draw = at::normal(0.0, 1.0, t.sizes(), gen, torch::TensorOptions().dtype(torch::kFloat));
+        if (t.dim() >= 2) {
+            const double fan_in = static_cast<double>(t.numel() / t.size(0));
+            draw = draw / std::sqrt(fan_in);
+        } else if (is_bias) {
+            draw = draw * 0.05;
+        } else {
+            draw = draw * 0.1 + 1.0;  // norm scales
+        }
+        t.copy_(draw);
+    }
+}
+
+}  // namespace lsync::models

@@ -1,0 +1,75 @@
+#pragma once
+// The leaf layers of the UNet: Linear, Conv2d (applied per frame to 5-D video tensors, the official
+// "InflatedConv3d"), GroupNorm and LayerNorm. They register "weight"/"bias" exactly like torch.nn, but their
+// parameters start UNINITIALISED (torch::empty): the full-size UNet has 1.27 G parameters, and initialising
+// them only to overwrite them with the checkpoint would cost seconds and 5 GB of touched memory. Every
+// parameter is filled by load_unet() or init_random_parameters() before use. requires_grad is false: this is
+// an inference port, and no autograd graph should ever be recorded.
+
+#include <torch/torch.h>
+
+#include <string>
+#include <vector>
+
+namespace lsync::models {
+
+/// (b, c, f, h, w) -> (b*f, c, h, w): frames become batch entries.
+torch::Tensor fold_frames(const torch::Tensor& x);
+/// (b*f, c, h, w) -> (b, c, f, h, w).
+torch::Tensor unfold_frames(const torch::Tensor& x, int64_t frames);
+
+class LinearImpl : public torch::nn::Module {
+public:
+    LinearImpl(int64_t in, int64_t out, bool bias = true);
+    torch::Tensor forward(const torch::Tensor& x);
+    torch::Tensor weight, bias;  ///< [out, in], [out] (undefined without bias)
+};
+TORCH_MODULE(Linear);
+
+/// A 2-D convolution; on a 5-D (b, c, f, h, w) input it runs on every frame independently.
+class Conv2dImpl : public torch::nn::Module {
+public:
+    Conv2dImpl(int64_t in, int64_t out, int64_t kernel, int64_t stride = 1, int64_t padding = 0);
+    torch::Tensor forward(const torch::Tensor& x);
+    torch::Tensor weight, bias;  ///< [out, in, k, k], [out]
+    int64_t stride, padding;
+};
+TORCH_MODULE(Conv2d);
+
+/// GroupNorm over whatever trailing dimensions the input has: on a 5-D video tensor the statistics span all
+/// frames (the official ResnetBlock3D / conv_norm_out behaviour); fold frames first for per-frame statistics.
+class GroupNormImpl : public torch::nn::Module {
+public:
+    GroupNormImpl(int64_t groups, int64_t channels, double eps);
+    torch::Tensor forward(const torch::Tensor& x);
+    torch::Tensor weight, bias;
+    int64_t groups;
+    double eps;
+};
+TORCH_MODULE(GroupNorm);
+
+class LayerNormImpl : public torch::nn::Module {
+public:
+    explicit LayerNormImpl(int64_t dim, double eps = 1e-5);
+    torch::Tensor forward(const torch::Tensor& x);
+    torch::Tensor weight, bias;
+    double eps;
+};
+TORCH_MODULE(LayerNorm);
+
+/// Registers `items` as ModuleList `name` (children "0", "1", ...). The official lists hold None for absent
+/// motion modules, which own no keys, so an empty list is not registered at all.
+template <class Holder>
+void register_module_list(torch::nn::Module& parent, const std::string& name, const std::vector<Holder>& items) {
+    if (items.empty()) return;
+    torch::nn::ModuleList list;
+    for (const auto& m : items) list->push_back(m);
+    parent.register_module(name, list);
+}
+
+/// Fills every parameter of `module` the way the golden fixtures were made (N(0, 1/fan_in) for matrices and
+/// kernels, 1 + 0.1 N(0,1) for norm scales, 0.05 N(0,1) for biases), from `seed`. Buffers are left alone.
+/// For tests, benchmarks and `--weights random`; not the official initialisation.
+void init_random_parameters(torch::nn::Module& module, uint64_t seed);
+
+}  // namespace lsync::models

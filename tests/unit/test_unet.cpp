@@ -1,0 +1,399 @@
+// UNet3DConditionModel: config parsing, the official key set and parameter count, parity with the golden
+// fixtures (outputs and per-block intermediates, made by the official Python code), loading rules, DeepCache
+// and lip focus. Fixtures: tests/fixtures/golden/ (or $LSYNC_GOLDEN_DIR).
+
+#include "catch_compat.h"
+#include "expect_error.h"
+#include "test_util.h"
+
+#include "core/error.h"
+#include "io/safetensors.h"
+#include "io/tensor_source.h"
+#include "pipeline/mouth_mask.h"
+#include "unet/unet_loader.h"
+
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+#include <iostream>
+#include <set>
+
+using namespace lsync;
+using namespace lsync::models;
+using lsync::test::contains;
+using lsync::test::expect_error;
+
+namespace {
+
+std::string golden(const std::string& name) {
+    const char* env = std::getenv("LSYNC_GOLDEN_DIR");
+    const std::string dir = env ? env : std::string(LSYNC_SOURCE_DIR) + "/tests/fixtures/golden";
+    const std::string path = dir + "/" + name;
+    REQUIRE(std::filesystem::exists(path));
+    return path;
+}
+
+UNet3DConfig tiny_config() { return UNet3DConfig::from_file(golden("unet_tiny_config.json")); }
+
+UNet3DConditionModel tiny_unet() {
+    return load_unet(golden("unet_tiny_latentsync_unet.pt"), tiny_config(), torch::kCPU, torch::kFloat);
+}
+
+std::map<std::string, torch::Tensor> read_all(const std::string& path) {
+    io::SafetensorsFile f(path);
+    std::map<std::string, torch::Tensor> m;
+    for (const auto& info : f.tensors()) m[info.name] = f.load(info.name).clone();
+    return m;
+}
+
+double max_abs(const torch::Tensor& a, const torch::Tensor& b) { return (a - b).abs().max().item<double>(); }
+
+// allclose(port, golden, atol 1e-4, rtol 1e-3), the golden README's fp32 tolerance.
+void check_close(const std::string& name, const torch::Tensor& got, const torch::Tensor& want) {
+    INFO(name);
+    REQUIRE(got.sizes() == want.sizes());
+    const double err = max_abs(got, want);
+    std::cout << "  " << name << ": max abs error " << err << " (max |golden| " << want.abs().max().item<double>()
+              << ")\n";
+    CHECK(torch::allclose(got, want, /*rtol=*/1e-3, /*atol=*/1e-4));
+}
+
+std::set<std::string> module_keys(torch::nn::Module& m) {
+    std::set<std::string> keys;
+    for (const auto& p : m.named_parameters(true)) keys.insert(p.key());
+    for (const auto& b : m.named_buffers(true)) keys.insert(b.key());
+    return keys;
+}
+
+std::vector<std::pair<std::string, torch::Tensor>> checkpoint_tensors(const std::string& path) {
+    auto src = io::open_tensor_source(path);
+    std::vector<std::pair<std::string, torch::Tensor>> out;
+    for (const auto& info : src->tensors()) out.emplace_back(info.name, src->load(info.name).clone());
+    return out;
+}
+
+}  // namespace
+
+TEST_CASE("UNet config: official files, defaults and validation", "[unet]") {
+    const auto stage2 = UNet3DConfig::from_file(golden("stage2_model_config.json"));
+    const auto stage2_512 = UNet3DConfig::from_file(golden("stage2_512_model_config.json"));
+    const UNet3DConfig defaults;
+    CHECK(stage2.to_json() == defaults.to_json());
+    CHECK(stage2_512.to_json() == defaults.to_json());  // 1.6 differs only in data.resolution
+    CHECK(defaults.attention_head_dim == std::vector<int>{8, 8, 8, 8});
+
+    const auto tiny = tiny_config();
+    CHECK(tiny.block_out_channels == std::vector<int>{32, 32, 64, 64});
+    CHECK(tiny.attention_head_dim == std::vector<int>{2, 2, 2, 2});
+    CHECK(tiny.layers_per_block == 1);
+    CHECK(tiny.cross_attention_dim == 64);
+    CHECK(tiny.motion_module.num_attention_heads == 2);
+    // The resolved file (constructor defaults spelled out) is the same network.
+    CHECK(UNet3DConfig::from_file(golden("unet_tiny_config_resolved.json")).to_json() == tiny.to_json());
+
+    using nlohmann::json;
+    auto msg = expect_error(ErrorCode::Usage, [] { UNet3DConfig::from_json(json{{"use_linear_projection", true}}); });
+    CHECK(contains(msg, "use_linear_projection"));
+    msg = expect_error(ErrorCode::Usage, [] { UNet3DConfig::from_json(json{{"block_out_channels", {320, 640, 1000, 1280}}}); });
+    CHECK(contains(msg, "block_out_channels[2]"));
+    msg = expect_error(ErrorCode::Usage, [] { UNet3DConfig::from_json(json{{"layers_per_block", "two"}}); });
+    CHECK(contains(msg, "layers_per_block"));
+    msg = expect_error(ErrorCode::Usage, [] { UNet3DConfig::from_json(json{{"attention_head_dim", 7}}); });
+    CHECK(contains(msg, "attention_head_dim"));
+    msg = expect_error(ErrorCode::Usage, [] { UNet3DConfig::from_json(json{{"down_block_types", {"X", "Y"}}}); });
+    CHECK(contains(msg, "down_block_types"));
+    msg = expect_error(ErrorCode::Usage, [] {
+        UNet3DConfig::from_json(json{{"motion_module_kwargs", {{"attention_block_types", {"Temporal_Cross"}}}}});
+    });
+    CHECK(contains(msg, "attention_block_types"));
+    msg = expect_error(ErrorCode::Usage, [] { UNet3DConfig::from_json(json::array()); });
+    CHECK(contains(msg, "object"));
+}
+
+TEST_CASE("UNet: the full-size module tree has the official key set and parameter count", "[unet]") {
+    // Parameters are torch::empty (never touched), so the 5 GB tree costs address space, not time.
+    UNet3DConditionModel unet(UNet3DConfig::from_file(golden("stage2_model_config.json")));
+    const auto params = unet->named_parameters(true);
+    const auto buffers = unet->named_buffers(true);
+    CHECK(params.size() == 1206);
+    CHECK(buffers.size() == 40);
+    CHECK(params.size() + buffers.size() == 1246);
+    CHECK(count_parameters(*unet) == 1267099844LL);
+    int64_t motion = 0, audio = 0;
+    for (const auto& p : params) {
+        if (contains(p.key(), "motion_modules")) motion += p.value().numel();
+        if (contains(p.key(), ".attn2.")) audio += p.value().numel();
+    }
+    CHECK(motion == 417137600LL);
+    CHECK(audio == 34377920LL);
+    std::cout << "  full-size UNet: " << params.size() << " parameters + " << buffers.size()
+              << " buffers, " << count_parameters(*unet) << " parameter elements\n";
+
+    // Representative shapes from the reference (section 2.3).
+    const std::map<std::string, std::vector<int64_t>> shapes{
+        {"conv_in.weight", {320, 13, 3, 3}},
+        {"time_embedding.linear_1.weight", {1280, 320}},
+        {"down_blocks.0.resnets.0.time_emb_proj.weight", {320, 1280}},
+        {"down_blocks.1.resnets.0.conv_shortcut.weight", {640, 320, 1, 1}},
+        {"down_blocks.0.attentions.0.proj_in.weight", {320, 320, 1, 1}},
+        {"down_blocks.0.attentions.0.transformer_blocks.0.attn2.to_k.weight", {320, 384}},
+        {"down_blocks.0.attentions.0.transformer_blocks.0.ff.net.0.proj.weight", {2560, 320}},
+        {"down_blocks.0.attentions.0.transformer_blocks.0.ff.net.2.weight", {320, 1280}},
+        {"down_blocks.0.motion_modules.0.temporal_transformer.transformer_blocks.0.attention_blocks.1.pos_encoder.pe",
+         {1, 24, 320}},
+        {"down_blocks.0.motion_modules.0.temporal_transformer.transformer_blocks.0.ff_norm.weight", {320}},
+        {"down_blocks.0.downsamplers.0.conv.weight", {320, 320, 3, 3}},
+        {"mid_block.attentions.0.transformer_blocks.0.attn2.to_k.weight", {1280, 384}},
+        {"up_blocks.0.resnets.0.conv1.weight", {1280, 2560, 3, 3}},
+        {"up_blocks.1.resnets.2.conv1.weight", {1280, 1920, 3, 3}},
+        {"up_blocks.2.resnets.0.conv1.weight", {640, 1920, 3, 3}},
+        {"up_blocks.3.resnets.0.conv1.weight", {320, 960, 3, 3}},
+        {"up_blocks.0.upsamplers.0.conv.weight", {1280, 1280, 3, 3}},
+        {"conv_out.weight", {4, 320, 3, 3}},
+    };
+    std::map<std::string, torch::Tensor> all;
+    for (const auto& p : params) all[p.key()] = p.value();
+    for (const auto& b : buffers) all[b.key()] = b.value();
+    for (const auto& [key, shape] : shapes) {
+        INFO(key);
+        REQUIRE(all.count(key));
+        CHECK(all[key].sizes().vec() == shape);
+    }
+    CHECK(!all.count("up_blocks.3.upsamplers.0.conv.weight"));
+    CHECK(!all.count("down_blocks.3.attentions.0.norm.weight"));
+    CHECK(!all.count("mid_block.motion_modules.0.temporal_transformer.norm.weight"));
+}
+
+TEST_CASE("UNet: tiny module keys equal the official checkpoint's", "[unet]") {
+    UNet3DConditionModel unet(tiny_config());
+    std::set<std::string> ckpt;
+    for (const auto& [name, t] : checkpoint_tensors(golden("unet_tiny_latentsync_unet.pt"))) ckpt.insert(name);
+    CHECK(ckpt.size() == 776);
+    CHECK(module_keys(*unet) == ckpt);
+    CHECK(count_parameters(*unet) == 2364772);
+}
+
+TEST_CASE("UNet: motion-module position table equals the saved pe buffers", "[unet]") {
+    auto src = io::open_tensor_source(golden("unet_tiny_latentsync_unet.pt"));
+    int checked = 0;
+    for (const auto& info : src->tensors()) {
+        if (!contains(info.name, "pos_encoder.pe")) continue;
+        const auto saved = src->load(info.name);
+        CHECK(torch::equal(temporal_position_table(saved.size(2), saved.size(1)), saved));
+        ++checked;
+    }
+    CHECK(checked == 40);
+}
+
+TEST_CASE("UNet: outputs match the official implementation (fp32 CPU)", "[unet][golden]") {
+    auto unet = tiny_unet();
+    const auto g = read_all(golden("unet_golden.safetensors"));
+    torch::NoGradGuard no_grad;
+    check_close("out_a", unet->forward(g.at("sample"), g.at("timestep_a"), g.at("encoder_hidden_states")), g.at("out_a"));
+    check_close("out_b", unet->forward(g.at("sample"), g.at("timestep_b"), g.at("encoder_hidden_states")), g.at("out_b"));
+    // Timesteps as the official pipeline passes them: 0-d int64.
+    const auto t0 = g.at("timestep_a").reshape({});
+    check_close("out_a (0-d timestep)", unet->forward(g.at("sample"), t0, g.at("encoder_hidden_states")), g.at("out_a"));
+}
+
+TEST_CASE("UNet: per-block intermediates match the official forward hooks", "[unet][golden]") {
+    auto unet = tiny_unet();
+    const auto g = read_all(golden("unet_golden.safetensors"));
+    const auto want = read_all(golden("unet_golden_intermediates.safetensors"));
+    UNetTrace trace;
+    torch::NoGradGuard no_grad;
+    unet->forward(g.at("sample"), g.at("timestep_a"), g.at("encoder_hidden_states"), diffusion::CachePhase::Off, &trace);
+    CHECK(want.size() == 25);
+    for (const auto& [name, t] : want) {
+        INFO(name);
+        REQUIRE(trace.count(name));
+        check_close(name, trace.at(name), t);
+    }
+}
+
+TEST_CASE("UNet: loading from safetensors exports and LatentSync 1.0 names", "[unet]") {
+    const auto g = read_all(golden("unet_golden.safetensors"));
+    auto tensors = checkpoint_tensors(golden("unet_tiny_latentsync_unet.pt"));
+    test::ScratchDir dir("unet_load");
+    torch::NoGradGuard no_grad;
+
+    const auto plain = (dir.path() / "unet.safetensors").string();
+    io::write_safetensors(plain, tensors, {}, false);
+    auto from_st = load_unet(plain, tiny_config(), torch::kCPU, torch::kFloat);
+    const auto ref = g.at("out_a");
+    CHECK(max_abs(from_st->forward(g.at("sample"), g.at("timestep_a"), g.at("encoder_hidden_states")), ref) < 1e-4);
+
+    // 1.0 spelling of the audio cross-attention.
+    auto renamed = tensors;
+    int n = 0;
+    for (auto& [name, t] : renamed) {
+        for (const auto& [from, to] : std::vector<std::pair<std::string, std::string>>{
+                 {".attn2.", ".audio_cross_attn.attn."}, {".norm2.", ".audio_cross_attn.norm."}}) {
+            const auto pos = name.find(from);
+            if (pos != std::string::npos && contains(name, "transformer_blocks")) {
+                name.replace(pos, from.size(), to);
+                ++n;
+            }
+        }
+    }
+    CHECK(n > 0);
+    const auto old = (dir.path() / "unet_v10.safetensors").string();
+    io::write_safetensors(old, renamed, {}, false);
+    io::LoadReport report;
+    auto from_old = load_unet(old, tiny_config(), torch::kCPU, torch::kFloat, &report);
+    CHECK(report.loaded.size() == 776);
+    CHECK(torch::equal(from_old->forward(g.at("sample"), g.at("timestep_a"), g.at("encoder_hidden_states")),
+                       from_st->forward(g.at("sample"), g.at("timestep_a"), g.at("encoder_hidden_states"))));
+
+    // fp16/bf16 storage conversion happens in the loader (dtype of the module follows the request).
+    auto bf = load_unet(plain, tiny_config(), torch::kCPU, torch::kBFloat16);
+    for (const auto& p : bf->parameters()) CHECK(p.scalar_type() == torch::kBFloat16);
+}
+
+TEST_CASE("UNet: wrong or incomplete checkpoints are clear Weights errors", "[unet]") {
+    const auto cfg = tiny_config();
+    auto msg = expect_error(ErrorCode::Weights, [&] {
+        load_unet(golden("vae_tiny/diffusion_pytorch_model.safetensors"), cfg, torch::kCPU, torch::kFloat);
+    });
+    CHECK(contains(msg, "UNet"));
+    CHECK(contains(msg, "diffusion_pytorch_model.safetensors"));
+
+    // The whisper checkpoint shares no key either.
+    msg = expect_error(ErrorCode::Weights,
+                       [&] { load_unet(golden("whisper_tiny_random.pt"), cfg, torch::kCPU, torch::kFloat); });
+    CHECK(contains(msg, "UNet"));
+
+    // One tensor missing: strict loading names it.
+    auto tensors = checkpoint_tensors(golden("unet_tiny_latentsync_unet.pt"));
+    const std::string dropped = tensors[5].first;
+    tensors.erase(tensors.begin() + 5);
+    test::ScratchDir dir("unet_bad");
+    const auto path = (dir.path() / "missing.safetensors").string();
+    io::write_safetensors(path, tensors, {}, false);
+    msg = expect_error(ErrorCode::Weights, [&] { load_unet(path, cfg, torch::kCPU, torch::kFloat); });
+    CHECK(contains(msg, dropped));
+
+    // The right file with the full-size config: shape mismatches, named.
+    msg = expect_error(ErrorCode::Weights, [&] {
+        load_unet(golden("unet_tiny_latentsync_unet.pt"), UNet3DConfig{}, torch::kCPU, torch::kFloat);
+    });
+    CHECK(contains(msg, "shape"));
+}
+
+TEST_CASE("UNet: bad inputs are clear Usage errors", "[unet]") {
+    auto unet = tiny_unet();
+    const auto g = read_all(golden("unet_golden.safetensors"));
+    const auto& s = g.at("sample");
+    const auto& a = g.at("encoder_hidden_states");
+    const auto& t = g.at("timestep_a");
+    torch::NoGradGuard no_grad;
+    auto msg = expect_error(ErrorCode::Usage, [&] { unet->forward(s.slice(1, 0, 12), t, a); });
+    CHECK(contains(msg, "sample"));
+    msg = expect_error(ErrorCode::Usage, [&] { unet->forward(s, t, a.slice(0, 0, 7)); });
+    CHECK(contains(msg, "audio"));
+    msg = expect_error(ErrorCode::Usage, [&] { unet->forward(s, t, a.slice(2, 0, 32)); });
+    CHECK(contains(msg, "audio"));
+    msg = expect_error(ErrorCode::Usage, [&] { unet->forward(s, torch::tensor({1, 2, 3}), a); });
+    CHECK(contains(msg, "timestep"));
+    // 4-D audio (b, f, tokens, dim) is the same as its flattened form.
+    CHECK(torch::equal(unet->forward(s, t, a.reshape({2, 4, 50, 64})), unet->forward(s, t, a)));
+    // A latent side the upsamplers cannot reproduce (12 -> 6 -> 3 -> 2): upsampling follows the skip sizes.
+    auto odd = unet->forward(s.slice(3, 0, 12).slice(4, 0, 12), t, a);
+    CHECK(odd.sizes() == torch::IntArrayRef({2, 4, 4, 12, 12}));
+}
+
+TEST_CASE("UNet: DeepCache capture and reuse", "[unet][deepcache]") {
+    using diffusion::CachePhase;
+    auto unet = tiny_unet();
+    const auto g = read_all(golden("unet_golden.safetensors"));
+    const auto& s = g.at("sample");
+    const auto& a = g.at("encoder_hidden_states");
+    torch::NoGradGuard no_grad;
+
+    CHECK_FALSE(unet->deep_cache.valid());
+    auto msg = expect_error(ErrorCode::Usage, [&] { unet->forward(s, g.at("timestep_a"), a, CachePhase::Reuse); });
+    CHECK(contains(msg, "DeepCache"));
+
+    // Off neither fills nor needs the cache; Capture is a full forward that also keeps the features.
+    unet->forward(s, g.at("timestep_a"), a, CachePhase::Off);
+    CHECK_FALSE(unet->deep_cache.valid());
+    const auto full = unet->forward(s, g.at("timestep_a"), a, CachePhase::Capture);
+    REQUIRE(unet->deep_cache.valid());
+    CHECK(torch::allclose(full, g.at("out_a"), 1e-3, 1e-4));
+    // Running the same step again from the cache reproduces it.
+    const auto reused = unet->forward(s, g.at("timestep_a"), a, CachePhase::Reuse);
+    const double err = max_abs(reused, full);
+    std::cout << "  DeepCache reuse vs capture, same inputs: max abs " << err << "\n";
+    CHECK(err <= 1e-6);
+    // At another timestep the shallow branch differs from the full forward (deep features are stale).
+    const auto shallow_b = unet->forward(s, g.at("timestep_b"), a, CachePhase::Reuse);
+    CHECK(max_abs(shallow_b, g.at("out_b")) > 1e-4);
+    // The cached tensor is the input of the last up block's last layer: [b, 32, f, 16, 16] here.
+    CHECK(unet->deep_cache.hidden.sizes() == torch::IntArrayRef({2, 32, 4, 16, 16}));
+
+    // A different chunk shape cannot reuse these features.
+    msg = expect_error(ErrorCode::Usage, [&] {
+        unet->forward(s.slice(2, 0, 3), g.at("timestep_a"), a.slice(0, 0, 6), CachePhase::Reuse);
+    });
+    CHECK(contains(msg, "DeepCache"));
+
+    // An explicit cache per caller works the same and leaves the member alone.
+    DeepCacheState own;
+    const auto full2 = unet->forward_cached(s, g.at("timestep_b"), a, CachePhase::Capture, own);
+    CHECK(torch::allclose(full2, g.at("out_b"), 1e-3, 1e-4));
+    CHECK(torch::equal(unet->forward_cached(s, g.at("timestep_b"), a, CachePhase::Reuse, own), full2));
+
+    unet->deep_cache.reset();
+    expect_error(ErrorCode::Usage, [&] { unet->forward(s, g.at("timestep_a"), a, CachePhase::Reuse); });
+
+    // The Denoiser adapter drives the same state.
+    auto denoise = make_denoiser(unet);
+    const auto d_full = denoise(s, g.at("timestep_a"), a, CachePhase::Capture);
+    CHECK(torch::equal(denoise(s, g.at("timestep_a"), a, CachePhase::Reuse), d_full));
+}
+
+TEST_CASE("UNet: every attention site uses the shared context; lip focus", "[unet][attention]") {
+    auto unet = tiny_unet();
+    const auto g = read_all(golden("unet_golden.safetensors"));
+    const auto& s = g.at("sample");
+    const auto& a = g.at("encoder_hidden_states");
+    const auto& t = g.at("timestep_a");
+    torch::NoGradGuard no_grad;
+
+    auto ctx = std::make_shared<ops::AttentionContext>();
+    unet->set_attention(ctx);
+    int sites = 0, shared = 0;
+    for (const auto& m : unet->modules()) {
+        if (auto* att = m->as<AttentionImpl>()) {
+            ++sites;
+            shared += att->context() == ctx;
+        }
+    }
+    // Tiny config: 10 transformers (3 down, 1 mid, 6 up) x (attn1 + attn2) + 12 motion modules x 2.
+    CHECK(sites == 10 * 2 + 12 * 2);
+    CHECK(shared == sites);
+
+    const auto standard = unet->forward(s, t, a);
+    const auto mouth = 1.0 - pipeline::procedural_mouth_mask(256);
+    ctx->set_lip_focus(mouth, 1.0);
+    CHECK(torch::equal(unet->forward(s, t, a), standard));
+    ctx->set_lip_focus(mouth, 2.0);
+    const auto focused = unet->forward(s, t, a);
+    const double diff = max_abs(focused, standard);
+    std::cout << "  lip focus 2.0 vs standard: max abs difference " << diff << "\n";
+    CHECK(diff > 1e-3);
+    // Back to the default context: the standard result again.
+    unet->set_attention(nullptr);
+    CHECK(torch::equal(unet->forward(s, t, a), standard));
+}
+
+TEST_CASE("UNet: random weights are seeded and runnable", "[unet]") {
+    auto u1 = random_unet(tiny_config(), torch::kCPU, torch::kFloat, 7);
+    auto u2 = random_unet(tiny_config(), torch::kCPU, torch::kFloat, 7);
+    const auto g = read_all(golden("unet_golden.safetensors"));
+    torch::NoGradGuard no_grad;
+    const auto o1 = u1->forward(g.at("sample"), g.at("timestep_a"), g.at("encoder_hidden_states"));
+    CHECK(torch::equal(o1, u2->forward(g.at("sample"), g.at("timestep_a"), g.at("encoder_hidden_states"))));
+    CHECK(torch::isfinite(o1).all().item<bool>());
+    CHECK(o1.std().item<double>() > 1e-3);
+}
