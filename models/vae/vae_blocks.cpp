@@ -1,0 +1,140 @@
+#include "vae/vae_blocks.h"
+
+#include <string>
+
+namespace lsync::models {
+
+namespace nn = torch::nn;
+
+namespace {
+
+constexpr double kEps = 1e-6;
+
+nn::GroupNorm group_norm(int64_t groups, int64_t channels) {
+    return nn::GroupNorm(nn::GroupNormOptions(groups, channels).eps(kEps).affine(true));
+}
+
+nn::Conv2d conv(int64_t in, int64_t out, int64_t k, int64_t stride, int64_t pad) {
+    return nn::Conv2d(nn::Conv2dOptions(in, out, k).stride(stride).padding(pad));
+}
+
+}  // namespace
+
+VAEResnetBlockImpl::VAEResnetBlockImpl(int64_t in_channels, int64_t out_channels, int64_t groups) {
+    norm1_ = register_module("norm1", group_norm(groups, in_channels));
+    conv1_ = register_module("conv1", conv(in_channels, out_channels, 3, 1, 1));
+    norm2_ = register_module("norm2", group_norm(groups, out_channels));
+    conv2_ = register_module("conv2", conv(out_channels, out_channels, 3, 1, 1));
+    if (in_channels != out_channels)
+        conv_shortcut_ = register_module("conv_shortcut", conv(in_channels, out_channels, 1, 1, 0));
+}
+
+torch::Tensor VAEResnetBlockImpl::forward(const torch::Tensor& x) {
+    auto h = conv1_(torch::silu(norm1_(x)));
+    h = conv2_(torch::silu(norm2_(h)));
+    return (conv_shortcut_ ? conv_shortcut_(x) : x) + h;
+}
+
+VAEAttentionImpl::VAEAttentionImpl(int64_t channels, int64_t groups) : ctx_(ops::default_attention_context()) {
+    group_norm_ = register_module("group_norm", group_norm(groups, channels));
+    to_q_ = register_module("to_q", nn::Linear(channels, channels));
+    to_k_ = register_module("to_k", nn::Linear(channels, channels));
+    to_v_ = register_module("to_v", nn::Linear(channels, channels));
+    // to_out is [Linear, Dropout] in diffusers; only index 0 has parameters.
+    auto to_out = nn::ModuleList();
+    to_out0_ = nn::Linear(channels, channels);
+    to_out->push_back(to_out0_);
+    register_module("to_out", to_out);
+}
+
+torch::Tensor VAEAttentionImpl::forward(const torch::Tensor& x) {
+    const auto b = x.size(0), c = x.size(1), h = x.size(2), w = x.size(3);
+    // [B, C, H, W] -> tokens [B, H*W, C], one head of size C.
+    auto t = group_norm_(x).reshape({b, c, h * w}).transpose(1, 2);
+    auto q = to_q_(t).unsqueeze(1), k = to_k_(t).unsqueeze(1), v = to_v_(t).unsqueeze(1);
+    auto o = to_out0_(ctx_->attend(q, k, v).squeeze(1));
+    return o.transpose(1, 2).reshape({b, c, h, w}) + x;
+}
+
+VAEMidBlockImpl::VAEMidBlockImpl(int64_t channels, int64_t groups, bool add_attention) {
+    auto resnets = nn::ModuleList();
+    for (int i = 0; i < 2; ++i) {
+        resnets_.emplace_back(channels, channels, groups);
+        resnets->push_back(resnets_.back());
+    }
+    if (add_attention) {
+        auto attentions = nn::ModuleList();
+        attentions_.emplace_back(channels, groups);
+        attentions->push_back(attentions_.back());
+        register_module("attentions", attentions);
+    }
+    register_module("resnets", resnets);
+}
+
+torch::Tensor VAEMidBlockImpl::forward(torch::Tensor x) {
+    x = resnets_[0](x);
+    if (!attentions_.empty()) x = attentions_[0](x);
+    return resnets_[1](x);
+}
+
+void VAEMidBlockImpl::set_attention(const ops::AttentionContextPtr& ctx) {
+    for (auto& a : attentions_) a->set_attention(ctx);
+}
+
+DownEncoderBlockImpl::DownEncoderBlockImpl(int64_t in_channels, int64_t out_channels, int64_t layers, int64_t groups,
+                                           bool downsample) {
+    auto resnets = nn::ModuleList();
+    for (int64_t i = 0; i < layers; ++i) {
+        resnets_.emplace_back(i == 0 ? in_channels : out_channels, out_channels, groups);
+        resnets->push_back(resnets_.back());
+    }
+    register_module("resnets", resnets);
+    if (downsample) {
+        // downsamplers.0 is a Downsample2D whose only child is `conv`.
+        auto down = std::make_shared<nn::Module>();
+        down_conv_ = down->register_module("conv", conv(out_channels, out_channels, 3, 2, 0));
+        auto downsamplers = nn::ModuleList();
+        downsamplers->push_back(down);
+        register_module("downsamplers", downsamplers);
+    }
+}
+
+torch::Tensor DownEncoderBlockImpl::forward(torch::Tensor x) {
+    for (auto& r : resnets_) x = r(x);
+    if (down_conv_) x = down_conv_(torch::constant_pad_nd(x, {0, 1, 0, 1}, 0));
+    return x;
+}
+
+UpDecoderBlockImpl::UpDecoderBlockImpl(int64_t in_channels, int64_t out_channels, int64_t layers, int64_t groups,
+                                       bool upsample) {
+    auto resnets = nn::ModuleList();
+    for (int64_t i = 0; i < layers; ++i) {
+        resnets_.emplace_back(i == 0 ? in_channels : out_channels, out_channels, groups);
+        resnets->push_back(resnets_.back());
+    }
+    register_module("resnets", resnets);
+    if (upsample) {
+        auto up = std::make_shared<nn::Module>();
+        up_conv_ = up->register_module("conv", conv(out_channels, out_channels, 3, 1, 1));
+        auto upsamplers = nn::ModuleList();
+        upsamplers->push_back(up);
+        register_module("upsamplers", upsamplers);
+    }
+}
+
+torch::Tensor UpDecoderBlockImpl::forward(torch::Tensor x) {
+    for (auto& r : resnets_) x = r(x);
+    if (up_conv_) {
+        // Nearest x2 is an exact copy, so doing it in fp32 for bf16 (as diffusers does for old PyTorch
+        // versions that lack a bf16 kernel) changes nothing numerically.
+        const auto dtype = x.scalar_type();
+        auto src = dtype == torch::kBFloat16 ? x.to(torch::kFloat) : x;
+        auto up = torch::nn::functional::interpolate(
+            src, torch::nn::functional::InterpolateFuncOptions().scale_factor(std::vector<double>{2.0, 2.0}).mode(
+                     torch::kNearest));
+        x = up_conv_(up.to(dtype));
+    }
+    return x;
+}
+
+}  // namespace lsync::models

@@ -1,0 +1,82 @@
+#pragma once
+// The building blocks of diffusers' AutoencoderKL (diffusers 0.32.2: resnet.py ResnetBlock2D, Downsample2D,
+// Upsample2D; unets/unet_2d_blocks.py DownEncoderBlock2D, UpDecoderBlock2D, UNetMidBlock2D; the mid-block
+// Attention with group norm). Children are registered under the diffusers attribute names, so
+// named_parameters() equals the keys of `diffusion_pytorch_model.safetensors`. No time embedding anywhere:
+// the VAE calls every block with temb = None.
+
+#include "ops/attention_context.h"
+
+#include <torch/torch.h>
+
+#include <vector>
+
+namespace lsync::models {
+
+/// GroupNorm -> SiLU -> conv3x3 -> GroupNorm -> SiLU -> conv3x3, plus a 1x1 `conv_shortcut` when the channel
+/// count changes. eps 1e-6 (the VAE passes resnet_eps = 1e-6), output scale 1.
+class VAEResnetBlockImpl : public torch::nn::Module {
+public:
+    VAEResnetBlockImpl(int64_t in_channels, int64_t out_channels, int64_t groups);
+    torch::Tensor forward(const torch::Tensor& x);
+
+private:
+    torch::nn::GroupNorm norm1_{nullptr}, norm2_{nullptr};
+    torch::nn::Conv2d conv1_{nullptr}, conv2_{nullptr}, conv_shortcut_{nullptr};
+};
+TORCH_MODULE(VAEResnetBlock);
+
+/// Single-head self-attention over the H*W tokens of a feature map (head dim = channels), residual added.
+/// Weights as `to_q/to_k/to_v/to_out.0`; the old `query/key/value/proj_attn` spelling is renamed at load time.
+class VAEAttentionImpl : public torch::nn::Module {
+public:
+    VAEAttentionImpl(int64_t channels, int64_t groups);
+    torch::Tensor forward(const torch::Tensor& x);
+    void set_attention(ops::AttentionContextPtr ctx) { ctx_ = std::move(ctx); }
+
+private:
+    torch::nn::GroupNorm group_norm_{nullptr};
+    torch::nn::Linear to_q_{nullptr}, to_k_{nullptr}, to_v_{nullptr}, to_out0_{nullptr};
+    ops::AttentionContextPtr ctx_;
+};
+TORCH_MODULE(VAEAttention);
+
+/// resnets.0 -> attentions.0 -> resnets.1 (attention optional: `mid_block_add_attention`).
+class VAEMidBlockImpl : public torch::nn::Module {
+public:
+    VAEMidBlockImpl(int64_t channels, int64_t groups, bool add_attention);
+    torch::Tensor forward(torch::Tensor x);
+    void set_attention(const ops::AttentionContextPtr& ctx);
+
+private:
+    std::vector<VAEResnetBlock> resnets_;
+    std::vector<VAEAttention> attentions_;
+};
+TORCH_MODULE(VAEMidBlock);
+
+/// `layers` resnets, then (except in the last block) a 3x3 stride-2 conv after asymmetric zero padding
+/// (right/bottom by one), the Downsample2D(padding=0) path.
+class DownEncoderBlockImpl : public torch::nn::Module {
+public:
+    DownEncoderBlockImpl(int64_t in_channels, int64_t out_channels, int64_t layers, int64_t groups, bool downsample);
+    torch::Tensor forward(torch::Tensor x);
+
+private:
+    std::vector<VAEResnetBlock> resnets_;
+    torch::nn::Conv2d down_conv_{nullptr};
+};
+TORCH_MODULE(DownEncoderBlock);
+
+/// `layers` resnets, then (except in the last block) nearest x2 upsampling and a 3x3 conv.
+class UpDecoderBlockImpl : public torch::nn::Module {
+public:
+    UpDecoderBlockImpl(int64_t in_channels, int64_t out_channels, int64_t layers, int64_t groups, bool upsample);
+    torch::Tensor forward(torch::Tensor x);
+
+private:
+    std::vector<VAEResnetBlock> resnets_;
+    torch::nn::Conv2d up_conv_{nullptr};
+};
+TORCH_MODULE(UpDecoderBlock);
+
+}  // namespace lsync::models

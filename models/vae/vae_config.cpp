@@ -1,0 +1,94 @@
+#include "vae/vae_config.h"
+
+#include "core/error.h"
+
+#include <fstream>
+
+namespace lsync::models {
+
+namespace {
+
+[[noreturn]] void bad(const std::string& what, const std::string& why) {
+    throw_error(ErrorCode::Weights, what + ": " + why);
+}
+
+template <class T>
+void read(const nlohmann::json& j, const char* key, T& out, const std::string& what) {
+    auto it = j.find(key);
+    if (it == j.end() || it->is_null()) return;
+    try {
+        out = it->get<T>();
+    } catch (const nlohmann::json::exception&) {
+        bad(what, std::string("config key '") + key + "' has the wrong type");
+    }
+}
+
+void expect_all(const nlohmann::json& j, const char* key, const std::string& value, const std::string& what) {
+    auto it = j.find(key);
+    if (it == j.end() || it->is_null()) return;
+    LSYNC_CHECK(it->is_array(), ErrorCode::Weights, what + ": config key '" + key + "' must be a list");
+    for (const auto& v : *it)
+        LSYNC_CHECK(v.is_string() && v.get<std::string>() == value, ErrorCode::Weights,
+                    what + ": config '" + key + "' entry " + v.dump() + " is not supported (only " + value + ")");
+}
+
+void expect_value(const nlohmann::json& j, const char* key, const std::string& value, const std::string& what) {
+    auto it = j.find(key);
+    if (it == j.end() || it->is_null()) return;
+    LSYNC_CHECK(it->is_string() && it->get<std::string>() == value, ErrorCode::Weights,
+                what + ": config '" + key + "' = " + it->dump() + " is not supported (only \"" + value + "\")");
+}
+
+}  // namespace
+
+VAEConfig VAEConfig::from_json(const nlohmann::json& j, const std::string& what) {
+    LSYNC_CHECK(j.is_object(), ErrorCode::Weights, what + ": the VAE config must be a JSON object");
+    if (j.contains("_class_name") && j["_class_name"].is_string())
+        LSYNC_CHECK(j["_class_name"].get<std::string>() == "AutoencoderKL", ErrorCode::Weights,
+                    what + ": _class_name is " + j["_class_name"].dump() + ", expected \"AutoencoderKL\"");
+    VAEConfig c;
+    read(j, "in_channels", c.in_channels, what);
+    read(j, "out_channels", c.out_channels, what);
+    read(j, "block_out_channels", c.block_out_channels, what);
+    read(j, "layers_per_block", c.layers_per_block, what);
+    read(j, "norm_num_groups", c.norm_num_groups, what);
+    read(j, "latent_channels", c.latent_channels, what);
+    read(j, "mid_block_add_attention", c.mid_block_add_attention, what);
+    read(j, "use_quant_conv", c.use_quant_conv, what);
+    read(j, "use_post_quant_conv", c.use_post_quant_conv, what);
+    read(j, "scaling_factor", c.scaling_factor, what);
+    read(j, "shift_factor", c.shift_factor, what);
+    expect_all(j, "down_block_types", "DownEncoderBlock2D", what);
+    expect_all(j, "up_block_types", "UpDecoderBlock2D", what);
+    expect_value(j, "act_fn", "silu", what);
+    expect_value(j, "norm_type", "group", what);
+    for (const char* key : {"down_block_types", "up_block_types"}) {
+        auto it = j.find(key);
+        if (it != j.end() && it->is_array())
+            LSYNC_CHECK(it->size() == c.block_out_channels.size(), ErrorCode::Weights,
+                        what + ": '" + key + "' and 'block_out_channels' differ in length");
+    }
+    LSYNC_CHECK(!c.block_out_channels.empty(), ErrorCode::Weights, what + ": block_out_channels is empty");
+    LSYNC_CHECK(c.layers_per_block >= 1 && c.norm_num_groups >= 1 && c.latent_channels >= 1 && c.in_channels >= 1 &&
+                    c.out_channels >= 1,
+                ErrorCode::Weights, what + ": layers_per_block, norm_num_groups and channel counts must be positive");
+    for (auto ch : c.block_out_channels)
+        LSYNC_CHECK(ch > 0 && ch % c.norm_num_groups == 0, ErrorCode::Weights,
+                    what + ": block_out_channels entry " + std::to_string(ch) + " is not a positive multiple of " +
+                        "norm_num_groups " + std::to_string(c.norm_num_groups));
+    return c;
+}
+
+VAEConfig VAEConfig::from_file(const std::string& path) {
+    std::ifstream in(path);
+    LSYNC_CHECK(in.good(), ErrorCode::InputMissing, "cannot open VAE config " + path);
+    nlohmann::json j;
+    try {
+        in >> j;
+    } catch (const nlohmann::json::exception& e) {
+        throw_error(ErrorCode::Weights, path + ": not valid JSON (" + e.what() + ")");
+    }
+    return from_json(j, path);
+}
+
+}  // namespace lsync::models

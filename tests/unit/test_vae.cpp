@@ -1,0 +1,211 @@
+// AutoencoderKL against the golden fixtures (tests/fixtures/golden/vae_tiny + vae_golden.safetensors, made by
+// diffusers 0.32.2), its loader's error paths, batch slicing and tiled decoding.
+
+#include "catch_compat.h"
+
+#include <ATen/CPUGeneratorImpl.h>
+#include "expect_error.h"
+#include "golden_compare.h"
+#include "test_util.h"
+
+#include "io/safetensors.h"
+#include "vae/autoencoder_kl.h"
+#include "vae/vae_loader.h"
+#include "vae/vae_tiling.h"
+
+#include <filesystem>
+#include <fstream>
+#include <set>
+
+using namespace lsync;
+using lsync::test::check_close;
+using lsync::test::golden_fixture;
+using lsync::test::GoldenFile;
+namespace fs = std::filesystem;
+
+namespace {
+
+const std::string kVaeDir = golden_fixture("vae_tiny").string();
+
+models::AutoencoderKL tiny_vae() { return models::load_vae(kVaeDir); }
+
+}  // namespace
+
+TEST_CASE("VAE: module parameter names equal the diffusers checkpoint keys", "[vae]") {
+    auto cfg = models::VAEConfig::from_file(kVaeDir + "/config.json");
+    CHECK(cfg.block_out_channels == std::vector<int64_t>{16, 32, 32, 32});
+    CHECK(cfg.layers_per_block == 1);
+    CHECK(cfg.norm_num_groups == 8);
+    CHECK(cfg.downscale() == 8);
+    models::AutoencoderKL vae(cfg);
+    io::SafetensorsFile file(kVaeDir + "/diffusion_pytorch_model.safetensors");
+    std::set<std::string> module_keys, file_keys;
+    for (const auto& p : vae->named_parameters()) module_keys.insert(p.key());
+    for (const auto& t : file.tensors()) file_keys.insert(t.name);
+    CHECK(module_keys == file_keys);
+    CHECK(module_keys.size() == 180);
+
+    // The real sd-vae-ft-mse layout: 248 tensors, 83,653,863 parameters (diffusers' count for that model).
+    models::AutoencoderKL big(models::VAEConfig::sd_vae_ft_mse());
+    int64_t count = 0;
+    for (const auto& p : big->parameters()) count += p.numel();
+    CHECK(big->named_parameters().size() == 248);
+    CHECK(count == 83653863);
+}
+
+TEST_CASE("VAE: encode matches diffusers (mean, logvar, std)", "[vae][golden]") {
+    auto vae = tiny_vae();
+    GoldenFile g("vae_golden.safetensors");
+    auto d = vae->encode(g["image"]);
+    check_close("vae latent_mean", d.mean, g["latent_mean"], 1e-4, 1e-3);
+    check_close("vae latent_logvar", d.logvar, g["latent_logvar"], 1e-4, 1e-3);
+    check_close("vae latent_std", d.std, g["latent_std"], 1e-4, 1e-3);
+}
+
+TEST_CASE("VAE: decode matches diffusers", "[vae][golden]") {
+    auto vae = tiny_vae();
+    GoldenFile g("vae_golden.safetensors");
+    check_close("vae decode_output", vae->decode(g["decode_input"]), g["decode_output"], 1e-4, 1e-3);
+}
+
+TEST_CASE("VAE: posterior samples come from the caller's generator", "[vae]") {
+    auto vae = tiny_vae();
+    GoldenFile g("vae_golden.safetensors");
+    auto d = vae->encode(g["image"]);
+    auto gen1 = at::detail::createCPUGenerator(1247);
+    auto gen2 = at::detail::createCPUGenerator(1247);
+    auto a = d.sample(gen1), b = d.sample(gen2);
+    CHECK(torch::equal(a, b));
+    // sample = mean + std * eps with eps the generator's next N(0, 1) draw.
+    auto gen3 = at::detail::createCPUGenerator(1247);
+    auto eps = torch::randn(d.mean.sizes(), gen3, d.mean.options());
+    CHECK(torch::allclose(a, d.mean + d.std * eps, 0, 0));
+    CHECK_FALSE(torch::equal(a, d.sample(gen1)));
+}
+
+TEST_CASE("VAE: sliced decode and encode equal the one-call results exactly", "[vae]") {
+    auto vae = tiny_vae();
+    auto gen = at::detail::createCPUGenerator(7);
+    auto z = torch::randn({5, 4, 8, 8}, gen);
+    auto whole = vae->decode(z);
+    for (int64_t slice : {1, 2, 3}) {
+        INFO("slice " << slice);
+        models::VAEDecodePlan plan;
+        plan.batch_slice = slice;
+        CHECK(torch::equal(models::decode_planned(*vae, z, plan), whole));
+    }
+    auto img = torch::rand({3, 3, 64, 64}, gen) * 2 - 1;
+    auto one = vae->encode(img);
+    auto sliced = models::encode_sliced(*vae, img, 1);
+    CHECK(torch::equal(sliced.mean, one.mean));
+    CHECK(torch::equal(sliced.logvar, one.logvar));
+}
+
+TEST_CASE("VAE: tiled decode is close to the whole-image decode", "[vae]") {
+    auto vae = tiny_vae();
+    GoldenFile g("vae_golden.safetensors");
+    auto z = g["decode_input"];  // 16 x 16 latents
+    auto whole = g["decode_output"];
+    models::VAEDecodePlan plan;
+    plan.tile = 10;
+    plan.tile_overlap = 4;  // tiles at 0 and 6 on each axis
+    auto tiled = models::decode_planned(*vae, z, plan);
+    REQUIRE(tiled.sizes() == whole.sizes());
+    // Tiles normalise and attend over their own region only, so only closeness is expected: the mean error
+    // is a small fraction of the output's spread, and the far-from-seam corners agree well.
+    const double mean_err = (tiled - whole).abs().mean().item<double>();
+    const double spread = whole.std().item<double>();
+    std::printf("[tiling] mean abs err %.3e, max abs err %.3e, output std %.3f\n", mean_err,
+                (tiled - whole).abs().max().item<double>(), spread);
+    CHECK(mean_err < 0.25 * spread);
+    CHECK(tiled.isfinite().all().item<bool>());
+    // A tile as large as the image is the plain decode.
+    plan.tile = 16;
+    CHECK(torch::equal(models::decode_planned(*vae, z, plan), vae->decode(z)));
+}
+
+TEST_CASE("VAE: memory plan slices batches and tiles only when one image does not fit", "[vae]") {
+    const auto cfg = models::VAEConfig::sd_vae_ft_mse();
+    const int64_t one = models::decode_bytes_per_image(cfg, 32, 32, torch::kHalf);
+    CHECK(one > 0);
+    auto plan = models::plan_decode(cfg, 16, 32, 32, torch::kHalf, 0);
+    CHECK((plan.batch_slice == 0 && plan.tile == 0));
+    plan = models::plan_decode(cfg, 16, 32, 32, torch::kHalf, 4 * one + one / 2);
+    CHECK(plan.batch_slice == 4);
+    CHECK(plan.tile == 0);
+    plan = models::plan_decode(cfg, 16, 64, 64, torch::kHalf, one);
+    CHECK(plan.batch_slice == 1);
+    CHECK(plan.tile > 0);
+    CHECK(plan.tile < 64);
+    CHECK(models::decode_bytes_per_image(cfg, plan.tile, plan.tile, torch::kHalf) <= one);
+}
+
+TEST_CASE("VAE: old attention spelling (query/key/value/proj_attn) loads to the same numbers", "[vae]") {
+    test::ScratchDir dir("vae_old_names");
+    io::SafetensorsFile src(kVaeDir + "/diffusion_pytorch_model.safetensors");
+    std::vector<std::pair<std::string, torch::Tensor>> renamed;
+    for (const auto& info : src.tensors()) {
+        std::string n = info.name;
+        const std::vector<std::pair<std::string, std::string>> old_names = {
+            {".to_q.", ".query."}, {".to_k.", ".key."}, {".to_v.", ".value."}, {".to_out.0.", ".proj_attn."}};
+        for (const auto& [from, to] : old_names) {
+            auto pos = n.find(from);
+            if (pos != std::string::npos) n.replace(pos, from.size(), to);
+        }
+        renamed.emplace_back(n, src.load(info.name));
+    }
+    const auto file = (dir.path() / "old.safetensors").string();
+    io::write_safetensors(file, renamed, {}, false);
+    models::VAELoadOptions opt;
+    opt.config_path = kVaeDir + "/config.json";
+    auto old_vae = models::load_vae(file, opt);
+    GoldenFile g("vae_golden.safetensors");
+    check_close("vae decode (old names)", old_vae->decode(g["decode_input"]), g["decode_output"], 1e-4, 1e-3);
+}
+
+TEST_CASE("VAE: bad inputs give one clear error", "[vae][errors]") {
+    using test::contains;
+    using test::expect_error;
+    test::ScratchDir dir("vae_bad");
+    // A folder with weights but no config.json.
+    const auto no_cfg = dir.path() / "no_config";
+    fs::create_directories(no_cfg);
+    fs::copy_file(kVaeDir + "/diffusion_pytorch_model.safetensors", no_cfg / "diffusion_pytorch_model.safetensors");
+    auto msg = expect_error(ErrorCode::Weights, [&] { models::load_vae(no_cfg.string()); });
+    CHECK(contains(msg, "config.json"));
+    // A folder with a config but no weights.
+    const auto no_w = dir.path() / "no_weights";
+    fs::create_directories(no_w);
+    fs::copy_file(kVaeDir + "/config.json", no_w / "config.json");
+    msg = expect_error(ErrorCode::Weights, [&] { models::load_vae(no_w.string()); });
+    CHECK(contains(msg, "diffusion_pytorch_model"));
+    // Missing path.
+    expect_error(ErrorCode::InputMissing, [&] { models::load_vae((dir.path() / "nope").string()); });
+    // The wrong network: a UNet checkpoint given as the VAE.
+    models::VAELoadOptions opt;
+    opt.config_path = kVaeDir + "/config.json";
+    msg = expect_error(ErrorCode::Weights,
+                       [&] { models::load_vae(golden_fixture("unet_tiny_latentsync_unet.pt").string(), opt); });
+    CHECK(contains(msg, "does not fit the VAE"));
+    // The right file with a config of another size: shape mismatches are named.
+    {
+        std::ofstream(dir.path() / "wide.json") << R"({"block_out_channels": [32, 32, 32, 32], "layers_per_block": 1,
+                                                      "norm_num_groups": 8})";
+    }
+    opt.config_path = (dir.path() / "wide.json").string();
+    msg = expect_error(ErrorCode::Weights,
+                       [&] { models::load_vae(kVaeDir + "/diffusion_pytorch_model.safetensors", opt); });
+    CHECK(contains(msg, "with the wrong shape"));
+    // Unsupported configs.
+    {
+        std::ofstream(dir.path() / "bad.json") << R"({"_class_name": "AutoencoderKL", "up_block_types": ["UpBlock2D"],
+                                                     "block_out_channels": [64]})";
+    }
+    msg = expect_error(ErrorCode::Weights, [&] { models::VAEConfig::from_file((dir.path() / "bad.json").string()); });
+    CHECK(contains(msg, "UpBlock2D"));
+    // Wrong input shapes.
+    auto vae = tiny_vae();
+    expect_error(ErrorCode::Usage, [&] { vae->encode(torch::zeros({1, 4, 64, 64})); });
+    expect_error(ErrorCode::Usage, [&] { vae->encode(torch::zeros({1, 3, 60, 64})); });
+    expect_error(ErrorCode::Usage, [&] { vae->decode(torch::zeros({1, 3, 8, 8})); });
+}
