@@ -1,0 +1,21 @@
+#pragma once
+// Cutting the aligned face crops out of a batch of frames (reference section 5.4), on the frames' device.
+
+#include "faces/alignment.h"
+
+#include <torch/torch.h>
+
+namespace lsync::faces {
+
+/// frames [B, 3, H, W] uint8 or float with values in [0, 255], on any device; matrices [B, 2, 3] alignment
+/// matrices (frame -> crop, pixel-index convention, see alignment.h). Returns [B, 3, R, R] float32 crops on the
+/// frames' device: bilinear warp to the 3:4 crop (crop_h x crop_w) with grey (127) fill, then the Lanczos-4
+/// stretch to R x R, as AlignRestore.align_warp_face + cv2.resize do.
+/// With `quantize` (the default, as the official code) the warped crop is truncated to whole values
+/// (numpy astype(uint8)) and the resized one rounded and clamped to [0, 255] (OpenCV's uint8 resize), so the
+/// crops hold integers exactly like the official uint8 images; without it they stay continuous.
+/// The official code warps in fp16; here the geometry and the image are float32.
+torch::Tensor align_faces(const torch::Tensor& frames, const torch::Tensor& matrices, const CropGeometry& geometry,
+                          bool quantize = true);
+
+}  // namespace lsync::faces
