@@ -83,7 +83,7 @@ TEST_CASE("VAE: posterior samples come from the caller's generator", "[vae]") {
     CHECK_FALSE(torch::equal(a, d.sample(gen1)));
 }
 
-TEST_CASE("VAE: sliced decode and encode equal the one-call results exactly", "[vae]") {
+TEST_CASE("VAE: sliced decode and encode equal the one-call results (to 1e-5)", "[vae]") {
     auto vae = tiny_vae();
     auto gen = at::detail::createCPUGenerator(7);
     auto z = torch::randn({5, 4, 8, 8}, gen);
@@ -92,13 +92,14 @@ TEST_CASE("VAE: sliced decode and encode equal the one-call results exactly", "[
         INFO("slice " << slice);
         models::VAEDecodePlan plan;
         plan.batch_slice = slice;
-        CHECK(torch::equal(models::decode_planned(*vae, z, plan), whole));
+        // Not bit-equal in general: ATen picks conv algorithms by batch size (seen on a 16-thread host).
+        CHECK((models::decode_planned(*vae, z, plan) - whole).abs().max().item<double>() <= 1e-5);
     }
     auto img = torch::rand({3, 3, 64, 64}, gen) * 2 - 1;
     auto one = vae->encode(img);
     auto sliced = models::encode_sliced(*vae, img, 1);
-    CHECK(torch::equal(sliced.mean, one.mean));
-    CHECK(torch::equal(sliced.logvar, one.logvar));
+    CHECK((sliced.mean - one.mean).abs().max().item<double>() <= 1e-5);
+    CHECK((sliced.logvar - one.logvar).abs().max().item<double>() <= 1e-5);
 }
 
 TEST_CASE("VAE: tiled decode is close to the whole-image decode", "[vae]") {
