@@ -27,9 +27,11 @@ grep -E "LibTorch|FFmpeg|CUDA kernels|Catch2" "$LOGS/configure.log" || true
 step "build"
 cmake --build "$BUILD_DIR" -j "$(nproc)" > "$LOGS/build.log" 2>&1 || { grep -E "error|Error" "$LOGS/build.log" | head -40; exit 1; }
 
-step "tests (unit, e2e, gpu)"
+# LSYNC_TEST_LABELS / LSYNC_TEST_REGEX narrow the run (device time is scarce), e.g. LSYNC_TEST_LABELS=gpu.
+step "tests (${LSYNC_TEST_LABELS:-unit|e2e|gpu}${LSYNC_TEST_REGEX:+, matching $LSYNC_TEST_REGEX})"
 set +e
-(cd "$BUILD_DIR" && ctest -L "unit|e2e|gpu" --output-on-failure -j 8) > "$LOGS/ctest.log" 2>&1
+(cd "$BUILD_DIR" && ctest -L "${LSYNC_TEST_LABELS:-unit|e2e|gpu}" ${LSYNC_TEST_REGEX:+-R "$LSYNC_TEST_REGEX"} \
+    --output-on-failure -j 8) > "$LOGS/ctest.log" 2>&1
 rc=$?
 set -e
 grep -E "Test +#|tests passed|FAILED|skipped" "$LOGS/ctest.log" || true

@@ -6,6 +6,9 @@
 
 #include "core/error.h"
 #include "diagnostics/bench_attention.h"
+#include "diagnostics/gpu_memory.h"
+#include "pipeline/mouth_mask.h"
+#include "unet/unet_loader.h"
 
 #include <nlohmann/json.hpp>
 
@@ -53,6 +56,75 @@ int run_bench_attention(const AttentionBenchOpts& o) {
     return 0;
 }
 
+
+struct UNetBenchOpts {
+    std::string device = "auto", dtype = "auto", config;
+    std::vector<int> res = {256, 512};
+    std::vector<std::string> backends = {"standard", "flash", "flex"};
+    int frames = 16, iters = 5;
+    double lip_focus = 2.0;
+};
+
+// Full-size random UNet (the released config), one CFG call of `frames` frames ([uncond, cond] = batch 2) per
+// timed iteration, for each attention backend: median time, peak GPU memory, agreement with `standard`, and
+// the DeepCache shallow step. FLOPs per frame and branch from the reference (8.1): 253 G at 256, 1102 G at 512.
+int run_bench_unet(const UNetBenchOpts& o) {
+    torch::NoGradGuard no_grad;
+    const auto device = parse_device(o.device);
+    const auto dtype = parse_dtype(o.dtype, device);
+    const auto config = o.config.empty() ? models::UNet3DConfig{} : models::UNet3DConfig::from_file(o.config);
+    auto unet = models::random_unet(config, device, dtype, 1247);
+    const double peak_tflops = diagnostics::guess_peak_tflops(device);
+    std::cout << "UNet3DConditionModel, released config, random weights; device " << device.str() << ", dtype "
+              << c10::toString(dtype) << ", batch 2 (CFG) x " << o.frames << " frames, median of " << o.iters
+              << " calls\n\n| res | attention | ms per call | ms per frame | TFLOP/s | of peak | GPU peak MiB | rel. err vs standard | DeepCache shallow ms |\n|---|---|---|---|---|---|---|---|---|\n";
+    for (int res : o.res) {
+        const int64_t h = res / 8;
+        auto opts = torch::TensorOptions().device(device).dtype(dtype);
+        torch::manual_seed(7);
+        auto sample = torch::randn({2, 13, o.frames, h, h}, opts);
+        auto audio = torch::randn({2 * o.frames, 50, config.cross_attention_dim}, opts);
+        auto t = torch::tensor(int64_t{501});
+        torch::Tensor reference;
+        const double gflop = (res == 512 ? 1102.0 : res == 256 ? 253.0 : 0.0) * 2 * o.frames;
+        for (const auto& name : o.backends) {
+            ForwardArgs a;
+            a.attention = name;
+            a.strict_attention = true;
+            std::string row;
+            char buf[512];
+            try {
+                auto ctx = make_attention_context(a, device, dtype);
+                if (name == "flex") ctx->set_lip_focus(1.0 - pipeline::procedural_mouth_mask(256), o.lip_focus);
+                unet->set_attention(ctx);
+                torch::Tensor out;
+                diagnostics::reset_peak_memory(device);
+                const double ms = diagnostics::median_time_ms(
+                    [&] { out = unet->forward(sample, t, audio, diffusion::CachePhase::Capture); }, device, o.iters);
+                const double peak_mib = diagnostics::peak_memory_bytes(device) / 1048576.0;
+                const double shallow = diagnostics::median_time_ms(
+                    [&] { unet->forward(sample, t, audio, diffusion::CachePhase::Reuse); }, device, o.iters);
+                auto out32 = out.to(torch::kFloat);
+                if (name == "standard") reference = out32;
+                const double err = reference.defined()
+                    ? ((out32 - reference).norm() / reference.norm()).item<double>() : -1;
+                const double tflops = gflop > 0 ? gflop / ms : 0;  // GFLOP per ms = TFLOP/s
+                std::snprintf(buf, sizeof buf, "| %d | %s%s | %.1f | %.2f | %.0f | %.1f%% | %.0f | %s | %.1f |\n", res,
+                              name.c_str(), name == "flex" ? " (lip focus 2)" : "", ms, ms / (2 * o.frames), tflops,
+                              peak_tflops > 0 ? 100 * tflops / peak_tflops : 0.0, peak_mib,
+                              err < 0 ? "-" : (std::to_string(err).substr(0, 8)).c_str(), shallow);
+                row = buf;
+            } catch (const std::exception& e) {
+                std::string what = e.what();
+                row = "| " + std::to_string(res) + " | " + name + " | failed: " + what.substr(0, what.find('\n')) +
+                      " | | | | | | |\n";
+            }
+            std::cout << row << std::flush;
+        }
+    }
+    return 0;
+}
+
 }  // namespace
 
 Command add_bench(CLI::App& app) {
@@ -68,7 +140,19 @@ Command add_bench(CLI::App& app) {
     att->add_option("--lip-focus", a->lip_focus, "Bias weight of the flex rows")->capture_default_str();
     att->add_option("--peak-tflops", a->peak, "Card peak for the 'of peak' column (default: known cards)");
     att->add_flag("--json", a->json, "JSON instead of a table");
-    return {bench, [=]() { return run_bench_attention(*a); }};
+
+    auto u = std::make_shared<UNetBenchOpts>();
+    auto* un = bench->add_subcommand("unet", "Full-size random UNet: one CFG call per backend, time, memory, agreement");
+    un->add_option("--device", u->device, "cpu|cuda|cuda:N|auto")->capture_default_str();
+    un->add_option("--dtype", u->dtype, "float32|float16|bfloat16|auto")->capture_default_str();
+    un->add_option("--config", u->config, "UNet config JSON (default: the released config)");
+    un->add_option("--res", u->res, "Input resolutions")->delimiter(',');
+    un->add_option("--attention", u->backends, "Backends to time")->delimiter(',');
+    un->add_option("--frames", u->frames, "Frames per call")->capture_default_str()->check(CLI::Range(1, 64));
+    un->add_option("--iters", u->iters, "Timed calls (median)")->capture_default_str()->check(CLI::Range(1, 1000));
+    un->add_option("--lip-focus", u->lip_focus, "Lip focus of the flex row")->capture_default_str();
+
+    return {bench, [=]() { return att->parsed() ? run_bench_attention(*a) : run_bench_unet(*u); }};
 }
 
 }  // namespace lsync::app

@@ -22,5 +22,8 @@ Command add_convert(CLI::App& app);
 Command add_bench(CLI::App& app);
 /// `debug forward` (cmd_forward.cpp); sets `run` to what runs it.
 CLI::App* add_debug_forward(CLI::App& debug, std::function<int()>& run);
+/// `debug random-weights` / `debug load-weights` (cmd_unet_tools.cpp); sets `run`.
+CLI::App* add_debug_weights_tools(CLI::App& debug, std::function<int()>& run);
+bool debug_weights_tool_parsed(CLI::App& debug);
 
 }  // namespace lsync::app

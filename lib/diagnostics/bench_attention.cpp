@@ -53,6 +53,10 @@ double time_ms(const std::function<torch::Tensor()>& fn, const torch::Device& de
 
 }  // namespace
 
+double median_time_ms(const std::function<void()>& fn, const torch::Device& device, int iterations) {
+    return time_ms([&] { fn(); return torch::Tensor(); }, device, iterations);
+}
+
 std::vector<AttentionBenchRow> bench_attention(const AttentionBenchOptions& o) {
     torch::NoGradGuard no_grad;
     std::vector<AttentionBenchRow> rows;

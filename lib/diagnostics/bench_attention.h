@@ -5,6 +5,7 @@
 
 #include <torch/torch.h>
 
+#include <functional>
 #include <string>
 #include <vector>
 
@@ -37,6 +38,9 @@ std::vector<AttentionBenchRow> bench_attention(const AttentionBenchOptions& opts
 
 /// Markdown table of the rows.
 std::string format_attention_bench(const std::vector<AttentionBenchRow>& rows, const AttentionBenchOptions& opts);
+
+/// Median wall time in ms of `fn` over `iterations` synchronised calls, after one warm-up call.
+double median_time_ms(const std::function<void()>& fn, const torch::Device& device, int iterations);
 
 /// The dense fp16/bf16 tensor-core peak of a known card in TFLOP/s, 0 when unknown.
 double guess_peak_tflops(const torch::Device& device);
