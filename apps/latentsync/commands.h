@@ -21,5 +21,7 @@ Command add_models(CLI::App& app);
 Command add_convert(CLI::App& app);
 /// `debug forward` (cmd_forward.cpp); sets `run` to what runs it.
 CLI::App* add_debug_forward(CLI::App& debug, std::function<int()>& run);
+/// `debug faces` (cmd_faces.cpp); sets `run` to what runs it.
+CLI::App* add_debug_faces(CLI::App& debug, std::function<int()>& run);
 
 }  // namespace lsync::app
