@@ -3,7 +3,9 @@
 #include "core/error.h"
 #include "media/ffmpeg_util.h"
 
+#include <algorithm>
 #include <cstdio>
+#include <memory>
 
 namespace lsync::media {
 

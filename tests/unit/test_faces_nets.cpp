@@ -8,6 +8,7 @@
 #include "face_detector/tf_compat.h"
 #include "faces/detect.h"
 #include "faces/detect_overlay.h"
+#include "io/tfjs.h"
 #include "media/image_io.h"
 #include "test_util.h"
 
@@ -114,10 +115,20 @@ TEST_CASE("image_io: PNG round trip is lossless, JPEG decodes to RGB", "[faces][
 
 TEST_CASE("image_io: bad inputs give one clear error", "[faces][image]") {
     test::ScratchDir dir("image_io_bad");
-    const auto text = dir.path() / "notes.jpg";
-    std::ofstream(text) << "this is not a picture, just some text that happens to be named .jpg\n";
+    const auto text = dir.path() / "notes.txt";
+    std::ofstream(text) << "this is not a picture, just some text\n";
     auto msg = test::expect_error(ErrorCode::InputNotMedia, [&] { media::read_image(text.string()); });
     CHECK(test::contains(msg, text.string()));
+    // Text named .jpg: FFmpeg's image2 demuxer accepts the name, then nothing decodes.
+    const auto fake = dir.path() / "fake.jpg";
+    fs::copy_file(text, fake);
+    try {
+        media::read_image(fake.string());
+        FAIL("no error for a text file named .jpg");
+    } catch (const Error& e) {
+        CHECK((e.code() == ErrorCode::InputCorrupt || e.code() == ErrorCode::InputNotMedia));
+        CHECK(test::contains(e.what(), fake.string()));
+    }
     msg = test::expect_error(ErrorCode::InputMissing, [&] { media::read_image((dir.path() / "nope.png").string()); });
     CHECK(test::contains(msg, "nope.png"));
     msg = test::expect_error(ErrorCode::Usage, [&] {
@@ -170,8 +181,9 @@ TEST_CASE("faces: NMS keeps the best of overlapping boxes, maps through the padd
 TEST_CASE("faces: weights load strictly from the TF.js manifests", "[faces][weights]") {
     models::face_detector::SsdMobilenetV1 ssd;
     ssd->load((face_models_dir() / "ssd_mobilenetv1_model-weights_manifest.json").string(), torch::kCPU);
-    // Every parameter and buffer is a manifest tensor: 136 of the 151 entries (the other 15 are graph constants).
-    CHECK(ssd->named_parameters().size() + ssd->named_buffers().size() == 136);
+    // Every parameter and buffer is a manifest tensor: 134 of the 151 entries (the other 17 are graph constants:
+    // 15 int32, Preprocessor/mul/x and Preprocessor/sub/y).
+    CHECK(ssd->named_parameters().size() + ssd->named_buffers().size() == 134);
     // Layout conversion: TF [1, 1, 512, 9] -> torch [9, 512, 1, 1], element (o, i) = TF (0, 0, i, o).
     io::TfjsWeights raw((face_models_dir() / "ssd_mobilenetv1_model-weights_manifest.json").string());
     const auto tf = raw.load("Prediction/BoxPredictor_0/ClassPredictor/weights");
