@@ -3,6 +3,10 @@
 #include "core/error.h"
 #include "media/ffmpeg_util.h"
 
+extern "C" {
+#include <libavutil/pixdesc.h>
+}
+
 #include <algorithm>
 #include <cstdio>
 #include <memory>
