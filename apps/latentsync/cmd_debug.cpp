@@ -169,11 +169,14 @@ Command add_debug(CLI::App& app) {
     auto* forward = add_debug_forward(*debug, *forward_run);
     auto weights_run = std::make_shared<std::function<int()>>();
     add_debug_weights_tools(*debug, *weights_run);
+    auto faces_run = std::make_shared<std::function<int()>>();
+    auto* faces = add_debug_faces(*debug, *faces_run);
 
     return {debug, [=]() {
         if (synth->parsed()) return run_synth(*s);
         if (forward->parsed()) return (*forward_run)();
         if (debug_weights_tool_parsed(*debug)) return (*weights_run)();
+        if (faces->parsed()) return (*faces_run)();
         return run_passthrough(*p);
     }};
 }

@@ -25,5 +25,7 @@ CLI::App* add_debug_forward(CLI::App& debug, std::function<int()>& run);
 /// `debug random-weights` / `debug load-weights` (cmd_unet_tools.cpp); sets `run`.
 CLI::App* add_debug_weights_tools(CLI::App& debug, std::function<int()>& run);
 bool debug_weights_tool_parsed(CLI::App& debug);
+/// `debug faces` (cmd_faces.cpp); sets `run` to what runs it.
+CLI::App* add_debug_faces(CLI::App& debug, std::function<int()>& run);
 
 }  // namespace lsync::app

@@ -1,0 +1,163 @@
+#include "faces/detect_ops.h"
+
+#include "core/error.h"
+
+#include <algorithm>
+#include <cmath>
+
+namespace lsync::faces {
+
+namespace {
+
+// Source rows/columns and weights of TF's legacy bilinear resize along one axis, computed in double as
+// tfjs-backend-cpu does.
+struct Taps {
+    torch::Tensor lo, hi, frac;
+};
+
+Taps taps(int64_t in, int64_t out, torch::Device device) {
+    std::vector<int64_t> lo(out), hi(out);
+    std::vector<float> frac(out);
+    const double ratio = static_cast<double>(in) / static_cast<double>(out);
+    for (int64_t i = 0; i < out; ++i) {
+        const double src = ratio * static_cast<double>(i);
+        const double fl = std::max(0.0, std::floor(src));
+        lo[i] = static_cast<int64_t>(fl);
+        hi[i] = std::min<int64_t>(in - 1, static_cast<int64_t>(std::ceil(src)));
+        frac[i] = static_cast<float>(src - fl);
+    }
+    const auto opts = torch::TensorOptions().dtype(torch::kLong);
+    return {torch::tensor(lo, opts).to(device), torch::tensor(hi, opts).to(device),
+            torch::tensor(frac, torch::kFloat).to(device)};
+}
+
+}  // namespace
+
+torch::Tensor resize_bilinear_tf(const torch::Tensor& x, int64_t out_h, int64_t out_w) {
+    TORCH_CHECK(x.dim() == 4, "resize_bilinear_tf wants NCHW");
+    const int64_t in_h = x.size(2), in_w = x.size(3);
+    if (in_h == out_h && in_w == out_w) return x;
+    const auto ty = taps(in_h, out_h, x.device());
+    const auto tx = taps(in_w, out_w, x.device());
+    const auto fy = ty.frac.to(x.dtype()).view({1, 1, out_h, 1});
+    const auto fx = tx.frac.to(x.dtype()).view({1, 1, 1, out_w});
+    // Columns first, then rows: the same lerp order as TF (top/bottom rows interpolated across x, then y).
+    const auto top = x.index_select(2, ty.lo), bottom = x.index_select(2, ty.hi);
+    const auto tl = top.index_select(3, tx.lo), tr = top.index_select(3, tx.hi);
+    const auto bl = bottom.index_select(3, tx.lo), br = bottom.index_select(3, tx.hi);
+    const auto t = tl + (tr - tl) * fx;
+    const auto b = bl + (br - bl) * fx;
+    return t + (b - t) * fy;
+}
+
+torch::Tensor detector_input(const torch::Tensor& frames, int64_t size) {
+    LSYNC_CHECK(frames.dim() == 4 && frames.size(3) == 3 && frames.scalar_type() == torch::kUInt8, ErrorCode::Usage,
+                "face detector input must be RGB uint8 frames [B, H, W, 3], got " + c10::str(frames.sizes()));
+    const int64_t h = frames.size(1), w = frames.size(2), side = std::max(h, w);
+    auto x = frames.permute({0, 3, 1, 2}).to(torch::kFloat);
+    // face-api pads the short side at the end (bottom or right) with zeros, before normalisation.
+    x = torch::constant_pad_nd(x, {0, side - w, 0, side - h}, 0);
+    x = resize_bilinear_tf(x, size, size);
+    return x / 127.5 - 1;
+}
+
+float iou(const Box& a, const Box& b) {
+    const float ix = std::max(0.f, std::min(a.x + a.w, b.x + b.w) - std::max(a.x, b.x));
+    const float iy = std::max(0.f, std::min(a.y + a.h, b.y + b.h) - std::max(a.y, b.y));
+    const float inter = ix * iy, uni = a.area() + b.area() - inter;
+    return uni > 0 ? inter / uni : 0.f;
+}
+
+std::vector<Face> faces_from_detections(const torch::Tensor& boxes_t, const torch::Tensor& scores_t, int width,
+                                        int height, const NmsOptions& opt, int64_t input_size) {
+    const auto boxes = boxes_t.to(torch::kCPU, torch::kFloat).contiguous();
+    const auto scores = scores_t.to(torch::kCPU, torch::kFloat).contiguous();
+    const int64_t n = scores.numel();
+    LSYNC_CHECK(boxes.dim() == 2 && boxes.size(0) == n && boxes.size(1) == 4, ErrorCode::Internal,
+                "detector output shapes disagree: boxes " + c10::str(boxes.sizes()) + ", scores " +
+                    c10::str(scores.sizes()));
+    const float* bx = boxes.data_ptr<float>();
+    const float* sc = scores.data_ptr<float>();
+
+    // face-api's nonMaxSuppression.ts: candidates above the threshold by descending score (stable), each kept
+    // unless it overlaps an already kept box by more than the IoU threshold; IoU on the raw boxes.
+    std::vector<int64_t> cand;
+    for (int64_t i = 0; i < n; ++i)
+        if (sc[i] > opt.min_confidence) cand.push_back(i);
+    std::stable_sort(cand.begin(), cand.end(), [&](int64_t a, int64_t b) { return sc[a] > sc[b]; });
+    auto raw = [&](int64_t i) {
+        const float* p = bx + 4 * i;
+        const float y0 = std::min(p[0], p[2]), x0 = std::min(p[1], p[3]);
+        return Box{x0, y0, std::max(p[1], p[3]) - x0, std::max(p[0], p[2]) - y0};
+    };
+    std::vector<int64_t> kept;
+    const size_t limit = static_cast<size_t>(std::min<int64_t>(opt.max_results, n));
+    for (const int64_t c : cand) {
+        if (kept.size() >= limit) break;
+        bool suppressed = false;
+        for (const int64_t k : kept) suppressed = suppressed || iou(raw(c), raw(k)) > opt.iou_threshold;
+        if (!suppressed) kept.push_back(c);
+    }
+
+    // The padded square is input_size wide; the frame covers round(W * s) x round(H * s) of it.
+    const double s = static_cast<double>(input_size) / std::max(width, height);
+    const double pad_x = input_size / std::round(width * s), pad_y = input_size / std::round(height * s);
+    std::vector<Face> faces;
+    for (const int64_t k : kept) {
+        const float* p = bx + 4 * k;
+        const double top = std::max(0.f, p[0]) * pad_y, bottom = std::min(1.f, p[2]) * pad_y;
+        const double left = std::max(0.f, p[1]) * pad_x, right = std::min(1.f, p[3]) * pad_x;
+        Face f;
+        f.score = sc[k];
+        f.box = Box{static_cast<float>(left * width), static_cast<float>(top * height),
+                    static_cast<float>((right - left) * width), static_cast<float>((bottom - top) * height)};
+        faces.push_back(std::move(f));
+    }
+    return faces;
+}
+
+CropRect landmark_crop(const Box& box, int width, int height) {
+    const float x = std::max(box.x, 0.f), y = std::max(box.y, 0.f);
+    const float w = std::min(box.x + box.w - x, static_cast<float>(width) - x);
+    const float h = std::min(box.y + box.h - y, static_cast<float>(height) - y);
+    return CropRect{static_cast<int>(std::floor(x)), static_cast<int>(std::floor(y)), static_cast<int>(std::floor(w)),
+                    static_cast<int>(std::floor(h))};
+}
+
+torch::Tensor landmark_input(const torch::Tensor& frame, const CropRect& c, int64_t size) {
+    LSYNC_CHECK(frame.dim() == 3 && frame.size(2) == 3 && frame.scalar_type() == torch::kUInt8, ErrorCode::Usage,
+                "landmark input must be an RGB uint8 frame [H, W, 3], got " + c10::str(frame.sizes()));
+    LSYNC_CHECK(c.w > 0 && c.h > 0 && c.x + c.w <= frame.size(1) && c.y + c.h <= frame.size(0), ErrorCode::Internal,
+                "landmark crop outside the frame");
+    auto x = frame.slice(0, c.y, c.y + c.h).slice(1, c.x, c.x + c.w).permute({2, 0, 1}).unsqueeze(0).to(torch::kFloat);
+    // face-api padToSquare(isCenterImage = true): round(diff / 2) zeros after, the rest before.
+    const int64_t diff = std::abs(c.h - c.w);
+    const int64_t after = static_cast<int64_t>(std::floor(diff * 0.5 + 0.5)), before = diff - after;
+    if (c.h > c.w)
+        x = torch::constant_pad_nd(x, {before, after, 0, 0}, 0);
+    else if (c.w > c.h)
+        x = torch::constant_pad_nd(x, {0, 0, before, after}, 0);
+    x = resize_bilinear_tf(x, size, size);
+    const auto mean = torch::tensor({122.782f, 117.001f, 104.298f}, x.options()).view({1, 3, 1, 1});
+    return ((x - mean) / 255).squeeze(0);
+}
+
+std::vector<Point> landmarks_from_output(const torch::Tensor& out_t, const CropRect& c, int64_t size) {
+    const auto out = out_t.to(torch::kCPU, torch::kFloat).contiguous();
+    LSYNC_CHECK(out.numel() == 136, ErrorCode::Internal, "landmark net output must have 136 values");
+    const float* o = out.data_ptr<float>();
+    // face-api FaceLandmark68NetBase.postProcess: the padding it subtracts is |w - h| / 2 in net pixels.
+    const double s = static_cast<double>(size) / std::max(c.w, c.h);
+    const double sw = c.w * s, sh = c.h * s;
+    const double pad_x = sw < sh ? (sh - sw) / 2 : 0, pad_y = sh < sw ? (sw - sh) / 2 : 0;
+    std::vector<Point> pts(68);
+    for (int i = 0; i < 68; ++i) {
+        const double rx = (o[2 * i] * size - pad_x) / sw, ry = (o[2 * i + 1] * size - pad_y) / sh;
+        // Relative to the crop, so offset by the crop's corner (face-api offsets by the unclipped box corner,
+        // which differs by < 1 px, more for boxes that stick out of the frame).
+        pts[i] = Point{static_cast<float>(rx * c.w + c.x), static_cast<float>(ry * c.h + c.y)};
+    }
+    return pts;
+}
+
+}  // namespace lsync::faces
