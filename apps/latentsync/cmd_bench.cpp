@@ -7,6 +7,8 @@
 #include "core/error.h"
 #include "diagnostics/bench_attention.h"
 #include "diagnostics/gpu_memory.h"
+#include "faces/align_batch.h"
+#include "faces/paste_back.h"
 #include "pipeline/mouth_mask.h"
 #include "unet/unet_loader.h"
 
@@ -125,6 +127,49 @@ int run_bench_unet(const UNetBenchOpts& o) {
     return 0;
 }
 
+struct FacesBenchOpts {
+    std::string device = "auto";
+    int width = 1920, height = 1080, batch = 16, iters = 10;
+    std::vector<int> res = {256, 512};
+};
+
+// The per-frame face geometry of the pipeline (align: warp + Lanczos stretch; paste-back: resize, inverse warp,
+// erode, feather, blend) on a batch of full-HD frames, in frames per second.
+int run_bench_faces(const FacesBenchOpts& o) {
+    torch::NoGradGuard no_grad;
+    const auto device = parse_device(o.device);
+    torch::manual_seed(5);
+    auto frames = torch::randint(0, 256, {o.batch, 3, o.height, o.width},
+                                 torch::TensorOptions().dtype(torch::kUInt8).device(device));
+    // A face of ~200 px between the brows, centred, slightly rotated, shifted a little per frame.
+    std::cout << "face geometry, device " << device.str() << ", " << o.batch << " frames of " << o.width << "x"
+              << o.height << " per call, median of " << o.iters << " calls\n\n"
+              << "| res | align ms/batch | align frames/s | paste-back ms/batch | paste-back frames/s | both frames/s |\n"
+              << "|---|---|---|---|---|---|\n";
+    for (int res : o.res) {
+        const auto geometry = faces::CropGeometry::for_resolution(res);
+        std::vector<faces::Affine> mats;
+        for (int i = 0; i < o.batch; ++i) {
+            const float cx = o.width / 2.f + 3.f * i, cy = o.height / 2.f;
+            faces::AlignmentAnchors a{{cx - 100, cy - 80}, {cx + 100, cy - 74}, {cx + 3, cy + 40}};
+            mats.push_back(faces::similarity_to_template(a, geometry).matrix);
+        }
+        const auto m = faces::affine_tensor(mats, device);
+        torch::Tensor crops;
+        const double align_ms = diagnostics::median_time_ms(
+            [&] { crops = faces::align_faces(frames, m, geometry); }, device, o.iters);
+        const auto generated = crops / 127.5 - 1;
+        const double paste_ms = diagnostics::median_time_ms(
+            [&] { faces::paste_back(frames, generated, m, geometry); }, device, o.iters);
+        char buf[256];
+        std::snprintf(buf, sizeof buf, "| %d | %.2f | %.0f | %.2f | %.0f | %.0f |\n", res, align_ms,
+                      1000.0 * o.batch / align_ms, paste_ms, 1000.0 * o.batch / paste_ms,
+                      1000.0 * o.batch / (align_ms + paste_ms));
+        std::cout << buf << std::flush;
+    }
+    return 0;
+}
+
 }  // namespace
 
 Command add_bench(CLI::App& app) {
@@ -152,7 +197,20 @@ Command add_bench(CLI::App& app) {
     un->add_option("--iters", u->iters, "Timed calls (median)")->capture_default_str()->check(CLI::Range(1, 1000));
     un->add_option("--lip-focus", u->lip_focus, "Lip focus of the flex row")->capture_default_str();
 
-    return {bench, [=]() { return att->parsed() ? run_bench_attention(*a) : run_bench_unet(*u); }};
+    auto f = std::make_shared<FacesBenchOpts>();
+    auto* fc = bench->add_subcommand("faces", "Face alignment and paste-back throughput on full-HD frames");
+    fc->add_option("--device", f->device, "cpu|cuda|cuda:N|auto")->capture_default_str();
+    fc->add_option("--width", f->width, "Frame width")->capture_default_str()->check(CLI::Range(64, 8192));
+    fc->add_option("--height", f->height, "Frame height")->capture_default_str()->check(CLI::Range(64, 8192));
+    fc->add_option("--batch", f->batch, "Frames per call")->capture_default_str()->check(CLI::Range(1, 256));
+    fc->add_option("--iters", f->iters, "Timed calls (median)")->capture_default_str()->check(CLI::Range(1, 1000));
+    fc->add_option("--res", f->res, "Crop resolutions")->delimiter(',');
+
+    return {bench, [=]() {
+        if (att->parsed()) return run_bench_attention(*a);
+        if (fc->parsed()) return run_bench_faces(*f);
+        return run_bench_unet(*u);
+    }};
 }
 
 }  // namespace lsync::app

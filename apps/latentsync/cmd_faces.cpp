@@ -1,5 +1,6 @@
 // `latentsync debug faces IMAGE_OR_VIDEO`: runs the face detector and landmark net and reports, per frame,
-// every face (box, score, 68 landmarks) and the chosen one (the largest, for now); --dump writes overlays.
+// every face (box, score, 68 landmarks), the chosen one (the largest, for now) and its alignment matrix at
+// --resolution; --dump writes overlays and the aligned crops the model would see.
 
 #include "commands.h"
 #include "forward_stages.h"
@@ -7,6 +8,8 @@
 #include "core/cancel.h"
 #include "core/error.h"
 #include "core/log.h"
+#include "faces/align_batch.h"
+#include "faces/alignment.h"
 #include "faces/detect.h"
 #include "faces/detect_overlay.h"
 #include "io/model_dir.h"
@@ -18,6 +21,7 @@
 #include <algorithm>
 #include <cstdio>
 #include <filesystem>
+#include <optional>
 #include <iostream>
 #include <memory>
 
@@ -36,6 +40,7 @@ struct FacesOpts {
     int64_t max_frames = 0;
     float min_score = 0.5f;
     int batch = 8;
+    int resolution = 256;
 };
 
 bool is_image_name(const std::string& path) {
@@ -76,6 +81,14 @@ void print_frame(int64_t index, const std::vector<faces::Face>& faces, int chose
     }
 }
 
+// The chosen face's alignment (reference 5.4) at the model resolution: the frame -> crop matrix, or nothing
+// when the face has no landmarks.
+std::optional<faces::Affine> alignment_of(const std::vector<faces::Face>& found, int chosen, int resolution) {
+    if (chosen < 0 || found[static_cast<size_t>(chosen)].landmarks.empty()) return std::nullopt;
+    const auto geometry = faces::CropGeometry::for_resolution(resolution);
+    return faces::similarity_to_template(faces::alignment_anchors(found[static_cast<size_t>(chosen)]), geometry).matrix;
+}
+
 int run_faces(const FacesOpts& o) {
     const torch::Device device = parse_device(o.device);
     LSYNC_CHECK(o.min_score > 0 && o.min_score < 1, ErrorCode::Usage, "--min-score must lie in (0, 1)");
@@ -98,6 +111,7 @@ int run_faces(const FacesOpts& o) {
         for (size_t k = 0; k < batch.size(); ++k) {
             const int64_t index = first_index + static_cast<int64_t>(k);
             const int chosen = faces::largest_face(batch[k]);
+            const auto matrix = alignment_of(batch[k], chosen, o.resolution);
             total_faces += static_cast<int64_t>(batch[k].size());
             if (o.json) {
                 nlohmann::json fj;
@@ -106,14 +120,28 @@ int run_faces(const FacesOpts& o) {
                 fj["faces"] = nlohmann::json::array();
                 for (const auto& f : batch[k]) fj["faces"].push_back(face_json(f));
                 fj["chosen"] = chosen >= 0 ? nlohmann::json(chosen) : nlohmann::json(nullptr);
+                fj["alignment"] = matrix ? nlohmann::json(*matrix) : nlohmann::json(nullptr);
                 frames_json.push_back(fj);
             } else {
                 print_frame(index, batch[k], chosen);
+                if (matrix)
+                    std::printf("  alignment (frame -> %dx%d crop): [%.6f %.6f %.3f; %.6f %.6f %.3f]\n", o.resolution,
+                                o.resolution, (*matrix)[0], (*matrix)[1], (*matrix)[2], (*matrix)[3], (*matrix)[4],
+                                (*matrix)[5]);
             }
             if (!o.dump.empty()) {
                 char name[64];
                 std::snprintf(name, sizeof name, "faces_%06lld.png", static_cast<long long>(index));
                 media::write_png((fs::path(o.dump) / name).string(), faces::draw_faces(frames[k], batch[k], chosen));
+                if (matrix) {
+                    // The crop the model would see: [1, 3, R, R] float -> [R, R, 3] uint8.
+                    const auto chw = frames[k].permute({2, 0, 1}).unsqueeze(0);
+                    const auto crop = faces::align_faces(chw, faces::affine_tensor({*matrix}, chw.device()),
+                                                         faces::CropGeometry::for_resolution(o.resolution));
+                    std::snprintf(name, sizeof name, "aligned_%06lld.png", static_cast<long long>(index));
+                    media::write_png((fs::path(o.dump) / name).string(),
+                                     crop[0].permute({1, 2, 0}).clamp(0, 255).to(torch::kUInt8).cpu().contiguous());
+                }
             }
         }
         frames_done += static_cast<int64_t>(frames.size());
@@ -168,6 +196,9 @@ CLI::App* add_debug_faces(CLI::App& debug, std::function<int()>& run) {
     auto* cmd = debug.add_subcommand("faces", "Detect faces and 68 landmarks in an image or video (face-api nets)");
     cmd->add_option("input", o->input, "Image (jpg/png) or video")->required();
     cmd->add_flag("--json", o->json, "Print one JSON document on stdout instead of text");
+    cmd->add_option("--resolution", o->resolution, "Model resolution for the alignment matrix and crops")
+        ->capture_default_str()
+        ->check(CLI::IsMember({256, 512}));
     cmd->add_option("--dump", o->dump, "Write overlay PNGs (boxes, landmarks; chosen face in green) into this folder");
     cmd->add_option("--model-dir", o->model_dir,
                     "The face-api model folder, or the model root holding it as face-api/ (default: "

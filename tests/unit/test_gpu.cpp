@@ -3,6 +3,8 @@
 #include "catch_compat.h"
 
 #include "core/compat.h"
+#include "faces/align_batch.h"
+#include "faces/paste_back.h"
 #include "ops/attention.h"
 #include "ops/attention_context.h"
 #include "ops/flex_variants.h"
@@ -131,5 +133,36 @@ TEST_CASE("full-size random UNet in fp16 at 256 and 512: every backend agrees wi
         const auto flex2 = run(AttentionBackend::Flex, 2.0);
         CHECK(rel(flex2, run(AttentionBackend::Standard, 2.0)) < 2e-2);
         CHECK(rel(flex2, ref) > 1e-3);
+    }
+}
+
+TEST_CASE("batched face geometry on CUDA matches the CPU path", "[gpu][faces]") {
+    if (!compat::cuda_available()) LSYNC_SKIP("no CUDA device");
+    torch::manual_seed(9);
+    // A smooth frame (integer-valued, like decoded video) so bilinear/Lanczos differences stay small.
+    auto ramp = torch::linspace(0, 1, 640).unsqueeze(0) * torch::linspace(0, 1, 480).unsqueeze(1);
+    auto frames = (torch::stack({ramp, ramp.flip(0), ramp.flip(1)}) * 255).round().to(torch::kUInt8)
+                      .unsqueeze(0).repeat({4, 1, 1, 1});
+    for (int res : {256, 512}) {
+        const auto g = faces::CropGeometry::for_resolution(res);
+        std::vector<faces::Affine> mats;
+        for (int i = 0; i < 4; ++i) {
+            const float cx = 320.f + 5.f * i, cy = 240.f;
+            faces::AlignmentAnchors a{{cx - 40, cy - 30}, {cx + 40, cy - 27 + i}, {cx + 2, cy + 18}};
+            mats.push_back(faces::similarity_to_template(a, g).matrix);
+        }
+        const torch::Device dev(torch::kCUDA, 0);
+        const auto crops_cpu = faces::align_faces(frames, faces::affine_tensor(mats, torch::kCPU), g);
+        const auto crops_gpu = faces::align_faces(frames.to(dev), faces::affine_tensor(mats, dev), g).cpu();
+        INFO("resolution " << res);
+        // Quantised crops: a float rounding difference may flip one level.
+        CHECK((crops_cpu - crops_gpu).abs().max().item<float>() <= 1.f);
+        CHECK((crops_cpu - crops_gpu).abs().mean().item<float>() < 0.05f);
+        const auto gen = crops_cpu / 127.5 - 1;
+        const auto out_cpu = faces::paste_back(frames, gen, faces::affine_tensor(mats, torch::kCPU), g).frames;
+        const auto out_gpu = faces::paste_back(frames.to(dev), gen.to(dev), faces::affine_tensor(mats, dev), g).frames.cpu();
+        const auto diff = (out_cpu.to(torch::kInt) - out_gpu.to(torch::kInt)).abs();
+        CHECK(diff.max().item<int>() <= 1);
+        CHECK(diff.to(torch::kFloat).mean().item<float>() < 0.01f);
     }
 }
