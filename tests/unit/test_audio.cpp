@@ -255,6 +255,13 @@ TEST_CASE("streaming features land where the official segmentation puts them", "
     const auto expected = mel.slice(0, 0, 4).slice(1, 0, 6100).view({4, 3050, 2}).mean(2).t();
     CHECK(max_abs(official.select(1, 0), expected) < 1e-5);
 
+    // fp16 storage (half the CPU memory) keeps the layout; values rounded to fp16.
+    o.feature_dtype = torch::kHalf;
+    const auto half = audio::compute_audio_features(wave, fake_encoder, o);
+    CHECK(half.scalar_type() == torch::kHalf);
+    CHECK(max_abs(half, official) < 1e-2);
+    o.feature_dtype = torch::kFloat;
+
     // Chunks on demand encode only the windows they need.
     audio::AudioFeatureStream s(fake_encoder, o);
     const auto w = wave.contiguous();
