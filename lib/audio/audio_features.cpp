@@ -152,11 +152,10 @@ torch::Tensor AudioFeatureStream::features() const {
 
 torch::Tensor AudioFeatureStream::chunks(int64_t first, int64_t count, FrameRate fps) {
     LSYNC_CHECK(mel_.finished(), ErrorCode::Internal, "AudioFeatureStream: finish() must come before chunks()");
-    if (count <= 0) return torch::empty({0, kChunkFrames * kStates, 0});
-    {
-        const int64_t need = std::min(feature_frames_, chunk_centre(first + count - 1, fps) + 6);
-        while (features_ready() < need && encode_next()) {
-        }
+    LSYNC_CHECK(first >= 0 && count > 0, ErrorCode::Internal, "AudioFeatureStream::chunks: bad frame range");
+    // The last frame's window reaches 5 encoder frames past its centre.
+    const int64_t need = std::min(feature_frames_, chunk_centre(first + count - 1, fps) + 6);
+    while (features_ready() < need && encode_next()) {
     }
     return audio_chunks(features_, first, count, fps);
 }
