@@ -42,7 +42,8 @@ torch::Tensor normalize_log_mel(const torch::Tensor& raw, float global_max);
 
 /// Incremental raw log10 mel: feed samples in any block sizes, get exactly the frames the whole-clip STFT would
 /// give (same frame positions and reflect padding at both ends). Only the samples that later frames still
-/// need are kept (about 400), so the memory is the output frames themselves: 80 floats per 10 ms on the CPU.
+/// need are kept (less than one block: block_frames * 160 + 400), so what grows with the clip is the output
+/// itself: 80 floats per 10 ms on the CPU.
 /// The STFT and filterbank run on `device` in blocks of `block_frames` frames.
 class LogMelStream {
 public:
