@@ -1,0 +1,75 @@
+#!/usr/bin/env bash
+# `latentsync debug forward mel|whisper` on the golden waveforms: the outputs must match the official tensors
+# (golden README tolerances), read back with a small safetensors reader in plain Python.
+source "$(dirname "$0")/lib.sh"
+FIX="$(cd "$(dirname "$0")/../fixtures" && pwd)"
+cd "$WORK"
+
+"$BIN" -q debug forward mel --inputs "$FIX/golden/whisper_golden.safetensors" -o mel.safetensors || fail "forward mel"
+"$BIN" -q debug forward whisper --weights "$FIX/golden/whisper_tiny_random.pt" \
+    --inputs "$FIX/golden/whisper_golden.safetensors" -o whisper.safetensors || fail "forward whisper"
+"$BIN" -q debug forward whisper --weights "$FIX/golden/whisper_tiny_random.pt" \
+    --inputs "$FIX/golden/whisper_long_golden.safetensors" -o long.safetensors || fail "forward whisper (30.5 s)"
+
+python3 - "$FIX/golden" <<'PY' || fail "forward outputs differ from the golden tensors"
+import json, struct, sys
+from array import array
+
+def read(path):
+    with open(path, "rb") as f:
+        n = struct.unpack("<Q", f.read(8))[0]
+        header = json.loads(f.read(n))
+        data = f.read()
+    out = {}
+    for name, e in header.items():
+        if name == "__metadata__":
+            continue
+        b, end = e["data_offsets"]
+        a = array({"F32": "f", "I64": "q"}[e["dtype"]])
+        a.frombytes(data[b:end])
+        out[name] = (e["shape"], a)
+    return out
+
+def check(ours, golden, names, atol, rtol, label):
+    for n in names:
+        (s1, a), (s2, b) = ours[n], golden[n]
+        assert s1 == s2, f"{label} {n}: shape {s1} vs {s2}"
+        worst = max(abs(x - y) - (atol + rtol * abs(y)) for x, y in zip(a, b))
+        err = max(abs(x - y) for x, y in zip(a, b))
+        print(f"{label} {n}: max abs {err:.3g}")
+        assert worst <= 0, f"{label} {n}: outside atol {atol} rtol {rtol}"
+
+g = read(sys.argv[1] + "/whisper_golden.safetensors")
+check(read("mel.safetensors"), g, ["log_mel", "encoder_input"], 1e-4, 1e-4, "mel")
+w = read("whisper.safetensors")
+check(w, g, ["log_mel", "encoder_input"], 1e-4, 1e-4, "whisper")
+check(w, g, ["encoder_layer_states", "encoder_output_ln_post", "feature_array", "whisper_chunks"], 1e-4, 1e-3, "whisper")
+
+gl = read(sys.argv[1] + "/whisper_long_golden.safetensors")
+lo = read("long.safetensors")
+check(lo, gl, ["feature_array"], 1e-4, 1e-3, "long")
+shape, chunks = lo["whisper_chunks"]
+assert shape == [764, 50, 64], shape
+per = 50 * 64
+idx = gl["chunk_indices"][1]
+sel = array("f")
+for i in idx:
+    sel.extend(chunks[i * per:(i + 1) * per])
+check({"sel": ([len(idx), 50, 64], sel)}, {"sel": gl["whisper_chunks_selected"]}, ["sel"], 1e-4, 1e-3, "long chunks")
+PY
+
+# Bad inputs: one clear error line each.
+python3 - <<'PY'
+import json, struct
+def write(path, name, floats):
+    data = struct.pack(f"<{len(floats)}f", *floats)
+    h = json.dumps({name: {"dtype": "F32", "shape": [len(floats)], "data_offsets": [0, len(data)]}}).encode()
+    h += b" " * (-len(h) % 8)
+    open(path, "wb").write(struct.pack("<Q", len(h)) + h + data)
+write("one.safetensors", "waveform", [0.5])
+write("noname.safetensors", "audio", [0.0] * 1000)
+PY
+expect_rc 2 "too short" -- "$BIN" debug forward mel --inputs one.safetensors -o o1.safetensors
+expect_rc 2 "no tensor 'waveform'" -- "$BIN" debug forward mel --inputs noname.safetensors -o o2.safetensors
+expect_rc 2 "needs --weights" -- "$BIN" debug forward whisper --inputs "$FIX/golden/whisper_golden.safetensors" -o o3.safetensors
+finish
