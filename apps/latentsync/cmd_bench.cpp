@@ -6,14 +6,17 @@
 
 #include "core/error.h"
 #include "diagnostics/bench_attention.h"
+#include "audio/audio_features.h"
 #include "diagnostics/gpu_memory.h"
 #include "faces/align_batch.h"
 #include "faces/paste_back.h"
 #include "pipeline/mouth_mask.h"
 #include "unet/unet_loader.h"
+#include "whisper/whisper_encoder.h"
 
 #include <nlohmann/json.hpp>
 
+#include <cmath>
 #include <iostream>
 #include <memory>
 
@@ -170,6 +173,59 @@ int run_bench_faces(const FacesBenchOpts& o) {
     return 0;
 }
 
+struct WhisperBenchOpts {
+    std::string device = "auto", dtype = "auto";
+    double seconds = 60;
+    int iters = 3;
+};
+
+// A full-size Whisper-tiny encoder (384 wide, 6 heads, 4 blocks; LibTorch's random init) turning `seconds` of
+// audio into LatentSync's per-frame features, in both segmentation modes: median wall time of the whole audio
+// path (log-mel + every encoder window + copying the kept frames to the CPU), and fp16-vs-fp32 agreement.
+int run_bench_whisper(const WhisperBenchOpts& o) {
+    torch::NoGradGuard no_grad;
+    const auto device = parse_device(o.device);
+    const auto dtype = parse_dtype(o.dtype, device);
+    torch::manual_seed(1247);
+    models::WhisperEncoder encoder(models::WhisperEncoderConfig::tiny());
+    encoder->to(device, dtype);
+    const auto n = static_cast<int64_t>(o.seconds * 16000);
+    auto t = torch::arange(n, torch::kFloat) / 16000.0;
+    auto wave = (0.3 * torch::sin(2 * M_PI * 220 * t) * torch::sin(2 * M_PI * 0.5 * t) + 0.05 * torch::randn({n}))
+                    .contiguous();
+    auto run = [&](models::WhisperEncoder enc, audio::AudioSegmentation mode, torch::ScalarType feat_dtype) {
+        audio::AudioFeatureOptions fo;
+        fo.segmentation = mode;
+        fo.device = device;
+        fo.feature_dtype = feat_dtype;
+        audio::AudioFeatureStream stream(models::whisper_feature_encoder(enc), fo);
+        stream.push(wave.data_ptr<float>(), static_cast<size_t>(n));
+        stream.finish();
+        stream.encode_all();
+        return std::make_pair(stream.features().to(torch::kFloat), stream.windows().size());
+    };
+    std::cout << "Whisper-tiny encoder (full size, random weights), " << o.seconds << " s of audio, device "
+              << device.str() << ", dtype " << c10::toString(dtype) << ", median of " << o.iters
+              << " runs\n\n| segmentation | encoder windows | ms total | x real time | rel. err vs fp32 |\n|---|---|---|---|---|\n";
+    models::WhisperEncoder ref_encoder(models::WhisperEncoderConfig::tiny());
+    ref_encoder->to(device, torch::kFloat);
+    {   // Same weights in fp32 for the agreement column.
+        auto src = encoder->named_parameters(true);
+        for (auto& p : ref_encoder->named_parameters(true)) p.value().copy_(src[p.key()].to(torch::kFloat));
+    }
+    for (auto mode : {audio::AudioSegmentation::Official, audio::AudioSegmentation::Seamless}) {
+        std::pair<torch::Tensor, size_t> out;
+        const double ms = diagnostics::median_time_ms([&] { out = run(encoder, mode, torch::kFloat); }, device, o.iters);
+        const auto ref = run(ref_encoder, mode, torch::kFloat).first;
+        const double err = ((out.first - ref).norm() / ref.norm()).item<double>();
+        char buf[256];
+        std::snprintf(buf, sizeof buf, "| %s | %zu | %.1f | %.0f | %.2e |\n", audio::to_string(mode).c_str(), out.second,
+                      ms, o.seconds * 1000.0 / ms, err);
+        std::cout << buf << std::flush;
+    }
+    return 0;
+}
+
 }  // namespace
 
 Command add_bench(CLI::App& app) {
@@ -206,8 +262,16 @@ Command add_bench(CLI::App& app) {
     fc->add_option("--iters", f->iters, "Timed calls (median)")->capture_default_str()->check(CLI::Range(1, 1000));
     fc->add_option("--res", f->res, "Crop resolutions")->delimiter(',');
 
+    auto w = std::make_shared<WhisperBenchOpts>();
+    auto* wh = bench->add_subcommand("whisper", "Full-size Whisper-tiny encoder over N seconds of audio, both segmentations");
+    wh->add_option("--device", w->device, "cpu|cuda|cuda:N|auto")->capture_default_str();
+    wh->add_option("--dtype", w->dtype, "float32|float16|bfloat16|auto")->capture_default_str();
+    wh->add_option("--seconds", w->seconds, "Audio length")->capture_default_str()->check(CLI::Range(1.0, 36000.0));
+    wh->add_option("--iters", w->iters, "Timed runs (median)")->capture_default_str()->check(CLI::Range(1, 100));
+
     return {bench, [=]() {
         if (att->parsed()) return run_bench_attention(*a);
+        if (wh->parsed()) return run_bench_whisper(*w);
         if (fc->parsed()) return run_bench_faces(*f);
         return run_bench_unet(*u);
     }};

@@ -5,11 +5,13 @@
 #include "core/compat.h"
 #include "faces/align_batch.h"
 #include "faces/paste_back.h"
+#include "io/safetensors.h"
 #include "ops/attention.h"
 #include "ops/attention_context.h"
 #include "ops/flex_variants.h"
 #include "pipeline/mouth_mask.h"
 #include "unet/unet_loader.h"
+#include "whisper/whisper_encoder.h"
 #include "selftest.h"
 
 using namespace lsync;
@@ -165,4 +167,27 @@ TEST_CASE("batched face geometry on CUDA matches the CPU path", "[gpu][faces]") 
         CHECK(diff.max().item<int>() <= 1);
         CHECK(diff.to(torch::kFloat).mean().item<float>() < 0.01f);
     }
+}
+
+TEST_CASE("the Whisper encoder runs on CUDA in fp16 and matches fp32 within 1e-2", "[gpu][audio]") {
+    if (!compat::cuda_available()) LSYNC_SKIP("no CUDA device");
+    torch::NoGradGuard no_grad;
+    const std::string fixtures = std::string(LSYNC_SOURCE_DIR) + "/tests/fixtures/golden/";
+    io::SafetensorsFile golden(fixtures + "whisper_golden.safetensors");
+    const auto mel = golden.load("encoder_input").clone();
+    const auto ref = models::load_whisper_encoder(fixtures + "whisper_tiny_random.pt", torch::kCPU, torch::kFloat)
+                         ->forward(mel).states;
+    const torch::Device dev(torch::kCUDA, 0);
+    for (auto dt : {torch::kHalf, torch::kBFloat16}) {
+        auto enc = models::load_whisper_encoder(fixtures + "whisper_tiny_random.pt", dev, dt);
+        for (auto backend : {AttentionBackend::Standard, AttentionBackend::Flash}) {
+            enc->set_attention(std::make_shared<AttentionContext>(std::make_shared<AttentionDispatcher>(backend, true, dev, dt)));
+            const auto out = enc->forward(mel.to(dev)).states.to(torch::kFloat).cpu();
+            INFO(c10::toString(dt) << " " << to_string(backend) << ": rel. error " << rel(out, ref));
+            CHECK(rel(out, ref) < (dt == torch::kHalf ? 1e-2 : 3e-2));
+        }
+    }
+    // The golden fp32 states themselves, on the GPU in fp32 (TF32 is off by default for matmuls in LibTorch).
+    auto enc32 = models::load_whisper_encoder(fixtures + "whisper_tiny_random.pt", dev, torch::kFloat);
+    CHECK((enc32->forward(mel.to(dev)).states.cpu() - golden.load("encoder_layer_states")).abs().max().item<double>() < 1e-3);
 }
