@@ -2,6 +2,7 @@
 
 #include "forward_stages.h"
 
+#include "core/compat.h"
 #include "core/error.h"
 #include "core/files.h"
 #include "core/log.h"
@@ -49,7 +50,11 @@ torch::ScalarType parse_dtype(const std::string& name, const torch::Device& devi
     if (name == "float32" || name == "fp32") return torch::kFloat;
     if (name == "float16" || name == "fp16") return torch::kHalf;
     if (name == "bfloat16" || name == "bf16") return torch::kBFloat16;
-    if (name == "auto") return device.is_cuda() ? torch::kHalf : torch::kFloat;
+    // As the official inference script: fp16 on cards newer than Volta/Turing (compute capability > 7), else fp32.
+    if (name == "auto")
+        return device.is_cuda() && compat::cuda_capability_major(device.has_index() ? device.index() : 0) > 7
+                   ? torch::kHalf
+                   : torch::kFloat;
     throw_error(ErrorCode::Usage, "--dtype must be float32, float16, bfloat16 or auto (got '" + name + "')");
 }
 

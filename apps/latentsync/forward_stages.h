@@ -24,7 +24,7 @@ struct ForwardArgs {
     std::string config;     ///< optional config JSON (same keys as the official yaml/diffusers config)
     std::string attention = "standard";
     bool strict_attention = false;
-    std::string dtype = "float32";   ///< float32|float16|bfloat16|auto
+    std::string dtype = "float32";   ///< float32|float16|bfloat16|auto (fp16 on CUDA sm > 7, as official; else fp32)
     std::string device = "cpu";      ///< cpu|cuda|cuda:N|auto
     double lip_focus = 1.0;
 };

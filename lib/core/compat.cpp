@@ -6,6 +6,10 @@
 #include <ATen/detail/CUDAHooksInterface.h>
 #include <torch/cuda.h>
 
+#if LSYNC_WITH_CUDA
+#include <ATen/cuda/CUDAContext.h>
+#endif
+
 namespace lsync::compat {
 
 std::string torch_version() {
@@ -16,6 +20,15 @@ std::string torch_version() {
 bool cuda_available() { return torch::cuda::is_available(); }
 
 int cuda_device_count() { return static_cast<int>(torch::cuda::device_count()); }
+
+int cuda_capability_major(int index) {
+#if LSYNC_WITH_CUDA
+    if (index < cuda_device_count()) return at::cuda::getDeviceProperties(index)->major;
+#else
+    (void)index;
+#endif
+    return 0;
+}
 
 std::optional<long> cudnn_version() {
     if (!at::globalContext().hasCuDNN()) return std::nullopt;

@@ -24,6 +24,8 @@ std::string torch_version();
 /// True when this LibTorch was built with CUDA *and* a CUDA device is usable now.
 bool cuda_available();
 int cuda_device_count();
+/// Compute capability major version of CUDA device `index` (0 without CUDA).
+int cuda_capability_major(int index);
 
 /// cuDNN version as an integer (e.g. 90100), or nullopt when LibTorch has no cuDNN.
 std::optional<long> cudnn_version();
