@@ -22,10 +22,10 @@ using io::write_safetensors;
 
 namespace {
 
-// tests/fixtures, found from this source file so the test runs from any working directory.
+// tests/fixtures of the source tree (LSYNC_SOURCE_DIR, not __FILE__: ccache's base dir makes that relative).
 fs::path fixtures_dir() {
     if (const char* e = std::getenv("LSYNC_FIXTURES"); e && *e) return e;
-    return fs::path(__FILE__).parent_path().parent_path() / "fixtures";
+    return fs::path(LSYNC_SOURCE_DIR) / "tests" / "fixtures";
 }
 
 std::string slurp(const fs::path& p) {

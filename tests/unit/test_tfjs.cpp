@@ -17,11 +17,11 @@ using io::TfjsWeights;
 
 namespace {
 
-// The face-api models: $LSYNC_FACE_MODELS, else the copy committed under tests/fixtures/face-api (found from
-// this source file so the test runs from any working directory).
+// The face-api models: $LSYNC_FACE_MODELS, else the copy committed under tests/fixtures/face-api (found via
+// LSYNC_SOURCE_DIR so the test runs from any working directory).
 fs::path face_models_dir() {
     if (const char* e = std::getenv("LSYNC_FACE_MODELS"); e && *e) return e;
-    return fs::path(__FILE__).parent_path().parent_path() / "fixtures" / "face-api";
+    return fs::path(LSYNC_SOURCE_DIR) / "tests" / "fixtures" / "face-api";
 }
 
 std::string slurp(const fs::path& p) {

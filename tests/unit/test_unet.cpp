@@ -179,7 +179,10 @@ TEST_CASE("UNet: motion-module position table equals the saved pe buffers", "[un
     for (const auto& info : src->tensors()) {
         if (!contains(info.name, "pos_encoder.pe")) continue;
         const auto saved = src->load(info.name);
-        CHECK(torch::equal(temporal_position_table(saved.size(2), saved.size(1)), saved));
+        // Not bit-equal across LibTorch versions (sin/exp differ in the last ulp: 1.13 vs 2.11).
+        const double err = (temporal_position_table(saved.size(2), saved.size(1)) - saved).abs().max().item<double>();
+        INFO(info.name << ": max abs difference " << err);
+        CHECK(err <= 1e-5);
         ++checked;
     }
     // Two attention blocks per motion module: tiny = 4 down x 1 layer + 4 up x 2 layers = 12 modules (the
