@@ -7,6 +7,7 @@
 
 #include "core/cancel.h"
 #include "core/error.h"
+#include "core/files.h"
 #include "core/log.h"
 #include "faces/align_batch.h"
 #include "faces/alignment.h"
@@ -90,6 +91,7 @@ std::optional<faces::Affine> alignment_of(const std::vector<faces::Face>& found,
 }
 
 int run_faces(const FacesOpts& o) {
+    check_input_file(o.input, "input");  // before loading the models: a typo in the path is the likelier problem
     const torch::Device device = parse_device(o.device);
     LSYNC_CHECK(o.min_score > 0 && o.min_score < 1, ErrorCode::Usage, "--min-score must lie in (0, 1)");
     LSYNC_CHECK(o.batch > 0, ErrorCode::Usage, "--batch must be positive");

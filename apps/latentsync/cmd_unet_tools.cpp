@@ -57,7 +57,8 @@ int run_load(const LoadOpts& o) {
     rusage usage{};
     getrusage(RUSAGE_SELF, &usage);  // ru_maxrss: peak resident set in KiB on Linux
     struct stat st{};
-    ::stat(o.weights.c_str(), &st);
+    LSYNC_CHECK(::stat(o.weights.c_str(), &st) == 0 && st.st_size > 0, ErrorCode::InputMissing,
+                "cannot stat " + o.weights);
     int64_t bytes = 0;
     for (const auto& p : unet->parameters()) bytes += p.numel() * static_cast<int64_t>(p.element_size());
     std::cout << "loaded " << report.loaded.size() << " tensors (" << bytes / 1048576 << " MiB as "

@@ -26,7 +26,8 @@ NamedTensors run_mel(const ForwardArgs& args, const TensorMap& inputs) {
     // The first segment as the encoder sees it: zero-padded in the normalised domain to 3000 frames.
     const int64_t n = std::min<int64_t>(log_mel.size(1), audio::kSegmentFrames);
     const auto first = torch::constant_pad_nd(log_mel.slice(1, 0, n), {0, audio::kSegmentFrames - n}, 0.0);
-    return {{"log_mel", log_mel}, {"encoder_input", first.unsqueeze(0)}};
+    // The log-mel always runs in float32 (as the official code); outputs go to the host.
+    return {{"log_mel", log_mel.cpu()}, {"encoder_input", first.unsqueeze(0).cpu()}};
 }
 
 NamedTensors run_whisper(const ForwardArgs& args, const TensorMap& inputs) {
@@ -52,12 +53,14 @@ NamedTensors run_whisper(const ForwardArgs& args, const TensorMap& inputs) {
     const audio::FrameRate fps{25, 1};
     const auto chunks = audio::audio_chunks(features, 0, audio::audio_chunk_count(features.size(0), fps), fps);
     const auto log_mel = audio::normalize_log_mel(stream.mel().raw(), stream.mel().global_max());
-    return {{"log_mel", log_mel},
-            {"encoder_input", first_input},
-            {"encoder_layer_states", first.states},
-            {"encoder_output_ln_post", first.ln_post},
-            {"feature_array", features},
-            {"whisper_chunks", chunks}};
+    // float32 on the host whatever --dtype computed in (docs/forward.md).
+    const auto host = [](const torch::Tensor& t) { return t.to(torch::kCPU, torch::kFloat); };
+    return {{"log_mel", host(log_mel)},
+            {"encoder_input", host(first_input)},
+            {"encoder_layer_states", host(first.states)},
+            {"encoder_output_ln_post", host(first.ln_post)},
+            {"feature_array", host(features)},
+            {"whisper_chunks", host(chunks)}};
 }
 
 }  // namespace

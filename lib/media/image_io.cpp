@@ -1,6 +1,7 @@
 #include "media/image_io.h"
 
 #include "core/error.h"
+#include "core/files.h"
 #include "media/ffmpeg_util.h"
 
 extern "C" {
@@ -41,7 +42,8 @@ torch::Tensor frame_to_rgb(const AVFrame* f, const std::string& path) {
     torch::Tensor rgb = torch::empty({f->height, f->width, 3}, torch::kUInt8);
     uint8_t* dst[4] = {rgb.data_ptr<uint8_t>(), nullptr, nullptr, nullptr};
     int dst_stride[4] = {f->width * 3, 0, 0, 0};
-    sws_scale(sws.get(), f->data, f->linesize, 0, f->height, dst, dst_stride);
+    if (sws_scale(sws.get(), f->data, f->linesize, 0, f->height, dst, dst_stride) != f->height)
+        throw_error(ErrorCode::InputCorrupt, "cannot convert the picture of " + path + " to RGB");
     return rgb;
 }
 
@@ -55,6 +57,7 @@ torch::Tensor read_image(const std::string& path) {
     PacketPtr pkt = make_packet();
     FramePtr frame = make_frame();
     bool flushing = false;
+    int last_error = 0;
     while (true) {
         int ret = avcodec_receive_frame(dec.get(), frame.get());
         if (ret == 0) return frame_to_rgb(frame.get(), path);
@@ -68,13 +71,20 @@ torch::Tensor read_image(const std::string& path) {
             continue;
         }
         if (pkt->stream_index == index) {
+            // A damaged packet is reported once nothing decodable follows it (below), with its reason.
             ret = avcodec_send_packet(dec.get(), pkt.get());
-            // A damaged packet is reported once nothing decodable follows it (below).
-            (void)ret;
+            if (ret < 0 && ret != AVERROR(EAGAIN)) last_error = ret;
         }
         av_packet_unref(pkt.get());
     }
-    throw_error(ErrorCode::InputCorrupt, "image file contains no decodable picture (damaged or truncated?): " + path);
+    std::string why;
+    if (last_error < 0) {
+        char buf[AV_ERROR_MAX_STRING_SIZE] = {0};
+        av_strerror(last_error, buf, sizeof buf);
+        why = std::string(" (") + buf + ")";
+    }
+    throw_error(ErrorCode::InputCorrupt,
+                "image file contains no decodable picture (damaged or truncated?" + why + "): " + path);
 }
 
 void write_png(const std::string& path, const torch::Tensor& rgb) {
@@ -112,11 +122,14 @@ void write_png(const std::string& path, const torch::Tensor& rgb) {
     // PNG is intra-only: one packet is the whole file.
     ffmpeg_check(avcodec_receive_packet(enc.get(), pkt.get()), ErrorCode::Encode, "PNG encoding failed for " + path);
 
-    std::unique_ptr<std::FILE, FileCloser> out(std::fopen(path.c_str(), "wb"));
+    // Temporary file + rename: a failed write never leaves a truncated PNG under the final name.
+    AtomicOutput target(path, /*overwrite=*/true);
+    std::unique_ptr<std::FILE, FileCloser> out(std::fopen(target.temp_path().c_str(), "wb"));
     LSYNC_CHECK(out != nullptr, ErrorCode::OutputUnwritable, "cannot write " + path);
     const bool ok = std::fwrite(pkt->data, 1, static_cast<size_t>(pkt->size), out.get()) == static_cast<size_t>(pkt->size);
     const bool closed = std::fclose(out.release()) == 0;
     LSYNC_CHECK(ok && closed, ErrorCode::OutputUnwritable, "cannot write " + path + " (disk full?)");
+    target.commit();
 }
 
 }  // namespace lsync::media

@@ -8,6 +8,8 @@ cd "$WORK"
 
 "$BIN" -q debug forward unet --weights "$FIX/unet_tiny_latentsync_unet.pt" --config "$FIX/unet_tiny_config.json" \
     --inputs "$FIX/unet_golden.safetensors" -o unet.safetensors || fail "forward unet"
+"$BIN" -q debug forward unet-trace --weights "$FIX/unet_tiny_latentsync_unet.pt" --config "$FIX/unet_tiny_config.json" \
+    --inputs "$FIX/unet_golden.safetensors" -o trace.safetensors || fail "forward unet-trace"
 "$BIN" -q debug forward vae-encode --weights "$FIX/vae_tiny" --inputs "$FIX/vae_golden.safetensors" \
     -o enc.safetensors || fail "forward vae-encode"
 "$BIN" -q debug forward vae-decode --weights "$FIX/vae_tiny" --inputs "$FIX/vae_golden.safetensors" \
@@ -41,6 +43,8 @@ def check(ours, golden, names, atol, rtol):
 
 g = sys.argv[1]
 check(read("unet.safetensors"), read(g + "/unet_golden.safetensors"), ["out_a", "out_b"], 1e-4, 1e-3)
+hooks = read(g + "/unet_golden_intermediates.safetensors")
+check(read("trace.safetensors"), hooks, sorted(hooks), 1e-4, 1e-3)
 vae = read(g + "/vae_golden.safetensors")
 check(read("enc.safetensors"), vae, ["latent_mean", "latent_logvar", "latent_std"], 1e-4, 1e-3)
 check(read("dec.safetensors"), vae, ["decode_output"], 1e-4, 1e-3)
