@@ -220,7 +220,7 @@ TEST_CASE("safetensors golden DDIM file: tensors of the manifest, timesteps 951.
     const auto path = (fixtures_dir() / "golden" / "ddim_golden.safetensors").string();
     REQUIRE(fs::exists(path));
     SafetensorsFile f(path);
-    // Names, dtypes and shapes as listed in /work/shared/golden/manifest.json for this file.
+    // Names, dtypes and shapes as listed in the project's shared/golden/manifest.json for this file.
     std::map<std::string, std::pair<torch::ScalarType, std::vector<int64_t>>> want = {
         {"alphas_cumprod", {torch::kFloat, {1000}}},
         {"betas", {torch::kFloat, {1000}}},
