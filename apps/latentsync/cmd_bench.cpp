@@ -5,7 +5,9 @@
 #include "forward_stages.h"
 
 #include "core/error.h"
+#include "core/files.h"
 #include "diagnostics/bench_attention.h"
+#include "diagnostics/bench_audio_stream.h"
 #include "audio/audio_features.h"
 #include "diagnostics/gpu_memory.h"
 #include "faces/align_batch.h"
@@ -226,6 +228,55 @@ int run_bench_whisper(const WhisperBenchOpts& o) {
     return 0;
 }
 
+struct AudioStreamBenchOpts {
+    std::string input, weights, device = "auto", dtype = "auto", fps = "25", segmentation = "seamless";
+    double sample_every = 600;
+};
+
+// The two-pass audio path over a whole file, as render consumes it, with host memory sampled along the way
+// (the 2-hour flat-memory measurement in docs/audio.md). Without --weights a full-size random Whisper-tiny.
+int run_bench_audio_stream(const AudioStreamBenchOpts& o) {
+    check_input_file(o.input, "audio");  // before building the encoder
+    torch::NoGradGuard no_grad;
+    const auto device = parse_device(o.device);
+    const auto dtype = parse_dtype(o.dtype, device);
+    models::WhisperEncoder encoder = nullptr;
+    if (o.weights.empty()) {
+        torch::manual_seed(1247);
+        encoder = models::WhisperEncoder(models::WhisperEncoderConfig::tiny());
+        encoder->to(device, dtype);
+    } else {
+        encoder = models::load_whisper_encoder(o.weights, device, dtype);
+    }
+    diagnostics::AudioStreamOptions so;
+    so.features.segmentation = audio::parse_audio_segmentation(o.segmentation);
+    so.features.device = device;
+    so.features.feature_dtype = torch::kHalf;  // what render keeps
+    so.fps = audio::parse_frame_rate(o.fps);
+    so.sample_every_s = o.sample_every;
+    std::cout << "Two-pass audio stream of " << o.input << " (" << (o.weights.empty() ? "random" : o.weights)
+              << " Whisper-tiny, " << device.str() << ", " << c10::toString(dtype) << ", " << o.segmentation
+              << ", " << so.fps.num << "/" << so.fps.den << " fps, 16 frames per step)\n\n"
+              << "| audio position | RSS MiB | mel frames held | feature frames held |\n|---|---|---|---|\n";
+    const auto mib = [](int64_t b) { return static_cast<double>(b) / (1024.0 * 1024.0); };
+    const auto report = diagnostics::bench_audio_stream(
+        o.input, models::whisper_feature_encoder(encoder), so, [&](const diagnostics::AudioStreamSample& s) {
+            char buf[160];
+            std::snprintf(buf, sizeof buf, "| %.0f min | %.1f | %lld | %lld |\n", s.audio_seconds / 60.0,
+                          mib(s.rss_bytes), static_cast<long long>(s.mel_frames_held),
+                          static_cast<long long>(s.feature_frames_held));
+            std::cout << buf << std::flush;
+        });
+    char buf[320];
+    std::snprintf(buf, sizeof buf,
+                  "\n%.1f s of audio, %lld video frames, %zu encoder windows: first pass %.1f s, total %.1f s "
+                  "(%.0fx real time); peak RSS %.1f MiB\n",
+                  report.seconds, static_cast<long long>(report.video_frames), report.windows, report.prepass_s,
+                  report.total_s, report.seconds / report.total_s, mib(report.peak_rss_bytes));
+    std::cout << buf;
+    return 0;
+}
+
 }  // namespace
 
 Command add_bench(CLI::App& app) {
@@ -269,8 +320,23 @@ Command add_bench(CLI::App& app) {
     wh->add_option("--seconds", w->seconds, "Audio length")->capture_default_str()->check(CLI::Range(1.0, 36000.0));
     wh->add_option("--iters", w->iters, "Timed runs (median)")->capture_default_str()->check(CLI::Range(1, 100));
 
+    auto as = std::make_shared<AudioStreamBenchOpts>();
+    auto* ast = bench->add_subcommand("audio-stream", "The two-pass audio path over a whole file, with host memory along the way");
+    ast->add_option("input", as->input, "Audio or video file")->required();
+    ast->add_option("--weights", as->weights, "OpenAI Whisper tiny.pt (default: random full-size weights)");
+    ast->add_option("--device", as->device, "cpu|cuda|cuda:N|auto")->capture_default_str();
+    ast->add_option("--dtype", as->dtype, "float32|float16|bfloat16|auto")->capture_default_str();
+    ast->add_option("--fps", as->fps, "Video frame rate (25, 30000/1001, ...)")->capture_default_str();
+    ast->add_option("--audio-segmentation", as->segmentation, "official|seamless")
+        ->capture_default_str()
+        ->check(CLI::IsMember({"official", "seamless"}));
+    ast->add_option("--sample-every", as->sample_every, "Memory sample interval, audio seconds")
+        ->capture_default_str()
+        ->check(CLI::Range(1.0, 1e6));
+
     return {bench, [=]() {
         if (att->parsed()) return run_bench_attention(*a);
+        if (ast->parsed()) return run_bench_audio_stream(*as);
         if (wh->parsed()) return run_bench_whisper(*w);
         if (fc->parsed()) return run_bench_faces(*f);
         return run_bench_unet(*u);

@@ -111,6 +111,10 @@ CLI::App* add_debug_forward(CLI::App& debug, std::function<int()>& run) {
     cmd->add_option("--lip-focus", o->args.lip_focus, "Lip-focus weight for flex attention")->capture_default_str();
     cmd->add_option("--dtype", o->args.dtype, "float32|float16|bfloat16|auto")->capture_default_str();
     cmd->add_option("--device", o->args.device, "cpu|cuda|cuda:N|auto")->capture_default_str();
+    cmd->add_option("--audio-segmentation", o->args.audio_segmentation,
+                    "whisper: official (as the Python code, the default here) or seamless (render's default)")
+        ->capture_default_str()
+        ->check(CLI::IsMember({"official", "seamless"}));
     cmd->add_flag("--overwrite", o->overwrite, "Replace an existing output");
     run = [o]() { return run_forward(*o); };
     return cmd;

@@ -1,5 +1,6 @@
-// `debug forward mel` and `debug forward whisper`: the audio path on a waveform from a safetensors file, with the
-// official segmentation so the outputs compare one to one with the Python reference (docs/forward.md).
+// `debug forward mel` and `debug forward whisper`: the audio path on a waveform from a safetensors file. Whisper
+// uses the official segmentation unless --audio-segmentation seamless, so by default the outputs compare one to
+// one with the Python reference (docs/forward.md).
 
 #include "forward_stages.h"
 
@@ -39,7 +40,7 @@ NamedTensors run_whisper(const ForwardArgs& args, const TensorMap& inputs) {
     const auto w = waveform_input(inputs);
 
     audio::AudioFeatureOptions opts;
-    opts.segmentation = audio::AudioSegmentation::Official;
+    opts.segmentation = audio::parse_audio_segmentation(args.audio_segmentation);
     opts.device = device;
     audio::AudioFeatureStream stream(models::whisper_feature_encoder(encoder), opts);
     stream.push(w.data_ptr<float>(), static_cast<size_t>(w.numel()));

@@ -27,6 +27,7 @@ struct ForwardArgs {
     std::string dtype = "float32";   ///< float32|float16|bfloat16|auto (fp16 on CUDA sm > 7, as official; else fp32)
     std::string device = "cpu";      ///< cpu|cuda|cuda:N|auto
     double lip_focus = 1.0;
+    std::string audio_segmentation = "official";  ///< whisper: official (compares with the Python code) | seamless
 };
 
 struct ForwardStage {

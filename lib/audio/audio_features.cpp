@@ -3,6 +3,7 @@
 #include "core/error.h"
 
 #include <algorithm>
+#include <numeric>
 
 namespace lsync::audio {
 
@@ -44,6 +45,33 @@ std::vector<EncoderWindow> plan_windows(int64_t mel_frames, AudioSegmentation mo
     return out;
 }
 
+FrameRate parse_frame_rate(const std::string& text) {
+    const auto bad = [&] { throw_error(ErrorCode::Usage, "a frame rate must look like 25, 30000/1001 or 29.97 (got '" + text + "')"); };
+    const auto digits = [](const std::string& s) {
+        return !s.empty() && s.size() <= 9 && s.find_first_not_of("0123456789") == std::string::npos;
+    };
+    FrameRate r;
+    const auto slash = text.find('/');
+    const auto dot = text.find('.');
+    if (slash != std::string::npos) {
+        const auto a = text.substr(0, slash), b = text.substr(slash + 1);
+        if (!digits(a) || !digits(b)) bad();
+        r = {std::stoll(a), std::stoll(b)};
+    } else if (dot != std::string::npos) {
+        const auto a = text.substr(0, dot), b = text.substr(dot + 1);
+        if ((!a.empty() && !digits(a)) || !digits(b) || b.size() > 3) bad();
+        int64_t frac = std::stoll(b);
+        for (size_t i = b.size(); i < 3; ++i) frac *= 10;
+        r = {(a.empty() ? 0 : std::stoll(a)) * 1000 + frac, 1000};
+    } else {
+        if (!digits(text)) bad();
+        r = {std::stoll(text), 1};
+    }
+    if (r.num <= 0 || r.den <= 0) bad();
+    const int64_t g = std::gcd(r.num, r.den);
+    return {r.num / g, r.den / g};
+}
+
 int64_t chunk_centre(int64_t frame, FrameRate fps) {
     LSYNC_CHECK(fps.num > 0 && fps.den > 0, ErrorCode::Usage, "the frame rate must be positive");
     // Exact integer arithmetic: for 25 fps this is 2i, the official int(i * 50 / 25).
@@ -80,8 +108,42 @@ torch::Tensor audio_chunks(const torch::Tensor& features, int64_t first, int64_t
     return features.index_select(0, index).reshape({count, kChunkFrames * features.size(1), features.size(2)});
 }
 
+AudioPrepass measure_audio(const std::function<size_t(std::vector<float>&, size_t)>& read, torch::Device device,
+                           int64_t block_frames) {
+    LogMelStream mel(device, block_frames, /*keep_frames=*/false);
+    std::vector<float> buf;
+    constexpr size_t kBlock = 16000;  // 1 s per read: the decoder's own buffering is what bounds memory
+    for (;;) {
+        buf.clear();
+        if (read(buf, kBlock) == 0) break;
+        mel.push(buf.data(), buf.size());
+    }
+    LSYNC_CHECK(mel.samples() > 0, ErrorCode::Usage, "audio features: the audio is empty (0 samples)");
+    mel.finish();
+    return {mel.samples(), mel.global_max()};
+}
+
+namespace {
+
+void check_length(int64_t samples) {
+    LSYNC_CHECK(samples > 0, ErrorCode::Usage, "audio features: the audio is empty (0 samples)");
+    LSYNC_CHECK(feature_frames_for_mel(mel_frames_for_samples(samples)) > 0, ErrorCode::Usage,
+                "audio features: the audio is too short (" + std::to_string(samples) +
+                    " samples at 16 kHz; at least 320, i.e. 20 ms, give one Whisper frame)");
+}
+
+}  // namespace
+
 AudioFeatureStream::AudioFeatureStream(FeatureEncoder encoder, AudioFeatureOptions options)
-    : encoder_(std::move(encoder)), options_(options), mel_(options.device, options.mel_block_frames) {}
+    : encoder_(std::move(encoder)), options_(options), mel_(options.device, options.mel_block_frames) {
+    if (options_.prepass) plan(options_.prepass->samples);
+}
+
+void AudioFeatureStream::plan(int64_t samples) {
+    check_length(samples);
+    feature_frames_ = feature_frames_for_mel(mel_frames_for_samples(samples));
+    windows_ = plan_windows(mel_frames_for_samples(samples), options_.segmentation);
+}
 
 void AudioFeatureStream::push(const float* samples, size_t count) {
     mel_.push(samples, count);
@@ -89,13 +151,17 @@ void AudioFeatureStream::push(const float* samples, size_t count) {
 
 void AudioFeatureStream::finish() {
     if (mel_.finished()) return;
-    LSYNC_CHECK(mel_.samples() > 0, ErrorCode::Usage, "audio features: the audio is empty (0 samples)");
+    if (!streaming()) check_length(mel_.samples());
     mel_.finish();
-    feature_frames_ = feature_frames_for_mel(mel_.frames());
-    LSYNC_CHECK(feature_frames_ > 0, ErrorCode::Usage,
-                "audio features: the audio is too short (" + std::to_string(mel_.samples()) +
-                    " samples at 16 kHz; at least 320, i.e. 20 ms, give one Whisper frame)");
-    windows_ = plan_windows(mel_.frames(), options_.segmentation);
+    if (!streaming()) {
+        plan(mel_.samples());
+        return;
+    }
+    // Both passes decode the same file with the same code, so anything else means the input changed under us.
+    const auto& pre = *options_.prepass;
+    LSYNC_CHECK(mel_.samples() == pre.samples && mel_.global_max() == pre.global_max, ErrorCode::InputCorrupt,
+                "the audio changed between the two reading passes (" + std::to_string(pre.samples) + " then " +
+                    std::to_string(mel_.samples()) + " samples)");
 }
 
 int64_t AudioFeatureStream::features_ready() const {
@@ -105,18 +171,29 @@ int64_t AudioFeatureStream::features_ready() const {
     return windows_[windows_done_ - 1].end_feature() - pending;
 }
 
+float AudioFeatureStream::norm_max() const {
+    return streaming() ? options_.prepass->global_max : mel_.global_max();
+}
+
+bool AudioFeatureStream::window_ready(size_t w) const {
+    if (w >= windows_.size()) return false;
+    return mel_.finished() || mel_.frames() >= windows_[w].mel_start + windows_[w].mel_len;
+}
+
 torch::Tensor AudioFeatureStream::encoder_input(size_t w) const {
-    LSYNC_CHECK(mel_.finished() && w < windows_.size(), ErrorCode::Internal, "encoder_input: no such window");
+    LSYNC_CHECK((mel_.finished() || streaming()) && window_ready(w), ErrorCode::Internal,
+                "encoder_input: window " + std::to_string(w) + " does not exist or its audio has not arrived");
     const auto& win = windows_[w];
     const auto raw = mel_.raw_range(win.mel_start, win.mel_start + win.mel_len).to(options_.device);
     // Official padding: zeros appended in the *normalised* log-mel domain (not silent audio).
-    return torch::constant_pad_nd(normalize_log_mel(raw, mel_.global_max()), {0, kSegmentFrames - win.mel_len}, 0.0)
+    return torch::constant_pad_nd(normalize_log_mel(raw, norm_max()), {0, kSegmentFrames - win.mel_len}, 0.0)
         .unsqueeze(0);
 }
 
 bool AudioFeatureStream::encode_next() {
-    LSYNC_CHECK(mel_.finished(), ErrorCode::Internal, "AudioFeatureStream: finish() must come before encoding");
-    if (windows_done_ >= windows_.size()) return false;
+    LSYNC_CHECK(mel_.finished() || streaming(), ErrorCode::Internal,
+                "AudioFeatureStream: finish() must come before encoding");
+    if (!window_ready(windows_done_)) return false;
     const auto& win = windows_[windows_done_];
     torch::Tensor states;
     {
@@ -126,38 +203,85 @@ bool AudioFeatureStream::encode_next() {
     LSYNC_CHECK(states.dim() == 4 && states.size(0) == 1 && states.size(2) >= win.keep_end, ErrorCode::Internal,
                 "audio features: the encoder must return [1, S, frames, C]");
     // [1, S, T, C] -> [T, S, C], the official (frame, layer, dim) order.
-    const auto kept = states[0].slice(1, win.keep_begin, win.keep_end).permute({1, 0, 2});
-    if (!features_.defined())
-        features_ = torch::empty({feature_frames_, kept.size(1), kept.size(2)},
-                                 torch::TensorOptions().dtype(options_.feature_dtype));
-    auto cpu = kept.to(torch::kCPU, torch::kFloat);
+    auto kept = states[0].slice(1, win.keep_begin, win.keep_end).permute({1, 0, 2}).to(torch::kCPU, torch::kFloat);
     if (win.fade_in > 0) {
-        // Cross-fade from the previous window's frames (already in features_) to this window's.
+        // Cross-fade from the previous window's last frames (the tail of the last segment) to this window's.
+        LSYNC_CHECK(!segments_.empty(), ErrorCode::Internal, "audio features: a fade-in without a previous window");
+        auto& prev = segments_.back();
+        const int64_t n = prev.frames.size(0);
+        LSYNC_CHECK(prev.first + n == win.first_feature() + win.fade_in && n >= win.fade_in, ErrorCode::Internal,
+                    "audio features: windows do not line up");
         const auto a =
             (torch::arange(win.fade_in, torch::kFloat) + 0.5f).div_(static_cast<float>(win.fade_in)).view({-1, 1, 1});
-        auto head = cpu.slice(0, 0, win.fade_in);
-        const auto prev = features_.slice(0, win.first_feature(), win.first_feature() + win.fade_in).to(torch::kFloat);
-        head.copy_(prev * (1 - a) + head * a);
+        auto tail = prev.frames.slice(0, n - win.fade_in, n);
+        tail.copy_(tail.to(torch::kFloat) * (1 - a) + kept.slice(0, 0, win.fade_in) * a);
+        kept = kept.slice(0, win.fade_in);
     }
-    features_.slice(0, win.first_feature(), win.end_feature()).copy_(cpu);
+    segments_.push_back({win.first_feature() + win.fade_in, kept.to(options_.feature_dtype).contiguous()});
     ++windows_done_;
+    // Two-pass mode: later windows start at or after the next one's first mel frame.
+    if (streaming()) mel_.drop_before(windows_done_ < windows_.size() ? windows_[windows_done_].mel_start : mel_.frames());
     return true;
 }
 
+int64_t AudioFeatureStream::features_begin() const {
+    return segments_.empty() ? 0 : segments_.front().first;
+}
+
+torch::Tensor AudioFeatureStream::gather(int64_t lo, int64_t hi) const {
+    std::vector<torch::Tensor> parts;
+    for (const auto& seg : segments_) {
+        const int64_t s = std::max(lo, seg.first), e = std::min(hi, seg.first + seg.frames.size(0));
+        if (s < e) parts.push_back(seg.frames.slice(0, s - seg.first, e - seg.first));
+    }
+    if (parts.empty()) {
+        const auto like = segments_.empty() ? torch::empty({0, kStates, 0}) : segments_.front().frames;
+        return torch::empty({0, like.size(1), like.size(2)}, torch::TensorOptions().dtype(options_.feature_dtype));
+    }
+    return parts.size() == 1 ? parts[0] : torch::cat(parts, 0);
+}
+
 torch::Tensor AudioFeatureStream::features() const {
-    if (!features_.defined())
-        return torch::empty({0, kStates, 0}, torch::TensorOptions().dtype(options_.feature_dtype));
-    return features_.slice(0, 0, features_ready());
+    return gather(features_begin(), features_ready());
+}
+
+std::pair<int64_t, int64_t> AudioFeatureStream::chunk_span(int64_t first, int64_t count, FrameRate fps) const {
+    LSYNC_CHECK(feature_frames_ > 0, ErrorCode::Internal, "AudioFeatureStream: no feature frames planned yet");
+    const int64_t lo = chunk_feature_indices(first, feature_frames_, fps).front();
+    const int64_t hi = chunk_feature_indices(first + std::max<int64_t>(count, 1) - 1, feature_frames_, fps).back() + 1;
+    return {lo, hi};
 }
 
 torch::Tensor AudioFeatureStream::chunks(int64_t first, int64_t count, FrameRate fps) {
-    LSYNC_CHECK(mel_.finished(), ErrorCode::Internal, "AudioFeatureStream: finish() must come before chunks()");
+    LSYNC_CHECK(mel_.finished() || streaming(), ErrorCode::Internal,
+                "AudioFeatureStream: finish() must come before chunks()");
     LSYNC_CHECK(first >= 0 && count > 0, ErrorCode::Internal, "AudioFeatureStream::chunks: bad frame range");
-    // The last frame's window reaches 5 encoder frames past its centre.
-    const int64_t need = std::min(feature_frames_, chunk_centre(first + count - 1, fps) + 6);
-    while (features_ready() < need && encode_next()) {
+    const auto [lo, hi] = chunk_span(first, count, fps);
+    while (features_ready() < hi && encode_next()) {
     }
-    return audio_chunks(features_, first, count, fps);
+    LSYNC_CHECK(features_ready() >= hi, ErrorCode::Internal,
+                "AudioFeatureStream::chunks: the audio for video frame " + std::to_string(first + count - 1) +
+                    " has not been pushed yet");
+    LSYNC_CHECK(lo >= features_begin(), ErrorCode::Internal,
+                "AudioFeatureStream::chunks: video frame " + std::to_string(first) + " was released");
+    const auto block = gather(lo, hi);
+    std::vector<int64_t> idx;
+    idx.reserve(static_cast<size_t>(count * kChunkFrames));
+    for (int64_t i = first; i < first + count; ++i)
+        for (int64_t j : chunk_feature_indices(i, feature_frames_, fps)) idx.push_back(j - lo);
+    return block.index_select(0, torch::tensor(idx, torch::kLong))
+        .reshape({count, kChunkFrames * block.size(1), block.size(2)});
+}
+
+void AudioFeatureStream::release_before(int64_t frame, FrameRate fps) {
+    if (feature_frames_ == 0 || frame <= 0) return;
+    // Clamped indices never decrease with the frame, so frames >= `frame` need nothing before this one.
+    const int64_t keep_from = chunk_feature_indices(frame, feature_frames_, fps).front();
+    size_t n = 0;
+    while (n < segments_.size() && segments_[n].first + segments_[n].frames.size(0) <= keep_from &&
+           n + 1 < segments_.size())  // the last segment's tail may still be faded into
+        ++n;
+    segments_.erase(segments_.begin(), segments_.begin() + static_cast<std::ptrdiff_t>(n));
 }
 
 torch::Tensor compute_audio_features(const torch::Tensor& waveform, const FeatureEncoder& encoder,

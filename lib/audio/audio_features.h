@@ -16,10 +16,15 @@
 //             Clips of 30 s or less are one window, identical to official.
 // Both modes yield L = floor(mel_frames / 2) feature frames.
 //
-// Streaming. AudioFeatureStream takes samples in blocks (LogMelStream keeps only the raw log-mel, 32 KB per
-// second, on the CPU), then encodes one window at a time on the device, copying the kept frames to a CPU
-// feature array; only one window's mel and states are ever on the device. The official normalisation needs the
-// global max of the whole clip, so encoding starts once the audio has ended.
+// Streaming. AudioFeatureStream takes samples in blocks and encodes one window at a time on the device, copying
+// the kept frames to the CPU; only one window's mel and states are ever on the device. The official
+// normalisation needs the global max of the whole clip, so there are two ways to run it:
+//   one pass   push everything, finish(), then encode: the raw log-mel (32 KB per second) and every feature
+//              frame stay on the CPU. Fine for minutes of audio and for parity work.
+//   two passes measure_audio() reads the clip once for its length and max (nothing stored); with that
+//              AudioPrepass in the options, windows are encoded as soon as their mel has arrived, and mel frames
+//              and features behind the consumer are dropped (release_before). Memory stays flat however long
+//              the clip is. AudioFeatureReader (audio_feature_reader.h) drives this from a file.
 
 #include "audio/log_mel.h"
 
@@ -28,7 +33,9 @@
 #include <array>
 #include <cstdint>
 #include <functional>
+#include <optional>
 #include <string>
+#include <utility>
 #include <vector>
 
 namespace lsync::audio {
@@ -74,6 +81,9 @@ struct FrameRate {
     int64_t den = 1;
 };
 
+/// "25", "30000/1001" or "29.97" (decimals become N/1000, reduced); Error(Usage) for anything else or <= 0.
+FrameRate parse_frame_rate(const std::string& text);
+
 /// The encoder frame at video frame `frame`'s timestamp: floor(frame / fps * 50) (2i at 25 fps, as official).
 int64_t chunk_centre(int64_t frame, FrameRate fps);
 /// Video frames that get audio windows: official `feature2chunks` emits frames 0, 1, ... up to and including the
@@ -89,53 +99,86 @@ torch::Tensor audio_chunks(const torch::Tensor& features, int64_t first, int64_t
 /// hidden states [1, S, 1500, C]. models/whisper's WhisperEncoder provides one (whisper_feature_encoder).
 using FeatureEncoder = std::function<torch::Tensor(const torch::Tensor& mel_window)>;
 
+/// What the first of two passes learns about a clip: its length and the max of its raw log-mel.
+struct AudioPrepass {
+    int64_t samples = 0;
+    float global_max = kLogFloor;
+};
+
 struct AudioFeatureOptions {
     AudioSegmentation segmentation = AudioSegmentation::Seamless;
     torch::Device device = torch::kCPU;               ///< where the log-mel and the encoder run
     torch::ScalarType feature_dtype = torch::kFloat;  ///< of the CPU feature array (fp16 halves its memory)
     int64_t mel_block_frames = 1000;                  ///< STFT block size (10 s)
+    /// Set: the two-pass streaming mode (see above); the pushed audio must be the measured clip.
+    std::optional<AudioPrepass> prepass;
 };
+
+/// The first pass: pushes a whole clip through a non-storing LogMelStream. `read` appends up to `max` samples to
+/// its vector and returns how many (0 at the end). Error(Usage) for clips too short for one feature frame.
+AudioPrepass measure_audio(const std::function<size_t(std::vector<float>&, size_t)>& read,
+                           torch::Device device = torch::kCPU, int64_t block_frames = 1000);
 
 class AudioFeatureStream {
 public:
+    /// With options.prepass the windows are planned here (Error(Usage) for a clip too short, as finish()).
     AudioFeatureStream(FeatureEncoder encoder, AudioFeatureOptions options);
 
     /// 16 kHz mono samples, any block size. Error(Internal) after finish().
     void push(const float* samples, size_t count);
     /// End of the audio: completes the log-mel and plans the windows. Error(Usage) when the clip is too short to
-    /// give one feature frame (fewer than 320 samples, 20 ms) or empty.
+    /// give one feature frame (fewer than 320 samples, 20 ms) or empty. In two-pass mode, Error(InputCorrupt)
+    /// when the audio differs from what the first pass measured.
     void finish();
 
-    /// After finish(): L, the windows, and how many have been encoded.
+    /// L, the windows, and how many have been encoded (one pass: after finish()).
     int64_t feature_frames() const { return feature_frames_; }
     const std::vector<EncoderWindow>& windows() const { return windows_; }
     size_t windows_done() const { return windows_done_; }
     /// Feature frames [0, features_ready()) are final.
     int64_t features_ready() const;
+    bool streaming() const { return options_.prepass.has_value(); }
 
     /// The normalised, zero-padded encoder input of window `w`: [1, 80, 3000] fp32 on the device.
     torch::Tensor encoder_input(size_t w) const;
-    /// Encodes the next window; false when all are done.
+    /// Whether window `w`'s mel frames have all arrived.
+    bool window_ready(size_t w) const;
+    /// Encodes the next window; false when all are done or (two-pass mode) its audio has not been pushed yet.
     bool encode_next();
     void encode_all() {
         while (encode_next()) {
         }
     }
-    /// Feature frames computed so far, [features_ready(), S, C] on the CPU in feature_dtype (a view).
+    /// Feature frames [features_begin(), features_ready()) on the CPU in feature_dtype.
     torch::Tensor features() const;
-    /// audio_chunks() for video frames [first, first + count), encoding windows as far as they need.
+    /// The first feature frame still held (0 unless release_before() dropped some).
+    int64_t features_begin() const;
+    /// audio_chunks() for video frames [first, first + count), encoding windows as far as they need (two-pass
+    /// mode: as far as the pushed audio allows; Error(Internal) if that is not far enough).
     torch::Tensor chunks(int64_t first, int64_t count, FrameRate fps);
+    /// The encoder frames that video frames [first, first + count) need: [lo, hi).
+    std::pair<int64_t, int64_t> chunk_span(int64_t first, int64_t count, FrameRate fps) const;
+    /// The consumer will not ask for video frames before `frame` again: drop what only they needed.
+    void release_before(int64_t frame, FrameRate fps);
 
     const LogMelStream& mel() const { return mel_; }
 
 private:
+    struct Segment {
+        int64_t first = 0;     ///< feature frame of its row 0
+        torch::Tensor frames;  ///< [n, S, C] CPU, feature_dtype
+    };
+    void plan(int64_t samples);
+    float norm_max() const;
+    torch::Tensor gather(int64_t lo, int64_t hi) const;  ///< feature frames [lo, hi) as one tensor
+
     FeatureEncoder encoder_;
     AudioFeatureOptions options_;
     LogMelStream mel_;
     int64_t feature_frames_ = 0;
     std::vector<EncoderWindow> windows_;
     size_t windows_done_ = 0;
-    torch::Tensor features_;  ///< [L, S, C] CPU, allocated by the first window
+    std::vector<Segment> segments_;  ///< non-overlapping, in order; one per encoded window (minus its fade-in)
 };
 
 /// The whole path for a waveform held in memory ([N] float, CPU): [L, S, C] CPU features.

@@ -79,8 +79,8 @@ torch::Tensor log_mel_spectrogram(const torch::Tensor& waveform) {
     return normalize_log_mel(raw, raw.max().item<float>());
 }
 
-LogMelStream::LogMelStream(torch::Device device, int64_t block_frames)
-    : device_(device), block_frames_(std::max<int64_t>(1, block_frames)) {
+LogMelStream::LogMelStream(torch::Device device, int64_t block_frames, bool keep_frames)
+    : device_(device), block_frames_(std::max<int64_t>(1, block_frames)), keep_frames_(keep_frames) {
     window_ = torch::hann_window(kNFFT, torch::TensorOptions().dtype(torch::kFloat).device(device_));
     filters_ = mel_filterbank(kSampleRate, kNFFT, kMels).to(device_);
 }
@@ -103,8 +103,10 @@ void LogMelStream::compute_frames(int64_t first, int64_t last) {
     for (int64_t j = 0; j < len; ++j) s[j] = sample_at(begin + j);
     auto raw = raw_frames(signal.to(device_), window_, filters_).to(torch::kCPU).contiguous();
     max_ = std::max(max_, raw.max().item<float>());
-    blocks_.push_back(raw);
-    block_starts_.push_back(first);
+    if (keep_frames_) {
+        blocks_.push_back(raw);
+        block_starts_.push_back(first);
+    }
     frames_done_ = last;
     // Frames from frames_done_ on start at sample frames_done_ * 160 - 200; everything before is no longer needed
     // (the start's reflect padding reads head_).
@@ -145,9 +147,9 @@ torch::Tensor LogMelStream::raw() const {
 }
 
 torch::Tensor LogMelStream::raw_range(int64_t begin, int64_t end) const {
-    LSYNC_CHECK(0 <= begin && begin <= end && end <= frames_done_, ErrorCode::Internal,
+    LSYNC_CHECK(dropped() <= begin && begin <= end && end <= frames_done_, ErrorCode::Internal,
                 "LogMelStream::raw_range: [" + std::to_string(begin) + ", " + std::to_string(end) +
-                    ") is outside the " + std::to_string(frames_done_) + " frames computed");
+                    ") is outside the frames stored, [" + std::to_string(dropped()) + ", " + std::to_string(frames_done_) + ")");
     std::vector<torch::Tensor> parts;
     for (size_t b = 0; b < blocks_.size(); ++b) {
         const int64_t s = block_starts_[b], e = s + blocks_[b].size(1);
@@ -156,6 +158,13 @@ torch::Tensor LogMelStream::raw_range(int64_t begin, int64_t end) const {
     }
     if (parts.empty()) return torch::empty({kMels, 0}, torch::kFloat);
     return parts.size() == 1 ? parts[0].contiguous() : torch::cat(parts, 1);
+}
+
+void LogMelStream::drop_before(int64_t frame) {
+    size_t n = 0;
+    while (n < blocks_.size() && block_starts_[n] + blocks_[n].size(1) <= frame) ++n;
+    blocks_.erase(blocks_.begin(), blocks_.begin() + static_cast<std::ptrdiff_t>(n));
+    block_starts_.erase(block_starts_.begin(), block_starts_.begin() + static_cast<std::ptrdiff_t>(n));
 }
 
 }  // namespace lsync::audio

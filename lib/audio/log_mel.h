@@ -47,7 +47,8 @@ torch::Tensor normalize_log_mel(const torch::Tensor& raw, float global_max);
 /// The STFT and filterbank run on `device` in blocks of `block_frames` frames.
 class LogMelStream {
 public:
-    explicit LogMelStream(torch::Device device = torch::kCPU, int64_t block_frames = 1000);
+    /// keep_frames = false: compute and count the frames and their max but store none (a measuring pass).
+    explicit LogMelStream(torch::Device device = torch::kCPU, int64_t block_frames = 1000, bool keep_frames = true);
 
     /// Appends 16 kHz mono samples. Computes every frame that no longer depends on the end of the clip once a
     /// block's worth is available.
@@ -61,8 +62,15 @@ public:
     /// Raw log10 mel frames computed so far: [80, frames()] float32 on the CPU (concatenates the blocks).
     torch::Tensor raw() const;
     int64_t frames() const { return frames_done_; }
-    /// Raw frames [begin, end) as [80, end - begin] float32 on the CPU.
+    /// Raw frames [begin, end) as [80, end - begin] float32 on the CPU; begin must not precede dropped().
     torch::Tensor raw_range(int64_t begin, int64_t end) const;
+    /// Frees the stored frames before `frame` (whole blocks only: at most one block stays before it), so a
+    /// consumer that moves forward keeps memory flat.
+    void drop_before(int64_t frame);
+    /// Frames before this one are no longer stored.
+    int64_t dropped() const { return block_starts_.empty() ? frames_done_ : block_starts_.front(); }
+    /// Frames currently stored.
+    int64_t stored_frames() const { return frames_done_ - dropped(); }
     /// Samples held back for frames not computed yet: at most one block plus a window (bounded, whatever the
     /// clip's length).
     size_t buffered_samples() const { return pending_.size(); }
@@ -75,6 +83,7 @@ private:
 
     torch::Device device_;
     int64_t block_frames_;
+    bool keep_frames_;
     torch::Tensor window_, filters_;
     std::vector<float> head_;     ///< samples 0..200, for the reflect padding at the start
     std::vector<float> pending_;  ///< samples from pending_start_ on

@@ -1,13 +1,19 @@
 #pragma once
-// FaceDetector: the face-api SSD MobileNetV1 detector plus the 68-point landmark net, loaded from their TF.js
-// manifests in a model folder, run on RGB uint8 frames on any device. Faces come back in full-frame pixels,
-// by descending detector score, each with 68 iBUG points (scheme "ibug68").
+// The face detector interface: boxes, scores and landmarks for RGB uint8 frames on any device. Faces come back
+// in full-frame pixels, by descending score, with the landmarks of the detector's scheme (face_types.h). The
+// rest of the face path (tracker, planner, alignment) only sees this interface, so another model family plugs
+// in as one more implementation plus a FaceModels value.
 //
-// Model folder contents (unchanged files of @vladmandic/face-api 1.7.15, `scripts/fetch-face-models.sh`):
-//   ssd_mobilenetv1_model-weights_manifest.json + ssd_mobilenetv1_model.bin
-//   face_landmark_68_model-weights_manifest.json + face_landmark_68_model.bin
+// Families (`--face-models`):
+//   face-api     (default) the SSD MobileNetV1 detector and 68-point landmark net of @vladmandic/face-api
+//                1.7.15, read from their TF.js manifests (models/face_detector/; scripts/fetch-face-models.sh):
+//                  ssd_mobilenetv1_model-weights_manifest.json + ssd_mobilenetv1_model.bin
+//                  face_landmark_68_model-weights_manifest.json + face_landmark_68_model.bin
+//   insightface  the official pipeline's InsightFace buffalo_l det_10g.onnx (SCRFD) + 2d106det.onnx (106
+//                points). Recognised, not implemented yet: it needs an ONNX reader (docs/faces.md). The
+//                106-point scheme is already supported by alignment, tracking and the track file.
 //
-// Implemented in models/face_detector/face_detector.cpp (target lsync_models: it owns the networks).
+// open_face_detector is implemented in models/face_detector/ (target lsync_models: it owns the networks).
 
 #include "faces/detect_ops.h"
 #include "faces/face_types.h"
@@ -20,6 +26,11 @@
 
 namespace lsync::faces {
 
+enum class FaceModels { FaceApi, InsightFace };
+/// "face-api" | "insightface"; Error(Usage) otherwise.
+FaceModels parse_face_models(const std::string& name);
+const char* face_models_name(FaceModels models);
+
 struct DetectorOptions {
     NmsOptions nms;            ///< score threshold 0.5, IoU 0.5, at most 100 faces (face-api's defaults)
     bool landmarks = true;     ///< also run the landmark net on every detected face
@@ -28,30 +39,29 @@ struct DetectorOptions {
 
 class FaceDetector {
 public:
-    /// Loads both nets from `model_dir` onto `device`. Throws Error(Weights) naming the missing or bad file.
-    FaceDetector(const std::string& model_dir, torch::Device device = torch::kCPU, DetectorOptions options = {});
-    ~FaceDetector();
+    virtual ~FaceDetector() = default;
 
-    /// One frame [H, W, 3] uint8 (any device).
+    /// One line naming the networks, for logs and JSON ("face-api ssd_mobilenetv1 + face_landmark_68").
+    virtual std::string describe() const = 0;
+    /// The landmark scheme of the faces it returns ("ibug68", "insightface106").
+    virtual std::string landmark_scheme() const = 0;
+    virtual torch::Device device() const = 0;
+
+    /// A batch of same-sized frames [B, H, W, 3] uint8 (any device): per frame, every face with landmarks.
+    virtual std::vector<std::vector<Face>> detect_batch(const torch::Tensor& frames) = 0;
+    /// Fills the landmarks of `faces` (boxes from elsewhere: --face-box, tracking) on `frame` [H, W, 3].
+    virtual void add_landmarks(const torch::Tensor& frame, std::vector<Face>& faces) = 0;
+
+    /// One frame [H, W, 3] uint8.
     std::vector<Face> detect(const torch::Tensor& frame);
-    /// A batch of same-sized frames [B, H, W, 3] uint8: one detector pass per max_batch frames and one
-    /// landmark pass for all their faces.
-    std::vector<std::vector<Face>> detect_batch(const torch::Tensor& frames);
-    /// Fills the landmarks of `faces` (boxes from elsewhere, e.g. --face-box) on `frame`.
-    void add_landmarks(const torch::Tensor& frame, std::vector<Face>& faces);
-
-    torch::Device device() const;
-    const DetectorOptions& options() const { return options_; }
-
-    /// The two manifest paths inside a model folder.
-    static std::string detector_manifest(const std::string& model_dir);
-    static std::string landmark_manifest(const std::string& model_dir);
-
-private:
-    struct Nets;
-    std::unique_ptr<Nets> nets_;
-    DetectorOptions options_;
-    void landmarks_for(const std::vector<torch::Tensor>& frames, std::vector<std::vector<Face>>& faces);
 };
+
+/// The detector of family `models`, loaded from `model_dir` onto `device`. Error(Weights) naming a missing or
+/// bad file (and the script that fetches it); Error(Usage) for a family this build cannot run yet.
+std::unique_ptr<FaceDetector> open_face_detector(FaceModels models, const std::string& model_dir,
+                                                 torch::Device device = torch::kCPU, DetectorOptions options = {});
+
+/// The file whose presence identifies a model folder of family `models` (for --model-dir resolution).
+std::string face_models_marker(FaceModels models, const std::string& model_dir);
 
 }  // namespace lsync::faces

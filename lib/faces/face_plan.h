@@ -38,6 +38,8 @@ public:
 
     /// What to run on the next frame (see FaceTracker::Request).
     FaceTracker::Request request() const { return tracker_.request(); }
+    /// See FaceTracker::force_detection.
+    void force_detection() { tracker_.force_detection(); }
 
     /// Plans the next frame from the faces the request produced. With --on-missing-face fail, a frame without a
     /// usable face throws Error(Usage) naming the frame and the reason.

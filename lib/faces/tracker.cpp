@@ -86,7 +86,7 @@ FaceTracker::Request FaceTracker::request() const {
         return r;
     }
     // Between detections the landmark net runs where the face was last frame; a miss forces a detection.
-    if (last_ && missed_ == 0 && frame_ % std::max(1, opt_.detect_every) != 0) {
+    if (last_ && missed_ == 0 && !force_detect_ && frame_ % std::max(1, opt_.detect_every) != 0) {
         r.kind = Request::Kind::Landmarks;
         r.region = last_->box;
     }
@@ -215,6 +215,7 @@ FaceTracker::Result FaceTracker::update(const std::vector<Face>& faces) {
             break;
     }
     ++frame_;
+    force_detect_ = false;
     return r;
 }
 

@@ -40,6 +40,10 @@ public:
         Box region;  ///< Kind::Landmarks
     };
     Request request() const;
+    /// Makes the next request a detection even where tracking would run the landmark net alone (the caller
+    /// saw a scene cut or a fade: the landmark net finds "a face" in any region). No effect with a track file
+    /// or a fixed box.
+    void force_detection() { force_detect_ = true; }
 
     struct Result {
         FaceStatus status = FaceStatus::NoFace;
@@ -63,6 +67,7 @@ private:
     int64_t frame_ = 0;
     std::optional<Face> last_;      ///< the followed face when last seen
     int64_t missed_ = 0;            ///< frames since it was last seen
+    bool force_detect_ = false;     ///< force_detection() for the next frame
 };
 
 /// Intersection over union of two boxes.

@@ -58,6 +58,29 @@ for i in idx:
 check({"sel": ([len(idx), 50, 64], sel)}, {"sel": gl["whisper_chunks_selected"]}, ["sel"], 1e-4, 1e-3, "long chunks")
 PY
 
+# Seamless segmentation on the 30.5 s clip: two overlapping windows instead of two segments; same frame count.
+"$BIN" -q debug forward whisper --weights "$FIX/golden/whisper_tiny_random.pt" --audio-segmentation seamless \
+    --inputs "$FIX/golden/whisper_long_golden.safetensors" -o seamless.safetensors || fail "forward whisper seamless"
+python3 - <<'PY' || fail "seamless output"
+import json, struct
+def header(path):
+    with open(path, "rb") as f:
+        return json.loads(f.read(struct.unpack("<Q", f.read(8))[0]))
+a, b = header("long.safetensors"), header("seamless.safetensors")
+assert a["feature_array"]["shape"] == b["feature_array"]["shape"], (a["feature_array"], b["feature_array"])
+assert a["whisper_chunks"]["shape"] == b["whisper_chunks"]["shape"]
+PY
+expect_rc 2 "audio-segmentation" -- "$BIN" debug forward whisper --weights "$FIX/golden/whisper_tiny_random.pt" \
+    --audio-segmentation centre --inputs "$FIX/golden/whisper_golden.safetensors" -o o4.safetensors
+
+# The two-pass streaming path over a 75 s file: a memory row every 20 s of audio and the summary line.
+"$BIN" -q debug synth tone.wav --seconds 75 || fail "synth"
+"$BIN" -q bench audio-stream tone.wav --weights "$FIX/golden/whisper_tiny_random.pt" --device cpu \
+    --sample-every 20 > stream.txt || fail "bench audio-stream"
+[ "$(grep -c '^| [0-9]* min |' stream.txt)" -ge 4 ] || fail "bench audio-stream: expected >= 4 memory rows: $(cat stream.txt)"
+grep -q "peak RSS" stream.txt || fail "bench audio-stream: no summary"
+expect_rc 3 "not found" -- "$BIN" bench audio-stream missing.wav --device cpu
+
 # Bad inputs: one clear error line each.
 python3 - <<'PY'
 import json, struct

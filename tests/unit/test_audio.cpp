@@ -1,6 +1,7 @@
 // Audio conditioning without the network: log-mel (against the official filterbank and the golden mel), the
 // streaming STFT, window planning and per-frame indexing, bad inputs and a real compressed file.
 // Golden files: tests/fixtures/golden/whisper_golden.safetensors, tests/fixtures/assets/mel_filters.npz (README).
+#include "audio/audio_feature_reader.h"
 #include "audio/audio_features.h"
 #include "audio/log_mel.h"
 #include "core/error.h"
@@ -14,10 +15,12 @@
 #include "expect_error.h"
 #include "test_util.h"
 
+#include <algorithm>
 #include <cmath>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <memory>
 #include <string>
 #include <vector>
 
@@ -309,28 +312,10 @@ TEST_CASE("bad audio: silence, one sample, empty, too short", "[audio][bad]") {
     CHECK(audio::parse_audio_segmentation("seamless") == AudioSegmentation::Seamless);
 }
 
-TEST_CASE("an 8 kHz stereo compressed file decodes to 16 kHz mono and goes through", "[audio][media]") {
-    test::ScratchDir dir("audio_mp3");
-    // 3.3 s of stereo at 8 kHz, channels out of phase in part so the downmix matters.
+TEST_CASE("an 8 kHz stereo mp3 decodes to 16 kHz mono and goes through", "[audio][media]") {
+    // A committed mp3 (tests/fixtures/README.md), so no mp3 encoder is needed to run this.
+    const std::string input = fixture("audio/stereo_8k.mp3");
     const int rate = 8000;
-    const int frames = 33 * rate / 10;
-    std::vector<float> pcm(static_cast<size_t>(frames) * 2);
-    for (int i = 0; i < frames; ++i) {
-        const double t = static_cast<double>(i) / rate;
-        pcm[2 * i] = static_cast<float>(0.4 * std::sin(2 * M_PI * 220 * t));
-        pcm[2 * i + 1] = static_cast<float>(0.3 * std::sin(2 * M_PI * 330 * t));
-    }
-    const auto wav = (dir.path() / "in.wav").string();
-    media::write_audio_file(wav, pcm, rate, 2, true);
-    // mp3 through the ffmpeg tool when it has an mp3 encoder (Debian's has libmp3lame); the wav otherwise.
-    std::string input = wav;
-    const auto mp3 = (dir.path() / "in.mp3").string();
-    const std::string cmd =
-        "ffmpeg -nostdin -loglevel error -y -i '" + wav + "' -c:a libmp3lame -b:a 64k '" + mp3 + "' >/dev/null 2>&1";
-    if (std::system(cmd.c_str()) == 0)
-        input = mp3;
-    else
-        WARN("no ffmpeg/libmp3lame: testing the 8 kHz stereo wav instead of an mp3");
     const auto info = media::probe_audio(input);
     CHECK(info.sample_rate == rate);
     CHECK(info.channels == 2);
@@ -344,4 +329,96 @@ TEST_CASE("an 8 kHz stereo compressed file decodes to 16 kHz mono and goes throu
     CHECK(f.size(0) == static_cast<int64_t>(samples.size()) / 320);
     CHECK(torch::isfinite(f).all().item<bool>());
     CHECK(f.abs().max().item<float>() > 0);
+}
+
+namespace {
+
+// Feeds `wave` in uneven pieces through a two-pass stream and reads chunks of 16 video frames the way a render
+// loop does; returns every chunk concatenated, and the most mel frames / feature frames ever held.
+struct StreamedRun {
+    torch::Tensor chunks;
+    int64_t max_mel = 0, max_features = 0;
+};
+StreamedRun run_two_pass(const torch::Tensor& wave, AudioSegmentation mode, FrameRate fps) {
+    const auto w = wave.contiguous();
+    const float* p = w.data_ptr<float>();
+    const auto n = static_cast<size_t>(w.numel());
+    const audio::SampleReaderFactory open = [&]() -> audio::SampleReader {
+        auto at = std::make_shared<size_t>(0);
+        return [=](std::vector<float>& dst, size_t max) {
+            const size_t k = std::min({max, n - *at, size_t{7919}});  // a prime, so blocks never align
+            dst.insert(dst.end(), p + *at, p + *at + k);
+            *at += k;
+            return k;
+        };
+    };
+    audio::AudioFeatureOptions o;
+    o.segmentation = mode;
+    audio::AudioFeatureReader reader(open, fake_encoder, o);
+    StreamedRun run;
+    std::vector<torch::Tensor> parts;
+    const int64_t total = reader.chunk_count(fps);
+    for (int64_t f = 0; f < total; f += 16) {
+        parts.push_back(reader.chunks(f, std::min<int64_t>(16, total - f), fps));
+        run.max_mel = std::max(run.max_mel, reader.stream().mel().stored_frames());
+        run.max_features = std::max(run.max_features, reader.stream().features_ready() - reader.stream().features_begin());
+    }
+    run.chunks = torch::cat(parts, 0);
+    return run;
+}
+
+}  // namespace
+
+TEST_CASE("two-pass streaming gives the one-pass features with bounded memory", "[audio][memory]") {
+    // 95 s: four seamless windows and four official segments, at 25 and 29.97 fps.
+    const auto wave = synthetic_speechlike(95 * 16000 + 77, 11);
+    for (auto mode : {AudioSegmentation::Official, AudioSegmentation::Seamless}) {
+        for (FrameRate fps : {FrameRate{25, 1}, FrameRate{30000, 1001}}) {
+            audio::AudioFeatureOptions o;
+            o.segmentation = mode;
+            const auto whole = audio::compute_audio_features(wave, fake_encoder, o);
+            const auto run = run_two_pass(wave, mode, fps);
+            const int64_t count = audio::audio_chunk_count(whole.size(0), fps);
+            REQUIRE(run.chunks.size(0) == count);
+            CHECK(max_abs(run.chunks, audio::audio_chunks(whole, 0, count, fps)) == 0);
+            // About one window of mel (30 s plus a block) and two of features, whatever the length.
+            CHECK(run.max_mel <= audio::kSegmentFrames + 1000);
+            CHECK(run.max_features <= 2 * audio::kEncoderFrames);
+        }
+    }
+}
+
+TEST_CASE("two-pass streaming holds the same amount for 10 minutes as for 2", "[audio][memory]") {
+    const auto short_run = run_two_pass(synthetic_speechlike(120 * 16000, 3), AudioSegmentation::Seamless, {});
+    const auto long_run = run_two_pass(synthetic_speechlike(600 * 16000, 3), AudioSegmentation::Seamless, {});
+    CHECK(long_run.max_mel == short_run.max_mel);
+    CHECK(long_run.max_features == short_run.max_features);
+}
+
+TEST_CASE("two-pass streaming from a file equals the in-memory path; a changed file is caught", "[audio][memory]") {
+    test::ScratchDir dir("audio_two_pass");
+    const auto wave = synthetic_speechlike(41 * 16000 + 5, 5);
+    const auto path = (dir.path() / "speech.wav").string();
+    std::vector<float> pcm(wave.data_ptr<float>(), wave.data_ptr<float>() + wave.numel());
+    media::write_audio_file(path, pcm, 16000, 1, true);
+    // The in-memory reference from the decoded file (16-bit WAV rounding included).
+    const auto decoded = media::read_audio_16k_mono(path);
+    const auto ref_wave = torch::from_blob(const_cast<float*>(decoded.data()), {static_cast<int64_t>(decoded.size())},
+                                           torch::kFloat).clone();
+    const auto whole = audio::compute_audio_features(ref_wave, fake_encoder, {});
+    audio::AudioFeatureReader reader(audio::file_sample_reader(path), fake_encoder, {});
+    CHECK(reader.samples() == static_cast<int64_t>(decoded.size()));
+    const auto c = reader.chunks(0, reader.chunk_count({}), {});
+    CHECK(max_abs(c, audio::audio_chunks(whole, 0, c.size(0), {})) == 0);
+
+    // The second pass sees different audio than the first measured: one clear error, not wrong lips.
+    audio::AudioFeatureOptions o;
+    o.prepass = audio::AudioPrepass{static_cast<int64_t>(decoded.size()) + 1600, 0.5f};
+    audio::AudioFeatureStream s(fake_encoder, o);
+    s.push(decoded.data(), decoded.size());
+    test::expect_error(ErrorCode::InputCorrupt, [&] { s.finish(); });
+    // Going back to released frames is a programming error, reported as such.
+    audio::AudioFeatureReader again(audio::file_sample_reader(path), fake_encoder, {});
+    again.chunks(900, 16, {});
+    test::expect_error(ErrorCode::Internal, [&] { again.chunks(0, 16, {}); });
 }

@@ -6,7 +6,9 @@
 #include "expect_error.h"
 #include "face_detector/ssd_mobilenet_v1.h"
 #include "face_detector/tf_compat.h"
+#include "face_detector/face_api_detector.h"
 #include "faces/detect.h"
+#include "faces/face_stage.h"
 #include "faces/detect_overlay.h"
 #include "io/tfjs.h"
 #include "media/image_io.h"
@@ -39,7 +41,7 @@ fs::path face_models_dir() {
 }
 
 faces::FaceDetector& detector() {
-    static faces::FaceDetector det(face_models_dir().string());
+    static faces::FaceApiDetector det(face_models_dir().string());
     return det;
 }
 
@@ -198,14 +200,14 @@ TEST_CASE("faces: weights load strictly from the TF.js manifests", "[faces][weig
 
 TEST_CASE("faces: bad model folders give one clear error", "[faces][weights]") {
     test::ScratchDir dir("faces_models_bad");
-    auto msg = test::expect_error(ErrorCode::Weights, [&] { faces::FaceDetector d(dir.path().string()); });
+    auto msg = test::expect_error(ErrorCode::Weights, [&] { faces::FaceApiDetector d(dir.path().string()); });
     CHECK(test::contains(msg, "ssd_mobilenetv1_model-weights_manifest.json"));
     CHECK(test::contains(msg, "fetch-face-models.sh"));
     // Manifests present, one shard missing.
     for (const char* f : {"ssd_mobilenetv1_model-weights_manifest.json", "ssd_mobilenetv1_model.bin",
                           "face_landmark_68_model-weights_manifest.json"})
         fs::copy_file(face_models_dir() / f, dir.path() / f);
-    msg = test::expect_error(ErrorCode::Weights, [&] { faces::FaceDetector d(dir.path().string()); });
+    msg = test::expect_error(ErrorCode::Weights, [&] { faces::FaceApiDetector d(dir.path().string()); });
     CHECK(test::contains(msg, "face_landmark_68_model.bin"));
     // A wrong frame.
     msg = test::expect_error(ErrorCode::Usage, [&] { detector().detect(torch::zeros({8, 8, 3}, torch::kFloat)); });
@@ -314,4 +316,121 @@ TEST_CASE("faces: nothing on blank frames, batches equal single frames", "[faces
     CHECK(!torch::equal(over, s1));
     const auto& lm = single[0].landmarks[30];
     CHECK(over[static_cast<int64_t>(std::lround(lm.y))][static_cast<int64_t>(std::lround(lm.x))][0].item<uint8_t>() == 255);
+}
+
+namespace {
+
+// A clip made from sample1.jpg: a 960x720 window at y = 100 panning right by 16 px per frame from x = 80 over
+// the left and the middle woman (both fully inside throughout), with frames 7-9 black.
+constexpr int kClipFrames = 20;
+int64_t clip_x0(int i) { return 80 + 16 * i; }
+bool clip_blank(int i) { return i >= 7 && i <= 9; }
+torch::Tensor panning_clip() {
+    const auto& s1 = photo("sample1.jpg");
+    std::vector<torch::Tensor> frames;
+    for (int i = 0; i < kClipFrames; ++i) {
+        auto f = s1.slice(0, 100, 820).slice(1, clip_x0(i), clip_x0(i) + 960).clone();
+        if (clip_blank(i)) f.zero_();
+        frames.push_back(f);
+    }
+    return torch::stack(frames);
+}
+
+// Counts what the stage asks of the detector (the interface lets a test wrap the real one).
+struct CountingDetector final : faces::FaceDetector {
+    faces::FaceDetector& inner;
+    int64_t detected_frames = 0, landmark_calls = 0;
+    explicit CountingDetector(faces::FaceDetector& d) : inner(d) {}
+    std::string describe() const override { return "counting " + inner.describe(); }
+    std::string landmark_scheme() const override { return inner.landmark_scheme(); }
+    torch::Device device() const override { return inner.device(); }
+    std::vector<std::vector<Face>> detect_batch(const torch::Tensor& frames) override {
+        detected_frames += frames.size(0);
+        return inner.detect_batch(frames);
+    }
+    void add_landmarks(const torch::Tensor& frame, std::vector<Face>& faces) override {
+        ++landmark_calls;
+        inner.add_landmarks(frame, faces);
+    }
+};
+
+// Box centres of the left and the middle woman in the full photo, from the detector itself.
+std::pair<Point, Point> women_centres() {
+    Point left{}, middle{};
+    for (const auto& f : detector().detect(photo("sample1.jpg"))) {
+        const Point c = f.box.center();
+        if (c.x < 700) left = c;
+        else if (c.x < 1200) middle = c;
+    }
+    REQUIRE(left.x > 0);
+    REQUIRE(middle.x > 0);
+    return {left, middle};
+}
+
+// Runs the face stage over the clip in batches of 8 and checks that every frame with a face follows `who`
+// (full-photo centre) and that the blank frames pass through.
+void check_follows(faces::FaceStage& stage, const torch::Tensor& clip, Point who) {
+    int i = 0;
+    for (int64_t start = 0; start < clip.size(0); start += 8) {
+        for (const auto& r : stage.process(clip.slice(0, start, std::min<int64_t>(clip.size(0), start + 8)))) {
+            INFO("frame " << i << " status " << faces::face_status_name(r.plan.status));
+            if (clip_blank(i)) {
+                CHECK_FALSE(r.plan.align);
+                CHECK(r.plan.status == faces::FaceStatus::NoFace);
+            } else {
+                REQUIRE(r.plan.align);
+                const Point c = r.plan.face.box.center();
+                CHECK(std::abs(c.x + static_cast<float>(clip_x0(i)) - who.x) < 25.f);
+                CHECK(std::abs(c.y + 100.f - who.y) < 25.f);
+            }
+            ++i;
+        }
+    }
+    CHECK(i == kClipFrames);
+    CHECK(stage.counts().aligned == kClipFrames - 3);
+    CHECK(stage.counts().passed_total() == 3);
+    CHECK(stage.counts().passed[static_cast<int>(faces::FaceStatus::NoFace)] == 3);
+}
+
+}  // namespace
+
+TEST_CASE("faces: the chosen woman is followed through a panning clip with blank frames", "[faces][track][nets]") {
+    const auto clip = panning_clip();
+    const auto [left, middle] = women_centres();
+    const auto geometry = faces::CropGeometry::for_resolution(256);
+    SECTION("--face 0 and --face 1 pick by position and keep their woman") {
+        faces::FaceOptions opt;
+        opt.choice = faces::parse_face_choice("0");
+        faces::FaceStage first(&detector(), opt, geometry, 960, 720);
+        check_follows(first, clip, left);
+        opt.choice = faces::parse_face_choice("1");
+        faces::FaceStage second(&detector(), opt, geometry, 960, 720);
+        check_follows(second, clip, middle);
+    }
+    SECTION("--face center picks once and follows, though the other woman ends up nearer the centre") {
+        // Frame 0: the left woman is 58 px from the centre, the middle one 372 px; by the last frame it is the
+        // other way round (246 vs 68 px). Re-choosing per frame would jump; tracking must not.
+        faces::FaceOptions opt;
+        opt.choice = faces::parse_face_choice("center");
+        CountingDetector counting(detector());
+        faces::FaceStage stage(&counting, opt, geometry, 960, 720);
+        check_follows(stage, clip, left);
+        CHECK(counting.detected_frames == kClipFrames);  // --detect-every 1: every frame, in batches
+        CHECK(counting.landmark_calls == 0);
+    }
+    SECTION("--detect-every 4 tracks with the landmark net in between and re-detects after the gap") {
+        faces::FaceOptions opt;
+        opt.choice = faces::parse_face_choice("center");
+        opt.detect_every = 4;
+        CountingDetector counting(detector());
+        faces::FaceStage stage(&counting, opt, geometry, 960, 720);
+        check_follows(stage, clip, left);
+        // Detections: frames 0, 4, 12, 16 (every 4th); 7, where the picture goes black (a scene change: the
+        // landmark net alone would put a face into the black region); 8, 9 and 10, because the face is
+        // missing. The other 12 frames run the landmark net in the tracked region.
+        CHECK(counting.detected_frames == 8);
+        CHECK(counting.landmark_calls == kClipFrames - 8);
+        CHECK(stage.scene_changes() == 1);
+        CHECK(stage.detector_frames() == counting.detected_frames);
+    }
 }

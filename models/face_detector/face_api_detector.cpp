@@ -1,6 +1,4 @@
-// The FaceDetector facade declared in lib/faces/detect.h. It lives in lsync_models, not lsync_core, because it
-// owns the two networks and lsync_core must not depend on lsync_models (static libraries, one direction).
-#include "faces/detect.h"
+#include "face_detector/face_api_detector.h"
 
 #include "core/error.h"
 #include "face_detector/ssd_mobilenet_v1.h"
@@ -12,21 +10,21 @@ namespace lsync::faces {
 
 namespace fs = std::filesystem;
 
-struct FaceDetector::Nets {
+struct FaceApiDetector::Nets {
     models::face_detector::SsdMobilenetV1 ssd;
     models::face_landmarks::FaceLandmark68Net lmk;
     torch::Device device = torch::kCPU;
 };
 
-std::string FaceDetector::detector_manifest(const std::string& dir) {
+std::string FaceApiDetector::detector_manifest(const std::string& dir) {
     return (fs::path(dir) / "ssd_mobilenetv1_model-weights_manifest.json").string();
 }
 
-std::string FaceDetector::landmark_manifest(const std::string& dir) {
+std::string FaceApiDetector::landmark_manifest(const std::string& dir) {
     return (fs::path(dir) / "face_landmark_68_model-weights_manifest.json").string();
 }
 
-FaceDetector::FaceDetector(const std::string& model_dir, torch::Device device, DetectorOptions options)
+FaceApiDetector::FaceApiDetector(const std::string& model_dir, torch::Device device, DetectorOptions options)
     : nets_(std::make_unique<Nets>()), options_(options) {
     for (const auto& m : {detector_manifest(model_dir), landmark_manifest(model_dir)})
         LSYNC_CHECK(fs::is_regular_file(m), ErrorCode::Weights,
@@ -40,16 +38,15 @@ FaceDetector::FaceDetector(const std::string& model_dir, torch::Device device, D
     }
 }
 
-FaceDetector::~FaceDetector() = default;
+FaceApiDetector::~FaceApiDetector() = default;
 
-torch::Device FaceDetector::device() const { return nets_->device; }
+torch::Device FaceApiDetector::device() const { return nets_->device; }
 
-std::vector<Face> FaceDetector::detect(const torch::Tensor& frame) {
-    LSYNC_CHECK(frame.dim() == 3, ErrorCode::Usage, "detect() wants one frame [H, W, 3], got " + c10::str(frame.sizes()));
-    return detect_batch(frame.unsqueeze(0)).front();
+std::string FaceApiDetector::describe() const {
+    return "face-api ssd_mobilenetv1 + face_landmark_68";
 }
 
-std::vector<std::vector<Face>> FaceDetector::detect_batch(const torch::Tensor& frames_in) {
+std::vector<std::vector<Face>> FaceApiDetector::detect_batch(const torch::Tensor& frames_in) {
     LSYNC_CHECK(frames_in.dim() == 4 && frames_in.size(3) == 3 && frames_in.scalar_type() == torch::kUInt8,
                 ErrorCode::Usage, "face detection wants RGB uint8 frames [B, H, W, 3], got " +
                                       c10::str(frames_in.sizes()) + " " + std::string(c10::toString(frames_in.scalar_type())));
@@ -72,8 +69,8 @@ std::vector<std::vector<Face>> FaceDetector::detect_batch(const torch::Tensor& f
     return result;
 }
 
-void FaceDetector::add_landmarks(const torch::Tensor& frame, std::vector<Face>& faces) {
-    LSYNC_CHECK(options_.landmarks, ErrorCode::Usage, "this FaceDetector was made without the landmark net");
+void FaceApiDetector::add_landmarks(const torch::Tensor& frame, std::vector<Face>& faces) {
+    LSYNC_CHECK(options_.landmarks, ErrorCode::Usage, "this face detector was made without the landmark net");
     LSYNC_CHECK(frame.dim() == 3 && frame.size(2) == 3 && frame.scalar_type() == torch::kUInt8, ErrorCode::Usage,
                 "landmarks want one RGB uint8 frame [H, W, 3], got " + c10::str(frame.sizes()));
     torch::NoGradGuard no_grad;
@@ -82,7 +79,7 @@ void FaceDetector::add_landmarks(const torch::Tensor& frame, std::vector<Face>& 
     faces = std::move(wrapped.front());
 }
 
-void FaceDetector::landmarks_for(const std::vector<torch::Tensor>& frames, std::vector<std::vector<Face>>& faces) {
+void FaceApiDetector::landmarks_for(const std::vector<torch::Tensor>& frames, std::vector<std::vector<Face>>& faces) {
     // All crops of all frames go through the net in one batch.
     std::vector<torch::Tensor> inputs;
     std::vector<std::pair<size_t, size_t>> owner;
