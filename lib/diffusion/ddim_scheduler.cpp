@@ -1,9 +1,9 @@
 #include "diffusion/ddim_scheduler.h"
 
 #include "core/error.h"
+#include "core/json_file.h"
 
 #include <cmath>
-#include <fstream>
 
 namespace lsync::diffusion {
 
@@ -55,15 +55,7 @@ DDIMConfig DDIMConfig::from_json(const nlohmann::json& j, const std::string& wha
 }
 
 DDIMConfig DDIMConfig::from_file(const std::string& path) {
-    std::ifstream in(path);
-    LSYNC_CHECK(in.good(), ErrorCode::InputMissing, "cannot open scheduler config " + path);
-    nlohmann::json j;
-    try {
-        in >> j;
-    } catch (const nlohmann::json::exception& e) {
-        throw_error(ErrorCode::Usage, path + ": not valid JSON (" + e.what() + ")");
-    }
-    return from_json(j, path);
+    return from_json(read_json_file(path, "scheduler config", ErrorCode::Usage), path);
 }
 
 DDIMScheduler::DDIMScheduler(DDIMConfig config) : config_(std::move(config)) {

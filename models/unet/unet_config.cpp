@@ -1,11 +1,10 @@
 #include "unet/unet_config.h"
 
 #include "core/error.h"
-#include "core/files.h"
+#include "core/json_file.h"
 #include "core/log.h"
 
 #include <algorithm>
-#include <fstream>
 #include <set>
 
 namespace lsync::models {
@@ -128,15 +127,7 @@ UNet3DConfig UNet3DConfig::from_json(const json& doc, const std::string& what) {
 }
 
 UNet3DConfig UNet3DConfig::from_file(const std::string& path) {
-    check_input_file(path, "UNet config");
-    std::ifstream in(path);
-    json j;
-    try {
-        j = json::parse(in);
-    } catch (const json::exception& e) {
-        throw_error(ErrorCode::Usage, path + ": not valid JSON (" + e.what() + ")");
-    }
-    return from_json(j, path);
+    return from_json(read_json_file(path, "UNet config", ErrorCode::Usage), path);
 }
 
 void UNet3DConfig::validate(const std::string& what) const {

@@ -1,8 +1,8 @@
 #include "vae/vae_config.h"
 
 #include "core/error.h"
+#include "core/json_file.h"
 
-#include <fstream>
 
 namespace lsync::models {
 
@@ -80,15 +80,7 @@ VAEConfig VAEConfig::from_json(const nlohmann::json& j, const std::string& what)
 }
 
 VAEConfig VAEConfig::from_file(const std::string& path) {
-    std::ifstream in(path);
-    LSYNC_CHECK(in.good(), ErrorCode::InputMissing, "cannot open VAE config " + path);
-    nlohmann::json j;
-    try {
-        in >> j;
-    } catch (const nlohmann::json::exception& e) {
-        throw_error(ErrorCode::Weights, path + ": not valid JSON (" + e.what() + ")");
-    }
-    return from_json(j, path);
+    return from_json(read_json_file(path, "VAE config", ErrorCode::Weights), path);
 }
 
 }  // namespace lsync::models

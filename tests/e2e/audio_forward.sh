@@ -12,32 +12,9 @@ cd "$WORK"
     --inputs "$FIX/golden/whisper_long_golden.safetensors" -o long.safetensors || fail "forward whisper (30.5 s)"
 
 python3 - "$FIX/golden" <<'PY' || fail "forward outputs differ from the golden tensors"
-import json, struct, sys
+import sys
 from array import array
-
-def read(path):
-    with open(path, "rb") as f:
-        n = struct.unpack("<Q", f.read(8))[0]
-        header = json.loads(f.read(n))
-        data = f.read()
-    out = {}
-    for name, e in header.items():
-        if name == "__metadata__":
-            continue
-        b, end = e["data_offsets"]
-        a = array({"F32": "f", "I64": "q"}[e["dtype"]])
-        a.frombytes(data[b:end])
-        out[name] = (e["shape"], a)
-    return out
-
-def check(ours, golden, names, atol, rtol, label):
-    for n in names:
-        (s1, a), (s2, b) = ours[n], golden[n]
-        assert s1 == s2, f"{label} {n}: shape {s1} vs {s2}"
-        worst = max(abs(x - y) - (atol + rtol * abs(y)) for x, y in zip(a, b))
-        err = max(abs(x - y) for x, y in zip(a, b))
-        print(f"{label} {n}: max abs {err:.3g}")
-        assert worst <= 0, f"{label} {n}: outside atol {atol} rtol {rtol}"
+from safetensors_read import check, numbers as read
 
 g = read(sys.argv[1] + "/whisper_golden.safetensors")
 check(read("mel.safetensors"), g, ["log_mel", "encoder_input"], 1e-4, 1e-4, "mel")
@@ -62,11 +39,8 @@ PY
 "$BIN" -q debug forward whisper --weights "$FIX/golden/whisper_tiny_random.pt" --audio-segmentation seamless \
     --inputs "$FIX/golden/whisper_long_golden.safetensors" -o seamless.safetensors || fail "forward whisper seamless"
 python3 - <<'PY' || fail "seamless output"
-import json, struct
-def header(path):
-    with open(path, "rb") as f:
-        return json.loads(f.read(struct.unpack("<Q", f.read(8))[0]))
-a, b = header("long.safetensors"), header("seamless.safetensors")
+from safetensors_read import raw
+a, b = raw("long.safetensors")[0], raw("seamless.safetensors")[0]
 assert a["feature_array"]["shape"] == b["feature_array"]["shape"], (a["feature_array"], b["feature_array"])
 assert a["whisper_chunks"]["shape"] == b["whisper_chunks"]["shape"]
 PY

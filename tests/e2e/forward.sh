@@ -16,30 +16,8 @@ cd "$WORK"
     -o dec.safetensors || fail "forward vae-decode"
 
 python3 - "$FIX" <<'PY' || fail "forward outputs differ from the golden tensors"
-import json, struct, sys
-from array import array
-
-def read(path):
-    with open(path, "rb") as f:
-        n = struct.unpack("<Q", f.read(8))[0]
-        header = json.loads(f.read(n))
-        data = f.read()
-    out = {}
-    for name, e in header.items():
-        if name == "__metadata__" or e["dtype"] != "F32":
-            continue
-        a = array("f")
-        a.frombytes(data[e["data_offsets"][0]:e["data_offsets"][1]])
-        out[name] = (e["shape"], a)
-    return out
-
-def check(ours, golden, names, atol, rtol):
-    for name in names:
-        (s1, a), (s2, b) = ours[name], golden[name]
-        assert s1 == s2, (name, s1, s2)
-        worst = max(abs(x - y) - (atol + rtol * abs(y)) for x, y in zip(a, b))
-        assert worst <= 0, "%s: exceeds atol %g + rtol %g by %g" % (name, atol, rtol, worst)
-        print("%-16s ok (max abs err %.2e)" % (name, max(abs(x - y) for x, y in zip(a, b))))
+import sys
+from safetensors_read import check, numbers as read
 
 g = sys.argv[1]
 check(read("unet.safetensors"), read(g + "/unet_golden.safetensors"), ["out_a", "out_b"], 1e-4, 1e-3)

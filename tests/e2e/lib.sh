@@ -5,6 +5,8 @@ WORK=$(mktemp -d "${TMPDIR:-/tmp}/lsync_e2e.XXXXXX")
 chmod 755 "$WORK"
 trap 'rm -rf "$WORK"' EXIT
 FAILS=0
+# tests/e2e/safetensors_read.py for the Python snippets that read tensors.
+export PYTHONPATH="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)${PYTHONPATH:+:$PYTHONPATH}"
 
 fail() { echo "FAIL: $*" >&2; FAILS=$((FAILS + 1)); }
 

@@ -29,18 +29,15 @@ import json,sys; d=json.load(sys.stdin); assert d['format']=='tfjs' and d['looks
 for f in unet_tiny_latentsync_unet whisper_tiny_random; do
     "$BIN" -q convert "$FIX/golden/$f.pt" "$f.safetensors" || fail "convert $f"
     python3 - "$f.safetensors" "$FIX/checkpoints/golden_tensor_hashes.json" "$f.pt" <<'PY' || fail "convert $f: tensors differ"
-import hashlib, json, struct, sys
-data = open(sys.argv[1], "rb").read()
-n = struct.unpack("<Q", data[:8])[0]
-header = json.loads(data[8:8 + n])
-meta = header.pop("__metadata__")
+import hashlib, json, sys
+from safetensors_read import raw, tensor_bytes
+header, meta, data = raw(sys.argv[1])
 assert meta["converted_from"] == "torch-zip", meta
 want = json.load(open(sys.argv[2]))[sys.argv[3]]
 assert set(header) == set(want), (len(header), len(want))
 for name, h in header.items():
-    b, e = h["data_offsets"]
     assert h["shape"] == want[name]["shape"], name
-    assert hashlib.sha256(data[8 + n + b:8 + n + e]).hexdigest() == want[name]["sha256"], name
+    assert hashlib.sha256(tensor_bytes(header, data, name)).hexdigest() == want[name]["sha256"], name
 PY
 done
 expect_rc 10 "exists" -- "$BIN" convert "$FIX/golden/whisper_tiny_random.pt" whisper_tiny_random.safetensors
@@ -54,12 +51,11 @@ import json,sys; d=json.load(sys.stdin); assert d['format']=='torch-zip' and d['
     || fail "inspect the streamed torch.save archive"
 "$BIN" -q convert vae_as_pt.pt vae_roundtrip.safetensors || fail "convert the streamed archive"
 python3 - "$FIX/golden/vae_tiny/diffusion_pytorch_model.safetensors" vae_roundtrip.safetensors <<'PY' || fail "round trip changed tensors"
-import json, struct, sys
+import sys
+from safetensors_read import raw, tensor_bytes
 def tensors(path):
-    data = open(path, "rb").read()
-    n = struct.unpack("<Q", data[:8])[0]
-    header = json.loads(data[8:8 + n]); header.pop("__metadata__", None)
-    return {k: (v["dtype"], v["shape"], data[8 + n + v["data_offsets"][0]:8 + n + v["data_offsets"][1]]) for k, v in header.items()}
+    header, _, data = raw(path)
+    return {k: (v["dtype"], v["shape"], tensor_bytes(header, data, k)) for k, v in header.items()}
 a, b = tensors(sys.argv[1]), tensors(sys.argv[2])
 assert a.keys() == b.keys() and len(a) == 180, (len(a), len(b))
 for k in a:
