@@ -8,10 +8,14 @@
 #include "core/files.h"
 #include "diagnostics/bench_attention.h"
 #include "diagnostics/bench_audio_stream.h"
+#include "diagnostics/bench_face_detect.h"
 #include "audio/audio_features.h"
 #include "diagnostics/gpu_memory.h"
+#include "face_cli.h"
 #include "faces/align_batch.h"
+#include "faces/detect.h"
 #include "faces/paste_back.h"
+#include "media/image_io.h"
 #include "pipeline/mouth_mask.h"
 #include "unet/unet_loader.h"
 #include "whisper/whisper_encoder.h"
@@ -175,6 +179,54 @@ int run_bench_faces(const FacesBenchOpts& o) {
     return 0;
 }
 
+struct FaceDetectBenchOpts {
+    std::string image, device = "auto";
+    int width = 1920, height = 1080, batch = 16, iters = 5;
+    std::vector<int> detect_every = {1, 4};
+    FaceCliOptions face;
+};
+
+// The face step of the render loop on `batch` consecutive full-HD frames made from a real photo (scaled to
+// cover WxH, then a 2 px per frame pan), per --detect-every value.
+int run_bench_face_detect(const FaceDetectBenchOpts& o) {
+    check_input_file(o.image, "image");
+    torch::NoGradGuard no_grad;
+    const auto device = parse_device(o.device);
+    faces::DetectorOptions dopt;
+    dopt.max_batch = o.batch;
+    auto detector = faces::open_face_detector(faces::parse_face_models(o.face.face_models), face_model_dir(o.face),
+                                              device, dopt);
+    const auto photo = media::read_image(o.image).to(device);
+    const int64_t pan = 2 * o.batch;
+    const double scale = std::max(static_cast<double>(o.width + pan) / static_cast<double>(photo.size(1)),
+                                  static_cast<double>(o.height) / static_cast<double>(photo.size(0)));
+    const auto sized = torch::nn::functional::interpolate(
+        photo.permute({2, 0, 1}).unsqueeze(0).to(torch::kFloat),
+        torch::nn::functional::InterpolateFuncOptions()
+            .size(std::vector<int64_t>{static_cast<int64_t>(std::ceil(photo.size(0) * scale)),
+                                       static_cast<int64_t>(std::ceil(photo.size(1) * scale))})
+            .mode(torch::kBilinear)
+            .align_corners(false))[0]
+                           .permute({1, 2, 0})
+                           .round()
+                           .clamp(0, 255)
+                           .to(torch::kUInt8);
+    std::vector<torch::Tensor> frames;
+    for (int i = 0; i < o.batch; ++i)
+        frames.push_back(sized.slice(0, 0, o.height).slice(1, 2 * i, 2 * i + o.width));
+    const auto batch = torch::stack(frames).contiguous();
+    std::cout << "face step (" << detector->describe() << "), device " << device.str() << ", " << o.batch
+              << " frames of " << o.width << "x" << o.height << " from " << o.image << " per call, median of "
+              << o.iters << " calls\n\n| --detect-every | ms/batch | frames/s | frames aligned |\n|---|---|---|---|\n";
+    for (const auto& row : diagnostics::bench_face_detect(*detector, batch, o.detect_every, o.iters)) {
+        char buf[160];
+        std::snprintf(buf, sizeof buf, "| %d | %.1f | %.0f | %.0f %% |\n", row.detect_every, row.ms_per_batch,
+                      row.frames_per_s, 100.0 * row.aligned_share);
+        std::cout << buf << std::flush;
+    }
+    return 0;
+}
+
 struct WhisperBenchOpts {
     std::string device = "auto", dtype = "auto";
     double seconds = 60;
@@ -233,7 +285,7 @@ struct AudioStreamBenchOpts {
     double sample_every = 600;
 };
 
-// The two-pass audio path over a whole file, as render consumes it, with host memory sampled along the way
+// The two-pass audio path over a whole file, consumed as the render loop will (16 frames per call), with host memory sampled along the way
 // (the 2-hour flat-memory measurement in docs/audio.md). Without --weights a full-size random Whisper-tiny.
 int run_bench_audio_stream(const AudioStreamBenchOpts& o) {
     check_input_file(o.input, "audio");  // before building the encoder
@@ -257,14 +309,14 @@ int run_bench_audio_stream(const AudioStreamBenchOpts& o) {
     std::cout << "Two-pass audio stream of " << o.input << " (" << (o.weights.empty() ? "random" : o.weights)
               << " Whisper-tiny, " << device.str() << ", " << c10::toString(dtype) << ", " << o.segmentation
               << ", " << so.fps.num << "/" << so.fps.den << " fps, 16 frames per step)\n\n"
-              << "| audio position | RSS MiB | mel frames held | feature frames held |\n|---|---|---|---|\n";
+              << "| audio position | RSS MiB | mel frames held (peak so far) | feature frames held |\n|---|---|---|---|\n";
     const auto mib = [](int64_t b) { return static_cast<double>(b) / (1024.0 * 1024.0); };
     const auto report = diagnostics::bench_audio_stream(
         o.input, models::whisper_feature_encoder(encoder), so, [&](const diagnostics::AudioStreamSample& s) {
             char buf[160];
-            std::snprintf(buf, sizeof buf, "| %.0f min | %.1f | %lld | %lld |\n", s.audio_seconds / 60.0,
+            std::snprintf(buf, sizeof buf, "| %.1f min | %.1f | %lld (%lld) | %lld |\n", s.audio_seconds / 60.0,
                           mib(s.rss_bytes), static_cast<long long>(s.mel_frames_held),
-                          static_cast<long long>(s.feature_frames_held));
+                          static_cast<long long>(s.mel_frames_peak), static_cast<long long>(s.feature_frames_held));
             std::cout << buf << std::flush;
         });
     char buf[320];
@@ -313,6 +365,18 @@ Command add_bench(CLI::App& app) {
     fc->add_option("--iters", f->iters, "Timed calls (median)")->capture_default_str()->check(CLI::Range(1, 1000));
     fc->add_option("--res", f->res, "Crop resolutions")->delimiter(',');
 
+    auto fd = std::make_shared<FaceDetectBenchOpts>();
+    auto* fdc = bench->add_subcommand("face-detect", "The face step (detector, landmarks, tracking) on full-HD frames of a photo");
+    fdc->add_option("image", fd->image, "A photo with a face (e.g. tests/fixtures/face-api/sample1.jpg)")->required();
+    fdc->add_option("--device", fd->device, "cpu|cuda|cuda:N|auto")->capture_default_str();
+    fdc->add_option("--width", fd->width, "Frame width")->capture_default_str()->check(CLI::Range(64, 8192));
+    fdc->add_option("--height", fd->height, "Frame height")->capture_default_str()->check(CLI::Range(64, 8192));
+    fdc->add_option("--batch", fd->batch, "Frames per call")->capture_default_str()->check(CLI::Range(1, 256));
+    fdc->add_option("--iters", fd->iters, "Timed calls (median)")->capture_default_str()->check(CLI::Range(1, 1000));
+    fdc->add_option("--detect-every", fd->detect_every, "Detector intervals to measure")->delimiter(',');
+    fdc->add_option("--face-models", fd->face.face_models, "face-api or insightface")->capture_default_str();
+    fdc->add_option("--model-dir", fd->face.model_dir, "The face model folder or the model root");
+
     auto w = std::make_shared<WhisperBenchOpts>();
     auto* wh = bench->add_subcommand("whisper", "Full-size Whisper-tiny encoder over N seconds of audio, both segmentations");
     wh->add_option("--device", w->device, "cpu|cuda|cuda:N|auto")->capture_default_str();
@@ -337,6 +401,7 @@ Command add_bench(CLI::App& app) {
     return {bench, [=]() {
         if (att->parsed()) return run_bench_attention(*a);
         if (ast->parsed()) return run_bench_audio_stream(*as);
+        if (fdc->parsed()) return run_bench_face_detect(*fd);
         if (wh->parsed()) return run_bench_whisper(*w);
         if (fc->parsed()) return run_bench_faces(*f);
         return run_bench_unet(*u);

@@ -73,26 +73,14 @@ const char* ran_name(faces::FaceTracker::Request::Kind kind) {
     return "?";
 }
 
-// Which of the faces the frame produced is the followed one: the best box overlap with the plan's face.
-int chosen_index(const faces::FrameFaces& f) {
-    if (!f.plan.align) return -1;
-    int best = -1;
-    float best_iou = 0;
-    for (size_t i = 0; i < f.seen.size(); ++i) {
-        const float v = faces::iou(f.seen[i].box, f.plan.face.box);
-        if (v > best_iou) best_iou = v, best = static_cast<int>(i);
-    }
-    return best;
-}
-
-void print_frame(int64_t index, const faces::FrameFaces& f, int chosen, int resolution) {
+void print_frame(int64_t index, const faces::FrameFaces& f, int resolution) {
     const auto& found = f.seen;
-    std::printf("frame %lld: %zu face%s (%s)\n", static_cast<long long>(index), found.size(),
-                found.size() == 1 ? "" : "s", ran_name(f.ran));
+    std::printf("frame %lld: %zu face%s (%s%s)\n", static_cast<long long>(index), found.size(),
+                found.size() == 1 ? "" : "s", ran_name(f.ran), f.scene_cut ? ", scene cut" : "");
     for (size_t i = 0; i < found.size(); ++i) {
         const auto& face = found[i];
         std::printf("  %s face %zu: score %.4f box x=%.1f y=%.1f w=%.1f h=%.1f\n",
-                    static_cast<int>(i) == chosen ? "*" : " ", i, face.score, face.box.x, face.box.y, face.box.w,
+                    static_cast<int>(i) == f.chosen ? "*" : " ", i, face.score, face.box.x, face.box.y, face.box.w,
                     face.box.h);
         if (face.landmarks.empty()) continue;
         std::printf("      landmarks:");
@@ -117,8 +105,14 @@ int run_faces(const FacesOpts& o) {
     faces::DetectorOptions dopt;
     dopt.nms.min_confidence = o.face.min_score;
     dopt.max_batch = o.batch;
-    const auto detector =
-        faces::open_face_detector(faces::parse_face_models(o.face.face_models), face_model_dir(o.face), device, dopt);
+    const auto models = faces::parse_face_models(o.face.face_models);
+    // Opened when a frame first needs it: a --face-track file with landmarks everywhere needs no face models.
+    std::unique_ptr<faces::FaceDetector> detector;
+    auto open_detector = [&]() -> faces::FaceDetector* {
+        detector = faces::open_face_detector(models, face_model_dir(o.face), device, dopt);
+        return detector.get();
+    };
+    if (face_options.track_file.empty()) open_detector();  // fail on missing models before decoding anything
     if (!o.dump.empty()) {
         std::error_code ec;
         fs::create_directories(o.dump, ec);
@@ -131,12 +125,16 @@ int run_faces(const FacesOpts& o) {
     int width = 0, height = 0;
     std::unique_ptr<faces::FaceStage> stage;
     auto report = [&](const std::vector<torch::Tensor>& frames, int64_t first_index, const std::vector<double>& times) {
-        if (!stage) stage = std::make_unique<faces::FaceStage>(detector.get(), face_options, geometry, width, height);
+        if (!stage) {
+            if (detector)
+                stage = std::make_unique<faces::FaceStage>(detector.get(), face_options, geometry, width, height);
+            else
+                stage = std::make_unique<faces::FaceStage>(open_detector, face_options, geometry, width, height);
+        }
         const auto results = stage->process(torch::stack(frames).to(device));
         for (size_t k = 0; k < results.size(); ++k) {
             const auto& r = results[k];
             const int64_t index = first_index + static_cast<int64_t>(k);
-            const int chosen = chosen_index(r);
             total_faces += static_cast<int64_t>(r.seen.size());
             if (o.json) {
                 nlohmann::json fj;
@@ -145,17 +143,18 @@ int run_faces(const FacesOpts& o) {
                 fj["ran"] = ran_name(r.ran);
                 fj["faces"] = nlohmann::json::array();
                 for (const auto& f : r.seen) fj["faces"].push_back(face_json(f));
-                fj["chosen"] = chosen >= 0 ? nlohmann::json(chosen) : nlohmann::json(nullptr);
+                fj["chosen"] = r.chosen >= 0 ? nlohmann::json(r.chosen) : nlohmann::json(nullptr);
+                fj["scene_cut"] = r.scene_cut;
                 fj["status"] = faces::face_status_name(r.plan.status);
                 fj["alignment"] = r.plan.align ? nlohmann::json(r.plan.matrix) : nlohmann::json(nullptr);
                 frames_json.push_back(fj);
             } else {
-                print_frame(index, r, chosen, o.resolution);
+                print_frame(index, r, o.resolution);
             }
             if (!o.dump.empty()) {
                 char name[64];
                 std::snprintf(name, sizeof name, "faces_%06lld.png", static_cast<long long>(index));
-                media::write_png((fs::path(o.dump) / name).string(), faces::draw_faces(frames[k], r.seen, chosen));
+                media::write_png((fs::path(o.dump) / name).string(), faces::draw_faces(frames[k], r.seen, r.chosen));
                 if (r.plan.align) {
                     // The crop the model would see: [1, 3, R, R] float -> [R, R, 3] uint8.
                     const auto chw = frames[k].permute({2, 0, 1}).unsqueeze(0);
@@ -204,16 +203,18 @@ int run_faces(const FacesOpts& o) {
         out["input"] = o.input;
         out["width"] = width;
         out["height"] = height;
-        out["detector"] = detector->describe();
+        out["detector"] = detector ? detector->describe() : "none (every face came from --face-track)";
         out["frames"] = frames_json;
         out["summary"] = {{"aligned", stage->counts().aligned},
                           {"passed_through", stage->counts().passed_total()},
                           {"detector_frames", stage->detector_frames()},
+                          {"scene_cuts", stage->scene_cuts()},
                           {"text", summary}};
         std::cout << out.dump(1) << std::endl;
     } else {
-        std::printf("%lld frame(s): %s; the detector ran on %lld\n", static_cast<long long>(frames_done),
-                    summary.c_str(), static_cast<long long>(stage->detector_frames()));
+        std::printf("%lld frame(s): %s; the detector ran on %lld; %lld scene cut(s)\n",
+                    static_cast<long long>(frames_done), summary.c_str(), static_cast<long long>(stage->detector_frames()),
+                    static_cast<long long>(stage->scene_cuts()));
     }
     log::info("faces: ", frames_done, " frame(s), ", total_faces, " face(s) seen, ", summary);
     return 0;

@@ -112,7 +112,7 @@ CLI::App* add_debug_forward(CLI::App& debug, std::function<int()>& run) {
     cmd->add_option("--dtype", o->args.dtype, "float32|float16|bfloat16|auto")->capture_default_str();
     cmd->add_option("--device", o->args.device, "cpu|cuda|cuda:N|auto")->capture_default_str();
     cmd->add_option("--audio-segmentation", o->args.audio_segmentation,
-                    "whisper: official (as the Python code, the default here) or seamless (render's default)")
+                    "whisper: official (as the Python code, the default here) or seamless (cross-faded windows)")
         ->capture_default_str()
         ->check(CLI::IsMember({"official", "seamless"}));
     cmd->add_flag("--overwrite", o->overwrite, "Replace an existing output");

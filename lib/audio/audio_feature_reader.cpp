@@ -9,8 +9,6 @@ namespace lsync::audio {
 
 namespace {
 
-constexpr size_t kPullSamples = kSampleRate;  // 1 s per pull
-
 AudioFeatureOptions with_prepass(AudioFeatureOptions options, const AudioPrepass& prepass) {
     options.prepass = prepass;
     return options;
@@ -34,7 +32,7 @@ AudioFeatureReader::AudioFeatureReader(const SampleReaderFactory& open, FeatureE
 bool AudioFeatureReader::pull() {
     if (ended_) return false;
     buffer_.clear();
-    if (read_(buffer_, kPullSamples) == 0) {
+    if (read_(buffer_, kReadBlockSamples) == 0) {
         stream_.finish();
         ended_ = true;
         return false;
@@ -51,6 +49,11 @@ torch::Tensor AudioFeatureReader::chunks(int64_t first, int64_t count, FrameRate
     }
     auto out = stream_.chunks(first, count, fps);
     stream_.release_before(first, fps);
+    // Once the last window is encoded, read the rest (less than a block) so finish() checks the file against
+    // the first pass even if the consumer never asks past the last window.
+    if (stream_.windows_done() == stream_.windows().size())
+        while (pull()) {
+        }
     return out;
 }
 

@@ -2,8 +2,9 @@
 // The audio path for a file of any length with flat memory: a first pass decodes the file only to measure it
 // (length and log-mel max, which the official normalisation needs up front); a second pass decodes it again
 // while the consumer walks forward through the video frames, encoding each Whisper window as soon as the
-// frames need it and dropping mel frames and features behind them. What stays in memory is about one window:
-// 30 s of log-mel and 30 s of features, whatever the clip's length (docs/audio.md measures a 2-hour file).
+// frames need it and dropping mel frames and features behind them. What stays in memory is bounded whatever
+// the clip's length: at most one window plus one block of log-mel (40 s) and two windows of features
+// (docs/audio.md measures a 2-hour file). The file is decoded twice, so it must be a file, not a pipe.
 
 #include "audio/audio_features.h"
 
@@ -13,8 +14,6 @@
 
 namespace lsync::audio {
 
-/// Appends up to `max` 16 kHz mono samples to the vector; returns how many, 0 at the end.
-using SampleReader = std::function<size_t(std::vector<float>&, size_t)>;
 /// Opens the clip from its start (called once per pass).
 using SampleReaderFactory = std::function<SampleReader()>;
 

@@ -67,7 +67,7 @@ FrameRate parse_frame_rate(const std::string& text) {
         if (!digits(text)) bad();
         r = {std::stoll(text), 1};
     }
-    if (r.num <= 0 || r.den <= 0) bad();
+    if (r.num <= 0 || r.den <= 0 || r.num > kMaxFrameRate * r.den) bad();
     const int64_t g = std::gcd(r.num, r.den);
     return {r.num / g, r.den / g};
 }
@@ -108,21 +108,6 @@ torch::Tensor audio_chunks(const torch::Tensor& features, int64_t first, int64_t
     return features.index_select(0, index).reshape({count, kChunkFrames * features.size(1), features.size(2)});
 }
 
-AudioPrepass measure_audio(const std::function<size_t(std::vector<float>&, size_t)>& read, torch::Device device,
-                           int64_t block_frames) {
-    LogMelStream mel(device, block_frames, /*keep_frames=*/false);
-    std::vector<float> buf;
-    constexpr size_t kBlock = 16000;  // 1 s per read: the decoder's own buffering is what bounds memory
-    for (;;) {
-        buf.clear();
-        if (read(buf, kBlock) == 0) break;
-        mel.push(buf.data(), buf.size());
-    }
-    LSYNC_CHECK(mel.samples() > 0, ErrorCode::Usage, "audio features: the audio is empty (0 samples)");
-    mel.finish();
-    return {mel.samples(), mel.global_max()};
-}
-
 namespace {
 
 void check_length(int64_t samples) {
@@ -132,7 +117,24 @@ void check_length(int64_t samples) {
                     " samples at 16 kHz; at least 320, i.e. 20 ms, give one Whisper frame)");
 }
 
+[[noreturn]] void audio_changed(const std::string& what) {
+    throw_error(ErrorCode::InputCorrupt, "the audio changed between the two reading passes (" + what + ")");
+}
+
 }  // namespace
+
+AudioPrepass measure_audio(const SampleReader& read, torch::Device device, int64_t block_frames) {
+    LogMelStream mel(device, block_frames, /*keep_frames=*/false);
+    std::vector<float> buf;
+    for (;;) {
+        buf.clear();
+        if (read(buf, kReadBlockSamples) == 0) break;
+        mel.push(buf.data(), buf.size());
+    }
+    check_length(mel.samples());
+    mel.finish();
+    return {mel.samples(), mel.global_max()};
+}
 
 AudioFeatureStream::AudioFeatureStream(FeatureEncoder encoder, AudioFeatureOptions options)
     : encoder_(std::move(encoder)), options_(options), mel_(options.device, options.mel_block_frames) {
@@ -147,21 +149,31 @@ void AudioFeatureStream::plan(int64_t samples) {
 
 void AudioFeatureStream::push(const float* samples, size_t count) {
     mel_.push(samples, count);
+    if (!streaming()) return;
+    // Caught as early as possible: later windows would otherwise be normalised with the wrong max.
+    const auto& pre = *options_.prepass;
+    if (mel_.samples() > pre.samples)
+        audio_changed("more than the " + std::to_string(pre.samples) + " samples measured");
+    if (mel_.global_max() > pre.global_max)
+        audio_changed("log-mel max " + std::to_string(mel_.global_max()) + " above the measured " +
+                      std::to_string(pre.global_max));
 }
 
 void AudioFeatureStream::finish() {
     if (mel_.finished()) return;
-    if (!streaming()) check_length(mel_.samples());
-    mel_.finish();
     if (!streaming()) {
+        check_length(mel_.samples());
+        mel_.finish();
         plan(mel_.samples());
         return;
     }
     // Both passes decode the same file with the same code, so anything else means the input changed under us.
     const auto& pre = *options_.prepass;
-    LSYNC_CHECK(mel_.samples() == pre.samples && mel_.global_max() == pre.global_max, ErrorCode::InputCorrupt,
-                "the audio changed between the two reading passes (" + std::to_string(pre.samples) + " then " +
-                    std::to_string(mel_.samples()) + " samples)");
+    if (mel_.samples() != pre.samples)
+        audio_changed(std::to_string(pre.samples) + " samples, then " + std::to_string(mel_.samples()));
+    mel_.finish();
+    if (mel_.global_max() != pre.global_max)
+        audio_changed("log-mel max " + std::to_string(pre.global_max) + ", then " + std::to_string(mel_.global_max()));
 }
 
 int64_t AudioFeatureStream::features_ready() const {

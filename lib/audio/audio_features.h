@@ -52,6 +52,7 @@ constexpr int64_t kSeamlessMargin = 250;                ///< encoder frames from
 constexpr int64_t kSeamlessFade = 200;                  ///< encoder frames of cross-fade around each hand-over
 constexpr int64_t kChunkFrames = 10;                    ///< encoder frames per video frame
 constexpr int64_t kStates = 5;                          ///< hidden states per encoder frame (tiny: 1 + 4 blocks)
+constexpr int64_t kMaxFrameRate = 1000;                 ///< parse_frame_rate's bound (num / den)
 
 /// One encoder run: mel frames [mel_start, mel_start + mel_len) zero-padded to 3000, of whose 1500 output
 /// frames [keep_begin, keep_end) become feature frames mel_start/2 + keep_begin, ... The first `fade_in` of
@@ -81,7 +82,8 @@ struct FrameRate {
     int64_t den = 1;
 };
 
-/// "25", "30000/1001" or "29.97" (decimals become N/1000, reduced); Error(Usage) for anything else or <= 0.
+/// "25", "30000/1001" or "29.97" (decimals become N/1000, reduced); Error(Usage) for anything else, <= 0 or
+/// above kMaxFrameRate.
 FrameRate parse_frame_rate(const std::string& text);
 
 /// The encoder frame at video frame `frame`'s timestamp: floor(frame / fps * 50) (2i at 25 fps, as official).
@@ -114,10 +116,14 @@ struct AudioFeatureOptions {
     std::optional<AudioPrepass> prepass;
 };
 
-/// The first pass: pushes a whole clip through a non-storing LogMelStream. `read` appends up to `max` samples to
-/// its vector and returns how many (0 at the end). Error(Usage) for clips too short for one feature frame.
-AudioPrepass measure_audio(const std::function<size_t(std::vector<float>&, size_t)>& read,
-                           torch::Device device = torch::kCPU, int64_t block_frames = 1000);
+/// Appends up to `max` 16 kHz mono samples to the vector; returns how many, 0 at the end.
+using SampleReader = std::function<size_t(std::vector<float>&, size_t)>;
+/// Samples per SampleReader call in this module (1 s: the decoder's own buffering is what bounds memory).
+constexpr size_t kReadBlockSamples = kSampleRate;
+
+/// The first pass: pushes a whole clip through a non-storing LogMelStream. Error(Usage) for clips too short for
+/// one feature frame (fewer than 320 samples) or empty.
+AudioPrepass measure_audio(const SampleReader& read, torch::Device device = torch::kCPU, int64_t block_frames = 1000);
 
 class AudioFeatureStream {
 public:
@@ -128,7 +134,8 @@ public:
     void push(const float* samples, size_t count);
     /// End of the audio: completes the log-mel and plans the windows. Error(Usage) when the clip is too short to
     /// give one feature frame (fewer than 320 samples, 20 ms) or empty. In two-pass mode, Error(InputCorrupt)
-    /// when the audio differs from what the first pass measured.
+    /// when the audio differs from what the first pass measured (push() already raises it as soon as the
+    /// audio runs longer or louder than measured).
     void finish();
 
     /// L, the windows, and how many have been encoded (one pass: after finish()).

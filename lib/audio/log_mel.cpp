@@ -108,6 +108,7 @@ void LogMelStream::compute_frames(int64_t first, int64_t last) {
         block_starts_.push_back(first);
     }
     frames_done_ = last;
+    peak_stored_ = std::max(peak_stored_, stored_frames());
     // Frames from frames_done_ on start at sample frames_done_ * 160 - 200; everything before is no longer needed
     // (the start's reflect padding reads head_).
     const int64_t keep_from = std::max<int64_t>(0, frames_done_ * kHop - kNFFT / 2);

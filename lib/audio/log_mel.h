@@ -69,8 +69,9 @@ public:
     void drop_before(int64_t frame);
     /// Frames before this one are no longer stored.
     int64_t dropped() const { return block_starts_.empty() ? frames_done_ : block_starts_.front(); }
-    /// Frames currently stored.
+    /// Frames currently stored, and the most ever stored at once.
     int64_t stored_frames() const { return frames_done_ - dropped(); }
+    int64_t peak_stored_frames() const { return peak_stored_; }
     /// Samples held back for frames not computed yet: at most one block plus a window (bounded, whatever the
     /// clip's length).
     size_t buffered_samples() const { return pending_.size(); }
@@ -92,6 +93,7 @@ private:
     int64_t frames_done_ = 0;
     bool finished_ = false;
     float max_ = kLogFloor;
+    int64_t peak_stored_ = 0;
     std::vector<torch::Tensor> blocks_;  ///< [80, n] CPU blocks in order
     std::vector<int64_t> block_starts_;
 };

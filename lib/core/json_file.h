@@ -11,9 +11,9 @@
 
 namespace lsync {
 
-/// The parsed document. Missing/unreadable/empty files throw as check_input_file (naming `role`); text that is
-/// not JSON throws `invalid_code` ("<path>: not valid JSON (...)"): Usage for a config the user wrote, Weights
-/// for one that ships with a model.
+/// The parsed document. Missing, unreadable and empty files throw as check_input_file does (InputMissing,
+/// InputNotFile, InputEmpty, naming `role`), whoever wrote them; text that is not JSON throws `invalid_code`
+/// ("<path>: not valid JSON (...)"): Usage for a config the user wrote, Weights for one that ships with a model.
 nlohmann::json read_json_file(const std::string& path, const std::string& role, ErrorCode invalid_code);
 
 }  // namespace lsync

@@ -37,6 +37,7 @@ AudioStreamReport bench_audio_stream(const std::string& path, const audio::Featu
             s.audio_seconds = at;
             s.rss_bytes = current_rss_bytes();
             s.mel_frames_held = reader.stream().mel().stored_frames();
+            s.mel_frames_peak = reader.stream().mel().peak_stored_frames();
             s.feature_frames_held = reader.stream().features_ready() - reader.stream().features_begin();
             report.samples.push_back(s);
             if (on_sample) on_sample(s);

@@ -1,6 +1,6 @@
 #pragma once
 // `latentsync bench audio-stream FILE`: the two-pass audio path (audio/audio_feature_reader.h) run over a whole
-// file the way the render loop consumes it (16 video frames at a time), sampling host memory as the audio
+// file the way the render loop will consume it (16 video frames at a time), sampling host memory as the audio
 // position advances. This is the measurement behind "memory stays flat for a 2-hour file" (docs/audio.md).
 
 #include "audio/audio_feature_reader.h"
@@ -16,6 +16,7 @@ struct AudioStreamSample {
     double audio_seconds = 0;      ///< position of the last video frame served
     int64_t rss_bytes = 0;         ///< process RSS at that point
     int64_t mel_frames_held = 0;   ///< raw log-mel frames stored
+    int64_t mel_frames_peak = 0;   ///< the most stored at once so far (inside chunks(), before a window is encoded)
     int64_t feature_frames_held = 0;
 };
 

@@ -40,6 +40,11 @@ public:
     FaceTracker::Request request() const { return tracker_.request(); }
     /// See FaceTracker::force_detection.
     void force_detection() { tracker_.force_detection(); }
+    /// See FaceTracker::scene_cut; the smoothing also starts afresh (no dragging across the cut).
+    void scene_cut() {
+        tracker_.scene_cut();
+        in_gap_ = true;
+    }
 
     /// Plans the next frame from the faces the request produced. With --on-missing-face fail, a frame without a
     /// usable face throws Error(Usage) naming the frame and the reason.

@@ -5,9 +5,11 @@
 // batch goes through the detector in one call; otherwise frames go one at a time, because each request
 // depends on the previous frame's result.
 //
-// Tracking between detections runs the landmark net alone, and that net has no "no face" answer: it puts 68
-// points into any region. So every frame is compared with the one before (a 32x32 grey thumbnail), and a frame
-// that changed as much as a scene cut or a fade does runs the detector instead.
+// Shots. While faces come from the detector, each frame is compared with the one before (grey thumbnails); a
+// change as large as a hard cut is a scene cut: the --face rule chooses again and the smoothing restarts
+// (identity is kept within a shot). Tracking between detections runs the landmark net alone, which has no
+// "no face" answer (it puts 68 points into any region, a black one included), so a tracked region whose
+// contrast has gone (a fade to black or white) runs the detector instead.
 
 #include "faces/detect.h"
 #include "faces/face_plan.h"
@@ -15,6 +17,7 @@
 #include <torch/torch.h>
 
 #include <cstdint>
+#include <functional>
 #include <vector>
 
 namespace lsync::faces {
@@ -22,15 +25,21 @@ namespace lsync::faces {
 struct FrameFaces {
     FramePlan plan;
     FaceTracker::Request::Kind ran = FaceTracker::Request::Kind::Detect;  ///< what ran on this frame
-    std::vector<Face> seen;  ///< what it produced (every detected face, or the landmark-net result)
+    /// What it produced: every detected face; or, when the face came from the landmark net or the track file,
+    /// the followed face (region moved with its landmarks, score of its last detection).
+    std::vector<Face> seen;
+    int chosen = -1;         ///< index of the followed face in `seen`, -1 when the frame passes through
+    bool scene_cut = false;  ///< this frame starts a new shot
 };
 
 class FaceStage {
 public:
-    /// `detector` may be null only with a --face-track file that gives landmarks for every frame it lists;
-    /// a frame that then needs a network fails with Error(Usage).
     FaceStage(FaceDetector* detector, const FaceOptions& options, const CropGeometry& geometry, int64_t frame_w,
               int64_t frame_h);
+    /// The detector is opened on first need only (a --face-track file with landmarks for every frame needs
+    /// none). `open` may throw (missing model files); it is called at most once.
+    FaceStage(std::function<FaceDetector*()> open, const FaceOptions& options, const CropGeometry& geometry,
+              int64_t frame_w, int64_t frame_h);
 
     /// The next frames in order: [B, H, W, 3] uint8, on any device.
     std::vector<FrameFaces> process(const torch::Tensor& frames);
@@ -38,22 +47,29 @@ public:
     const FaceCounts& counts() const { return planner_.counts(); }
     /// Frames that ran the detector so far (the rest ran the landmark net alone, or nothing).
     int64_t detector_frames() const { return detector_frames_; }
-    /// Frames where a scene change turned a tracking step into a detection.
-    int64_t scene_changes() const { return scene_changes_; }
+    /// Scene cuts seen so far.
+    int64_t scene_cuts() const { return scene_cuts_; }
 
-    /// Mean absolute difference (0-255 grey levels) of consecutive thumbnails above which a frame counts as
-    /// a scene change. Pans and head turns stay far below (docs/faces.md).
-    static constexpr float kSceneChangeLevels = 20.f;
+    /// Mean absolute difference (0-255 grey levels) of consecutive 32x32 thumbnails above which a frame starts
+    /// a new shot. A fast pan (16 px per frame at 960 px wide) measures 8; a cut to black from a dark photo 37.
+    static constexpr float kSceneCutLevels = 20.f;
+    /// Grey-level standard deviation of a tracked region below which it cannot hold a face (a face, even dim,
+    /// has eyes, brows and a mouth; a black or white frame has none).
+    static constexpr float kMinRegionContrast = 4.f;
 
 private:
+    FaceDetector& detector();
     std::vector<Face> run(const FaceTracker::Request& request, const torch::Tensor& frame);
+    bool cut_before(const torch::Tensor& thumb);  ///< compares with the previous frame and remembers `thumb`
+    void finish(FrameFaces& f);                   ///< fills `chosen` (and `seen` for non-detected faces)
 
-    FaceDetector* detector_;
+    std::function<FaceDetector*()> open_;
+    FaceDetector* detector_ = nullptr;
     FacePlanner planner_;
     bool tracking_;       ///< faces come from the detector (no --face-box, no --face-track)
     bool always_detect_;  ///< ... on every frame (--detect-every 1)
     int64_t detector_frames_ = 0;
-    int64_t scene_changes_ = 0;
+    int64_t scene_cuts_ = 0;
     torch::Tensor previous_thumb_;  ///< [32, 32] float CPU of the last frame processed
 };
 

@@ -1,5 +1,7 @@
 #include "faces/tracker.h"
 
+#include "faces/detect_ops.h"
+
 #include <algorithm>
 #include <cmath>
 #include <limits>
@@ -19,12 +21,6 @@ const char* face_status_name(FaceStatus status) {
     return "?";
 }
 
-float box_iou(const Box& a, const Box& b) {
-    const float ix = std::max(0.f, std::min(a.x + a.w, b.x + b.w) - std::max(a.x, b.x));
-    const float iy = std::max(0.f, std::min(a.y + a.h, b.y + b.h) - std::max(a.y, b.y));
-    const float inter = ix * iy, uni = a.area() + b.area() - inter;
-    return uni > 0 ? inter / uni : 0.f;
-}
 
 namespace {
 
@@ -69,6 +65,12 @@ float face_distance(const Face& ref, const Face& cand) {
 FaceTracker::FaceTracker(const FaceOptions& options, int64_t frame_w, int64_t frame_h)
     : opt_(options), frame_w_(frame_w), frame_h_(frame_h) {
     if (!opt_.track_file.empty()) track_file_ = load_face_track(opt_.track_file);
+}
+
+void FaceTracker::scene_cut() {
+    last_.reset();
+    missed_ = 0;
+    force_detect_ = true;
 }
 
 FaceTracker::Request FaceTracker::request() const {
@@ -168,7 +170,7 @@ FaceTracker::Result FaceTracker::follow(const std::vector<Face>& faces) {
     float best = std::numeric_limits<float>::max();
     for (const auto& f : faces) {
         const float d = face_distance(*last_, f);
-        if ((box_iou(last_->box, f.box) >= kMinIou || d <= gate) && d < best) best = d, match = &f;
+        if ((iou(last_->box, f.box) >= kMinIou || d <= gate) && d < best) best = d, match = &f;
     }
     if (match) r.status = usable(*match);
     else r.status = faces.empty() ? FaceStatus::NoFace : FaceStatus::NotTracked;

@@ -44,6 +44,9 @@ public:
     /// saw a scene cut or a fade: the landmark net finds "a face" in any region). No effect with a track file
     /// or a fixed box.
     void force_detection() { force_detect_ = true; }
+    /// A scene cut before the next frame: the next frame is detected and the --face rule chooses again (the
+    /// identity is kept within a shot only: without face recognition, positions say nothing across a cut).
+    void scene_cut();
 
     struct Result {
         FaceStatus status = FaceStatus::NoFace;
@@ -69,8 +72,5 @@ private:
     int64_t missed_ = 0;            ///< frames since it was last seen
     bool force_detect_ = false;     ///< force_detection() for the next frame
 };
-
-/// Intersection over union of two boxes.
-float box_iou(const Box& a, const Box& b);
 
 }  // namespace lsync::faces

@@ -50,6 +50,31 @@ assert b["ran"] == "landmarks in region" and b["alignment"] is not None, b["ran"
 assert box["summary"]["detector_frames"] == 0, box["summary"]
 PY
 
+# A --face-track file with landmarks needs no face models at all (the model folder here is empty).
+python3 - <<'PY' || fail "writing the track file"
+import json
+f = json.load(open("left.json"))["frames"][0]
+face = f["faces"][f["chosen"]]
+json.dump({"version": 1, "scheme": "ibug68", "frames": [{"frame": 0, "landmarks": face["landmarks"]}]},
+          open("track.json", "w"))
+PY
+mkdir -p empty_models
+"$BIN" -q debug faces --model-dir empty_models "$FIX/sample1.jpg" --face-track track.json --json > tracked.json \
+    || fail "--face-track without face models"
+python3 - <<'PY' || fail "--face-track JSON"
+import json
+d = json.load(open("tracked.json"))
+f = d["frames"][0]
+assert f["ran"] == "track file" and f["chosen"] == 0 and f["alignment"] is not None, f
+assert d["detector"].startswith("none"), d["detector"]
+PY
+
+# bench face-detect runs the same face step on frames made from the photo (tiny here: the table's shape only).
+"$BIN" -q bench face-detect "$FIX/sample1.jpg" --model-dir "$FIX" --device cpu --width 480 --height 320 \
+    --batch 2 --iters 1 --detect-every 2 > bench.md || fail "bench face-detect"
+grep -q '^| 2 | ' bench.md || fail "bench face-detect: no row for --detect-every 2: $(cat bench.md)"
+expect_rc 3 "not found" -- "$BIN" bench face-detect missing.jpg --model-dir "$FIX"
+
 expect_rc 3 "not found" -- "$BIN" debug faces --model-dir "$FIX" missing.jpg
 echo "not an image" > text.jpg
 expect_rc 7 "no decodable picture" -- "$BIN" debug faces --model-dir "$FIX" text.jpg

@@ -360,7 +360,7 @@ StreamedRun run_two_pass(const torch::Tensor& wave, AudioSegmentation mode, Fram
     const int64_t total = reader.chunk_count(fps);
     for (int64_t f = 0; f < total; f += 16) {
         parts.push_back(reader.chunks(f, std::min<int64_t>(16, total - f), fps));
-        run.max_mel = std::max(run.max_mel, reader.stream().mel().stored_frames());
+        run.max_mel = std::max(run.max_mel, reader.stream().mel().peak_stored_frames());
         run.max_features = std::max(run.max_features, reader.stream().features_ready() - reader.stream().features_begin());
     }
     run.chunks = torch::cat(parts, 0);
@@ -370,7 +370,7 @@ StreamedRun run_two_pass(const torch::Tensor& wave, AudioSegmentation mode, Fram
 }  // namespace
 
 TEST_CASE("two-pass streaming gives the one-pass features with bounded memory", "[audio][memory]") {
-    // 95 s: four seamless windows and four official segments, at 25 and 29.97 fps.
+    // 95 s: five seamless windows and four official segments, at 25 and 29.97 fps.
     const auto wave = synthetic_speechlike(95 * 16000 + 77, 11);
     for (auto mode : {AudioSegmentation::Official, AudioSegmentation::Seamless}) {
         for (FrameRate fps : {FrameRate{25, 1}, FrameRate{30000, 1001}}) {
@@ -381,9 +381,23 @@ TEST_CASE("two-pass streaming gives the one-pass features with bounded memory", 
             const int64_t count = audio::audio_chunk_count(whole.size(0), fps);
             REQUIRE(run.chunks.size(0) == count);
             CHECK(max_abs(run.chunks, audio::audio_chunks(whole, 0, count, fps)) == 0);
-            // About one window of mel (30 s plus a block) and two of features, whatever the length.
+            // At most one window plus one block of mel (peak, inside chunks()) and two windows of features.
             CHECK(run.max_mel <= audio::kSegmentFrames + 1000);
             CHECK(run.max_features <= 2 * audio::kEncoderFrames);
+        }
+    }
+}
+
+TEST_CASE("two-pass streaming at a single window: exactly 30 s and just over", "[audio][memory]") {
+    for (int64_t n : {int64_t{30 * 16000}, int64_t{30 * 16000 + 160}, int64_t{5 * 16000 + 7}}) {
+        INFO(n << " samples");
+        const auto wave = synthetic_speechlike(n, 9);
+        for (auto mode : {AudioSegmentation::Official, AudioSegmentation::Seamless}) {
+            audio::AudioFeatureOptions o;
+            o.segmentation = mode;
+            const auto whole = audio::compute_audio_features(wave, fake_encoder, o);
+            const auto run = run_two_pass(wave, mode, {});
+            CHECK(max_abs(run.chunks, audio::audio_chunks(whole, 0, run.chunks.size(0), {})) == 0);
         }
     }
 }
@@ -412,11 +426,50 @@ TEST_CASE("two-pass streaming from a file equals the in-memory path; a changed f
     CHECK(max_abs(c, audio::audio_chunks(whole, 0, c.size(0), {})) == 0);
 
     // The second pass sees different audio than the first measured: one clear error, not wrong lips.
-    audio::AudioFeatureOptions o;
-    o.prepass = audio::AudioPrepass{static_cast<int64_t>(decoded.size()) + 1600, 0.5f};
-    audio::AudioFeatureStream s(fake_encoder, o);
-    s.push(decoded.data(), decoded.size());
-    test::expect_error(ErrorCode::InputCorrupt, [&] { s.finish(); });
+    const auto measured = audio::measure_audio([&, at = size_t{0}](std::vector<float>& dst, size_t max) mutable {
+        const size_t k = std::min(max, decoded.size() - at);
+        dst.insert(dst.end(), decoded.begin() + static_cast<std::ptrdiff_t>(at),
+                   decoded.begin() + static_cast<std::ptrdiff_t>(at + k));
+        at += k;
+        return k;
+    });
+    CHECK(measured.samples == static_cast<int64_t>(decoded.size()));
+    const auto second_pass = [&](audio::AudioPrepass pre, size_t samples) {
+        audio::AudioFeatureOptions o;
+        o.prepass = pre;
+        audio::AudioFeatureStream s(fake_encoder, o);
+        s.push(decoded.data(), samples);
+        s.finish();
+    };
+    second_pass(measured, decoded.size());  // the same audio: fine
+    // Shorter than measured: caught at the end.
+    CHECK(test::contains(test::expect_error(ErrorCode::InputCorrupt, [&] { second_pass(measured, decoded.size() - 1600); }),
+                         "samples, then"));
+    // Longer than measured: caught while pushing, before any window could use it.
+    auto shorter = measured;
+    shorter.samples -= 1600;
+    CHECK(test::contains(test::expect_error(ErrorCode::InputCorrupt, [&] { second_pass(shorter, decoded.size()); }),
+                         "more than"));
+    // Same length, but louder than measured: caught while pushing; quieter than measured: caught at the end.
+    auto measured_quieter = measured;
+    measured_quieter.global_max -= 1.0f;
+    CHECK(test::contains(
+        test::expect_error(ErrorCode::InputCorrupt, [&] { second_pass(measured_quieter, decoded.size()); }),
+        "above the measured"));
+    auto measured_louder = measured;
+    measured_louder.global_max += 1.0f;
+    CHECK(test::contains(
+        test::expect_error(ErrorCode::InputCorrupt, [&] { second_pass(measured_louder, decoded.size()); }),
+        "log-mel max"));
+    // Too short for a feature frame: the usual Usage error, from the first pass.
+    test::expect_error(ErrorCode::Usage, [] {
+        audio::measure_audio([n = size_t{300}](std::vector<float>& dst, size_t) mutable {
+            dst.assign(n, 0.1f);
+            const size_t k = n;
+            n = 0;
+            return k;
+        });
+    });
     // Going back to released frames is a programming error, reported as such.
     audio::AudioFeatureReader again(audio::file_sample_reader(path), fake_encoder, {});
     again.chunks(900, 16, {});

@@ -321,16 +321,16 @@ TEST_CASE("faces: nothing on blank frames, batches equal single frames", "[faces
 namespace {
 
 // A clip made from sample1.jpg: a 960x720 window at y = 100 panning right by 16 px per frame from x = 80 over
-// the left and the middle woman (both fully inside throughout), with frames 7-9 black.
+// the left and the middle woman (both fully inside throughout), optionally with frames 7-9 black.
 constexpr int kClipFrames = 20;
 int64_t clip_x0(int i) { return 80 + 16 * i; }
 bool clip_blank(int i) { return i >= 7 && i <= 9; }
-torch::Tensor panning_clip() {
+torch::Tensor panning_clip(bool with_blank) {
     const auto& s1 = photo("sample1.jpg");
     std::vector<torch::Tensor> frames;
     for (int i = 0; i < kClipFrames; ++i) {
         auto f = s1.slice(0, 100, 820).slice(1, clip_x0(i), clip_x0(i) + 960).clone();
-        if (clip_blank(i)) f.zero_();
+        if (with_blank && clip_blank(i)) f.zero_();
         frames.push_back(f);
     }
     return torch::stack(frames);
@@ -368,69 +368,130 @@ std::pair<Point, Point> women_centres() {
 }
 
 // Runs the face stage over the clip in batches of 8 and checks that every frame with a face follows `who`
-// (full-photo centre) and that the blank frames pass through.
-void check_follows(faces::FaceStage& stage, const torch::Tensor& clip, Point who) {
+// (full-photo centre), that the followed face is the one marked chosen, and (with_blank) that the blank frames
+// pass through.
+void check_follows(faces::FaceStage& stage, const torch::Tensor& clip, Point who, bool with_blank) {
     int i = 0;
     for (int64_t start = 0; start < clip.size(0); start += 8) {
         for (const auto& r : stage.process(clip.slice(0, start, std::min<int64_t>(clip.size(0), start + 8)))) {
             INFO("frame " << i << " status " << faces::face_status_name(r.plan.status));
-            if (clip_blank(i)) {
+            if (with_blank && clip_blank(i)) {
                 CHECK_FALSE(r.plan.align);
                 CHECK(r.plan.status == faces::FaceStatus::NoFace);
+                CHECK(r.chosen == -1);
             } else {
                 REQUIRE(r.plan.align);
                 const Point c = r.plan.face.box.center();
                 CHECK(std::abs(c.x + static_cast<float>(clip_x0(i)) - who.x) < 25.f);
                 CHECK(std::abs(c.y + 100.f - who.y) < 25.f);
+                REQUIRE(r.chosen >= 0);
+                CHECK(r.seen[static_cast<size_t>(r.chosen)].box.x == r.plan.face.box.x);
             }
+            // The cut to black (frame 7) and back (frame 10) start new shots; nothing else does.
+            CHECK(r.scene_cut == (with_blank && (i == 7 || i == 10)));
             ++i;
         }
     }
     CHECK(i == kClipFrames);
-    CHECK(stage.counts().aligned == kClipFrames - 3);
-    CHECK(stage.counts().passed_total() == 3);
-    CHECK(stage.counts().passed[static_cast<int>(faces::FaceStatus::NoFace)] == 3);
+    const int blanks = with_blank ? 3 : 0;
+    CHECK(stage.counts().aligned == kClipFrames - blanks);
+    CHECK(stage.counts().passed_total() == blanks);
+    CHECK(stage.counts().passed[static_cast<int>(faces::FaceStatus::NoFace)] == blanks);
+    CHECK(stage.scene_cuts() == (with_blank ? 2 : 0));
 }
 
 }  // namespace
 
 TEST_CASE("faces: the chosen woman is followed through a panning clip with blank frames", "[faces][track][nets]") {
-    const auto clip = panning_clip();
     const auto [left, middle] = women_centres();
     const auto geometry = faces::CropGeometry::for_resolution(256);
-    SECTION("--face 0 and --face 1 pick by position and keep their woman") {
+    SECTION("--face 0 and --face 1 pick by position, keep their woman, and pass the black frames through") {
+        // The black frames are a cut and the return from them another: the rule chooses again after each, and
+        // picks the same woman, because --face N is by position.
+        const auto clip = panning_clip(true);
         faces::FaceOptions opt;
         opt.choice = faces::parse_face_choice("0");
         faces::FaceStage first(&detector(), opt, geometry, 960, 720);
-        check_follows(first, clip, left);
+        check_follows(first, clip, left, true);
         opt.choice = faces::parse_face_choice("1");
         faces::FaceStage second(&detector(), opt, geometry, 960, 720);
-        check_follows(second, clip, middle);
+        check_follows(second, clip, middle, true);
     }
     SECTION("--face center picks once and follows, though the other woman ends up nearer the centre") {
         // Frame 0: the left woman is 58 px from the centre, the middle one 372 px; by the last frame it is the
-        // other way round (246 vs 68 px). Re-choosing per frame would jump; tracking must not.
+        // other way round (246 vs 68 px). Re-choosing per frame would jump; tracking within the shot must not.
         faces::FaceOptions opt;
         opt.choice = faces::parse_face_choice("center");
         CountingDetector counting(detector());
         faces::FaceStage stage(&counting, opt, geometry, 960, 720);
-        check_follows(stage, clip, left);
+        check_follows(stage, panning_clip(false), left, false);
         CHECK(counting.detected_frames == kClipFrames);  // --detect-every 1: every frame, in batches
         CHECK(counting.landmark_calls == 0);
     }
-    SECTION("--detect-every 4 tracks with the landmark net in between and re-detects after the gap") {
+    SECTION("--detect-every 4 tracks with the landmark net in between and re-detects at the black frames") {
         faces::FaceOptions opt;
-        opt.choice = faces::parse_face_choice("center");
+        opt.choice = faces::parse_face_choice("0");
         opt.detect_every = 4;
         CountingDetector counting(detector());
         faces::FaceStage stage(&counting, opt, geometry, 960, 720);
-        check_follows(stage, clip, left);
-        // Detections: frames 0, 4, 12, 16 (every 4th); 7, where the picture goes black (a scene change: the
-        // landmark net alone would put a face into the black region); 8, 9 and 10, because the face is
-        // missing. The other 12 frames run the landmark net in the tracked region.
+        check_follows(stage, panning_clip(true), left, true);
+        // Detections: frames 0, 4, 12, 16 (every 4th); 7, the cut to black (the landmark net alone would put a
+        // face into the black region); 8, 9 and 10, because no face is being followed. The other 12 frames run
+        // the landmark net in the tracked region.
         CHECK(counting.detected_frames == 8);
         CHECK(counting.landmark_calls == kClipFrames - 8);
-        CHECK(stage.scene_changes() == 1);
         CHECK(stage.detector_frames() == counting.detected_frames);
     }
+    SECTION("--detect-every 4 on a fade: a tracked region without contrast runs the detector") {
+        // Frames 0-7 of the pan, frame 7 again (detected: 8 is a multiple of 4), then a quick fade of frame 7 to
+        // 60 %, 20 % and black on the tracked frames 9-11. Each step changes the picture by ~15 grey levels or
+        // less, under the cut threshold, so only the tracked region's vanished contrast can stop the landmark
+        // net from "finding" a face in the black frame 11 (without the check it does, and frame 11 aligns).
+        const auto pan = panning_clip(false);
+        std::vector<torch::Tensor> frames;
+        for (int i = 0; i < 8; ++i) frames.push_back(pan[i]);
+        for (float gain : {1.f, 0.6f, 0.2f, 0.f})
+            frames.push_back((pan[7].to(torch::kFloat) * gain).round().to(torch::kUInt8));
+        faces::FaceOptions opt;
+        opt.detect_every = 4;
+        faces::FaceStage stage(&detector(), opt, geometry, 960, 720);
+        const auto results = stage.process(torch::stack(frames));
+        using Kind = faces::FaceTracker::Request::Kind;
+        for (int i = 0; i < 9; ++i) CHECK(results[static_cast<size_t>(i)].plan.align);
+        CHECK(results[8].ran == Kind::Detect);
+        CHECK(results[9].ran == Kind::Landmarks);  // the dimmed face is still tracked
+        CHECK_FALSE(results[11].plan.align);
+        CHECK(results[11].ran == Kind::Detect);
+        CHECK(stage.scene_cuts() == 0);
+    }
+}
+
+TEST_CASE("faces: a face-track file with landmarks everywhere needs no detector", "[faces][track]") {
+    test::ScratchDir dir("face_stage_track");
+    const auto file = (dir.path() / "track.json").string();
+    const auto face = detector().detect(photo("sample1.jpg")).front();
+    std::string lmk = "[";
+    for (size_t i = 0; i < face.landmarks.size(); ++i)
+        lmk += (i ? ",[" : "[") + std::to_string(face.landmarks[i].x) + "," + std::to_string(face.landmarks[i].y) + "]";
+    lmk += "]";
+    std::ofstream(file) << R"({"version": 1, "scheme": "ibug68", "frames": [{"frame": 0, "landmarks": )" << lmk
+                        << R"(}, {"frame": 1, "landmarks": )" << lmk << "}]}";
+    faces::FaceOptions opt;
+    opt.track_file = file;
+    bool opened = false;
+    faces::FaceStage stage([&]() -> faces::FaceDetector* { opened = true; return nullptr; }, opt,
+                           faces::CropGeometry::for_resolution(256), 1920, 1280);
+    const auto s1 = photo("sample1.jpg");
+    const auto results = stage.process(torch::stack({s1, s1}));
+    CHECK_FALSE(opened);
+    for (const auto& r : results) {
+        CHECK(r.plan.align);
+        CHECK(r.ran == faces::FaceTracker::Request::Kind::Given);
+        REQUIRE(r.chosen == 0);
+        CHECK(r.seen.size() == 1);
+        CHECK(r.seen[0].landmarks.size() == 68);
+    }
+    // A third frame is not in the file: nothing to run, passed through; still no detector.
+    CHECK_FALSE(stage.process(s1.unsqueeze(0))[0].plan.align);
+    CHECK_FALSE(opened);
 }
