@@ -11,13 +11,7 @@ namespace {
 
 template <class T>
 void read(const nlohmann::json& j, const char* key, T& out, const std::string& what) {
-    auto it = j.find(key);
-    if (it == j.end() || it->is_null()) return;
-    try {
-        out = it->get<T>();
-    } catch (const nlohmann::json::exception&) {
-        throw_error(ErrorCode::Usage, what + ": scheduler config key '" + key + "' has the wrong type");
-    }
+    read_json_key(j, key, out, what, ErrorCode::Usage);
 }
 
 void reject_true(const nlohmann::json& j, const char* key, const std::string& what) {

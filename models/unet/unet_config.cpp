@@ -17,16 +17,9 @@ using nlohmann::json;
     throw_error(ErrorCode::Usage, what + ": '" + key + "' " + why);
 }
 
-// Typed readers: a present key of the wrong type names the key instead of surfacing a json exception.
 template <class T>
 void read(const json& j, const std::string& key, T& out, const std::string& what) {
-    auto it = j.find(key);
-    if (it == j.end() || it->is_null()) return;
-    try {
-        out = it->get<T>();
-    } catch (const json::exception&) {
-        bad(what, key, "has the wrong type (" + std::string(it->type_name()) + ")");
-    }
+    read_json_key(j, key, out, what, ErrorCode::Usage);
 }
 
 void require_value(const json& j, const std::string& key, const json& supported, const std::string& what) {

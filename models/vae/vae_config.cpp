@@ -8,19 +8,9 @@ namespace lsync::models {
 
 namespace {
 
-[[noreturn]] void bad(const std::string& what, const std::string& why) {
-    throw_error(ErrorCode::Weights, what + ": " + why);
-}
-
 template <class T>
 void read(const nlohmann::json& j, const char* key, T& out, const std::string& what) {
-    auto it = j.find(key);
-    if (it == j.end() || it->is_null()) return;
-    try {
-        out = it->get<T>();
-    } catch (const nlohmann::json::exception&) {
-        bad(what, std::string("config key '") + key + "' has the wrong type");
-    }
+    read_json_key(j, key, out, what, ErrorCode::Weights);
 }
 
 void expect_all(const nlohmann::json& j, const char* key, const std::string& value, const std::string& what) {
