@@ -96,16 +96,26 @@ std::array<int64_t, kChunkFrames> chunk_feature_indices(int64_t frame, int64_t f
     return idx;
 }
 
-torch::Tensor audio_chunks(const torch::Tensor& features, int64_t first, int64_t count, FrameRate fps) {
-    LSYNC_CHECK(features.dim() == 3, ErrorCode::Internal, "audio_chunks: features must be [L, S, C]");
-    LSYNC_CHECK(first >= 0 && count >= 0, ErrorCode::Internal, "audio_chunks: bad frame range");
-    const int64_t length = features.size(0);
+namespace {
+
+// The windows of video frames [first, first + count) from `block`, which holds feature frames
+// [offset, offset + block.size(0)) of a clip of `length` feature frames.
+torch::Tensor gather_chunks(const torch::Tensor& block, int64_t offset, int64_t length, int64_t first, int64_t count,
+                            FrameRate fps) {
     std::vector<int64_t> idx;
     idx.reserve(static_cast<size_t>(count * kChunkFrames));
     for (int64_t i = first; i < first + count; ++i)
-        for (int64_t j : chunk_feature_indices(i, length, fps)) idx.push_back(j);
-    const auto index = torch::tensor(idx, torch::kLong).to(features.device());
-    return features.index_select(0, index).reshape({count, kChunkFrames * features.size(1), features.size(2)});
+        for (int64_t j : chunk_feature_indices(i, length, fps)) idx.push_back(j - offset);
+    const auto index = torch::tensor(idx, torch::kLong).to(block.device());
+    return block.index_select(0, index).reshape({count, kChunkFrames * block.size(1), block.size(2)});
+}
+
+}  // namespace
+
+torch::Tensor audio_chunks(const torch::Tensor& features, int64_t first, int64_t count, FrameRate fps) {
+    LSYNC_CHECK(features.dim() == 3, ErrorCode::Internal, "audio_chunks: features must be [L, S, C]");
+    LSYNC_CHECK(first >= 0 && count >= 0, ErrorCode::Internal, "audio_chunks: bad frame range");
+    return gather_chunks(features, 0, features.size(0), first, count, fps);
 }
 
 namespace {
@@ -276,13 +286,7 @@ torch::Tensor AudioFeatureStream::chunks(int64_t first, int64_t count, FrameRate
                     " has not been pushed yet");
     LSYNC_CHECK(lo >= features_begin(), ErrorCode::Internal,
                 "AudioFeatureStream::chunks: video frame " + std::to_string(first) + " was released");
-    const auto block = gather(lo, hi);
-    std::vector<int64_t> idx;
-    idx.reserve(static_cast<size_t>(count * kChunkFrames));
-    for (int64_t i = first; i < first + count; ++i)
-        for (int64_t j : chunk_feature_indices(i, feature_frames_, fps)) idx.push_back(j - lo);
-    return block.index_select(0, torch::tensor(idx, torch::kLong))
-        .reshape({count, kChunkFrames * block.size(1), block.size(2)});
+    return gather_chunks(gather(lo, hi), lo, feature_frames_, first, count, fps);
 }
 
 void AudioFeatureStream::release_before(int64_t frame, FrameRate fps) {
