@@ -6,6 +6,7 @@ set -euo pipefail
 PACKAGES=(
     build-essential cmake ninja-build pkg-config ccache git python3 curl
     libtorch-dev                                   # LibTorch (Debian 12: 1.13, CPU)
+    libopenblas0-pthread                           # fast BLAS for LibTorch (else netlib reference BLAS)
     libavformat-dev libavcodec-dev libavutil-dev libswscale-dev libswresample-dev
     ffmpeg                                         # CLI: tests make VFR/rotated inputs with it
     libcli11-dev libspdlog-dev nlohmann-json3-dev catch2

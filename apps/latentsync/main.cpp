@@ -5,7 +5,9 @@
 
 #include "core/cancel.h"
 #include "core/error.h"
+#include "core/host_allocator.h"
 #include "core/log.h"
+#include "core/threads.h"
 #include "core/version.h"
 #include "media/ffmpeg_info.h"
 
@@ -15,6 +17,7 @@
 #include <vector>
 
 int main(int argc, char** argv) {
+    lsync::tune_host_allocator();
     CLI::App app{"latentsync: audio-driven lip-sync video renderer (LatentSync 1.5/1.6)", "latentsync"};
     app.require_subcommand(1);
     app.set_version_flag("--version", lsync::version_string());
@@ -22,6 +25,12 @@ int main(int argc, char** argv) {
     app.add_flag("-v,--verbose", verbose, "More detail in the log");
     app.add_flag("-q,--quiet", quiet, "Only errors");
     app.add_flag("--debug", debug, "Everything, including FFmpeg's own messages");
+    int threads = 0;
+    app.add_option("--threads", threads,
+                   "CPU threads for everything (LibTorch, OpenBLAS, decoders, x264); default: $LSYNC_THREADS or "
+                   "the cores this process may use");
+    // Global options may follow the subcommand: `latentsync render ... --threads 4`.
+    app.fallthrough();
 
     const std::vector<lsync::app::Command> commands = {lsync::app::add_doctor(app), lsync::app::add_probe(app),
                                                        lsync::app::add_models(app),
@@ -46,6 +55,7 @@ int main(int argc, char** argv) {
     lsync::install_interrupt_handler();
 
     try {
+        lsync::set_thread_budget(threads > 0 || app.count("--threads") ? threads : lsync::default_thread_budget());
         for (const auto& cmd : commands)
             if (cmd.cli->parsed()) return cmd.run();
         return static_cast<int>(lsync::ErrorCode::Usage);

@@ -1,6 +1,7 @@
 #include "diagnostics/doctor.h"
 
 #include "core/compat.h"
+#include "core/threads.h"
 #include "core/version.h"
 #include "io/model_dir.h"
 #include "io/model_identify.h"
@@ -44,6 +45,14 @@ static json torch_section(DoctorReport& report) {
 #endif
     t["cpu_threads"] = at::get_num_threads();
     t["hardware_threads"] = std::thread::hardware_concurrency();
+    t["thread_budget"] = thread_budget();
+    const BlasInfo blas = blas_info();
+    t["blas"] = {{"name", blas.name}, {"library", blas.library}, {"detail", blas.detail}, {"slow", blas.slow}};
+    if (blas.slow)
+        report.warnings.push_back({"LibTorch's matrix products run on the reference BLAS (" + blas.library +
+                                       "): CPU convolutions and face detection are several times slower",
+                                   "sudo apt-get install libopenblas0-pthread (Debian's alternatives then point "
+                                   "libblas.so.3 at OpenBLAS; scripts/install-deps.sh does this)"});
     if (!at::hasCUDA())
         report.warnings.push_back({"LibTorch " + compat::torch_version() + " is a CPU-only build: renders run on the CPU "
                                    "(minutes per second of video at full size)",
@@ -306,7 +315,7 @@ std::string format_report(const DoctorReport& r) {
         if (dev.contains("kernel_selftest")) o << "  kernel self-test: " << dev["kernel_selftest"].get<std::string>();
         if (dev["device"] == "cpu")
             o << "  (LibTorch uses " << t["cpu_threads"].get<int>() << " of " << t["hardware_threads"].get<unsigned>()
-              << " hardware threads)";
+              << " hardware threads; --threads sets it; BLAS: " << t["blas"]["name"].get<std::string>() << ")";
         o << "\n";
     }
     o << "\nAttention backends\n";

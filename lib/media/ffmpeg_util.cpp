@@ -1,5 +1,7 @@
 #include "media/ffmpeg_util.h"
 
+#include "core/threads.h"
+
 #include "core/files.h"
 
 #include <array>
@@ -118,7 +120,8 @@ CodecContextPtr open_decoder(AVFormatContext* fmt, int index, int threads, const
     ffmpeg_check(avcodec_parameters_to_context(ctx.get(), st->codecpar), ErrorCode::InputCorrupt,
                  "bad codec parameters in " + path);
     ctx->pkt_timebase = st->time_base;
-    ctx->thread_count = threads;
+    // 0 would let FFmpeg start one thread per core whatever the process budget (core/threads.h).
+    ctx->thread_count = threads > 0 ? threads : codec_threads();
     ffmpeg_check(avcodec_open2(ctx.get(), codec, nullptr), ErrorCode::InputCorrupt,
                  std::string("cannot open the ") + codec->name + " decoder for " + path);
     return ctx;

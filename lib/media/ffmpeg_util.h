@@ -65,7 +65,7 @@ void default_unspecified_layout(AVCodecContext* dec);
 /// an interrupted download or copy, which would otherwise decode as a silently shorter video.
 void check_not_truncated(AVFormatContext* fmt, int stream_index, const std::string& path);
 
-/// Opens a decoder for stream `index` of `fmt`, with `threads` worker threads (0 = FFmpeg's choice).
+/// Opens a decoder for stream `index` of `fmt`, with `threads` worker threads (0 = the process thread budget, core/threads.h).
 CodecContextPtr open_decoder(AVFormatContext* fmt, int index, int threads, const std::string& path);
 
 }  // namespace lsync::media

@@ -48,7 +48,7 @@ struct VideoFrame {
 struct VideoReaderOptions {
     double target_fps = 0;      ///< 0 = native (see policy above)
     size_t queue_capacity = 8;  ///< decoded frames buffered ahead of the consumer
-    int decoder_threads = 0;    ///< 0 = FFmpeg's choice
+    int decoder_threads = 0;    ///< 0 = the process thread budget
 };
 
 class VideoReader {

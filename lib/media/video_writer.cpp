@@ -4,6 +4,7 @@
 #include "media/ffmpeg_util.h"
 
 #include "core/log.h"
+#include "core/threads.h"
 
 #include <cmath>
 #include <limits>
@@ -189,7 +190,7 @@ VideoWriter::VideoWriter(VideoWriterOptions options) : impl_(std::make_unique<Im
     v->colorspace = AVCOL_SPC_BT709;
     v->color_primaries = AVCOL_PRI_BT709;
     v->color_trc = AVCOL_TRC_BT709;
-    v->thread_count = o.threads;
+    v->thread_count = o.threads > 0 ? o.threads : codec_threads();  // x264's own default is 1.5x the cores
     if (im.oc->oformat->flags & AVFMT_GLOBALHEADER) v->flags |= AV_CODEC_FLAG_GLOBAL_HEADER;
     av_opt_set(v->priv_data, "preset", o.preset.c_str(), 0);
     av_opt_set_int(v->priv_data, "crf", o.crf, 0);

@@ -31,7 +31,7 @@ struct VideoWriterOptions {
     int fps_den = 1;
     int crf = 18;                    ///< libx264 constant rate factor (0 = lossless, 51 = worst)
     std::string preset = "medium";   ///< libx264 preset
-    int threads = 0;                 ///< encoder threads, 0 = libx264's choice
+    int threads = 0;                 ///< encoder threads, 0 = the process thread budget
     std::optional<AudioMuxOptions> audio;
 };
 

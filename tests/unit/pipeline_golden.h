@@ -61,13 +61,15 @@ inline void check_pipeline_golden(const diffusion::Denoiser& denoiser, bool deep
     auto final_latents =
         diffusion::denoise_chunk(denoiser, scheduler, g["init_latents"], pipeline_golden_conditioning(), options);
     REQUIRE(per_step.size() == 20);
-    check_close(p + "latents_per_step", torch::stack(per_step), g[p + "latents_per_step"], 1e-3, 1e-3);
-    check_close(p + "final_latents", final_latents, g[p + "final_latents"], 1e-3, 1e-3);
+    // The loop amplifies summation-order differences (see check_close_to_scale): bounds relative to the largest
+    // value, 1e-3 of it, about 4x the worst spread measured across thread settings (2.8e-4 of it).
+    check_close_to_scale(p + "latents_per_step", torch::stack(per_step), g[p + "latents_per_step"], 1e-3);
+    check_close_to_scale(p + "final_latents", final_latents, g[p + "final_latents"], 1e-3);
     auto decoded = pipeline_golden_decode(final_latents);
-    check_close(p + "decoded", decoded, g[p + "decoded"], 1e-4, 1e-3);
+    check_close_to_scale(p + "decoded", decoded, g[p + "decoded"], 1e-3);
     if (!deepcache)
-        check_close("final_frames", diffusion::composite_mouth(decoded, g["ref_pixel_values"], g["masks"]),
-                    g["final_frames"], 1e-4, 1e-3);
+        check_close_to_scale("final_frames", diffusion::composite_mouth(decoded, g["ref_pixel_values"], g["masks"]),
+                             g["final_frames"], 1e-3);
 }
 
 }  // namespace lsync::test

@@ -114,7 +114,7 @@ TEST_CASE("the chosen face is followed through a panning two-face clip", "[faces
     }
 }
 
-TEST_CASE("--detect-every k runs the detector every k frames and tracks in between", "[faces][track]") {
+TEST_CASE("tracking: --detect-every k runs the detector every k frames and tracks in between", "[faces][track]") {
     faces::FaceOptions opt;
     opt.detect_every = 5;
     int detections = 0;
@@ -202,7 +202,7 @@ TEST_CASE("One Euro smoothing removes jitter without lagging a head turn", "[fac
     CHECK(worst_after < 3 * sigma);
 }
 
-TEST_CASE("--face-box and --face-track feed the planner without detection", "[faces][track]") {
+TEST_CASE("tracking: --face-box and --face-track feed the planner without detection", "[faces][track]") {
     faces::FaceOptions opt;
     opt.fixed_box = faces::parse_face_box("200,150,220,240");
     faces::FacePlanner boxed(opt, faces::CropGeometry::for_resolution(256), 640, 480);

@@ -354,17 +354,21 @@ struct CountingDetector final : faces::FaceDetector {
     }
 };
 
-// Box centres of the left and the middle woman in the full photo, from the detector itself.
+// Box centres of the left and the middle woman in the full photo, from the detector itself (run once per
+// process: every panning-clip case needs them).
 std::pair<Point, Point> women_centres() {
-    Point left{}, middle{};
-    for (const auto& f : detector().detect(photo("sample1.jpg"))) {
-        const Point c = f.box.center();
-        if (c.x < 700) left = c;
-        else if (c.x < 1200) middle = c;
-    }
-    REQUIRE(left.x > 0);
-    REQUIRE(middle.x > 0);
-    return {left, middle};
+    static const std::pair<Point, Point> centres = [] {
+        Point left{}, middle{};
+        for (const auto& f : detector().detect(photo("sample1.jpg"))) {
+            const Point c = f.box.center();
+            if (c.x < 700) left = c;
+            else if (c.x < 1200) middle = c;
+        }
+        return std::make_pair(left, middle);
+    }();
+    REQUIRE(centres.first.x > 0);
+    REQUIRE(centres.second.x > 0);
+    return centres;
 }
 
 // Runs the face stage over the clip in batches of 8 and checks that every frame with a face follows `who`
@@ -402,10 +406,12 @@ void check_follows(faces::FaceStage& stage, const torch::Tensor& clip, Point who
 
 }  // namespace
 
-TEST_CASE("faces: the chosen woman is followed through a panning clip with blank frames", "[faces][track][nets]") {
+// The panning clip: each case is its own CTest entry, so `ctest -j` spreads them over the cores.
+TEST_CASE("faces: pan: --face 0 and --face 1 pick by position, keep their woman, and pass the black frames through",
+          "[faces][track][nets]") {
     const auto [left, middle] = women_centres();
     const auto geometry = faces::CropGeometry::for_resolution(256);
-    SECTION("--face 0 and --face 1 pick by position, keep their woman, and pass the black frames through") {
+    {
         // The black frames are a cut and the return from them another: the rule chooses again after each, and
         // picks the same woman, because --face N is by position.
         const auto clip = panning_clip(true);
@@ -417,7 +423,13 @@ TEST_CASE("faces: the chosen woman is followed through a panning clip with blank
         faces::FaceStage second(&detector(), opt, geometry, 960, 720);
         check_follows(second, clip, middle, true);
     }
-    SECTION("--face center picks once and follows, though the other woman ends up nearer the centre") {
+}
+
+TEST_CASE("faces: pan: --face center picks once and follows, though the other woman ends up nearer the centre",
+          "[faces][track][nets]") {
+    const auto left = women_centres().first;
+    const auto geometry = faces::CropGeometry::for_resolution(256);
+    {
         // Frame 0: the left woman is 58 px from the centre, the middle one 372 px; by the last frame it is the
         // other way round (246 vs 68 px). Re-choosing per frame would jump; tracking within the shot must not.
         faces::FaceOptions opt;
@@ -428,7 +440,13 @@ TEST_CASE("faces: the chosen woman is followed through a panning clip with blank
         CHECK(counting.detected_frames == kClipFrames);  // --detect-every 1: every frame, in batches
         CHECK(counting.landmark_calls == 0);
     }
-    SECTION("--detect-every 4 tracks with the landmark net in between and re-detects at the black frames") {
+}
+
+TEST_CASE("faces: pan: --detect-every 4 tracks with the landmark net in between and re-detects at the black frames",
+          "[faces][track][nets]") {
+    const auto left = women_centres().first;
+    const auto geometry = faces::CropGeometry::for_resolution(256);
+    {
         faces::FaceOptions opt;
         opt.choice = faces::parse_face_choice("0");
         opt.detect_every = 4;
@@ -442,7 +460,12 @@ TEST_CASE("faces: the chosen woman is followed through a panning clip with blank
         CHECK(counting.landmark_calls == kClipFrames - 8);
         CHECK(stage.detector_frames() == counting.detected_frames);
     }
-    SECTION("--detect-every 4 on a fade: a tracked region without contrast runs the detector") {
+}
+
+TEST_CASE("faces: pan: --detect-every 4 on a fade: a tracked region without contrast runs the detector",
+          "[faces][track][nets]") {
+    const auto geometry = faces::CropGeometry::for_resolution(256);
+    {
         // Frames 0-7 of the pan, frame 7 again (detected: 8 is a multiple of 4), then a quick fade of frame 7 to
         // 60 %, 20 % and black on the tracked frames 9-11. Each step changes the picture by ~15 grey levels or
         // less, under the cut threshold, so only the tracked region's vanished contrast can stop the landmark
