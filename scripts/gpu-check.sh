@@ -31,7 +31,7 @@ cmake --build "$BUILD_DIR" -j "$(nproc)" > "$LOGS/build.log" 2>&1 || { grep -E "
 step "tests (${LSYNC_TEST_LABELS:-unit|e2e|gpu}${LSYNC_TEST_REGEX:+, matching $LSYNC_TEST_REGEX})"
 set +e
 (cd "$BUILD_DIR" && LSYNC_REQUIRE_GPU=1 ctest -L "${LSYNC_TEST_LABELS:-unit|e2e|gpu}" ${LSYNC_TEST_REGEX:+-R "$LSYNC_TEST_REGEX"} \
-    --output-on-failure -j 8) > "$LOGS/ctest.log" 2>&1
+    --output-on-failure -j "$(nproc)") > "$LOGS/ctest.log" 2>&1
 rc=$?
 set -e
 grep -E "Test +#|tests passed|FAILED|skipped" "$LOGS/ctest.log" || true

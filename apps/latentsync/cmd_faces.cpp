@@ -44,13 +44,6 @@ struct FacesOpts {
     FaceCliOptions face;
 };
 
-bool is_image_name(const std::string& path) {
-    std::string ext = fs::path(path).extension().string();
-    std::transform(ext.begin(), ext.end(), ext.begin(), [](unsigned char c) { return std::tolower(c); });
-    return ext == ".jpg" || ext == ".jpeg" || ext == ".png" || ext == ".bmp" || ext == ".webp" || ext == ".tif" ||
-           ext == ".tiff";
-}
-
 nlohmann::json face_json(const faces::Face& f) {
     nlohmann::json j;
     j["box"] = {f.box.x, f.box.y, f.box.w, f.box.h};
@@ -168,7 +161,7 @@ int run_faces(const FacesOpts& o) {
         frames_done += static_cast<int64_t>(frames.size());
     };
 
-    if (is_image_name(o.input)) {
+    if (media::is_image_path(o.input)) {
         const auto img = media::read_image(o.input);
         height = static_cast<int>(img.size(0));
         width = static_cast<int>(img.size(1));

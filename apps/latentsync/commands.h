@@ -14,6 +14,7 @@ struct Command {
     std::function<int()> run;
 };
 
+Command add_render(CLI::App& app);
 Command add_doctor(CLI::App& app);
 Command add_probe(CLI::App& app);
 Command add_debug(CLI::App& app);

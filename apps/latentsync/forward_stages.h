@@ -5,6 +5,7 @@
 // LSYNC_REGISTER_FORWARD_STAGE; tensor names are documented in docs/forward.md.
 
 #include "ops/attention_context.h"
+#include "pipeline/device_policy.h"
 
 #include <torch/torch.h>
 
@@ -51,10 +52,8 @@ struct ForwardStageRegistration {
 // Helpers shared by the stages.
 /// The input tensor `name`; Error(Usage) naming the file's tensors when it is absent.
 const torch::Tensor& need_input(const TensorMap& inputs, const std::string& name);
-/// --device: cpu, cuda, cuda:N, auto (CUDA when present). Error(Backend) when CUDA is asked for but absent.
-torch::Device parse_device(const std::string& name);
-/// --dtype: float32, float16, bfloat16, auto (float32 on CPU, the per-card choice on CUDA).
-torch::ScalarType parse_dtype(const std::string& name, const torch::Device& device);
+using pipeline::parse_device;  // pipeline/device_policy.h
+using pipeline::parse_dtype;
 /// The attention context for --attention/--strict-attention on this device and dtype (warnings logged).
 ops::AttentionContextPtr make_attention_context(const ForwardArgs& args, const torch::Device& device,
                                                 torch::ScalarType dtype);

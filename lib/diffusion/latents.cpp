@@ -33,12 +33,4 @@ torch::Tensor mask_to_latent(const torch::Tensor& masks, int64_t downscale) {
     return small.permute({1, 0, 2, 3}).unsqueeze(0);
 }
 
-torch::Tensor composite_mouth(const torch::Tensor& decoded, const torch::Tensor& reference,
-                              const torch::Tensor& masks) {
-    LSYNC_CHECK(decoded.sizes() == reference.sizes(), ErrorCode::Internal,
-                "composite_mouth: decoded " + c10::str(decoded.sizes()) + " vs reference " +
-                    c10::str(reference.sizes()));
-    return decoded * (1 - masks) + reference * masks;
-}
-
 }  // namespace lsync::diffusion

@@ -1,7 +1,8 @@
 #pragma once
 // The tensor bookkeeping around the UNet that LipsyncPipeline does inline: the shared initial noise, moving
 // between the VAE's image batches (F, C, h, w) and the UNet's video layout (1, C, F, h, w) with the 0.18215
-// scaling, the latent-size mask, and the crop-level composite of generated and original pixels.
+// scaling, and the latent-size mask. (The crop-level composite of generated and original pixels is
+// faces::composite_crop.)
 
 #include <torch/torch.h>
 
@@ -28,9 +29,5 @@ torch::Tensor video_latents_to_frames(const torch::Tensor& latents);
 /// Per-frame masks [F, 1, H, W] (1 = keep, 0 = generate) -> [1, 1, F, H/f, W/f] by nearest sampling
 /// (F.interpolate's default), the mask channel of the UNet input.
 torch::Tensor mask_to_latent(const torch::Tensor& masks, int64_t downscale = 8);
-
-/// decoded * (1 - masks) + reference * masks: generated pixels in the mouth region, the original crop elsewhere
-/// (paste_surrounding_pixels_back). decoded/reference [F, 3, H, W], masks [F, 1, H, W].
-torch::Tensor composite_mouth(const torch::Tensor& decoded, const torch::Tensor& reference, const torch::Tensor& masks);
 
 }  // namespace lsync::diffusion

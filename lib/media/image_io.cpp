@@ -1,5 +1,9 @@
 #include "media/image_io.h"
 
+#include <algorithm>
+#include <cctype>
+#include <filesystem>
+
 #include "core/error.h"
 #include "core/files.h"
 #include "media/ffmpeg_util.h"
@@ -13,6 +17,13 @@ extern "C" {
 #include <memory>
 
 namespace lsync::media {
+
+bool is_image_path(const std::string& path) {
+    std::string ext = std::filesystem::path(path).extension().string();
+    std::transform(ext.begin(), ext.end(), ext.begin(), [](unsigned char c) { return std::tolower(c); });
+    return ext == ".jpg" || ext == ".jpeg" || ext == ".png" || ext == ".bmp" || ext == ".webp" || ext == ".tif" ||
+           ext == ".tiff";
+}
 
 namespace {
 

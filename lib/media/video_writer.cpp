@@ -210,6 +210,7 @@ VideoWriter::VideoWriter(VideoWriterOptions options) : impl_(std::make_unique<Im
     im.oc->url = av_strdup(im.out->temp_path().c_str());
     ffmpeg_check(avio_open(&im.oc->pb, im.out->temp_path().c_str(), AVIO_FLAG_WRITE), ErrorCode::OutputUnwritable,
                  "cannot create the output file next to " + o.path);
+    for (const auto& [key, value] : o.metadata) av_dict_set(&im.oc->metadata, key.c_str(), value.c_str(), 0);
     AVDictionary* mux_opts = nullptr;
     const std::string fmt_name = im.oc->oformat->name;
     if (fmt_name.find("mp4") != std::string::npos || fmt_name.find("mov") != std::string::npos)

@@ -11,6 +11,8 @@
 #include <memory>
 #include <optional>
 #include <string>
+#include <utility>
+#include <vector>
 
 namespace lsync::media {
 
@@ -33,6 +35,9 @@ struct VideoWriterOptions {
     std::string preset = "medium";   ///< libx264 preset
     int threads = 0;                 ///< encoder threads, 0 = the process thread budget
     std::optional<AudioMuxOptions> audio;
+    /// Container tags, e.g. {"comment", "latentsync render: model 1.5, seed 1247, ..."} (mp4 keeps the standard
+    /// keys: title, comment, encoder, ...).
+    std::vector<std::pair<std::string, std::string>> metadata;
 };
 
 class VideoWriter {

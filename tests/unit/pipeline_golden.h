@@ -11,6 +11,7 @@
 #include "diffusion/ddim_scheduler.h"
 #include "diffusion/denoise_loop.h"
 #include "diffusion/latents.h"
+#include "faces/paste_back.h"
 #include "vae/vae_loader.h"
 
 #include <string>
@@ -68,7 +69,7 @@ inline void check_pipeline_golden(const diffusion::Denoiser& denoiser, bool deep
     auto decoded = pipeline_golden_decode(final_latents);
     check_close_to_scale(p + "decoded", decoded, g[p + "decoded"], 1e-3);
     if (!deepcache)
-        check_close_to_scale("final_frames", diffusion::composite_mouth(decoded, g["ref_pixel_values"], g["masks"]),
+        check_close_to_scale("final_frames", faces::composite_crop(decoded, g["ref_pixel_values"], g["masks"]),
                              g["final_frames"], 1e-3);
 }
 

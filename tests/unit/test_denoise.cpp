@@ -12,6 +12,7 @@
 #include "diffusion/ddim_scheduler.h"
 #include "diffusion/denoise_loop.h"
 #include "diffusion/latents.h"
+#include "faces/paste_back.h"
 
 #include <cmath>
 #include <vector>
@@ -239,10 +240,10 @@ TEST_CASE("pipeline fixture: VAE decode of final latents and the mouth composite
         auto decoded = test::pipeline_golden_decode(g[p + "final_latents"]);
         check_close(p + "decoded (from golden final latents)", decoded, g[p + "decoded"], 1e-4, 1e-3);
     }
-    auto frames = composite_mouth(test::pipeline_golden_decode(g["final_latents"]), g["ref_pixel_values"], g["masks"]);
+    auto frames = faces::composite_crop(test::pipeline_golden_decode(g["final_latents"]), g["ref_pixel_values"], g["masks"]);
     check_close("final_frames (from golden final latents)", frames, g["final_frames"], 1e-4, 1e-3);
     // The fixture's own composite of its decoded tensor, to pin the formula independently of our VAE.
-    check_close("final_frames (from golden decoded)", composite_mouth(g["decoded"], g["ref_pixel_values"], g["masks"]),
+    check_close("final_frames (from golden decoded)", faces::composite_crop(g["decoded"], g["ref_pixel_values"], g["masks"]),
                 g["final_frames"], 1e-6, 1e-6);
 }
 

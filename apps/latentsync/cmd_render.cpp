@@ -1,0 +1,140 @@
+// `latentsync render VIDEO AUDIO -o OUT`: options in, lib/pipeline/render.h does the job (docs/render.md).
+
+#include "commands.h"
+#include "face_cli.h"
+#include "render_progress.h"
+
+#include "core/error.h"
+#include "core/log.h"
+#include "io/model_dir.h"
+#include "pipeline/render.h"
+
+#include <cmath>
+#include <memory>
+
+namespace lsync::app {
+
+namespace {
+
+struct RenderCli {
+    std::string video, audio, output;
+    bool overwrite = false;
+    std::string model = "1.5";
+    std::string unet, vae, whisper, weights;
+    int steps = 20;
+    double guidance = 1.5;
+    int64_t seed = 1247;
+    std::string attention = "auto";
+    bool strict_attention = false;
+    double lip_focus = 1.0;
+    bool no_deepcache = false;
+    std::string device = "auto", dtype = "auto";
+    std::string audio_segmentation = "seamless";
+    FaceCliOptions face;
+    std::string loop = "pingpong";
+    bool keep_video_tail = false;
+    std::string fps = "25";
+    int crf = 18;
+    std::string preset = "medium";
+    std::string audio_out;
+    std::string progress = "auto";
+    bool json_log = false;
+};
+
+pipeline::RenderOptions to_render_options(const RenderCli& c) {
+    pipeline::RenderOptions o;
+    o.video = c.video;
+    o.audio = c.audio;
+    o.output = c.output;
+    o.overwrite = c.overwrite;
+    o.model = pipeline::parse_model_variant(c.model);
+    o.model_dir = io::resolve_model_dir(c.face.model_dir);
+    o.unet_path = c.unet;
+    o.vae_path = c.vae;
+    o.whisper_path = c.whisper;
+    LSYNC_CHECK(c.weights.empty() || c.weights == "random", ErrorCode::Usage,
+                "--weights takes only 'random' (files: --unet, --vae, --whisper or --model-dir)");
+    o.random_weights = c.weights == "random";
+    LSYNC_CHECK(c.steps >= 1 && c.steps <= 1000, ErrorCode::Usage, "--steps must be from 1 to 1000");
+    o.diffusion.steps = c.steps;
+    LSYNC_CHECK(std::isfinite(c.guidance) && c.guidance >= 0 && c.guidance <= 20, ErrorCode::Usage,
+                "--guidance must be from 0 to 20 (1 or less turns CFG off)");
+    o.diffusion.guidance = c.guidance;
+    o.diffusion.deepcache = !c.no_deepcache;
+    LSYNC_CHECK(c.seed >= 0, ErrorCode::Usage, "--seed must be a whole number >= 0");
+    o.seed = static_cast<uint64_t>(c.seed);
+    o.attention = c.attention;
+    o.strict_attention = c.strict_attention;
+    LSYNC_CHECK(std::isfinite(c.lip_focus) && c.lip_focus >= 1 && c.lip_focus <= 10, ErrorCode::Usage,
+                "--lip-focus must be from 1 (off) to 10");
+    o.lip_focus = c.lip_focus;
+    o.device = c.device;
+    o.dtype = c.dtype;
+    o.segmentation = audio::parse_audio_segmentation(c.audio_segmentation);
+    o.face = to_face_options(c.face);
+    o.face_models = c.face.face_models;
+    o.face_model_dir = face_model_dir(c.face);
+    o.loop = pipeline::parse_loop_mode(c.loop);
+    o.keep_video_tail = c.keep_video_tail;
+    if (c.fps == "native") {
+        o.fps = 0;
+    } else {
+        const auto rate = audio::parse_frame_rate(c.fps);  // Error(Usage) for nonsense, <= 0 or too high
+        o.fps = static_cast<double>(rate.num) / static_cast<double>(rate.den);
+    }
+    LSYNC_CHECK(c.crf >= 0 && c.crf <= 51, ErrorCode::Usage, "--crf must be from 0 (lossless) to 51");
+    o.crf = c.crf;
+    o.preset = c.preset;
+    o.audio_out = c.audio_out;
+    return o;
+}
+
+}  // namespace
+
+Command add_render(CLI::App& app) {
+    auto c = std::make_shared<RenderCli>();
+    auto* cmd = app.add_subcommand("render", "Lip-sync a video (or a still image) to speech");
+    cmd->add_option("video", c->video, "Input video, or a still image (.png .jpg .webp) for a talking head")->required();
+    cmd->add_option("audio", c->audio, "Speech: any file with an audio track")->required();
+    cmd->add_option("-o,--output", c->output, "Output video (.mp4 .mkv .mov)")->required();
+    cmd->add_flag("--overwrite", c->overwrite, "Replace an existing output");
+    cmd->add_option("--model", c->model, "1.5 (256 px), 1.6 (512 px) or test-tiny (small, for tests)")
+        ->capture_default_str();
+    cmd->add_option("--unet", c->unet, "UNet checkpoint (default: the model folder's)");
+    cmd->add_option("--vae", c->vae, "VAE folder or file (default: <model dir>/sd-vae-ft-mse)");
+    cmd->add_option("--whisper", c->whisper, "Whisper checkpoint (default: <model dir>/whisper/tiny.pt)");
+    cmd->add_option("--weights", c->weights, "random: seeded random weights (tests the pipeline; the mouth is noise)");
+    cmd->add_option("--steps", c->steps, "DDIM steps")->capture_default_str();
+    cmd->add_option("--guidance", c->guidance, "Classifier-free guidance scale (<= 1: off)")->capture_default_str();
+    cmd->add_option("--seed", c->seed, "Seed of the noise (same seed, same output)")->capture_default_str();
+    cmd->add_option("--attention", c->attention, "auto|flash|flex|standard")->capture_default_str();
+    cmd->add_flag("--strict-attention", c->strict_attention, "An unavailable backend is an error, not a fallback");
+    cmd->add_option("--lip-focus", c->lip_focus, "Attention weight on the mouth region (1 = off)")->capture_default_str();
+    cmd->add_flag("--no-deepcache", c->no_deepcache, "Run the whole UNet on every step (slower, the same model)");
+    cmd->add_option("--device", c->device, "cpu, cuda, cuda:N or auto")->capture_default_str();
+    cmd->add_option("--dtype", c->dtype, "float32, float16, bfloat16 or auto")->capture_default_str();
+    cmd->add_option("--audio-segmentation", c->audio_segmentation,
+                    "seamless (cross-faded 30 s windows) or official (a lip glitch every 30 s, as the Python code)")
+        ->capture_default_str();
+    add_face_options(cmd, c->face);
+    cmd->add_option("--loop", c->loop, "When the video is shorter than the audio: pingpong, loop or freeze")
+        ->capture_default_str();
+    cmd->add_flag("--keep-video-tail", c->keep_video_tail,
+                  "When the video is longer than the audio: keep its rest, unchanged, after the speech");
+    cmd->add_option("--fps", c->fps, "Output frame rate: a number (25 = the model's) or native")->capture_default_str();
+    cmd->add_option("--crf", c->crf, "x264 quality (0 lossless .. 51)")->capture_default_str();
+    cmd->add_option("--preset", c->preset, "x264 preset")->capture_default_str();
+    cmd->add_option("--audio-out", c->audio_out, "Mux this file's audio instead of AUDIO");
+    cmd->add_option("--progress", c->progress, "auto, bar, plain or none")->capture_default_str();
+    cmd->add_flag("--json-log", c->json_log, "One JSON object per event on stderr (for scripts)");
+    return {cmd, [c]() {
+        const auto options = to_render_options(*c);
+        const auto style = parse_progress_style(c->progress);
+        if (c->json_log) setup_logging(LogLevel::Quiet);  // stderr carries only JSON (and a final [error] line)
+        auto printer = make_progress_printer(style, c->json_log);
+        pipeline::render(options, *printer);
+        return 0;
+    }};
+}
+
+}  // namespace lsync::app

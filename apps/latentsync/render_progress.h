@@ -1,0 +1,20 @@
+#pragma once
+// How `render` reports to a person or a script (stderr; stdout stays free): a progress bar on a terminal, plain
+// lines in a log, or one JSON object per event (--json-log) for batch scripts.
+
+#include "pipeline/render.h"
+
+#include <chrono>
+#include <memory>
+#include <string>
+
+namespace lsync::app {
+
+enum class ProgressStyle { Bar, Plain, None };
+
+/// "auto" (a bar when stderr is a terminal, else plain), "bar", "plain", "none"; Error(Usage) otherwise.
+ProgressStyle parse_progress_style(const std::string& text);
+
+std::unique_ptr<pipeline::RenderObserver> make_progress_printer(ProgressStyle style, bool json);
+
+}  // namespace lsync::app

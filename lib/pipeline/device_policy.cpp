@@ -1,0 +1,46 @@
+#include "pipeline/device_policy.h"
+
+#include "core/compat.h"
+#include "core/error.h"
+#include "core/log.h"
+
+namespace lsync::pipeline {
+
+torch::Device parse_device(const std::string& name) {
+    if (name == "auto") return torch::cuda::is_available() ? torch::Device(torch::kCUDA, 0) : torch::Device(torch::kCPU);
+    torch::Device device(torch::kCPU);
+    try {
+        device = torch::Device(name);
+    } catch (const c10::Error&) {
+        throw_error(ErrorCode::Usage, "--device must be cpu, cuda, cuda:N or auto (got '" + name + "')");
+    }
+    if (device.is_cuda()) {
+        LSYNC_CHECK(torch::cuda::is_available(), ErrorCode::Backend,
+                    "--device " + name + ": this LibTorch build or machine has no CUDA device (run `latentsync doctor`)");
+        LSYNC_CHECK(!device.has_index() || device.index() < static_cast<int>(torch::cuda::device_count()),
+                    ErrorCode::Backend, "--device " + name + ": no such CUDA device");
+    }
+    return device;
+}
+
+torch::ScalarType parse_dtype(const std::string& name, const torch::Device& device) {
+    if (name == "float32" || name == "fp32") return torch::kFloat;
+    if (name == "float16" || name == "fp16") return torch::kHalf;
+    if (name == "bfloat16" || name == "bf16") return torch::kBFloat16;
+    // As the official inference script: fp16 on cards newer than Volta/Turing (compute capability > 7), else fp32.
+    if (name == "auto")
+        return device.is_cuda() && compat::cuda_capability_major(device.has_index() ? device.index() : 0) > 7
+                   ? torch::kHalf
+                   : torch::kFloat;
+    throw_error(ErrorCode::Usage, "--dtype must be float32, float16, bfloat16 or auto (got '" + name + "')");
+}
+
+ops::AttentionContextPtr make_attention_context(const std::string& backend, bool strict, const torch::Device& device,
+                                                torch::ScalarType dtype) {
+    auto dispatcher =
+        std::make_shared<ops::AttentionDispatcher>(ops::parse_attention_backend(backend), strict, device, dtype);
+    for (const auto& note : dispatcher->notes()) log::warn(note);
+    return std::make_shared<ops::AttentionContext>(dispatcher);
+}
+
+}  // namespace lsync::pipeline

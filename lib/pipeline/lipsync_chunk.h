@@ -1,0 +1,63 @@
+#pragma once
+// One chunk of the official per-chunk body (LipsyncPipeline.__call__), from decoded frames to frames with the new
+// mouth: aligned crops -> masked and reference crops -> VAE posterior samples -> DDIM with CFG and DeepCache ->
+// VAE decode -> the mouth region composited into the crop -> inverse warp and feathered blend into the frame.
+
+#include "diffusion/ddim_scheduler.h"
+#include "diffusion/denoise_loop.h"
+#include "faces/alignment.h"
+#include "pipeline/chunk_noise.h"
+#include "pipeline/render_models.h"
+
+#include <torch/torch.h>
+
+#include <cstdint>
+
+namespace lsync::pipeline {
+
+struct DiffusionSettings {
+    int steps = 20;
+    double guidance = 1.5;
+    bool deepcache = true;
+};
+
+/// The frames of one chunk that have a face (frames without one never reach the networks).
+struct ChunkFrames {
+    int64_t chunk = 0;       ///< chunk index: selects the posterior noise
+    torch::Tensor frames;    ///< [A, 3, H, W] uint8 on the models' device
+    torch::Tensor matrices;  ///< [A, 2, 3] float32 alignment matrices (frame -> crop), same device
+    torch::Tensor audio;     ///< [A, tokens, dim] audio windows of these frames
+};
+
+/// Intermediates for --dump-faces, --preview and the parity tests; filled only when asked for.
+struct ChunkTrace {
+    torch::Tensor crops;      ///< [A, 3, R, R] aligned crops, float in [0, 255]
+    torch::Tensor generated;  ///< [A, 3, R, R] decoded faces composited into the crops, [-1, 1]
+};
+
+class LipsyncChunk {
+public:
+    /// `mask` [R, R] float (1 = keep), `models` loaded for R = mask's size.
+    LipsyncChunk(const RenderModels& models, torch::Tensor mask, DiffusionSettings settings, NoiseSource noise);
+
+    /// Frames with the generated mouth: [A, 3, H, W] uint8 on the models' device. `on_step` (optional) sees
+    /// every denoising step and can cancel (return false).
+    torch::Tensor run(const ChunkFrames& in, const diffusion::StepCallback& on_step = nullptr,
+                      ChunkTrace* trace = nullptr);
+
+    const faces::CropGeometry& geometry() const { return geometry_; }
+
+private:
+    torch::Tensor encode(const torch::Tensor& images, int64_t chunk, int which);
+    RenderModels models_;  ///< shares the networks (module holders are shared pointers)
+    faces::CropGeometry geometry_;
+    torch::Tensor mask_;         ///< [R, R] float32 on the device
+    torch::Tensor mask_latent_;  ///< [1, 1, 1, h, w] in the models' dtype
+    DiffusionSettings settings_;
+    NoiseSource noise_;
+    torch::Tensor shared_noise_;  ///< [1, 4, 1, h, w] float32 CPU
+    diffusion::DDIMScheduler scheduler_;
+    diffusion::Denoiser denoiser_;
+};
+
+}  // namespace lsync::pipeline

@@ -1,0 +1,224 @@
+#include "pipeline/render.h"
+
+#include "audio/audio_feature_reader.h"
+#include "core/cancel.h"
+#include "core/error.h"
+#include "core/files.h"
+#include "core/log.h"
+#include "core/version.h"
+#include "faces/detect.h"
+#include "faces/face_stage.h"
+#include "media/video_writer.h"
+#include "pipeline/device_policy.h"
+#include "pipeline/frame_source.h"
+#include "pipeline/mouth_mask.h"
+
+#include <chrono>
+#include <cmath>
+#include <numeric>
+#include <sstream>
+
+namespace lsync::pipeline {
+
+namespace {
+
+constexpr int64_t kFaceBatch = 16;  // frames per face-step call
+
+/// A frame rate as a fraction: whole rates exactly, NTSC rates as n*1000/1001, others to 1/1000.
+audio::FrameRate frame_rate_of(double fps) {
+    LSYNC_CHECK(std::isfinite(fps) && fps > 0 && fps <= audio::kMaxFrameRate, ErrorCode::Usage,
+                "frame rate out of range: " + std::to_string(fps));
+    const double whole = std::round(fps);
+    if (std::fabs(fps - whole) < 1e-6) return {static_cast<int64_t>(whole), 1};
+    const double ntsc = std::round(fps * 1.001);
+    if (std::fabs(fps - ntsc * 1000.0 / 1001.0) < 1e-3) return {static_cast<int64_t>(ntsc) * 1000, 1001};
+    const int64_t num = std::llround(fps * 1000), g = std::gcd(num, int64_t{1000});
+    return {num / g, 1000 / g};
+}
+
+std::string settings_comment(const RenderOptions& o, const RenderModels& m, const torch::Device& device) {
+    std::ostringstream s;
+    s << "latentsync " << version_string() << " render: model " << m.description << ", seed " << o.seed << ", steps "
+      << o.diffusion.steps << ", guidance " << o.diffusion.guidance << ", deepcache "
+      << (o.diffusion.deepcache ? "on" : "off") << ", attention " << o.attention << ", lip focus " << o.lip_focus
+      << ", smooth " << faces::smooth_mode_name(o.face.smooth) << ", loop " << loop_mode_name(o.loop) << ", device "
+      << device.str();
+    return s.str();
+}
+
+torch::Tensor to_chw(const std::vector<torch::Tensor>& frames, const torch::Device& device) {
+    return torch::stack(frames).to(device).permute({0, 3, 1, 2});
+}
+
+}  // namespace
+
+RenderSummary render(const RenderOptions& o, RenderObserver& observer) {
+    const auto started = std::chrono::steady_clock::now();
+    torch::NoGradGuard no_grad;
+    RenderSummary summary;
+
+    // Everything a user can get wrong is checked before the models load.
+    check_input_file(o.video, "video");
+    check_input_file(o.audio, "audio");
+    if (!o.audio_out.empty()) check_input_file(o.audio_out, "--audio-out");
+    { AtomicOutput probe(o.output, o.overwrite); }
+    audio::file_sample_reader(o.audio)();  // no audio stream, not media, ...: fail now
+    FrameSource source(o.video, o.fps);
+    const double fps = o.fps > 0 ? o.fps : source.fps();
+    const audio::FrameRate rate = frame_rate_of(fps);
+    const torch::Device device = parse_device(o.device);
+    const torch::ScalarType dtype = parse_dtype(o.dtype, device);
+
+    observer.stage("loading models", 0);
+    ModelRequest request;
+    request.variant = o.model;
+    request.model_dir = o.model_dir;
+    request.unet_path = o.unet_path;
+    request.vae_path = o.vae_path;
+    request.whisper_path = o.whisper_path;
+    request.random_weights = o.random_weights;
+    request.device = device;
+    request.dtype = dtype;
+    request.attention = make_attention_context(o.attention, o.strict_attention, device, dtype);
+    const int resolution = model_resolution(o.model);
+    const auto mask = mouth_mask(o.model_dir, resolution);
+    if (o.lip_focus != 1.0) request.attention->set_lip_focus(1 - mask, o.lip_focus);
+    const RenderModels models = load_render_models(request);
+    summary.models = models.description;
+    summary.device = device.str();
+    if (o.random_weights)
+        observer.warning("--weights random: " + models.description + "; useful only to test the pipeline");
+
+    // 1. Audio: the output covers it, never dropping the tail. (The official count, floor(L/2) + 2 frames, runs
+    //    past the audio by up to two frames; we stop at the frame that contains its last sample.)
+    observer.stage("audio", 0);
+    audio::AudioFeatureOptions aopt;
+    aopt.segmentation = o.segmentation;
+    aopt.device = device;
+    aopt.feature_dtype = device.is_cuda() ? torch::kHalf : torch::kFloat;
+    audio::AudioFeatureReader audio_reader(audio::file_sample_reader(o.audio),
+                                           models::whisper_feature_encoder(models.whisper), aopt);
+    const int64_t covering = static_cast<int64_t>(
+        std::ceil(static_cast<double>(audio_reader.samples()) * rate.num / (audio::kSampleRate * double(rate.den)) - 1e-9));
+    const int64_t n_out = std::max<int64_t>(1, std::min(covering, audio_reader.chunk_count(rate)));
+    log::info("audio: ", audio_reader.samples() / double(audio::kSampleRate), " s -> ", n_out, " frames at ", fps,
+              " fps");
+
+    // 2. Faces, once per source frame the output uses.
+    const auto geometry = faces::CropGeometry::for_resolution(resolution);
+    std::unique_ptr<faces::FaceDetector> detector;
+    auto open_detector = [&]() -> faces::FaceDetector* {
+        if (detector) return detector.get();
+        faces::DetectorOptions dopt;
+        dopt.nms.min_confidence = o.face.min_score;
+        detector = faces::open_face_detector(faces::parse_face_models(o.face_models), o.face_model_dir, device, dopt);
+        return detector.get();
+    };
+    if (o.face.track_file.empty() && !o.face.fixed_box) open_detector();  // missing face models: fail before decoding
+    faces::FaceStage face_stage(open_detector, o.face, geometry, source.width(), source.height());
+    std::vector<faces::FramePlan> plans;
+    observer.stage("faces", n_out);
+    {
+        std::vector<torch::Tensor> batch;
+        auto flush = [&] {
+            for (auto& r : face_stage.process(torch::stack(batch).to(device))) plans.push_back(std::move(r.plan));
+            batch.clear();
+            observer.progress(static_cast<int64_t>(plans.size()), n_out);
+        };
+        for (int64_t i = 0; i < n_out; ++i) {
+            throw_if_interrupted();
+            auto frame = source.get(i);
+            if (!frame) break;
+            batch.push_back(*frame);
+            if (static_cast<int64_t>(batch.size()) == kFaceBatch) flush();
+        }
+        if (!batch.empty()) flush();
+    }
+    const int64_t n_src = static_cast<int64_t>(plans.size());
+    LSYNC_CHECK(n_src > 0, ErrorCode::InputCorrupt, "no frames could be decoded from " + o.video);
+    summary.source_frames = n_src;
+    summary.faces = face_stage.counts().summary();
+    if (face_stage.counts().aligned == 0)
+        observer.warning("no usable face in any frame: the output is the input with the new audio, unchanged");
+    if (n_src < n_out)
+        log::info("the video has ", n_src, " frames for ", n_out, " of audio: continuing with --loop ",
+                  loop_mode_name(o.loop));
+
+    // 3. Render, chunk by chunk, straight into the encoder.
+    media::VideoWriterOptions wopt;
+    wopt.path = o.output;
+    wopt.overwrite = o.overwrite;
+    wopt.width = source.width();
+    wopt.height = source.height();
+    wopt.fps_num = static_cast<int>(rate.num);
+    wopt.fps_den = static_cast<int>(rate.den);
+    wopt.crf = o.crf;
+    wopt.preset = o.preset;
+    media::AudioMuxOptions mux;
+    mux.path = o.audio_out.empty() ? o.audio : o.audio_out;
+    wopt.audio = mux;
+    wopt.metadata = {{"comment", settings_comment(o, models, device)}};
+    media::VideoWriter writer(wopt);
+
+    LipsyncChunk runner(models, mask, o.diffusion, o.noise ? *o.noise : seeded_noise(o.seed));
+    const int64_t n_chunks = (n_out + kFramesPerChunk - 1) / kFramesPerChunk;
+    observer.stage("render", n_out);
+    const auto cancel = [](int, int, int64_t, const torch::Tensor&) { return !interrupt_requested(); };
+    for (int64_t c = 0; c < n_chunks; ++c) {
+        throw_if_interrupted();
+        const int64_t first = c * kFramesPerChunk, count = std::min(kFramesPerChunk, n_out - first);
+        std::vector<torch::Tensor> frames;
+        std::vector<faces::FramePlan> aligned_plans;
+        std::vector<torch::Tensor> aligned_frames;
+        std::vector<int64_t> aligned_rows;
+        for (int64_t k = 0; k < count; ++k) {
+            const int64_t src = source_frame(first + k, n_src, o.loop);
+            auto frame = source.get(src);
+            LSYNC_CHECK(frame.has_value(), ErrorCode::InputCorrupt,
+                        "frame " + std::to_string(src) + " of " + o.video + " could not be decoded a second time "
+                        "(the file changed during the render?)");
+            frames.push_back(*frame);
+            if (plans[static_cast<size_t>(src)].align) {
+                aligned_plans.push_back(plans[static_cast<size_t>(src)]);
+                aligned_frames.push_back(*frame);
+                aligned_rows.push_back(k);
+            }
+        }
+        const auto windows = audio_reader.chunks(first, count, rate);  // every frame's, in order
+        if (!aligned_plans.empty()) {
+            ChunkFrames in;
+            in.chunk = c;
+            in.frames = to_chw(aligned_frames, device);
+            in.matrices = faces::plan_matrices(aligned_plans, device);
+            in.audio = windows.index_select(0, torch::tensor(aligned_rows)).to(device, dtype);
+            const auto out = runner.run(in, cancel).permute({0, 2, 3, 1}).cpu().contiguous();
+            for (size_t a = 0; a < aligned_rows.size(); ++a)
+                frames[static_cast<size_t>(aligned_rows[a])] = out[static_cast<int64_t>(a)];
+            summary.lipsynced += static_cast<int64_t>(aligned_rows.size());
+        }
+        summary.passed_through += count - static_cast<int64_t>(aligned_rows.size());
+        for (const auto& f : frames) writer.write(f);
+        summary.frames += count;
+        ++summary.chunks;
+        observer.progress(summary.frames, n_out);
+    }
+
+    // The rest of a longer video, unchanged, when asked for.
+    if (o.keep_video_tail && n_src == n_out) {
+        for (int64_t i = n_out;; ++i) {
+            throw_if_interrupted();
+            auto frame = source.get(i);
+            if (!frame) break;
+            writer.write(*frame);
+            ++summary.tail_frames;
+        }
+        summary.frames += summary.tail_frames;
+    }
+    writer.finish();
+    summary.fps = fps;
+    summary.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
+    observer.finished(summary);
+    return summary;
+}
+
+}  // namespace lsync::pipeline

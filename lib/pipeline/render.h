@@ -1,0 +1,90 @@
+#pragma once
+// `latentsync render`: the whole lip-sync job. The library does the work and reports through RenderObserver;
+// apps/ only parses options and prints (docs/render.md).
+//
+// Passes over the input, each streaming with bounded memory:
+//   1. audio: measured once (length, log-mel max), then encoded window by window as the frames need it;
+//   2. faces: every source frame the output uses is analysed once, in order (FaceStage); only the per-frame
+//      plans (a matrix and a status) are kept, so loops replay them as the official code does;
+//   3. render: chunk by chunk of 16 output frames, frames are decoded again (FrameSource), the frames with a
+//      face go through LipsyncChunk, and every frame goes to the encoder in order.
+
+#include "audio/audio_features.h"
+#include "faces/face_options.h"
+#include "pipeline/chunk_noise.h"
+#include "pipeline/frame_map.h"
+#include "pipeline/lipsync_chunk.h"
+#include "pipeline/render_models.h"
+
+#include <cstdint>
+#include <optional>
+#include <string>
+
+namespace lsync::pipeline {
+
+struct RenderOptions {
+    std::string video;   ///< video file or still image
+    std::string audio;   ///< speech (any file with an audio stream)
+    std::string output;
+    bool overwrite = false;
+
+    ModelVariant model = ModelVariant::V15;
+    std::string model_dir;  ///< resolved model root
+    std::string unet_path, vae_path, whisper_path;
+    bool random_weights = false;
+
+    DiffusionSettings diffusion;
+    uint64_t seed = 1247;
+    std::string attention = "auto";
+    bool strict_attention = false;
+    double lip_focus = 1.0;
+    std::string device = "auto";
+    std::string dtype = "auto";
+    audio::AudioSegmentation segmentation = audio::AudioSegmentation::Seamless;
+
+    faces::FaceOptions face;
+    std::string face_models = "face-api";
+    std::string face_model_dir;  ///< the folder with the face models' files
+
+    LoopMode loop = LoopMode::PingPong;
+    bool keep_video_tail = false;
+    double fps = 25;            ///< output rate; 0 = the video's own ("--fps native")
+    int crf = 18;
+    std::string preset = "medium";
+    std::string audio_out;      ///< another file's audio to mux instead of `audio` (--audio-out)
+
+    /// Test hook: replaces the seeded noise (the parity test replays the official run's draws).
+    std::optional<NoiseSource> noise;
+};
+
+struct RenderSummary {
+    int64_t frames = 0;          ///< frames written (output length)
+    int64_t lipsynced = 0;       ///< frames that got a generated mouth
+    int64_t passed_through = 0;  ///< frames without a usable face, written unchanged
+    int64_t tail_frames = 0;     ///< --keep-video-tail frames after the audio's end
+    int64_t source_frames = 0;   ///< frames of the input the output used (before looping)
+    int64_t chunks = 0;
+    double fps = 0;
+    double seconds = 0;          ///< wall time of the whole render
+    std::string faces;           ///< FaceCounts::summary()
+    std::string models;          ///< RenderModels::description
+    std::string device;
+};
+
+/// What a render tells whoever started it. Every method has a default that ignores the event.
+class RenderObserver {
+public:
+    virtual ~RenderObserver() = default;
+    /// A new phase: "loading models", "audio", "faces", "render".
+    virtual void stage(const std::string& name, int64_t total) { (void)name, (void)total; }
+    /// Progress within the current phase.
+    virtual void progress(int64_t done, int64_t total) { (void)done, (void)total; }
+    virtual void warning(const std::string& message) { (void)message; }
+    virtual void finished(const RenderSummary& summary) { (void)summary; }
+};
+
+/// Runs the render. Inputs and the output are checked before any model loads; every failure is an lsync::Error
+/// with its exit code, and the output only appears when everything succeeded.
+RenderSummary render(const RenderOptions& options, RenderObserver& observer);
+
+}  // namespace lsync::pipeline

@@ -1,0 +1,136 @@
+#include "pipeline/render_models.h"
+
+#include "core/error.h"
+#include "unet/unet_layers.h"
+#include "unet/unet_loader.h"
+#include "vae/vae_loader.h"
+
+#include <filesystem>
+
+namespace lsync::pipeline {
+
+namespace fs = std::filesystem;
+
+namespace {
+
+// Seeds of the random weights (--weights random): fixed, so --seed changes the noise and nothing else.
+constexpr uint64_t kUNetWeightSeed = 1247 + 7, kVAEWeightSeed = 1247 + 5, kWhisperWeightSeed = 1247 + 2;
+
+// test-tiny: the golden fixtures' tiny configurations (shared/golden/unet_tiny_config.json, vae_tiny, the 64-wide
+// Whisper of whisper_tiny_random.pt), so the golden weights load into it unchanged.
+models::UNet3DConfig tiny_unet_config() {
+    const auto j = nlohmann::json::parse(R"({
+        "attention_head_dim": 2, "block_out_channels": [32, 32, 64, 64], "cross_attention_dim": 64,
+        "layers_per_block": 1, "norm_num_groups": 32,
+        "motion_module_kwargs": {"num_attention_heads": 2, "num_transformer_block": 1,
+                                 "attention_block_types": ["Temporal_Self", "Temporal_Self"],
+                                 "temporal_position_encoding": true, "temporal_position_encoding_max_len": 24,
+                                 "temporal_attention_dim_div": 1}})");
+    return models::UNet3DConfig::from_json(j, "test-tiny UNet config");
+}
+
+models::VAEConfig tiny_vae_config() {
+    models::VAEConfig c;
+    c.block_out_channels = {16, 32, 32, 32};
+    c.layers_per_block = 1;
+    c.norm_num_groups = 8;
+    return c;
+}
+
+models::WhisperEncoderConfig tiny_whisper_config() {
+    models::WhisperEncoderConfig c;
+    c.n_state = 64;
+    c.n_head = 2;
+    return c;
+}
+
+std::string need_file(const std::string& explicit_path, const fs::path& default_path, const std::string& what) {
+    const std::string path = explicit_path.empty() ? default_path.string() : explicit_path;
+    LSYNC_CHECK(fs::exists(path), ErrorCode::Weights,
+                what + " not found: " + path +
+                    (explicit_path.empty() ? " (run scripts/fetch-models.sh, pass the file, or try the pipeline with "
+                                             "--weights random; `latentsync doctor` lists what is missing)"
+                                           : ""));
+    return path;
+}
+
+}  // namespace
+
+ModelVariant parse_model_variant(const std::string& text) {
+    if (text == "1.5") return ModelVariant::V15;
+    if (text == "1.6") return ModelVariant::V16;
+    if (text == "test-tiny") return ModelVariant::TestTiny;
+    throw_error(ErrorCode::Usage, "--model must be 1.5, 1.6 or test-tiny (got '" + text + "')");
+}
+
+const char* model_variant_name(ModelVariant variant) {
+    switch (variant) {
+        case ModelVariant::V15: return "1.5";
+        case ModelVariant::V16: return "1.6";
+        case ModelVariant::TestTiny: return "test-tiny";
+    }
+    return "?";
+}
+
+int model_resolution(ModelVariant variant) {
+    switch (variant) {
+        case ModelVariant::V15: return 256;
+        case ModelVariant::V16: return 512;
+        case ModelVariant::TestTiny: return 128;
+    }
+    return 256;
+}
+
+RenderModels load_render_models(const ModelRequest& r) {
+    torch::NoGradGuard no_grad;
+    RenderModels m;
+    m.resolution = model_resolution(r.variant);
+    const bool tiny = r.variant == ModelVariant::TestTiny;
+    const auto unet_config = tiny ? tiny_unet_config() : models::UNet3DConfig{};
+    const auto vae_config = tiny ? tiny_vae_config() : models::VAEConfig::sd_vae_ft_mse();
+    const auto whisper_config = tiny ? tiny_whisper_config() : models::WhisperEncoderConfig::tiny();
+    const std::string name = tiny ? std::string("test-tiny") : std::string("LatentSync ") + model_variant_name(r.variant);
+    const fs::path root(r.model_dir);
+
+    if (r.random_weights && r.unet_path.empty()) {
+        m.unet = models::random_unet(unet_config, r.device, r.dtype, kUNetWeightSeed);
+    } else {
+        const fs::path def = root / (r.variant == ModelVariant::V16 ? "latentsync-1.6" : "latentsync-1.5") /
+                             "latentsync_unet.pt";
+        m.unet = models::load_unet(need_file(r.unet_path, def, "UNet checkpoint"), unet_config, r.device, r.dtype);
+    }
+    if (r.random_weights && r.vae_path.empty()) {
+        m.vae = models::AutoencoderKL(vae_config);
+        models::init_random_parameters(*m.vae, kVAEWeightSeed);
+        m.vae->to(r.device, r.dtype);
+    } else {
+        models::VAELoadOptions vo;
+        vo.device = r.device;
+        vo.dtype = r.dtype;
+        m.vae = models::load_vae(need_file(r.vae_path, root / "sd-vae-ft-mse", "VAE"), vo);
+    }
+    if (r.random_weights && r.whisper_path.empty()) {
+        m.whisper = models::WhisperEncoder(whisper_config);
+        models::init_random_parameters(*m.whisper, kWhisperWeightSeed);
+        m.whisper->to(r.device, r.dtype);
+    } else {
+        m.whisper = models::load_whisper_encoder(need_file(r.whisper_path, root / "whisper" / "tiny.pt", "Whisper"),
+                                                 r.device, r.dtype);
+    }
+    m.unet->eval();
+    m.vae->eval();
+    m.whisper->eval();
+    LSYNC_CHECK(m.whisper->config().n_state == m.unet->config().cross_attention_dim, ErrorCode::Weights,
+                "the Whisper encoder is " + std::to_string(m.whisper->config().n_state) +
+                    " wide but the UNet takes audio tokens of " +
+                    std::to_string(m.unet->config().cross_attention_dim) + " (wrong Whisper file for this model?)");
+    if (r.attention) {
+        m.unet->set_attention(r.attention);
+        m.vae->set_attention(r.attention);
+        m.whisper->set_attention(r.attention);
+    }
+    m.description = name + (r.random_weights ? " (RANDOM weights: the mouth region is noise)" : "");
+    return m;
+}
+
+}  // namespace lsync::pipeline

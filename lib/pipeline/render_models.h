@@ -1,0 +1,51 @@
+#pragma once
+// The three networks of a render and the crop resolution they imply: LatentSync 1.5 (256 px), 1.6 (512 px), or
+// `test-tiny`, small configurations of the same classes (the golden fixtures' tiny UNet, VAE and Whisper) that
+// render a few seconds of video on a CPU in seconds, for tests and the demo. Weights come from the model folder
+// (docs/models.md), from explicit files, or, with --weights random, from fixed seeds (the output then says so).
+
+#include "ops/attention_context.h"
+#include "unet/unet_3d.h"
+#include "vae/autoencoder_kl.h"
+#include "whisper/whisper_encoder.h"
+
+#include <torch/torch.h>
+
+#include <string>
+
+namespace lsync::pipeline {
+
+enum class ModelVariant { V15, V16, TestTiny };
+
+/// "1.5", "1.6", "test-tiny"; Error(Usage) otherwise.
+ModelVariant parse_model_variant(const std::string& text);
+const char* model_variant_name(ModelVariant variant);
+/// The face crop size R the variant's UNet was trained at: 256, 512, 128.
+int model_resolution(ModelVariant variant);
+
+struct ModelRequest {
+    ModelVariant variant = ModelVariant::V15;
+    std::string model_dir;    ///< resolved model root (io::resolve_model_dir)
+    std::string unet_path;    ///< explicit files; empty = the model folder's
+    std::string vae_path;
+    std::string whisper_path;
+    bool random_weights = false;
+    torch::Device device = torch::kCPU;
+    torch::ScalarType dtype = torch::kFloat;
+    ops::AttentionContextPtr attention;  ///< shared by all three networks; the default context when null
+};
+
+struct RenderModels {
+    models::UNet3DConditionModel unet{nullptr};
+    models::AutoencoderKL vae{nullptr};
+    models::WhisperEncoder whisper{nullptr};
+    int resolution = 256;
+    std::string description;  ///< "LatentSync 1.5 (random weights)", for logs and the output's metadata
+};
+
+/// Builds and loads the networks in eval mode on the request's device and dtype. Missing files are an
+/// Error(Weights) naming the file and the fix; a Whisper whose width differs from the UNet's audio width is an
+/// Error(Weights) too (a small.pt with a tiny-width UNet).
+RenderModels load_render_models(const ModelRequest& request);
+
+}  // namespace lsync::pipeline
