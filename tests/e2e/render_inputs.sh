@@ -1,0 +1,78 @@
+#!/usr/bin/env bash
+# `latentsync render` with the inputs users bring: audio longer than the video (--loop pingpong|loop|freeze),
+# a video longer than the audio (cut, or --keep-video-tail), a still image, --fps native on 30 fps, very short
+# audio, no face anywhere, and the bad inputs with their exit codes and nothing left behind.
+source "$(dirname "$0")/lib.sh"
+source "$(dirname "$0")/render_lib.sh"
+cd "$WORK"
+
+make_face_clip clip.mp4 0.8 25 || fail "make clip"     # 20 frames
+make_speech speech.wav 1.2 || fail "make speech"       # 30 frames
+make_speech short.wav 0.4 || fail "make short speech"  # 10 frames
+CORNER="96:64:0:296"  # far from the face: the input's pixels exactly (lossless output)
+
+# Loop modes: output frames 20 and 21 show source frames (19, 18) ping-pong, (0, 1) loop, (19, 19) freeze.
+for mode in pingpong loop freeze; do
+    "${R[@]}" clip.mp4 speech.wav -o "$mode.mkv" --crf 0 --steps 1 --loop "$mode" || fail "--loop $mode"
+    [ "$(probe "$mode.mkv" nb_read_frames v:0)" = 30 ] || fail "--loop $mode: $(probe "$mode.mkv" nb_read_frames v:0) frames"
+done
+"$BIN" -q debug passthrough clip.mp4 speech.wav -o plain.mkv --crf 0 || fail "passthrough"
+src() { region_md5 plain.mkv "$1" "$CORNER"; }
+out() { region_md5 "$1.mkv" "$2" "$CORNER"; }
+[ "$(out pingpong 20)" = "$(src 19)" ] && [ "$(out pingpong 21)" = "$(src 18)" ] || fail "pingpong order"
+[ "$(out loop 20)" = "$(src 0)" ] && [ "$(out loop 21)" = "$(src 1)" ] || fail "loop order"
+[ "$(out freeze 20)" = "$(src 19)" ] && [ "$(out freeze 29)" = "$(src 19)" ] || fail "freeze order"
+[ "$(src 19)" != "$(src 18)" ] || fail "test clip does not move: the order checks prove nothing"
+
+# A longer video is cut at the audio's end, or keeps its tail unchanged.
+"${R[@]}" clip.mp4 short.wav -o cut.mkv --crf 0 --steps 1 || fail "short audio"
+[ "$(probe cut.mkv nb_read_frames v:0)" = 10 ] || fail "cut: $(probe cut.mkv nb_read_frames v:0) frames, want 10"
+"${R[@]}" clip.mp4 short.wav -o tail.mkv --crf 0 --steps 1 --keep-video-tail || fail "--keep-video-tail"
+[ "$(probe tail.mkv nb_read_frames v:0)" = 20 ] || fail "tail: $(probe tail.mkv nb_read_frames v:0) frames, want 20"
+[ "$(frame_md5 tail.mkv "select=gte(n\\,10)")" = "$(frame_md5 plain.mkv "select=gte(n\\,10)")" ] \
+    || fail "--keep-video-tail frames are not the input's"
+
+# A still image makes a talking head at 25 fps; --fps native keeps a 30 fps input's rate.
+"${R[@]}" "$FIX/sample2.jpg" short.wav -o still.mp4 --steps 1 || fail "still image"
+[ "$(probe still.mp4 nb_read_frames v:0)" = 10 ] || fail "still: $(probe still.mp4 nb_read_frames v:0) frames"
+make_face_clip clip30.mp4 0.5 30 || fail "make 30 fps clip"
+"${R[@]}" clip30.mp4 short.wav -o native.mp4 --steps 1 --fps native || fail "--fps native"
+[ "$(probe native.mp4 r_frame_rate v:0)" = 30/1 ] || fail "--fps native: $(probe native.mp4 r_frame_rate v:0)"
+[ "$(probe native.mp4 nb_read_frames v:0)" = 12 ] || fail "--fps native: $(probe native.mp4 nb_read_frames v:0) frames, want 12"
+
+# No face anywhere: the input comes out with the new audio and a warning; with --on-missing-face fail, an error
+# and no output.
+"$BIN" -q debug synth noface.mp4 --seconds 0.4 --size 160x120 --no-audio || fail "synth"
+"$BIN" render --model test-tiny --weights random --model-dir "$FIX" --device cpu --progress none noface.mp4 \
+    short.wav -o noface_out.mp4 --steps 1 2> noface.log || fail "no face: render failed"
+grep -q "no usable face" noface.log || fail "no face: no warning"
+[ "$(probe noface_out.mp4 nb_read_frames v:0)" = 10 ] || fail "no face: wrong length"
+expect_rc 2 "frame 0: no face" -- "${R[@]}" noface.mp4 short.wav -o x.mp4 --on-missing-face fail
+[ ! -e x.mp4 ] || fail "--on-missing-face fail left an output"
+
+# Bad inputs and options: one line, their own code, nothing left behind.
+mkdir ro && chmod 555 ro
+: > empty.wav
+expect_rc 3 "not found" -- "${R[@]}" nothere.mp4 speech.wav -o x.mp4
+expect_rc 3 "not found" -- "${R[@]}" clip.mp4 nothere.wav -o x.mp4
+expect_rc 5 "empty" -- "${R[@]}" clip.mp4 empty.wav -o x.mp4
+expect_rc 9 "no audio stream" -- "${R[@]}" clip.mp4 noface.mp4 -o x.mp4
+expect_rc 8 "no video stream" -- "${R[@]}" speech.wav speech.wav -o x.mp4
+expect_rc 11 "does not exist" -- "${R[@]}" clip.mp4 speech.wav -o no/such/dir/x.mp4
+if [ "$(id -u)" = 0 ] && command -v setpriv >/dev/null; then
+    expect_rc 11 "" -- setpriv --reuid=65534 --regid=65534 --clear-groups "${R[@]}" clip.mp4 speech.wav -o ro/x.mp4
+else
+    expect_rc 11 "" -- "${R[@]}" clip.mp4 speech.wav -o ro/x.mp4
+fi
+expect_rc 12 "" -- "$BIN" -q render --model test-tiny --model-dir "$FIX" --device cpu --unet "$FIX/sample1.jpg" \
+    clip.mp4 speech.wav -o x.mp4
+expect_rc 12 "not found" -- "$BIN" -q render --model 1.5 --model-dir "$WORK" --device cpu clip.mp4 speech.wav -o x.mp4
+expect_rc 2 "--model" -- "${R[@]}" clip.mp4 speech.wav -o x.mp4 --model 2.0
+expect_rc 2 "--steps" -- "${R[@]}" clip.mp4 speech.wav -o x.mp4 --steps 0
+expect_rc 2 "--loop" -- "${R[@]}" clip.mp4 speech.wav -o x.mp4 --loop bounce
+expect_rc 2 "--guidance" -- "${R[@]}" clip.mp4 speech.wav -o x.mp4 --guidance nan
+expect_rc 2 "frame rate" -- "${R[@]}" clip.mp4 speech.wav -o x.mp4 --fps -5
+expect_rc 2 "--crf" -- "${R[@]}" clip.mp4 speech.wav -o x.mp4 --crf 60
+expect_rc 2 "--weights" -- "${R[@]}" clip.mp4 speech.wav -o x.mp4 --weights zeros
+[ ! -e x.mp4 ] && [ -z "$(ls ro)" ] || fail "a failed render left an output"
+finish
