@@ -193,7 +193,7 @@ int run_bench_face_detect(const FaceDetectBenchOpts& o) {
     torch::NoGradGuard no_grad;
     const auto device = parse_device(o.device);
     faces::DetectorOptions dopt;
-    dopt.max_batch = o.batch;
+    dopt.max_batch = faces::default_detector_batch(device);  // as render runs it
     auto detector = faces::open_face_detector(faces::parse_face_models(o.face.face_models), face_model_dir(o.face),
                                               device, dopt);
     const auto photo = media::read_image(o.image).to(device);
@@ -216,7 +216,7 @@ int run_bench_face_detect(const FaceDetectBenchOpts& o) {
         frames.push_back(sized.slice(0, 0, o.height).slice(1, 2 * i, 2 * i + o.width));
     const auto batch = torch::stack(frames).contiguous();
     std::cout << "face step (" << detector->describe() << "), device " << device.str() << ", " << o.batch
-              << " frames of " << o.width << "x" << o.height << " from " << o.image << " per call, median of "
+              << " frames (detector batches of " << dopt.max_batch << ") of " << o.width << "x" << o.height << " from " << o.image << " per call, median of "
               << o.iters << " calls\n\n| --detect-every | ms/batch | frames/s | frames aligned |\n|---|---|---|---|\n";
     for (const auto& row : diagnostics::bench_face_detect(*detector, batch, o.detect_every, o.iters)) {
         char buf[160];

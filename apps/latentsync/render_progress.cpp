@@ -78,6 +78,13 @@ public:
                       static_cast<long long>(s.passed_through), static_cast<long long>(s.tail_frames), s.seconds);
         log::info(line);
         log::info("faces: ", s.faces);
+        std::snprintf(line, sizeof line,
+                      "time: models %.1f s, audio %.1f s, faces %.1f s, render %.1f s (%.2f frames/s); peak memory: "
+                      "host %.0f MiB, GPU %.0f MiB",
+                      s.stage_seconds[0], s.stage_seconds[1], s.stage_seconds[2], s.stage_seconds[3],
+                      s.stage_seconds[3] > 0 ? s.frames / s.stage_seconds[3] : 0.0, s.peak_rss_bytes / 1048576.0,
+                      s.gpu_peak_bytes / 1048576.0);
+        log::info(line);
     }
 
 private:
@@ -115,6 +122,10 @@ public:
               {"fps", s.fps},
               {"seconds", s.seconds},
               {"faces", s.faces},
+              {"stage_seconds", {{"models", s.stage_seconds[0]}, {"audio", s.stage_seconds[1]},
+                                 {"faces", s.stage_seconds[2]}, {"render", s.stage_seconds[3]}}},
+              {"peak_rss_bytes", s.peak_rss_bytes},
+              {"gpu_peak_bytes", s.gpu_peak_bytes},
               {"models", s.models},
               {"device", s.device}});
     }

@@ -4,6 +4,8 @@
 
 namespace lsync::faces {
 
+int64_t default_detector_batch(const torch::Device& device) { return device.is_cuda() ? 16 : 4; }
+
 FaceModels parse_face_models(const std::string& name) {
     if (name == "face-api") return FaceModels::FaceApi;
     if (name == "insightface") return FaceModels::InsightFace;

@@ -6,6 +6,8 @@
 #include "core/files.h"
 #include "core/log.h"
 #include "core/version.h"
+#include "diagnostics/gpu_memory.h"
+#include "diagnostics/process_memory.h"
 #include "faces/detect.h"
 #include "faces/face_stage.h"
 #include "media/video_writer.h"
@@ -56,6 +58,12 @@ RenderSummary render(const RenderOptions& o, RenderObserver& observer) {
     const auto started = std::chrono::steady_clock::now();
     torch::NoGradGuard no_grad;
     RenderSummary summary;
+    auto lap = started;
+    auto end_stage = [&](int k) {
+        const auto now = std::chrono::steady_clock::now();
+        summary.stage_seconds[k] = std::chrono::duration<double>(now - lap).count();
+        lap = now;
+    };
 
     // Everything a user can get wrong is checked before the models load.
     check_input_file(o.video, "video");
@@ -69,6 +77,8 @@ RenderSummary render(const RenderOptions& o, RenderObserver& observer) {
     const torch::Device device = parse_device(o.device);
     const torch::ScalarType dtype = parse_dtype(o.dtype, device);
 
+    diagnostics::reset_peak_memory(device);
+    lap = std::chrono::steady_clock::now();
     observer.stage("loading models", 0);
     ModelRequest request;
     request.variant = o.model;
@@ -89,6 +99,7 @@ RenderSummary render(const RenderOptions& o, RenderObserver& observer) {
     if (o.random_weights)
         observer.warning("--weights random: " + models.description + "; useful only to test the pipeline");
 
+    end_stage(0);
     // 1. Audio: the output covers it, never dropping the tail. (The official count, floor(L/2) + 2 frames, runs
     //    past the audio by up to two frames; we stop at the frame that contains its last sample.)
     observer.stage("audio", 0);
@@ -104,6 +115,7 @@ RenderSummary render(const RenderOptions& o, RenderObserver& observer) {
     log::info("audio: ", audio_reader.samples() / double(audio::kSampleRate), " s -> ", n_out, " frames at ", fps,
               " fps");
 
+    end_stage(1);
     // 2. Faces, once per source frame the output uses.
     const auto geometry = faces::CropGeometry::for_resolution(resolution);
     std::unique_ptr<faces::FaceDetector> detector;
@@ -111,6 +123,7 @@ RenderSummary render(const RenderOptions& o, RenderObserver& observer) {
         if (detector) return detector.get();
         faces::DetectorOptions dopt;
         dopt.nms.min_confidence = o.face.min_score;
+        dopt.max_batch = faces::default_detector_batch(device);
         detector = faces::open_face_detector(faces::parse_face_models(o.face_models), o.face_model_dir, device, dopt);
         return detector.get();
     };
@@ -144,6 +157,7 @@ RenderSummary render(const RenderOptions& o, RenderObserver& observer) {
         log::info("the video has ", n_src, " frames for ", n_out, " of audio: continuing with --loop ",
                   loop_mode_name(o.loop));
 
+    end_stage(2);
     // 3. Render, chunk by chunk, straight into the encoder.
     media::VideoWriterOptions wopt;
     wopt.path = o.output;
@@ -215,6 +229,9 @@ RenderSummary render(const RenderOptions& o, RenderObserver& observer) {
         summary.frames += summary.tail_frames;
     }
     writer.finish();
+    end_stage(3);
+    summary.gpu_peak_bytes = diagnostics::peak_memory_bytes(device);
+    summary.peak_rss_bytes = diagnostics::peak_rss_bytes();
     summary.fps = fps;
     summary.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
     observer.finished(summary);

@@ -66,6 +66,9 @@ struct RenderSummary {
     int64_t chunks = 0;
     double fps = 0;
     double seconds = 0;          ///< wall time of the whole render
+    double stage_seconds[4] = {};  ///< loading models, audio (first pass), faces, render (diffusion + encode)
+    int64_t gpu_peak_bytes = 0;  ///< LibTorch allocator peak on the render device (0 on the CPU)
+    int64_t peak_rss_bytes = 0;  ///< host resident set peak of the process
     std::string faces;           ///< FaceCounts::summary()
     std::string models;          ///< RenderModels::description
     std::string device;
