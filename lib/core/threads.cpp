@@ -94,6 +94,11 @@ BlasInfo blas_info() {
         info.name = "MKL";
         return info;
     }
+    if (info.library.find("libtorch_cpu") != std::string::npos) {
+        // PyTorch's own x86 builds link MKL into libtorch_cpu.
+        info.name = "bundled in LibTorch (MKL in PyTorch's builds)";
+        return info;
+    }
     if (info.library.find("blis") != std::string::npos) {
         info.name = "BLIS";
         return info;

@@ -9,7 +9,11 @@ namespace lsync::diagnostics {
 
 void reset_peak_memory(const torch::Device& device) {
 #if LSYNC_WITH_CUDA
-    if (device.is_cuda()) c10::cuda::CUDACachingAllocator::resetPeakStats(device.has_index() ? device.index() : 0);
+    if (!device.is_cuda()) return;
+    // The allocator refuses to report on a device it has not been set up for ("did you call init?"), which is
+    // the state before the first allocation of a process.
+    (void)torch::empty({1}, torch::TensorOptions().device(device));
+    c10::cuda::CUDACachingAllocator::resetPeakStats(device.has_index() ? device.index() : 0);
 #else
     (void)device;
 #endif
