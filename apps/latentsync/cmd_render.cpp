@@ -10,6 +10,7 @@
 #include "pipeline/render.h"
 
 #include <cmath>
+#include <cstdlib>
 #include <memory>
 
 namespace lsync::app {
@@ -37,6 +38,8 @@ struct RenderCli {
     int crf = 18;
     std::string preset = "medium";
     std::string audio_out;
+    std::string dump_faces, preview;
+    int64_t batch_chunks = 0;
     std::string progress = "auto";
     bool json_log = false;
 };
@@ -86,6 +89,14 @@ pipeline::RenderOptions to_render_options(const RenderCli& c) {
     o.crf = c.crf;
     o.preset = c.preset;
     o.audio_out = c.audio_out;
+    LSYNC_CHECK(c.batch_chunks >= 0 && c.batch_chunks <= 64, ErrorCode::Usage,
+                "--batch-chunks must be from 0 (auto) to 64");
+    o.batch_chunks = c.batch_chunks;
+    // Test hook (undocumented for users): the first batched UNet call fails as if the GPU were full.
+    if (const char* inject = std::getenv("LSYNC_TEST_INJECT_OOM"); inject && std::string(inject) == "1")
+        o.inject_oom_once = true;
+    o.dump_faces = c.dump_faces;
+    o.preview = c.preview;
     return o;
 }
 
@@ -125,6 +136,13 @@ Command add_render(CLI::App& app) {
     cmd->add_option("--crf", c->crf, "x264 quality (0 lossless .. 51)")->capture_default_str();
     cmd->add_option("--preset", c->preset, "x264 preset")->capture_default_str();
     cmd->add_option("--audio-out", c->audio_out, "Mux this file's audio instead of AUDIO");
+    cmd->add_option("--batch-chunks", c->batch_chunks,
+                    "Chunks of 16 frames per UNet call (0 = auto: 4 on CUDA, 1 on the CPU; halved on out-of-memory)")
+        ->capture_default_str();
+    cmd->add_option("--dump-faces", c->dump_faces,
+                    "Write each lip-synced frame's landmarks, aligned, masked and generated crops as PNGs here");
+    cmd->add_option("--preview", c->preview,
+                    "Write a contact sheet PNG: input crop | masked | generated | pasted back, for 4 frames");
     cmd->add_option("--progress", c->progress, "auto, bar, plain or none")->capture_default_str();
     cmd->add_flag("--json-log", c->json_log, "One JSON object per event on stderr (for scripts)");
     return {cmd, [c]() {

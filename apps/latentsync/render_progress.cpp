@@ -119,6 +119,7 @@ public:
               {"tail_frames", s.tail_frames},
               {"source_frames", s.source_frames},
               {"chunks", s.chunks},
+              {"oom_retries", s.oom_retries},
               {"fps", s.fps},
               {"seconds", s.seconds},
               {"faces", s.faces},

@@ -30,6 +30,14 @@ int64_t peak_memory_bytes(const torch::Device& device) {
 #endif
 }
 
+void release_cached_memory(const torch::Device& device) {
+#if LSYNC_WITH_CUDA
+    if (device.is_cuda()) c10::cuda::CUDACachingAllocator::emptyCache();
+#else
+    (void)device;
+#endif
+}
+
 void synchronize(const torch::Device& device) {
 #if LSYNC_WITH_CUDA
     if (device.is_cuda()) c10::cuda::device_synchronize();

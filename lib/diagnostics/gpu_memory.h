@@ -12,6 +12,9 @@ namespace lsync::diagnostics {
 void reset_peak_memory(const torch::Device& device);
 /// Peak bytes allocated by tensors on `device` since the last reset (0 on CPU).
 int64_t peak_memory_bytes(const torch::Device& device);
+/// Gives the caching allocator's unused blocks back to the device (no-op on CPU): after an out-of-memory error,
+/// before retrying smaller.
+void release_cached_memory(const torch::Device& device);
 /// Waits for the device's queued work (no-op on CPU): timings must not stop before the kernels finish.
 void synchronize(const torch::Device& device);
 

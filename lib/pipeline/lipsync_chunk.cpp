@@ -27,31 +27,56 @@ LipsyncChunk::LipsyncChunk(const RenderModels& models, torch::Tensor mask, Diffu
     scheduler_.set_timesteps(settings_.steps);
 }
 
-torch::Tensor LipsyncChunk::encode(const torch::Tensor& images, int64_t chunk, int which) {
+torch::Tensor LipsyncChunk::encode(const torch::Tensor& images, const std::vector<int64_t>& ids, int which) {
     const auto dist = models_.vae->encode(images);
-    // mean + std * eps, the posterior sample diffusers draws, with eps from the chunk's own generator.
-    const auto eps = noise_.posterior(chunk, which, dist.mean.sizes()).to(dist.mean.device(), dist.mean.scalar_type());
-    return diffusion::frames_to_video_latents(dist.mean + dist.std * eps);
+    const int64_t b = static_cast<int64_t>(ids.size()), a = images.size(0) / b;
+    std::vector<torch::Tensor> per_chunk;
+    for (int64_t k = 0; k < b; ++k) {
+        const auto mean = dist.mean.slice(0, k * a, (k + 1) * a), std = dist.std.slice(0, k * a, (k + 1) * a);
+        // mean + std * eps, the posterior sample diffusers draws, with eps from the chunk's own generator.
+        const auto eps = noise_.posterior(ids[static_cast<size_t>(k)], which, mean.sizes()).to(mean.device(), mean.scalar_type());
+        per_chunk.push_back(diffusion::frames_to_video_latents(mean + std * eps));
+    }
+    return torch::cat(per_chunk, 0);
 }
 
 torch::Tensor LipsyncChunk::run(const ChunkFrames& in, const diffusion::StepCallback& on_step, ChunkTrace* trace) {
+    std::vector<ChunkTrace> traces;
+    auto out = run_batch({in}, on_step, trace ? &traces : nullptr);
+    if (trace) *trace = std::move(traces.front());
+    return out.front();
+}
+
+std::vector<torch::Tensor> LipsyncChunk::run_batch(const std::vector<ChunkFrames>& chunks,
+                                                   const diffusion::StepCallback& on_step,
+                                                   std::vector<ChunkTrace>* traces) {
     torch::NoGradGuard no_grad;
-    const int64_t n = in.frames.size(0);
-    LSYNC_CHECK(n > 0 && in.matrices.size(0) == n && in.audio.size(0) == n, ErrorCode::Internal,
-                "LipsyncChunk: frames, matrices and audio disagree");
+    LSYNC_CHECK(!chunks.empty(), ErrorCode::Internal, "LipsyncChunk: no chunks");
+    const int64_t n = chunks.front().frames.size(0), b = static_cast<int64_t>(chunks.size());
+    std::vector<torch::Tensor> frames, matrices, audio;
+    std::vector<int64_t> ids;
+    for (const auto& c : chunks) {
+        LSYNC_CHECK(c.frames.size(0) == n && c.matrices.size(0) == n && c.audio.size(0) == n && n > 0,
+                    ErrorCode::Internal, "LipsyncChunk: a batch needs chunks of the same length");
+        frames.push_back(c.frames);
+        matrices.push_back(c.matrices);
+        audio.push_back(c.audio);
+        ids.push_back(c.chunk);
+    }
+    const auto all_frames = torch::cat(frames, 0), all_matrices = torch::cat(matrices, 0);
     const auto dtype = models_.unet->dtype();
     // The official preprocessing: uint8 crops -> [0, 1] -> [-1, 1]; masked = crop * mask (mouth -> 0).
-    const auto crops = faces::align_faces(in.frames, in.matrices, geometry_);
+    const auto crops = faces::align_faces(all_frames, all_matrices, geometry_);
     const auto pixels = (crops / 255.0 - 0.5) / 0.5;
     const auto masked = pixels * mask_;
 
     diffusion::ChunkConditioning cond;
-    cond.masked_image_latents = encode(masked.to(dtype), in.chunk, 0);
-    cond.ref_latents = encode(pixels.to(dtype), in.chunk, 1);
-    cond.mask = mask_latent_.expand({1, 1, n, mask_latent_.size(3), mask_latent_.size(4)});
-    cond.audio = in.audio;
+    cond.masked_image_latents = encode(masked.to(dtype), ids, 0);
+    cond.ref_latents = encode(pixels.to(dtype), ids, 1);
+    cond.mask = mask_latent_.expand({b, 1, n, mask_latent_.size(3), mask_latent_.size(4)});
+    cond.audio = torch::cat(audio, 0);  // [B*A, tokens, dim], chunk-major as the loop wants
     const auto latents =
-        shared_noise_.to(cond.ref_latents.device(), dtype).expand({-1, -1, n, -1, -1}).contiguous();
+        shared_noise_.to(cond.ref_latents.device(), dtype).expand({b, -1, n, -1, -1}).contiguous();
 
     diffusion::DenoiseOptions options;
     options.guidance_scale = settings_.guidance;
@@ -60,11 +85,13 @@ torch::Tensor LipsyncChunk::run(const ChunkFrames& in, const diffusion::StepCall
     const auto final_latents = diffusion::denoise_chunk(denoiser_, scheduler_, latents, cond, options);
     const auto decoded = models_.vae->decode(diffusion::video_latents_to_frames(final_latents)).to(torch::kFloat);
     const auto faces_out = faces::composite_crop(decoded, pixels, mask_);
-    if (trace) {
-        trace->crops = crops;
-        trace->generated = faces_out;
+    const auto pasted = faces::paste_back(all_frames, faces_out, all_matrices, geometry_).frames;
+    std::vector<torch::Tensor> out;
+    for (int64_t k = 0; k < b; ++k) {
+        out.push_back(pasted.slice(0, k * n, (k + 1) * n));
+        if (traces) traces->push_back({crops.slice(0, k * n, (k + 1) * n), faces_out.slice(0, k * n, (k + 1) * n)});
     }
-    return faces::paste_back(in.frames, faces_out, in.matrices, geometry_).frames;
+    return out;
 }
 
 }  // namespace lsync::pipeline

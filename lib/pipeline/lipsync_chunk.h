@@ -12,6 +12,7 @@
 #include <torch/torch.h>
 
 #include <cstdint>
+#include <vector>
 
 namespace lsync::pipeline {
 
@@ -44,11 +45,19 @@ public:
     /// every denoising step and can cancel (return false).
     torch::Tensor run(const ChunkFrames& in, const diffusion::StepCallback& on_step = nullptr,
                       ChunkTrace* trace = nullptr);
+    /// Several chunks with the same number of frames in one pass through the networks (the UNet sees a batch
+    /// of B chunks); each chunk keeps its own noise, so the frames equal those of B separate run() calls up to
+    /// the summation order of the batched kernels. Returns one tensor per chunk; traces, when given, one each.
+    std::vector<torch::Tensor> run_batch(const std::vector<ChunkFrames>& chunks,
+                                         const diffusion::StepCallback& on_step = nullptr,
+                                         std::vector<ChunkTrace>* traces = nullptr);
 
     const faces::CropGeometry& geometry() const { return geometry_; }
 
 private:
-    torch::Tensor encode(const torch::Tensor& images, int64_t chunk, int which);
+    /// VAE posterior samples of `images` [B*A, 3, R, R], chunk b's rows drawn from chunk ids[b]'s noise:
+    /// [B, 4, A, h, w] scaled latents.
+    torch::Tensor encode(const torch::Tensor& images, const std::vector<int64_t>& ids, int which);
     RenderModels models_;  ///< shares the networks (module holders are shared pointers)
     faces::CropGeometry geometry_;
     torch::Tensor mask_;         ///< [R, R] float32 on the device

@@ -10,10 +10,11 @@
 #include "diagnostics/process_memory.h"
 #include "faces/detect.h"
 #include "faces/face_stage.h"
-#include "media/video_writer.h"
+#include "pipeline/async_writer.h"
 #include "pipeline/device_policy.h"
 #include "pipeline/frame_source.h"
 #include "pipeline/mouth_mask.h"
+#include "pipeline/render_dumps.h"
 
 #include <chrono>
 #include <cmath>
@@ -70,6 +71,7 @@ RenderSummary render(const RenderOptions& o, RenderObserver& observer) {
     check_input_file(o.audio, "audio");
     if (!o.audio_out.empty()) check_input_file(o.audio_out, "--audio-out");
     { AtomicOutput probe(o.output, o.overwrite); }
+    if (!o.preview.empty()) AtomicOutput probe(o.preview, o.overwrite);
     audio::file_sample_reader(o.audio)();  // no audio stream, not media, ...: fail now
     FrameSource source(o.video, o.fps);
     const double fps = o.fps > 0 ? o.fps : source.fps();
@@ -172,50 +174,128 @@ RenderSummary render(const RenderOptions& o, RenderObserver& observer) {
     mux.path = o.audio_out.empty() ? o.audio : o.audio_out;
     wopt.audio = mux;
     wopt.metadata = {{"comment", settings_comment(o, models, device)}};
-    media::VideoWriter writer(wopt);
+    AsyncWriter writer(wopt, kFramesPerChunk);  // x264 encodes one chunk while the next one renders
 
     LipsyncChunk runner(models, mask, o.diffusion, o.noise ? *o.noise : seeded_noise(o.seed));
+    std::optional<FaceDumper> dumper;
+    if (!o.dump_faces.empty()) dumper.emplace(o.dump_faces, mask);
+    std::optional<PreviewSheet> preview;
+    if (!o.preview.empty()) preview.emplace(o.preview, n_out, mask, geometry);
     const int64_t n_chunks = (n_out + kFramesPerChunk - 1) / kFramesPerChunk;
+    int64_t batch = o.batch_chunks > 0 ? o.batch_chunks : (device.is_cuda() ? 4 : 1);
+    log::info("render: ", n_chunks, " chunk(s) of up to ", kFramesPerChunk, " frames, up to ", batch,
+              " per UNet call");
     observer.stage("render", n_out);
     const auto cancel = [](int, int, int64_t, const torch::Tensor&) { return !interrupt_requested(); };
+    const bool tracing = dumper.has_value() || preview.has_value();
+    bool inject_oom = o.inject_oom_once;
+
+    // A chunk between decoding and the encoder.
+    struct Pending {
+        int64_t first = 0;
+        std::vector<torch::Tensor> frames;       // every output frame, in order (CPU)
+        std::vector<faces::FramePlan> plans;     // of the frames with a face
+        std::vector<torch::Tensor> face_frames;  // those frames
+        std::vector<int64_t> rows;               // their rows in `frames`
+        ChunkFrames in;
+    };
+    std::vector<Pending> pending;
+
+    // Runs the pending chunks through the networks, `batch` at a time; a CUDA out-of-memory error frees the
+    // cache, halves the batch and retries the same chunks, so a render only fails for memory when one chunk
+    // alone does not fit. Then writes every pending chunk in order.
+    auto flush = [&] {
+        std::vector<std::vector<torch::Tensor>> outs(pending.size());
+        std::vector<std::vector<ChunkTrace>> traces(pending.size());
+        std::vector<size_t> todo;  // the chunks with faces
+        for (size_t k = 0; k < pending.size(); ++k)
+            if (!pending[k].rows.empty()) todo.push_back(k);
+        size_t next = 0;
+        while (next < todo.size()) {
+            std::vector<ChunkFrames> group;
+            for (size_t k = next; k < todo.size() && static_cast<int64_t>(group.size()) < batch; ++k)
+                group.push_back(pending[todo[k]].in);
+            try {
+                if (inject_oom && group.size() > 1) {
+                    inject_oom = false;  // the test hook: one out-of-memory error, as a full GPU gives
+                    TORCH_CHECK_WITH(OutOfMemoryError, false, "injected out-of-memory error (test hook)");
+                }
+                std::vector<ChunkTrace> group_traces;
+                auto out = runner.run_batch(group, cancel, tracing ? &group_traces : nullptr);
+                for (size_t k = 0; k < group.size(); ++k) {
+                    outs[todo[next + k]] = {out[k].permute({0, 2, 3, 1}).cpu().contiguous()};
+                    if (tracing) traces[todo[next + k]] = {group_traces[k]};
+                }
+                next += group.size();
+            } catch (const c10::OutOfMemoryError&) {
+                if (batch <= 1)
+                    throw_error(ErrorCode::Backend, "out of GPU memory with one chunk of 16 frames on " +
+                                                        device.str() + " (try --dtype float16, or a larger card)");
+                diagnostics::release_cached_memory(device);
+                batch = std::max<int64_t>(1, batch / 2);
+                observer.warning("out of GPU memory: retrying with " + std::to_string(batch) +
+                                 " chunk(s) per UNet call");
+                ++summary.oom_retries;
+            }
+        }
+        for (size_t k = 0; k < pending.size(); ++k) {
+            Pending& p = pending[k];
+            if (!p.rows.empty()) {
+                const auto& out = outs[k].front();
+                for (size_t a = 0; a < p.rows.size(); ++a) {
+                    const int64_t row = p.rows[a], ai = static_cast<int64_t>(a);
+                    p.frames[static_cast<size_t>(row)] = out[ai];
+                    if (!tracing || (!dumper && !preview->wants(p.first + row))) continue;
+                    const auto& tr = traces[k].front();
+                    const FrameView view{p.first + row, &p.plans[a], p.face_frames[a], tr.crops[ai],
+                                         tr.generated[ai], out[ai]};
+                    if (dumper) dumper->add(view);
+                    if (preview) preview->add(view);
+                }
+            }
+            summary.lipsynced += static_cast<int64_t>(p.rows.size());
+            summary.passed_through += static_cast<int64_t>(p.frames.size() - p.rows.size());
+            for (const auto& f : p.frames) writer.write(f);
+            summary.frames += static_cast<int64_t>(p.frames.size());
+            ++summary.chunks;
+            observer.progress(summary.frames, n_out);
+        }
+        pending.clear();
+    };
+
     for (int64_t c = 0; c < n_chunks; ++c) {
         throw_if_interrupted();
-        const int64_t first = c * kFramesPerChunk, count = std::min(kFramesPerChunk, n_out - first);
-        std::vector<torch::Tensor> frames;
-        std::vector<faces::FramePlan> aligned_plans;
-        std::vector<torch::Tensor> aligned_frames;
-        std::vector<int64_t> aligned_rows;
+        Pending p;
+        p.first = c * kFramesPerChunk;
+        const int64_t count = std::min(kFramesPerChunk, n_out - p.first);
         for (int64_t k = 0; k < count; ++k) {
-            const int64_t src = source_frame(first + k, n_src, o.loop);
+            const int64_t src = source_frame(p.first + k, n_src, o.loop);
             auto frame = source.get(src);
             LSYNC_CHECK(frame.has_value(), ErrorCode::InputCorrupt,
                         "frame " + std::to_string(src) + " of " + o.video + " could not be decoded a second time "
                         "(the file changed during the render?)");
-            frames.push_back(*frame);
+            p.frames.push_back(*frame);
             if (plans[static_cast<size_t>(src)].align) {
-                aligned_plans.push_back(plans[static_cast<size_t>(src)]);
-                aligned_frames.push_back(*frame);
-                aligned_rows.push_back(k);
+                p.plans.push_back(plans[static_cast<size_t>(src)]);
+                p.face_frames.push_back(*frame);
+                p.rows.push_back(k);
             }
         }
-        const auto windows = audio_reader.chunks(first, count, rate);  // every frame's, in order
-        if (!aligned_plans.empty()) {
-            ChunkFrames in;
-            in.chunk = c;
-            in.frames = to_chw(aligned_frames, device);
-            in.matrices = faces::plan_matrices(aligned_plans, device);
-            in.audio = windows.index_select(0, torch::tensor(aligned_rows)).to(device, dtype);
-            const auto out = runner.run(in, cancel).permute({0, 2, 3, 1}).cpu().contiguous();
-            for (size_t a = 0; a < aligned_rows.size(); ++a)
-                frames[static_cast<size_t>(aligned_rows[a])] = out[static_cast<int64_t>(a)];
-            summary.lipsynced += static_cast<int64_t>(aligned_rows.size());
+        const auto windows = audio_reader.chunks(p.first, count, rate);  // every frame's, in order
+        if (!p.rows.empty()) {
+            p.in.chunk = c;
+            p.in.frames = to_chw(p.face_frames, device);
+            p.in.matrices = faces::plan_matrices(p.plans, device);
+            p.in.audio = windows.index_select(0, torch::tensor(p.rows)).to(device, dtype);
         }
-        summary.passed_through += count - static_cast<int64_t>(aligned_rows.size());
-        for (const auto& f : frames) writer.write(f);
-        summary.frames += count;
-        ++summary.chunks;
-        observer.progress(summary.frames, n_out);
+        // Chunks batch only with chunks of as many face frames; one without faces goes straight through.
+        const bool fits = pending.empty() || p.rows.empty() ||
+                          (!pending.back().rows.empty() && pending.back().rows.size() == p.rows.size());
+        if (!fits) flush();
+        pending.push_back(std::move(p));
+        if (pending.back().rows.empty() || static_cast<int64_t>(pending.size()) >= batch) flush();
     }
+    if (!pending.empty()) flush();
 
     // The rest of a longer video, unchanged, when asked for.
     if (o.keep_video_tail && n_src == n_out) {
@@ -229,6 +309,7 @@ RenderSummary render(const RenderOptions& o, RenderObserver& observer) {
         summary.frames += summary.tail_frames;
     }
     writer.finish();
+    if (preview) preview->write();
     end_stage(3);
     summary.gpu_peak_bytes = diagnostics::peak_memory_bytes(device);
     summary.peak_rss_bytes = diagnostics::peak_rss_bytes();

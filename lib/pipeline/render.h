@@ -52,7 +52,12 @@ struct RenderOptions {
     int crf = 18;
     std::string preset = "medium";
     std::string audio_out;      ///< another file's audio to mux instead of `audio` (--audio-out)
+    std::string dump_faces;     ///< folder for per-frame crops and landmarks (--dump-faces), empty = none
+    std::string preview;        ///< contact sheet PNG (--preview), empty = none
 
+    int64_t batch_chunks = 0;   ///< chunks per UNet call (0 = auto: 4 on CUDA, 1 on the CPU); halved on OOM
+    /// Test hook: the first UNet call with more than one chunk fails with a CUDA out-of-memory error.
+    bool inject_oom_once = false;
     /// Test hook: replaces the seeded noise (the parity test replays the official run's draws).
     std::optional<NoiseSource> noise;
 };
@@ -64,6 +69,7 @@ struct RenderSummary {
     int64_t tail_frames = 0;     ///< --keep-video-tail frames after the audio's end
     int64_t source_frames = 0;   ///< frames of the input the output used (before looping)
     int64_t chunks = 0;
+    int64_t oom_retries = 0;     ///< out-of-memory errors survived by halving the chunk batch
     double fps = 0;
     double seconds = 0;          ///< wall time of the whole render
     double stage_seconds[4] = {};  ///< loading models, audio (first pass), faces, render (diffusion + encode)

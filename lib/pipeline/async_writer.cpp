@@ -1,0 +1,46 @@
+#include "pipeline/async_writer.h"
+
+#include "core/error.h"
+
+namespace lsync::pipeline {
+
+AsyncWriter::AsyncWriter(media::VideoWriterOptions options, size_t queue_frames)
+    : writer_(std::make_unique<media::VideoWriter>(std::move(options))), queue_(queue_frames) {
+    thread_ = std::thread([this] { run(); });
+}
+
+AsyncWriter::~AsyncWriter() {
+    abandon_ = true;
+    queue_.close();
+    if (thread_.joinable()) thread_.join();
+    writer_.reset();  // unfinished: the temporary file goes
+}
+
+void AsyncWriter::run() {
+    try {
+        while (auto frame = queue_.pop()) {
+            if (abandon_) break;
+            writer_->write(*frame);
+        }
+    } catch (...) {
+        error_ = std::current_exception();
+        queue_.close();  // the producer's next push fails and it rethrows this
+    }
+}
+
+void AsyncWriter::write(torch::Tensor rgb) {
+    if (!queue_.push(std::move(rgb))) {
+        if (thread_.joinable()) thread_.join();
+        if (error_) std::rethrow_exception(error_);
+        throw_error(ErrorCode::Internal, "the encoder thread stopped");
+    }
+}
+
+void AsyncWriter::finish() {
+    queue_.close();
+    if (thread_.joinable()) thread_.join();
+    if (error_) std::rethrow_exception(error_);
+    writer_->finish();
+}
+
+}  // namespace lsync::pipeline

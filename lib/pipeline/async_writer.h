@@ -1,0 +1,40 @@
+#pragma once
+// The encoder on its own thread: the render hands over finished frames and goes on with the next chunk while
+// x264 works, through a bounded queue (so a slow encoder holds the render back instead of buffering frames).
+
+#include "core/bounded_queue.h"
+#include "media/video_writer.h"
+
+#include <torch/torch.h>
+
+#include <atomic>
+#include <exception>
+#include <memory>
+#include <thread>
+
+namespace lsync::pipeline {
+
+class AsyncWriter {
+public:
+    /// Opens the writer here (its errors are thrown here), then starts the encoding thread.
+    AsyncWriter(media::VideoWriterOptions options, size_t queue_frames = 16);
+    /// Without finish(): stops the thread and removes the partial output.
+    ~AsyncWriter();
+    AsyncWriter(const AsyncWriter&) = delete;
+    AsyncWriter& operator=(const AsyncWriter&) = delete;
+
+    /// Queues one frame ([H, W, 3] uint8 CPU). Rethrows the encoder's failure, if it failed.
+    void write(torch::Tensor rgb);
+    /// Encodes what is queued, finalises the file and moves it into place; rethrows the encoder's failure.
+    void finish();
+
+private:
+    void run();
+    std::unique_ptr<media::VideoWriter> writer_;
+    BoundedQueue<torch::Tensor> queue_;
+    std::exception_ptr error_;
+    std::atomic<bool> abandon_{false};  ///< set by the destructor: drop queued frames, do not encode them
+    std::thread thread_;
+};
+
+}  // namespace lsync::pipeline
