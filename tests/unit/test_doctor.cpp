@@ -1,5 +1,6 @@
 #include "catch_compat.h"
 
+#include "core/threads.h"
 #include "diagnostics/doctor.h"
 #include "io/model_dir.h"
 #include "test_util.h"
@@ -87,4 +88,25 @@ TEST_CASE("doctor report: every section, probes pass, problems carry fixes", "[d
     CHECK(text.find("NOT READY") != std::string::npos);
     CHECK(text.find("not a supported model file") != std::string::npos);  // the HTML page saved as tiny.pt
     test::remove_tree(dir);
+}
+
+TEST_CASE("doctor names the BLAS and the thread budget; the reference BLAS is a warning with its fix", "[doctor]") {
+    diagnostics::DoctorOptions opts;
+    opts.model_dir = "/nonexistent";
+    opts.run_probes = false;
+    const auto r = diagnostics::run_doctor(opts);
+    const auto& blas = r.details["torch"]["blas"];
+    const std::string name = blas["name"].get<std::string>();
+    INFO("BLAS: " << name << " from " << blas["library"].get<std::string>());
+    CHECK_FALSE(name.empty());
+    CHECK(r.details["torch"]["thread_budget"].get<int>() == lsync::thread_budget());
+    bool warned = false;
+    for (const auto& w : r.warnings)
+        if (w.what.find("reference BLAS") != std::string::npos) {
+            warned = true;
+            CHECK(w.fix.find("libopenblas0-pthread") != std::string::npos);
+        }
+    CHECK(warned == blas["slow"].get<bool>());
+    // scripts/install-deps.sh installs OpenBLAS wherever the tests run through scripts/test.sh.
+    if (std::getenv("CI")) CHECK_FALSE(blas["slow"].get<bool>());
 }
