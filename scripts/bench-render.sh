@@ -12,6 +12,7 @@ AUDIO=${3:?audio}
 OUTDIR=${4:-$(mktemp -d)}
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 mkdir -p "$OUTDIR"
+failed=0
 for model in ${LSYNC_RENDER_MODELS:-1.5 1.6}; do
     for attention in ${LSYNC_RENDER_ATTENTION:-auto}; do
         for seconds in ${LSYNC_RENDER_SECONDS:-0}; do
@@ -26,9 +27,10 @@ for model in ${LSYNC_RENDER_MODELS:-1.5 1.6}; do
             fi
             "$BIN" render "$VIDEO" "$audio" -o "$OUTDIR/$tag.mp4" --overwrite --model "$model" --weights random \
                 --model-dir "$ROOT/tests/fixtures/face-api" --attention "$attention" --batch-chunks "$batch" \
-                --json-log 2> "$OUTDIR/$tag.jsonl" || { tail -3 "$OUTDIR/$tag.jsonl"; continue; }
+                --json-log 2> "$OUTDIR/$tag.jsonl" || { tail -3 "$OUTDIR/$tag.jsonl"; failed=1; continue; }
             tail -1 "$OUTDIR/$tag.jsonl"
           done
         done
     done
 done
+exit $failed

@@ -19,15 +19,31 @@ OUT="${DEMO_DIR:-$ROOT/demo-out}"
 MODELS="${LATENTSYNC_MODEL_DIR:-$HOME/.cache/latentsync}"
 mkdir -p "$OUT"
 
-echo "== latentsync doctor"
-READY=1
-"$BIN" doctor --model-dir "$MODELS" || READY=0
-
 echo "== face models"
 FACES="$MODELS"
 if [ ! -f "$MODELS/face-api/ssd_mobilenetv1_model-weights_manifest.json" ]; then
     bash "$ROOT/scripts/fetch-face-models.sh" "$MODELS/face-api" ||
         { echo "[demo] could not fetch the face models; using the copy in tests/fixtures"; FACES="$ROOT/tests/fixtures/face-api"; }
+fi
+
+echo "== latentsync doctor"
+"$BIN" doctor --model-dir "$MODELS" || echo "(doctor: see the fixes above)"
+# Real weights: a UNet, the VAE and Whisper, as `models verify` finds them usable.
+VERSION=""
+if "$BIN" -q models verify --model-dir "$MODELS" --json > "$OUT/models.json" 2>/dev/null || [ -s "$OUT/models.json" ]; then
+    VERSION=$(python3 - "$OUT/models.json" <<'PY'
+import json, sys
+try:
+    files = {f["component"]: f["ok"] for f in json.load(open(sys.argv[1]))["files"]}
+except Exception:
+    sys.exit(0)
+if files.get("vae") and files.get("whisper-tiny"):
+    for v in ("1.6", "1.5"):
+        if files.get("unet-" + v):
+            print(v)
+            break
+PY
+)
 fi
 
 echo "== demo input: speech and a slow pan over a photo"
@@ -39,9 +55,7 @@ ffmpeg -v error -y -loop 1 -i "$ROOT/tests/fixtures/face-api/sample1.jpg" \
     -t "$SECONDS_OF_SPEECH" -r 25 -c:v libx264 -crf 18 "$OUT/input.mp4"
 
 echo "== render"
-if [ "$READY" = 1 ]; then
-    VERSION=1.5
-    [ -f "$MODELS/latentsync-1.6/latentsync_unet.pt" ] && VERSION=1.6
+if [ -n "$VERSION" ]; then
     MODEL=(--model "$VERSION" --model-dir "$MODELS")
 else
     echo "[demo] the LatentSync weights are not here (see doctor above): rendering with the tiny test model and random"

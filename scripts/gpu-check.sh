@@ -49,6 +49,22 @@ if [ $rc != 0 ] && command -v cuda-gdb >/dev/null; then
     done
 fi
 
+# The render on the GPU (the ffmpeg-cli render scripts cannot run here): a talking head from a photo with the tiny
+# model, two chunks per call, and one injected out-of-memory error that must be survived.
+step "render on the GPU (test-tiny, random weights)"
+RW="$LOGS/render-check"
+mkdir -p "$RW"
+"$BUILD_DIR/bin/latentsync" -q debug synth "$RW/speech.wav" --seconds 3 --audio-rate 16000 --channels 1 --overwrite
+if LSYNC_TEST_INJECT_OOM=1 "$BUILD_DIR/bin/latentsync" render tests/fixtures/face-api/sample2.jpg "$RW/speech.wav" \
+        -o "$RW/render.mp4" --overwrite --model test-tiny --weights random --model-dir tests/fixtures/face-api \
+        --device cuda --batch-chunks 4 --json-log 2> "$RW/events.jsonl" &&
+    python3 -c 'import json,sys; f=json.loads(open(sys.argv[1]).read().splitlines()[-1]); assert f["event"]=="finish" and f["frames"]==75 and f["lipsynced"]==75 and f["oom_retries"]==1, f; print("render ok:", f["frames"], "frames,", round(f["stage_seconds"]["render"], 2), "s, GPU peak", f["gpu_peak_bytes"] >> 20, "MiB")' "$RW/events.jsonl"; then
+    rm -rf "$RW"
+else
+    tail -5 "$RW/events.jsonl"
+    rc=1
+fi
+
 step "doctor"
 "$BUILD_DIR/bin/latentsync" doctor > "$LOGS/doctor.txt" 2>&1 || true
 "$BUILD_DIR/bin/latentsync" doctor --json > "$LOGS/doctor.json" 2>/dev/null || true

@@ -79,12 +79,10 @@ pipeline::RenderOptions to_render_options(const RenderCli& c) {
     o.face_model_dir = face_model_dir(c.face);
     o.loop = pipeline::parse_loop_mode(c.loop);
     o.keep_video_tail = c.keep_video_tail;
-    if (c.fps == "native") {
-        o.fps = 0;
-    } else {
-        const auto rate = audio::parse_frame_rate(c.fps);  // Error(Usage) for nonsense, <= 0 or too high
-        o.fps = static_cast<double>(rate.num) / static_cast<double>(rate.den);
-    }
+    if (c.fps == "native")
+        o.fps = {0, 1};
+    else
+        o.fps = audio::parse_frame_rate(c.fps);  // exact fraction; Error(Usage) for nonsense, <= 0 or too high
     LSYNC_CHECK(c.crf >= 0 && c.crf <= 51, ErrorCode::Usage, "--crf must be from 0 (lossless) to 51");
     o.crf = c.crf;
     o.preset = c.preset;

@@ -9,6 +9,7 @@
 
 #include <cstdio>
 #include <iostream>
+#include <mutex>
 
 namespace lsync::app {
 
@@ -100,9 +101,13 @@ private:
     bool bar_open_ = false;
 };
 
-// One JSON object per line on stderr; `event` says which.
+// One JSON object per line on stderr; `event` says which. Every warning, the library's too, is one.
 class JsonProgress final : public pipeline::RenderObserver {
 public:
+    JsonProgress() {
+        log::set_warning_hook([](const std::string& m) { emit({{"event", "warning"}, {"message", m}}); });
+    }
+    ~JsonProgress() override { log::set_warning_hook(nullptr); }
     void stage(const std::string& name, int64_t total) override {
         stage_ = name;
         emit({{"event", "stage"}, {"stage", name}, {"total", total}});
@@ -133,6 +138,8 @@ public:
 
 private:
     static void emit(const nlohmann::json& j) {
+        static std::mutex mutex;  // warnings can come from the decoder and encoder threads
+        std::lock_guard<std::mutex> lock(mutex);
         std::cerr << j.dump() << std::endl;
     }
     std::string stage_;

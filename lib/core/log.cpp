@@ -39,8 +39,26 @@ void setup_logging(LogLevel level) {
 }
 
 namespace log {
-void write(Level level, const std::string& message) { logger()->log(to_spdlog(level), "{}", message); }
-bool enabled(Level level) { return logger()->should_log(to_spdlog(level)); }
+
+static std::function<void(const std::string&)>& warning_hook() {
+    static std::function<void(const std::string&)> hook;
+    return hook;
+}
+
+void set_warning_hook(std::function<void(const std::string&)> hook) { warning_hook() = std::move(hook); }
+
+void write(Level level, const std::string& message) {
+    if (level == Level::Warn && warning_hook()) {
+        warning_hook()(message);
+        return;
+    }
+    logger()->log(to_spdlog(level), "{}", message);
+}
+
+bool enabled(Level level) {
+    return (level == Level::Warn && warning_hook()) || logger()->should_log(to_spdlog(level));
+}
+
 }  // namespace log
 
 }  // namespace lsync

@@ -6,6 +6,7 @@
 // every translation unit that sees LibTorch avoids that clash, so messages are assembled here by streaming
 // the arguments: log::warn("skipped ", n, " packets in ", path).
 
+#include <functional>
 #include <sstream>
 #include <string>
 
@@ -22,6 +23,10 @@ enum class Level { Trace, Debug, Info, Warn, Error };
 
 void write(Level level, const std::string& message);
 bool enabled(Level level);
+
+/// Sends warnings to `hook` instead of stderr (nullptr restores stderr). `render --json-log` uses it so every
+/// warning, the library's included, becomes a JSON event. Set it before worker threads start.
+void set_warning_hook(std::function<void(const std::string&)> hook);
 
 template <typename... Args>
 void emit(Level level, const Args&... args) {

@@ -5,6 +5,7 @@
 #include "core/error.h"
 #include "core/files.h"
 #include "core/log.h"
+#include "core/threads.h"
 #include "core/version.h"
 #include "diagnostics/gpu_memory.h"
 #include "diagnostics/process_memory.h"
@@ -27,10 +28,10 @@ namespace {
 
 constexpr int64_t kFaceBatch = 16;  // frames per face-step call
 
-/// A frame rate as a fraction: whole rates exactly, NTSC rates as n*1000/1001, others to 1/1000.
-audio::FrameRate frame_rate_of(double fps) {
-    LSYNC_CHECK(std::isfinite(fps) && fps > 0 && fps <= audio::kMaxFrameRate, ErrorCode::Usage,
-                "frame rate out of range: " + std::to_string(fps));
+/// A video's own frame rate as a fraction: whole rates exactly, NTSC rates as n*1000/1001, others to 1/1000.
+audio::FrameRate frame_rate_of(double fps, const std::string& video) {
+    LSYNC_CHECK(std::isfinite(fps) && fps > 0 && fps <= audio::kMaxFrameRate, ErrorCode::InputCorrupt,
+                video + " declares a frame rate of " + std::to_string(fps) + " fps: pass --fps 25 (or another rate)");
     const double whole = std::round(fps);
     if (std::fabs(fps - whole) < 1e-6) return {static_cast<int64_t>(whole), 1};
     const double ntsc = std::round(fps * 1.001);
@@ -39,9 +40,10 @@ audio::FrameRate frame_rate_of(double fps) {
     return {num / g, 1000 / g};
 }
 
-std::string settings_comment(const RenderOptions& o, const RenderModels& m, const torch::Device& device) {
+std::string settings_comment(const RenderOptions& o, const torch::Device& device) {
     std::ostringstream s;
-    s << "latentsync " << version_string() << " render: model " << m.description << ", seed " << o.seed << ", steps "
+    s << "latentsync " << version_string() << " render: model " << model_variant_name(o.model)
+      << (o.random_weights ? " with RANDOM weights" : "") << ", seed " << o.seed << ", steps "
       << o.diffusion.steps << ", guidance " << o.diffusion.guidance << ", deepcache "
       << (o.diffusion.deepcache ? "on" : "off") << ", attention " << o.attention << ", lip focus " << o.lip_focus
       << ", smooth " << faces::smooth_mode_name(o.face.smooth) << ", loop " << loop_mode_name(o.loop) << ", device "
@@ -73,11 +75,33 @@ RenderSummary render(const RenderOptions& o, RenderObserver& observer) {
     { AtomicOutput probe(o.output, o.overwrite); }
     if (!o.preview.empty()) AtomicOutput probe(o.preview, o.overwrite);
     audio::file_sample_reader(o.audio)();  // no audio stream, not media, ...: fail now
-    FrameSource source(o.video, o.fps);
-    const double fps = o.fps > 0 ? o.fps : source.fps();
-    const audio::FrameRate rate = frame_rate_of(fps);
+    FrameSource source(o.video, o.fps.num > 0 ? static_cast<double>(o.fps.num) / static_cast<double>(o.fps.den) : 0.0);
+    const audio::FrameRate rate = o.fps.num > 0 ? o.fps : frame_rate_of(source.fps(), o.video);
+    const double fps = static_cast<double>(rate.num) / static_cast<double>(rate.den);
     const torch::Device device = parse_device(o.device);
     const torch::ScalarType dtype = parse_dtype(o.dtype, device);
+    const int resolution = model_resolution(o.model);
+    const auto mask = mouth_mask(o.model_dir, resolution);
+    // The output side too: container, codec, preset, --audio-out and the dump folder fail here, not after the
+    // models and the face pass.
+    media::VideoWriterOptions wopt;
+    wopt.path = o.output;
+    wopt.overwrite = o.overwrite;
+    wopt.width = source.width();
+    wopt.height = source.height();
+    wopt.fps_num = static_cast<int>(rate.num);
+    wopt.fps_den = static_cast<int>(rate.den);
+    wopt.crf = o.crf;
+    wopt.preset = o.preset;
+    media::AudioMuxOptions mux;
+    mux.path = o.audio_out.empty() ? o.audio : o.audio_out;
+    wopt.audio = mux;
+    wopt.metadata = {{"comment", settings_comment(o, device)}};
+    // x264 encodes one chunk while the next renders: half the budget each, so they do not fight.
+    wopt.threads = std::max(1, thread_budget() / 2);
+    AsyncWriter writer(wopt, kFramesPerChunk);
+    std::optional<FaceDumper> dumper;
+    if (!o.dump_faces.empty()) dumper.emplace(o.dump_faces, mask);
 
     diagnostics::reset_peak_memory(device);
     lap = std::chrono::steady_clock::now();
@@ -92,8 +116,6 @@ RenderSummary render(const RenderOptions& o, RenderObserver& observer) {
     request.device = device;
     request.dtype = dtype;
     request.attention = make_attention_context(o.attention, o.strict_attention, device, dtype);
-    const int resolution = model_resolution(o.model);
-    const auto mask = mouth_mask(o.model_dir, resolution);
     if (o.lip_focus != 1.0) request.attention->set_lip_focus(1 - mask, o.lip_focus);
     const RenderModels models = load_render_models(request);
     summary.models = models.description;
@@ -160,25 +182,8 @@ RenderSummary render(const RenderOptions& o, RenderObserver& observer) {
                   loop_mode_name(o.loop));
 
     end_stage(2);
-    // 3. Render, chunk by chunk, straight into the encoder.
-    media::VideoWriterOptions wopt;
-    wopt.path = o.output;
-    wopt.overwrite = o.overwrite;
-    wopt.width = source.width();
-    wopt.height = source.height();
-    wopt.fps_num = static_cast<int>(rate.num);
-    wopt.fps_den = static_cast<int>(rate.den);
-    wopt.crf = o.crf;
-    wopt.preset = o.preset;
-    media::AudioMuxOptions mux;
-    mux.path = o.audio_out.empty() ? o.audio : o.audio_out;
-    wopt.audio = mux;
-    wopt.metadata = {{"comment", settings_comment(o, models, device)}};
-    AsyncWriter writer(wopt, kFramesPerChunk);  // x264 encodes one chunk while the next one renders
-
+    // 3. Render, chunk by chunk, straight into the encoder (opened before the models load).
     LipsyncChunk runner(models, mask, o.diffusion, o.noise ? *o.noise : seeded_noise(o.seed));
-    std::optional<FaceDumper> dumper;
-    if (!o.dump_faces.empty()) dumper.emplace(o.dump_faces, mask);
     std::optional<PreviewSheet> preview;
     if (!o.preview.empty()) preview.emplace(o.preview, n_out, mask, geometry);
     const int64_t n_chunks = (n_out + kFramesPerChunk - 1) / kFramesPerChunk;
@@ -228,11 +233,12 @@ RenderSummary render(const RenderOptions& o, RenderObserver& observer) {
                 }
                 next += group.size();
             } catch (const c10::OutOfMemoryError&) {
-                if (batch <= 1)
+                if (group.size() == 1)
                     throw_error(ErrorCode::Backend, "out of GPU memory with one chunk of 16 frames on " +
                                                         device.str() + " (try --dtype float16, or a larger card)");
                 diagnostics::release_cached_memory(device);
-                batch = std::max<int64_t>(1, batch / 2);
+                // Half of what failed (groups can be smaller than the limit: a short chunk ends one early).
+                batch = std::max<int64_t>(1, static_cast<int64_t>(group.size()) / 2);
                 observer.warning("out of GPU memory: retrying with " + std::to_string(batch) +
                                  " chunk(s) per UNet call");
                 ++summary.oom_retries;
@@ -308,8 +314,9 @@ RenderSummary render(const RenderOptions& o, RenderObserver& observer) {
         }
         summary.frames += summary.tail_frames;
     }
+    if (preview && !preview->write())
+        observer.warning("no frame was lip-synced: no preview written to " + o.preview);
     writer.finish();
-    if (preview) preview->write();
     end_stage(3);
     summary.gpu_peak_bytes = diagnostics::peak_memory_bytes(device);
     summary.peak_rss_bytes = diagnostics::peak_rss_bytes();

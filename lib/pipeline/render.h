@@ -48,7 +48,7 @@ struct RenderOptions {
 
     LoopMode loop = LoopMode::PingPong;
     bool keep_video_tail = false;
-    double fps = 25;            ///< output rate; 0 = the video's own ("--fps native")
+    audio::FrameRate fps{25, 1};  ///< output rate, exact; num 0 = the video's own ("--fps native")
     int crf = 18;
     std::string preset = "medium";
     std::string audio_out;      ///< another file's audio to mux instead of `audio` (--audio-out)

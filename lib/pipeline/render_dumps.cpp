@@ -75,9 +75,14 @@ void PreviewSheet::add(const FrameView& v) {
                                1));
 }
 
-void PreviewSheet::write() const {
-    if (rows_.empty()) return;
+bool PreviewSheet::write() const {
+    if (rows_.empty()) {
+        std::error_code ec;
+        fs::remove(path_, ec);
+        return false;
+    }
     media::write_png(path_, torch::cat(rows_, 0).contiguous());
+    return true;
 }
 
 }  // namespace lsync::pipeline

@@ -44,8 +44,9 @@ public:
     /// Whether output frame `index` would be used (so the caller only assembles views it needs).
     bool wants(int64_t index) const;
     void add(const FrameView& view);
-    /// Writes the sheet (atomically); a warning-free no-op when no frame was lip-synced.
-    void write() const;
+    /// Writes the sheet (atomically). Without a lip-synced frame there is none: a file of that name left by an
+    /// earlier run is removed (the caller checked --overwrite) and false is returned.
+    bool write() const;
     const std::string& path() const { return path_; }
 
 private:

@@ -64,7 +64,7 @@ if [ "$(id -u)" = 0 ] && command -v setpriv >/dev/null; then
 else
     expect_rc 11 "" -- "${R[@]}" clip.mp4 speech.wav -o ro/x.mp4
 fi
-expect_rc 12 "" -- "$BIN" -q render --model test-tiny --model-dir "$FIX" --device cpu --unet "$FIX/sample1.jpg" \
+expect_rc 12 "sample1.jpg" -- "$BIN" -q render --model test-tiny --model-dir "$FIX" --device cpu --unet "$FIX/sample1.jpg" \
     clip.mp4 speech.wav -o x.mp4
 expect_rc 12 "not found" -- "$BIN" -q render --model 1.5 --model-dir "$WORK" --device cpu clip.mp4 speech.wav -o x.mp4
 expect_rc 2 "--model" -- "${R[@]}" clip.mp4 speech.wav -o x.mp4 --model 2.0
