@@ -148,7 +148,13 @@ Command add_render(CLI::App& app) {
         const auto style = parse_progress_style(c->progress);
         if (c->json_log) setup_logging(LogLevel::Quiet);  // stderr carries only JSON (and a final [error] line)
         auto printer = make_progress_printer(style, c->json_log);
-        pipeline::render(options, *printer);
+        try {
+            pipeline::render(options, *printer);
+        } catch (const Error& e) {
+            if (e.code() != ErrorCode::Interrupted) throw;
+            throw_error(ErrorCode::Interrupted, std::string("interrupted (") + e.what() + "): nothing was written to " +
+                                                    options.output + "; run the command again to start over");
+        }
         return 0;
     }};
 }

@@ -2,6 +2,7 @@
 
 #include "core/error.h"
 #include "core/log.h"
+#include "diagnostics/process_memory.h"
 
 #include <nlohmann/json.hpp>
 
@@ -113,7 +114,11 @@ public:
         emit({{"event", "stage"}, {"stage", name}, {"total", total}});
     }
     void progress(int64_t done, int64_t total) override {
-        emit({{"event", "progress"}, {"stage", stage_}, {"done", done}, {"total", total}});
+        emit({{"event", "progress"},
+              {"stage", stage_},
+              {"done", done},
+              {"total", total},
+              {"rss_bytes", diagnostics::current_rss_bytes()}});
     }
     void warning(const std::string& message) override { emit({{"event", "warning"}, {"message", message}}); }
     void finished(const pipeline::RenderSummary& s) override {
