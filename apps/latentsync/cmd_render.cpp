@@ -152,8 +152,10 @@ Command add_render(CLI::App& app) {
             pipeline::render(options, *printer);
         } catch (const Error& e) {
             if (e.code() != ErrorCode::Interrupted) throw;
-            throw_error(ErrorCode::Interrupted, std::string("interrupted (") + e.what() + "): nothing was written to " +
-                                                    options.output + "; run the command again to start over");
+            const std::string why = e.what();
+            throw_error(ErrorCode::Interrupted, "interrupted" + (why == "interrupted" ? "" : " (" + why + ")") +
+                                                    ": nothing was written to " + options.output +
+                                                    "; run the command again to start over");
         }
         return 0;
     }};
