@@ -22,7 +22,6 @@ FrameSource::FrameSource(const std::string& path, double target_fps, size_t cach
     width_ = info.width;
     height_ = info.height;
     fps_ = info.output_fps;
-    estimate_ = info.frame_count_estimate;
     const size_t frame_bytes = static_cast<size_t>(width_) * static_cast<size_t>(height_) * 3;
     // At least one chunk's worth, so a backwards walk re-decodes at most once per chunk.
     capacity_ = std::clamp<size_t>(cache_bytes / std::max<size_t>(frame_bytes, 1), 16, 256);

@@ -27,8 +27,6 @@ public:
     int height() const { return height_; }
     /// The rate frames come out at (the still image's: `target_fps`, or 25).
     double fps() const { return fps_; }
-    /// The container's estimate of the frame count at fps() (1 for a still image).
-    int64_t frame_count_estimate() const { return estimate_; }
 
     /// Frame `index` as [H, W, 3] uint8 on the CPU, or nullopt when the source has no such frame.
     std::optional<torch::Tensor> get(int64_t index);
@@ -43,7 +41,6 @@ private:
     torch::Tensor still_;
     int width_ = 0, height_ = 0;
     double fps_ = 25;
-    int64_t estimate_ = 1;
     int64_t next_ = 0;            ///< index of the frame the reader gives next
     int64_t end_ = -1;            ///< frame count once the end was seen, -1 before
     size_t capacity_ = 8;         ///< frames kept in the window

@@ -40,13 +40,6 @@ torch::Tensor LipsyncChunk::encode(const torch::Tensor& images, const std::vecto
     return torch::cat(per_chunk, 0);
 }
 
-torch::Tensor LipsyncChunk::run(const ChunkFrames& in, const diffusion::StepCallback& on_step, ChunkTrace* trace) {
-    std::vector<ChunkTrace> traces;
-    auto out = run_batch({in}, on_step, trace ? &traces : nullptr);
-    if (trace) *trace = std::move(traces.front());
-    return out.front();
-}
-
 std::vector<torch::Tensor> LipsyncChunk::run_batch(const std::vector<ChunkFrames>& chunks,
                                                    const diffusion::StepCallback& on_step,
                                                    std::vector<ChunkTrace>* traces) {

@@ -41,13 +41,11 @@ public:
     /// `mask` [R, R] float (1 = keep), `models` loaded for R = mask's size.
     LipsyncChunk(const RenderModels& models, torch::Tensor mask, DiffusionSettings settings, NoiseSource noise);
 
-    /// Frames with the generated mouth: [A, 3, H, W] uint8 on the models' device. `on_step` (optional) sees
-    /// every denoising step and can cancel (return false).
-    torch::Tensor run(const ChunkFrames& in, const diffusion::StepCallback& on_step = nullptr,
-                      ChunkTrace* trace = nullptr);
-    /// Several chunks with the same number of frames in one pass through the networks (the UNet sees a batch
-    /// of B chunks); each chunk keeps its own noise, so the frames equal those of B separate run() calls up to
-    /// the summation order of the batched kernels. Returns one tensor per chunk; traces, when given, one each.
+    /// One or several chunks with the same number of frames in one pass through the networks (the UNet sees a
+    /// batch of B chunks); each chunk keeps its own noise, so the frames equal those of B one-chunk calls up to
+    /// the summation order of the batched kernels. Returns per chunk its frames with the generated mouth,
+    /// [A, 3, H, W] uint8 on the models' device; traces, when given, one each. `on_step` (optional) sees every
+    /// denoising step and can cancel (return false).
     std::vector<torch::Tensor> run_batch(const std::vector<ChunkFrames>& chunks,
                                          const diffusion::StepCallback& on_step = nullptr,
                                          std::vector<ChunkTrace>* traces = nullptr);
