@@ -20,6 +20,7 @@ namespace {
 struct RenderCli {
     std::string video, audio, output;
     bool overwrite = false;
+    bool resume = false;
     std::string model = "1.5";
     std::string unet, vae, whisper, weights;
     int steps = 20;
@@ -50,6 +51,7 @@ pipeline::RenderOptions to_render_options(const RenderCli& c) {
     o.audio = c.audio;
     o.output = c.output;
     o.overwrite = c.overwrite;
+    o.resume = c.resume;
     o.model = pipeline::parse_model_variant(c.model);
     o.model_dir = io::resolve_model_dir(c.face.model_dir);
     o.unet_path = c.unet;
@@ -93,6 +95,9 @@ pipeline::RenderOptions to_render_options(const RenderCli& c) {
     // Test hook (undocumented for users): the first batched UNet call fails as if the GPU were full.
     if (const char* inject = std::getenv("LSYNC_TEST_INJECT_OOM"); inject && std::string(inject) == "1")
         o.inject_oom_once = true;
+    // Test hook: shorter segments, so a test can interrupt a render of a few seconds after a complete segment.
+    if (const char* seg = std::getenv("LSYNC_TEST_SEGMENT_FRAMES"); seg && std::atoll(seg) > 0)
+        o.segment_frames = std::atoll(seg);
     o.dump_faces = c.dump_faces;
     o.preview = c.preview;
     return o;
@@ -106,7 +111,9 @@ Command add_render(CLI::App& app) {
     cmd->add_option("video", c->video, "Input video, or a still image (.png .jpg .webp) for a talking head")->required();
     cmd->add_option("audio", c->audio, "Speech: any file with an audio track")->required();
     cmd->add_option("-o,--output", c->output, "Output video (.mp4 .mkv .mov)")->required();
-    cmd->add_flag("--overwrite", c->overwrite, "Replace an existing output");
+    cmd->add_flag("--overwrite", c->overwrite, "Replace an existing output (and an interrupted render's work folder)");
+    cmd->add_flag("--resume", c->resume,
+                  "Finish an interrupted render of this output from its work folder (<output>.lsync-work)");
     cmd->add_option("--model", c->model, "1.5 (256 px), 1.6 (512 px) or test-tiny (small, for tests)")
         ->capture_default_str();
     cmd->add_option("--unet", c->unet, "UNet checkpoint (default: the model folder's)");
@@ -148,15 +155,7 @@ Command add_render(CLI::App& app) {
         const auto style = parse_progress_style(c->progress);
         if (c->json_log) setup_logging(LogLevel::Quiet);  // stderr carries only JSON (and a final [error] line)
         auto printer = make_progress_printer(style, c->json_log);
-        try {
-            pipeline::render(options, *printer);
-        } catch (const Error& e) {
-            if (e.code() != ErrorCode::Interrupted) throw;
-            const std::string why = e.what();
-            throw_error(ErrorCode::Interrupted, "interrupted" + (why == "interrupted" ? "" : " (" + why + ")") +
-                                                    ": nothing was written to " + options.output +
-                                                    "; run the command again to start over");
-        }
+        pipeline::render(options, *printer);  // interrupted: its error says how to resume
         return 0;
     }};
 }

@@ -124,6 +124,7 @@ public:
     void finished(const pipeline::RenderSummary& s) override {
         emit({{"event", "finish"},
               {"frames", s.frames},
+              {"resumed_frames", s.resumed_frames},
               {"lipsynced", s.lipsynced},
               {"passed_through", s.passed_through},
               {"tail_frames", s.tail_frames},

@@ -18,6 +18,7 @@ const char* error_code_name(ErrorCode code) {
         case ErrorCode::Backend: return "backend";
         case ErrorCode::Encode: return "encode";
         case ErrorCode::NotReady: return "not-ready";
+        case ErrorCode::CannotResume: return "cannot-resume";
         case ErrorCode::Interrupted: return "interrupted";
         case ErrorCode::Internal: return "internal";
     }

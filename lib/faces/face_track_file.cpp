@@ -52,6 +52,11 @@ std::size_t scheme_points(const std::string& scheme) {
     return 0;
 }
 
+/// Keys a render's saved face plans add (face_plan_file.h); a face track ignores them.
+bool is_plan_key(const std::string& key) {
+    return key == "crop" || key == "length" || key == "passed" || key == "matrix" || key == "anchors";
+}
+
 }  // namespace
 
 FaceTrackFile parse_face_track(const std::string& json_text, const std::string& name) {
@@ -64,7 +69,7 @@ FaceTrackFile parse_face_track(const std::string& json_text, const std::string& 
     }
     if (!root.is_object()) r.fail("", "expected a JSON object with a \"frames\" array");
     for (const auto& [key, _] : root.items())
-        if (key != "version" && key != "scheme" && key != "origin" && key != "frames")
+        if (key != "version" && key != "scheme" && key != "origin" && key != "frames" && !is_plan_key(key))
             r.fail(key, "unknown key (expected version, scheme, origin, frames)");
     if (root.contains("version") && root["version"] != 1) r.fail("version", "only version 1 is supported");
 
@@ -89,7 +94,7 @@ FaceTrackFile parse_face_track(const std::string& json_text, const std::string& 
         const auto& e = frames[i];
         if (!e.is_object()) r.fail(at, "expected an object");
         for (const auto& [key, _] : e.items())
-            if (key != "frame" && key != "box" && key != "landmarks" && key != "score")
+            if (key != "frame" && key != "box" && key != "landmarks" && key != "score" && !is_plan_key(key))
                 r.fail(at + "." + key, "unknown key (expected frame, box, landmarks, score)");
         if (!e.contains("frame") || !e["frame"].is_number_integer() || e["frame"].get<int64_t>() < 0)
             r.fail(at + ".frame", "missing, or not an integer >= 0");

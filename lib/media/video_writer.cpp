@@ -10,6 +10,7 @@
 #include <limits>
 
 extern "C" {
+#include <libavcodec/bsf.h>
 #include <libavutil/audio_fifo.h>
 #include <libavutil/channel_layout.h>
 #include <libavutil/opt.h>
@@ -22,6 +23,9 @@ struct OutputContextDeleter {
         if (c && c->pb && !(c->oformat->flags & AVFMT_NOFILE)) avio_closep(&c->pb);
         avformat_free_context(c);
     }
+};
+struct BsfDeleter {
+    void operator()(AVBSFContext* c) const { av_bsf_free(&c); }
 };
 struct FifoDeleter {
     void operator()(AVAudioFifo* f) const { av_audio_fifo_free(f); }
@@ -72,6 +76,8 @@ struct VideoWriter::Impl {
     PacketPtr pkt;
     int enc_width = 0, enc_height = 0;
     int64_t frames = 0;
+    bool encoded = false;   // write() was used (the encoder holds frames to flush)
+    bool appended = false;  // append_segment() was used
     std::optional<AudioTrack> audio;
     bool finished = false;
 
@@ -80,6 +86,46 @@ struct VideoWriter::Impl {
     void encode_audio_frames(bool flush);
     void setup_audio(const AudioMuxOptions& a);
 };
+
+// The parameter sets (SPS, PPS) in H.264 extradata, whichever way a container stores them: "avcC" (MP4,
+// Matroska: a version byte of 1, then length-prefixed units) or Annex B (the encoder's: start codes).
+static std::vector<std::string> parameter_sets(const uint8_t* data, int size) {
+    std::vector<std::string> units;
+    if (!data || size <= 0) return units;
+    if (data[0] == 1 && size >= 7) {
+        int pos = 5;
+        for (int list = 0; list < 2 && pos < size; ++list) {
+            const int count = list == 0 ? data[pos] & 0x1f : data[pos];
+            ++pos;
+            for (int i = 0; i < count && pos + 2 <= size; ++i) {
+                const int len = (data[pos] << 8) | data[pos + 1];
+                pos += 2;
+                if (pos + len > size) return {};
+                units.emplace_back(reinterpret_cast<const char*>(data + pos), static_cast<size_t>(len));
+                pos += len;
+            }
+        }
+        return units;
+    }
+    int start = -1;
+    for (int i = 0; i + 2 < size; ++i) {
+        if (data[i] == 0 && data[i + 1] == 0 && data[i + 2] == 1) {
+            if (start >= 0) {
+                int end = i;
+                while (end > start && data[end - 1] == 0) --end;  // the zero of a 4-byte start code
+                units.emplace_back(reinterpret_cast<const char*>(data + start), static_cast<size_t>(end - start));
+            }
+            start = i + 3;
+            i += 2;
+        }
+    }
+    if (start >= 0 && start < size) {
+        int end = size;
+        while (end > start && data[end - 1] == 0) --end;
+        units.emplace_back(reinterpret_cast<const char*>(data + start), static_cast<size_t>(end - start));
+    }
+    return units;
+}
 
 static bool container_accepts(const AVOutputFormat* ofmt, AVCodecID id) {
     return avformat_query_codec(ofmt, id, FF_COMPLIANCE_NORMAL) == 1;
@@ -329,6 +375,8 @@ void VideoWriter::write(const torch::Tensor& rgb_in) {
     LSYNC_CHECK(rgb_in.dim() == 3 && rgb_in.size(0) == im.opt.height && rgb_in.size(1) == im.opt.width &&
                     rgb_in.size(2) == 3 && rgb_in.scalar_type() == torch::kUInt8,
                 ErrorCode::Internal, "VideoWriter::write expects a [H, W, 3] uint8 frame of the declared size");
+    LSYNC_CHECK(!im.appended, ErrorCode::Internal, "VideoWriter::write after append_segment");
+    im.encoded = true;
     torch::Tensor rgb = rgb_in.device().is_cpu() ? rgb_in : rgb_in.cpu();
     if (im.enc_height != im.opt.height) rgb = torch::cat({rgb, rgb.slice(0, im.opt.height - 1)}, 0);
     if (im.enc_width != im.opt.width) rgb = torch::cat({rgb, rgb.slice(1, im.opt.width - 1)}, 1);
@@ -344,11 +392,80 @@ void VideoWriter::write(const torch::Tensor& rgb_in) {
     im.pump_audio(static_cast<double>(im.frames) * im.opt.fps_den / im.opt.fps_num + 0.5);
 }
 
+int64_t VideoWriter::append_segment(const std::string& path) {
+    Impl& im = *impl_;
+    LSYNC_CHECK(!im.finished && !im.encoded, ErrorCode::Internal, "VideoWriter::append_segment after write or finish");
+    im.appended = true;
+    InputContextPtr in = open_input(path, "segment");
+    const int index = av_find_best_stream(in.get(), AVMEDIA_TYPE_VIDEO, -1, -1, nullptr, 0);
+    LSYNC_CHECK(index >= 0, ErrorCode::InputCorrupt, "segment has no video stream: " + path);
+    for (unsigned i = 0; i < in->nb_streams; ++i)
+        if (static_cast<int>(i) != index) in->streams[i]->discard = AVDISCARD_ALL;
+    const AVStream* ist = in->streams[index];
+    const AVCodecParameters* a = ist->codecpar;
+    const AVCodecParameters* b = im.vstream->codecpar;
+    // Our encoder, opened with today's options, must have produced the segment's headers: then its packets
+    // decode with the output's parameters.
+    const bool same = a->codec_id == b->codec_id && a->width == b->width && a->height == b->height &&
+                      parameter_sets(a->extradata, a->extradata_size) ==
+                          parameter_sets(b->extradata, b->extradata_size);
+    LSYNC_CHECK(same, ErrorCode::InputCorrupt,
+                "segment " + path + " was encoded with other settings (size, --crf or --preset) than this output");
+    // MP4 stores H.264 as length-prefixed units; every muxer fed by our encoder expects Annex B (start codes).
+    const AVBitStreamFilter* filter = av_bsf_get_by_name("h264_mp4toannexb");
+    LSYNC_CHECK(filter != nullptr, ErrorCode::Encode, "this FFmpeg build lacks the h264_mp4toannexb filter");
+    AVBSFContext* raw_bsf = nullptr;
+    ffmpeg_check(av_bsf_alloc(filter, &raw_bsf), ErrorCode::Internal, "cannot allocate a bitstream filter");
+    std::unique_ptr<AVBSFContext, BsfDeleter> bsf(raw_bsf);
+    ffmpeg_check(avcodec_parameters_copy(bsf->par_in, a), ErrorCode::Internal, "cannot set up the bitstream filter");
+    bsf->time_base_in = ist->time_base;
+    ffmpeg_check(av_bsf_init(bsf.get()), ErrorCode::InputCorrupt, "cannot read segment " + path);
+
+    const AVRational frame_tb = im.venc->time_base;  // one unit = one frame
+    PacketPtr pkt = make_packet();
+    int64_t base = AV_NOPTS_VALUE, count = 0;
+    auto write_filtered = [&] {
+        while (av_bsf_receive_packet(bsf.get(), pkt.get()) == 0) {
+            LSYNC_CHECK(pkt->pts != AV_NOPTS_VALUE, ErrorCode::InputCorrupt,
+                        "segment packet without a timestamp: " + path);
+            av_packet_rescale_ts(pkt.get(), bsf->time_base_out, frame_tb);
+            // The first packet in decode order is the segment's key frame, also first in display order.
+            if (base == AV_NOPTS_VALUE) base = pkt->pts;
+            pkt->pts += im.frames - base;
+            if (pkt->dts != AV_NOPTS_VALUE) pkt->dts += im.frames - base;
+            av_packet_rescale_ts(pkt.get(), frame_tb, im.vstream->time_base);
+            pkt->stream_index = im.vstream->index;
+            pkt->pos = -1;
+            ffmpeg_check(av_interleaved_write_frame(im.oc.get(), pkt.get()), ErrorCode::Encode,
+                         "writing the output failed (disk full?)");
+            ++count;
+            im.pump_audio(static_cast<double>(im.frames + count) * im.opt.fps_den / im.opt.fps_num + 0.5);
+        }
+    };
+    while (true) {
+        const int r = av_read_frame(in.get(), pkt.get());
+        if (r == AVERROR_EOF) break;
+        ffmpeg_check(r, ErrorCode::InputCorrupt, "cannot read segment " + path);
+        if (pkt->stream_index != index) {
+            av_packet_unref(pkt.get());
+            continue;
+        }
+        ffmpeg_check(av_bsf_send_packet(bsf.get(), pkt.get()), ErrorCode::InputCorrupt, "cannot read segment " + path);
+        write_filtered();
+    }
+    av_bsf_send_packet(bsf.get(), nullptr);
+    write_filtered();
+    im.frames += count;
+    return count;
+}
+
 void VideoWriter::finish() {
     Impl& im = *impl_;
     LSYNC_CHECK(!im.finished, ErrorCode::Internal, "VideoWriter::finish called twice");
-    ffmpeg_check(avcodec_send_frame(im.venc.get(), nullptr), ErrorCode::Encode, "H.264 flush failed");
-    im.write_packets(im.venc.get(), im.vstream);
+    if (!im.appended) {
+        ffmpeg_check(avcodec_send_frame(im.venc.get(), nullptr), ErrorCode::Encode, "H.264 flush failed");
+        im.write_packets(im.venc.get(), im.vstream);
+    }
     if (im.audio) {
         im.pump_audio(std::numeric_limits<double>::infinity());
         if (!im.audio->copy) {

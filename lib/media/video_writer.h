@@ -53,6 +53,14 @@ public:
     /// repeating the last row/column (4:2:0 chroma needs even sizes); the padded size is logged once.
     void write(const torch::Tensor& rgb);
 
+    /// Appends a video-only file this class wrote earlier with the same size, rate, CRF and preset (a render's
+    /// segment; see lib/pipeline/segment_writer.h), without re-encoding: its packets are copied after the frames
+    /// already in the output, and the audio is muxed alongside as for write(). Every segment starts with a key
+    /// frame that refers to nothing before it, so segments join seamlessly. Returns its frame count. Throws
+    /// InputCorrupt when the file is not such a segment (another codec, size or encoder configuration). Cannot be
+    /// mixed with write() in one output.
+    int64_t append_segment(const std::string& path);
+
     /// Flushes the encoders, muxes the remaining audio, finalises the file and moves it into place.
     void finish();
 

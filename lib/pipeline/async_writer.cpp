@@ -4,8 +4,8 @@
 
 namespace lsync::pipeline {
 
-AsyncWriter::AsyncWriter(media::VideoWriterOptions options, size_t queue_frames)
-    : writer_(std::make_unique<media::VideoWriter>(std::move(options))), queue_(queue_frames) {
+AsyncWriter::AsyncWriter(std::unique_ptr<FrameSink> sink, size_t queue_frames)
+    : writer_(std::move(sink)), queue_(queue_frames) {
     thread_ = std::thread([this] { run(); });
 }
 

@@ -3,7 +3,7 @@
 // x264 works, through a bounded queue (so a slow encoder holds the render back instead of buffering frames).
 
 #include "core/bounded_queue.h"
-#include "media/video_writer.h"
+#include "pipeline/frame_sink.h"
 
 #include <torch/torch.h>
 
@@ -16,21 +16,21 @@ namespace lsync::pipeline {
 
 class AsyncWriter {
 public:
-    /// Opens the writer here (its errors are thrown here), then starts the encoding thread.
-    AsyncWriter(media::VideoWriterOptions options, size_t queue_frames = 16);
-    /// Without finish(): stops the thread and removes the partial output.
+    /// Starts the encoding thread that feeds `sink`.
+    AsyncWriter(std::unique_ptr<FrameSink> sink, size_t queue_frames = 16);
+    /// Without finish(): stops the thread and destroys the sink with what it had not finished.
     ~AsyncWriter();
     AsyncWriter(const AsyncWriter&) = delete;
     AsyncWriter& operator=(const AsyncWriter&) = delete;
 
     /// Queues one frame ([H, W, 3] uint8 CPU). Rethrows the encoder's failure, if it failed.
     void write(torch::Tensor rgb);
-    /// Encodes what is queued, finalises the file and moves it into place; rethrows the encoder's failure.
+    /// Encodes what is queued and finishes the sink; rethrows the encoder's failure.
     void finish();
 
 private:
     void run();
-    std::unique_ptr<media::VideoWriter> writer_;
+    std::unique_ptr<FrameSink> writer_;
     BoundedQueue<torch::Tensor> queue_;
     std::exception_ptr error_;
     std::atomic<bool> abandon_{false};  ///< set by the destructor: drop queued frames, do not encode them

@@ -16,6 +16,8 @@
 #include "pipeline/frame_source.h"
 #include "pipeline/mouth_mask.h"
 #include "pipeline/render_dumps.h"
+#include "pipeline/render_workdir.h"
+#include "faces/face_plan_file.h"
 
 #include <chrono>
 #include <cmath>
@@ -51,60 +53,102 @@ std::string settings_comment(const RenderOptions& o, const torch::Device& device
     return s.str();
 }
 
+/// Every option that changes the frames (not the audio track, the batch size or the outputs beside the video):
+/// a resumed render must have had the same ones. The version too: another build may encode differently.
+std::vector<std::pair<std::string, std::string>> resume_settings(const RenderOptions& o, const torch::Device& device,
+                                                                 torch::ScalarType dtype, const audio::FrameRate& rate) {
+    auto str = [](auto v) {
+        std::ostringstream s;
+        s << v;
+        return s.str();
+    };
+    const auto& f = o.face;
+    std::vector<std::pair<std::string, std::string>> s = {
+        {"version", version_string()},
+        {"model", model_variant_name(o.model) + std::string(o.random_weights ? " (random weights)" : "")},
+        {"--model-dir", o.model_dir},
+        {"--unet", o.unet_path},
+        {"--vae", o.vae_path},
+        {"--whisper", o.whisper_path},
+        {"--seed", str(o.seed)},
+        {"--steps", str(o.diffusion.steps)},
+        {"--guidance", str(o.diffusion.guidance)},
+        {"deepcache", o.diffusion.deepcache ? "on" : "off"},
+        {"--attention", o.attention},
+        {"--lip-focus", str(o.lip_focus)},
+        {"--device", device.str()},
+        {"--dtype", c10::toString(dtype)},
+        {"--audio-segmentation", str(static_cast<int>(o.segmentation))},
+        {"--face", str(static_cast<int>(f.choice.kind)) + "/" + str(f.choice.index) + "/" + str(f.choice.point.x) +
+                       "," + str(f.choice.point.y)},
+        {"--detect-every", str(f.detect_every)},
+        {"--face-box", f.fixed_box ? str(f.fixed_box->x) + "," + str(f.fixed_box->y) + "," + str(f.fixed_box->w) +
+                                         "," + str(f.fixed_box->h)
+                                   : ""},
+        {"--face-track", f.track_file},
+        {"--smooth", std::string(faces::smooth_mode_name(f.smooth)) + " " + str(f.one_euro.min_cutoff) + "/" +
+                         str(f.one_euro.beta) + "/" + str(f.one_euro.d_cutoff)},
+        {"--on-missing-face", faces::missing_face_policy_name(f.on_missing)},
+        {"anchor rounding", f.round_anchors ? "on" : "off"},
+        {"face limits", str(f.min_score) + "/" + str(f.min_width) + "/" + str(f.min_height) + "/" +
+                            str(f.min_aspect) + "/" + str(f.max_aspect)},
+        {"--face-models", o.face_models},
+        {"--loop", loop_mode_name(o.loop)},
+        {"--keep-video-tail", o.keep_video_tail ? "on" : "off"},
+        {"--fps", str(rate.num) + "/" + str(rate.den)},
+        {"--crf", str(o.crf)},
+        {"--preset", o.preset},
+        {"segment frames", str(o.segment_frames)},
+    };
+    return s;
+}
+
 torch::Tensor to_chw(const std::vector<torch::Tensor>& frames, const torch::Device& device) {
     return torch::stack(frames).to(device).permute({0, 3, 1, 2});
 }
 
-}  // namespace
-
-RenderSummary render(const RenderOptions& o, RenderObserver& observer) {
-    const auto started = std::chrono::steady_clock::now();
-    torch::NoGradGuard no_grad;
-    RenderSummary summary;
-    auto lap = started;
-    auto end_stage = [&](int k) {
+/// Wall time per phase into RenderSummary::stage_seconds.
+struct Stopwatch {
+    RenderSummary& summary;
+    std::chrono::steady_clock::time_point lap = std::chrono::steady_clock::now();
+    void restart() { lap = std::chrono::steady_clock::now(); }
+    void end_stage(int k) {
         const auto now = std::chrono::steady_clock::now();
         summary.stage_seconds[k] = std::chrono::duration<double>(now - lap).count();
         lap = now;
-    };
+    }
+};
 
-    // Everything a user can get wrong is checked before the models load.
-    check_input_file(o.video, "video");
-    check_input_file(o.audio, "audio");
-    if (!o.audio_out.empty()) check_input_file(o.audio_out, "--audio-out");
-    { AtomicOutput probe(o.output, o.overwrite); }
-    if (!o.preview.empty()) AtomicOutput probe(o.preview, o.overwrite);
-    audio::file_sample_reader(o.audio)();  // no audio stream, not media, ...: fail now
-    FrameSource source(o.video, o.fps.num > 0 ? static_cast<double>(o.fps.num) / static_cast<double>(o.fps.den) : 0.0);
-    const audio::FrameRate rate = o.fps.num > 0 ? o.fps : frame_rate_of(source.fps(), o.video);
+/// What render() settled before the passes.
+struct RenderJob {
+    const RenderOptions& options;
+    RenderObserver& observer;
+    RenderSummary& summary;
+    Stopwatch& watch;
+    std::optional<FrameSource> source;
+    audio::FrameRate rate{25, 1};
+    torch::Device device{torch::kCPU};
+    torch::ScalarType dtype = torch::kFloat;
+};
+
+/// The passes of render() after the checks: models, audio, faces, chunks, join.
+void run_passes(RenderJob& job, RenderWorkDir& work, const media::VideoWriterOptions& wopt, const torch::Tensor& mask,
+                int64_t resume_frame) {
+    const RenderOptions& o = job.options;
+    RenderObserver& observer = job.observer;
+    RenderSummary& summary = job.summary;
+    Stopwatch& watch = job.watch;
+    FrameSource& source = *job.source;
+    const audio::FrameRate rate = job.rate;
     const double fps = static_cast<double>(rate.num) / static_cast<double>(rate.den);
-    const torch::Device device = parse_device(o.device);
-    const torch::ScalarType dtype = parse_dtype(o.dtype, device);
+    const torch::Device device = job.device;
+    const torch::ScalarType dtype = job.dtype;
     const int resolution = model_resolution(o.model);
-    const auto mask = mouth_mask(o.model_dir, resolution);
-    // The output side too: container, codec, preset, --audio-out and the dump folder fail here, not after the
-    // models and the face pass.
-    media::VideoWriterOptions wopt;
-    wopt.path = o.output;
-    wopt.overwrite = o.overwrite;
-    wopt.width = source.width();
-    wopt.height = source.height();
-    wopt.fps_num = static_cast<int>(rate.num);
-    wopt.fps_den = static_cast<int>(rate.den);
-    wopt.crf = o.crf;
-    wopt.preset = o.preset;
-    media::AudioMuxOptions mux;
-    mux.path = o.audio_out.empty() ? o.audio : o.audio_out;
-    wopt.audio = mux;
-    wopt.metadata = {{"comment", settings_comment(o, device)}};
-    // x264 encodes one chunk while the next renders: half the budget each, so they do not fight.
-    wopt.threads = std::max(1, thread_budget() / 2);
-    AsyncWriter writer(wopt, kFramesPerChunk);
     std::optional<FaceDumper> dumper;
     if (!o.dump_faces.empty()) dumper.emplace(o.dump_faces, mask);
 
     diagnostics::reset_peak_memory(device);
-    lap = std::chrono::steady_clock::now();
+    watch.restart();
     observer.stage("loading models", 0);
     ModelRequest request;
     request.variant = o.model;
@@ -123,7 +167,7 @@ RenderSummary render(const RenderOptions& o, RenderObserver& observer) {
     if (o.random_weights)
         observer.warning("--weights random: " + models.description + "; useful only to test the pipeline");
 
-    end_stage(0);
+    watch.end_stage(0);
     // 1. Audio: the output covers it, never dropping the tail. (The official count, floor(L/2) + 2 frames, runs
     //    past the audio by up to two frames; we stop at the frame that contains its last sample.)
     observer.stage("audio", 0);
@@ -139,7 +183,7 @@ RenderSummary render(const RenderOptions& o, RenderObserver& observer) {
     log::info("audio: ", audio_reader.samples() / double(audio::kSampleRate), " s -> ", n_out, " frames at ", fps,
               " fps");
 
-    end_stage(1);
+    watch.end_stage(1);
     // 2. Faces, once per source frame the output uses.
     const auto geometry = faces::CropGeometry::for_resolution(resolution);
     std::unique_ptr<faces::FaceDetector> detector;
@@ -151,10 +195,16 @@ RenderSummary render(const RenderOptions& o, RenderObserver& observer) {
         detector = faces::open_face_detector(faces::parse_face_models(o.face_models), o.face_model_dir, device, dopt);
         return detector.get();
     };
+    std::vector<faces::FramePlan> plans;
+    faces::FaceCounts face_counts;
+    observer.stage("faces", n_out);
+    if (work.resumed() && work.has_faces()) {
+        plans = faces::load_face_plans(work.faces_path(), resolution);  // the interrupted run's, bit for bit
+        face_counts = faces::count_plans(plans);
+        observer.progress(static_cast<int64_t>(plans.size()), n_out);
+    } else {
     if (o.face.track_file.empty() && !o.face.fixed_box) open_detector();  // missing face models: fail before decoding
     faces::FaceStage face_stage(open_detector, o.face, geometry, source.width(), source.height());
-    std::vector<faces::FramePlan> plans;
-    observer.stage("faces", n_out);
     {
         std::vector<torch::Tensor> batch;
         auto flush = [&] {
@@ -171,18 +221,27 @@ RenderSummary render(const RenderOptions& o, RenderObserver& observer) {
         }
         if (!batch.empty()) flush();
     }
+    face_counts = face_stage.counts();
+    if (!plans.empty()) faces::save_face_plans(work.faces_path(), plans, resolution);
+    }
     const int64_t n_src = static_cast<int64_t>(plans.size());
     LSYNC_CHECK(n_src > 0, ErrorCode::InputCorrupt, "no frames could be decoded from " + o.video);
     summary.source_frames = n_src;
-    summary.faces = face_stage.counts().summary();
-    if (face_stage.counts().aligned == 0)
+    summary.faces = face_counts.summary();
+    if (face_counts.aligned == 0)
         observer.warning("no usable face in any frame: the output is the input with the new audio, unchanged");
     if (n_src < n_out)
         log::info("the video has ", n_src, " frames for ", n_out, " of audio: continuing with --loop ",
                   loop_mode_name(o.loop));
 
-    end_stage(2);
-    // 3. Render, chunk by chunk, straight into the encoder (opened before the models load).
+    watch.end_stage(2);
+    // 3. Render, chunk by chunk, into the encoder thread that writes the work folder's segments; a resumed render
+    //    starts after the last complete one (a chunk boundary).
+    AsyncWriter writer(std::make_unique<SegmentWriter>(work.path(), wopt, o.segment_frames,
+                                                       static_cast<int64_t>(work.done_segments().size())),
+                       kFramesPerChunk);
+    summary.resumed_frames = summary.frames = resume_frame;
+    if (resume_frame > 0) log::info("resuming at frame ", resume_frame, " of ", n_out);
     LipsyncChunk runner(models, mask, o.diffusion, o.noise ? *o.noise : seeded_noise(o.seed));
     std::optional<PreviewSheet> preview;
     if (!o.preview.empty()) preview.emplace(o.preview, n_out, mask, geometry);
@@ -269,8 +328,11 @@ RenderSummary render(const RenderOptions& o, RenderObserver& observer) {
         pending.clear();
     };
 
-    for (int64_t c = 0; c < n_chunks; ++c) {
+    const int64_t chunks_per_segment = o.segment_frames / kFramesPerChunk;
+    for (int64_t c = std::min(resume_frame, n_out) / kFramesPerChunk; c < n_chunks; ++c) {
         throw_if_interrupted();
+        // Batches never cross a segment boundary, so a resumed render batches its chunks as an uninterrupted one.
+        if (c % chunks_per_segment == 0 && !pending.empty()) flush();
         Pending p;
         p.first = c * kFramesPerChunk;
         const int64_t count = std::min(kFramesPerChunk, n_out - p.first);
@@ -305,7 +367,7 @@ RenderSummary render(const RenderOptions& o, RenderObserver& observer) {
 
     // The rest of a longer video, unchanged, when asked for.
     if (o.keep_video_tail && n_src == n_out) {
-        for (int64_t i = n_out;; ++i) {
+        for (int64_t i = std::max(n_out, resume_frame);; ++i) {
             throw_if_interrupted();
             auto frame = source.get(i);
             if (!frame) break;
@@ -317,7 +379,84 @@ RenderSummary render(const RenderOptions& o, RenderObserver& observer) {
     if (preview && !preview->write())
         observer.warning("no frame was lip-synced: no preview written to " + o.preview);
     writer.finish();
-    end_stage(3);
+    watch.end_stage(3);
+
+    // 4. Join the segments into the output with the audio, then drop the work folder.
+    observer.stage("join", 0);
+    {
+        media::VideoWriter out(wopt);
+        int64_t joined = 0;
+        for (const auto& seg : SegmentWriter::existing(work.path())) {
+            throw_if_interrupted();
+            joined += out.append_segment(seg);
+        }
+        LSYNC_CHECK(joined >= n_out && (joined == n_out || o.keep_video_tail), ErrorCode::Internal,
+                    "the work folder holds " + std::to_string(joined) + " frames, " + std::to_string(n_out) +
+                        " expected");
+        summary.frames = joined;
+        summary.tail_frames = joined - n_out;
+        out.finish();
+    }
+    work.remove();
+}
+
+}  // namespace
+
+RenderSummary render(const RenderOptions& o, RenderObserver& observer) {
+    const auto started = std::chrono::steady_clock::now();
+    torch::NoGradGuard no_grad;
+    RenderSummary summary;
+    Stopwatch watch{summary};
+
+    // Everything a user can get wrong is checked before the models load.
+    check_input_file(o.video, "video");
+    check_input_file(o.audio, "audio");
+    if (!o.audio_out.empty()) check_input_file(o.audio_out, "--audio-out");
+    { AtomicOutput probe(o.output, o.overwrite); }
+    if (!o.preview.empty()) AtomicOutput probe(o.preview, o.overwrite);
+    audio::file_sample_reader(o.audio)();  // no audio stream, not media, ...: fail now
+    RenderJob job{o, observer, summary, watch, std::nullopt, {25, 1}, torch::Device(torch::kCPU), torch::kFloat};
+    job.source.emplace(o.video, o.fps.num > 0 ? static_cast<double>(o.fps.num) / static_cast<double>(o.fps.den) : 0.0);
+    FrameSource& source = *job.source;
+    const audio::FrameRate rate = job.rate = o.fps.num > 0 ? o.fps : frame_rate_of(source.fps(), o.video);
+    const double fps = static_cast<double>(rate.num) / static_cast<double>(rate.den);
+    const torch::Device device = job.device = parse_device(o.device);
+    const torch::ScalarType dtype = job.dtype = parse_dtype(o.dtype, device);
+    const int resolution = model_resolution(o.model);
+    const auto mask = mouth_mask(o.model_dir, resolution);
+    // The output side too: container, codec, preset, --audio-out and the dump folder fail here, not after the
+    // models and the face pass.
+    media::VideoWriterOptions wopt;
+    wopt.path = o.output;
+    wopt.overwrite = o.overwrite;
+    wopt.width = source.width();
+    wopt.height = source.height();
+    wopt.fps_num = static_cast<int>(rate.num);
+    wopt.fps_den = static_cast<int>(rate.den);
+    wopt.crf = o.crf;
+    wopt.preset = o.preset;
+    media::AudioMuxOptions mux;
+    mux.path = o.audio_out.empty() ? o.audio : o.audio_out;
+    wopt.audio = mux;
+    wopt.metadata = {{"comment", settings_comment(o, device)}};
+    // x264 encodes one chunk while the next renders: half the budget each, so they do not fight.
+    wopt.threads = std::max(1, thread_budget() / 2);
+    { media::VideoWriter probe(wopt); }  // opens everything the final join needs, writes nothing
+    LSYNC_CHECK(o.segment_frames > 0 && o.segment_frames % kFramesPerChunk == 0, ErrorCode::Internal,
+                "segment length must be a multiple of 16 frames");
+    RenderWorkDir work(o.output, {file_fingerprint(o.video), file_fingerprint(o.audio),
+                                  resume_settings(o, device, dtype, rate)},
+                       o.resume, o.overwrite);
+    const int64_t resume_frame = static_cast<int64_t>(work.done_segments().size()) * o.segment_frames;
+    try {
+        run_passes(job, work, wopt, mask, resume_frame);
+    } catch (const Error& e) {
+        if (e.code() != ErrorCode::Interrupted) throw;
+        work.keep();
+        const int64_t kept = static_cast<int64_t>(SegmentWriter::existing(work.path()).size()) * o.segment_frames;
+        throw_error(ErrorCode::Interrupted, "interrupted: " + std::to_string(kept) + " frames are kept in " +
+                                                work.path() + "; run the same command with --resume to finish");
+    }
     summary.gpu_peak_bytes = diagnostics::peak_memory_bytes(device);
     summary.peak_rss_bytes = diagnostics::peak_rss_bytes();
     summary.fps = fps;

@@ -5,9 +5,13 @@
 // Passes over the input, each streaming with bounded memory:
 //   1. audio: measured once (length, log-mel max), then encoded window by window as the frames need it;
 //   2. faces: every source frame the output uses is analysed once, in order (FaceStage); only the per-frame
-//      plans (a matrix and a status) are kept, so loops replay them as the official code does;
+//      plans (a matrix and a status) are kept, so loops replay them as the official code does; they are saved
+//      in the work folder;
 //   3. render: chunk by chunk of 16 output frames, frames are decoded again (FrameSource), the frames with a
-//      face go through LipsyncChunk, and every frame goes to the encoder in order.
+//      face go through LipsyncChunk, and every frame goes to the encoder in order, into segment files in the
+//      work folder (render_workdir.h);
+//   4. join: the segments are copied into the output with the audio (no second encode), and the work folder
+//      goes. An interrupted render keeps it; --resume continues after its last complete segment.
 
 #include "audio/audio_features.h"
 #include "faces/face_options.h"
@@ -15,6 +19,7 @@
 #include "pipeline/frame_map.h"
 #include "pipeline/lipsync_chunk.h"
 #include "pipeline/render_models.h"
+#include "pipeline/segment_writer.h"
 
 #include <cstdint>
 #include <optional>
@@ -27,6 +32,7 @@ struct RenderOptions {
     std::string audio;   ///< speech (any file with an audio stream)
     std::string output;
     bool overwrite = false;
+    bool resume = false;  ///< continue the interrupted render of this output (--resume)
 
     ModelVariant model = ModelVariant::V15;
     std::string model_dir;  ///< resolved model root
@@ -56,6 +62,8 @@ struct RenderOptions {
     std::string preview;        ///< contact sheet PNG (--preview), empty = none
 
     int64_t batch_chunks = 0;   ///< chunks per UNet call (0 = auto: 4 on CUDA, 1 on the CPU); halved on OOM
+    /// Frames per segment file: the resume granularity (a multiple of 16; tests make it small).
+    int64_t segment_frames = kDefaultSegmentFrames;
     /// Test hook: the first UNet call with more than one chunk fails with a CUDA out-of-memory error.
     bool inject_oom_once = false;
     /// Test hook: replaces the seeded noise (the parity test replays the official run's draws).
@@ -63,7 +71,8 @@ struct RenderOptions {
 };
 
 struct RenderSummary {
-    int64_t frames = 0;          ///< frames written (output length)
+    int64_t frames = 0;          ///< frames in the output
+    int64_t resumed_frames = 0;  ///< of those, frames an interrupted run had finished (--resume)
     int64_t lipsynced = 0;       ///< frames that got a generated mouth
     int64_t passed_through = 0;  ///< frames without a usable face, written unchanged
     int64_t tail_frames = 0;     ///< --keep-video-tail frames after the audio's end
@@ -84,7 +93,7 @@ struct RenderSummary {
 class RenderObserver {
 public:
     virtual ~RenderObserver() = default;
-    /// A new phase: "loading models", "audio", "faces", "render".
+    /// A new phase: "loading models", "audio", "faces", "render", "join".
     virtual void stage(const std::string& name, int64_t total) { (void)name, (void)total; }
     /// Progress within the current phase.
     virtual void progress(int64_t done, int64_t total) { (void)done, (void)total; }
@@ -93,7 +102,8 @@ public:
 };
 
 /// Runs the render. Inputs and the output are checked before any model loads; every failure is an lsync::Error
-/// with its exit code, and the output only appears when everything succeeded.
+/// with its exit code, and the output only appears when everything succeeded. Interrupted (Ctrl-C, SIGTERM),
+/// it throws Error(Interrupted) saying how much is kept for --resume.
 RenderSummary render(const RenderOptions& options, RenderObserver& observer);
 
 }  // namespace lsync::pipeline

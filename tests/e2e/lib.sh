@@ -22,6 +22,10 @@ expect_rc() {
     if ! grep -qF -- "$text" <<<"$err"; then fail "message lacks '$text': $*"$'\n'"$err"; fi
     if [ "$(grep -c '^\[error\]' <<<"$err")" != 1 ]; then fail "not exactly one error line: $*"$'\n'"$err"; fi
     if find "$WORK" -name '*.partial-*' | grep -q .; then fail "partial output left behind by: $*"; fi
+    # A failed render removes its work folder (only an interrupted one keeps it, for --resume).
+    if [ -z "${WORK_FOLDERS_EXPECTED:-}" ] && find "$WORK" -name '*.lsync-work' | grep -q .; then
+        fail "render work folder left behind by: $*"
+    fi
 }
 
 finish() {

@@ -1,5 +1,6 @@
-// The render pipeline's pieces that do not need a video: the output -> source frame map of the loop modes, the
-// per-chunk seed rule, and the frame source's backwards walk (ping-pong) with bounded memory.
+// The render pipeline's pieces that do not need a model: the output -> source frame map of the loop modes, the
+// per-chunk seed rule, the frame source's backwards walk (ping-pong) with bounded memory, and what --resume
+// relies on: segments that join without a second encode, and face plans that read back bit for bit.
 
 #include "catch_compat.h"
 
@@ -9,6 +10,9 @@
 #include "pipeline/chunk_noise.h"
 #include "pipeline/frame_map.h"
 #include "pipeline/frame_source.h"
+#include "pipeline/segment_writer.h"
+#include "faces/face_plan_file.h"
+#include "faces/face_track_file.h"
 #include "test_util.h"
 
 #include <set>
@@ -80,4 +84,82 @@ TEST_CASE("frame source: walking backwards re-decodes once per window and gives 
     // 60 frames backwards through a window of 16: the frames 44..59 were still held, then one re-decode per
     // 16 frames (43, 27, 11).
     CHECK(src.opens() == 4);
+}
+
+TEST_CASE("segments: joined without re-encoding, every frame in order, other settings refused", "[render]") {
+    test::ScratchDir dir("segments");
+    const std::string folder = dir.path().string();
+    media::VideoWriterOptions o;
+    o.width = 64;
+    o.height = 48;
+    o.crf = 0;
+    o.preset = "ultrafast";
+    {
+        SegmentWriter w(folder, o, /*segment_frames=*/16, /*first_segment=*/0);
+        for (int i = 0; i < 40; ++i) w.write(torch::full({48, 64, 3}, 4 * i, torch::kUInt8));
+        w.finish();
+    }
+    const auto segments = SegmentWriter::existing(folder);
+    REQUIRE(segments.size() == 3);  // 16 + 16 + 8
+    o.path = folder + "/joined.mkv";
+    {
+        media::VideoWriter out(o);
+        int64_t n = 0;
+        for (const auto& s : segments) n += out.append_segment(s);
+        CHECK(n == 40);
+        out.finish();
+    }
+    FrameSource joined(o.path, 25);
+    for (int64_t i = 0; i < 40; ++i) {
+        auto f = joined.get(i);
+        REQUIRE(f.has_value());
+        CHECK(std::abs(std::lround(f->to(torch::kFloat).mean().item<double>()) - 4 * i) <= 1);
+    }
+    CHECK_FALSE(joined.get(40).has_value());
+
+    // A segment from another preset has other parameter sets: refused instead of a broken stream.
+    o.preset = "veryslow";
+    o.path = folder + "/other.mkv";
+    media::VideoWriter other(o);
+    const auto why = test::expect_error(ErrorCode::InputCorrupt, [&] { other.append_segment(segments[0]); });
+    CHECK(why.find("other settings") != std::string::npos);
+}
+
+TEST_CASE("face plans: saved and read back bit for bit, and readable as a face track", "[render]") {
+    test::ScratchDir dir("face_plans");
+    const std::string path = (dir.path() / "faces.json").string();
+    std::vector<faces::FramePlan> plans(3);
+    plans[0].align = true;
+    plans[0].status = faces::FaceStatus::Found;
+    plans[0].face.box = {10.25f, 20.5f, 100.125f, 120.0625f};
+    plans[0].face.score = 0.987654f;
+    for (int k = 0; k < 68; ++k) plans[0].face.landmarks.push_back({k * 1.1f + 0.3f, k * 0.7f - 0.1f});
+    plans[0].face.scheme = "ibug68";
+    plans[0].anchors = {{1.5f, 2.5f}, {3.25f, 4.75f}, {5.0f, 6.0f}};
+    plans[0].matrix = {0.1234567890123, -1e-7, 3.0 / 7.0, 1.0 / 3.0, 0.999999999, -12.345678901234567};
+    plans[1].status = faces::FaceStatus::TooSmall;
+    plans[2] = plans[0];
+    plans[2].matrix[5] = 1e-300;
+    faces::save_face_plans(path, plans, 256);
+
+    const auto back = faces::load_face_plans(path, 256);
+    REQUIRE(back.size() == 3);
+    for (size_t i = 0; i < 3; ++i) {
+        CHECK(back[i].frame == static_cast<int64_t>(i));
+        CHECK(back[i].align == plans[i].align);
+        CHECK(back[i].status == plans[i].status);
+        CHECK(back[i].matrix == plans[i].matrix);  // exactly: a resumed render must align as the first run did
+        CHECK(back[i].face.landmarks.size() == plans[i].face.landmarks.size());
+    }
+    CHECK(back[0].face.landmarks[67].x == plans[0].face.landmarks[67].x);
+    CHECK(back[0].anchors.right_brow.y == plans[0].anchors.right_brow.y);
+    CHECK(back[0].face.box.w == plans[0].face.box.w);
+    CHECK(faces::count_plans(back).summary() == "2 aligned, 1 passed through (face too small 1)");
+    CHECK(test::expect_error(ErrorCode::Usage, [&] { faces::load_face_plans(path, 512); }).find("crop") !=
+          std::string::npos);
+
+    const auto track = faces::load_face_track(path);  // the same file is a --face-track
+    CHECK(track.frames.size() == 2);
+    CHECK(track.at(0).has_value());
+    CHECK_FALSE(track.at(1).has_value());
 }

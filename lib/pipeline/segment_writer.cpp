@@ -1,0 +1,56 @@
+#include "pipeline/segment_writer.h"
+
+#include "core/error.h"
+
+#include <cstdio>
+#include <filesystem>
+
+namespace lsync::pipeline {
+
+SegmentWriter::SegmentWriter(std::string folder, media::VideoWriterOptions encoder, int64_t segment_frames,
+                             int64_t first_segment)
+    : folder_(std::move(folder)), encoder_(std::move(encoder)), segment_frames_(segment_frames),
+      next_index_(first_segment) {
+    LSYNC_CHECK(segment_frames_ > 0, ErrorCode::Internal, "segment length must be positive");
+    encoder_.audio.reset();
+    encoder_.metadata.clear();
+    encoder_.overwrite = true;  // a segment under its final name is complete; one we rewrite was never finished
+}
+
+SegmentWriter::~SegmentWriter() = default;
+
+std::string SegmentWriter::segment_path(const std::string& folder, int64_t index) {
+    char name[32];
+    std::snprintf(name, sizeof name, "segment-%06lld.mp4", static_cast<long long>(index));
+    return folder + "/" + name;
+}
+
+std::vector<std::string> SegmentWriter::existing(const std::string& folder) {
+    std::vector<std::string> found;
+    std::error_code ec;
+    for (int64_t i = 0;; ++i) {
+        std::string path = segment_path(folder, i);
+        if (!std::filesystem::is_regular_file(path, ec)) return found;
+        found.push_back(std::move(path));
+    }
+}
+
+void SegmentWriter::write(const torch::Tensor& rgb) {
+    if (!current_) {
+        encoder_.path = segment_path(folder_, next_index_++);
+        current_ = std::make_unique<media::VideoWriter>(encoder_);
+        in_current_ = 0;
+    }
+    current_->write(rgb);
+    if (++in_current_ == segment_frames_) {
+        current_->finish();
+        current_.reset();
+    }
+}
+
+void SegmentWriter::finish() {
+    if (current_) current_->finish();
+    current_.reset();
+}
+
+}  // namespace lsync::pipeline

@@ -1,0 +1,50 @@
+#pragma once
+// The render's encoder output: numbered video-only H.264 segments in the work folder, each complete on its own
+// (it starts with a key frame and only appears under its final name once closed; see AtomicOutput). A render
+// killed at any moment keeps every closed segment, and --resume starts after the last one. At the end
+// VideoWriter::append_segment joins them into the output without re-encoding.
+//
+// Segments are a whole number of 16-frame chunks long, so a resumed render starts at a chunk boundary; the
+// x264 restart at each boundary costs one extra key frame per segment (every 10 s at the default length, about
+// what x264's own key frame interval gives anyway).
+
+#include "media/video_writer.h"
+#include "pipeline/frame_sink.h"
+
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
+
+namespace lsync::pipeline {
+
+/// Frames per segment by default: 16 chunks, 10.24 s at 25 fps.
+constexpr int64_t kDefaultSegmentFrames = 256;
+
+class SegmentWriter : public FrameSink {
+public:
+    /// `encoder`: size, rate, CRF, preset and threads of every segment (path, audio and metadata are ignored).
+    /// Segment numbering starts at `first_segment` (the segments before it exist already).
+    SegmentWriter(std::string folder, media::VideoWriterOptions encoder, int64_t segment_frames,
+                  int64_t first_segment);
+    ~SegmentWriter() override;  // an unfinished segment is removed
+
+    void write(const torch::Tensor& rgb) override;
+    /// Closes the last (possibly short) segment.
+    void finish() override;
+
+    /// The path of segment `index` in `folder`.
+    static std::string segment_path(const std::string& folder, int64_t index);
+    /// The complete segments in `folder`: segment 0, 1, ... up to the first missing one.
+    static std::vector<std::string> existing(const std::string& folder);
+
+private:
+    std::string folder_;
+    media::VideoWriterOptions encoder_;
+    int64_t segment_frames_;
+    int64_t next_index_;
+    int64_t in_current_ = 0;
+    std::unique_ptr<media::VideoWriter> current_;
+};
+
+}  // namespace lsync::pipeline

@@ -1,0 +1,71 @@
+#!/usr/bin/env bash
+# Crash-safe rendering: a render killed (SIGKILL) or interrupted (SIGINT) keeps its finished segments in
+# <output>.lsync-work; `--resume` finishes it, and the frames equal those of an uninterrupted render. Without
+# --resume the folder is refused, with other inputs or settings --resume is refused, and two renders of one
+# output never share the folder.
+source "$(dirname "$0")/lib.sh"
+source "$(dirname "$0")/render_lib.sh"
+cd "$WORK"
+
+make_face_clip clip.mp4 1.2 25 || fail "make clip"
+make_speech speech.wav 1.5 || fail "make speech"   # 38 frames: segments of 16, 16 and 6 frames
+export LSYNC_TEST_SEGMENT_FRAMES=16
+RR=("${R[@]}" clip.mp4 speech.wav --crf 0 --steps 2)
+
+"${RR[@]}" -o ref.mkv || fail "uninterrupted render"
+[ ! -e ref.mkv.lsync-work ] || fail "a finished render left its work folder"
+
+# start_and_stop OUT SIGNAL: starts a render, sends SIGNAL once its first segment is complete; prints the
+# render's exit code.
+start_and_stop() {
+    "${RR[@]}" -o "$1" 2> "$1.log" &
+    local pid=$! i
+    for i in $(seq 1 600); do
+        ls "$1.lsync-work"/segment-000000.mp4 >/dev/null 2>&1 && break
+        kill -0 "$pid" 2>/dev/null || break
+        sleep 0.1
+    done
+    kill "-$2" "$pid" 2>/dev/null
+    wait "$pid"
+    echo $?
+}
+
+# SIGKILL: nothing under the output's name, the folder with the finished segment stays.
+rc=$(start_and_stop killed.mkv KILL)
+[ "$rc" = 137 ] || fail "SIGKILL: exit $rc (the render ended before the kill?)"
+[ ! -e killed.mkv ] || fail "a killed render left an output"
+[ -s killed.mkv.lsync-work/segment-000000.mp4 ] || fail "the finished segment was not kept"
+[ -s killed.mkv.lsync-work/faces.json ] || fail "the face plans were not kept"
+
+WORK_FOLDERS_EXPECTED=1
+# Not without --resume; not with another seed, another audio, or another video.
+expect_rc 10 "--resume" -- "${RR[@]}" -o killed.mkv
+expect_rc 16 "seed" -- "${RR[@]}" -o killed.mkv --resume --seed 9
+make_speech other.wav 1.5 && ffmpeg -v error -y -i other.wav -af volume=0.5 other2.wav
+expect_rc 16 "audio" -- "${R[@]}" clip.mp4 other2.wav --crf 0 --steps 2 -o killed.mkv --resume
+[ -s killed.mkv.lsync-work/segment-000000.mp4 ] || fail "a refused resume damaged the work folder"
+
+# Two renders of one output at once: the second is refused while the first holds the folder.
+exec 9> killed.mkv.lsync-work/lock && flock -n 9 || fail "cannot take the lock for the test"
+expect_rc 10 "another render" -- "${RR[@]}" -o killed.mkv --resume
+exec 9>&-
+unset WORK_FOLDERS_EXPECTED
+
+"${RR[@]}" -o killed.mkv --resume --json-log 2> resume.jsonl || fail "--resume after SIGKILL"
+[ ! -e killed.mkv.lsync-work ] || fail "the work folder stayed after the resumed render"
+grep -q '"resumed_frames":16' resume.jsonl || fail "the resumed render did not start after the kept segment"
+[ "$(frame_md5 killed.mkv)" = "$(frame_md5 ref.mkv)" ] || fail "resumed after SIGKILL: frames differ"
+[ "$(probe killed.mkv sample_rate a:0)" = 44100 ] || fail "resumed: the audio changed"
+
+# SIGINT (and SIGTERM alike): a clean stop, exit 130, the message says how to resume.
+rc=$(start_and_stop stopped.mkv INT)
+[ "$rc" = 130 ] || fail "SIGINT: exit $rc"
+grep -q -- "--resume" stopped.mkv.log || fail "the interrupted message does not say how to resume"
+[ ! -e stopped.mkv ] && [ -d stopped.mkv.lsync-work ] || fail "SIGINT: output or work folder wrong"
+"${RR[@]}" -o stopped.mkv --resume || fail "--resume after SIGINT"
+[ "$(frame_md5 stopped.mkv)" = "$(frame_md5 ref.mkv)" ] || fail "resumed after SIGINT: frames differ"
+
+# --resume with nothing to resume renders from the start; --overwrite discards a kept folder.
+"${RR[@]}" -o fresh.mkv --resume || fail "--resume without a work folder"
+[ "$(frame_md5 fresh.mkv)" = "$(frame_md5 ref.mkv)" ] || fail "--resume from nothing: frames differ"
+finish
