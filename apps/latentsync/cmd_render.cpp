@@ -35,6 +35,7 @@ struct RenderCli {
     FaceCliOptions face;
     std::string loop = "pingpong";
     bool keep_video_tail = false;
+    std::string length = "audio";
     std::string fps = "25";
     int crf = 18;
     std::string preset = "medium";
@@ -81,6 +82,9 @@ pipeline::RenderOptions to_render_options(const RenderCli& c) {
     o.face_model_dir = face_model_dir(c.face);
     o.loop = pipeline::parse_loop_mode(c.loop);
     o.keep_video_tail = c.keep_video_tail;
+    LSYNC_CHECK(c.length == "audio" || c.length == "official", ErrorCode::Usage,
+                "--length must be audio or official (got '" + c.length + "')");
+    o.official_length = c.length == "official";
     if (c.fps == "native")
         o.fps = {0, 1};
     else
@@ -134,6 +138,10 @@ Command add_render(CLI::App& app) {
         ->capture_default_str();
     add_face_options(cmd, c->face);
     cmd->add_option("--loop", c->loop, "When the video is shorter than the audio: pingpong, loop or freeze")
+        ->capture_default_str();
+    cmd->add_option("--length", c->length,
+                    "Output frames: audio (cover the audio) or official (the Python code's count, up to 2 frames "
+                    "past the audio)")
         ->capture_default_str();
     cmd->add_flag("--keep-video-tail", c->keep_video_tail,
                   "When the video is longer than the audio: keep its rest, unchanged, after the speech");

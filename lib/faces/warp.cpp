@@ -57,23 +57,27 @@ void lanczos4_coeffs(float x, float* w) {
         w[3] = 1;
         return;
     }
-    const double pi = 3.14159265358979323846;
+    // OpenCV's interpolateLanczos4, operation for operation (one sine and cosine, rotated by 45 degrees per tap),
+    // so the float weights, and the 8-bit path's rounded ones, come out identical.
+    const double pi = 3.14159265358979323846, s45 = 0.70710678118654752440084436210485;
+    static const double cs[8][2] = {{1, 0}, {-s45, -s45}, {0, 1}, {s45, -s45}, {-1, 0}, {s45, s45}, {0, -1}, {-s45, s45}};
+    const double y0 = -(x + 3) * pi * 0.25, s0 = std::sin(y0), c0 = std::cos(y0);
     float sum = 0;
     for (int i = 0; i < 8; ++i) {
-        const double dist = x + 3 - i;
-        const double y = dist * pi * 0.25;
-        // sin(pi d) sin(pi d / 4) / (pi d / 4)^2, the product form OpenCV evaluates with a rotation table.
-        w[i] = static_cast<float>(std::sin(pi * dist) * std::sin(y) / (y * y));
+        const double y = -(x + 3 - i) * pi * 0.25;
+        w[i] = static_cast<float>((cs[i][0] * s0 + cs[i][1] * c0) / (y * y));
         sum += w[i];
     }
-    const float inv = 1.f / sum;
-    for (int i = 0; i < 8; ++i) w[i] *= inv;
+    sum = 1.f / sum;
+    for (int i = 0; i < 8; ++i) w[i] *= sum;
 }
 
 // [out, in] weights: row d holds the taps of output sample d, border taps folded onto the edge pixel.
-torch::Tensor lanczos4_matrix(int64_t in, int64_t out) {
-    auto mat = torch::zeros({out, in}, torch::kFloat);
-    auto acc = mat.accessor<float, 2>();
+// With `fixed_point`, each weight is rounded to 1/2048 as OpenCV's 8-bit path does (INTER_RESIZE_COEF_SCALE)
+// and the matrix holds those integers (as doubles).
+torch::Tensor lanczos4_matrix(int64_t in, int64_t out, bool fixed_point = false) {
+    auto mat = torch::zeros({out, in}, torch::kDouble);
+    auto acc = mat.accessor<double, 2>();
     const double scale = static_cast<double>(in) / out;
     for (int64_t d = 0; d < out; ++d) {
         float fx = static_cast<float>((d + 0.5) * scale - 0.5);
@@ -83,10 +87,10 @@ torch::Tensor lanczos4_matrix(int64_t in, int64_t out) {
         lanczos4_coeffs(fx, w);
         for (int i = 0; i < 8; ++i) {
             const int64_t s = std::min<int64_t>(std::max<int64_t>(sx - 3 + i, 0), in - 1);
-            acc[d][s] += w[i];
+            acc[d][s] += fixed_point ? std::nearbyint(static_cast<double>(w[i]) * 2048.0) : static_cast<double>(w[i]);
         }
     }
-    return mat;
+    return fixed_point ? mat : mat.to(torch::kFloat);
 }
 
 }  // namespace
@@ -98,6 +102,18 @@ torch::Tensor resize_lanczos4(const torch::Tensor& images, int64_t out_h, int64_
     auto wx = lanczos4_matrix(images.size(3), out_w).to(opts);  // [out_w, W]
     auto wy = lanczos4_matrix(images.size(2), out_h).to(opts);  // [out_h, H]
     return torch::matmul(wy, torch::matmul(images, wx.t()));
+}
+
+torch::Tensor resize_lanczos4_u8(const torch::Tensor& images, int64_t out_h, int64_t out_w) {
+    LSYNC_CHECK(images.dim() == 4, ErrorCode::Internal, "resize_lanczos4_u8: images must be [B,C,H,W]");
+    // Integer weights times 8-bit values: every partial sum is an integer below 2^36, exact in doubles, so the
+    // order of the sums does not matter and the result is OpenCV's bit for bit.
+    const auto opts = images.options().dtype(torch::kDouble);
+    auto wx = lanczos4_matrix(images.size(3), out_w, true).to(opts);
+    auto wy = lanczos4_matrix(images.size(2), out_h, true).to(opts);
+    const auto sum = torch::matmul(wy, torch::matmul(images.to(torch::kDouble), wx.t()));
+    // FixedPtCast<int, uchar, 22>: add half, shift right by 22 bits (a floor), then saturate.
+    return torch::floor((sum + double(1 << 21)) / double(1 << 22)).clamp(0, 255).to(images.scalar_type());
 }
 
 torch::Tensor resize_bicubic_antialias(const torch::Tensor& images, int64_t out_h, int64_t out_w) {

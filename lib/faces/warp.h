@@ -29,6 +29,12 @@ torch::Tensor warp_affine(const torch::Tensor& src, const torch::Tensor& matrice
 /// replicated borders. Done as two matrix products with precomputed weight matrices. Values are not clamped.
 torch::Tensor resize_lanczos4(const torch::Tensor& images, int64_t out_h, int64_t out_w);
 
+/// The same on 8-bit images ([B, C, H, W] holding whole numbers 0..255, any dtype; returned in that dtype):
+/// OpenCV's uint8 path, which rounds the weights to 1/2048, sums in integers and rounds the result
+/// ((sum + 2^21) >> 22, saturated). Bit-exact with cv2.resize on uint8, as the official code calls it on
+/// the aligned crops and the mask.
+torch::Tensor resize_lanczos4_u8(const torch::Tensor& images, int64_t out_h, int64_t out_w);
+
 /// torchvision resize(..., BICUBIC, antialias=True) on [B, C, H, W] float (LibTorch's antialiased bicubic,
 /// align_corners=False), as the official restore_video does before the inverse warp.
 torch::Tensor resize_bicubic_antialias(const torch::Tensor& images, int64_t out_h, int64_t out_w);

@@ -82,7 +82,10 @@ std::vector<torch::Tensor> LipsyncChunk::run_batch(const std::vector<ChunkFrames
     std::vector<torch::Tensor> out;
     for (int64_t k = 0; k < b; ++k) {
         out.push_back(pasted.slice(0, k * n, (k + 1) * n));
-        if (traces) traces->push_back({crops.slice(0, k * n, (k + 1) * n), faces_out.slice(0, k * n, (k + 1) * n)});
+        if (traces)
+            traces->push_back({crops.slice(0, k * n, (k + 1) * n), faces_out.slice(0, k * n, (k + 1) * n),
+                               cond.masked_image_latents.slice(0, k, k + 1), cond.ref_latents.slice(0, k, k + 1),
+                               final_latents.slice(0, k, k + 1), decoded.slice(0, k * n, (k + 1) * n)});
     }
     return out;
 }

@@ -34,6 +34,11 @@ struct ChunkFrames {
 struct ChunkTrace {
     torch::Tensor crops;      ///< [A, 3, R, R] aligned crops, float in [0, 255]
     torch::Tensor generated;  ///< [A, 3, R, R] decoded faces composited into the crops, [-1, 1]
+    // For the end-to-end parity test (tests/unit/test_render_parity.cpp): the official pipeline's intermediates.
+    torch::Tensor masked_latents;  ///< [1, C, A, h, w] scaled posterior sample of the masked crops
+    torch::Tensor ref_latents;     ///< [1, C, A, h, w] ... of the reference crops
+    torch::Tensor final_latents;   ///< [1, C, A, h, w] after the last DDIM step
+    torch::Tensor decoded;         ///< [A, 3, R, R] VAE output before the composite, float
 };
 
 class LipsyncChunk {

@@ -1,5 +1,7 @@
 #include "pipeline/mouth_mask.h"
 
+#include "faces/warp.h"
+
 #include "core/error.h"
 #include "media/video_reader.h"
 
@@ -42,19 +44,14 @@ torch::Tensor load_mouth_mask_image(const std::string& path, int resolution) {
     media::VideoReader reader(path);
     auto frame = reader.next();
     LSYNC_CHECK(frame.has_value(), ErrorCode::Weights, "mask image has no picture: " + path);
-    auto m = frame->rgb.select(2, 0).to(torch::kFloat).div(255.0);  // [H, W]
+    auto m = frame->rgb.select(2, 0).to(torch::kFloat);  // [H, W], 0..255
     if (m.size(0) != resolution || m.size(1) != resolution) {
-        m = torch::nn::functional::interpolate(
-                m.unsqueeze(0).unsqueeze(0),
-                torch::nn::functional::InterpolateFuncOptions()
-                    .size(std::vector<int64_t>{resolution, resolution})
-                    .mode(torch::kBicubic)
-                    .align_corners(false))
-                .squeeze(0)
-                .squeeze(0)
-                .clamp(0.0, 1.0);
+        // As the official preprocessing: cv2.resize(INTER_LANCZOS4) of the 8-bit image, which rounds and
+        // saturates to 0..255 (so the ringing at the mask's edges stays inside [0, 1]).
+        m = faces::resize_lanczos4_u8(m.view({1, 1, m.size(0), m.size(1)}), resolution, resolution)
+                .view({resolution, resolution});
     }
-    return m.contiguous();
+    return m.div(255.0).contiguous();
 }
 
 torch::Tensor mouth_mask(const std::string& model_dir, int resolution) {

@@ -14,8 +14,8 @@ namespace lsync::pipeline {
 /// in the 256-pixel frame of the official mask and sampled at pixel centres, so every resolution is sharp.
 torch::Tensor procedural_mouth_mask(int resolution);
 
-/// Reads a mask image (any format FFmpeg decodes; first channel, /255) and resizes it to `resolution` with
-/// bicubic interpolation clamped to [0, 1] (the official Lanczos resize rings outside that range).
+/// Reads a mask image (any format FFmpeg decodes; first channel, /255) and resizes it to `resolution` as the
+/// official code does (8-bit Lanczos-4, rounded and saturated).
 torch::Tensor load_mouth_mask_image(const std::string& path, int resolution);
 
 /// <model_dir>/mask.png when it exists, else the procedural mask.

@@ -96,6 +96,7 @@ std::vector<std::pair<std::string, std::string>> resume_settings(const RenderOpt
         {"--loop", loop_mode_name(o.loop)},
         {"--keep-video-tail", o.keep_video_tail ? "on" : "off"},
         {"--fps", str(rate.num) + "/" + str(rate.den)},
+        {"--length", o.official_length ? "official" : "audio"},
         {"--crf", str(o.crf)},
         {"--preset", o.preset},
         {"segment frames", str(o.segment_frames)},
@@ -179,7 +180,8 @@ void run_passes(RenderJob& job, RenderWorkDir& work, const media::VideoWriterOpt
                                            models::whisper_feature_encoder(models.whisper), aopt);
     const int64_t covering = static_cast<int64_t>(
         std::ceil(static_cast<double>(audio_reader.samples()) * rate.num / (audio::kSampleRate * double(rate.den)) - 1e-9));
-    const int64_t n_out = std::max<int64_t>(1, std::min(covering, audio_reader.chunk_count(rate)));
+    const int64_t n_out =
+        std::max<int64_t>(1, o.official_length ? audio_reader.chunk_count(rate) : std::min(covering, audio_reader.chunk_count(rate)));
     log::info("audio: ", audio_reader.samples() / double(audio::kSampleRate), " s -> ", n_out, " frames at ", fps,
               " fps");
 
@@ -224,6 +226,7 @@ void run_passes(RenderJob& job, RenderWorkDir& work, const media::VideoWriterOpt
     face_counts = face_stage.counts();
     if (!plans.empty()) faces::save_face_plans(work.faces_path(), plans, resolution);
     }
+    if (o.probe) o.probe->plans(plans);
     const int64_t n_src = static_cast<int64_t>(plans.size());
     LSYNC_CHECK(n_src > 0, ErrorCode::InputCorrupt, "no frames could be decoded from " + o.video);
     summary.source_frames = n_src;
@@ -251,7 +254,7 @@ void run_passes(RenderJob& job, RenderWorkDir& work, const media::VideoWriterOpt
               " per UNet call");
     observer.stage("render", n_out);
     const auto cancel = [](int, int, int64_t, const torch::Tensor&) { return !interrupt_requested(); };
-    const bool tracing = dumper.has_value() || preview.has_value();
+    const bool tracing = dumper.has_value() || preview.has_value() || o.probe;
     bool inject_oom = o.inject_oom_once;
 
     // A chunk between decoding and the encoder.
@@ -305,12 +308,13 @@ void run_passes(RenderJob& job, RenderWorkDir& work, const media::VideoWriterOpt
         }
         for (size_t k = 0; k < pending.size(); ++k) {
             Pending& p = pending[k];
+            if (!p.rows.empty() && o.probe) o.probe->chunk(p.first / kFramesPerChunk, p.rows, traces[k].front());
             if (!p.rows.empty()) {
                 const auto& out = outs[k].front();
                 for (size_t a = 0; a < p.rows.size(); ++a) {
                     const int64_t row = p.rows[a], ai = static_cast<int64_t>(a);
                     p.frames[static_cast<size_t>(row)] = out[ai];
-                    if (!tracing || (!dumper && !preview->wants(p.first + row))) continue;
+                    if (!dumper && !(preview && preview->wants(p.first + row))) continue;
                     const auto& tr = traces[k].front();
                     const FrameView view{p.first + row, &p.plans[a], p.face_frames[a], tr.crops[ai],
                                          tr.generated[ai], out[ai]};
@@ -320,7 +324,10 @@ void run_passes(RenderJob& job, RenderWorkDir& work, const media::VideoWriterOpt
             }
             summary.lipsynced += static_cast<int64_t>(p.rows.size());
             summary.passed_through += static_cast<int64_t>(p.frames.size() - p.rows.size());
-            for (const auto& f : p.frames) writer.write(f);
+            for (size_t r = 0; r < p.frames.size(); ++r) {
+                if (o.probe) o.probe->frame(p.first + static_cast<int64_t>(r), p.frames[r]);
+                writer.write(p.frames[r]);
+            }
             summary.frames += static_cast<int64_t>(p.frames.size());
             ++summary.chunks;
             observer.progress(summary.frames, n_out);
@@ -350,6 +357,7 @@ void run_passes(RenderJob& job, RenderWorkDir& work, const media::VideoWriterOpt
             }
         }
         const auto windows = audio_reader.chunks(p.first, count, rate);  // every frame's, in order
+        if (o.probe) o.probe->audio(p.first, windows);
         if (!p.rows.empty()) {
             p.in.chunk = c;
             p.in.frames = to_chw(p.face_frames, device);

@@ -15,6 +15,7 @@
 
 #include "audio/audio_features.h"
 #include "faces/face_options.h"
+#include "faces/face_plan.h"
 #include "pipeline/chunk_noise.h"
 #include "pipeline/frame_map.h"
 #include "pipeline/lipsync_chunk.h"
@@ -26,6 +27,23 @@
 #include <string>
 
 namespace lsync::pipeline {
+
+/// Test hook: sees the pipeline's intermediates as they pass (the end-to-end parity test compares them with the
+/// official run's). Tensors may live on the render device.
+class RenderProbe {
+public:
+    virtual ~RenderProbe() = default;
+    /// The face pass's plan of every source frame.
+    virtual void plans(const std::vector<faces::FramePlan>& plans) { (void)plans; }
+    /// The audio windows of output frames [first, first + windows.size(0)).
+    virtual void audio(int64_t first, const torch::Tensor& windows) { (void)first, (void)windows; }
+    /// A chunk through the networks; `rows` are its frames with a face (offsets from the chunk's first frame).
+    virtual void chunk(int64_t chunk, const std::vector<int64_t>& rows, const ChunkTrace& trace) {
+        (void)chunk, (void)rows, (void)trace;
+    }
+    /// Output frame `index` ([H, W, 3] uint8, CPU) as it goes to the encoder.
+    virtual void frame(int64_t index, const torch::Tensor& rgb) { (void)index, (void)rgb; }
+};
 
 struct RenderOptions {
     std::string video;   ///< video file or still image
@@ -53,6 +71,9 @@ struct RenderOptions {
     std::string face_model_dir;  ///< the folder with the face models' files
 
     LoopMode loop = LoopMode::PingPong;
+    /// --length official: the official frame count, floor(feature frames / 2) + 2 at 25 fps, which runs up to
+    /// two frames past the audio; default: the frames that cover the audio (the last one holds its end).
+    bool official_length = false;
     bool keep_video_tail = false;
     audio::FrameRate fps{25, 1};  ///< output rate, exact; num 0 = the video's own ("--fps native")
     int crf = 18;
@@ -68,6 +89,8 @@ struct RenderOptions {
     bool inject_oom_once = false;
     /// Test hook: replaces the seeded noise (the parity test replays the official run's draws).
     std::optional<NoiseSource> noise;
+    /// Test hook: see RenderProbe (not owned).
+    RenderProbe* probe = nullptr;
 };
 
 struct RenderSummary {
