@@ -115,10 +115,10 @@ else
 fi
 
 join() { local IFS=,; printf '%s' "$*"; }
-DECODERS=(h264 hevc vp9 av1 mpeg4 mjpeg prores png aac mp3 mp3float opus vorbis flac
+DECODERS=(h264 hevc vp9 av1 mpeg4 mjpeg prores png ffv1 aac mp3 mp3float opus vorbis flac
           pcm_s16le pcm_s16be pcm_s24le pcm_s32le pcm_f32le pcm_f64le pcm_u8 pcm_alaw pcm_mulaw)
 DEMUXERS=(mov matroska avi wav mp3 ogg flac image2 jpeg_pipe png_pipe aac)
-ENCODERS=(libx264 aac png pcm_s16le)
+ENCODERS=(libx264 ffv1 aac png pcm_s16le)
 MUXERS=(mp4 mov matroska wav null ipod adts)
 PARSERS=(h264 hevc aac vp9 av1 mpeg4video opus flac mpegaudio vorbis png mjpeg)
 PROTOCOLS=(file pipe)

@@ -39,6 +39,7 @@ struct RenderCli {
     std::string fps = "25";
     int crf = 18;
     std::string preset = "medium";
+    bool lossless = false;
     std::string audio_out;
     std::string dump_faces, preview;
     int64_t batch_chunks = 0;
@@ -92,6 +93,7 @@ pipeline::RenderOptions to_render_options(const RenderCli& c) {
     LSYNC_CHECK(c.crf >= 0 && c.crf <= 51, ErrorCode::Usage, "--crf must be from 0 (lossless) to 51");
     o.crf = c.crf;
     o.preset = c.preset;
+    o.lossless = c.lossless;
     o.audio_out = c.audio_out;
     LSYNC_CHECK(c.batch_chunks >= 0 && c.batch_chunks <= 64, ErrorCode::Usage,
                 "--batch-chunks must be from 0 (auto) to 64");
@@ -99,6 +101,9 @@ pipeline::RenderOptions to_render_options(const RenderCli& c) {
     // Test hook (undocumented for users): the first batched UNet call fails as if the GPU were full.
     if (const char* inject = std::getenv("LSYNC_TEST_INJECT_OOM"); inject && std::string(inject) == "1")
         o.inject_oom_once = true;
+    // Test hook: replay another implementation's noise draws (tests/e2e/render_parity.sh: the official run's).
+    if (const char* noise = std::getenv("LSYNC_TEST_NOISE_FILE"); noise && *noise)
+        o.noise = pipeline::noise_from_file(noise);
     // Test hook: shorter segments, so a test can interrupt a render of a few seconds after a complete segment.
     if (const char* seg = std::getenv("LSYNC_TEST_SEGMENT_FRAMES"); seg && std::atoll(seg) > 0)
         o.segment_frames = std::atoll(seg);
@@ -148,6 +153,7 @@ Command add_render(CLI::App& app) {
     cmd->add_option("--fps", c->fps, "Output frame rate: a number (25 = the model's) or native")->capture_default_str();
     cmd->add_option("--crf", c->crf, "x264 quality (0 lossless .. 51)")->capture_default_str();
     cmd->add_option("--preset", c->preset, "x264 preset")->capture_default_str();
+    cmd->add_flag("--lossless", c->lossless, "Lossless RGB video (FFV1, .mkv only; large): for masters and comparisons");
     cmd->add_option("--audio-out", c->audio_out, "Mux this file's audio instead of AUDIO");
     cmd->add_option("--batch-chunks", c->batch_chunks,
                     "Chunks of 16 frames per UNet call (0 = auto: 4 on CUDA, 1 on the CPU; halved on out-of-memory)")

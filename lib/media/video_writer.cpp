@@ -7,6 +7,7 @@
 #include "core/threads.h"
 
 #include <cmath>
+#include <cstring>
 #include <limits>
 
 extern "C" {
@@ -75,6 +76,7 @@ struct VideoWriter::Impl {
     FramePtr yuv;
     PacketPtr pkt;
     int enc_width = 0, enc_height = 0;
+    AVPixelFormat pix_fmt = AV_PIX_FMT_YUV420P;
     int64_t frames = 0;
     bool encoded = false;   // write() was used (the encoder holds frames to flush)
     bool appended = false;  // append_segment() was used
@@ -217,31 +219,44 @@ VideoWriter::VideoWriter(VideoWriterOptions options) : impl_(std::make_unique<Im
         throw_error(ErrorCode::Usage, "cannot tell the output container from the name (use .mp4, .mov or .mkv): " + o.path);
     im.oc.reset(raw);
 
-    const AVCodec* x264 = avcodec_find_encoder_by_name("libx264");
-    if (!x264) throw_error(ErrorCode::Encode, "this FFmpeg build has no libx264 encoder (run `latentsync doctor`)");
-    im.venc.reset(avcodec_alloc_context3(x264));
-    im.enc_width = o.width + (o.width & 1);
-    im.enc_height = o.height + (o.height & 1);
+    const AVCodec* codec = avcodec_find_encoder_by_name(o.lossless_rgb ? "ffv1" : "libx264");
+    if (!codec)
+        throw_error(ErrorCode::Encode, std::string("this FFmpeg build has no ") + (o.lossless_rgb ? "FFV1" : "libx264") +
+                                           " encoder (run `latentsync doctor`)");
+    if (o.lossless_rgb && !container_accepts(im.oc->oformat, AV_CODEC_ID_FFV1))
+        throw_error(ErrorCode::Usage, "lossless output needs a .mkv file (" + std::string(im.oc->oformat->name) +
+                                          " cannot hold FFV1): " + o.path);
+    im.venc.reset(avcodec_alloc_context3(codec));
+    im.pix_fmt = o.lossless_rgb ? AV_PIX_FMT_BGR0 : AV_PIX_FMT_YUV420P;
+    // 4:2:0 chroma needs even sizes; RGB does not.
+    im.enc_width = o.width + (o.lossless_rgb ? 0 : o.width & 1);
+    im.enc_height = o.height + (o.lossless_rgb ? 0 : o.height & 1);
     if (im.enc_width != o.width || im.enc_height != o.height)
         log::info("odd frame size ", o.width, "x", o.height, " padded to ", im.enc_width, "x", im.enc_height,
                   " for yuv420p (last row/column repeated)");
     AVCodecContext* v = im.venc.get();
     v->width = im.enc_width;
     v->height = im.enc_height;
-    v->pix_fmt = AV_PIX_FMT_YUV420P;
+    v->pix_fmt = im.pix_fmt;
     v->framerate = AVRational{o.fps_num, o.fps_den};
     v->time_base = AVRational{o.fps_den, o.fps_num};
     v->sample_aspect_ratio = AVRational{1, 1};
-    v->color_range = AVCOL_RANGE_MPEG;
-    v->colorspace = AVCOL_SPC_BT709;
+    v->color_range = o.lossless_rgb ? AVCOL_RANGE_JPEG : AVCOL_RANGE_MPEG;
+    v->colorspace = o.lossless_rgb ? AVCOL_SPC_RGB : AVCOL_SPC_BT709;
     v->color_primaries = AVCOL_PRI_BT709;
     v->color_trc = AVCOL_TRC_BT709;
     v->thread_count = o.threads > 0 ? o.threads : codec_threads();  // x264's own default is 1.5x the cores
     if (im.oc->oformat->flags & AVFMT_GLOBALHEADER) v->flags |= AV_CODEC_FLAG_GLOBAL_HEADER;
-    av_opt_set(v->priv_data, "preset", o.preset.c_str(), 0);
-    av_opt_set_int(v->priv_data, "crf", o.crf, 0);
-    ffmpeg_check(avcodec_open2(v, x264, nullptr), ErrorCode::Usage,
-                 "cannot open libx264 (check --preset '" + o.preset + "')");
+    if (o.lossless_rgb) {
+        av_opt_set_int(v->priv_data, "slicecrc", 1, 0);
+        v->level = 3;  // FFV1 version 3: slices (threads) and CRCs
+        ffmpeg_check(avcodec_open2(v, codec, nullptr), ErrorCode::Encode, "cannot open the FFV1 encoder");
+    } else {
+        av_opt_set(v->priv_data, "preset", o.preset.c_str(), 0);
+        av_opt_set_int(v->priv_data, "crf", o.crf, 0);
+        ffmpeg_check(avcodec_open2(v, codec, nullptr), ErrorCode::Usage,
+                     "cannot open libx264 (check --preset '" + o.preset + "')");
+    }
     im.vstream = avformat_new_stream(im.oc.get(), nullptr);
     LSYNC_CHECK(im.vstream != nullptr, ErrorCode::Internal, "cannot add a video stream");
     ffmpeg_check(avcodec_parameters_from_context(im.vstream->codecpar, v), ErrorCode::Encode,
@@ -266,16 +281,17 @@ VideoWriter::VideoWriter(VideoWriterOptions options) : impl_(std::make_unique<Im
     ffmpeg_check(hr, ErrorCode::Encode, "cannot write the output header");
 
     im.yuv = make_frame();
-    im.yuv->format = AV_PIX_FMT_YUV420P;
+    im.yuv->format = im.pix_fmt;
     im.yuv->width = im.enc_width;
     im.yuv->height = im.enc_height;
     ffmpeg_check(av_frame_get_buffer(im.yuv.get(), 0), ErrorCode::Internal, "cannot allocate a video frame");
     im.sws.reset(sws_getContext(im.enc_width, im.enc_height, AV_PIX_FMT_RGB24, im.enc_width, im.enc_height,
-                                AV_PIX_FMT_YUV420P, SWS_BICUBIC | SWS_ACCURATE_RND | SWS_FULL_CHR_H_INT, nullptr,
+                                im.pix_fmt, SWS_BICUBIC | SWS_ACCURATE_RND | SWS_FULL_CHR_H_INT, nullptr,
                                 nullptr, nullptr));
     LSYNC_CHECK(im.sws != nullptr, ErrorCode::Internal, "cannot create the colour converter");
-    sws_setColorspaceDetails(im.sws.get(), sws_getCoefficients(SWS_CS_DEFAULT), 1,
-                             sws_getCoefficients(SWS_CS_ITU709), 0, 0, 1 << 16, 1 << 16);
+    if (!o.lossless_rgb)  // RGB -> BGR0 is a byte shuffle
+        sws_setColorspaceDetails(im.sws.get(), sws_getCoefficients(SWS_CS_DEFAULT), 1,
+                                 sws_getCoefficients(SWS_CS_ITU709), 0, 0, 1 << 16, 1 << 16);
     im.pkt = make_packet();
 }
 
@@ -406,13 +422,18 @@ int64_t VideoWriter::append_segment(const std::string& path) {
     const AVCodecParameters* b = im.vstream->codecpar;
     // Our encoder, opened with today's options, must have produced the segment's headers: then its packets
     // decode with the output's parameters.
-    const bool same = a->codec_id == b->codec_id && a->width == b->width && a->height == b->height &&
-                      parameter_sets(a->extradata, a->extradata_size) ==
-                          parameter_sets(b->extradata, b->extradata_size);
+    const bool same =
+        a->codec_id == b->codec_id && a->width == b->width && a->height == b->height &&
+        (a->codec_id == AV_CODEC_ID_H264
+             ? parameter_sets(a->extradata, a->extradata_size) == parameter_sets(b->extradata, b->extradata_size)
+             : a->extradata_size == b->extradata_size &&
+                   (a->extradata_size == 0 || std::memcmp(a->extradata, b->extradata, a->extradata_size) == 0));
     LSYNC_CHECK(same, ErrorCode::InputCorrupt,
                 "segment " + path + " was encoded with other settings (size, --crf or --preset) than this output");
     // MP4 stores H.264 as length-prefixed units; every muxer fed by our encoder expects Annex B (start codes).
-    const AVBitStreamFilter* filter = av_bsf_get_by_name("h264_mp4toannexb");
+    // Other codecs (FFV1) pass unchanged.
+    const bool h264 = a->codec_id == AV_CODEC_ID_H264;
+    const AVBitStreamFilter* filter = av_bsf_get_by_name(h264 ? "h264_mp4toannexb" : "null");
     LSYNC_CHECK(filter != nullptr, ErrorCode::Encode, "this FFmpeg build lacks the h264_mp4toannexb filter");
     AVBSFContext* raw_bsf = nullptr;
     ffmpeg_check(av_bsf_alloc(filter, &raw_bsf), ErrorCode::Internal, "cannot allocate a bitstream filter");

@@ -1,5 +1,5 @@
 #pragma once
-// H.264 (libx264) writer with the audio of another file muxed in. The output appears under its final name
+// H.264 (libx264) writer, or lossless FFV1 RGB, with the audio of another file muxed in. The output appears under its final name
 // only when finish() succeeds (see AtomicOutput); a failed or interrupted write leaves nothing behind.
 //
 // Audio policy: the original audio is copied bit-exact when the output container accepts its codec
@@ -32,6 +32,9 @@ struct VideoWriterOptions {
     int fps_num = 25;
     int fps_den = 1;
     int crf = 18;                    ///< libx264 constant rate factor (0 = lossless, 51 = worst)
+    /// FFV1 of the RGB frames instead of H.264 (bit-exact, large; .mkv only): masters and comparisons.
+    /// `crf` and `preset` do not apply.
+    bool lossless_rgb = false;
     std::string preset = "medium";   ///< libx264 preset
     int threads = 0;                 ///< encoder threads, 0 = the process thread budget
     std::optional<AudioMuxOptions> audio;

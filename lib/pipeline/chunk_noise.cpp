@@ -1,6 +1,11 @@
 #include "pipeline/chunk_noise.h"
 
+#include "core/error.h"
+#include "io/safetensors.h"
+
 #include <ATen/CPUGeneratorImpl.h>
+
+#include <memory>
 
 namespace lsync::pipeline {
 
@@ -29,6 +34,30 @@ NoiseSource seeded_noise(uint64_t seed) {
         auto masked = torch::randn(shape, gen, torch::TensorOptions().dtype(torch::kFloat));
         if (which == 0) return masked;
         return torch::randn(shape, gen, torch::TensorOptions().dtype(torch::kFloat));
+    };
+    return n;
+}
+
+}  // namespace lsync::pipeline
+
+namespace lsync::pipeline {
+
+NoiseSource noise_from_file(const std::string& path) {
+    auto file = std::make_shared<io::SafetensorsFile>(path);
+    auto get = [file, path](const std::string& name, at::IntArrayRef shape) {
+        LSYNC_CHECK(file->contains(name), ErrorCode::Usage, "noise file " + path + " has no tensor " + name);
+        auto t = file->load(name).to(torch::kFloat).clone();
+        if (!shape.empty())
+            LSYNC_CHECK(t.sizes() == shape, ErrorCode::Usage,
+                        "noise file " + path + ": " + name + " does not have the shape this render needs");
+        return t;
+    };
+    NoiseSource n;
+    n.shared = [get](int64_t c, int64_t h, int64_t w) {
+        return get("init_noise", {1, c, 1, h, w});
+    };
+    n.posterior = [get](int64_t chunk, int which, at::IntArrayRef shape) {
+        return get("chunk" + std::to_string(chunk) + (which == 0 ? ".vae_noise_masked" : ".vae_noise_ref"), shape);
     };
     return n;
 }

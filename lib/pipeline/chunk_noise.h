@@ -12,6 +12,7 @@
 
 #include <cstdint>
 #include <functional>
+#include <string>
 
 namespace lsync::pipeline {
 
@@ -26,6 +27,11 @@ struct NoiseSource {
 
 /// The default rule above for `seed`.
 NoiseSource seeded_noise(uint64_t seed);
+
+/// Replays recorded draws from a safetensors file: `init_noise` (the shared map) and, per chunk k,
+/// `chunk{k}.vae_noise_masked` and `chunk{k}.vae_noise_ref` (the layout of shared/golden/render_tiny). A missing
+/// tensor or a shape that differs from what the render asks for is an Error(Usage) naming it.
+NoiseSource noise_from_file(const std::string& path);
 
 /// The 64-bit seed of chunk `chunk`'s generator (splitmix64 of seed and index: neighbouring chunks and
 /// neighbouring seeds get unrelated streams).

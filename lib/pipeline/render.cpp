@@ -98,6 +98,7 @@ std::vector<std::pair<std::string, std::string>> resume_settings(const RenderOpt
         {"--fps", str(rate.num) + "/" + str(rate.den)},
         {"--length", o.official_length ? "official" : "audio"},
         {"--crf", str(o.crf)},
+        {"--lossless", o.lossless ? "on" : "off"},
         {"--preset", o.preset},
         {"segment frames", str(o.segment_frames)},
     };
@@ -443,6 +444,7 @@ RenderSummary render(const RenderOptions& o, RenderObserver& observer) {
     wopt.fps_den = static_cast<int>(rate.den);
     wopt.crf = o.crf;
     wopt.preset = o.preset;
+    wopt.lossless_rgb = o.lossless;
     media::AudioMuxOptions mux;
     mux.path = o.audio_out.empty() ? o.audio : o.audio_out;
     wopt.audio = mux;

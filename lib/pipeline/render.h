@@ -78,6 +78,7 @@ struct RenderOptions {
     audio::FrameRate fps{25, 1};  ///< output rate, exact; num 0 = the video's own ("--fps native")
     int crf = 18;
     std::string preset = "medium";
+    bool lossless = false;      ///< FFV1 RGB in .mkv instead of H.264 (--lossless)
     std::string audio_out;      ///< another file's audio to mux instead of `audio` (--audio-out)
     std::string dump_faces;     ///< folder for per-frame crops and landmarks (--dump-faces), empty = none
     std::string preview;        ///< contact sheet PNG (--preview), empty = none

@@ -19,9 +19,10 @@ SegmentWriter::SegmentWriter(std::string folder, media::VideoWriterOptions encod
 
 SegmentWriter::~SegmentWriter() = default;
 
-std::string SegmentWriter::segment_path(const std::string& folder, int64_t index) {
+std::string SegmentWriter::segment_path(const std::string& folder, int64_t index, bool lossless) {
     char name[32];
-    std::snprintf(name, sizeof name, "segment-%06lld.mp4", static_cast<long long>(index));
+    // MP4 for H.264 (exact frame timestamps); Matroska for FFV1, which MP4 cannot hold.
+    std::snprintf(name, sizeof name, "segment-%06lld.%s", static_cast<long long>(index), lossless ? "mkv" : "mp4");
     return folder + "/" + name;
 }
 
@@ -29,7 +30,8 @@ std::vector<std::string> SegmentWriter::existing(const std::string& folder) {
     std::vector<std::string> found;
     std::error_code ec;
     for (int64_t i = 0;; ++i) {
-        std::string path = segment_path(folder, i);
+        std::string path = segment_path(folder, i, false);
+        if (!std::filesystem::is_regular_file(path, ec)) path = segment_path(folder, i, true);
         if (!std::filesystem::is_regular_file(path, ec)) return found;
         found.push_back(std::move(path));
     }
@@ -37,7 +39,7 @@ std::vector<std::string> SegmentWriter::existing(const std::string& folder) {
 
 void SegmentWriter::write(const torch::Tensor& rgb) {
     if (!current_) {
-        encoder_.path = segment_path(folder_, next_index_++);
+        encoder_.path = segment_path(folder_, next_index_++, encoder_.lossless_rgb);
         current_ = std::make_unique<media::VideoWriter>(encoder_);
         in_current_ = 0;
     }

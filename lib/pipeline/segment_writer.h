@@ -33,9 +33,9 @@ public:
     /// Closes the last (possibly short) segment.
     void finish() override;
 
-    /// The path of segment `index` in `folder`.
-    static std::string segment_path(const std::string& folder, int64_t index);
-    /// The complete segments in `folder`: segment 0, 1, ... up to the first missing one.
+    /// The path of segment `index` in `folder` (`lossless`: VideoWriterOptions::lossless_rgb segments).
+    static std::string segment_path(const std::string& folder, int64_t index, bool lossless = false);
+    /// The complete segments in `folder` (of either kind): segment 0, 1, ... up to the first missing one.
     static std::vector<std::string> existing(const std::string& folder);
 
 private:
