@@ -432,36 +432,39 @@ int64_t VideoWriter::append_segment(const std::string& path) {
                 "segment " + path + " was encoded with other settings (size, --crf or --preset) than this output");
     // MP4 stores H.264 as length-prefixed units; every muxer fed by our encoder expects Annex B (start codes).
     // Other codecs (FFV1) pass unchanged.
-    const bool h264 = a->codec_id == AV_CODEC_ID_H264;
-    const AVBitStreamFilter* filter = av_bsf_get_by_name(h264 ? "h264_mp4toannexb" : "null");
-    LSYNC_CHECK(filter != nullptr, ErrorCode::Encode, "this FFmpeg build lacks the h264_mp4toannexb filter");
-    AVBSFContext* raw_bsf = nullptr;
-    ffmpeg_check(av_bsf_alloc(filter, &raw_bsf), ErrorCode::Internal, "cannot allocate a bitstream filter");
-    std::unique_ptr<AVBSFContext, BsfDeleter> bsf(raw_bsf);
-    ffmpeg_check(avcodec_parameters_copy(bsf->par_in, a), ErrorCode::Internal, "cannot set up the bitstream filter");
-    bsf->time_base_in = ist->time_base;
-    ffmpeg_check(av_bsf_init(bsf.get()), ErrorCode::InputCorrupt, "cannot read segment " + path);
+    std::unique_ptr<AVBSFContext, BsfDeleter> bsf;
+    if (a->codec_id == AV_CODEC_ID_H264) {
+        const AVBitStreamFilter* filter = av_bsf_get_by_name("h264_mp4toannexb");
+        LSYNC_CHECK(filter != nullptr, ErrorCode::Encode, "this FFmpeg build lacks the h264_mp4toannexb filter");
+        AVBSFContext* raw_bsf = nullptr;
+        ffmpeg_check(av_bsf_alloc(filter, &raw_bsf), ErrorCode::Internal, "cannot allocate a bitstream filter");
+        bsf.reset(raw_bsf);
+        ffmpeg_check(avcodec_parameters_copy(bsf->par_in, a), ErrorCode::Internal, "cannot set up the bitstream filter");
+        bsf->time_base_in = ist->time_base;
+        ffmpeg_check(av_bsf_init(bsf.get()), ErrorCode::InputCorrupt, "cannot read segment " + path);
+    }
 
     const AVRational frame_tb = im.venc->time_base;  // one unit = one frame
+    const AVRational in_tb = bsf ? bsf->time_base_out : ist->time_base;
     PacketPtr pkt = make_packet();
     int64_t base = AV_NOPTS_VALUE, count = 0;
-    auto write_filtered = [&] {
-        while (av_bsf_receive_packet(bsf.get(), pkt.get()) == 0) {
-            LSYNC_CHECK(pkt->pts != AV_NOPTS_VALUE, ErrorCode::InputCorrupt,
-                        "segment packet without a timestamp: " + path);
-            av_packet_rescale_ts(pkt.get(), bsf->time_base_out, frame_tb);
-            // The first packet in decode order is the segment's key frame, also first in display order.
-            if (base == AV_NOPTS_VALUE) base = pkt->pts;
-            pkt->pts += im.frames - base;
-            if (pkt->dts != AV_NOPTS_VALUE) pkt->dts += im.frames - base;
-            av_packet_rescale_ts(pkt.get(), frame_tb, im.vstream->time_base);
-            pkt->stream_index = im.vstream->index;
-            pkt->pos = -1;
-            ffmpeg_check(av_interleaved_write_frame(im.oc.get(), pkt.get()), ErrorCode::Encode,
-                         "writing the output failed (disk full?)");
-            ++count;
-            im.pump_audio(static_cast<double>(im.frames + count) * im.opt.fps_den / im.opt.fps_num + 0.5);
-        }
+    auto write = [&] {
+        LSYNC_CHECK(pkt->pts != AV_NOPTS_VALUE, ErrorCode::InputCorrupt, "segment packet without a timestamp: " + path);
+        av_packet_rescale_ts(pkt.get(), in_tb, frame_tb);
+        // The first packet in decode order is the segment's key frame, also first in display order.
+        if (base == AV_NOPTS_VALUE) base = pkt->pts;
+        pkt->pts += im.frames - base;
+        if (pkt->dts != AV_NOPTS_VALUE) pkt->dts += im.frames - base;
+        av_packet_rescale_ts(pkt.get(), frame_tb, im.vstream->time_base);
+        pkt->stream_index = im.vstream->index;
+        pkt->pos = -1;
+        ffmpeg_check(av_interleaved_write_frame(im.oc.get(), pkt.get()), ErrorCode::Encode,
+                     "writing the output failed (disk full?)");
+        ++count;
+        im.pump_audio(static_cast<double>(im.frames + count) * im.opt.fps_den / im.opt.fps_num + 0.5);
+    };
+    auto drain = [&] {
+        while (av_bsf_receive_packet(bsf.get(), pkt.get()) == 0) write();
     };
     while (true) {
         const int r = av_read_frame(in.get(), pkt.get());
@@ -471,11 +474,17 @@ int64_t VideoWriter::append_segment(const std::string& path) {
             av_packet_unref(pkt.get());
             continue;
         }
+        if (!bsf) {
+            write();
+            continue;
+        }
         ffmpeg_check(av_bsf_send_packet(bsf.get(), pkt.get()), ErrorCode::InputCorrupt, "cannot read segment " + path);
-        write_filtered();
+        drain();
     }
-    av_bsf_send_packet(bsf.get(), nullptr);
-    write_filtered();
+    if (bsf) {
+        av_bsf_send_packet(bsf.get(), nullptr);
+        drain();
+    }
     im.frames += count;
     return count;
 }
