@@ -31,6 +31,7 @@ struct RenderCli {
     double lip_focus = 1.0;
     bool no_deepcache = false;
     std::string device = "auto", dtype = "auto";
+    std::string devices;
     std::string audio_segmentation = "seamless";
     FaceCliOptions face;
     std::string loop = "pingpong";
@@ -76,6 +77,7 @@ pipeline::RenderOptions to_render_options(const RenderCli& c) {
                 "--lip-focus must be from 1 (off) to 10");
     o.lip_focus = c.lip_focus;
     o.device = c.device;
+    o.devices = c.devices;
     o.dtype = c.dtype;
     o.segmentation = audio::parse_audio_segmentation(c.audio_segmentation);
     o.face = to_face_options(c.face);
@@ -137,6 +139,9 @@ Command add_render(CLI::App& app) {
     cmd->add_option("--lip-focus", c->lip_focus, "Attention weight on the mouth region (1 = off)")->capture_default_str();
     cmd->add_flag("--no-deepcache", c->no_deepcache, "Run the whole UNet on every step (slower, the same model)");
     cmd->add_option("--device", c->device, "cpu, cuda, cuda:N or auto")->capture_default_str();
+    cmd->add_option("--devices", c->devices,
+                    "Split the render over several devices: 0,1 | all | cuda:0,cuda:1 (a device twice: two workers "
+                    "on it; cpu,cpu on the CPU). Overrides --device; the frames are the same as on one");
     cmd->add_option("--dtype", c->dtype, "float32, float16, bfloat16 or auto")->capture_default_str();
     cmd->add_option("--audio-segmentation", c->audio_segmentation,
                     "seamless (cross-faded 30 s windows) or official (a lip glitch every 30 s, as the Python code)")

@@ -23,6 +23,30 @@ torch::Device parse_device(const std::string& name) {
     return device;
 }
 
+std::vector<torch::Device> parse_device_list(const std::string& text) {
+    std::vector<torch::Device> devices;
+    if (text == "all") {
+        const int n = torch::cuda::is_available() ? static_cast<int>(torch::cuda::device_count()) : 0;
+        LSYNC_CHECK(n > 0, ErrorCode::Backend, "--devices all: this machine has no CUDA device (run `latentsync doctor`)");
+        for (int i = 0; i < n; ++i) devices.emplace_back(torch::kCUDA, static_cast<c10::DeviceIndex>(i));
+        return devices;
+    }
+    size_t start = 0;
+    while (start <= text.size()) {
+        const size_t end = std::min(text.find(',', start), text.size());
+        std::string item = text.substr(start, end - start);
+        LSYNC_CHECK(!item.empty(), ErrorCode::Usage, "--devices: an empty entry in '" + text + "'");
+        LSYNC_CHECK(devices.size() < 64, ErrorCode::Usage, "--devices: at most 64 entries");
+        if (item.find_first_not_of("0123456789") == std::string::npos && item.size() <= 3) item = "cuda:" + item;
+        devices.push_back(parse_device(item));
+        start = end + 1;
+    }
+    for (const auto& d : devices)
+        LSYNC_CHECK(d.type() == devices.front().type(), ErrorCode::Usage,
+                    "--devices: mix of CPU and CUDA devices in '" + text + "'");
+    return devices;
+}
+
 torch::ScalarType parse_dtype(const std::string& name, const torch::Device& device) {
     if (name == "float32" || name == "fp32") return torch::kFloat;
     if (name == "float16" || name == "fp16") return torch::kHalf;

@@ -7,11 +7,16 @@
 #include <torch/torch.h>
 
 #include <string>
+#include <vector>
 
 namespace lsync::pipeline {
 
 /// --device: cpu, cuda, cuda:N, auto (CUDA when present). Error(Backend) when CUDA is asked for but absent.
 torch::Device parse_device(const std::string& name);
+
+/// --devices: a comma-separated list of devices (each as --device; a bare number N means cuda:N), or "all" (every
+/// CUDA device). A device may appear twice (two workers on it). All must be of one type (CPU or CUDA).
+std::vector<torch::Device> parse_device_list(const std::string& text);
 
 /// --dtype: float32, float16, bfloat16, auto. auto is the official rule: fp16 on CUDA cards with compute
 /// capability > 7, else fp32 (always fp32 on the CPU).

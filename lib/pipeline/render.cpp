@@ -12,6 +12,7 @@
 #include "faces/detect.h"
 #include "faces/face_stage.h"
 #include "pipeline/async_writer.h"
+#include "pipeline/chunk_workers.h"
 #include "pipeline/device_policy.h"
 #include "pipeline/frame_source.h"
 #include "pipeline/mouth_mask.h"
@@ -20,6 +21,7 @@
 #include "faces/face_plan_file.h"
 
 #include <chrono>
+#include <deque>
 #include <cmath>
 #include <numeric>
 #include <sstream>
@@ -105,10 +107,6 @@ std::vector<std::pair<std::string, std::string>> resume_settings(const RenderOpt
     return s;
 }
 
-torch::Tensor to_chw(const std::vector<torch::Tensor>& frames, const torch::Device& device) {
-    return torch::stack(frames).to(device).permute({0, 3, 1, 2});
-}
-
 /// Wall time per phase into RenderSummary::stage_seconds.
 struct Stopwatch {
     RenderSummary& summary;
@@ -129,7 +127,8 @@ struct RenderJob {
     Stopwatch& watch;
     std::optional<FrameSource> source;
     audio::FrameRate rate{25, 1};
-    torch::Device device{torch::kCPU};
+    torch::Device device{torch::kCPU};  ///< the first of `devices`: audio and faces run there
+    std::vector<torch::Device> devices;  ///< one diffusion worker each
     torch::ScalarType dtype = torch::kFloat;
 };
 
@@ -152,18 +151,28 @@ void run_passes(RenderJob& job, RenderWorkDir& work, const media::VideoWriterOpt
     diagnostics::reset_peak_memory(device);
     watch.restart();
     observer.stage("loading models", 0);
-    ModelRequest request;
-    request.variant = o.model;
-    request.model_dir = o.model_dir;
-    request.unet_path = o.unet_path;
-    request.vae_path = o.vae_path;
-    request.whisper_path = o.whisper_path;
-    request.random_weights = o.random_weights;
-    request.device = device;
-    request.dtype = dtype;
-    request.attention = make_attention_context(o.attention, o.strict_attention, device, dtype);
-    if (o.lip_focus != 1.0) request.attention->set_lip_focus(1 - mask, o.lip_focus);
-    const RenderModels models = load_render_models(request);
+    // One set of models per worker (--devices); a device listed twice loads twice (each worker owns its attention
+    // and DeepCache state). The first device also runs the audio and face passes.
+    std::vector<ChunkWorkerSetup> setups;
+    for (const auto& d : job.devices) {
+        ModelRequest request;
+        request.variant = o.model;
+        request.model_dir = o.model_dir;
+        request.unet_path = o.unet_path;
+        request.vae_path = o.vae_path;
+        request.whisper_path = o.whisper_path;
+        request.random_weights = o.random_weights;
+        request.device = d;
+        request.dtype = dtype;
+        request.attention = make_attention_context(o.attention, o.strict_attention, d, dtype);
+        if (o.lip_focus != 1.0) request.attention->set_lip_focus(1 - mask, o.lip_focus);
+        ChunkWorkerSetup w;
+        w.models = load_render_models(request);
+        w.runner = std::make_unique<LipsyncChunk>(w.models, mask, o.diffusion, o.noise ? *o.noise : seeded_noise(o.seed));
+        w.batch = o.batch_chunks > 0 ? o.batch_chunks : (d.is_cuda() ? 4 : 1);
+        setups.push_back(std::move(w));
+    }
+    const RenderModels models = setups.front().models;
     summary.models = models.description;
     summary.device = device.str();
     if (o.random_weights)
@@ -246,17 +255,16 @@ void run_passes(RenderJob& job, RenderWorkDir& work, const media::VideoWriterOpt
                        kFramesPerChunk);
     summary.resumed_frames = summary.frames = resume_frame;
     if (resume_frame > 0) log::info("resuming at frame ", resume_frame, " of ", n_out);
-    LipsyncChunk runner(models, mask, o.diffusion, o.noise ? *o.noise : seeded_noise(o.seed));
     std::optional<PreviewSheet> preview;
     if (!o.preview.empty()) preview.emplace(o.preview, n_out, mask, geometry);
     const int64_t n_chunks = (n_out + kFramesPerChunk - 1) / kFramesPerChunk;
-    int64_t batch = o.batch_chunks > 0 ? o.batch_chunks : (device.is_cuda() ? 4 : 1);
+    const int64_t batch = setups.front().batch;
     log::info("render: ", n_chunks, " chunk(s) of up to ", kFramesPerChunk, " frames, up to ", batch,
-              " per UNet call");
+              " per UNet call, on ", setups.size(), " worker(s)");
     observer.stage("render", n_out);
-    const auto cancel = [](int, int, int64_t, const torch::Tensor&) { return !interrupt_requested(); };
     const bool tracing = dumper.has_value() || preview.has_value() || o.probe;
-    bool inject_oom = o.inject_oom_once;
+    ChunkWorkers workers(std::move(setups), tracing, o.inject_oom_once,
+                         [&observer](const std::string& m) { observer.warning(m); });
 
     // A chunk between decoding and the encoder.
     struct Pending {
@@ -265,60 +273,38 @@ void run_passes(RenderJob& job, RenderWorkDir& work, const media::VideoWriterOpt
         std::vector<faces::FramePlan> plans;     // of the frames with a face
         std::vector<torch::Tensor> face_frames;  // those frames
         std::vector<int64_t> rows;               // their rows in `frames`
-        ChunkFrames in;
+        ChunkFrames in;                          // the face frames' inputs, on the CPU
     };
+    // Groups handed to the workers (or without faces, waiting only for their turn), oldest first. At most two
+    // per worker are in flight: enough to keep every worker busy while the next group is decoded.
+    struct Submitted {
+        std::vector<Pending> chunks;
+        bool has_job = false;
+    };
+    std::deque<Submitted> submitted;
+    const size_t max_in_flight = 2 * workers.workers();
     std::vector<Pending> pending;
 
-    // Runs the pending chunks through the networks, `batch` at a time; a CUDA out-of-memory error frees the
-    // cache, halves the batch and retries the same chunks, so a render only fails for memory when one chunk
-    // alone does not fit. Then writes every pending chunk in order.
-    auto flush = [&] {
-        std::vector<std::vector<torch::Tensor>> outs(pending.size());
-        std::vector<std::vector<ChunkTrace>> traces(pending.size());
-        std::vector<size_t> todo;  // the chunks with faces
-        for (size_t k = 0; k < pending.size(); ++k)
-            if (!pending[k].rows.empty()) todo.push_back(k);
-        size_t next = 0;
-        while (next < todo.size()) {
-            std::vector<ChunkFrames> group;
-            for (size_t k = next; k < todo.size() && static_cast<int64_t>(group.size()) < batch; ++k)
-                group.push_back(pending[todo[k]].in);
-            try {
-                if (inject_oom && group.size() > 1) {
-                    inject_oom = false;  // the test hook: one out-of-memory error, as a full GPU gives
-                    TORCH_CHECK_WITH(OutOfMemoryError, false, "injected out-of-memory error (test hook)");
-                }
-                std::vector<ChunkTrace> group_traces;
-                auto out = runner.run_batch(group, cancel, tracing ? &group_traces : nullptr);
-                for (size_t k = 0; k < group.size(); ++k) {
-                    outs[todo[next + k]] = {out[k].permute({0, 2, 3, 1}).cpu().contiguous()};
-                    if (tracing) traces[todo[next + k]] = {group_traces[k]};
-                }
-                next += group.size();
-            } catch (const c10::OutOfMemoryError&) {
-                if (group.size() == 1)
-                    throw_error(ErrorCode::Backend, "out of GPU memory with one chunk of 16 frames on " +
-                                                        device.str() + " (try --dtype float16, or a larger card)");
-                diagnostics::release_cached_memory(device);
-                // Half of what failed (groups can be smaller than the limit: a short chunk ends one early).
-                batch = std::max<int64_t>(1, static_cast<int64_t>(group.size()) / 2);
-                observer.warning("out of GPU memory: retrying with " + std::to_string(batch) +
-                                 " chunk(s) per UNet call");
-                ++summary.oom_retries;
-            }
-        }
-        for (size_t k = 0; k < pending.size(); ++k) {
-            Pending& p = pending[k];
-            if (!p.rows.empty() && o.probe) o.probe->chunk(p.first / kFramesPerChunk, p.rows, traces[k].front());
+    // Takes the oldest group's result and writes its chunks in order.
+    auto write_oldest = [&] {
+        Submitted s = std::move(submitted.front());
+        submitted.pop_front();
+        GroupResult result;
+        if (s.has_job) result = workers.take();
+        summary.oom_retries += result.oom_retries;
+        size_t job_index = 0;
+        for (Pending& p : s.chunks) {
             if (!p.rows.empty()) {
-                const auto& out = outs[k].front();
+                const auto& out = result.frames[job_index];
+                const ChunkTrace* trace = tracing ? &result.traces[job_index] : nullptr;
+                ++job_index;
+                if (o.probe) o.probe->chunk(p.first / kFramesPerChunk, p.rows, *trace);
                 for (size_t a = 0; a < p.rows.size(); ++a) {
                     const int64_t row = p.rows[a], ai = static_cast<int64_t>(a);
                     p.frames[static_cast<size_t>(row)] = out[ai];
                     if (!dumper && !(preview && preview->wants(p.first + row))) continue;
-                    const auto& tr = traces[k].front();
-                    const FrameView view{p.first + row, &p.plans[a], p.face_frames[a], tr.crops[ai],
-                                         tr.generated[ai], out[ai]};
+                    const FrameView view{p.first + row, &p.plans[a], p.face_frames[a], trace->crops[ai],
+                                         trace->generated[ai], out[ai]};
                     if (dumper) dumper->add(view);
                     if (preview) preview->add(view);
                 }
@@ -333,7 +319,19 @@ void run_passes(RenderJob& job, RenderWorkDir& work, const media::VideoWriterOpt
             ++summary.chunks;
             observer.progress(summary.frames, n_out);
         }
+    };
+    // Hands the pending chunks to the workers as one group (the chunks with faces; all have as many face frames).
+    auto flush = [&] {
+        Submitted s;
+        std::vector<ChunkFrames> group;
+        for (auto& p : pending)
+            if (!p.rows.empty()) group.push_back(p.in);
+        s.has_job = !group.empty();
+        if (s.has_job) workers.submit(std::move(group));
+        s.chunks = std::move(pending);
         pending.clear();
+        submitted.push_back(std::move(s));
+        while (submitted.size() > max_in_flight) write_oldest();
     };
 
     const int64_t chunks_per_segment = o.segment_frames / kFramesPerChunk;
@@ -361,9 +359,9 @@ void run_passes(RenderJob& job, RenderWorkDir& work, const media::VideoWriterOpt
         if (o.probe) o.probe->audio(p.first, windows);
         if (!p.rows.empty()) {
             p.in.chunk = c;
-            p.in.frames = to_chw(p.face_frames, device);
-            p.in.matrices = faces::plan_matrices(p.plans, device);
-            p.in.audio = windows.index_select(0, torch::tensor(p.rows)).to(device, dtype);
+            p.in.frames = torch::stack(p.face_frames).permute({0, 3, 1, 2});
+            p.in.matrices = faces::plan_matrices(p.plans, torch::kCPU);
+            p.in.audio = windows.index_select(0, torch::tensor(p.rows, windows.options().dtype(torch::kLong)).to(windows.device())).cpu();
         }
         // Chunks batch only with chunks of as many face frames; one without faces goes straight through.
         const bool fits = pending.empty() || p.rows.empty() ||
@@ -373,6 +371,7 @@ void run_passes(RenderJob& job, RenderWorkDir& work, const media::VideoWriterOpt
         if (pending.back().rows.empty() || static_cast<int64_t>(pending.size()) >= batch) flush();
     }
     if (!pending.empty()) flush();
+    while (!submitted.empty()) write_oldest();
 
     // The rest of a longer video, unchanged, when asked for.
     if (o.keep_video_tail && n_src == n_out) {
@@ -424,12 +423,13 @@ RenderSummary render(const RenderOptions& o, RenderObserver& observer) {
     { AtomicOutput probe(o.output, o.overwrite); }
     if (!o.preview.empty()) AtomicOutput probe(o.preview, o.overwrite);
     audio::file_sample_reader(o.audio)();  // no audio stream, not media, ...: fail now
-    RenderJob job{o, observer, summary, watch, std::nullopt, {25, 1}, torch::Device(torch::kCPU), torch::kFloat};
+    RenderJob job{o, observer, summary, watch, std::nullopt, {25, 1}, torch::Device(torch::kCPU), {}, torch::kFloat};
     job.source.emplace(o.video, o.fps.num > 0 ? static_cast<double>(o.fps.num) / static_cast<double>(o.fps.den) : 0.0);
     FrameSource& source = *job.source;
     const audio::FrameRate rate = job.rate = o.fps.num > 0 ? o.fps : frame_rate_of(source.fps(), o.video);
     const double fps = static_cast<double>(rate.num) / static_cast<double>(rate.den);
-    const torch::Device device = job.device = parse_device(o.device);
+    job.devices = o.devices.empty() ? std::vector<torch::Device>{parse_device(o.device)} : parse_device_list(o.devices);
+    const torch::Device device = job.device = job.devices.front();
     const torch::ScalarType dtype = job.dtype = parse_dtype(o.dtype, device);
     const int resolution = model_resolution(o.model);
     const auto mask = mouth_mask(o.model_dir, resolution);

@@ -63,6 +63,7 @@ struct RenderOptions {
     bool strict_attention = false;
     double lip_focus = 1.0;
     std::string device = "auto";
+    std::string devices;  ///< --devices: several workers (parse_device_list); empty = `device` alone
     std::string dtype = "auto";
     audio::AudioSegmentation segmentation = audio::AudioSegmentation::Seamless;
 

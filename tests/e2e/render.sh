@@ -44,6 +44,13 @@ corner="crop=96:64:0:296,trim=end_frame=30"
 "${R[@]}" clip.mp4 speech.wav -o c.mkv --crf 0 --steps 4 --seed 7 || fail "render with another seed"
 [ "$(frame_md5 a.mkv)" != "$(frame_md5 c.mkv)" ] || fail "another seed, same frames"
 
+# Two workers (--devices cpu,cpu: the split and the in-order merge of a multi-GPU render, on the CPU): the same
+# frames as one, since every chunk carries its own noise.
+"${R[@]}" clip.mp4 speech.wav -o w2.mkv --crf 0 --steps 4 --devices cpu,cpu || fail "--devices cpu,cpu"
+[ "$(frame_md5 w2.mkv)" = "$(frame_md5 a.mkv)" ] || fail "two workers: frames differ from one"
+expect_rc 2 "--devices" -- "${R[@]}" clip.mp4 speech.wav -o x.mkv --devices cpu,,cpu
+expect_rc 2 "--device" -- "${R[@]}" clip.mp4 speech.wav -o x.mkv --devices tpu
+
 # Several chunks per UNet call: the same frames up to the summation order of the batched kernels (a few
 # pixels one level apart). An out-of-memory error (injected) on the first batched call (chunks 0 and 1: chunk 2
 # holds 6 frames and runs alone) halves that group and retries the same chunks, here one at a time, so the

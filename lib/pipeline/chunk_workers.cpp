@@ -1,0 +1,128 @@
+#include "pipeline/chunk_workers.h"
+
+#include "core/cancel.h"
+#include "core/error.h"
+#include "diagnostics/gpu_memory.h"
+
+#include <c10/core/DeviceGuard.h>
+
+namespace lsync::pipeline {
+
+ChunkWorkers::ChunkWorkers(std::vector<ChunkWorkerSetup> workers, bool tracing, bool inject_oom_once,
+                           std::function<void(const std::string&)> warn)
+    : setups_(std::move(workers)), tracing_(tracing), warn_(std::move(warn)), inject_oom_(inject_oom_once) {
+    LSYNC_CHECK(!setups_.empty(), ErrorCode::Internal, "ChunkWorkers: no workers");
+    for (size_t i = 0; i < setups_.size(); ++i) threads_.emplace_back([this, i] { run(i); });
+}
+
+ChunkWorkers::~ChunkWorkers() {
+    {
+        std::lock_guard<std::mutex> lock(mutex_);
+        stopping_ = true;
+        jobs_.clear();
+    }
+    jobs_changed_.notify_all();
+    for (auto& t : threads_) t.join();
+}
+
+void ChunkWorkers::submit(std::vector<ChunkFrames> group) {
+    {
+        std::lock_guard<std::mutex> lock(mutex_);
+        jobs_.push_back({next_seq_++, std::move(group)});
+    }
+    jobs_changed_.notify_one();
+}
+
+GroupResult ChunkWorkers::take() {
+    std::unique_lock<std::mutex> lock(mutex_);
+    LSYNC_CHECK(next_take_ < next_seq_, ErrorCode::Internal, "ChunkWorkers::take without a submitted group");
+    const int64_t seq = next_take_;
+    results_changed_.wait(lock, [&] { return results_.count(seq) || errors_.count(seq); });
+    ++next_take_;
+    if (auto e = errors_.find(seq); e != errors_.end()) {
+        auto error = e->second;
+        errors_.erase(e);
+        std::rethrow_exception(error);
+    }
+    GroupResult r = std::move(results_[seq]);
+    results_.erase(seq);
+    return r;
+}
+
+void ChunkWorkers::run(size_t index) {
+    torch::NoGradGuard no_grad;  // thread-local
+    ChunkWorkerSetup& w = setups_[index];
+    const c10::DeviceGuard device_guard(w.models.unet->device());  // kernels and streams on this worker's device
+    while (true) {
+        Job job;
+        {
+            std::unique_lock<std::mutex> lock(mutex_);
+            jobs_changed_.wait(lock, [&] { return stopping_ || !jobs_.empty(); });
+            if (stopping_) return;
+            job = std::move(jobs_.front());
+            jobs_.pop_front();
+        }
+        try {
+            GroupResult r = run_group(w, job.chunks);
+            std::lock_guard<std::mutex> lock(mutex_);
+            results_[job.seq] = std::move(r);
+        } catch (...) {
+            std::lock_guard<std::mutex> lock(mutex_);
+            errors_[job.seq] = std::current_exception();
+        }
+        results_changed_.notify_all();
+    }
+}
+
+// Runs `chunks`, `w.batch` at a time; a CUDA out-of-memory error frees the cache, halves the batch and retries
+// the same chunks, so a render only fails for memory when one chunk alone does not fit.
+GroupResult ChunkWorkers::run_group(ChunkWorkerSetup& w, std::vector<ChunkFrames>& chunks) {
+    const auto device = w.models.unet->device();
+    const auto dtype = w.models.unet->dtype();
+    for (auto& c : chunks) {
+        c.frames = c.frames.to(device);
+        c.matrices = c.matrices.to(device);
+        c.audio = c.audio.to(device, dtype);
+    }
+    const auto cancel = [](int, int, int64_t, const torch::Tensor&) { return !interrupt_requested(); };
+    GroupResult r;
+    r.frames.resize(chunks.size());
+    if (tracing_) r.traces.resize(chunks.size());
+    size_t next = 0;
+    while (next < chunks.size()) {
+        std::vector<ChunkFrames> sub;
+        for (size_t k = next; k < chunks.size() && static_cast<int64_t>(sub.size()) < w.batch; ++k)
+            sub.push_back(chunks[k]);
+        try {
+            if (sub.size() > 1) {
+                bool inject = false;
+                {
+                    std::lock_guard<std::mutex> lock(mutex_);
+                    std::swap(inject, inject_oom_);
+                }
+                // The test hook: one out-of-memory error, as a full GPU gives.
+                TORCH_CHECK_WITH(OutOfMemoryError, !inject, "injected out-of-memory error (test hook)");
+            }
+            std::vector<ChunkTrace> traces;
+            auto out = w.runner->run_batch(sub, cancel, tracing_ ? &traces : nullptr);
+            for (size_t k = 0; k < sub.size(); ++k) {
+                r.frames[next + k] = out[k].permute({0, 2, 3, 1}).cpu().contiguous();
+                if (tracing_) r.traces[next + k] = traces[k];
+            }
+            next += sub.size();
+        } catch (const c10::OutOfMemoryError&) {
+            if (sub.size() == 1)
+                throw_error(ErrorCode::Backend, "out of GPU memory with one chunk of 16 frames on " + device.str() +
+                                                    " (try --dtype float16, or a larger card)");
+            diagnostics::release_cached_memory(device);
+            // Half of what failed (groups can be smaller than the limit: a short chunk ends one early).
+            w.batch = std::max<int64_t>(1, static_cast<int64_t>(sub.size()) / 2);
+            warn_("out of GPU memory on " + device.str() + ": retrying with " + std::to_string(w.batch) +
+                  " chunk(s) per UNet call");
+            ++r.oom_retries;
+        }
+    }
+    return r;
+}
+
+}  // namespace lsync::pipeline

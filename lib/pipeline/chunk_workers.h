@@ -1,0 +1,84 @@
+#pragma once
+// The diffusion stage on worker threads, one per entry of --devices (a device listed twice gets two workers).
+// The render thread decodes frames and packs chunk groups while the workers run groups through the networks;
+// it takes the results back in the order it submitted them, so the encoder sees the frames in order whatever
+// finishes first. With one device this is the overlap of decoding and packing with the GPU; with several it
+// splits one render over them.
+//
+// Each worker owns its models (and with them its attention context and DeepCache state), its LipsyncChunk and
+// its out-of-memory back-off. A chunk carries its own noise (chunk_noise.h), so the worker that runs it does not
+// change its frames: a render on `--devices 0,1` equals one on `--devices 0`.
+
+#include "pipeline/lipsync_chunk.h"
+#include "pipeline/render_models.h"
+
+#include <torch/torch.h>
+
+#include <condition_variable>
+#include <cstdint>
+#include <deque>
+#include <exception>
+#include <functional>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <thread>
+#include <vector>
+
+namespace lsync::pipeline {
+
+/// One worker's models on its device.
+struct ChunkWorkerSetup {
+    RenderModels models;
+    std::unique_ptr<LipsyncChunk> runner;
+    int64_t batch = 1;  ///< chunks per UNet call; halved by this worker on out-of-memory errors
+};
+
+/// What a group gives back: per chunk its frames with the generated mouth.
+struct GroupResult {
+    std::vector<torch::Tensor> frames;  ///< per chunk [A, H, W, 3] uint8 on the CPU
+    std::vector<ChunkTrace> traces;     ///< per chunk, when tracing
+    int64_t oom_retries = 0;
+};
+
+class ChunkWorkers {
+public:
+    /// `warn` receives the out-of-memory notices (from worker threads). `inject_oom_once`: the test hook of
+    /// RenderOptions (the first call with more than one chunk, on any worker, fails as out of memory).
+    ChunkWorkers(std::vector<ChunkWorkerSetup> workers, bool tracing, bool inject_oom_once,
+                 std::function<void(const std::string&)> warn);
+    ~ChunkWorkers();  // stops the workers; queued groups are dropped
+    ChunkWorkers(const ChunkWorkers&) = delete;
+    ChunkWorkers& operator=(const ChunkWorkers&) = delete;
+
+    size_t workers() const { return threads_.size(); }
+    /// Queues a group of chunks with the same number of face frames (tensors on the CPU; each worker moves them
+    /// to its device). Returns at once.
+    void submit(std::vector<ChunkFrames> group);
+    /// The result of the oldest group not taken yet, waiting for it; rethrows a worker's error.
+    GroupResult take();
+
+private:
+    struct Job {
+        int64_t seq;
+        std::vector<ChunkFrames> chunks;
+    };
+    void run(size_t index);
+    GroupResult run_group(ChunkWorkerSetup& w, std::vector<ChunkFrames>& chunks);
+
+    std::vector<ChunkWorkerSetup> setups_;
+    bool tracing_;
+    std::function<void(const std::string&)> warn_;
+    std::mutex mutex_;
+    std::condition_variable jobs_changed_, results_changed_;
+    std::deque<Job> jobs_;
+    std::map<int64_t, GroupResult> results_;
+    std::map<int64_t, std::exception_ptr> errors_;
+    int64_t next_seq_ = 0, next_take_ = 0;
+    bool stopping_ = false;
+    bool inject_oom_;
+    std::vector<std::thread> threads_;
+};
+
+}  // namespace lsync::pipeline
