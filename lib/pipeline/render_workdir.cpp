@@ -12,6 +12,7 @@
 #include <fstream>
 #include <set>
 #include <fcntl.h>
+#include <ftw.h>
 #include <sys/file.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -23,6 +24,22 @@ namespace lsync::pipeline {
 namespace {
 
 constexpr int kManifestVersion = 1;
+
+/// Removes a file or a folder with everything in it; false when something stayed. Not
+/// std::filesystem::remove_all: PyTorch's libtorch.so exports its own copy of it, built against another
+/// libstdc++, and the dynamic linker binds ours to that one, which crashes (seen on the GPU host).
+bool remove_tree(const std::string& path) {
+    struct stat st {};
+    if (::lstat(path.c_str(), &st) != 0) return errno == ENOENT;
+    if (!S_ISDIR(st.st_mode)) return ::unlink(path.c_str()) == 0;
+    const int r = ::nftw(
+        path.c_str(),
+        [](const char* p, const struct stat*, int type, struct FTW*) {
+            return (type == FTW_DP ? ::rmdir(p) : ::unlink(p)) == 0 ? 0 : 1;
+        },
+        16, FTW_DEPTH | FTW_PHYS);
+    return r == 0;
+}
 
 uint64_t fnv1a(uint64_t h, const char* data, size_t n) {
     for (size_t i = 0; i < n; ++i) {
@@ -153,7 +170,7 @@ RenderWorkDir::RenderWorkDir(const std::string& output, const RenderIdentity& id
     if (resumed_) keep_names.insert("faces.json");
     for (const auto& s : done_) keep_names.insert(fs::path(s).filename().string());
     for (const auto& entry : fs::directory_iterator(path_, ec))
-        if (!keep_names.count(entry.path().filename().string())) fs::remove_all(entry.path(), ec);
+        if (!keep_names.count(entry.path().filename().string())) remove_tree(entry.path().string());
     if (!resumed_) write_manifest(manifest, identity);
     if (resumed_)
         log::info("resuming from ", path_, ": ", done_.size(), " segment(s) done", has_faces() ? ", faces known" : "");
@@ -171,9 +188,7 @@ bool RenderWorkDir::has_faces() const {
 
 void RenderWorkDir::remove() {
     if (removed_) return;
-    std::error_code ec;
-    fs::remove_all(path_, ec);
-    if (ec) log::warn("could not remove the work folder ", path_, ": ", ec.message());
+    if (!remove_tree(path_)) log::warn("could not remove the work folder ", path_, ": ", std::strerror(errno));
     removed_ = true;
 }
 
