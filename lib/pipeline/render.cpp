@@ -20,8 +20,11 @@
 #include "pipeline/render_workdir.h"
 #include "faces/face_plan_file.h"
 
+#include <c10/core/DeviceGuard.h>
+
 #include <chrono>
 #include <deque>
+#include <future>
 #include <cmath>
 #include <numeric>
 #include <sstream>
@@ -153,8 +156,9 @@ void run_passes(RenderJob& job, RenderWorkDir& work, const media::VideoWriterOpt
     observer.stage("loading models", 0);
     // One set of models per worker (--devices); a device listed twice loads twice (each worker owns its attention
     // and DeepCache state). The first device also runs the audio and face passes.
-    std::vector<ChunkWorkerSetup> setups;
-    for (const auto& d : job.devices) {
+    auto load_worker = [&](const torch::Device& d) {
+        torch::NoGradGuard no_grad;  // thread-local: the loading threads need their own
+        const c10::DeviceGuard device_guard(d);
         ModelRequest request;
         request.variant = o.model;
         request.model_dir = o.model_dir;
@@ -170,7 +174,17 @@ void run_passes(RenderJob& job, RenderWorkDir& work, const media::VideoWriterOpt
         w.models = load_render_models(request);
         w.runner = std::make_unique<LipsyncChunk>(w.models, mask, o.diffusion, o.noise ? *o.noise : seeded_noise(o.seed));
         w.batch = o.batch_chunks > 0 ? o.batch_chunks : (d.is_cuda() ? 4 : 1);
-        setups.push_back(std::move(w));
+        return w;
+    };
+    // GPUs load at the same time (reading or drawing the weights is host work, copying them is per device); CPU
+    // workers one after the other, as they share the cores anyway.
+    std::vector<ChunkWorkerSetup> setups;
+    if (device.is_cuda() && job.devices.size() > 1) {
+        std::vector<std::future<ChunkWorkerSetup>> loading;
+        for (const auto& d : job.devices) loading.push_back(std::async(std::launch::async, load_worker, d));
+        for (auto& f : loading) setups.push_back(f.get());
+    } else {
+        for (const auto& d : job.devices) setups.push_back(load_worker(d));
     }
     const RenderModels models = setups.front().models;
     summary.models = models.description;
