@@ -20,8 +20,21 @@ std::string compiled_architectures() { return "sm " LSYNC_STR(__CUDA_ARCH_LIST__
 std::string compiled_architectures() { return "unknown"; }
 #endif
 
+namespace {
+// Puts the calling thread's current device back when the test is done: callers that launch on "the current
+// device" must not find another GPU there afterwards.
+struct RestoreDevice {
+    int previous = -1;
+    RestoreDevice() { cudaGetDevice(&previous); }
+    ~RestoreDevice() {
+        if (previous >= 0) cudaSetDevice(previous);
+    }
+};
+}  // namespace
+
 std::string selftest(int device) {
     constexpr int n = 1 << 12;
+    const RestoreDevice restore;
     if (cudaSetDevice(device) != cudaSuccess) return "cudaSetDevice failed";
     int* d = nullptr;
     cudaError_t e = cudaMalloc(&d, n * sizeof(int));

@@ -9,6 +9,7 @@
 #include "flex_attention.h"
 
 #include <ATen/cuda/CUDAContext.h>
+#include <c10/cuda/CUDAGuard.h>
 #endif
 
 namespace lsync::ops {
@@ -96,6 +97,9 @@ std::string kernel_unsupported(const AttentionInputs& in) {
 
 torch::Tensor run_kernel(const AttentionInputs& in) {
 #if LSYNC_WITH_CUDA
+    // The launch goes to the current device: make it q's (a caller on another device, or a kernels::selftest of
+    // another GPU, leaves it elsewhere, and the kernel then reads foreign pointers).
+    const c10::cuda::CUDAGuard device_guard(in.q.device());
     torch::Tensor bias;
     if (in.key_bias) bias = in.key_bias->to(in.q.device(), torch::kFloat).contiguous();
     auto out = torch::empty(in.q.sizes(), in.q.options().memory_format(torch::MemoryFormat::Contiguous));

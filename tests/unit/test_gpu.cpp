@@ -16,6 +16,8 @@
 #include "whisper/whisper_encoder.h"
 #include "selftest.h"
 
+#include <c10/cuda/CUDAFunctions.h>
+
 using namespace lsync;
 using namespace lsync::ops;
 
@@ -36,7 +38,23 @@ static double rel(const torch::Tensor& a, const torch::Tensor& b) {
 TEST_CASE("our CUDA kernels run on every device", "[gpu]") {
     LSYNC_NEED_GPU();
     CHECK(kernels::runtime_problem().empty());
+    const auto before = c10::cuda::current_device();
     for (int d = 0; d < compat::cuda_device_count(); ++d) CHECK(kernels::selftest(d).empty());
+    CHECK(c10::cuda::current_device() == before);  // the self-test leaves the current device as it was
+}
+
+TEST_CASE("the fused flex kernel runs on its tensors' device, whatever the current device", "[gpu]") {
+    LSYNC_NEED_GPU();
+    const int last = compat::cuda_device_count() - 1;
+    const auto h = torch::TensorOptions().device(torch::kCUDA, 0).dtype(torch::kHalf);
+    auto q = torch::randn({2, 8, 300, 40}, h), k = torch::randn({2, 8, 300, 40}, h), v = torch::randn({2, 8, 300, 40}, h);
+    const auto want = flash_attention({q, k, v, std::nullopt});
+    // On a machine with several GPUs the current device is then another one than the tensors' (found on two
+    // H200s: NaN and illegal memory accesses before the kernel's launch took q's device).
+    c10::cuda::set_device(static_cast<c10::DeviceIndex>(last));
+    const auto got = flex_attention_with(FlexImpl::Kernel, {q, k, v, std::nullopt});
+    c10::cuda::set_device(0);
+    CHECK(rel(got, want) < 2e-3);
 }
 
 TEST_CASE("flash takes a fused kernel in fp16/bf16 and matches standard fp32", "[gpu]") {
