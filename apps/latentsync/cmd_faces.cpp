@@ -10,6 +10,7 @@
 #include "core/cancel.h"
 #include "core/error.h"
 #include "core/files.h"
+#include "core/json_limits.h"
 #include "core/log.h"
 #include "faces/align_batch.h"
 #include "faces/alignment.h"
@@ -203,7 +204,7 @@ int run_faces(const FacesOpts& o) {
                           {"detector_frames", stage->detector_frames()},
                           {"scene_cuts", stage->scene_cuts()},
                           {"text", summary}};
-        std::cout << out.dump(1) << std::endl;
+        std::cout << dump_json(out, 1) << std::endl;
     } else {
         std::printf("%lld frame(s): %s; the detector ran on %lld; %lld scene cut(s)\n",
                     static_cast<long long>(frames_done), summary.c_str(), static_cast<long long>(stage->detector_frames()),

@@ -9,6 +9,7 @@
 #include "core/log.h"
 #include "core/threads.h"
 #include "core/version.h"
+#include "core/untrusted_text.h"
 #include "media/ffmpeg_info.h"
 
 #include <c10/util/Exception.h>
@@ -60,7 +61,8 @@ int main(int argc, char** argv) {
             if (cmd.cli->parsed()) return cmd.run();
         return static_cast<int>(lsync::ErrorCode::Usage);
     } catch (const lsync::Error& e) {
-        lsync::log::error(e.what());
+        // One line whatever the message carries (names read from files, FFmpeg's text): escaped here once.
+        lsync::log::error(lsync::printable(e.what(), 4000));
         return e.exit_code();
     } catch (const c10::Error& e) {
         lsync::log::error("LibTorch: ", debug ? e.what() : e.what_without_backtrace());

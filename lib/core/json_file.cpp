@@ -1,8 +1,10 @@
 #include "core/json_file.h"
 
 #include "core/files.h"
+#include "core/json_limits.h"
 
 #include <fstream>
+#include <iterator>
 
 namespace lsync {
 
@@ -10,11 +12,8 @@ nlohmann::json read_json_file(const std::string& path, const std::string& role, 
     check_input_file(path, role);
     std::ifstream in(path, std::ios::binary);
     LSYNC_CHECK(in.good(), ErrorCode::InputNotFile, "cannot open " + role + " " + path);
-    try {
-        return nlohmann::json::parse(in);
-    } catch (const nlohmann::json::exception& e) {
-        throw_error(invalid_code, path + ": not valid JSON (" + e.what() + ")");
-    }
+    const std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+    return parse_untrusted_json(text, [&](const std::string& why) { throw_error(invalid_code, path + ": " + why); });
 }
 
 }  // namespace lsync

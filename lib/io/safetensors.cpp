@@ -3,6 +3,8 @@
 #include "core/compat.h"
 #include "core/error.h"
 #include "core/files.h"
+#include "core/json_limits.h"
+#include "core/untrusted_text.h"
 
 #include <algorithm>
 #include <cerrno>
@@ -104,12 +106,8 @@ SafetensorsFile::SafetensorsFile(const std::string& path) : file_(MappedFile::op
     const char* h = reinterpret_cast<const char*>(base + 8);
     if (n == 0 || h[0] != '{') fail("header does not start with '{' (not a safetensors file)");
 
-    nlohmann::json header;
-    try {
-        header = nlohmann::json::parse(h, h + n);
-    } catch (const nlohmann::json::exception& e) {
-        fail(std::string("header is not valid JSON: ") + e.what());
-    }
+    const nlohmann::json header =
+        parse_untrusted_json(std::string_view(h, n), [&](const std::string& why) { fail("header is " + why); });
     if (!header.is_object()) fail("header is not a JSON object");
 
     data_start_ = 8 + n;
@@ -122,16 +120,19 @@ SafetensorsFile::SafetensorsFile(const std::string& path) : file_(MappedFile::op
     };
     std::vector<Parsed> parsed;
     parsed.reserve(header.size());
-    for (const auto& [key, val] : header.items()) {
+    for (const auto& item : header.items()) {
+        // Named references, not a structured binding: lambdas cannot capture those in C++17 (clang refuses).
+        const std::string& key = item.key();
+        const nlohmann::json& val = item.value();
         if (key == "__metadata__") {
             if (!val.is_object()) fail("__metadata__ is not a JSON object");
             for (const auto& [mk, mv] : val.items()) {
-                if (!mv.is_string()) fail("__metadata__ value of '" + mk + "' is not a string");
+                if (!mv.is_string()) fail("__metadata__ value of '" + printable(mk) + "' is not a string");
                 metadata_[mk] = mv.get<std::string>();
             }
             continue;
         }
-        const auto bad = [&](const std::string& what) { fail("tensor '" + key + "': " + what); };
+        const auto bad = [&](const std::string& what) { fail("tensor '" + printable(key) + "': " + what); };
         if (!val.is_object()) bad("entry is not a JSON object");
 
         const auto dt = val.find("dtype");
@@ -146,22 +147,22 @@ SafetensorsFile::SafetensorsFile(const std::string& path) : file_(MappedFile::op
             if (is_known_unsupported_dtype(dname))
                 bad("dtype " + dname + " is not supported by this reader (supported: " + supported_dtypes() +
                     ")");
-            bad("unknown dtype '" + dname + "' (supported: " + supported_dtypes() + ")");
+            bad("unknown dtype '" + printable(dname) + "' (supported: " + supported_dtypes() + ")");
         }
 
         const auto sh = val.find("shape");
         if (sh == val.end() || !sh->is_array()) bad("no \"shape\" array");
         std::vector<int64_t> shape;
         for (const auto& d : *sh) {
-            if (!d.is_number_integer()) bad("shape " + sh->dump() + " holds a non-integer");
+            if (!d.is_number_integer()) bad("shape " + json_excerpt(*sh) + " holds a non-integer");
             if (d.is_number_unsigned()) {
                 const uint64_t u = d.get<uint64_t>();
                 if (u > static_cast<uint64_t>(std::numeric_limits<int64_t>::max()))
-                    bad("shape " + sh->dump() + " has a dimension too large for int64");
+                    bad("shape " + json_excerpt(*sh) + " has a dimension too large for int64");
                 shape.push_back(static_cast<int64_t>(u));
             } else {
                 const int64_t v = d.get<int64_t>();
-                if (v < 0) bad("shape " + sh->dump() + " has a negative dimension");
+                if (v < 0) bad("shape " + json_excerpt(*sh) + " has a negative dimension");
                 shape.push_back(v);
             }
         }
@@ -207,11 +208,12 @@ SafetensorsFile::SafetensorsFile(const std::string& path) : file_(MappedFile::op
     for (size_t i = 0; i < parsed.size(); ++i) {
         const Parsed& p = parsed[i];
         if (p.begin < covered)
-            fail("tensors '" + parsed[i - 1].name + "' " + range_str(parsed[i - 1].begin, parsed[i - 1].end) +
-                 " and '" + p.name + "' " + range_str(p.begin, p.end) + " overlap");
+            fail("tensors '" + printable(parsed[i - 1].name) + "' " +
+                 range_str(parsed[i - 1].begin, parsed[i - 1].end) + " and '" + printable(p.name) + "' " +
+                 range_str(p.begin, p.end) + " overlap");
         if (p.begin > covered)
             fail("gap in the data region: bytes " + range_str(covered, p.begin) + " before tensor '" +
-                 p.name + "' belong to no tensor");
+                 printable(p.name) + "' belong to no tensor");
         covered = p.end;
     }
     if (covered != data_size)

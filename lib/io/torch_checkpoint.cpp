@@ -1,6 +1,7 @@
 #include "io/torch_checkpoint.h"
 
 #include "core/error.h"
+#include "core/untrusted_text.h"
 
 #include <algorithm>
 #include <cctype>
@@ -23,7 +24,8 @@ constexpr int kMaxMetadataDepth = 32;
 constexpr size_t kMaxMetadataCost = size_t{64} << 20;  ///< ~bytes: 32 per value plus its text
 
 [[noreturn]] void fail(const std::string& path, const std::string& why) {
-    throw_error(ErrorCode::Weights, path + ": " + why);
+    // Names in `why` (tensors, records, globals) are file bytes: escaped, so the message stays one line.
+    throw_error(ErrorCode::Weights, path + ": " + printable(why, 2000));
 }
 
 std::string shape_str(const std::vector<int64_t>& v) {

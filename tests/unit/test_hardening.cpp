@@ -72,3 +72,112 @@ TEST_CASE("untrusted bytes are escaped and shortened for messages and JSON", "[h
     CHECK_NOTHROW(dump_json(j));
     CHECK(nlohmann::json::parse(dump_json({{"file", utf8_or_escaped("bad\xff")}}))["file"] == "bad\\xff");
 }
+
+TEST_CASE("JSON nested a million levels is refused before parsing, everywhere we parse files", "[hardening]") {
+    const std::string deep = nested_array(1'000'000);
+    CHECK(contains(json_depth_problem(deep), "nested deeper than 64 levels"));
+    CHECK(json_depth_problem(nested_array(64)).empty());
+    CHECK_FALSE(json_depth_problem(nested_array(65)).empty());
+    // Brackets inside strings (with escaped quotes) do not count.
+    CHECK(json_depth_problem("{\"a\": \"[[[[\\\"[[[[\"}", 2).empty());
+
+    test::ScratchDir dir("deep_json");
+    // safetensors: in a tensor's shape, and in a field nobody reads.
+    for (const std::string& header :
+         {R"({"w": {"dtype": "F32", "shape": )" + deep + R"(, "data_offsets": [0, 0]}})",
+          R"({"__unused__": )" + deep + "}"}) {
+        write_safetensors_raw(dir.path() / "deep.safetensors", header);
+        const std::string msg = test::expect_error(
+            ErrorCode::Weights, [&] { io::SafetensorsFile f((dir.path() / "deep.safetensors").string()); });
+        CHECK(contains(msg, "nested deeper than 64 levels"));
+        CHECK(msg.size() < 400);
+    }
+    // TF.js manifest, also in a field nobody reads.
+    put(dir.path() / "m.bin", std::string(4, '\0'));
+    put(dir.path() / "deep-weights_manifest.json",
+        R"([{"paths": ["m.bin"], "weights": [{"name": "w", "shape": [1], "dtype": "float32"}], "x": )" + deep +
+            "}]");
+    std::string msg = test::expect_error(
+        ErrorCode::Weights, [&] { io::TfjsWeights w((dir.path() / "deep-weights_manifest.json").string()); });
+    CHECK(contains(msg, "nested deeper than 64 levels"));
+    // Face track files (user input: Usage).
+    msg = test::expect_error(ErrorCode::Usage, [&] { faces::parse_face_track("{\"frames\": " + deep + "}", "t.json"); });
+    CHECK(contains(msg, "nested deeper than 64 levels"));
+}
+
+TEST_CASE("error messages never dump untrusted JSON or bytes whole", "[hardening]") {
+    test::ScratchDir dir("excerpt");
+    // A shape of 100,000 elements with a string at the end: the message shows the start only.
+    std::string shape = "[";
+    for (int i = 0; i < 100000; ++i) shape += "1,";
+    shape += "\"x\"]";
+    write_safetensors_raw(dir.path() / "long.safetensors",
+                          R"({"w": {"dtype": "F32", "shape": )" + shape + R"(, "data_offsets": [0, 4]}})",
+                          std::string(4, '\0'));
+    std::string msg = test::expect_error(
+        ErrorCode::Weights, [&] { io::SafetensorsFile f((dir.path() / "long.safetensors").string()); });
+    CHECK(contains(msg, "holds a non-integer"));
+    CHECK(msg.size() < 400);
+    // A tensor name with a NUL, an escape sequence and invalid UTF-8 is escaped.
+    for (const std::string& key : {std::string("a\\u0000\\u001b[31m"), std::string("a\xff\n")}) {
+        write_safetensors_raw(dir.path() / "name.safetensors",
+                              "{\"" + key + "\": {\"dtype\": \"F99\", \"shape\": [], \"data_offsets\": [0, 0]}}");
+        msg = test::expect_error(ErrorCode::Weights,
+                                 [&] { io::SafetensorsFile f((dir.path() / "name.safetensors").string()); });
+        INFO(msg);
+        CHECK(one_line(msg));
+        CHECK(msg.find('\x1b') == std::string::npos);
+        CHECK(utf8_or_escaped(msg) == msg);  // valid UTF-8 throughout
+    }
+    // A pickle global whose module name holds a NUL and ESC (fixture nul_global.pt).
+    msg = test::expect_error(ErrorCode::Weights, [&] { io::TorchCheckpoint ck(fixture("nul_global.pt")); });
+    CHECK(one_line(msg));
+    CHECK(msg.find('\x1b') == std::string::npos);
+    CHECK(contains(msg, "\\x00"));
+}
+
+TEST_CASE("TF.js metadata is rebuilt from what was read, not a copy of the manifest", "[hardening]") {
+    test::ScratchDir dir("tfjs_meta");
+    put(dir.path() / "m.bin", std::string(4, '\0'));
+    put(dir.path() / "a-weights_manifest.json",
+        R"([{"paths": ["m.bin"], "weights": [{"name": "w", "shape": [1], "dtype": "float32", "junk": [[[1]]]}],
+             "big": ")" + std::string(100000, 'z') + R"("}])");
+    io::TfjsWeights w((dir.path() / "a-weights_manifest.json").string());
+    const auto m = w.metadata();
+    REQUIRE(m.is_array());
+    CHECK(m[0]["paths"] == nlohmann::json::array({"m.bin"}));
+    CHECK(m[0]["weights"][0]["name"] == "w");
+    CHECK_FALSE(m[0].contains("big"));
+    CHECK_FALSE(m[0]["weights"][0].contains("junk"));
+}
+
+TEST_CASE("TF.js shard paths stay inside the manifest's folder", "[hardening]") {
+    test::ScratchDir root("tfjs_escape");
+    const fs::path dir = root.path() / "model", outside = root.path() / "secret.bin";
+    fs::create_directories(dir);
+    put(outside, std::string(12345, 's'));  // a size an error message must never reveal
+    const auto manifest = [&](const std::string& path) {
+        const auto p = dir / "x-weights_manifest.json";
+        put(p, R"([{"paths": [")" + path + R"("], "weights": [{"name": "w", "shape": [1], "dtype": "float32"}]}])");
+        return p.string();
+    };
+    const auto refused = [&](const std::string& path, const std::string& why) {
+        INFO(path);
+        const std::string msg = test::expect_error(ErrorCode::Weights, [&] { io::TfjsWeights w(manifest(path)); });
+        CHECK(contains(msg, why));
+        CHECK_FALSE(contains(msg, "12345"));
+    };
+    refused(outside.string(), "is an absolute path");
+    refused("../secret.bin", "contains '..'");
+    refused("sub/../../secret.bin", "contains '..'");
+    fs::create_symlink(outside, dir / "link.bin");
+    refused("link.bin", "resolves outside the manifest's folder");
+    fs::create_directory_symlink(root.path(), dir / "up");
+    refused("up/secret.bin", "resolves outside the manifest's folder");
+    // models verify reads manifests too, and must not even probe such paths.
+    CHECK(contains(io::tfjs_shard_path_problem(dir, "/etc/passwd"), "absolute"));
+    // A symlink that stays inside is fine (model folders are often links into a cache).
+    put(dir / "real.bin", std::string(4, '\0'));
+    fs::create_symlink(dir / "real.bin", dir / "inside.bin");
+    CHECK_NOTHROW(io::TfjsWeights(manifest("inside.bin")));
+}
