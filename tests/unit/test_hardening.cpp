@@ -181,3 +181,40 @@ TEST_CASE("TF.js shard paths stay inside the manifest's folder", "[hardening]") 
     fs::create_symlink(dir / "real.bin", dir / "inside.bin");
     CHECK_NOTHROW(io::TfjsWeights(manifest("inside.bin")));
 }
+
+TEST_CASE("overwrite replaces only regular files: never a FIFO, a symlink or a device", "[hardening]") {
+    test::ScratchDir dir("special_out");
+    const auto fifo = (dir.path() / "pipe.mp4").string();
+    REQUIRE(::mkfifo(fifo.c_str(), 0600) == 0);
+    std::string msg = test::expect_error(ErrorCode::OutputExists, [&] { AtomicOutput out(fifo, true); });
+    CHECK(contains(msg, "a FIFO"));
+    CHECK(fs::is_fifo(fifo));
+
+    const auto target = dir.path() / "target.mp4", link = dir.path() / "link.mp4";
+    put(target, "keep me");
+    fs::create_symlink(target, link);
+    msg = test::expect_error(ErrorCode::OutputExists, [&] { AtomicOutput out(link.string(), true); });
+    CHECK(contains(msg, "a symbolic link"));
+    fs::create_symlink(dir.path() / "nowhere", dir.path() / "dangling.mp4");
+    test::expect_error(ErrorCode::OutputExists, [&] { AtomicOutput out((dir.path() / "dangling.mp4").string(), true); });
+    CHECK(fs::is_symlink(link));
+    CHECK(slurp(target) == "keep me");
+
+    if (fs::exists("/dev/null")) {
+        msg = test::expect_error(ErrorCode::OutputExists, [] { AtomicOutput out("/dev/null", true); });
+        CHECK(contains(msg, "a character device"));
+    }
+    // A special file that appears while rendering is not replaced at commit either.
+    const auto late = (dir.path() / "late.mp4").string();
+    AtomicOutput out(late, true);
+    put(out.temp_path(), "data");
+    REQUIRE(::mkfifo(late.c_str(), 0600) == 0);
+    test::expect_error(ErrorCode::OutputExists, [&] { out.commit(); });
+    CHECK(fs::is_fifo(late));
+    // The regular case still works.
+    put(target, "old");
+    AtomicOutput ok(target.string(), true);
+    put(ok.temp_path(), "new");
+    ok.commit();
+    CHECK(slurp(target) == "new");
+}
