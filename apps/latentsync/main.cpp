@@ -2,14 +2,15 @@
 // documented exit code (docs/cli.md).
 
 #include "commands.h"
+#include "option_checks.h"
 
 #include "core/cancel.h"
 #include "core/error.h"
 #include "core/host_allocator.h"
 #include "core/log.h"
 #include "core/threads.h"
-#include "core/version.h"
 #include "core/untrusted_text.h"
+#include "core/version.h"
 #include "media/ffmpeg_info.h"
 
 #include <c10/util/Exception.h>
@@ -29,7 +30,8 @@ int main(int argc, char** argv) {
     int threads = 0;
     app.add_option("--threads", threads,
                    "CPU threads for everything (LibTorch, OpenBLAS, decoders, x264); default: $LSYNC_THREADS or "
-                   "the cores this process may use");
+                   "the cores this process may use")
+        ->check(lsync::app::whole_in(1, 1024));
     // Global options may follow the subcommand: `latentsync render ... --threads 4`.
     app.fallthrough();
 

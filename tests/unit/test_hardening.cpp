@@ -218,3 +218,11 @@ TEST_CASE("overwrite replaces only regular files: never a FIFO, a symlink or a d
     ok.commit();
     CHECK(slurp(target) == "new");
 }
+
+TEST_CASE("the test tone refuses infinite and absurd lengths instead of overflowing", "[hardening]") {
+    const double inf = std::numeric_limits<double>::infinity();
+    test::expect_error(ErrorCode::Usage, [&] { media::test_tone(inf, 44100, 2); });
+    test::expect_error(ErrorCode::Usage, [&] { media::test_tone(std::nan(""), 44100, 2); });
+    test::expect_error(ErrorCode::Usage, [&] { media::test_tone(1, 44100, 0); });
+    CHECK(media::test_tone(0.01, 1000, 2).size() == 20);
+}
