@@ -22,6 +22,12 @@ using Kind = PickleValue::Kind;
 // cycles through the memo, shared nodes that expand exponentially when written out as a tree).
 constexpr int kMaxMetadataDepth = 32;
 constexpr size_t kMaxMetadataCost = size_t{64} << 20;  ///< ~bytes: 32 per value plus its text
+// Overlapping views (stride 0, or several tensors on one storage) let a tiny file describe huge tensors, which
+// convert and the loaders materialise densely. A tensor's dense size may not exceed its storage record; all
+// tensors together may not exceed this multiple of the file (shared-storage views such as tied weights
+// legitimately count a record more than once) plus kDenseSlackBytes.
+constexpr uint64_t kDenseFileMultiple = 16;
+constexpr uint64_t kDenseSlackBytes = uint64_t{64} << 20;
 
 [[noreturn]] void fail(const std::string& path, const std::string& why) {
     // Names in `why` (tensors, records, globals) are file bytes: escaped, so the message stays one line.
@@ -197,6 +203,16 @@ void TorchCheckpoint::add_tensor(const std::string& name, const TensorRef& ref) 
         fail(file, what + " needs " + std::to_string(end_bytes) + " bytes of storage '" + record_name +
                        "' (" + layout + ") but the storage holds only " + std::to_string(record->size) +
                        " bytes");
+
+    uint64_t dense_bytes = 0;
+    if (mul_overflows(numel, item, dense_bytes) || dense_bytes > record->size)
+        fail(file, what + " (" + layout + ") would take " + std::to_string(numel) + " x " + std::to_string(item) +
+                       " bytes in memory but its storage '" + record_name + "' holds only " +
+                       std::to_string(record->size) + " bytes: overlapping (stride-0) views that large are refused");
+    dense_total_ += dense_bytes;
+    if (dense_total_ > kDenseFileMultiple * archive_.file()->size() + kDenseSlackBytes)
+        fail(file, "its tensors together would take more than " + std::to_string(kDenseFileMultiple) +
+                       " times the file's size in memory (at " + what + "): overlapping views are refused");
 
     if (index_.count(name)) fail(file, what + " appears twice");
     TensorInfo info;

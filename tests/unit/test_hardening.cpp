@@ -219,6 +219,36 @@ TEST_CASE("overwrite replaces only regular files: never a FIFO, a symlink or a d
     CHECK(slurp(target) == "new");
 }
 
+TEST_CASE("tiny .pt files cannot demand huge tensors (stride 0)", "[hardening]") {
+    const std::string msg =
+        test::expect_error(ErrorCode::Weights, [] { io::TorchCheckpoint ck(fixture("stride0_huge.pt")); });
+    CHECK(contains(msg, "overlapping (stride-0) views that large are refused"));
+}
+
+TEST_CASE("detector and landmark inputs: padding folded into the resize, same numbers, no square", "[hardening]") {
+    // Parity with padding first on small odd shapes, both axes, for the detector (pad after) and the
+    // landmark crop (centred padding).
+    for (const auto& [h, w] : std::vector<std::pair<int64_t, int64_t>>{{37, 91}, {91, 37}, {64, 64}, {1, 300}}) {
+        INFO(h << "x" << w);
+        const auto x = torch::rand({2, 3, h, w}) * 255;
+        const int64_t side = std::max(h, w);
+        for (const int64_t top : {int64_t{0}, (side - h) / 2}) {
+            const int64_t left = top == 0 ? 0 : (side - w) / 2;
+            const auto padded =
+                torch::constant_pad_nd(x, {left, side - w - left, top, side - h - top}, 0);
+            const auto want = faces::resize_bilinear_tf(padded, 112, 112);
+            const auto got = faces::resize_padded_bilinear_tf(x, top, left, side, side, 112, 112);
+            CHECK(torch::equal(want, got));
+        }
+    }
+    // A 1 x 65535 frame: the padded square would be 65535^2 floats x 3 (51 GB); now it is the frame.
+    const auto thin = torch::full({1, 1, 65535, 3}, 200, torch::kUInt8);
+    const auto in = faces::detector_input(thin, 512);
+    CHECK(in.sizes().vec() == std::vector<int64_t>{1, 3, 512, 512});
+    const auto crop = faces::landmark_input(thin[0], faces::CropRect{0, 0, 65535, 1}, 112);
+    CHECK(crop.sizes().vec() == std::vector<int64_t>{3, 112, 112});
+}
+
 TEST_CASE("the test tone refuses infinite and absurd lengths instead of overflowing", "[hardening]") {
     const double inf = std::numeric_limits<double>::infinity();
     test::expect_error(ErrorCode::Usage, [&] { media::test_tone(inf, 44100, 2); });
