@@ -12,6 +12,7 @@
 #include <cstring>
 #include <limits>
 #include <set>
+#include <unordered_set>
 #include <tuple>
 #include <unistd.h>
 
@@ -292,19 +293,35 @@ void write_safetensors(const std::string& path,
     // Everything the header needs is checked before the disk is touched. Problems only the data copy can
     // reveal (a meta tensor, a failing device copy) surface while streaming; AtomicOutput then drops the
     // partial file.
-    nlohmann::ordered_json header = nlohmann::ordered_json::object();
+    // The header text is assembled piece by piece: inserting into an ordered_json object searches its keys
+    // linearly, which made a 200,000-tensor header quadratic (minutes). Names are unique (checked below), so
+    // plain concatenation of escaped keys and small entry objects is equivalent and linear.
+    const auto quoted = [&](const std::string& s) {
+        try {
+            return nlohmann::json(s).dump();
+        } catch (const nlohmann::json::exception& e) {
+            fail("a tensor name or metadata string is not valid UTF-8: " + printable(s) + " (" + e.what() + ")");
+        }
+        return std::string();
+    };
+    std::string text = "{";
     if (!metadata.empty()) {
-        nlohmann::ordered_json m = nlohmann::ordered_json::object();
-        for (const auto& [k, v] : metadata) m[k] = v;
-        header["__metadata__"] = std::move(m);
+        text += "\"__metadata__\":{";
+        bool first = true;
+        for (const auto& [k, v] : metadata) {
+            text += (first ? "" : ",") + quoted(k) + ":" + quoted(v);
+            first = false;
+        }
+        text += "}";
     }
-    std::set<std::string> names;
+    std::unordered_set<std::string> names;
+    names.reserve(tensors.size());
     for (const auto& [name, t] : tensors) {
         if (name == "__metadata__") fail("'__metadata__' is reserved and cannot name a tensor");
-        if (!names.insert(name).second) fail("duplicate tensor name '" + name + "'");
-        if (!t.defined()) fail("tensor '" + name + "' is undefined");
+        if (!names.insert(name).second) fail("duplicate tensor name '" + printable(name) + "'");
+        if (!t.defined()) fail("tensor '" + printable(name) + "' is undefined");
         if (t.layout() != torch::kStrided)
-            fail("tensor '" + name + "' is not dense (sparse layouts cannot be stored)");
+            fail("tensor '" + printable(name) + "' is not dense (sparse layouts cannot be stored)");
     }
     // Widest items first (stable otherwise): every offset is then a multiple of its tensor's item size, and
     // with the data region 8-aligned every tensor of the file can be mapped without a copy.
@@ -321,23 +338,18 @@ void write_safetensors(const std::string& path,
         try {
             dt = safetensors_dtype(t.scalar_type());
         } catch (const Error& e) {
-            fail("tensor '" + name + "': " + e.what());
+            fail("tensor '" + printable(name) + "': " + e.what());
         }
         const uint64_t bytes = static_cast<uint64_t>(t.numel()) * t.element_size();
         nlohmann::ordered_json entry = nlohmann::ordered_json::object();
         entry["dtype"] = dt;
         entry["shape"] = t.sizes().vec();
         entry["data_offsets"] = {offset, offset + bytes};
-        header[name] = std::move(entry);
+        text += (text.size() > 1 ? "," : "") + quoted(name) + ":" + entry.dump();
         sizes[i] = bytes;
         offset += bytes;
     }
-    std::string text;
-    try {
-        text = header.dump();
-    } catch (const nlohmann::json::exception& e) {
-        fail(std::string("a tensor name or metadata string is not valid UTF-8: ") + e.what());
-    }
+    text += "}";
     // Pad so the data region starts 8-byte aligned in the file: readers can then map tensors without copying.
     text.append((8 - text.size() % 8) % 8, ' ');
 

@@ -249,6 +249,23 @@ TEST_CASE("detector and landmark inputs: padding folded into the resize, same nu
     CHECK(crop.sizes().vec() == std::vector<int64_t>{3, 112, 112});
 }
 
+TEST_CASE("writing 200,000 tensors is linear in their number", "[hardening]") {
+    test::ScratchDir dir("many_tensors");
+    std::vector<std::pair<std::string, torch::Tensor>> tensors;
+    const auto empty = torch::empty({0});
+    for (int i = 0; i < 200000; ++i) tensors.emplace_back("t" + std::to_string(i), empty);
+    const auto path = (dir.path() / "many.safetensors").string();
+    const auto t0 = std::chrono::steady_clock::now();
+    io::write_safetensors(path, tensors, {{"k", "v"}}, false);
+    const double s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+    // Quadratic header building took over 20 s here; linear takes well under 2 s. The bound is loose so a
+    // loaded machine does not fail it, yet far below the quadratic time.
+    CHECK(s < 10);
+    io::SafetensorsFile f(path);
+    CHECK(f.tensors().size() == 200000);
+    CHECK(f.metadata()["k"] == "v");
+}
+
 TEST_CASE("the test tone refuses infinite and absurd lengths instead of overflowing", "[hardening]") {
     const double inf = std::numeric_limits<double>::infinity();
     test::expect_error(ErrorCode::Usage, [&] { media::test_tone(inf, 44100, 2); });
