@@ -248,6 +248,7 @@ torch::Tensor SafetensorsFile::load(const std::string& name) const {
                                                     std::to_string(p[i]) + ", not 0 or 1");
     }
 
+    if (info.dtype == torch::kBool) file_->check_intact();
     const size_t itemsize = c10::elementSize(info.dtype);
     if (reinterpret_cast<uintptr_t>(p) % itemsize == 0) {
         auto keep = file_;  // the tensor's deleter owns a reference: the mapping outlives every view
@@ -258,6 +259,7 @@ torch::Tensor SafetensorsFile::load(const std::string& name) const {
     // kernels fault or slow down: copy into LibTorch's own aligned storage.
     auto t = torch::empty(info.shape, opts);
     std::memcpy(t.data_ptr(), p, bytes);
+    file_->check_intact();  // the copy read the mapping: zeros if the file was truncated meanwhile
     return t;
 }
 
@@ -377,6 +379,8 @@ void write_safetensors(const std::string& path,
                         "tensor '" + name + "' changed size while being written to " + path);
         write_all(f.get(), c.data_ptr(), sizes[i], path);
     }
+    // Tensors viewing a mapped input read it while being written: a file truncated meanwhile gave zeros.
+    check_mapped_files_intact();
     if (std::fflush(f.get()) != 0 || ::fsync(::fileno(f.get())) != 0)
         throw_error(ErrorCode::OutputUnwritable, "cannot write " + path + ": " + std::strerror(errno));
     if (std::fclose(f.release()) != 0)

@@ -279,11 +279,13 @@ torch::Tensor TfjsWeights::load(const std::string& name) const {
         }
         auto t = torch::empty(info.shape, opts);
         read_stream(g, w.offset, info.stored_bytes, static_cast<uint8_t*>(t.data_ptr()));
+        check_mapped_files_intact();  // the copy read the shards: zeros if one was truncated meanwhile
         return t;
     }
 
     std::vector<uint8_t> raw(info.stored_bytes);
     read_stream(g, w.offset, info.stored_bytes, raw.data());
+    check_mapped_files_intact();
     const int64_t n = static_cast<int64_t>(info.stored_bytes / (w.stored == Stored::Uint8 ? 1 : 2));
     auto t = torch::empty(info.shape, opts);
     const auto q = [&](int64_t i) -> double {

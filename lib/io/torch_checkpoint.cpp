@@ -253,6 +253,9 @@ torch::Tensor TorchCheckpoint::load(const std::string& name) const {
         flat = torch::empty({span}, options);
         std::memcpy(flat.data_ptr(), base, bytes);
     }
+    // The bool scan or the copy read the mapping: zeros if the file was truncated meanwhile.
+    if (info.dtype == torch::kBool || flat.data_ptr() != static_cast<const void*>(base))
+        archive_.file()->check_intact();
     return flat.as_strided(info.shape, e.stride, 0);
 }
 

@@ -219,6 +219,27 @@ TEST_CASE("overwrite replaces only regular files: never a FIFO, a symlink or a d
     CHECK(slurp(target) == "new");
 }
 
+TEST_CASE("a checkpoint truncated while mapped gives an error, not SIGBUS", "[hardening]") {
+    test::ScratchDir dir("truncated_map");
+    const auto path = (dir.path() / "w.safetensors").string();
+    // Larger than a few pages, so the truncated part covers whole pages that now fault.
+    io::write_safetensors(path, {{"w", torch::arange(1 << 20, torch::kFloat)}}, {}, false);
+    io::SafetensorsFile f(path);
+    const auto view = f.load("w");  // zero copy: a view of the mapping
+    REQUIRE(::truncate(path.c_str(), 4096) == 0);
+    // Reading the view touches vanished pages: without the handler this is SIGBUS.
+    CHECK(view.sum().item<double>() >= 0);
+    std::string msg = test::expect_error(ErrorCode::Weights, [] { io::check_mapped_files_intact(); });
+    CHECK(contains(msg, "changed while being read"));
+    // convert: writing those tensors out is refused and leaves nothing behind.
+    const auto out = dir.path() / "out.safetensors";
+    test::expect_error(ErrorCode::Weights, [&] { io::write_safetensors(out.string(), {{"w", view}}, {}, false); });
+    CHECK_FALSE(fs::exists(out));
+    size_t entries = 0;
+    for (const auto& e : fs::directory_iterator(dir.path())) entries += e.path().filename().string()[0] == '.';
+    CHECK(entries == 0);  // no .partial file either
+}
+
 TEST_CASE("tiny .pt files cannot demand huge tensors (stride 0)", "[hardening]") {
     const std::string msg =
         test::expect_error(ErrorCode::Weights, [] { io::TorchCheckpoint ck(fixture("stride0_huge.pt")); });
