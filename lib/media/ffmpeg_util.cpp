@@ -149,6 +149,8 @@ bool muxer_takes_stream(const AVOutputFormat* fmt, const AVCodecParameters* par,
 
 std::string ffmpeg_version() { return av_version_info(); }
 
-void configure_ffmpeg_logging(bool verbose) { av_log_set_level(verbose ? AV_LOG_WARNING : AV_LOG_FATAL); }
+// Quiet, not FATAL: some decoders report ordinary bad input at AV_LOG_FATAL (mjpeg's "No JPEG data found in
+// image"), and those lines leaked next to our one-line error. Every failure reaches the user as our Error.
+void configure_ffmpeg_logging(bool verbose) { av_log_set_level(verbose ? AV_LOG_WARNING : AV_LOG_QUIET); }
 
 }  // namespace lsync::media

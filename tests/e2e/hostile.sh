@@ -113,6 +113,11 @@ if command -v ffmpeg >/dev/null; then
     cat small.ts big.ts > change.ts
     "$BIN" -q debug passthrough change.ts speech.wav -o change.mp4 || fail "resolution change mid-stream"
 fi
+# FFmpeg speaks only with --debug: a truncated JPEG gives our one line, not mjpeg's "No JPEG data found".
+head -c 3000 "$(dirname "$0")/../fixtures/face-api/sample1.jpg" > cut.jpg
+expect_rc 7 "no decodable picture" -- "$BIN" debug faces cut.jpg --model-dir "$(dirname "$0")/../fixtures/face-api"
+"$BIN" debug faces cut.jpg --model-dir "$(dirname "$0")/../fixtures/face-api" 2> cut.log
+[ "$(wc -l < cut.log)" = 1 ] || fail "FFmpeg's own lines leaked: $(cat cut.log)"
 # Impossible y4m frame sizes: an input error (7), not a backend failure. FFmpeg refuses the first header
 # itself; the second passes FFmpeg's check and is refused by ours.
 printf 'YUV4MPEG2 W100000 H100000 F25:1 Ip A1:1 C420jpeg\nFRAME\nabc' > huge.y4m
