@@ -40,6 +40,7 @@ bad_option --lip-focus nan -- "$BIN" debug forward unet --inputs a.safetensors -
 bad_option --fps nan -- "$BIN" bench audio-stream a.wav
 bad_option --seconds nan -- "$BIN" bench whisper
 bad_option --res -64 -- "$BIN" bench attention
+bad_option --seed -5 -- "$BIN" debug random-weights unet -o w.safetensors
 
 # ---- outputs: containers without H.264, special files --------------------------------------------------
 "$BIN" -q debug synth good.mp4 --seconds 1 --size 160x120 || fail "synth video"
