@@ -119,6 +119,16 @@ head -c 3000 "$(dirname "$0")/../fixtures/face-api/sample1.jpg" > cut.jpg
 expect_rc 7 "no decodable picture" -- "$BIN" debug faces cut.jpg --model-dir "$(dirname "$0")/../fixtures/face-api"
 "$BIN" debug faces cut.jpg --model-dir "$(dirname "$0")/../fixtures/face-api" 2> cut.log
 [ "$(wc -l < cut.log)" = 1 ] || fail "FFmpeg's own lines leaked: $(cat cut.log)"
+# A JPEG whose header claims 16000x16000: an input error (7), not "out of memory" (13).
+python3 - "$(dirname "$0")/../fixtures/face-api/sample1.jpg" <<'PY'
+import sys
+d = bytearray(open(sys.argv[1], "rb").read())
+i = d.find(b"\xff\xc0")
+if i < 0: i = d.find(b"\xff\xc2")
+d[i + 5:i + 9] = (16000).to_bytes(2, "big") * 2
+open("huge.jpg", "wb").write(d)
+PY
+expect_rc 7 "huge.jpg" -- "$BIN" debug faces huge.jpg --model-dir "$(dirname "$0")/../fixtures/face-api"
 # Impossible y4m frame sizes: an input error (7), not a backend failure. FFmpeg refuses the first header
 # itself; the second passes FFmpeg's check and is refused by ours.
 printf 'YUV4MPEG2 W100000 H100000 F25:1 Ip A1:1 C420jpeg\nFRAME\nabc' > huge.y4m
