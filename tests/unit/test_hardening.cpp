@@ -2,6 +2,7 @@
 // something, built in memory or in a scratch folder. See docs/hardening.md for the limits they pin down.
 #include "core/error.h"
 #include "core/files.h"
+#include "core/json_file.h"
 #include "core/json_limits.h"
 #include "core/untrusted_text.h"
 #include "faces/detect_ops.h"
@@ -9,6 +10,7 @@
 #include "io/mapped_file.h"
 #include "io/model_dir.h"
 #include "io/safetensors.h"
+#include "io/tensor_source.h"
 #include "io/tfjs.h"
 #include "io/torch_checkpoint.h"
 #include "media/test_pattern.h"
@@ -293,4 +295,21 @@ TEST_CASE("the test tone refuses infinite and absurd lengths instead of overflow
     test::expect_error(ErrorCode::Usage, [&] { media::test_tone(std::nan(""), 44100, 2); });
     test::expect_error(ErrorCode::Usage, [&] { media::test_tone(1, 44100, 0); });
     CHECK(media::test_tone(0.01, 1000, 2).size() == 20);
+}
+
+TEST_CASE("huge JSON files are refused by size, not read whole", "[hardening]") {
+    test::ScratchDir dir("huge_json");
+    // Sparse files: the size is claimed, no disk is used.
+    const auto make = [&](const std::string& name, uintmax_t size) {
+        const auto p = dir.path() / name;
+        put(p, "{\"a\": 1");
+        fs::resize_file(p, size);
+        return p.string();
+    };
+    const auto cfg = make("config.json", 17u << 20);
+    std::string msg = test::expect_error(ErrorCode::Usage, [&] { read_json_file(cfg, "UNet config", ErrorCode::Usage); });
+    CHECK(contains(msg, "larger than 16 MB"));
+    const auto model = make("model.json", 65u << 20);
+    msg = test::expect_error(ErrorCode::Weights, [&] { io::open_tensor_source(model); });
+    CHECK(contains(msg, "not a supported model file"));
 }
