@@ -11,6 +11,7 @@ PACKAGES=(
     ffmpeg                                         # CLI: tests make VFR/rotated inputs with it
     libcli11-dev libspdlog-dev nlohmann-json3-dev catch2
     util-linux                                     # setpriv: the unwritable-directory test as root
+    clang libclang-rt-dev                          # scripts/fuzz.sh: libFuzzer, ASan and UBSan (clang 14 on Debian 12)
 )
 
 missing=()

@@ -323,6 +323,12 @@ def make_fixtures(out_dir):
     written.append(("negative_shape.pt", save(out_dir, "negative_shape.pt", neg)))
     huge = state_dict([("w", Tensor(Storage("FloatStorage", "0", b"\0" * 16), [2**40, 2**40], [2**40, 1]))])
     written.append(("overflow_shape.pt", save(out_dir, "overflow_shape.pt", huge)))
+    # Stride 0: one stored float claiming to be 2^40 of them (convert once tried to write 4 TB of it).
+    stride0 = state_dict([("w", Tensor(Storage("FloatStorage", "0", b"\0" * 4), [2**40], [0]))])
+    written.append(("stride0_huge.pt", save(out_dir, "stride0_huge.pt", stride0)))
+    # A global whose module name holds a NUL byte and a control character: messages must escape them.
+    written.append(("nul_global.pt", save_raw_pickle(
+        out_dir, "nul_global.pt", b"\x80\x02cos\x00\x1b[31mevil\nsystem\nX\x02\x00\x00\x00hi\x85R.")))
     # data.pkl deflated, as a "zip -r" of an extracted checkpoint would do.
     ok = state_dict([("w", Tensor(typed("FloatStorage", "0", [1.0, 2.0]), [2]))])
     pkl, storages = torch_pickle(ok)

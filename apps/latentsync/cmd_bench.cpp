@@ -2,6 +2,7 @@
 // docs/benchmarks.md, or JSON with --json.
 
 #include "commands.h"
+#include "option_checks.h"
 #include "forward_stages.h"
 
 #include "core/error.h"
@@ -340,9 +341,10 @@ Command add_bench(CLI::App& app) {
     att->add_option("--dtype", a->dtype, "float32|float16|bfloat16|auto")->capture_default_str();
     att->add_option("--iters", a->iters, "Timed calls per row")->capture_default_str()->check(CLI::Range(1, 10000));
     att->add_option("--batch", a->batch, "Batch (frames x CFG branches)")->capture_default_str()->check(CLI::Range(1, 1024));
-    att->add_option("--res", a->res, "Input resolutions")->delimiter(',');
-    att->add_option("--lip-focus", a->lip_focus, "Bias weight of the flex rows")->capture_default_str();
-    att->add_option("--peak-tflops", a->peak, "Card peak for the 'of peak' column (default: known cards)");
+    att->add_option("--res", a->res, "Input resolutions")->delimiter(',')->check(whole_in(64, 2048));
+    att->add_option("--lip-focus", a->lip_focus, "Bias weight of the flex rows")->capture_default_str()->check(finite_in(1, 10));
+    att->add_option("--peak-tflops", a->peak, "Card peak for the 'of peak' column (default: known cards)")
+        ->check(finite_in(0, 1e6));
     att->add_flag("--json", a->json, "JSON instead of a table");
 
     auto u = std::make_shared<UNetBenchOpts>();
@@ -350,11 +352,11 @@ Command add_bench(CLI::App& app) {
     un->add_option("--device", u->device, "cpu|cuda|cuda:N|auto")->capture_default_str();
     un->add_option("--dtype", u->dtype, "float32|float16|bfloat16|auto")->capture_default_str();
     un->add_option("--config", u->config, "UNet config JSON (default: the released config)");
-    un->add_option("--res", u->res, "Input resolutions")->delimiter(',');
+    un->add_option("--res", u->res, "Input resolutions")->delimiter(',')->check(whole_in(64, 2048));
     un->add_option("--attention", u->backends, "Backends to time")->delimiter(',');
     un->add_option("--frames", u->frames, "Frames per call")->capture_default_str()->check(CLI::Range(1, 64));
     un->add_option("--iters", u->iters, "Timed calls (median)")->capture_default_str()->check(CLI::Range(1, 1000));
-    un->add_option("--lip-focus", u->lip_focus, "Lip focus of the flex row")->capture_default_str();
+    un->add_option("--lip-focus", u->lip_focus, "Lip focus of the flex row")->capture_default_str()->check(finite_in(1, 10));
 
     auto f = std::make_shared<FacesBenchOpts>();
     auto* fc = bench->add_subcommand("faces", "Face alignment and paste-back throughput on full-HD frames");
@@ -363,7 +365,7 @@ Command add_bench(CLI::App& app) {
     fc->add_option("--height", f->height, "Frame height")->capture_default_str()->check(CLI::Range(64, 8192));
     fc->add_option("--batch", f->batch, "Frames per call")->capture_default_str()->check(CLI::Range(1, 256));
     fc->add_option("--iters", f->iters, "Timed calls (median)")->capture_default_str()->check(CLI::Range(1, 1000));
-    fc->add_option("--res", f->res, "Crop resolutions")->delimiter(',');
+    fc->add_option("--res", f->res, "Crop resolutions")->delimiter(',')->check(whole_in(64, 2048));
 
     auto fd = std::make_shared<FaceDetectBenchOpts>();
     auto* fdc = bench->add_subcommand("face-detect", "The face step (detector, landmarks, tracking) on full-HD frames of a photo");
@@ -373,7 +375,7 @@ Command add_bench(CLI::App& app) {
     fdc->add_option("--height", fd->height, "Frame height")->capture_default_str()->check(CLI::Range(64, 8192));
     fdc->add_option("--batch", fd->batch, "Frames per call")->capture_default_str()->check(CLI::Range(1, 256));
     fdc->add_option("--iters", fd->iters, "Timed calls (median)")->capture_default_str()->check(CLI::Range(1, 1000));
-    fdc->add_option("--detect-every", fd->detect_every, "Detector intervals to measure")->delimiter(',');
+    fdc->add_option("--detect-every", fd->detect_every, "Detector intervals to measure")->delimiter(',')->check(whole_in(1, 1000));
     fdc->add_option("--face-models", fd->face.face_models, "face-api or insightface")->capture_default_str();
     fdc->add_option("--model-dir", fd->face.model_dir, "The face model folder or the model root");
 
@@ -381,7 +383,7 @@ Command add_bench(CLI::App& app) {
     auto* wh = bench->add_subcommand("whisper", "Full-size Whisper-tiny encoder over N seconds of audio, both segmentations");
     wh->add_option("--device", w->device, "cpu|cuda|cuda:N|auto")->capture_default_str();
     wh->add_option("--dtype", w->dtype, "float32|float16|bfloat16|auto")->capture_default_str();
-    wh->add_option("--seconds", w->seconds, "Audio length")->capture_default_str()->check(CLI::Range(1.0, 36000.0));
+    wh->add_option("--seconds", w->seconds, "Audio length")->capture_default_str()->check(finite_in(1.0, 36000.0));
     wh->add_option("--iters", w->iters, "Timed runs (median)")->capture_default_str()->check(CLI::Range(1, 100));
 
     auto as = std::make_shared<AudioStreamBenchOpts>();
@@ -390,13 +392,13 @@ Command add_bench(CLI::App& app) {
     ast->add_option("--weights", as->weights, "OpenAI Whisper tiny.pt (default: random full-size weights)");
     ast->add_option("--device", as->device, "cpu|cuda|cuda:N|auto")->capture_default_str();
     ast->add_option("--dtype", as->dtype, "float32|float16|bfloat16|auto")->capture_default_str();
-    ast->add_option("--fps", as->fps, "Video frame rate (25, 30000/1001, ...)")->capture_default_str();
+    ast->add_option("--fps", as->fps, "Video frame rate (25, 30000/1001, ...)")->capture_default_str()->check(frame_rate_text(false));
     ast->add_option("--audio-segmentation", as->segmentation, "official|seamless")
         ->capture_default_str()
         ->check(CLI::IsMember({"official", "seamless"}));
     ast->add_option("--sample-every", as->sample_every, "Memory sample interval, audio seconds")
         ->capture_default_str()
-        ->check(CLI::Range(1.0, 1e6));
+        ->check(finite_in(1.0, 1e6));
 
     return {bench, [=]() {
         if (att->parsed()) return run_bench_attention(*a);

@@ -4,6 +4,7 @@
 #include "commands.h"
 
 #include "core/error.h"
+#include "core/json_limits.h"
 #include "core/log.h"
 #include "io/safetensors.h"
 #include "io/tensor_source.h"
@@ -32,7 +33,7 @@ Command add_convert(CLI::App& app) {
                 std::map<std::string, std::string> meta = {{"converted_from", src->format()}};
                 const auto m = src->metadata();
                 if (m.is_object())
-                    for (const auto& [k, v] : m.items()) meta[k] = v.is_string() ? v.get<std::string>() : v.dump();
+                    for (const auto& [k, v] : m.items()) meta[k] = v.is_string() ? v.get<std::string>() : dump_json(v);
                 io::write_safetensors(o->out, tensors, meta, o->overwrite);
                 log::info("wrote ", tensors.size(), " tensors to ", o->out);
                 return 0;

@@ -1,7 +1,9 @@
 // `latentsync debug ...`: developer entry points that run one part of the pipeline on real files.
 
 #include "commands.h"
+#include "option_checks.h"
 
+#include "audio/audio_features.h"
 #include "core/cancel.h"
 #include "core/error.h"
 #include "media/audio_reader.h"
@@ -143,10 +145,12 @@ Command add_debug(CLI::App& app) {
     auto s = std::make_shared<SynthOpts>();
     auto* synth = debug->add_subcommand("synth", "Write a synthetic test video (colour quadrants + tone) or tone audio (.wav/.m4a)");
     synth->add_option("output", s->out, "Output file (.mp4/.mov/.mkv video, .wav/.m4a audio)")->required();
-    synth->add_option("--seconds", s->seconds, "Duration")->capture_default_str();
-    synth->add_option("--fps", s->fps, "Frame rate")->capture_default_str();
-    synth->add_option("--size", s->size, "WIDTHxHEIGHT")->capture_default_str();
-    synth->add_option("--audio-rate", s->audio_rate, "Audio sample rate")->capture_default_str();
+    synth->add_option("--seconds", s->seconds, "Duration")->capture_default_str()->check(finite_above(0, 3600));
+    synth->add_option("--fps", s->fps, "Frame rate")->capture_default_str()->check(finite_above(0, audio::kMaxFrameRate));
+    synth->add_option("--size", s->size, "WIDTHxHEIGHT")->capture_default_str()->check(frame_size(16, 8192));
+    synth->add_option("--audio-rate", s->audio_rate, "Audio sample rate")
+        ->capture_default_str()
+        ->check(whole_in(8000, 192000));
     synth->add_option("--channels", s->channels, "Audio channels")->capture_default_str()->check(CLI::Range(1, 8));
     synth->add_flag("--no-audio", s->no_audio, "Video without an audio track");
     synth->add_flag("--overwrite", s->overwrite, "Replace an existing output");
@@ -156,13 +160,16 @@ Command add_debug(CLI::App& app) {
     pass->add_option("video", p->video, "Input video")->required();
     pass->add_option("audio", p->audio, "Audio to mux (an audio file or a video with audio)")->required();
     pass->add_option("-o,--output", p->out, "Output video")->required();
-    pass->add_option("--fps", p->fps, "Output frame rate (0 = native)")->capture_default_str();
+    pass->add_option("--fps", p->fps, "Output frame rate (0 = native)")
+        ->capture_default_str()
+        ->check(finite_in(0, audio::kMaxFrameRate));
     pass->add_option("--crf", p->crf, "x264 quality (0-51, lower is better)")->capture_default_str()->check(CLI::Range(0, 51));
-    pass->add_option("--preset", p->preset, "x264 preset")->capture_default_str();
+    pass->add_option("--preset", p->preset, "x264 preset")->capture_default_str()->check(x264_preset());
     pass->add_option("--audio-codec", p->audio_codec, "auto (copy when possible), copy or aac")
         ->capture_default_str()
         ->check(CLI::IsMember({"auto", "copy", "aac"}));
-    pass->add_option("--max-frames", p->max_frames, "Stop after N frames (0 = all)");
+    pass->add_option("--max-frames", p->max_frames, "Stop after N frames (0 = all)")
+        ->check(whole_in(0, INT64_MAX));
     pass->add_flag("--overwrite", p->overwrite, "Replace an existing output");
 
     auto forward_run = std::make_shared<std::function<int()>>();

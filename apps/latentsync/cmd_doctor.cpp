@@ -1,6 +1,7 @@
 #include "commands.h"
 
 #include "core/error.h"
+#include "core/json_limits.h"
 #include "diagnostics/doctor.h"
 #include "io/model_dir.h"
 
@@ -26,7 +27,7 @@ Command add_doctor(CLI::App& app) {
         opts.run_probes = !o->no_probe;
         const auto report = diagnostics::run_doctor(opts);
         if (o->json)
-            std::cout << report.details.dump(2) << "\n";
+            std::cout << dump_json(report.details, 2) << "\n";
         else
             std::cout << diagnostics::format_report(report);
         return report.ready ? 0 : static_cast<int>(ErrorCode::NotReady);

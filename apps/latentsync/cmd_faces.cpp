@@ -5,10 +5,12 @@
 
 #include "commands.h"
 #include "face_cli.h"
+#include "option_checks.h"
 #include "forward_stages.h"
 
 #include "core/cancel.h"
 #include "core/error.h"
+#include "core/json_limits.h"
 #include "core/files.h"
 #include "core/log.h"
 #include "faces/align_batch.h"
@@ -203,7 +205,7 @@ int run_faces(const FacesOpts& o) {
                           {"detector_frames", stage->detector_frames()},
                           {"scene_cuts", stage->scene_cuts()},
                           {"text", summary}};
-        std::cout << out.dump(1) << std::endl;
+        std::cout << dump_json(out, 1) << std::endl;
     } else {
         std::printf("%lld frame(s): %s; the detector ran on %lld; %lld scene cut(s)\n",
                     static_cast<long long>(frames_done), summary.c_str(), static_cast<long long>(stage->detector_frames()),
@@ -225,8 +227,9 @@ CLI::App* add_debug_faces(CLI::App& debug, std::function<int()>& run) {
         ->check(CLI::IsMember({256, 512}));
     cmd->add_option("--dump", o->dump, "Write overlay PNGs (boxes, landmarks; chosen face in green) into this folder");
     cmd->add_option("--device", o->device, "cpu, cuda, cuda:N or auto")->capture_default_str();
-    cmd->add_option("--max-frames", o->max_frames, "Stop after N video frames (0 = all)");
-    cmd->add_option("--batch", o->batch, "Video frames per detector call")->capture_default_str();
+    cmd->add_option("--max-frames", o->max_frames, "Stop after N video frames (0 = all)")
+        ->check(whole_in(0, INT64_MAX));
+    cmd->add_option("--batch", o->batch, "Video frames per detector call")->capture_default_str()->check(whole_in(1, 256));
     add_face_options(cmd, o->face);
     run = [o]() { return run_faces(*o); };
     return cmd;

@@ -1,6 +1,7 @@
 // `latentsync debug forward`: the registry of stages and the command that runs one of them.
 
 #include "forward_stages.h"
+#include "option_checks.h"
 
 #include "core/error.h"
 #include "core/files.h"
@@ -75,7 +76,9 @@ CLI::App* add_debug_forward(CLI::App& debug, std::function<int()>& run) {
     cmd->add_option("-o,--output", o->output, "safetensors file for the outputs")->required();
     cmd->add_option("--attention", o->args.attention, "auto|flash|flex|standard")->capture_default_str();
     cmd->add_flag("--strict-attention", o->args.strict_attention, "An unavailable backend is an error, not a fallback");
-    cmd->add_option("--lip-focus", o->args.lip_focus, "Lip-focus weight for flex attention")->capture_default_str();
+    cmd->add_option("--lip-focus", o->args.lip_focus, "Lip-focus weight for flex attention")
+        ->capture_default_str()
+        ->check(finite_in(1, 10));
     cmd->add_option("--dtype", o->args.dtype, "float32|float16|bfloat16|auto")->capture_default_str();
     cmd->add_option("--device", o->args.device, "cpu|cuda|cuda:N|auto")->capture_default_str();
     cmd->add_option("--audio-segmentation", o->args.audio_segmentation,

@@ -3,6 +3,8 @@
 #include "commands.h"
 
 #include "core/error.h"
+#include "core/json_limits.h"
+#include "core/untrusted_text.h"
 #include "io/model_dir.h"
 #include "io/model_identify.h"
 #include "io/tensor_source.h"
@@ -38,7 +40,7 @@ int run_list(const ModelsOpts& o, bool verify) {
     const bool ready = all_required_ok && any_unet;
     out["ready"] = ready;
     if (o.json) {
-        std::cout << out.dump(2) << "\n";
+        std::cout << dump_json(out, 2) << "\n";
     } else {
         std::cout << "model directory: " << dir << "\n";
         for (const auto& f : out["files"]) {
@@ -62,12 +64,12 @@ int run_inspect(const ModelsOpts& o) {
     auto src = io::open_tensor_source(o.file);
     const auto id = io::identify_checkpoint(*src);
     if (o.json) {
-        nlohmann::json out = {{"file", o.file}, {"format", src->format()}, {"metadata", src->metadata()},
+        nlohmann::json out = {{"file", utf8_or_escaped(o.file)}, {"format", src->format()}, {"metadata", src->metadata()},
                               {"looks_like", {{"kind", id.kind}, {"detail", id.detail}}},
                               {"tensors", nlohmann::json::array()}};
         for (const auto& t : src->tensors())
             out["tensors"].push_back({{"name", t.name}, {"dtype", io::dtype_name(t.dtype)}, {"shape", t.shape}});
-        std::cout << out.dump(2) << "\n";
+        std::cout << dump_json(out, 2) << "\n";
         return 0;
     }
     uint64_t bytes = 0, params = 0;
@@ -83,7 +85,7 @@ int run_inspect(const ModelsOpts& o) {
     std::cout << "\n" << o.file << ": " << src->format() << ", " << src->tensors().size() << " tensors, " << params
               << " elements, " << bytes << " bytes of tensor data\n";
     const auto meta = src->metadata();
-    if (!meta.empty() && !(src->format() == "tfjs")) std::cout << "metadata: " << meta.dump() << "\n";
+    if (!meta.empty() && !(src->format() == "tfjs")) std::cout << "metadata: " << dump_json(meta) << "\n";
     std::cout << "looks like: " << id.kind << " (" << id.detail << ")\n";
     return 0;
 }

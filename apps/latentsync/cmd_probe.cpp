@@ -1,6 +1,8 @@
 #include "commands.h"
 
 #include "core/error.h"
+#include "core/json_limits.h"
+#include "core/untrusted_text.h"
 #include "media/audio_reader.h"
 #include "media/video_reader.h"
 
@@ -23,7 +25,7 @@ Command add_probe(CLI::App& app) {
     cmd->add_flag("--json", o->json, "Machine-readable output");
     return {cmd, [o]() {
         nlohmann::json j;
-        j["file"] = o->path;
+        j["file"] = utf8_or_escaped(o->path);  // a file name need not be UTF-8; JSON must be
         bool any = false;
         try {
             const auto v = media::probe_video(o->path);
@@ -46,7 +48,7 @@ Command add_probe(CLI::App& app) {
         }
         if (!any) throw_error(ErrorCode::InputNotMedia, "file has neither video nor audio: " + o->path);
         if (o->json) {
-            std::cout << j.dump(2) << "\n";
+            std::cout << dump_json(j, 2) << "\n";
             return 0;
         }
         std::cout << o->path << "\n";

@@ -2,6 +2,7 @@
 
 #include "commands.h"
 #include "face_cli.h"
+#include "option_checks.h"
 #include "render_progress.h"
 
 #include "core/error.h"
@@ -131,12 +132,18 @@ Command add_render(CLI::App& app) {
     cmd->add_option("--vae", c->vae, "VAE folder or file (default: <model dir>/sd-vae-ft-mse)");
     cmd->add_option("--whisper", c->whisper, "Whisper checkpoint (default: <model dir>/whisper/tiny.pt)");
     cmd->add_option("--weights", c->weights, "random: seeded random weights (tests the pipeline; the mouth is noise)");
-    cmd->add_option("--steps", c->steps, "DDIM steps")->capture_default_str();
-    cmd->add_option("--guidance", c->guidance, "Classifier-free guidance scale (<= 1: off)")->capture_default_str();
-    cmd->add_option("--seed", c->seed, "Seed of the noise (same seed, same output)")->capture_default_str();
+    cmd->add_option("--steps", c->steps, "DDIM steps")->capture_default_str()->check(whole_in(1, 1000));
+    cmd->add_option("--guidance", c->guidance, "Classifier-free guidance scale (<= 1: off)")
+        ->capture_default_str()
+        ->check(finite_in(0, 20));
+    cmd->add_option("--seed", c->seed, "Seed of the noise (same seed, same output)")
+        ->capture_default_str()
+        ->check(whole_in(0, INT64_MAX));
     cmd->add_option("--attention", c->attention, "auto|flash|flex|standard")->capture_default_str();
     cmd->add_flag("--strict-attention", c->strict_attention, "An unavailable backend is an error, not a fallback");
-    cmd->add_option("--lip-focus", c->lip_focus, "Attention weight on the mouth region (1 = off)")->capture_default_str();
+    cmd->add_option("--lip-focus", c->lip_focus, "Attention weight on the mouth region (1 = off)")
+        ->capture_default_str()
+        ->check(finite_in(1, 10));
     cmd->add_flag("--no-deepcache", c->no_deepcache, "Run the whole UNet on every step (slower, the same model)");
     cmd->add_option("--device", c->device, "cpu, cuda, cuda:N or auto")->capture_default_str();
     cmd->add_option("--devices", c->devices,
@@ -155,14 +162,17 @@ Command add_render(CLI::App& app) {
         ->capture_default_str();
     cmd->add_flag("--keep-video-tail", c->keep_video_tail,
                   "When the video is longer than the audio: keep its rest, unchanged, after the speech");
-    cmd->add_option("--fps", c->fps, "Output frame rate: a number (25 = the model's) or native")->capture_default_str();
-    cmd->add_option("--crf", c->crf, "x264 quality (0 lossless .. 51)")->capture_default_str();
-    cmd->add_option("--preset", c->preset, "x264 preset")->capture_default_str();
+    cmd->add_option("--fps", c->fps, "Output frame rate: a number (25 = the model's) or native")
+        ->capture_default_str()
+        ->check(frame_rate_text(true));
+    cmd->add_option("--crf", c->crf, "x264 quality (0 lossless .. 51)")->capture_default_str()->check(whole_in(0, 51));
+    cmd->add_option("--preset", c->preset, "x264 preset")->capture_default_str()->check(x264_preset());
     cmd->add_flag("--lossless", c->lossless, "Lossless RGB video (FFV1, .mkv only; large): for masters and comparisons");
     cmd->add_option("--audio-out", c->audio_out, "Mux this file's audio instead of AUDIO");
     cmd->add_option("--batch-chunks", c->batch_chunks,
                     "Chunks of 16 frames per UNet call (0 = auto: 4 on CUDA, 1 on the CPU; halved on out-of-memory)")
-        ->capture_default_str();
+        ->capture_default_str()
+        ->check(whole_in(0, 64));
     cmd->add_option("--dump-faces", c->dump_faces,
                     "Write each lip-synced frame's landmarks, aligned, masked and generated crops as PNGs here");
     cmd->add_option("--preview", c->preview,

@@ -3,6 +3,7 @@
 // (scripts/measure-load-memory.sh drives both).
 
 #include "commands.h"
+#include "option_checks.h"
 #include "forward_stages.h"
 
 #include "core/error.h"
@@ -77,7 +78,7 @@ CLI::App* add_debug_weights_tools(CLI::App& debug, std::function<int()>& run) {
     random->add_option("network", r->network, "Network")->check(CLI::IsMember({"unet"}))->required();
     random->add_option("--config", r->config, "UNet config JSON (default: the released 1.5/1.6 config)");
     random->add_option("-o,--output", r->out, "Output .safetensors")->required();
-    random->add_option("--seed", r->seed, "Seed")->capture_default_str();
+    random->add_option("--seed", r->seed, "Seed")->capture_default_str()->check(whole_in(0, INT64_MAX));
     random->add_flag("--overwrite", r->overwrite, "Replace an existing output");
 
     auto l = std::make_shared<LoadOpts>();

@@ -1,4 +1,5 @@
 #include "face_cli.h"
+#include "option_checks.h"
 
 #include "core/error.h"
 #include "core/files.h"
@@ -23,7 +24,7 @@ void add_face_options(CLI::App* cmd, FaceCliOptions& o) {
     cmd->add_option("--model-dir", o.model_dir,
                     "The face model folder, or the model root holding it as face-api/ (default: "
                     "$LATENTSYNC_MODEL_DIR or ~/.cache/latentsync)");
-    cmd->add_option("--min-score", o.min_score, "Detector score threshold")->capture_default_str();
+    cmd->add_option("--min-score", o.min_score, "Detector score threshold")->capture_default_str()->check(finite_in(0, 1));
 }
 
 faces::FaceOptions to_face_options(const FaceCliOptions& o) {

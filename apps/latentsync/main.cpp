@@ -2,12 +2,14 @@
 // documented exit code (docs/cli.md).
 
 #include "commands.h"
+#include "option_checks.h"
 
 #include "core/cancel.h"
 #include "core/error.h"
 #include "core/host_allocator.h"
 #include "core/log.h"
 #include "core/threads.h"
+#include "core/untrusted_text.h"
 #include "core/version.h"
 #include "media/ffmpeg_info.h"
 
@@ -28,7 +30,8 @@ int main(int argc, char** argv) {
     int threads = 0;
     app.add_option("--threads", threads,
                    "CPU threads for everything (LibTorch, OpenBLAS, decoders, x264); default: $LSYNC_THREADS or "
-                   "the cores this process may use");
+                   "the cores this process may use")
+        ->check(lsync::app::whole_in(1, 1024));
     // Global options may follow the subcommand: `latentsync render ... --threads 4`.
     app.fallthrough();
 
@@ -60,7 +63,8 @@ int main(int argc, char** argv) {
             if (cmd.cli->parsed()) return cmd.run();
         return static_cast<int>(lsync::ErrorCode::Usage);
     } catch (const lsync::Error& e) {
-        lsync::log::error(e.what());
+        // One line whatever the message carries (names read from files, FFmpeg's text): escaped here once.
+        lsync::log::error(lsync::printable(e.what(), 4000));
         return e.exit_code();
     } catch (const c10::Error& e) {
         lsync::log::error("LibTorch: ", debug ? e.what() : e.what_without_backtrace());

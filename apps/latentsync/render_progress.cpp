@@ -1,6 +1,7 @@
 #include "render_progress.h"
 
 #include "core/error.h"
+#include "core/json_limits.h"
 #include "core/log.h"
 #include "diagnostics/process_memory.h"
 
@@ -146,7 +147,7 @@ private:
     static void emit(const nlohmann::json& j) {
         static std::mutex mutex;  // warnings can come from the decoder and encoder threads
         std::lock_guard<std::mutex> lock(mutex);
-        std::cerr << j.dump() << std::endl;
+        std::cerr << dump_json(j) << std::endl;
     }
     std::string stage_;
 };

@@ -24,6 +24,34 @@ void check_input_file(const std::string& path, const std::string& role) {
     if (fs::file_size(path, ec) == 0 && !ec) throw_error(ErrorCode::InputEmpty, role + " file is empty (0 bytes): " + path);
 }
 
+namespace {
+
+const char* special_kind(fs::file_type t) {
+    switch (t) {
+    case fs::file_type::symlink: return "a symbolic link";
+    case fs::file_type::character: return "a character device";
+    case fs::file_type::block: return "a block device";
+    case fs::file_type::fifo: return "a FIFO";
+    case fs::file_type::socket: return "a socket";
+    default: return "not a regular file";
+    }
+}
+
+/// Throws when something other than a regular file sits at `path`. rename() replaces whatever is there,
+/// so `-o /dev/null --overwrite` run as root would swap the real /dev/null for a video; and a symlink would be
+/// replaced rather than written through, surprising whoever made it. lstat semantics: a link is never followed.
+void refuse_special_output(const std::string& path) {
+    std::error_code ec;
+    const auto st = fs::symlink_status(path, ec);
+    if (ec || st.type() == fs::file_type::not_found || st.type() == fs::file_type::regular) return;
+    if (st.type() == fs::file_type::directory)
+        throw_error(ErrorCode::OutputUnwritable, "output path is a directory: " + path);
+    throw_error(ErrorCode::OutputExists, "output path is " + std::string(special_kind(st.type())) +
+                                             "; --overwrite only replaces regular files: " + path);
+}
+
+}  // namespace
+
 static std::string random_suffix() {
     std::random_device rd;
     std::uniform_int_distribution<unsigned> dist(0, 0xFFFFFF);
@@ -46,7 +74,8 @@ AtomicOutput::AtomicOutput(std::string final_path, bool overwrite)
                     "output directory is not writable (" + std::string(std::strerror(errno)) + "): " + dir.string());
     if (fs::is_directory(target, ec))
         throw_error(ErrorCode::OutputUnwritable, "output path is a directory: " + final_path_);
-    if (fs::exists(target, ec) && !overwrite_)
+    refuse_special_output(final_path_);
+    if (fs::exists(fs::symlink_status(target, ec)) && !overwrite_)
         throw_error(ErrorCode::OutputExists, "output exists (pass --overwrite to replace it): " + final_path_);
     // Keep the extension so tools that sniff by name still work on the partial file.
     temp_path_ = (dir / ("." + target.stem().string() + ".partial-" + std::to_string(::getpid()) + "-" +
@@ -65,8 +94,9 @@ void AtomicOutput::discard() {
 void AtomicOutput::commit() {
     std::error_code ec;
     // Re-check: the user may have created the file while we were rendering.
-    if (!overwrite_ && fs::exists(final_path_, ec))
+    if (!overwrite_ && fs::exists(fs::symlink_status(final_path_, ec)))
         throw_error(ErrorCode::OutputExists, "output appeared while rendering, not replacing it: " + final_path_);
+    refuse_special_output(final_path_);  // and with --overwrite, still only over a regular file
     fs::rename(temp_path_, final_path_, ec);
     if (ec) throw_error(ErrorCode::OutputUnwritable, "cannot move output into place (" + ec.message() + "): " + final_path_);
     committed_ = true;

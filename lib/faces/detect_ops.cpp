@@ -31,7 +31,47 @@ Taps taps(int64_t in, int64_t out, torch::Device device) {
             torch::tensor(frac, torch::kFloat).to(device)};
 }
 
+/// Taps for an axis of `size` real pixels placed at [before, before + size) of a zero-padded axis of `padded`
+/// pixels: indices into the real pixels (clamped) and a 0/1 mask that is 0 where the tap falls in the padding.
+struct PaddedTaps {
+    torch::Tensor index, keep;
+};
+
+PaddedTaps real_part(const torch::Tensor& padded_index, int64_t before, int64_t size, torch::ScalarType dtype) {
+    const auto real = padded_index - before;
+    return {real.clamp(0, size - 1), ((real >= 0) & (real < size)).to(dtype)};
+}
+
 }  // namespace
+
+torch::Tensor resize_padded_bilinear_tf(const torch::Tensor& x, int64_t top, int64_t left, int64_t padded_h,
+                                        int64_t padded_w, int64_t out_h, int64_t out_w) {
+    TORCH_CHECK(x.dim() == 4, "resize_padded_bilinear_tf wants NCHW");
+    const int64_t in_h = x.size(2), in_w = x.size(3);
+    TORCH_CHECK(top >= 0 && left >= 0 && top + in_h <= padded_h && left + in_w <= padded_w,
+                "resize_padded_bilinear_tf: the frame does not fit its padded size");
+    // Taps over the padded axes, as resize_bilinear_tf of the padded image would compute them; each tap then
+    // reads the real pixel or, in the padding, zero. Identical arithmetic (x + (0 - x) * f), but memory follows
+    // the frame and the output, not max(H, W)^2: a 1x65535 image no longer asks for a 65535^2 float square.
+    const auto ty = taps(padded_h, out_h, x.device());
+    const auto tx = taps(padded_w, out_w, x.device());
+    const auto ylo = real_part(ty.lo, top, in_h, x.scalar_type()), yhi = real_part(ty.hi, top, in_h, x.scalar_type());
+    const auto xlo = real_part(tx.lo, left, in_w, x.scalar_type()), xhi = real_part(tx.hi, left, in_w, x.scalar_type());
+    const auto fy = ty.frac.to(x.dtype()).view({1, 1, out_h, 1});
+    const auto fx = tx.frac.to(x.dtype()).view({1, 1, 1, out_w});
+    // Each corner is x[row, col] (or 0); gathering along the longer axis first keeps the intermediate at
+    // out x (shorter side) instead of out x (longer side).
+    const bool rows_first = in_h >= in_w;
+    const auto corner = [&](const PaddedTaps& r, const PaddedTaps& c) {
+        const auto kr = r.keep.view({1, 1, out_h, 1}), kc = c.keep.view({1, 1, 1, out_w});
+        if (rows_first) return (x.index_select(2, r.index) * kr).index_select(3, c.index) * kc;
+        return (x.index_select(3, c.index) * kc).index_select(2, r.index) * kr;
+    };
+    const auto tl = corner(ylo, xlo), tr = corner(ylo, xhi), bl = corner(yhi, xlo), br = corner(yhi, xhi);
+    const auto t = tl + (tr - tl) * fx;
+    const auto b = bl + (br - bl) * fx;
+    return t + (b - t) * fy;
+}
 
 torch::Tensor resize_bilinear_tf(const torch::Tensor& x, int64_t out_h, int64_t out_w) {
     TORCH_CHECK(x.dim() == 4, "resize_bilinear_tf wants NCHW");
@@ -55,9 +95,9 @@ torch::Tensor detector_input(const torch::Tensor& frames, int64_t size) {
                 "face detector input must be RGB uint8 frames [B, H, W, 3], got " + c10::str(frames.sizes()));
     const int64_t h = frames.size(1), w = frames.size(2), side = std::max(h, w);
     auto x = frames.permute({0, 3, 1, 2}).to(torch::kFloat);
-    // face-api pads the short side at the end (bottom or right) with zeros, before normalisation.
-    x = torch::constant_pad_nd(x, {0, side - w, 0, side - h}, 0);
-    x = resize_bilinear_tf(x, size, size);
+    // face-api pads the short side at the end (bottom or right) with zeros, before normalisation; the padding
+    // is folded into the resize so that it is never allocated.
+    x = resize_padded_bilinear_tf(x, 0, 0, side, side, size, size);
     return x / 127.5 - 1;
 }
 
@@ -133,11 +173,9 @@ torch::Tensor landmark_input(const torch::Tensor& frame, const CropRect& c, int6
     // face-api padToSquare(isCenterImage = true): round(diff / 2) zeros after, the rest before.
     const int64_t diff = std::abs(c.h - c.w);
     const int64_t after = static_cast<int64_t>(std::floor(diff * 0.5 + 0.5)), before = diff - after;
-    if (c.h > c.w)
-        x = torch::constant_pad_nd(x, {before, after, 0, 0}, 0);
-    else if (c.w > c.h)
-        x = torch::constant_pad_nd(x, {0, 0, before, after}, 0);
-    x = resize_bilinear_tf(x, size, size);
+    const int64_t side = std::max<int64_t>(c.w, c.h);
+    // Folded into the resize (never allocated): a 1 x 60000 box would otherwise pad to a 60000^2 square.
+    x = resize_padded_bilinear_tf(x, c.h < c.w ? before : 0, c.w < c.h ? before : 0, side, side, size, size);
     const auto mean = torch::tensor({122.782f, 117.001f, 104.298f}, x.options()).view({1, 3, 1, 1});
     return ((x - mean) / 255).squeeze(0);
 }

@@ -2,6 +2,7 @@
 
 #include "core/error.h"
 #include "core/files.h"
+#include "core/json_limits.h"
 
 #include <nlohmann/json.hpp>
 
@@ -62,6 +63,8 @@ bool is_plan_key(const std::string& key) {
 FaceTrackFile parse_face_track(const std::string& json_text, const std::string& name) {
     const Reader r(name);
     json root;
+    // Bounded depth: a hostile track file nested a million levels would overflow the stack later.
+    if (const std::string why = json_depth_problem(json_text); !why.empty()) r.fail("", "JSON " + why);
     try {
         root = json::parse(json_text);
     } catch (const json::exception& e) {

@@ -1,11 +1,16 @@
 #include "io/model_dir.h"
 
+#include "core/json_limits.h"
+#include "core/untrusted_text.h"
+#include "io/tfjs.h"
+
 #include <nlohmann/json.hpp>
 
 #include <cstdlib>
 #include <cstring>
 #include <filesystem>
 #include <fstream>
+#include <iterator>
 
 namespace fs = std::filesystem;
 
@@ -68,15 +73,24 @@ static std::string format_problem(const std::string& path, FileFormat format, ui
         }
         case FileFormat::TfjsManifest:
         case FileFormat::Json: {
-            std::ifstream in(path);
-            auto j = nlohmann::json::parse(in, nullptr, false);
+            std::ifstream in(path, std::ios::binary);
+            const std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+            if (!json_depth_problem(text).empty()) return "is not valid JSON (nested too deep)";
+            auto j = nlohmann::json::parse(text, nullptr, false);
             if (j.is_discarded()) return "is not valid JSON";
             if (format == FileFormat::TfjsManifest && !j.is_array()) return "is not a TF.js weights manifest";
             if (format == FileFormat::TfjsManifest) {
-                for (const auto& group : j)
-                    for (const auto& shard : group.value("paths", nlohmann::json::array()))
-                        if (!fs::exists(fs::path(path).parent_path() / shard.get<std::string>()))
-                            return "references a missing shard " + shard.get<std::string>();
+                const fs::path dir = fs::path(path).parent_path();
+                for (const auto& group : j) {
+                    if (!group.is_object()) return "is not a TF.js weights manifest";
+                    for (const auto& shard : group.value("paths", nlohmann::json::array())) {
+                        if (!shard.is_string()) return "has a shard path that is not a string";
+                        const std::string rel = shard.get<std::string>();
+                        if (const std::string why = tfjs_shard_path_problem(dir, rel); !why.empty())
+                            return "has shard " + printable(rel) + " that " + why;
+                        if (!fs::exists(dir / rel)) return "references a missing shard " + printable(rel);
+                    }
+                }
             }
             return {};
         }

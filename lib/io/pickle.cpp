@@ -1,6 +1,7 @@
 #include "io/pickle.h"
 
 #include "core/error.h"
+#include "core/untrusted_text.h"
 
 #include <algorithm>
 #include <cstdio>
@@ -190,7 +191,7 @@ public:
 private:
     [[noreturn]] void malformed(const std::string& why) const {
         throw_error(ErrorCode::Weights,
-                    source_ + ": malformed pickle at byte " + std::to_string(op_pos_) + ": " + why);
+                    source_ + ": malformed pickle at byte " + std::to_string(op_pos_) + ": " + printable(why, 2000));
     }
 
     PickleValue* make(Kind k) {
@@ -313,7 +314,7 @@ private:
         const std::string q = canonical_global(module, name);
         if (!allowed_global(q))
             throw_error(ErrorCode::Weights,
-                        "refusing to load " + source_ + ": pickle references the global '" + q +
+                        "refusing to load " + source_ + ": pickle references the global '" + printable(q) +
                             "' which is not allowed; checkpoints must contain only tensors "
                             "and plain containers");
         PickleValue* g = make(Kind::Global);

@@ -3,6 +3,8 @@
 #include "core/compat.h"
 #include "core/error.h"
 #include "core/files.h"
+#include "core/json_limits.h"
+#include "core/untrusted_text.h"
 
 #include <algorithm>
 #include <cerrno>
@@ -10,6 +12,7 @@
 #include <cstring>
 #include <limits>
 #include <set>
+#include <unordered_set>
 #include <tuple>
 #include <unistd.h>
 
@@ -104,12 +107,8 @@ SafetensorsFile::SafetensorsFile(const std::string& path) : file_(MappedFile::op
     const char* h = reinterpret_cast<const char*>(base + 8);
     if (n == 0 || h[0] != '{') fail("header does not start with '{' (not a safetensors file)");
 
-    nlohmann::json header;
-    try {
-        header = nlohmann::json::parse(h, h + n);
-    } catch (const nlohmann::json::exception& e) {
-        fail(std::string("header is not valid JSON: ") + e.what());
-    }
+    const nlohmann::json header =
+        parse_untrusted_json(std::string_view(h, n), [&](const std::string& why) { fail("header is " + why); });
     if (!header.is_object()) fail("header is not a JSON object");
 
     data_start_ = 8 + n;
@@ -122,16 +121,19 @@ SafetensorsFile::SafetensorsFile(const std::string& path) : file_(MappedFile::op
     };
     std::vector<Parsed> parsed;
     parsed.reserve(header.size());
-    for (const auto& [key, val] : header.items()) {
+    for (const auto& item : header.items()) {
+        // Named references, not a structured binding: lambdas cannot capture those in C++17 (clang refuses).
+        const std::string& key = item.key();
+        const nlohmann::json& val = item.value();
         if (key == "__metadata__") {
             if (!val.is_object()) fail("__metadata__ is not a JSON object");
             for (const auto& [mk, mv] : val.items()) {
-                if (!mv.is_string()) fail("__metadata__ value of '" + mk + "' is not a string");
+                if (!mv.is_string()) fail("__metadata__ value of '" + printable(mk) + "' is not a string");
                 metadata_[mk] = mv.get<std::string>();
             }
             continue;
         }
-        const auto bad = [&](const std::string& what) { fail("tensor '" + key + "': " + what); };
+        const auto bad = [&](const std::string& what) { fail("tensor '" + printable(key) + "': " + what); };
         if (!val.is_object()) bad("entry is not a JSON object");
 
         const auto dt = val.find("dtype");
@@ -146,22 +148,22 @@ SafetensorsFile::SafetensorsFile(const std::string& path) : file_(MappedFile::op
             if (is_known_unsupported_dtype(dname))
                 bad("dtype " + dname + " is not supported by this reader (supported: " + supported_dtypes() +
                     ")");
-            bad("unknown dtype '" + dname + "' (supported: " + supported_dtypes() + ")");
+            bad("unknown dtype '" + printable(dname) + "' (supported: " + supported_dtypes() + ")");
         }
 
         const auto sh = val.find("shape");
         if (sh == val.end() || !sh->is_array()) bad("no \"shape\" array");
         std::vector<int64_t> shape;
         for (const auto& d : *sh) {
-            if (!d.is_number_integer()) bad("shape " + sh->dump() + " holds a non-integer");
+            if (!d.is_number_integer()) bad("shape " + json_excerpt(*sh) + " holds a non-integer");
             if (d.is_number_unsigned()) {
                 const uint64_t u = d.get<uint64_t>();
                 if (u > static_cast<uint64_t>(std::numeric_limits<int64_t>::max()))
-                    bad("shape " + sh->dump() + " has a dimension too large for int64");
+                    bad("shape " + json_excerpt(*sh) + " has a dimension too large for int64");
                 shape.push_back(static_cast<int64_t>(u));
             } else {
                 const int64_t v = d.get<int64_t>();
-                if (v < 0) bad("shape " + sh->dump() + " has a negative dimension");
+                if (v < 0) bad("shape " + json_excerpt(*sh) + " has a negative dimension");
                 shape.push_back(v);
             }
         }
@@ -207,11 +209,12 @@ SafetensorsFile::SafetensorsFile(const std::string& path) : file_(MappedFile::op
     for (size_t i = 0; i < parsed.size(); ++i) {
         const Parsed& p = parsed[i];
         if (p.begin < covered)
-            fail("tensors '" + parsed[i - 1].name + "' " + range_str(parsed[i - 1].begin, parsed[i - 1].end) +
-                 " and '" + p.name + "' " + range_str(p.begin, p.end) + " overlap");
+            fail("tensors '" + printable(parsed[i - 1].name) + "' " +
+                 range_str(parsed[i - 1].begin, parsed[i - 1].end) + " and '" + printable(p.name) + "' " +
+                 range_str(p.begin, p.end) + " overlap");
         if (p.begin > covered)
             fail("gap in the data region: bytes " + range_str(covered, p.begin) + " before tensor '" +
-                 p.name + "' belong to no tensor");
+                 printable(p.name) + "' belong to no tensor");
         covered = p.end;
     }
     if (covered != data_size)
@@ -245,6 +248,7 @@ torch::Tensor SafetensorsFile::load(const std::string& name) const {
                                                     std::to_string(p[i]) + ", not 0 or 1");
     }
 
+    if (info.dtype == torch::kBool) file_->check_intact();
     const size_t itemsize = c10::elementSize(info.dtype);
     if (reinterpret_cast<uintptr_t>(p) % itemsize == 0) {
         auto keep = file_;  // the tensor's deleter owns a reference: the mapping outlives every view
@@ -255,6 +259,7 @@ torch::Tensor SafetensorsFile::load(const std::string& name) const {
     // kernels fault or slow down: copy into LibTorch's own aligned storage.
     auto t = torch::empty(info.shape, opts);
     std::memcpy(t.data_ptr(), p, bytes);
+    file_->check_intact();  // the copy read the mapping: zeros if the file was truncated meanwhile
     return t;
 }
 
@@ -290,19 +295,35 @@ void write_safetensors(const std::string& path,
     // Everything the header needs is checked before the disk is touched. Problems only the data copy can
     // reveal (a meta tensor, a failing device copy) surface while streaming; AtomicOutput then drops the
     // partial file.
-    nlohmann::ordered_json header = nlohmann::ordered_json::object();
+    // The header text is assembled piece by piece: inserting into an ordered_json object searches its keys
+    // linearly, which made a 200,000-tensor header quadratic (minutes). Names are unique (checked below), so
+    // plain concatenation of escaped keys and small entry objects is equivalent and linear.
+    const auto quoted = [&](const std::string& s) {
+        try {
+            return nlohmann::json(s).dump();
+        } catch (const nlohmann::json::exception& e) {
+            fail("a tensor name or metadata string is not valid UTF-8: " + printable(s) + " (" + e.what() + ")");
+        }
+        return std::string();
+    };
+    std::string text = "{";
     if (!metadata.empty()) {
-        nlohmann::ordered_json m = nlohmann::ordered_json::object();
-        for (const auto& [k, v] : metadata) m[k] = v;
-        header["__metadata__"] = std::move(m);
+        text += "\"__metadata__\":{";
+        bool first = true;
+        for (const auto& [k, v] : metadata) {
+            text += (first ? "" : ",") + quoted(k) + ":" + quoted(v);
+            first = false;
+        }
+        text += "}";
     }
-    std::set<std::string> names;
+    std::unordered_set<std::string> names;
+    names.reserve(tensors.size());
     for (const auto& [name, t] : tensors) {
         if (name == "__metadata__") fail("'__metadata__' is reserved and cannot name a tensor");
-        if (!names.insert(name).second) fail("duplicate tensor name '" + name + "'");
-        if (!t.defined()) fail("tensor '" + name + "' is undefined");
+        if (!names.insert(name).second) fail("duplicate tensor name '" + printable(name) + "'");
+        if (!t.defined()) fail("tensor '" + printable(name) + "' is undefined");
         if (t.layout() != torch::kStrided)
-            fail("tensor '" + name + "' is not dense (sparse layouts cannot be stored)");
+            fail("tensor '" + printable(name) + "' is not dense (sparse layouts cannot be stored)");
     }
     // Widest items first (stable otherwise): every offset is then a multiple of its tensor's item size, and
     // with the data region 8-aligned every tensor of the file can be mapped without a copy.
@@ -319,23 +340,18 @@ void write_safetensors(const std::string& path,
         try {
             dt = safetensors_dtype(t.scalar_type());
         } catch (const Error& e) {
-            fail("tensor '" + name + "': " + e.what());
+            fail("tensor '" + printable(name) + "': " + e.what());
         }
         const uint64_t bytes = static_cast<uint64_t>(t.numel()) * t.element_size();
         nlohmann::ordered_json entry = nlohmann::ordered_json::object();
         entry["dtype"] = dt;
         entry["shape"] = t.sizes().vec();
         entry["data_offsets"] = {offset, offset + bytes};
-        header[name] = std::move(entry);
+        text += (text.size() > 1 ? "," : "") + quoted(name) + ":" + entry.dump();
         sizes[i] = bytes;
         offset += bytes;
     }
-    std::string text;
-    try {
-        text = header.dump();
-    } catch (const nlohmann::json::exception& e) {
-        fail(std::string("a tensor name or metadata string is not valid UTF-8: ") + e.what());
-    }
+    text += "}";
     // Pad so the data region starts 8-byte aligned in the file: readers can then map tensors without copying.
     text.append((8 - text.size() % 8) % 8, ' ');
 
@@ -363,6 +379,8 @@ void write_safetensors(const std::string& path,
                         "tensor '" + name + "' changed size while being written to " + path);
         write_all(f.get(), c.data_ptr(), sizes[i], path);
     }
+    // Tensors viewing a mapped input read it while being written: a file truncated meanwhile gave zeros.
+    check_mapped_files_intact();
     if (std::fflush(f.get()) != 0 || ::fsync(::fileno(f.get())) != 0)
         throw_error(ErrorCode::OutputUnwritable, "cannot write " + path + ": " + std::strerror(errno));
     if (std::fclose(f.release()) != 0)

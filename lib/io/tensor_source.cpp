@@ -7,6 +7,7 @@
 #include "io/torch_checkpoint.h"
 
 #include <cctype>
+#include <filesystem>
 #include <fstream>
 #include <iterator>
 
@@ -27,7 +28,10 @@ std::unique_ptr<TensorSource> open_tensor_source(const std::string& path) {
     while (i < got && std::isspace(static_cast<unsigned char>(head[i]))) ++i;
     // A TF.js manifest is a JSON array; a TF.js model.json is an object with a "weightsManifest" array.
     if (i < got && head[i] == '[') return std::make_unique<TfjsWeights>(path);
-    if (i < got && head[i] == '{' && !(got >= 9 && head[8] == '{')) {
+    std::error_code ec;
+    // Only JSON of a plausible size is read whole to look for the key (TfjsWeights refuses more than 64 MB).
+    if (i < got && head[i] == '{' && !(got >= 9 && head[8] == '{') && std::filesystem::file_size(path, ec) <= (64u << 20) &&
+        !ec) {
         std::ifstream json(path);
         std::string text((std::istreambuf_iterator<char>(json)), std::istreambuf_iterator<char>());
         if (text.find("\"weightsManifest\"") != std::string::npos) return std::make_unique<TfjsWeights>(path);

@@ -2,6 +2,8 @@
 
 #include "core/error.h"
 #include "core/files.h"
+#include "core/json_limits.h"
+#include "core/untrusted_text.h"
 
 #include <c10/util/Half.h>
 
@@ -52,12 +54,7 @@ TfjsWeights::TfjsWeights(const std::string& manifest_path) : path_(manifest_path
     std::ifstream in(path_, std::ios::binary);
     if (!in) fail("cannot be opened");
     const std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
-    nlohmann::json j;
-    try {
-        j = nlohmann::json::parse(text);
-    } catch (const nlohmann::json::exception& e) {
-        fail(std::string("is not valid JSON: ") + e.what());
-    }
+    nlohmann::json j = parse_untrusted_json(text, [&](const std::string& why) { fail("is " + why); });
     // A full model.json carries the same array under "weightsManifest"; accept both.
     if (j.is_object() && j.contains("weightsManifest")) {
         nlohmann::json inner = std::move(j["weightsManifest"]);
@@ -85,21 +82,28 @@ TfjsWeights::TfjsWeights(const std::string& manifest_path) : path_(manifest_path
             if (!pj.is_string() || pj.get<std::string>().empty())
                 fail(gname + " has a shard path that is not a non-empty string");
             const std::string rel = pj.get<std::string>();
+            const std::string shown = printable(rel);
+            // Checked before anything touches the path: a hostile manifest must not make us read, or even
+            // report the size of, a file outside its folder.
+            const std::string why = tfjs_shard_path_problem(dir, rel);
+            if (!why.empty()) fail("shard '" + shown + "' of " + gname + " " + why);
             const fs::path full = dir / rel;
             if (!fs::exists(full, ec))
-                fail("shard '" + rel + "' of " + gname + " is missing (expected at " + full.string() + ")");
+                fail("shard '" + shown + "' of " + gname + " is missing (expected at " + printable(full.string(), 200) +
+                     ")");
             if (!fs::is_regular_file(full, ec))
-                fail("shard '" + rel + "' of " + gname + " is not a regular file");
+                fail("shard '" + shown + "' of " + gname + " is not a regular file");
             if (fs::file_size(full, ec) == 0 && !ec)
-                fail("shard '" + rel + "' of " + gname + " is empty (0 bytes): truncated download?");
+                fail("shard '" + shown + "' of " + gname + " is empty (0 bytes): truncated download?");
             try {
                 group.shards.push_back(MappedFile::open(full.string()));
             } catch (const Error& e) {
-                fail("shard '" + rel + "' of " + gname + ": " + e.what());
+                fail("shard '" + shown + "' of " + gname + ": " + e.what());
             }
             group.starts.push_back(group.bytes);
             group.bytes += group.shards.back()->size();
-            shard_list += (shard_list.empty() ? "" : ", ") + rel;
+            group.paths.push_back(rel);
+            shard_list += (shard_list.empty() ? "" : ", ") + shown;
         }
 
         uint64_t stream = 0;
@@ -108,7 +112,7 @@ TfjsWeights::TfjsWeights(const std::string& manifest_path) : path_(manifest_path
             const auto nj = wj.find("name");
             if (nj == wj.end() || !nj->is_string()) fail(gname + " has a weight without a \"name\" string");
             const std::string name = nj->get<std::string>();
-            const auto bad = [&](const std::string& what) { fail("weight '" + name + "': " + what); };
+            const auto bad = [&](const std::string& what) { fail("weight '" + printable(name) + "': " + what); };
             if (index_.count(name)) bad("name appears twice in the manifest");
 
             const auto sj = wj.find("shape");
@@ -116,12 +120,12 @@ TfjsWeights::TfjsWeights(const std::string& manifest_path) : path_(manifest_path
             std::vector<int64_t> shape;
             uint64_t numel = 1;
             for (const auto& d : *sj) {
-                if (!d.is_number_integer()) bad("shape " + sj->dump() + " holds a non-integer");
-                if (!d.is_number_unsigned()) bad("shape " + sj->dump() + " has a negative dimension");
+                if (!d.is_number_integer()) bad("shape " + json_excerpt(*sj) + " holds a non-integer");
+                if (!d.is_number_unsigned()) bad("shape " + json_excerpt(*sj) + " has a negative dimension");
                 const uint64_t u = d.get<uint64_t>();
                 if (__builtin_mul_overflow(numel, u, &numel) ||
                     numel > static_cast<uint64_t>(std::numeric_limits<int64_t>::max()))
-                    bad("shape " + sj->dump() + " is too large (element count overflows)");
+                    bad("shape " + json_excerpt(*sj) + " is too large (element count overflows)");
                 shape.push_back(static_cast<int64_t>(u));
             }
 
@@ -129,7 +133,7 @@ TfjsWeights::TfjsWeights(const std::string& manifest_path) : path_(manifest_path
             if (dj == wj.end() || !dj->is_string()) bad("no \"dtype\" string");
             const std::string dtype = dj->get<std::string>();
             if (dtype != "float32" && dtype != "int32")
-                bad("unsupported dtype '" + dtype + "' (supported: float32, int32)");
+                bad("unsupported dtype '" + printable(dtype) + "' (supported: float32, int32)");
 
             Weight w;
             w.group = gi;
@@ -165,7 +169,7 @@ TfjsWeights::TfjsWeights(const std::string& manifest_path) : path_(manifest_path
                     w.stored = Stored::Float16;
                     itemsize = 2;
                 } else {
-                    bad("unsupported quantization dtype '" + qdtype +
+                    bad("unsupported quantization dtype '" + printable(qdtype) +
                         "' (supported: uint8, uint16, float16)");
                 }
             }
@@ -177,7 +181,7 @@ TfjsWeights::TfjsWeights(const std::string& manifest_path) : path_(manifest_path
             w.offset = stream;
             stream = end;
             if (stream > group.bytes)
-                fail("truncated: weight '" + name + "' needs bytes [" + std::to_string(w.offset) + ", " +
+                fail("truncated: weight '" + printable(name) + "' needs bytes [" + std::to_string(w.offset) + ", " +
                      std::to_string(stream) + ") of " + gname + ", but its shards (" + shard_list +
                      ") hold only " + std::to_string(group.bytes) + " bytes");
 
@@ -196,7 +200,48 @@ TfjsWeights::TfjsWeights(const std::string& manifest_path) : path_(manifest_path
                  ": the shards do not belong to this manifest");
         groups_.push_back(std::move(group));
     }
-    manifest_ = std::move(j);
+}
+
+nlohmann::json TfjsWeights::metadata() const {
+    // Rebuilt from what was validated, not a copy of the manifest: a hostile manifest may carry huge or deeply
+    // nested fields nobody reads, and callers (models inspect, convert) print or copy what this returns.
+    nlohmann::json groups = nlohmann::json::array();
+    for (const Group& g : groups_) groups.push_back({{"paths", g.paths}, {"weights", nlohmann::json::array()}});
+    for (size_t i = 0; i < weights_.size(); ++i) {
+        const Weight& w = weights_[i];
+        const TensorInfo& info = infos_[i];
+        nlohmann::json entry = {{"name", info.name},
+                                {"shape", info.shape},
+                                {"dtype", info.dtype == torch::kInt ? "int32" : "float32"}};
+        if (w.stored == Stored::Uint8 || w.stored == Stored::Uint16)
+            entry["quantization"] = {
+                {"dtype", w.stored == Stored::Uint8 ? "uint8" : "uint16"}, {"scale", w.scale}, {"min", w.min}};
+        else if (w.stored == Stored::Float16)
+            entry["quantization"] = {{"dtype", "float16"}};
+        groups[w.group]["weights"].push_back(std::move(entry));
+    }
+    return groups;
+}
+
+std::string tfjs_shard_path_problem(const fs::path& dir, const std::string& rel) {
+    const fs::path p(rel);
+    if (rel.find('\0') != std::string::npos) return "contains a NUL byte";
+    if (p.is_absolute() || p.has_root_name() || p.has_root_directory())
+        return "is an absolute path (shards must lie in the manifest's folder)";
+    for (const auto& part : p)
+        if (part == "..") return "contains '..' (shards must lie in the manifest's folder)";
+    // A symlink (of the shard or of a folder on its way) may still lead out: compare the resolved paths.
+    // weakly_canonical resolves the part that exists, so a dangling link stays unresolved and is reported as
+    // missing by the caller, which says nothing about the link's target.
+    std::error_code ec;
+    const fs::path real_dir = fs::weakly_canonical(dir.empty() ? fs::path(".") : dir, ec);
+    if (ec) return "cannot be resolved (" + ec.message() + ")";
+    const fs::path real = fs::weakly_canonical(dir / p, ec);
+    if (ec) return "cannot be resolved (" + ec.message() + ")";
+    const auto rel_real = real.lexically_relative(real_dir);
+    if (rel_real.empty() || *rel_real.begin() == "..")
+        return "resolves outside the manifest's folder (through a symbolic link)";
+    return {};
 }
 
 void TfjsWeights::read_stream(const Group& g, uint64_t offset, uint64_t n, uint8_t* dst) const {
@@ -234,11 +279,13 @@ torch::Tensor TfjsWeights::load(const std::string& name) const {
         }
         auto t = torch::empty(info.shape, opts);
         read_stream(g, w.offset, info.stored_bytes, static_cast<uint8_t*>(t.data_ptr()));
+        check_mapped_files_intact();  // the copy read the shards: zeros if one was truncated meanwhile
         return t;
     }
 
     std::vector<uint8_t> raw(info.stored_bytes);
     read_stream(g, w.offset, info.stored_bytes, raw.data());
+    check_mapped_files_intact();
     const int64_t n = static_cast<int64_t>(info.stored_bytes / (w.stored == Stored::Uint8 ? 1 : 2));
     auto t = torch::empty(info.shape, opts);
     const auto q = [&](int64_t i) -> double {

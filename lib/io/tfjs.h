@@ -12,12 +12,18 @@
 #include "io/mapped_file.h"
 #include "io/tensor_source.h"
 
+#include <filesystem>
 #include <memory>
 #include <string>
 #include <unordered_map>
 #include <vector>
 
 namespace lsync::io {
+
+/// Empty when shard path `rel` of a manifest in folder `dir` stays inside that folder; otherwise why not
+/// ("is an absolute path", "contains '..'", "resolves outside ... (through a symbolic link)"). Never stats a
+/// file outside `dir`, so its answer reveals nothing about one.
+std::string tfjs_shard_path_problem(const std::filesystem::path& dir, const std::string& rel);
 
 class TfjsWeights : public TensorSource {
 public:
@@ -33,8 +39,9 @@ public:
     /// float32 (dequantised where stored quantised) or int32 CPU tensor. Zero-copy only for an unquantised
     /// weight that lies aligned inside one shard; otherwise a fresh tensor.
     torch::Tensor load(const std::string& name) const override;
-    /// The manifest's groups as read (an array).
-    nlohmann::json metadata() const override { return manifest_; }
+    /// The manifest's groups (an array of {paths, weights: [{name, shape, dtype, quantization?}]}), rebuilt
+    /// from the fields this reader validated; unknown fields of the file are not kept.
+    nlohmann::json metadata() const override;
 
 private:
     enum class Stored { Float32, Int32, Uint8, Uint16, Float16 };
@@ -47,13 +54,13 @@ private:
     struct Group {
         std::vector<std::shared_ptr<const MappedFile>> shards;
         std::vector<uint64_t> starts;  ///< stream offset of each shard
+        std::vector<std::string> paths;  ///< as written in the manifest
         uint64_t bytes = 0;
     };
     /// Copies stream bytes [offset, offset + n) of `g` into `dst`, crossing shard boundaries.
     void read_stream(const Group& g, uint64_t offset, uint64_t n, uint8_t* dst) const;
 
     std::string path_;
-    nlohmann::json manifest_;
     std::vector<Group> groups_;
     std::vector<TensorInfo> infos_;
     std::vector<Weight> weights_;  ///< parallel to infos_

@@ -1,6 +1,7 @@
 #include "io/torch_checkpoint.h"
 
 #include "core/error.h"
+#include "core/untrusted_text.h"
 
 #include <algorithm>
 #include <cctype>
@@ -21,9 +22,16 @@ using Kind = PickleValue::Kind;
 // cycles through the memo, shared nodes that expand exponentially when written out as a tree).
 constexpr int kMaxMetadataDepth = 32;
 constexpr size_t kMaxMetadataCost = size_t{64} << 20;  ///< ~bytes: 32 per value plus its text
+// Overlapping views (stride 0, or several tensors on one storage) let a tiny file describe huge tensors, which
+// convert and the loaders materialise densely. A tensor's dense size may not exceed its storage record; all
+// tensors together may not exceed this multiple of the file (shared-storage views such as tied weights
+// legitimately count a record more than once) plus kDenseSlackBytes.
+constexpr uint64_t kDenseFileMultiple = 16;
+constexpr uint64_t kDenseSlackBytes = uint64_t{64} << 20;
 
 [[noreturn]] void fail(const std::string& path, const std::string& why) {
-    throw_error(ErrorCode::Weights, path + ": " + why);
+    // Names in `why` (tensors, records, globals) are file bytes: escaped, so the message stays one line.
+    throw_error(ErrorCode::Weights, path + ": " + printable(why, 2000));
 }
 
 std::string shape_str(const std::vector<int64_t>& v) {
@@ -196,6 +204,16 @@ void TorchCheckpoint::add_tensor(const std::string& name, const TensorRef& ref) 
                        "' (" + layout + ") but the storage holds only " + std::to_string(record->size) +
                        " bytes");
 
+    uint64_t dense_bytes = 0;
+    if (mul_overflows(numel, item, dense_bytes) || dense_bytes > record->size)
+        fail(file, what + " (" + layout + ") would take " + std::to_string(numel) + " x " + std::to_string(item) +
+                       " bytes in memory but its storage '" + record_name + "' holds only " +
+                       std::to_string(record->size) + " bytes: overlapping (stride-0) views that large are refused");
+    dense_total_ += dense_bytes;
+    if (dense_total_ > kDenseFileMultiple * archive_.file()->size() + kDenseSlackBytes)
+        fail(file, "its tensors together would take more than " + std::to_string(kDenseFileMultiple) +
+                       " times the file's size in memory (at " + what + "): overlapping views are refused");
+
     if (index_.count(name)) fail(file, what + " appears twice");
     TensorInfo info;
     info.name = name;
@@ -235,6 +253,9 @@ torch::Tensor TorchCheckpoint::load(const std::string& name) const {
         flat = torch::empty({span}, options);
         std::memcpy(flat.data_ptr(), base, bytes);
     }
+    // The bool scan or the copy read the mapping: zeros if the file was truncated meanwhile.
+    if (info.dtype == torch::kBool || flat.data_ptr() != static_cast<const void*>(base))
+        archive_.file()->check_intact();
     return flat.as_strided(info.shape, e.stride, 0);
 }
 

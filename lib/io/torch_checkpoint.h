@@ -70,6 +70,7 @@ private:
     std::vector<TensorInfo> infos_;
     std::unordered_map<std::string, Entry> index_;
     nlohmann::json metadata_ = nlohmann::json::object();
+    uint64_t dense_total_ = 0;  ///< bytes of every tensor made contiguous: bounded by the file's size
 };
 
 }  // namespace lsync::io

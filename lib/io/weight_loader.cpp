@@ -2,6 +2,7 @@
 
 #include "core/error.h"
 #include "core/log.h"
+#include "io/mapped_file.h"
 
 #include <map>
 #include <sstream>
@@ -91,6 +92,8 @@ LoadReport load_weights(torch::nn::Module& module, const TensorSource& source, c
         source.release(ckpt_name);
         report.loaded.push_back(key);
     }
+    // The copies above read mapped files: a file truncated meanwhile gave zeros, not weights.
+    check_mapped_files_intact();
     for (const auto& a : report.allowed) log::debug(what, ": allowed by policy, not loaded: ", a);
     return report;
 }

@@ -1,6 +1,7 @@
 #include "io/zip_archive.h"
 
 #include "core/error.h"
+#include "core/untrusted_text.h"
 
 #include <cstring>
 
@@ -31,7 +32,8 @@ uint64_t rd64(const uint8_t* p) {
 }
 
 [[noreturn]] void fail(const std::string& path, const std::string& why) {
-    throw_error(ErrorCode::Weights, path + ": " + why);
+    // Names in `why` (tensors, records, globals) are file bytes: escaped, so the message stays one line.
+    throw_error(ErrorCode::Weights, path + ": " + printable(why, 2000));
 }
 
 [[noreturn]] void fail_truncated(const std::string& path, const std::string& what) {

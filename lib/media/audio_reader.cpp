@@ -2,6 +2,7 @@
 
 #include "media/ffmpeg_util.h"
 
+#include "core/cancel.h"
 #include "core/log.h"
 
 #include <algorithm>
@@ -13,6 +14,11 @@ extern "C" {
 }
 
 namespace lsync::media {
+
+namespace {
+constexpr int kMinSampleRate = 1000;
+constexpr int kMaxSampleRate = 768000;
+}  // namespace
 
 struct AudioDecoder::Impl {
     std::string path;
@@ -61,6 +67,14 @@ AudioDecoder::AudioDecoder(const std::string& path, int out_rate, int out_channe
         info_.duration = impl.fmt->duration / static_cast<double>(AV_TIME_BASE);
     if (info_.sample_rate <= 0 || info_.channels <= 0)
         throw_error(ErrorCode::InputCorrupt, "audio stream declares no sample rate or channels: " + path);
+    // Real audio runs at 8 kHz and up (a few odd formats at 4-6 kHz). A header claiming 1 Hz turns one second of
+    // samples into 12 hours, and resampling it multiplies every packet thousands of times: damaged or hostile.
+    if (info_.sample_rate < kMinSampleRate || info_.sample_rate > kMaxSampleRate || info_.channels > 64)
+        throw_error(ErrorCode::InputCorrupt, "audio stream declares an implausible format (" +
+                                                 std::to_string(info_.sample_rate) + " Hz, " +
+                                                 std::to_string(info_.channels) + " channels; expected " +
+                                                 std::to_string(kMinSampleRate) + " to " +
+                                                 std::to_string(kMaxSampleRate) + " Hz): " + path);
 
     if (out_rate_ <= 0) out_rate_ = info_.sample_rate;
     if (out_channels_ <= 0) out_channels_ = info_.channels;
@@ -154,9 +168,10 @@ AudioInfo probe_audio(const std::string& path) {
 std::vector<float> read_audio_16k_mono(const std::string& path) {
     AudioDecoder dec(path, 16000, 1);
     std::vector<float> out;
-    if (dec.info().duration > 0) out.reserve(static_cast<size_t>(dec.info().duration * 16000) + 16000);
-    while (dec.read(out, 16000) > 0) {
-    }
+    // The header's duration is only a hint (a hostile one says 1e9 s): reserve at most an hour up front.
+    const double hint = std::min(dec.info().duration, 3600.0);
+    if (hint > 0) out.reserve(static_cast<size_t>(hint * 16000) + 16000);
+    while (dec.read(out, 16000) > 0) throw_if_interrupted();
     return out;
 }
 

@@ -59,8 +59,10 @@ InputContextPtr open_input(const std::string& path, const std::string& role) {
     int ret = avformat_open_input(&raw, path.c_str(), nullptr, nullptr);
     if (ret < 0) {
         if (content_looks_like_media(path))
-            throw_error(ErrorCode::InputCorrupt, role + " file is damaged or truncated (" + av_error_string(ret) +
-                                                     "): " + path);
+            // FFmpeg's code is often a stray errno ("Device or resource busy" for an impossible y4m size):
+            // the reason is that the header cannot be read; FFmpeg's words follow as a detail.
+            throw_error(ErrorCode::InputCorrupt, role + " file is damaged or truncated: its header cannot be read (FFmpeg: " +
+                                                     av_error_string(ret) + "): " + path);
         throw_error(ErrorCode::InputNotMedia, role + " file is not a media file FFmpeg can read (" +
                                                   av_error_string(ret) + "): " + path);
     }
@@ -127,8 +129,28 @@ CodecContextPtr open_decoder(AVFormatContext* fmt, int index, int threads, const
     return ctx;
 }
 
+bool muxer_takes_stream(const AVOutputFormat* fmt, const AVCodecParameters* par, AVRational time_base) {
+    AVFormatContext* oc = nullptr;
+    if (avformat_alloc_output_context2(&oc, fmt, nullptr, nullptr) < 0 || !oc) return false;
+    bool ok = false;
+    AVStream* st = avformat_new_stream(oc, nullptr);
+    if (st && avcodec_parameters_copy(st->codecpar, par) >= 0 && avio_open_dyn_buf(&oc->pb) >= 0) {
+        st->codecpar->codec_tag = 0;
+        st->time_base = time_base;
+        ok = avformat_init_output(oc, nullptr) >= 0;
+        uint8_t* buf = nullptr;
+        avio_close_dyn_buf(oc->pb, &buf);
+        av_free(buf);
+        oc->pb = nullptr;
+    }
+    avformat_free_context(oc);
+    return ok;
+}
+
 std::string ffmpeg_version() { return av_version_info(); }
 
-void configure_ffmpeg_logging(bool verbose) { av_log_set_level(verbose ? AV_LOG_WARNING : AV_LOG_FATAL); }
+// Quiet, not FATAL: some decoders report ordinary bad input at AV_LOG_FATAL (mjpeg's "No JPEG data found in
+// image"), and those lines leaked next to our one-line error. Every failure reaches the user as our Error.
+void configure_ffmpeg_logging(bool verbose) { av_log_set_level(verbose ? AV_LOG_WARNING : AV_LOG_QUIET); }
 
 }  // namespace lsync::media

@@ -66,6 +66,11 @@ void default_unspecified_layout(AVCodecContext* dec);
 void check_not_truncated(AVFormatContext* fmt, int stream_index, const std::string& path);
 
 /// Opens a decoder for stream `index` of `fmt`, with `threads` worker threads (0 = the process thread budget, core/threads.h).
+/// Whether `fmt` really muxes a stream with `par`: a dry run of the muxer's own checks (avformat_init_output
+/// into a memory buffer, nothing written to disk). avformat_query_codec says yes to codecs the muxer then
+/// refuses as "experimental" (FLAC in mp4) or as "only supported in MP4" (FLAC, Opus in mov).
+bool muxer_takes_stream(const AVOutputFormat* fmt, const AVCodecParameters* par, AVRational time_base);
+
 CodecContextPtr open_decoder(AVFormatContext* fmt, int index, int threads, const std::string& path);
 
 }  // namespace lsync::media

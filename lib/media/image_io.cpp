@@ -65,6 +65,11 @@ torch::Tensor read_image(const std::string& path) {
     const int index = av_find_best_stream(fmt.get(), AVMEDIA_TYPE_VIDEO, -1, -1, nullptr, 0);
     if (index < 0) throw_error(ErrorCode::NoVideoStream, "file holds no picture (is it audio?): " + path);
     CodecContextPtr dec = open_decoder(fmt.get(), index, 1, path);
+    // The header's size decides what the decoder allocates: a JPEG claiming 16000x16000 would ask for
+    // gigabytes (and fail as "out of memory", exit 13) before we ever see a pixel. Same limits as video.
+    if (dec->width > 16384 || dec->height > 16384 || int64_t{dec->width} * dec->height > (int64_t{1} << 27))
+        throw_error(ErrorCode::InputCorrupt, "image declares an impossible size " + std::to_string(dec->width) + "x" +
+                                                 std::to_string(dec->height) + " (at most 16384 per side): " + path);
     PacketPtr pkt = make_packet();
     FramePtr frame = make_frame();
     bool flushing = false;

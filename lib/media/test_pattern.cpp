@@ -1,5 +1,7 @@
 #include "media/test_pattern.h"
 
+#include "core/error.h"
+
 #include <array>
 #include <cmath>
 
@@ -27,6 +29,12 @@ torch::Tensor test_pattern_frame(int width, int height, int64_t index) {
 }
 
 std::vector<float> test_tone(double seconds, int sample_rate, int channels) {
+    // Checked here, not only by the CLI: llround(inf) is unspecified (it was 0 and the loop then wrote past
+    // the end of an empty buffer), and an hour at 192 kHz x 8 channels is already 22 GB.
+    LSYNC_CHECK(std::isfinite(seconds) && seconds > 0 && seconds <= 3600, ErrorCode::Usage,
+                "tone length must be a finite number of seconds from 0 to 3600");
+    LSYNC_CHECK(sample_rate >= 1 && sample_rate <= 384000 && channels >= 1 && channels <= 8, ErrorCode::Usage,
+                "tone sample rate must be from 1 to 384000 Hz and channels from 1 to 8");
     const auto n = static_cast<size_t>(std::llround(seconds * sample_rate));
     std::vector<float> out(n * static_cast<size_t>(channels));
     for (size_t i = 0; i < n; ++i)

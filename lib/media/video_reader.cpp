@@ -24,6 +24,11 @@ struct VideoReader::Impl {
     SwsPtr sws;
 };
 
+// Beyond any real video (8K is 7680x4320) and beyond what a frame tensor should ever cost: a header that
+// claims more is damaged or hostile, and is reported as such instead of failing later as "out of memory".
+constexpr int kMaxFrameSide = 16384;
+constexpr int64_t kMaxFramePixels = int64_t{1} << 27;  // 134 M pixels, 400 MB of RGB
+
 static double q2d_or(AVRational r, double fallback) { return (r.num > 0 && r.den > 0) ? av_q2d(r) : fallback; }
 
 // Clockwise rotation (0/90/180/270) a player applies, from the stream's display matrix.
@@ -104,6 +109,11 @@ VideoReader::VideoReader(const std::string& path, VideoReaderOptions options)
     impl_->start_time = info_.start_time;
     if (info_.width <= 0 || info_.height <= 0)
         throw_error(ErrorCode::InputCorrupt, "video stream declares no frame size: " + path);
+    if (info_.width > kMaxFrameSide || info_.height > kMaxFrameSide ||
+        int64_t{info_.width} * info_.height > kMaxFramePixels)
+        throw_error(ErrorCode::InputCorrupt, "video stream declares an impossible frame size " +
+                                                 std::to_string(info_.width) + "x" + std::to_string(info_.height) +
+                                                 " (at most " + std::to_string(kMaxFrameSide) + " per side): " + path);
 }
 
 VideoReader::~VideoReader() {
@@ -119,10 +129,15 @@ std::optional<VideoFrame> VideoReader::next() {
     return queue_.pop();
 }
 
-// Converts a decoded frame to a fresh RGB24 tensor, honouring the frame's colour matrix and range.
-static torch::Tensor to_rgb(VideoReader::Impl& impl, const AVFrame* f, int rotation) {
+// Converts a decoded frame to a fresh RGB24 tensor of the stream's declared (coded) size, honouring the frame's
+// colour matrix and range. A frame of another size (the resolution changed mid-stream) is scaled to the
+// declared one, as FFmpeg's own tools do: every frame a reader hands out has the size info() promised.
+static torch::Tensor to_rgb(VideoReader::Impl& impl, const AVFrame* f, int rotation, int out_w, int out_h) {
     const auto src_fmt = static_cast<AVPixelFormat>(f->format);
-    impl.sws.reset(sws_getCachedContext(impl.sws.release(), f->width, f->height, src_fmt, f->width, f->height,
+    LSYNC_CHECK(f->width > 0 && f->height > 0 && f->width <= kMaxFrameSide && f->height <= kMaxFrameSide,
+                ErrorCode::InputCorrupt,
+                "a decoded frame has an impossible size " + std::to_string(f->width) + "x" + std::to_string(f->height));
+    impl.sws.reset(sws_getCachedContext(impl.sws.release(), f->width, f->height, src_fmt, out_w, out_h,
                                         AV_PIX_FMT_RGB24, SWS_BICUBIC | SWS_ACCURATE_RND | SWS_FULL_CHR_H_INT,
                                         nullptr, nullptr, nullptr));
     LSYNC_CHECK(impl.sws != nullptr, ErrorCode::InputCorrupt,
@@ -134,9 +149,9 @@ static torch::Tensor to_rgb(VideoReader::Impl& impl, const AVFrame* f, int rotat
     // SWS_CS_* share AVColorSpace's numbering.
     sws_setColorspaceDetails(impl.sws.get(), sws_getCoefficients(colorspace), src_full,
                              sws_getCoefficients(SWS_CS_DEFAULT), 1, 0, 1 << 16, 1 << 16);
-    torch::Tensor rgb = torch::empty({f->height, f->width, 3}, torch::kUInt8);
+    torch::Tensor rgb = torch::empty({out_h, out_w, 3}, torch::kUInt8);
     uint8_t* dst[4] = {rgb.data_ptr<uint8_t>(), nullptr, nullptr, nullptr};
-    int dst_stride[4] = {f->width * 3, 0, 0, 0};
+    int dst_stride[4] = {out_w * 3, 0, 0, 0};
     sws_scale(impl.sws.get(), f->data, f->linesize, 0, f->height, dst, dst_stride);
     switch (rotation) {
         case 90: return torch::rot90(rgb, -1, {0, 1}).contiguous();
@@ -154,6 +169,7 @@ void VideoReader::run() {
         int64_t out_index = 0;
         bool stop = false;
         int bad_packets = 0;
+        bool size_change_logged = false;
 
         // Resampling state: the last decoded frame waits until the next one tells us where its span ends.
         std::optional<VideoFrame> held;
@@ -175,7 +191,12 @@ void VideoReader::run() {
             double t = ts == AV_NOPTS_VALUE ? (held ? held->source_time + held_duration : 0.0)
                                             : ts * av_q2d(impl.time_base) - impl.start_time;
             if (f->pkt_duration > 0) held_duration = f->pkt_duration * av_q2d(impl.time_base);  // "duration" from FFmpeg 6
-            torch::Tensor rgb = to_rgb(impl, f, info_.rotation);
+            if ((f->width != info_.coded_width || f->height != info_.coded_height) && !size_change_logged) {
+                size_change_logged = true;
+                log::warn("video frame size changes mid-stream (", f->width, "x", f->height, " after ",
+                          info_.coded_width, "x", info_.coded_height, "); scaling to the first size: ", impl.path);
+            }
+            torch::Tensor rgb = to_rgb(impl, f, info_.rotation, info_.coded_width, info_.coded_height);
             if (held) {
                 // Ticks nearer to the held frame than to this one show the held frame.
                 const double boundary = 0.5 * (held->source_time + t);

@@ -1,5 +1,6 @@
 #include "media/video_writer.h"
 
+#include "core/cancel.h"
 #include "core/files.h"
 #include "media/ffmpeg_util.h"
 
@@ -144,7 +145,10 @@ void VideoWriter::Impl::setup_audio(const AudioMuxOptions& a) {
     AVStream* ist = t.in->streams[t.in_index];
     t.max_seconds = a.max_seconds;
     t.start_offset = ist->start_time != AV_NOPTS_VALUE ? ist->start_time * av_q2d(ist->time_base) : 0.0;
-    const bool accepts = container_accepts(oc->oformat, ist->codecpar->codec_id);
+    // A codec the muxer only takes as "experimental" (FLAC in mp4) or not at all in this flavour (FLAC in mov)
+    // is not accepted: Auto then re-encodes to AAC, as docs/media.md promises.
+    const bool accepts = container_accepts(oc->oformat, ist->codecpar->codec_id) &&
+                         muxer_takes_stream(oc->oformat, ist->codecpar, ist->time_base);
     if (a.mode == AudioMuxMode::Copy && !accepts)
         throw_error(ErrorCode::Usage, std::string("cannot copy ") + avcodec_get_name(ist->codecpar->codec_id) +
                                           " audio into " + oc->oformat->name + "; use --audio-codec aac");
@@ -218,6 +222,9 @@ VideoWriter::VideoWriter(VideoWriterOptions options) : impl_(std::make_unique<Im
     if (!raw)
         throw_error(ErrorCode::Usage, "cannot tell the output container from the name (use .mp4, .mov or .mkv): " + o.path);
     im.oc.reset(raw);
+    if (!container_accepts(raw->oformat, AV_CODEC_ID_H264))
+        throw_error(ErrorCode::Usage, std::string("the ") + raw->oformat->name +
+                                          " container cannot hold H.264 video (use .mp4, .mov or .mkv): " + o.path);
 
     const AVCodec* codec = avcodec_find_encoder_by_name(o.lossless_rgb ? "ffv1" : "libx264");
     if (!codec)
@@ -346,6 +353,7 @@ void VideoWriter::Impl::pump_audio(double until_seconds) {
     PacketPtr ipkt = make_packet();
     FramePtr frame = make_frame();
     while (!t.done && t.written_until < until_seconds) {
+        throw_if_interrupted();  // a hostile header can make this loop run for hours
         int r = av_read_frame(t.in.get(), ipkt.get());
         if (r < 0) {
             t.done = true;
@@ -497,7 +505,8 @@ void VideoWriter::finish() {
         im.write_packets(im.venc.get(), im.vstream);
     }
     if (im.audio) {
-        im.pump_audio(std::numeric_limits<double>::infinity());
+        // Audio stops where the video does (docs/media.md): a header claiming 1 Hz must not add hours.
+        im.pump_audio(static_cast<double>(im.frames) * im.opt.fps_den / im.opt.fps_num);
         if (!im.audio->copy) {
             // Drain the resampler's delay line, then the encoder.
             AudioTrack& t = *im.audio;

@@ -2,6 +2,7 @@
 
 #include "core/error.h"
 #include "core/json_file.h"
+#include "core/json_limits.h"
 #include "core/log.h"
 
 #include <algorithm>
@@ -25,7 +26,7 @@ void read(const json& j, const std::string& key, T& out, const std::string& what
 void require_value(const json& j, const std::string& key, const json& supported, const std::string& what) {
     auto it = j.find(key);
     if (it == j.end() || *it == supported) return;
-    bad(what, key, "= " + it->dump() + " is not implemented (LatentSync 1.5/1.6 use " + supported.dump() + ")");
+    bad(what, key, "= " + json_excerpt(*it) + " is not implemented (LatentSync 1.5/1.6 use " + supported.dump() + ")");
 }
 
 }  // namespace

@@ -2,6 +2,7 @@
 
 #include "core/error.h"
 #include "core/json_file.h"
+#include "core/json_limits.h"
 
 
 namespace lsync::models {
@@ -19,14 +20,14 @@ void expect_all(const nlohmann::json& j, const char* key, const std::string& val
     LSYNC_CHECK(it->is_array(), ErrorCode::Weights, what + ": config key '" + key + "' must be a list");
     for (const auto& v : *it)
         LSYNC_CHECK(v.is_string() && v.get<std::string>() == value, ErrorCode::Weights,
-                    what + ": config '" + key + "' entry " + v.dump() + " is not supported (only " + value + ")");
+                    what + ": config '" + key + "' entry " + json_excerpt(v) + " is not supported (only " + value + ")");
 }
 
 void expect_value(const nlohmann::json& j, const char* key, const std::string& value, const std::string& what) {
     auto it = j.find(key);
     if (it == j.end() || it->is_null()) return;
     LSYNC_CHECK(it->is_string() && it->get<std::string>() == value, ErrorCode::Weights,
-                what + ": config '" + key + "' = " + it->dump() + " is not supported (only \"" + value + "\")");
+                what + ": config '" + key + "' = " + json_excerpt(*it) + " is not supported (only \"" + value + "\")");
 }
 
 }  // namespace
@@ -35,7 +36,7 @@ VAEConfig VAEConfig::from_json(const nlohmann::json& j, const std::string& what)
     LSYNC_CHECK(j.is_object(), ErrorCode::Weights, what + ": the VAE config must be a JSON object");
     if (j.contains("_class_name") && j["_class_name"].is_string())
         LSYNC_CHECK(j["_class_name"].get<std::string>() == "AutoencoderKL", ErrorCode::Weights,
-                    what + ": _class_name is " + j["_class_name"].dump() + ", expected \"AutoencoderKL\"");
+                    what + ": _class_name is " + json_excerpt(j["_class_name"]) + ", expected \"AutoencoderKL\"");
     VAEConfig c;
     read(j, "in_channels", c.in_channels, what);
     read(j, "out_channels", c.out_channels, what);

@@ -1,6 +1,7 @@
 #include "whisper/whisper_encoder.h"
 
 #include "core/error.h"
+#include "core/json_limits.h"
 #include "core/log.h"
 #include "io/weight_loader.h"
 
@@ -51,11 +52,9 @@ WhisperEncoderConfig WhisperEncoderConfig::from_source(const io::TensorSource& s
     if (meta.contains("dims")) {
         auto dims = meta.at("dims");
         if (dims.is_string()) {
-            try {
-                dims = nlohmann::json::parse(dims.get<std::string>());
-            } catch (const nlohmann::json::exception&) {
-                throw_error(ErrorCode::Weights, what + ": the 'dims' metadata is not valid JSON");
-            }
+            dims = parse_untrusted_json(dims.get<std::string>(), [&](const std::string& why) {
+                throw_error(ErrorCode::Weights, what + ": the 'dims' metadata is " + why);
+            });
         }
         return from_dims(dims, what);
     }
