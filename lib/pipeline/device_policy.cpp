@@ -6,19 +6,19 @@
 
 namespace lsync::pipeline {
 
-torch::Device parse_device(const std::string& name) {
+torch::Device parse_device(const std::string& name, const std::string& option) {
     if (name == "auto") return torch::cuda::is_available() ? torch::Device(torch::kCUDA, 0) : torch::Device(torch::kCPU);
     torch::Device device(torch::kCPU);
     try {
         device = torch::Device(name);
     } catch (const c10::Error&) {
-        throw_error(ErrorCode::Usage, "--device must be cpu, cuda, cuda:N or auto (got '" + name + "')");
+        throw_error(ErrorCode::Usage, option + " must be cpu, cuda, cuda:N or auto (got '" + name + "')");
     }
     if (device.is_cuda()) {
         LSYNC_CHECK(torch::cuda::is_available(), ErrorCode::Backend,
-                    "--device " + name + ": this LibTorch build or machine has no CUDA device (run `latentsync doctor`)");
+                    option + " " + name + ": this LibTorch build or machine has no CUDA device (run `latentsync doctor`)");
         LSYNC_CHECK(!device.has_index() || device.index() < static_cast<int>(torch::cuda::device_count()),
-                    ErrorCode::Backend, "--device " + name + ": no such CUDA device");
+                    ErrorCode::Backend, option + " " + name + ": no such CUDA device");
     }
     return device;
 }
@@ -38,7 +38,7 @@ std::vector<torch::Device> parse_device_list(const std::string& text) {
         LSYNC_CHECK(!item.empty(), ErrorCode::Usage, "--devices: an empty entry in '" + text + "'");
         LSYNC_CHECK(devices.size() < 64, ErrorCode::Usage, "--devices: at most 64 entries");
         if (item.find_first_not_of("0123456789") == std::string::npos && item.size() <= 3) item = "cuda:" + item;
-        devices.push_back(parse_device(item));
+        devices.push_back(parse_device(item, "--devices"));
         start = end + 1;
     }
     for (const auto& d : devices)

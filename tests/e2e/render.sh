@@ -49,7 +49,7 @@ corner="crop=96:64:0:296,trim=end_frame=30"
 "${R[@]}" clip.mp4 speech.wav -o w2.mkv --crf 0 --steps 4 --devices cpu,cpu || fail "--devices cpu,cpu"
 [ "$(frame_md5 w2.mkv)" = "$(frame_md5 a.mkv)" ] || fail "two workers: frames differ from one"
 expect_rc 2 "--devices" -- "${R[@]}" clip.mp4 speech.wav -o x.mkv --devices cpu,,cpu
-expect_rc 2 "--device" -- "${R[@]}" clip.mp4 speech.wav -o x.mkv --devices tpu
+expect_rc 2 "--devices must be" -- "${R[@]}" clip.mp4 speech.wav -o x.mkv --devices tpu
 
 # Several chunks per UNet call: the same frames up to the summation order of the batched kernels (a few
 # pixels one level apart). An out-of-memory error (injected) on the first batched call (chunks 0 and 1: chunk 2
