@@ -12,6 +12,7 @@
 
 #include "core/error.h"
 #include "diffusion/latents.h"
+#include "faces/alignment.h"
 #include "pipeline/frame_source.h"
 #include "pipeline/mouth_mask.h"
 #include "pipeline/render.h"
@@ -108,6 +109,21 @@ TEST_CASE("render parity: the official LipsyncPipeline, stage by stage, on a rea
     }
     test::check_close("anchor points", torch::stack(anchors), g("landmarks3"), 1e-4, 0);
     test::check_close("affine matrices (smoothing included)", torch::stack(matrices), g("affine_matrices"), 1e-4, 0);
+    // The smoothing state itself: the official EMA of the nose term (bias_k = 0.2 bias_k-1 + 0.8 raw_k, normalised
+    // units) over our similarity fits of the render's anchors.
+    {
+        const auto geometry = faces::CropGeometry::for_resolution(128);
+        std::vector<float> bias;
+        double bx = 0, by = 0;
+        for (int i = 0; i < 40; ++i) {
+            const auto fit = faces::similarity_to_template(probe.plan_list[static_cast<size_t>(i)].anchors, geometry);
+            bx = i == 0 ? fit.nose_bias.x : 0.2 * bx + 0.8 * fit.nose_bias.x;
+            by = i == 0 ? fit.nose_bias.y : 0.2 * by + 0.8 * fit.nose_bias.y;
+            bias.push_back(static_cast<float>(bx));
+            bias.push_back(static_cast<float>(by));
+        }
+        test::check_close("smoothing bias", torch::tensor(bias).view({40, 2}), g("smooth_bias"), 1e-5, 1e-4);
+    }
 
     // Aligned crops of the first 8 frames: at most one level (the official casts to uint8 twice).
     const auto crops = probe.chunks[0].crops.slice(0, 0, 8);
