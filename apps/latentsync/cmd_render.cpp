@@ -45,6 +45,7 @@ struct RenderCli {
     std::string audio_out;
     std::string dump_faces, preview;
     int64_t batch_chunks = 0;
+    double vram_budget = 0;
     std::string progress = "auto";
     bool json_log = false;
 };
@@ -101,6 +102,7 @@ pipeline::RenderOptions to_render_options(const RenderCli& c) {
     LSYNC_CHECK(c.batch_chunks >= 0 && c.batch_chunks <= 64, ErrorCode::Usage,
                 "--batch-chunks must be from 0 (auto) to 64");
     o.batch_chunks = c.batch_chunks;
+    o.vram_budget_gib = c.vram_budget;
     // Test hook (undocumented for users): the first batched UNet call fails as if the GPU were full.
     if (const char* inject = std::getenv("LSYNC_TEST_INJECT_OOM"); inject && std::string(inject) == "1")
         o.inject_oom_once = true;
@@ -173,6 +175,10 @@ Command add_render(CLI::App& app) {
                     "Chunks of 16 frames per UNet call (0 = auto: 4 on CUDA, 1 on the CPU; halved on out-of-memory)")
         ->capture_default_str()
         ->check(whole_in(0, 64));
+    cmd->add_option("--vram-budget", c->vram_budget,
+                    "GiB of GPU memory per device the render may use (0 = the card's); caps --batch-chunks")
+        ->capture_default_str()
+        ->check(finite_in(0, 4096));
     cmd->add_option("--dump-faces", c->dump_faces,
                     "Write each lip-synced frame's landmarks, aligned, masked and generated crops as PNGs here");
     cmd->add_option("--preview", c->preview,

@@ -1,8 +1,11 @@
 #include "diagnostics/gpu_memory.h"
 
+#include <algorithm>
+
 #if LSYNC_WITH_CUDA
 #include <c10/cuda/CUDACachingAllocator.h>
 #include <c10/cuda/CUDAFunctions.h>
+#include <ATen/cuda/CUDAContext.h>
 #endif
 
 namespace lsync::diagnostics {
@@ -24,6 +27,35 @@ int64_t peak_memory_bytes(const torch::Device& device) {
     if (!device.is_cuda()) return 0;
     const auto stats = c10::cuda::CUDACachingAllocator::getDeviceStats(device.has_index() ? device.index() : 0);
     return stats.allocated_bytes[static_cast<size_t>(c10::CachingAllocator::StatType::AGGREGATE)].peak;
+#else
+    (void)device;
+    return 0;
+#endif
+}
+
+int64_t allocated_memory_bytes(const torch::Device& device) {
+#if LSYNC_WITH_CUDA
+    if (!device.is_cuda()) return 0;
+    (void)torch::empty({1}, torch::TensorOptions().device(device));  // the allocator reports once it is set up
+    const auto stats = c10::cuda::CUDACachingAllocator::getDeviceStats(device.has_index() ? device.index() : 0);
+    return stats.allocated_bytes[static_cast<size_t>(c10::CachingAllocator::StatType::AGGREGATE)].current;
+#else
+    (void)device;
+    return 0;
+#endif
+}
+
+int64_t available_memory_bytes(const torch::Device& device) {
+#if LSYNC_WITH_CUDA
+    if (!device.is_cuda()) return 0;
+    const int index = device.has_index() ? device.index() : 0;
+    (void)torch::empty({1}, torch::TensorOptions().device(device));  // the allocator reports once it is set up
+    const auto total = static_cast<int64_t>(at::cuda::getDeviceProperties(index)->totalGlobalMem);
+    const auto stats = c10::cuda::CUDACachingAllocator::getDeviceStats(index);
+    const auto agg = static_cast<size_t>(c10::CachingAllocator::StatType::AGGREGATE);
+    // The card's memory less what our live tensors hold: other processes on the same card are not seen (the
+    // CUDA context's own few hundred MiB neither), which --vram-budget and the planner's margin cover.
+    return std::max<int64_t>(0, total - stats.allocated_bytes[agg].current);
 #else
     (void)device;
     return 0;

@@ -12,6 +12,7 @@
 #include "faces/detect.h"
 #include "faces/face_stage.h"
 #include "pipeline/async_writer.h"
+#include "pipeline/batch_planner.h"
 #include "pipeline/chunk_workers.h"
 #include "pipeline/device_policy.h"
 #include "pipeline/frame_source.h"
@@ -173,7 +174,10 @@ void run_passes(RenderJob& job, RenderWorkDir& work, const media::VideoWriterOpt
         ChunkWorkerSetup w;
         w.models = load_render_models(request);
         w.runner = std::make_unique<LipsyncChunk>(w.models, mask, o.diffusion, o.noise ? *o.noise : seeded_noise(o.seed));
-        w.batch = o.batch_chunks > 0 ? o.batch_chunks : (d.is_cuda() ? 4 : 1);
+        const auto plan = plan_chunk_batch(o.batch_chunks, d, resolution, dtype,
+                                           static_cast<int64_t>(o.vram_budget_gib * 1024.0 * 1024.0 * 1024.0));
+        w.batch = plan.batch;
+        log::info(plan.why);
         return w;
     };
     // GPUs load at the same time (reading or drawing the weights is host work, copying them is per device); CPU

@@ -10,6 +10,7 @@
 #include "pipeline/chunk_noise.h"
 #include "pipeline/frame_map.h"
 #include "pipeline/frame_source.h"
+#include "pipeline/batch_planner.h"
 #include "pipeline/segment_writer.h"
 #include "faces/face_plan_file.h"
 #include "faces/face_track_file.h"
@@ -162,4 +163,14 @@ TEST_CASE("face plans: saved and read back bit for bit, and readable as a face t
     CHECK(track.frames.size() == 2);
     CHECK(track.at(0).has_value());
     CHECK_FALSE(track.at(1).has_value());
+}
+
+TEST_CASE("batch planner: the measured cost of a chunk, and the CPU keeps what was asked", "[render]") {
+    const double gib = 1024.0 * 1024.0 * 1024.0;
+    CHECK(std::abs(chunk_memory_bytes(256, torch::kHalf) / gib - 2.64) < 0.01);
+    CHECK(std::abs(chunk_memory_bytes(512, torch::kHalf) / gib - 8.97) < 0.01);
+    CHECK(chunk_memory_bytes(256, torch::kFloat) == 2 * chunk_memory_bytes(256, torch::kHalf));
+    CHECK(chunk_memory_bytes(128, torch::kHalf) < chunk_memory_bytes(256, torch::kHalf) / 3);  // by pixels
+    CHECK(plan_chunk_batch(0, torch::kCPU, 128, torch::kFloat, 0).batch == 1);
+    CHECK(plan_chunk_batch(3, torch::kCPU, 128, torch::kFloat, 1).batch == 3);  // no budget on the CPU
 }

@@ -1,0 +1,31 @@
+#pragma once
+// How many 16-frame chunks go through the UNet and VAE in one call (--batch-chunks, --vram-budget). More chunks
+// per call keep a large card busier (11 % faster at 256 px on an H200, docs/benchmarks.md); on a small card they
+// do not fit. The planner caps the batch by the memory left after the models are loaded, at the measured cost of
+// one chunk, so a render on an 8 GB card starts with a batch that fits instead of failing and halving; the
+// out-of-memory back-off (chunk_workers.h) still catches what the estimate misses.
+
+#include <torch/torch.h>
+
+#include <cstdint>
+#include <string>
+
+namespace lsync::pipeline {
+
+struct BatchPlan {
+    int64_t batch = 1;
+    std::string why;  ///< one log line: the numbers behind the choice
+};
+
+/// Peak memory one more chunk adds to a UNet + VAE call at `resolution` in `dtype`: measured on an H200 with
+/// flash attention (fp16: 2.64 GiB at 256 px, 8.97 GiB at 512 px; GPU peaks of 1 and 4 chunks per call),
+/// scaled by pixels below 256 px and doubled for fp32.
+int64_t chunk_memory_bytes(int resolution, torch::ScalarType dtype);
+
+/// `requested` chunks per call (0 = auto: 4 on CUDA, 1 on the CPU), on CUDA capped to what fits in
+/// `budget_bytes` (0 = the card's memory not held by this process's tensors) less the models already loaded
+/// there, with a 10 % margin. At least 1.
+BatchPlan plan_chunk_batch(int64_t requested, const torch::Device& device, int resolution, torch::ScalarType dtype,
+                           int64_t budget_bytes);
+
+}  // namespace lsync::pipeline
