@@ -1,6 +1,7 @@
 #pragma once
-// The render's encoder output: numbered video-only H.264 segments in the work folder, each complete on its own
-// (it starts with a key frame and only appears under its final name once closed; see AtomicOutput). A render
+// The render's encoder output: numbered video-only segments (H.264 in .mp4, or FFV1 in .mkv with --lossless) in
+// the work folder, each complete on its own (it starts with a key frame and only appears under its final name
+// once closed; see AtomicOutput). A render
 // killed at any moment keeps every closed segment, and --resume starts after the last one. At the end
 // VideoWriter::append_segment joins them into the output without re-encoding.
 //
