@@ -1,11 +1,11 @@
 #include "faces/face_plan_file.h"
 
 #include "core/error.h"
+#include "core/files.h"
 
 #include <nlohmann/json.hpp>
 
 #include <cmath>
-#include <filesystem>
 #include <fstream>
 
 namespace lsync::faces {
@@ -51,16 +51,12 @@ void save_face_plans(const std::string& path, const std::vector<FramePlan>& plan
     json root = {{"version", 1}, {"origin", "corner"}, {"crop", crop}, {"length", plans.size()},
                  {"passed", std::move(passed)}, {"frames", std::move(frames)}};
     if (!scheme.empty()) root["scheme"] = scheme;
-    const std::string tmp = path + ".tmp";
-    {
-        std::ofstream out(tmp, std::ios::trunc);
-        out << root.dump() << "\n";
-        out.flush();
-        LSYNC_CHECK(out.good(), ErrorCode::OutputUnwritable, "cannot write " + tmp + " (disk full?)");
-    }
-    std::error_code ec;
-    std::filesystem::rename(tmp, path, ec);
-    LSYNC_CHECK(!ec, ErrorCode::OutputUnwritable, "cannot write " + path + " (" + ec.message() + ")");
+    AtomicOutput file(path, /*overwrite=*/true);
+    std::ofstream out(file.temp_path(), std::ios::trunc);
+    out << root.dump() << "\n";
+    out.close();
+    LSYNC_CHECK(out.good(), ErrorCode::OutputUnwritable, "cannot write " + path + " (disk full?)");
+    file.commit();
 }
 
 std::vector<FramePlan> load_face_plans(const std::string& path, int crop) {

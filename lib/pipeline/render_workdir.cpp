@@ -1,6 +1,7 @@
 #include "pipeline/render_workdir.h"
 
 #include "core/error.h"
+#include "core/files.h"
 #include "core/log.h"
 #include "pipeline/segment_writer.h"
 
@@ -56,16 +57,12 @@ void write_manifest(const std::string& path, const RenderIdentity& id) {
                               {"video", id.video},
                               {"audio", id.audio},
                               {"settings", settings}};
-    const std::string tmp = path + ".tmp";
-    {
-        std::ofstream out(tmp, std::ios::trunc);
-        out << j.dump(2) << "\n";
-        out.flush();
-        LSYNC_CHECK(out.good(), ErrorCode::OutputUnwritable, "cannot write " + tmp + " (disk full?)");
-    }
-    std::error_code ec;
-    fs::rename(tmp, path, ec);
-    LSYNC_CHECK(!ec, ErrorCode::OutputUnwritable, "cannot write " + path + " (" + ec.message() + ")");
+    AtomicOutput file(path, /*overwrite=*/true);
+    std::ofstream out(file.temp_path(), std::ios::trunc);
+    out << j.dump(2) << "\n";
+    out.close();
+    LSYNC_CHECK(out.good(), ErrorCode::OutputUnwritable, "cannot write " + path + " (disk full?)");
+    file.commit();
 }
 
 /// Why the folder's render is not this one ("" when it is).
