@@ -53,8 +53,8 @@ public:
     ChunkWorkers& operator=(const ChunkWorkers&) = delete;
 
     size_t workers() const { return threads_.size(); }
-    /// Queues a group of chunks with the same number of face frames (tensors on the CPU; each worker moves them
-    /// to its device). Returns at once.
+    /// Queues a group of chunks with the same number of face frames (tensors on any device; each worker moves
+    /// them to its own). Returns at once.
     void submit(std::vector<ChunkFrames> group);
     /// The result of the oldest group not taken yet, waiting for it; rethrows a worker's error.
     GroupResult take();

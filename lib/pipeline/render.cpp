@@ -136,6 +136,41 @@ struct RenderJob {
     torch::ScalarType dtype = torch::kFloat;
 };
 
+/// Analyses the faces of the first `n_out` source frames in order (fewer when the video is shorter), appending
+/// one plan per frame to `plans`; returns the face step's counts.
+faces::FaceCounts face_pass(RenderJob& job, const faces::CropGeometry& geometry, int64_t n_out,
+                            std::vector<faces::FramePlan>& plans) {
+    const RenderOptions& o = job.options;
+    const torch::Device device = job.device;
+    FrameSource& source = *job.source;
+    std::unique_ptr<faces::FaceDetector> detector;
+    auto open_detector = [&]() -> faces::FaceDetector* {
+        if (detector) return detector.get();
+        faces::DetectorOptions dopt;
+        dopt.nms.min_confidence = o.face.min_score;
+        dopt.max_batch = faces::default_detector_batch(device);
+        detector = faces::open_face_detector(faces::parse_face_models(o.face_models), o.face_model_dir, device, dopt);
+        return detector.get();
+    };
+    if (o.face.track_file.empty() && !o.face.fixed_box) open_detector();  // missing face models: fail before decoding
+    faces::FaceStage face_stage(open_detector, o.face, geometry, source.width(), source.height());
+    std::vector<torch::Tensor> batch;
+    auto flush = [&] {
+        for (auto& r : face_stage.process(torch::stack(batch).to(device))) plans.push_back(std::move(r.plan));
+        batch.clear();
+        job.observer.progress(static_cast<int64_t>(plans.size()), n_out);
+    };
+    for (int64_t i = 0; i < n_out; ++i) {
+        throw_if_interrupted();
+        auto frame = source.get(i);
+        if (!frame) break;
+        batch.push_back(*frame);
+        if (static_cast<int64_t>(batch.size()) == kFaceBatch) flush();
+    }
+    if (!batch.empty()) flush();
+    return face_stage.counts();
+}
+
 /// The passes of render() after the checks: models, audio, faces, chunks, join.
 void run_passes(RenderJob& job, RenderWorkDir& work, const media::VideoWriterOptions& wopt, const torch::Tensor& mask,
                 int64_t resume_frame) {
@@ -216,15 +251,6 @@ void run_passes(RenderJob& job, RenderWorkDir& work, const media::VideoWriterOpt
     watch.end_stage(1);
     // 2. Faces, once per source frame the output uses.
     const auto geometry = faces::CropGeometry::for_resolution(resolution);
-    std::unique_ptr<faces::FaceDetector> detector;
-    auto open_detector = [&]() -> faces::FaceDetector* {
-        if (detector) return detector.get();
-        faces::DetectorOptions dopt;
-        dopt.nms.min_confidence = o.face.min_score;
-        dopt.max_batch = faces::default_detector_batch(device);
-        detector = faces::open_face_detector(faces::parse_face_models(o.face_models), o.face_model_dir, device, dopt);
-        return detector.get();
-    };
     std::vector<faces::FramePlan> plans;
     faces::FaceCounts face_counts;
     observer.stage("faces", n_out);
@@ -233,26 +259,8 @@ void run_passes(RenderJob& job, RenderWorkDir& work, const media::VideoWriterOpt
         face_counts = faces::count_plans(plans);
         observer.progress(static_cast<int64_t>(plans.size()), n_out);
     } else {
-    if (o.face.track_file.empty() && !o.face.fixed_box) open_detector();  // missing face models: fail before decoding
-    faces::FaceStage face_stage(open_detector, o.face, geometry, source.width(), source.height());
-    {
-        std::vector<torch::Tensor> batch;
-        auto flush = [&] {
-            for (auto& r : face_stage.process(torch::stack(batch).to(device))) plans.push_back(std::move(r.plan));
-            batch.clear();
-            observer.progress(static_cast<int64_t>(plans.size()), n_out);
-        };
-        for (int64_t i = 0; i < n_out; ++i) {
-            throw_if_interrupted();
-            auto frame = source.get(i);
-            if (!frame) break;
-            batch.push_back(*frame);
-            if (static_cast<int64_t>(batch.size()) == kFaceBatch) flush();
-        }
-        if (!batch.empty()) flush();
-    }
-    face_counts = face_stage.counts();
-    if (!plans.empty()) faces::save_face_plans(work.faces_path(), plans, resolution);
+        face_counts = face_pass(job, geometry, n_out, plans);
+        if (!plans.empty()) faces::save_face_plans(work.faces_path(), plans, resolution);
     }
     if (o.probe) o.probe->plans(plans);
     const int64_t n_src = static_cast<int64_t>(plans.size());
@@ -291,7 +299,7 @@ void run_passes(RenderJob& job, RenderWorkDir& work, const media::VideoWriterOpt
         std::vector<faces::FramePlan> plans;     // of the frames with a face
         std::vector<torch::Tensor> face_frames;  // those frames
         std::vector<int64_t> rows;               // their rows in `frames`
-        ChunkFrames in;                          // the face frames' inputs, on the CPU
+        ChunkFrames in;                          // the face frames' inputs (frames and matrices on the CPU)
     };
     // Groups handed to the workers (or without faces, waiting only for their turn), oldest first. At most two
     // per worker are in flight: enough to keep every worker busy while the next group is decoded.
@@ -379,7 +387,8 @@ void run_passes(RenderJob& job, RenderWorkDir& work, const media::VideoWriterOpt
             p.in.chunk = c;
             p.in.frames = torch::stack(p.face_frames).permute({0, 3, 1, 2});
             p.in.matrices = faces::plan_matrices(p.plans, torch::kCPU);
-            p.in.audio = windows.index_select(0, torch::tensor(p.rows, windows.options().dtype(torch::kLong)).to(windows.device())).cpu();
+            // On the audio device (the first worker's): each worker moves it to its own.
+            p.in.audio = windows.index_select(0, torch::tensor(p.rows).to(windows.device()));
         }
         // Chunks batch only with chunks of as many face frames; one without faces goes straight through.
         const bool fits = pending.empty() || p.rows.empty() ||
@@ -398,9 +407,7 @@ void run_passes(RenderJob& job, RenderWorkDir& work, const media::VideoWriterOpt
             auto frame = source.get(i);
             if (!frame) break;
             writer.write(*frame);
-            ++summary.tail_frames;
         }
-        summary.frames += summary.tail_frames;
     }
     if (preview && !preview->write())
         observer.warning("no frame was lip-synced: no preview written to " + o.preview);
@@ -420,7 +427,7 @@ void run_passes(RenderJob& job, RenderWorkDir& work, const media::VideoWriterOpt
                     "the work folder holds " + std::to_string(joined) + " frames, " + std::to_string(n_out) +
                         " expected");
         summary.frames = joined;
-        summary.tail_frames = joined - n_out;
+        summary.tail_frames = joined - n_out;  // this run's and any resumed run's
         out.finish();
     }
     work.remove();
