@@ -13,6 +13,7 @@
 #include "core/error.h"
 #include "diffusion/latents.h"
 #include "faces/alignment.h"
+#include "pipeline/chunk_noise.h"
 #include "pipeline/frame_source.h"
 #include "pipeline/mouth_mask.h"
 #include "pipeline/render.h"
@@ -71,15 +72,9 @@ TEST_CASE("render parity: the official LipsyncPipeline, stage by stage, on a rea
     o.official_length = true;
     o.crf = 0;
     o.preset = "ultrafast";
-    // The official run's draws: one initial noise map, then per chunk the masked and the reference posterior.
-    NoiseSource replay;
-    replay.shared = [&](int64_t, int64_t, int64_t) { return g("init_noise"); };
-    replay.posterior = [&](int64_t chunk, int which, at::IntArrayRef shape) {
-        auto eps = g("chunk" + std::to_string(chunk) + (which == 0 ? ".vae_noise_masked" : ".vae_noise_ref"));
-        REQUIRE(eps.sizes() == shape);
-        return eps;
-    };
-    o.noise = replay;
+    // The official run's draws: one initial noise map, then per chunk the masked and the reference posterior
+    // (noise_from_file refuses a draw whose shape differs from what the render asks for).
+    o.noise = noise_from_file(fixture("render_tiny/parity.safetensors").string());
     Captured probe;
     o.probe = &probe;
     RenderObserver quiet;
