@@ -55,15 +55,8 @@ expect_rc 6 "not a media file" -- $P good.mp4 notes.mp4 -o outdir/keep.mp4 --ove
 # Interrupted render: SIGINT mid-write leaves no output and no partial file. Interrupt as soon as the partial
 # file exists (the render is under way), however fast this machine is.
 "$BIN" -q debug synth long.mp4 --seconds 20 --size 640x360 || fail "synth long"
-"$BIN" -q debug passthrough long.mp4 speech.wav -o outdir/interrupted.mp4 --preset veryslow &
-pid=$!
-for _ in $(seq 400); do
-    find outdir -name '*.partial-*' | grep -q . && break
-    sleep 0.05
-done
-kill -INT $pid
-wait $pid
-rc=$?
+rc=$(stop_when INT "find outdir -name '*.partial-*' | grep -q ." \
+    "$BIN" -q debug passthrough long.mp4 speech.wav -o outdir/interrupted.mp4 --preset veryslow)
 [ "$rc" = 130 ] || fail "SIGINT exit code $rc (want 130)"
 [ ! -e outdir/interrupted.mp4 ] || fail "interrupted render left an output"
 find "$WORK" -name '*.partial-*' | grep -q . && fail "interrupted render left a partial file"

@@ -75,15 +75,8 @@ PY
 
 # ---- SIGTERM behaves like SIGINT: exit 130, nothing left behind ----------------------------------------
 "$BIN" -q debug synth long.mp4 --seconds 10 --size 320x240 --no-audio || fail "synth long"
-"$BIN" -q debug passthrough long.mp4 speech.wav -o term.mp4 --preset veryslow &
-pid=$!
-for _ in $(seq 400); do
-    find . -name '*.partial-*' | grep -q . && break
-    sleep 0.05
-done
-kill -TERM $pid
-wait $pid
-rc=$?
+rc=$(stop_when TERM "find . -name '*.partial-*' | grep -q ." \
+    "$BIN" -q debug passthrough long.mp4 speech.wav -o term.mp4 --preset veryslow)
 [ "$rc" = 130 ] || fail "SIGTERM exit code $rc (want 130)"
 [ ! -e term.mp4 ] || fail "terminated run left an output"
 find . -name '*.partial-*' | grep -q . && fail "terminated run left a partial file"

@@ -28,6 +28,24 @@ expect_rc() {
     fi
 }
 
+# stop_when SIGNAL CONDITION CMD...: runs CMD in the background, sends it SIGNAL as soon as the shell command
+# CONDITION succeeds (checked every 0.05 s for up to 60 s, or until CMD ends by itself), and prints CMD's exit
+# code (CMD's own stdout is dropped; its stderr goes where the caller's does). Interrupting "once the work is under way" this way holds however fast the machine is.
+stop_when() {
+    local signal=$1 condition=$2
+    shift 2
+    "$@" >/dev/null &
+    local pid=$! i
+    for i in $(seq 1200); do
+        eval "$condition" >/dev/null 2>&1 && break
+        kill -0 "$pid" 2>/dev/null || break
+        sleep 0.05
+    done
+    kill "-$signal" "$pid" 2>/dev/null
+    wait "$pid"
+    echo $?
+}
+
 finish() {
     if [ "$FAILS" -gt 0 ]; then echo "$FAILS failure(s)" >&2; exit 1; fi
     echo "all passed"

@@ -18,16 +18,7 @@ RR=("${R[@]}" clip.mp4 speech.wav --crf 0 --steps 2)
 # start_and_stop OUT SIGNAL: starts a render, sends SIGNAL once its first segment is complete; prints the
 # render's exit code.
 start_and_stop() {
-    "${RR[@]}" -o "$1" 2> "$1.log" &
-    local pid=$! i
-    for i in $(seq 1 600); do
-        ls "$1.lsync-work"/segment-000000.mp4 >/dev/null 2>&1 && break
-        kill -0 "$pid" 2>/dev/null || break
-        sleep 0.1
-    done
-    kill "-$2" "$pid" 2>/dev/null
-    wait "$pid"
-    echo $?
+    stop_when "$2" "[ -s '$1.lsync-work/segment-000000.mp4' ]" "${RR[@]}" -o "$1" 2> "$1.log"
 }
 
 # SIGKILL: nothing under the output's name, the folder with the finished segment stays.
