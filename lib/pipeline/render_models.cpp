@@ -101,8 +101,8 @@ RenderModels load_render_models(const ModelRequest& r) {
     }
     if (r.random_weights && r.vae_path.empty()) {
         m.vae = models::AutoencoderKL(vae_config);
-        models::init_random_parameters(*m.vae, kVAEWeightSeed);
         m.vae->to(r.device, r.dtype);
+        models::init_random_parameters(*m.vae, kVAEWeightSeed);
     } else {
         models::VAELoadOptions vo;
         vo.device = r.device;
@@ -111,8 +111,8 @@ RenderModels load_render_models(const ModelRequest& r) {
     }
     if (r.random_weights && r.whisper_path.empty()) {
         m.whisper = models::WhisperEncoder(whisper_config);
-        models::init_random_parameters(*m.whisper, kWhisperWeightSeed);
         m.whisper->to(r.device, r.dtype);
+        models::init_random_parameters(*m.whisper, kWhisperWeightSeed);
     } else {
         m.whisper = models::load_whisper_encoder(need_file(r.whisper_path, root / "whisper" / "tiny.pt", "Whisper"),
                                                  r.device, r.dtype);

@@ -1,6 +1,9 @@
 #include "unet/unet_layers.h"
 
 #include <ATen/CPUGeneratorImpl.h>
+#include <ATen/Context.h>
+
+#include <mutex>
 
 #include <cmath>
 
@@ -50,14 +53,34 @@ torch::Tensor LayerNormImpl::forward(const torch::Tensor& x) {
     return torch::layer_norm(x, {weight.size(0)}, weight, bias, eps);
 }
 
+namespace {
+
+/// A generator of `device`'s kind seeded with `seed`, independent of the global one.
+at::Generator seeded_generator(const torch::Device& device, uint64_t seed) {
+    if (!device.is_cuda()) return at::detail::createCPUGenerator(seed);
+    // The device's default generator, cloned (the generic way to get a CUDA generator without CUDA headers).
+    at::Generator global = at::globalContext().defaultGenerator(device);  // a handle to the global one
+    at::Generator gen;
+    {
+        std::lock_guard<std::mutex> lock(global.mutex());
+        gen = global.clone();
+    }
+    gen.set_current_seed(seed);
+    return gen;
+}
+
+}  // namespace
+
 void init_random_parameters(torch::nn::Module& module, uint64_t seed) {
     torch::NoGradGuard no_grad;
-    auto gen = at::detail::createCPUGenerator(seed);
+    const auto params = module.parameters(true);
+    const torch::Device device = params.empty() ? torch::Device(torch::kCPU) : params.front().device();
+    auto gen = seeded_generator(device, seed);
     for (auto& p : module.named_parameters(true)) {
         auto& t = p.value();
         const auto& name = p.key();
         const bool is_bias = name.size() >= 4 && name.compare(name.size() - 4, 4, "bias") == 0;
-        auto draw = at::normal(0.0, 1.0, t.sizes(), gen, torch::TensorOptions().dtype(torch::kFloat));
+        auto draw = at::normal(0.0, 1.0, t.sizes(), gen, torch::TensorOptions().dtype(torch::kFloat).device(device));
         if (t.dim() >= 2) {
             const double fan_in = static_cast<double>(t.numel() / t.size(0));
             draw = draw / std::sqrt(fan_in);

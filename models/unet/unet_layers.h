@@ -69,7 +69,9 @@ void register_module_list(torch::nn::Module& parent, const std::string& name, co
 
 /// Fills every parameter of `module` the way the golden fixtures were made (N(0, 1/fan_in) for matrices and
 /// kernels, 1 + 0.1 N(0,1) for norm scales, 0.05 N(0,1) for biases), from `seed`. Buffers are left alone.
-/// For tests, benchmarks and `--weights random`; not the official initialisation.
+/// For tests, benchmarks and `--weights random`; not the official initialisation. The values are drawn where
+/// the parameters are (a full-size UNet drawn on the host takes seconds): on the CPU they are the fixtures'; on
+/// a GPU they come from its own generator, the same on cards of one model, not the same as the CPU's.
 void init_random_parameters(torch::nn::Module& module, uint64_t seed);
 
 }  // namespace lsync::models
