@@ -6,6 +6,14 @@
 
 #include <c10/core/DeviceGuard.h>
 
+#if LSYNC_WITH_CUDA
+#include <c10/cuda/CUDAFunctions.h>
+#include <c10/cuda/CUDAGuard.h>
+#include <c10/cuda/CUDAStream.h>
+#endif
+
+#include <optional>
+
 namespace lsync::pipeline {
 
 ChunkWorkers::ChunkWorkers(std::vector<ChunkWorkerSetup> workers, bool tracing, bool inject_oom_once,
@@ -52,7 +60,19 @@ GroupResult ChunkWorkers::take() {
 void ChunkWorkers::run(size_t index) {
     torch::NoGradGuard no_grad;  // thread-local
     ChunkWorkerSetup& w = setups_[index];
-    const c10::DeviceGuard device_guard(w.models.unet->device());  // kernels and streams on this worker's device
+    const auto device = w.models.unet->device();
+    const c10::DeviceGuard device_guard(device);  // kernels and streams on this worker's device
+#if LSYNC_WITH_CUDA
+    // A stream of its own, so two workers on one GPU, and the face pass beside them, run side by side instead
+    // of queueing on the default stream. The models, mask and noise were made on the default stream by the
+    // loading thread: wait for them once. Inputs arrive as host tensors (pinned) and results leave as host
+    // tensors, so no device memory crosses streams.
+    std::optional<c10::cuda::CUDAStreamGuard> stream_guard;
+    if (device.is_cuda()) {
+        c10::cuda::device_synchronize();
+        stream_guard.emplace(c10::cuda::getStreamFromPool(false, device.index()));
+    }
+#endif
     while (true) {
         Job job;
         {
@@ -80,7 +100,8 @@ GroupResult ChunkWorkers::run_group(ChunkWorkerSetup& w, std::vector<ChunkFrames
     const auto device = w.models.unet->device();
     const auto dtype = w.models.unet->dtype();
     for (auto& c : chunks) {
-        c.frames = c.frames.to(device);
+        // From pinned memory the frames' copy runs on this worker's stream without holding the thread.
+        c.frames = c.frames.to(device, /*non_blocking=*/c.frames.is_pinned());
         c.matrices = c.matrices.to(device);
         c.audio = c.audio.to(device, dtype);
     }

@@ -9,12 +9,11 @@
 #include "core/version.h"
 #include "diagnostics/gpu_memory.h"
 #include "diagnostics/process_memory.h"
-#include "faces/detect.h"
-#include "faces/face_stage.h"
 #include "pipeline/async_writer.h"
 #include "pipeline/batch_planner.h"
 #include "pipeline/chunk_workers.h"
 #include "pipeline/device_policy.h"
+#include "pipeline/face_pass.h"
 #include "pipeline/frame_source.h"
 #include "pipeline/mouth_mask.h"
 #include "pipeline/render_dumps.h"
@@ -33,8 +32,6 @@
 namespace lsync::pipeline {
 
 namespace {
-
-constexpr int64_t kFaceBatch = 16;  // frames per face-step call
 
 /// A video's own frame rate as a fraction: whole rates exactly, NTSC rates as n*1000/1001, others to 1/1000.
 audio::FrameRate frame_rate_of(double fps, const std::string& video) {
@@ -123,6 +120,16 @@ struct Stopwatch {
     }
 };
 
+/// [N, H, W, 3] uint8 on the host; in page-locked memory when it goes to a GPU, so that the worker's copy is
+/// asynchronous on its stream and runs at full bus speed.
+torch::Tensor stack_frames(const std::vector<torch::Tensor>& frames, bool pinned) {
+    if (!pinned) return torch::stack(frames);
+    auto sizes = frames.front().sizes().vec();
+    sizes.insert(sizes.begin(), static_cast<int64_t>(frames.size()));
+    auto out = torch::empty(sizes, torch::TensorOptions().dtype(torch::kUInt8).pinned_memory(true));
+    return torch::stack_out(out, frames);
+}
+
 /// What render() settled before the passes.
 struct RenderJob {
     const RenderOptions& options;
@@ -135,41 +142,6 @@ struct RenderJob {
     std::vector<torch::Device> devices;  ///< one diffusion worker each
     torch::ScalarType dtype = torch::kFloat;
 };
-
-/// Analyses the faces of the first `n_out` source frames in order (fewer when the video is shorter), appending
-/// one plan per frame to `plans`; returns the face step's counts.
-faces::FaceCounts face_pass(RenderJob& job, const faces::CropGeometry& geometry, int64_t n_out,
-                            std::vector<faces::FramePlan>& plans) {
-    const RenderOptions& o = job.options;
-    const torch::Device device = job.device;
-    FrameSource& source = *job.source;
-    std::unique_ptr<faces::FaceDetector> detector;
-    auto open_detector = [&]() -> faces::FaceDetector* {
-        if (detector) return detector.get();
-        faces::DetectorOptions dopt;
-        dopt.nms.min_confidence = o.face.min_score;
-        dopt.max_batch = faces::default_detector_batch(device);
-        detector = faces::open_face_detector(faces::parse_face_models(o.face_models), o.face_model_dir, device, dopt);
-        return detector.get();
-    };
-    if (o.face.track_file.empty() && !o.face.fixed_box) open_detector();  // missing face models: fail before decoding
-    faces::FaceStage face_stage(open_detector, o.face, geometry, source.width(), source.height());
-    std::vector<torch::Tensor> batch;
-    auto flush = [&] {
-        for (auto& r : face_stage.process(torch::stack(batch).to(device))) plans.push_back(std::move(r.plan));
-        batch.clear();
-        job.observer.progress(static_cast<int64_t>(plans.size()), n_out);
-    };
-    for (int64_t i = 0; i < n_out; ++i) {
-        throw_if_interrupted();
-        auto frame = source.get(i);
-        if (!frame) break;
-        batch.push_back(*frame);
-        if (static_cast<int64_t>(batch.size()) == kFaceBatch) flush();
-    }
-    if (!batch.empty()) flush();
-    return face_stage.counts();
-}
 
 /// The passes of render() after the checks: models, audio, faces, chunks, join.
 void run_passes(RenderJob& job, RenderWorkDir& work, const media::VideoWriterOptions& wopt, const torch::Tensor& mask,
@@ -189,6 +161,46 @@ void run_passes(RenderJob& job, RenderWorkDir& work, const media::VideoWriterOpt
 
     diagnostics::reset_peak_memory(device);
     watch.restart();
+    // 1. Audio, first pass: the output covers it, never dropping the tail. (The official count, floor(L/2) + 2
+    //    frames, runs past the audio by up to two frames; we stop at the frame that contains its last sample.)
+    //    The Whisper encoder is only needed by the second pass (the windows); it arrives with the other models.
+    observer.stage("audio", 0);
+    audio::AudioFeatureOptions aopt;
+    aopt.segmentation = o.segmentation;
+    aopt.device = device;
+    aopt.feature_dtype = device.is_cuda() ? torch::kHalf : torch::kFloat;
+    auto whisper = std::make_shared<audio::FeatureEncoder>();
+    audio::AudioFeatureReader audio_reader(
+        audio::file_sample_reader(o.audio), [whisper](const torch::Tensor& mel) { return (*whisper)(mel); }, aopt);
+    const int64_t covering = static_cast<int64_t>(
+        std::ceil(static_cast<double>(audio_reader.samples()) * rate.num / (audio::kSampleRate * double(rate.den)) - 1e-9));
+    const int64_t n_out =
+        std::max<int64_t>(1, o.official_length ? audio_reader.chunk_count(rate) : std::min(covering, audio_reader.chunk_count(rate)));
+    log::info("audio: ", audio_reader.samples() / double(audio::kSampleRate), " s -> ", n_out, " frames at ", fps,
+              " fps");
+    watch.end_stage(1);
+
+    // 2. Faces, once per source frame the output uses, on their own thread from now on (face_pass.h); a resumed
+    //    render replays the interrupted run's plans bit for bit.
+    const auto geometry = faces::CropGeometry::for_resolution(resolution);
+    std::unique_ptr<FacePass> faces_pass;
+    if (work.resumed() && work.has_faces()) {
+        faces_pass = std::make_unique<FacePass>(faces::load_face_plans(work.faces_path(), resolution));
+    } else {
+        FacePassOptions fo;
+        fo.video = o.video;
+        fo.target_fps = o.fps.num > 0 ? static_cast<double>(o.fps.num) / static_cast<double>(o.fps.den) : 0.0;
+        fo.face = o.face;
+        fo.face_models = o.face_models;
+        fo.face_model_dir = o.face_model_dir;
+        fo.geometry = geometry;
+        fo.device = device;
+        fo.max_frames = n_out;
+        faces_pass = std::make_unique<FacePass>(std::move(fo));
+    }
+    FacePass& face = *faces_pass;
+
+    // 3. Models, while the faces are analysed.
     observer.stage("loading models", 0);
     // One set of models per worker (--devices); a device listed twice loads twice (each worker owns its attention
     // and DeepCache state). The first device also runs the audio and face passes.
@@ -231,50 +243,39 @@ void run_passes(RenderJob& job, RenderWorkDir& work, const media::VideoWriterOpt
     if (o.random_weights)
         observer.warning("--weights random: " + models.description + "; useful only to test the pipeline");
 
+    *whisper = models::whisper_feature_encoder(models.whisper);
     watch.end_stage(0);
-    // 1. Audio: the output covers it, never dropping the tail. (The official count, floor(L/2) + 2 frames, runs
-    //    past the audio by up to two frames; we stop at the frame that contains its last sample.)
-    observer.stage("audio", 0);
-    audio::AudioFeatureOptions aopt;
-    aopt.segmentation = o.segmentation;
-    aopt.device = device;
-    aopt.feature_dtype = device.is_cuda() ? torch::kHalf : torch::kFloat;
-    audio::AudioFeatureReader audio_reader(audio::file_sample_reader(o.audio),
-                                           models::whisper_feature_encoder(models.whisper), aopt);
-    const int64_t covering = static_cast<int64_t>(
-        std::ceil(static_cast<double>(audio_reader.samples()) * rate.num / (audio::kSampleRate * double(rate.den)) - 1e-9));
-    const int64_t n_out =
-        std::max<int64_t>(1, o.official_length ? audio_reader.chunk_count(rate) : std::min(covering, audio_reader.chunk_count(rate)));
-    log::info("audio: ", audio_reader.samples() / double(audio::kSampleRate), " s -> ", n_out, " frames at ", fps,
-              " fps");
 
-    watch.end_stage(1);
-    // 2. Faces, once per source frame the output uses.
-    const auto geometry = faces::CropGeometry::for_resolution(resolution);
-    std::vector<faces::FramePlan> plans;
-    faces::FaceCounts face_counts;
-    observer.stage("faces", n_out);
-    if (work.resumed() && work.has_faces()) {
-        plans = faces::load_face_plans(work.faces_path(), resolution);  // the interrupted run's, bit for bit
-        face_counts = faces::count_plans(plans);
-        observer.progress(static_cast<int64_t>(plans.size()), n_out);
-    } else {
-        face_counts = face_pass(job, geometry, n_out, plans);
-        if (!plans.empty()) faces::save_face_plans(work.faces_path(), plans, resolution);
-    }
-    if (o.probe) o.probe->plans(plans);
-    const int64_t n_src = static_cast<int64_t>(plans.size());
-    LSYNC_CHECK(n_src > 0, ErrorCode::InputCorrupt, "no frames could be decoded from " + o.video);
-    summary.source_frames = n_src;
-    summary.faces = face_counts.summary();
-    if (face_counts.aligned == 0)
-        observer.warning("no usable face in any frame: the output is the input with the new audio, unchanged");
-    if (n_src < n_out)
-        log::info("the video has ", n_src, " frames for ", n_out, " of audio: continuing with --loop ",
-                  loop_mode_name(o.loop));
+    // Once the face pass has ended: its plans go to the work folder (from then on the segments are resumable),
+    // and the totals are known.
+    bool faces_settled = false;
+    int64_t n_src = 0;
+    auto settle_faces = [&](bool wait) {
+        if (faces_settled || (!wait && !face.finished())) return;
+        const std::vector<faces::FramePlan> plans = face.all();  // rethrows the pass's error
+        faces_settled = true;
+        n_src = static_cast<int64_t>(plans.size());
+        LSYNC_CHECK(n_src > 0, ErrorCode::InputCorrupt, "no frames could be decoded from " + o.video);
+        if (!face.replayed()) faces::save_face_plans(work.faces_path(), plans, resolution);
+        if (o.probe) o.probe->plans(plans);
+        const faces::FaceCounts counts = faces::count_plans(plans);
+        summary.source_frames = n_src;
+        summary.faces = counts.summary();
+        summary.stage_seconds[2] = face.seconds();
+        if (counts.aligned == 0)
+            observer.warning("no usable face in any frame: the output is the input with the new audio, unchanged");
+        if (n_src < n_out)
+            log::info("the video has ", n_src, " frames for ", n_out, " of audio: continuing with --loop ",
+                      loop_mode_name(o.loop));
+    };
+    // The source frame of output frame `i`: the same index while the video lasts, then the loop's.
+    auto source_index = [&](int64_t i) {
+        if (face.wait(i)) return i;
+        settle_faces(true);
+        return source_frame(i, n_src, o.loop);
+    };
 
-    watch.end_stage(2);
-    // 3. Render, chunk by chunk, into the encoder thread that writes the work folder's segments; a resumed render
+    // 4. Render, chunk by chunk, into the encoder thread that writes the work folder's segments; a resumed render
     //    starts after the last complete one (a chunk boundary).
     AsyncWriter writer(std::make_unique<SegmentWriter>(work.path(), wopt, o.segment_frames,
                                                        static_cast<int64_t>(work.done_segments().size())),
@@ -363,20 +364,22 @@ void run_passes(RenderJob& job, RenderWorkDir& work, const media::VideoWriterOpt
     const int64_t chunks_per_segment = o.segment_frames / kFramesPerChunk;
     for (int64_t c = std::min(resume_frame, n_out) / kFramesPerChunk; c < n_chunks; ++c) {
         throw_if_interrupted();
+        settle_faces(false);
         // Batches never cross a segment boundary, so a resumed render batches its chunks as an uninterrupted one.
         if (c % chunks_per_segment == 0 && !pending.empty()) flush();
         Pending p;
         p.first = c * kFramesPerChunk;
         const int64_t count = std::min(kFramesPerChunk, n_out - p.first);
         for (int64_t k = 0; k < count; ++k) {
-            const int64_t src = source_frame(p.first + k, n_src, o.loop);
+            const int64_t src = source_index(p.first + k);
             auto frame = source.get(src);
             LSYNC_CHECK(frame.has_value(), ErrorCode::InputCorrupt,
                         "frame " + std::to_string(src) + " of " + o.video + " could not be decoded a second time "
                         "(the file changed during the render?)");
             p.frames.push_back(*frame);
-            if (plans[static_cast<size_t>(src)].align) {
-                p.plans.push_back(plans[static_cast<size_t>(src)]);
+            faces::FramePlan plan = face.plan(src);
+            if (plan.align) {
+                p.plans.push_back(std::move(plan));
                 p.face_frames.push_back(*frame);
                 p.rows.push_back(k);
             }
@@ -385,10 +388,11 @@ void run_passes(RenderJob& job, RenderWorkDir& work, const media::VideoWriterOpt
         if (o.probe) o.probe->audio(p.first, windows);
         if (!p.rows.empty()) {
             p.in.chunk = c;
-            p.in.frames = torch::stack(p.face_frames).permute({0, 3, 1, 2});
+            p.in.frames = stack_frames(p.face_frames, device.is_cuda()).permute({0, 3, 1, 2});
             p.in.matrices = faces::plan_matrices(p.plans, torch::kCPU);
-            // On the audio device (the first worker's): each worker moves it to its own.
-            p.in.audio = windows.index_select(0, torch::tensor(p.rows).to(windows.device()));
+            // Through the host: the workers run on streams of their own, and device memory made on this
+            // thread's stream must not be read on theirs (a few hundred KB per chunk).
+            p.in.audio = windows.index_select(0, torch::tensor(p.rows).to(windows.device())).cpu();
         }
         // Chunks batch only with chunks of as many face frames; one without faces goes straight through.
         const bool fits = pending.empty() || p.rows.empty() ||
@@ -399,6 +403,7 @@ void run_passes(RenderJob& job, RenderWorkDir& work, const media::VideoWriterOpt
     }
     if (!pending.empty()) flush();
     while (!submitted.empty()) write_oldest();
+    settle_faces(true);  // a resumed render may not have needed the pass's later frames
 
     // The rest of a longer video, unchanged, when asked for.
     if (o.keep_video_tail && n_src == n_out) {
@@ -414,7 +419,7 @@ void run_passes(RenderJob& job, RenderWorkDir& work, const media::VideoWriterOpt
     writer.finish();
     watch.end_stage(3);
 
-    // 4. Join the segments into the output with the audio, then drop the work folder.
+    // 5. Join the segments into the output with the audio, then drop the work folder.
     observer.stage("join", 0);
     {
         media::VideoWriter out(wopt);

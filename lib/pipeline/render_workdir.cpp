@@ -159,7 +159,13 @@ RenderWorkDir::RenderWorkDir(const std::string& output, const RenderIdentity& id
         }
         resumed_ = true;
         keep_ = true;  // it held work before this run
-        done_ = SegmentWriter::existing(path_);
+        // The render starts while the face pass still runs and saves the plans when that pass ends: segments
+        // made before then were rendered from plans that are lost, and a new face pass need not give the same
+        // bits (GPU kernels), so they are made again.
+        if (has_faces())
+            done_ = SegmentWriter::existing(path_);
+        else if (!SegmentWriter::existing(path_).empty())
+            log::info("the interrupted render stopped before its face pass ended: its segments are made again");
     }
     // Anything else in the folder is a leftover of the interrupted run (a segment being written, a later
     // segment after a gap, an old manifest): it goes.

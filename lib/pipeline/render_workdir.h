@@ -5,7 +5,8 @@
 //   manifest.json    what the render was: fingerprints of the video and audio, and every setting that
 //                    changes the frames; --resume refuses a folder whose manifest differs from today's
 //   faces.json       the face pass's plans (--face-track format with each frame's matrix), so a resumed
-//                    render does not analyse the faces again
+//                    render does not analyse the faces again; written when the face pass ends, and segments
+//                    only count for --resume once it exists (the render overlaps the face pass)
 //   segment-NNNNNN.mp4   the encoded frames, in order (SegmentWriter); a segment under this name is complete
 //   lock             held (flock) while a render uses the folder, so two renders never share one
 //

@@ -18,7 +18,7 @@ RR=("${R[@]}" clip.mp4 speech.wav --crf 0 --steps 2)
 # start_and_stop OUT SIGNAL: starts a render, sends SIGNAL once its first segment is complete; prints the
 # render's exit code.
 start_and_stop() {
-    stop_when "$2" "[ -s '$1.lsync-work/segment-000000.mp4' ]" "${RR[@]}" -o "$1" 2> "$1.log"
+    stop_when "$2" "[ -s '$1.lsync-work/segment-000000.mp4' ] && [ -s '$1.lsync-work/faces.json' ]" "${RR[@]}" -o "$1" 2> "$1.log"
 }
 
 # SIGKILL: nothing under the output's name, the folder with the finished segment stays.

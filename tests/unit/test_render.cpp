@@ -11,6 +11,7 @@
 #include "pipeline/frame_map.h"
 #include "pipeline/frame_source.h"
 #include "pipeline/batch_planner.h"
+#include "pipeline/render_workdir.h"
 #include "pipeline/segment_writer.h"
 #include "faces/face_plan_file.h"
 #include "faces/face_track_file.h"
@@ -124,6 +125,40 @@ TEST_CASE("segments: joined without re-encoding, every frame in order, other set
     media::VideoWriter other(o);
     const auto why = test::expect_error(ErrorCode::InputCorrupt, [&] { other.append_segment(segments[0]); });
     CHECK(why.find("other settings") != std::string::npos);
+}
+
+TEST_CASE("work folder: segments count for --resume only once the face plans are saved", "[render]") {
+    // The render overlaps the face pass and saves its plans when the pass ends: segments made before then
+    // came from plans that are lost, so a resume makes them again.
+    test::ScratchDir dir("workdir");
+    const std::string output = (dir.path() / "out.mp4").string();
+    const RenderIdentity id{"v", "a", {{"--seed", "1"}}};
+    auto fake_segments = [](const std::string& folder) {
+        media::VideoWriterOptions o;
+        o.width = 32;
+        o.height = 32;
+        o.preset = "ultrafast";
+        SegmentWriter w(folder, o, /*segment_frames=*/16, /*first_segment=*/0);
+        for (int i = 0; i < 32; ++i) w.write(torch::zeros({32, 32, 3}, torch::kUInt8));
+        w.finish();
+    };
+    {
+        RenderWorkDir work(output, id, /*resume=*/false, /*overwrite=*/false);
+        fake_segments(work.path());
+        work.keep();  // as after an interruption
+    }
+    {
+        RenderWorkDir work(output, id, /*resume=*/true, /*overwrite=*/false);
+        CHECK(work.resumed());
+        CHECK(work.done_segments().empty());
+        CHECK(SegmentWriter::existing(work.path()).empty());  // the stale ones are gone
+        fake_segments(work.path());
+        faces::save_face_plans(work.faces_path(), std::vector<faces::FramePlan>(3), 256);
+        work.keep();
+    }
+    RenderWorkDir work(output, id, /*resume=*/true, /*overwrite=*/false);
+    CHECK(work.done_segments().size() == 2);
+    CHECK(work.has_faces());
 }
 
 TEST_CASE("face plans: saved and read back bit for bit, and readable as a face track", "[render]") {

@@ -1,0 +1,131 @@
+#include "pipeline/face_pass.h"
+
+#include "core/cancel.h"
+#include "core/error.h"
+#include "faces/detect.h"
+#include "faces/face_stage.h"
+#include "pipeline/frame_source.h"
+
+#include <c10/core/DeviceGuard.h>
+
+#if LSYNC_WITH_CUDA
+#include <c10/cuda/CUDAGuard.h>
+#include <c10/cuda/CUDAStream.h>
+#endif
+
+#include <memory>
+
+namespace lsync::pipeline {
+
+namespace {
+constexpr int64_t kFaceBatch = 16;  // frames per face-step call
+}
+
+FacePass::FacePass(FacePassOptions options) : options_(std::move(options)) {
+    thread_ = std::thread([this] { run(); });
+}
+
+FacePass::FacePass(std::vector<faces::FramePlan> replay)
+    : replayed_(true), plans_(replay.begin(), replay.end()), finished_(true) {}
+
+FacePass::~FacePass() {
+    stop_ = true;
+    if (thread_.joinable()) thread_.join();
+}
+
+void FacePass::run() {
+    try {
+        torch::NoGradGuard no_grad;  // thread-local
+        const torch::Device device = options_.device;
+        const c10::DeviceGuard device_guard(device);
+#if LSYNC_WITH_CUDA
+        // Its own stream: the face nets run beside the diffusion on the same GPU instead of queueing behind it.
+        std::optional<c10::cuda::CUDAStreamGuard> stream_guard;
+        if (device.is_cuda()) stream_guard.emplace(c10::cuda::getStreamFromPool(false, device.index()));
+#endif
+        FrameSource source(options_.video, options_.target_fps);
+        const faces::FaceOptions& face = options_.face;
+        std::unique_ptr<faces::FaceDetector> detector;
+        auto open_detector = [&]() -> faces::FaceDetector* {
+            if (detector) return detector.get();
+            faces::DetectorOptions dopt;
+            dopt.nms.min_confidence = face.min_score;
+            dopt.max_batch = faces::default_detector_batch(device);
+            detector = faces::open_face_detector(faces::parse_face_models(options_.face_models),
+                                                 options_.face_model_dir, device, dopt);
+            return detector.get();
+        };
+        if (face.track_file.empty() && !face.fixed_box) open_detector();  // missing models: fail before decoding
+        faces::FaceStage stage(open_detector, face, options_.geometry, source.width(), source.height());
+        std::vector<torch::Tensor> batch;
+        auto flush = [&] {
+            auto results = stage.process(torch::stack(batch).to(device));
+            batch.clear();
+            std::lock_guard<std::mutex> lock(mutex_);
+            for (auto& r : results) plans_.push_back(std::move(r.plan));
+            seconds_ = std::chrono::duration<double>(std::chrono::steady_clock::now() - started_).count();
+            changed_.notify_all();
+        };
+        for (int64_t i = 0; i < options_.max_frames; ++i) {
+            throw_if_interrupted();
+            if (stop_) break;
+            auto frame = source.get(i);
+            if (!frame) break;
+            batch.push_back(*frame);
+            // Small batches first, so the render's first chunk does not wait for a full batch of decoding.
+            if (static_cast<int64_t>(batch.size()) == (i < kFaceBatch ? 4 : kFaceBatch)) flush();
+        }
+        if (!batch.empty()) flush();
+    } catch (...) {
+        std::lock_guard<std::mutex> lock(mutex_);
+        error_ = std::current_exception();
+    }
+    std::lock_guard<std::mutex> lock(mutex_);
+    finished_ = true;
+    seconds_ = std::chrono::duration<double>(std::chrono::steady_clock::now() - started_).count();
+    changed_.notify_all();
+}
+
+bool FacePass::wait(int64_t index) {
+    std::unique_lock<std::mutex> lock(mutex_);
+    // Polls the interrupt flag too: the pass notices it only between batches.
+    while (static_cast<int64_t>(plans_.size()) <= index && !finished_) {
+        changed_.wait_for(lock, std::chrono::milliseconds(100));
+        if (interrupt_requested()) {
+            lock.unlock();
+            throw_if_interrupted();
+        }
+    }
+    if (error_) std::rethrow_exception(error_);
+    return static_cast<int64_t>(plans_.size()) > index;
+}
+
+faces::FramePlan FacePass::plan(int64_t index) const {
+    std::lock_guard<std::mutex> lock(mutex_);
+    LSYNC_CHECK(index >= 0 && index < static_cast<int64_t>(plans_.size()), ErrorCode::Internal,
+                "face plan " + std::to_string(index) + " asked for before it was known");
+    return plans_[static_cast<size_t>(index)];
+}
+
+int64_t FacePass::frames() const {
+    std::lock_guard<std::mutex> lock(mutex_);
+    return static_cast<int64_t>(plans_.size());
+}
+
+bool FacePass::finished() const {
+    std::lock_guard<std::mutex> lock(mutex_);
+    return finished_;
+}
+
+std::vector<faces::FramePlan> FacePass::all() {
+    wait(INT64_MAX);
+    std::lock_guard<std::mutex> lock(mutex_);
+    return {plans_.begin(), plans_.end()};
+}
+
+double FacePass::seconds() const {
+    std::lock_guard<std::mutex> lock(mutex_);
+    return seconds_;
+}
+
+}  // namespace lsync::pipeline

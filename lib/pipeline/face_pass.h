@@ -1,0 +1,83 @@
+#pragma once
+// The face pass of a render on its own thread: every source frame the output uses is analysed once, in order
+// (FaceStage: detection, tracking, smoothing), and each frame's plan is published as soon as it is known. The
+// render waits only for the plans of the chunk it packs, so the face pass overlaps the model loading and the
+// diffusion instead of running before them.
+//
+// The thread decodes the video with its own reader and, on a GPU, runs on its own CUDA stream, so neither
+// waits for the render's. Only plans (a matrix and a status per frame) are kept: memory stays flat in the
+// video's length. Loops (ping-pong, loop, freeze) replay the plans, as the official code does.
+
+#include "faces/face_options.h"
+#include "faces/face_plan.h"
+#include "faces/alignment.h"
+
+#include <torch/torch.h>
+
+#include <atomic>
+#include <chrono>
+#include <condition_variable>
+#include <cstdint>
+#include <deque>
+#include <exception>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <thread>
+#include <vector>
+
+namespace lsync::pipeline {
+
+struct FacePassOptions {
+    std::string video;
+    double target_fps = 0;  ///< as FrameSource
+    faces::FaceOptions face;
+    std::string face_models = "face-api";
+    std::string face_model_dir;
+    faces::CropGeometry geometry;
+    torch::Device device{torch::kCPU};
+    int64_t max_frames = 0;  ///< analyse at most this many source frames (the output's length)
+};
+
+class FacePass {
+public:
+    /// Starts the pass on its thread. Missing face models or an unreadable video surface at the first wait().
+    explicit FacePass(FacePassOptions options);
+    /// No thread: the plans of an interrupted render (the work folder's faces.json), replayed bit for bit.
+    explicit FacePass(std::vector<faces::FramePlan> replay);
+    ~FacePass();  // stops the thread (it checks between frames) and joins it
+    FacePass(const FacePass&) = delete;
+    FacePass& operator=(const FacePass&) = delete;
+
+    /// Waits until source frame `index`'s plan is known and returns true, or returns false when the video ends
+    /// before it (frames() is then final). Rethrows the pass's error (interruption, --on-missing-face fail, ...).
+    bool wait(int64_t index);
+    /// Source frame `index`'s plan; wait(index) must have returned true (or the pass finished past it).
+    faces::FramePlan plan(int64_t index) const;
+    /// Frames analysed so far; final once finished().
+    int64_t frames() const;
+    bool finished() const;
+    /// Waits for the end of the pass; all plans, in order.
+    std::vector<faces::FramePlan> all();
+    /// Wall time the pass took (so far).
+    double seconds() const;
+    /// True when the plans came from a saved file, not from this run's pass.
+    bool replayed() const { return replayed_; }
+
+private:
+    void run();
+
+    FacePassOptions options_;
+    bool replayed_ = false;
+    mutable std::mutex mutex_;
+    std::condition_variable changed_;
+    std::deque<faces::FramePlan> plans_;
+    bool finished_ = false;
+    std::exception_ptr error_;
+    std::atomic<bool> stop_{false};
+    std::chrono::steady_clock::time_point started_ = std::chrono::steady_clock::now();
+    double seconds_ = 0;
+    std::thread thread_;
+};
+
+}  // namespace lsync::pipeline
