@@ -12,6 +12,7 @@
 #include <c10/cuda/CUDAStream.h>
 #endif
 
+#include <chrono>
 #include <optional>
 
 namespace lsync::pipeline {
@@ -20,6 +21,7 @@ ChunkWorkers::ChunkWorkers(std::vector<ChunkWorkerSetup> workers, bool tracing, 
                            std::function<void(const std::string&)> warn)
     : setups_(std::move(workers)), tracing_(tracing), warn_(std::move(warn)), inject_oom_(inject_oom_once) {
     LSYNC_CHECK(!setups_.empty(), ErrorCode::Internal, "ChunkWorkers: no workers");
+    busy_.assign(setups_.size(), 0.0);
     for (size_t i = 0; i < setups_.size(); ++i) threads_.emplace_back([this, i] { run(i); });
 }
 
@@ -57,6 +59,11 @@ GroupResult ChunkWorkers::take() {
     return r;
 }
 
+std::vector<double> ChunkWorkers::busy_seconds() const {
+    std::lock_guard<std::mutex> lock(mutex_);
+    return busy_;
+}
+
 void ChunkWorkers::run(size_t index) {
     torch::NoGradGuard no_grad;  // thread-local
     ChunkWorkerSetup& w = setups_[index];
@@ -83,8 +90,10 @@ void ChunkWorkers::run(size_t index) {
             jobs_.pop_front();
         }
         try {
+            const auto started = std::chrono::steady_clock::now();
             GroupResult r = run_group(w, job.chunks);
             std::lock_guard<std::mutex> lock(mutex_);
+            busy_[index] += std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
             results_[job.seq] = std::move(r);
         } catch (...) {
             std::lock_guard<std::mutex> lock(mutex_);

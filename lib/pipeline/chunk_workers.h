@@ -58,6 +58,8 @@ public:
     void submit(std::vector<ChunkFrames> group);
     /// The result of the oldest group not taken yet, waiting for it; rethrows a worker's error.
     GroupResult take();
+    /// Seconds each worker spent running groups so far (the rest of its time it waited for work).
+    std::vector<double> busy_seconds() const;
 
 private:
     struct Job {
@@ -70,7 +72,8 @@ private:
     std::vector<ChunkWorkerSetup> setups_;
     bool tracing_;
     std::function<void(const std::string&)> warn_;
-    std::mutex mutex_;
+    mutable std::mutex mutex_;
+    std::vector<double> busy_;  ///< per worker, under mutex_
     std::condition_variable jobs_changed_, results_changed_;
     std::deque<Job> jobs_;
     std::map<int64_t, GroupResult> results_;

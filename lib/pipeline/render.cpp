@@ -130,6 +130,31 @@ torch::Tensor stack_frames(const std::vector<torch::Tensor>& frames, bool pinned
     return torch::stack_out(out, frames);
 }
 
+/// Where the render thread's time goes (logged at the end: the profile of what limits a render).
+struct ThreadClock {
+    enum Bucket { Decode, Faces, Audio, Pack, Workers, Encoder, kBuckets };
+    double seconds[kBuckets] = {};
+    template <class F>
+    auto time(Bucket b, F&& f) {
+        const auto started = std::chrono::steady_clock::now();
+        struct Add {
+            double& to;
+            std::chrono::steady_clock::time_point from;
+            ~Add() { to += std::chrono::duration<double>(std::chrono::steady_clock::now() - from).count(); }
+        } add{seconds[b], started};
+        return f();
+    }
+    std::string summary() const {
+        static const char* names[kBuckets] = {"decoding", "waiting for faces", "audio windows", "packing chunks",
+                                              "waiting for the workers", "handing frames to the encoder"};
+        std::ostringstream s;
+        s.precision(2);
+        s << std::fixed;
+        for (int b = 0; b < kBuckets; ++b) s << (b ? ", " : "") << names[b] << " " << seconds[b] << " s";
+        return s.str();
+    }
+};
+
 /// What render() settled before the passes.
 struct RenderJob {
     const RenderOptions& options;
@@ -309,6 +334,7 @@ void run_passes(RenderJob& job, RenderWorkDir& work, const media::VideoWriterOpt
         bool has_job = false;
     };
     std::deque<Submitted> submitted;
+    ThreadClock clock;
     const size_t max_in_flight = 2 * workers.workers();
     std::vector<Pending> pending;
 
@@ -317,7 +343,7 @@ void run_passes(RenderJob& job, RenderWorkDir& work, const media::VideoWriterOpt
         Submitted s = std::move(submitted.front());
         submitted.pop_front();
         GroupResult result;
-        if (s.has_job) result = workers.take();
+        if (s.has_job) result = clock.time(ThreadClock::Workers, [&] { return workers.take(); });
         summary.oom_retries += result.oom_retries;
         size_t job_index = 0;
         for (Pending& p : s.chunks) {
@@ -340,7 +366,7 @@ void run_passes(RenderJob& job, RenderWorkDir& work, const media::VideoWriterOpt
             summary.passed_through += static_cast<int64_t>(p.frames.size() - p.rows.size());
             for (size_t r = 0; r < p.frames.size(); ++r) {
                 if (o.probe) o.probe->frame(p.first + static_cast<int64_t>(r), p.frames[r]);
-                writer.write(p.frames[r]);
+                clock.time(ThreadClock::Encoder, [&] { writer.write(p.frames[r]); });
             }
             summary.frames += static_cast<int64_t>(p.frames.size());
             ++summary.chunks;
@@ -371,8 +397,8 @@ void run_passes(RenderJob& job, RenderWorkDir& work, const media::VideoWriterOpt
         p.first = c * kFramesPerChunk;
         const int64_t count = std::min(kFramesPerChunk, n_out - p.first);
         for (int64_t k = 0; k < count; ++k) {
-            const int64_t src = source_index(p.first + k);
-            auto frame = source.get(src);
+            const int64_t src = clock.time(ThreadClock::Faces, [&] { return source_index(p.first + k); });
+            auto frame = clock.time(ThreadClock::Decode, [&] { return source.get(src); });
             LSYNC_CHECK(frame.has_value(), ErrorCode::InputCorrupt,
                         "frame " + std::to_string(src) + " of " + o.video + " could not be decoded a second time "
                         "(the file changed during the render?)");
@@ -384,16 +410,18 @@ void run_passes(RenderJob& job, RenderWorkDir& work, const media::VideoWriterOpt
                 p.rows.push_back(k);
             }
         }
-        const auto windows = audio_reader.chunks(p.first, count, rate);  // every frame's, in order
+        const auto windows = clock.time(ThreadClock::Audio, [&] {
+            return audio_reader.chunks(p.first, count, rate);  // every frame's, in order
+        });
         if (o.probe) o.probe->audio(p.first, windows);
-        if (!p.rows.empty()) {
+        if (!p.rows.empty()) clock.time(ThreadClock::Pack, [&] {
             p.in.chunk = c;
             p.in.frames = stack_frames(p.face_frames, device.is_cuda()).permute({0, 3, 1, 2});
             p.in.matrices = faces::plan_matrices(p.plans, torch::kCPU);
             // Through the host: the workers run on streams of their own, and device memory made on this
             // thread's stream must not be read on theirs (a few hundred KB per chunk).
             p.in.audio = windows.index_select(0, torch::tensor(p.rows).to(windows.device())).cpu();
-        }
+        });
         // Chunks batch only with chunks of as many face frames; one without faces goes straight through.
         const bool fits = pending.empty() || p.rows.empty() ||
                           (!pending.back().rows.empty() && pending.back().rows.size() == p.rows.size());
@@ -418,6 +446,14 @@ void run_passes(RenderJob& job, RenderWorkDir& work, const media::VideoWriterOpt
         observer.warning("no frame was lip-synced: no preview written to " + o.preview);
     writer.finish();
     watch.end_stage(3);
+    {
+        std::ostringstream busy;
+        busy.precision(2);
+        busy << std::fixed;
+        for (double b : workers.busy_seconds()) busy << (busy.tellp() > 0 ? " / " : "") << b;
+        log::info("render thread: ", clock.summary(), "; workers busy ", busy.str(), " s of ",
+                  summary.stage_seconds[3], " s");
+    }
 
     // 5. Join the segments into the output with the audio, then drop the work folder.
     observer.stage("join", 0);
