@@ -34,6 +34,11 @@ namespace lsync::app {
 
 namespace {
 
+// Which GroupNorm the networks run (ops/group_norm.h), for the table headers.
+std::string group_norm_mode() {
+    return ops::fused_group_norm_enabled() ? "fused kernel where it applies" : "ATen (LSYNC_FUSED_GROUPNORM=0)";
+}
+
 struct AttentionBenchOpts {
     std::string device = "auto", dtype = "auto";
     int iters = 20, batch = 32;
@@ -138,11 +143,6 @@ int run_bench_unet(const UNetBenchOpts& o) {
         }
     }
     return 0;
-}
-
-// Which GroupNorm the networks run (ops/group_norm.h), for the table headers.
-std::string group_norm_mode() {
-    return ops::fused_group_norm_enabled() ? "fused kernel where it applies" : "ATen (LSYNC_FUSED_GROUPNORM=0)";
 }
 
 struct VaeBenchOpts {
