@@ -14,6 +14,8 @@ namespace {
 
 constexpr int kThreads = 256;
 constexpr int kWarps = kThreads / 32;
+constexpr int kUnroll = 4;  // independent 16-byte loads in flight per thread
+constexpr int kStepsPerBlock = 4;  // a block's chunk: kStepsPerBlock * kUnroll vectors per thread at most
 
 // Where a (batch, group) lives: `nseg` contiguous segments of `seg_len` elements, `seg_stride` apart; inside a
 // segment the channel changes every `chan_len` elements. Channels outer: one segment per group (its C/G channels
@@ -89,32 +91,43 @@ __device__ inline int64_t segment_of(const Geometry& geo, int64_t& gi, int64_t& 
 }
 
 // Pass 1: Welford partial (count, mean, M2) of each block's chunk of a segment, into ws[block * 3 ...]. Each
-// vector's own mean and M2 are exact in registers, then merged (Chan), so long groups lose no precision to a
-// running sum of squares.
+// thread loads kUnroll independent vectors per step (enough bytes in flight to approach the memory bandwidth);
+// their mean and M2 are exact in registers, then merged (Chan), so long groups lose no precision to a running
+// sum of squares.
 template <typename T, int VEC>
 __global__ void __launch_bounds__(kThreads) group_norm_stats(const T* __restrict__ x, Geometry geo, float* __restrict__ ws) {
     int64_t gi, split;
     const T* p = x + segment_of(geo, gi, split);
     const int64_t start = split * geo.chunk;
     const int64_t end = start + geo.chunk < geo.seg_len ? start + geo.chunk : geo.seg_len;
+    constexpr int64_t kStride = int64_t(kThreads) * VEC;
     Welford w{0.f, 0.f, 0.f};
-    for (int64_t e = start + int64_t(threadIdx.x) * VEC; e < end; e += int64_t(kThreads) * VEC) {
-        const Pack<T, VEC> pk = *reinterpret_cast<const Pack<T, VEC>*>(p + e);
-        float v[VEC];
-        float s = 0.f;
+    for (int64_t e0 = start + int64_t(threadIdx.x) * VEC; e0 < end; e0 += kStride * kUnroll) {
+        Pack<T, VEC> pk[kUnroll];
 #pragma unroll
-        for (int i = 0; i < VEC; ++i) {
-            v[i] = to_float(pk.v[i]);
-            s += v[i];
-        }
-        const float m = s * (1.f / VEC);
+        for (int u = 0; u < kUnroll; ++u)
+            if (e0 + u * kStride < end) pk[u] = *reinterpret_cast<const Pack<T, VEC>*>(p + e0 + u * kStride);
+        float s = 0.f;
+        int n = 0;
+#pragma unroll
+        for (int u = 0; u < kUnroll; ++u)
+            if (e0 + u * kStride < end) {
+                n += VEC;
+#pragma unroll
+                for (int i = 0; i < VEC; ++i) s += to_float(pk[u].v[i]);
+            }
+        const float m = __fdividef(s, float(n));
         float q = 0.f;
 #pragma unroll
-        for (int i = 0; i < VEC; ++i) {
-            const float d = v[i] - m;
-            q += d * d;
-        }
-        merge(w, float(VEC), m, q);
+        for (int u = 0; u < kUnroll; ++u)
+            if (e0 + u * kStride < end) {
+#pragma unroll
+                for (int i = 0; i < VEC; ++i) {
+                    const float d = to_float(pk[u].v[i]) - m;
+                    q += d * d;
+                }
+            }
+        merge(w, float(n), m, q);
     }
     const Welford r = block_reduce(w);
     if (threadIdx.x == 0) {
@@ -126,7 +139,8 @@ __global__ void __launch_bounds__(kThreads) group_norm_stats(const T* __restrict
 }
 
 // Pass 2: each block merges its group's partials (nseg * splits of them, from L2), then normalises its chunk:
-// y = act(x * a_c + b_c) with a_c = rstd * weight[c], b_c = bias[c] - mean * a_c (fp32).
+// y = act(x * a_c + b_c) with a_c = rstd * weight[c], b_c = bias[c] - mean * a_c (fp32). The first loads are
+// issued before the merge so they overlap it.
 template <typename T, typename W, int VEC, bool SILU>
 __global__ void __launch_bounds__(kThreads)
 group_norm_apply(const T* __restrict__ x, T* __restrict__ y, const W* __restrict__ weight, const W* __restrict__ bias,
@@ -134,13 +148,23 @@ group_norm_apply(const T* __restrict__ x, T* __restrict__ y, const W* __restrict
     __shared__ float stats[2];
     int64_t gi, split;
     const int64_t off = segment_of(geo, gi, split);
+    const T* px = x + off;
+    const int64_t start = split * geo.chunk;
+    const int64_t end = start + geo.chunk < geo.seg_len ? start + geo.chunk : geo.seg_len;
+    constexpr int64_t kStride = int64_t(kThreads) * VEC;
+    int64_t e0 = start + int64_t(threadIdx.x) * VEC;
+    Pack<T, VEC> pk[kUnroll];
+#pragma unroll
+    for (int u = 0; u < kUnroll; ++u)
+        if (e0 + u * kStride < end) pk[u] = *reinterpret_cast<const Pack<T, VEC>*>(px + e0 + u * kStride);
+
     const int64_t parts = geo.nseg * geo.splits;
     const float* pw = ws + gi * parts * 3;
     Welford w{0.f, 0.f, 0.f};
     for (int64_t i = threadIdx.x; i < parts; i += kThreads) merge(w, pw[i * 3], pw[i * 3 + 1], pw[i * 3 + 2]);
     const Welford r = block_reduce(w);
     if (threadIdx.x == 0) {
-        const float var = r.n > 0.f ? fmaxf(r.m2 / r.n, 0.f) : 0.f;
+        const float var = r.n > 0.f ? fmaxf(__fdividef(r.m2, r.n), 0.f) : 0.f;
         stats[0] = r.mean;
         stats[1] = rsqrtf(var + eps);
     }
@@ -148,34 +172,39 @@ group_norm_apply(const T* __restrict__ x, T* __restrict__ y, const W* __restrict
     const float mean = stats[0], rstd = stats[1];
     const int64_t c0 = (gi % geo.groups) * geo.cg;
     const unsigned chan_len = static_cast<unsigned>(geo.chan_len);
-
-    const T* px = x + off;
-    T* py = y + off;
     const unsigned plane = static_cast<unsigned>(geo.plane);
+    T* py = y + off;
     const int64_t ybase = (gi / geo.groups) * geo.batch_stride;
-    const int64_t start = split * geo.chunk;
-    const int64_t end = start + geo.chunk < geo.seg_len ? start + geo.chunk : geo.seg_len;
-    for (int64_t e = start + int64_t(threadIdx.x) * VEC; e < end; e += int64_t(kThreads) * VEC) {
-        // A vector never straddles two channels: chan_len is a multiple of VEC.
-        const int64_t c = c0 + static_cast<unsigned>(e) / chan_len;
-        const float a = rstd * (weight ? to_float(weight[c]) : 1.f);
-        const float b = (bias ? to_float(bias[c]) : 0.f) - mean * a;
-        const Pack<T, VEC> in = *reinterpret_cast<const Pack<T, VEC>*>(px + e);
-        Pack<T, VEC> out;
+
+    while (e0 < end) {
 #pragma unroll
-        for (int i = 0; i < VEC; ++i) {
-            float v = fmaf(to_float(in.v[i]), a, b);
-            if (SILU) v = v * __frcp_rn(1.f + __expf(-v));
-            out.v[i] = from_float<T>(v);
+        for (int u = 0; u < kUnroll; ++u) {
+            const int64_t e = e0 + u * kStride;
+            if (e >= end) break;
+            // A vector never straddles two channels: chan_len is a multiple of VEC.
+            const int64_t c = c0 + static_cast<unsigned>(e) / chan_len;
+            const float a = rstd * (weight ? to_float(weight[c]) : 1.f);
+            const float b = (bias ? to_float(bias[c]) : 0.f) - mean * a;
+            Pack<T, VEC> out;
+#pragma unroll
+            for (int i = 0; i < VEC; ++i) {
+                float v = fmaf(to_float(pk[u].v[i]), a, b);
+                if (SILU) v = v * __frcp_rn(1.f + __expf(-v));
+                out.v[i] = from_float<T>(v);
+            }
+            if (geo.transpose_out) {
+                // x: [B, C, F, P] -> y: [B, F, C, P]; a vector stays inside one plane (P is a multiple of VEC).
+                const unsigned rr = static_cast<unsigned>(e) % chan_len;
+                const unsigned f = rr / plane, pix = rr % plane;
+                *reinterpret_cast<Pack<T, VEC>*>(y + ybase + (int64_t(f) * geo.channels + c) * geo.plane + pix) = out;
+            } else {
+                *reinterpret_cast<Pack<T, VEC>*>(py + e) = out;
+            }
         }
-        if (geo.transpose_out) {
-            // x: [B, C, F, P] -> y: [B, F, C, P]; a vector stays inside one plane (P is a multiple of VEC).
-            const unsigned r = static_cast<unsigned>(e) % chan_len;
-            const unsigned f = r / plane, pix = r % plane;
-            *reinterpret_cast<Pack<T, VEC>*>(y + ybase + (int64_t(f) * geo.channels + c) * geo.plane + pix) = out;
-        } else {
-            *reinterpret_cast<Pack<T, VEC>*>(py + e) = out;
-        }
+        e0 += kStride * kUnroll;
+#pragma unroll
+        for (int u = 0; u < kUnroll; ++u)
+            if (e0 + u * kStride < end) pk[u] = *reinterpret_cast<const Pack<T, VEC>*>(px + e0 + u * kStride);
     }
 }
 
@@ -213,12 +242,14 @@ Geometry geometry(const GroupNormArgs& a) {
         g.batch_stride = C * F * P;
         g.group_stride = g.cg * F * P;
     }
-    // About 8 blocks of 256 threads per multiprocessor in all, each at least one vector per thread.
+    // Many short blocks (up to 64 KiB of fp16 each) rather than one wave of long ones, so the last wave's tail
+    // is short; halved down to one vector per thread while there are fewer than 8 blocks per multiprocessor.
     const int vec = vector_width(a, g.chan_len);
     const int64_t step = int64_t(kThreads) * vec;
     const int64_t segments = a.batch * a.groups * g.nseg;
-    const int64_t want = std::max<int64_t>(1, ceil_div(int64_t(std::max(a.sm_count, 1)) * 8, segments));
-    g.chunk = std::max<int64_t>(step, ceil_div(ceil_div(g.seg_len, want), step) * step);
+    const int64_t want_blocks = int64_t(std::max(a.sm_count, 1)) * 8;
+    g.chunk = step * kUnroll * kStepsPerBlock;
+    while (g.chunk > step && segments * ceil_div(g.seg_len, g.chunk) < want_blocks) g.chunk /= 2;
     g.splits = ceil_div(g.seg_len, g.chunk);
     return g;
 }
