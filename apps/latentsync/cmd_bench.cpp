@@ -96,7 +96,8 @@ int run_bench_unet(const UNetBenchOpts& o) {
     auto unet = models::random_unet(config, device, dtype, 1247);
     const double peak_tflops = diagnostics::guess_peak_tflops(device);
     std::cout << "UNet3DConditionModel, released config, random weights; device " << device.str() << ", dtype "
-              << c10::toString(dtype) << ", GroupNorm: " << group_norm_mode() << ", batch 2 (CFG) x " << o.frames << " frames, median of " << o.iters
+              << c10::toString(dtype) << ", GroupNorm: " << group_norm_mode() << ", batch 2 (CFG) x " << o.frames
+              << " frames, median of " << o.iters
               << " calls\n\n| res | attention | ms per call | ms per frame | TFLOP/s | of peak | GPU peak MiB | rel. err vs standard | DeepCache shallow ms |\n|---|---|---|---|---|---|---|---|---|\n";
     for (int res : o.res) {
         const int64_t h = res / 8;
@@ -205,6 +206,9 @@ int run_bench_group_norm(const GroupNormBenchOpts& o) {
     torch::NoGradGuard no_grad;
     const auto device = parse_device(o.device);
     const auto dtype = parse_dtype(o.dtype, device);
+    const auto probe = torch::empty({1, 32, 2, 2}, torch::TensorOptions().device(device).dtype(dtype));
+    const auto why = ops::group_norm_fused_unsupported(probe, 32, torch::Tensor(), torch::Tensor());
+    LSYNC_CHECK(why.empty(), ErrorCode::Backend, "bench group-norm: " + why);
     struct Shape { const char* what; std::vector<int64_t> shape; bool frames_outer; };
     const std::vector<Shape> shapes = {
         {"UNet 256 down0 resnet", {2, 320, 16, 32, 32}, true},
