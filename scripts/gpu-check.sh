@@ -24,8 +24,10 @@ cmake -S . -B "$BUILD_DIR" -G Ninja -DCMAKE_BUILD_TYPE=Release -DLSYNC_BUILD_TES
     -DCMAKE_CUDA_ARCHITECTURES="${ARCH/./}" > "$LOGS/configure.log" 2>&1 || { tail -60 "$LOGS/configure.log"; exit 1; }
 grep -E "LibTorch|FFmpeg|CUDA kernels|Catch2" "$LOGS/configure.log" || true
 
-step "build"
-cmake --build "$BUILD_DIR" -j "$(nproc)" > "$LOGS/build.log" 2>&1 || { grep -E "error|Error" "$LOGS/build.log" | head -40; exit 1; }
+# LSYNC_BUILD_TARGETS narrows the build (e.g. "latentsync test_gpu" with LSYNC_TEST_LABELS=gpu).
+step "build${LSYNC_BUILD_TARGETS:+ ($LSYNC_BUILD_TARGETS)}"
+# shellcheck disable=SC2086  # a list of target names
+cmake --build "$BUILD_DIR" -j "$(nproc)" ${LSYNC_BUILD_TARGETS:+--target $LSYNC_BUILD_TARGETS} > "$LOGS/build.log" 2>&1 || { grep -E "error|Error" "$LOGS/build.log" | head -40; exit 1; }
 
 # LSYNC_TEST_LABELS / LSYNC_TEST_REGEX narrow the run (device time is scarce), e.g. LSYNC_TEST_LABELS=gpu.
 # Tests labelled ffmpeg-cli make and read their media with the ffmpeg/ffprobe programs, which the GPU host does

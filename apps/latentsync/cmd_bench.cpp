@@ -17,8 +17,11 @@
 #include "faces/detect.h"
 #include "faces/paste_back.h"
 #include "media/image_io.h"
+#include "ops/group_norm.h"
 #include "pipeline/mouth_mask.h"
+#include "unet/unet_layers.h"
 #include "unet/unet_loader.h"
+#include "vae/autoencoder_kl.h"
 #include "whisper/whisper_encoder.h"
 
 #include <nlohmann/json.hpp>
@@ -30,6 +33,11 @@
 namespace lsync::app {
 
 namespace {
+
+// Which GroupNorm the networks run (ops/group_norm.h), for the table headers.
+std::string group_norm_mode() {
+    return ops::fused_group_norm_enabled() ? "fused kernel where it applies" : "ATen (LSYNC_FUSED_GROUPNORM=0)";
+}
 
 struct AttentionBenchOpts {
     std::string device = "auto", dtype = "auto";
@@ -88,7 +96,8 @@ int run_bench_unet(const UNetBenchOpts& o) {
     auto unet = models::random_unet(config, device, dtype, 1247);
     const double peak_tflops = diagnostics::guess_peak_tflops(device);
     std::cout << "UNet3DConditionModel, released config, random weights; device " << device.str() << ", dtype "
-              << c10::toString(dtype) << ", batch 2 (CFG) x " << o.frames << " frames, median of " << o.iters
+              << c10::toString(dtype) << ", GroupNorm: " << group_norm_mode() << ", batch 2 (CFG) x " << o.frames
+              << " frames, median of " << o.iters
               << " calls\n\n| res | attention | ms per call | ms per frame | TFLOP/s | of peak | GPU peak MiB | rel. err vs standard | DeepCache shallow ms |\n|---|---|---|---|---|---|---|---|---|\n";
     for (int res : o.res) {
         const int64_t h = res / 8;
@@ -132,6 +141,118 @@ int run_bench_unet(const UNetBenchOpts& o) {
                       " | | | | | | |\n";
             }
             std::cout << row << std::flush;
+        }
+    }
+    return 0;
+}
+
+struct VaeBenchOpts {
+    std::string device = "auto", dtype = "auto", attention = "auto";
+    std::vector<int> res = {256, 512};
+    int frames = 16, iters = 5;
+};
+
+// Full-size random sd-vae-ft-mse: encode (to the posterior) and decode of `frames` images per call, median time,
+// peak GPU memory. FLOPs per image from the reference (8.1): encode 273 / 1117 G, decode 622 / 2515 G at 256 / 512.
+int run_bench_vae(const VaeBenchOpts& o) {
+    torch::NoGradGuard no_grad;
+    const auto device = parse_device(o.device);
+    const auto dtype = parse_dtype(o.dtype, device);
+    models::AutoencoderKL vae(models::VAEConfig::sd_vae_ft_mse());
+    models::init_random_parameters(*vae, 1247);
+    vae->to(device, dtype);
+    ForwardArgs a;
+    a.attention = o.attention;
+    vae->set_attention(make_attention_context(a, device, dtype));
+    const double peak_tflops = diagnostics::guess_peak_tflops(device);
+    std::cout << "AutoencoderKL (sd-vae-ft-mse), random weights; device " << device.str() << ", dtype "
+              << c10::toString(dtype) << ", attention " << o.attention << ", GroupNorm: " << group_norm_mode() << ", "
+              << o.frames << " images per call, median of " << o.iters << " calls\n\n"
+              << "| res | encode ms | encode TFLOP/s | decode ms | decode TFLOP/s | of peak (decode) | GPU peak MiB |\n"
+              << "|---|---|---|---|---|---|---|\n";
+    for (int res : o.res) {
+        auto opts = torch::TensorOptions().device(device).dtype(dtype);
+        torch::manual_seed(7);
+        auto image = torch::rand({o.frames, 3, res, res}, opts) * 2 - 1;
+        auto z = torch::randn({o.frames, 4, res / 8, res / 8}, opts);
+        char buf[512];
+        try {
+            diagnostics::reset_peak_memory(device);
+            const double enc = diagnostics::median_time_ms([&] { vae->encode(image); }, device, o.iters);
+            const double dec = diagnostics::median_time_ms([&] { vae->decode(z); }, device, o.iters);
+            const double peak_mib = diagnostics::peak_memory_bytes(device) / 1048576.0;
+            const double enc_g = (res == 512 ? 1117.0 : res == 256 ? 273.0 : 0.0) * o.frames;
+            const double dec_g = (res == 512 ? 2515.0 : res == 256 ? 622.0 : 0.0) * o.frames;
+            const double dec_tf = dec_g / dec;
+            std::snprintf(buf, sizeof buf, "| %d | %.1f | %.0f | %.1f | %.0f | %.1f%% | %.0f |\n", res, enc, enc_g / enc,
+                          dec, dec_tf, peak_tflops > 0 ? 100 * dec_tf / peak_tflops : 0.0, peak_mib);
+            std::cout << buf << std::flush;
+        } catch (const std::exception& e) {
+            std::string what = e.what();
+            std::cout << "| " << res << " | failed: " << what.substr(0, what.find('\n')) << " | | | | | |\n";
+        }
+    }
+    return 0;
+}
+
+struct GroupNormBenchOpts {
+    std::string device = "auto", dtype = "auto";
+    int iters = 50;
+};
+
+// GroupNorm + SiLU alone at the UNet's and VAE's shapes: ATen (group_norm, silu, and the layout copies the UNet
+// pays around them) against the fused kernel, with the bytes each moves and the bandwidth that implies.
+int run_bench_group_norm(const GroupNormBenchOpts& o) {
+    torch::NoGradGuard no_grad;
+    const auto device = parse_device(o.device);
+    const auto dtype = parse_dtype(o.dtype, device);
+    const auto probe = torch::empty({1, 32, 2, 2}, torch::TensorOptions().device(device).dtype(dtype));
+    const auto why = ops::group_norm_fused_unsupported(probe, 32, torch::Tensor(), torch::Tensor());
+    LSYNC_CHECK(why.empty(), ErrorCode::Backend, "bench group-norm: " + why);
+    struct Shape { const char* what; std::vector<int64_t> shape; bool frames_outer; };
+    const std::vector<Shape> shapes = {
+        {"UNet 256 down0 resnet", {2, 320, 16, 32, 32}, true},
+        {"UNet 256 up1 resnet", {2, 1280, 16, 8, 8}, true},
+        {"UNet 512 down0 resnet", {2, 320, 16, 64, 64}, true},
+        {"UNet 512 up3 resnet 0", {2, 960, 16, 64, 64}, true},
+        {"VAE 256 decoder up3", {16, 128, 256, 256}, false},
+        {"VAE 512 decoder up2", {16, 256, 256, 256}, false},
+        {"VAE 512 decoder up3", {16, 128, 512, 512}, false},
+    };
+    const int64_t elem = c10::elementSize(dtype);
+    std::cout << "GroupNorm(32) + SiLU, device " << device.str() << ", dtype " << c10::toString(dtype) << ", median of "
+              << o.iters << " calls. ATen: [copy to contiguous] + group_norm + silu [+ copy back to frame order];"
+              << " fused: one stats read + one read/write. GB/s = the fused kernel's minimum traffic (3 passes) / time.\n\n"
+              << "| shape | what | MiB | ATen ms | fused ms | speed-up | fused GB/s |\n|---|---|---|---|---|---|---|\n";
+    for (const auto& s : shapes) {
+        auto opts = torch::TensorOptions().device(device).dtype(dtype);
+        torch::manual_seed(3);
+        auto shape = s.shape;
+        if (s.frames_outer) std::swap(shape[1], shape[2]);
+        auto x = torch::randn(shape, opts);
+        if (s.frames_outer) x = x.permute({0, 2, 1, 3, 4});  // what unfold_frames leaves after a per-frame conv
+        const int64_t C = s.shape[1];
+        auto w = torch::ones({C}, opts), b = torch::zeros({C}, opts);
+        // ATen as the model ran it: the norm makes the input contiguous; the next conv folds frames (a copy back).
+        auto aten = [&] {
+            auto y = ops::group_norm_reference(x, 32, w, b, 1e-5, true);
+            if (s.frames_outer) y = models::fold_frames(y).contiguous();
+            return y;
+        };
+        char buf[512];
+        try {
+            const double t_aten = diagnostics::median_time_ms([&] { aten(); }, device, o.iters);
+            const double t_fused = diagnostics::median_time_ms(
+                [&] { ops::group_norm_fused(x, 32, w, b, 1e-5, true); }, device, o.iters);
+            const double bytes = 3.0 * x.numel() * elem;
+            std::snprintf(buf, sizeof buf, "| %s | %s | %.0f | %.3f | %.3f | %.2fx | %.0f |\n",
+                          c10::str(c10::IntArrayRef(s.shape)).c_str(), s.what, x.numel() * elem / 1048576.0, t_aten,
+                          t_fused, t_aten / t_fused, bytes / (t_fused * 1e-3) / 1e9);
+            std::cout << buf << std::flush;
+        } catch (const std::exception& e) {
+            std::string what = e.what();
+            std::cout << "| " << c10::str(c10::IntArrayRef(s.shape)) << " | " << s.what
+                      << " | failed: " << what.substr(0, what.find('\n')) << " | | | | |\n";
         }
     }
     return 0;
@@ -358,6 +479,21 @@ Command add_bench(CLI::App& app) {
     un->add_option("--iters", u->iters, "Timed calls (median)")->capture_default_str()->check(CLI::Range(1, 1000));
     un->add_option("--lip-focus", u->lip_focus, "Lip focus of the flex row")->capture_default_str()->check(finite_in(1, 10));
 
+    auto v = std::make_shared<VaeBenchOpts>();
+    auto* va = bench->add_subcommand("vae", "Full-size random VAE: encode and decode of N images, time and memory");
+    va->add_option("--device", v->device, "cpu|cuda|cuda:N|auto")->capture_default_str();
+    va->add_option("--dtype", v->dtype, "float32|float16|bfloat16|auto")->capture_default_str();
+    va->add_option("--attention", v->attention, "Mid-block attention backend")->capture_default_str();
+    va->add_option("--res", v->res, "Image resolutions")->delimiter(',')->check(whole_in(64, 2048));
+    va->add_option("--frames", v->frames, "Images per call")->capture_default_str()->check(CLI::Range(1, 64));
+    va->add_option("--iters", v->iters, "Timed calls (median)")->capture_default_str()->check(CLI::Range(1, 1000));
+
+    auto gn = std::make_shared<GroupNormBenchOpts>();
+    auto* gnc = bench->add_subcommand("group-norm", "GroupNorm + SiLU at the UNet/VAE shapes: ATen against the fused kernel");
+    gnc->add_option("--device", gn->device, "cpu|cuda|cuda:N|auto")->capture_default_str();
+    gnc->add_option("--dtype", gn->dtype, "float32|float16|bfloat16|auto")->capture_default_str();
+    gnc->add_option("--iters", gn->iters, "Timed calls (median)")->capture_default_str()->check(CLI::Range(1, 10000));
+
     auto f = std::make_shared<FacesBenchOpts>();
     auto* fc = bench->add_subcommand("faces", "Face alignment and paste-back throughput on full-HD frames");
     fc->add_option("--device", f->device, "cpu|cuda|cuda:N|auto")->capture_default_str();
@@ -406,6 +542,8 @@ Command add_bench(CLI::App& app) {
         if (fdc->parsed()) return run_bench_face_detect(*fd);
         if (wh->parsed()) return run_bench_whisper(*w);
         if (fc->parsed()) return run_bench_faces(*f);
+        if (va->parsed()) return run_bench_vae(*v);
+        if (gnc->parsed()) return run_bench_group_norm(*gn);
         return run_bench_unet(*u);
     }};
 }

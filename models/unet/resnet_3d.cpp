@@ -14,10 +14,10 @@ ResnetBlock3DImpl::ResnetBlock3DImpl(int64_t in, int64_t out, int64_t temb_chann
 }
 
 torch::Tensor ResnetBlock3DImpl::forward(const torch::Tensor& x, const torch::Tensor& temb) {
-    auto h = conv1(torch::silu(norm1(x)));
+    auto h = conv1(norm1->forward_silu(x));
     // [b, out] -> [b, out, 1, 1, 1]: the same shift for every frame and pixel of a batch entry.
     h = h + time_emb_proj(torch::silu(temb)).reshape({temb.size(0), -1, 1, 1, 1});
-    h = conv2(torch::silu(norm2(h)));  // dropout is 0 at inference
+    h = conv2(norm2->forward_silu(h));  // dropout is 0 at inference
     auto shortcut = conv_shortcut ? conv_shortcut(x) : x;
     auto y = shortcut + h;
     return output_scale_factor == 1.0 ? y : y / output_scale_factor;

@@ -191,7 +191,9 @@ torch::Tensor UNet3DConditionModelImpl::forward_cached(const torch::Tensor& samp
 }
 
 torch::Tensor UNet3DConditionModelImpl::head(const torch::Tensor& x, UNetTrace* trace) {
-    auto h = conv_norm_out(x);  // statistics over all frames, like the resnets
+    // Statistics over all frames, like the resnets. The trace keeps the norm's output before the SiLU.
+    if (!trace) return conv_out(conv_norm_out->forward_silu(x));
+    auto h = conv_norm_out(x);
     record(trace, "conv_norm_out", h);
     return conv_out(torch::silu(h));
 }

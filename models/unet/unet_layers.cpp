@@ -1,5 +1,7 @@
 #include "unet/unet_layers.h"
 
+#include "ops/group_norm.h"
+
 #include <ATen/CPUGeneratorImpl.h>
 #include <ATen/Context.h>
 
@@ -42,7 +44,13 @@ GroupNormImpl::GroupNormImpl(int64_t groups_, int64_t channels, double eps_) : g
     bias = register_parameter("bias", torch::empty({channels}), /*requires_grad=*/false);
 }
 
-torch::Tensor GroupNormImpl::forward(const torch::Tensor& x) { return torch::group_norm(x, groups, weight, bias, eps); }
+torch::Tensor GroupNormImpl::forward(const torch::Tensor& x) {
+    return ops::group_norm(x, groups, weight, bias, eps, /*silu=*/false);
+}
+
+torch::Tensor GroupNormImpl::forward_silu(const torch::Tensor& x) {
+    return ops::group_norm(x, groups, weight, bias, eps, /*silu=*/true);
+}
 
 LayerNormImpl::LayerNormImpl(int64_t dim, double eps_) : eps(eps_) {
     weight = register_parameter("weight", torch::empty({dim}), /*requires_grad=*/false);

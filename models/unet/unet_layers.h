@@ -38,10 +38,13 @@ TORCH_MODULE(Conv2d);
 
 /// GroupNorm over whatever trailing dimensions the input has: on a 5-D video tensor the statistics span all
 /// frames (the official ResnetBlock3D / conv_norm_out behaviour); fold frames first for per-frame statistics.
+/// Runs ops::group_norm: the fused CUDA kernel where it applies, exactly torch::group_norm elsewhere.
 class GroupNormImpl : public torch::nn::Module {
 public:
     GroupNormImpl(int64_t groups, int64_t channels, double eps);
     torch::Tensor forward(const torch::Tensor& x);
+    /// silu(forward(x)) in one pass on CUDA.
+    torch::Tensor forward_silu(const torch::Tensor& x);
     torch::Tensor weight, bias;
     int64_t groups;
     double eps;

@@ -46,7 +46,7 @@ torch::Tensor VAEEncoderImpl::forward(torch::Tensor x) {
     x = conv_in_(x);
     for (auto& b : down_blocks_) x = b(x);
     x = mid_block_(x);
-    return conv_out_(torch::silu(conv_norm_out_(x)));
+    return conv_out_(group_norm_silu(conv_norm_out_, x));
 }
 
 VAEDecoderImpl::VAEDecoderImpl(const VAEConfig& c) {
@@ -70,7 +70,7 @@ VAEDecoderImpl::VAEDecoderImpl(const VAEConfig& c) {
 torch::Tensor VAEDecoderImpl::forward(torch::Tensor z) {
     z = mid_block_(conv_in_(z));
     for (auto& b : up_blocks_) z = b(z);
-    return conv_out_(torch::silu(conv_norm_out_(z)));
+    return conv_out_(group_norm_silu(conv_norm_out_, z));
 }
 
 torch::Tensor LatentDistribution::sample(c10::optional<at::Generator> generator) const {

@@ -1,5 +1,7 @@
 #include "vae/vae_blocks.h"
 
+#include "ops/group_norm.h"
+
 #include <string>
 
 namespace lsync::models {
@@ -20,6 +22,11 @@ nn::Conv2d conv(int64_t in, int64_t out, int64_t k, int64_t stride, int64_t pad)
 
 }  // namespace
 
+torch::Tensor group_norm_silu(const torch::nn::GroupNorm& norm, const torch::Tensor& x) {
+    return ops::group_norm(x, norm->options.num_groups(), norm->weight, norm->bias, norm->options.eps(),
+                           /*silu=*/true);
+}
+
 VAEResnetBlockImpl::VAEResnetBlockImpl(int64_t in_channels, int64_t out_channels, int64_t groups) {
     norm1_ = register_module("norm1", group_norm(groups, in_channels));
     conv1_ = register_module("conv1", conv(in_channels, out_channels, 3, 1, 1));
@@ -30,8 +37,8 @@ VAEResnetBlockImpl::VAEResnetBlockImpl(int64_t in_channels, int64_t out_channels
 }
 
 torch::Tensor VAEResnetBlockImpl::forward(const torch::Tensor& x) {
-    auto h = conv1_(torch::silu(norm1_(x)));
-    h = conv2_(torch::silu(norm2_(h)));
+    auto h = conv1_(group_norm_silu(norm1_, x));
+    h = conv2_(group_norm_silu(norm2_, h));
     return (conv_shortcut_ ? conv_shortcut_(x) : x) + h;
 }
 
@@ -50,7 +57,10 @@ VAEAttentionImpl::VAEAttentionImpl(int64_t channels, int64_t groups) : ctx_(ops:
 torch::Tensor VAEAttentionImpl::forward(const torch::Tensor& x) {
     const auto b = x.size(0), c = x.size(1), h = x.size(2), w = x.size(3);
     // [B, C, H, W] -> tokens [B, H*W, C], one head of size C.
-    auto t = group_norm_(x).reshape({b, c, h * w}).transpose(1, 2);
+    auto t = ops::group_norm(x, group_norm_->options.num_groups(), group_norm_->weight, group_norm_->bias,
+                             group_norm_->options.eps())
+                 .reshape({b, c, h * w})
+                 .transpose(1, 2);
     auto q = to_q_(t).unsqueeze(1), k = to_k_(t).unsqueeze(1), v = to_v_(t).unsqueeze(1);
     auto o = to_out0_(ctx_->attend(q, k, v).squeeze(1));
     return o.transpose(1, 2).reshape({b, c, h, w}) + x;

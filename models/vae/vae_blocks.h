@@ -13,6 +13,9 @@
 
 namespace lsync::models {
 
+/// silu(norm(x)) through ops::group_norm: one fused pass on CUDA, exactly torch's modules elsewhere.
+torch::Tensor group_norm_silu(const torch::nn::GroupNorm& norm, const torch::Tensor& x);
+
 /// GroupNorm -> SiLU -> conv3x3 -> GroupNorm -> SiLU -> conv3x3, plus a 1x1 `conv_shortcut` when the channel
 /// count changes. eps 1e-6 (the VAE passes resnet_eps = 1e-6), output scale 1.
 class VAEResnetBlockImpl : public torch::nn::Module {

@@ -3,6 +3,10 @@
 #include "catch_compat.h"
 
 #include <cstdlib>
+#include <functional>
+#include <string>
+#include <utility>
+#include <vector>
 
 #include "core/compat.h"
 #include "faces/align_batch.h"
@@ -11,8 +15,11 @@
 #include "ops/attention.h"
 #include "ops/attention_context.h"
 #include "ops/flex_variants.h"
+#include "ops/group_norm.h"
 #include "pipeline/mouth_mask.h"
+#include "unet/unet_layers.h"
 #include "unet/unet_loader.h"
+#include "vae/autoencoder_kl.h"
 #include "whisper/whisper_encoder.h"
 #include "selftest.h"
 
@@ -220,4 +227,176 @@ TEST_CASE("the Whisper encoder runs on CUDA and matches fp32 (fp16 within 1e-2, 
     // The golden fp32 states themselves, on the GPU in fp32 (TF32 is off by default for matmuls in LibTorch).
     auto enc32 = models::load_whisper_encoder(fixtures + "whisper_tiny_random.pt", dev, torch::kFloat);
     CHECK((enc32->forward(mel.to(dev)).states.cpu() - golden.load("encoder_layer_states")).abs().max().item<double>() < 1e-3);
+}
+
+// ---- fused GroupNorm (+ SiLU), kernels/fused_group_norm.cu -------------------------------------------------------
+
+namespace {
+
+// Restores the process-wide fused-GroupNorm switch when a case ends (also on a failed REQUIRE).
+struct FusedGroupNormSwitch {
+    bool before = fused_group_norm_enabled();
+    ~FusedGroupNormSwitch() { set_fused_group_norm(before); }
+};
+
+struct GnCase {
+    std::vector<int64_t> shape;  // logical [N, C, ...]
+    int64_t groups;
+    double eps;
+    const char* layout;  // "contiguous", "frames-outer" ([B, F, C, H, W] memory), "strided", "misaligned"
+};
+
+torch::Tensor gn_input(const GnCase& c, const torch::TensorOptions& o) {
+    // Values with a mean far from 0 per channel, so the statistics cannot get away with a running sum of squares.
+    const std::string layout = c.layout;
+    auto shape = c.shape;
+    torch::Tensor x;
+    if (layout == "frames-outer") {
+        std::swap(shape[1], shape[2]);
+        x = (torch::randn(shape, o) * 2 + 3).permute({0, 2, 1, 3, 4});
+    } else if (layout == "strided") {  // the last two dimensions swapped: neither layout the kernel reads in place
+        std::swap(shape[shape.size() - 1], shape[shape.size() - 2]);
+        x = (torch::randn(shape, o) * 2 + 3).transpose(-1, -2);
+    } else if (layout == "misaligned") {  // one element off a 16-byte boundary: the scalar path
+        int64_t n = 1;
+        for (auto d : shape) n *= d;
+        x = (torch::randn({n + 1}, o) * 2 + 3).narrow(0, 1, n).view(shape);
+    } else {
+        x = torch::randn(shape, o) * 2 + 3;
+    }
+    return x;
+}
+
+}  // namespace
+
+TEST_CASE("fused GroupNorm(+SiLU) matches ATen at the UNet/VAE shapes and odd ones (fp32, fp16, bf16)", "[gpu][groupnorm]") {
+    LSYNC_NEED_GPU();
+    torch::NoGradGuard no_grad;
+    torch::manual_seed(21);
+    const auto f32 = torch::TensorOptions().device(torch::kCUDA, 0);
+    const std::vector<GnCase> cases = {
+        {{2, 320, 16, 32, 32}, 32, 1e-5, "frames-outer"},  // UNet 256 down0 resnet (what unfold_frames leaves)
+        {{2, 320, 16, 32, 32}, 32, 1e-5, "contiguous"},    // conv_norm_out after a contiguous producer
+        {{2, 1280, 16, 4, 4}, 32, 1e-5, "frames-outer"},   // UNet 256 down3/mid: 16-pixel planes
+        {{2, 960, 16, 64, 64}, 32, 1e-5, "frames-outer"},  // UNet 512 up3 resnet 0 (concat input)
+        {{32, 320, 32, 32}, 32, 1e-6, "contiguous"},       // transformer / motion module input, per frame
+        {{16, 512, 64, 64}, 32, 1e-6, "contiguous"},       // VAE 512 mid block / decoder entry
+        {{16, 128, 256, 256}, 32, 1e-6, "contiguous"},     // VAE 256 last decoder block
+        {{3, 96, 5, 7, 9}, 32, 1e-5, "frames-outer"},      // odd plane (63): scalar path, 5 frames
+        {{3, 96, 5, 7, 9}, 32, 1e-5, "contiguous"},
+        {{2, 64, 3, 5}, 8, 1e-5, "contiguous"},            // 15-pixel plane, 8 groups of 8
+        {{1, 6, 1, 1, 13}, 3, 1e-5, "frames-outer"},
+        {{2, 48, 4, 8, 8}, 16, 1e-5, "strided"},           // made contiguous first, like ATen does
+        {{2, 64, 4, 16, 16}, 32, 1e-5, "misaligned"},
+        {{4, 4, 1, 1}, 2, 1e-5, "contiguous"},             // 2 elements per group
+    };
+    for (const auto& c : cases) {
+        const auto x32 = gn_input(c, f32);
+        const int64_t C = c.shape[1];
+        const auto w32 = 1 + 0.1 * torch::randn({C}, f32), b32 = 0.05 * torch::randn({C}, f32);
+        for (auto dt : {torch::kFloat, torch::kHalf, torch::kBFloat16}) {
+            // The input as the model would hold it in `dt`, then the same numbers in fp32 for the reference.
+            auto x = x32.to(dt);
+            if (std::string(c.layout) == "misaligned") x = gn_input(c, f32.dtype(dt));
+            const auto w = w32.to(dt), b = b32.to(dt);
+            for (bool silu : {false, true}) {
+                INFO(c10::str(c10::IntArrayRef(c.shape)) << " groups " << c.groups << " " << c.layout << " " << c10::toString(dt)
+                                       << (silu ? " +SiLU" : ""));
+                REQUIRE(group_norm_fused_unsupported(x, c.groups, w, b).empty());
+                const auto ref = group_norm_reference(x.to(torch::kFloat), c.groups, w.to(torch::kFloat),
+                                                      b.to(torch::kFloat), c.eps, silu);
+                const auto aten = group_norm_reference(x, c.groups, w, b, c.eps, silu);
+                const auto fused = group_norm_fused(x, c.groups, w, b, c.eps, silu);
+                REQUIRE(fused.sizes() == x.sizes());
+                REQUIRE(fused.scalar_type() == dt);
+                // 5-D results come back in frames-outer memory order (what a per-frame conv reads without a copy).
+                if (x.dim() == 5 && x.size(2) > 1 && std::string(c.layout) != "frames-outer") {
+                    auto like = torch::empty({x.size(0), x.size(2), x.size(1), x.size(3), x.size(4)}).permute({0, 2, 1, 3, 4});
+                    CHECK(fused.strides() == like.strides());
+                } else if (std::string(c.layout) == "frames-outer" || std::string(c.layout) == "contiguous") {
+                    CHECK(fused.strides() == x.strides());
+                }
+                const auto err = (fused.to(torch::kFloat) - ref).abs();
+                const auto err_aten = (aten.to(torch::kFloat) - ref).abs();
+                // fp32: same arithmetic up to summation order and __expf: 1e-4 absolute (outputs are O(1..10)).
+                // fp16 / bf16: one rounding of the output (ATen rounds twice with the SiLU): 2e-3 / 1.6e-2
+                // absolute + the same relative, i.e. about 2 units in the last place.
+                const double tol = dt == torch::kFloat ? 1e-4 : dt == torch::kHalf ? 2e-3 : 1.6e-2;
+                const double max_err = err.max().item<double>();
+                const double max_excess = (err - tol * ref.abs()).max().item<double>();
+                INFO("max |fused - fp32 ref| " << max_err << ", ATen's " << err_aten.max().item<double>());
+                CHECK(max_excess <= tol);
+                CHECK(torch::isfinite(fused).all().item<bool>());
+                if (dt != torch::kFloat) CHECK(err.mean().item<double>() <= err_aten.mean().item<double>() * 1.5);
+            }
+        }
+    }
+}
+
+TEST_CASE("fused GroupNorm: the switch and the refusals", "[gpu][groupnorm]") {
+    LSYNC_NEED_GPU();
+    torch::NoGradGuard no_grad;
+    FusedGroupNormSwitch keep;
+    const auto h = torch::TensorOptions().device(torch::kCUDA, 0).dtype(torch::kHalf);
+    auto x = torch::randn({2, 64, 4, 8, 8}, h);
+    auto w = torch::ones({64}, h), b = torch::zeros({64}, h);
+    set_fused_group_norm(false);
+    CHECK(torch::equal(group_norm(x, 32, w, b, 1e-5, true), group_norm_reference(x, 32, w, b, 1e-5, true)));
+    set_fused_group_norm(true);
+    CHECK(torch::equal(group_norm(x, 32, w, b, 1e-5, true), group_norm_fused(x, 32, w, b, 1e-5, true)));
+    // fp32 affine with fp16 input is accepted (the VAE may keep its norms in fp32); no affine too.
+    CHECK(group_norm_fused_unsupported(x, 32, w.to(torch::kFloat), b.to(torch::kFloat)).empty());
+    CHECK(group_norm_fused_unsupported(x, 32, torch::Tensor(), torch::Tensor()).empty());
+    const auto ref = group_norm_reference(x.to(torch::kFloat), 32, torch::Tensor(), torch::Tensor(), 1e-5, false);
+    CHECK((group_norm_fused(x, 32, torch::Tensor(), torch::Tensor(), 1e-5, false).to(torch::kFloat) - ref)
+              .abs().max().item<double>() < 1e-2);
+    CHECK(!group_norm_fused_unsupported(x, 48, w, b).empty());                    // 64 % 48 != 0
+    CHECK(!group_norm_fused_unsupported(x.to(torch::kDouble), 32, w, b).empty());  // fp64
+    CHECK(!group_norm_fused_unsupported(x.cpu(), 32, w, b).empty());
+    CHECK(!group_norm_fused_unsupported(x, 32, w, torch::Tensor()).empty());
+    // Where it cannot run, group_norm() is the ATen path.
+    CHECK(torch::equal(group_norm(x.to(torch::kDouble), 32, w.to(torch::kDouble), b.to(torch::kDouble), 1e-5, true),
+                       group_norm_reference(x.to(torch::kDouble), 32, w.to(torch::kDouble), b.to(torch::kDouble), 1e-5, true)));
+}
+
+TEST_CASE("full-size UNet and VAE in fp16: fused GroupNorm agrees with the ATen path", "[gpu][groupnorm][unet]") {
+    LSYNC_NEED_GPU();
+    torch::NoGradGuard no_grad;
+    FusedGroupNormSwitch keep;
+    const torch::Device dev(torch::kCUDA, 0);
+    const auto opts = torch::TensorOptions().device(dev).dtype(torch::kHalf);
+    auto both = [&](const std::function<torch::Tensor()>& fn) {
+        set_fused_group_norm(false);
+        const auto ref = fn().to(torch::kFloat);
+        set_fused_group_norm(true);
+        const auto fused = fn().to(torch::kFloat);
+        REQUIRE(torch::isfinite(ref).all().item<bool>());
+        REQUIRE(torch::isfinite(fused).all().item<bool>());
+        return rel(fused, ref);
+    };
+    {
+        auto unet = models::random_unet(models::UNet3DConfig{}, dev, torch::kHalf, 1247);
+        unet->set_attention(std::make_shared<AttentionContext>(
+            std::make_shared<AttentionDispatcher>(AttentionBackend::Flash, true, dev, torch::kHalf)));
+        torch::manual_seed(3);
+        auto sample = torch::randn({2, 13, 16, 32, 32}, opts);
+        auto audio = torch::randn({2 * 16, 50, 384}, opts);
+        auto t = torch::tensor(int64_t{501});
+        const double e = both([&] { return unet->forward(sample, t, audio); });
+        INFO("UNet 256, 16 frames: rel. difference fused vs ATen " << e);
+        CHECK(e < 5e-3);
+    }
+    {
+        models::AutoencoderKL vae(models::VAEConfig::sd_vae_ft_mse());
+        models::init_random_parameters(*vae, 77);
+        vae->to(dev, torch::kHalf);
+        torch::manual_seed(4);
+        auto image = torch::rand({4, 3, 256, 256}, opts) * 2 - 1;
+        auto z = torch::randn({4, 4, 32, 32}, opts);
+        const double enc = both([&] { return vae->encode(image).mean; });
+        const double dec = both([&] { return vae->decode(z); });
+        INFO("VAE 256, 4 images: rel. difference fused vs ATen, encode " << enc << ", decode " << dec);
+        CHECK(enc < 5e-3);
+        CHECK(dec < 5e-3);
+    }
 }

@@ -9,6 +9,7 @@
 #include "core/error.h"
 #include "io/safetensors.h"
 #include "io/tensor_source.h"
+#include "ops/group_norm.h"
 #include "pipeline/mouth_mask.h"
 #include "unet/unet_loader.h"
 
@@ -188,6 +189,26 @@ TEST_CASE("UNet: motion-module position table equals the saved pe buffers", "[un
     // Two attention blocks per motion module: tiny = 4 down x 1 layer + 4 up x 2 layers = 12 modules (the
     // full-size model has 20, i.e. 40 tables).
     CHECK(checked == 24);
+}
+
+TEST_CASE("UNet: ops::group_norm on the CPU is exactly at::group_norm (+ silu), with the fused switch on or off", "[unet]") {
+    torch::manual_seed(5);
+    auto x = torch::randn({2, 64, 3, 5, 7}) * 2 + 1;  // 5-D: statistics across the frames
+    auto w = torch::randn({64}), b = torch::randn({64});
+    const bool before = lsync::ops::fused_group_norm_enabled();
+    for (bool fused : {true, false}) {
+        lsync::ops::set_fused_group_norm(fused);
+        for (bool silu : {false, true}) {
+            auto want = torch::group_norm(x, 32, w, b, 1e-5);
+            if (silu) want = torch::silu(want);
+            CHECK(torch::equal(lsync::ops::group_norm(x, 32, w, b, 1e-5, silu), want));
+            CHECK(torch::equal(lsync::ops::group_norm(x.permute({0, 2, 1, 3, 4}).contiguous().permute({0, 2, 1, 3, 4}),
+                                                      32, w, b, 1e-5, silu), want));
+        }
+    }
+    lsync::ops::set_fused_group_norm(before);
+    // No CUDA tensor here: the fused kernel declines with a reason.
+    CHECK(!lsync::ops::group_norm_fused_unsupported(x, 32, w, b).empty());
 }
 
 TEST_CASE("UNet: outputs match the official implementation (fp32 CPU)", "[unet][golden]") {

@@ -1,0 +1,150 @@
+#include "ops/group_norm.h"
+
+#include "core/error.h"
+
+#include <atomic>
+#include <climits>
+#include <cstdlib>
+#include <cstring>
+
+#if LSYNC_WITH_CUDA
+#include "fused_group_norm.h"
+
+#include <ATen/cuda/CUDAContext.h>
+#include <c10/cuda/CUDAGuard.h>
+#endif
+
+namespace lsync::ops {
+
+namespace {
+
+// -1: not read yet; 0 off; 1 on.
+std::atomic<int> g_fused{-1};
+
+#if LSYNC_WITH_CUDA
+bool frames_outer_layout(const torch::Tensor& x) {
+    // [B, C, F, H, W] whose memory is [B, F, C, H, W] (unfold_frames of a per-frame conv's output).
+    if (x.dim() != 5) return false;
+    const auto C = x.size(1), F = x.size(2), H = x.size(3), W = x.size(4);
+    return x.stride(4) == 1 && x.stride(3) == W && x.stride(1) == H * W && x.stride(2) == C * H * W &&
+           x.stride(0) == F * C * H * W;
+}
+#endif
+
+}  // namespace
+
+bool fused_group_norm_enabled() {
+    int v = g_fused.load(std::memory_order_relaxed);
+    if (v < 0) {
+        const char* env = std::getenv("LSYNC_FUSED_GROUPNORM");
+        v = (env && std::strcmp(env, "0") == 0) ? 0 : 1;
+        int expected = -1;
+        if (!g_fused.compare_exchange_strong(expected, v)) v = expected;
+    }
+    return v == 1;
+}
+
+void set_fused_group_norm(bool enabled) { g_fused.store(enabled ? 1 : 0); }
+
+torch::Tensor group_norm_reference(const torch::Tensor& x, int64_t groups, const torch::Tensor& weight,
+                                   const torch::Tensor& bias, double eps, bool silu) {
+    auto y = torch::group_norm(x, groups, weight, bias, eps);
+    return silu ? torch::silu(y) : y;
+}
+
+std::string group_norm_fused_unsupported(const torch::Tensor& x, int64_t groups, const torch::Tensor& weight,
+                                         const torch::Tensor& bias) {
+#if LSYNC_WITH_CUDA
+    if (!x.defined() || !x.is_cuda()) return "the fused GroupNorm runs on CUDA devices only";
+    const auto dt = x.scalar_type();
+    if (dt != torch::kFloat && dt != torch::kHalf && dt != torch::kBFloat16) return "dtype must be fp32, fp16 or bf16";
+    if (x.dim() < 3 || x.dim() > 5) return "input must be [N, C, L], [N, C, H, W] or [N, C, F, H, W]";
+    if (x.numel() == 0) return "empty input";
+    if (groups <= 0 || x.size(1) % groups != 0) return "channels must be a multiple of groups";
+    // The kernel indexes inside one group's contiguous run with 32 bits.
+    if (x.size(1) / groups * (x.numel() / (x.size(0) * x.size(1))) > INT_MAX)
+        return "a group holds more than 2^31 elements";
+    if (weight.defined() != bias.defined()) return "weight and bias must both be given or both be absent";
+    if (weight.defined()) {
+        for (const auto* t : {&weight, &bias}) {
+            if (t->device() != x.device()) return "weight and bias must be on the input's device";
+            if (t->numel() != x.size(1) || !t->is_contiguous()) return "weight and bias must be contiguous [C]";
+            if (t->scalar_type() != dt && t->scalar_type() != torch::kFloat)
+                return "weight and bias must have the input's dtype or fp32";
+        }
+        if (weight.scalar_type() != bias.scalar_type()) return "weight and bias must share a dtype";
+    }
+    if (torch::GradMode::is_enabled() &&
+        (x.requires_grad() || (weight.defined() && (weight.requires_grad() || bias.requires_grad()))))
+        return "the fused GroupNorm has no backward";
+    return {};
+#else
+    (void)x;
+    (void)groups;
+    (void)weight;
+    (void)bias;
+    return "this build has no CUDA kernels (LibTorch without CUDA)";
+#endif
+}
+
+torch::Tensor group_norm_fused(const torch::Tensor& x_in, int64_t groups, const torch::Tensor& weight,
+                               const torch::Tensor& bias, double eps, bool silu) {
+    const auto why = group_norm_fused_unsupported(x_in, groups, weight, bias);
+    LSYNC_CHECK(why.empty(), ErrorCode::Backend, "fused GroupNorm: " + why);
+#if LSYNC_WITH_CUDA
+    const c10::cuda::CUDAGuard device_guard(x_in.device());
+    const bool frames_outer = !x_in.is_contiguous() && frames_outer_layout(x_in);
+    // Any other layout is made contiguous first, as at::group_norm does.
+    const torch::Tensor x = frames_outer || x_in.is_contiguous() ? x_in : x_in.contiguous();
+    // A 5-D result is always in frames-outer memory order: the per-frame conv that reads it (fold_frames) then
+    // needs no copy.
+    const bool y_frames_outer = x.dim() == 5 && !frames_outer && x.size(2) > 1;
+    auto y = y_frames_outer ? torch::empty({x.size(0), x.size(2), x.size(1), x.size(3), x.size(4)}, x.options())
+                                  .permute({0, 2, 1, 3, 4})
+                            : torch::empty_strided(x.sizes(), x.strides(), x.options());
+
+    kernels::GroupNormArgs a;
+    a.x = x.data_ptr();
+    a.y = y.data_ptr();
+    a.weight = weight.defined() ? weight.data_ptr() : nullptr;
+    a.bias = bias.defined() ? bias.data_ptr() : nullptr;
+    a.affine_fp32 = weight.defined() && weight.scalar_type() == torch::kFloat;
+    a.batch = x.size(0);
+    a.channels = x.size(1);
+    a.groups = groups;
+    a.frames = x.dim() == 5 ? x.size(2) : 1;
+    a.plane = x.numel() / (a.batch * a.channels * a.frames);
+    a.frames_outer = frames_outer;
+    a.y_frames_outer = y_frames_outer;
+    a.eps = static_cast<float>(eps);
+    a.silu = silu;
+    a.dtype = x.scalar_type() == torch::kHalf       ? kernels::GroupNormDType::Float16
+              : x.scalar_type() == torch::kBFloat16 ? kernels::GroupNormDType::BFloat16
+                                                     : kernels::GroupNormDType::Float32;
+    a.sm_count = at::cuda::getDeviceProperties(x.device().index())->multiProcessorCount;
+    a.stream = at::cuda::getCurrentCUDAStream(x.device().index()).stream();
+    const auto unsupported = kernels::group_norm_unsupported(a);
+    LSYNC_CHECK(unsupported.empty(), ErrorCode::Backend, "fused GroupNorm: " + unsupported);
+    auto workspace = torch::empty({kernels::group_norm_workspace_floats(a)}, x.options().dtype(torch::kFloat));
+    a.workspace = workspace.data_ptr<float>();
+    const auto err = kernels::group_norm_launch(a);
+    LSYNC_CHECK(err.empty(), ErrorCode::Backend, err);
+    return y;
+#else
+    (void)eps;
+    (void)silu;
+    throw_error(ErrorCode::Backend, "fused GroupNorm: " + why);
+#endif
+}
+
+torch::Tensor group_norm(const torch::Tensor& x, int64_t groups, const torch::Tensor& weight,
+                         const torch::Tensor& bias, double eps, bool silu) {
+#if LSYNC_WITH_CUDA
+    if (x.is_cuda() && fused_group_norm_enabled() && group_norm_fused_unsupported(x, groups, weight, bias).empty()) {
+        return group_norm_fused(x, groups, weight, bias, eps, silu);
+    }
+#endif
+    return group_norm_reference(x, groups, weight, bias, eps, silu);
+}
+
+}  // namespace lsync::ops

@@ -1,0 +1,41 @@
+#pragma once
+// GroupNorm with an optional SiLU behind it, the chain every UNet/VAE resnet starts with. On CUDA (fp32, fp16,
+// bf16) it runs the fused kernel of kernels/fused_group_norm.cu: one read of x for the statistics, one read and
+// one write for normalise + affine + SiLU, fp32 statistics. 5-D tensors: an input in the memory order that
+// `unfold_frames` leaves ([B, F, C, H, W] behind a [B, C, F, H, W] view) is read as it lies, and every 5-D
+// result is written in that order, so neither the norm nor the per-frame conv after it copies the layout (the
+// ATen path makes the input contiguous and the conv copies it back). Everywhere else (CPU, LibTorch without
+// CUDA, other dtypes, autograd) it is exactly at::group_norm followed by at::silu: CPU results do not change.
+//
+// LSYNC_FUSED_GROUPNORM=0 in the environment (read once) turns the fused path off, for before/after timings.
+
+#include <torch/torch.h>
+
+#include <string>
+
+namespace lsync::ops {
+
+/// y = act(GroupNorm(x)) with act = SiLU when `silu`, else identity. Statistics per (batch, group) over
+/// C/groups channels and every trailing dimension (on [B, C, F, H, W]: across all frames). weight/bias may be
+/// undefined (no affine).
+torch::Tensor group_norm(const torch::Tensor& x, int64_t groups, const torch::Tensor& weight,
+                         const torch::Tensor& bias, double eps, bool silu = false);
+
+/// The unfused ATen path (at::group_norm, then at::silu): what group_norm() does on the CPU.
+torch::Tensor group_norm_reference(const torch::Tensor& x, int64_t groups, const torch::Tensor& weight,
+                                   const torch::Tensor& bias, double eps, bool silu = false);
+
+/// Empty when the fused kernel can run this call, else why not.
+std::string group_norm_fused_unsupported(const torch::Tensor& x, int64_t groups, const torch::Tensor& weight,
+                                         const torch::Tensor& bias);
+
+/// The fused kernel alone; Error(Backend) when group_norm_fused_unsupported() is not empty.
+torch::Tensor group_norm_fused(const torch::Tensor& x, int64_t groups, const torch::Tensor& weight,
+                               const torch::Tensor& bias, double eps, bool silu = false);
+
+/// Whether group_norm() uses the fused kernel where it can: true unless LSYNC_FUSED_GROUPNORM=0 (read on the
+/// first call), or as last set by set_fused_group_norm() (tests compare whole networks both ways).
+bool fused_group_norm_enabled();
+void set_fused_group_norm(bool enabled);
+
+}  // namespace lsync::ops
