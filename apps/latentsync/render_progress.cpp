@@ -88,6 +88,16 @@ public:
                       s.stage_seconds[3] > 0 ? s.frames / s.stage_seconds[3] : 0.0, s.peak_rss_bytes / 1048576.0,
                       s.gpu_peak_bytes / 1048576.0);
         log::info(line);
+        std::string profile;
+        for (const auto& [name, seconds] : s.render_thread_seconds) {
+            std::snprintf(line, sizeof line, "%s%s %.2f s", profile.empty() ? "" : ", ", name.c_str(), seconds);
+            profile += line;
+        }
+        for (size_t w = 0; w < s.worker_busy_seconds.size(); ++w) {
+            std::snprintf(line, sizeof line, "%s%.2f", w ? " / " : "; workers busy ", s.worker_busy_seconds[w]);
+            profile += line;
+        }
+        log::debug("render thread: ", profile, " s");
     }
 
 private:
@@ -137,6 +147,8 @@ public:
               {"faces", s.faces},
               {"stage_seconds", {{"models", s.stage_seconds[0]}, {"audio", s.stage_seconds[1]},
                                  {"faces", s.stage_seconds[2]}, {"render", s.stage_seconds[3]}}},
+              {"render_thread_seconds", thread_seconds(s)},
+              {"worker_busy_seconds", s.worker_busy_seconds},
               {"peak_rss_bytes", s.peak_rss_bytes},
               {"gpu_peak_bytes", s.gpu_peak_bytes},
               {"models", s.models},
@@ -144,6 +156,11 @@ public:
     }
 
 private:
+    static nlohmann::json thread_seconds(const pipeline::RenderSummary& s) {
+        nlohmann::json j = nlohmann::json::object();
+        for (const auto& [name, seconds] : s.render_thread_seconds) j[name] = seconds;
+        return j;
+    }
     static void emit(const nlohmann::json& j) {
         static std::mutex mutex;  // warnings can come from the decoder and encoder threads
         std::lock_guard<std::mutex> lock(mutex);

@@ -144,14 +144,11 @@ struct ThreadClock {
         } add{seconds[b], started};
         return f();
     }
-    std::string summary() const {
-        static const char* names[kBuckets] = {"decoding", "waiting for faces", "audio windows", "packing chunks",
-                                              "waiting for the workers", "handing frames to the encoder"};
-        std::ostringstream s;
-        s.precision(2);
-        s << std::fixed;
-        for (int b = 0; b < kBuckets; ++b) s << (b ? ", " : "") << names[b] << " " << seconds[b] << " s";
-        return s.str();
+    std::vector<std::pair<std::string, double>> named() const {
+        static const char* names[kBuckets] = {"decode", "faces_wait", "audio", "pack", "workers_wait", "encoder"};
+        std::vector<std::pair<std::string, double>> out;
+        for (int b = 0; b < kBuckets; ++b) out.emplace_back(names[b], seconds[b]);
+        return out;
     }
 };
 
@@ -446,14 +443,8 @@ void run_passes(RenderJob& job, RenderWorkDir& work, const media::VideoWriterOpt
         observer.warning("no frame was lip-synced: no preview written to " + o.preview);
     writer.finish();
     watch.end_stage(3);
-    {
-        std::ostringstream busy;
-        busy.precision(2);
-        busy << std::fixed;
-        for (double b : workers.busy_seconds()) busy << (busy.tellp() > 0 ? " / " : "") << b;
-        log::info("render thread: ", clock.summary(), "; workers busy ", busy.str(), " s of ",
-                  summary.stage_seconds[3], " s");
-    }
+    summary.render_thread_seconds = clock.named();
+    summary.worker_busy_seconds = workers.busy_seconds();
 
     // 5. Join the segments into the output with the audio, then drop the work folder.
     observer.stage("join", 0);

@@ -107,7 +107,13 @@ struct RenderSummary {
     int64_t oom_retries = 0;     ///< out-of-memory errors survived by halving the chunk batch
     double fps = 0;
     double seconds = 0;          ///< wall time of the whole render
-    double stage_seconds[4] = {};  ///< loading models, audio (first pass), faces, render (diffusion + encode)
+    /// Loading models, audio (first pass), faces (its own thread, overlapping the others), render (diffusion +
+    /// encode).
+    double stage_seconds[4] = {};
+    /// Where the render thread's time went: decoding, waiting for faces, audio windows, packing chunks,
+    /// waiting for the workers, handing frames to the encoder (the profile of what limits a render).
+    std::vector<std::pair<std::string, double>> render_thread_seconds;
+    std::vector<double> worker_busy_seconds;  ///< per --devices worker, time spent running chunk groups
     int64_t gpu_peak_bytes = 0;  ///< LibTorch allocator peak on the render device (0 on the CPU)
     int64_t peak_rss_bytes = 0;  ///< host resident set peak of the process
     std::string faces;           ///< FaceCounts::summary()
