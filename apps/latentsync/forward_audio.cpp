@@ -52,7 +52,7 @@ NamedTensors run_whisper(const ForwardArgs& args, const TensorMap& inputs) {
     stream.encode_all();
     const auto features = stream.features();
     const audio::FrameRate fps{25, 1};
-    const auto chunks = audio::audio_chunks(features, 0, audio::audio_chunk_count(features.size(0), fps), fps);
+    const auto chunks = audio::audio_windows(features, 0, audio::audio_window_count(features.size(0), fps), fps);
     const auto log_mel = audio::normalize_log_mel(stream.mel().raw(), stream.mel().global_max());
     // float32 on the host whatever --dtype computed in (docs/forward.md).
     const auto host = [](const torch::Tensor& t) { return t.to(torch::kCPU, torch::kFloat); };

@@ -41,13 +41,13 @@ bool AudioFeatureReader::pull() {
     return true;
 }
 
-torch::Tensor AudioFeatureReader::chunks(int64_t first, int64_t count, FrameRate fps) {
-    const int64_t need = stream_.chunk_span(first, count, fps).second;
+torch::Tensor AudioFeatureReader::windows(int64_t first, int64_t count, FrameRate fps) {
+    const int64_t need = stream_.window_span(first, count, fps).second;
     while (stream_.features_ready() < need) {
         if (stream_.encode_next()) continue;
         if (!pull() && !stream_.encode_next()) break;  // at the end, the last window becomes ready
     }
-    auto out = stream_.chunks(first, count, fps);
+    auto out = stream_.windows(first, count, fps);
     stream_.release_before(first, fps);
     // Once the last window is encoded, read the rest (less than a block) so finish() checks the file against
     // the first pass even if the consumer never asks past the last window.

@@ -27,12 +27,12 @@ public:
 
     int64_t feature_frames() const { return stream_.feature_frames(); }
     int64_t samples() const { return prepass_.samples; }
-    /// Video frames that get audio windows at `fps` (audio_chunk_count).
-    int64_t chunk_count(FrameRate fps) const { return audio_chunk_count(feature_frames(), fps); }
+    /// Video frames that get audio windows at `fps` (audio_window_count).
+    int64_t window_count(FrameRate fps) const { return audio_window_count(feature_frames(), fps); }
 
-    /// audio_chunks() for video frames [first, first + count). Calls must not go back: frames before `first`
+    /// audio_windows() for video frames [first, first + count). Calls must not go back: frames before `first`
     /// are released.
-    torch::Tensor chunks(int64_t first, int64_t count, FrameRate fps);
+    torch::Tensor windows(int64_t first, int64_t count, FrameRate fps);
 
     const AudioFeatureStream& stream() const { return stream_; }
 

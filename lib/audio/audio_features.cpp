@@ -72,13 +72,13 @@ FrameRate parse_frame_rate(const std::string& text) {
     return {r.num / g, r.den / g};
 }
 
-int64_t chunk_centre(int64_t frame, FrameRate fps) {
+int64_t window_centre(int64_t frame, FrameRate fps) {
     LSYNC_CHECK(fps.num > 0 && fps.den > 0, ErrorCode::Usage, "the frame rate must be positive");
     // Exact integer arithmetic: for 25 fps this is 2i, the official int(i * 50 / 25).
     return frame * 50 * fps.den / fps.num;
 }
 
-int64_t audio_chunk_count(int64_t feature_frames, FrameRate fps) {
+int64_t audio_window_count(int64_t feature_frames, FrameRate fps) {
     LSYNC_CHECK(fps.num > 0 && fps.den > 0, ErrorCode::Usage, "the frame rate must be positive");
     // The loop stops after the first i with centre(i) > L, i.e. i * 50 * den / num >= L + 1.
     const int64_t n = (feature_frames + 1) * fps.num;
@@ -87,12 +87,12 @@ int64_t audio_chunk_count(int64_t feature_frames, FrameRate fps) {
     return first_past + 1;
 }
 
-std::array<int64_t, kChunkFrames> chunk_feature_indices(int64_t frame, int64_t feature_frames, FrameRate fps) {
+std::array<int64_t, kWindowFeatureFrames> window_feature_indices(int64_t frame, int64_t feature_frames, FrameRate fps) {
     LSYNC_CHECK(feature_frames > 0, ErrorCode::Usage, "audio windows: the audio has no feature frames");
-    const int64_t centre = chunk_centre(frame, fps);
-    std::array<int64_t, kChunkFrames> idx{};
+    const int64_t centre = window_centre(frame, fps);
+    std::array<int64_t, kWindowFeatureFrames> idx{};
     // official audio_feat_length [2, 2]: from centre - 2*2 to centre + (2+1)*2, exclusive.
-    for (int64_t j = 0; j < kChunkFrames; ++j) idx[j] = std::clamp<int64_t>(centre - 4 + j, 0, feature_frames - 1);
+    for (int64_t j = 0; j < kWindowFeatureFrames; ++j) idx[j] = std::clamp<int64_t>(centre - 4 + j, 0, feature_frames - 1);
     return idx;
 }
 
@@ -100,22 +100,22 @@ namespace {
 
 // The windows of video frames [first, first + count) from `block`, which holds feature frames
 // [offset, offset + block.size(0)) of a clip of `length` feature frames.
-torch::Tensor gather_chunks(const torch::Tensor& block, int64_t offset, int64_t length, int64_t first, int64_t count,
+torch::Tensor gather_windows(const torch::Tensor& block, int64_t offset, int64_t length, int64_t first, int64_t count,
                             FrameRate fps) {
     std::vector<int64_t> idx;
-    idx.reserve(static_cast<size_t>(count * kChunkFrames));
+    idx.reserve(static_cast<size_t>(count * kWindowFeatureFrames));
     for (int64_t i = first; i < first + count; ++i)
-        for (int64_t j : chunk_feature_indices(i, length, fps)) idx.push_back(j - offset);
+        for (int64_t j : window_feature_indices(i, length, fps)) idx.push_back(j - offset);
     const auto index = torch::tensor(idx, torch::kLong).to(block.device());
-    return block.index_select(0, index).reshape({count, kChunkFrames * block.size(1), block.size(2)});
+    return block.index_select(0, index).reshape({count, kWindowFeatureFrames * block.size(1), block.size(2)});
 }
 
 }  // namespace
 
-torch::Tensor audio_chunks(const torch::Tensor& features, int64_t first, int64_t count, FrameRate fps) {
-    LSYNC_CHECK(features.dim() == 3, ErrorCode::Internal, "audio_chunks: features must be [L, S, C]");
-    LSYNC_CHECK(first >= 0 && count >= 0, ErrorCode::Internal, "audio_chunks: bad frame range");
-    return gather_chunks(features, 0, features.size(0), first, count, fps);
+torch::Tensor audio_windows(const torch::Tensor& features, int64_t first, int64_t count, FrameRate fps) {
+    LSYNC_CHECK(features.dim() == 3, ErrorCode::Internal, "audio_windows: features must be [L, S, C]");
+    LSYNC_CHECK(first >= 0 && count >= 0, ErrorCode::Internal, "audio_windows: bad frame range");
+    return gather_windows(features, 0, features.size(0), first, count, fps);
 }
 
 namespace {
@@ -267,32 +267,32 @@ torch::Tensor AudioFeatureStream::features() const {
     return gather(features_begin(), features_ready());
 }
 
-std::pair<int64_t, int64_t> AudioFeatureStream::chunk_span(int64_t first, int64_t count, FrameRate fps) const {
+std::pair<int64_t, int64_t> AudioFeatureStream::window_span(int64_t first, int64_t count, FrameRate fps) const {
     LSYNC_CHECK(feature_frames_ > 0, ErrorCode::Internal, "AudioFeatureStream: no feature frames planned yet");
-    const int64_t lo = chunk_feature_indices(first, feature_frames_, fps).front();
-    const int64_t hi = chunk_feature_indices(first + std::max<int64_t>(count, 1) - 1, feature_frames_, fps).back() + 1;
+    const int64_t lo = window_feature_indices(first, feature_frames_, fps).front();
+    const int64_t hi = window_feature_indices(first + std::max<int64_t>(count, 1) - 1, feature_frames_, fps).back() + 1;
     return {lo, hi};
 }
 
-torch::Tensor AudioFeatureStream::chunks(int64_t first, int64_t count, FrameRate fps) {
+torch::Tensor AudioFeatureStream::windows(int64_t first, int64_t count, FrameRate fps) {
     LSYNC_CHECK(mel_.finished() || streaming(), ErrorCode::Internal,
-                "AudioFeatureStream: finish() must come before chunks()");
-    LSYNC_CHECK(first >= 0 && count > 0, ErrorCode::Internal, "AudioFeatureStream::chunks: bad frame range");
-    const auto [lo, hi] = chunk_span(first, count, fps);
+                "AudioFeatureStream: finish() must come before windows()");
+    LSYNC_CHECK(first >= 0 && count > 0, ErrorCode::Internal, "AudioFeatureStream::windows: bad frame range");
+    const auto [lo, hi] = window_span(first, count, fps);
     while (features_ready() < hi && encode_next()) {
     }
     LSYNC_CHECK(features_ready() >= hi, ErrorCode::Internal,
-                "AudioFeatureStream::chunks: the audio for video frame " + std::to_string(first + count - 1) +
+                "AudioFeatureStream::windows: the audio for video frame " + std::to_string(first + count - 1) +
                     " has not been pushed yet");
     LSYNC_CHECK(lo >= features_begin(), ErrorCode::Internal,
-                "AudioFeatureStream::chunks: video frame " + std::to_string(first) + " was released");
-    return gather_chunks(gather(lo, hi), lo, feature_frames_, first, count, fps);
+                "AudioFeatureStream::windows: video frame " + std::to_string(first) + " was released");
+    return gather_windows(gather(lo, hi), lo, feature_frames_, first, count, fps);
 }
 
 void AudioFeatureStream::release_before(int64_t frame, FrameRate fps) {
     if (feature_frames_ == 0 || frame <= 0) return;
     // Clamped indices never decrease with the frame, so frames >= `frame` need nothing before this one.
-    const int64_t keep_from = chunk_feature_indices(frame, feature_frames_, fps).front();
+    const int64_t keep_from = window_feature_indices(frame, feature_frames_, fps).front();
     size_t n = 0;
     while (n < segments_.size() && segments_[n].first + segments_[n].frames.size(0) <= keep_from &&
            n + 1 < segments_.size())  // the last segment's tail may still be faded into

@@ -1,7 +1,8 @@
 #pragma once
 // From 16 kHz audio to LatentSync's audio conditioning: the Whisper encoder's hidden states at 50 frames per
 // second (`feature_array`, [L, 5, C]) and, per video frame, a window of 10 encoder frames x 5 states
-// (`whisper_chunks`, [50, C] each). See docs/audio.md.
+// (the official `whisper_chunks`, [50, C] each; called windows here, as a render's chunk is 16 video frames).
+// See docs/audio.md.
 //
 // Segmentation. Whisper's encoder sees 30 s (3000 mel frames) at a time.
 //   official  LatentSync's `transcribe`: consecutive 30 s segments, the last one zero-padded in the log-mel
@@ -50,7 +51,7 @@ constexpr int64_t kEncoderFrames = kSegmentFrames / 2;  ///< 1500 encoder frames
 constexpr int64_t kSeamlessHop = 2000;                  ///< mel frames between seamless windows (20 s)
 constexpr int64_t kSeamlessMargin = 250;                ///< encoder frames from a window's edge to its hand-over
 constexpr int64_t kSeamlessFade = 200;                  ///< encoder frames of cross-fade around each hand-over
-constexpr int64_t kChunkFrames = 10;                    ///< encoder frames per video frame
+constexpr int64_t kWindowFeatureFrames = 10;                    ///< encoder frames per video frame
 constexpr int64_t kStates = 5;                          ///< hidden states per encoder frame (tiny: 1 + 4 blocks)
 constexpr int64_t kMaxFrameRate = 1000;                 ///< parse_frame_rate's bound (num / den)
 
@@ -87,15 +88,15 @@ struct FrameRate {
 FrameRate parse_frame_rate(const std::string& text);
 
 /// The encoder frame at video frame `frame`'s timestamp: floor(frame / fps * 50) (2i at 25 fps, as official).
-int64_t chunk_centre(int64_t frame, FrameRate fps);
+int64_t window_centre(int64_t frame, FrameRate fps);
 /// Video frames that get audio windows: official `feature2chunks` emits frames 0, 1, ... up to and including the
 /// first whose centre is past L, i.e. floor(L/2) + 2 at 25 fps (exactly official there).
-int64_t audio_chunk_count(int64_t feature_frames, FrameRate fps);
+int64_t audio_window_count(int64_t feature_frames, FrameRate fps);
 /// Encoder frames centre-4 .. centre+5, clamped to [0, L-1]. Error(Usage) when L == 0.
-std::array<int64_t, kChunkFrames> chunk_feature_indices(int64_t frame, int64_t feature_frames, FrameRate fps);
+std::array<int64_t, kWindowFeatureFrames> window_feature_indices(int64_t frame, int64_t feature_frames, FrameRate fps);
 /// Windows for video frames [first, first + count) from features [L, S, C]: [count, 10 * S, C], frame-major then
 /// state-minor (official order), same dtype and device as `features`.
-torch::Tensor audio_chunks(const torch::Tensor& features, int64_t first, int64_t count, FrameRate fps);
+torch::Tensor audio_windows(const torch::Tensor& features, int64_t first, int64_t count, FrameRate fps);
 
 /// The encoder as this module sees it: normalised log-mel [1, 80, 3000] (on the device, fp32) ->
 /// hidden states [1, S, 1500, C]. models/whisper's WhisperEncoder provides one (whisper_feature_encoder).
@@ -160,11 +161,11 @@ public:
     torch::Tensor features() const;
     /// The first feature frame still held (0 unless release_before() dropped some).
     int64_t features_begin() const;
-    /// audio_chunks() for video frames [first, first + count), encoding windows as far as they need (two-pass
+    /// audio_windows() for video frames [first, first + count), encoding windows as far as they need (two-pass
     /// mode: as far as the pushed audio allows; Error(Internal) if that is not far enough).
-    torch::Tensor chunks(int64_t first, int64_t count, FrameRate fps);
+    torch::Tensor windows(int64_t first, int64_t count, FrameRate fps);
     /// The encoder frames that video frames [first, first + count) need: [lo, hi).
-    std::pair<int64_t, int64_t> chunk_span(int64_t first, int64_t count, FrameRate fps) const;
+    std::pair<int64_t, int64_t> window_span(int64_t first, int64_t count, FrameRate fps) const;
     /// The consumer will not ask for video frames before `frame` again: drop what only they needed.
     void release_before(int64_t frame, FrameRate fps);
 

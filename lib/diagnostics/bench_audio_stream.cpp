@@ -24,12 +24,12 @@ AudioStreamReport bench_audio_stream(const std::string& path, const audio::Featu
     report.prepass_s = seconds_since(start);
     report.seconds = static_cast<double>(reader.samples()) / audio::kSampleRate;
     report.windows = reader.stream().windows().size();
-    const int64_t total = reader.chunk_count(options.fps);
+    const int64_t total = reader.window_count(options.fps);
     const double frame_s = static_cast<double>(options.fps.den) / static_cast<double>(options.fps.num);
     double next_sample = 0;
     for (int64_t f = 0; f < total; f += options.frames_per_step) {
         const int64_t n = std::min(options.frames_per_step, total - f);
-        const auto chunks = reader.chunks(f, n, options.fps);
+        const auto chunks = reader.windows(f, n, options.fps);
         (void)chunks;  // a renderer would hand these to the UNet; here only their production is measured
         const double at = static_cast<double>(f + n - 1) * frame_s;
         if (at >= next_sample || f + n >= total) {

@@ -197,7 +197,7 @@ void run_passes(RenderJob& job, RenderWorkDir& work, const media::VideoWriterOpt
     const int64_t covering = static_cast<int64_t>(
         std::ceil(static_cast<double>(audio_reader.samples()) * rate.num / (audio::kSampleRate * double(rate.den)) - 1e-9));
     const int64_t n_out =
-        std::max<int64_t>(1, o.official_length ? audio_reader.chunk_count(rate) : std::min(covering, audio_reader.chunk_count(rate)));
+        std::max<int64_t>(1, o.official_length ? audio_reader.window_count(rate) : std::min(covering, audio_reader.window_count(rate)));
     log::info("audio: ", audio_reader.samples() / double(audio::kSampleRate), " s -> ", n_out, " frames at ", fps,
               " fps");
     watch.end_stage(1);
@@ -408,7 +408,7 @@ void run_passes(RenderJob& job, RenderWorkDir& work, const media::VideoWriterOpt
             }
         }
         const auto windows = clock.time(ThreadClock::Audio, [&] {
-            return audio_reader.chunks(p.first, count, rate);  // every frame's, in order
+            return audio_reader.windows(p.first, count, rate);  // every frame's, in order
         });
         if (o.probe) o.probe->audio(p.first, windows);
         if (!p.rows.empty()) clock.time(ThreadClock::Pack, [&] {

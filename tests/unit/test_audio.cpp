@@ -197,8 +197,8 @@ TEST_CASE("window plans tile the features at segment boundaries", "[audio][windo
         }
         // The official chunk count, floor(L/2) + 2, and the literal loop agree.
         const FrameRate fps25{25, 1};
-        CHECK(audio::audio_chunk_count(length, fps25) == length / 2 + 2);
-        CHECK(audio::audio_chunk_count(length, fps25) == static_cast<int64_t>(official_chunk_indices(length).size()));
+        CHECK(audio::audio_window_count(length, fps25) == length / 2 + 2);
+        CHECK(audio::audio_window_count(length, fps25) == static_cast<int64_t>(official_chunk_indices(length).size()));
     }
     // Concrete seamless plan at 61 s: hand-overs at 1250 and 2250, each faded over [h - 100, h + 100).
     const auto plan = audio::plan_windows(6100, AudioSegmentation::Seamless);
@@ -216,26 +216,26 @@ TEST_CASE("per-frame windows: official indices at 25 fps, timestamps at other ra
     for (int64_t length : {1, 2, 3, 4, 9, 10, 11, 25, 50, 51, 1499, 1500, 1501, 1525}) {
         const auto expected = official_chunk_indices(length);
         const FrameRate fps{25, 1};
-        REQUIRE(audio::audio_chunk_count(length, fps) == static_cast<int64_t>(expected.size()));
+        REQUIRE(audio::audio_window_count(length, fps) == static_cast<int64_t>(expected.size()));
         for (size_t i = 0; i < expected.size(); ++i) {
-            const auto got = audio::chunk_feature_indices(static_cast<int64_t>(i), length, fps);
+            const auto got = audio::window_feature_indices(static_cast<int64_t>(i), length, fps);
             CHECK(std::vector<int64_t>(got.begin(), got.end()) == expected[i]);
         }
     }
     // Other rates: the centre is the encoder frame (50/s) at the frame's timestamp, and the count covers the clip.
     for (FrameRate fps : {FrameRate{30000, 1001}, FrameRate{30, 1}, FrameRate{24, 1}, FrameRate{60, 1}}) {
         const int64_t length = 1525;
-        const int64_t count = audio::audio_chunk_count(length, fps);
+        const int64_t count = audio::audio_window_count(length, fps);
         for (int64_t i = 0; i < count; ++i) {
             const double t = static_cast<double>(i) * fps.den / fps.num;
-            CHECK(audio::chunk_centre(i, fps) == static_cast<int64_t>(std::floor(t * 50 + 1e-9)));
+            CHECK(audio::window_centre(i, fps) == static_cast<int64_t>(std::floor(t * 50 + 1e-9)));
         }
-        CHECK(audio::chunk_centre(count - 1, fps) > length);
-        CHECK(audio::chunk_centre(count - 2, fps) <= length);
+        CHECK(audio::window_centre(count - 1, fps) > length);
+        CHECK(audio::window_centre(count - 2, fps) <= length);
     }
     // The chunk tensor layout: frame-major, state-minor.
     auto features = torch::arange(30 * 5 * 2, torch::kFloat).view({30, 5, 2});
-    const auto c = audio::audio_chunks(features, 3, 2, FrameRate{});
+    const auto c = audio::audio_windows(features, 3, 2, FrameRate{});
     REQUIRE(c.sizes() == torch::IntArrayRef({2, 50, 2}));
     CHECK(c[0][0][0].item<float>() == features[2][0][0].item<float>());    // frame 3: centre 6, first index 2
     CHECK(c[0][7][1].item<float>() == features[3][2][1].item<float>());    // second index (3), state 2
@@ -271,13 +271,13 @@ TEST_CASE("streaming features land where the official segmentation puts them", "
     s.push(w.data_ptr<float>(), static_cast<size_t>(w.numel()));
     s.finish();
     CHECK(s.windows_done() == 0);
-    const auto first = s.chunks(0, 16, FrameRate{});
+    const auto first = s.windows(0, 16, FrameRate{});
     CHECK(s.windows_done() == 1);
-    CHECK(max_abs(first, audio::audio_chunks(official, 0, 16, FrameRate{})) < 1e-6);
+    CHECK(max_abs(first, audio::audio_windows(official, 0, 16, FrameRate{})) < 1e-6);
     CHECK(s.features_ready() == 1150);  // the frames the next window fades over are not final yet
-    const auto last = s.chunks(audio::audio_chunk_count(3050, FrameRate{}) - 3, 3, FrameRate{});
+    const auto last = s.windows(audio::audio_window_count(3050, FrameRate{}) - 3, 3, FrameRate{});
     CHECK(s.windows_done() == 3);
-    CHECK(max_abs(last, audio::audio_chunks(official, 1524, 3, FrameRate{})) < 1e-6);
+    CHECK(max_abs(last, audio::audio_windows(official, 1524, 3, FrameRate{})) < 1e-6);
     CHECK(s.features_ready() == 3050);
 }
 
@@ -357,9 +357,9 @@ StreamedRun run_two_pass(const torch::Tensor& wave, AudioSegmentation mode, Fram
     audio::AudioFeatureReader reader(open, fake_encoder, o);
     StreamedRun run;
     std::vector<torch::Tensor> parts;
-    const int64_t total = reader.chunk_count(fps);
+    const int64_t total = reader.window_count(fps);
     for (int64_t f = 0; f < total; f += 16) {
-        parts.push_back(reader.chunks(f, std::min<int64_t>(16, total - f), fps));
+        parts.push_back(reader.windows(f, std::min<int64_t>(16, total - f), fps));
         run.max_mel = std::max(run.max_mel, reader.stream().mel().peak_stored_frames());
         run.max_features = std::max(run.max_features, reader.stream().features_ready() - reader.stream().features_begin());
     }
@@ -378,10 +378,10 @@ TEST_CASE("two-pass streaming gives the one-pass features with bounded memory", 
             o.segmentation = mode;
             const auto whole = audio::compute_audio_features(wave, fake_encoder, o);
             const auto run = run_two_pass(wave, mode, fps);
-            const int64_t count = audio::audio_chunk_count(whole.size(0), fps);
+            const int64_t count = audio::audio_window_count(whole.size(0), fps);
             REQUIRE(run.chunks.size(0) == count);
-            CHECK(max_abs(run.chunks, audio::audio_chunks(whole, 0, count, fps)) == 0);
-            // At most one window plus one block of mel (peak, inside chunks()) and two windows of features.
+            CHECK(max_abs(run.chunks, audio::audio_windows(whole, 0, count, fps)) == 0);
+            // At most one window plus one block of mel (peak, inside windows()) and two windows of features.
             CHECK(run.max_mel <= audio::kSegmentFrames + 1000);
             CHECK(run.max_features <= 2 * audio::kEncoderFrames);
         }
@@ -397,7 +397,7 @@ TEST_CASE("two-pass streaming at a single window: exactly 30 s and just over", "
             o.segmentation = mode;
             const auto whole = audio::compute_audio_features(wave, fake_encoder, o);
             const auto run = run_two_pass(wave, mode, {});
-            CHECK(max_abs(run.chunks, audio::audio_chunks(whole, 0, run.chunks.size(0), {})) == 0);
+            CHECK(max_abs(run.chunks, audio::audio_windows(whole, 0, run.chunks.size(0), {})) == 0);
         }
     }
 }
@@ -422,8 +422,8 @@ TEST_CASE("two-pass streaming from a file equals the in-memory path; a changed f
     const auto whole = audio::compute_audio_features(ref_wave, fake_encoder, {});
     audio::AudioFeatureReader reader(audio::file_sample_reader(path), fake_encoder, {});
     CHECK(reader.samples() == static_cast<int64_t>(decoded.size()));
-    const auto c = reader.chunks(0, reader.chunk_count({}), {});
-    CHECK(max_abs(c, audio::audio_chunks(whole, 0, c.size(0), {})) == 0);
+    const auto c = reader.windows(0, reader.window_count({}), {});
+    CHECK(max_abs(c, audio::audio_windows(whole, 0, c.size(0), {})) == 0);
 
     // The second pass sees different audio than the first measured: one clear error, not wrong lips.
     const auto measured = audio::measure_audio([&, at = size_t{0}](std::vector<float>& dst, size_t max) mutable {
@@ -472,6 +472,6 @@ TEST_CASE("two-pass streaming from a file equals the in-memory path; a changed f
     });
     // Going back to released frames is a programming error, reported as such.
     audio::AudioFeatureReader again(audio::file_sample_reader(path), fake_encoder, {});
-    again.chunks(900, 16, {});
-    test::expect_error(ErrorCode::Internal, [&] { again.chunks(0, 16, {}); });
+    again.windows(900, 16, {});
+    test::expect_error(ErrorCode::Internal, [&] { again.windows(0, 16, {}); });
 }

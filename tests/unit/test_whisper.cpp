@@ -120,9 +120,9 @@ TEST_CASE("audio path from the waveform matches the golden features and chunks (
     const auto features = s.features();
     check_close("feature_array", features, g.load("feature_array"));
     const FrameRate fps{25, 1};
-    const int64_t count = audio::audio_chunk_count(features.size(0), fps);
+    const int64_t count = audio::audio_window_count(features.size(0), fps);
     CHECK(count == 27);
-    check_close("whisper_chunks", audio::audio_chunks(features, 0, count, fps), g.load("whisper_chunks"));
+    check_close("whisper_chunks", audio::audio_windows(features, 0, count, fps), g.load("whisper_chunks"));
     // A clip of 30 s or less is one window in both modes: seamless is the official result.
     CHECK(max_abs(features_of(wave, enc, AudioSegmentation::Seamless), features) == 0);
 }
@@ -133,11 +133,11 @@ TEST_CASE("audio path matches the golden multi-segment features (30.5 s)", "[whi
     const auto features = features_of(g.load("waveform"), enc, AudioSegmentation::Official);
     check_close("long feature_array", features, g.load("feature_array"));
     const FrameRate fps{25, 1};
-    CHECK(audio::audio_chunk_count(features.size(0), fps) == 764);
+    CHECK(audio::audio_window_count(features.size(0), fps) == 764);
     const auto idx = g.load("chunk_indices");
     std::vector<torch::Tensor> picked;
     for (int64_t i = 0; i < idx.size(0); ++i)
-        picked.push_back(audio::audio_chunks(features, idx[i].item<int64_t>(), 1, fps)[0]);
+        picked.push_back(audio::audio_windows(features, idx[i].item<int64_t>(), 1, fps)[0]);
     check_close("long whisper_chunks_selected", torch::stack(picked), g.load("whisper_chunks_selected"));
 }
 
