@@ -9,7 +9,7 @@
 #include "media/audio_reader.h"
 #include "media/audio_writer.h"
 #include "media/test_pattern.h"
-#include "media/video_reader.h"
+#include "pipeline/passthrough.h"
 #include "media/video_writer.h"
 
 #include "core/log.h"
@@ -94,45 +94,22 @@ struct PassOpts {
     int64_t max_frames = 0;
 };
 
-// Decode -> (identity) -> encode with the audio muxed: the render pipeline's I/O without the model.
 int run_passthrough(const PassOpts& o) {
-    media::VideoReaderOptions ro;
-    ro.target_fps = o.fps;
-    media::VideoReader reader(o.video, ro);
-    media::probe_audio(o.audio);  // fail now, not after decoding, when the audio file is unusable
-    const auto& info = reader.info();
-    media::VideoWriterOptions wo;
-    wo.path = o.out;
-    wo.overwrite = o.overwrite;
-    wo.width = info.width;
-    wo.height = info.height;
-    const double fps = info.output_fps;
-    if (std::fabs(fps * 1001 - std::round(fps * 1001)) < 1e-6 && std::fabs(fps - std::round(fps)) > 1e-6) {
-        wo.fps_num = static_cast<int>(std::lround(fps * 1001));
-        wo.fps_den = 1001;
-    } else {
-        wo.fps_num = static_cast<int>(std::lround(fps * 1000));
-        wo.fps_den = 1000;
-    }
-    wo.crf = o.crf;
-    wo.preset = o.preset;
-    const auto mode = o.audio_codec == "copy" ? media::AudioMuxMode::Copy
-                      : o.audio_codec == "aac" ? media::AudioMuxMode::AAC
-                                               : media::AudioMuxMode::Auto;
-    wo.audio = media::AudioMuxOptions{o.audio, mode, 0};
-    media::VideoWriter writer(wo);
-    int64_t n = 0;
-    while (auto frame = reader.next()) {
-        throw_if_interrupted();
-        writer.write(frame->rgb);
-        if (o.max_frames > 0 && ++n >= o.max_frames) break;
-    }
-    if (writer.frames_written() == 0) throw_error(ErrorCode::InputCorrupt, "no frames decoded from " + o.video);
-    writer.finish();
+    pipeline::PassthroughOptions po;
+    po.video = o.video;
+    po.audio = o.audio;
+    po.output = o.out;
+    po.fps = o.fps;
+    po.crf = o.crf;
+    po.preset = o.preset;
+    po.audio_codec = o.audio_codec;
+    po.overwrite = o.overwrite;
+    po.max_frames = o.max_frames;
+    const auto r = pipeline::passthrough(po);
     char rate[32];
-    std::snprintf(rate, sizeof rate, "%.3f", fps);
-    log::info("wrote ", writer.frames_written(), " frames at ", rate, " fps to ", o.out, " (audio ",
-              writer.audio_copied() ? "copied" : "encoded to AAC", ")");
+    std::snprintf(rate, sizeof rate, "%.3f", r.fps);
+    log::info("wrote ", r.frames, " frames at ", rate, " fps to ", o.out, " (audio ",
+              r.audio_copied ? "copied" : "encoded to AAC", ")");
     return 0;
 }
 

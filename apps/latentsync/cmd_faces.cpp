@@ -19,7 +19,7 @@
 #include "faces/detect_overlay.h"
 #include "faces/face_stage.h"
 #include "media/image_io.h"
-#include "media/video_reader.h"
+#include "media/frame_batches.h"
 
 #include <nlohmann/json.hpp>
 
@@ -163,34 +163,14 @@ int run_faces(const FacesOpts& o) {
         frames_done += static_cast<int64_t>(frames.size());
     };
 
-    if (media::is_image_path(o.input)) {
-        const auto img = media::read_image(o.input);
-        height = static_cast<int>(img.size(0));
-        width = static_cast<int>(img.size(1));
-        report({img}, 0, {0.0});
-    } else {
-        media::VideoReader reader(o.input);
-        width = reader.info().width;
-        height = reader.info().height;
-        std::vector<torch::Tensor> pending;
-        std::vector<double> times;
-        int64_t first = 0;
-        while (auto frame = reader.next()) {
-            throw_if_interrupted();
-            if (pending.empty()) first = frame->index;
-            pending.push_back(frame->rgb);
-            times.push_back(frame->time);
-            const bool last = o.max_frames > 0 && first + static_cast<int64_t>(pending.size()) >= o.max_frames;
-            if (static_cast<int>(pending.size()) == o.batch || last) {
-                report(pending, first, times);
-                pending.clear();
-                times.clear();
-            }
-            if (last) break;
-        }
-        if (!pending.empty()) report(pending, first, times);
-        LSYNC_CHECK(frames_done > 0, ErrorCode::InputCorrupt, "no frames decoded from " + o.input);
+    media::FrameBatches batches(o.input, o.batch, o.max_frames);
+    width = batches.width();
+    height = batches.height();
+    while (auto b = batches.next()) {
+        throw_if_interrupted();
+        report(b->frames, b->first, b->times);
     }
+    LSYNC_CHECK(frames_done > 0, ErrorCode::InputCorrupt, "no frames decoded from " + o.input);
 
     const auto summary = stage->counts().summary();
     if (o.json) {
