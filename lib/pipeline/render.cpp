@@ -6,107 +6,30 @@
 #include "core/files.h"
 #include "core/log.h"
 #include "core/threads.h"
-#include "core/version.h"
 #include "diagnostics/gpu_memory.h"
 #include "diagnostics/process_memory.h"
 #include "pipeline/async_writer.h"
 #include "pipeline/batch_planner.h"
+#include "pipeline/chunk_queue.h"
 #include "pipeline/chunk_workers.h"
 #include "pipeline/device_policy.h"
 #include "pipeline/face_pass.h"
 #include "pipeline/frame_source.h"
 #include "pipeline/mouth_mask.h"
 #include "pipeline/render_dumps.h"
+#include "pipeline/render_settings.h"
 #include "pipeline/render_workdir.h"
 #include "faces/face_plan_file.h"
 
 #include <c10/core/DeviceGuard.h>
 
 #include <chrono>
-#include <deque>
 #include <future>
 #include <cmath>
-#include <numeric>
-#include <sstream>
 
 namespace lsync::pipeline {
 
 namespace {
-
-/// A video's own frame rate as a fraction: whole rates exactly, NTSC rates as n*1000/1001, others to 1/1000.
-audio::FrameRate frame_rate_of(double fps, const std::string& video) {
-    LSYNC_CHECK(std::isfinite(fps) && fps > 0 && fps <= audio::kMaxFrameRate, ErrorCode::InputCorrupt,
-                video + " declares a frame rate of " + std::to_string(fps) + " fps: pass --fps 25 (or another rate)");
-    const double whole = std::round(fps);
-    if (std::fabs(fps - whole) < 1e-6) return {static_cast<int64_t>(whole), 1};
-    const double ntsc = std::round(fps * 1.001);
-    if (std::fabs(fps - ntsc * 1000.0 / 1001.0) < 1e-3) return {static_cast<int64_t>(ntsc) * 1000, 1001};
-    const int64_t num = std::llround(fps * 1000), g = std::gcd(num, int64_t{1000});
-    return {num / g, 1000 / g};
-}
-
-std::string settings_comment(const RenderOptions& o, const torch::Device& device) {
-    std::ostringstream s;
-    s << "latentsync " << version_string() << " render: model " << model_variant_name(o.model)
-      << (o.random_weights ? " with RANDOM weights" : "") << ", seed " << o.seed << ", steps "
-      << o.diffusion.steps << ", guidance " << o.diffusion.guidance << ", deepcache "
-      << (o.diffusion.deepcache ? "on" : "off") << ", attention " << o.attention << ", lip focus " << o.lip_focus
-      << ", smooth " << faces::smooth_mode_name(o.face.smooth) << ", loop " << loop_mode_name(o.loop) << ", device "
-      << device.str();
-    return s.str();
-}
-
-/// Every option that changes the frames (not the audio track, the batch size or the outputs beside the video):
-/// a resumed render must have had the same ones. The version too: another build may encode differently.
-std::vector<std::pair<std::string, std::string>> resume_settings(const RenderOptions& o, const torch::Device& device,
-                                                                 torch::ScalarType dtype, const audio::FrameRate& rate) {
-    auto str = [](auto v) {
-        std::ostringstream s;
-        s << v;
-        return s.str();
-    };
-    const auto& f = o.face;
-    std::vector<std::pair<std::string, std::string>> s = {
-        {"version", version_string()},
-        {"model", model_variant_name(o.model) + std::string(o.random_weights ? " (random weights)" : "")},
-        {"--model-dir", o.model_dir},
-        {"--unet", o.unet_path},
-        {"--vae", o.vae_path},
-        {"--whisper", o.whisper_path},
-        {"--seed", str(o.seed)},
-        {"--steps", str(o.diffusion.steps)},
-        {"--guidance", str(o.diffusion.guidance)},
-        {"deepcache", o.diffusion.deepcache ? "on" : "off"},
-        {"--attention", o.attention},
-        {"--lip-focus", str(o.lip_focus)},
-        {"--device", device.str()},
-        {"--dtype", c10::toString(dtype)},
-        {"--audio-segmentation", str(static_cast<int>(o.segmentation))},
-        {"--face", str(static_cast<int>(f.choice.kind)) + "/" + str(f.choice.index) + "/" + str(f.choice.point.x) +
-                       "," + str(f.choice.point.y)},
-        {"--detect-every", str(f.detect_every)},
-        {"--face-box", f.fixed_box ? str(f.fixed_box->x) + "," + str(f.fixed_box->y) + "," + str(f.fixed_box->w) +
-                                         "," + str(f.fixed_box->h)
-                                   : ""},
-        {"--face-track", f.track_file},
-        {"--smooth", std::string(faces::smooth_mode_name(f.smooth)) + " " + str(f.one_euro.min_cutoff) + "/" +
-                         str(f.one_euro.beta) + "/" + str(f.one_euro.d_cutoff)},
-        {"--on-missing-face", faces::missing_face_policy_name(f.on_missing)},
-        {"anchor rounding", f.round_anchors ? "on" : "off"},
-        {"face limits", str(f.min_score) + "/" + str(f.min_width) + "/" + str(f.min_height) + "/" +
-                            str(f.min_aspect) + "/" + str(f.max_aspect)},
-        {"--face-models", o.face_models},
-        {"--loop", loop_mode_name(o.loop)},
-        {"--keep-video-tail", o.keep_video_tail ? "on" : "off"},
-        {"--fps", str(rate.num) + "/" + str(rate.den)},
-        {"--length", o.official_length ? "official" : "audio"},
-        {"--crf", str(o.crf)},
-        {"--lossless", o.lossless ? "on" : "off"},
-        {"--preset", o.preset},
-        {"segment frames", str(o.segment_frames)},
-    };
-    return s;
-}
 
 /// Wall time per phase into RenderSummary::stage_seconds.
 struct Stopwatch {
@@ -315,82 +238,39 @@ void run_passes(RenderJob& job, RenderWorkDir& work, const media::VideoWriterOpt
     ChunkWorkers workers(std::move(setups), tracing, o.inject_oom_once,
                          [&observer](const std::string& m) { observer.warning(m); });
 
-    // A chunk between decoding and the encoder.
-    struct Pending {
-        int64_t first = 0;
-        std::vector<torch::Tensor> frames;       // every output frame, in order (CPU)
-        std::vector<faces::FramePlan> plans;     // of the frames with a face
-        std::vector<torch::Tensor> face_frames;  // those frames
-        std::vector<int64_t> rows;               // their rows in `frames`
-        ChunkFrames in;                          // the face frames' inputs (frames and matrices on the CPU)
-    };
-    // Groups handed to the workers (or without faces, waiting only for their turn), oldest first. At most two
-    // per worker are in flight: enough to keep every worker busy while the next group is decoded.
-    struct Submitted {
-        std::vector<Pending> chunks;
-        bool has_job = false;
-    };
-    std::deque<Submitted> submitted;
     ThreadClock clock;
-    const size_t max_in_flight = 2 * workers.workers();
-    std::vector<Pending> pending;
-
-    // Takes the oldest group's result and writes its chunks in order.
-    auto write_oldest = [&] {
-        Submitted s = std::move(submitted.front());
-        submitted.pop_front();
-        GroupResult result;
-        if (s.has_job) result = clock.time(ThreadClock::Workers, [&] { return workers.take(); });
-        summary.oom_retries += result.oom_retries;
-        size_t job_index = 0;
-        for (Pending& p : s.chunks) {
-            if (!p.rows.empty()) {
-                const auto& out = result.frames[job_index];
-                const ChunkTrace* trace = tracing ? &result.traces[job_index] : nullptr;
-                ++job_index;
-                if (o.probe) o.probe->chunk(p.first / kFramesPerChunk, p.rows, *trace);
-                for (size_t a = 0; a < p.rows.size(); ++a) {
-                    const int64_t row = p.rows[a], ai = static_cast<int64_t>(a);
-                    p.frames[static_cast<size_t>(row)] = out[ai];
-                    if (!dumper && !(preview && preview->wants(p.first + row))) continue;
-                    const FrameView view{p.first + row, &p.plans[a], p.face_frames[a], trace->crops[ai],
-                                         trace->generated[ai], out[ai]};
-                    if (dumper) dumper->add(view);
-                    if (preview) preview->add(view);
-                }
+    // Each chunk back from the workers, in order: the test probe, the dumps and the preview see it, then every
+    // frame goes to the encoder.
+    ChunkQueue queue(workers, batch, tracing, [&](PendingChunk& p, const ChunkTrace* trace) {
+        if (trace) {
+            if (o.probe) o.probe->chunk(p.first / kFramesPerChunk, p.rows, *trace);
+            for (size_t a = 0; a < p.rows.size(); ++a) {
+                const int64_t row = p.rows[a], ai = static_cast<int64_t>(a);
+                if (!dumper && !(preview && preview->wants(p.first + row))) continue;
+                const FrameView view{p.first + row, &p.plans[a], p.face_frames[a], trace->crops[ai],
+                                     trace->generated[ai], p.frames[static_cast<size_t>(row)]};
+                if (dumper) dumper->add(view);
+                if (preview) preview->add(view);
             }
-            summary.lipsynced += static_cast<int64_t>(p.rows.size());
-            summary.passed_through += static_cast<int64_t>(p.frames.size() - p.rows.size());
-            for (size_t r = 0; r < p.frames.size(); ++r) {
-                if (o.probe) o.probe->frame(p.first + static_cast<int64_t>(r), p.frames[r]);
-                clock.time(ThreadClock::Encoder, [&] { writer.write(p.frames[r]); });
-            }
-            summary.frames += static_cast<int64_t>(p.frames.size());
-            ++summary.chunks;
-            observer.progress(summary.frames, n_out);
         }
-    };
-    // Hands the pending chunks to the workers as one group (the chunks with faces; all have as many face frames).
-    auto flush = [&] {
-        Submitted s;
-        std::vector<ChunkFrames> group;
-        for (auto& p : pending)
-            if (!p.rows.empty()) group.push_back(p.in);
-        s.has_job = !group.empty();
-        if (s.has_job) workers.submit(std::move(group));
-        s.chunks = std::move(pending);
-        pending.clear();
-        submitted.push_back(std::move(s));
-        while (submitted.size() > max_in_flight) write_oldest();
-    };
+        summary.lipsynced += static_cast<int64_t>(p.rows.size());
+        summary.passed_through += static_cast<int64_t>(p.frames.size() - p.rows.size());
+        for (size_t r = 0; r < p.frames.size(); ++r) {
+            if (o.probe) o.probe->frame(p.first + static_cast<int64_t>(r), p.frames[r]);
+            clock.time(ThreadClock::Encoder, [&] { writer.write(p.frames[r]); });
+        }
+        summary.frames += static_cast<int64_t>(p.frames.size());
+        ++summary.chunks;
+        observer.progress(summary.frames, n_out);
+    });
 
     const int64_t chunks_per_segment = o.segment_frames / kFramesPerChunk;
     for (int64_t c = std::min(resume_frame, n_out) / kFramesPerChunk; c < n_chunks; ++c) {
         throw_if_interrupted();
         settle_faces(false);
         // Batches never cross a segment boundary, so a resumed render batches its chunks as an uninterrupted one.
-        if (c % chunks_per_segment == 0 && !pending.empty()) flush();
-        Pending p;
+        if (c % chunks_per_segment == 0) queue.end_group();
+        PendingChunk p;
         p.first = c * kFramesPerChunk;
         const int64_t count = std::min(kFramesPerChunk, n_out - p.first);
         for (int64_t k = 0; k < count; ++k) {
@@ -419,15 +299,11 @@ void run_passes(RenderJob& job, RenderWorkDir& work, const media::VideoWriterOpt
             // thread's stream must not be read on theirs (a few hundred KB per chunk).
             p.in.audio = windows.index_select(0, torch::tensor(p.rows).to(windows.device())).cpu();
         });
-        // Chunks batch only with chunks of as many face frames; one without faces goes straight through.
-        const bool fits = pending.empty() || p.rows.empty() ||
-                          (!pending.back().rows.empty() && pending.back().rows.size() == p.rows.size());
-        if (!fits) flush();
-        pending.push_back(std::move(p));
-        if (pending.back().rows.empty() || static_cast<int64_t>(pending.size()) >= batch) flush();
+        queue.add(std::move(p));
     }
-    if (!pending.empty()) flush();
-    while (!submitted.empty()) write_oldest();
+    queue.finish();
+    summary.oom_retries += queue.oom_retries();
+    clock.seconds[ThreadClock::Workers] = queue.wait_seconds();
     settle_faces(true);  // a resumed render may not have needed the pass's later frames
 
     // The rest of a longer video, unchanged, when asked for.

@@ -1,0 +1,61 @@
+#include "pipeline/chunk_queue.h"
+
+#include <chrono>
+
+namespace lsync::pipeline {
+
+ChunkQueue::ChunkQueue(ChunkWorkers& workers, int64_t chunks_per_call, bool tracing, Done done)
+    : workers_(workers), chunks_per_call_(chunks_per_call), tracing_(tracing), done_(std::move(done)) {}
+
+void ChunkQueue::add(PendingChunk chunk) {
+    const bool fits = pending_.empty() || chunk.rows.empty() ||
+                      (!pending_.back().rows.empty() && pending_.back().rows.size() == chunk.rows.size());
+    if (!fits) end_group();
+    pending_.push_back(std::move(chunk));
+    if (pending_.back().rows.empty() || static_cast<int64_t>(pending_.size()) >= chunks_per_call_) end_group();
+}
+
+void ChunkQueue::end_group() {
+    if (pending_.empty()) return;
+    Group g;
+    std::vector<ChunkFrames> inputs;
+    for (auto& p : pending_)
+        if (!p.rows.empty()) inputs.push_back(p.in);
+    g.submitted = !inputs.empty();
+    if (g.submitted) workers_.submit(std::move(inputs));
+    g.chunks = std::move(pending_);
+    pending_.clear();
+    in_flight_.push_back(std::move(g));
+    while (in_flight_.size() > 2 * workers_.workers()) write_oldest();
+}
+
+void ChunkQueue::finish() {
+    end_group();
+    while (!in_flight_.empty()) write_oldest();
+}
+
+void ChunkQueue::write_oldest() {
+    Group g = std::move(in_flight_.front());
+    in_flight_.pop_front();
+    GroupResult result;
+    if (g.submitted) {
+        const auto started = std::chrono::steady_clock::now();
+        result = workers_.take();
+        wait_seconds_ += std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
+    }
+    oom_retries_ += result.oom_retries;
+    size_t job = 0;
+    for (PendingChunk& p : g.chunks) {
+        const ChunkTrace* trace = nullptr;
+        if (!p.rows.empty()) {
+            const auto& out = result.frames[job];
+            if (tracing_) trace = &result.traces[job];
+            ++job;
+            for (size_t a = 0; a < p.rows.size(); ++a)
+                p.frames[static_cast<size_t>(p.rows[a])] = out[static_cast<int64_t>(a)];
+        }
+        done_(p, trace);
+    }
+}
+
+}  // namespace lsync::pipeline

@@ -1,0 +1,68 @@
+#pragma once
+// The render thread's side of the diffusion stage. Chunks are added in order as they are decoded and packed;
+// they go to the workers (chunk_workers.h) in groups of up to `chunks_per_call` chunks with as many face frames
+// each (one UNet call), and come back out in the order they went in, whichever worker finished first. At most
+// two groups per worker are in flight: enough to keep every worker busy while the next group is packed, and a
+// bound on memory.
+
+#include "faces/face_plan.h"
+#include "pipeline/chunk_workers.h"
+#include "pipeline/lipsync_chunk.h"
+
+#include <torch/torch.h>
+
+#include <cstdint>
+#include <deque>
+#include <functional>
+#include <vector>
+
+namespace lsync::pipeline {
+
+/// A chunk between decoding and the encoder.
+struct PendingChunk {
+    int64_t first = 0;                       ///< its first output frame
+    std::vector<torch::Tensor> frames;       ///< every output frame, in order ([H, W, 3] uint8, CPU)
+    std::vector<faces::FramePlan> plans;     ///< of the frames with a face
+    std::vector<torch::Tensor> face_frames;  ///< those frames, as decoded
+    std::vector<int64_t> rows;               ///< their rows in `frames`
+    ChunkFrames in;                          ///< the networks' inputs (host tensors), when `rows` is not empty
+};
+
+class ChunkQueue {
+public:
+    /// Receives each chunk in order, its face frames in `frames` replaced by the lip-synced ones, with the
+    /// chunk's trace (null without tracing or without faces).
+    using Done = std::function<void(PendingChunk& chunk, const ChunkTrace* trace)>;
+    ChunkQueue(ChunkWorkers& workers, int64_t chunks_per_call, bool tracing, Done done);
+
+    /// Queues the next chunk; a chunk without faces, or one whose face count differs from the group's, starts
+    /// a group of its own.
+    void add(PendingChunk chunk);
+    /// Ends the current group (the render ends groups at segment boundaries, so that a resumed render groups
+    /// its chunks as an uninterrupted one).
+    void end_group();
+    /// Ends the group and waits until every chunk went to `done`.
+    void finish();
+
+    int64_t oom_retries() const { return oom_retries_; }
+    /// Time spent waiting for the workers' results.
+    double wait_seconds() const { return wait_seconds_; }
+
+private:
+    struct Group {
+        std::vector<PendingChunk> chunks;
+        bool submitted = false;  ///< false: no chunk has faces; it only waits for its turn
+    };
+    void write_oldest();
+
+    ChunkWorkers& workers_;
+    int64_t chunks_per_call_;
+    bool tracing_;
+    Done done_;
+    std::vector<PendingChunk> pending_;
+    std::deque<Group> in_flight_;
+    int64_t oom_retries_ = 0;
+    double wait_seconds_ = 0;
+};
+
+}  // namespace lsync::pipeline
