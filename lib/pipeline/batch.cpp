@@ -74,7 +74,14 @@ JobResult run_job(const BatchJob& job, const torch::Device& device, ModelCache& 
         r.status = JobStatus::Ok;
         r.frames = s.frames;
     } catch (const Error& e) {
-        fail(r, e.exit_code(), error_code_name(e.code()), e.what());
+        std::string message = e.what();
+        if (e.code() == ErrorCode::Interrupted) {
+            // render's advice is `--resume`; in a batch, running the batch again does it.
+            const std::string advice = "run the same command with --resume to finish";
+            if (const auto at = message.find(advice); at != std::string::npos)
+                message.replace(at, advice.size(), "the next run of the batch resumes it");
+        }
+        fail(r, e.exit_code(), error_code_name(e.code()), message);
         if (e.code() == ErrorCode::Interrupted) r.status = JobStatus::Interrupted;
     } catch (const c10::Error& e) {
         fail(r, static_cast<int>(ErrorCode::Backend), error_code_name(ErrorCode::Backend),

@@ -117,10 +117,11 @@ BatchManifest make_jobs(std::vector<Row>& rows, const std::string& name, const s
                 job.options.emplace_back(column, std::move(v));
             }
         }
-        for (const char* required : {"video", "audio", "output"}) {
-            const std::string& v = required[0] == 'v' ? job.video : required[0] == 'a' ? job.audio : job.output;
-            if (v.empty()) refuse(name, row.line, std::string("no ") + required + " (every job needs video, audio and output)");
-        }
+        const std::pair<const char*, const std::string*> required[] = {
+            {"video", &job.video}, {"audio", &job.audio}, {"output", &job.output}};
+        for (const auto& [column, value] : required)
+            if (value->empty())
+                refuse(name, row.line, std::string("no ") + column + " (every job needs video, audio and output)");
         const std::string key = same_file_key(job.output);
         if (auto [it, fresh] = outputs.emplace(key, row.line); !fresh)
             refuse(name, row.line, "output " + printable(job.output, 200) + " is also the output of line " +
@@ -293,6 +294,8 @@ std::vector<Row> jsonl_rows(std::string_view text, const std::string& name) {
             const auto& v = it.value();
             std::string text_value;
             if (v.is_null()) continue;
+            if (is_job_column(key) && !v.is_string())
+                refuse(name, line, key + " must be a string (got " + json_excerpt(v) + ")");
             if (v.is_string()) text_value = v.get<std::string>();
             else if (v.is_boolean()) text_value = v.get<bool>() ? "true" : "false";
             else if (v.is_number_integer() || v.is_number_unsigned()) text_value = v.dump();

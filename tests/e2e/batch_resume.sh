@@ -52,6 +52,7 @@ grep -q "run the same command again" stopped/log.txt || fail "the interrupted me
 got=$(statuses stopped/summary.json)
 [ "$got" = "ok:False interrupted:False not-run:False" ] || fail "summary after SIGTERM: $got"
 [ -d stopped/o1.mkv.lsync-work ] || fail "SIGTERM: the work folder was not kept"
+grep -q "the next run of the batch resumes it" stopped/summary.json || fail "the stopped job's message"
 "${B[@]}" stopped/jobs.csv --json-summary stopped/summary2.json || fail "rerun after SIGTERM: exit $?"
 got=$(statuses stopped/summary2.json)
 [ "$got" = "skipped:False ok:True ok:False" ] || fail "rerun after SIGTERM: $got"

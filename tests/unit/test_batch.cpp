@@ -120,6 +120,7 @@ TEST_CASE("batch manifest: each refusal names its line", "[batch]") {
     CHECK(contains(jsonl_error(std::string(100, '[') + std::string(100, ']') + "\n"),
                    "m.jsonl line 1: JSON nested deeper than 64"));
     CHECK(contains(jsonl_error("{\"video\":\"\",\"audio\":\"e\",\"output\":\"f\"}\n"), "m.jsonl line 1: video is empty"));
+    CHECK(contains(jsonl_error("{\"video\":\"d\",\"audio\":7,\"output\":\"f\"}\n"), "m.jsonl line 1: audio must be a string"));
 }
 
 TEST_CASE("batch manifest: read from a file, by extension, relative to its folder", "[batch]") {
