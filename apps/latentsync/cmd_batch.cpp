@@ -203,7 +203,7 @@ Command add_batch(CLI::App& app) {
     auto* cmd = app.add_subcommand("batch", "Render many jobs from a manifest (.csv or .jsonl), idempotently");
     cmd->add_option("manifest", b->manifest, "Jobs: .csv with a header row, or .jsonl (docs/scale-out.md)")->required();
     cmd->add_option("--devices", b->devices,
-                    "One job thread per entry, each job on its device: 0,1 | all | cpu,cpu (default: --device auto)");
+                    "One job thread per entry, each job on its device: 0,1 | all | cpu,cpu (default: auto, one thread)");
     cmd->add_option("--shard", b->shard,
                     "K/N: render only the jobs whose index modulo N is K (0-based); default: from "
                     "SLURM_ARRAY_TASK_ID or JOB_COMPLETION_INDEX when set, else every job");

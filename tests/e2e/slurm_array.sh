@@ -88,7 +88,8 @@ PIDS+=($!)
 up=""
 for _ in $(seq 150); do
     sinfo -h -o %t 2>/dev/null | grep -qx idle && { up=1; break; }
-    for p in "${PIDS[@]}"; do kill -0 "$p" 2>/dev/null || die "a Slurm daemon exited at start (as $USER_NAME)"; done
+    kill -0 "${PIDS[0]}" 2>/dev/null || die "slurmctld exited at start (as $USER_NAME): $(tail -n 1 "$S/log/slurmctld.out")"
+    kill -0 "${PIDS[1]}" 2>/dev/null || die "slurmd exited at start (as $USER_NAME): $(tail -n 1 "$S/log/slurmd.out")"
     sleep 0.2
 done
 [ -n "$up" ] || die "the Slurm node did not become idle within 30 s (as $USER_NAME): $(sinfo 2>&1 | tr '\n' ' ')"
