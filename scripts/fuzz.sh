@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # scripts/fuzz.sh TARGET SECONDS [libFuzzer options...]: builds the libFuzzer targets (build-fuzz/, clang with
 # ASan + UBSan, only the readers; see tests/fuzz/) and fuzzes TARGET (safetensors, torch_zip, tfjs,
-# media_probe) for SECONDS, starting from the committed seeds in tests/fuzz/corpus/TARGET. New inputs go to
+# media_probe, batch_manifest) for SECONDS, starting from the committed seeds in tests/fuzz/corpus/TARGET. New inputs go to
 # build-fuzz/corpus/TARGET, crashes to build-fuzz/crashes/TARGET/; copy a fixed crash into the committed corpus
 # so corpus_replay keeps it fixed. Runs at low priority (nice 10), one process.
 set -euo pipefail
@@ -9,7 +9,7 @@ ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 TARGET="${1:?usage: scripts/fuzz.sh TARGET SECONDS [libFuzzer options]}"
 SECONDS_TO_RUN="${2:?usage: scripts/fuzz.sh TARGET SECONDS [libFuzzer options]}"
 shift 2
-case "$TARGET" in safetensors | torch_zip | tfjs | media_probe) ;; *) echo "unknown target $TARGET" >&2; exit 2 ;; esac
+case "$TARGET" in safetensors | torch_zip | tfjs | media_probe | batch_manifest) ;; *) echo "unknown target $TARGET" >&2; exit 2 ;; esac
 BUILD="${FUZZ_BUILD_DIR:-$ROOT/build-fuzz}"
 command -v clang++ >/dev/null || { echo "clang++ is missing: bash scripts/install-deps.sh" >&2; exit 1; }
 

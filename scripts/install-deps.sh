@@ -12,6 +12,7 @@ PACKAGES=(
     libcli11-dev libspdlog-dev nlohmann-json3-dev catch2
     util-linux                                     # setpriv: the unwritable-directory test as root
     clang libclang-rt-dev                          # scripts/fuzz.sh: libFuzzer, ASan and UBSan (clang 14 on Debian 12)
+    slurm-wlm munge                                # tests/e2e/slurm_array.sh starts a one-node Slurm (never as a service)
 )
 
 missing=()

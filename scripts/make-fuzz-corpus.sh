@@ -10,7 +10,7 @@ C="$ROOT/tests/fuzz/corpus"
 FIX="$ROOT/tests/fixtures/checkpoints"
 TMP=$(mktemp -d)
 trap 'rm -rf "$TMP"' EXIT
-for t in safetensors torch_zip tfjs media_probe; do
+for t in safetensors torch_zip tfjs media_probe batch_manifest; do
     mkdir -p "$C/$t"
     find "$C/$t" -type f ! -name 'crash-*' -delete
 done
@@ -103,4 +103,20 @@ if command -v ffmpeg >/dev/null; then
     for f in s b; do ffmpeg -v error -y -i "$TMP/$f.mp4" -c copy -bsf:v h264_mp4toannexb -f mpegts "$TMP/$f.ts"; done
     cat "$TMP/s.ts" "$TMP/b.ts" > "$C/media_probe/regress_size_change.ts"
 fi
+
+# ---- batch_manifest: the first byte picks CSV (0) or JSON lines (1); good manifests and each refusal ---------
+M="$C/batch_manifest"
+seed() { printf '%b' "$2" > "$M/$1"; }
+seed csv_good.bin '\x00video,audio,output,seed,keep_video_tail\r\n# c\r\na.mp4,a.wav,o/a.mp4,3,yes\r\n"b, 2.mp4","say ""hi"".wav","two\nlines.mp4",,false\n'
+seed csv_bom_blank.bin '\x00\xef\xbb\xbfvideo,audio,output\n\n  \na,b,c\n'
+seed csv_unclosed.bin '\x00video,audio,output\na,b,"c\n'
+seed csv_fields.bin '\x00video,audio,output\na,b\nc,d,e,f\n'
+seed csv_dup_output.bin '\x00video,audio,output\na,b,x\nc,d,./x\n'
+seed csv_quote_inside.bin '\x00video,audio,output\na,b"c",d\n"e"f,g,h\n'
+seed csv_nul.bin '\x00video,audio,output\na,b\x00c,d\n'
+seed jsonl_good.bin '\x01{"video":"a.mp4","audio":"a.wav","output":"o.mp4","seed":5,"guidance":2.5,"lossless":true,"crf":null}\n# c\n\n{"video":"/v/b","audio":"b","output":"p"}\n'
+seed jsonl_types.bin '\x01{"video":[1],"audio":{"a":1},"output":7,"seed":1e400}\n'
+seed jsonl_deep.bin "\\x01{\"video\":$(printf '[%.0s' $(seq 100))$(printf ']%.0s' $(seq 100))}\\n"
+seed jsonl_dup_key.bin '\x01{"video":"a","audio":"b","output":"c","no_deepcache":1,"no-deepcache":0}\n'
+seed jsonl_not_object.bin '\x01[1,2]\n"x"\nnull\n'
 du -sh "$C"

@@ -3,6 +3,7 @@
 #include "commands.h"
 #include "face_cli.h"
 #include "option_checks.h"
+#include "render_cli.h"
 #include "render_progress.h"
 
 #include "core/error.h"
@@ -15,40 +16,6 @@
 #include <memory>
 
 namespace lsync::app {
-
-namespace {
-
-struct RenderCli {
-    std::string video, audio, output;
-    bool overwrite = false;
-    bool resume = false;
-    std::string model = "1.5";
-    std::string unet, vae, whisper, weights;
-    int steps = 20;
-    double guidance = 1.5;
-    int64_t seed = 1247;
-    std::string attention = "auto";
-    bool strict_attention = false;
-    double lip_focus = 1.0;
-    bool no_deepcache = false;
-    std::string device = "auto", dtype = "auto";
-    std::string devices;
-    std::string audio_segmentation = "seamless";
-    FaceCliOptions face;
-    std::string loop = "pingpong";
-    bool keep_video_tail = false;
-    std::string length = "audio";
-    std::string fps = "25";
-    int crf = 18;
-    std::string preset = "medium";
-    bool lossless = false;
-    std::string audio_out;
-    std::string dump_faces, preview;
-    int64_t batch_chunks = 0;
-    double vram_budget = 0;
-    std::string progress = "auto";
-    bool json_log = false;
-};
 
 pipeline::RenderOptions to_render_options(const RenderCli& c) {
     pipeline::RenderOptions o;
@@ -117,17 +84,17 @@ pipeline::RenderOptions to_render_options(const RenderCli& c) {
     return o;
 }
 
-}  // namespace
-
-Command add_render(CLI::App& app) {
-    auto c = std::make_shared<RenderCli>();
-    auto* cmd = app.add_subcommand("render", "Lip-sync a video (or a still image) to speech");
-    cmd->add_option("video", c->video, "Input video, or a still image (.png .jpg .webp) for a talking head")->required();
-    cmd->add_option("audio", c->audio, "Speech: any file with an audio track")->required();
-    cmd->add_option("-o,--output", c->output, "Output video (.mp4 .mkv .mov)")->required();
-    cmd->add_flag("--overwrite", c->overwrite, "Replace an existing output (and an interrupted render's work folder)");
-    cmd->add_flag("--resume", c->resume,
-                  "Finish an interrupted render of this output from its work folder (<output>.lsync-work)");
+void add_render_options(CLI::App* cmd, RenderCli& cli, RenderOptionScope scope) {
+    RenderCli* c = &cli;
+    const bool single = scope == RenderOptionScope::Render;
+    if (single) {
+        cmd->add_option("video", c->video, "Input video, or a still image (.png .jpg .webp) for a talking head")->required();
+        cmd->add_option("audio", c->audio, "Speech: any file with an audio track")->required();
+        cmd->add_option("-o,--output", c->output, "Output video (.mp4 .mkv .mov)")->required();
+        cmd->add_flag("--overwrite", c->overwrite, "Replace an existing output (and an interrupted render's work folder)");
+        cmd->add_flag("--resume", c->resume,
+                      "Finish an interrupted render of this output from its work folder (<output>.lsync-work)");
+    }
     cmd->add_option("--model", c->model, "1.5 (256 px), 1.6 (512 px) or test-tiny (small, for tests)")
         ->capture_default_str();
     cmd->add_option("--unet", c->unet, "UNet checkpoint (default: the model folder's)");
@@ -147,10 +114,12 @@ Command add_render(CLI::App& app) {
         ->capture_default_str()
         ->check(finite_in(1, 10));
     cmd->add_flag("--no-deepcache", c->no_deepcache, "Run the whole UNet on every step (slower, the same model)");
-    cmd->add_option("--device", c->device, "cpu, cuda, cuda:N or auto")->capture_default_str();
-    cmd->add_option("--devices", c->devices,
-                    "Split the render over several devices: 0,1 | all | cuda:0,cuda:1 (a device twice: two workers "
-                    "on it; cpu,cpu on the CPU). Overrides --device; the frames are the same as on one");
+    if (single) {
+        cmd->add_option("--device", c->device, "cpu, cuda, cuda:N or auto")->capture_default_str();
+        cmd->add_option("--devices", c->devices,
+                        "Split the render over several devices: 0,1 | all | cuda:0,cuda:1 (a device twice: two "
+                        "workers on it; cpu,cpu on the CPU). Overrides --device; the frames are the same as on one");
+    }
     cmd->add_option("--dtype", c->dtype, "float32, float16, bfloat16 or auto")->capture_default_str();
     cmd->add_option("--audio-segmentation", c->audio_segmentation,
                     "seamless (cross-faded 30 s windows) or official (a lip glitch every 30 s, as the Python code)")
@@ -179,12 +148,19 @@ Command add_render(CLI::App& app) {
                     "GiB of GPU memory per device the render may use (0 = the card's); caps --batch-chunks")
         ->capture_default_str()
         ->check(finite_in(0, 4096));
+    if (!single) return;
     cmd->add_option("--dump-faces", c->dump_faces,
                     "Write each lip-synced frame's landmarks, aligned, masked and generated crops as PNGs here");
     cmd->add_option("--preview", c->preview,
                     "Write a contact sheet PNG: input crop | masked | generated | pasted back, for 4 frames");
     cmd->add_option("--progress", c->progress, "auto, bar, plain or none")->capture_default_str();
     cmd->add_flag("--json-log", c->json_log, "One JSON object per event on stderr (for scripts)");
+}
+
+Command add_render(CLI::App& app) {
+    auto c = std::make_shared<RenderCli>();
+    auto* cmd = app.add_subcommand("render", "Lip-sync a video (or a still image) to speech");
+    add_render_options(cmd, *c, RenderOptionScope::Render);
     return {cmd, [c]() {
         const auto options = to_render_options(*c);
         const auto style = parse_progress_style(c->progress);

@@ -15,6 +15,7 @@ struct Command {
 };
 
 Command add_render(CLI::App& app);
+Command add_batch(CLI::App& app);
 Command add_doctor(CLI::App& app);
 Command add_probe(CLI::App& app);
 Command add_debug(CLI::App& app);

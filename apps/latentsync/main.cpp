@@ -35,7 +35,7 @@ int main(int argc, char** argv) {
     // Global options may follow the subcommand: `latentsync render ... --threads 4`.
     app.fallthrough();
 
-    const std::vector<lsync::app::Command> commands = {lsync::app::add_render(app), lsync::app::add_doctor(app), lsync::app::add_probe(app),
+    const std::vector<lsync::app::Command> commands = {lsync::app::add_render(app), lsync::app::add_batch(app), lsync::app::add_doctor(app), lsync::app::add_probe(app),
                                                        lsync::app::add_models(app),
                                                        lsync::app::add_convert(app), lsync::app::add_bench(app),
                                                        lsync::app::add_debug(app)};

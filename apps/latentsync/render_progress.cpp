@@ -161,15 +161,17 @@ private:
         for (const auto& [name, seconds] : s.render_thread_seconds) j[name] = seconds;
         return j;
     }
-    static void emit(const nlohmann::json& j) {
-        static std::mutex mutex;  // warnings can come from the decoder and encoder threads
-        std::lock_guard<std::mutex> lock(mutex);
-        std::cerr << dump_json(j) << std::endl;
-    }
+    static void emit(const nlohmann::json& j) { emit_json_event(j); }
     std::string stage_;
 };
 
 }  // namespace
+
+void emit_json_event(const nlohmann::json& event) {
+    static std::mutex mutex;  // warnings can come from the decoder and encoder threads, batch events from jobs'
+    std::lock_guard<std::mutex> lock(mutex);
+    std::cerr << dump_json(event) << std::endl;
+}
 
 std::unique_ptr<pipeline::RenderObserver> make_progress_printer(ProgressStyle style, bool json) {
     if (json) return std::make_unique<JsonProgress>();

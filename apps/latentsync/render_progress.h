@@ -4,6 +4,8 @@
 
 #include "pipeline/render.h"
 
+#include <nlohmann/json.hpp>
+
 #include <chrono>
 #include <memory>
 #include <string>
@@ -16,5 +18,8 @@ enum class ProgressStyle { Bar, Plain, None };
 ProgressStyle parse_progress_style(const std::string& text);
 
 std::unique_ptr<pipeline::RenderObserver> make_progress_printer(ProgressStyle style, bool json);
+
+/// One JSON object as one line on stderr (--json-log of `render` and `batch`); safe from any thread.
+void emit_json_event(const nlohmann::json& event);
 
 }  // namespace lsync::app

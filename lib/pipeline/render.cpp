@@ -15,6 +15,7 @@
 #include "pipeline/device_policy.h"
 #include "pipeline/face_pass.h"
 #include "pipeline/frame_source.h"
+#include "pipeline/model_cache.h"
 #include "pipeline/mouth_mask.h"
 #include "pipeline/render_dumps.h"
 #include "pipeline/render_settings.h"
@@ -164,7 +165,7 @@ void run_passes(RenderJob& job, RenderWorkDir& work, const media::VideoWriterOpt
         request.attention = make_attention_context(o.attention, o.strict_attention, d, dtype);
         if (o.lip_focus != 1.0) request.attention->set_lip_focus(1 - mask, o.lip_focus);
         ChunkWorkerSetup w;
-        w.models = load_render_models(request);
+        w.models = o.model_cache ? o.model_cache->get(request) : load_render_models(request);
         w.runner = std::make_unique<LipsyncChunk>(w.models, mask, o.diffusion, o.noise ? *o.noise : seeded_noise(o.seed));
         const auto plan = plan_chunk_batch(o.batch_chunks, d, resolution, dtype,
                                            static_cast<int64_t>(o.vram_budget_gib * 1024.0 * 1024.0 * 1024.0));

@@ -28,6 +28,8 @@
 
 namespace lsync::pipeline {
 
+class ModelCache;
+
 /// Test hook: sees the pipeline's intermediates as they pass (the end-to-end parity test compares them with the
 /// official run's). Tensors may live on the render device.
 class RenderProbe {
@@ -94,6 +96,9 @@ struct RenderOptions {
     std::optional<NoiseSource> noise;
     /// Test hook: see RenderProbe (not owned).
     RenderProbe* probe = nullptr;
+    /// Networks kept warm between renders (model_cache.h; not owned): `batch` gives each device's job thread
+    /// one. Null: the render loads its models and drops them when it ends.
+    ModelCache* model_cache = nullptr;
 };
 
 struct RenderSummary {

@@ -6,6 +6,7 @@
 #include "io/torch_checkpoint.h"
 #include "media/audio_reader.h"
 #include "media/video_reader.h"
+#include "pipeline/batch_manifest.h"
 
 #include <cstdio>
 #include <cstring>
@@ -113,14 +114,29 @@ void media_probe(const uint8_t* data, size_t size) {
     });
 }
 
+void batch_manifest(const uint8_t* data, size_t size) {
+    // The first byte picks the format (even: CSV, odd: JSON lines); the rest is the manifest's text.
+    if (size == 0) return;
+    const std::string_view text(reinterpret_cast<const char*>(data) + 1, size - 1);
+    const auto format = data[0] % 2 ? pipeline::ManifestFormat::Jsonl : pipeline::ManifestFormat::Csv;
+    guarded([&] {
+        const auto m = pipeline::parse_batch_manifest(text, format, "fuzz", "base");
+        for (int64_t n = 1; n <= 3; ++n)
+            for (int64_t k = 0; k < n; ++k) (void)pipeline::jobs_in_shard(m, pipeline::Shard{k, n, "fuzz"});
+    });
+}
+
 Entry entry(const std::string& name) {
     if (name == "safetensors") return safetensors;
     if (name == "torch_zip") return torch_zip;
     if (name == "tfjs") return tfjs;
     if (name == "media_probe") return media_probe;
+    if (name == "batch_manifest") return batch_manifest;
     return nullptr;
 }
 
-std::vector<std::string> target_names() { return {"safetensors", "torch_zip", "tfjs", "media_probe"}; }
+std::vector<std::string> target_names() {
+    return {"safetensors", "torch_zip", "tfjs", "media_probe", "batch_manifest"};
+}
 
 }  // namespace lsync::fuzz

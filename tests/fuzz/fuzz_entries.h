@@ -20,8 +20,11 @@ void torch_zip(const uint8_t* data, size_t size);
 void tfjs(const uint8_t* data, size_t size);
 /// Any media file: probe video and audio, decode a few frames and samples.
 void media_probe(const uint8_t* data, size_t size);
+/// A `batch` manifest: the first byte picks CSV (even) or JSON lines (odd), the rest is its text; then shards.
+void batch_manifest(const uint8_t* data, size_t size);
 
-/// The targets by name ("safetensors", "torch_zip", "tfjs", "media_probe"); nullptr for an unknown one.
+/// The targets by name ("safetensors", "torch_zip", "tfjs", "media_probe", "batch_manifest"); nullptr for an
+/// unknown one.
 using Entry = void (*)(const uint8_t*, size_t);
 Entry entry(const std::string& name);
 std::vector<std::string> target_names();
