@@ -89,6 +89,47 @@ struct RenderJob {
     torch::ScalarType dtype = torch::kFloat;
 };
 
+/// One set of models per worker (--devices), each with its chunk runner and chunk batch; a device listed twice
+/// loads twice (each worker owns its attention context and DeepCache state). GPUs load at the same time (drawing
+/// or reading the weights is host work, copying them per device); CPU workers one after the other, as they share
+/// the cores anyway.
+std::vector<ChunkWorkerSetup> load_workers(const RenderJob& job, const torch::Tensor& mask) {
+    const RenderOptions& o = job.options;
+    const int resolution = model_resolution(o.model);
+    auto load_worker = [&](const torch::Device& d) {
+        torch::NoGradGuard no_grad;  // thread-local: the loading threads need their own
+        const c10::DeviceGuard device_guard(d);
+        ModelRequest request;
+        request.variant = o.model;
+        request.model_dir = o.model_dir;
+        request.unet_path = o.unet_path;
+        request.vae_path = o.vae_path;
+        request.whisper_path = o.whisper_path;
+        request.random_weights = o.random_weights;
+        request.device = d;
+        request.dtype = job.dtype;
+        request.attention = make_attention_context(o.attention, o.strict_attention, d, job.dtype);
+        if (o.lip_focus != 1.0) request.attention->set_lip_focus(1 - mask, o.lip_focus);
+        ChunkWorkerSetup w;
+        w.models = o.model_cache ? o.model_cache->get(request) : load_render_models(request);
+        w.runner = std::make_unique<LipsyncChunk>(w.models, mask, o.diffusion, o.noise ? *o.noise : seeded_noise(o.seed));
+        const auto plan = plan_chunk_batch(o.batch_chunks, d, resolution, job.dtype,
+                                           static_cast<int64_t>(o.vram_budget_gib * 1024.0 * 1024.0 * 1024.0));
+        w.batch = plan.batch;
+        log::info(plan.why);
+        return w;
+    };
+    std::vector<ChunkWorkerSetup> setups;
+    if (job.device.is_cuda() && job.devices.size() > 1) {
+        std::vector<std::future<ChunkWorkerSetup>> loading;
+        for (const auto& d : job.devices) loading.push_back(std::async(std::launch::async, load_worker, d));
+        for (auto& f : loading) setups.push_back(f.get());
+    } else {
+        for (const auto& d : job.devices) setups.push_back(load_worker(d));
+    }
+    return setups;
+}
+
 /// The passes of render() after the checks: models, audio, faces, chunks, join.
 void run_passes(RenderJob& job, RenderWorkDir& work, const media::VideoWriterOptions& wopt, const torch::Tensor& mask,
                 int64_t resume_frame) {
@@ -100,7 +141,6 @@ void run_passes(RenderJob& job, RenderWorkDir& work, const media::VideoWriterOpt
     const audio::FrameRate rate = job.rate;
     const double fps = static_cast<double>(rate.num) / static_cast<double>(rate.den);
     const torch::Device device = job.device;
-    const torch::ScalarType dtype = job.dtype;
     const int resolution = model_resolution(o.model);
     std::optional<FaceDumper> dumper;
     if (!o.dump_faces.empty()) dumper.emplace(o.dump_faces, mask);
@@ -148,41 +188,7 @@ void run_passes(RenderJob& job, RenderWorkDir& work, const media::VideoWriterOpt
 
     // 3. Models, while the faces are analysed.
     observer.stage("loading models", 0);
-    // One set of models per worker (--devices); a device listed twice loads twice (each worker owns its attention
-    // and DeepCache state). The first device also runs the audio and face passes.
-    auto load_worker = [&](const torch::Device& d) {
-        torch::NoGradGuard no_grad;  // thread-local: the loading threads need their own
-        const c10::DeviceGuard device_guard(d);
-        ModelRequest request;
-        request.variant = o.model;
-        request.model_dir = o.model_dir;
-        request.unet_path = o.unet_path;
-        request.vae_path = o.vae_path;
-        request.whisper_path = o.whisper_path;
-        request.random_weights = o.random_weights;
-        request.device = d;
-        request.dtype = dtype;
-        request.attention = make_attention_context(o.attention, o.strict_attention, d, dtype);
-        if (o.lip_focus != 1.0) request.attention->set_lip_focus(1 - mask, o.lip_focus);
-        ChunkWorkerSetup w;
-        w.models = o.model_cache ? o.model_cache->get(request) : load_render_models(request);
-        w.runner = std::make_unique<LipsyncChunk>(w.models, mask, o.diffusion, o.noise ? *o.noise : seeded_noise(o.seed));
-        const auto plan = plan_chunk_batch(o.batch_chunks, d, resolution, dtype,
-                                           static_cast<int64_t>(o.vram_budget_gib * 1024.0 * 1024.0 * 1024.0));
-        w.batch = plan.batch;
-        log::info(plan.why);
-        return w;
-    };
-    // GPUs load at the same time (reading or drawing the weights is host work, copying them is per device); CPU
-    // workers one after the other, as they share the cores anyway.
-    std::vector<ChunkWorkerSetup> setups;
-    if (device.is_cuda() && job.devices.size() > 1) {
-        std::vector<std::future<ChunkWorkerSetup>> loading;
-        for (const auto& d : job.devices) loading.push_back(std::async(std::launch::async, load_worker, d));
-        for (auto& f : loading) setups.push_back(f.get());
-    } else {
-        for (const auto& d : job.devices) setups.push_back(load_worker(d));
-    }
+    std::vector<ChunkWorkerSetup> setups = load_workers(job, mask);
     const RenderModels models = setups.front().models;
     summary.models = models.description;
     summary.device = device.str();
