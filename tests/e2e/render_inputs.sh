@@ -49,6 +49,13 @@ grep -q "no usable face" noface.log || fail "no face: no warning"
 [ "$(probe noface_out.mp4 nb_read_frames v:0)" = 10 ] || fail "no face: wrong length"
 expect_rc 2 "frame 0: no face" -- "${R[@]}" noface.mp4 short.wav -o x.mp4 --on-missing-face fail
 [ ! -e x.mp4 ] || fail "--on-missing-face fail left an output"
+# The face pass runs beside the render: a face lost after the first chunks were rendered fails the same way.
+ffmpeg -v error -y -loop 1 -i "$FIX/sample2.jpg" -f lavfi -i color=black:s=640x480:d=0.3 -filter_complex \
+    "[0:v]scale=640:480,setsar=1,trim=duration=0.8[a];[1:v]setsar=1[b];[a][b]concat=n=2:v=1,format=yuv420p" \
+    -r 25 -c:v libx264 -crf 20 lost.mp4 || fail "make lost-face clip"
+make_speech speech11.wav 1.1 || fail "make speech"
+LSYNC_TEST_SEGMENT_FRAMES=16 expect_rc 2 "frame 20: no face" -- "${R[@]}" lost.mp4 speech11.wav -o x.mp4 --steps 1 --on-missing-face fail
+[ ! -e x.mp4 ] || fail "a face lost mid-clip with --on-missing-face fail left an output"
 
 # Bad inputs and options: one line, their own code, nothing left behind.
 mkdir ro && chmod 555 ro
