@@ -22,10 +22,21 @@ ChunkWorkers::ChunkWorkers(std::vector<ChunkWorkerSetup> workers, bool tracing, 
     : setups_(std::move(workers)), tracing_(tracing), warn_(std::move(warn)), inject_oom_(inject_oom_once) {
     LSYNC_CHECK(!setups_.empty(), ErrorCode::Internal, "ChunkWorkers: no workers");
     busy_.assign(setups_.size(), 0.0);
+#if LSYNC_WITH_CUDA
+    // The workers run on streams of their own; the models, mask and noise were made on the default stream by the
+    // loading threads: wait for them here, where a CUDA error is an ordinary exception for the render.
+    for (const auto& w : setups_) {
+        const auto d = w.models.unet->device();
+        if (!d.is_cuda()) continue;
+        const c10::DeviceGuard guard(d);
+        c10::cuda::device_synchronize();
+    }
+#endif
     for (size_t i = 0; i < setups_.size(); ++i) threads_.emplace_back([this, i] { run(i); });
 }
 
 ChunkWorkers::~ChunkWorkers() {
+    cancelled_ = true;  // a group under way stops at its next step (the render failed or was interrupted)
     {
         std::lock_guard<std::mutex> lock(mutex_);
         stopping_ = true;
@@ -71,13 +82,15 @@ void ChunkWorkers::run(size_t index) {
     const c10::DeviceGuard device_guard(device);  // kernels and streams on this worker's device
 #if LSYNC_WITH_CUDA
     // A stream of its own, so two workers on one GPU, and the face pass beside them, run side by side instead
-    // of queueing on the default stream. The models, mask and noise were made on the default stream by the
-    // loading thread: wait for them once. Inputs arrive as host tensors (pinned) and results leave as host
-    // tensors, so no device memory crosses streams.
+    // of queueing on the default stream (the constructor waited for the loading threads' work on it). Inputs
+    // arrive as host tensors (pinned) and results leave as host tensors, so no device memory crosses streams.
     std::optional<c10::cuda::CUDAStreamGuard> stream_guard;
     if (device.is_cuda()) {
-        c10::cuda::device_synchronize();
-        stream_guard.emplace(c10::cuda::getStreamFromPool(false, device.index()));
+        try {
+            stream_guard.emplace(c10::cuda::getStreamFromPool(false, device.index()));
+        } catch (const std::exception&) {
+            // Nothing may escape this thread; the default stream is correct, only slower.
+        }
     }
 #endif
     while (true) {
@@ -114,7 +127,9 @@ GroupResult ChunkWorkers::run_group(ChunkWorkerSetup& w, std::vector<ChunkFrames
         c.matrices = c.matrices.to(device);
         c.audio = c.audio.to(device, dtype);
     }
-    const auto cancel = [](int, int, int64_t, const torch::Tensor&) { return !interrupt_requested(); };
+    const auto cancel = [this](int, int, int64_t, const torch::Tensor&) {
+        return !interrupt_requested() && !cancelled_;
+    };
     GroupResult r;
     r.frames.resize(chunks.size());
     if (tracing_) r.traces.resize(chunks.size());

@@ -14,6 +14,7 @@
 
 #include <torch/torch.h>
 
+#include <atomic>
 #include <condition_variable>
 #include <cstdint>
 #include <deque>
@@ -80,6 +81,7 @@ private:
     std::map<int64_t, std::exception_ptr> errors_;
     int64_t next_seq_ = 0, next_take_ = 0;
     bool stopping_ = false;
+    std::atomic<bool> cancelled_{false};  ///< set by the destructor: groups under way stop early
     bool inject_oom_;
     std::vector<std::thread> threads_;
 };

@@ -75,7 +75,7 @@ void FacePass::run() {
             // Small batches first, so the render's first chunk does not wait for a full batch of decoding.
             if (static_cast<int64_t>(batch.size()) == (i < kFaceBatch ? 4 : kFaceBatch)) flush();
         }
-        if (!batch.empty()) flush();
+        if (!batch.empty() && !stop_) flush();
     } catch (...) {
         std::lock_guard<std::mutex> lock(mutex_);
         error_ = std::current_exception();

@@ -42,14 +42,18 @@ RenderModels ModelCache::get(const ModelRequest& request) {
                 return attach(e.models);  // the copy returned marks the set as in use
             }
     }
+    // The idle sets of other requests go first, so the device never holds them and the new set at once.
+    {
+        std::lock_guard<std::mutex> lock(mutex_);
+        entries_.erase(std::remove_if(entries_.begin(), entries_.end(),
+                                      [&](const Entry& e) { return e.key != k && !e.in_use(); }),
+                       entries_.end());
+    }
     // Loaded outside the lock: GPUs of one batch load at the same time.
     ModelRequest plain = request;
     plain.attention = nullptr;
     RenderModels loaded = load_render_models(plain);
     std::lock_guard<std::mutex> lock(mutex_);
-    entries_.erase(std::remove_if(entries_.begin(), entries_.end(),
-                                  [&](const Entry& e) { return e.key != k && !e.in_use(); }),
-                   entries_.end());
     entries_.push_back({k, loaded});
     ++loads_;
     return attach(loaded);

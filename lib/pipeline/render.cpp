@@ -403,7 +403,10 @@ RenderSummary render(const RenderOptions& o, RenderObserver& observer) {
     } catch (const Error& e) {
         if (e.code() != ErrorCode::Interrupted) throw;
         work.keep();
-        const int64_t kept = static_cast<int64_t>(SegmentWriter::existing(work.path()).size()) * o.segment_frames;
+        // Segments count for --resume only once the face plans are saved (render_workdir.h).
+        const int64_t kept = work.has_faces()
+                                 ? static_cast<int64_t>(SegmentWriter::existing(work.path()).size()) * o.segment_frames
+                                 : 0;
         throw_error(ErrorCode::Interrupted, "interrupted: " + std::to_string(kept) + " frames are kept in " +
                                                 work.path() + "; run the same command with --resume to finish");
     }
