@@ -4,13 +4,14 @@
 //
 // Passes over the input, each streaming with bounded memory:
 //   1. audio: measured once (length, log-mel max), then encoded window by window as the frames need it;
-//   2. faces: every source frame the output uses is analysed once, in order (FaceStage); only the per-frame
-//      plans (a matrix and a status) are kept, so loops replay them as the official code does; they are saved
-//      in the work folder;
-//   3. render: chunk by chunk of 16 output frames, frames are decoded again (FrameSource), the frames with a
-//      face go through LipsyncChunk, and every frame goes to the encoder in order, into segment files in the
-//      work folder (render_workdir.h);
-//   4. join: the segments are copied into the output with the audio (no second encode), and the work folder
+//   2. faces, on their own thread (face_pass.h) while the models load and the render runs: every source frame
+//      the output uses is analysed once, in order (FaceStage); only the per-frame plans (a matrix and a status)
+//      are kept, so loops replay them as the official code does; they are saved in the work folder;
+//   3. models: one set per worker (--devices);
+//   4. render: chunk by chunk of 16 output frames, frames are decoded again (FrameSource), the frames with a
+//      face go through LipsyncChunk on the workers (chunk_queue.h, chunk_workers.h), and every frame goes to the
+//      encoder in order, into segment files in the work folder (render_workdir.h);
+//   5. join: the segments are copied into the output with the audio (no second encode), and the work folder
 //      goes. An interrupted render keeps it; --resume continues after its last complete segment.
 
 #include "audio/audio_features.h"
