@@ -84,31 +84,11 @@ int run_synth(const SynthOpts& o) {
     return 0;
 }
 
-struct PassOpts {
-    std::string video, audio, out;
-    double fps = 0;
-    int crf = 18;
-    std::string preset = "medium";
-    std::string audio_codec = "auto";
-    bool overwrite = false;
-    int64_t max_frames = 0;
-};
-
-int run_passthrough(const PassOpts& o) {
-    pipeline::PassthroughOptions po;
-    po.video = o.video;
-    po.audio = o.audio;
-    po.output = o.out;
-    po.fps = o.fps;
-    po.crf = o.crf;
-    po.preset = o.preset;
-    po.audio_codec = o.audio_codec;
-    po.overwrite = o.overwrite;
-    po.max_frames = o.max_frames;
-    const auto r = pipeline::passthrough(po);
+int run_passthrough(const pipeline::PassthroughOptions& o) {
+    const auto r = pipeline::passthrough(o);
     char rate[32];
     std::snprintf(rate, sizeof rate, "%.3f", r.fps);
-    log::info("wrote ", r.frames, " frames at ", rate, " fps to ", o.out, " (audio ",
+    log::info("wrote ", r.frames, " frames at ", rate, " fps to ", o.output, " (audio ",
               r.audio_copied ? "copied" : "encoded to AAC", ")");
     return 0;
 }
@@ -132,11 +112,11 @@ Command add_debug(CLI::App& app) {
     synth->add_flag("--no-audio", s->no_audio, "Video without an audio track");
     synth->add_flag("--overwrite", s->overwrite, "Replace an existing output");
 
-    auto p = std::make_shared<PassOpts>();
+    auto p = std::make_shared<pipeline::PassthroughOptions>();
     auto* pass = debug->add_subcommand("passthrough", "Decode a video and re-encode it unchanged with the given audio muxed in");
     pass->add_option("video", p->video, "Input video")->required();
     pass->add_option("audio", p->audio, "Audio to mux (an audio file or a video with audio)")->required();
-    pass->add_option("-o,--output", p->out, "Output video")->required();
+    pass->add_option("-o,--output", p->output, "Output video")->required();
     pass->add_option("--fps", p->fps, "Output frame rate (0 = native)")
         ->capture_default_str()
         ->check(finite_in(0, audio::kMaxFrameRate));
