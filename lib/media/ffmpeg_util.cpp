@@ -4,6 +4,7 @@
 
 #include "core/files.h"
 
+#include <algorithm>
 #include <array>
 #include <cstdio>
 #include <fstream>
@@ -12,6 +13,7 @@
 extern "C" {
 #include <libavutil/channel_layout.h>
 #include <libavutil/log.h>
+#include <libavutil/opt.h>
 }
 
 namespace lsync::media {
@@ -122,11 +124,46 @@ CodecContextPtr open_decoder(AVFormatContext* fmt, int index, int threads, const
     ffmpeg_check(avcodec_parameters_to_context(ctx.get(), st->codecpar), ErrorCode::InputCorrupt,
                  "bad codec parameters in " + path);
     ctx->pkt_timebase = st->time_base;
-    // 0 would let FFmpeg start one thread per core whatever the process budget (core/threads.h).
-    ctx->thread_count = threads > 0 ? threads : codec_threads();
+    // 0 would let FFmpeg start one thread per core whatever the process budget (core/threads.h). Beyond 16
+    // (FFmpeg's own ceiling for "auto") frame threads only add latency and a frame context each.
+    ctx->thread_count = threads > 0 ? threads : std::min(codec_threads(), 16);
     ffmpeg_check(avcodec_open2(ctx.get(), codec, nullptr), ErrorCode::InputCorrupt,
                  std::string("cannot open the ") + codec->name + " decoder for " + path);
     return ctx;
+}
+
+SwsPtr make_scaler(int src_w, int src_h, AVPixelFormat src_fmt, int dst_w, int dst_h, AVPixelFormat dst_fmt,
+                   int flags, int threads) {
+    SwsPtr sws(sws_alloc_context());
+    if (!sws) return nullptr;
+    if (threads <= 0) threads = std::min(codec_threads(), 8);  // beyond 8 slices the setup outweighs the gain
+    auto* ctx = sws.get();
+    const bool ok = av_opt_set_int(ctx, "srcw", src_w, 0) >= 0 && av_opt_set_int(ctx, "srch", src_h, 0) >= 0 &&
+                    av_opt_set_int(ctx, "src_format", src_fmt, 0) >= 0 && av_opt_set_int(ctx, "dstw", dst_w, 0) >= 0 &&
+                    av_opt_set_int(ctx, "dsth", dst_h, 0) >= 0 && av_opt_set_int(ctx, "dst_format", dst_fmt, 0) >= 0 &&
+                    av_opt_set_int(ctx, "sws_flags", flags, 0) >= 0 && av_opt_set_int(ctx, "threads", threads, 0) >= 0;
+    if (!ok || sws_init_context(ctx, nullptr, nullptr) < 0) return nullptr;
+    return sws;
+}
+
+void scale_frame(SwsContext* sws, const AVFrame* src, AVFrame* dst, ErrorCode code, const char* what) {
+    ffmpeg_check(sws_scale_frame(sws, dst, src), code, what);
+}
+
+static void keep_buffer(void*, uint8_t*) {}  // the memory belongs to the caller
+
+FramePtr packed_view(uint8_t* data, int width, int height, AVPixelFormat fmt, int linesize) {
+    FramePtr f = make_frame();
+    f->format = fmt;
+    f->width = width;
+    f->height = height;
+    f->data[0] = data;
+    f->linesize[0] = linesize;
+    // sws_scale_frame references its frames: without a buffer it would allocate and copy one.
+    f->buf[0] = av_buffer_create(data, static_cast<size_t>(linesize) * static_cast<size_t>(height), keep_buffer,
+                                 nullptr, 0);
+    LSYNC_CHECK(f->buf[0] != nullptr, ErrorCode::Internal, "out of memory wrapping a frame");
+    return f;
 }
 
 bool muxer_takes_stream(const AVOutputFormat* fmt, const AVCodecParameters* par, AVRational time_base) {

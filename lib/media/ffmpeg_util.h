@@ -65,12 +65,29 @@ void default_unspecified_layout(AVCodecContext* dec);
 /// an interrupted download or copy, which would otherwise decode as a silently shorter video.
 void check_not_truncated(AVFormatContext* fmt, int stream_index, const std::string& path);
 
-/// Opens a decoder for stream `index` of `fmt`, with `threads` worker threads (0 = the process thread budget, core/threads.h).
 /// Whether `fmt` really muxes a stream with `par`: a dry run of the muxer's own checks (avformat_init_output
 /// into a memory buffer, nothing written to disk). avformat_query_codec says yes to codecs the muxer then
 /// refuses as "experimental" (FLAC in mp4) or as "only supported in MP4" (FLAC, Opus in mov).
 bool muxer_takes_stream(const AVOutputFormat* fmt, const AVCodecParameters* par, AVRational time_base);
 
+/// Opens a decoder for stream `index` of `fmt`, with `threads` worker threads (0 = the process thread budget,
+/// core/threads.h, at most 16).
 CodecContextPtr open_decoder(AVFormatContext* fmt, int index, int threads, const std::string& path);
+
+/// A scaler / colour converter that splits every picture into horizontal slices over `threads` threads
+/// (FFmpeg's own slice threads; 0 = min(codec_threads(), 8)). At 720p the accurate conversion we use costs
+/// 4-5 ms per frame on one core, which alone caps a decoder or encoder thread near 200 frames/s.
+/// nullptr when FFmpeg refuses the formats or sizes.
+SwsPtr make_scaler(int src_w, int src_h, AVPixelFormat src_fmt, int dst_w, int dst_h, AVPixelFormat dst_fmt,
+                   int flags, int threads = 0);
+
+/// One picture through a scaler from make_scaler, on its slice threads (sws_scale itself runs one thread).
+/// `src` and `dst` must hold their planes; `packed_view` makes such a frame over memory we own.
+/// Throws Error(code) with `what` on failure.
+void scale_frame(SwsContext* sws, const AVFrame* src, AVFrame* dst, ErrorCode code, const char* what);
+
+/// A frame describing packed pixels at `data` (not copied, not freed: the caller keeps the memory alive while
+/// the frame is used).
+FramePtr packed_view(uint8_t* data, int width, int height, AVPixelFormat fmt, int linesize);
 
 }  // namespace lsync::media

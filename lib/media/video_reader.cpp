@@ -22,6 +22,7 @@ struct VideoReader::Impl {
     double start_time = 0;
     double resample_fps = 0;  // output rate; frames are chosen by timestamp
     SwsPtr sws;
+    int sws_w = 0, sws_h = 0, sws_fmt = -1;  // the source the converter was made for
 };
 
 // Beyond any real video (8K is 7680x4320) and beyond what a frame tensor should ever cost: a header that
@@ -137,11 +138,16 @@ static torch::Tensor to_rgb(VideoReader::Impl& impl, const AVFrame* f, int rotat
     LSYNC_CHECK(f->width > 0 && f->height > 0 && f->width <= kMaxFrameSide && f->height <= kMaxFrameSide,
                 ErrorCode::InputCorrupt,
                 "a decoded frame has an impossible size " + std::to_string(f->width) + "x" + std::to_string(f->height));
-    impl.sws.reset(sws_getCachedContext(impl.sws.release(), f->width, f->height, src_fmt, out_w, out_h,
-                                        AV_PIX_FMT_RGB24, SWS_BICUBIC | SWS_ACCURATE_RND | SWS_FULL_CHR_H_INT,
-                                        nullptr, nullptr, nullptr));
-    LSYNC_CHECK(impl.sws != nullptr, ErrorCode::InputCorrupt,
-                std::string("cannot convert pixel format ") + (av_get_pix_fmt_name(src_fmt) ? av_get_pix_fmt_name(src_fmt) : "?"));
+    if (!impl.sws || impl.sws_w != f->width || impl.sws_h != f->height || impl.sws_fmt != src_fmt) {
+        impl.sws = make_scaler(f->width, f->height, src_fmt, out_w, out_h, AV_PIX_FMT_RGB24,
+                               SWS_BICUBIC | SWS_ACCURATE_RND | SWS_FULL_CHR_H_INT);
+        LSYNC_CHECK(impl.sws != nullptr, ErrorCode::InputCorrupt,
+                    std::string("cannot convert pixel format ") +
+                        (av_get_pix_fmt_name(src_fmt) ? av_get_pix_fmt_name(src_fmt) : "?"));
+        impl.sws_w = f->width;
+        impl.sws_h = f->height;
+        impl.sws_fmt = src_fmt;
+    }
     int colorspace = f->colorspace;
     if (colorspace == AVCOL_SPC_UNSPECIFIED || colorspace == AVCOL_SPC_RESERVED || colorspace > AVCOL_SPC_BT2020_CL)
         colorspace = f->height >= 720 ? AVCOL_SPC_BT709 : AVCOL_SPC_SMPTE170M;  // what players assume
@@ -150,9 +156,8 @@ static torch::Tensor to_rgb(VideoReader::Impl& impl, const AVFrame* f, int rotat
     sws_setColorspaceDetails(impl.sws.get(), sws_getCoefficients(colorspace), src_full,
                              sws_getCoefficients(SWS_CS_DEFAULT), 1, 0, 1 << 16, 1 << 16);
     torch::Tensor rgb = torch::empty({out_h, out_w, 3}, torch::kUInt8);
-    uint8_t* dst[4] = {rgb.data_ptr<uint8_t>(), nullptr, nullptr, nullptr};
-    int dst_stride[4] = {out_w * 3, 0, 0, 0};
-    sws_scale(impl.sws.get(), f->data, f->linesize, 0, f->height, dst, dst_stride);
+    FramePtr dst = packed_view(rgb.data_ptr<uint8_t>(), out_w, out_h, AV_PIX_FMT_RGB24, out_w * 3);
+    scale_frame(impl.sws.get(), f, dst.get(), ErrorCode::InputCorrupt, "cannot convert a decoded frame to RGB");
     switch (rotation) {
         case 90: return torch::rot90(rgb, -1, {0, 1}).contiguous();
         case 180: return torch::rot90(rgb, 2, {0, 1}).contiguous();

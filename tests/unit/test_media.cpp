@@ -3,12 +3,14 @@
 #include "core/error.h"
 #include "media/audio_reader.h"
 #include "media/audio_writer.h"
+#include "media/ffmpeg_util.h"
 #include "media/test_pattern.h"
 #include "media/video_reader.h"
 #include "media/video_writer.h"
 #include "test_util.h"
 
 #include <cstdlib>
+#include <cstring>
 #include <filesystem>
 #include <unistd.h>
 #include <fstream>
@@ -308,4 +310,40 @@ TEST_CASE("decoding memory does not grow with video length", "[media]") {
     INFO("RSS after 100 frames: " << at_100 << " KiB, peak over the next 650: " << peak_after << " KiB");
     // 650 more frames of 640x360 RGB would be 450 MB if kept; allow 16 MB of allocator noise.
     CHECK(peak_after - at_100 < 16 * 1024);
+}
+
+TEST_CASE("colour conversion on slice threads gives the same bytes as on one thread", "[media]") {
+    // Odd sizes, so slices do not all have the same height and the chroma rows straddle slice edges.
+    const int w = 322, h = 243;
+    torch::manual_seed(7);
+    // The test pattern with noise on top: flat areas, edges, and every low bit changing.
+    torch::Tensor rgb = (test_pattern_frame(w, h, 3).to(torch::kInt) + torch::randint(-8, 9, {h, w, 3}, torch::kInt))
+                            .clamp(0, 255)
+                            .to(torch::kUInt8)
+                            .contiguous();
+    const int flags = SWS_BICUBIC | SWS_ACCURATE_RND | SWS_FULL_CHR_H_INT;
+    FramePtr src = packed_view(rgb.data_ptr<uint8_t>(), w, h, AV_PIX_FMT_RGB24, w * 3);
+    torch::Tensor back[2];
+    FramePtr yuv[2];
+    for (int t = 0; t < 2; ++t) {
+        const int threads = t == 0 ? 1 : 5;
+        SwsPtr to_yuv = make_scaler(w, h, AV_PIX_FMT_RGB24, w, h, AV_PIX_FMT_YUV420P, flags, threads);
+        SwsPtr to_rgb = make_scaler(w, h, AV_PIX_FMT_YUV420P, w, h, AV_PIX_FMT_RGB24, flags, threads);
+        REQUIRE(to_yuv);
+        REQUIRE(to_rgb);
+        yuv[t] = make_frame();
+        scale_frame(to_yuv.get(), src.get(), yuv[t].get(), ErrorCode::Internal, "to yuv");
+        back[t] = torch::empty({h, w, 3}, torch::kUInt8);
+        FramePtr dst = packed_view(back[t].data_ptr<uint8_t>(), w, h, AV_PIX_FMT_RGB24, w * 3);
+        scale_frame(to_rgb.get(), yuv[t].get(), dst.get(), ErrorCode::Internal, "to rgb");
+    }
+    for (int plane = 0; plane < 3; ++plane) {
+        const int rows = plane == 0 ? h : (h + 1) / 2, cols = plane == 0 ? w : (w + 1) / 2;
+        for (int y = 0; y < rows; ++y)
+            REQUIRE(std::memcmp(yuv[0]->data[plane] + y * yuv[0]->linesize[plane],
+                                yuv[1]->data[plane] + y * yuv[1]->linesize[plane], cols) == 0);
+    }
+    CHECK(torch::equal(back[0], back[1]));
+    // And the round trip is a colour conversion, not garbage.
+    CHECK((back[0].to(torch::kFloat) - rgb.to(torch::kFloat)).abs().mean().item<double>() < 8.0);
 }
