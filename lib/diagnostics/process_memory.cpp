@@ -1,6 +1,9 @@
 #include "diagnostics/process_memory.h"
 
 #include <fstream>
+#if defined(__GLIBC__)
+#include <malloc.h>
+#endif
 #include <string>
 
 namespace lsync::diagnostics {
@@ -31,6 +34,12 @@ int64_t current_rss_bytes() {
 
 int64_t peak_rss_bytes() {
     return status_field_bytes("VmHWM");
+}
+
+void release_free_host_memory() {
+#if defined(__GLIBC__)
+    malloc_trim(0);
+#endif
 }
 
 }  // namespace lsync::diagnostics

@@ -2,6 +2,7 @@
 
 #include "core/cancel.h"
 #include "core/error.h"
+#include "diagnostics/process_memory.h"
 #include "media/image_io.h"
 
 #include <algorithm>
@@ -28,7 +29,10 @@ FrameSource::FrameSource(const std::string& path, double target_fps, size_t cach
 }
 
 void FrameSource::reopen() {
-    reader_.reset();  // joins the old decoder thread before a new one starts
+    if (reader_) {
+        reader_.reset();  // joins the old decoder thread before a new one starts
+        diagnostics::release_free_host_memory();  // its frame threads' heaps
+    }
     reader_ = std::make_unique<media::VideoReader>(path_, options_);
     next_ = 0;
     ++opens_;

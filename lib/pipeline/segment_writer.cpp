@@ -1,6 +1,7 @@
 #include "pipeline/segment_writer.h"
 
 #include "core/error.h"
+#include "diagnostics/process_memory.h"
 
 #include <cstdio>
 #include <filesystem>
@@ -47,6 +48,7 @@ void SegmentWriter::write(const torch::Tensor& rgb) {
     if (++in_current_ == segment_frames_) {
         current_->finish();
         current_.reset();
+        diagnostics::release_free_host_memory();  // the encoder's threads and buffers are gone
     }
 }
 
