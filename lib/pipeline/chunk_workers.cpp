@@ -151,7 +151,9 @@ GroupResult ChunkWorkers::run_group(ChunkWorkerSetup& w, std::vector<ChunkFrames
             std::vector<ChunkTrace> traces;
             auto out = w.runner->run_batch(sub, cancel, tracing_ ? &traces : nullptr);
             for (size_t k = 0; k < sub.size(); ++k) {
-                r.frames[next + k] = out[k].permute({0, 2, 3, 1}).cpu().contiguous();
+                // Laid out as the encoder wants on the device: the download is then one straight copy, and the
+                // host does not transpose 16 full frames per chunk on this thread.
+                r.frames[next + k] = out[k].permute({0, 2, 3, 1}).contiguous().cpu();
                 if (tracing_) r.traces[next + k] = traces[k];
             }
             next += sub.size();

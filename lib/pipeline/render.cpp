@@ -97,6 +97,7 @@ std::vector<ChunkWorkerSetup> load_workers(const RenderJob& job, const torch::Te
     const RenderOptions& o = job.options;
     const int resolution = model_resolution(o.model);
     auto load_worker = [&](const torch::Device& d) {
+        const auto started = std::chrono::steady_clock::now();
         torch::NoGradGuard no_grad;  // thread-local: the loading threads need their own
         const c10::DeviceGuard device_guard(d);
         ModelRequest request;
@@ -117,6 +118,8 @@ std::vector<ChunkWorkerSetup> load_workers(const RenderJob& job, const torch::Te
                                            static_cast<int64_t>(o.vram_budget_gib * 1024.0 * 1024.0 * 1024.0));
         w.batch = plan.batch;
         log::info(plan.why);
+        log::info("models on ", d.str(), " ready in ",
+                  std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count(), " s");
         return w;
     };
     std::vector<ChunkWorkerSetup> setups;
