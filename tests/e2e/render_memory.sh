@@ -4,8 +4,9 @@
 # A 2 s, 480x360 clip of a real face ping-pongs under the speech (so the decoder, its window and the backwards
 # re-decodes run all the time) with the tiny model; 10 fps and one DDIM step keep it short (600 frames). 10 s is
 # past what the bounded buffers hold (the encoder's queue, x264's lookahead, the frame window), so what comes
-# after is growth. (Peaks of two separate runs vary by +-15 % from run to run with the allocator's timing, so
-# one run is compared with itself; a 10 s render's whole peak is printed for the record.)
+# after is growth. The whole peaks of a 10 s and the 60 s render must also be within 10 % (the issue's own
+# measure; they varied by +-15 % from run to run until finished encoders and decoders handed their heap pages
+# back, see diagnostics::release_free_host_memory, and are now within 5 %, the same in repeated runs).
 source "$(dirname "$0")/lib.sh"
 FIX="$(cd "$(dirname "$0")/../fixtures/face-api" && pwd)"
 cd "$WORK"
@@ -34,4 +35,5 @@ echo "RSS in the 60 s render: $((at_10s / 1048576)) MiB after 10 s, $((at_end / 
      "peaks: 10 s render $((short / 1048576)) MiB, 60 s render $((long / 1048576)) MiB"
 [ "$frames_short" = 100 ] && [ "$frames_long" = 600 ] || fail "frame counts $frames_short / $frames_long"
 python3 -c "import sys; sys.exit(0 if $at_end <= 1.10 * $at_10s else 1)" || fail "host memory grew with the video"
+python3 -c "import sys; sys.exit(0 if $long <= 1.10 * $short else 1)" || fail "the 60 s render's peak is over 110 % of the 10 s one's"
 finish
