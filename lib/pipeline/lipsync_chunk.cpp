@@ -4,6 +4,7 @@
 #include "diffusion/latents.h"
 #include "faces/align_batch.h"
 #include "faces/paste_back.h"
+#include "pipeline/graphed_denoiser.h"
 
 namespace lsync::pipeline {
 
@@ -13,7 +14,7 @@ LipsyncChunk::LipsyncChunk(const RenderModels& models, torch::Tensor mask, Diffu
       geometry_(faces::CropGeometry::for_resolution(models.resolution)),
       settings_(settings),
       noise_(std::move(noise)),
-      denoiser_(models::make_denoiser(models.unet)) {
+      denoiser_(make_graphed_denoiser(models.unet, cuda_graphs_wanted(models.resolution))) {
     LSYNC_CHECK(mask.dim() == 2 && mask.size(0) == models.resolution && mask.size(1) == models.resolution,
                 ErrorCode::Internal, "LipsyncChunk: the mask must be R x R");
     LSYNC_CHECK(settings_.steps >= 1 && settings_.steps <= 1000, ErrorCode::Usage, "--steps must be from 1 to 1000");

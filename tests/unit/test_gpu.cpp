@@ -16,7 +16,9 @@
 #include "ops/attention_context.h"
 #include "ops/flex_variants.h"
 #include "ops/group_norm.h"
+#include "pipeline/graphed_denoiser.h"
 #include "pipeline/mouth_mask.h"
+#include "diffusion/denoiser.h"
 #include "unet/unet_layers.h"
 #include "unet/unet_loader.h"
 #include "vae/autoencoder_kl.h"
@@ -24,6 +26,8 @@
 #include "selftest.h"
 
 #include <c10/cuda/CUDAFunctions.h>
+#include <c10/cuda/CUDAGuard.h>
+#include <c10/cuda/CUDAStream.h>
 
 using namespace lsync;
 using namespace lsync::ops;
@@ -399,4 +403,40 @@ TEST_CASE("full-size UNet and VAE in fp16: fused GroupNorm agrees with the ATen 
         CHECK(enc < 5e-3);
         CHECK(dec < 5e-3);
     }
+}
+
+TEST_CASE("CUDA graphs of the UNet: the eager calls' values, DeepCache capture and reuse, two shapes", "[gpu][graphs]") {
+    LSYNC_NEED_GPU();
+    torch::NoGradGuard no_grad;
+    const torch::Device dev(torch::kCUDA, 0);
+    auto unet = models::random_unet(models::UNet3DConfig{}, dev, torch::kHalf, 1247);
+    unet->set_attention(std::make_shared<AttentionContext>(
+        std::make_shared<AttentionDispatcher>(AttentionBackend::Flash, true, dev, torch::kHalf)));
+    // Graphs are captured on a stream of the pool, as the render's workers run.
+    const c10::cuda::CUDAStreamGuard stream(c10::cuda::getStreamFromPool(false, 0));
+    auto counts = std::make_shared<pipeline::GraphCounts>();
+    auto graphed = pipeline::make_graphed_denoiser(unet, true, 3, counts);
+    auto eager = models::make_denoiser(unet);  // the module's own DeepCache state; the graphs keep their own
+    const diffusion::DeepCacheSchedule schedule;
+    auto opts = torch::TensorOptions().device(dev).dtype(torch::kHalf);
+    // The 16-frame shape twice (captured during the first pass, replayed through the second), then 8 frames.
+    for (int64_t frames : {16, 16, 8}) {
+        for (int step = 0; step < 7; ++step) {
+            torch::manual_seed(100 * frames + step);
+            const auto sample = torch::randn({2, 13, frames, 32, 32}, opts);
+            const auto audio = torch::randn({2 * frames, 50, 384}, opts);
+            const auto t = torch::tensor(int64_t{981 - 50 * step});
+            const auto phase = schedule.phase_for_step(step);
+            const auto want = eager(sample, t, audio, phase).to(torch::kFloat);
+            const auto got = graphed(sample, t, audio, phase).to(torch::kFloat);
+            INFO("frames " << frames << ", step " << step);
+            REQUIRE(torch::isfinite(want).all().item<bool>());
+            CHECK(rel(got, want) < 1e-3);
+        }
+    }
+    // A new shape's first pass: steps 0, 1, 2 eager (capture, reuse before the capture graph, reuse), 3 and 4
+    // captured and replayed, 5 and 6 replayed. Its second pass: 7 replays.
+    CHECK(counts->captures == 2 * 2);
+    CHECK(counts->eager == 2 * 3);
+    CHECK(counts->replays == 2 * 4 + 7);
 }

@@ -1,0 +1,184 @@
+#include "pipeline/graphed_denoiser.h"
+
+#include "core/log.h"
+
+#include <cstdlib>
+#include <cstring>
+#include <map>
+#include <memory>
+#include <vector>
+
+#if LSYNC_WITH_CUDA
+#include <ATen/cuda/CUDAGraph.h>
+#include <c10/cuda/CUDAStream.h>
+#endif
+
+namespace lsync::pipeline {
+
+bool cuda_graphs_wanted(int resolution) {
+#if LSYNC_WITH_CUDA
+    const char* env = std::getenv("LSYNC_CUDA_GRAPHS");
+    if (env && std::strcmp(env, "0") == 0) return false;
+    if (env && std::strcmp(env, "1") == 0) return true;
+    return resolution < 512;
+#else
+    (void)resolution;
+    return false;
+#endif
+}
+
+#if LSYNC_WITH_CUDA
+namespace {
+
+using diffusion::CachePhase;
+
+// The graphs of one input shape. Their inputs are copied into `x`, `t` and `audio`; their DeepCache features
+// live in `cache`, written by the "capture" graph and read by the "reuse" one.
+struct ShapeGraphs {
+    decltype(at::cuda::graph_pool_handle()) pool = at::cuda::graph_pool_handle();  // shared by this shape's graphs
+    torch::Tensor x, t, audio;
+    models::DeepCacheState cache;  // the graphs' (fixed addresses)
+    models::DeepCacheState warm;   // the eager calls' before the capture graph exists
+    std::map<int, std::unique_ptr<at::cuda::CUDAGraph>> graph;  // by CachePhase
+    std::map<int, torch::Tensor> out;                           // each graph's output, overwritten by each replay
+    std::map<int, int> eager_calls;
+    bool failed = false;
+};
+
+class GraphedDenoiser {
+public:
+    GraphedDenoiser(models::UNet3DConditionModel unet, int max_shapes, std::shared_ptr<GraphCounts> counts)
+        : unet_(std::move(unet)), max_shapes_(max_shapes), counts_(counts ? std::move(counts) : std::make_shared<GraphCounts>()) {}
+
+    torch::Tensor operator()(const torch::Tensor& x, const torch::Tensor& t, const torch::Tensor& audio,
+                             CachePhase phase) {
+        if (off_ || !x.is_cuda() || !audio.defined()) return eager(x, t, audio, phase, unet_->deep_cache);
+        const auto stream = c10::cuda::getCurrentCUDAStream(x.device().index());
+        // Capturing needs a stream of its own (the workers have one); on the default stream, run eagerly.
+        if (stream == c10::cuda::getDefaultCUDAStream(x.device().index()))
+            return eager(x, t, audio, phase, unet_->deep_cache);
+        try {
+            return call(x, t, audio, phase);
+        } catch (const c10::OutOfMemoryError&) {
+            // Free the graphs' pools before the worker halves its batch and tries again.
+            shapes_.clear();
+            off_ = true;
+            throw;
+        }
+    }
+
+private:
+    torch::Tensor call(const torch::Tensor& x, const torch::Tensor& t, const torch::Tensor& audio, CachePhase phase) {
+        std::vector<int64_t> key(x.sizes().begin(), x.sizes().end());
+        key.insert(key.end(), audio.sizes().begin(), audio.sizes().end());
+        key.push_back(static_cast<int64_t>(x.scalar_type()));
+        key.push_back(static_cast<int64_t>(audio.scalar_type()));
+        auto it = shapes_.find(key);
+        if (it == shapes_.end()) {
+            if (static_cast<int>(shapes_.size()) >= max_shapes_) return eager(x, t, audio, phase, unet_->deep_cache);
+            auto s = std::make_unique<ShapeGraphs>();
+            s->x = torch::empty_like(x);
+            s->t = torch::zeros({}, torch::TensorOptions().dtype(torch::kLong).device(x.device()));
+            s->audio = torch::empty_like(audio);
+            it = shapes_.emplace(key, std::move(s)).first;
+        }
+        ShapeGraphs& s = *it->second;
+        const int p = static_cast<int>(phase);
+        if (!s.graph.count(p)) {
+            // Reuse steps read the features of the last capture step, wherever it ran.
+            auto& cache = s.graph.count(static_cast<int>(CachePhase::Capture)) ? s.cache : s.warm;
+            // The first call of a phase runs eagerly (it sets up what a capture must not: cuDNN plans, the
+            // attention context's caches); a reuse graph needs the capture graph's features to read.
+            const bool ready = !s.failed && s.eager_calls[p] >= 1 &&
+                               (phase != CachePhase::Reuse || s.graph.count(static_cast<int>(CachePhase::Capture)));
+            if (!ready) {
+                ++s.eager_calls[p];
+                return eager(x, t, audio, phase, cache);
+            }
+            if (!capture(s, phase)) return eager(x, t, audio, phase, cache);
+        }
+        s.x.copy_(x, /*non_blocking=*/true);
+        // The step's timestep is a host number: a fill kernel takes it as an argument, no copy, no wait.
+        if (t.is_cpu())
+            s.t.fill_(t.reshape({}).item<int64_t>());
+        else
+            s.t.copy_(t.reshape({}), /*non_blocking=*/true);
+        s.audio.copy_(audio, /*non_blocking=*/true);
+        s.graph.at(p)->replay();
+        ++counts_->replays;
+        return s.out.at(p).clone();
+    }
+
+    torch::Tensor eager(const torch::Tensor& x, const torch::Tensor& t, const torch::Tensor& audio, CachePhase phase,
+                        models::DeepCacheState& cache) {
+        ++counts_->eager;
+        return unet_->forward_cached(x, t, audio, phase, cache);
+    }
+
+    // Captures `phase` for shape `s` (its inputs hold the current call's values). False, with the graphs of this
+    // shape off, when the capture fails.
+    bool capture(ShapeGraphs& s, CachePhase phase) {
+        const int p = static_cast<int>(phase);
+        auto graph = std::make_unique<at::cuda::CUDAGraph>();
+        try {
+            // Thread-local mode: the other workers and the face pass keep allocating on their own threads.
+            graph->capture_begin(s.pool, cudaStreamCaptureModeThreadLocal);
+            torch::Tensor out;
+            try {
+                out = unet_->forward_cached(s.x, s.t, s.audio, phase, s.cache);
+            } catch (...) {
+                try {
+                    graph->capture_end();
+                } catch (...) {
+                }
+                throw;
+            }
+            graph->capture_end();
+            s.out[p] = out;
+            s.graph[p] = std::move(graph);
+            ++counts_->captures;
+            return true;
+        } catch (const c10::OutOfMemoryError&) {
+            throw;
+        } catch (const std::exception& e) {
+            // The graphs captured so far stay (a capture graph keeps writing the features eager reuse calls
+            // then read); no further phase of this shape is captured.
+            s.failed = true;
+            if (!warned_) {
+                warned_ = true;
+                std::string what = e.what();
+                if (const auto nl = what.find('\n'); nl != std::string::npos) what.resize(nl);
+                log::warn("CUDA graphs off for this input shape, running the UNet eagerly: ", what);
+            }
+            return false;
+        }
+    }
+
+    models::UNet3DConditionModel unet_;
+    int max_shapes_;
+    std::shared_ptr<GraphCounts> counts_;
+    bool off_ = false;
+    bool warned_ = false;
+    std::map<std::vector<int64_t>, std::unique_ptr<ShapeGraphs>> shapes_;
+};
+
+}  // namespace
+#endif
+
+diffusion::Denoiser make_graphed_denoiser(models::UNet3DConditionModel unet, bool graphs, int max_shapes,
+                                          std::shared_ptr<GraphCounts> counts) {
+#if LSYNC_WITH_CUDA
+    if (graphs) {
+        auto g = std::make_shared<GraphedDenoiser>(std::move(unet), max_shapes, std::move(counts));
+        return [g](const torch::Tensor& x, const torch::Tensor& t, const torch::Tensor& audio,
+                   diffusion::CachePhase phase) { return (*g)(x, t, audio, phase); };
+    }
+#else
+    (void)graphs;
+    (void)max_shapes;
+    (void)counts;
+#endif
+    return models::make_denoiser(std::move(unet));
+}
+
+}  // namespace lsync::pipeline

@@ -1,0 +1,44 @@
+#pragma once
+// CUDA graphs for the UNet calls of the denoising loop.
+//
+// At 256 px one UNet call is some 1,500 small kernels, and the worker thread that launches them, not the GPU,
+// sets the pace: one 1.5 worker keeps an H200 69 % busy, four workers in one process 22-26 % each
+// (docs/benchmarks.md). A CUDA graph replays a whole call with one launch. The graphs run exactly the kernels the
+// eager call runs, so the frames are the same bits.
+//
+// Per input shape (chunks per call and face frames per chunk) and DeepCache phase, the second call of a shape
+// is captured and every later one replayed. The captured calls read their inputs from fixed tensors and keep the
+// DeepCache features in a state of their own, at fixed addresses: a "reuse" graph is only captured after the
+// "capture" graph of its shape exists, so it reads what that graph writes. Calls before that run eagerly on a
+// second state. Any failure to capture turns the graphs off for this denoiser (the log says why) and the calls
+// run eagerly; an out-of-memory error also drops the graphs (their memory is freed) before it reaches the
+// worker's batch back-off.
+//
+// LSYNC_CUDA_GRAPHS: 1 = on, 0 = off, unset = on below 512 px (at 512 px each kernel is large enough that
+// launching is not the limit, and the graph's private memory pool would only add to the peak).
+
+#include "diffusion/denoiser.h"
+#include "unet/unet_3d.h"
+
+#include <cstdint>
+#include <memory>
+
+namespace lsync::pipeline {
+
+/// Whether the UNet of `resolution` px runs as CUDA graphs (LSYNC_CUDA_GRAPHS, see above; false without CUDA).
+bool cuda_graphs_wanted(int resolution);
+
+/// What a graphed denoiser did (for tests and the log).
+struct GraphCounts {
+    int64_t captures = 0;  ///< graphs captured
+    int64_t replays = 0;   ///< calls replayed from a graph
+    int64_t eager = 0;     ///< calls run eagerly
+};
+
+/// A denoiser for `unet`: graphed on CUDA when `graphs` is true (and this build has CUDA), else the eager
+/// models::make_denoiser. At most `max_shapes` input shapes get graphs (each holds its own memory pool); the
+/// rest run eagerly. `counts`, when given, is kept up to date by the graphed denoiser.
+diffusion::Denoiser make_graphed_denoiser(models::UNet3DConditionModel unet, bool graphs, int max_shapes = 3,
+                                          std::shared_ptr<GraphCounts> counts = nullptr);
+
+}  // namespace lsync::pipeline
