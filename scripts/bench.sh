@@ -11,7 +11,7 @@
 #   LSYNC_BENCH_ATTENTION  default flash,flex,standard
 #   LSYNC_BENCH_FRAMES     default 50,200
 #   LSYNC_BENCH_ARGS       more `bench render` options (e.g. "--repeat 3", "--devices 0,1")
-#   LSYNC_BENCH_TIMEOUT    seconds the benchmark may run (default 330): the JSON holds every row finished by then
+#   LSYNC_BENCH_TIMEOUT    seconds the benchmark may run (default 300): the JSON holds every row finished by then
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$ROOT"
@@ -33,7 +33,7 @@ fi
 echo "== bench render ($(date +%T))"
 # shellcheck disable=SC2086  # LSYNC_BENCH_ARGS is a list of options
 set +e
-timeout --signal=INT --kill-after=30 "${LSYNC_BENCH_TIMEOUT:-330}" "$BUILD_DIR/bin/latentsync" bench render \
+timeout --signal=INT --kill-after=30 "${LSYNC_BENCH_TIMEOUT:-300}" "$BUILD_DIR/bin/latentsync" bench render \
     --models "${LSYNC_BENCH_MODELS:-1.5,1.6}" --attention "${LSYNC_BENCH_ATTENTION:-flash,flex,standard}" \
     --frames "${LSYNC_BENCH_FRAMES:-50,200}" --model-dir "$ROOT/tests/fixtures/face-api" \
     --json "$LOGS/bench-render.json" ${LSYNC_BENCH_ARGS:-} > "$LOGS/bench-render.md" 2> "$LOGS/bench-render.err"
