@@ -536,7 +536,11 @@ Command add_bench(CLI::App& app) {
         ->capture_default_str()
         ->check(finite_in(1.0, 1e6));
 
+    auto render_run = std::make_shared<std::function<int()>>();
+    auto* render = add_bench_render(*bench, *render_run);
+
     return {bench, [=]() {
+        if (render->parsed()) return (*render_run)();
         if (att->parsed()) return run_bench_attention(*a);
         if (ast->parsed()) return run_bench_audio_stream(*as);
         if (fdc->parsed()) return run_bench_face_detect(*fd);

@@ -5,6 +5,7 @@
 #include <CLI/CLI.hpp>
 
 #include <functional>
+#include <string>
 
 namespace lsync::app {
 
@@ -27,7 +28,14 @@ CLI::App* add_debug_forward(CLI::App& debug, std::function<int()>& run);
 /// `debug random-weights` / `debug load-weights` (cmd_unet_tools.cpp); sets `run`.
 CLI::App* add_debug_weights_tools(CLI::App& debug, std::function<int()>& run);
 bool debug_weights_tool_parsed(CLI::App& debug);
+/// `bench render` (cmd_bench_render.cpp); sets `run` to what runs it.
+CLI::App* add_bench_render(CLI::App& bench, std::function<int()>& run);
 /// `debug faces` (cmd_faces.cpp); sets `run` to what runs it.
 CLI::App* add_debug_faces(CLI::App& debug, std::function<int()>& run);
+
+/// The command line as typed, arguments quoted where the shell would need it (main sets it), for the headers
+/// of benchmark reports.
+void set_command_line(int argc, char** argv);
+const std::string& command_line();
 
 }  // namespace lsync::app

@@ -20,6 +20,7 @@
 
 int main(int argc, char** argv) {
     lsync::tune_host_allocator();
+    lsync::app::set_command_line(argc, argv);
     CLI::App app{"latentsync: audio-driven lip-sync video renderer (LatentSync 1.5/1.6)", "latentsync"};
     app.require_subcommand(1);
     app.set_version_flag("--version", lsync::version_string());

@@ -18,10 +18,15 @@
 namespace lsync::pipeline {
 
 ChunkWorkers::ChunkWorkers(std::vector<ChunkWorkerSetup> workers, bool tracing, bool inject_oom_once,
-                           std::function<void(const std::string&)> warn)
-    : setups_(std::move(workers)), tracing_(tracing), warn_(std::move(warn)), inject_oom_(inject_oom_once) {
+                           std::function<void(const std::string&)> warn, bool time_stages)
+    : setups_(std::move(workers)),
+      tracing_(tracing),
+      warn_(std::move(warn)),
+      time_stages_(time_stages),
+      inject_oom_(inject_oom_once) {
     LSYNC_CHECK(!setups_.empty(), ErrorCode::Internal, "ChunkWorkers: no workers");
     busy_.assign(setups_.size(), 0.0);
+    stages_.assign(setups_.size(), ChunkStageSeconds{});
 #if LSYNC_WITH_CUDA
     // The workers run on streams of their own; the models, mask and noise were made on the default stream by the
     // loading threads: wait for them here, where a CUDA error is an ordinary exception for the render.
@@ -75,6 +80,11 @@ std::vector<double> ChunkWorkers::busy_seconds() const {
     return busy_;
 }
 
+std::vector<ChunkStageSeconds> ChunkWorkers::stage_seconds() const {
+    std::lock_guard<std::mutex> lock(mutex_);
+    return stages_;
+}
+
 void ChunkWorkers::run(size_t index) {
     torch::NoGradGuard no_grad;  // thread-local
     ChunkWorkerSetup& w = setups_[index];
@@ -107,6 +117,7 @@ void ChunkWorkers::run(size_t index) {
             GroupResult r = run_group(w, job.chunks);
             std::lock_guard<std::mutex> lock(mutex_);
             busy_[index] += std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
+            stages_[index] += r.stages;
             results_[job.seq] = std::move(r);
         } catch (...) {
             std::lock_guard<std::mutex> lock(mutex_);
@@ -149,13 +160,17 @@ GroupResult ChunkWorkers::run_group(ChunkWorkerSetup& w, std::vector<ChunkFrames
                 TORCH_CHECK_WITH(OutOfMemoryError, !inject, "injected out-of-memory error (test hook)");
             }
             std::vector<ChunkTrace> traces;
-            auto out = w.runner->run_batch(sub, cancel, tracing_ ? &traces : nullptr);
+            std::optional<ChunkStageClock> clock;
+            if (time_stages_) clock.emplace(device);
+            auto out = w.runner->run_batch(sub, cancel, tracing_ ? &traces : nullptr, clock ? &*clock : nullptr);
             for (size_t k = 0; k < sub.size(); ++k) {
                 // Laid out as the encoder wants on the device: the download is then one straight copy, and the
                 // host does not transpose 16 full frames per chunk on this thread.
                 r.frames[next + k] = out[k].permute({0, 2, 3, 1}).contiguous().cpu();
                 if (tracing_) r.traces[next + k] = traces[k];
             }
+            // After the download, which waited for the worker's stream: reading the events costs no sync.
+            if (clock) r.stages += clock->read();
             next += sub.size();
         } catch (const c10::OutOfMemoryError&) {
             if (sub.size() == 1)

@@ -41,14 +41,16 @@ struct GroupResult {
     std::vector<torch::Tensor> frames;  ///< per chunk [A, H, W, 3] uint8 on the CPU
     std::vector<ChunkTrace> traces;     ///< per chunk, when tracing
     int64_t oom_retries = 0;
+    ChunkStageSeconds stages;           ///< when timing stages: the group's calls, summed
 };
 
 class ChunkWorkers {
 public:
     /// `warn` receives the out-of-memory notices (from worker threads). `inject_oom_once`: the test hook of
     /// RenderOptions (the first call with more than one chunk, on any worker, fails as out of memory).
+    /// `time_stages`: time each call's stages (chunk_stage_clock.h; RenderOptions::time_chunk_stages).
     ChunkWorkers(std::vector<ChunkWorkerSetup> workers, bool tracing, bool inject_oom_once,
-                 std::function<void(const std::string&)> warn);
+                 std::function<void(const std::string&)> warn, bool time_stages = false);
     ~ChunkWorkers();  // stops the workers; queued groups are dropped
     ChunkWorkers(const ChunkWorkers&) = delete;
     ChunkWorkers& operator=(const ChunkWorkers&) = delete;
@@ -61,6 +63,8 @@ public:
     GroupResult take();
     /// Seconds each worker spent running groups so far (the rest of its time it waited for work).
     std::vector<double> busy_seconds() const;
+    /// Per worker, its calls' stage times so far (all zero unless timing stages).
+    std::vector<ChunkStageSeconds> stage_seconds() const;
 
 private:
     struct Job {
@@ -75,6 +79,8 @@ private:
     std::function<void(const std::string&)> warn_;
     mutable std::mutex mutex_;
     std::vector<double> busy_;  ///< per worker, under mutex_
+    bool time_stages_;
+    std::vector<ChunkStageSeconds> stages_;  ///< per worker, under mutex_
     std::condition_variable jobs_changed_, results_changed_;
     std::deque<Job> jobs_;
     std::map<int64_t, GroupResult> results_;

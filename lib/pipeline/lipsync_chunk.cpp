@@ -43,8 +43,11 @@ torch::Tensor LipsyncChunk::encode(const torch::Tensor& images, const std::vecto
 
 std::vector<torch::Tensor> LipsyncChunk::run_batch(const std::vector<ChunkFrames>& chunks,
                                                    const diffusion::StepCallback& on_step,
-                                                   std::vector<ChunkTrace>* traces) {
+                                                   std::vector<ChunkTrace>* traces, ChunkStageClock* clock) {
     torch::NoGradGuard no_grad;
+    const auto mark = [clock](ChunkStageClock::Mark m) {
+        if (clock) clock->mark(m);
+    };
     LSYNC_CHECK(!chunks.empty(), ErrorCode::Internal, "LipsyncChunk: no chunks");
     const int64_t n = chunks.front().frames.size(0), b = static_cast<int64_t>(chunks.size());
     std::vector<torch::Tensor> frames, matrices, audio;
@@ -57,12 +60,14 @@ std::vector<torch::Tensor> LipsyncChunk::run_batch(const std::vector<ChunkFrames
         audio.push_back(c.audio);
         ids.push_back(c.chunk);
     }
+    mark(ChunkStageClock::Start);
     const auto all_frames = torch::cat(frames, 0), all_matrices = torch::cat(matrices, 0);
     const auto dtype = models_.unet->dtype();
     // The official preprocessing: uint8 crops -> [0, 1] -> [-1, 1]; masked = crop * mask (mouth -> 0).
     const auto crops = faces::align_faces(all_frames, all_matrices, geometry_);
     const auto pixels = (crops / 255.0 - 0.5) / 0.5;
     const auto masked = pixels * mask_;
+    mark(ChunkStageClock::Aligned);
 
     diffusion::ChunkConditioning cond;
     cond.masked_image_latents = encode(masked.to(dtype), ids, 0);
@@ -71,15 +76,19 @@ std::vector<torch::Tensor> LipsyncChunk::run_batch(const std::vector<ChunkFrames
     cond.audio = torch::cat(audio, 0);  // [B*A, tokens, dim], chunk-major as the loop wants
     const auto latents =
         shared_noise_.to(cond.ref_latents.device(), dtype).expand({b, -1, n, -1, -1}).contiguous();
+    mark(ChunkStageClock::Encoded);
 
     diffusion::DenoiseOptions options;
     options.guidance_scale = settings_.guidance;
     options.deepcache.enabled = settings_.deepcache;
     options.on_step = on_step;
     const auto final_latents = diffusion::denoise_chunk(denoiser_, scheduler_, latents, cond, options);
+    mark(ChunkStageClock::Denoised);
     const auto decoded = models_.vae->decode(diffusion::video_latents_to_frames(final_latents)).to(torch::kFloat);
+    mark(ChunkStageClock::Decoded);
     const auto faces_out = faces::composite_crop(decoded, pixels, mask_);
     const auto pasted = faces::paste_back(all_frames, faces_out, all_matrices, geometry_).frames;
+    mark(ChunkStageClock::Pasted);
     std::vector<torch::Tensor> out;
     for (int64_t k = 0; k < b; ++k) {
         out.push_back(pasted.slice(0, k * n, (k + 1) * n));

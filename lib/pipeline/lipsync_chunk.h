@@ -7,6 +7,7 @@
 #include "diffusion/denoise_loop.h"
 #include "faces/alignment.h"
 #include "pipeline/chunk_noise.h"
+#include "pipeline/chunk_stage_clock.h"
 #include "pipeline/render_models.h"
 
 #include <torch/torch.h>
@@ -50,10 +51,11 @@ public:
     /// batch of B chunks); each chunk keeps its own noise, so the frames equal those of B one-chunk calls up to
     /// the summation order of the batched kernels. Returns per chunk its frames with the generated mouth,
     /// [A, 3, H, W] uint8 on the models' device; traces, when given, one each. `on_step` (optional) sees every
-    /// denoising step and can cancel (return false).
+    /// denoising step and can cancel (return false). `clock` (optional) gets a mark at each stage boundary
+    /// (chunk_stage_clock.h); the caller reads it once the frames are on the host.
     std::vector<torch::Tensor> run_batch(const std::vector<ChunkFrames>& chunks,
                                          const diffusion::StepCallback& on_step = nullptr,
-                                         std::vector<ChunkTrace>* traces = nullptr);
+                                         std::vector<ChunkTrace>* traces = nullptr, ChunkStageClock* clock = nullptr);
 
     const faces::CropGeometry& geometry() const { return geometry_; }
 

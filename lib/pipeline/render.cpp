@@ -245,8 +245,9 @@ void run_passes(RenderJob& job, RenderWorkDir& work, const media::VideoWriterOpt
               " per UNet call, on ", setups.size(), " worker(s)");
     observer.stage("render", n_out);
     const bool tracing = dumper.has_value() || preview.has_value() || o.probe;
-    ChunkWorkers workers(std::move(setups), tracing, o.inject_oom_once,
-                         [&observer](const std::string& m) { observer.warning(m); });
+    ChunkWorkers workers(
+        std::move(setups), tracing, o.inject_oom_once, [&observer](const std::string& m) { observer.warning(m); },
+        o.time_chunk_stages);
 
     ThreadClock clock;
     // Each chunk back from the workers, in order: the test probe, the dumps and the preview see it, then every
@@ -331,6 +332,7 @@ void run_passes(RenderJob& job, RenderWorkDir& work, const media::VideoWriterOpt
     watch.end_stage(3);
     summary.render_thread_seconds = clock.named();
     summary.worker_busy_seconds = workers.busy_seconds();
+    if (o.time_chunk_stages) summary.worker_stage_seconds = workers.stage_seconds();
 
     // 5. Join the segments into the output with the audio, then drop the work folder.
     observer.stage("join", 0);

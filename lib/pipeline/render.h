@@ -91,6 +91,10 @@ struct RenderOptions {
     double vram_budget_gib = 0; ///< GPU memory a worker may use (--vram-budget); 0 = the card's (batch_planner.h)
     /// Frames per segment file: the resume granularity (a multiple of 16; tests make it small).
     int64_t segment_frames = kDefaultSegmentFrames;
+    /// Time the stages inside every UNet call (align, VAE encode, denoise loop, VAE decode, paste-back) into
+    /// RenderSummary::worker_stage_seconds: CUDA events on the workers' streams, wall time on the CPU
+    /// (chunk_stage_clock.h). Off for an ordinary render, which then pays nothing; `bench render` turns it on.
+    bool time_chunk_stages = false;
     /// Test hook: the first UNet call with more than one chunk fails with a CUDA out-of-memory error.
     bool inject_oom_once = false;
     /// Test hook: replaces the seeded noise (the parity test replays the official run's draws).
@@ -120,6 +124,8 @@ struct RenderSummary {
     /// waiting for the workers, handing frames to the encoder (the profile of what limits a render).
     std::vector<std::pair<std::string, double>> render_thread_seconds;
     std::vector<double> worker_busy_seconds;  ///< per --devices worker, time spent running chunk groups
+    /// Per worker, the stages inside its UNet calls (RenderOptions::time_chunk_stages; empty otherwise).
+    std::vector<ChunkStageSeconds> worker_stage_seconds;
     int64_t gpu_peak_bytes = 0;  ///< LibTorch allocator peak on the render device (0 on the CPU)
     int64_t peak_rss_bytes = 0;  ///< host resident set peak of the process
     std::string faces;           ///< FaceCounts::summary()

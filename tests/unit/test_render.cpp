@@ -1,10 +1,12 @@
 // The render pipeline's pieces that do not need a model: the output -> source frame map of the loop modes, the
 // per-chunk seed rule, the frame source's backwards walk (ping-pong) with bounded memory, and what --resume
-// relies on: segments that join without a second encode, and face plans that read back bit for bit.
+// relies on: segments that join without a second encode, and face plans that read back bit for bit; and the FLOP
+// accounting of `bench render`.
 
 #include "catch_compat.h"
 
 #include "core/error.h"
+#include "diagnostics/render_flops.h"
 #include "expect_error.h"
 #include "media/video_writer.h"
 #include "pipeline/chunk_noise.h"
@@ -208,4 +210,41 @@ TEST_CASE("batch planner: the measured cost of a chunk, and the CPU keeps what w
     CHECK(chunk_memory_bytes(128, torch::kHalf) < chunk_memory_bytes(256, torch::kHalf) / 3);  // by pixels
     CHECK(plan_chunk_batch(0, torch::kCPU, 128, torch::kFloat, 0).batch == 1);
     CHECK(plan_chunk_batch(3, torch::kCPU, 128, torch::kFloat, 1).batch == 3);  // no budget on the CPU
+}
+
+TEST_CASE("bench render: FLOPs per frame follow the steps as the loop runs them (DeepCache, CFG, size)", "[render][bench]") {
+    using diagnostics::render_flops;
+    // The reference's per-output-frame totals (section 8.1): 20 steps, CFG, DeepCache 7 full + 13 shallow.
+    const auto dc256 = render_flops(256, 20, 1.5, true), dc512 = render_flops(512, 20, 1.5, true);
+    REQUIRE(dc256);
+    REQUIRE(dc512);
+    CHECK(dc256->full_steps == 7);
+    CHECK(dc256->shallow_steps == 13);
+    CHECK(dc256->branches == 2);
+    CHECK(dc256->unet_tflop == Approx(4.2).margin(0.05));
+    CHECK(dc512->unet_tflop == Approx(18.5).margin(0.05));
+    CHECK(dc256->vae_tflop == Approx(1.17).margin(0.005));
+    CHECK(dc512->vae_tflop == Approx(4.75).margin(0.005));
+    // Without DeepCache every step is a full forward: 10.1 / 44.1 TFLOP.
+    const auto full256 = render_flops(256, 20, 1.5, false), full512 = render_flops(512, 20, 1.5, false);
+    REQUIRE(full256);
+    REQUIRE(full512);
+    CHECK(full256->full_steps == 20);
+    CHECK(full256->shallow_steps == 0);
+    CHECK(full256->unet_tflop == Approx(10.1).margin(0.05));
+    CHECK(full512->unet_tflop == Approx(44.1).margin(0.05));
+    CHECK(full512->vae_tflop == Approx(dc512->vae_tflop));  // the VAE does not depend on the schedule
+    CHECK(full256->total_tflop() == Approx(full256->unet_tflop + full256->vae_tflop));
+    // Guidance 1 runs the conditional branch alone: half the UNet.
+    const auto no_cfg = render_flops(256, 20, 1.0, true);
+    REQUIRE(no_cfg);
+    CHECK(no_cfg->branches == 1);
+    CHECK(no_cfg->unet_tflop == Approx(dc256->unet_tflop / 2));
+    // A full forward every 3 steps from step 0: 10 steps give 4 full and 6 shallow.
+    const auto ten = render_flops(256, 10, 1.5, true);
+    REQUIRE(ten);
+    CHECK(ten->full_steps == 4);
+    CHECK(ten->shallow_steps == 6);
+    // No published counts for the test model's size.
+    CHECK_FALSE(render_flops(128, 20, 1.5, true));
 }

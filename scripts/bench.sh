@@ -1,0 +1,44 @@
+#!/usr/bin/env bash
+# One device call on the GPU host: build latentsync (scripts/gpu-check.sh's FFmpeg + CMake steps, no tests), then
+# `latentsync bench render` with the full-size random models; the table and the JSON go to $OUT (or
+# build-gpu/logs). Run it as the device command, e.g. `bash scripts/bench.sh`. Needs .deps/src from
+# scripts/fetch-gpu-host-sources.sh, as gpu-check.sh does.
+#
+# Narrow or widen the runs (the defaults keep the call under about 9 minutes of device time: the build takes
+# about 4, the renders of 50 and 200 frames about 4 more; 500 frames of every mode needs a call of its own per
+# model, e.g. LSYNC_BENCH_MODELS=1.6 LSYNC_BENCH_FRAMES=500):
+#   LSYNC_BENCH_MODELS     default 1.5,1.6
+#   LSYNC_BENCH_ATTENTION  default flash,flex,standard
+#   LSYNC_BENCH_FRAMES     default 50,200
+#   LSYNC_BENCH_ARGS       more `bench render` options (e.g. "--repeat 3", "--devices 0,1")
+#   LSYNC_BENCH_TIMEOUT    seconds the benchmark may run (default 300): the JSON holds every row finished by then
+set -euo pipefail
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+cd "$ROOT"
+LOGS="${OUT:-$ROOT/build-gpu/logs}"
+mkdir -p "$LOGS"
+BUILD_DIR="${BUILD_DIR:-$ROOT/build-gpu}"
+
+# The build alone: gpu-check.sh's steps with the latentsync target and a test filter that selects nothing. Its
+# GPU render check and doctor run too (well under a minute). Its own logs stay in the build folder: only a few
+# files come back from a device call, and they are the benchmark's.
+echo "== build ($(date +%T))"
+if ! BUILD_DIR="$BUILD_DIR" OUT="$BUILD_DIR/logs" LSYNC_BUILD_TARGETS=latentsync LSYNC_TEST_REGEX='^$' \
+        bash scripts/gpu-check.sh > "$LOGS/gpu-check.log" 2>&1; then
+    # gpu-check.sh fails when its render check does; the benchmark only needs the binary.
+    [ -x "$BUILD_DIR/bin/latentsync" ] || { tail -40 "$LOGS/gpu-check.log"; exit 1; }
+    echo "(gpu-check.sh reported a failure; see gpu-check.log)"
+fi
+
+echo "== bench render ($(date +%T))"
+# shellcheck disable=SC2086  # LSYNC_BENCH_ARGS is a list of options
+set +e
+timeout --signal=INT --kill-after=30 "${LSYNC_BENCH_TIMEOUT:-300}" "$BUILD_DIR/bin/latentsync" bench render \
+    --models "${LSYNC_BENCH_MODELS:-1.5,1.6}" --attention "${LSYNC_BENCH_ATTENTION:-flash,flex,standard}" \
+    --frames "${LSYNC_BENCH_FRAMES:-50,200}" --model-dir "$ROOT/tests/fixtures/face-api" \
+    --json "$LOGS/bench-render.json" ${LSYNC_BENCH_ARGS:-} > "$LOGS/bench-render.md" 2> "$LOGS/bench-render.err"
+rc=$?
+set -e
+cat "$LOGS/bench-render.md"
+[ $rc = 0 ] || { echo "bench render exited $rc (124 or 130: the time limit; the rows so far are kept)"; tail -5 "$LOGS/bench-render.err"; }
+exit $rc

@@ -1,0 +1,64 @@
+#!/usr/bin/env bash
+# `latentsync bench render` end to end on the CPU with the tiny model: it makes its own 720p clip and speech
+# (no ffmpeg CLI needed), renders them in process, and reports every stage; the JSON and the table agree, the
+# stages inside the worker fit inside the render stage, and a mode that cannot run is a row, not an abort.
+source "$(dirname "$0")/lib.sh"
+FIX="$(cd "$(dirname "$0")/../fixtures/face-api" && pwd)"
+cd "$WORK"
+
+mkdir tmp  # its temporary folder goes here, to see that it is removed
+TMPDIR="$WORK/tmp" "$BIN" bench render --models test-tiny --frames 20 --attention standard --device cpu \
+    --model-dir "$FIX" --json bench.json > table.md 2> progress.txt || { fail "bench render exited $?"; cat progress.txt >&2; finish; }
+[ -z "$(ls tmp)" ] || fail "temporary folder left behind: $(ls tmp)"
+python3 - bench.json <<'PY' || fail "bench.json"
+import json, sys
+r = json.load(open(sys.argv[1]))
+assert r["device"] == "cpu" and r["command"].startswith("latentsync bench render"), r
+assert r["gemm_peak"]["tflops"] > 0, r["gemm_peak"]
+rows = r["rows"]
+assert len(rows) == 1, rows
+row = rows[0]
+assert row["ok"] and row["model"] == "test-tiny" and row["attention"] == "standard" and row["frames"] == 20, row
+assert row["frames_out"] == 20 and row["lipsynced"] > 0, row  # the face in the photo was found
+assert row["wall_seconds"] > 0 and row["output_fps"] > 0, row
+stages = row["stage_seconds"]
+for k in ("models", "audio", "faces", "render"):
+    assert k in stages and stages[k] >= 0, (k, stages)
+assert stages["render"] > 0, stages
+for k in ("decode", "faces_wait", "audio", "pack", "workers_wait", "encoder"):
+    assert row["render_thread_seconds"][k] >= 0, (k, row["render_thread_seconds"])
+assert len(row["worker_busy_seconds"]) == 1, row
+names = ("align", "vae_encode", "unet", "vae_decode", "paste_back")
+for w in row["worker_stage_seconds"]:
+    assert all(k in w and w[k] >= 0 for k in names), w
+    # The worker's stages happen inside its busy time, which happens inside the render stage.
+    assert sum(w.values()) <= stages["render"], (w, stages)
+assert row["chunk_stage_seconds"]["unet"] > 0, row
+assert row["host_peak_rss_bytes"] > 0, row
+assert "achieved_tflops" not in row, row  # the tiny model has no published FLOP counts
+print("ok:", row["wall_seconds"], "s wall,", row["chunk_stage_seconds"])
+PY
+grep -q '^| test-tiny (128) | standard | 20 | [0-9.]* |' table.md || { fail "table lacks the row"; cat table.md >&2; }
+grep -q '^Command: `latentsync bench render --models test-tiny' table.md || fail "table header lacks the command"
+grep -q 'bench render \[1/1\] test-tiny standard 20 frames' progress.txt || { fail "progress line"; cat progress.txt >&2; }
+
+# A mode this build cannot run strictly (flash needs LibTorch 2's SDPA) becomes a failed row and the exit is 0;
+# where it can run (a LibTorch 2 build), the row has numbers. --work keeps the inputs there.
+"$BIN" bench render --models test-tiny --frames 16 --attention flash --device cpu --model-dir "$FIX" \
+    --work kept --json flash.json > flash.md 2>/dev/null || fail "bench render with flash exited $?"
+python3 - flash.json <<'PY' || fail "flash.json"
+import json, sys
+rows = json.load(open(sys.argv[1]))["rows"]
+assert len(rows) == 1 and (rows[0]["ok"] and rows[0]["frames_out"] == 16 or
+                           not rows[0]["ok"] and "flash" in rows[0]["error"]), rows
+PY
+grep -q '^| test-tiny (128) | flash | 16 | \(failed: .*flash\|[0-9.]* |\)' flash.md || { fail "flash row"; cat flash.md >&2; }
+[ -f kept/face720p_16.mp4 ] && [ -f kept/speech_16.wav ] || fail "--work folder lacks the inputs"
+ls kept/render-* >/dev/null 2>&1 && fail "outputs kept without --keep"
+
+# Bad options: one error line, the usage exit code.
+expect_rc 2 "--models" -- "$BIN" bench render --models 2.0 --device cpu
+expect_rc 2 "--frames" -- "$BIN" bench render --frames 0 --device cpu
+expect_rc 2 "--attention" -- "$BIN" bench render --attention fast --device cpu
+expect_rc 2 "--weights" -- "$BIN" bench render --weights some --device cpu
+finish
