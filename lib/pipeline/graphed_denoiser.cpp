@@ -18,9 +18,8 @@ namespace lsync::pipeline {
 bool cuda_graphs_wanted(int resolution) {
 #if LSYNC_WITH_CUDA
     const char* env = std::getenv("LSYNC_CUDA_GRAPHS");
-    if (env && std::strcmp(env, "0") == 0) return false;
-    if (env && std::strcmp(env, "1") == 0) return true;
-    return resolution < 512;
+    (void)resolution;  // kept for the default to come: graphs help where launches, not kernels, set the pace
+    return env && std::strcmp(env, "1") == 0;
 #else
     (void)resolution;
     return false;
