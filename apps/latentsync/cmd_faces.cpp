@@ -111,7 +111,7 @@ int run_faces(const FacesOpts& o) {
     if (!o.dump.empty()) {
         std::error_code ec;
         fs::create_directories(o.dump, ec);
-        LSYNC_CHECK(fs::is_directory(o.dump), ErrorCode::OutputUnwritable, "cannot create --dump folder " + o.dump);
+        LSYNC_CHECK(fs::is_directory(o.dump, ec), ErrorCode::OutputUnwritable, "cannot create --dump folder " + o.dump);
     }
     const auto geometry = faces::CropGeometry::for_resolution(o.resolution);
 

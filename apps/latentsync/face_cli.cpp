@@ -47,7 +47,10 @@ faces::FaceOptions to_face_options(const FaceCliOptions& o) {
 
 std::string face_model_dir(const FaceCliOptions& o) {
     const auto models = faces::parse_face_models(o.face_models);
-    if (!o.model_dir.empty() && fs::exists(faces::face_models_marker(models, o.model_dir))) return o.model_dir;
+    // The non-throwing check: a folder this user may not read is not an internal error here; opening the models
+    // later says what is wrong with it.
+    std::error_code ec;
+    if (!o.model_dir.empty() && fs::exists(faces::face_models_marker(models, o.model_dir), ec)) return o.model_dir;
     return (fs::path(io::resolve_model_dir(o.model_dir)) / faces::face_models_name(models)).string();
 }
 

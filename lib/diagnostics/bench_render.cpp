@@ -39,7 +39,7 @@ public:
         if (!given.empty()) {
             std::error_code ec;
             fs::create_directories(given, ec);
-            LSYNC_CHECK(fs::is_directory(given), ErrorCode::OutputUnwritable,
+            LSYNC_CHECK(fs::is_directory(given, ec), ErrorCode::OutputUnwritable,
                         "--work " + given + ": not a folder that can be created");
             path_ = given;
             return;
@@ -151,8 +151,9 @@ std::string photo_or_default(const BenchRenderOptions& o) {
     const std::vector<fs::path> candidates = {fs::path(o.base.model_dir) / "sample2.jpg",
                                               fs::path(o.base.model_dir) / "face-api" / "sample2.jpg",
                                               fs::path("tests/fixtures/face-api/sample2.jpg")};
+    std::error_code ec;
     for (const auto& c : candidates)
-        if (fs::is_regular_file(c)) return c.string();
+        if (fs::is_regular_file(c, ec)) return c.string();
     throw_error(ErrorCode::InputMissing, "no sample photo: --photo FILE (a picture with a face) is needed when "
                                          "neither --model-dir nor the current folder holds sample2.jpg "
                                          "(tests/fixtures/face-api)");

@@ -88,7 +88,8 @@ static std::string format_problem(const std::string& path, FileFormat format, ui
                         const std::string rel = shard.get<std::string>();
                         if (const std::string why = tfjs_shard_path_problem(dir, rel); !why.empty())
                             return "has shard " + printable(rel) + " that " + why;
-                        if (!fs::exists(dir / rel)) return "references a missing shard " + printable(rel);
+                        std::error_code ec;
+                        if (!fs::exists(dir / rel, ec)) return "references a missing shard " + printable(rel);
                     }
                 }
             }

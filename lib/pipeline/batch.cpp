@@ -91,6 +91,10 @@ JobResult run_job(const BatchJob& job, const torch::Device& device, ModelCache& 
     } catch (const std::exception& e) {
         fail(r, static_cast<int>(ErrorCode::Internal), error_code_name(ErrorCode::Internal),
              std::string("internal error: ") + e.what());
+    } catch (...) {
+        // Nothing may leave a job thread (std::terminate would take every other job with it).
+        fail(r, static_cast<int>(ErrorCode::Internal), error_code_name(ErrorCode::Internal),
+             "internal error: an exception of unknown type");
     }
     r.seconds = std::chrono::duration<double>(Clock::now() - started).count();
     return r;

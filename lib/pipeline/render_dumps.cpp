@@ -40,7 +40,7 @@ std::string numbered(const std::string& dir, const char* stem, int64_t index) {
 FaceDumper::FaceDumper(std::string dir, const torch::Tensor& mask) : dir_(std::move(dir)), mask_(mask.cpu()) {
     std::error_code ec;
     fs::create_directories(dir_, ec);
-    LSYNC_CHECK(fs::is_directory(dir_), ErrorCode::OutputUnwritable, "cannot create the --dump-faces folder " + dir_);
+    LSYNC_CHECK(fs::is_directory(dir_, ec), ErrorCode::OutputUnwritable, "cannot create the --dump-faces folder " + dir_);
     media::write_png((fs::path(dir_) / "mask.png").string(),
                      (mask_ * 255).round().to(torch::kUInt8).unsqueeze(2).expand({-1, -1, 3}).contiguous());
 }

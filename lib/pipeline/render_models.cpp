@@ -46,7 +46,8 @@ models::WhisperEncoderConfig tiny_whisper_config() {
 
 std::string need_file(const std::string& explicit_path, const fs::path& default_path, const std::string& what) {
     const std::string path = explicit_path.empty() ? default_path.string() : explicit_path;
-    LSYNC_CHECK(fs::exists(path), ErrorCode::Weights,
+    std::error_code ec;  // an unreadable folder reads as "not found" here, not as an internal error
+    LSYNC_CHECK(fs::exists(path, ec), ErrorCode::Weights,
                 what + " not found: " + path +
                     (explicit_path.empty() ? " (run scripts/fetch-models.sh, pass the file, or try the pipeline with "
                                              "--weights random; `latentsync doctor` lists what is missing)"

@@ -26,9 +26,14 @@ std::string FaceApiDetector::landmark_manifest(const std::string& dir) {
 
 FaceApiDetector::FaceApiDetector(const std::string& model_dir, torch::Device device, DetectorOptions options)
     : nets_(std::make_unique<Nets>()), options_(options) {
-    for (const auto& m : {detector_manifest(model_dir), landmark_manifest(model_dir)})
-        LSYNC_CHECK(fs::is_regular_file(m), ErrorCode::Weights,
-                    "face model file missing: " + m + " (run scripts/fetch-face-models.sh " + model_dir + ")");
+    for (const auto& m : {detector_manifest(model_dir), landmark_manifest(model_dir)}) {
+        std::error_code ec;  // a folder this user may not read is a clear error, not an internal one
+        const bool present = fs::is_regular_file(m, ec);
+        LSYNC_CHECK(present, ErrorCode::Weights,
+                    ec && ec != std::errc::no_such_file_or_directory
+                        ? "face model file cannot be read (" + ec.message() + "): " + m
+                        : "face model file missing: " + m + " (run scripts/fetch-face-models.sh " + model_dir + ")");
+    }
     nets_->device = device;
     nets_->ssd->load(detector_manifest(model_dir), device);
     nets_->ssd->eval();

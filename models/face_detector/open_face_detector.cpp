@@ -30,7 +30,8 @@ std::unique_ptr<FaceDetector> open_face_detector(FaceModels models, const std::s
     // The files are checked first so the message is about the real next step.
     for (const char* name : {kScrfdFile, kLandmark106File}) {
         const auto path = (fs::path(model_dir) / name).string();
-        LSYNC_CHECK(fs::is_regular_file(path), ErrorCode::Weights,
+        std::error_code ec;
+        LSYNC_CHECK(fs::is_regular_file(path, ec), ErrorCode::Weights,
                     "InsightFace model file missing: " + path + " (copy buffalo_l's " + name + " there)");
     }
     throw_error(ErrorCode::Usage,
