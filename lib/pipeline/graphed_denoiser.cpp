@@ -114,8 +114,8 @@ private:
         return unet_->forward_cached(x, t, audio, phase, cache);
     }
 
-    // Captures `phase` for shape `s` (its inputs hold the current call's values). False, with the graphs of this
-    // shape off, when the capture fails.
+    // Captures `phase` for shape `s`. Nothing runs during a capture: the caller copies the call's inputs in and
+    // replays. False when the capture fails; no further phase of this shape is captured then.
     bool capture(ShapeGraphs& s, CachePhase phase) {
         const int p = static_cast<int>(phase);
         auto graph = std::make_unique<at::cuda::CUDAGraph>();
