@@ -5,6 +5,7 @@
 #include "core/log.h"
 
 #include <cmath>
+#include <limits>
 
 extern "C" {
 #include <libavutil/display.h>
@@ -21,6 +22,7 @@ struct VideoReader::Impl {
     AVRational time_base{1, 1};
     double start_time = 0;
     double resample_fps = 0;  // output rate; frames are chosen by timestamp
+    int64_t start_index = 0;  // VideoReaderOptions::start_index
     SwsPtr sws;
     int sws_w = 0, sws_h = 0, sws_fmt = -1;  // the source the converter was made for
 };
@@ -108,6 +110,7 @@ VideoReader::VideoReader(const std::string& path, VideoReaderOptions options)
     impl_->time_base = st->time_base;
     info_ = describe(impl_->fmt.get(), st, impl_->dec.get(), options.target_fps, &impl_->resample_fps);
     impl_->start_time = info_.start_time;
+    impl_->start_index = std::max<int64_t>(0, options.start_index);
     if (info_.width <= 0 || info_.height <= 0)
         throw_error(ErrorCode::InputCorrupt, "video stream declares no frame size: " + path);
     if (info_.width > kMaxFrameSide || info_.height > kMaxFrameSide ||
@@ -166,6 +169,17 @@ static torch::Tensor to_rgb(VideoReader::Impl& impl, const AVFrame* f, int rotat
     }
 }
 
+// Seeks the demuxer to the key frame at or before a point two source frames ahead of output frame `index`'s time
+// and empties the decoder. False when that point is the start or the container cannot seek (decode from the top).
+static bool seek_before(VideoReader::Impl& impl, int64_t index, double avg_fps) {
+    const double seconds = static_cast<double>(index) / impl.resample_fps - 2.0 / avg_fps;
+    if (seconds <= 0) return false;
+    const int64_t ts = std::llround((seconds + impl.start_time) / av_q2d(impl.time_base));
+    if (av_seek_frame(impl.fmt.get(), impl.stream_index, ts, AVSEEK_FLAG_BACKWARD) < 0) return false;
+    avcodec_flush_buffers(impl.dec.get());
+    return true;
+}
+
 void VideoReader::run() {
     try {
         Impl& impl = *impl_;
@@ -180,7 +194,21 @@ void VideoReader::run() {
         std::optional<VideoFrame> held;
         double held_duration = 1.0 / info_.avg_fps;
 
+        // A start past frame 0 (VideoReaderOptions::start_index): after a seek the numbering starts there; the
+        // first decoded frame must not lie past the start's time (else the frame shown there may be an earlier
+        // one): then decode from the top, dropping the frames before the start.
+        int64_t drop_below = impl.start_index;
+        bool verify_seek = false, rewind = false;
+        if (impl.start_index > 0 && seek_before(impl, impl.start_index, info_.avg_fps)) {
+            out_index = impl.start_index;
+            verify_seek = true;
+        }
+
         auto emit = [&](const torch::Tensor& rgb, double source_time) {
+            if (out_index < drop_below) {
+                ++out_index;
+                return;
+            }
             VideoFrame vf;
             vf.rgb = rgb;
             vf.index = out_index;
@@ -192,9 +220,18 @@ void VideoReader::run() {
         auto tick = [&](int64_t k) { return k / impl.resample_fps; };
 
         auto on_frame = [&](AVFrame* f) {
+            if (rewind) return;
+            ++decoded_;
             int64_t ts = f->best_effort_timestamp;
             double t = ts == AV_NOPTS_VALUE ? (held ? held->source_time + held_duration : 0.0)
                                             : ts * av_q2d(impl.time_base) - impl.start_time;
+            if (verify_seek) {
+                verify_seek = false;
+                if (ts == AV_NOPTS_VALUE || t > tick(out_index) + 1e-6) {
+                    rewind = true;
+                    return;
+                }
+            }
             if (f->pkt_duration > 0) held_duration = f->pkt_duration * av_q2d(impl.time_base);  // "duration" from FFmpeg 6
             if ((f->width != info_.coded_width || f->height != info_.coded_height) && !size_change_logged) {
                 size_change_logged = true;
@@ -242,6 +279,16 @@ void VideoReader::run() {
                 drain();
             }
             av_packet_unref(pkt.get());
+            if (rewind) {
+                rewind = false;
+                held.reset();
+                held_duration = 1.0 / info_.avg_fps;
+                out_index = 0;
+                ffmpeg_check(avformat_seek_file(impl.fmt.get(), -1, std::numeric_limits<int64_t>::min(), 0,
+                                                std::numeric_limits<int64_t>::max(), 0),
+                             ErrorCode::InputCorrupt, "cannot go back to the start of " + impl.path);
+                avcodec_flush_buffers(impl.dec.get());
+            }
         }
         if (!stop) {
             avcodec_send_packet(impl.dec.get(), nullptr);

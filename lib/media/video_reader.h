@@ -49,6 +49,11 @@ struct VideoReaderOptions {
     double target_fps = 0;      ///< 0 = native (see policy above)
     size_t queue_capacity = 8;  ///< decoded frames buffered ahead of the consumer
     int decoder_threads = 0;    ///< 0 = the process thread budget
+    /// First output frame to deliver (its index stays its number from the start). The reader seeks to the key
+    /// frame before it where the container allows and decodes from there; where it cannot (no index, or the
+    /// seek lands past the frame), it decodes from the start and drops the frames before it. Either way the
+    /// frames are those a reader from the start gives at the same indices.
+    int64_t start_index = 0;
 };
 
 class VideoReader {
@@ -66,6 +71,8 @@ public:
 
     /// True when reading stopped at a damaged or truncated part of the file instead of its regular end.
     bool ended_early() const { return ended_early_.load(); }
+    /// Frames the decoder produced so far (more than were delivered when a start had to be reached).
+    int64_t decoded_frames() const { return decoded_.load(); }
 
     struct Impl;  // FFmpeg state, opaque to users
 
@@ -75,6 +82,7 @@ private:
     BoundedQueue<VideoFrame> queue_;
     std::thread worker_;
     std::atomic<bool> ended_early_{false};
+    std::atomic<int64_t> decoded_{0};
     bool started_ = false;
 
     void run();

@@ -18,7 +18,7 @@ FrameSource::FrameSource(const std::string& path, double target_fps, size_t cach
         fps_ = target_fps > 0 ? target_fps : 25.0;
         return;
     }
-    reopen();
+    reopen(0);
     const auto& info = reader_->info();
     width_ = info.width;
     height_ = info.height;
@@ -28,13 +28,15 @@ FrameSource::FrameSource(const std::string& path, double target_fps, size_t cach
     capacity_ = std::clamp<size_t>(cache_bytes / std::max<size_t>(frame_bytes, 1), 16, 256);
 }
 
-void FrameSource::reopen() {
+void FrameSource::reopen(int64_t start) {
     if (reader_) {
+        decoded_before_ += reader_->decoded_frames();
         reader_.reset();  // joins the old decoder thread before a new one starts
         diagnostics::release_free_host_memory();  // its frame threads' heaps
     }
+    options_.start_index = start;
     reader_ = std::make_unique<media::VideoReader>(path_, options_);
-    next_ = 0;
+    next_ = start;
     ++opens_;
 }
 
@@ -44,9 +46,11 @@ std::optional<torch::Tensor> FrameSource::get(int64_t index) {
     if (end_ >= 0 && index >= end_) return std::nullopt;
     if (auto it = window_.find(index); it != window_.end()) return it->second;
     if (index < next_) {
-        // Behind the decoder: decode again from the start; the window ends up holding the frames up to `index`.
+        // Behind the decoder: decode again from the key frame before the window that ends at `index` (the reader
+        // seeks there, or decodes from the start where the file cannot seek); the window then holds the frames
+        // up to `index`.
         window_.clear();
-        reopen();
+        reopen(std::max<int64_t>(0, index - static_cast<int64_t>(capacity_) + 1));
     }
     while (next_ <= index) {
         throw_if_interrupted();

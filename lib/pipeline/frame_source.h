@@ -1,8 +1,8 @@
 #pragma once
 // The source frames of a render, by index, with memory bounded whatever the video's length: a still image is
 // one frame; a video is decoded forward while the render walks forward, and a step back (the reversed half of
-// a ping-pong loop) re-opens the file and decodes up to the frame, keeping a window of the frames just before
-// it, so that walking backwards costs one re-decode per window instead of one per frame.
+// a ping-pong loop) re-opens the file at the key frame before a window of frames that ends at the frame
+// (media::VideoReaderOptions::start_index), so that walking backwards costs one short re-decode per window.
 
 #include "media/video_reader.h"
 
@@ -30,11 +30,13 @@ public:
 
     /// Frame `index` as [H, W, 3] uint8 on the CPU, or nullopt when the source has no such frame.
     std::optional<torch::Tensor> get(int64_t index);
-    /// How many times the file was decoded from its start (1 for a forward walk).
+    /// How many times the file was opened (1 for a forward walk; one more per window walked backwards).
     int64_t opens() const { return opens_; }
+    /// Frames decoded so far over every opening (the cost of walking backwards).
+    int64_t decoded_frames() const { return decoded_before_ + (reader_ ? reader_->decoded_frames() : 0); }
 
 private:
-    void reopen();
+    void reopen(int64_t start);
     std::string path_;
     media::VideoReaderOptions options_;
     std::unique_ptr<media::VideoReader> reader_;
@@ -46,6 +48,7 @@ private:
     size_t capacity_ = 8;         ///< frames kept in the window
     std::map<int64_t, torch::Tensor> window_;
     int64_t opens_ = 0;
+    int64_t decoded_before_ = 0;  ///< by the readers already closed
 };
 
 }  // namespace lsync::pipeline

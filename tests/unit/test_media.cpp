@@ -11,6 +11,8 @@
 
 #include <cstdlib>
 #include <cstring>
+#include <utility>
+#include <vector>
 #include <filesystem>
 #include <unistd.h>
 #include <fstream>
@@ -346,4 +348,48 @@ TEST_CASE("colour conversion on slice threads gives the same bytes as on one thr
     CHECK(torch::equal(back[0], back[1]));
     // And the round trip is a colour conversion, not garbage.
     CHECK((back[0].to(torch::kFloat) - rgb.to(torch::kFloat)).abs().mean().item<double>() < 8.0);
+}
+
+TEST_CASE("a reader that starts at frame k gives the frames a reader from the top gives from k on", "[media]") {
+    // 30 fps sources read at 25 fps (frames chosen by timestamp), x264 with one key frame and FFV1 with every
+    // frame a key frame (the reader seeks there); frame i is a flat grey of level 2 i.
+    const bool every_frame_key = GENERATE(false, true);
+    const auto path = tmp(every_frame_key ? "levels-ffv1.mkv" : "levels.mkv");
+    {
+        VideoWriterOptions o;
+        o.path = path;
+        o.overwrite = true;
+        o.width = 64;
+        o.height = 48;
+        o.fps_num = 30;
+        o.fps_den = 1;
+        o.crf = 0;
+        o.preset = "ultrafast";
+        o.lossless_rgb = every_frame_key;
+        VideoWriter w(o);
+        for (int i = 0; i < 90; ++i) w.write(torch::full({48, 64, 3}, 2 * i, torch::kUInt8));
+        w.finish();
+    }
+    auto levels = [&](int64_t start, int64_t count) {
+        VideoReaderOptions ro;
+        ro.target_fps = 25;
+        ro.start_index = start;
+        VideoReader r(path, ro);
+        std::vector<std::pair<int64_t, int>> out;
+        while (static_cast<int64_t>(out.size()) < count) {
+            auto f = r.next();
+            if (!f) break;
+            out.emplace_back(f->index, static_cast<int>(std::lround(f->rgb.to(torch::kFloat).mean().item<double>())));
+        }
+        return out;
+    };
+    const auto all = levels(0, 1000);
+    REQUIRE(all.size() == 75);  // 3 s at 25 fps
+    for (int64_t start : {1, 13, 40, 74}) {
+        INFO((every_frame_key ? "FFV1" : "x264") << ", start " << start);
+        const auto part = levels(start, 10);
+        REQUIRE(part.size() == std::min<size_t>(10, all.size() - static_cast<size_t>(start)));
+        for (size_t k = 0; k < part.size(); ++k) CHECK(part[k] == all[static_cast<size_t>(start) + k]);
+    }
+    CHECK(levels(75, 5).empty());
 }
