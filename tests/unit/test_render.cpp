@@ -19,10 +19,12 @@
 #include "faces/face_track_file.h"
 #include "test_util.h"
 
+#include <filesystem>
 #include <set>
 
 using namespace lsync;
 using namespace lsync::pipeline;
+namespace fs = std::filesystem;
 
 TEST_CASE("frame map: ping-pong repeats the turn frames, loop wraps, freeze holds", "[render]") {
     std::vector<int64_t> pp, loop, freeze;
@@ -60,64 +62,56 @@ TEST_CASE("seed rule: each chunk's noise depends on the seed and its index only"
     CHECK(seeds.size() == 2500);
 }
 
+// A clip of `frames` flat grey frames, frame i of level `step` i (distinguishable after a lossless round trip),
+// in x264 (one key frame) or FFV1 (every frame a key frame).
+static std::string write_grey_levels(const fs::path& dir, const std::string& name, int frames, int step,
+                                     bool every_frame_key) {
+    const auto path = (dir / name).string();
+    media::VideoWriterOptions o;
+    o.path = path;
+    o.width = 64;
+    o.height = 48;
+    o.crf = 0;
+    o.preset = "ultrafast";
+    o.lossless_rgb = every_frame_key;
+    media::VideoWriter w(o);
+    for (int i = 0; i < frames; ++i) w.write(torch::full({48, 64, 3}, step * i, torch::kUInt8));
+    w.finish();
+    return path;
+}
+
+// The grey level of frame `i` of `src` (which must have it).
+static int grey_level(FrameSource& src, int64_t i) {
+    auto f = src.get(i);
+    REQUIRE(f.has_value());
+    return static_cast<int>(std::lround(f->to(torch::kFloat).mean().item<double>()));
+}
+
 TEST_CASE("frame source: walking backwards re-decodes once per window and gives the same frames", "[render]") {
     test::ScratchDir dir("frame_source");
     // x264 (one key frame: a step back decodes from the top) and FFV1 (every frame a key frame: a step back
     // decodes from just before the window).
     const bool every_frame_key = GENERATE(false, true);
-    const auto path = (dir.path() / (every_frame_key ? "numbers-ffv1.mkv" : "numbers.mkv")).string();
-    {
-        // Frame i is a flat grey of level 4 i: every frame distinguishable after a lossless round trip.
-        media::VideoWriterOptions o;
-        o.path = path;
-        o.width = 64;
-        o.height = 48;
-        o.crf = 0;
-        o.preset = "ultrafast";
-        o.lossless_rgb = every_frame_key;
-        media::VideoWriter w(o);
-        for (int i = 0; i < 60; ++i) w.write(torch::full({48, 64, 3}, 4 * i, torch::kUInt8));
-        w.finish();
-    }
     INFO((every_frame_key ? "FFV1" : "x264"));
+    const auto path = write_grey_levels(dir.path(), every_frame_key ? "numbers-ffv1.mkv" : "numbers.mkv", 60, 4,
+                                        every_frame_key);
     FrameSource src(path, 25, /*cache_bytes=*/64 * 48 * 3 * 16);  // a window of 16 frames
-    auto level = [&](int64_t i) {
-        auto f = src.get(i);
-        REQUIRE(f.has_value());
-        return static_cast<int>(std::lround(f->to(torch::kFloat).mean().item<double>()));
-    };
-    for (int64_t i = 0; i < 60; ++i) CHECK(std::abs(level(i) - 4 * i) <= 1);
+    for (int64_t i = 0; i < 60; ++i) CHECK(std::abs(grey_level(src, i) - 4 * i) <= 1);
     CHECK(src.opens() == 1);
     CHECK_FALSE(src.get(60).has_value());
-    for (int64_t i = 59; i >= 0; --i) CHECK(std::abs(level(i) - 4 * i) <= 1);
+    for (int64_t i = 59; i >= 0; --i) CHECK(std::abs(grey_level(src, i) - 4 * i) <= 1);
     // 60 frames backwards through a window of 16: the frames 44..59 were still held, then one re-decode per
     // 16 frames (43, 27, 11).
     CHECK(src.opens() == 4);
     // A jump back from the end of a 120-frame clip to frame 100: with key frames everywhere only about the window
     // before it is decoded (the seek lands at the container's index entry at or before frame 83; the decoder
     // then runs up to its queue, 8 frames, ahead of what was asked), not the 101 frames from the top.
-    const auto long_path = (dir.path() / (every_frame_key ? "long-ffv1.mkv" : "long.mkv")).string();
-    {
-        media::VideoWriterOptions o;
-        o.path = long_path;
-        o.width = 64;
-        o.height = 48;
-        o.crf = 0;
-        o.preset = "ultrafast";
-        o.lossless_rgb = every_frame_key;
-        media::VideoWriter w(o);
-        for (int i = 0; i < 120; ++i) w.write(torch::full({48, 64, 3}, 2 * i, torch::kUInt8));
-        w.finish();
-    }
+    const auto long_path = write_grey_levels(dir.path(), every_frame_key ? "long-ffv1.mkv" : "long.mkv", 120, 2,
+                                             every_frame_key);
     FrameSource jump(long_path, 25, 64 * 48 * 3 * 16);
-    auto jump_level = [&](int64_t i) {
-        auto f = jump.get(i);
-        REQUIRE(f.has_value());
-        return static_cast<int>(std::lround(f->to(torch::kFloat).mean().item<double>()));
-    };
-    CHECK(std::abs(jump_level(119) - 238) <= 1);
+    CHECK(std::abs(grey_level(jump, 119) - 238) <= 1);
     const int64_t before = jump.decoded_frames();
-    for (int64_t i = 100; i >= 85; --i) CHECK(std::abs(jump_level(i) - 2 * i) <= 1);
+    for (int64_t i = 100; i >= 85; --i) CHECK(std::abs(grey_level(jump, i) - 2 * i) <= 1);
     CHECK(jump.opens() == 2);
     if (every_frame_key)
         CHECK(jump.decoded_frames() - before <= 60);
