@@ -25,6 +25,7 @@ struct VideoReader::Impl {
     int64_t start_index = 0;  // VideoReaderOptions::start_index
     SwsPtr sws;
     int sws_w = 0, sws_h = 0, sws_fmt = -1;  // the source the converter was made for
+    int sws_colorspace = -1, sws_full = -1;  // the colour matrix and range it was last set to
 };
 
 // Beyond any real video (8K is 7680x4320) and beyond what a frame tensor should ever cost: a header that
@@ -150,14 +151,20 @@ static torch::Tensor to_rgb(VideoReader::Impl& impl, const AVFrame* f, int rotat
         impl.sws_w = f->width;
         impl.sws_h = f->height;
         impl.sws_fmt = src_fmt;
+        impl.sws_colorspace = impl.sws_full = -1;
     }
     int colorspace = f->colorspace;
     if (colorspace == AVCOL_SPC_UNSPECIFIED || colorspace == AVCOL_SPC_RESERVED || colorspace > AVCOL_SPC_BT2020_CL)
         colorspace = f->height >= 720 ? AVCOL_SPC_BT709 : AVCOL_SPC_SMPTE170M;  // what players assume
     const int src_full = f->color_range == AVCOL_RANGE_JPEG ? 1 : 0;
-    // SWS_CS_* share AVColorSpace's numbering.
-    sws_setColorspaceDetails(impl.sws.get(), sws_getCoefficients(colorspace), src_full,
-                             sws_getCoefficients(SWS_CS_DEFAULT), 1, 0, 1 << 16, 1 << 16);
+    // SWS_CS_* share AVColorSpace's numbering. Only when they change: the tables are rebuilt for every slice
+    // context of the threaded converter.
+    if (colorspace != impl.sws_colorspace || src_full != impl.sws_full) {
+        sws_setColorspaceDetails(impl.sws.get(), sws_getCoefficients(colorspace), src_full,
+                                 sws_getCoefficients(SWS_CS_DEFAULT), 1, 0, 1 << 16, 1 << 16);
+        impl.sws_colorspace = colorspace;
+        impl.sws_full = src_full;
+    }
     torch::Tensor rgb = torch::empty({out_h, out_w, 3}, torch::kUInt8);
     FramePtr dst = packed_view(rgb.data_ptr<uint8_t>(), out_w, out_h, AV_PIX_FMT_RGB24, out_w * 3);
     scale_frame(impl.sws.get(), f, dst.get(), ErrorCode::InputCorrupt, "cannot convert a decoded frame to RGB");
