@@ -12,6 +12,7 @@
 #include "diagnostics/bench_face_detect.h"
 #include "audio/audio_features.h"
 #include "diagnostics/gpu_memory.h"
+#include "diagnostics/kernel_profile.h"
 #include "face_cli.h"
 #include "faces/align_batch.h"
 #include "faces/detect.h"
@@ -83,6 +84,7 @@ struct UNetBenchOpts {
     std::vector<std::string> backends = {"standard", "flash", "flex"};
     int frames = 16, iters = 5;
     double lip_focus = 2.0;
+    bool profile = false;
 };
 
 // Full-size random UNet (the released config), one CFG call of `frames` frames ([uncond, cond] = batch 2) per
@@ -95,6 +97,7 @@ int run_bench_unet(const UNetBenchOpts& o) {
     const auto config = o.config.empty() ? models::UNet3DConfig{} : models::UNet3DConfig::from_file(o.config);
     auto unet = models::random_unet(config, device, dtype, 1247);
     const double peak_tflops = diagnostics::guess_peak_tflops(device);
+    std::string profiles;  // printed after the table, which stays one block
     std::cout << "UNet3DConditionModel, released config, random weights; device " << device.str() << ", dtype "
               << c10::toString(dtype) << ", GroupNorm: " << group_norm_mode() << ", batch 2 (CFG) x " << o.frames
               << " frames, median of " << o.iters
@@ -125,6 +128,17 @@ int run_bench_unet(const UNetBenchOpts& o) {
                 const double peak_mib = diagnostics::peak_memory_bytes(device) / 1048576.0;
                 const double shallow = diagnostics::median_time_ms(
                     [&] { unet->forward(sample, t, audio, diffusion::CachePhase::Reuse); }, device, o.iters);
+                if (o.profile) {
+                    const std::string what = "UNet " + std::to_string(res) + " " + name;
+                    profiles += diagnostics::format_kernel_profile(
+                        diagnostics::profile_kernels(
+                            [&] { unet->forward(sample, t, audio, diffusion::CachePhase::Capture); }, device),
+                        what + ", one CFG call");
+                    profiles += diagnostics::format_kernel_profile(
+                        diagnostics::profile_kernels(
+                            [&] { unet->forward(sample, t, audio, diffusion::CachePhase::Reuse); }, device),
+                        what + ", one DeepCache shallow step", 12);
+                }
                 auto out32 = out.to(torch::kFloat);
                 if (name == "standard") reference = out32;
                 const double err = reference.defined()
@@ -143,6 +157,7 @@ int run_bench_unet(const UNetBenchOpts& o) {
             std::cout << row << std::flush;
         }
     }
+    std::cout << profiles;
     return 0;
 }
 
@@ -150,6 +165,7 @@ struct VaeBenchOpts {
     std::string device = "auto", dtype = "auto", attention = "auto";
     std::vector<int> res = {256, 512};
     int frames = 16, iters = 5;
+    bool profile = false;
 };
 
 // Full-size random sd-vae-ft-mse: encode (to the posterior) and decode of `frames` images per call, median time,
@@ -165,6 +181,7 @@ int run_bench_vae(const VaeBenchOpts& o) {
     a.attention = o.attention;
     vae->set_attention(make_attention_context(a, device, dtype));
     const double peak_tflops = diagnostics::guess_peak_tflops(device);
+    std::string profiles;
     std::cout << "AutoencoderKL (sd-vae-ft-mse), random weights; device " << device.str() << ", dtype "
               << c10::toString(dtype) << ", attention " << o.attention << ", GroupNorm: " << group_norm_mode() << ", "
               << o.frames << " images per call, median of " << o.iters << " calls\n\n"
@@ -187,11 +204,19 @@ int run_bench_vae(const VaeBenchOpts& o) {
             std::snprintf(buf, sizeof buf, "| %d | %.1f | %.0f | %.1f | %.0f | %.1f%% | %.0f |\n", res, enc, enc_g / enc,
                           dec, dec_tf, peak_tflops > 0 ? 100 * dec_tf / peak_tflops : 0.0, peak_mib);
             std::cout << buf << std::flush;
+            if (o.profile) {
+                const std::string what = "VAE " + std::to_string(res) + ", " + std::to_string(o.frames) + " images";
+                profiles += diagnostics::format_kernel_profile(
+                    diagnostics::profile_kernels([&] { vae->encode(image); }, device), what + ", encode", 15);
+                profiles += diagnostics::format_kernel_profile(
+                    diagnostics::profile_kernels([&] { vae->decode(z); }, device), what + ", decode", 15);
+            }
         } catch (const std::exception& e) {
             std::string what = e.what();
             std::cout << "| " << res << " | failed: " << what.substr(0, what.find('\n')) << " | | | | | |\n";
         }
     }
+    std::cout << profiles;
     return 0;
 }
 
@@ -478,6 +503,7 @@ Command add_bench(CLI::App& app) {
     un->add_option("--frames", u->frames, "Frames per call")->capture_default_str()->check(CLI::Range(1, 64));
     un->add_option("--iters", u->iters, "Timed calls (median)")->capture_default_str()->check(CLI::Range(1, 1000));
     un->add_option("--lip-focus", u->lip_focus, "Lip focus of the flex row")->capture_default_str()->check(finite_in(1, 10));
+    un->add_flag("--profile", u->profile, "Also print where one call's GPU time goes, by kernel (CUDA only)");
 
     auto v = std::make_shared<VaeBenchOpts>();
     auto* va = bench->add_subcommand("vae", "Full-size random VAE: encode and decode of N images, time and memory");
@@ -487,6 +513,7 @@ Command add_bench(CLI::App& app) {
     va->add_option("--res", v->res, "Image resolutions")->delimiter(',')->check(whole_in(64, 2048));
     va->add_option("--frames", v->frames, "Images per call")->capture_default_str()->check(CLI::Range(1, 64));
     va->add_option("--iters", v->iters, "Timed calls (median)")->capture_default_str()->check(CLI::Range(1, 1000));
+    va->add_flag("--profile", v->profile, "Also print where each call's GPU time goes, by kernel (CUDA only)");
 
     auto gn = std::make_shared<GroupNormBenchOpts>();
     auto* gnc = bench->add_subcommand("group-norm", "GroupNorm + SiLU at the UNet/VAE shapes: ATen against the fused kernel");

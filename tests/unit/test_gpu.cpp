@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "core/compat.h"
+#include "diagnostics/kernel_profile.h"
 #include "faces/align_batch.h"
 #include "faces/paste_back.h"
 #include "io/safetensors.h"
@@ -439,4 +440,17 @@ TEST_CASE("CUDA graphs of the UNet: the eager calls' values, DeepCache capture a
     CHECK(counts->captures == 2 * 2);
     CHECK(counts->eager == 2 * 3);
     CHECK(counts->replays == 2 * 4 + 7);
+}
+
+TEST_CASE("the kernel profile records a call's kernels and sums them by family", "[gpu][bench]") {
+    const torch::Device dev(torch::kCUDA, 0);
+    auto a = torch::randn({1024, 1024}, torch::TensorOptions().device(dev).dtype(torch::kHalf));
+    const auto p = lsync::diagnostics::profile_kernels([&] { (void)torch::matmul(a, a).relu_(); }, dev);
+    REQUIRE(p.available);
+    CHECK(p.launches >= 2);
+    CHECK(p.device_ms > 0);
+    CHECK(p.device_ms <= p.wall_ms * 1.05);
+    bool gemm = false;
+    for (const auto& f : p.families) gemm = gemm || (f.name == "gemm" && f.count >= 1);
+    CHECK(gemm);
 }

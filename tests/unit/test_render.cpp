@@ -6,6 +6,7 @@
 #include "catch_compat.h"
 
 #include "core/error.h"
+#include "diagnostics/kernel_profile.h"
 #include "diagnostics/render_flops.h"
 #include "expect_error.h"
 #include "media/video_writer.h"
@@ -239,6 +240,27 @@ TEST_CASE("batch planner: the measured cost of a chunk, and the CPU keeps what w
     CHECK(chunk_memory_bytes(128, torch::kHalf) < chunk_memory_bytes(256, torch::kHalf) / 3);  // by pixels
     CHECK(plan_chunk_batch(0, torch::kCPU, 128, torch::kFloat, 0).batch == 1);
     CHECK(plan_chunk_batch(3, torch::kCPU, 128, torch::kFloat, 1).batch == 3);  // no budget on the CPU
+}
+
+TEST_CASE("kernel profile: kernel names fall into the families the benchmarks sum", "[bench]") {
+    using diagnostics::kernel_family;
+    // Names as CUPTI reports them on an H200 (cuBLAS, cuDNN, FlashAttention, ATen, ours).
+    CHECK(kernel_family("nvjet_hsh_256x128_64x4_1x2_h_bz_coopA_NTT") == "gemm");
+    CHECK(kernel_family("sm90_xmma_gemm_f16f16_f16f32_f32_tn_n_tilesize128x256x64") == "gemm");
+    CHECK(kernel_family("sm90_xmma_fprop_implicit_gemm_f16f16_f16f32_f32_nhwckrsc_nhwc") == "conv");
+    CHECK(kernel_family("void pytorch_flash::flash_fwd_kernel<Flash_fwd_kernel_traits<64>>") == "attention");
+    CHECK(kernel_family("fmha_cutlassF_f16_aligned_64x64_rf_sm80") == "attention");
+    CHECK(kernel_family("void lsync::kernels::group_norm_apply<__half>") == "group_norm");
+    CHECK(kernel_family("void at::native::(anonymous namespace)::vectorized_layer_norm_kernel<c10::Half>") ==
+          "layer_norm");
+    CHECK(kernel_family("void at::native::elementwise_kernel<128, 4, direct_copy_kernel_cuda>") == "copy");
+    CHECK(kernel_family("void at::native::vectorized_elementwise_kernel<4, GeluCUDAKernelImpl>") == "elementwise");
+    CHECK(kernel_family("void at::native::reduce_kernel<512, 1>") == "reduce");
+    CHECK(kernel_family("something_else") == "other");
+    // Off the GPU the profile says why it has nothing, instead of an empty table.
+    const auto p = diagnostics::profile_kernels([] {}, torch::kCPU);
+    CHECK_FALSE(p.available);
+    CHECK(diagnostics::format_kernel_profile(p, "x").find("no kernel profile") != std::string::npos);
 }
 
 TEST_CASE("bench render: FLOPs per frame follow the steps as the loop runs them (DeepCache, CFG, size)", "[render][bench]") {
