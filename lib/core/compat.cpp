@@ -6,6 +6,9 @@
 #include <ATen/detail/CUDAHooksInterface.h>
 #include <torch/cuda.h>
 
+#include <cstdlib>
+#include <string>
+
 #if LSYNC_WITH_CUDA
 #include <ATen/cuda/CUDAContext.h>
 #endif
@@ -35,9 +38,30 @@ std::optional<long> cudnn_version() {
     return static_cast<long>(at::detail::getCUDAHooks().versionCuDNN());
 }
 
+#if LSYNC_HAS_SDPA
+namespace {
+
+// LSYNC_SDPA_CUDNN=0 (read once) takes cuDNN's attention out of ATen's choice, which then falls to
+// FlashAttention-2 or the memory-efficient kernel: a switch for measuring which serves the UNet's head sizes
+// best on a given card, not a user setting.
+void apply_sdpa_preferences() {
+#if TORCH_VERSION_MAJOR > 2 || (TORCH_VERSION_MAJOR == 2 && TORCH_VERSION_MINOR >= 5)
+    static const bool applied = [] {
+        const char* env = std::getenv("LSYNC_SDPA_CUDNN");
+        if (env && std::string(env) == "0") at::globalContext().setSDPUseCuDNN(false);
+        return true;
+    }();
+    (void)applied;
+#endif
+}
+
+}  // namespace
+#endif
+
 torch::Tensor sdpa(const torch::Tensor& q, const torch::Tensor& k, const torch::Tensor& v,
                    const std::optional<torch::Tensor>& bias) {
 #if LSYNC_HAS_SDPA
+    apply_sdpa_preferences();
     std::optional<at::Tensor> mask;
     if (bias) mask = bias->to(q.scalar_type());
     return at::scaled_dot_product_attention(q, k, v, mask, 0.0, false);
@@ -64,6 +88,7 @@ std::string sdpa_kernel_choice(const torch::Tensor& q, const torch::Tensor& k, c
     std::optional<at::Tensor> mask;
     if (bias) mask = bias->to(q.scalar_type());
     if (!q.is_cuda()) return "cpu (fused CPU flash kernel or math, chosen by ATen)";
+    apply_sdpa_preferences();
     // Values of sdp::SDPBackend: -1 error, 0 math, 1 flash, 2 efficient, 3 cudnn, 4 overrideable.
     const int64_t choice = at::_fused_sdp_choice(q, k, v, mask, 0.0, false);
     switch (choice) {

@@ -1,6 +1,7 @@
 #include "unet/motion_module.h"
 
 #include "core/error.h"
+#include "ops/tile_transpose.h"
 
 #include <cmath>
 
@@ -30,21 +31,14 @@ TemporalAttentionImpl::TemporalAttentionImpl(int64_t dim, int64_t heads, int64_t
     }
 }
 
-torch::Tensor TemporalAttentionImpl::forward(const torch::Tensor& x, int64_t frames) {
-    const int64_t bf = x.size(0), s = x.size(1), c = x.size(2), b = bf / frames;
-    // (b f) s c -> (b s) f c
-    auto t = x.reshape({b, frames, s, c}).transpose(1, 2).reshape({b * s, frames, c});
-    if (pe.defined()) {
-        // `pe` shares its TensorImpl with the registered buffer, which the loader and to() update in place.
-        const auto& table = pe;
-        LSYNC_CHECK(frames <= table.size(1), ErrorCode::Usage,
-                    "UNet: " + std::to_string(frames) + " frames exceed the motion modules' position table (" +
-                        std::to_string(table.size(1)) + ")");
-        t = t + table.slice(1, 0, frames);
-    }
-    t = AttentionImpl::forward(t);
-    // (b s) f c -> (b f) s c
-    return t.reshape({b, s, frames, c}).transpose(1, 2).reshape({bf, s, c});
+torch::Tensor TemporalAttentionImpl::forward(const torch::Tensor& x) {
+    const int64_t frames = x.size(1);
+    if (!pe.defined()) return AttentionImpl::forward(x);
+    // `pe` shares its TensorImpl with the registered buffer, which the loader and to() update in place.
+    LSYNC_CHECK(frames <= pe.size(1), ErrorCode::Usage,
+                "UNet: " + std::to_string(frames) + " frames exceed the motion modules' position table (" +
+                    std::to_string(pe.size(1)) + ")");
+    return AttentionImpl::forward(x + pe.slice(1, 0, frames));
 }
 
 TemporalTransformerBlockImpl::TemporalTransformerBlockImpl(int64_t dim, const MotionModuleConfig& cfg) {
@@ -64,9 +58,9 @@ TemporalTransformerBlockImpl::TemporalTransformerBlockImpl(int64_t dim, const Mo
     ff_norm = register_module("ff_norm", LayerNorm(dim));
 }
 
-torch::Tensor TemporalTransformerBlockImpl::forward(const torch::Tensor& x, int64_t frames) {
+torch::Tensor TemporalTransformerBlockImpl::forward(const torch::Tensor& x) {
     auto h = x;
-    for (size_t k = 0; k < attention.size(); ++k) h = attention[k]->forward(norm[k](h), frames) + h;
+    for (size_t k = 0; k < attention.size(); ++k) h = attention[k]->forward(norm[k](h)) + h;
     return ff(ff_norm(h)) + h;
 }
 
@@ -87,14 +81,17 @@ MotionModuleImpl::MotionModuleImpl(int64_t channels, int64_t groups, const Motio
 }
 
 torch::Tensor MotionModuleImpl::forward(const torch::Tensor& x) {
-    const int64_t frames = x.size(2), c = x.size(1), h = x.size(3), w = x.size(4);
-    auto residual = fold_frames(x);  // [b*f, c, h, w]; norm statistics per frame
-    const int64_t n = residual.size(0);
-    auto t = norm(residual).permute({0, 2, 3, 1}).reshape({n, h * w, c});
+    const int64_t b = x.size(0), c = x.size(1), frames = x.size(2), h = x.size(3), w = x.size(4), s = h * w;
+    // Frame-major planes [b, f, c, s] (what a per-frame conv leaves behind the 5-D view); norm statistics per
+    // frame. The tokens go straight to pixel-major order [(b s), f, c], the order temporal attention needs,
+    // and stay there through every block; the official code regroups them around each attention instead.
+    const auto residual = fold_frames(x);
+    auto t = ops::transpose_last2(norm(residual).reshape({b, frames * c, s})).reshape({b * s, frames, c});
     t = proj_in(t);
-    for (auto& block : blocks) t = block->forward(t, frames);
-    t = proj_out(t).reshape({n, h, w, c}).permute({0, 3, 1, 2});
-    return unfold_frames(t + residual, frames);
+    for (auto& block : blocks) t = block->forward(t);
+    t = proj_out(t).reshape({b, s, frames * c});
+    const auto y = ops::add_transposed(residual.reshape({b, frames * c, s}), t);
+    return unfold_frames(y.view({b * frames, c, h, w}), frames);
 }
 
 }  // namespace lsync::models

@@ -24,8 +24,10 @@ torch::Tensor temporal_position_table(int64_t dim, int64_t max_len);
 class TemporalAttentionImpl : public AttentionImpl {
 public:
     TemporalAttentionImpl(int64_t dim, int64_t heads, int64_t head_dim, bool position_encoding, int64_t max_len);
-    /// x [b*f, s, dim] (s = h*w pixels) -> [b*f, s, dim].
-    torch::Tensor forward(const torch::Tensor& x, int64_t frames);
+    /// x [b*s, f, dim]: the tokens already grouped by pixel (s = h*w), which is the order the whole motion
+    /// module keeps (its norms, projections and feed-forward work per token, so only the entry and exit
+    /// reorder) -> the same shape.
+    torch::Tensor forward(const torch::Tensor& x);
     torch::Tensor pe;  ///< buffer `pos_encoder.pe`, undefined without position encoding
 };
 TORCH_MODULE(TemporalAttention);
@@ -33,7 +35,8 @@ TORCH_MODULE(TemporalAttention);
 class TemporalTransformerBlockImpl : public torch::nn::Module {
 public:
     TemporalTransformerBlockImpl(int64_t dim, const MotionModuleConfig& cfg);
-    torch::Tensor forward(const torch::Tensor& x, int64_t frames);
+    /// x [b*s, f, dim] -> the same shape.
+    torch::Tensor forward(const torch::Tensor& x);
     std::vector<TemporalAttention> attention;
     std::vector<LayerNorm> norm;
     FeedForward ff{nullptr};

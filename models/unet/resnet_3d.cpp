@@ -36,13 +36,18 @@ torch::Tensor Downsample3DImpl::forward(const torch::Tensor& x) {
 Upsample3DImpl::Upsample3DImpl(int64_t channels) { conv = register_module("conv", Conv2d(channels, channels, 3, 1, 1)); }
 
 torch::Tensor Upsample3DImpl::forward(const torch::Tensor& x, const std::optional<std::vector<int64_t>>& size) {
-    // The official code upsamples bf16 in fp32 (older nearest kernels lacked bf16); nearest copies values, so the
-    // round trip is exact either way.
-    auto h = x.scalar_type() == torch::kBFloat16 ? x.to(torch::kFloat) : x;
-    const std::vector<int64_t> out_size = size ? *size : std::vector<int64_t>{x.size(2), x.size(3) * 2, x.size(4) * 2};
-    h = torch::upsample_nearest3d(h, out_size);
+    // Nearest upsampling of h and w with the frame count unchanged picks the same source pixel per frame as the
+    // official 3-D interpolate, so it runs per frame on the folded planes: no 5-D layout copy before the conv.
+    // The official code upsamples bf16 in fp32 (older nearest kernels lacked bf16); nearest copies values, so
+    // the round trip is exact either way.
+    const int64_t frames = x.size(2);
+    auto h = fold_frames(x);
+    if (h.scalar_type() == torch::kBFloat16) h = h.to(torch::kFloat);
+    const std::vector<int64_t> out_size = size ? std::vector<int64_t>{(*size)[1], (*size)[2]}
+                                               : std::vector<int64_t>{x.size(3) * 2, x.size(4) * 2};
+    h = torch::upsample_nearest2d(h, out_size);
     if (h.scalar_type() != x.scalar_type()) h = h.to(x.scalar_type());
-    return conv(h);
+    return unfold_frames(conv(h), frames);
 }
 
 }  // namespace lsync::models

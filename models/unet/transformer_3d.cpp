@@ -1,6 +1,7 @@
 #include "unet/transformer_3d.h"
 
 #include "core/error.h"
+#include "ops/tile_transpose.h"
 
 namespace lsync::models {
 
@@ -34,18 +35,22 @@ Transformer3DModelImpl::Transformer3DModelImpl(int64_t channels, int64_t heads, 
 
 torch::Tensor Transformer3DModelImpl::forward(const torch::Tensor& x, const torch::Tensor& audio) {
     const int64_t frames = x.size(2), c = x.size(1), h = x.size(3), w = x.size(4);
-    auto residual = fold_frames(x);  // [b*f, c, h, w]; norm statistics per frame
-    auto t = proj_in(norm(residual));
-    const int64_t n = t.size(0);
-    t = t.permute({0, 2, 3, 1}).reshape({n, h * w, c});  // tokens in row-major pixel order
+    const auto residual = fold_frames(x);  // [b*f, c, h, w]; norm statistics per frame
+    const int64_t n = residual.size(0);
     if (audio.defined())
         LSYNC_CHECK(audio.size(0) == n, ErrorCode::Usage,
                     "UNet: audio has " + std::to_string(audio.size(0)) + " rows, expected batch x frames = " +
                         std::to_string(n));
+    // Tokens [n, h*w, c] in row-major pixel order. The 1x1 proj_in/proj_out convs are matrix products on the
+    // tokens (the same sums), so the planes are transposed once on the way in and once, with the residual
+    // added, on the way out.
+    auto t = ops::transpose_last2(norm(residual).reshape({n, c, h * w}));
+    t = torch::linear(t, proj_in->weight.view({c, c}), proj_in->bias);
     const auto bias = block->attn1->context()->spatial_bias(h, w, x.device());
     t = block(t, audio, bias);
-    t = proj_out(t.reshape({n, h, w, c}).permute({0, 3, 1, 2}));
-    return unfold_frames(t + residual, frames);
+    t = torch::linear(t, proj_out->weight.view({c, c}), proj_out->bias);
+    const auto y = ops::add_transposed(residual.reshape({n, c, h * w}), t);
+    return unfold_frames(y.view({n, c, h, w}), frames);
 }
 
 }  // namespace lsync::models

@@ -99,8 +99,11 @@ UpBlock3DImpl::UpBlock3DImpl(int64_t in, int64_t out, int64_t prev_out, int num_
 
 torch::Tensor UpBlock3DImpl::layer(int j, const torch::Tensor& x, const torch::Tensor& skip, const torch::Tensor& temb,
                                    const torch::Tensor& audio, UNetTrace* trace, const std::string& prefix) {
-    return run_layer(static_cast<size_t>(j), torch::cat({x, skip}, 1), temb, audio, resnets, attentions,
-                     motion_modules, trace, prefix);
+    // Concatenated along channels in frame-major memory (the order the per-frame convs leave and read), so the
+    // resnet's convs fold it without a copy; a 5-D cat would write channels-outer memory.
+    const auto joined = unfold_frames(torch::cat({fold_frames(x), fold_frames(skip)}, 1), x.size(2));
+    return run_layer(static_cast<size_t>(j), joined, temb, audio, resnets, attentions, motion_modules, trace,
+                     prefix);
 }
 
 torch::Tensor UpBlock3DImpl::upsample(const torch::Tensor& x, const std::optional<std::vector<int64_t>>& size) {

@@ -1,0 +1,33 @@
+#pragma once
+// Batched 2-D transpose with an optional residual added on the way out:
+//   y[b, i, j] = x[b, j, i]  (+ r[b, i, j])
+// x is [B, J, I] contiguous, y and r are [B, I, J] contiguous. The UNet moves between its per-frame planes
+// ([frames, channels, pixels]) and its attention tokens ([pixels, channels]) with exactly this permutation;
+// ATen runs it as a strided element-wise copy whose reads or writes are uncoalesced (the largest "copy" item
+// of a UNet call's profile), and as a second pass for the residual add. This kernel stages 32 x 32 tiles in
+// shared memory so both sides are coalesced, and adds the residual in the same pass (fp32 arithmetic, one
+// rounding, the same value ATen's add gives).
+
+#include <cstdint>
+#include <string>
+
+namespace lsync::kernels {
+
+enum class TransposeDType { Float32, Float16, BFloat16 };
+
+struct TransposeArgs {
+    const void* x = nullptr;         ///< [batch, rows, cols]
+    void* y = nullptr;               ///< [batch, cols, rows]
+    const void* residual = nullptr;  ///< [batch, cols, rows] or null
+    int64_t batch = 0, rows = 0, cols = 0;
+    TransposeDType dtype = TransposeDType::Float32;
+    void* stream = nullptr;  ///< cudaStream_t
+};
+
+/// Empty when the kernel can run these arguments, else why not (grid limits).
+std::string transpose_unsupported(const TransposeArgs& args);
+
+/// Launches the transpose; returns an empty string or the CUDA error.
+std::string transpose_launch(const TransposeArgs& args);
+
+}  // namespace lsync::kernels

@@ -1,0 +1,102 @@
+#include "ops/tile_transpose.h"
+
+#include "core/error.h"
+
+#include <atomic>
+#include <cstdlib>
+#include <cstring>
+
+#if LSYNC_WITH_CUDA
+#include "tile_transpose.h"
+
+#include <ATen/cuda/CUDAContext.h>
+#include <c10/cuda/CUDAGuard.h>
+#endif
+
+namespace lsync::ops {
+
+namespace {
+
+std::atomic<int> g_enabled{-1};  // -1: not read yet
+
+void check_shapes(const torch::Tensor& x, const torch::Tensor* residual) {
+    LSYNC_CHECK(x.defined() && x.dim() == 3, ErrorCode::Internal, "transpose: input must be [B, J, I]");
+    if (residual)
+        LSYNC_CHECK(residual->dim() == 3 && residual->size(0) == x.size(0) && residual->size(1) == x.size(2) &&
+                        residual->size(2) == x.size(1) && residual->scalar_type() == x.scalar_type() &&
+                        residual->device() == x.device(),
+                    ErrorCode::Internal, "transpose: the residual must be [B, I, J] of the input's dtype and device");
+}
+
+#if LSYNC_WITH_CUDA
+bool kernel_serves(const torch::Tensor& x) {
+    const auto dt = x.scalar_type();
+    return x.is_cuda() && fused_transpose_enabled() && x.numel() > 0 &&
+           (dt == torch::kFloat || dt == torch::kHalf || dt == torch::kBFloat16) &&
+           !(torch::GradMode::is_enabled() && x.requires_grad());
+}
+
+torch::Tensor run_kernel(const torch::Tensor& x_in, const torch::Tensor* residual_in) {
+    const c10::cuda::CUDAGuard guard(x_in.device());
+    const auto x = x_in.contiguous();
+    const auto residual = residual_in ? residual_in->contiguous() : torch::Tensor();
+    auto y = torch::empty({x.size(0), x.size(2), x.size(1)}, x.options());
+    kernels::TransposeArgs a;
+    a.x = x.data_ptr();
+    a.y = y.data_ptr();
+    a.residual = residual.defined() ? residual.data_ptr() : nullptr;
+    a.batch = x.size(0);
+    a.rows = x.size(1);
+    a.cols = x.size(2);
+    a.dtype = x.scalar_type() == torch::kHalf       ? kernels::TransposeDType::Float16
+              : x.scalar_type() == torch::kBFloat16 ? kernels::TransposeDType::BFloat16
+                                                     : kernels::TransposeDType::Float32;
+    a.stream = at::cuda::getCurrentCUDAStream(x.device().index()).stream();
+    const auto err = kernels::transpose_launch(a);
+    LSYNC_CHECK(err.empty(), ErrorCode::Backend, err);
+    return y;
+}
+#endif
+
+}  // namespace
+
+bool fused_transpose_enabled() {
+    int v = g_enabled.load(std::memory_order_relaxed);
+    if (v < 0) {
+        const char* env = std::getenv("LSYNC_FUSED_TRANSPOSE");
+        v = (env && std::strcmp(env, "0") == 0) ? 0 : 1;
+        int expected = -1;
+        if (!g_enabled.compare_exchange_strong(expected, v)) v = expected;
+    }
+    return v == 1;
+}
+
+void set_fused_transpose(bool enabled) { g_enabled.store(enabled ? 1 : 0); }
+
+torch::Tensor transpose_last2_reference(const torch::Tensor& x) { return x.transpose(1, 2).contiguous(); }
+
+torch::Tensor add_transposed_reference(const torch::Tensor& residual, const torch::Tensor& x) {
+    // An explicit contiguous output: left to itself, the add may take the transposed operand's layout.
+    auto y = torch::empty({x.size(0), x.size(2), x.size(1)}, x.options());
+    return torch::add_out(y, residual, x.transpose(1, 2));
+}
+
+torch::Tensor transpose_last2(const torch::Tensor& x) {
+    check_shapes(x, nullptr);
+#if LSYNC_WITH_CUDA
+    if (kernel_serves(x) && kernels::transpose_unsupported({nullptr, nullptr, nullptr, x.size(0), x.size(1), x.size(2)}).empty())
+        return run_kernel(x, nullptr);
+#endif
+    return transpose_last2_reference(x);
+}
+
+torch::Tensor add_transposed(const torch::Tensor& residual, const torch::Tensor& x) {
+    check_shapes(x, &residual);
+#if LSYNC_WITH_CUDA
+    if (kernel_serves(x) && kernels::transpose_unsupported({nullptr, nullptr, nullptr, x.size(0), x.size(1), x.size(2)}).empty())
+        return run_kernel(x, &residual);
+#endif
+    return add_transposed_reference(residual, x);
+}
+
+}  // namespace lsync::ops

@@ -1,0 +1,26 @@
+#pragma once
+// The UNet's layout changes between per-frame planes [.., channels, pixels] and attention tokens
+// [.., pixels, channels]: a batched transpose of the last two dimensions, optionally fused with the residual
+// add that follows it. On CUDA (fp32/fp16/bf16) they run kernels/tile_transpose.cu (coalesced tiles, one pass);
+// elsewhere, or with LSYNC_FUSED_TRANSPOSE=0 (read once), ATen's permute + copy / add, which gives the same
+// values (a copy, and one fp32 add rounded once either way).
+
+#include <torch/torch.h>
+
+namespace lsync::ops {
+
+/// x [B, J, I] -> contiguous [B, I, J].
+torch::Tensor transpose_last2(const torch::Tensor& x);
+
+/// residual [B, I, J] + x [B, J, I] transposed -> contiguous [B, I, J].
+torch::Tensor add_transposed(const torch::Tensor& residual, const torch::Tensor& x);
+
+/// The ATen forms of the two, what the CPU runs (tests compare the kernel against them).
+torch::Tensor transpose_last2_reference(const torch::Tensor& x);
+torch::Tensor add_transposed_reference(const torch::Tensor& residual, const torch::Tensor& x);
+
+/// Whether the CUDA kernel serves these calls: true unless LSYNC_FUSED_TRANSPOSE=0, or as last set.
+bool fused_transpose_enabled();
+void set_fused_transpose(bool enabled);
+
+}  // namespace lsync::ops
