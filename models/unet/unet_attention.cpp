@@ -16,14 +16,51 @@ AttentionImpl::AttentionImpl(int64_t query_dim, int64_t heads_, int64_t head_dim
     register_module("to_out", to_out);
 }
 
+torch::Tensor AttentionImpl::stacked_projection(const torch::Tensor& input, const std::vector<Linear*>& parts,
+                                                torch::Tensor& stacked) {
+    bool current = stacked.defined();
+    int64_t row = 0;
+    for (auto* p : parts) {
+        const auto& w = (*p)->weight;
+        current = current && w.dim() == 2 && stacked.size(0) >= row + w.size(0) &&
+                  w.data_ptr() == stacked.narrow(0, row, w.size(0)).data_ptr() && w.sizes() == stacked.narrow(0, row, w.size(0)).sizes() &&
+                  w.scalar_type() == stacked.scalar_type() && w.device() == stacked.device();
+        row += w.size(0);
+    }
+    if (!current || row != stacked.size(0)) {
+        std::vector<torch::Tensor> ws;
+        for (auto* p : parts) ws.push_back((*p)->weight);
+        stacked = torch::cat(ws, 0);
+        row = 0;
+        for (auto* p : parts) {
+            auto& w = (*p)->weight;
+            const int64_t rows = w.size(0);
+            w.set_(stacked.narrow(0, row, rows));
+            row += rows;
+        }
+    }
+    return torch::linear(input, stacked);
+}
+
 torch::Tensor AttentionImpl::forward(const torch::Tensor& x, const std::optional<torch::Tensor>& context,
                                      const std::optional<torch::Tensor>& key_bias) {
-    const auto& kv = context ? *context : x;
     // [N, L, H*D] -> [N, H, L, D]
     auto split = [this](const torch::Tensor& t) {
         return t.reshape({t.size(0), t.size(1), heads, -1}).transpose(1, 2);
     };
-    auto q = split(to_q(x)), k = split(to_k(kv)), v = split(to_v(kv));
+    const int64_t inner = to_q->weight.size(0);
+    torch::Tensor q, k, v;
+    if (!context) {
+        const auto qkv = stacked_projection(x, {&to_q, &to_k, &to_v}, stacked_qkv_);
+        q = split(qkv.narrow(-1, 0, inner));
+        k = split(qkv.narrow(-1, inner, inner));
+        v = split(qkv.narrow(-1, 2 * inner, inner));
+    } else {
+        const auto kv = stacked_projection(*context, {&to_k, &to_v}, stacked_kv_);
+        q = split(to_q(x));
+        k = split(kv.narrow(-1, 0, inner));
+        v = split(kv.narrow(-1, inner, inner));
+    }
     auto o = ctx_->attend(q, k, v, key_bias);  // [N, H, Lq, D]
     o = o.transpose(1, 2).reshape({x.size(0), x.size(1), -1});
     return out(o);

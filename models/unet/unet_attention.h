@@ -29,6 +29,13 @@ public:
     int64_t heads;
 
 private:
+    /// The products that share an input in one GEMM: q, k, v of self-attention (k, v of cross-attention) with
+    /// their weights stacked into one matrix. The stacked matrix owns the storage and the parameters are views
+    /// of its row blocks, so it costs no memory and a load into the parameters lands in it; it is rebuilt when a
+    /// parameter was replaced (to(), a new tensor), which the views' addresses show.
+    torch::Tensor stacked_projection(const torch::Tensor& input, const std::vector<Linear*>& parts,
+                                     torch::Tensor& stacked);
+    torch::Tensor stacked_qkv_, stacked_kv_;
     ops::AttentionContextPtr ctx_ = ops::default_attention_context();
 };
 TORCH_MODULE(Attention);
