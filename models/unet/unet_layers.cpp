@@ -1,5 +1,6 @@
 #include "unet/unet_layers.h"
 
+#include "ops/conv.h"
 #include "ops/group_norm.h"
 
 #include <ATen/CPUGeneratorImpl.h>
@@ -36,7 +37,7 @@ Conv2dImpl::Conv2dImpl(int64_t in, int64_t out, int64_t kernel, int64_t stride_,
 
 torch::Tensor Conv2dImpl::forward(const torch::Tensor& x) {
     if (x.dim() == 5) return unfold_frames(forward(fold_frames(x)), x.size(2));
-    return torch::conv2d(x, weight, bias, {stride, stride}, {padding, padding});
+    return ops::conv2d(x, weight, bias, stride, padding);
 }
 
 GroupNormImpl::GroupNormImpl(int64_t groups_, int64_t channels, double eps_) : groups(groups_), eps(eps_) {

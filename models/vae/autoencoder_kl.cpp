@@ -1,6 +1,7 @@
 #include "vae/autoencoder_kl.h"
 
 #include "core/error.h"
+#include "ops/conv.h"
 
 #include <string>
 
@@ -43,10 +44,10 @@ VAEEncoderImpl::VAEEncoderImpl(const VAEConfig& c) {
 }
 
 torch::Tensor VAEEncoderImpl::forward(torch::Tensor x) {
-    x = conv_in_(x);
+    x = ops::conv2d(conv_in_, x);
     for (auto& b : down_blocks_) x = b(x);
     x = mid_block_(x);
-    return conv_out_(group_norm_silu(conv_norm_out_, x));
+    return ops::conv2d(conv_out_, group_norm_silu(conv_norm_out_, x));
 }
 
 VAEDecoderImpl::VAEDecoderImpl(const VAEConfig& c) {
@@ -68,9 +69,9 @@ VAEDecoderImpl::VAEDecoderImpl(const VAEConfig& c) {
 }
 
 torch::Tensor VAEDecoderImpl::forward(torch::Tensor z) {
-    z = mid_block_(conv_in_(z));
+    z = mid_block_(ops::conv2d(conv_in_, z));
     for (auto& b : up_blocks_) z = b(z);
-    return conv_out_(group_norm_silu(conv_norm_out_, z));
+    return ops::conv2d(conv_out_, group_norm_silu(conv_norm_out_, z));
 }
 
 torch::Tensor LatentDistribution::sample(c10::optional<at::Generator> generator) const {
@@ -95,7 +96,7 @@ LatentDistribution AutoencoderKLImpl::encode(const torch::Tensor& image) {
                     c10::str(image.sizes()));
     torch::NoGradGuard no_grad;
     auto moments = encoder_(image.to(device(), dtype()));
-    if (quant_conv_) moments = quant_conv_(moments);
+    if (quant_conv_) moments = ops::conv2d(quant_conv_, moments);
     auto halves = moments.chunk(2, 1);
     LatentDistribution d;
     d.mean = halves[0];
@@ -108,7 +109,7 @@ torch::Tensor AutoencoderKLImpl::decode(const torch::Tensor& z) {
     check_image(z, config_.latent_channels, "decode input");
     torch::NoGradGuard no_grad;
     auto x = z.to(device(), dtype());
-    if (post_quant_conv_) x = post_quant_conv_(x);
+    if (post_quant_conv_) x = ops::conv2d(post_quant_conv_, x);
     return decoder_(x);
 }
 

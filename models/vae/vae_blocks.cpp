@@ -1,6 +1,8 @@
 #include "vae/vae_blocks.h"
 
+#include "ops/conv.h"
 #include "ops/group_norm.h"
+#include "ops/tile_transpose.h"
 
 #include <string>
 
@@ -37,9 +39,9 @@ VAEResnetBlockImpl::VAEResnetBlockImpl(int64_t in_channels, int64_t out_channels
 }
 
 torch::Tensor VAEResnetBlockImpl::forward(const torch::Tensor& x) {
-    auto h = conv1_(group_norm_silu(norm1_, x));
-    h = conv2_(group_norm_silu(norm2_, h));
-    return (conv_shortcut_ ? conv_shortcut_(x) : x) + h;
+    auto h = ops::conv2d(conv1_, group_norm_silu(norm1_, x));
+    h = ops::conv2d(conv2_, group_norm_silu(norm2_, h));
+    return (conv_shortcut_ ? ops::conv2d(conv_shortcut_, x) : x) + h;
 }
 
 VAEAttentionImpl::VAEAttentionImpl(int64_t channels, int64_t groups) : ctx_(ops::default_attention_context()) {
@@ -63,7 +65,9 @@ torch::Tensor VAEAttentionImpl::forward(const torch::Tensor& x) {
                  .transpose(1, 2);
     auto q = to_q_(t).unsqueeze(1), k = to_k_(t).unsqueeze(1), v = to_v_(t).unsqueeze(1);
     auto o = to_out0_(ctx_->attend(q, k, v).squeeze(1));
-    return o.transpose(1, 2).reshape({b, c, h, w}) + x;
+    // Back to planes with the residual in one pass, written contiguous: `o^T + x` would leave a channels-last
+    // result that every later norm and conv of the decoder copies (or converts) again.
+    return ops::add_transposed(x.reshape({b, c, h * w}), o).view({b, c, h, w});
 }
 
 VAEMidBlockImpl::VAEMidBlockImpl(int64_t channels, int64_t groups, bool add_attention) {
@@ -111,7 +115,7 @@ DownEncoderBlockImpl::DownEncoderBlockImpl(int64_t in_channels, int64_t out_chan
 
 torch::Tensor DownEncoderBlockImpl::forward(torch::Tensor x) {
     for (auto& r : resnets_) x = r(x);
-    if (down_conv_) x = down_conv_(torch::constant_pad_nd(x, {0, 1, 0, 1}, 0));
+    if (down_conv_) x = ops::conv2d(down_conv_, torch::constant_pad_nd(x, {0, 1, 0, 1}, 0));
     return x;
 }
 
@@ -142,7 +146,7 @@ torch::Tensor UpDecoderBlockImpl::forward(torch::Tensor x) {
         auto up = torch::nn::functional::interpolate(
             src, torch::nn::functional::InterpolateFuncOptions().scale_factor(std::vector<double>{2.0, 2.0}).mode(
                      torch::kNearest));
-        x = up_conv_(up.to(dtype));
+        x = ops::conv2d(up_conv_, up.to(dtype));
     }
     return x;
 }

@@ -16,6 +16,7 @@
 #include "ops/attention.h"
 #include "ops/attention_context.h"
 #include "ops/flex_variants.h"
+#include "ops/conv.h"
 #include "ops/group_norm.h"
 #include "ops/tile_transpose.h"
 #include "pipeline/graphed_denoiser.h"
@@ -504,4 +505,32 @@ TEST_CASE("full-size UNet in fp16: the tiled transposes give the ATen path's out
     const double e = rel(fused, ref);
     INFO("UNet 256, 16 frames: rel. difference tiled vs ATen transposes " << e);
     CHECK(e < 1e-3);
+}
+
+TEST_CASE("conv2d with the bias added by our kernel equals ATen's conv2d with bias", "[gpu][conv]") {
+    LSYNC_NEED_GPU();
+    torch::NoGradGuard no_grad;
+    const bool was = lsync::ops::fused_bias_enabled();
+    lsync::ops::set_fused_bias(true);
+    const torch::Device dev(torch::kCUDA, 0);
+    struct Case { int64_t n, cin, cout, h, w, k, stride, pad; };
+    // UNet/VAE shapes, a stride-2 conv, and planes that are no multiple of the vector width (scalar path).
+    const std::vector<Case> cases = {{4, 320, 320, 32, 32, 3, 1, 1}, {2, 128, 128, 64, 64, 3, 1, 1},
+                                     {3, 64, 32, 9, 7, 3, 2, 0}, {2, 16, 8, 5, 5, 1, 1, 0}};
+    for (auto dt : {torch::kFloat, torch::kHalf, torch::kBFloat16}) {
+        for (const auto& c : cases) {
+            torch::manual_seed(5);
+            const auto opts = torch::TensorOptions().device(dev).dtype(dt);
+            const auto x = torch::randn({c.n, c.cin, c.h, c.w}, opts);
+            const auto w = torch::randn({c.cout, c.cin, c.k, c.k}, opts) / std::sqrt(double(c.cin * c.k * c.k));
+            const auto b = torch::randn({c.cout}, opts);
+            const auto ours = lsync::ops::conv2d(x, w, b, c.stride, c.pad).to(torch::kFloat);
+            const auto ref = torch::conv2d(x, w, b, {c.stride, c.stride}, {c.pad, c.pad}).to(torch::kFloat);
+            INFO("dtype " << c10::toString(dt) << ", " << c.n << "x" << c.cin << "x" << c.h << "x" << c.w << " k" << c.k
+                          << ", identical: " << torch::equal(ours, ref));
+            REQUIRE(ours.sizes() == ref.sizes());
+            CHECK(rel(ours, ref) < (dt == torch::kFloat ? 1e-5 : 2e-3));
+        }
+    }
+    lsync::ops::set_fused_bias(was);
 }

@@ -1,0 +1,98 @@
+#include "ops/conv.h"
+
+#include "core/error.h"
+
+#include <atomic>
+#include <cstdlib>
+#include <cstring>
+#include <type_traits>
+#include <variant>
+
+#if LSYNC_WITH_CUDA
+#include "channel_bias.h"
+
+#include <ATen/cuda/CUDAContext.h>
+#include <c10/cuda/CUDAGuard.h>
+#endif
+
+namespace lsync::ops {
+
+namespace {
+
+std::atomic<int> g_enabled{-1};  // -1: not read yet
+
+#if LSYNC_WITH_CUDA
+bool kernel_adds_bias(const torch::Tensor& y, const torch::Tensor& bias) {
+    const auto dt = y.scalar_type();
+    return y.is_cuda() && fused_bias_enabled() && y.dim() == 4 && y.is_contiguous() && y.numel() > 0 &&
+           (dt == torch::kFloat || dt == torch::kHalf || dt == torch::kBFloat16) && bias.scalar_type() == dt &&
+           bias.is_contiguous() && bias.numel() == y.size(1) && bias.device() == y.device() &&
+           !(torch::GradMode::is_enabled() && (y.requires_grad() || bias.requires_grad()));
+}
+
+void add_bias_kernel(torch::Tensor& y, const torch::Tensor& bias) {
+    const c10::cuda::CUDAGuard guard(y.device());
+    kernels::ChannelBiasArgs a;
+    a.y = y.data_ptr();
+    a.bias = bias.data_ptr();
+    a.rows = y.size(0) * y.size(1);
+    a.channels = y.size(1);
+    a.plane = y.size(2) * y.size(3);
+    a.dtype = y.scalar_type() == torch::kHalf       ? kernels::BiasDType::Float16
+              : y.scalar_type() == torch::kBFloat16 ? kernels::BiasDType::BFloat16
+                                                     : kernels::BiasDType::Float32;
+    a.sm_count = at::cuda::getDeviceProperties(y.device().index())->multiProcessorCount;
+    a.stream = at::cuda::getCurrentCUDAStream(y.device().index()).stream();
+    const auto err = kernels::channel_bias_launch(a);
+    LSYNC_CHECK(err.empty(), ErrorCode::Backend, err);
+}
+#endif
+
+}  // namespace
+
+bool fused_bias_enabled() {
+    int v = g_enabled.load(std::memory_order_relaxed);
+    if (v < 0) {
+        const char* env = std::getenv("LSYNC_FUSED_BIAS");
+        v = (env && std::strcmp(env, "0") == 0) ? 0 : 1;
+        int expected = -1;
+        if (!g_enabled.compare_exchange_strong(expected, v)) v = expected;
+    }
+    return v == 1;
+}
+
+void set_fused_bias(bool enabled) { g_enabled.store(enabled ? 1 : 0); }
+
+torch::Tensor conv2d(const torch::Tensor& x, const torch::Tensor& weight, const torch::Tensor& bias, int64_t stride,
+                     int64_t padding) {
+#if LSYNC_WITH_CUDA
+    if (bias.defined() && x.is_cuda() && fused_bias_enabled()) {
+        auto y = torch::conv2d(x, weight, {}, {stride, stride}, {padding, padding});
+        if (kernel_adds_bias(y, bias)) {
+            add_bias_kernel(y, bias);
+            return y;
+        }
+        return y.add_(bias.reshape({1, -1, 1, 1}));
+    }
+#endif
+    return torch::conv2d(x, weight, bias, {stride, stride}, {padding, padding});
+}
+
+torch::Tensor conv2d(const torch::nn::Conv2d& conv, const torch::Tensor& x) {
+    const auto& o = conv->options;
+    // The padding is a variant (explicit sizes, or "valid"/"same"): c10's in LibTorch 1.x, std's in 2.x, so
+    // the unqualified visit finds whichever by argument-dependent lookup.
+    int64_t pad = -1;
+    visit(
+        [&](const auto& p) {
+            if constexpr (std::is_same_v<std::decay_t<decltype(p)>, torch::ExpandingArray<2>>)
+                pad = (*p)[0] == (*p)[1] ? (*p)[0] : -1;
+        },
+        o.padding());
+    LSYNC_CHECK(pad >= 0 && (*o.stride())[0] == (*o.stride())[1] && o.groups() == 1 && (*o.dilation())[0] == 1 &&
+                    (*o.dilation())[1] == 1 && o.padding_mode().index() == 0,
+                ErrorCode::Internal, "ops::conv2d: square stride and zero padding, no groups or dilation");
+    return conv2d(x, conv->weight, conv->bias, (*o.stride())[0], pad);
+}
+
+}  // namespace lsync::ops
