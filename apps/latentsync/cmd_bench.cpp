@@ -18,6 +18,7 @@
 #include "faces/detect.h"
 #include "faces/paste_back.h"
 #include "media/image_io.h"
+#include "ops/geglu.h"
 #include "ops/group_norm.h"
 #include "pipeline/mouth_mask.h"
 #include "unet/unet_layers.h"
@@ -39,6 +40,9 @@ namespace {
 std::string group_norm_mode() {
     return ops::fused_group_norm_enabled() ? "fused kernel where it applies" : "ATen (LSYNC_FUSED_GROUPNORM=0)";
 }
+
+// Which GEGLU the UNet's feed-forwards run (ops/geglu.h).
+std::string geglu_mode() { return ops::fused_geglu_enabled() ? "fused kernel where it applies" : "ATen (LSYNC_FUSED_GEGLU=0)"; }
 
 struct AttentionBenchOpts {
     std::string device = "auto", dtype = "auto";
@@ -99,7 +103,8 @@ int run_bench_unet(const UNetBenchOpts& o) {
     const double peak_tflops = diagnostics::guess_peak_tflops(device);
     std::string profiles;  // printed after the table, which stays one block
     std::cout << "UNet3DConditionModel, released config, random weights; device " << device.str() << ", dtype "
-              << c10::toString(dtype) << ", GroupNorm: " << group_norm_mode() << ", batch 2 (CFG) x " << o.frames
+              << c10::toString(dtype) << ", GroupNorm: " << group_norm_mode() << ", GEGLU: " << geglu_mode()
+              << ", batch 2 (CFG) x " << o.frames
               << " frames, median of " << o.iters
               << " calls\n\n| res | attention | ms per call | ms per frame | TFLOP/s | of peak | GPU peak MiB | rel. err vs standard | DeepCache shallow ms |\n|---|---|---|---|---|---|---|---|---|\n";
     for (int res : o.res) {

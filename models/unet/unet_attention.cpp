@@ -1,5 +1,7 @@
 #include "unet/unet_attention.h"
 
+#include "ops/geglu.h"
+
 namespace lsync::models {
 
 AttentionImpl::AttentionImpl(int64_t query_dim, int64_t heads_, int64_t head_dim, int64_t context_dim)
@@ -81,8 +83,7 @@ FeedForwardImpl::FeedForwardImpl(int64_t dim, int64_t mult) {
 }
 
 torch::Tensor FeedForwardImpl::forward(const torch::Tensor& x) {
-    auto h = proj(x).chunk(2, -1);
-    return out(h[0] * torch::gelu(h[1]));
+    return out(ops::geglu(proj(x)));
 }
 
 void set_attention_context(torch::nn::Module& module, const ops::AttentionContextPtr& ctx) {

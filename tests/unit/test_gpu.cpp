@@ -17,6 +17,7 @@
 #include "ops/attention_context.h"
 #include "ops/flex_variants.h"
 #include "ops/conv.h"
+#include "ops/geglu.h"
 #include "ops/group_norm.h"
 #include "ops/tile_transpose.h"
 #include "pipeline/graphed_denoiser.h"
@@ -406,6 +407,121 @@ TEST_CASE("full-size UNet and VAE in fp16: fused GroupNorm agrees with the ATen 
         CHECK(enc < 5e-3);
         CHECK(dec < 5e-3);
     }
+}
+
+// ---- fused GEGLU, kernels/fused_geglu.cu ----------------------------------------------------------------------
+
+namespace {
+
+struct FusedGegluSwitch {
+    bool before = fused_geglu_enabled();
+    ~FusedGegluSwitch() { set_fused_geglu(before); }
+};
+
+// Per element |got - want| <= tol * (1 + |want|); returns the largest excess over that bound (<= 0 passes).
+double geglu_excess(const torch::Tensor& got, const torch::Tensor& want, double tol) {
+    const auto err = (got.to(torch::kFloat) - want).abs();
+    return (err - tol * (1 + want.abs())).max().item<double>();
+}
+
+double geglu_tol(torch::ScalarType dt) { return dt == torch::kFloat ? 1e-5 : dt == torch::kHalf ? 2e-3 : 1.6e-2; }
+
+}  // namespace
+
+TEST_CASE("fused GEGLU matches an fp32 reference at the UNet shapes and odd ones (fp32, fp16, bf16)", "[gpu][geglu]") {
+    LSYNC_NEED_GPU();
+    torch::NoGradGuard no_grad;
+    torch::manual_seed(31);
+    const auto f32 = torch::TensorOptions().device(torch::kCUDA, 0);
+    struct Case {
+        std::vector<int64_t> shape;  // [..., 2 * inner]
+        bool misaligned;             // one element off a 16-byte boundary: the scalar path with aligned sizes
+    };
+    const std::vector<Case> cases = {
+        {{4096, 2 * 1280}, false},  // UNet 512, one frame of a 320-channel block (inner 4 x 320)
+        {{64, 2 * 5120}, false},    // the widest inner (4 x 1280)
+        {{2, 7, 2 * 320}, false},   // 3-D, as the transformers call it
+        {{37, 2 * 13}, false},      // odd inner: scalar path
+        {{33, 2 * 640}, true},
+        {{1, 2}, false},
+    };
+    for (const auto& c : cases) {
+        for (auto dt : {torch::kFloat, torch::kHalf, torch::kBFloat16}) {
+            INFO(c10::str(c10::IntArrayRef(c.shape)) << (c.misaligned ? " misaligned " : " ") << c10::toString(dt));
+            int64_t n = 1;
+            for (auto d : c.shape) n *= d;
+            // Gates over [-9, 9]: both GELU tails and its bend.
+            auto x = c.misaligned ? (torch::randn({n + 1}, f32) * 3).to(dt).narrow(0, 1, n).view(c.shape)
+                                  : (torch::randn(c.shape, f32) * 3).to(dt);
+            REQUIRE(x.is_contiguous());
+            REQUIRE(geglu_fused_unsupported(x).empty());
+            // The reference sees the same rounded numbers, in fp32.
+            const auto ref = geglu_reference(x.to(torch::kFloat));
+            const auto fused = geglu_fused(x);
+            auto want_sizes = c.shape;
+            want_sizes.back() /= 2;
+            REQUIRE(fused.sizes() == c10::IntArrayRef(want_sizes));
+            REQUIRE(fused.scalar_type() == dt);
+            CHECK(fused.is_contiguous());
+            CHECK(geglu_excess(fused, ref, geglu_tol(dt)) <= 0);
+            CHECK(torch::isfinite(fused).all().item<bool>());
+            if (dt != torch::kFloat) {
+                // One rounding instead of ATen's two (after the gelu and after the product).
+                const auto aten = geglu_reference(x);
+                INFO("mean |fused - ref| " << (fused.to(torch::kFloat) - ref).abs().mean().item<double>() << ", ATen's "
+                                           << (aten.to(torch::kFloat) - ref).abs().mean().item<double>());
+                CHECK((fused.to(torch::kFloat) - ref).abs().mean().item<double>() <=
+                      (aten.to(torch::kFloat) - ref).abs().mean().item<double>() * 1.5 + 1e-12);
+            }
+        }
+    }
+}
+
+TEST_CASE("fused GEGLU past 2^31 input elements (64-bit indices)", "[gpu][geglu]") {
+    LSYNC_NEED_GPU();
+    torch::NoGradGuard no_grad;
+    torch::manual_seed(32);
+    // 65537 x 32768 fp16: 4 GiB in, 2 GiB out; the last rows start past 2^31 elements.
+    const int64_t rows = 65537, width = 2 * 16384;
+    auto x = torch::randn({rows, width}, torch::TensorOptions().device(torch::kCUDA, 0).dtype(torch::kHalf));
+    const auto fused = geglu_fused(x);
+    for (int64_t start : {int64_t{0}, rows / 2, rows - 3}) {
+        INFO("rows from " << start);
+        const auto ref = geglu_reference(x.narrow(0, start, 3).to(torch::kFloat));
+        CHECK(geglu_excess(fused.narrow(0, start, 3), ref, geglu_tol(torch::kHalf)) <= 0);
+    }
+}
+
+TEST_CASE("fused GEGLU: the switch and the refusals", "[gpu][geglu]") {
+    LSYNC_NEED_GPU();
+    FusedGegluSwitch keep;
+    const auto h = torch::TensorOptions().device(torch::kCUDA, 0).dtype(torch::kHalf);
+    auto x = torch::randn({2, 16, 2 * 320}, h);
+    {
+        torch::NoGradGuard no_grad;
+        set_fused_geglu(false);
+        CHECK(torch::equal(geglu(x), geglu_reference(x)));
+        set_fused_geglu(true);
+        CHECK(torch::equal(geglu(x), geglu_fused(x)));
+        CHECK(!geglu_fused_unsupported(x.to(torch::kDouble)).empty());
+        CHECK(!geglu_fused_unsupported(x.cpu()).empty());
+        CHECK(!geglu_fused_unsupported(x.transpose(0, 1)).empty());  // strided
+        CHECK(!geglu_fused_unsupported(x.narrow(-1, 0, 2 * 320 - 1)).empty());
+        CHECK(!geglu_fused_unsupported(x.narrow(0, 0, 0)).empty());
+        // Where it cannot run, geglu() is the ATen path.
+        const auto xd = x.to(torch::kDouble);
+        CHECK(torch::equal(geglu(xd), geglu_reference(xd)));
+        const auto xt = x.transpose(0, 1);
+        CHECK(torch::equal(geglu(xt), geglu_reference(xt)));
+        CHECK(geglu(x.narrow(0, 0, 0)).sizes() == torch::IntArrayRef({0, 16, 320}));
+    }
+    // With autograd on, a tensor that wants gradients takes ATen's path (the kernel has no backward).
+    auto leaf = x.to(torch::kFloat).requires_grad_(true);
+    CHECK(!geglu_fused_unsupported(leaf).empty());
+    auto y = geglu(leaf);
+    CHECK(y.requires_grad());
+    y.sum().backward();
+    CHECK(leaf.grad().defined());
 }
 
 TEST_CASE("CUDA graphs of the UNet: the eager calls' values, DeepCache capture and reuse, two shapes", "[gpu][graphs]") {

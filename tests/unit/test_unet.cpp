@@ -9,8 +9,10 @@
 #include "core/error.h"
 #include "io/safetensors.h"
 #include "io/tensor_source.h"
+#include "ops/geglu.h"
 #include "ops/group_norm.h"
 #include "pipeline/mouth_mask.h"
+#include "unet/unet_attention.h"
 #include "unet/unet_loader.h"
 
 #include <cstdlib>
@@ -209,6 +211,36 @@ TEST_CASE("UNet: ops::group_norm on the CPU is exactly at::group_norm (+ silu), 
     lsync::ops::set_fused_group_norm(before);
     // No CUDA tensor here: the fused kernel declines with a reason.
     CHECK(!lsync::ops::group_norm_fused_unsupported(x, 32, w, b).empty());
+}
+
+TEST_CASE("UNet: ops::geglu on the CPU is exactly chunk + gelu + mul, with the fused switch on or off", "[unet]") {
+    torch::manual_seed(6);
+    const std::vector<std::vector<int64_t>> shapes = {{2, 7, 2 * 320}, {37, 2 * 13}, {1, 2}};
+    const bool before = lsync::ops::fused_geglu_enabled();
+    for (bool fused : {true, false}) {
+        lsync::ops::set_fused_geglu(fused);
+        for (const auto& shape : shapes) {
+            for (auto dt : {torch::kFloat, torch::kDouble}) {
+                const auto x = (torch::randn(shape) * 3).to(dt);
+                const auto h = x.chunk(2, -1);
+                CHECK(torch::equal(lsync::ops::geglu(x), h[0] * torch::gelu(h[1])));
+            }
+        }
+        // The feed-forward goes through it: same numbers as the expression it replaced.
+        FeedForward ff(8);
+        init_random_parameters(*ff, 9);
+        const auto x = torch::randn({2, 5, 8});
+        const auto h = ff->proj(x).chunk(2, -1);
+        CHECK(torch::equal(ff->forward(x), ff->out(h[0] * torch::gelu(h[1]))));
+    }
+    lsync::ops::set_fused_geglu(before);
+    CHECK(!lsync::ops::geglu_fused_unsupported(torch::randn({4, 8})).empty());
+    // Halves of unequal size (what chunk would quietly give) and scalars are refused.
+    auto msg = expect_error(ErrorCode::Usage, [] { lsync::ops::geglu(torch::randn({3, 5})); });
+    CHECK(contains(msg, "even"));
+    msg = expect_error(ErrorCode::Usage, [] { lsync::ops::geglu_reference(torch::randn({2, 1})); });
+    CHECK(contains(msg, "even"));
+    expect_error(ErrorCode::Usage, [] { lsync::ops::geglu(torch::tensor(1.f)); });
 }
 
 TEST_CASE("UNet: outputs match the official implementation (fp32 CPU)", "[unet][golden]") {

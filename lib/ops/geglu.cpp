@@ -1,0 +1,105 @@
+#include "ops/geglu.h"
+
+#include "core/error.h"
+
+#include <atomic>
+#include <cstdlib>
+#include <cstring>
+
+#if LSYNC_WITH_CUDA
+#include "fused_geglu.h"
+
+#include <ATen/cuda/CUDAContext.h>
+#include <c10/cuda/CUDAGuard.h>
+#endif
+
+namespace lsync::ops {
+
+namespace {
+
+// -1: not read yet; 0 off; 1 on.
+std::atomic<int> g_fused{-1};
+
+void check_halves(const torch::Tensor& projected) {
+    LSYNC_CHECK(projected.defined() && projected.dim() >= 1, ErrorCode::Usage,
+                "GEGLU: the projection must have at least one dimension");
+    LSYNC_CHECK(projected.size(-1) % 2 == 0, ErrorCode::Usage,
+                "GEGLU: the projection's last dimension must be even (value and gate halves), got " +
+                    std::to_string(projected.size(-1)));
+}
+
+}  // namespace
+
+bool fused_geglu_enabled() {
+    int v = g_fused.load(std::memory_order_relaxed);
+    if (v < 0) {
+        const char* env = std::getenv("LSYNC_FUSED_GEGLU");
+        v = (env && std::strcmp(env, "0") == 0) ? 0 : 1;
+        int expected = -1;
+        if (!g_fused.compare_exchange_strong(expected, v)) v = expected;
+    }
+    return v == 1;
+}
+
+void set_fused_geglu(bool enabled) { g_fused.store(enabled ? 1 : 0); }
+
+torch::Tensor geglu_reference(const torch::Tensor& projected) {
+    check_halves(projected);
+    auto h = projected.chunk(2, -1);
+    return h[0] * torch::gelu(h[1]);
+}
+
+std::string geglu_fused_unsupported(const torch::Tensor& projected) {
+#if LSYNC_WITH_CUDA
+    if (!projected.defined() || !projected.is_cuda()) return "the fused GEGLU runs on CUDA devices only";
+    const auto dt = projected.scalar_type();
+    if (dt != torch::kFloat && dt != torch::kHalf && dt != torch::kBFloat16) return "dtype must be fp32, fp16 or bf16";
+    if (projected.dim() < 1 || projected.size(-1) % 2 != 0) return "the last dimension must be even";
+    if (projected.numel() == 0) return "empty input";
+    if (!projected.is_contiguous()) return "input must be contiguous";
+    if (torch::GradMode::is_enabled() && projected.requires_grad()) return "the fused GEGLU has no backward";
+    return {};
+#else
+    (void)projected;
+    return "this build has no CUDA kernels (LibTorch without CUDA)";
+#endif
+}
+
+torch::Tensor geglu_fused(const torch::Tensor& projected) {
+    const auto why = geglu_fused_unsupported(projected);
+    LSYNC_CHECK(why.empty(), ErrorCode::Backend, "fused GEGLU: " + why);
+#if LSYNC_WITH_CUDA
+    const c10::cuda::CUDAGuard device_guard(projected.device());
+    auto sizes = projected.sizes().vec();
+    const int64_t inner = sizes.back() / 2;
+    sizes.back() = inner;
+    auto y = torch::empty(sizes, projected.options());
+
+    kernels::GegluArgs a;
+    a.x = projected.data_ptr();
+    a.y = y.data_ptr();
+    a.rows = projected.numel() / (2 * inner);
+    a.inner = inner;
+    a.dtype = projected.scalar_type() == torch::kHalf       ? kernels::GegluDType::Float16
+              : projected.scalar_type() == torch::kBFloat16 ? kernels::GegluDType::BFloat16
+                                                             : kernels::GegluDType::Float32;
+    a.sm_count = at::cuda::getDeviceProperties(projected.device().index())->multiProcessorCount;
+    a.stream = at::cuda::getCurrentCUDAStream(projected.device().index()).stream();
+    const auto err = kernels::geglu_launch(a);
+    LSYNC_CHECK(err.empty(), ErrorCode::Backend, "fused GEGLU: " + err);
+    return y;
+#else
+    throw_error(ErrorCode::Backend, "fused GEGLU: " + why);
+#endif
+}
+
+torch::Tensor geglu(const torch::Tensor& projected) {
+    check_halves(projected);
+#if LSYNC_WITH_CUDA
+    if (projected.is_cuda() && fused_geglu_enabled() && geglu_fused_unsupported(projected).empty())
+        return geglu_fused(projected);
+#endif
+    return geglu_reference(projected);
+}
+
+}  // namespace lsync::ops
