@@ -7,7 +7,7 @@
 #include <cstring>
 
 #if LSYNC_WITH_CUDA
-#include "tile_transpose.h"
+#include "batched_transpose.h"
 
 #include <ATen/cuda/CUDAContext.h>
 #include <c10/cuda/CUDAGuard.h>

@@ -1,4 +1,4 @@
-#include "tile_transpose.h"
+#include "batched_transpose.h"
 
 #include <cuda_bf16.h>
 #include <cuda_fp16.h>
