@@ -45,6 +45,10 @@ if(LSYNC_WITH_CUDA)
   if(NOT DEFINED CMAKE_CUDA_ARCHITECTURES)
     set(CMAKE_CUDA_ARCHITECTURES 80 90)
   endif()
+  # One CUDA runtime in the process: LibTorch links the shared libcudart, and CMake's default for targets with
+  # CUDA sources (a static cudart copied into the binary) would give our kernels and our event/stream calls a
+  # second, separately initialised runtime beside it.
+  set(CMAKE_CUDA_RUNTIME_LIBRARY Shared)
   enable_language(CUDA)
   find_package(CUDAToolkit REQUIRED)
 endif()
