@@ -24,18 +24,22 @@ template <typename T, int VEC> struct alignas(sizeof(T) * VEC) Pack {
     T v[VEC];
 };
 
-// One thread per VEC consecutive elements of a plane, grid-stride; `vectors` = rows * plane / VEC.
+// blockIdx.y walks the rows (one (n, c) plane each), so the channel is one modulo per row rather than a 64-bit
+// division per vector; blockIdx.x and the threads walk the plane's vectors.
 template <typename T, int VEC>
 __global__ void __launch_bounds__(kThreads)
-    add_channel_bias(T* __restrict__ y, const T* __restrict__ bias, int64_t vectors, int64_t plane_vectors,
+    add_channel_bias(T* __restrict__ y, const T* __restrict__ bias, int64_t rows, int64_t plane_vectors,
                      int64_t channels) {
-    for (int64_t i = blockIdx.x * int64_t(kThreads) + threadIdx.x; i < vectors; i += int64_t(gridDim.x) * kThreads) {
-        const float b = to_float(bias[(i / plane_vectors) % channels]);
-        auto* p = reinterpret_cast<Pack<T, VEC>*>(y) + i;
-        Pack<T, VEC> v = *p;
+    for (int64_t row = blockIdx.y; row < rows; row += gridDim.y) {
+        const float b = to_float(bias[row % channels]);
+        auto* p = reinterpret_cast<Pack<T, VEC>*>(y) + row * plane_vectors;
+        for (int64_t i = blockIdx.x * int64_t(kThreads) + threadIdx.x; i < plane_vectors;
+             i += int64_t(gridDim.x) * kThreads) {
+            Pack<T, VEC> v = p[i];
 #pragma unroll
-        for (int k = 0; k < VEC; ++k) v.v[k] = from_float<T>(to_float(v.v[k]) + b);
-        *p = v;
+            for (int k = 0; k < VEC; ++k) v.v[k] = from_float<T>(to_float(v.v[k]) + b);
+            p[i] = v;
+        }
     }
 }
 
@@ -43,16 +47,19 @@ template <typename T>
 cudaError_t launch(const ChannelBiasArgs& a) {
     constexpr int kVec = 16 / sizeof(T);
     const bool vec = a.plane % kVec == 0 && reinterpret_cast<uintptr_t>(a.y) % 16 == 0;
-    const int width = vec ? kVec : 1;
-    const int64_t vectors = a.rows * a.plane / width;
-    const int64_t blocks = std::min<int64_t>((vectors + kThreads - 1) / kThreads, int64_t(a.sm_count) * 16);
+    const int64_t plane_vectors = a.plane / (vec ? kVec : 1);
+    // Enough blocks for a few waves: the plane's vectors across x, the rows (capped) across y.
+    const int64_t x_blocks = std::max<int64_t>(1, std::min<int64_t>((plane_vectors + kThreads - 1) / kThreads,
+                                                                    int64_t(a.sm_count) * 8));
+    const int64_t y_blocks = std::min<int64_t>(a.rows, std::max<int64_t>(1, int64_t(a.sm_count) * 16 / x_blocks));
+    const dim3 grid(static_cast<unsigned>(x_blocks), static_cast<unsigned>(std::min<int64_t>(y_blocks, 65535)));
     auto stream = static_cast<cudaStream_t>(a.stream);
     auto* y = static_cast<T*>(a.y);
     const auto* bias = static_cast<const T*>(a.bias);
     if (vec)
-        add_channel_bias<T, kVec><<<blocks, kThreads, 0, stream>>>(y, bias, vectors, a.plane / kVec, a.channels);
+        add_channel_bias<T, kVec><<<grid, kThreads, 0, stream>>>(y, bias, a.rows, plane_vectors, a.channels);
     else
-        add_channel_bias<T, 1><<<blocks, kThreads, 0, stream>>>(y, bias, vectors, a.plane, a.channels);
+        add_channel_bias<T, 1><<<grid, kThreads, 0, stream>>>(y, bias, a.rows, plane_vectors, a.channels);
     return cudaGetLastError();
 }
 

@@ -56,6 +56,8 @@ std::string kernel_family(const std::string& n) {
     if (contains(n, "gemm") || contains(n, "Gemm") || contains(n, "nvjet") || contains(n, "cutlass") ||
         contains(n, "cublas") || contains(n, "xmma"))
         return "gemm";
+    // cuDNN's conversions of NCHW tensors to the NHWC layout its convolution kernels run in, and back.
+    if (contains(n, "nchwToNhwc") || contains(n, "nhwcToNchw")) return "conv_layout";
     if (contains(n, "group_norm") || contains(n, "GroupNorm")) return "group_norm";
     if (contains(n, "layer_norm") || contains(n, "LayerNorm")) return "layer_norm";
     if (contains(n, "softmax") || contains(n, "Softmax")) return "softmax";
@@ -64,6 +66,7 @@ std::string kernel_family(const std::string& n) {
         return "copy";
     if (contains(n, "reduce") || contains(n, "Reduce")) return "reduce";
     if (contains(n, "elementwise") || contains(n, "Elementwise") || contains(n, "vectorized") ||
+        contains(n, "geglu") || contains(n, "channel_bias") ||
         contains(n, "Memset") || contains(n, "fill"))
         return "elementwise";
     return "other";

@@ -28,8 +28,8 @@ struct KernelProfile {
     std::vector<KernelTotal> families;  ///< by family, largest first
 };
 
-/// The family a kernel's name belongs to ("gemm", "conv", "attention", "group_norm", "layer_norm",
-/// "elementwise", "copy", "reduce", "softmax", "other").
+/// The family a kernel's name belongs to ("gemm", "conv", "conv_layout", "attention", "group_norm",
+/// "layer_norm", "elementwise", "copy", "reduce", "softmax", "other").
 std::string kernel_family(const std::string& kernel_name);
 
 /// Runs `fn` once under the profiler (after the caller's warm-up) and sums its device activities.

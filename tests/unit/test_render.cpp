@@ -256,6 +256,10 @@ TEST_CASE("kernel profile: kernel names fall into the families the benchmarks su
     CHECK(kernel_family("void at::native::elementwise_kernel<128, 4, direct_copy_kernel_cuda>") == "copy");
     CHECK(kernel_family("void at::native::vectorized_elementwise_kernel<4, GeluCUDAKernelImpl>") == "elementwise");
     CHECK(kernel_family("void at::native::reduce_kernel<512, 1>") == "reduce");
+    CHECK(kernel_family("cudnn::engines_precompiled::nchwToNhwcKernel<__half, __half, float, false, true>") ==
+          "conv_layout");
+    CHECK(kernel_family("void lsync::kernels::geglu_kernel<__half, 8, unsigned int>") == "elementwise");
+    CHECK(kernel_family("lsync::kernels::transpose_tiles<__half, true>") == "copy");
     CHECK(kernel_family("something_else") == "other");
     // Off the GPU the profile says why it has nothing, instead of an empty table.
     const auto p = diagnostics::profile_kernels([] {}, torch::kCPU);
