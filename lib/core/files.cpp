@@ -5,12 +5,27 @@
 #include <cerrno>
 #include <cstring>
 #include <filesystem>
+#include <ftw.h>
 #include <random>
+#include <sys/stat.h>
 #include <unistd.h>
 
 namespace fs = std::filesystem;
 
 namespace lsync {
+
+bool remove_tree(const std::string& path) {
+    struct stat st {};
+    if (::lstat(path.c_str(), &st) != 0) return errno == ENOENT;
+    if (!S_ISDIR(st.st_mode)) return ::unlink(path.c_str()) == 0;
+    const int r = ::nftw(
+        path.c_str(),
+        [](const char* p, const struct stat*, int type, struct FTW*) {
+            return (type == FTW_DP ? ::rmdir(p) : ::unlink(p)) == 0 ? 0 : 1;
+        },
+        16, FTW_DEPTH | FTW_PHYS);
+    return r == 0;
+}
 
 void check_input_file(const std::string& path, const std::string& role) {
     std::error_code ec;

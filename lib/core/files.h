@@ -9,6 +9,11 @@ namespace lsync {
 /// Throws InputMissing / InputNotFile / InputEmpty with a message naming `role` ("video", "audio", ...).
 void check_input_file(const std::string& path, const std::string& role);
 
+/// Removes a file or a folder with everything in it; false when something stayed. Use this, never
+/// std::filesystem::remove_all: PyTorch's libtorch.so exports its own copy of remove_all, built against another
+/// libstdc++, and the dynamic linker binds ours to that one, which crashes (seen on the GPU host).
+bool remove_tree(const std::string& path);
+
 /// An output file that only appears under its final name once commit() succeeds.
 class AtomicOutput {
 public:

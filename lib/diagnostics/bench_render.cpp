@@ -50,8 +50,7 @@ public:
         path_ = pattern;
     }
     ~WorkFolder() {
-        std::error_code ec;
-        if (!keep_) fs::remove_all(path_, ec);
+        if (!keep_) remove_tree(path_);  // not fs::remove_all: see core/files.h
     }
     WorkFolder(const WorkFolder&) = delete;
     WorkFolder& operator=(const WorkFolder&) = delete;

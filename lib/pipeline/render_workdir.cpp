@@ -26,22 +26,6 @@ namespace {
 
 constexpr int kManifestVersion = 1;
 
-/// Removes a file or a folder with everything in it; false when something stayed. Not
-/// std::filesystem::remove_all: PyTorch's libtorch.so exports its own copy of it, built against another
-/// libstdc++, and the dynamic linker binds ours to that one, which crashes (seen on the GPU host).
-bool remove_tree(const std::string& path) {
-    struct stat st {};
-    if (::lstat(path.c_str(), &st) != 0) return errno == ENOENT;
-    if (!S_ISDIR(st.st_mode)) return ::unlink(path.c_str()) == 0;
-    const int r = ::nftw(
-        path.c_str(),
-        [](const char* p, const struct stat*, int type, struct FTW*) {
-            return (type == FTW_DP ? ::rmdir(p) : ::unlink(p)) == 0 ? 0 : 1;
-        },
-        16, FTW_DEPTH | FTW_PHYS);
-    return r == 0;
-}
-
 uint64_t fnv1a(uint64_t h, const char* data, size_t n) {
     for (size_t i = 0; i < n; ++i) {
         h ^= static_cast<unsigned char>(data[i]);
