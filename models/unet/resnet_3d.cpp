@@ -1,5 +1,7 @@
 #include "unet/resnet_3d.h"
 
+#include "core/error.h"
+
 namespace lsync::models {
 
 ResnetBlock3DImpl::ResnetBlock3DImpl(int64_t in, int64_t out, int64_t temb_channels, int64_t groups, double eps,
@@ -41,6 +43,8 @@ torch::Tensor Upsample3DImpl::forward(const torch::Tensor& x, const std::optiona
     // The official code upsamples bf16 in fp32 (older nearest kernels lacked bf16); nearest copies values, so
     // the round trip is exact either way.
     const int64_t frames = x.size(2);
+    LSYNC_CHECK(!size || (size->size() == 3 && (*size)[0] == frames), ErrorCode::Internal,
+                "Upsample3D: the target size must be (frames, h, w) with the input's frame count");
     auto h = fold_frames(x);
     if (h.scalar_type() == torch::kBFloat16) h = h.to(torch::kFloat);
     const std::vector<int64_t> out_size = size ? std::vector<int64_t>{(*size)[1], (*size)[2]}

@@ -20,14 +20,18 @@ AttentionImpl::AttentionImpl(int64_t query_dim, int64_t heads_, int64_t head_dim
 
 torch::Tensor AttentionImpl::stacked_projection(const torch::Tensor& input, const std::vector<Linear*>& parts,
                                                 torch::Tensor& stacked) {
-    bool current = stacked.defined();
+    // Current when every weight is still the view of its row block (same address, shape, dtype, device).
+    const auto is_block = [&](const torch::Tensor& w, int64_t row) {
+        if (!stacked.defined() || w.dim() != 2 || row + w.size(0) > stacked.size(0)) return false;
+        const auto block = stacked.narrow(0, row, w.size(0));
+        return w.data_ptr() == block.data_ptr() && w.sizes() == block.sizes() &&
+               w.scalar_type() == block.scalar_type() && w.device() == block.device();
+    };
+    bool current = true;
     int64_t row = 0;
     for (auto* p : parts) {
-        const auto& w = (*p)->weight;
-        current = current && w.dim() == 2 && stacked.size(0) >= row + w.size(0) &&
-                  w.data_ptr() == stacked.narrow(0, row, w.size(0)).data_ptr() && w.sizes() == stacked.narrow(0, row, w.size(0)).sizes() &&
-                  w.scalar_type() == stacked.scalar_type() && w.device() == stacked.device();
-        row += w.size(0);
+        current = current && is_block((*p)->weight, row);
+        row += (*p)->weight.size(0);
     }
     if (!current || row != stacked.size(0)) {
         std::vector<torch::Tensor> ws;

@@ -9,7 +9,9 @@
 #include "core/error.h"
 #include "io/safetensors.h"
 #include "io/tensor_source.h"
+#include "ops/attention.h"
 #include "ops/geglu.h"
+#include "ops/tile_transpose.h"
 #include "ops/group_norm.h"
 #include "pipeline/mouth_mask.h"
 #include "unet/unet_attention.h"
@@ -241,6 +243,45 @@ TEST_CASE("UNet: ops::geglu on the CPU is exactly chunk + gelu + mul, with the f
     msg = expect_error(ErrorCode::Usage, [] { lsync::ops::geglu_reference(torch::randn({2, 1})); });
     CHECK(contains(msg, "even"));
     expect_error(ErrorCode::Usage, [] { lsync::ops::geglu(torch::tensor(1.f)); });
+}
+
+TEST_CASE("UNet attention: one GEMM over stacked q/k/v weights that the parameters share and follow", "[unet]") {
+    torch::NoGradGuard no_grad;
+    Attention attn(8, 2, 4);
+    Attention cross(8, 2, 4, 6);
+    init_random_parameters(*attn, 3);
+    init_random_parameters(*cross, 4);
+    torch::manual_seed(5);
+    auto x = torch::randn({2, 5, 8});
+    auto ctx = torch::randn({2, 3, 6});
+    // The official computation: three separate projections, heads split, attention, output projection.
+    auto reference = [&](Attention& a, const torch::Tensor& kv_in) {
+        auto split = [](const torch::Tensor& t) { return t.reshape({t.size(0), t.size(1), 2, 4}).transpose(1, 2); };
+        auto o = ops::standard_attention({split(a->to_q(x)), split(a->to_k(kv_in)), split(a->to_v(kv_in)), std::nullopt});
+        return a->out(o.transpose(1, 2).reshape({2, 5, 8}));
+    };
+    CHECK(torch::allclose(attn->forward(x), reference(attn, x), 1e-5, 1e-6));
+    CHECK(torch::allclose(cross->forward(x, ctx), reference(cross, ctx), 1e-5, 1e-6));
+    // The parameters became views of one matrix: no second copy of the weights.
+    CHECK(attn->to_k->weight.storage().is_alias_of(attn->to_q->weight.storage()));
+    CHECK(attn->to_v->weight.storage().is_alias_of(attn->to_q->weight.storage()));
+    CHECK(cross->to_v->weight.storage().is_alias_of(cross->to_k->weight.storage()));
+    // A write into a parameter (what the loader does) is what the next call computes with.
+    attn->to_v->weight.mul_(2);
+    CHECK(torch::allclose(attn->forward(x), reference(attn, x), 1e-5, 1e-6));
+    // A move to another dtype replaces the parameters' storage: the stack is rebuilt from them.
+    attn->to(torch::kDouble);
+    x = x.to(torch::kDouble);
+    CHECK(torch::allclose(attn->forward(x), reference(attn, x), 1e-10, 1e-12));
+}
+
+TEST_CASE("UNet: planes <-> tokens transposes equal ATen's permute + copy and add on the CPU", "[unet]") {
+    torch::manual_seed(8);
+    const auto x = torch::randn({3, 5, 7}), r = torch::randn({3, 7, 5});
+    CHECK(torch::equal(ops::transpose_last2(x), x.permute({0, 2, 1}).contiguous()));
+    const auto y = ops::add_transposed(r, x);
+    CHECK(y.is_contiguous());
+    CHECK(torch::equal(y, r + x.permute({0, 2, 1})));
 }
 
 TEST_CASE("UNet: outputs match the official implementation (fp32 CPU)", "[unet][golden]") {
