@@ -1,4 +1,5 @@
 #include "batched_transpose.h"
+#include "element_types.cuh"
 
 #include <cuda_bf16.h>
 #include <cuda_fp16.h>
@@ -11,17 +12,6 @@ namespace {
 constexpr int kTile = 32;
 constexpr int kRowsPerPass = 8;  // a block of 32 x 8 threads moves a 32 x 32 tile in 4 passes
 
-__device__ inline float to_float(float v) { return v; }
-__device__ inline float to_float(__half v) { return __half2float(v); }
-__device__ inline float to_float(__nv_bfloat16 v) { return __bfloat162float(v); }
-template <typename T>
-__device__ inline T from_float(float v);
-template <>
-__device__ inline float from_float<float>(float v) { return v; }
-template <>
-__device__ inline __half from_float<__half>(float v) { return __float2half_rn(v); }
-template <>
-__device__ inline __nv_bfloat16 from_float<__nv_bfloat16>(float v) { return __float2bfloat16_rn(v); }
 
 // blockIdx.x: tile column (along cols = I), blockIdx.y: tile row (along rows = J), blockIdx.z: batch entry.
 template <typename T, bool kResidual>

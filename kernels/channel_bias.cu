@@ -1,4 +1,5 @@
 #include "channel_bias.h"
+#include "element_types.cuh"
 
 #include <cuda_bf16.h>
 #include <cuda_fp16.h>
@@ -12,17 +13,7 @@ namespace {
 
 constexpr int kThreads = 256;
 
-__device__ inline float to_float(float v) { return v; }
-__device__ inline float to_float(__half v) { return __half2float(v); }
-__device__ inline float to_float(__nv_bfloat16 v) { return __bfloat162float(v); }
-template <typename T> __device__ inline T from_float(float v);
-template <> __device__ inline float from_float<float>(float v) { return v; }
-template <> __device__ inline __half from_float<__half>(float v) { return __float2half_rn(v); }
-template <> __device__ inline __nv_bfloat16 from_float<__nv_bfloat16>(float v) { return __float2bfloat16_rn(v); }
 
-template <typename T, int VEC> struct alignas(sizeof(T) * VEC) Pack {
-    T v[VEC];
-};
 
 // blockIdx.y walks the rows (one (n, c) plane each), so the channel is one modulo per row rather than a 64-bit
 // division per vector; blockIdx.x and the threads walk the plane's vectors.

@@ -1,4 +1,5 @@
 #include "flex_attention.h"
+#include "element_types.cuh"
 
 #include <cuda_bf16.h>
 #include <cuda_fp16.h>
@@ -35,9 +36,6 @@ template <int Dp> struct Layout {
     static constexpr size_t total = q_bytes + 2 * kv_bytes + s_bytes + p_bytes + o_bytes + bias_bytes;
 };
 
-template <typename T> __device__ inline T from_float(float x);
-template <> __device__ inline __half from_float<__half>(float x) { return __float2half_rn(x); }
-template <> __device__ inline __nv_bfloat16 from_float<__nv_bfloat16>(float x) { return __float2bfloat16_rn(x); }
 
 // Copies rows [row0, row0 + rows) of a [L, D] slice into a [rows, pitch] tile, zero-filling the padding columns
 // D..Dp and rows past L, 16 bytes (8 elements) at a time: D is a multiple of 8 and rows are 16-byte aligned.

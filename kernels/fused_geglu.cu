@@ -1,4 +1,5 @@
 #include "fused_geglu.h"
+#include "element_types.cuh"
 
 #include <cuda_bf16.h>
 #include <cuda_fp16.h>
@@ -18,19 +19,8 @@ constexpr int kThreads = 256;
 // that wave really is resident.
 constexpr int kBlocksPerSm = 2048 / kThreads;
 
-template <typename T> __device__ inline float to_float(T v);
-template <> __device__ inline float to_float<float>(float v) { return v; }
-template <> __device__ inline float to_float<__half>(__half v) { return __half2float(v); }
-template <> __device__ inline float to_float<__nv_bfloat16>(__nv_bfloat16 v) { return __bfloat162float(v); }
 
-template <typename T> __device__ inline T from_float(float v);
-template <> __device__ inline float from_float<float>(float v) { return v; }
-template <> __device__ inline __half from_float<__half>(float v) { return __float2half_rn(v); }
-template <> __device__ inline __nv_bfloat16 from_float<__nv_bfloat16>(float v) { return __float2bfloat16_rn(v); }
 
-template <typename T, int VEC> struct alignas(sizeof(T) * VEC) Pack {
-    T v[VEC];
-};
 
 // Same operation order as ATen's CUDA gelu (x * 0.5 * (1 + erf(x * sqrt(1/2)))), so fp32 stays close to it.
 __device__ inline float gelu_erf(float g) { return g * 0.5f * (1.f + erff(g * 0.70710678118654752f)); }

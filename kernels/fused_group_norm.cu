@@ -1,4 +1,5 @@
 #include "fused_group_norm.h"
+#include "element_types.cuh"
 
 #include <cuda_bf16.h>
 #include <cuda_fp16.h>
@@ -65,19 +66,8 @@ __device__ inline Welford block_reduce(Welford w) {
     return r;
 }
 
-template <typename T> __device__ inline float to_float(T v);
-template <> __device__ inline float to_float<float>(float v) { return v; }
-template <> __device__ inline float to_float<__half>(__half v) { return __half2float(v); }
-template <> __device__ inline float to_float<__nv_bfloat16>(__nv_bfloat16 v) { return __bfloat162float(v); }
 
-template <typename T> __device__ inline T from_float(float v);
-template <> __device__ inline float from_float<float>(float v) { return v; }
-template <> __device__ inline __half from_float<__half>(float v) { return __float2half_rn(v); }
-template <> __device__ inline __nv_bfloat16 from_float<__nv_bfloat16>(float v) { return __float2bfloat16_rn(v); }
 
-template <typename T, int VEC> struct alignas(sizeof(T) * VEC) Pack {
-    T v[VEC];
-};
 
 // Decomposes a block index into (group of the whole batch, segment, split) and returns the segment's offset.
 __device__ inline int64_t segment_of(const Geometry& geo, int64_t& gi, int64_t& split) {

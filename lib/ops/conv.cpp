@@ -1,10 +1,8 @@
 #include "ops/conv.h"
 
 #include "core/error.h"
+#include "ops/kernel_switch.h"
 
-#include <atomic>
-#include <cstdlib>
-#include <cstring>
 #include <type_traits>
 #include <variant>
 
@@ -19,7 +17,7 @@ namespace lsync::ops {
 
 namespace {
 
-std::atomic<int> g_enabled{-1};  // -1: not read yet
+KernelSwitch g_switch("LSYNC_FUSED_BIAS");
 
 #if LSYNC_WITH_CUDA
 bool kernel_adds_bias(const torch::Tensor& y, const torch::Tensor& bias) {
@@ -50,18 +48,9 @@ void add_bias_kernel(torch::Tensor& y, const torch::Tensor& bias) {
 
 }  // namespace
 
-bool fused_bias_enabled() {
-    int v = g_enabled.load(std::memory_order_relaxed);
-    if (v < 0) {
-        const char* env = std::getenv("LSYNC_FUSED_BIAS");
-        v = (env && std::strcmp(env, "0") == 0) ? 0 : 1;
-        int expected = -1;
-        if (!g_enabled.compare_exchange_strong(expected, v)) v = expected;
-    }
-    return v == 1;
-}
+bool fused_bias_enabled() { return g_switch.enabled(); }
 
-void set_fused_bias(bool enabled) { g_enabled.store(enabled ? 1 : 0); }
+void set_fused_bias(bool enabled) { g_switch.set(enabled); }
 
 torch::Tensor conv2d(const torch::Tensor& x, const torch::Tensor& weight, const torch::Tensor& bias, int64_t stride,
                      int64_t padding) {

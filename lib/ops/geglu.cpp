@@ -1,10 +1,8 @@
 #include "ops/geglu.h"
 
 #include "core/error.h"
+#include "ops/kernel_switch.h"
 
-#include <atomic>
-#include <cstdlib>
-#include <cstring>
 
 #if LSYNC_WITH_CUDA
 #include "fused_geglu.h"
@@ -17,8 +15,7 @@ namespace lsync::ops {
 
 namespace {
 
-// -1: not read yet; 0 off; 1 on.
-std::atomic<int> g_fused{-1};
+KernelSwitch g_switch("LSYNC_FUSED_GEGLU");
 
 void check_halves(const torch::Tensor& projected) {
     LSYNC_CHECK(projected.defined() && projected.dim() >= 1, ErrorCode::Usage,
@@ -30,18 +27,9 @@ void check_halves(const torch::Tensor& projected) {
 
 }  // namespace
 
-bool fused_geglu_enabled() {
-    int v = g_fused.load(std::memory_order_relaxed);
-    if (v < 0) {
-        const char* env = std::getenv("LSYNC_FUSED_GEGLU");
-        v = (env && std::strcmp(env, "0") == 0) ? 0 : 1;
-        int expected = -1;
-        if (!g_fused.compare_exchange_strong(expected, v)) v = expected;
-    }
-    return v == 1;
-}
+bool fused_geglu_enabled() { return g_switch.enabled(); }
 
-void set_fused_geglu(bool enabled) { g_fused.store(enabled ? 1 : 0); }
+void set_fused_geglu(bool enabled) { g_switch.set(enabled); }
 
 torch::Tensor geglu_reference(const torch::Tensor& projected) {
     check_halves(projected);

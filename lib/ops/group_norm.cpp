@@ -1,11 +1,9 @@
 #include "ops/group_norm.h"
 
 #include "core/error.h"
+#include "ops/kernel_switch.h"
 
-#include <atomic>
 #include <climits>
-#include <cstdlib>
-#include <cstring>
 
 #if LSYNC_WITH_CUDA
 #include "fused_group_norm.h"
@@ -18,8 +16,7 @@ namespace lsync::ops {
 
 namespace {
 
-// -1: not read yet; 0 off; 1 on.
-std::atomic<int> g_fused{-1};
+KernelSwitch g_switch("LSYNC_FUSED_GROUPNORM");
 
 #if LSYNC_WITH_CUDA
 bool frames_outer_layout(const torch::Tensor& x) {
@@ -33,18 +30,9 @@ bool frames_outer_layout(const torch::Tensor& x) {
 
 }  // namespace
 
-bool fused_group_norm_enabled() {
-    int v = g_fused.load(std::memory_order_relaxed);
-    if (v < 0) {
-        const char* env = std::getenv("LSYNC_FUSED_GROUPNORM");
-        v = (env && std::strcmp(env, "0") == 0) ? 0 : 1;
-        int expected = -1;
-        if (!g_fused.compare_exchange_strong(expected, v)) v = expected;
-    }
-    return v == 1;
-}
+bool fused_group_norm_enabled() { return g_switch.enabled(); }
 
-void set_fused_group_norm(bool enabled) { g_fused.store(enabled ? 1 : 0); }
+void set_fused_group_norm(bool enabled) { g_switch.set(enabled); }
 
 torch::Tensor group_norm_reference(const torch::Tensor& x, int64_t groups, const torch::Tensor& weight,
                                    const torch::Tensor& bias, double eps, bool silu) {

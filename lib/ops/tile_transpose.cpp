@@ -1,10 +1,8 @@
 #include "ops/tile_transpose.h"
 
 #include "core/error.h"
+#include "ops/kernel_switch.h"
 
-#include <atomic>
-#include <cstdlib>
-#include <cstring>
 
 #if LSYNC_WITH_CUDA
 #include "batched_transpose.h"
@@ -17,7 +15,7 @@ namespace lsync::ops {
 
 namespace {
 
-std::atomic<int> g_enabled{-1};  // -1: not read yet
+KernelSwitch g_switch("LSYNC_FUSED_TRANSPOSE");
 
 void check_shapes(const torch::Tensor& x, const torch::Tensor* residual) {
     LSYNC_CHECK(x.defined() && x.dim() == 3, ErrorCode::Internal, "transpose: input must be [B, J, I]");
@@ -60,18 +58,9 @@ torch::Tensor run_kernel(const torch::Tensor& x_in, const torch::Tensor* residua
 
 }  // namespace
 
-bool fused_transpose_enabled() {
-    int v = g_enabled.load(std::memory_order_relaxed);
-    if (v < 0) {
-        const char* env = std::getenv("LSYNC_FUSED_TRANSPOSE");
-        v = (env && std::strcmp(env, "0") == 0) ? 0 : 1;
-        int expected = -1;
-        if (!g_enabled.compare_exchange_strong(expected, v)) v = expected;
-    }
-    return v == 1;
-}
+bool fused_transpose_enabled() { return g_switch.enabled(); }
 
-void set_fused_transpose(bool enabled) { g_enabled.store(enabled ? 1 : 0); }
+void set_fused_transpose(bool enabled) { g_switch.set(enabled); }
 
 torch::Tensor transpose_last2_reference(const torch::Tensor& x) { return x.transpose(1, 2).contiguous(); }
 
