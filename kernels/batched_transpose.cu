@@ -1,8 +1,6 @@
 #include "batched_transpose.h"
 #include "element_types.cuh"
 
-#include <cuda_bf16.h>
-#include <cuda_fp16.h>
 #include <cuda_runtime.h>
 
 namespace lsync::kernels {
@@ -11,7 +9,6 @@ namespace {
 
 constexpr int kTile = 32;
 constexpr int kRowsPerPass = 8;  // a block of 32 x 8 threads moves a 32 x 32 tile in 4 passes
-
 
 // blockIdx.x: tile column (along cols = I), blockIdx.y: tile row (along rows = J), blockIdx.z: batch entry.
 template <typename T, bool kResidual>
@@ -71,9 +68,9 @@ std::string transpose_launch(const TransposeArgs& a) {
     if (!a.x || !a.y) return "transpose_launch: null pointer";
     cudaError_t err = cudaSuccess;
     switch (a.dtype) {
-        case TransposeDType::Float32: err = launch<float>(a); break;
-        case TransposeDType::Float16: err = launch<__half>(a); break;
-        case TransposeDType::BFloat16: err = launch<__nv_bfloat16>(a); break;
+        case ElementType::Float32: err = launch<float>(a); break;
+        case ElementType::Float16: err = launch<__half>(a); break;
+        case ElementType::BFloat16: err = launch<__nv_bfloat16>(a); break;
     }
     if (err != cudaSuccess) return std::string("transpose kernel: ") + cudaGetErrorString(err);
     return {};

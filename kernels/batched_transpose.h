@@ -8,19 +8,19 @@
 // shared memory so both sides are coalesced, and adds the residual in the same pass (fp32 arithmetic, one
 // rounding, the same value ATen's add gives).
 
+#include "element_type.h"
+
 #include <cstdint>
 #include <string>
 
 namespace lsync::kernels {
-
-enum class TransposeDType { Float32, Float16, BFloat16 };
 
 struct TransposeArgs {
     const void* x = nullptr;         ///< [batch, rows, cols]
     void* y = nullptr;               ///< [batch, cols, rows]
     const void* residual = nullptr;  ///< [batch, cols, rows] or null
     int64_t batch = 0, rows = 0, cols = 0;
-    TransposeDType dtype = TransposeDType::Float32;
+    ElementType dtype = ElementType::Float32;
     void* stream = nullptr;  ///< cudaStream_t
 };
 

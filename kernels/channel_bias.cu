@@ -1,8 +1,6 @@
 #include "channel_bias.h"
 #include "element_types.cuh"
 
-#include <cuda_bf16.h>
-#include <cuda_fp16.h>
 #include <cuda_runtime.h>
 
 #include <algorithm>
@@ -12,8 +10,6 @@ namespace lsync::kernels {
 namespace {
 
 constexpr int kThreads = 256;
-
-
 
 // blockIdx.y walks the rows (one (n, c) plane each), so the channel is one modulo per row rather than a 64-bit
 // division per vector; blockIdx.x and the threads walk the plane's vectors.
@@ -61,9 +57,9 @@ std::string channel_bias_launch(const ChannelBiasArgs& a) {
     if (!a.y || !a.bias) return "channel bias: null pointer";
     cudaError_t err = cudaSuccess;
     switch (a.dtype) {
-        case BiasDType::Float32: err = launch<float>(a); break;
-        case BiasDType::Float16: err = launch<__half>(a); break;
-        case BiasDType::BFloat16: err = launch<__nv_bfloat16>(a); break;
+        case ElementType::Float32: err = launch<float>(a); break;
+        case ElementType::Float16: err = launch<__half>(a); break;
+        case ElementType::BFloat16: err = launch<__nv_bfloat16>(a); break;
     }
     if (err != cudaSuccess) return std::string("channel bias kernel: ") + cudaGetErrorString(err);
     return {};

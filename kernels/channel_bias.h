@@ -5,18 +5,18 @@
 // reads and writes 16-byte vectors (a vector never crosses a channel when P is a multiple of its width), fp32
 // arithmetic, one rounding: the value ATen's add gives.
 
+#include "element_type.h"
+
 #include <cstdint>
 #include <string>
 
 namespace lsync::kernels {
 
-enum class BiasDType { Float32, Float16, BFloat16 };
-
 struct ChannelBiasArgs {
     void* y = nullptr;             ///< [rows = N * C, plane], contiguous, updated in place
     const void* bias = nullptr;    ///< [C], the dtype of y
     int64_t rows = 0, channels = 0, plane = 0;
-    BiasDType dtype = BiasDType::Float32;
+    ElementType dtype = ElementType::Float32;
     int sm_count = 132;
     void* stream = nullptr;        ///< cudaStream_t
 };

@@ -1,8 +1,6 @@
 #include "flex_attention.h"
 #include "element_types.cuh"
 
-#include <cuda_bf16.h>
-#include <cuda_fp16.h>
 #include <cuda_runtime.h>
 #include <mma.h>
 
@@ -35,7 +33,6 @@ template <int Dp> struct Layout {
     static constexpr size_t bias_bytes = kBlockK * 4;
     static constexpr size_t total = q_bytes + 2 * kv_bytes + s_bytes + p_bytes + o_bytes + bias_bytes;
 };
-
 
 // Copies rows [row0, row0 + rows) of a [L, D] slice into a [rows, pitch] tile, zero-filling the padding columns
 // D..Dp and rows past L, 16 bytes (8 elements) at a time: D is a multiple of 8 and rows are 16-byte aligned.

@@ -1,8 +1,6 @@
 #include "fused_geglu.h"
 #include "element_types.cuh"
 
-#include <cuda_bf16.h>
-#include <cuda_fp16.h>
 #include <cuda_runtime.h>
 
 #include <algorithm>
@@ -18,9 +16,6 @@ constexpr int kThreads = 256;
 // covers the rest, so no block waits in a tail wave. __launch_bounds__ holds the kernels to 32 registers so
 // that wave really is resident.
 constexpr int kBlocksPerSm = 2048 / kThreads;
-
-
-
 
 // Same operation order as ATen's CUDA gelu (x * 0.5 * (1 + erf(x * sqrt(1/2)))), so fp32 stays close to it.
 __device__ inline float gelu_erf(float g) { return g * 0.5f * (1.f + erff(g * 0.70710678118654752f)); }
@@ -86,9 +81,9 @@ std::string geglu_launch(const GegluArgs& a) {
     if (!a.x || !a.y) return "geglu_launch: null pointer";
     cudaError_t err = cudaSuccess;
     switch (a.dtype) {
-        case GegluDType::Float32: err = launch_vec<float>(a); break;
-        case GegluDType::Float16: err = launch_vec<__half>(a); break;
-        case GegluDType::BFloat16: err = launch_vec<__nv_bfloat16>(a); break;
+        case ElementType::Float32: err = launch_vec<float>(a); break;
+        case ElementType::Float16: err = launch_vec<__half>(a); break;
+        case ElementType::BFloat16: err = launch_vec<__nv_bfloat16>(a); break;
     }
     if (err != cudaSuccess) return std::string("geglu kernel: ") + cudaGetErrorString(err);
     return {};

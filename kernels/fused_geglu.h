@@ -6,18 +6,18 @@
 // Plain pointers: this header and its .cu see no LibTorch; lib/ops/geglu.cpp validates tensors and calls it on
 // the current stream.
 
+#include "element_type.h"
+
 #include <cstdint>
 #include <string>
 
 namespace lsync::kernels {
 
-enum class GegluDType { Float32, Float16, BFloat16 };
-
 struct GegluArgs {
     const void* x = nullptr;  ///< [rows, 2 * inner], row stride 2 * inner
     void* y = nullptr;        ///< [rows, inner], row stride inner; must not overlap x
     int64_t rows = 0, inner = 0;
-    GegluDType dtype = GegluDType::Float32;
+    ElementType dtype = ElementType::Float32;
     int sm_count = 132;       ///< multiprocessors of the device (sizes the grid)
     void* stream = nullptr;   ///< cudaStream_t
 };

@@ -1,8 +1,6 @@
 #include "fused_group_norm.h"
 #include "element_types.cuh"
 
-#include <cuda_bf16.h>
-#include <cuda_fp16.h>
 #include <cuda_runtime.h>
 
 #include <algorithm>
@@ -65,9 +63,6 @@ __device__ inline Welford block_reduce(Welford w) {
         for (int i = 0; i < kWarps; ++i) merge(r, sh[0][i], sh[1][i], sh[2][i]);
     return r;
 }
-
-
-
 
 // Decomposes a block index into (group of the whole batch, segment, split) and returns the segment's offset.
 __device__ inline int64_t segment_of(const Geometry& geo, int64_t& gi, int64_t& split) {
@@ -203,7 +198,7 @@ int64_t ceil_div(int64_t a, int64_t b) { return (a + b - 1) / b; }
 bool transposes(const GroupNormArgs& a) { return a.y_frames_outer && !a.frames_outer && a.frames > 1; }
 
 int vector_width(const GroupNormArgs& a, int64_t chan_len) {
-    const int elem = a.dtype == GroupNormDType::Float32 ? 4 : 2;
+    const int elem = a.dtype == ElementType::Float32 ? 4 : 2;
     const int vec = 16 / elem;
     const bool aligned = reinterpret_cast<uintptr_t>(a.x) % 16 == 0 && reinterpret_cast<uintptr_t>(a.y) % 16 == 0;
     return aligned && chan_len % vec == 0 && (!transposes(a) || a.plane % vec == 0) ? vec : 1;
@@ -298,9 +293,9 @@ std::string group_norm_launch(const GroupNormArgs& a) {
     const Geometry g = geometry(a);
     cudaError_t err = cudaSuccess;
     switch (a.dtype) {
-        case GroupNormDType::Float32: err = launch_vec<float, float>(a, g); break;
-        case GroupNormDType::Float16: err = launch_affine<__half>(a, g); break;
-        case GroupNormDType::BFloat16: err = launch_affine<__nv_bfloat16>(a, g); break;
+        case ElementType::Float32: err = launch_vec<float, float>(a, g); break;
+        case ElementType::Float16: err = launch_affine<__half>(a, g); break;
+        case ElementType::BFloat16: err = launch_affine<__nv_bfloat16>(a, g); break;
     }
     if (err != cudaSuccess) return std::string("group_norm kernel: ") + cudaGetErrorString(err);
     return {};

@@ -16,12 +16,12 @@
 // Plain pointers: this header and its .cu see no LibTorch; lib/ops/group_norm.cpp validates tensors and
 // calls it on the current stream.
 
+#include "element_type.h"
+
 #include <cstdint>
 #include <string>
 
 namespace lsync::kernels {
-
-enum class GroupNormDType { Float32, Float16, BFloat16 };
 
 struct GroupNormArgs {
     const void* x = nullptr;
@@ -34,7 +34,7 @@ struct GroupNormArgs {
     bool y_frames_outer = false;        ///< write y as [B, F, C, P] even when x is channels outer
     float eps = 1e-5f;
     bool silu = false;
-    GroupNormDType dtype = GroupNormDType::Float32;
+    ElementType dtype = ElementType::Float32;
     int sm_count = 132;                 ///< multiprocessors of the device (sizes the grid)
     float* workspace = nullptr;         ///< group_norm_workspace_floats(args) floats, device memory
     void* stream = nullptr;             ///< cudaStream_t

@@ -2,6 +2,7 @@
 
 #include "core/error.h"
 #include "ops/kernel_switch.h"
+#include "ops/kernel_target.h"
 
 #include <type_traits>
 #include <variant>
@@ -9,7 +10,6 @@
 #if LSYNC_WITH_CUDA
 #include "channel_bias.h"
 
-#include <ATen/cuda/CUDAContext.h>
 #include <c10/cuda/CUDAGuard.h>
 #endif
 
@@ -22,7 +22,8 @@ KernelSwitch g_switch("LSYNC_FUSED_BIAS");
 #if LSYNC_WITH_CUDA
 bool kernel_adds_bias(const torch::Tensor& y, const torch::Tensor& bias) {
     const auto dt = y.scalar_type();
-    return y.is_cuda() && fused_bias_enabled() && y.dim() == 4 && y.is_contiguous() && y.numel() > 0 &&
+    // conv2d() has already checked the switch and that the input is on CUDA.
+    return y.dim() == 4 && y.is_contiguous() && y.numel() > 0 &&
            (dt == torch::kFloat || dt == torch::kHalf || dt == torch::kBFloat16) && bias.scalar_type() == dt &&
            bias.is_contiguous() && bias.numel() == y.size(1) && bias.device() == y.device() &&
            !(torch::GradMode::is_enabled() && (y.requires_grad() || bias.requires_grad()));
@@ -36,11 +37,10 @@ void add_bias_kernel(torch::Tensor& y, const torch::Tensor& bias) {
     a.rows = y.size(0) * y.size(1);
     a.channels = y.size(1);
     a.plane = y.size(2) * y.size(3);
-    a.dtype = y.scalar_type() == torch::kHalf       ? kernels::BiasDType::Float16
-              : y.scalar_type() == torch::kBFloat16 ? kernels::BiasDType::BFloat16
-                                                     : kernels::BiasDType::Float32;
-    a.sm_count = at::cuda::getDeviceProperties(y.device().index())->multiProcessorCount;
-    a.stream = at::cuda::getCurrentCUDAStream(y.device().index()).stream();
+    const KernelTarget target = kernel_target(y);
+    a.dtype = target.type;
+    a.sm_count = target.sm_count;
+    a.stream = target.stream;
     const auto err = kernels::channel_bias_launch(a);
     LSYNC_CHECK(err.empty(), ErrorCode::Backend, err);
 }

@@ -2,12 +2,11 @@
 
 #include "core/error.h"
 #include "ops/kernel_switch.h"
-
+#include "ops/kernel_target.h"
 
 #if LSYNC_WITH_CUDA
 #include "fused_geglu.h"
 
-#include <ATen/cuda/CUDAContext.h>
 #include <c10/cuda/CUDAGuard.h>
 #endif
 
@@ -68,11 +67,10 @@ torch::Tensor geglu_fused(const torch::Tensor& projected) {
     a.y = y.data_ptr();
     a.rows = projected.numel() / (2 * inner);
     a.inner = inner;
-    a.dtype = projected.scalar_type() == torch::kHalf       ? kernels::GegluDType::Float16
-              : projected.scalar_type() == torch::kBFloat16 ? kernels::GegluDType::BFloat16
-                                                             : kernels::GegluDType::Float32;
-    a.sm_count = at::cuda::getDeviceProperties(projected.device().index())->multiProcessorCount;
-    a.stream = at::cuda::getCurrentCUDAStream(projected.device().index()).stream();
+    const KernelTarget target = kernel_target(projected);
+    a.dtype = target.type;
+    a.sm_count = target.sm_count;
+    a.stream = target.stream;
     const auto err = kernels::geglu_launch(a);
     LSYNC_CHECK(err.empty(), ErrorCode::Backend, "fused GEGLU: " + err);
     return y;

@@ -2,13 +2,13 @@
 
 #include "core/error.h"
 #include "ops/kernel_switch.h"
+#include "ops/kernel_target.h"
 
 #include <climits>
 
 #if LSYNC_WITH_CUDA
 #include "fused_group_norm.h"
 
-#include <ATen/cuda/CUDAContext.h>
 #include <c10/cuda/CUDAGuard.h>
 #endif
 
@@ -106,11 +106,10 @@ torch::Tensor group_norm_fused(const torch::Tensor& x_in, int64_t groups, const 
     a.y_frames_outer = y_frames_outer;
     a.eps = static_cast<float>(eps);
     a.silu = silu;
-    a.dtype = x.scalar_type() == torch::kHalf       ? kernels::GroupNormDType::Float16
-              : x.scalar_type() == torch::kBFloat16 ? kernels::GroupNormDType::BFloat16
-                                                     : kernels::GroupNormDType::Float32;
-    a.sm_count = at::cuda::getDeviceProperties(x.device().index())->multiProcessorCount;
-    a.stream = at::cuda::getCurrentCUDAStream(x.device().index()).stream();
+    const KernelTarget target = kernel_target(x);
+    a.dtype = target.type;
+    a.sm_count = target.sm_count;
+    a.stream = target.stream;
     const auto unsupported = kernels::group_norm_unsupported(a);
     LSYNC_CHECK(unsupported.empty(), ErrorCode::Backend, "fused GroupNorm: " + unsupported);
     auto workspace = torch::empty({kernels::group_norm_workspace_floats(a)}, x.options().dtype(torch::kFloat));

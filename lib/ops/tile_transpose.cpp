@@ -2,12 +2,11 @@
 
 #include "core/error.h"
 #include "ops/kernel_switch.h"
-
+#include "ops/kernel_target.h"
 
 #if LSYNC_WITH_CUDA
 #include "batched_transpose.h"
 
-#include <ATen/cuda/CUDAContext.h>
 #include <c10/cuda/CUDAGuard.h>
 #endif
 
@@ -46,10 +45,9 @@ torch::Tensor run_kernel(const torch::Tensor& x_in, const torch::Tensor* residua
     a.batch = x.size(0);
     a.rows = x.size(1);
     a.cols = x.size(2);
-    a.dtype = x.scalar_type() == torch::kHalf       ? kernels::TransposeDType::Float16
-              : x.scalar_type() == torch::kBFloat16 ? kernels::TransposeDType::BFloat16
-                                                     : kernels::TransposeDType::Float32;
-    a.stream = at::cuda::getCurrentCUDAStream(x.device().index()).stream();
+    const KernelTarget target = kernel_target(x);
+    a.dtype = target.type;
+    a.stream = target.stream;
     const auto err = kernels::transpose_launch(a);
     LSYNC_CHECK(err.empty(), ErrorCode::Backend, err);
     return y;
