@@ -20,12 +20,14 @@ AttentionImpl::AttentionImpl(int64_t query_dim, int64_t heads_, int64_t head_dim
 
 torch::Tensor AttentionImpl::stacked_projection(const torch::Tensor& input, const std::vector<Linear*>& parts,
                                                 torch::Tensor& stacked) {
-    // Current when every weight is still the view of its row block (same address, shape, dtype, device).
+    // Current when every weight is still the view of its row block (same address, shape, dtype, device). Runs on
+    // every attention call, so it compares addresses rather than making views.
     const auto is_block = [&](const torch::Tensor& w, int64_t row) {
-        if (!stacked.defined() || w.dim() != 2 || row + w.size(0) > stacked.size(0)) return false;
-        const auto block = stacked.narrow(0, row, w.size(0));
-        return w.data_ptr() == block.data_ptr() && w.sizes() == block.sizes() &&
-               w.scalar_type() == block.scalar_type() && w.device() == block.device();
+        if (!stacked.defined() || w.dim() != 2 || row + w.size(0) > stacked.size(0) || w.size(1) != stacked.size(1) ||
+            w.scalar_type() != stacked.scalar_type() || w.device() != stacked.device())
+            return false;
+        const auto* base = static_cast<const char*>(stacked.data_ptr());
+        return w.data_ptr() == base + row * stacked.stride(0) * stacked.element_size();
     };
     bool current = true;
     int64_t row = 0;
