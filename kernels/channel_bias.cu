@@ -4,6 +4,8 @@
 #include <cuda_runtime.h>
 
 #include <algorithm>
+#include <climits>
+#include <cstdint>
 
 namespace lsync::kernels {
 
@@ -30,8 +32,61 @@ __global__ void __launch_bounds__(kThreads)
     }
 }
 
+// Channels innermost: the grid's threads are split into row_step rows of `cols` vector columns (the idle rest is
+// less than one row), so a thread keeps one column, loads its VEC biases once and walks down the rows;
+// consecutive threads touch consecutive vectors. kUnroll rows are loaded before any is stored, so several
+// 16-byte loads are in flight per thread.
+constexpr int kUnroll = 4;
+
+template <typename T, int VEC>
+__global__ void __launch_bounds__(kThreads)
+    add_channel_bias_inner(T* __restrict__ y, const T* __restrict__ bias, int64_t rows, int64_t cols,
+                           int64_t row_step) {
+    const int64_t g = int64_t(blockIdx.x) * kThreads + threadIdx.x;
+    if (g >= row_step * cols) return;
+    const int64_t col = g % cols;
+    float b[VEC];
+#pragma unroll
+    for (int k = 0; k < VEC; ++k) b[k] = to_float(bias[col * VEC + k]);
+    auto* p = reinterpret_cast<Pack<T, VEC>*>(y) + col;
+    for (int64_t row = g / cols; row < rows; row += row_step * kUnroll) {
+        Pack<T, VEC> v[kUnroll];
+#pragma unroll
+        for (int u = 0; u < kUnroll; ++u)
+            if (row + u * row_step < rows) v[u] = p[(row + u * row_step) * cols];
+#pragma unroll
+        for (int u = 0; u < kUnroll; ++u)
+            if (row + u * row_step < rows) {
+#pragma unroll
+                for (int k = 0; k < VEC; ++k) v[u].v[k] = from_float<T>(to_float(v[u].v[k]) + b[k]);
+                p[(row + u * row_step) * cols] = v[u];
+            }
+    }
+}
+
+template <typename T>
+cudaError_t launch_inner(const ChannelBiasArgs& a) {
+    constexpr int kVec = 16 / sizeof(T);
+    const bool vec = a.channels % kVec == 0 && reinterpret_cast<uintptr_t>(a.y) % 16 == 0;
+    const int64_t cols = a.channels / (vec ? kVec : 1);
+    // A few waves of blocks (each thread then does a few unrolled steps), never fewer threads than one row.
+    const int64_t want = std::max<int64_t>(1, (a.rows * cols + kThreads * kUnroll - 1) / (kThreads * kUnroll));
+    const int64_t blocks = std::max(std::min<int64_t>(want, int64_t(a.sm_count) * 8), (cols + kThreads - 1) / kThreads);
+    const int64_t row_step = blocks * kThreads / cols;
+    auto stream = static_cast<cudaStream_t>(a.stream);
+    auto* y = static_cast<T*>(a.y);
+    const auto* bias = static_cast<const T*>(a.bias);
+    const auto grid = static_cast<unsigned>(blocks);
+    if (vec)
+        add_channel_bias_inner<T, kVec><<<grid, kThreads, 0, stream>>>(y, bias, a.rows, cols, row_step);
+    else
+        add_channel_bias_inner<T, 1><<<grid, kThreads, 0, stream>>>(y, bias, a.rows, cols, row_step);
+    return cudaGetLastError();
+}
+
 template <typename T>
 cudaError_t launch(const ChannelBiasArgs& a) {
+    if (a.channels_inner) return launch_inner<T>(a);
     constexpr int kVec = 16 / sizeof(T);
     const bool vec = a.plane % kVec == 0 && reinterpret_cast<uintptr_t>(a.y) % 16 == 0;
     const int64_t plane_vectors = a.plane / (vec ? kVec : 1);
@@ -53,7 +108,11 @@ cudaError_t launch(const ChannelBiasArgs& a) {
 }  // namespace
 
 std::string channel_bias_launch(const ChannelBiasArgs& a) {
-    if (a.rows <= 0 || a.plane <= 0 || a.channels <= 0 || a.rows % a.channels != 0) return "channel bias: bad shape";
+    if (a.channels_inner ? (a.rows <= 0 || a.channels <= 0)
+                         : (a.rows <= 0 || a.plane <= 0 || a.channels <= 0 || a.rows % a.channels != 0))
+        return "channel bias: bad shape";
+    // The grid is one dimension of at most 2^31 - 1 blocks (one block covers at least one row of vectors).
+    if (a.channels_inner && a.channels > int64_t(INT_MAX) * kThreads) return "channel bias: too many channels";
     if (!a.y || !a.bias) return "channel bias: null pointer";
     cudaError_t err = cudaSuccess;
     switch (a.dtype) {

@@ -1,9 +1,13 @@
 #pragma once
-// In-place per-channel bias add on a contiguous [N, C, P] tensor: y[n, c, p] += bias[c].
+// In-place per-channel bias add, y += bias along the channels, in either memory order of a conv output:
+//   channels outer (channels_inner = false): contiguous [N, C, P], y[n, c, p] += bias[c];
+//   channels inner (channels_inner = true):  [M, C] with C innermost (a channels_last [N, C, H, W] output of
+//                                            cuDNN's NHWC convolutions, M = N * H * W), y[m, c] += bias[c].
 // ATen adds a convolution's bias after cuDNN as a broadcast add_, which runs its generic (non-vectorised,
 // per-element offset arithmetic) element-wise kernel: a quarter of a VAE decode's time on an H200. This kernel
-// reads and writes 16-byte vectors (a vector never crosses a channel when P is a multiple of its width), fp32
-// arithmetic, one rounding: the value ATen's add gives.
+// reads and writes 16-byte vectors (channels outer: a vector never crosses a channel when P is a multiple of its
+// width; channels inner: a thread keeps one vector of channels, its bias in registers, when C is a multiple of
+// the width), fp32 arithmetic, one rounding: the value ATen's add gives.
 
 #include "element_type.h"
 
@@ -13,9 +17,10 @@
 namespace lsync::kernels {
 
 struct ChannelBiasArgs {
-    void* y = nullptr;             ///< [rows = N * C, plane], contiguous, updated in place
+    void* y = nullptr;             ///< [rows = N * C, plane] (or [rows = M, channels]), contiguous, in place
     const void* bias = nullptr;    ///< [C], the dtype of y
-    int64_t rows = 0, channels = 0, plane = 0;
+    int64_t rows = 0, channels = 0, plane = 0;  ///< plane: unused when channels_inner
+    bool channels_inner = false;   ///< y is [rows, channels]: bias along the innermost dimension
     ElementType dtype = ElementType::Float32;
     int sm_count = 132;
     void* stream = nullptr;        ///< cudaStream_t

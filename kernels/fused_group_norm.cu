@@ -1,5 +1,7 @@
 #include "fused_group_norm.h"
 #include "element_types.cuh"
+#include "group_norm_nhwc.h"
+#include "welford.cuh"
 
 #include <cuda_runtime.h>
 
@@ -28,29 +30,10 @@ struct Geometry {
     int64_t splits = 1, chunk = 0;  // blocks per segment and elements per block (a multiple of the vector)
 };
 
-struct Welford {
-    float n, mean, m2;
-};
-
-__device__ inline void merge(Welford& a, float nb, float mb, float m2b) {
-    if (nb == 0.f) return;
-    const float n = a.n + nb;
-    const float delta = mb - a.mean;
-    const float ratio = __fdividef(nb, n);  // 2 ulp, n < 2^126
-    a.mean += delta * ratio;
-    a.m2 += m2b + delta * delta * a.n * ratio;
-    a.n = n;
-}
-
 // Chan merge over the block; the result is valid in thread 0.
 __device__ inline Welford block_reduce(Welford w) {
     __shared__ float sh[3][kWarps];
-    for (int off = 16; off > 0; off >>= 1) {
-        const float n = __shfl_down_sync(0xffffffffu, w.n, off);
-        const float m = __shfl_down_sync(0xffffffffu, w.mean, off);
-        const float q = __shfl_down_sync(0xffffffffu, w.m2, off);
-        merge(w, n, m, q);
-    }
+    w = warp_reduce(w);
     const int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
     if (lane == 0) {
         sh[0][warp] = w.n;
@@ -271,6 +254,7 @@ cudaError_t launch_affine(const GroupNormArgs& a, const Geometry& g) {
 }  // namespace
 
 std::string group_norm_unsupported(const GroupNormArgs& a) {
+    if (a.channels_last) return nhwc::group_norm_unsupported(a);
     if (a.batch <= 0 || a.channels <= 0 || a.groups <= 0 || a.frames <= 0 || a.plane <= 0)
         return "empty tensor or non-positive sizes";
     if (a.channels % a.groups != 0) return "channels are not a multiple of groups";
@@ -282,6 +266,7 @@ std::string group_norm_unsupported(const GroupNormArgs& a) {
 }
 
 int64_t group_norm_workspace_floats(const GroupNormArgs& a) {
+    if (a.channels_last) return nhwc::group_norm_workspace_floats(a);
     const Geometry g = geometry(a);
     return total_blocks(a, g) * 3;
 }
@@ -290,6 +275,7 @@ std::string group_norm_launch(const GroupNormArgs& a) {
     auto why = group_norm_unsupported(a);
     if (!why.empty()) return why;
     if (!a.x || !a.y || !a.workspace) return "group_norm_launch: null pointer";
+    if (a.channels_last) return nhwc::group_norm_launch(a);
     const Geometry g = geometry(a);
     cudaError_t err = cudaSuccess;
     switch (a.dtype) {

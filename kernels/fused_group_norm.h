@@ -13,6 +13,9 @@
 //                                           after a per-frame conv; y is written in the same order.
 // With y_frames_outer a channels-outer x is written frames outer, so the next per-frame conv reads y without
 // a layout copy.
+// A third layout, channels last (channels_last = true): a 4-D [N, C, H, W] whose memory is [N, H, W, C] (what
+// cuDNN's NHWC convolutions read and write), y written the same way; frames must be 1 and plane = H * W. That
+// mode runs its own pair of kernels (group_norm_nhwc.cu), same statistics and arithmetic.
 // Plain pointers: this header and its .cu see no LibTorch; lib/ops/group_norm.cpp validates tensors and
 // calls it on the current stream.
 
@@ -32,6 +35,7 @@ struct GroupNormArgs {
     int64_t batch = 0, channels = 0, groups = 0, frames = 1, plane = 0;
     bool frames_outer = false;
     bool y_frames_outer = false;        ///< write y as [B, F, C, P] even when x is channels outer
+    bool channels_last = false;         ///< x and y are [N, H*W, C] in memory (frames_outer flags unused)
     float eps = 1e-5f;
     bool silu = false;
     ElementType dtype = ElementType::Float32;

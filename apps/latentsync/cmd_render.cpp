@@ -141,7 +141,7 @@ void add_render_options(CLI::App* cmd, RenderCli& cli, RenderOptionScope scope) 
     cmd->add_flag("--lossless", c->lossless, "Lossless RGB video (FFV1, .mkv only; large): for masters and comparisons");
     cmd->add_option("--audio-out", c->audio_out, "Mux this file's audio instead of AUDIO");
     cmd->add_option("--batch-chunks", c->batch_chunks,
-                    "Chunks of 16 frames per UNet call (0 = auto: 4 on CUDA, 1 on the CPU; halved on out-of-memory)")
+                    "Chunks of 16 frames per UNet call (0 = auto: 2 on CUDA, 1 on the CPU; halved on out-of-memory)")
         ->capture_default_str()
         ->check(whole_in(0, 64));
     cmd->add_option("--vram-budget", c->vram_budget,

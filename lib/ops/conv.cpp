@@ -20,10 +20,16 @@ namespace {
 KernelSwitch g_switch("LSYNC_FUSED_BIAS");
 
 #if LSYNC_WITH_CUDA
+// cuDNN writes NCHW for NCHW inputs and channels_last (NHWC memory) for channels_last ones (the VAE's CUDA path);
+// the kernel knows both. A tensor with C == 1 or H * W == 1 is both, and either reading is right.
+bool channels_last_only(const torch::Tensor& y) {
+    return !y.is_contiguous() && y.is_contiguous(at::MemoryFormat::ChannelsLast);
+}
+
 bool kernel_adds_bias(const torch::Tensor& y, const torch::Tensor& bias) {
     const auto dt = y.scalar_type();
-    // conv2d() has already checked the switch and that the input is on CUDA.
-    return y.dim() == 4 && y.is_contiguous() && y.numel() > 0 &&
+    // The caller has checked the switch and that y is on CUDA. Any other memory order takes ATen's broadcast add.
+    return y.dim() == 4 && (y.is_contiguous() || channels_last_only(y)) && y.numel() > 0 &&
            (dt == torch::kFloat || dt == torch::kHalf || dt == torch::kBFloat16) && bias.scalar_type() == dt &&
            bias.is_contiguous() && bias.numel() == y.size(1) && bias.device() == y.device() &&
            !(torch::GradMode::is_enabled() && (y.requires_grad() || bias.requires_grad()));
@@ -34,8 +40,9 @@ void add_bias_kernel(torch::Tensor& y, const torch::Tensor& bias) {
     kernels::ChannelBiasArgs a;
     a.y = y.data_ptr();
     a.bias = bias.data_ptr();
-    a.rows = y.size(0) * y.size(1);
     a.channels = y.size(1);
+    a.channels_inner = !y.is_contiguous();  // kernel_adds_bias: then channels_last
+    a.rows = a.channels_inner ? y.size(0) * y.size(2) * y.size(3) : y.size(0) * y.size(1);
     a.plane = y.size(2) * y.size(3);
     const KernelTarget target = kernel_target(y);
     a.dtype = target.type;
@@ -57,14 +64,20 @@ torch::Tensor conv2d(const torch::Tensor& x, const torch::Tensor& weight, const 
 #if LSYNC_WITH_CUDA
     if (bias.defined() && x.is_cuda() && fused_bias_enabled()) {
         auto y = torch::conv2d(x, weight, {}, {stride, stride}, {padding, padding});
-        if (kernel_adds_bias(y, bias)) {
-            add_bias_kernel(y, bias);
-            return y;
-        }
-        return y.add_(bias.reshape({1, -1, 1, 1}));
+        return add_channel_bias_(y, bias);
     }
 #endif
     return torch::conv2d(x, weight, bias, {stride, stride}, {padding, padding});
+}
+
+torch::Tensor& add_channel_bias_(torch::Tensor& y, const torch::Tensor& bias) {
+#if LSYNC_WITH_CUDA
+    if (y.is_cuda() && fused_bias_enabled() && kernel_adds_bias(y, bias)) {
+        add_bias_kernel(y, bias);
+        return y;
+    }
+#endif
+    return y.add_(bias.reshape({1, -1, 1, 1}));
 }
 
 torch::Tensor conv2d(const torch::nn::Conv2d& conv, const torch::Tensor& x) {

@@ -1,8 +1,9 @@
 #pragma once
 // 2-D convolution whose bias is added by our vectorised kernel (kernels/channel_bias.cu) on CUDA: ATen adds a
 // cuDNN convolution's bias as a separate broadcast add_ through its slowest element-wise path. fp32/fp16/bf16 on
-// CUDA unless LSYNC_FUSED_BIAS=0 (read once); everywhere else exactly at::conv2d with the bias, so CPU results
-// do not change.
+// CUDA unless LSYNC_FUSED_BIAS=0 (read once), for NCHW outputs and for the channels_last outputs cuDNN gives a
+// channels_last input (the result keeps that memory order); everywhere else exactly at::conv2d with the bias,
+// so CPU results do not change.
 
 #include <torch/torch.h>
 
@@ -14,6 +15,10 @@ torch::Tensor conv2d(const torch::Tensor& x, const torch::Tensor& weight, const 
 
 /// A torch::nn::Conv2d (square stride and padding, no dilation or groups) through conv2d().
 torch::Tensor conv2d(const torch::nn::Conv2d& conv, const torch::Tensor& x);
+
+/// y[:, c] += bias[c] in place on a 4-D y, as conv2d() adds its bias: our kernel where it serves y (CUDA,
+/// fp32/fp16/bf16, NCHW or channels_last memory, the switch on), else ATen's broadcast add_. Returns y.
+torch::Tensor& add_channel_bias_(torch::Tensor& y, const torch::Tensor& bias);
 
 bool fused_bias_enabled();
 void set_fused_bias(bool enabled);

@@ -26,6 +26,25 @@ bool frames_outer_layout(const torch::Tensor& x) {
     return x.stride(4) == 1 && x.stride(3) == W && x.stride(1) == H * W && x.stride(2) == C * H * W &&
            x.stride(0) == F * C * H * W;
 }
+
+// [N, C, H, W] whose memory is [N, H, W, C] (the VAE's channels_last path; cuDNN's NHWC convolutions). A tensor
+// that is also plainly contiguous (C == 1 or H * W == 1) takes the channels-outer kernel: same memory.
+bool channels_last_layout(const torch::Tensor& x) {
+    return x.dim() == 4 && !x.is_contiguous() && x.is_contiguous(at::MemoryFormat::ChannelsLast);
+}
+
+// The kernel's view of a channels_last x (sizes and x's address; y unset, a fresh allocation is aligned).
+kernels::GroupNormArgs channels_last_args(const torch::Tensor& x, int64_t groups) {
+    kernels::GroupNormArgs a;
+    a.x = x.data_ptr();
+    a.batch = x.size(0);
+    a.channels = x.size(1);
+    a.groups = groups;
+    a.frames = 1;
+    a.plane = x.size(2) * x.size(3);
+    a.channels_last = true;
+    return a;
+}
 #endif
 
 }  // namespace
@@ -65,6 +84,12 @@ std::string group_norm_fused_unsupported(const torch::Tensor& x, int64_t groups,
     if (torch::GradMode::is_enabled() &&
         (x.requires_grad() || (weight.defined() && (weight.requires_grad() || bias.requires_grad()))))
         return "the fused GroupNorm has no backward";
+    // The channels-last kernel needs a tile of whole groups (no group wider than 256 vectors).
+    if (channels_last_layout(x)) {
+        auto a = channels_last_args(x, groups);
+        a.dtype = kernel_target(x).type;
+        return kernels::group_norm_unsupported(a);
+    }
     return {};
 #else
     (void)x;
@@ -75,35 +100,16 @@ std::string group_norm_fused_unsupported(const torch::Tensor& x, int64_t groups,
 #endif
 }
 
-torch::Tensor group_norm_fused(const torch::Tensor& x_in, int64_t groups, const torch::Tensor& weight,
-                               const torch::Tensor& bias, double eps, bool silu) {
-    const auto why = group_norm_fused_unsupported(x_in, groups, weight, bias);
-    LSYNC_CHECK(why.empty(), ErrorCode::Backend, "fused GroupNorm: " + why);
 #if LSYNC_WITH_CUDA
-    const c10::cuda::CUDAGuard device_guard(x_in.device());
-    const bool frames_outer = !x_in.is_contiguous() && frames_outer_layout(x_in);
-    // Any other layout is made contiguous first, as at::group_norm does.
-    const torch::Tensor x = frames_outer || x_in.is_contiguous() ? x_in : x_in.contiguous();
-    // A 5-D result is always in frames-outer memory order: the per-frame conv that reads it (fold_frames) then
-    // needs no copy.
-    const bool y_frames_outer = x.dim() == 5 && !frames_outer && x.size(2) > 1;
-    auto y = y_frames_outer ? torch::empty({x.size(0), x.size(2), x.size(1), x.size(3), x.size(4)}, x.options())
-                                  .permute({0, 2, 1, 3, 4})
-                            : torch::empty_strided(x.sizes(), x.strides(), x.options());
+namespace {
 
-    kernels::GroupNormArgs a;
-    a.x = x.data_ptr();
-    a.y = y.data_ptr();
+// Fills in the affine, numerics and device fields of `a` (layout and pointers set by the caller) and runs both
+// passes on x's current stream.
+void launch_fused(kernels::GroupNormArgs& a, const torch::Tensor& weight, const torch::Tensor& bias, double eps,
+                  bool silu, const torch::Tensor& x) {
     a.weight = weight.defined() ? weight.data_ptr() : nullptr;
     a.bias = bias.defined() ? bias.data_ptr() : nullptr;
     a.affine_fp32 = weight.defined() && weight.scalar_type() == torch::kFloat;
-    a.batch = x.size(0);
-    a.channels = x.size(1);
-    a.groups = groups;
-    a.frames = x.dim() == 5 ? x.size(2) : 1;
-    a.plane = x.numel() / (a.batch * a.channels * a.frames);
-    a.frames_outer = frames_outer;
-    a.y_frames_outer = y_frames_outer;
     a.eps = static_cast<float>(eps);
     a.silu = silu;
     const KernelTarget target = kernel_target(x);
@@ -116,6 +122,47 @@ torch::Tensor group_norm_fused(const torch::Tensor& x_in, int64_t groups, const 
     a.workspace = workspace.data_ptr<float>();
     const auto err = kernels::group_norm_launch(a);
     LSYNC_CHECK(err.empty(), ErrorCode::Backend, err);
+}
+
+}  // namespace
+#endif
+
+torch::Tensor group_norm_fused(const torch::Tensor& x_in, int64_t groups, const torch::Tensor& weight,
+                               const torch::Tensor& bias, double eps, bool silu) {
+    const auto why = group_norm_fused_unsupported(x_in, groups, weight, bias);
+    LSYNC_CHECK(why.empty(), ErrorCode::Backend, "fused GroupNorm: " + why);
+#if LSYNC_WITH_CUDA
+    const c10::cuda::CUDAGuard device_guard(x_in.device());
+    const bool frames_outer = !x_in.is_contiguous() && frames_outer_layout(x_in);
+    // channels_last in, channels_last out: the next NHWC convolution reads y as it lies.
+    const bool channels_last = channels_last_layout(x_in);
+    if (channels_last) {
+        auto y = torch::empty(x_in.sizes(), x_in.options().memory_format(at::MemoryFormat::ChannelsLast));
+        auto a = channels_last_args(x_in, groups);
+        a.y = y.data_ptr();
+        launch_fused(a, weight, bias, eps, silu, x_in);
+        return y;
+    }
+    // Any other layout is made contiguous first, as at::group_norm does.
+    const torch::Tensor x = frames_outer || x_in.is_contiguous() ? x_in : x_in.contiguous();
+    // A 5-D result is always in frames-outer memory order: the per-frame conv that reads it (fold_frames) then
+    // needs no copy.
+    const bool y_frames_outer = x.dim() == 5 && !frames_outer && x.size(2) > 1;
+    auto y = y_frames_outer ? torch::empty({x.size(0), x.size(2), x.size(1), x.size(3), x.size(4)}, x.options())
+                                  .permute({0, 2, 1, 3, 4})
+                            : torch::empty_strided(x.sizes(), x.strides(), x.options());
+
+    kernels::GroupNormArgs a;
+    a.x = x.data_ptr();
+    a.y = y.data_ptr();
+    a.batch = x.size(0);
+    a.channels = x.size(1);
+    a.groups = groups;
+    a.frames = x.dim() == 5 ? x.size(2) : 1;
+    a.plane = x.numel() / (a.batch * a.channels * a.frames);
+    a.frames_outer = frames_outer;
+    a.y_frames_outer = y_frames_outer;
+    launch_fused(a, weight, bias, eps, silu, x);
     return y;
 #else
     (void)eps;
@@ -127,8 +174,13 @@ torch::Tensor group_norm_fused(const torch::Tensor& x_in, int64_t groups, const 
 torch::Tensor group_norm(const torch::Tensor& x, int64_t groups, const torch::Tensor& weight,
                          const torch::Tensor& bias, double eps, bool silu) {
 #if LSYNC_WITH_CUDA
-    if (x.is_cuda() && fused_group_norm_enabled() && group_norm_fused_unsupported(x, groups, weight, bias).empty()) {
-        return group_norm_fused(x, groups, weight, bias, eps, silu);
+    if (x.is_cuda()) {
+        if (fused_group_norm_enabled() && group_norm_fused_unsupported(x, groups, weight, bias).empty())
+            return group_norm_fused(x, groups, weight, bias, eps, silu);
+        // ATen's CUDA GroupNorm writes NCHW whatever it reads; a channels_last input gets its memory order back,
+        // so the convolutions after it stay in NHWC (one copy here instead of cuDNN's two around the next conv).
+        if (channels_last_layout(x))
+            return group_norm_reference(x, groups, weight, bias, eps, silu).contiguous(at::MemoryFormat::ChannelsLast);
     }
 #endif
     return group_norm_reference(x, groups, weight, bias, eps, silu);

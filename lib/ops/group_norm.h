@@ -4,8 +4,10 @@
 // one write for normalise + affine + SiLU, fp32 statistics. 5-D tensors: an input in the memory order that
 // `unfold_frames` leaves ([B, F, C, H, W] behind a [B, C, F, H, W] view) is read as it lies, and every 5-D
 // result is written in that order, so neither the norm nor the per-frame conv after it copies the layout (the
-// ATen path makes the input contiguous and the conv copies it back). Everywhere else (CPU, LibTorch without
-// CUDA, other dtypes, autograd) it is exactly at::group_norm followed by at::silu: CPU results do not change.
+// ATen path makes the input contiguous and the conv copies it back). 4-D channels_last inputs ([N, H, W, C] in
+// memory, the VAE's CUDA path) are read as they lie and written channels_last (kernels/group_norm_nhwc.cu).
+// Everywhere else (CPU, LibTorch without CUDA, other dtypes, autograd) it is exactly at::group_norm followed by
+// at::silu, made channels_last again on CUDA when the input was: CPU results do not change.
 //
 // LSYNC_FUSED_GROUPNORM=0 in the environment (read once) turns the fused path off, for before/after timings.
 

@@ -9,7 +9,13 @@ namespace lsync::pipeline {
 
 namespace {
 constexpr double kGiB = 1024.0 * 1024.0 * 1024.0;
-constexpr int64_t kAutoBatchCuda = 4;  // the measured sweet spot at 256 px (docs/benchmarks.md)
+// 2 chunks per call: the fastest render at both sizes on an H200 (200 frames, 2026-12-01: 1.5 29.4 frames/s
+// against 27.2 at 1 and 27.1 at 4; 1.6 10.9 against 10.3 and 10.7) and within issue 13's memory targets
+// (allocator peak 3.71 GiB at 256 px, 5.79 GiB at 512; docs/benchmarks.md).
+constexpr int64_t kAutoBatchCuda = 2;
+// Working memory of a call that does not grow with its chunks: the VAE's slices (lipsync_chunk.cpp), the
+// frames and crops of the call, cuDNN workspaces.
+constexpr double kCallReserveGiB = 1.0;
 
 std::string gib(double bytes) {
     char text[32];
@@ -19,13 +25,11 @@ std::string gib(double bytes) {
 }  // namespace
 
 int64_t chunk_memory_bytes(int resolution, torch::ScalarType dtype) {
-    double gib_per_chunk = 0;
-    if (resolution >= 512)
-        gib_per_chunk = 8.97 * (resolution / 512.0) * (resolution / 512.0);
-    else
-        gib_per_chunk = 2.64 * (resolution / 256.0) * (resolution / 256.0);
-    if (dtype == torch::kFloat) gib_per_chunk *= 2;
-    return static_cast<int64_t>(gib_per_chunk * kGiB);
+    // Measured on an H200 (fp16, flash, render of 200 frames at 1, 2 and 4 chunks per call): the allocator
+    // peak grows by 1.56 GiB per chunk at 512 px and 0.39 GiB at 256 px; rounded up, scaled by pixels.
+    const double gib_per_chunk = 1.6 * (resolution / 512.0) * (resolution / 512.0);
+    const auto half_precision = static_cast<int64_t>(gib_per_chunk * kGiB);
+    return dtype == torch::kFloat ? 2 * half_precision : half_precision;
 }
 
 BatchPlan plan_chunk_batch(int64_t requested, const torch::Device& device, int resolution, torch::ScalarType dtype,
@@ -40,8 +44,8 @@ BatchPlan plan_chunk_batch(int64_t requested, const torch::Device& device, int r
     const int64_t models = diagnostics::allocated_memory_bytes(device);
     const int64_t available = budget_bytes > 0 ? budget_bytes - models : diagnostics::available_memory_bytes(device);
     const int64_t per_chunk = chunk_memory_bytes(resolution, dtype);
-    const int64_t fit = static_cast<int64_t>(0.9 * static_cast<double>(std::max<int64_t>(0, available)) /
-                                             static_cast<double>(per_chunk));
+    const double usable = 0.9 * static_cast<double>(std::max<int64_t>(0, available)) - kCallReserveGiB * kGiB;
+    const int64_t fit = static_cast<int64_t>(std::max(0.0, usable) / static_cast<double>(per_chunk));
     plan.batch = std::max<int64_t>(1, std::min(wanted, fit));
     plan.why = device.str() + ": " + std::to_string(plan.batch) + " chunk(s) per UNet call (" +
                (requested > 0 ? "asked " : "auto ") + std::to_string(wanted) + "; about " +

@@ -18,13 +18,13 @@ struct BatchPlan {
 };
 
 /// Peak memory one more chunk adds to a UNet + VAE call at `resolution` in `dtype`: measured on an H200 with
-/// flash attention (fp16: 2.64 GiB at 256 px, 8.97 GiB at 512 px; GPU peaks of 1 and 4 chunks per call),
-/// scaled by pixels below 256 px and doubled for fp32.
+/// flash attention (fp16: 1.56 GiB at 512 px, 0.39 GiB at 256 px, from renders at 1, 2 and 4 chunks per call),
+/// rounded up to 1.6 GiB at 512 px, scaled by pixels, doubled for fp32.
 int64_t chunk_memory_bytes(int resolution, torch::ScalarType dtype);
 
-/// `requested` chunks per call (0 = auto: 4 on CUDA, 1 on the CPU), on CUDA capped to what fits in
+/// `requested` chunks per call (0 = auto: 2 on CUDA, 1 on the CPU), on CUDA capped to what fits in
 /// `budget_bytes` (0 = the card's memory not held by this process's tensors) less the models already loaded
-/// there, with a 10 % margin. At least 1.
+/// there, with a 10 % margin and 1 GiB for the call's fixed working memory. At least 1.
 BatchPlan plan_chunk_batch(int64_t requested, const torch::Device& device, int resolution, torch::ScalarType dtype,
                            int64_t budget_bytes);
 

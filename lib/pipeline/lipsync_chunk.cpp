@@ -1,12 +1,43 @@
 #include "pipeline/lipsync_chunk.h"
 
 #include "core/error.h"
+#include "diagnostics/gpu_memory.h"
 #include "diffusion/latents.h"
 #include "faces/align_batch.h"
 #include "faces/paste_back.h"
 #include "pipeline/graphed_denoiser.h"
 
+#include <algorithm>
+#include <cstdio>
+#include <cstdlib>
+#include <string>
+
 namespace lsync::pipeline {
+
+namespace {
+// Images per VAE call: the VAE's working memory grows with the images of a call (fp16, channels-last, H200:
+// 0.39 GiB per image at 512 px, 0.1 at 256), while its time per image is the same from 4 to 16 images at 512 px
+// and from 16 to 64 at 256 (docs/performance-notes.md section 4). So a 4-chunk call (64 images) runs the VAE
+// in slices of 512 Ki pixels: 2 images at 512 px, 8 at 256. LSYNC_VAE_IMAGES=N overrides it (measurements).
+int64_t vae_images_per_call(int resolution) {
+    if (const char* env = std::getenv("LSYNC_VAE_IMAGES"); env && *env) {
+        const long long v = std::atoll(env);
+        if (v > 0) return v;
+    }
+    const int64_t pixels = int64_t{resolution} * resolution;
+    return std::max<int64_t>(1, (int64_t{1} << 19) / std::max<int64_t>(1, pixels));
+}
+
+// LSYNC_TRACE_STAGE_MEMORY=1: after each stage of a call, the allocator's peak so far and what is held now,
+// so a render's GPU peak can be pinned on a stage (the peak is monotonic: the stage where it rises holds it).
+bool stage_memory_traced() {
+    static const bool on = [] {
+        const char* env = std::getenv("LSYNC_TRACE_STAGE_MEMORY");
+        return env && *env && std::string(env) != "0";
+    }();
+    return on;
+}
+}  // namespace
 
 LipsyncChunk::LipsyncChunk(const RenderModels& models, torch::Tensor mask, DiffusionSettings settings,
                            NoiseSource noise)
@@ -14,7 +45,8 @@ LipsyncChunk::LipsyncChunk(const RenderModels& models, torch::Tensor mask, Diffu
       geometry_(faces::CropGeometry::for_resolution(models.resolution)),
       settings_(settings),
       noise_(std::move(noise)),
-      denoiser_(make_graphed_denoiser(models.unet, cuda_graphs_wanted(models.resolution))) {
+      denoiser_(make_graphed_denoiser(models.unet, cuda_graphs_wanted(models.resolution))),
+      vae_images_(vae_images_per_call(models.resolution)) {
     LSYNC_CHECK(mask.dim() == 2 && mask.size(0) == models.resolution && mask.size(1) == models.resolution,
                 ErrorCode::Internal, "LipsyncChunk: the mask must be R x R");
     LSYNC_CHECK(settings_.steps >= 1 && settings_.steps <= 1000, ErrorCode::Usage, "--steps must be from 1 to 1000");
@@ -29,7 +61,15 @@ LipsyncChunk::LipsyncChunk(const RenderModels& models, torch::Tensor mask, Diffu
 }
 
 torch::Tensor LipsyncChunk::encode(const torch::Tensor& images, const std::vector<int64_t>& ids, int which) {
-    const auto dist = models_.vae->encode(images);
+    std::vector<torch::Tensor> means, stds;
+    for (int64_t r = 0; r < images.size(0); r += vae_images_) {
+        const auto part = models_.vae->encode(images.narrow(0, r, std::min(vae_images_, images.size(0) - r)));
+        means.push_back(part.mean);
+        stds.push_back(part.std);
+    }
+    models::LatentDistribution dist;
+    dist.mean = means.size() == 1 ? means[0] : torch::cat(means, 0);
+    dist.std = stds.size() == 1 ? stds[0] : torch::cat(stds, 0);
     const int64_t b = static_cast<int64_t>(ids.size()), a = images.size(0) / b;
     std::vector<torch::Tensor> per_chunk;
     for (int64_t k = 0; k < b; ++k) {
@@ -41,12 +81,30 @@ torch::Tensor LipsyncChunk::encode(const torch::Tensor& images, const std::vecto
     return torch::cat(per_chunk, 0);
 }
 
+torch::Tensor LipsyncChunk::decode(const torch::Tensor& latents) {
+    auto images = torch::empty({latents.size(0), 3, models_.resolution, models_.resolution},
+                               latents.options().dtype(torch::kFloat));
+    for (int64_t r = 0; r < latents.size(0); r += vae_images_) {
+        const int64_t m = std::min(vae_images_, latents.size(0) - r);
+        images.narrow(0, r, m).copy_(models_.vae->decode(latents.narrow(0, r, m)));
+    }
+    return images;
+}
+
 std::vector<torch::Tensor> LipsyncChunk::run_batch(const std::vector<ChunkFrames>& chunks,
                                                    const diffusion::StepCallback& on_step,
                                                    std::vector<ChunkTrace>* traces, ChunkStageClock* clock) {
     torch::NoGradGuard no_grad;
-    const auto mark = [clock](ChunkStageClock::Mark m) {
+    const auto mark = [clock, this](ChunkStageClock::Mark m) {
         if (clock) clock->mark(m);
+        if (stage_memory_traced()) {
+            static const char* names[] = {"start", "aligned", "encoded", "denoised", "decoded", "pasted"};
+            const auto device = models_.unet->device();
+            // stderr directly: a diagnostic for measurements, visible whatever the log level.
+            std::fprintf(stderr, "stage memory: after %-8s peak %.2f GiB, held %.2f GiB\n", names[m],
+                         diagnostics::peak_memory_bytes(device) / 1073741824.0,
+                         diagnostics::allocated_memory_bytes(device) / 1073741824.0);
+        }
     };
     LSYNC_CHECK(!chunks.empty(), ErrorCode::Internal, "LipsyncChunk: no chunks");
     const int64_t n = chunks.front().frames.size(0), b = static_cast<int64_t>(chunks.size());
@@ -84,7 +142,7 @@ std::vector<torch::Tensor> LipsyncChunk::run_batch(const std::vector<ChunkFrames
     options.on_step = on_step;
     const auto final_latents = diffusion::denoise_chunk(denoiser_, scheduler_, latents, cond, options);
     mark(ChunkStageClock::Denoised);
-    const auto decoded = models_.vae->decode(diffusion::video_latents_to_frames(final_latents)).to(torch::kFloat);
+    const auto decoded = decode(diffusion::video_latents_to_frames(final_latents));
     mark(ChunkStageClock::Decoded);
     const auto faces_out = faces::composite_crop(decoded, pixels, mask_);
     const auto pasted = faces::paste_back(all_frames, faces_out, all_matrices, geometry_).frames;

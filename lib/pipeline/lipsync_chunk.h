@@ -63,6 +63,8 @@ private:
     /// VAE posterior samples of `images` [B*A, 3, R, R], chunk b's rows drawn from chunk ids[b]'s noise:
     /// [B, 4, A, h, w] scaled latents.
     torch::Tensor encode(const torch::Tensor& images, const std::vector<int64_t>& ids, int which);
+    /// VAE decode of [N, 4, h, w] latents to [N, 3, R, R] float32 images.
+    torch::Tensor decode(const torch::Tensor& latents);
     RenderModels models_;  ///< shares the networks (module holders are shared pointers)
     faces::CropGeometry geometry_;
     torch::Tensor mask_;         ///< [R, R] float32 on the device
@@ -72,6 +74,7 @@ private:
     torch::Tensor shared_noise_;  ///< [1, 4, 1, h, w] float32 CPU
     diffusion::DDIMScheduler scheduler_;
     diffusion::Denoiser denoiser_;
+    int64_t vae_images_;  ///< images per VAE call: bounds the VAE's working memory whatever the batch
 };
 
 }  // namespace lsync::pipeline

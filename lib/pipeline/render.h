@@ -87,7 +87,7 @@ struct RenderOptions {
     std::string dump_faces;     ///< folder for per-frame crops and landmarks (--dump-faces), empty = none
     std::string preview;        ///< contact sheet PNG (--preview), empty = none
 
-    int64_t batch_chunks = 0;   ///< chunks per UNet call (0 = auto: 4 on CUDA, 1 on the CPU); halved on OOM
+    int64_t batch_chunks = 0;   ///< chunks per UNet call (0 = auto: 2 on CUDA, 1 on the CPU); halved on OOM
     double vram_budget_gib = 0; ///< GPU memory a worker may use (--vram-budget); 0 = the card's (batch_planner.h)
     /// Frames per segment file: the resume granularity (a multiple of 16; tests make it small).
     int64_t segment_frames = kDefaultSegmentFrames;

@@ -1,6 +1,9 @@
 #include "unet/unet_attention.h"
 
 #include "ops/geglu.h"
+#include "unet/row_slices.h"
+
+#include <algorithm>
 
 namespace lsync::models {
 
@@ -52,6 +55,25 @@ torch::Tensor AttentionImpl::stacked_projection(const torch::Tensor& input, cons
 
 torch::Tensor AttentionImpl::forward(const torch::Tensor& x, const std::optional<torch::Tensor>& context,
                                      const std::optional<torch::Tensor>& key_bias) {
+    // Sequences are independent: bound the q/k/v, attention output and projection temporaries by slicing dim 0.
+    const int64_t n = x.size(0), lq = x.size(1), lk = context ? context->size(1) : lq;
+    const int64_t inner = to_q->weight.size(0);
+    const int64_t per_sequence = (lq * (5 * inner + x.size(2)) + lk * 2 * inner) * x.element_size();
+    const int64_t step = rows_per_slice(n, per_sequence);
+    if (step >= n) return forward_rows(x, context, key_bias);
+    auto y = torch::empty({n, lq, out->weight.size(0)}, x.options());
+    for (int64_t r = 0; r < n; r += step) {
+        const int64_t m = std::min(step, n - r);
+        std::optional<torch::Tensor> c, b;
+        if (context) c = context->narrow(0, r, m);
+        if (key_bias) b = key_bias->size(0) == 1 ? *key_bias : key_bias->narrow(0, r, m);
+        y.narrow(0, r, m).copy_(forward_rows(x.narrow(0, r, m), c, b));
+    }
+    return y;
+}
+
+torch::Tensor AttentionImpl::forward_rows(const torch::Tensor& x, const std::optional<torch::Tensor>& context,
+                                          const std::optional<torch::Tensor>& key_bias) {
     // [N, L, H*D] -> [N, H, L, D]
     auto split = [this](const torch::Tensor& t) {
         return t.reshape({t.size(0), t.size(1), heads, -1}).transpose(1, 2);
@@ -89,7 +111,21 @@ FeedForwardImpl::FeedForwardImpl(int64_t dim, int64_t mult) {
 }
 
 torch::Tensor FeedForwardImpl::forward(const torch::Tensor& x) {
-    return out(ops::geglu(proj(x)));
+    // Tokens are independent: the 8C-wide projection and the 4C-wide GEGLU output are the big temporaries.
+    const int64_t width = x.size(-1), rows = x.numel() / width;
+    const int64_t step = rows_per_slice(rows, proj->weight.size(0) * 3 / 2 * x.element_size());
+    if (step >= rows) return out(ops::geglu(proj(x)));
+    const auto flat = x.reshape({rows, width});
+    auto y = torch::empty({rows, out->weight.size(0)}, x.options());
+    for (int64_t r = 0; r < rows; r += step) {
+        const int64_t m = std::min(step, rows - r);
+        // The output projection writes straight into its rows of y (bias broadcast by addmm).
+        auto rows_out = y.narrow(0, r, m);
+        torch::addmm_out(rows_out, out->bias, ops::geglu(proj(flat.narrow(0, r, m))), out->weight.t());
+    }
+    auto sizes = x.sizes().vec();
+    sizes.back() = y.size(1);
+    return y.view(sizes);
 }
 
 void set_attention_context(torch::nn::Module& module, const ops::AttentionContextPtr& ctx) {

@@ -18,7 +18,7 @@ public:
     AttentionImpl(int64_t query_dim, int64_t heads, int64_t head_dim, int64_t context_dim = 0);
 
     /// x [N, Lq, query_dim]; context [N, Lk, context_dim] (defaults to x); key_bias [1 or N, Lk] fp32, added
-    /// to the logits (lip focus). Returns [N, Lq, query_dim].
+    /// to the logits (lip focus). Returns [N, Lq, query_dim]. Large N runs in slices of sequences (row_slices.h).
     torch::Tensor forward(const torch::Tensor& x, const std::optional<torch::Tensor>& context = std::nullopt,
                           const std::optional<torch::Tensor>& key_bias = std::nullopt);
 
@@ -29,6 +29,9 @@ public:
     int64_t heads;
 
 private:
+    /// forward() on one slice of sequences (forward() slices dim 0 to bound the temporaries: row_slices.h).
+    torch::Tensor forward_rows(const torch::Tensor& x, const std::optional<torch::Tensor>& context,
+                               const std::optional<torch::Tensor>& key_bias);
     /// The products that share an input in one GEMM: q, k, v of self-attention (k, v of cross-attention) with
     /// their weights stacked into one matrix. The stacked matrix owns the storage and the parameters are views
     /// of its row blocks, so it costs no memory and a load into the parameters lands in it; it is rebuilt when a
@@ -41,7 +44,7 @@ private:
 TORCH_MODULE(Attention);
 
 /// diffusers FeedForward with GEGLU: proj to 2 x 4C, first half = value, second half = gate,
-/// value * GELU_exact(gate), then back to C.
+/// value * GELU_exact(gate), then back to C. Many tokens run in slices (row_slices.h).
 class FeedForwardImpl : public torch::nn::Module {
 public:
     explicit FeedForwardImpl(int64_t dim, int64_t mult = 4);

@@ -2,6 +2,7 @@
 
 #include "core/error.h"
 #include "ops/conv.h"
+#include "ops/kernel_switch.h"
 
 #include <string>
 
@@ -10,6 +11,18 @@ namespace lsync::models {
 namespace nn = torch::nn;
 
 namespace {
+
+ops::KernelSwitch g_channels_last("LSYNC_VAE_CHANNELS_LAST");
+
+// The input of encode()/decode() in the memory order the networks run in: channels_last on CUDA for the dtypes
+// cuDNN's NHWC convolutions and our NHWC kernels take, unchanged elsewhere (the CPU path stays NCHW, bit for bit).
+torch::Tensor network_layout(const torch::Tensor& x) {
+    const auto dt = x.scalar_type();
+    if (!x.is_cuda() || (dt != torch::kFloat && dt != torch::kHalf && dt != torch::kBFloat16) ||
+        !vae_channels_last_enabled())
+        return x;
+    return x.contiguous(at::MemoryFormat::ChannelsLast);
+}
 
 nn::GroupNorm out_norm(int64_t groups, int64_t channels) {
     return nn::GroupNorm(nn::GroupNormOptions(groups, channels).eps(1e-6).affine(true));
@@ -25,6 +38,10 @@ void check_image(const torch::Tensor& t, int64_t channels, const char* what) {
 }
 
 }  // namespace
+
+bool vae_channels_last_enabled() { return g_channels_last.enabled(); }
+
+void set_vae_channels_last(bool enabled) { g_channels_last.set(enabled); }
 
 VAEEncoderImpl::VAEEncoderImpl(const VAEConfig& c) {
     const auto& ch = c.block_out_channels;
@@ -95,9 +112,10 @@ LatentDistribution AutoencoderKLImpl::encode(const torch::Tensor& image) {
                 "VAE encode input: H and W must be multiples of " + std::to_string(f) + ", got " +
                     c10::str(image.sizes()));
     torch::NoGradGuard no_grad;
-    auto moments = encoder_(image.to(device(), dtype()));
+    auto moments = encoder_(network_layout(image.to(device(), dtype())));
     if (quant_conv_) moments = ops::conv2d(quant_conv_, moments);
-    auto halves = moments.chunk(2, 1);
+    // Back to NCHW once (a no-op when it already is), so the halves are the views callers always got.
+    auto halves = moments.contiguous().chunk(2, 1);
     LatentDistribution d;
     d.mean = halves[0];
     d.logvar = torch::clamp(halves[1], -30.0, 20.0);
@@ -108,9 +126,9 @@ LatentDistribution AutoencoderKLImpl::encode(const torch::Tensor& image) {
 torch::Tensor AutoencoderKLImpl::decode(const torch::Tensor& z) {
     check_image(z, config_.latent_channels, "decode input");
     torch::NoGradGuard no_grad;
-    auto x = z.to(device(), dtype());
+    auto x = network_layout(z.to(device(), dtype()));
     if (post_quant_conv_) x = ops::conv2d(post_quant_conv_, x);
-    return decoder_(x);
+    return decoder_(x).contiguous();
 }
 
 void AutoencoderKLImpl::set_attention(const ops::AttentionContextPtr& ctx) {

@@ -4,6 +4,12 @@
 // (encoder.*, decoder.*, quant_conv.*, post_quant_conv.*). The encoder's output is a diagonal Gaussian; the
 // pipeline uses a posterior *sample* of it, drawn here from a caller-provided generator so results do not
 // depend on global RNG state. Scaling by 0.18215 is the pipeline's business (lib/diffusion/latents.h).
+//
+// On CUDA (fp32, fp16, bf16) encode() and decode() run channels_last: the input is converted to NHWC memory once,
+// every block keeps it (cuDNN's NHWC convolutions, the NHWC GroupNorm kernel, residual adds, nearest upsampling,
+// the downsampler's padding, the mid-block attention reading the memory as [B, H*W, C] tokens), and the result
+// is made NCHW-contiguous once at the end. Without it cuDNN converted NCHW <-> NHWC around every convolution
+// (28% of a decode on an H200). LSYNC_VAE_CHANNELS_LAST=0 keeps NCHW throughout; the CPU always does.
 
 #include "vae/vae_blocks.h"
 #include "vae/vae_config.h"
@@ -55,13 +61,20 @@ struct LatentDistribution {
     torch::Tensor sample(c10::optional<at::Generator> generator = c10::nullopt) const;
 };
 
+/// Whether encode()/decode() run channels_last on CUDA: true unless LSYNC_VAE_CHANNELS_LAST=0 (read at the first
+/// call), or as last set by set_vae_channels_last() (tests compare both ways in one process).
+bool vae_channels_last_enabled();
+void set_vae_channels_last(bool enabled);
+
 class AutoencoderKLImpl : public torch::nn::Module {
 public:
     explicit AutoencoderKLImpl(const VAEConfig& config);
 
     /// image [B, C_in, H, W] (H, W multiples of 8) -> posterior. Runs in the module's dtype; the input is cast.
+    /// mean/logvar/std are views of one NCHW-contiguous [B, 2 * latent, h, w] tensor.
     LatentDistribution encode(const torch::Tensor& image);
-    /// z [B, latent, h, w] (unscaled) -> image [B, C_out, 8h, 8w], in the module's dtype, not clamped.
+    /// z [B, latent, h, w] (unscaled) -> image [B, C_out, 8h, 8w], NCHW-contiguous, in the module's dtype, not
+    /// clamped.
     torch::Tensor decode(const torch::Tensor& z);
 
     /// Every attention site (one per mid block) uses `ctx`.

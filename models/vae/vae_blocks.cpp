@@ -22,6 +22,24 @@ nn::Conv2d conv(int64_t in, int64_t out, int64_t k, int64_t stride, int64_t pad)
     return nn::Conv2d(nn::Conv2dOptions(in, out, k).stride(stride).padding(pad));
 }
 
+// [N, C, H, W] whose memory is [N, H, W, C]: what encode()/decode() run on CUDA (autoencoder_kl.h). A tensor that
+// is also plainly contiguous (H * W == 1 or C == 1) takes the NCHW code, which reads it the same.
+bool channels_last_only(const torch::Tensor& x) {
+    return !x.is_contiguous() && x.is_contiguous(at::MemoryFormat::ChannelsLast);
+}
+
+// Zero padding by one on the right and bottom (Downsample2D's pad before its stride-2 conv) in x's memory order.
+// constant_pad_nd also keeps the order but fills the whole output before copying x in; only the new column and
+// row need zeros. Exact copies: the same values on every device.
+torch::Tensor pad_right_bottom(const torch::Tensor& x) {
+    const auto n = x.size(0), c = x.size(1), h = x.size(2), w = x.size(3);
+    auto y = torch::empty({n, c, h + 1, w + 1}, x.options().memory_format(x.suggest_memory_format()));
+    y.narrow(2, 0, h).narrow(3, 0, w).copy_(x);
+    y.narrow(2, h, 1).zero_();
+    y.narrow(2, 0, h).narrow(3, w, 1).zero_();
+    return y;
+}
+
 }  // namespace
 
 torch::Tensor group_norm_silu(const torch::nn::GroupNorm& norm, const torch::Tensor& x) {
@@ -58,11 +76,18 @@ VAEAttentionImpl::VAEAttentionImpl(int64_t channels, int64_t groups) : ctx_(ops:
 
 torch::Tensor VAEAttentionImpl::forward(const torch::Tensor& x) {
     const auto b = x.size(0), c = x.size(1), h = x.size(2), w = x.size(3);
+    auto normed = ops::group_norm(x, group_norm_->options.num_groups(), group_norm_->weight, group_norm_->bias,
+                                  group_norm_->options.eps());
+    if (channels_last_only(x)) {
+        // NHWC memory already is the tokens [B, H*W, C]: views in, and the residual sum (contiguous tokens) viewed
+        // back as a channels_last [B, C, H, W]. No transposes either way.
+        auto t = normed.permute({0, 2, 3, 1}).reshape({b, h * w, c});
+        auto q = to_q_(t).unsqueeze(1), k = to_k_(t).unsqueeze(1), v = to_v_(t).unsqueeze(1);
+        auto o = to_out0_(ctx_->attend(q, k, v).squeeze(1));
+        return (o + x.permute({0, 2, 3, 1}).reshape({b, h * w, c})).view({b, h, w, c}).permute({0, 3, 1, 2});
+    }
     // [B, C, H, W] -> tokens [B, H*W, C], one head of size C.
-    auto t = ops::group_norm(x, group_norm_->options.num_groups(), group_norm_->weight, group_norm_->bias,
-                             group_norm_->options.eps())
-                 .reshape({b, c, h * w})
-                 .transpose(1, 2);
+    auto t = normed.reshape({b, c, h * w}).transpose(1, 2);
     auto q = to_q_(t).unsqueeze(1), k = to_k_(t).unsqueeze(1), v = to_v_(t).unsqueeze(1);
     auto o = to_out0_(ctx_->attend(q, k, v).squeeze(1));
     // Back to planes with the residual in one pass, written contiguous: `o^T + x` would leave a channels-last
@@ -115,7 +140,7 @@ DownEncoderBlockImpl::DownEncoderBlockImpl(int64_t in_channels, int64_t out_chan
 
 torch::Tensor DownEncoderBlockImpl::forward(torch::Tensor x) {
     for (auto& r : resnets_) x = r(x);
-    if (down_conv_) x = ops::conv2d(down_conv_, torch::constant_pad_nd(x, {0, 1, 0, 1}, 0));
+    if (down_conv_) x = ops::conv2d(down_conv_, pad_right_bottom(x));
     return x;
 }
 
@@ -140,7 +165,8 @@ torch::Tensor UpDecoderBlockImpl::forward(torch::Tensor x) {
     for (auto& r : resnets_) x = r(x);
     if (up_conv_) {
         // Nearest x2 is an exact copy, so doing it in fp32 for bf16 (as diffusers does for old PyTorch
-        // versions that lack a bf16 kernel) changes nothing numerically.
+        // versions that lack a bf16 kernel) changes nothing numerically. The casts and ATen's nearest kernel keep
+        // a channels_last input channels_last.
         const auto dtype = x.scalar_type();
         auto src = dtype == torch::kBFloat16 ? x.to(torch::kFloat) : x;
         auto up = torch::nn::functional::interpolate(

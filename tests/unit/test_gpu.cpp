@@ -2,6 +2,7 @@
 // exists, so a CUDA build on a machine without a GPU reports instead of failing.
 #include "catch_compat.h"
 
+#include <cstdio>
 #include <cstdlib>
 #include <functional>
 #include <string>
@@ -649,4 +650,263 @@ TEST_CASE("conv2d with the bias added by our kernel equals ATen's conv2d with bi
         }
     }
     lsync::ops::set_fused_bias(was);
+}
+
+// ---- channels_last (NHWC) memory: the VAE's CUDA layout (group_norm_nhwc.cu, channel_bias.cu, the VAE) -------
+
+namespace {
+
+bool channels_last_only(const torch::Tensor& t) {
+    return !t.is_contiguous() && t.is_contiguous(at::MemoryFormat::ChannelsLast);
+}
+
+// Random [N, C, H, W] in channels_last memory with a mean far from 0 (so a running sum of squares would not
+// pass); `misaligned` puts it one element past a 16-byte boundary (the kernels' scalar path).
+torch::Tensor channels_last_randn(int64_t n, int64_t c, int64_t h, int64_t w, bool misaligned,
+                                  const torch::TensorOptions& o) {
+    if (misaligned) {
+        const int64_t count = n * h * w * c;
+        return (torch::randn({count + 1}, o) * 2 + 3).narrow(0, 1, count).view({n, h, w, c}).permute({0, 3, 1, 2});
+    }
+    return (torch::randn({n, c, h, w}, o) * 2 + 3).contiguous(at::MemoryFormat::ChannelsLast);
+}
+
+struct VaeChannelsLastSwitch {
+    bool before = models::vae_channels_last_enabled();
+    ~VaeChannelsLastSwitch() { models::set_vae_channels_last(before); }
+};
+
+// fp32 comparisons of whole networks: cuDNN's TF32 would round differently in the NCHW and NHWC algorithms.
+struct CudnnTf32Off {
+    bool before = at::globalContext().allowTF32CuDNN();
+    CudnnTf32Off() { at::globalContext().setAllowTF32CuDNN(false); }
+    ~CudnnTf32Off() { at::globalContext().setAllowTF32CuDNN(before); }
+};
+
+double family_ms(const diagnostics::KernelProfile& p, const std::string& family) {
+    double ms = 0;
+    for (const auto& f : p.families)
+        if (f.name == family) ms += f.total_ms;
+    return ms;
+}
+
+}  // namespace
+
+TEST_CASE("NHWC GroupNorm(+SiLU) on channels_last input matches ATen on the contiguous tensor", "[gpu][groupnorm][channels_last]") {
+    LSYNC_NEED_GPU();
+    torch::NoGradGuard no_grad;
+    FusedGroupNormSwitch keep;
+    torch::manual_seed(23);
+    const auto f32 = torch::TensorOptions().device(torch::kCUDA, 0);
+    struct Case {
+        int64_t n, c, h, w, groups;
+        bool misaligned;
+        const char* what;
+    };
+    const std::vector<Case> cases = {
+        {16, 128, 64, 64, 32, false, "VAE 128-channel blocks: 4 channels per group, two groups per fp16 vector"},
+        {4, 512, 16, 16, 32, false, "VAE mid block"},
+        {2, 256, 33, 17, 32, false, "odd plane (561 pixels)"},
+        {1, 128, 96, 80, 32, false, "one image: the chunk cap"},
+        {3, 96, 7, 9, 32, false, "3 channels per group: groups straddle the vectors"},
+        {2, 40, 5, 3, 8, false, "5 channels per group"},
+        {2, 36, 5, 5, 4, false, "C = 36: scalar in fp16/bf16, 4-wide in fp32"},
+        {2, 2560, 4, 4, 32, false, "C past one block's tile: 2 (fp16) or 3 (fp32) tiles of whole groups"},
+        {1, 3000, 3, 3, 3, false, "1000-channel groups: a last tile of one group"},
+        {3, 8, 1, 2, 4, false, "two pixels"},
+        {2, 64, 6, 5, 32, true, "misaligned: scalar path"},
+    };
+    const double eps = 1e-6;
+    for (const auto& c : cases) {
+        const auto x32 = channels_last_randn(c.n, c.c, c.h, c.w, false, f32);
+        const auto w32 = 1 + 0.1 * torch::randn({c.c}, f32), b32 = 0.05 * torch::randn({c.c}, f32);
+        for (auto dt : {torch::kFloat, torch::kHalf, torch::kBFloat16}) {
+            // The input as the model would hold it in `dt`; the reference reads the same numbers in fp32, NCHW.
+            const auto x = c.misaligned ? channels_last_randn(c.n, c.c, c.h, c.w, true, f32.dtype(dt)) : x32.to(dt);
+            REQUIRE(channels_last_only(x));
+            const auto x_ref = x.contiguous().to(torch::kFloat);
+            // Affine: none, in the input's dtype, in fp32 (the VAE may keep its norms in fp32).
+            for (int affine = 0; affine < 3; ++affine) {
+                if (affine == 2 && dt == torch::kFloat) continue;
+                const auto w = affine == 0 ? torch::Tensor() : affine == 1 ? w32.to(dt) : w32;
+                const auto b = affine == 0 ? torch::Tensor() : affine == 1 ? b32.to(dt) : b32;
+                const auto w_ref = w.defined() ? w.to(torch::kFloat) : w, b_ref = b.defined() ? b.to(torch::kFloat) : b;
+                for (bool silu : {false, true}) {
+                    const char* affine_name = affine == 0 ? "none" : affine == 1 ? "same" : "fp32";
+                    INFO(c.n << "x" << c.c << "x" << c.h << "x" << c.w << " groups " << c.groups << " (" << c.what
+                             << ") " << c10::toString(dt) << " affine " << affine_name << (silu ? " +SiLU" : ""));
+                    REQUIRE(group_norm_fused_unsupported(x, c.groups, w, b).empty());
+                    const auto ref = group_norm_reference(x_ref, c.groups, w_ref, b_ref, eps, silu);
+                    const auto fused = group_norm_fused(x, c.groups, w, b, eps, silu);
+                    REQUIRE(fused.sizes() == x.sizes());
+                    REQUIRE(fused.scalar_type() == dt);
+                    CHECK(channels_last_only(fused));
+                    // The tolerances of the channels-outer kernel's test: fp32 1e-4 absolute + relative (summation
+                    // order, __expf); fp16 / bf16 2e-3 / 1.6e-2, about two units in the last place of the output.
+                    const double tol = dt == torch::kFloat ? 1e-4 : dt == torch::kHalf ? 2e-3 : 1.6e-2;
+                    const auto err = (fused.to(torch::kFloat) - ref).abs();
+                    INFO("max |fused - fp32 ref| " << err.max().item<double>());
+                    CHECK((err - tol * ref.abs()).max().item<double>() <= tol);
+                    CHECK(torch::isfinite(fused).all().item<bool>());
+                }
+            }
+        }
+    }
+
+    // group_norm(): the NHWC kernel when the switch is on; ATen's values, made channels_last again, when off.
+    const auto x = channels_last_randn(2, 128, 16, 16, false, f32.dtype(torch::kHalf));
+    const auto w = torch::ones({128}, x.options()), b = torch::zeros({128}, x.options());
+    set_fused_group_norm(true);
+    const auto on = group_norm(x, 32, w, b, eps, true);
+    CHECK(channels_last_only(on));
+    CHECK(torch::equal(on, group_norm_fused(x, 32, w, b, eps, true)));
+    set_fused_group_norm(false);
+    const auto off = group_norm(x, 32, w, b, eps, true);
+    CHECK(channels_last_only(off));
+    CHECK(torch::equal(off, group_norm_reference(x, 32, w, b, eps, true)));
+    // A group wider than one block's tile (2048 fp32 channels > 256 vectors of 4) is refused with a reason, and
+    // group_norm() then gives ATen's values, channels_last.
+    set_fused_group_norm(true);
+    const auto wide = channels_last_randn(1, 4096, 2, 2, false, f32);
+    CHECK(!group_norm_fused_unsupported(wide, 2, torch::Tensor(), torch::Tensor()).empty());
+    const auto wide_y = group_norm(wide, 2, torch::Tensor(), torch::Tensor(), eps, false);
+    CHECK(channels_last_only(wide_y));
+    CHECK(torch::equal(wide_y, group_norm_reference(wide, 2, torch::Tensor(), torch::Tensor(), eps, false)));
+}
+
+TEST_CASE("channels_last bias: ATen's add exactly, and conv2d on channels_last input as ATen's", "[gpu][conv][channels_last]") {
+    LSYNC_NEED_GPU();
+    torch::NoGradGuard no_grad;
+    const bool was = fused_bias_enabled();
+    set_fused_bias(true);
+    const torch::Device dev(torch::kCUDA, 0);
+    torch::manual_seed(24);
+    // In place on channels_last tensors: the VAE's channel counts, odd ones (3, 12: the scalar path in fp16), a
+    // row of 4096 channels (more vectors than a block's threads) and a misaligned view.
+    struct Shape {
+        int64_t n, c, h, w;
+        bool misaligned;
+    };
+    for (const Shape s : {Shape{16, 128, 64, 64, false}, Shape{2, 512, 16, 16, false}, Shape{2, 3, 33, 31, false},
+                          Shape{3, 12, 5, 7, false}, Shape{1, 4096, 3, 3, false}, Shape{2, 64, 5, 6, true}}) {
+        for (auto dt : {torch::kFloat, torch::kHalf, torch::kBFloat16}) {
+            const auto opts = torch::TensorOptions().device(dev).dtype(dt);
+            INFO(s.n << "x" << s.c << "x" << s.h << "x" << s.w << (s.misaligned ? " misaligned " : " ")
+                     << c10::toString(dt));
+            const auto y = channels_last_randn(s.n, s.c, s.h, s.w, s.misaligned, opts);
+            const auto bias = torch::randn({s.c}, opts);
+            const auto want = y + bias.reshape({1, -1, 1, 1});  // fp32 add, rounded once
+            auto got = channels_last_randn(s.n, s.c, s.h, s.w, s.misaligned, opts);
+            got.copy_(y);
+            REQUIRE(channels_last_only(got));
+            add_channel_bias_(got, bias);
+            CHECK(channels_last_only(got));
+            CHECK(torch::equal(got, want));
+        }
+    }
+    // Whole convolutions on channels_last inputs (cuDNN's NHWC path) against ATen's conv2d with its bias on the
+    // same input: the VAE's conv_in (3 channels in), 3x3 convs, conv_out (3 out: scalar bias), the stride-2
+    // downsampler and a 1x1 quant conv.
+    struct Case {
+        int64_t n, cin, cout, h, w, k, stride, pad;
+    };
+    const std::vector<Case> cases = {{2, 3, 128, 32, 32, 3, 1, 1}, {4, 128, 128, 32, 32, 3, 1, 1},
+                                     {2, 512, 512, 16, 16, 3, 1, 1}, {2, 128, 3, 64, 64, 3, 1, 1},
+                                     {3, 64, 32, 9, 7, 3, 2, 0},     {2, 8, 8, 16, 16, 1, 1, 0}};
+    for (auto dt : {torch::kFloat, torch::kHalf, torch::kBFloat16}) {
+        for (const auto& c : cases) {
+            const auto opts = torch::TensorOptions().device(dev).dtype(dt);
+            const auto x = torch::randn({c.n, c.cin, c.h, c.w}, opts).contiguous(at::MemoryFormat::ChannelsLast);
+            const auto w = torch::randn({c.cout, c.cin, c.k, c.k}, opts) / std::sqrt(double(c.cin * c.k * c.k));
+            const auto b = torch::randn({c.cout}, opts);
+            const auto ours = conv2d(x, w, b, c.stride, c.pad);
+            const auto ref = torch::conv2d(x, w, b, {c.stride, c.stride}, {c.pad, c.pad});
+            INFO("dtype " << c10::toString(dt) << ", " << c.n << "x" << c.cin << "x" << c.h << "x" << c.w << " -> "
+                          << c.cout << " k" << c.k << " s" << c.stride);
+            REQUIRE(ours.sizes() == ref.sizes());
+            CHECK(channels_last_only(ours));
+            CHECK(rel(ours.to(torch::kFloat), ref.to(torch::kFloat)) < (dt == torch::kFloat ? 1e-5 : 2e-3));
+        }
+    }
+    set_fused_bias(was);
+}
+
+TEST_CASE("VAE channels_last on CUDA agrees with NCHW and drops cuDNN's layout conversions", "[gpu][vae][channels_last]") {
+    LSYNC_NEED_GPU();
+    torch::NoGradGuard no_grad;
+    VaeChannelsLastSwitch keep;
+    const torch::Device dev(torch::kCUDA, 0);
+    // Relative difference NHWC vs NCHW of encode's moments and of decode, and the layouts callers get.
+    auto compare = [&](models::AutoencoderKL& vae, const torch::Tensor& image, const torch::Tensor& z, double tol) {
+        models::set_vae_channels_last(false);
+        const auto enc_ref = vae->encode(image);
+        const auto dec_ref = vae->decode(z);
+        models::set_vae_channels_last(true);
+        const auto enc = vae->encode(image);
+        const auto dec = vae->decode(z);
+        REQUIRE(torch::isfinite(dec_ref).all().item<bool>());
+        REQUIRE(torch::isfinite(enc_ref.mean).all().item<bool>());
+        // The same NCHW results whatever the switch: decode contiguous, the posterior views of one NCHW tensor.
+        CHECK(dec.is_contiguous());
+        CHECK(dec.sizes() == dec_ref.sizes());
+        CHECK(enc.mean.strides() == enc_ref.mean.strides());
+        CHECK(enc.logvar.strides() == enc_ref.logvar.strides());
+        const double e_mean = rel(enc.mean.to(torch::kFloat), enc_ref.mean.to(torch::kFloat));
+        const double e_logvar = rel(enc.logvar.to(torch::kFloat), enc_ref.logvar.to(torch::kFloat));
+        const double e_dec = rel(dec.to(torch::kFloat), dec_ref.to(torch::kFloat));
+        INFO("rel. difference NHWC vs NCHW: mean " << e_mean << ", logvar " << e_logvar << ", decode " << e_dec);
+        CHECK(e_mean < tol);
+        CHECK(e_logvar < tol);
+        CHECK(e_dec < tol);
+    };
+    const CudnnTf32Off no_tf32;
+    {
+        // Small: 4, 8 and 12 channels per group (12: groups straddle the 16-byte vectors), a non-square image.
+        models::VAEConfig cfg;
+        cfg.block_out_channels = {32, 64, 96, 96};
+        cfg.layers_per_block = 1;
+        cfg.norm_num_groups = 8;
+        for (auto dt : {torch::kFloat, torch::kHalf, torch::kBFloat16}) {
+            INFO("small VAE, " << c10::toString(dt));
+            models::AutoencoderKL vae(cfg);
+            models::init_random_parameters(*vae, 78);
+            vae->to(dev, dt);
+            torch::manual_seed(5);
+            const auto opts = torch::TensorOptions().device(dev).dtype(dt);
+            const auto image = torch::rand({3, 3, 64, 48}, opts) * 2 - 1;
+            const auto z = torch::randn({3, 4, 8, 6}, opts);
+            compare(vae, image, z, dt == torch::kFloat ? 1e-4 : dt == torch::kHalf ? 5e-3 : 2e-2);
+        }
+    }
+    models::AutoencoderKL vae(models::VAEConfig::sd_vae_ft_mse());
+    models::init_random_parameters(*vae, 77);
+    torch::manual_seed(4);
+    const auto image32 = torch::rand({2, 3, 256, 256}, torch::TensorOptions().device(dev)) * 2 - 1;
+    const auto z32 = torch::randn({2, 4, 32, 32}, torch::TensorOptions().device(dev));
+    for (auto dt : {torch::kFloat, torch::kHalf}) {
+        INFO("sd-vae-ft-mse at 256 px, " << c10::toString(dt));
+        vae->to(dev, dt);
+        compare(vae, image32.to(dt), z32.to(dt), dt == torch::kFloat ? 1e-4 : 5e-3);
+    }
+    // The point of it: cuDNN's NCHW <-> NHWC conversions (34.8 of 124.9 ms of a 16-image 512 px decode on an
+    // H200) are gone, or nearly (a few small tensors may still be converted inside cuDNN).
+    const auto image = image32.to(torch::kHalf);
+    const auto z = z32.to(torch::kHalf);
+    auto profile = [&](bool channels_last) {
+        models::set_vae_channels_last(channels_last);
+        (void)vae->decode(z);  // warm-up: cuDNN plans, allocator
+        (void)vae->encode(image);
+        return std::make_pair(diagnostics::profile_kernels([&] { (void)vae->decode(z); }, dev),
+                              diagnostics::profile_kernels([&] { (void)vae->encode(image); }, dev));
+    };
+    const auto nchw = profile(false), nhwc = profile(true);
+    if (!nchw.first.available || !nhwc.first.available) LSYNC_SKIP("no kernel profile: " + nchw.first.note);
+    std::printf("[vae channels_last] 2 x 256 px fp16: decode %.2f -> %.2f ms device (conv layout %.2f -> %.2f ms), "
+                "encode %.2f -> %.2f ms (conv layout %.2f -> %.2f ms)\n",
+                nchw.first.device_ms, nhwc.first.device_ms, family_ms(nchw.first, "conv_layout"),
+                family_ms(nhwc.first, "conv_layout"), nchw.second.device_ms, nhwc.second.device_ms,
+                family_ms(nchw.second, "conv_layout"), family_ms(nhwc.second, "conv_layout"));
+    INFO(diagnostics::format_kernel_profile(nhwc.first, "decode, channels_last", 15));
+    CHECK(family_ms(nhwc.first, "conv_layout") <= 0.1 * family_ms(nchw.first, "conv_layout"));
+    CHECK(family_ms(nhwc.second, "conv_layout") <= 0.1 * family_ms(nchw.second, "conv_layout"));
 }

@@ -234,8 +234,8 @@ TEST_CASE("face plans: saved and read back bit for bit, and readable as a face t
 
 TEST_CASE("batch planner: the measured cost of a chunk, and the CPU keeps what was asked", "[render]") {
     const double gib = 1024.0 * 1024.0 * 1024.0;
-    CHECK(std::abs(chunk_memory_bytes(256, torch::kHalf) / gib - 2.64) < 0.01);
-    CHECK(std::abs(chunk_memory_bytes(512, torch::kHalf) / gib - 8.97) < 0.01);
+    CHECK(std::abs(chunk_memory_bytes(256, torch::kHalf) / gib - 0.4) < 0.01);
+    CHECK(std::abs(chunk_memory_bytes(512, torch::kHalf) / gib - 1.6) < 0.01);
     CHECK(chunk_memory_bytes(256, torch::kFloat) == 2 * chunk_memory_bytes(256, torch::kHalf));
     CHECK(chunk_memory_bytes(128, torch::kHalf) < chunk_memory_bytes(256, torch::kHalf) / 3);  // by pixels
     CHECK(plan_chunk_batch(0, torch::kCPU, 128, torch::kFloat, 0).batch == 1);

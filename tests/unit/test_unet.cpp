@@ -16,6 +16,7 @@
 #include "pipeline/mouth_mask.h"
 #include "unet/unet_attention.h"
 #include "unet/unet_loader.h"
+#include "unet/row_slices.h"
 
 #include <cstdlib>
 #include <filesystem>
@@ -273,6 +274,38 @@ TEST_CASE("UNet attention: one GEMM over stacked q/k/v weights that the paramete
     attn->to(torch::kDouble);
     x = x.to(torch::kDouble);
     CHECK(torch::allclose(attn->forward(x), reference(attn, x), 1e-10, 1e-12));
+}
+
+TEST_CASE("UNet: feed-forward and attention in slices of rows give the unsliced result", "[unet]") {
+    torch::NoGradGuard no_grad;
+    FeedForward ff(8);
+    Attention self_attn(8, 2, 4), cross(8, 2, 4, 6);
+    init_random_parameters(*ff, 11);
+    init_random_parameters(*self_attn, 12);
+    init_random_parameters(*cross, 13);
+    torch::manual_seed(14);
+    const auto x = torch::randn({7, 5, 8}), ctx = torch::randn({7, 3, 6});
+    const auto bias_per_row = torch::randn({7, 5}), bias_shared = torch::randn({1, 5});
+    const int64_t before = activation_slice_bytes();
+    const auto ff_whole = ff->forward(x), self_whole = self_attn->forward(x), cross_whole = cross->forward(x, ctx);
+    const auto biased_whole = self_attn->forward(x, std::nullopt, bias_per_row);
+    const auto shared_whole = self_attn->forward(x, std::nullopt, bias_shared);
+    // 700 bytes: 1 to 3 rows per slice here, with a short last slice (7 rows, 35 tokens).
+    set_activation_slice_bytes(700);
+    CHECK(rows_per_slice(35, 8 * 16 * 3 / 2 * 4) == 1);
+    CHECK(rows_per_slice(7, 300) == 2);
+    const auto ff_sliced = ff->forward(x);
+    CHECK(ff_sliced.sizes() == ff_whole.sizes());
+    CHECK(torch::allclose(ff_sliced, ff_whole, 1e-5, 1e-6));
+    set_activation_slice_bytes(1000 * 5 * 4);  // ~2 sequences per slice
+    CHECK(torch::allclose(self_attn->forward(x), self_whole, 1e-5, 1e-6));
+    CHECK(torch::allclose(cross->forward(x, ctx), cross_whole, 1e-5, 1e-6));
+    CHECK(torch::allclose(self_attn->forward(x, std::nullopt, bias_per_row), biased_whole, 1e-5, 1e-6));
+    CHECK(torch::allclose(self_attn->forward(x, std::nullopt, bias_shared), shared_whole, 1e-5, 1e-6));
+    // The sliced result differs from a wrong slicing (bias rows not following their sequences).
+    CHECK(!torch::allclose(self_attn->forward(x, std::nullopt, bias_per_row.flip(0)), biased_whole, 1e-3, 1e-4));
+    set_activation_slice_bytes(before);
+    CHECK(activation_slice_bytes() == before);
 }
 
 TEST_CASE("UNet: planes <-> tokens transposes equal ATen's permute + copy and add on the CPU", "[unet]") {

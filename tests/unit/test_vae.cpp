@@ -68,6 +68,25 @@ TEST_CASE("VAE: decode matches diffusers", "[vae][golden]") {
     check_close("vae decode_output", vae->decode(g["decode_input"]), g["decode_output"], 1e-4, 1e-3);
 }
 
+TEST_CASE("VAE: the channels-last switch leaves the CPU path as it was (NCHW, bit for bit)", "[vae]") {
+    // Channels-last runs on CUDA only (autoencoder_kl.h); on the CPU both settings are the same computation.
+    auto vae = tiny_vae();
+    GoldenFile g("vae_golden.safetensors");
+    const bool before = models::vae_channels_last_enabled();
+    models::set_vae_channels_last(true);
+    const auto dec_on = vae->decode(g["decode_input"]);
+    const auto enc_on = vae->encode(g["image"]);
+    models::set_vae_channels_last(false);
+    const auto dec_off = vae->decode(g["decode_input"]);
+    const auto enc_off = vae->encode(g["image"]);
+    models::set_vae_channels_last(before);
+    CHECK(dec_on.is_contiguous());
+    CHECK(torch::equal(dec_on, dec_off));
+    CHECK(torch::equal(enc_on.mean, enc_off.mean));
+    CHECK(torch::equal(enc_on.logvar, enc_off.logvar));
+    CHECK(enc_on.mean.strides() == enc_off.mean.strides());
+}
+
 TEST_CASE("VAE: posterior samples come from the caller's generator", "[vae]") {
     auto vae = tiny_vae();
     GoldenFile g("vae_golden.safetensors");

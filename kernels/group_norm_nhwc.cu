@@ -1,0 +1,321 @@
+// GroupNorm (+ SiLU) on channels-last memory, [N, H, W, C] with the channels innermost.
+//
+// Every pixel is a row of C contiguous channels, so one group's elements are runs of C/G channels (8 bytes for
+// the VAE's 128-channel fp16 layers), C apart. A block reading one group at a time would use a few bytes of every
+// 32-byte sector; here a block owns a tile of whole groups (all C channels unless C passes 256 vectors) over a
+// range of pixels instead. Its 256 threads are R pixel rows x TW vector columns: a thread keeps its column (VEC
+// adjacent channels, one 16-byte load when C allows) for the whole chunk and steps down the pixels, so each
+// warp reads whole contiguous pixel rows and every channel's weight and bias are read once per thread.
+//
+// Pass 1 (stats): each thread keeps per-channel Welford partials of its column (exact over a step of kUnroll
+// pixels in registers, then Chan-merged), the block merges them per group through shared memory (a channel
+// vector may straddle groups: C/G need not divide VEC) and writes one partial per (image, group, chunk) to the
+// workspace. Pass 2 (apply): a block merges the chunk partials of its tile's groups, turns them into per-channel
+// a = rstd * weight, b = bias - mean * a once per thread, then streams y = act(x * a + b). The numbers are those
+// of the channels-outer kernel: fp32 statistics, biased variance, the same fmaf and SiLU.
+
+#include "group_norm_nhwc.h"
+
+#include "element_types.cuh"
+#include "welford.cuh"
+
+#include <cuda_runtime.h>
+
+#include <algorithm>
+#include <climits>
+#include <cstdint>
+#include <numeric>
+
+namespace lsync::kernels::nhwc {
+
+namespace {
+
+constexpr int kThreads = 256;
+constexpr int kWarps = kThreads / 32;
+constexpr int kUnroll = 4;  // independent loads (pixel rows) in flight per thread
+// The grid: about 8 blocks per multiprocessor, each a chunk of pixels. Every block of pass 2 merges all chunk
+// partials of its groups (tile groups x chunks reads from L2), so the chunk count is capped; at the VAE's batch
+// of 16 the cap is not reached.
+constexpr int64_t kBlocksPerSm = 8;
+constexpr int64_t kMaxChunks = 128;
+
+struct Geometry {
+    int64_t pixels = 0;             // H * W: rows of one image
+    int64_t channels = 0, groups = 0, cg = 0;
+    int tile_vectors = 0;           // TW: vector columns of a full tile
+    int rows_per_pass = 0;          // R = kThreads / TW
+    int64_t tile_groups = 0;        // groups in a full tile (the last tile may hold fewer)
+    int64_t tiles = 0, chunks = 0, chunk_rows = 0;
+};
+
+// The part of the tensor one block covers: pixels [row0, row1) of `image`, groups [g0, g0 + groups).
+struct Work {
+    int64_t image, chunk, row0, row1, g0, groups;
+};
+
+__device__ inline Work block_work(const Geometry& geo) {
+    int64_t b = blockIdx.x;
+    Work w;
+    w.chunk = b % geo.chunks;
+    b /= geo.chunks;
+    const int64_t tile = b % geo.tiles;
+    w.image = b / geo.tiles;
+    w.row0 = w.chunk * geo.chunk_rows;
+    w.row1 = min(w.row0 + geo.chunk_rows, geo.pixels);
+    w.g0 = tile * geo.tile_groups;
+    w.groups = min(geo.tile_groups, geo.groups - w.g0);
+    return w;
+}
+
+template <typename T, int VEC>
+__global__ void __launch_bounds__(kThreads)
+    group_norm_nhwc_stats(const T* __restrict__ x, Geometry geo, float* __restrict__ ws) {
+    // [channel of the thread's vector][thread]: conflict-free stores; the per-group merge reads them scattered.
+    __shared__ float sh_count[kThreads];
+    __shared__ float sh_mean[VEC][kThreads];
+    __shared__ float sh_m2[VEC][kThreads];
+    const Work wk = block_work(geo);
+    const int tw = geo.tile_vectors, rows = geo.rows_per_pass;
+    const int col = threadIdx.x % tw, prow = threadIdx.x / tw;
+    const bool active = prow < rows && int64_t(col) * VEC < wk.groups * geo.cg;
+
+    // All channels of a thread see the same pixels, so one count serves its VEC partials.
+    float count = 0.f, mean[VEC], m2[VEC];
+#pragma unroll
+    for (int i = 0; i < VEC; ++i) mean[i] = m2[i] = 0.f;
+    if (active) {
+        const T* p = x + wk.image * geo.pixels * geo.channels + wk.g0 * geo.cg + int64_t(col) * VEC;
+        for (int64_t r = wk.row0 + prow; r < wk.row1; r += int64_t(rows) * kUnroll) {
+            Pack<T, VEC> pk[kUnroll];
+            int n = 0;  // the valid rows of this step are its first n (rows grow with u)
+#pragma unroll
+            for (int u = 0; u < kUnroll; ++u)
+                if (r + int64_t(u) * rows < wk.row1) {
+                    pk[u] = *reinterpret_cast<const Pack<T, VEC>*>(p + (r + int64_t(u) * rows) * geo.channels);
+                    ++n;
+                }
+            const float fn = float(n);
+            const float total = count + fn;
+            const float ratio = __fdividef(fn, total);
+#pragma unroll
+            for (int i = 0; i < VEC; ++i) {
+                float s = 0.f;
+#pragma unroll
+                for (int u = 0; u < kUnroll; ++u)
+                    if (u < n) s += to_float(pk[u].v[i]);
+                const float m = __fdividef(s, fn);
+                float q = 0.f;
+#pragma unroll
+                for (int u = 0; u < kUnroll; ++u)
+                    if (u < n) {
+                        const float d = to_float(pk[u].v[i]) - m;
+                        q += d * d;
+                    }
+                // Chan merge of (n, m, q) into (count, mean, m2), as merge() does with the count shared.
+                const float delta = m - mean[i];
+                mean[i] += delta * ratio;
+                m2[i] += q + delta * delta * count * ratio;
+            }
+            count = total;
+        }
+    }
+    sh_count[threadIdx.x] = count;
+#pragma unroll
+    for (int i = 0; i < VEC; ++i) {
+        sh_mean[i][threadIdx.x] = mean[i];
+        sh_m2[i][threadIdx.x] = m2[i];
+    }
+    __syncthreads();
+
+    // One warp per group: its R x C/G (thread row, channel) partials, then the warp's Chan reduction.
+    const int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
+    const unsigned cg = static_cast<unsigned>(geo.cg);
+    const unsigned contributors = static_cast<unsigned>(rows) * cg;
+    for (int64_t gl = warp; gl < wk.groups; gl += kWarps) {
+        Welford w{0.f, 0.f, 0.f};
+        for (unsigned j = lane; j < contributors; j += 32) {
+            const unsigned ch = static_cast<unsigned>(gl) * cg + j % cg;  // channel within the tile
+            const unsigned t = (j / cg) * static_cast<unsigned>(tw) + ch / VEC;
+            const unsigned i = ch % VEC;
+            merge(w, sh_count[t], sh_mean[i][t], sh_m2[i][t]);
+        }
+        w = warp_reduce(w);
+        if (lane == 0) {
+            float* out = ws + ((wk.image * geo.groups + wk.g0 + gl) * geo.chunks + wk.chunk) * 3;
+            out[0] = w.n;
+            out[1] = w.mean;
+            out[2] = w.m2;
+        }
+    }
+}
+
+template <typename T, typename W, int VEC, bool SILU>
+__global__ void __launch_bounds__(kThreads)
+    group_norm_nhwc_apply(const T* __restrict__ x, T* __restrict__ y, const W* __restrict__ weight,
+                          const W* __restrict__ bias, Geometry geo, const float* __restrict__ ws, float eps) {
+    __shared__ float sh_stats[2][kThreads * VEC];  // mean and rstd per group of the tile (<= its channels)
+    const Work wk = block_work(geo);
+    const int tw = geo.tile_vectors, rows = geo.rows_per_pass;
+    const int col = threadIdx.x % tw, prow = threadIdx.x / tw;
+    const bool active = prow < rows && int64_t(col) * VEC < wk.groups * geo.cg;
+    const int64_t c = wk.g0 * geo.cg + int64_t(col) * VEC;  // the thread's first channel
+    const int64_t off = wk.image * geo.pixels * geo.channels + c;
+    const T* px = x + off;
+    T* py = y + off;
+
+    // The first loads go out before the merge, so they overlap it.
+    int64_t r = wk.row0 + prow;
+    Pack<T, VEC> pk[kUnroll];
+    if (active) {
+#pragma unroll
+        for (int u = 0; u < kUnroll; ++u)
+            if (r + int64_t(u) * rows < wk.row1)
+                pk[u] = *reinterpret_cast<const Pack<T, VEC>*>(px + (r + int64_t(u) * rows) * geo.channels);
+    }
+
+    const int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
+    for (int64_t gl = warp; gl < wk.groups; gl += kWarps) {
+        const float* pw = ws + (wk.image * geo.groups + wk.g0 + gl) * geo.chunks * 3;
+        Welford w{0.f, 0.f, 0.f};
+        for (int64_t k = lane; k < geo.chunks; k += 32) merge(w, pw[k * 3], pw[k * 3 + 1], pw[k * 3 + 2]);
+        w = warp_reduce(w);
+        if (lane == 0) {
+            const float var = w.n > 0.f ? fmaxf(__fdividef(w.m2, w.n), 0.f) : 0.f;
+            sh_stats[0][gl] = w.mean;
+            sh_stats[1][gl] = rsqrtf(var + eps);
+        }
+    }
+    __syncthreads();
+    if (!active) return;
+
+    // Per-channel affine of the thread's column, once: y = x * a + b.
+    float a[VEC], b[VEC];
+#pragma unroll
+    for (int i = 0; i < VEC; ++i) {
+        const int64_t gl = (int64_t(col) * VEC + i) / geo.cg;
+        const float mean = sh_stats[0][gl], rstd = sh_stats[1][gl];
+        a[i] = rstd * (weight ? to_float(weight[c + i]) : 1.f);
+        b[i] = (bias ? to_float(bias[c + i]) : 0.f) - mean * a[i];
+    }
+
+    while (r < wk.row1) {
+#pragma unroll
+        for (int u = 0; u < kUnroll; ++u) {
+            const int64_t rr = r + int64_t(u) * rows;
+            if (rr >= wk.row1) break;
+            Pack<T, VEC> out;
+#pragma unroll
+            for (int i = 0; i < VEC; ++i) {
+                float v = fmaf(to_float(pk[u].v[i]), a[i], b[i]);
+                if (SILU) v = v * __frcp_rn(1.f + __expf(-v));
+                out.v[i] = from_float<T>(v);
+            }
+            *reinterpret_cast<Pack<T, VEC>*>(py + rr * geo.channels) = out;
+        }
+        r += int64_t(rows) * kUnroll;
+#pragma unroll
+        for (int u = 0; u < kUnroll; ++u)
+            if (r + int64_t(u) * rows < wk.row1)
+                pk[u] = *reinterpret_cast<const Pack<T, VEC>*>(px + (r + int64_t(u) * rows) * geo.channels);
+    }
+}
+
+int64_t ceil_div(int64_t a, int64_t b) { return (a + b - 1) / b; }
+
+int element_bytes(ElementType t) { return t == ElementType::Float32 ? 4 : 2; }
+
+// 16-byte vectors along C when C is a multiple of the width and both tensors are aligned; else one element.
+int vector_width(const GroupNormArgs& a) {
+    const int vec = 16 / element_bytes(a.dtype);
+    const bool aligned = reinterpret_cast<uintptr_t>(a.x) % 16 == 0 && reinterpret_cast<uintptr_t>(a.y) % 16 == 0;
+    return aligned && a.channels % vec == 0 ? vec : 1;
+}
+
+// False when no tile of at most kThreads vectors holds whole groups (a group wider than 256 vectors).
+bool make_geometry(const GroupNormArgs& a, int vec, Geometry& g) {
+    g.pixels = a.plane;
+    g.channels = a.channels;
+    g.groups = a.groups;
+    g.cg = a.channels / a.groups;
+    const int64_t max_tile = int64_t(kThreads) * vec;
+    int64_t tile_channels = a.channels;
+    if (a.channels > max_tile) {
+        // A tile must hold whole groups and whole vectors: a multiple of lcm(C/G, VEC).
+        const int64_t unit = g.cg / std::gcd(g.cg, int64_t(vec)) * vec;
+        if (unit > max_tile) return false;
+        tile_channels = max_tile / unit * unit;
+    }
+    g.tile_vectors = static_cast<int>(tile_channels / vec);
+    g.rows_per_pass = kThreads / g.tile_vectors;
+    g.tile_groups = tile_channels / g.cg;
+    g.tiles = ceil_div(a.channels, tile_channels);
+    const int64_t want = int64_t(std::max(a.sm_count, 1)) * kBlocksPerSm;
+    const int64_t most = std::min(kMaxChunks, ceil_div(g.pixels, g.rows_per_pass));
+    g.chunks = std::clamp<int64_t>(ceil_div(want, a.batch * g.tiles), 1, std::max<int64_t>(most, 1));
+    g.chunk_rows = ceil_div(g.pixels, g.chunks);
+    g.chunks = ceil_div(g.pixels, g.chunk_rows);  // no empty chunk
+    return true;
+}
+
+template <typename T, typename W, int VEC>
+cudaError_t launch_typed(const GroupNormArgs& a, const Geometry& g) {
+    const auto stream = static_cast<cudaStream_t>(a.stream);
+    const auto blocks = static_cast<unsigned>(a.batch * g.tiles * g.chunks);
+    const T* x = static_cast<const T*>(a.x);
+    T* y = static_cast<T*>(a.y);
+    group_norm_nhwc_stats<T, VEC><<<blocks, kThreads, 0, stream>>>(x, g, a.workspace);
+    const W* w = static_cast<const W*>(a.weight);
+    const W* b = static_cast<const W*>(a.bias);
+    if (a.silu)
+        group_norm_nhwc_apply<T, W, VEC, true><<<blocks, kThreads, 0, stream>>>(x, y, w, b, g, a.workspace, a.eps);
+    else
+        group_norm_nhwc_apply<T, W, VEC, false><<<blocks, kThreads, 0, stream>>>(x, y, w, b, g, a.workspace, a.eps);
+    return cudaGetLastError();
+}
+
+template <typename T, typename W>
+cudaError_t launch_vec(const GroupNormArgs& a, const Geometry& g, int vec) {
+    constexpr int kVec = 16 / sizeof(T);
+    return vec == kVec ? launch_typed<T, W, kVec>(a, g) : launch_typed<T, W, 1>(a, g);
+}
+
+template <typename T>
+cudaError_t launch_affine(const GroupNormArgs& a, const Geometry& g, int vec) {
+    return a.affine_fp32 ? launch_vec<T, float>(a, g, vec) : launch_vec<T, T>(a, g, vec);
+}
+
+}  // namespace
+
+std::string group_norm_unsupported(const GroupNormArgs& a) {
+    if (a.batch <= 0 || a.channels <= 0 || a.groups <= 0 || a.plane <= 0) return "empty tensor or non-positive sizes";
+    if (a.frames != 1) return "channels-last input must be 4-D (one frame)";
+    if (a.channels % a.groups != 0) return "channels are not a multiple of groups";
+    Geometry g;
+    if (!make_geometry(a, vector_width(a), g)) return "a group spans more channels than one block holds";
+    if (a.batch * g.tiles * g.chunks > INT_MAX) return "too many blocks";
+    if (!(a.eps >= 0.f)) return "eps must be non-negative";
+    return {};
+}
+
+int64_t group_norm_workspace_floats(const GroupNormArgs& a) {
+    Geometry g;
+    if (!make_geometry(a, vector_width(a), g)) return 0;
+    return a.batch * a.groups * g.chunks * 3;
+}
+
+std::string group_norm_launch(const GroupNormArgs& a) {
+    // fused_group_norm.cu's launch has checked group_norm_unsupported() and the pointers.
+    const int vec = vector_width(a);
+    Geometry g;
+    if (!make_geometry(a, vec, g)) return "group_norm_nhwc: no tile holds a whole group";
+    cudaError_t err = cudaSuccess;
+    switch (a.dtype) {
+        case ElementType::Float32: err = launch_vec<float, float>(a, g, vec); break;
+        case ElementType::Float16: err = launch_affine<__half>(a, g, vec); break;
+        case ElementType::BFloat16: err = launch_affine<__nv_bfloat16>(a, g, vec); break;
+    }
+    if (err != cudaSuccess) return std::string("group_norm_nhwc kernel: ") + cudaGetErrorString(err);
+    return {};
+}
+
+}  // namespace lsync::kernels::nhwc

@@ -1,0 +1,27 @@
+#include "unet/row_slices.h"
+
+#include <algorithm>
+#include <atomic>
+#include <cstdlib>
+
+namespace lsync::models {
+
+namespace {
+// LSYNC_SLICE_MIB=N sets the start value (measurements of the memory/speed trade).
+int64_t initial_slice_bytes() {
+    const char* env = std::getenv("LSYNC_SLICE_MIB");
+    const long long mib = env && *env ? std::atoll(env) : 0;
+    return (mib > 0 ? mib : 256) * (int64_t{1} << 20);
+}
+std::atomic<int64_t> slice_bytes{initial_slice_bytes()};
+}
+
+int64_t activation_slice_bytes() { return slice_bytes.load(); }
+void set_activation_slice_bytes(int64_t bytes) { slice_bytes.store(std::max<int64_t>(1, bytes)); }
+
+int64_t rows_per_slice(int64_t rows, int64_t bytes_per_row) {
+    const int64_t fit = activation_slice_bytes() / std::max<int64_t>(1, bytes_per_row);
+    return std::clamp<int64_t>(fit, 1, std::max<int64_t>(1, rows));
+}
+
+}  // namespace lsync::models

@@ -1,0 +1,20 @@
+#pragma once
+// Bounded working memory for the UNet layers whose rows are independent: the feed-forward (each token) and the
+// attention layers (each sequence: a frame's pixels, or a pixel's frames). A 4-chunk call at 512 px has
+// 128 x 4096 tokens, so one GEGLU projection alone would hold 2.7 GB and the q/k/v projection 1 GB; run in
+// slices of rows they hold a bounded amount whatever the batch, and every GEMM of a slice still has tens of
+// thousands of rows (full speed). Results equal the unsliced ones: no row ever sees another.
+
+#include <cstdint>
+
+namespace lsync::models {
+
+/// Bytes of intermediates one slice may hold: 256 MiB, or LSYNC_SLICE_MIB at start, or as last set (tests set it
+/// small to exercise the slicing).
+int64_t activation_slice_bytes();
+void set_activation_slice_bytes(int64_t bytes);
+
+/// Rows per slice when each row needs `bytes_per_row` of intermediates: at least 1, at most `rows`.
+int64_t rows_per_slice(int64_t rows, int64_t bytes_per_row);
+
+}  // namespace lsync::models
