@@ -6,6 +6,7 @@
 #include "faces/align_batch.h"
 #include "faces/paste_back.h"
 #include "pipeline/graphed_denoiser.h"
+#include "vae/vae_tiling.h"
 
 #include <algorithm>
 #include <cstdio>
@@ -61,15 +62,7 @@ LipsyncChunk::LipsyncChunk(const RenderModels& models, torch::Tensor mask, Diffu
 }
 
 torch::Tensor LipsyncChunk::encode(const torch::Tensor& images, const std::vector<int64_t>& ids, int which) {
-    std::vector<torch::Tensor> means, stds;
-    for (int64_t r = 0; r < images.size(0); r += vae_images_) {
-        const auto part = models_.vae->encode(images.narrow(0, r, std::min(vae_images_, images.size(0) - r)));
-        means.push_back(part.mean);
-        stds.push_back(part.std);
-    }
-    models::LatentDistribution dist;
-    dist.mean = means.size() == 1 ? means[0] : torch::cat(means, 0);
-    dist.std = stds.size() == 1 ? stds[0] : torch::cat(stds, 0);
+    const auto dist = models::encode_sliced(*models_.vae, images, vae_images_);
     const int64_t b = static_cast<int64_t>(ids.size()), a = images.size(0) / b;
     std::vector<torch::Tensor> per_chunk;
     for (int64_t k = 0; k < b; ++k) {
@@ -79,16 +72,6 @@ torch::Tensor LipsyncChunk::encode(const torch::Tensor& images, const std::vecto
         per_chunk.push_back(diffusion::frames_to_video_latents(mean + std * eps));
     }
     return torch::cat(per_chunk, 0);
-}
-
-torch::Tensor LipsyncChunk::decode(const torch::Tensor& latents) {
-    auto images = torch::empty({latents.size(0), 3, models_.resolution, models_.resolution},
-                               latents.options().dtype(torch::kFloat));
-    for (int64_t r = 0; r < latents.size(0); r += vae_images_) {
-        const int64_t m = std::min(vae_images_, latents.size(0) - r);
-        images.narrow(0, r, m).copy_(models_.vae->decode(latents.narrow(0, r, m)));
-    }
-    return images;
 }
 
 std::vector<torch::Tensor> LipsyncChunk::run_batch(const std::vector<ChunkFrames>& chunks,
@@ -142,7 +125,10 @@ std::vector<torch::Tensor> LipsyncChunk::run_batch(const std::vector<ChunkFrames
     options.on_step = on_step;
     const auto final_latents = diffusion::denoise_chunk(denoiser_, scheduler_, latents, cond, options);
     mark(ChunkStageClock::Denoised);
-    const auto decoded = decode(diffusion::video_latents_to_frames(final_latents));
+    models::VAEDecodePlan plan;
+    plan.batch_slice = vae_images_;
+    const auto decoded =
+        models::decode_planned(*models_.vae, diffusion::video_latents_to_frames(final_latents), plan).to(torch::kFloat);
     mark(ChunkStageClock::Decoded);
     const auto faces_out = faces::composite_crop(decoded, pixels, mask_);
     const auto pasted = faces::paste_back(all_frames, faces_out, all_matrices, geometry_).frames;

@@ -63,8 +63,6 @@ private:
     /// VAE posterior samples of `images` [B*A, 3, R, R], chunk b's rows drawn from chunk ids[b]'s noise:
     /// [B, 4, A, h, w] scaled latents.
     torch::Tensor encode(const torch::Tensor& images, const std::vector<int64_t>& ids, int which);
-    /// VAE decode of [N, 4, h, w] latents to [N, 3, R, R] float32 images.
-    torch::Tensor decode(const torch::Tensor& latents);
     RenderModels models_;  ///< shares the networks (module holders are shared pointers)
     faces::CropGeometry geometry_;
     torch::Tensor mask_;         ///< [R, R] float32 on the device

@@ -19,6 +19,7 @@
 #include "pipeline/render.h"
 #include "vae/vae_loader.h"
 
+#include <cstdlib>
 #include <filesystem>
 #include <map>
 
@@ -78,7 +79,12 @@ TEST_CASE("render parity: the official LipsyncPipeline, stage by stage, on a rea
     Captured probe;
     o.probe = &probe;
     RenderObserver quiet;
+    // The VAE in slices of 3 images (a render's memory bound, lipsync_chunk.cpp): 16-frame chunks take 6 calls
+    // with a short last one, so the parity below also covers how the slices are put back together. (Unsliced
+    // VAE calls: the e2e renders, whose tiny crops fit one call.)
+    ::setenv("LSYNC_VAE_IMAGES", "3", 1);
     const auto summary = render(o, quiet);
+    ::unsetenv("LSYNC_VAE_IMAGES");
 
     // Frame count: the official floor(77 / 2) + 2 = 40 of the 42 video frames, in chunks of 16, 16 and 8.
     CHECK(summary.frames == 40);
