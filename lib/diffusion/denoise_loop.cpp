@@ -66,7 +66,11 @@ torch::Tensor denoise_chunk(const Denoiser& denoiser, const DDIMScheduler& sched
         const int64_t t = timesteps[i].item<int64_t>();
         // DDIM's scale_model_input is the identity, so the noisy latents go in unchanged.
         const auto x = unet_input(cfg ? duplicate_for_cfg(latents) : latents, mask, masked, ref);
-        auto eps = denoiser(x, torch::tensor(t, torch::kLong), audio, options.deepcache.phase_for_step(i));
+        // The timestep on the latents' device, made by a fill kernel that takes the value as an argument: a CPU
+        // tensor would be copied to the GPU inside the UNet, and a copy from pageable memory waits for the
+        // stream, so every step would stall the host until the GPU ran dry.
+        const auto timestep = torch::full({}, t, latents.options().dtype(torch::kLong));
+        auto eps = denoiser(x, timestep, audio, options.deepcache.phase_for_step(i));
         LSYNC_CHECK(eps.defined() && eps.size(0) == x.size(0) && eps.size(1) == 4, ErrorCode::Internal,
                     "denoise: the denoiser returned " + (eps.defined() ? c10::str(eps.sizes()) : std::string("nothing")) +
                         " for input " + c10::str(x.sizes()));
