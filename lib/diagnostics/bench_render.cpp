@@ -5,6 +5,7 @@
 #include "core/version.h"
 #include "diagnostics/bench_render_inputs.h"
 #include "diagnostics/device_description.h"
+#include "diagnostics/device_busy.h"
 #include "diagnostics/device_memory_sampler.h"
 #include "diagnostics/gpu_memory.h"
 #include "diagnostics/host_peak_reset.h"
@@ -62,7 +63,19 @@ private:
 };
 
 /// The render's own events are not the benchmark's output: it reports per run, when the run is done.
-class QuietRender : public pipeline::RenderObserver {};
+class QuietRender : public pipeline::RenderObserver {
+public:
+    explicit QuietRender(DeviceBusyRecorder* busy = nullptr) : busy_(busy) {}
+    // The busy window is the render stage: from its start to the join (stage names: pipeline/render.cpp).
+    void stage(const std::string& name, int64_t) override {
+        if (!busy_) return;
+        if (name == "render") busy_->mark_start();
+        if (name == "join") busy_->mark_end();
+    }
+
+private:
+    DeviceBusyRecorder* busy_;
+};
 
 std::string utc_now() {
     const std::time_t t = std::time(nullptr);
@@ -87,17 +100,21 @@ double median(std::vector<double> v) {
 using Values = std::map<std::string, double>;
 
 /// One render and its numbers, keyed by JSON pointer.
-Values measure_run(const pipeline::RenderOptions& o, const std::vector<torch::Device>& devices, double peak_tflops) {
+Values measure_run(const pipeline::RenderOptions& o, const std::vector<torch::Device>& devices, double peak_tflops,
+                   bool busy) {
     // Each run on its own: the allocator's cached blocks of the run before would count as "before" on the
     // driver's side, and the host peak would carry the run before's.
     for (const auto& d : devices) release_cached_memory(d);
     reset_peak_rss();
     DeviceMemorySampler sampler(devices);
-    QuietRender quiet;
+    std::optional<DeviceBusyRecorder> recorder;
+    if (busy) recorder.emplace(std::any_of(devices.begin(), devices.end(), [](const auto& d) { return d.is_cuda(); }));
+    QuietRender quiet(recorder ? &*recorder : nullptr);
     const auto started = std::chrono::steady_clock::now();
     const pipeline::RenderSummary s = pipeline::render(o, quiet);
     const double wall = std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
     const auto driver = sampler.stop();
+    const auto busy_devices = recorder ? recorder->stop() : std::vector<DeviceBusy>{};
 
     Values v;
     v["/wall_seconds"] = wall;
@@ -126,6 +143,12 @@ Values measure_run(const pipeline::RenderOptions& o, const std::vector<torch::De
         v[at + "/total_bytes"] = static_cast<double>(driver[d].total_bytes);
     }
     v["/host_peak_rss_bytes"] = static_cast<double>(s.peak_rss_bytes);
+    for (const auto& b : busy_devices) {
+        const std::string at = "/gpu_busy/" + std::to_string(b.device);
+        v[at + "/fraction"] = b.fraction();
+        v[at + "/busy_seconds"] = b.busy_seconds;
+        v[at + "/window_seconds"] = b.window_seconds;
+    }
 
     const auto flops = render_flops(pipeline::model_resolution(o.model), o.diffusion.steps, o.diffusion.guidance,
                                     o.diffusion.deepcache);
@@ -223,7 +246,7 @@ BenchRenderReport bench_render(const BenchRenderOptions& o, BenchRenderObserver&
                     observer.run(++index, total, row.model + " " + attention + " " + std::to_string(clip.frames) +
                                                      " frames" + (o.repeat > 1 ? " #" + std::to_string(k + 1) : ""));
                     try {
-                        runs.push_back(measure_run(r, devices, report.gemm.tflops * report.peak_devices));
+                        runs.push_back(measure_run(r, devices, report.gemm.tflops * report.peak_devices, o.busy));
                     } catch (const Error& e) {
                         if (e.code() == ErrorCode::Interrupted) throw;
                         row.error = first_line(e.what());

@@ -27,6 +27,9 @@ struct BenchRenderOptions {
     std::string work_dir;   ///< inputs and outputs; empty: a temporary folder, removed at the end unless `keep`
     bool keep = false;      ///< keep the inputs and the rendered outputs
     int repeat = 1;         ///< runs per row; the row holds the medians
+    /// Record every GPU activity of each run (device_busy.h) and report the fraction of the render stage each GPU
+    /// was busy. The profiler costs a little time and host memory: off unless asked.
+    bool busy = false;
     int64_t gemm_size = 0;  ///< 0: gemm_peak.h's default for the device
     std::string command;    ///< the command line, for the report's header
 };

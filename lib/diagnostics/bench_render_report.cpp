@@ -35,8 +35,8 @@ std::string format_bench_render_header(const BenchRenderReport& r) {
          ", summed over the workers. TFLOP/s: reference FLOPs of the lip-synced frames / render stage.\n\n";
     s += "| model | attention | frames | wall s | output frames/s | models s | faces s | render s | render frames/s "
          "| VAE enc s | UNet s | VAE dec s | paste s | GPU peak (allocator) | GPU used (driver, before -> peak) "
-         "| host peak | TFLOP/s | of peak |\n";
-    s += "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|\n";
+         "| host peak | TFLOP/s | of peak | GPU busy (render stage) |\n";
+    s += "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|\n";
     return s;
 }
 
@@ -48,7 +48,7 @@ std::string format_bench_render_row(const BenchRenderRow& row) {
         for (auto& c : why)
             if (c == '|') c = '/';  // a pipe would split the cell
         s += "failed: " + why + " |";
-        for (int k = 0; k < 14; ++k) s += " |";  // the other numeric columns, empty
+        for (int k = 0; k < 15; ++k) s += " |";  // the other numeric columns, empty
         return s + "\n";
     }
     s += cell(row, "/wall_seconds", "%.1f") + " | " + cell(row, "/output_fps", "%.1f") + " | " +
@@ -64,8 +64,17 @@ std::string format_bench_render_row(const BenchRenderRow& row) {
                    cell(row, "/gpu_driver/0/peak_bytes", "%.2f GiB", 1 / kGiB)
              : "-";
     s += " | " + cell(row, "/host_peak_rss_bytes", "%.2f GiB", 1 / kGiB) + " | " +
-         cell(row, "/achieved_tflops", "%.1f") + " | " + cell(row, "/peak_fraction", "%.1f %%", 100.0) + " |\n";
-    return s;
+         cell(row, "/achieved_tflops", "%.1f") + " | " + cell(row, "/peak_fraction", "%.1f %%", 100.0) + " | ";
+    // Per GPU that worked in the render stage (bench render --busy), "-" when not measured.
+    std::string busy;
+    for (const auto& [key, value] : row.values) {
+        const std::string prefix = "/gpu_busy/", suffix = "/fraction";
+        if (key.rfind(prefix, 0) != 0 || key.size() <= suffix.size() ||
+            key.compare(key.size() - suffix.size(), suffix.size(), suffix) != 0)
+            continue;
+        busy += (busy.empty() ? "" : " / ") + fmt("%.1f %%", 100.0 * value);
+    }
+    return s + (busy.empty() ? "-" : busy) + " |\n";
 }
 
 nlohmann::json bench_render_json(const BenchRenderReport& r) {

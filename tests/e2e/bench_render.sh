@@ -40,6 +40,11 @@ print("ok:", row["wall_seconds"], "s wall,", row["chunk_stage_seconds"])
 PY
 grep -q '^| test-tiny (128) | standard | 20 | [0-9.]* |' table.md || { fail "table lacks the row"; cat table.md >&2; }
 grep -q '^Command: `latentsync bench render --models test-tiny' table.md || fail "table header lacks the command"
+# Every row has the header's columns; the GPU busy column says "-" where nothing was recorded.
+header_cells=$(grep '^| model |' table.md | tr -cd '|' | wc -c)
+row_cells=$(grep '^| test-tiny' table.md | tr -cd '|' | wc -c)
+[ "$header_cells" -gt 10 ] && [ "$header_cells" = "$row_cells" ] || fail "header has $header_cells cell borders, the row $row_cells"
+grep -q '^| test-tiny (128) | standard | 20 | .* | - |$' table.md || { fail "busy cell of a run without --busy"; cat table.md >&2; }
 grep -q 'bench render \[1/1\] test-tiny standard 20 frames' progress.txt || { fail "progress line"; cat progress.txt >&2; }
 
 # A mode this build cannot run strictly (flash needs LibTorch 2's SDPA) becomes a failed row and the exit is 0;
@@ -55,6 +60,12 @@ PY
 grep -q '^| test-tiny (128) | flash | 16 | \(failed: .*flash\|[0-9.]* |\)' flash.md || { fail "flash row"; cat flash.md >&2; }
 [ -f kept/face720p_16.mp4 ] && [ -f kept/speech_16.wav ] || fail "--work folder lacks the inputs"
 ls kept/render-* >/dev/null 2>&1 && fail "outputs kept without --keep"
+
+# --busy on the CPU: nothing to record, the run and its row as without it.
+"$BIN" bench render --models test-tiny --frames 16 --attention standard --device cpu --model-dir "$FIX" --busy \
+    --json busy.json > busy.md 2>/dev/null || fail "bench render --busy exited $?"
+python3 -c 'import json,sys; r=json.load(open(sys.argv[1]))["rows"][0]; assert r["ok"] and "gpu_busy" not in r, r' busy.json \
+    || fail "busy.json"
 
 # Bad options: one error line, the usage exit code.
 expect_rc 2 "--models" -- "$BIN" bench render --models 2.0 --device cpu

@@ -6,6 +6,7 @@
 #include "catch_compat.h"
 
 #include "core/error.h"
+#include "diagnostics/device_busy.h"
 #include "diagnostics/kernel_profile.h"
 #include "diagnostics/render_flops.h"
 #include "expect_error.h"
@@ -240,6 +241,28 @@ TEST_CASE("batch planner: the measured cost of a chunk, and the CPU keeps what w
     CHECK(chunk_memory_bytes(128, torch::kHalf) < chunk_memory_bytes(256, torch::kHalf) / 3);  // by pixels
     CHECK(plan_chunk_batch(0, torch::kCPU, 128, torch::kFloat, 0).batch == 1);
     CHECK(plan_chunk_batch(3, torch::kCPU, 128, torch::kFloat, 1).batch == 3);  // no budget on the CPU
+}
+
+TEST_CASE("GPU busy: the union of activity intervals, overlaps counted once", "[bench]") {
+    using diagnostics::covered_seconds;
+    CHECK(covered_seconds({}) == 0.0);
+    CHECK(covered_seconds({{0, 1000000000}}) == Approx(1.0));
+    // Two streams overlapping (0-3 and 2-5 s), a gap, one inside another, given out of order.
+    const std::vector<std::pair<int64_t, int64_t>> spans = {
+        {7000000000, 8000000000}, {2000000000, 5000000000}, {0, 3000000000}, {7200000000, 7300000000}};
+    CHECK(covered_seconds(spans) == Approx(6.0));
+    // Touching intervals join; empty and inverted ones add nothing.
+    CHECK(covered_seconds({{0, 10}, {10, 20}, {30, 30}, {50, 40}}) == Approx(20e-9));
+    // Nothing to record without a GPU: the recorder is inert and reports no device.
+    diagnostics::DeviceBusyRecorder idle(false);
+    idle.mark_start();
+    idle.mark_end();
+    CHECK(idle.stop().empty());
+    diagnostics::DeviceBusy b;
+    b.busy_seconds = 9;
+    b.window_seconds = 10;
+    CHECK(b.fraction() == Approx(0.9));
+    CHECK(diagnostics::DeviceBusy{}.fraction() == 0.0);
 }
 
 TEST_CASE("kernel profile: kernel names fall into the families the benchmarks sum", "[bench]") {

@@ -1,0 +1,114 @@
+#include "diagnostics/device_busy.h"
+
+#include <ATen/record_function.h>
+#include <torch/csrc/autograd/profiler_kineto.h>
+
+#include <algorithm>
+#include <limits>
+#include <map>
+#include <set>
+#include <string>
+
+namespace lsync::diagnostics {
+
+namespace {
+
+constexpr const char* kStartMark = "lsync::busy_window_start";
+constexpr const char* kEndMark = "lsync::busy_window_end";
+
+// LibTorch 2.x reports nanoseconds (startNs/durationNs), 1.13 microseconds (startUs/durationUs).
+template <typename Event>
+auto start_ns(const Event& e, int) -> decltype(e.startNs(), int64_t()) {
+    return static_cast<int64_t>(e.startNs());
+}
+template <typename Event>
+int64_t start_ns(const Event& e, long) {
+    return static_cast<int64_t>(e.startUs()) * 1000;
+}
+template <typename Event>
+auto duration_ns(const Event& e, int) -> decltype(e.durationNs(), int64_t()) {
+    return static_cast<int64_t>(e.durationNs());
+}
+template <typename Event>
+int64_t duration_ns(const Event& e, long) {
+    return static_cast<int64_t>(e.durationUs()) * 1000;
+}
+
+}  // namespace
+
+double covered_seconds(std::vector<std::pair<int64_t, int64_t>> intervals) {
+    std::sort(intervals.begin(), intervals.end());
+    int64_t covered = 0, reach = std::numeric_limits<int64_t>::min();
+    for (const auto& [start, end] : intervals) {
+        if (end <= start) continue;
+        const int64_t from = std::max(start, reach);
+        if (end > from) covered += end - from;
+        reach = std::max(reach, end);
+    }
+    return static_cast<double>(covered) / 1e9;
+}
+
+DeviceBusyRecorder::DeviceBusyRecorder(bool cuda) {
+    if (!cuda) return;
+    namespace prof = torch::autograd::profiler;
+    using torch::profiler::impl::ActivityType;
+    const std::set<ActivityType> activities{ActivityType::CPU, ActivityType::CUDA};
+    const torch::profiler::impl::ProfilerConfig config(torch::profiler::impl::ProfilerState::KINETO);
+    prof::prepareProfiler(config, activities);
+    prof::enableProfiler(config, activities);
+    active_ = true;
+}
+
+DeviceBusyRecorder::~DeviceBusyRecorder() {
+    if (active_) torch::autograd::profiler::disableProfiler();
+}
+
+void DeviceBusyRecorder::mark_start() {
+    RECORD_USER_SCOPE(kStartMark);
+}
+
+void DeviceBusyRecorder::mark_end() {
+    RECORD_USER_SCOPE(kEndMark);
+}
+
+std::vector<DeviceBusy> DeviceBusyRecorder::stop() {
+    if (!active_) return {};
+    active_ = false;
+    const auto result = torch::autograd::profiler::disableProfiler();
+    int64_t window_start = std::numeric_limits<int64_t>::min(), window_end = std::numeric_limits<int64_t>::max();
+    for (const auto& e : result->events()) {
+        if (e.deviceType() != c10::DeviceType::CPU) continue;
+        const std::string name = e.name();
+        if (name == kStartMark) window_start = start_ns(e, 0);
+        if (name == kEndMark) window_end = start_ns(e, 0);
+    }
+    std::map<int, std::vector<std::pair<int64_t, int64_t>>> per_device;
+    std::map<int, std::pair<int64_t, int64_t>> span;  // first start, last end per device
+    for (const auto& e : result->events()) {
+        if (e.deviceType() != c10::DeviceType::CUDA) continue;
+        const int64_t start = std::max(start_ns(e, 0), window_start);
+        const int64_t end = std::min(start_ns(e, 0) + duration_ns(e, 0), window_end);
+        if (end <= start) continue;
+        const int d = static_cast<int>(e.deviceIndex());
+        per_device[d].push_back({start, end});
+        auto it = span.find(d);
+        if (it == span.end())
+            span[d] = {start, end};
+        else
+            it->second = {std::min(it->second.first, start), std::max(it->second.second, end)};
+    }
+    std::vector<DeviceBusy> out;
+    for (auto& [d, intervals] : per_device) {
+        DeviceBusy b;
+        b.device = d;
+        b.activities = static_cast<int64_t>(intervals.size());
+        b.busy_seconds = covered_seconds(std::move(intervals));
+        const int64_t from = window_start != std::numeric_limits<int64_t>::min() ? window_start : span[d].first;
+        const int64_t to = window_end != std::numeric_limits<int64_t>::max() ? window_end : span[d].second;
+        b.window_seconds = static_cast<double>(std::max<int64_t>(0, to - from)) / 1e9;
+        out.push_back(b);
+    }
+    return out;
+}
+
+}  // namespace lsync::diagnostics

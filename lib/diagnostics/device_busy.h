@@ -1,0 +1,49 @@
+#pragma once
+// How much of a time window each GPU spent working (issue 13: "the GPU is busy >= 90 % of the render's wall
+// time"): every device activity (kernels, copies, fills) is recorded by LibTorch's Kineto profiler while a
+// DeviceBusyRecorder lives, and the union of their intervals inside the window is the busy time (kernels of two
+// streams that overlap count once). The window is set by marks on the recording thread (user-scope events on
+// the profiler's timeline), e.g. the render stage's start and end.
+
+#include <torch/torch.h>
+
+#include <cstdint>
+#include <memory>
+#include <utility>
+#include <vector>
+
+namespace lsync::diagnostics {
+
+/// Seconds covered by the union of [start, end) intervals given in nanoseconds, in any order; empty or
+/// inverted intervals cover nothing.
+double covered_seconds(std::vector<std::pair<int64_t, int64_t>> intervals_ns);
+
+struct DeviceBusy {
+    int device = 0;             ///< CUDA device index
+    double busy_seconds = 0;    ///< union of its activities inside the window
+    double window_seconds = 0;  ///< the window's length
+    int64_t activities = 0;     ///< activities that fell into the window
+    double fraction() const { return window_seconds > 0 ? busy_seconds / window_seconds : 0.0; }
+};
+
+class DeviceBusyRecorder {
+public:
+    /// Starts recording when `cuda` (no-op otherwise: nothing to measure on the CPU).
+    explicit DeviceBusyRecorder(bool cuda);
+    ~DeviceBusyRecorder();  ///< stops the profiler if stop() was not called
+    DeviceBusyRecorder(const DeviceBusyRecorder&) = delete;
+    DeviceBusyRecorder& operator=(const DeviceBusyRecorder&) = delete;
+
+    /// The window starts / ends here (call on the thread that made the recorder). Without a start mark the
+    /// window starts at the first activity, without an end mark it ends at the last.
+    void mark_start();
+    void mark_end();
+
+    /// Stops recording; one entry per device that had activity in the window, by device index.
+    std::vector<DeviceBusy> stop();
+
+private:
+    bool active_ = false;
+};
+
+}  // namespace lsync::diagnostics
