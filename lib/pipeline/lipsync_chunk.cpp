@@ -18,8 +18,8 @@ namespace lsync::pipeline {
 namespace {
 // Images per VAE call: the VAE's working memory grows with the images of a call (fp16, channels-last, H200:
 // 0.39 GiB per image at 512 px, 0.1 at 256), while its time per image is the same from 4 to 16 images at 512 px
-// and from 16 to 64 at 256 (docs/performance-notes.md section 4). So a 4-chunk call (64 images) runs the VAE
-// in slices of 512 Ki pixels: 2 images at 512 px, 8 at 256. LSYNC_VAE_IMAGES=N overrides it (measurements).
+// and from 16 to 64 at 256 (docs/performance-notes.md section 4). So a call of several chunks (32 images at 2)
+// runs the VAE in slices of 512 Ki pixels: 2 images at 512 px, 8 at 256. LSYNC_VAE_IMAGES=N overrides it.
 int64_t vae_images_per_call(int resolution) {
     if (const char* env = std::getenv("LSYNC_VAE_IMAGES"); env && *env) {
         const long long v = std::atoll(env);
