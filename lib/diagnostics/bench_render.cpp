@@ -144,7 +144,8 @@ Values measure_run(const pipeline::RenderOptions& o, const std::vector<torch::De
     }
     v["/host_peak_rss_bytes"] = static_cast<double>(s.peak_rss_bytes);
     for (const auto& b : busy_devices) {
-        const std::string at = "/gpu_busy/" + std::to_string(b.device);
+        // Keyed by name, not index: a numeric first key would make the JSON an array with nulls for idle GPUs.
+        const std::string at = "/gpu_busy/cuda:" + std::to_string(b.device);
         v[at + "/fraction"] = b.fraction();
         v[at + "/busy_seconds"] = b.busy_seconds;
         v[at + "/window_seconds"] = b.window_seconds;

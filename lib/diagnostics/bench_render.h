@@ -28,7 +28,9 @@ struct BenchRenderOptions {
     bool keep = false;      ///< keep the inputs and the rendered outputs
     int repeat = 1;         ///< runs per row; the row holds the medians
     /// Record every GPU activity of each run (device_busy.h) and report the fraction of the render stage each GPU
-    /// was busy. The profiler costs a little time and host memory: off unless asked.
+    /// was busy. The profiler slows launches a little and holds every record in host memory until the run ends,
+    /// so the row's times and host peak include its cost (and 1.13's whole-microsecond records drop sub-µs
+    /// kernels): off unless asked, and a row measured with it is not a speed row.
     bool busy = false;
     int64_t gemm_size = 0;  ///< 0: gemm_peak.h's default for the device
     std::string command;    ///< the command line, for the report's header

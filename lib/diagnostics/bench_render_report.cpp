@@ -72,7 +72,8 @@ std::string format_bench_render_row(const BenchRenderRow& row) {
         if (key.rfind(prefix, 0) != 0 || key.size() <= suffix.size() ||
             key.compare(key.size() - suffix.size(), suffix.size(), suffix) != 0)
             continue;
-        busy += (busy.empty() ? "" : " / ") + fmt("%.1f %%", 100.0 * value);
+        const std::string device = key.substr(prefix.size(), key.size() - prefix.size() - suffix.size());
+        busy += (busy.empty() ? "" : ", ") + device + " " + fmt("%.1f %%", 100.0 * value);
     }
     return s + (busy.empty() ? "-" : busy) + " |\n";
 }

@@ -16,6 +16,11 @@ namespace {
 constexpr const char* kStartMark = "lsync::busy_window_start";
 constexpr const char* kEndMark = "lsync::busy_window_end";
 
+// Kineto's activity types that are device work: memcpy 3, memset 4, kernel 5 (libkineto::ActivityType). Other
+// CUDA-side records (GPU user annotations spanning a scope's kernels, gaps included; sync events) would inflate
+// the union.
+bool device_work(uint8_t activity_type) { return activity_type >= 3 && activity_type <= 5; }
+
 // LibTorch 2.x reports nanoseconds (startNs/durationNs), 1.13 microseconds (startUs/durationUs).
 template <typename Event>
 auto start_ns(const Event& e, int) -> decltype(e.startNs(), int64_t()) {
@@ -60,7 +65,12 @@ DeviceBusyRecorder::DeviceBusyRecorder(bool cuda) {
 }
 
 DeviceBusyRecorder::~DeviceBusyRecorder() {
-    if (active_) torch::autograd::profiler::disableProfiler();
+    if (!active_) return;
+    try {
+        torch::autograd::profiler::disableProfiler();
+    } catch (...) {
+        // Unwinding from a failed render: the profiler's own error must not end the process.
+    }
 }
 
 void DeviceBusyRecorder::mark_start() {
@@ -85,7 +95,7 @@ std::vector<DeviceBusy> DeviceBusyRecorder::stop() {
     std::map<int, std::vector<std::pair<int64_t, int64_t>>> per_device;
     std::map<int, std::pair<int64_t, int64_t>> span;  // first start, last end per device
     for (const auto& e : result->events()) {
-        if (e.deviceType() != c10::DeviceType::CUDA) continue;
+        if (e.deviceType() != c10::DeviceType::CUDA || !device_work(e.activityType())) continue;
         const int64_t start = std::max(start_ns(e, 0), window_start);
         const int64_t end = std::min(start_ns(e, 0) + duration_ns(e, 0), window_end);
         if (end <= start) continue;

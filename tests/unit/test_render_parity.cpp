@@ -82,9 +82,14 @@ TEST_CASE("render parity: the official LipsyncPipeline, stage by stage, on a rea
     // The VAE in slices of 3 images (a render's memory bound, lipsync_chunk.cpp): 16-frame chunks take 6 calls
     // with a short last one, so the parity below also covers how the slices are put back together. (Unsliced
     // VAE calls: the e2e renders, whose tiny crops fit one call.)
-    ::setenv("LSYNC_VAE_IMAGES", "3", 1);
-    const auto summary = render(o, quiet);
-    ::unsetenv("LSYNC_VAE_IMAGES");
+    struct VaeSlices {
+        VaeSlices() { ::setenv("LSYNC_VAE_IMAGES", "3", 1); }
+        ~VaeSlices() { ::unsetenv("LSYNC_VAE_IMAGES"); }  // also when render() throws
+    };
+    const auto summary = [&] {
+        VaeSlices slices;
+        return render(o, quiet);
+    }();
 
     // Frame count: the official floor(77 / 2) + 2 = 40 of the 42 video frames, in chunks of 16, 16 and 8.
     CHECK(summary.frames == 40);

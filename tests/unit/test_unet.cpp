@@ -297,7 +297,9 @@ TEST_CASE("UNet: feed-forward and attention in slices of rows give the unsliced 
     const auto ff_sliced = ff->forward(x);
     CHECK(ff_sliced.sizes() == ff_whole.sizes());
     CHECK(torch::allclose(ff_sliced, ff_whole, 1e-5, 1e-6));
-    set_activation_slice_bytes(1000 * 5 * 4);  // ~2 sequences per slice
+    // 2560 bytes: 2 sequences per slice (1,280 bytes each with or without the context), the last slice 1.
+    set_activation_slice_bytes(2560);
+    CHECK(rows_per_slice(7, 1280) == 2);
     CHECK(torch::allclose(self_attn->forward(x), self_whole, 1e-5, 1e-6));
     CHECK(torch::allclose(cross->forward(x, ctx), cross_whole, 1e-5, 1e-6));
     CHECK(torch::allclose(self_attn->forward(x, std::nullopt, bias_per_row), biased_whole, 1e-5, 1e-6));
