@@ -1,5 +1,7 @@
 #include "diagnostics/device_busy.h"
 
+#include "diagnostics/kineto_time.h"
+
 #include <ATen/record_function.h>
 #include <torch/csrc/autograd/profiler_kineto.h>
 
@@ -20,24 +22,6 @@ constexpr const char* kEndMark = "lsync::busy_window_end";
 // CUDA-side records (GPU user annotations spanning a scope's kernels, gaps included; sync events) would inflate
 // the union.
 bool device_work(uint8_t activity_type) { return activity_type >= 3 && activity_type <= 5; }
-
-// LibTorch 2.x reports nanoseconds (startNs/durationNs), 1.13 microseconds (startUs/durationUs).
-template <typename Event>
-auto start_ns(const Event& e, int) -> decltype(e.startNs(), int64_t()) {
-    return static_cast<int64_t>(e.startNs());
-}
-template <typename Event>
-int64_t start_ns(const Event& e, long) {
-    return static_cast<int64_t>(e.startUs()) * 1000;
-}
-template <typename Event>
-auto duration_ns(const Event& e, int) -> decltype(e.durationNs(), int64_t()) {
-    return static_cast<int64_t>(e.durationNs());
-}
-template <typename Event>
-int64_t duration_ns(const Event& e, long) {
-    return static_cast<int64_t>(e.durationUs()) * 1000;
-}
 
 }  // namespace
 
@@ -89,15 +73,15 @@ std::vector<DeviceBusy> DeviceBusyRecorder::stop() {
     for (const auto& e : result->events()) {
         if (e.deviceType() != c10::DeviceType::CPU) continue;
         const std::string name = e.name();
-        if (name == kStartMark) window_start = start_ns(e, 0);
-        if (name == kEndMark) window_end = start_ns(e, 0);
+        if (name == kStartMark) window_start = start_ns(e);
+        if (name == kEndMark) window_end = start_ns(e);
     }
     std::map<int, std::vector<std::pair<int64_t, int64_t>>> per_device;
     std::map<int, std::pair<int64_t, int64_t>> span;  // first start, last end per device
     for (const auto& e : result->events()) {
         if (e.deviceType() != c10::DeviceType::CUDA || !device_work(e.activityType())) continue;
-        const int64_t start = std::max(start_ns(e, 0), window_start);
-        const int64_t end = std::min(start_ns(e, 0) + duration_ns(e, 0), window_end);
+        const int64_t start = std::max(start_ns(e), window_start);
+        const int64_t end = std::min(start_ns(e) + duration_ns(e), window_end);
         if (end <= start) continue;
         const int d = static_cast<int>(e.deviceIndex());
         per_device[d].push_back({start, end});

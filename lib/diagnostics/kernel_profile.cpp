@@ -1,6 +1,7 @@
 #include "diagnostics/kernel_profile.h"
 
 #include "diagnostics/gpu_memory.h"
+#include "diagnostics/kineto_time.h"
 
 #include <torch/csrc/autograd/profiler_kineto.h>
 
@@ -32,16 +33,6 @@ std::string readable_kernel_name(std::string n) {
         for (size_t pos; (pos = n.find(w)) != std::string::npos;) n.erase(pos, w.size());
     }
     return n.substr(0, 160);
-}
-
-// LibTorch 2.x reports nanoseconds (durationNs), 1.13 microseconds (durationUs): take whichever exists.
-template <typename Event>
-auto duration_ms(const Event& e, int) -> decltype(e.durationNs(), double()) {
-    return static_cast<double>(e.durationNs()) / 1e6;
-}
-template <typename Event>
-double duration_ms(const Event& e, long) {
-    return static_cast<double>(e.durationUs()) / 1e3;
 }
 
 }  // namespace
@@ -101,7 +92,7 @@ KernelProfile profile_kernels(const std::function<void()>& fn, const torch::Devi
     for (const auto& e : result->events()) {
         if (e.deviceType() != c10::DeviceType::CUDA) continue;
         const std::string name = e.name();
-        const double ms = duration_ms(e, 0);
+        const double ms = static_cast<double>(duration_ns(e)) / 1e6;
         for (auto* totals : {&by_name, &by_family}) {
             const std::string key = totals == &by_name ? name : kernel_family(name);
             auto& t = (*totals)[key];

@@ -2,6 +2,7 @@
 
 #include "core/error.h"
 #include "ops/kernel_switch.h"
+#include "ops/memory_layout.h"
 #include "ops/kernel_target.h"
 
 #include <type_traits>
@@ -20,16 +21,10 @@ namespace {
 KernelSwitch g_switch("LSYNC_FUSED_BIAS");
 
 #if LSYNC_WITH_CUDA
-// cuDNN writes NCHW for NCHW inputs and channels_last (NHWC memory) for channels_last ones (the VAE's CUDA path);
-// the kernel knows both. A tensor with C == 1 or H * W == 1 is both, and either reading is right.
-bool channels_last_only(const torch::Tensor& y) {
-    return !y.is_contiguous() && y.is_contiguous(at::MemoryFormat::ChannelsLast);
-}
-
 bool kernel_adds_bias(const torch::Tensor& y, const torch::Tensor& bias) {
     const auto dt = y.scalar_type();
     // The caller has checked the switch and that y is on CUDA. Any other memory order takes ATen's broadcast add.
-    return y.dim() == 4 && (y.is_contiguous() || channels_last_only(y)) && y.numel() > 0 &&
+    return y.dim() == 4 && (y.is_contiguous() || is_channels_last_only(y)) && y.numel() > 0 &&
            (dt == torch::kFloat || dt == torch::kHalf || dt == torch::kBFloat16) && bias.scalar_type() == dt &&
            bias.is_contiguous() && bias.numel() == y.size(1) && bias.device() == y.device() &&
            !(torch::GradMode::is_enabled() && (y.requires_grad() || bias.requires_grad()));

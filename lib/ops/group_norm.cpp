@@ -2,6 +2,7 @@
 
 #include "core/error.h"
 #include "ops/kernel_switch.h"
+#include "ops/memory_layout.h"
 #include "ops/kernel_target.h"
 
 #include <climits>
@@ -25,12 +26,6 @@ bool frames_outer_layout(const torch::Tensor& x) {
     const auto C = x.size(1), F = x.size(2), H = x.size(3), W = x.size(4);
     return x.stride(4) == 1 && x.stride(3) == W && x.stride(1) == H * W && x.stride(2) == C * H * W &&
            x.stride(0) == F * C * H * W;
-}
-
-// [N, C, H, W] whose memory is [N, H, W, C] (the VAE's channels_last path; cuDNN's NHWC convolutions). A tensor
-// that is also plainly contiguous (C == 1 or H * W == 1) takes the channels-outer kernel: same memory.
-bool channels_last_layout(const torch::Tensor& x) {
-    return x.dim() == 4 && !x.is_contiguous() && x.is_contiguous(at::MemoryFormat::ChannelsLast);
 }
 
 // The kernel's view of a channels_last x (sizes and x's address; y unset, a fresh allocation is aligned).
@@ -85,7 +80,7 @@ std::string group_norm_fused_unsupported(const torch::Tensor& x, int64_t groups,
         (x.requires_grad() || (weight.defined() && (weight.requires_grad() || bias.requires_grad()))))
         return "the fused GroupNorm has no backward";
     // The channels-last kernel needs a tile of whole groups (no group wider than 256 vectors).
-    if (channels_last_layout(x)) {
+    if (is_channels_last_only(x)) {
         auto a = channels_last_args(x, groups);
         a.dtype = kernel_target(x).type;
         return kernels::group_norm_unsupported(a);
@@ -135,7 +130,7 @@ torch::Tensor group_norm_fused(const torch::Tensor& x_in, int64_t groups, const 
     const c10::cuda::CUDAGuard device_guard(x_in.device());
     const bool frames_outer = !x_in.is_contiguous() && frames_outer_layout(x_in);
     // channels_last in, channels_last out: the next NHWC convolution reads y as it lies.
-    const bool channels_last = channels_last_layout(x_in);
+    const bool channels_last = is_channels_last_only(x_in);
     if (channels_last) {
         auto y = torch::empty(x_in.sizes(), x_in.options().memory_format(at::MemoryFormat::ChannelsLast));
         auto a = channels_last_args(x_in, groups);
@@ -179,7 +174,7 @@ torch::Tensor group_norm(const torch::Tensor& x, int64_t groups, const torch::Te
             return group_norm_fused(x, groups, weight, bias, eps, silu);
         // ATen's CUDA GroupNorm writes NCHW whatever it reads; a channels_last input gets its memory order back,
         // so the convolutions after it stay in NHWC (one copy here instead of cuDNN's two around the next conv).
-        if (channels_last_layout(x))
+        if (is_channels_last_only(x))
             return group_norm_reference(x, groups, weight, bias, eps, silu).contiguous(at::MemoryFormat::ChannelsLast);
     }
 #endif

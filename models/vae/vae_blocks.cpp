@@ -2,6 +2,7 @@
 
 #include "ops/conv.h"
 #include "ops/group_norm.h"
+#include "ops/memory_layout.h"
 #include "ops/tile_transpose.h"
 
 #include <string>
@@ -20,12 +21,6 @@ nn::GroupNorm group_norm(int64_t groups, int64_t channels) {
 
 nn::Conv2d conv(int64_t in, int64_t out, int64_t k, int64_t stride, int64_t pad) {
     return nn::Conv2d(nn::Conv2dOptions(in, out, k).stride(stride).padding(pad));
-}
-
-// [N, C, H, W] whose memory is [N, H, W, C]: what encode()/decode() run on CUDA (autoencoder_kl.h). A tensor that
-// is also plainly contiguous (H * W == 1 or C == 1) takes the NCHW code, which reads it the same.
-bool channels_last_only(const torch::Tensor& x) {
-    return !x.is_contiguous() && x.is_contiguous(at::MemoryFormat::ChannelsLast);
 }
 
 // Zero padding by one on the right and bottom (Downsample2D's pad before its stride-2 conv) in x's memory order.
@@ -78,7 +73,7 @@ torch::Tensor VAEAttentionImpl::forward(const torch::Tensor& x) {
     const auto b = x.size(0), c = x.size(1), h = x.size(2), w = x.size(3);
     auto normed = ops::group_norm(x, group_norm_->options.num_groups(), group_norm_->weight, group_norm_->bias,
                                   group_norm_->options.eps());
-    if (channels_last_only(x)) {
+    if (ops::is_channels_last_only(x)) {
         // NHWC memory already is the tokens [B, H*W, C]: views in, and the residual sum (contiguous tokens) viewed
         // back as a channels_last [B, C, H, W]. No transposes either way.
         auto t = normed.permute({0, 2, 3, 1}).reshape({b, h * w, c});
