@@ -2,14 +2,21 @@
 # Multi-GPU scaling of one render (docs/benchmarks.md "several GPUs"): renders VIDEO + AUDIO with the full-size
 # random models on each device list of LSYNC_DEVICE_SETS (default "0 0,1"), checks that every output equals the
 # first list's byte for byte (same frames, same encode), and samples each GPU's utilisation while it runs.
-#   bash scripts/bench-devices.sh BIN VIDEO AUDIO [OUTDIR]
+#   bash scripts/bench-devices.sh BIN [VIDEO AUDIO] [OUTDIR]
+# Without VIDEO and AUDIO it makes `bench render`'s 500-frame 720p clip and its speech in OUTDIR/inputs
+# (`bench render --inputs-only`), so one device call needs nothing but the binary.
 # LSYNC_RENDER_MODELS (default "1.5 1.6") picks the models.
 set -euo pipefail
-BIN=${1:?usage: bench-devices.sh BIN VIDEO AUDIO [OUTDIR]}
-VIDEO=${2:?video}
-AUDIO=${3:?audio}
-OUTDIR=${4:-$(mktemp -d)}
+BIN=${1:?usage: bench-devices.sh BIN [VIDEO AUDIO] [OUTDIR]}
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+if [ $# -ge 3 ]; then
+    VIDEO=$2 AUDIO=$3 OUTDIR=${4:-$(mktemp -d)}
+else
+    OUTDIR=${2:-$(mktemp -d)}
+    mkdir -p "$OUTDIR/inputs"
+    "$BIN" bench render --inputs-only --frames 500 --work "$OUTDIR/inputs" --model-dir "$ROOT/tests/fixtures/face-api" >/dev/null
+    VIDEO="$OUTDIR/inputs/face720p_500.mp4" AUDIO="$OUTDIR/inputs/speech_500.wav"
+fi
 mkdir -p "$OUTDIR"
 failed=0
 for model in ${LSYNC_RENDER_MODELS:-1.5 1.6}; do

@@ -27,7 +27,7 @@ struct BenchRenderCli {
     std::vector<std::string> attention = {"flash", "flex", "standard"};
     std::vector<int64_t> frames = {50, 200, 500};
     std::string device = "auto", devices, dtype = "auto", model_dir, photo, work, weights = "random", json;
-    bool keep = false, no_deepcache = false, busy = false;
+    bool keep = false, no_deepcache = false, busy = false, inputs_only = false;
     int repeat = 1, steps = 20;
     int64_t batch_chunks = 0, gemm_size = 0;
 };
@@ -84,6 +84,7 @@ int run_bench_render(const BenchRenderCli& c) {
     o.photo = c.photo;
     o.work_dir = c.work;
     o.keep = c.keep;
+    o.inputs_only = c.inputs_only;
     o.busy = c.busy;
     o.repeat = c.repeat;
     o.gemm_size = c.gemm_size;
@@ -91,7 +92,11 @@ int run_bench_render(const BenchRenderCli& c) {
     // The renders' own log lines would bury the progress; their failures end up in the rows.
     if (!log::enabled(log::Level::Debug)) setup_logging(LogLevel::Quiet);
     Printer printer(c.json);
-    diagnostics::bench_render(o, printer);
+    const auto report = diagnostics::bench_render(o, printer);
+    if (c.inputs_only) {
+        // Names only: the clips are face720p_N.mp4 and speech_N.wav (bench_render_inputs.h).
+        std::cout << "inputs in " << report.work_dir << "\n";
+    }
     return 0;
 }
 
@@ -124,6 +129,8 @@ CLI::App* add_bench_render(CLI::App& bench, std::function<int()>& run) {
         ->check(CLI::IsMember({"random", "real"}));
     cmd->add_option("--work", c->work, "Folder for the inputs and outputs (default: a temporary one, removed)");
     cmd->add_flag("--keep", c->keep, "Keep the inputs and the rendered videos");
+    cmd->add_flag("--inputs-only", c->inputs_only,
+                  "Only make the clips and speech files in --work (face720p_N.mp4, speech_N.wav), render nothing");
     cmd->add_flag("--busy", c->busy,
                   "Record every GPU activity (Kineto profiler) and report each GPU's busy fraction of the render stage");
     cmd->add_option("--repeat", c->repeat, "Runs per row (the row shows the medians)")

@@ -188,6 +188,8 @@ BenchRenderReport bench_render(const BenchRenderOptions& o, BenchRenderObserver&
     LSYNC_CHECK(!o.models.empty() && !o.attention.empty() && !o.frames.empty(), ErrorCode::Usage,
                 "bench render: --models, --attention and --frames need at least one value each");
     LSYNC_CHECK(o.repeat >= 1, ErrorCode::Usage, "--repeat must be at least 1");
+    LSYNC_CHECK(!o.inputs_only || !o.work_dir.empty(), ErrorCode::Usage,
+                "bench render --inputs-only needs --work DIR (where the clips go)");
     const std::string photo = photo_or_default(o);
     check_input_file(photo, "photo");
     const std::vector<torch::Device> devices = o.base.devices.empty()
@@ -217,6 +219,7 @@ BenchRenderReport bench_render(const BenchRenderOptions& o, BenchRenderObserver&
     in.folder = work.path();
     in.frames = o.frames;
     const std::vector<BenchClip> clips = make_bench_inputs(in);
+    if (o.inputs_only) return report;
     report.gemm = measure_gemm_peak(device, o.gemm_size);
     report.host_peak_per_run = reset_peak_rss();
     observer.started(report);

@@ -26,6 +26,9 @@ struct BenchRenderOptions {
     std::string photo;      ///< the face of the clips
     std::string work_dir;   ///< inputs and outputs; empty: a temporary folder, removed at the end unless `keep`
     bool keep = false;      ///< keep the inputs and the rendered outputs
+    /// Make the inputs in `work_dir` (required) and stop: the same clips, for renders run outside the bench
+    /// (scripts/bench-devices.sh). No row is run; the report names the folder.
+    bool inputs_only = false;
     int repeat = 1;         ///< runs per row; the row holds the medians
     /// Record every GPU activity of each run (device_busy.h) and report the fraction of the render stage each GPU
     /// was busy. The profiler slows launches a little and holds every record in host memory until the run ends,

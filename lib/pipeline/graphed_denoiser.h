@@ -14,10 +14,11 @@
 // run eagerly; an out-of-memory error also drops the graphs (their memory is freed) before it reaches the
 // worker's batch back-off.
 //
-// LSYNC_CUDA_GRAPHS=1 turns them on (off by default). Measured on an H200, 1.5 at 256 px, one worker: identical
-// output, render stage 17.0 -> 15.8 s for 500 frames, +95 MB of GPU memory (docs/performance-notes.md). Not the
-// default yet: the first GPU run of `bench render` (several renders in one process, graphs on at 256 px) crashed
-// at exit after writing its results, and the cause is not known; `render` itself exits cleanly with graphs on.
+// LSYNC_CUDA_GRAPHS=1 turns them on (off by default). Outputs are identical byte for byte with and without, with
+// one or two workers per GPU and on two GPUs. The speed gain is not consistent enough to make them the default:
+// 1.5 (256 px), 500 frames, render stage eager -> graphs, single runs on H200s: 17.0 -> 15.8 s (4 chunks per
+// call, 2026-11-30); 15.8 -> 14.2 s on one GPU but 8.3 -> 8.5 s on two (2 chunks, 2026-12-01, nvidia-h200-x2);
+// 14.0 -> 14.3 s (same day, nvidia-h200). At 512 px the same speed for 346 MB more (docs/performance-notes.md).
 
 #include "diffusion/denoiser.h"
 #include "unet/unet_3d.h"

@@ -102,7 +102,7 @@ RenderModels load_render_models(const ModelRequest& r) {
     }
     if (r.random_weights && r.vae_path.empty()) {
         m.vae = models::AutoencoderKL(vae_config);
-        m.vae->to(r.device, r.dtype);
+        models::to_uninitialised(*m.vae, r.device, r.dtype);
         models::init_random_parameters(*m.vae, kVAEWeightSeed);
     } else {
         models::VAELoadOptions vo;
@@ -112,7 +112,7 @@ RenderModels load_render_models(const ModelRequest& r) {
     }
     if (r.random_weights && r.whisper_path.empty()) {
         m.whisper = models::WhisperEncoder(whisper_config);
-        m.whisper->to(r.device, r.dtype);
+        models::to_uninitialised(*m.whisper, r.device, r.dtype);
         models::init_random_parameters(*m.whisper, kWhisperWeightSeed);
     } else {
         m.whisper = models::load_whisper_encoder(need_file(r.whisper_path, root / "whisper" / "tiny.pt", "Whisper"),

@@ -102,4 +102,12 @@ void init_random_parameters(torch::nn::Module& module, uint64_t seed) {
     }
 }
 
+void to_uninitialised(torch::nn::Module& module, const torch::Device& device, torch::ScalarType dtype) {
+    torch::NoGradGuard no_grad;
+    // Module::to converts every parameter and buffer to `dtype`, integer ones included; so does this.
+    for (auto& p : module.parameters(true))
+        p.set_data(torch::empty(p.sizes(), p.options().device(device).dtype(dtype)));
+    for (auto& b : module.buffers(true)) b.set_data(b.to(device, dtype));
+}
+
 }  // namespace lsync::models

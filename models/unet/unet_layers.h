@@ -77,4 +77,11 @@ void register_module_list(torch::nn::Module& parent, const std::string& name, co
 /// a GPU they come from its own generator, the same on cards of one model, not the same as the CPU's.
 void init_random_parameters(torch::nn::Module& module, uint64_t seed);
 
+/// What `module.to(device, dtype)` does, except that the parameters get new, uninitialised memory there instead of
+/// copies of their values: for modules whose parameters init_random_parameters (or a loader) overwrites next.
+/// Copying a full-size UNet's never-written host memory to a GPU costs page faults and a pageable copy of its
+/// fp32 size, about a second per device, paid twice over when two loading threads compete for the host.
+/// Buffers (values made at construction, such as positional tables) are moved with their values, as by to().
+void to_uninitialised(torch::nn::Module& module, const torch::Device& device, torch::ScalarType dtype);
+
 }  // namespace lsync::models

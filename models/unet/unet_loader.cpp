@@ -44,7 +44,7 @@ UNet3DConditionModel load_unet(const std::string& path, const UNet3DConfig& conf
 UNet3DConditionModel random_unet(const UNet3DConfig& config, const torch::Device& device, torch::ScalarType dtype,
                                  uint64_t seed) {
     UNet3DConditionModel unet(config);
-    unet->to(device, dtype);  // drawn in place there (unet_layers.h); on the CPU the same values as before the move
+    to_uninitialised(*unet, device, dtype);  // every parameter is drawn next, there (unet_layers.h)
     init_random_parameters(*unet, seed);
     return unet;
 }

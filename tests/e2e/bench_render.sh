@@ -61,6 +61,14 @@ grep -q '^| test-tiny (128) | flash | 16 | \(failed: .*flash\|[0-9.]* |\)' flash
 [ -f kept/face720p_16.mp4 ] && [ -f kept/speech_16.wav ] || fail "--work folder lacks the inputs"
 ls kept/render-* >/dev/null 2>&1 && fail "outputs kept without --keep"
 
+# --inputs-only: the clips and nothing else, in --work (which it needs).
+"$BIN" bench render --inputs-only --frames 16,24 --device cpu --model-dir "$FIX" --work inputs > inputs.txt 2>/dev/null \
+    || fail "bench render --inputs-only exited $?"
+[ "$(cd inputs && ls | sort | tr '\n' ' ')" = "face720p_16.mp4 face720p_24.mp4 speech_16.wav speech_24.wav " ] \
+    || fail "--inputs-only made: $(ls inputs)"
+grep -q "inputs in .*inputs" inputs.txt || fail "--inputs-only did not name its folder"
+expect_rc 2 "needs --work" -- "$BIN" bench render --inputs-only --frames 16 --device cpu --model-dir "$FIX"
+
 # --busy on the CPU: nothing to record, the run and its row as without it.
 "$BIN" bench render --models test-tiny --frames 16 --attention standard --device cpu --model-dir "$FIX" --busy \
     --json busy.json > busy.md 2>/dev/null || fail "bench render --busy exited $?"

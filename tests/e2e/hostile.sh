@@ -128,7 +128,7 @@ printf 'YUV4MPEG2 W100000 H100000 F25:1 Ip A1:1 C420jpeg\nFRAME\nabc' > huge.y4m
 expect_rc 7 "header cannot be read" -- "$BIN" debug passthrough huge.y4m speech.wav -o y4m.mp4
 printf 'YUV4MPEG2 W20000 H16 F25:1 Ip A1:1 C420jpeg\nFRAME\nabc' > wide.y4m
 expect_rc 7 "impossible frame size" -- "$BIN" debug passthrough wide.y4m speech.wav -o y4m.mp4
-expect_rc 7 "header cannot be read" -- "$BIN" debug faces huge.y4m
+expect_rc 7 "header cannot be read" -- "$BIN" debug faces huge.y4m --model-dir "$(dirname "$0")/../fixtures/face-api"
 printf 'YUV4MPEG2 W0 H-5 F25:1 Ip A1:1 C420jpeg\nFRAME\nabc' > zero.y4m
 "$BIN" debug passthrough zero.y4m speech.wav -o y4m.mp4 2> zero.log
 rc=$?

@@ -179,6 +179,28 @@ TEST_CASE("UNet: tiny module keys equal the official checkpoint's", "[unet]") {
     CHECK(count_parameters(*unet) == 2364772);
 }
 
+TEST_CASE("UNet: to_uninitialised is to() with fresh parameter memory, buffers kept", "[unet]") {
+    UNet3DConditionModel moved(tiny_config()), fresh(tiny_config());
+    moved->to(torch::kCPU, torch::kDouble);
+    to_uninitialised(*fresh, torch::kCPU, torch::kDouble);
+    const auto a = moved->named_parameters(true), b = fresh->named_parameters(true);
+    REQUIRE(a.size() == b.size());
+    for (size_t i = 0; i < a.size(); ++i) {
+        CHECK(a[i].key() == b[i].key());
+        CHECK(a[i].value().sizes() == b[i].value().sizes());
+        CHECK(b[i].value().scalar_type() == torch::kDouble);
+    }
+    // The buffers (the motion modules' position tables) keep their values.
+    const auto ba = moved->named_buffers(true), bb = fresh->named_buffers(true);
+    REQUIRE(ba.size() == bb.size());
+    REQUIRE(!ba.is_empty());
+    for (size_t i = 0; i < ba.size(); ++i) CHECK(torch::equal(ba[i].value(), bb[i].value()));
+    // Drawn afterwards, the weights are the same as after to() (init_random_parameters overwrites every one).
+    init_random_parameters(*moved, 5);
+    init_random_parameters(*fresh, 5);
+    for (size_t i = 0; i < a.size(); ++i) CHECK(torch::equal(a[i].value(), b[i].value()));
+}
+
 TEST_CASE("UNet: motion-module position table equals the saved pe buffers", "[unet]") {
     auto src = io::open_tensor_source(golden("unet_tiny_latentsync_unet.pt"));
     int checked = 0;
