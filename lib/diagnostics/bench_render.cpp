@@ -99,6 +99,9 @@ double median(std::vector<double> v) {
 
 using Values = std::map<std::string, double>;
 
+// Idle-time labels kept by name per GPU in a --busy row (device_idle.h).
+constexpr size_t kIdleShares = 12;
+
 /// One render and its numbers, keyed by JSON pointer.
 Values measure_run(const pipeline::RenderOptions& o, const std::vector<torch::Device>& devices, double peak_tflops,
                    bool busy) {
@@ -149,6 +152,19 @@ Values measure_run(const pipeline::RenderOptions& o, const std::vector<torch::De
         v[at + "/fraction"] = b.fraction();
         v[at + "/busy_seconds"] = b.busy_seconds;
         v[at + "/window_seconds"] = b.window_seconds;
+        // The idle time by stage and host op, the largest shares by name and the rest together.
+        double rest = 0;
+        for (size_t k = 0; k < b.idle.size(); ++k) {
+            if (k >= kIdleShares) {
+                rest += b.idle[k].seconds;
+                continue;
+            }
+            std::string where = b.idle[k].where;
+            std::replace(where.begin(), where.end(), '/', '|');  // a JSON pointer's separator
+            std::replace(where.begin(), where.end(), '~', '-');  // and its escape
+            v["/gpu_idle/cuda:" + std::to_string(b.device) + "/" + where] = b.idle[k].seconds;
+        }
+        if (rest > 0) v["/gpu_idle/cuda:" + std::to_string(b.device) + "/(the rest)"] = rest;
     }
 
     const auto flops = render_flops(pipeline::model_resolution(o.model), o.diffusion.steps, o.diffusion.guidance,

@@ -76,7 +76,29 @@ std::vector<DeviceBusy> DeviceBusyRecorder::stop() {
         if (name == kStartMark) window_start = start_ns(e);
         if (name == kEndMark) window_end = start_ns(e);
     }
+    // The host side, for the idle attribution: every op, CUDA call and stage scope with its thread, and which
+    // thread launched each device activity. A device activity names the op that launched it by that op's
+    // correlation id (linkedCorrelationId); ops and stage scopes share one numbering of threads. Activities
+    // launched outside any op (a CUDA graph's replay) fall back to their CUDA call's thread, which is numbered
+    // as the system numbers it: their labels then only see CUDA calls.
+    std::vector<HostSpan> host;
+    std::map<uint64_t, uint64_t> op_thread, call_thread;  // correlation id -> thread
+    for (const auto& e : result->events()) {
+        if (e.deviceType() != c10::DeviceType::CPU) continue;
+        std::string name = e.name();
+        if (name == kStartMark || name == kEndMark) continue;
+        const int64_t start = start_ns(e), end = start + duration_ns(e);
+        if (e.correlationId() != 0) (name.rfind("cu", 0) == 0 ? call_thread : op_thread)[e.correlationId()] = e.startThreadId();
+        host.push_back({e.startThreadId(), start, end, std::move(name)});
+    }
+    auto thread_of = [&](const auto& e) -> uint64_t {
+        if (const auto op = op_thread.find(e.linkedCorrelationId()); e.linkedCorrelationId() != 0 && op != op_thread.end())
+            return op->second;
+        const auto call = call_thread.find(e.correlationId());
+        return call == call_thread.end() ? 0 : call->second;
+    };
     std::map<int, std::vector<std::pair<int64_t, int64_t>>> per_device;
+    std::map<int, std::vector<DeviceActivity>> launched;
     std::map<int, std::pair<int64_t, int64_t>> span;  // first start, last end per device
     for (const auto& e : result->events()) {
         if (e.deviceType() != c10::DeviceType::CUDA || !device_work(e.activityType())) continue;
@@ -85,6 +107,7 @@ std::vector<DeviceBusy> DeviceBusyRecorder::stop() {
         if (end <= start) continue;
         const int d = static_cast<int>(e.deviceIndex());
         per_device[d].push_back({start, end});
+        launched[d].push_back({start, end, thread_of(e)});
         auto it = span.find(d);
         if (it == span.end())
             span[d] = {start, end};
@@ -100,6 +123,7 @@ std::vector<DeviceBusy> DeviceBusyRecorder::stop() {
         const int64_t from = window_start != std::numeric_limits<int64_t>::min() ? window_start : span[d].first;
         const int64_t to = window_end != std::numeric_limits<int64_t>::max() ? window_end : span[d].second;
         b.window_seconds = static_cast<double>(std::max<int64_t>(0, to - from)) / 1e9;
+        b.idle = attribute_idle(std::move(launched[d]), host, from, to);
         out.push_back(b);
     }
     return out;

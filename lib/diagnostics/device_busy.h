@@ -5,6 +5,8 @@
 // streams that overlap count once). The window is set by marks on the recording thread (user-scope events on
 // the profiler's timeline), e.g. the render stage's start and end.
 
+#include "diagnostics/device_idle.h"
+
 #include <torch/torch.h>
 
 #include <cstdint>
@@ -23,6 +25,7 @@ struct DeviceBusy {
     double busy_seconds = 0;    ///< union of its activities inside the window
     double window_seconds = 0;  ///< the window's length
     int64_t activities = 0;     ///< activities that fell into the window
+    std::vector<IdleShare> idle;  ///< where the rest of the window went (device_idle.h), largest first
     double fraction() const { return window_seconds > 0 ? busy_seconds / window_seconds : 0.0; }
 };
 

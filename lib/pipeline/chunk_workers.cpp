@@ -3,6 +3,7 @@
 #include "core/cancel.h"
 #include "core/error.h"
 #include "diagnostics/gpu_memory.h"
+#include "diagnostics/host_stage_scope.h"
 
 #include <c10/core/DeviceGuard.h>
 
@@ -132,12 +133,14 @@ void ChunkWorkers::run(size_t index) {
 GroupResult ChunkWorkers::run_group(ChunkWorkerSetup& w, std::vector<ChunkFrames>& chunks) {
     const auto device = w.models.unet->device();
     const auto dtype = w.models.unet->dtype();
+    diagnostics::HostStageScope upload("lsync::upload");
     for (auto& c : chunks) {
         // From pinned memory the frames' copy runs on this worker's stream without holding the thread.
         c.frames = c.frames.to(device, /*non_blocking=*/c.frames.is_pinned());
         c.matrices = c.matrices.to(device);
         c.audio = c.audio.to(device, dtype);
     }
+    upload.leave();
     const auto cancel = [this](int, int, int64_t, const torch::Tensor&) {
         return !interrupt_requested() && !cancelled_;
     };
@@ -163,6 +166,7 @@ GroupResult ChunkWorkers::run_group(ChunkWorkerSetup& w, std::vector<ChunkFrames
             std::optional<ChunkStageClock> clock;
             if (time_stages_) clock.emplace(device);
             auto out = w.runner->run_batch(sub, cancel, tracing_ ? &traces : nullptr, clock ? &*clock : nullptr);
+            const diagnostics::HostStageScope download("lsync::download");
             for (size_t k = 0; k < sub.size(); ++k) {
                 // Laid out as the encoder wants on the device: the download is then one straight copy, and the
                 // host does not transpose 16 full frames per chunk on this thread.

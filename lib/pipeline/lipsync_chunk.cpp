@@ -2,6 +2,7 @@
 
 #include "core/error.h"
 #include "diagnostics/gpu_memory.h"
+#include "diagnostics/host_stage_scope.h"
 #include "diffusion/latents.h"
 #include "faces/align_batch.h"
 #include "faces/paste_back.h"
@@ -78,8 +79,16 @@ std::vector<torch::Tensor> LipsyncChunk::run_batch(const std::vector<ChunkFrames
                                                    const diffusion::StepCallback& on_step,
                                                    std::vector<ChunkTrace>* traces, ChunkStageClock* clock) {
     torch::NoGradGuard no_grad;
-    const auto mark = [clock, this](ChunkStageClock::Mark m) {
+    // Each mark also opens the next stage on the profiler's host timeline (host_stage_scope.h).
+    static const char* const stage_after[] = {"lsync::align", "lsync::vae_encode", "lsync::unet",
+                                               "lsync::vae_decode", "lsync::paste_back"};
+    diagnostics::HostStageScope stage;
+    const auto mark = [clock, this, &stage](ChunkStageClock::Mark m) {
         if (clock) clock->mark(m);
+        if (m < ChunkStageClock::Pasted)
+            stage.enter(stage_after[m]);
+        else
+            stage.leave();
         if (stage_memory_traced()) {
             static const char* names[] = {"start", "aligned", "encoded", "denoised", "decoded", "pasted"};
             const auto device = models_.unet->device();

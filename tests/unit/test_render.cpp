@@ -7,6 +7,7 @@
 
 #include "core/error.h"
 #include "diagnostics/device_busy.h"
+#include "diagnostics/device_idle.h"
 #include "diagnostics/kernel_profile.h"
 #include "diagnostics/render_flops.h"
 #include "expect_error.h"
@@ -263,6 +264,53 @@ TEST_CASE("GPU busy: the union of activity intervals, overlaps counted once", "[
     b.window_seconds = 10;
     CHECK(b.fraction() == Approx(0.9));
     CHECK(diagnostics::DeviceBusy{}.fraction() == 0.0);
+}
+
+TEST_CASE("GPU idle: each gap charged to its launching thread's stage and op", "[bench]") {
+    using diagnostics::attribute_idle;
+    const int64_t us = 1000;
+    // Thread 1 launches everything but one copy; thread 2 runs ops of its own at the same times.
+    const std::vector<diagnostics::DeviceActivity> acts = {
+        {0, 100 * us, 1},          // the window opens busy
+        {300 * us, 400 * us, 1},   // after a 180 us gap (the busy reach is 120 us) while thread 1 concatenated
+        {50 * us, 120 * us, 1},    // another stream, overlapping the first: no gap
+        {405 * us, 450 * us, 1},   // 5 us after: a short gap
+        {800 * us, 900 * us, 1},   // after a 350 us gap with no op on thread 1
+        {950 * us, 960 * us, 0},   // launched by a thread the profiler did not name
+    };
+    const std::vector<diagnostics::HostSpan> spans = {
+        {1, 0, 460 * us, "lsync::unet"},
+        {1, 150 * us, 250 * us, "aten::cat"},
+        {1, 190 * us, 210 * us, "aten::empty"},  // innermost at the gap's middle (210 us)
+        {1, 470 * us, 1000 * us, "lsync::vae_decode"},
+        {2, 0, 1000 * us, "lsync::align"},
+        {2, 500 * us, 700 * us, "aten::copy_"},
+    };
+    const auto idle = attribute_idle(acts, spans, 0, 1000 * us);
+    std::map<std::string, double> by;
+    double total = 0;
+    for (const auto& s : idle) {
+        by[s.where] = s.seconds;
+        total += s.seconds;
+    }
+    CHECK(by.at("lsync::unet > aten::empty") == Approx(180e-6));
+    CHECK(by.at("(gaps under 20 us)") == Approx(5e-6));
+    CHECK(by.at("lsync::vae_decode > (between ops)") == Approx(350e-6));
+    CHECK(by.at("(launching thread unknown)") == Approx(50e-6));
+    CHECK(by.at("(no later activity)") == Approx(40e-6));
+    CHECK(by.size() == 5);
+    // Idle and busy fill the window exactly.
+    std::vector<std::pair<int64_t, int64_t>> busy;
+    for (const auto& a : acts) busy.push_back({a.start_ns, a.end_ns});
+    CHECK(total + diagnostics::covered_seconds(busy) == Approx(1000e-6));
+    CHECK(idle.front().where == "lsync::vae_decode > (between ops)");  // largest first
+    // Activities and spans outside the window count only inside it; an empty window has no idle time.
+    const auto inside = attribute_idle(acts, spans, 300 * us, 420 * us);
+    double inside_total = 0;
+    for (const auto& s : inside) inside_total += s.seconds;
+    CHECK(inside_total == Approx(5e-6));
+    CHECK(attribute_idle(acts, spans, 500 * us, 500 * us).empty());
+    CHECK(attribute_idle({}, {}, 0, 10 * us).front().where == "(no later activity)");
 }
 
 TEST_CASE("kernel profile: kernel names fall into the families the benchmarks sum", "[bench]") {

@@ -1,0 +1,43 @@
+#pragma once
+// Where a GPU's idle time goes (issue 13: "the GPU is busy >= 90 % of the render"; issue 15: "what limits the
+// speedup"). Every gap between a device's activities inside the measured window is charged to what the host
+// thread that launched the activity ending the gap was doing at the gap's middle: its innermost stage scope
+// (host_stage_scope.h: "lsync::vae_decode", ...) and its innermost LibTorch op or CUDA call. A gap charged to
+// "lsync::vae_decode > aten::convolution" is the decode's launches not keeping up; "lsync::unet > (between ops)"
+// is our own host code between two ops; "(no stage) > ..." is work outside the marked stages (waiting for the
+// next group, say). The profiler's records come from device_busy.cpp; this file is the bookkeeping, testable
+// without a GPU.
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+namespace lsync::diagnostics {
+
+/// A device activity (kernel, copy, fill) and the host thread that launched it (0: not known).
+struct DeviceActivity {
+    int64_t start_ns = 0, end_ns = 0;
+    uint64_t thread = 0;
+};
+
+/// A host-side record: a stage scope (name starting with "lsync::") or an op / CUDA call, on one thread.
+struct HostSpan {
+    uint64_t thread = 0;
+    int64_t start_ns = 0, end_ns = 0;
+    std::string name;
+};
+
+/// Idle time charged to one "scope > op" label.
+struct IdleShare {
+    std::string where;
+    double seconds = 0;
+    int64_t gaps = 0;
+};
+
+/// The idle time of one device in [window_start, window_end), by label, largest first. Gaps shorter than
+/// `min_gap_ns` are summed under "(gaps under N us)" without a label: between two back-to-back kernels there is
+/// always a microsecond or so. The time after the last activity is "(no later activity)".
+std::vector<IdleShare> attribute_idle(std::vector<DeviceActivity> activities, std::vector<HostSpan> spans,
+                                      int64_t window_start_ns, int64_t window_end_ns, int64_t min_gap_ns = 20000);
+
+}  // namespace lsync::diagnostics

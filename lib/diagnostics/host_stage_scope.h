@@ -1,0 +1,31 @@
+#pragma once
+// Named stages on the profiler's host timeline ("lsync::align", "lsync::unet", ...), so that device_idle.h can
+// say in which stage a GPU waited for its host thread. One stage is open at a time; enter() closes the previous
+// one. With no profiler running, LibTorch's RecordFunction is inactive and this costs a flag check.
+
+#include <ATen/record_function.h>
+
+#include <optional>
+
+namespace lsync::diagnostics {
+
+class HostStageScope {
+public:
+    HostStageScope() = default;
+    explicit HostStageScope(const char* name) { enter(name); }
+    HostStageScope(const HostStageScope&) = delete;
+    HostStageScope& operator=(const HostStageScope&) = delete;
+
+    /// Closes the open stage and opens `name` (a string literal: the profiler keeps the pointer).
+    void enter(const char* name) {
+        open_.reset();
+        open_.emplace(at::RecordScope::USER_SCOPE);
+        if (open_->isActive()) open_->before(name, c10::ArrayRef<const c10::IValue>{});
+    }
+    void leave() { open_.reset(); }
+
+private:
+    std::optional<at::RecordFunction> open_;
+};
+
+}  // namespace lsync::diagnostics
