@@ -9,7 +9,10 @@
 set -euo pipefail
 BIN=${1:?usage: bench-devices.sh BIN [VIDEO AUDIO] [OUTDIR]}
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
-if [ $# -ge 3 ]; then
+if [ $# -eq 2 ] && [ -f "$2" ]; then
+    echo "bench-devices.sh: give both VIDEO and AUDIO, or neither (then OUTDIR only)" >&2
+    exit 2
+elif [ $# -ge 3 ]; then
     VIDEO=$2 AUDIO=$3 OUTDIR=${4:-$(mktemp -d)}
 else
     OUTDIR=${2:-$(mktemp -d)}

@@ -60,7 +60,7 @@ mkdir -p "$RW"
 if LSYNC_TEST_INJECT_OOM=1 "$BUILD_DIR/bin/latentsync" render tests/fixtures/face-api/sample2.jpg "$RW/speech.wav" \
         -o "$RW/render.mp4" --overwrite --model test-tiny --weights random --model-dir tests/fixtures/face-api \
         --device cuda --batch-chunks 4 --json-log 2> "$RW/events.jsonl" &&
-    python3 -c 'import json,sys; f=json.loads(open(sys.argv[1]).read().splitlines()[-1]); assert f["event"]=="finish" and f["frames"]==75 and f["lipsynced"]==75 and f["oom_retries"]==1, f; print("render ok:", f["frames"], "frames,", round(f["stage_seconds"]["render"], 2), "s, GPU peak", f["gpu_peak_bytes"] >> 20, "MiB")' "$RW/events.jsonl"; then
+    python3 -c 'import json,sys; f=json.loads(open(sys.argv[1]).read().splitlines()[-1]); assert f["event"]=="finish" and f["frames"]==75 and f["lipsynced"]==75 and f["oom_retries"]==1, f; assert 0 < f["gpu_peak_after_faces_bytes"] <= f["gpu_peak_bytes"], f; print("render ok:", f["frames"], "frames,", round(f["stage_seconds"]["render"], 2), "s, GPU peak", f["gpu_peak_bytes"] >> 20, "MiB")' "$RW/events.jsonl"; then
     rm -rf "$RW"
 else
     tail -5 "$RW/events.jsonl"

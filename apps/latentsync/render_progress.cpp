@@ -151,6 +151,7 @@ public:
               {"worker_busy_seconds", s.worker_busy_seconds},
               {"peak_rss_bytes", s.peak_rss_bytes},
               {"gpu_peak_bytes", s.gpu_peak_bytes},
+              {"gpu_peak_after_faces_bytes", s.gpu_peak_after_faces_bytes},
               {"models", s.models},
               {"device", s.device}});
     }

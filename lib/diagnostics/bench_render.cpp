@@ -139,6 +139,7 @@ Values measure_run(const pipeline::RenderOptions& o, const std::vector<torch::De
     }
     for (const auto& [name, seconds] : all.named()) v["/chunk_stage_seconds/" + name] = seconds;
     v["/gpu_peak_bytes"] = static_cast<double>(s.gpu_peak_bytes);
+    v["/gpu_peak_after_faces_bytes"] = static_cast<double>(s.gpu_peak_after_faces_bytes);
     for (size_t d = 0; d < driver.size(); ++d) {
         const std::string at = "/gpu_driver/" + std::to_string(d);
         v[at + "/before_bytes"] = static_cast<double>(driver[d].before_bytes);
@@ -281,11 +282,21 @@ BenchRenderReport bench_render(const BenchRenderOptions& o, BenchRenderObserver&
                 }
                 if (row.error.empty()) {
                     row.runs = static_cast<int>(runs.size());
-                    for (const auto& [key, first] : runs.front()) {
+                    // Idle shares (--busy) vary in name from run to run: every name any run has, 0 where a run
+                    // lacks it. Other numbers: the median where every run has them, else the first run's.
+                    std::map<std::string, double> first;
+                    for (const auto& run : runs)
+                        for (const auto& [key, value] : run) first.emplace(key, value);
+                    for (const auto& [key, value] : first) {
+                        const bool idle_share = key.rfind("/gpu_idle/", 0) == 0;
                         std::vector<double> all;
-                        for (const auto& run : runs)
-                            if (auto it = run.find(key); it != run.end()) all.push_back(it->second);
-                        row.values[key] = all.size() == runs.size() ? median(all) : first;
+                        for (const auto& run : runs) {
+                            if (auto it = run.find(key); it != run.end())
+                                all.push_back(it->second);
+                            else if (idle_share)
+                                all.push_back(0.0);
+                        }
+                        row.values[key] = all.size() == runs.size() ? median(all) : value;
                     }
                 }
                 report.rows.push_back(std::move(row));

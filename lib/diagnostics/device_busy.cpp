@@ -76,26 +76,32 @@ std::vector<DeviceBusy> DeviceBusyRecorder::stop() {
         if (name == kStartMark) window_start = start_ns(e);
         if (name == kEndMark) window_end = start_ns(e);
     }
-    // The host side, for the idle attribution: every op, CUDA call and stage scope with its thread, and which
-    // thread launched each device activity. A device activity names the op that launched it by that op's
-    // correlation id (linkedCorrelationId); ops and stage scopes share one numbering of threads. Activities
-    // launched outside any op (a CUDA graph's replay) fall back to their CUDA call's thread, which is numbered
-    // as the system numbers it: their labels then only see CUDA calls.
+    // The host side, for the idle attribution: every op and stage scope with its thread. A device activity
+    // names the op (or FUNCTION-scope stage, host_stage_scope.h) that launched it by that op's correlation id
+    // (linkedCorrelationId); activities launched outside any op have no thread here ("launching thread
+    // unknown"): their CUDA call carries the thread that stopped the profiler, not the launching one. The CUDA
+    // call (same correlation id as its activity) gives the launch time.
     std::vector<HostSpan> host;
-    std::map<uint64_t, uint64_t> op_thread, call_thread;  // correlation id -> thread
+    std::map<uint64_t, uint64_t> op_thread;   // op correlation id -> thread
+    std::map<uint64_t, int64_t> call_start;  // CUDA call correlation id -> its start
     for (const auto& e : result->events()) {
         if (e.deviceType() != c10::DeviceType::CPU) continue;
         std::string name = e.name();
         if (name == kStartMark || name == kEndMark) continue;
         const int64_t start = start_ns(e), end = start + duration_ns(e);
-        if (e.correlationId() != 0) (name.rfind("cu", 0) == 0 ? call_thread : op_thread)[e.correlationId()] = e.startThreadId();
+        if (name.rfind("cu", 0) == 0) {  // cudaLaunchKernel, cuLaunchKernel, cudaMemcpyAsync, cudaGraphLaunch...
+            if (e.correlationId() != 0) call_start[e.correlationId()] = start;
+            continue;
+        }
+        if (e.correlationId() != 0) op_thread[e.correlationId()] = e.startThreadId();
         host.push_back({e.startThreadId(), start, end, std::move(name)});
     }
-    auto thread_of = [&](const auto& e) -> uint64_t {
+    auto launch_of = [&](const auto& e) {
+        DeviceActivity a;
         if (const auto op = op_thread.find(e.linkedCorrelationId()); e.linkedCorrelationId() != 0 && op != op_thread.end())
-            return op->second;
-        const auto call = call_thread.find(e.correlationId());
-        return call == call_thread.end() ? 0 : call->second;
+            a.thread = op->second;
+        if (const auto call = call_start.find(e.correlationId()); call != call_start.end()) a.launch_ns = call->second;
+        return a;
     };
     std::map<int, std::vector<std::pair<int64_t, int64_t>>> per_device;
     std::map<int, std::vector<DeviceActivity>> launched;
@@ -107,7 +113,10 @@ std::vector<DeviceBusy> DeviceBusyRecorder::stop() {
         if (end <= start) continue;
         const int d = static_cast<int>(e.deviceIndex());
         per_device[d].push_back({start, end});
-        launched[d].push_back({start, end, thread_of(e)});
+        DeviceActivity a = launch_of(e);
+        a.start_ns = start;
+        a.end_ns = end;
+        launched[d].push_back(a);
         auto it = span.find(d);
         if (it == span.end())
             span[d] = {start, end};

@@ -32,15 +32,17 @@ struct ThreadSpans {
 
 }  // namespace
 
-std::vector<IdleShare> attribute_idle(std::vector<DeviceActivity> activities, std::vector<HostSpan> spans,
+std::vector<IdleShare> attribute_idle(std::vector<DeviceActivity> activities, const std::vector<HostSpan>& spans,
                                       int64_t window_start_ns, int64_t window_end_ns, int64_t min_gap_ns) {
     std::map<std::string, IdleShare> shares;
     if (window_end_ns <= window_start_ns) return {};
     std::sort(activities.begin(), activities.end(),
               [](const DeviceActivity& a, const DeviceActivity& b) { return a.start_ns < b.start_ns; });
     std::map<uint64_t, ThreadSpans> threads;
-    std::sort(spans.begin(), spans.end(), [](const HostSpan& a, const HostSpan& b) { return a.start_ns < b.start_ns; });
     for (const HostSpan& s : spans) threads[s.thread].by_start.push_back(&s);
+    for (auto& [thread, t] : threads)
+        std::sort(t.by_start.begin(), t.by_start.end(),
+                  [](const HostSpan* a, const HostSpan* b) { return a->start_ns < b->start_ns; });
 
     const std::string short_label = "(gaps under " + std::to_string(min_gap_ns / 1000) + " us)";
     auto charge = [&](const std::string& where, int64_t ns) {
@@ -56,6 +58,8 @@ std::vector<IdleShare> attribute_idle(std::vector<DeviceActivity> activities, st
         if (gap > 0) {
             if (gap < min_gap_ns)
                 charge(short_label, gap);
+            else if (a.launch_ns != 0 && a.launch_ns <= reach)
+                charge("(queued before the gap: waiting on another stream or a copy)", gap);
             else if (a.thread == 0)
                 charge("(launching thread unknown)", gap);
             else
@@ -63,7 +67,7 @@ std::vector<IdleShare> attribute_idle(std::vector<DeviceActivity> activities, st
         }
         reach = std::max(reach, a.end_ns);
     }
-    if (window_end_ns > reach) charge("(no later activity)", window_end_ns - reach);
+    if (window_end_ns > reach) charge("(no later activity in the window)", window_end_ns - reach);
 
     std::vector<IdleShare> out;
     for (auto& [where, share] : shares) out.push_back(share);

@@ -14,10 +14,12 @@
 
 namespace lsync::diagnostics {
 
-/// A device activity (kernel, copy, fill) and the host thread that launched it (0: not known).
+/// A device activity (kernel, copy, fill), the host thread that launched it (0: not known) and when its launch
+/// call started (0: not known).
 struct DeviceActivity {
     int64_t start_ns = 0, end_ns = 0;
     uint64_t thread = 0;
+    int64_t launch_ns = 0;
 };
 
 /// A host-side record: a stage scope (name starting with "lsync::") or an op / CUDA call, on one thread.
@@ -36,8 +38,10 @@ struct IdleShare {
 
 /// The idle time of one device in [window_start, window_end), by label, largest first. Gaps shorter than
 /// `min_gap_ns` are summed under "(gaps under N us)" without a label: between two back-to-back kernels there is
-/// always a microsecond or so. The time after the last activity is "(no later activity)".
-std::vector<IdleShare> attribute_idle(std::vector<DeviceActivity> activities, std::vector<HostSpan> spans,
+/// always a microsecond or so. A gap whose ending activity had been launched before the gap began was not the
+/// host's doing: "(queued before the gap: waiting on another stream or a copy)". The time after the last
+/// activity in the window is "(no later activity in the window)".
+std::vector<IdleShare> attribute_idle(std::vector<DeviceActivity> activities, const std::vector<HostSpan>& spans,
                                       int64_t window_start_ns, int64_t window_end_ns, int64_t min_gap_ns = 20000);
 
 }  // namespace lsync::diagnostics

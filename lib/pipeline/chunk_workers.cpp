@@ -5,6 +5,7 @@
 #include "diagnostics/gpu_memory.h"
 #include "diagnostics/host_stage_scope.h"
 
+#include <ATen/ThreadLocalState.h>
 #include <c10/core/DeviceGuard.h>
 
 #if LSYNC_WITH_CUDA
@@ -38,7 +39,14 @@ ChunkWorkers::ChunkWorkers(std::vector<ChunkWorkerSetup> workers, bool tracing, 
         c10::cuda::device_synchronize();
     }
 #endif
-    for (size_t i = 0; i < setups_.size(); ++i) threads_.emplace_back([this, i] { run(i); });
+    // The workers carry this thread's LibTorch thread-local state (grad mode, and a running profiler's
+    // callbacks: `bench render --busy` then sees their ops and stages, not only their kernels).
+    const at::ThreadLocalState state;
+    for (size_t i = 0; i < setups_.size(); ++i)
+        threads_.emplace_back([this, i, state] {
+            const at::ThreadLocalStateGuard guard(state);
+            run(i);
+        });
 }
 
 ChunkWorkers::~ChunkWorkers() {

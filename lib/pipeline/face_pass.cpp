@@ -6,6 +6,7 @@
 #include "faces/face_stage.h"
 #include "pipeline/frame_source.h"
 
+#include <ATen/ThreadLocalState.h>
 #include <c10/core/DeviceGuard.h>
 
 #if LSYNC_WITH_CUDA
@@ -22,7 +23,11 @@ constexpr int64_t kFaceBatch = 16;  // frames per face-step call
 }
 
 FacePass::FacePass(FacePassOptions options) : options_(std::move(options)) {
-    thread_ = std::thread([this] { run(); });
+    // The pass carries its creator's LibTorch thread-local state (a running profiler's callbacks among it).
+    thread_ = std::thread([this, state = at::ThreadLocalState()] {
+        const at::ThreadLocalStateGuard guard(state);
+        run();
+    });
 }
 
 FacePass::FacePass(std::vector<faces::FramePlan> replay)

@@ -205,10 +205,14 @@ void run_passes(RenderJob& job, RenderWorkDir& work, const media::VideoWriterOpt
     // and the totals are known.
     bool faces_settled = false;
     int64_t n_src = 0;
+    int64_t peak_during_faces = -1;  // the allocator's peak up to the pass's end; -1 until then
     auto settle_faces = [&](bool wait) {
         if (faces_settled || (!wait && !face.finished())) return;
         const std::vector<faces::FramePlan> plans = face.all();  // rethrows the pass's error
         faces_settled = true;
+        // From here on the allocator's peak is the render's alone (the pass ran on the first device).
+        peak_during_faces = diagnostics::peak_memory_bytes(device);
+        diagnostics::reset_peak_memory(device);
         n_src = static_cast<int64_t>(plans.size());
         LSYNC_CHECK(n_src > 0, ErrorCode::InputCorrupt, "no frames could be decoded from " + o.video);
         if (!face.replayed()) faces::save_face_plans(work.faces_path(), plans, resolution);
@@ -351,6 +355,9 @@ void run_passes(RenderJob& job, RenderWorkDir& work, const media::VideoWriterOpt
         out.finish();
     }
     work.remove();
+    const int64_t peak_since = diagnostics::peak_memory_bytes(device);
+    summary.gpu_peak_after_faces_bytes = peak_during_faces >= 0 ? peak_since : 0;
+    summary.gpu_peak_bytes = std::max(peak_during_faces, peak_since);
 }
 
 }  // namespace
@@ -415,7 +422,6 @@ RenderSummary render(const RenderOptions& o, RenderObserver& observer) {
         throw_error(ErrorCode::Interrupted, "interrupted: " + std::to_string(kept) + " frames are kept in " +
                                                 work.path() + "; run the same command with --resume to finish");
     }
-    summary.gpu_peak_bytes = diagnostics::peak_memory_bytes(device);
     summary.peak_rss_bytes = diagnostics::peak_rss_bytes();
     summary.fps = fps;
     summary.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();

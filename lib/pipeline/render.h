@@ -127,6 +127,10 @@ struct RenderSummary {
     /// Per worker, the stages inside its UNet calls (RenderOptions::time_chunk_stages; empty otherwise).
     std::vector<ChunkStageSeconds> worker_stage_seconds;
     int64_t gpu_peak_bytes = 0;  ///< LibTorch allocator peak on the render device (0 on the CPU)
+    /// The same peak from the end of the face pass on (0 when the pass outlived the render, or on the CPU): the
+    /// face pass shares the first device with a worker for the render's first seconds, so the render alone can
+    /// peak lower than gpu_peak_bytes.
+    int64_t gpu_peak_after_faces_bytes = 0;
     int64_t peak_rss_bytes = 0;  ///< host resident set peak of the process
     std::string faces;           ///< FaceCounts::summary()
     std::string models;          ///< RenderModels::description

@@ -35,6 +35,7 @@ for w in row["worker_stage_seconds"]:
     assert sum(w.values()) <= stages["render"], (w, stages)
 assert row["chunk_stage_seconds"]["unet"] > 0, row
 assert row["host_peak_rss_bytes"] > 0, row
+assert row["gpu_peak_bytes"] == 0 and row["gpu_peak_after_faces_bytes"] == 0, row  # no GPU allocator on the CPU
 assert "achieved_tflops" not in row, row  # the tiny model has no published FLOP counts
 print("ok:", row["wall_seconds"], "s wall,", row["chunk_stage_seconds"])
 PY

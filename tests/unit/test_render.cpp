@@ -277,6 +277,7 @@ TEST_CASE("GPU idle: each gap charged to its launching thread's stage and op", "
         {405 * us, 450 * us, 1},   // 5 us after: a short gap
         {800 * us, 900 * us, 1},   // after a 350 us gap with no op on thread 1
         {950 * us, 960 * us, 0},   // launched by a thread the profiler did not name
+        {985 * us, 990 * us, 1, 500 * us},  // launched long before: it waited on something else
     };
     const std::vector<diagnostics::HostSpan> spans = {
         {1, 0, 460 * us, "lsync::unet"},
@@ -297,8 +298,9 @@ TEST_CASE("GPU idle: each gap charged to its launching thread's stage and op", "
     CHECK(by.at("(gaps under 20 us)") == Approx(5e-6));
     CHECK(by.at("lsync::vae_decode > (between ops)") == Approx(350e-6));
     CHECK(by.at("(launching thread unknown)") == Approx(50e-6));
-    CHECK(by.at("(no later activity)") == Approx(40e-6));
-    CHECK(by.size() == 5);
+    CHECK(by.at("(queued before the gap: waiting on another stream or a copy)") == Approx(25e-6));
+    CHECK(by.at("(no later activity in the window)") == Approx(10e-6));
+    CHECK(by.size() == 6);
     // Idle and busy fill the window exactly.
     std::vector<std::pair<int64_t, int64_t>> busy;
     for (const auto& a : acts) busy.push_back({a.start_ns, a.end_ns});
@@ -310,7 +312,7 @@ TEST_CASE("GPU idle: each gap charged to its launching thread's stage and op", "
     for (const auto& s : inside) inside_total += s.seconds;
     CHECK(inside_total == Approx(5e-6));
     CHECK(attribute_idle(acts, spans, 500 * us, 500 * us).empty());
-    CHECK(attribute_idle({}, {}, 0, 10 * us).front().where == "(no later activity)");
+    CHECK(attribute_idle({}, {}, 0, 10 * us).front().where == "(no later activity in the window)");
 }
 
 TEST_CASE("kernel profile: kernel names fall into the families the benchmarks sum", "[bench]") {
