@@ -1,0 +1,43 @@
+#!/usr/bin/env bash
+# One device call: build latentsync (scripts/bench.sh's build step), then `bench render --busy` per model on the
+# GPUs of LSYNC_DEVICE_SETS (default "0"), and print for each run its GPU busy fraction, where the idle time went
+# (the largest /gpu_idle/ shares: stage > host op, docs/performance-notes.md section 5) and the GPU peak with and
+# without the face pass. The JSON files go to $OUT (or build-gpu/logs). Needs .deps/src as gpu-check.sh does.
+#   LSYNC_BENCH_MODELS (default "1.5 1.6"), LSYNC_BENCH_FRAMES (default 200)
+set -euo pipefail
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+cd "$ROOT"
+LOGS="${OUT:-$ROOT/build-gpu/logs}"
+mkdir -p "$LOGS"
+BUILD_DIR="${BUILD_DIR:-$ROOT/build-gpu}"
+BIN="$BUILD_DIR/bin/latentsync"
+
+echo "== build ($(date +%T))"
+if ! BUILD_DIR="$BUILD_DIR" OUT="$BUILD_DIR/logs" LSYNC_BUILD_TARGETS=latentsync LSYNC_TEST_REGEX='^$' \
+        bash scripts/gpu-check.sh > "$LOGS/gpu-check.log" 2>&1; then
+    [ -x "$BIN" ] || { tail -40 "$LOGS/gpu-check.log"; exit 1; }
+    echo "(gpu-check.sh reported a failure; see gpu-check.log)"
+fi
+WORK="$(mktemp -d)"
+trap 'rm -rf "$WORK"' EXIT
+for model in ${LSYNC_BENCH_MODELS:-1.5 1.6}; do
+    for set in ${LSYNC_DEVICE_SETS:-0}; do
+        json="$LOGS/idle-$model-${set//,/_}.json"
+        echo "== $model on $set ($(date +%T))"
+        "$BIN" bench render --models "$model" --attention flash --frames "${LSYNC_BENCH_FRAMES:-200}" \
+            --devices "$set" --busy --model-dir tests/fixtures/face-api --work "$WORK" --json "$json" \
+            > /dev/null 2> "$LOGS/idle-$model-${set//,/_}.err" || { tail -5 "$LOGS/idle-$model-${set//,/_}.err"; continue; }
+        python3 - "$json" <<'PY'
+import json, sys
+row = json.load(open(sys.argv[1]))["rows"][0]
+if not row.get("ok"):
+    sys.exit("failed: " + row.get("error", "?"))
+print("render stage %.2f s, GPU peak %.2f GiB, after the face pass %.2f GiB" % (
+    row["stage_seconds"]["render"], row["gpu_peak_bytes"] / 2**30, row.get("gpu_peak_after_faces_bytes", 0) / 2**30))
+for dev, b in sorted(row.get("gpu_busy", {}).items()):
+    print("%s busy %.1f %% of %.2f s" % (dev, 100 * b["fraction"], b["window_seconds"]))
+    for where, seconds in sorted(row.get("gpu_idle", {}).get(dev, {}).items(), key=lambda kv: -kv[1]):
+        print("   idle %7.3f s  %s" % (seconds, where))
+PY
+    done
+done
