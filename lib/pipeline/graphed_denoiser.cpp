@@ -1,9 +1,8 @@
 #include "pipeline/graphed_denoiser.h"
 
+#include "core/env.h"
 #include "core/log.h"
 
-#include <cstdlib>
-#include <cstring>
 #include <map>
 #include <memory>
 #include <vector>
@@ -17,9 +16,8 @@ namespace lsync::pipeline {
 
 bool cuda_graphs_wanted(int resolution) {
 #if LSYNC_WITH_CUDA
-    const char* env = std::getenv("LSYNC_CUDA_GRAPHS");
     (void)resolution;  // kept for the default to come: graphs help where launches, not kernels, set the pace
-    return env && std::strcmp(env, "1") == 0;
+    return env::flag("LSYNC_CUDA_GRAPHS");
 #else
     (void)resolution;
     return false;

@@ -1,5 +1,6 @@
 #include "pipeline/lipsync_chunk.h"
 
+#include "core/env.h"
 #include "core/error.h"
 #include "diagnostics/gpu_memory.h"
 #include "diagnostics/host_stage_scope.h"
@@ -11,7 +12,6 @@
 
 #include <algorithm>
 #include <cstdio>
-#include <cstdlib>
 #include <string>
 
 namespace lsync::pipeline {
@@ -22,10 +22,7 @@ namespace {
 // and from 16 to 64 at 256 (docs/performance-notes.md section 4). So a call of several chunks (32 images at 2)
 // runs the VAE in slices of 512 Ki pixels: 2 images at 512 px, 8 at 256. LSYNC_VAE_IMAGES=N overrides it.
 int64_t vae_images_per_call(int resolution) {
-    if (const char* env = std::getenv("LSYNC_VAE_IMAGES"); env && *env) {
-        const long long v = std::atoll(env);
-        if (v > 0) return v;
-    }
+    if (const auto images = env::positive_integer("LSYNC_VAE_IMAGES", 4096)) return *images;
     const int64_t pixels = int64_t{resolution} * resolution;
     return std::max<int64_t>(1, (int64_t{1} << 19) / std::max<int64_t>(1, pixels));
 }
@@ -33,10 +30,7 @@ int64_t vae_images_per_call(int resolution) {
 // LSYNC_TRACE_STAGE_MEMORY=1: after each stage of a call, the allocator's peak so far and what is held now,
 // so a render's GPU peak can be pinned on a stage (the peak is monotonic: the stage where it rises holds it).
 bool stage_memory_traced() {
-    static const bool on = [] {
-        const char* env = std::getenv("LSYNC_TRACE_STAGE_MEMORY");
-        return env && *env && std::string(env) != "0";
-    }();
+    static const bool on = env::flag("LSYNC_TRACE_STAGE_MEMORY");
     return on;
 }
 }  // namespace

@@ -1,17 +1,16 @@
 #include "unet/row_slices.h"
 
+#include "core/env.h"
+
 #include <algorithm>
 #include <atomic>
-#include <cstdlib>
 
 namespace lsync::models {
 
 namespace {
 // LSYNC_SLICE_MIB=N sets the start value (measurements of the memory/speed trade).
 int64_t initial_slice_bytes() {
-    const char* env = std::getenv("LSYNC_SLICE_MIB");
-    const long long mib = env && *env ? std::atoll(env) : 0;
-    return (mib > 0 ? mib : 256) * (int64_t{1} << 20);
+    return env::positive_integer("LSYNC_SLICE_MIB", 1 << 20).value_or(256) * (int64_t{1} << 20);
 }
 std::atomic<int64_t> slice_bytes{initial_slice_bytes()};
 }

@@ -1,11 +1,13 @@
 #include "catch_compat.h"
 
 #include "core/bounded_queue.h"
+#include "core/env.h"
 #include "core/error.h"
 #include "core/files.h"
 #include "test_util.h"
 
 #include <chrono>
+#include <cstdlib>
 #include <filesystem>
 #include <unistd.h>
 #include <fstream>
@@ -41,6 +43,31 @@ TEST_CASE("every error code has its own exit code and name", "[core]") {
         CHECK(e.exit_code() == 12);
         CHECK(std::string(e.what()) == "bad tensor");
     }
+}
+
+TEST_CASE("environment switches: whole numbers in range and flags, anything else ignored", "[core]") {
+    const char* name = "LSYNC_TEST_ENV_SWITCH";
+    ::unsetenv(name);
+    CHECK(!env::positive_integer(name).has_value());
+    CHECK(!env::flag(name));
+    CHECK(env::flag(name, true));
+    ::setenv(name, "", 1);
+    CHECK(!env::positive_integer(name).has_value());
+    CHECK(!env::flag(name, true));
+    ::setenv(name, "12", 1);
+    CHECK(env::positive_integer(name) == 12);
+    CHECK(env::flag(name));
+    CHECK(!env::positive_integer(name, 11).has_value());  // above the maximum
+    for (const char* bad : {"0", "-3", "12x", "x", "1e3", " 5", "99999999999999999999999"}) {
+        ::setenv(name, bad, 1);
+        INFO(bad);
+        CHECK(!env::positive_integer(name).has_value());
+    }
+    ::setenv(name, "0", 1);
+    CHECK(!env::flag(name, true));
+    ::setenv(name, "yes", 1);
+    CHECK(env::flag(name));
+    ::unsetenv(name);
 }
 
 TEST_CASE("bounded queue blocks the producer at capacity and passes errors on", "[core]") {

@@ -1,0 +1,19 @@
+#pragma once
+// The measurement switches read from the environment (LSYNC_VAE_IMAGES, LSYNC_SLICE_MIB, LSYNC_TRACE_STAGE_MEMORY,
+// LSYNC_CUDA_GRAPHS, ...), read one way: a value that is not what the switch takes is said once on the log and
+// ignored, instead of silently meaning 0. (LSYNC_THREADS, a user setting, is refused with an error instead:
+// core/threads.h.)
+
+#include <cstdint>
+#include <optional>
+
+namespace lsync::env {
+
+/// The variable as a whole number from 1 to `max`; nothing when unset or empty, or (with a warning) when it is
+/// not one.
+std::optional<int64_t> positive_integer(const char* name, int64_t max = INT64_C(1) << 40);
+
+/// Whether the variable is set to something other than "" and "0". `unset_default` when it is not set.
+bool flag(const char* name, bool unset_default = false);
+
+}  // namespace lsync::env
