@@ -19,34 +19,31 @@
 
 namespace lsync::pipeline {
 
-ChunkWorkers::ChunkWorkers(std::vector<ChunkWorkerSetup> workers, bool tracing, bool inject_oom_once,
+ChunkWorkers::ChunkWorkers(std::vector<std::future<ChunkWorkerSetup>> workers, bool tracing, bool inject_oom_once,
                            std::function<void(const std::string&)> warn, bool time_stages)
-    : setups_(std::move(workers)),
+    : loading_(std::move(workers)),
       tracing_(tracing),
       warn_(std::move(warn)),
       time_stages_(time_stages),
       inject_oom_(inject_oom_once) {
-    LSYNC_CHECK(!setups_.empty(), ErrorCode::Internal, "ChunkWorkers: no workers");
-    busy_.assign(setups_.size(), 0.0);
-    stages_.assign(setups_.size(), ChunkStageSeconds{});
-#if LSYNC_WITH_CUDA
-    // The workers run on streams of their own; the models, mask and noise were made on the default stream by the
-    // loading threads: wait for them here, where a CUDA error is an ordinary exception for the render.
-    for (const auto& w : setups_) {
-        const auto d = w.models.unet->device();
-        if (!d.is_cuda()) continue;
-        const c10::DeviceGuard guard(d);
-        c10::cuda::device_synchronize();
-    }
-#endif
+    LSYNC_CHECK(!loading_.empty(), ErrorCode::Internal, "ChunkWorkers: no workers");
+    setups_.resize(loading_.size());
+    busy_.assign(loading_.size(), 0.0);
+    stages_.assign(loading_.size(), ChunkStageSeconds{});
     // The workers carry this thread's LibTorch thread-local state (grad mode, and a running profiler's
     // callbacks: `bench render --busy` then sees their ops and stages, not only their kernels).
     const at::ThreadLocalState state;
-    for (size_t i = 0; i < setups_.size(); ++i)
+    for (size_t i = 0; i < loading_.size(); ++i)
         threads_.emplace_back([this, i, state] {
             const at::ThreadLocalStateGuard guard(state);
             run(i);
         });
+}
+
+std::future<ChunkWorkerSetup> ChunkWorkers::ready(ChunkWorkerSetup setup) {
+    std::promise<ChunkWorkerSetup> p;
+    p.set_value(std::move(setup));
+    return p.get_future();
 }
 
 ChunkWorkers::~ChunkWorkers() {
@@ -72,7 +69,8 @@ GroupResult ChunkWorkers::take() {
     std::unique_lock<std::mutex> lock(mutex_);
     LSYNC_CHECK(next_take_ < next_seq_, ErrorCode::Internal, "ChunkWorkers::take without a submitted group");
     const int64_t seq = next_take_;
-    results_changed_.wait(lock, [&] { return results_.count(seq) || errors_.count(seq); });
+    results_changed_.wait(lock, [&] { return results_.count(seq) || errors_.count(seq) || load_error_; });
+    if (load_error_) std::rethrow_exception(load_error_);
     ++next_take_;
     if (auto e = errors_.find(seq); e != errors_.end()) {
         auto error = e->second;
@@ -96,12 +94,31 @@ std::vector<ChunkStageSeconds> ChunkWorkers::stage_seconds() const {
 
 void ChunkWorkers::run(size_t index) {
     torch::NoGradGuard no_grad;  // thread-local
+    try {
+        setups_[index] = loading_[index].get();
+#if LSYNC_WITH_CUDA
+        // The models, mask and noise were made on the default stream by the loading thread, and this worker
+        // runs on a stream of its own: wait for them here, where a CUDA error is a load error for the render.
+        const auto d = setups_[index].models.unet->device();
+        if (d.is_cuda()) {
+            const c10::DeviceGuard guard(d);
+            c10::cuda::device_synchronize();
+        }
+#endif
+    } catch (...) {
+        {
+            std::lock_guard<std::mutex> lock(mutex_);
+            if (!load_error_) load_error_ = std::current_exception();
+        }
+        results_changed_.notify_all();
+        return;
+    }
     ChunkWorkerSetup& w = setups_[index];
     const auto device = w.models.unet->device();
     const c10::DeviceGuard device_guard(device);  // kernels and streams on this worker's device
 #if LSYNC_WITH_CUDA
     // A stream of its own, so two workers on one GPU, and the face pass beside them, run side by side instead
-    // of queueing on the default stream (the constructor waited for the loading threads' work on it). Inputs
+    // of queueing on the default stream (the loading thread's work on it was waited for above). Inputs
     // arrive as host tensors (pinned) and results leave as host tensors, so no device memory crosses streams.
     std::optional<c10::cuda::CUDAStreamGuard> stream_guard;
     if (device.is_cuda()) {

@@ -20,6 +20,7 @@
 #include <deque>
 #include <exception>
 #include <functional>
+#include <future>
 #include <map>
 #include <memory>
 #include <mutex>
@@ -49,8 +50,13 @@ public:
     /// `warn` receives the out-of-memory notices (from worker threads). `inject_oom_once`: the test hook of
     /// RenderOptions (the first call with more than one chunk, on any worker, fails as out of memory).
     /// `time_stages`: time each call's stages (chunk_stage_clock.h; RenderOptions::time_chunk_stages).
-    ChunkWorkers(std::vector<ChunkWorkerSetup> workers, bool tracing, bool inject_oom_once,
+    /// Each worker starts as soon as its own setup is ready (several GPUs load side by side, and the first one
+    /// ready need not wait for the others). A setup that fails to load fails the render: take() rethrows its
+    /// error.
+    ChunkWorkers(std::vector<std::future<ChunkWorkerSetup>> workers, bool tracing, bool inject_oom_once,
                  std::function<void(const std::string&)> warn, bool time_stages = false);
+    /// A future that holds `setup` already (for a setup made before the workers).
+    static std::future<ChunkWorkerSetup> ready(ChunkWorkerSetup setup);
     ~ChunkWorkers();  // stops the workers; queued groups are dropped
     ChunkWorkers(const ChunkWorkers&) = delete;
     ChunkWorkers& operator=(const ChunkWorkers&) = delete;
@@ -59,7 +65,8 @@ public:
     /// Queues a group of chunks with the same number of face frames (tensors on any device; each worker moves
     /// them to its own). Returns at once.
     void submit(std::vector<ChunkFrames> group);
-    /// The result of the oldest group not taken yet, waiting for it; rethrows a worker's error.
+    /// The result of the oldest group not taken yet, waiting for it; rethrows a worker's error, or the error of
+    /// a setup that failed to load.
     GroupResult take();
     /// Seconds each worker spent running groups so far (the rest of its time it waited for work).
     std::vector<double> busy_seconds() const;
@@ -74,7 +81,9 @@ private:
     void run(size_t index);
     GroupResult run_group(ChunkWorkerSetup& w, std::vector<ChunkFrames>& chunks);
 
-    std::vector<ChunkWorkerSetup> setups_;
+    std::vector<std::future<ChunkWorkerSetup>> loading_;  ///< each taken by its worker thread
+    std::vector<ChunkWorkerSetup> setups_;                 ///< element i written and used by worker i only
+    std::exception_ptr load_error_;                        ///< the first setup that failed; under mutex_
     bool tracing_;
     std::function<void(const std::string&)> warn_;
     mutable std::mutex mutex_;

@@ -22,6 +22,7 @@
 #include "pipeline/render_workdir.h"
 #include "faces/face_plan_file.h"
 
+#include <ATen/ThreadLocalState.h>
 #include <c10/core/DeviceGuard.h>
 
 #include <chrono>
@@ -90,13 +91,14 @@ struct RenderJob {
 };
 
 /// One set of models per worker (--devices), each with its chunk runner and chunk batch; a device listed twice
-/// loads twice (each worker owns its attention context and DeepCache state). GPUs load at the same time (drawing
-/// or reading the weights is host work, copying them per device); CPU workers one after the other, as they share
-/// the cores anyway.
-std::vector<ChunkWorkerSetup> load_workers(const RenderJob& job, const torch::Tensor& mask) {
-    const RenderOptions& o = job.options;
-    const int resolution = model_resolution(o.model);
-    auto load_worker = [&](const torch::Device& d) {
+/// loads twice (each worker owns its attention context and DeepCache state). GPUs load at the same time, each on a
+/// thread of its own, and each worker starts when its own set is ready (chunk_workers.h); CPU workers load one
+/// after the other before the render, as they share the cores anyway.
+std::vector<std::future<ChunkWorkerSetup>> load_workers(const RenderJob& job, const torch::Tensor& mask) {
+    const int resolution = model_resolution(job.options.model);
+    // Runs on the loading threads, possibly after this function returned: it holds no reference to its locals.
+    auto load_worker = [&job, mask, resolution](const torch::Device& d) {
+        const RenderOptions& o = job.options;
         const auto started = std::chrono::steady_clock::now();
         torch::NoGradGuard no_grad;  // thread-local: the loading threads need their own
         const c10::DeviceGuard device_guard(d);
@@ -122,15 +124,19 @@ std::vector<ChunkWorkerSetup> load_workers(const RenderJob& job, const torch::Te
                   std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count(), " s");
         return w;
     };
-    std::vector<ChunkWorkerSetup> setups;
+    std::vector<std::future<ChunkWorkerSetup>> loading;
     if (job.device.is_cuda() && job.devices.size() > 1) {
-        std::vector<std::future<ChunkWorkerSetup>> loading;
-        for (const auto& d : job.devices) loading.push_back(std::async(std::launch::async, load_worker, d));
-        for (auto& f : loading) setups.push_back(f.get());
+        // The loading threads take this thread's LibTorch state (grad mode, a running profiler).
+        const at::ThreadLocalState state;
+        for (const auto& d : job.devices)
+            loading.push_back(std::async(std::launch::async, [load_worker, d, state] {
+                const at::ThreadLocalStateGuard guard(state);
+                return load_worker(d);
+            }));
     } else {
-        for (const auto& d : job.devices) setups.push_back(load_worker(d));
+        for (const auto& d : job.devices) loading.push_back(ChunkWorkers::ready(load_worker(d)));
     }
-    return setups;
+    return loading;
 }
 
 /// The passes of render() after the checks: models, audio, faces, chunks, join.
@@ -191,8 +197,12 @@ void run_passes(RenderJob& job, RenderWorkDir& work, const media::VideoWriterOpt
 
     // 3. Models, while the faces are analysed.
     observer.stage("loading models", 0);
-    std::vector<ChunkWorkerSetup> setups = load_workers(job, mask);
-    const RenderModels models = setups.front().models;
+    // The render starts with the first device's models; the other devices' workers join as theirs are ready.
+    std::vector<std::future<ChunkWorkerSetup>> loading = load_workers(job, mask);
+    ChunkWorkerSetup first = loading.front().get();
+    const RenderModels models = first.models;
+    const int64_t batch = first.batch;
+    loading.front() = ChunkWorkers::ready(std::move(first));
     summary.models = models.description;
     summary.device = device.str();
     if (o.random_weights)
@@ -244,13 +254,12 @@ void run_passes(RenderJob& job, RenderWorkDir& work, const media::VideoWriterOpt
     std::optional<PreviewSheet> preview;
     if (!o.preview.empty()) preview.emplace(o.preview, n_out, mask, geometry);
     const int64_t n_chunks = (n_out + kFramesPerChunk - 1) / kFramesPerChunk;
-    const int64_t batch = setups.front().batch;
     log::info("render: ", n_chunks, " chunk(s) of up to ", kFramesPerChunk, " frames, up to ", batch,
-              " per UNet call, on ", setups.size(), " worker(s)");
+              " per UNet call, on ", loading.size(), " worker(s)");
     observer.stage("render", n_out);
     const bool tracing = dumper.has_value() || preview.has_value() || o.probe;
     ChunkWorkers workers(
-        std::move(setups), tracing, o.inject_oom_once, [&observer](const std::string& m) { observer.warning(m); },
+        std::move(loading), tracing, o.inject_oom_once, [&observer](const std::string& m) { observer.warning(m); },
         o.time_chunk_stages);
 
     ThreadClock clock;

@@ -13,6 +13,7 @@
 #include "expect_error.h"
 #include "media/video_writer.h"
 #include "pipeline/chunk_noise.h"
+#include "pipeline/chunk_workers.h"
 #include "pipeline/frame_map.h"
 #include "pipeline/frame_source.h"
 #include "pipeline/batch_planner.h"
@@ -23,6 +24,7 @@
 #include "test_util.h"
 
 #include <filesystem>
+#include <future>
 #include <set>
 
 using namespace lsync;
@@ -242,6 +244,27 @@ TEST_CASE("batch planner: the measured cost of a chunk, and the CPU keeps what w
     CHECK(chunk_memory_bytes(128, torch::kHalf) < chunk_memory_bytes(256, torch::kHalf) / 3);  // by pixels
     CHECK(plan_chunk_batch(0, torch::kCPU, 128, torch::kFloat, 0).batch == 1);
     CHECK(plan_chunk_batch(3, torch::kCPU, 128, torch::kFloat, 1).batch == 3);  // no budget on the CPU
+}
+
+TEST_CASE("chunk workers: a device whose models fail to load fails the render instead of hanging it", "[render]") {
+    // Both workers' models fail (as a second GPU's would, loading after the render started): no worker ever
+    // runs the group, and take() must return with the load's error, not wait for a result.
+    std::vector<std::future<pipeline::ChunkWorkerSetup>> loading;
+    for (int k = 0; k < 2; ++k) {
+        std::promise<pipeline::ChunkWorkerSetup> p;
+        p.set_exception(std::make_exception_ptr(Error(ErrorCode::Weights, "UNet checkpoint not found (test)")));
+        loading.push_back(p.get_future());
+    }
+    pipeline::ChunkWorkers workers(std::move(loading), false, false, [](const std::string&) {});
+    CHECK(workers.workers() == 2);
+    workers.submit({pipeline::ChunkFrames{}});
+    try {
+        workers.take();
+        FAIL("take() returned without the load error");
+    } catch (const Error& e) {
+        CHECK(e.code() == ErrorCode::Weights);
+        CHECK(std::string(e.what()).find("not found (test)") != std::string::npos);
+    }
 }
 
 TEST_CASE("GPU busy: the union of activity intervals, overlaps counted once", "[bench]") {
