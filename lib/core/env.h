@@ -1,7 +1,7 @@
 #pragma once
 // The measurement switches read from the environment (LSYNC_VAE_IMAGES, LSYNC_SLICE_MIB, LSYNC_TRACE_STAGE_MEMORY,
-// LSYNC_CUDA_GRAPHS, ...), read one way: a value that is not what the switch takes is said once on the log and
-// ignored, instead of silently meaning 0. (LSYNC_THREADS, a user setting, is refused with an error instead:
+// LSYNC_CUDA_GRAPHS, ...), read one way: a value that is not what the switch takes is said on the log (once per
+// variable and process) and ignored, instead of silently meaning 0 or "on". (LSYNC_THREADS, a user setting, is refused with an error instead:
 // core/threads.h.)
 
 #include <cstdint>
@@ -13,7 +13,8 @@ namespace lsync::env {
 /// not one.
 std::optional<int64_t> positive_integer(const char* name, int64_t max = INT64_C(1) << 40);
 
-/// Whether the variable is set to something other than "" and "0". `unset_default` when it is not set.
+/// The variable as a switch: 1/true/yes/on or 0/false/no/off (any case); `unset_default` when it is unset or
+/// empty, or (with a warning) anything else.
 bool flag(const char* name, bool unset_default = false);
 
 }  // namespace lsync::env

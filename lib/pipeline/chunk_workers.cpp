@@ -28,6 +28,7 @@ ChunkWorkers::ChunkWorkers(std::vector<std::future<ChunkWorkerSetup>> workers, b
       inject_oom_(inject_oom_once) {
     LSYNC_CHECK(!loading_.empty(), ErrorCode::Internal, "ChunkWorkers: no workers");
     setups_.resize(loading_.size());
+    loads_pending_ = loading_.size();
     busy_.assign(loading_.size(), 0.0);
     stages_.assign(loading_.size(), ChunkStageSeconds{});
     // The workers carry this thread's LibTorch thread-local state (grad mode, and a running profiler's
@@ -82,6 +83,12 @@ GroupResult ChunkWorkers::take() {
     return r;
 }
 
+void ChunkWorkers::wait_loaded() {
+    std::unique_lock<std::mutex> lock(mutex_);
+    results_changed_.wait(lock, [&] { return loads_pending_ == 0; });
+    if (load_error_) std::rethrow_exception(load_error_);
+}
+
 std::vector<double> ChunkWorkers::busy_seconds() const {
     std::lock_guard<std::mutex> lock(mutex_);
     return busy_;
@@ -99,6 +106,8 @@ void ChunkWorkers::run(size_t index) {
 #if LSYNC_WITH_CUDA
         // The models, mask and noise were made on the default stream by the loading thread, and this worker
         // runs on a stream of its own: wait for them here, where a CUDA error is a load error for the render.
+        // A whole-device wait: no other worker renders on this device yet (the render loads a device listed
+        // twice before any worker starts, render.cpp), only the face pass may (device 0), which it waits for.
         const auto d = setups_[index].models.unet->device();
         if (d.is_cuda()) {
             const c10::DeviceGuard guard(d);
@@ -109,10 +118,16 @@ void ChunkWorkers::run(size_t index) {
         {
             std::lock_guard<std::mutex> lock(mutex_);
             if (!load_error_) load_error_ = std::current_exception();
+            --loads_pending_;
         }
         results_changed_.notify_all();
         return;
     }
+    {
+        std::lock_guard<std::mutex> lock(mutex_);
+        --loads_pending_;
+    }
+    results_changed_.notify_all();
     ChunkWorkerSetup& w = setups_[index];
     const auto device = w.models.unet->device();
     const c10::DeviceGuard device_guard(device);  // kernels and streams on this worker's device

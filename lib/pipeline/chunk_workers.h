@@ -50,9 +50,9 @@ public:
     /// `warn` receives the out-of-memory notices (from worker threads). `inject_oom_once`: the test hook of
     /// RenderOptions (the first call with more than one chunk, on any worker, fails as out of memory).
     /// `time_stages`: time each call's stages (chunk_stage_clock.h; RenderOptions::time_chunk_stages).
-    /// Each worker starts as soon as its own setup is ready (several GPUs load side by side, and the first one
-    /// ready need not wait for the others). A setup that fails to load fails the render: take() rethrows its
-    /// error.
+    /// Each worker starts as soon as its own setup is ready (in a render: the first device's is ready before
+    /// the workers are made, the others' join as they finish loading). A setup that fails to load fails the
+    /// render: take() rethrows its error, and so does wait_loaded().
     ChunkWorkers(std::vector<std::future<ChunkWorkerSetup>> workers, bool tracing, bool inject_oom_once,
                  std::function<void(const std::string&)> warn, bool time_stages = false);
     /// A future that holds `setup` already (for a setup made before the workers).
@@ -68,6 +68,9 @@ public:
     /// The result of the oldest group not taken yet, waiting for it; rethrows a worker's error, or the error of
     /// a setup that failed to load.
     GroupResult take();
+    /// Waits until every worker's setup has loaded (or failed to) and rethrows the first load error: a device
+    /// whose load failed after the last result was taken (or when no group had faces) still fails the render.
+    void wait_loaded();
     /// Seconds each worker spent running groups so far (the rest of its time it waited for work).
     std::vector<double> busy_seconds() const;
     /// Per worker, its calls' stage times so far (all zero unless timing stages).
@@ -84,6 +87,7 @@ private:
     std::vector<std::future<ChunkWorkerSetup>> loading_;  ///< each taken by its worker thread
     std::vector<ChunkWorkerSetup> setups_;                 ///< element i written and used by worker i only
     std::exception_ptr load_error_;                        ///< the first setup that failed; under mutex_
+    size_t loads_pending_ = 0;                             ///< setups not loaded (nor failed) yet; under mutex_
     bool tracing_;
     std::function<void(const std::string&)> warn_;
     mutable std::mutex mutex_;

@@ -25,6 +25,7 @@
 #include <ATen/ThreadLocalState.h>
 #include <c10/core/DeviceGuard.h>
 
+#include <algorithm>
 #include <chrono>
 #include <future>
 #include <cmath>
@@ -125,6 +126,12 @@ std::vector<std::future<ChunkWorkerSetup>> load_workers(const RenderJob& job, co
         return w;
     };
     std::vector<std::future<ChunkWorkerSetup>> loading;
+    // A device listed twice (--devices 0,0) loads both sets before the render: a late set would plan its batch
+    // from the memory the running worker holds, and its start-up wait would stall that worker's device.
+    std::vector<torch::Device> distinct;
+    for (const auto& d : job.devices)
+        if (std::find(distinct.begin(), distinct.end(), d) == distinct.end()) distinct.push_back(d);
+    const bool repeated = distinct.size() != job.devices.size();
     if (job.device.is_cuda() && job.devices.size() > 1) {
         // The loading threads take this thread's LibTorch state (grad mode, a running profiler).
         const at::ThreadLocalState state;
@@ -133,6 +140,8 @@ std::vector<std::future<ChunkWorkerSetup>> load_workers(const RenderJob& job, co
                 const at::ThreadLocalStateGuard guard(state);
                 return load_worker(d);
             }));
+        if (repeated)
+            for (auto& f : loading) f = ChunkWorkers::ready(f.get());
     } else {
         for (const auto& d : job.devices) loading.push_back(ChunkWorkers::ready(load_worker(d)));
     }
@@ -326,6 +335,7 @@ void run_passes(RenderJob& job, RenderWorkDir& work, const media::VideoWriterOpt
         queue.add(std::move(p));
     }
     queue.finish();
+    workers.wait_loaded();  // a device that failed to load after the last result fails the render too
     summary.oom_retries += queue.oom_retries();
     clock.seconds[ThreadClock::Workers] = queue.wait_seconds();
     settle_faces(true);  // a resumed render may not have needed the pass's later frames

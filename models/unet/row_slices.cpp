@@ -12,10 +12,19 @@ namespace {
 int64_t initial_slice_bytes() {
     return env::positive_integer("LSYNC_SLICE_MIB", 1 << 20).value_or(256) * (int64_t{1} << 20);
 }
-std::atomic<int64_t> slice_bytes{initial_slice_bytes()};
+// 0 until first asked: the environment is read then, after the program set up its log, not before main().
+std::atomic<int64_t> slice_bytes{0};
 }
 
-int64_t activation_slice_bytes() { return slice_bytes.load(); }
+int64_t activation_slice_bytes() {
+    int64_t v = slice_bytes.load();
+    if (v == 0) {
+        int64_t expected = 0;
+        v = initial_slice_bytes();
+        if (!slice_bytes.compare_exchange_strong(expected, v)) v = expected;  // a set() or another reader came first
+    }
+    return v;
+}
 void set_activation_slice_bytes(int64_t bytes) { slice_bytes.store(std::max<int64_t>(1, bytes)); }
 
 int64_t rows_per_slice(int64_t rows, int64_t bytes_per_row) {

@@ -53,20 +53,28 @@ TEST_CASE("environment switches: whole numbers in range and flags, anything else
     CHECK(env::flag(name, true));
     ::setenv(name, "", 1);
     CHECK(!env::positive_integer(name).has_value());
-    CHECK(!env::flag(name, true));
+    CHECK(env::flag(name, true));  // empty: as unset
     ::setenv(name, "12", 1);
     CHECK(env::positive_integer(name) == 12);
-    CHECK(env::flag(name));
+    CHECK(!env::flag(name));  // not a switch value: the default
+    CHECK(env::flag(name, true));
     CHECK(!env::positive_integer(name, 11).has_value());  // above the maximum
     for (const char* bad : {"0", "-3", "12x", "x", "1e3", " 5", "99999999999999999999999"}) {
         ::setenv(name, bad, 1);
         INFO(bad);
         CHECK(!env::positive_integer(name).has_value());
     }
-    ::setenv(name, "0", 1);
-    CHECK(!env::flag(name, true));
-    ::setenv(name, "yes", 1);
-    CHECK(env::flag(name));
+    for (const char* on : {"1", "true", "Yes", "ON"}) {
+        ::setenv(name, on, 1);
+        CHECK(env::flag(name));
+    }
+    for (const char* off : {"0", "false", "No", "off"}) {
+        ::setenv(name, off, 1);
+        CHECK(!env::flag(name, true));
+    }
+    ::setenv(name, "00", 1);
+    CHECK(env::flag(name, true));
+    CHECK(!env::flag(name, false));
     ::unsetenv(name);
 }
 

@@ -265,6 +265,13 @@ TEST_CASE("chunk workers: a device whose models fail to load fails the render in
         CHECK(e.code() == ErrorCode::Weights);
         CHECK(std::string(e.what()).find("not found (test)") != std::string::npos);
     }
+    // With no group submitted at all (a video without faces), the end of the render still sees the error.
+    std::vector<std::future<pipeline::ChunkWorkerSetup>> failing;
+    std::promise<pipeline::ChunkWorkerSetup> p;
+    p.set_exception(std::make_exception_ptr(Error(ErrorCode::Weights, "VAE not found (test)")));
+    failing.push_back(p.get_future());
+    pipeline::ChunkWorkers idle(std::move(failing), false, false, [](const std::string&) {});
+    CHECK_THROWS_AS(idle.wait_loaded(), Error);
 }
 
 TEST_CASE("GPU busy: the union of activity intervals, overlaps counted once", "[bench]") {
