@@ -1,7 +1,11 @@
 #pragma once
-// `latentsync bench attention`: every attention implementation at the UNet's spatial self-attention shapes
-// (reference 3.2: batch B*F = 32 with CFG, 8 heads, head dims 40/80/160, 256 and 512 inputs), timed, with
-// its error against fp32 standard attention and its throughput against the card's dense peak.
+// `latentsync bench attention`: every attention implementation at the UNet's attention shapes, timed, with its
+// error against fp32 standard attention, its throughput against the card's dense peak and the bandwidth its
+// q, k, v and output bytes take. Sites (reference 3.2, 256 and 512 inputs, 8 heads, head dims 40/80/160):
+//   spatial   self-attention over the latent's tokens, batch B*F = 32 with CFG (the lip-focus bias applies)
+//   temporal  the motion modules' attention over the 16 frames of each latent pixel: batch 2 * tokens
+//   cross     the audio cross-attention: the tokens attend to 50 audio tokens, batch 32
+// Temporal and cross inputs are [B, L, H, D] memory seen as [B, H, L, D], as the UNet's layers pass them.
 
 #include <torch/torch.h>
 
@@ -17,18 +21,21 @@ struct AttentionBenchOptions {
     int iterations = 20;         ///< timed calls per implementation and shape (median reported)
     int batch = 32;              ///< B*F
     std::vector<int> resolutions = {256, 512};
+    std::vector<std::string> sites = {"spatial", "temporal", "cross"};
     double lip_focus = 2.0;      ///< bias weight for the flex variants
     double peak_tflops = 0;      ///< 0: guess from the device name (H100/H200 dense fp16/bf16: 989)
 };
 
 struct AttentionBenchRow {
     int resolution = 0;
-    int64_t batch = 0, heads = 0, tokens = 0, head_dim = 0;
-    std::string impl;            ///< "standard", "flash", "flex:kernel", ...
+    std::string site;            ///< "spatial", "temporal" or "cross"
+    int64_t batch = 0, heads = 0, tokens = 0, key_tokens = 0, head_dim = 0;
+    std::string impl;            ///< "standard", "flash", "sdpa", "short", "flex:kernel", ...
     bool ran = false;
     std::string note;            ///< why it did not run, or the SDPA kernel used
     double median_ms = 0;
-    double tflops = 0;           ///< 4*B*H*L*L*D / time
+    double tflops = 0;           ///< 4*B*H*Lq*Lk*D / time
+    double gbps = 0;             ///< (q + k + v + output bytes) / time
     double peak_fraction = 0;    ///< tflops / peak (0 when the peak is unknown)
     double max_abs_err = 0;      ///< vs fp32 standard attention with the same bias
     int64_t peak_bytes = 0;      ///< GPU peak during the timed calls

@@ -2,6 +2,7 @@
 
 #include "core/compat.h"
 #include "core/error.h"
+#include "ops/short_attention.h"
 #include "ops/flex_variants.h"
 
 #include "core/log.h"
@@ -92,7 +93,14 @@ torch::Tensor standard_attention(const AttentionInputs& in, int64_t query_chunk)
     return parts.size() == 1 ? parts[0] : torch::cat(parts, 2);
 }
 
-torch::Tensor flash_attention(const AttentionInputs& in) { return compat::sdpa(in.q, in.k, in.v, std::nullopt); }
+torch::Tensor sdpa_attention(const AttentionInputs& in) { return compat::sdpa(in.q, in.k, in.v, std::nullopt); }
+
+torch::Tensor flash_attention(const AttentionInputs& in) {
+    // Sequences of at most 16 (the motion modules' frames): our kernel; everything else: SDPA.
+    if (in.q.is_cuda() && short_attention_enabled() && short_attention_unsupported(in).empty())
+        return short_attention(in);
+    return sdpa_attention(in);
+}
 
 torch::Tensor flex_attention(const AttentionInputs& in) {
     // Sites without a bias (cross, temporal, VAE) are plain attention: the fastest plain path serves them.

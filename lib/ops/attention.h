@@ -39,8 +39,11 @@ struct AttentionInputs {
 /// Reference implementation: fp32 softmax, chunks of at most `query_chunk` queries (fewer when the chunk's
 /// fp32 logits would pass 1 GiB), so memory stays bounded at any sequence length.
 torch::Tensor standard_attention(const AttentionInputs& in, int64_t query_chunk = 4096);
-/// Fused SDPA (no bias). Throws Error(Backend) when LibTorch has no SDPA.
+/// Fused attention (no bias): on CUDA, sequences of at most 16 take our kernel (ops/short_attention.h), the
+/// rest SDPA. Throws Error(Backend) when LibTorch has no SDPA.
 torch::Tensor flash_attention(const AttentionInputs& in);
+/// ATen's SDPA alone (no bias), whatever the shape. Throws Error(Backend) when LibTorch has no SDPA.
+torch::Tensor sdpa_attention(const AttentionInputs& in);
 /// Biased attention: SDPA with an additive mask where available, else standard with the bias.
 torch::Tensor flex_attention(const AttentionInputs& in);
 

@@ -3,6 +3,7 @@
 #include "core/compat.h"
 #include "core/error.h"
 #include "ops/attention.h"
+#include "ops/short_attention.h"
 
 using namespace lsync;
 using namespace lsync::ops;
@@ -49,6 +50,19 @@ TEST_CASE("flex: lip-focus 1 equals standard; weight w multiplies the mass on mo
     auto biased = flex_attention({q, k, v, lip_focus_bias(mouth, 2.0)});
     CHECK(rel(biased, naive_attention(q, k, v, lip_focus_bias(mouth, 2.0))) < 1e-5);
     CHECK_THROWS_AS(lip_focus_bias(mouth, 0.0), Error);
+}
+
+TEST_CASE("short-sequence kernel: refused on the CPU with a reason; flash there is SDPA or an error as before", "[attention]") {
+    torch::manual_seed(3);
+    auto q = torch::randn({2, 8, 16, 40}), k = torch::randn({2, 8, 16, 40}), v = torch::randn({2, 8, 16, 40});
+    const AttentionInputs in{q, k, v, std::nullopt};
+    const auto why = short_attention_unsupported(in);
+    CHECK(!why.empty());
+    CHECK_THROWS_AS(short_attention(in), Error);
+    if (LSYNC_HAS_SDPA)
+        CHECK(rel(flash_attention(in), naive_attention(q, k, v)) < 1e-5);
+    else
+        CHECK_THROWS_AS(flash_attention(in), Error);
 }
 
 TEST_CASE("backend names parse, unknown names are usage errors", "[attention]") {

@@ -29,6 +29,7 @@
 #include "vae/autoencoder_kl.h"
 #include "whisper/whisper_encoder.h"
 #include "selftest.h"
+#include "unit/gpu_checks.h"
 
 #include <c10/cuda/CUDAFunctions.h>
 #include <c10/cuda/CUDAGuard.h>
@@ -36,20 +37,6 @@
 
 using namespace lsync;
 using namespace lsync::ops;
-
-// Skips without a device, except where LSYNC_REQUIRE_GPU is set (scripts/gpu-check.sh): on the GPU host a
-// missing device is a failure, not a quiet pass.
-#define LSYNC_NEED_GPU()                                                                     \
-    do {                                                                                      \
-        if (!compat::cuda_available()) {                                                      \
-            if (std::getenv("LSYNC_REQUIRE_GPU")) FAIL("no usable CUDA device (LSYNC_REQUIRE_GPU is set)"); \
-            LSYNC_SKIP("no CUDA device");                                                     \
-        }                                                                                     \
-    } while (0)
-
-static double rel(const torch::Tensor& a, const torch::Tensor& b) {
-    return ((a.to(torch::kDouble) - b.to(torch::kDouble)).norm() / b.to(torch::kDouble).norm()).item<double>();
-}
 
 TEST_CASE("our CUDA kernels run on every device", "[gpu]") {
     LSYNC_NEED_GPU();
