@@ -18,9 +18,11 @@ constexpr int kThreads = 256;
 template <typename T, int VEC>
 __global__ void __launch_bounds__(kThreads)
     add_channel_bias(T* __restrict__ y, const T* __restrict__ bias, int64_t rows, int64_t plane_vectors,
-                     int64_t channels) {
+                     int64_t channels, int64_t rows_per_bias) {
     for (int64_t row = blockIdx.y; row < rows; row += gridDim.y) {
-        const float b = to_float(bias[row % channels]);
+        // rows_per_bias = samples_per_bias * channels (0: one bias row): the bias row of this sample.
+        const int64_t bias_row = rows_per_bias > 0 ? row / rows_per_bias : 0;
+        const float b = to_float(bias[bias_row * channels + row % channels]);
         auto* p = reinterpret_cast<Pack<T, VEC>*>(y) + row * plane_vectors;
         for (int64_t i = blockIdx.x * int64_t(kThreads) + threadIdx.x; i < plane_vectors;
              i += int64_t(gridDim.x) * kThreads) {
@@ -98,18 +100,23 @@ cudaError_t launch(const ChannelBiasArgs& a) {
     auto stream = static_cast<cudaStream_t>(a.stream);
     auto* y = static_cast<T*>(a.y);
     const auto* bias = static_cast<const T*>(a.bias);
+    const int64_t rows_per_bias = a.samples_per_bias * a.channels;
     if (vec)
-        add_channel_bias<T, kVec><<<grid, kThreads, 0, stream>>>(y, bias, a.rows, plane_vectors, a.channels);
+        add_channel_bias<T, kVec><<<grid, kThreads, 0, stream>>>(y, bias, a.rows, plane_vectors, a.channels,
+                                                                  rows_per_bias);
     else
-        add_channel_bias<T, 1><<<grid, kThreads, 0, stream>>>(y, bias, a.rows, plane_vectors, a.channels);
+        add_channel_bias<T, 1><<<grid, kThreads, 0, stream>>>(y, bias, a.rows, plane_vectors, a.channels,
+                                                               rows_per_bias);
     return cudaGetLastError();
 }
 
 }  // namespace
 
 std::string channel_bias_launch(const ChannelBiasArgs& a) {
-    if (a.channels_inner ? (a.rows <= 0 || a.channels <= 0)
-                         : (a.rows <= 0 || a.plane <= 0 || a.channels <= 0 || a.rows % a.channels != 0))
+    if (a.channels_inner ? (a.rows <= 0 || a.channels <= 0 || a.samples_per_bias != 0)
+                         : (a.rows <= 0 || a.plane <= 0 || a.channels <= 0 || a.rows % a.channels != 0 ||
+                            a.samples_per_bias < 0 ||
+                            (a.samples_per_bias > 0 && (a.rows / a.channels) % a.samples_per_bias != 0)))
         return "channel bias: bad shape";
     // The grid is one dimension of at most 2^31 - 1 blocks (one block covers at least one row of vectors).
     if (a.channels_inner && a.channels > int64_t(INT_MAX) * kThreads) return "channel bias: too many channels";

@@ -1,6 +1,7 @@
 #pragma once
 // In-place per-channel bias add, y += bias along the channels, in either memory order of a conv output:
-//   channels outer (channels_inner = false): contiguous [N, C, P], y[n, c, p] += bias[c];
+//   channels outer (channels_inner = false): contiguous [N, C, P], y[n, c, p] += bias[n / samples_per_bias, c]
+//                                            (samples_per_bias = 0: one bias row for all samples);
 //   channels inner (channels_inner = true):  [M, C] with C innermost (a channels_last [N, C, H, W] output of
 //                                            cuDNN's NHWC convolutions, M = N * H * W), y[m, c] += bias[c].
 // ATen adds a convolution's bias after cuDNN as a broadcast add_, which runs its generic (non-vectorised,
@@ -18,8 +19,11 @@ namespace lsync::kernels {
 
 struct ChannelBiasArgs {
     void* y = nullptr;             ///< [rows = N * C, plane] (or [rows = M, channels]), contiguous, in place
-    const void* bias = nullptr;    ///< [C], the dtype of y
+    const void* bias = nullptr;    ///< [C] (or [N / samples_per_bias, C]), the dtype of y
     int64_t rows = 0, channels = 0, plane = 0;  ///< plane: unused when channels_inner
+    /// Channels outer only: consecutive samples sharing one row of a [N / samples_per_bias, C] bias (a UNet
+    /// resnet's conv bias plus its batch entry's time embedding, over the entry's frames); 0: one row of [C].
+    int64_t samples_per_bias = 0;
     bool channels_inner = false;   ///< y is [rows, channels]: bias along the innermost dimension
     ElementType dtype = ElementType::Float32;
     int sm_count = 132;

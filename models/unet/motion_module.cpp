@@ -1,6 +1,7 @@
 #include "unet/motion_module.h"
 
 #include "core/error.h"
+#include "ops/bias_add.h"
 #include "ops/tile_transpose.h"
 
 #include <cmath>
@@ -31,14 +32,26 @@ TemporalAttentionImpl::TemporalAttentionImpl(int64_t dim, int64_t heads, int64_t
     }
 }
 
-torch::Tensor TemporalAttentionImpl::forward(const torch::Tensor& x) {
-    const int64_t frames = x.size(1);
-    if (!pe.defined()) return AttentionImpl::forward(x);
+torch::Tensor TemporalAttentionImpl::position_table(int64_t frames) const {
     // `pe` shares its TensorImpl with the registered buffer, which the loader and to() update in place.
     LSYNC_CHECK(frames <= pe.size(1), ErrorCode::Usage,
                 "UNet: " + std::to_string(frames) + " frames exceed the motion modules' position table (" +
                     std::to_string(pe.size(1)) + ")");
-    return AttentionImpl::forward(x + pe.slice(1, 0, frames));
+    return pe.slice(1, 0, frames);
+}
+
+torch::Tensor TemporalAttentionImpl::forward(const torch::Tensor& x) {
+    if (!pe.defined()) return AttentionImpl::forward(x);
+    return AttentionImpl::forward(x + position_table(x.size(1)));
+}
+
+torch::Tensor TemporalAttentionImpl::forward_consuming(torch::Tensor x) {
+    if (!pe.defined() || !x.is_contiguous() || pe.scalar_type() != x.scalar_type()) return forward(x);
+    // In place over [b*s, f*dim]: one bias row of f*dim for every pixel's tokens (ops/bias_add.h), where ATen
+    // would broadcast the [1, f, dim] table through its generic element-wise kernel.
+    auto rows = x.view({x.size(0), -1});
+    ops::add_row_bias_(rows, position_table(x.size(1)));
+    return AttentionImpl::forward(x);
 }
 
 TemporalTransformerBlockImpl::TemporalTransformerBlockImpl(int64_t dim, const MotionModuleConfig& cfg) {
@@ -60,7 +73,7 @@ TemporalTransformerBlockImpl::TemporalTransformerBlockImpl(int64_t dim, const Mo
 
 torch::Tensor TemporalTransformerBlockImpl::forward(const torch::Tensor& x) {
     auto h = x;
-    for (size_t k = 0; k < attention.size(); ++k) h = attention[k]->forward(norm[k](h)) + h;
+    for (size_t k = 0; k < attention.size(); ++k) h = attention[k]->forward_consuming(norm[k](h)) + h;
     return ff(ff_norm(h)) + h;
 }
 

@@ -28,7 +28,14 @@ public:
     /// module keeps (its norms, projections and feed-forward work per token, so only the entry and exit
     /// reorder) -> the same shape.
     torch::Tensor forward(const torch::Tensor& x);
+    /// forward() on a temporary the caller gives up (a norm's output): the position table is added into it in
+    /// place.
+    torch::Tensor forward_consuming(torch::Tensor x);
     torch::Tensor pe;  ///< buffer `pos_encoder.pe`, undefined without position encoding
+
+private:
+    /// pe[:, :frames]; Error(Usage) past the table.
+    torch::Tensor position_table(int64_t frames) const;
 };
 TORCH_MODULE(TemporalAttention);
 

@@ -1,6 +1,8 @@
 #include "unet/resnet_3d.h"
 
 #include "core/error.h"
+#include "ops/bias_add.h"
+#include "ops/conv.h"
 
 namespace lsync::models {
 
@@ -16,9 +18,20 @@ ResnetBlock3DImpl::ResnetBlock3DImpl(int64_t in, int64_t out, int64_t temb_chann
 }
 
 torch::Tensor ResnetBlock3DImpl::forward(const torch::Tensor& x, const torch::Tensor& temb) {
-    auto h = conv1(norm1->forward_silu(x));
-    // [b, out] -> [b, out, 1, 1, 1]: the same shift for every frame and pixel of a batch entry.
-    h = h + time_emb_proj(torch::silu(temb)).reshape({temb.size(0), -1, 1, 1, 1});
+    // The time embedding: the same shift for every frame and pixel of a batch entry.
+    const auto shift = time_emb_proj(torch::silu(temb));  // [b, out]
+    torch::Tensor h;
+    if (x.is_cuda() && ops::fused_bias_enabled()) {
+        // conv1's bias and the shift in one pass over the conv's frame planes (ops/bias_add.h): ATen would add
+        // the bias, then broadcast the shift over a 5-D view through its slowest element-wise kernel.
+        const int64_t frames = x.size(2);
+        auto planes = ops::conv2d(fold_frames(norm1->forward_silu(x)), conv1->weight, torch::Tensor(), conv1->stride,
+                                  conv1->padding);
+        const auto table = (shift.to(torch::kFloat) + conv1->bias.to(torch::kFloat)).to(planes.scalar_type());
+        h = unfold_frames(ops::add_sample_bias_(planes, table, frames), frames);
+    } else {
+        h = conv1(norm1->forward_silu(x)) + shift.reshape({temb.size(0), -1, 1, 1, 1});
+    }
     h = conv2(norm2->forward_silu(h));  // dropout is 0 at inference
     auto shortcut = conv_shortcut ? conv_shortcut(x) : x;
     auto y = shortcut + h;

@@ -1,0 +1,79 @@
+#include "ops/bias_add.h"
+
+#include "core/error.h"
+#include "ops/conv.h"
+#include "ops/kernel_target.h"
+
+#if LSYNC_WITH_CUDA
+#include "channel_bias.h"
+
+#include <c10/cuda/CUDAGuard.h>
+#endif
+
+namespace lsync::ops {
+
+namespace {
+
+#if LSYNC_WITH_CUDA
+// Whether the kernel serves y and bias: CUDA, the switch on, contiguous, one floating dtype, no gradient.
+bool kernel_serves(const torch::Tensor& y, const torch::Tensor& bias) {
+    const auto dt = y.scalar_type();
+    return y.is_cuda() && fused_bias_enabled() && y.is_contiguous() && y.numel() > 0 && bias.is_contiguous() &&
+           (dt == torch::kFloat || dt == torch::kHalf || dt == torch::kBFloat16) && bias.scalar_type() == dt &&
+           bias.device() == y.device() && !(torch::GradMode::is_enabled() && (y.requires_grad() || bias.requires_grad()));
+}
+
+void launch(kernels::ChannelBiasArgs a, const torch::Tensor& y, const torch::Tensor& bias) {
+    const c10::cuda::CUDAGuard guard(y.device());
+    a.y = y.data_ptr();
+    a.bias = bias.data_ptr();
+    const KernelTarget target = kernel_target(y);
+    a.dtype = target.type;
+    a.sm_count = target.sm_count;
+    a.stream = target.stream;
+    const auto err = kernels::channel_bias_launch(a);
+    LSYNC_CHECK(err.empty(), ErrorCode::Backend, err);
+}
+#endif
+
+}  // namespace
+
+torch::Tensor& add_sample_bias_(torch::Tensor& y, const torch::Tensor& bias, int64_t samples_per_bias) {
+    LSYNC_CHECK(y.dim() == 4 && bias.dim() == 2 && samples_per_bias > 0 && y.size(0) % samples_per_bias == 0 &&
+                    bias.size(0) == y.size(0) / samples_per_bias && bias.size(1) == y.size(1),
+                ErrorCode::Internal, "add_sample_bias_: y [N, C, H, W] with bias [N / samples, C]");
+#if LSYNC_WITH_CUDA
+    if (kernel_serves(y, bias)) {
+        kernels::ChannelBiasArgs a;
+        a.channels = y.size(1);
+        a.rows = y.size(0) * y.size(1);
+        a.plane = y.size(2) * y.size(3);
+        a.samples_per_bias = samples_per_bias;
+        launch(a, y, bias);
+        return y;
+    }
+#endif
+    if (!y.is_contiguous()) return y.add_(bias.repeat_interleave(samples_per_bias, 0).view({y.size(0), y.size(1), 1, 1}));
+    const int64_t groups = bias.size(0), c = y.size(1);
+    y.view({groups, samples_per_bias, c, -1}).add_(bias.view({groups, 1, c, 1}));
+    return y;
+}
+
+torch::Tensor& add_row_bias_(torch::Tensor& y, const torch::Tensor& bias) {
+    LSYNC_CHECK(y.dim() >= 1 && bias.numel() == y.size(-1), ErrorCode::Internal,
+                "add_row_bias_: the bias must have as many elements as y's last dimension");
+#if LSYNC_WITH_CUDA
+    if (kernel_serves(y, bias)) {
+        kernels::ChannelBiasArgs a;
+        a.channels = y.size(-1);
+        a.rows = y.numel() / a.channels;
+        a.channels_inner = true;
+        launch(a, y, bias);
+        return y;
+    }
+#endif
+    y.add_(bias.reshape({y.size(-1)}));
+    return y;
+}
+
+}  // namespace lsync::ops
