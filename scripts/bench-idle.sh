@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# One device call: build latentsync (scripts/bench.sh's build step), then `bench render --busy` per model on the
+# One device call: build latentsync (scripts/gpu-build.sh), then `bench render --busy` per model on the
 # GPUs of LSYNC_DEVICE_SETS (default "0"), and print for each run its GPU busy fraction, where the idle time went
 # (the largest /gpu_idle/ shares: stage > host op, docs/performance-notes.md section 5) and the GPU peak with and
 # without the face pass. The JSON files go to $OUT (or build-gpu/logs). Needs .deps/src as gpu-check.sh does.
@@ -12,12 +12,7 @@ mkdir -p "$LOGS"
 BUILD_DIR="${BUILD_DIR:-$ROOT/build-gpu}"
 BIN="$BUILD_DIR/bin/latentsync"
 
-echo "== build ($(date +%T))"
-if ! BUILD_DIR="$BUILD_DIR" OUT="$BUILD_DIR/logs" LSYNC_BUILD_TARGETS=latentsync LSYNC_TEST_REGEX='^$' \
-        bash scripts/gpu-check.sh > "$LOGS/gpu-check.log" 2>&1; then
-    [ -x "$BIN" ] || { tail -40 "$LOGS/gpu-check.log"; exit 1; }
-    echo "(gpu-check.sh reported a failure; see gpu-check.log)"
-fi
+BUILD_DIR="$BUILD_DIR" bash scripts/gpu-build.sh "$LOGS/gpu-check.log"
 WORK="$(mktemp -d)"
 trap 'rm -rf "$WORK"' EXIT
 for model in ${LSYNC_BENCH_MODELS:-1.5 1.6}; do

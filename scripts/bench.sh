@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# One device call on the GPU host: build latentsync (scripts/gpu-check.sh's FFmpeg + CMake steps, no tests), then
+# One device call on the GPU host: build latentsync (scripts/gpu-build.sh: gpu-check.sh's FFmpeg + CMake steps, no tests), then
 # `latentsync bench render` with the full-size random models; the table and the JSON go to $OUT (or
 # build-gpu/logs). Run it as the device command, e.g. `bash scripts/bench.sh`. Needs .deps/src from
 # scripts/fetch-gpu-host-sources.sh, as gpu-check.sh does.
@@ -19,16 +19,7 @@ LOGS="${OUT:-$ROOT/build-gpu/logs}"
 mkdir -p "$LOGS"
 BUILD_DIR="${BUILD_DIR:-$ROOT/build-gpu}"
 
-# The build alone: gpu-check.sh's steps with the latentsync target and a test filter that selects nothing. Its
-# GPU render check and doctor run too (well under a minute). Its own logs stay in the build folder: only a few
-# files come back from a device call, and they are the benchmark's.
-echo "== build ($(date +%T))"
-if ! BUILD_DIR="$BUILD_DIR" OUT="$BUILD_DIR/logs" LSYNC_BUILD_TARGETS=latentsync LSYNC_TEST_REGEX='^$' \
-        bash scripts/gpu-check.sh > "$LOGS/gpu-check.log" 2>&1; then
-    # gpu-check.sh fails when its render check does; the benchmark only needs the binary.
-    [ -x "$BUILD_DIR/bin/latentsync" ] || { tail -40 "$LOGS/gpu-check.log"; exit 1; }
-    echo "(gpu-check.sh reported a failure; see gpu-check.log)"
-fi
+BUILD_DIR="$BUILD_DIR" bash scripts/gpu-build.sh "$LOGS/gpu-check.log"
 
 echo "== bench render ($(date +%T))"
 # shellcheck disable=SC2086  # LSYNC_BENCH_ARGS is a list of options

@@ -58,7 +58,11 @@ BackendAvailability attention_availability(AttentionBackend backend, const torch
             const std::string kernel = compat::sdpa_kernel_choice(q, q, q, std::nullopt);
             if (kernel == "math" || kernel == "none")
                 return {false, "no fused SDPA kernel for this device/dtype (ATen would use: " + kernel + ")"};
-            return {true, "fused SDPA kernel: " + kernel};
+            // The motion modules' attention over 16 frames runs our kernel where it can (short_attention.h).
+            auto t = torch::zeros({1, 8, 16, 40}, opts);
+            const bool short_kernel = short_attention_enabled() && short_attention_unsupported({t, t, t, std::nullopt}).empty();
+            return {true, "fused SDPA kernel: " + kernel +
+                              (short_kernel ? "; sequences of at most 16: our short-sequence kernel" : "")};
 #else
             (void)device;
             (void)dtype;

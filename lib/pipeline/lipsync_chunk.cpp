@@ -73,21 +73,26 @@ std::vector<torch::Tensor> LipsyncChunk::run_batch(const std::vector<ChunkFrames
                                                    const diffusion::StepCallback& on_step,
                                                    std::vector<ChunkTrace>* traces, ChunkStageClock* clock) {
     torch::NoGradGuard no_grad;
-    // Each mark also opens the next stage on the profiler's host timeline (host_stage_scope.h).
-    static const char* const stage_after[] = {"lsync::align", "lsync::vae_encode", "lsync::unet",
-                                               "lsync::vae_decode", "lsync::paste_back"};
+    // One row per mark: its name in the stage-memory trace, and the stage it opens on the profiler's host
+    // timeline (host_stage_scope.h; none after the last).
+    struct MarkNames {
+        const char* trace;
+        const char* next_stage;
+    };
+    static const MarkNames names[ChunkStageClock::kMarks] = {
+        {"start", "lsync::align"},          {"aligned", "lsync::vae_encode"}, {"encoded", "lsync::unet"},
+        {"denoised", "lsync::vae_decode"}, {"decoded", "lsync::paste_back"}, {"pasted", nullptr}};
     diagnostics::HostStageScope stage;
     const auto mark = [clock, this, &stage](ChunkStageClock::Mark m) {
         if (clock) clock->mark(m);
-        if (m < ChunkStageClock::Pasted)
-            stage.enter(stage_after[m]);
+        if (names[m].next_stage)
+            stage.enter(names[m].next_stage);
         else
             stage.leave();
         if (stage_memory_traced()) {
-            static const char* names[] = {"start", "aligned", "encoded", "denoised", "decoded", "pasted"};
             const auto device = models_.unet->device();
             // stderr directly: a diagnostic for measurements, visible whatever the log level.
-            std::fprintf(stderr, "stage memory: after %-8s peak %.2f GiB, held %.2f GiB\n", names[m],
+            std::fprintf(stderr, "stage memory: after %-8s peak %.2f GiB, held %.2f GiB\n", names[m].trace,
                          diagnostics::peak_memory_bytes(device) / 1073741824.0,
                          diagnostics::allocated_memory_bytes(device) / 1073741824.0);
         }
