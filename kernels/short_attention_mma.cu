@@ -168,10 +168,21 @@ cudaError_t launch_typed(const ShortAttentionArgs& a) {
     return cudaGetLastError();
 }
 
+// Whether the kernel in this binary was compiled for sm_80 or later: a build for older architectures only
+// (CMAKE_CUDA_ARCHITECTURES=75) would JIT the sm_75 PTX, whose mma is a trap, on a newer device.
+bool compiled_for_mma() {
+    static const bool ok = [] {
+        cudaFuncAttributes attr{};
+        return cudaFuncGetAttributes(&attr, short_attention_kernel<__half>) == cudaSuccess && attr.ptxVersion >= 80;
+    }();
+    return ok;
+}
+
 }  // namespace
 
 std::string short_attention_unsupported(const ShortAttentionArgs& a) {
     if (a.device_major < 8) return "needs compute capability >= 8.0 (fp16/bf16 tensor-core mma)";
+    if (!compiled_for_mma()) return "this build's kernels target no architecture with the fp16/bf16 mma (sm_80+)";
     if (a.dtype == ElementType::Float32) return "fp32 (the kernel runs fp16/bf16 tensor cores)";
     if (a.batch <= 0 || a.heads <= 0 || a.lq <= 0 || a.lk <= 0 || a.head_dim <= 0) return "empty or non-positive sizes";
     if (a.lq > kShortAttentionMaxLength || a.lk > kShortAttentionMaxLength)

@@ -78,7 +78,9 @@ std::vector<AttentionCase> site_cases(const std::string& site, int res, int64_t 
         for (const auto& [tokens, dim] : levels) cases.push_back({site, batch, tokens, tokens, dim});
     else if (site == "temporal") {  // motion modules sit on the lowest level too
         levels.push_back({latent * latent / 64, 160});
-        for (const auto& [tokens, dim] : levels) cases.push_back({site, batch / 16 * tokens, 16, 16, dim});
+        // batch / 16 (frames) entries x tokens pixels: 2 x tokens sequences at the default batch of 32.
+        const int64_t entries = std::max<int64_t>(1, batch / 16);
+        for (const auto& [tokens, dim] : levels) cases.push_back({site, entries * tokens, 16, 16, dim});
     } else if (site == "cross") {
         levels.push_back({latent * latent / 64, 160});
         for (const auto& [tokens, dim] : levels) cases.push_back({site, batch, tokens, 50, dim});

@@ -53,9 +53,11 @@ torch::Tensor& add_sample_bias_(torch::Tensor& y, const torch::Tensor& bias, int
         return y;
     }
 #endif
-    if (!y.is_contiguous()) return y.add_(bias.repeat_interleave(samples_per_bias, 0).view({y.size(0), y.size(1), 1, 1}));
+    if (y.numel() == 0) return y;
+    if (!y.is_contiguous())
+        return y.add_(bias.repeat_interleave(samples_per_bias, 0).reshape({y.size(0), y.size(1), 1, 1}));
     const int64_t groups = bias.size(0), c = y.size(1);
-    y.view({groups, samples_per_bias, c, -1}).add_(bias.view({groups, 1, c, 1}));
+    y.view({groups, samples_per_bias, c, -1}).add_(bias.reshape({groups, 1, c, 1}));
     return y;
 }
 
