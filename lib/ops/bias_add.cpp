@@ -3,6 +3,7 @@
 #include "core/error.h"
 #include "ops/conv.h"
 #include "ops/kernel_target.h"
+#include "ops/memory_layout.h"
 
 #if LSYNC_WITH_CUDA
 #include "channel_bias.h"
@@ -37,6 +38,24 @@ void launch(kernels::ChannelBiasArgs a, const torch::Tensor& y, const torch::Ten
 #endif
 
 }  // namespace
+
+torch::Tensor& add_channel_bias_(torch::Tensor& y, const torch::Tensor& bias) {
+#if LSYNC_WITH_CUDA
+    // Any memory order but NCHW and channels_last takes ATen's broadcast add.
+    const bool channels_last = is_channels_last_only(y);
+    if (y.dim() == 4 && bias.numel() == y.size(1) &&
+        kernel_serves(channels_last ? y.permute({0, 2, 3, 1}) : y, bias)) {
+        kernels::ChannelBiasArgs a;
+        a.channels = y.size(1);
+        a.channels_inner = channels_last;
+        a.rows = channels_last ? y.size(0) * y.size(2) * y.size(3) : y.size(0) * y.size(1);
+        a.plane = y.size(2) * y.size(3);
+        launch(a, y, bias);
+        return y;
+    }
+#endif
+    return y.add_(bias.reshape({1, -1, 1, 1}));
+}
 
 torch::Tensor& add_sample_bias_(torch::Tensor& y, const torch::Tensor& bias, int64_t samples_per_bias) {
     LSYNC_CHECK(y.dim() == 4 && bias.dim() == 2 && samples_per_bias > 0 && y.size(0) % samples_per_bias == 0 &&

@@ -2,6 +2,7 @@
 // Broadcast adds that ATen runs through its generic (non-vectorised) element-wise kernel, done in place by our
 // bias kernel (kernels/channel_bias.cu) on CUDA when LSYNC_FUSED_BIAS is on; ATen's add_ everywhere else, so CPU
 // results do not change.
+//   add_channel_bias_ a convolution's bias over an NCHW or channels_last output (ops::conv2d)
 //   add_sample_bias_  a per-(sample group, channel) bias: a UNet resnet's conv1 bias plus its batch entry's time
 //                     embedding, over the entry's frames, in one pass instead of a bias add and a 5-D broadcast
 //   add_row_bias_     a bias along the last dimension of a contiguous tensor: the motion modules' position
@@ -10,6 +11,9 @@
 #include <torch/torch.h>
 
 namespace lsync::ops {
+
+/// y[:, c] += bias[c] in place on a 4-D y, as conv2d() adds its bias (NCHW or channels_last memory). Returns y.
+torch::Tensor& add_channel_bias_(torch::Tensor& y, const torch::Tensor& bias);
 
 /// y[n, c, :, :] += bias[n / samples_per_bias, c] in place; y [N, C, H, W] contiguous, bias [N / samples_per_bias, C].
 torch::Tensor& add_sample_bias_(torch::Tensor& y, const torch::Tensor& bias, int64_t samples_per_bias);

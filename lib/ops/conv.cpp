@@ -1,52 +1,17 @@
 #include "ops/conv.h"
 
 #include "core/error.h"
+#include "ops/bias_add.h"
 #include "ops/kernel_switch.h"
-#include "ops/memory_layout.h"
-#include "ops/kernel_target.h"
 
 #include <type_traits>
 #include <variant>
-
-#if LSYNC_WITH_CUDA
-#include "channel_bias.h"
-
-#include <c10/cuda/CUDAGuard.h>
-#endif
 
 namespace lsync::ops {
 
 namespace {
 
 KernelSwitch g_switch("LSYNC_FUSED_BIAS");
-
-#if LSYNC_WITH_CUDA
-bool kernel_adds_bias(const torch::Tensor& y, const torch::Tensor& bias) {
-    const auto dt = y.scalar_type();
-    // The caller has checked the switch and that y is on CUDA. Any other memory order takes ATen's broadcast add.
-    return y.dim() == 4 && (y.is_contiguous() || is_channels_last_only(y)) && y.numel() > 0 &&
-           (dt == torch::kFloat || dt == torch::kHalf || dt == torch::kBFloat16) && bias.scalar_type() == dt &&
-           bias.is_contiguous() && bias.numel() == y.size(1) && bias.device() == y.device() &&
-           !(torch::GradMode::is_enabled() && (y.requires_grad() || bias.requires_grad()));
-}
-
-void add_bias_kernel(torch::Tensor& y, const torch::Tensor& bias) {
-    const c10::cuda::CUDAGuard guard(y.device());
-    kernels::ChannelBiasArgs a;
-    a.y = y.data_ptr();
-    a.bias = bias.data_ptr();
-    a.channels = y.size(1);
-    a.channels_inner = !y.is_contiguous();  // kernel_adds_bias: then channels_last
-    a.rows = a.channels_inner ? y.size(0) * y.size(2) * y.size(3) : y.size(0) * y.size(1);
-    a.plane = y.size(2) * y.size(3);
-    const KernelTarget target = kernel_target(y);
-    a.dtype = target.type;
-    a.sm_count = target.sm_count;
-    a.stream = target.stream;
-    const auto err = kernels::channel_bias_launch(a);
-    LSYNC_CHECK(err.empty(), ErrorCode::Backend, err);
-}
-#endif
 
 }  // namespace
 
@@ -63,16 +28,6 @@ torch::Tensor conv2d(const torch::Tensor& x, const torch::Tensor& weight, const 
     }
 #endif
     return torch::conv2d(x, weight, bias, {stride, stride}, {padding, padding});
-}
-
-torch::Tensor& add_channel_bias_(torch::Tensor& y, const torch::Tensor& bias) {
-#if LSYNC_WITH_CUDA
-    if (y.is_cuda() && fused_bias_enabled() && kernel_adds_bias(y, bias)) {
-        add_bias_kernel(y, bias);
-        return y;
-    }
-#endif
-    return y.add_(bias.reshape({1, -1, 1, 1}));
 }
 
 torch::Tensor conv2d(const torch::nn::Conv2d& conv, const torch::Tensor& x) {

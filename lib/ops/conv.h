@@ -16,10 +16,7 @@ torch::Tensor conv2d(const torch::Tensor& x, const torch::Tensor& weight, const 
 /// A torch::nn::Conv2d (square stride and padding, no dilation or groups) through conv2d().
 torch::Tensor conv2d(const torch::nn::Conv2d& conv, const torch::Tensor& x);
 
-/// y[:, c] += bias[c] in place on a 4-D y, as conv2d() adds its bias: our kernel where it serves y (CUDA,
-/// fp32/fp16/bf16, NCHW or channels_last memory, the switch on), else ATen's broadcast add_. Returns y.
-torch::Tensor& add_channel_bias_(torch::Tensor& y, const torch::Tensor& bias);
-
+/// The switch of our bias kernel (LSYNC_FUSED_BIAS), shared by conv2d() and the adds of ops/bias_add.h.
 bool fused_bias_enabled();
 void set_fused_bias(bool enabled);
 

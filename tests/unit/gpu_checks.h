@@ -1,8 +1,11 @@
 #pragma once
-// Shared by the GPU test files (label gpu, one executable): the device check and a relative error.
+// Shared by the GPU test files (label gpu, one executable): the device check, a relative error, and the
+// full-size UNet call that the kernel switches are compared on.
 
 #include "core/compat.h"
 #include "catch_compat.h"
+#include "ops/attention_context.h"
+#include "unet/unet_loader.h"
 
 #include <torch/torch.h>
 
@@ -22,3 +25,25 @@ inline double rel(const torch::Tensor& a, const torch::Tensor& b) {
     return ((a.to(torch::kDouble) - b.to(torch::kDouble)).norm() / b.to(torch::kDouble).norm()).item<double>();
 }
 
+/// The released UNet config with random fp16 weights on cuda:0, strict flash attention, and the inputs of one
+/// 256 px CFG call of 16 frames (batch 2).
+struct UNet256Call {
+    lsync::models::UNet3DConditionModel unet{nullptr};
+    torch::Tensor sample, timestep, audio;
+    torch::Tensor run() { return unet->forward(sample, timestep, audio).to(torch::kFloat); }
+};
+
+inline UNet256Call full_unet_256_call() {
+    using namespace lsync::ops;
+    const torch::Device dev(torch::kCUDA, 0);
+    const auto opts = torch::TensorOptions().device(dev).dtype(torch::kHalf);
+    UNet256Call c;
+    c.unet = lsync::models::random_unet(lsync::models::UNet3DConfig{}, dev, torch::kHalf, 1247);
+    c.unet->set_attention(std::make_shared<AttentionContext>(
+        std::make_shared<AttentionDispatcher>(AttentionBackend::Flash, true, dev, torch::kHalf)));
+    torch::manual_seed(3);
+    c.sample = torch::randn({2, 13, 16, 32, 32}, opts);
+    c.audio = torch::randn({2 * 16, 50, 384}, opts);
+    c.timestep = torch::tensor(int64_t{501});
+    return c;
+}

@@ -16,6 +16,7 @@
 #include "io/safetensors.h"
 #include "ops/attention.h"
 #include "ops/attention_context.h"
+#include "ops/bias_add.h"
 #include "ops/flex_variants.h"
 #include "ops/conv.h"
 #include "ops/geglu.h"
@@ -591,19 +592,11 @@ TEST_CASE("full-size UNet in fp16: the tiled transposes give the ATen path's out
     LSYNC_NEED_GPU();
     torch::NoGradGuard no_grad;
     const bool was = lsync::ops::fused_transpose_enabled();
-    const torch::Device dev(torch::kCUDA, 0);
-    const auto opts = torch::TensorOptions().device(dev).dtype(torch::kHalf);
-    auto unet = models::random_unet(models::UNet3DConfig{}, dev, torch::kHalf, 1247);
-    unet->set_attention(std::make_shared<AttentionContext>(
-        std::make_shared<AttentionDispatcher>(AttentionBackend::Flash, true, dev, torch::kHalf)));
-    torch::manual_seed(3);
-    auto sample = torch::randn({2, 13, 16, 32, 32}, opts);
-    auto audio = torch::randn({2 * 16, 50, 384}, opts);
-    auto t = torch::tensor(int64_t{501});
+    auto call = full_unet_256_call();
     lsync::ops::set_fused_transpose(false);
-    const auto ref = unet->forward(sample, t, audio).to(torch::kFloat);
+    const auto ref = call.run();
     lsync::ops::set_fused_transpose(true);
-    const auto fused = unet->forward(sample, t, audio).to(torch::kFloat);
+    const auto fused = call.run();
     lsync::ops::set_fused_transpose(was);
     REQUIRE(torch::isfinite(fused).all().item<bool>());
     const double e = rel(fused, ref);

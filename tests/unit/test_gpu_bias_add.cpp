@@ -3,10 +3,8 @@
 // give ATen's add exactly; the full UNet with them on agrees with the ATen path.
 #include "catch_compat.h"
 
-#include "ops/attention_context.h"
 #include "ops/bias_add.h"
 #include "ops/conv.h"
-#include "unet/unet_loader.h"
 #include "unit/gpu_checks.h"
 
 #include <vector>
@@ -70,19 +68,11 @@ TEST_CASE("full-size UNet in fp16: the fused bias adds give the ATen path's outp
     LSYNC_NEED_GPU();
     torch::NoGradGuard no_grad;
     FusedBiasSwitch keep;
-    const torch::Device dev(torch::kCUDA, 0);
-    const auto opts = torch::TensorOptions().device(dev).dtype(torch::kHalf);
-    auto unet = models::random_unet(models::UNet3DConfig{}, dev, torch::kHalf, 1247);
-    unet->set_attention(std::make_shared<AttentionContext>(
-        std::make_shared<AttentionDispatcher>(AttentionBackend::Flash, true, dev, torch::kHalf)));
-    torch::manual_seed(3);
-    auto sample = torch::randn({2, 13, 16, 32, 32}, opts);
-    auto audio = torch::randn({2 * 16, 50, 384}, opts);
-    auto t = torch::tensor(int64_t{501});
+    auto call = full_unet_256_call();
     set_fused_bias(false);
-    const auto ref = unet->forward(sample, t, audio).to(torch::kFloat);
+    const auto ref = call.run();
     set_fused_bias(true);
-    const auto fused = unet->forward(sample, t, audio).to(torch::kFloat);
+    const auto fused = call.run();
     REQUIRE(torch::isfinite(fused).all().item<bool>());
     const double e = rel(fused, ref);
     INFO("UNet 256, 16 frames: rel. difference fused vs ATen bias adds " << e);
