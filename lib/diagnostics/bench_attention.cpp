@@ -97,11 +97,6 @@ torch::Tensor case_tensor(const AttentionCase& c, int64_t tokens, const torch::T
     return torch::randn({c.batch, tokens, 8, c.head_dim}, gen).transpose(1, 2);
 }
 
-// Whether `flash` takes our short-sequence kernel for these inputs (ops/attention.cpp's rule).
-bool uses_short_kernel(const ops::AttentionInputs& in) {
-    return in.q.is_cuda() && ops::short_attention_enabled() && ops::short_attention_unsupported(in).empty();
-}
-
 }  // namespace
 
 std::vector<AttentionBenchRow> bench_attention(const AttentionBenchOptions& o) {
@@ -178,7 +173,7 @@ std::vector<AttentionBenchRow> bench_attention(const AttentionBenchOptions& o) {
                         const auto bias4 = var.biased ? std::optional<torch::Tensor>(bias.unsqueeze(1).unsqueeze(1))
                                                       : std::nullopt;
                         if (var.name == "sdpa" || var.name == "flex:sdpa-bias" ||
-                            (var.name == "flash" && !uses_short_kernel(plain)))
+                            (var.name == "flash" && !ops::short_attention_serves(plain)))
                             row.note = compat::sdpa_kernel_choice(q, k, v, bias4);
                         else if (var.name == "flash")
                             row.note = "short-sequence kernel";

@@ -60,9 +60,10 @@ BackendAvailability attention_availability(AttentionBackend backend, const torch
                 return {false, "no fused SDPA kernel for this device/dtype (ATen would use: " + kernel + ")"};
             // The motion modules' attention over 16 frames runs our kernel where it can (short_attention.h).
             auto t = torch::zeros({1, 8, 16, 40}, opts);
-            const bool short_kernel = short_attention_enabled() && short_attention_unsupported({t, t, t, std::nullopt}).empty();
             return {true, "fused SDPA kernel: " + kernel +
-                              (short_kernel ? "; sequences of at most 16: our short-sequence kernel" : "")};
+                              (short_attention_serves({t, t, t, std::nullopt})
+                                   ? "; sequences of at most 16: our short-sequence kernel"
+                                   : "")};
 #else
             (void)device;
             (void)dtype;
@@ -101,8 +102,7 @@ torch::Tensor sdpa_attention(const AttentionInputs& in) { return compat::sdpa(in
 
 torch::Tensor flash_attention(const AttentionInputs& in) {
     // Sequences of at most 16 (the motion modules' frames): our kernel; everything else: SDPA.
-    if (in.q.is_cuda() && short_attention_enabled() && short_attention_unsupported(in).empty())
-        return short_attention(in);
+    if (short_attention_serves(in)) return short_attention(in);
     return sdpa_attention(in);
 }
 

@@ -76,6 +76,10 @@ std::string short_attention_unsupported(const AttentionInputs& in) {
 #endif
 }
 
+bool short_attention_serves(const AttentionInputs& in) {
+    return in.q.defined() && in.q.is_cuda() && short_attention_enabled() && short_attention_unsupported(in).empty();
+}
+
 torch::Tensor short_attention(const AttentionInputs& in) {
     const auto why = short_attention_unsupported(in);
     LSYNC_CHECK(why.empty(), ErrorCode::Backend, "short-sequence attention: " + why);

@@ -17,6 +17,9 @@ void set_short_attention(bool enabled);
 /// keys, no key bias, head dim a multiple of 8, strides in 16-byte units, no gradient), else why not.
 std::string short_attention_unsupported(const AttentionInputs& in);
 
+/// Whether `flash` runs `in` on the kernel: a CUDA call the kernel takes, with the switch on.
+bool short_attention_serves(const AttentionInputs& in);
+
 /// The kernel's result, [B, H, Lq, D] as a view of [B, Lq, H, D] memory (what the caller's output projection
 /// reads, and the layout SDPA returns too). Error(Backend) when unsupported.
 torch::Tensor short_attention(const AttentionInputs& in);

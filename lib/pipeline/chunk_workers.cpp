@@ -101,6 +101,7 @@ std::vector<ChunkStageSeconds> ChunkWorkers::stage_seconds() const {
 
 void ChunkWorkers::run(size_t index) {
     torch::NoGradGuard no_grad;  // thread-local
+    std::exception_ptr failed;
     try {
         setups_[index] = loading_[index].get();
 #if LSYNC_WITH_CUDA
@@ -115,19 +116,15 @@ void ChunkWorkers::run(size_t index) {
         }
 #endif
     } catch (...) {
-        {
-            std::lock_guard<std::mutex> lock(mutex_);
-            if (!load_error_) load_error_ = std::current_exception();
-            --loads_pending_;
-        }
-        results_changed_.notify_all();
-        return;
+        failed = std::current_exception();
     }
     {
         std::lock_guard<std::mutex> lock(mutex_);
+        if (failed && !load_error_) load_error_ = failed;
         --loads_pending_;
     }
     results_changed_.notify_all();
+    if (failed) return;
     ChunkWorkerSetup& w = setups_[index];
     const auto device = w.models.unet->device();
     const c10::DeviceGuard device_guard(device);  // kernels and streams on this worker's device
