@@ -3,6 +3,8 @@
 #include "core/error.h"
 #include "ops/bias_add.h"
 #include "ops/kernel_switch.h"
+#include "ops/memory_layout.h"
+#include "ops/tile_transpose.h"
 
 #include <type_traits>
 #include <variant>
@@ -12,6 +14,23 @@ namespace lsync::ops {
 namespace {
 
 KernelSwitch g_switch("LSYNC_FUSED_BIAS");
+KernelSwitch g_nhwc("LSYNC_NHWC_CONV");
+
+// A plain NCHW input and a weight laid out channels_last (use_channels_last_conv_weights): cuDNN runs NHWC, so
+// the activations go there and back through our coalesced transposes and the bias is added on the NCHW result.
+// Left to ATen, this pair would turn the whole call channels_last (its strided copy for the input, a
+// channels_last output the NCHW code after it cannot use).
+torch::Tensor conv2d_nhwc(const torch::Tensor& x, const torch::Tensor& weight, const torch::Tensor& bias,
+                          int64_t stride, int64_t padding) {
+    const int64_t n = x.size(0), c = x.size(1), h = x.size(2), w = x.size(3);
+    // Each temporary is released as soon as the next one exists: at most the input, one NHWC copy and the output.
+    auto y = torch::conv2d(transpose_last2(x.reshape({n, c, h * w})).view({n, h, w, c}).permute({0, 3, 1, 2}), weight,
+                           {}, {stride, stride}, {padding, padding});
+    const int64_t k = y.size(1), ho = y.size(2), wo = y.size(3);
+    auto out = transpose_last2(y.permute({0, 2, 3, 1}).reshape({n, ho * wo, k})).view({n, k, ho, wo});
+    y.reset();
+    return bias.defined() ? add_channel_bias_(out, bias) : out;
+}
 
 }  // namespace
 
@@ -19,8 +38,23 @@ bool fused_bias_enabled() { return g_switch.enabled(); }
 
 void set_fused_bias(bool enabled) { g_switch.set(enabled); }
 
+bool nhwc_conv_enabled() { return g_nhwc.enabled(); }
+
+void set_nhwc_conv(bool enabled) { g_nhwc.set(enabled); }
+
+bool nhwc_conv_weight_eligible(const torch::Tensor& weight) {
+    const auto dt = weight.scalar_type();
+    return weight.dim() == 4 && weight.is_cuda() && (dt == torch::kHalf || dt == torch::kBFloat16) &&
+           weight.size(2) * weight.size(3) > 1 && weight.size(0) % 8 == 0 && weight.size(1) % 8 == 0;
+}
+
 torch::Tensor conv2d(const torch::Tensor& x, const torch::Tensor& weight, const torch::Tensor& bias, int64_t stride,
                      int64_t padding) {
+    if (is_channels_last_only(weight) && !is_channels_last_only(x)) {
+        if (x.is_cuda() && nhwc_conv_enabled() && x.dim() == 4 && x.numel() > 0 && x.scalar_type() == weight.scalar_type())
+            return conv2d_nhwc(x, weight, bias, stride, padding);
+        return conv2d(x, weight.contiguous(), bias, stride, padding);  // an NCHW call, as the weight was before
+    }
 #if LSYNC_WITH_CUDA
     if (bias.defined() && x.is_cuda() && fused_bias_enabled()) {
         auto y = torch::conv2d(x, weight, {}, {stride, stride}, {padding, padding});

@@ -9,12 +9,25 @@
 
 namespace lsync::ops {
 
-/// y = conv2d(x, weight, bias) with square stride and zero padding; bias may be undefined.
+/// y = conv2d(x, weight, bias) with square stride and zero padding; bias may be undefined. A weight laid out
+/// channels_last (use_channels_last_conv_weights) with an NCHW input: on CUDA with LSYNC_NHWC_CONV on, cuDNN
+/// runs NHWC on transposed activations and the result is NCHW again; otherwise the weight is made NCHW first.
+/// The result's memory order is always the input's.
 torch::Tensor conv2d(const torch::Tensor& x, const torch::Tensor& weight, const torch::Tensor& bias, int64_t stride,
                      int64_t padding);
 
 /// A torch::nn::Conv2d (square stride and padding, no dilation or groups) through conv2d().
 torch::Tensor conv2d(const torch::nn::Conv2d& conv, const torch::Tensor& x);
+
+/// Whether NCHW inputs meet channels_last weights in NHWC convolutions: true unless LSYNC_NHWC_CONV=0 (read once),
+/// or as last set. With NCHW weights cuDNN converts the weights' layout on every call (about 3 ms of a UNet
+/// call on an H200); the UNet loaders lay its weights out channels_last once when this is on.
+bool nhwc_conv_enabled();
+void set_nhwc_conv(bool enabled);
+
+/// Whether a conv weight is worth laying out channels_last: CUDA, fp16/bf16, a kernel wider than 1x1 (a 1x1
+/// weight is both orders at once) and channel counts that are multiples of 8 (cuDNN's NHWC tensor-core kernels).
+bool nhwc_conv_weight_eligible(const torch::Tensor& weight);
 
 /// The switch of our bias kernel (LSYNC_FUSED_BIAS), shared by conv2d() and the adds of ops/bias_add.h.
 bool fused_bias_enabled();

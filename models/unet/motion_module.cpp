@@ -72,9 +72,14 @@ TemporalTransformerBlockImpl::TemporalTransformerBlockImpl(int64_t dim, const Mo
 }
 
 torch::Tensor TemporalTransformerBlockImpl::forward(const torch::Tensor& x) {
-    auto h = x;
-    for (size_t k = 0; k < attention.size(); ++k) h = attention[k]->forward_consuming(norm[k](h)) + h;
-    return ff(ff_norm(h)) + h;
+    // Official: h = attention[k](norm[k](h)) + h for each k, then ff(ff_norm(h)) + h. Each residual add is done
+    // together with the norm that reads its result (forward_sum).
+    ops::SumAndNorm s{x, attention.empty() ? ff_norm(x) : norm[0](x)};
+    for (size_t k = 0; k < attention.size(); ++k) {
+        auto& next = k + 1 < attention.size() ? norm[k + 1] : ff_norm;
+        s = next->forward_sum(attention[k]->forward_consuming(s.normed), s.sum);
+    }
+    return ff(s.normed) + s.sum;
 }
 
 MotionModuleImpl::MotionModuleImpl(int64_t channels, int64_t groups, const MotionModuleConfig& cfg) {

@@ -18,10 +18,13 @@ BasicTransformerBlockImpl::BasicTransformerBlockImpl(int64_t dim, int64_t heads,
 
 torch::Tensor BasicTransformerBlockImpl::forward(const torch::Tensor& x, const torch::Tensor& audio,
                                                  const std::optional<torch::Tensor>& self_bias) {
-    auto h = attn1(norm1(x), std::nullopt, self_bias) + x;
-    // Official: the audio layer runs only when audio is given (and exists).
-    if (attn2 && audio.defined()) h = attn2(norm2(h), audio) + h;
-    return ff(norm3(h)) + h;
+    // Official: h = attn1(norm1(x)) + x; h = attn2(norm2(h), audio) + h; return ff(norm3(h)) + h. Each residual
+    // add is done together with the norm that reads its result (forward_sum).
+    // The audio layer runs only when audio is given (and exists).
+    const bool cross = attn2 && audio.defined();
+    auto s = (cross ? norm2 : norm3)->forward_sum(attn1(norm1(x), std::nullopt, self_bias), x);
+    if (cross) s = norm3->forward_sum(attn2(s.normed, audio), s.sum);
+    return ff(s.normed) + s.sum;
 }
 
 Transformer3DModelImpl::Transformer3DModelImpl(int64_t channels, int64_t heads, int64_t groups, int64_t cross_dim) {

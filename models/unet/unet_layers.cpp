@@ -58,8 +58,10 @@ LayerNormImpl::LayerNormImpl(int64_t dim, double eps_) : eps(eps_) {
     bias = register_parameter("bias", torch::empty({dim}), /*requires_grad=*/false);
 }
 
-torch::Tensor LayerNormImpl::forward(const torch::Tensor& x) {
-    return torch::layer_norm(x, {weight.size(0)}, weight, bias, eps);
+torch::Tensor LayerNormImpl::forward(const torch::Tensor& x) { return ops::layer_norm(x, weight, bias, eps); }
+
+ops::SumAndNorm LayerNormImpl::forward_sum(const torch::Tensor& x, const torch::Tensor& residual) {
+    return ops::add_layer_norm(x, residual, weight, bias, eps);
 }
 
 namespace {
@@ -108,6 +110,13 @@ void to_uninitialised(torch::nn::Module& module, const torch::Device& device, to
     for (auto& p : module.parameters(true))
         p.set_data(torch::empty(p.sizes(), p.options().device(device).dtype(dtype)));
     for (auto& b : module.buffers(true)) b.set_data(b.to(device, dtype));
+}
+
+void use_channels_last_conv_weights(torch::nn::Module& module) {
+    if (!ops::nhwc_conv_enabled()) return;
+    torch::NoGradGuard no_grad;
+    for (auto& p : module.parameters(true))
+        if (ops::nhwc_conv_weight_eligible(p)) p.set_data(p.contiguous(at::MemoryFormat::ChannelsLast));
 }
 
 }  // namespace lsync::models

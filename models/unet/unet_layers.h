@@ -6,6 +6,8 @@
 // parameter is filled by load_unet() or init_random_parameters() before use. requires_grad is false: this is
 // an inference port, and no autograd graph should ever be recorded.
 
+#include "ops/layer_norm.h"
+
 #include <torch/torch.h>
 
 #include <string>
@@ -51,10 +53,13 @@ public:
 };
 TORCH_MODULE(GroupNorm);
 
+/// LayerNorm over the last dimension; runs ops::layer_norm (our CUDA kernel where it applies).
 class LayerNormImpl : public torch::nn::Module {
 public:
     explicit LayerNormImpl(int64_t dim, double eps = 1e-5);
     torch::Tensor forward(const torch::Tensor& x);
+    /// {x + residual, forward(x + residual)}: a block's residual add and the next norm in one pass on CUDA.
+    ops::SumAndNorm forward_sum(const torch::Tensor& x, const torch::Tensor& residual);
     torch::Tensor weight, bias;
     double eps;
 };
@@ -83,5 +88,11 @@ void init_random_parameters(torch::nn::Module& module, uint64_t seed);
 /// fp32 size, about a second per device, paid twice over when two loading threads compete for the host.
 /// Buffers (values made at construction, such as positional tables) are moved with their values, as by to().
 void to_uninitialised(torch::nn::Module& module, const torch::Device& device, torch::ScalarType dtype);
+
+/// On CUDA with ops::nhwc_conv_enabled(): every conv weight of `module` that ops::nhwc_conv_weight_eligible()
+/// accepts gets the same values laid out channels_last, in place, so cuDNN's NHWC kernels read it as it is
+/// instead of converting it on every call (ops::conv2d then brings the NCHW activations to NHWC and back).
+/// Nothing changes on the CPU or with the switch off. Call once, after the weights are loaded or drawn.
+void use_channels_last_conv_weights(torch::nn::Module& module);
 
 }  // namespace lsync::models

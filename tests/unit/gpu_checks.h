@@ -1,6 +1,6 @@
 #pragma once
-// Shared by the GPU test files (label gpu, one executable): the device check, a relative error, and the
-// full-size UNet call that the kernel switches are compared on.
+// Shared by the GPU test files (label gpu, one executable): the device check, a switch guard, a relative error,
+// and the full-size UNet call that the kernel switches are compared on.
 
 #include "core/compat.h"
 #include "catch_compat.h"
@@ -20,6 +20,13 @@
             LSYNC_SKIP("no CUDA device");                                                     \
         }                                                                                     \
     } while (0)
+
+/// Restores a kernel switch (its getter and setter) when the test case ends, whatever the case set.
+template <bool (*Get)(), void (*Set)(bool)>
+struct KeepSwitch {
+    bool before = Get();
+    ~KeepSwitch() { Set(before); }
+};
 
 inline double rel(const torch::Tensor& a, const torch::Tensor& b) {
     return ((a.to(torch::kDouble) - b.to(torch::kDouble)).norm() / b.to(torch::kDouble).norm()).item<double>();

@@ -230,11 +230,8 @@ TEST_CASE("the Whisper encoder runs on CUDA and matches fp32 (fp16 within 1e-2, 
 
 namespace {
 
-// Restores the process-wide fused-GroupNorm switch when a case ends (also on a failed REQUIRE).
-struct FusedGroupNormSwitch {
-    bool before = fused_group_norm_enabled();
-    ~FusedGroupNormSwitch() { set_fused_group_norm(before); }
-};
+// Restore the process-wide switches when a case ends (also on a failed REQUIRE).
+using FusedGroupNormSwitch = KeepSwitch<fused_group_norm_enabled, set_fused_group_norm>;
 
 struct GnCase {
     std::vector<int64_t> shape;  // logical [N, C, ...]
@@ -402,10 +399,7 @@ TEST_CASE("full-size UNet and VAE in fp16: fused GroupNorm agrees with the ATen 
 
 namespace {
 
-struct FusedGegluSwitch {
-    bool before = fused_geglu_enabled();
-    ~FusedGegluSwitch() { set_fused_geglu(before); }
-};
+using FusedGegluSwitch = KeepSwitch<fused_geglu_enabled, set_fused_geglu>;
 
 // Per element |got - want| <= tol * (1 + |want|); returns the largest excess over that bound (<= 0 passes).
 double geglu_excess(const torch::Tensor& got, const torch::Tensor& want, double tol) {
@@ -568,9 +562,11 @@ TEST_CASE("tile transpose: the kernel gives ATen's values exactly, with and with
     const bool was = lsync::ops::fused_transpose_enabled();
     lsync::ops::set_fused_transpose(true);
     const torch::Device dev(torch::kCUDA, 0);
-    // The UNet's shapes (planes -> tokens at 256 px, the motion module's [b, f*c, s]) and odd ones off the tiles.
-    const std::vector<std::vector<int64_t>> shapes = {{32, 320, 1024}, {2, 16 * 640, 256}, {3, 37, 45}, {1, 1, 33},
-                                                      {5, 64, 1}};
+    // The UNet's shapes (planes -> tokens at 256 px, the motion module's [b, f*c, s], a 4x4 plane), whole 16-byte
+    // vectors with partial 64 x 64 tiles (the 2-byte types' vector kernel), and odd ones off the tiles.
+    const std::vector<std::vector<int64_t>> shapes = {{32, 320, 1024}, {2, 16 * 640, 256}, {6, 1280, 16},
+                                                      {4, 72, 200},    {2, 8, 24},          {3, 37, 45},
+                                                      {1, 1, 33},      {5, 64, 1}};
     for (auto dt : {torch::kFloat, torch::kHalf, torch::kBFloat16}) {
         for (const auto& shape : shapes) {
             torch::manual_seed(11);
@@ -583,6 +579,12 @@ TEST_CASE("tile transpose: the kernel gives ATen's values exactly, with and with
             // A non-contiguous input is read as its values, not its memory.
             const auto xt = torch::randn({shape[0], shape[2], shape[1]}, opts).transpose(1, 2);
             CHECK(torch::equal(lsync::ops::transpose_last2(xt), lsync::ops::transpose_last2_reference(xt)));
+            // Data that starts off a 16-byte boundary takes the element-wise kernel: the same values.
+            const int64_t n = shape[0] * shape[1] * shape[2];
+            const auto shifted = torch::randn({n + 1}, opts).slice(0, 1).view(shape);
+            const auto r_shifted = torch::randn({n + 1}, opts).slice(0, 1).view({shape[0], shape[2], shape[1]});
+            CHECK(torch::equal(lsync::ops::add_transposed(r_shifted, shifted),
+                               lsync::ops::add_transposed_reference(r_shifted, shifted)));
         }
     }
     lsync::ops::set_fused_transpose(was);
@@ -651,10 +653,7 @@ torch::Tensor channels_last_randn(int64_t n, int64_t c, int64_t h, int64_t w, bo
     return (torch::randn({n, c, h, w}, o) * 2 + 3).contiguous(at::MemoryFormat::ChannelsLast);
 }
 
-struct VaeChannelsLastSwitch {
-    bool before = models::vae_channels_last_enabled();
-    ~VaeChannelsLastSwitch() { models::set_vae_channels_last(before); }
-};
+using VaeChannelsLastSwitch = KeepSwitch<models::vae_channels_last_enabled, models::set_vae_channels_last>;
 
 // fp32 comparisons of whole networks: cuDNN's TF32 would round differently in the NCHW and NHWC algorithms.
 struct CudnnTf32Off {

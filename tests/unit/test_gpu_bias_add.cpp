@@ -14,10 +14,7 @@ using namespace lsync::ops;
 
 namespace {
 
-struct FusedBiasSwitch {
-    bool before = fused_bias_enabled();
-    ~FusedBiasSwitch() { set_fused_bias(before); }
-};
+using FusedBiasSwitch = KeepSwitch<fused_bias_enabled, set_fused_bias>;
 
 }  // namespace
 

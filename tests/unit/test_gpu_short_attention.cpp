@@ -17,10 +17,7 @@ using namespace lsync::ops;
 
 namespace {
 
-struct ShortAttentionSwitch {
-    bool before = short_attention_enabled();
-    ~ShortAttentionSwitch() { set_short_attention(before); }
-};
+using ShortAttentionSwitch = KeepSwitch<short_attention_enabled, set_short_attention>;
 
 // q [B, H, Lq, D], k and v [B, H, Lk, D]. `layout`: "packed" = column blocks of one [B, L, 3 * H * D]
 // projection seen as [B, H, L, D] (self-attention in the UNet), "tokens" = [B, L, H * D] tensors seen so,

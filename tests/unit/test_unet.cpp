@@ -10,11 +10,14 @@
 #include "io/safetensors.h"
 #include "io/tensor_source.h"
 #include "ops/attention.h"
+#include "ops/conv.h"
 #include "ops/geglu.h"
+#include "ops/layer_norm.h"
 #include "ops/tile_transpose.h"
 #include "ops/group_norm.h"
 #include "pipeline/mouth_mask.h"
 #include "unet/unet_attention.h"
+#include "unet/transformer_3d.h"
 #include "unet/unet_loader.h"
 #include "unet/row_slices.h"
 
@@ -339,6 +342,48 @@ TEST_CASE("UNet: planes <-> tokens transposes equal ATen's permute + copy and ad
     const auto y = ops::add_transposed(r, x);
     CHECK(y.is_contiguous());
     CHECK(torch::equal(y, r + x.permute({0, 2, 1})));
+}
+
+TEST_CASE("UNet: ops::layer_norm and add_layer_norm on the CPU are exactly ATen's, with the switch on or off", "[unet]") {
+    torch::manual_seed(9);
+    const auto x = torch::randn({3, 5, 40}) * 2 + 1, r = torch::randn({3, 5, 40});
+    const auto w = torch::randn({40}), b = torch::randn({40});
+    const bool before = ops::fused_layer_norm_enabled();
+    for (bool fused : {true, false}) {
+        ops::set_fused_layer_norm(fused);
+        CHECK(torch::equal(ops::layer_norm(x, w, b, 1e-5), torch::layer_norm(x, {40}, w, b, 1e-5)));
+        const auto s = ops::add_layer_norm(x, r, w, b, 1e-5);
+        CHECK(torch::equal(s.sum, x + r));
+        CHECK(torch::equal(s.normed, torch::layer_norm(x + r, {40}, w, b, 1e-5)));
+    }
+    ops::set_fused_layer_norm(before);
+    CHECK(!ops::layer_norm_kernel_unsupported(x, r, w, b).empty());  // no CUDA tensor here
+    // The transformer and motion-module blocks fold their residual adds into the next norm: the same numbers
+    // as the official order of operations.
+    BasicTransformerBlock block(16, 2, 8, 24);
+    init_random_parameters(*block, 10);
+    const auto t = torch::randn({2, 6, 16}), audio = torch::randn({2, 3, 24});
+    auto h = block->attn1(block->norm1(t)) + t;
+    h = block->attn2(block->norm2(h), audio) + h;
+    CHECK(torch::equal(block->forward(t, audio, std::nullopt), block->ff(block->norm3(h)) + h));
+}
+
+TEST_CASE("UNet: a channels_last conv weight with an NCHW input gives the NCHW weight's result on the CPU", "[unet]") {
+    torch::manual_seed(10);
+    const auto x = torch::randn({2, 16, 9, 7}), w = torch::randn({24, 16, 3, 3}), b = torch::randn({24});
+    const auto w_cl = w.contiguous(at::MemoryFormat::ChannelsLast);
+    for (int64_t stride : {1, 2}) {
+        const auto want = torch::conv2d(x, w, b, {stride, stride}, {1, 1});
+        const auto got = ops::conv2d(x, w_cl, b, stride, 1);
+        CHECK(got.is_contiguous());
+        CHECK(torch::equal(got, want));
+    }
+    // Weights are laid out channels_last only on CUDA (fp16/bf16): a CPU module keeps its memory.
+    CHECK(!ops::nhwc_conv_weight_eligible(w.to(torch::kHalf)));
+    Conv2d conv(16, 24, 3, 1, 1);
+    init_random_parameters(*conv, 11);
+    use_channels_last_conv_weights(*conv);
+    CHECK(conv->weight.is_contiguous());
 }
 
 TEST_CASE("UNet: outputs match the official implementation (fp32 CPU)", "[unet][golden]") {
