@@ -13,9 +13,20 @@ constexpr int kTile = 32;
 constexpr int kRowsPerPass = 8;  // a block of 32 x 8 threads moves a 32 x 32 tile in 4 passes
 
 // blockIdx.x: tile column (along cols = I), blockIdx.y: tile row (along rows = J), blockIdx.z: batch entry.
-template <typename T, bool kResidual>
+// What is added on the way out.
+enum Epilogue { kPlain, kResidual, kBias };
+
+// The bias of output row `col` (a column of x) for batch entry `batch`.
+template <typename T>
+__device__ inline float bias_of(const T* __restrict__ bias, int64_t batch, int64_t batches_per_bias, int64_t cols,
+                                int64_t col) {
+    return to_float(bias[(batches_per_bias > 0 ? batch / batches_per_bias : 0) * cols + col]);
+}
+
+template <typename T, Epilogue kAdd>
 __global__ void __launch_bounds__(kTile * kRowsPerPass)
-    transpose_tiles(const T* __restrict__ x, T* __restrict__ y, const T* __restrict__ r, int64_t rows, int64_t cols) {
+    transpose_tiles(const T* __restrict__ x, T* __restrict__ y, const T* __restrict__ r, const T* __restrict__ bias,
+                    int64_t batches_per_bias, int64_t rows, int64_t cols) {
     __shared__ T tile[kTile][kTile + 1];  // +1: the column reads hit 32 different banks
     const int64_t base = static_cast<int64_t>(blockIdx.z) * rows * cols;
     const int64_t col0 = static_cast<int64_t>(blockIdx.x) * kTile, row0 = static_cast<int64_t>(blockIdx.y) * kTile;
@@ -30,8 +41,10 @@ __global__ void __launch_bounds__(kTile * kRowsPerPass)
         const int64_t col = col0 + k, row = row0 + threadIdx.x;
         if (row < rows && col < cols) {
             const int64_t at = base + col * rows + row;
-            if constexpr (kResidual) {
+            if constexpr (kAdd == kResidual) {
                 y[at] = from_float<T>(to_float(r[at]) + to_float(tile[threadIdx.x][k]));
+            } else if constexpr (kAdd == kBias) {
+                y[at] = from_float<T>(to_float(tile[threadIdx.x][k]) + bias_of(bias, blockIdx.z, batches_per_bias, cols, col));
             } else {
                 y[at] = tile[threadIdx.x][k];
             }
@@ -48,10 +61,10 @@ constexpr int kVecTile = 64;
 constexpr int kVecThreads = 256;
 constexpr int kVec = 8;
 
-template <typename T, bool kResidual>
+template <typename T, Epilogue kAdd>
 __global__ void __launch_bounds__(kVecThreads)
-    transpose_tiles_vec(const T* __restrict__ x, T* __restrict__ y, const T* __restrict__ r, int64_t rows,
-                        int64_t cols) {
+    transpose_tiles_vec(const T* __restrict__ x, T* __restrict__ y, const T* __restrict__ r, const T* __restrict__ bias,
+                        int64_t batches_per_bias, int64_t rows, int64_t cols) {
     using V = Pack<T, kVec>;
     constexpr int kChunks = kVecTile / kVec;  // vectors per tile row
     __shared__ V tile[kVecTile][kChunks];
@@ -76,10 +89,14 @@ __global__ void __launch_bounds__(kVecThreads)
 #pragma unroll
         for (int k = 0; k < kVec; ++k) o.v[k] = tile[rv * kVec + k][chunk].v[lane_elem];
         const int64_t at = base + gc * rows + gr;
-        if constexpr (kResidual) {
+        if constexpr (kAdd == kResidual) {
             const V res = *reinterpret_cast<const V*>(r + at);
 #pragma unroll
             for (int k = 0; k < kVec; ++k) o.v[k] = from_float<T>(to_float(res.v[k]) + to_float(o.v[k]));
+        } else if constexpr (kAdd == kBias) {
+            const float b = bias_of(bias, blockIdx.z, batches_per_bias, cols, gc);
+#pragma unroll
+            for (int k = 0; k < kVec; ++k) o.v[k] = from_float<T>(to_float(o.v[k]) + b);
         }
         *reinterpret_cast<V*>(y + at) = o;
     }
@@ -87,33 +104,39 @@ __global__ void __launch_bounds__(kVecThreads)
 
 bool aligned16(const void* p) { return reinterpret_cast<uintptr_t>(p) % 16 == 0; }
 
+template <typename T, Epilogue kAdd>
+void launch_epilogue(const TransposeArgs& a, bool vec, cudaStream_t stream) {
+    const auto* x = static_cast<const T*>(a.x);
+    auto* y = static_cast<T*>(a.y);
+    const auto* r = static_cast<const T*>(a.residual);
+    const auto* b = static_cast<const T*>(a.bias);
+    if constexpr (sizeof(T) == 2) {
+        if (vec) {
+            const dim3 grid(static_cast<unsigned>((a.cols + kVecTile - 1) / kVecTile),
+                            static_cast<unsigned>((a.rows + kVecTile - 1) / kVecTile), static_cast<unsigned>(a.batch));
+            transpose_tiles_vec<T, kAdd><<<grid, kVecThreads, 0, stream>>>(x, y, r, b, a.batches_per_bias, a.rows, a.cols);
+            return;
+        }
+    }
+    {
+        const dim3 grid(static_cast<unsigned>((a.cols + kTile - 1) / kTile), static_cast<unsigned>((a.rows + kTile - 1) / kTile),
+                        static_cast<unsigned>(a.batch));
+        transpose_tiles<T, kAdd><<<grid, dim3(kTile, kRowsPerPass), 0, stream>>>(x, y, r, b, a.batches_per_bias, a.rows,
+                                                                              a.cols);
+    }
+}
+
 template <typename T>
 cudaError_t launch(const TransposeArgs& a) {
     auto stream = static_cast<cudaStream_t>(a.stream);
-    if constexpr (sizeof(T) == 2) {
-        if (a.rows % kVec == 0 && a.cols % kVec == 0 && aligned16(a.x) && aligned16(a.y) &&
-            (!a.residual || aligned16(a.residual))) {
-            const dim3 grid(static_cast<unsigned>((a.cols + kVecTile - 1) / kVecTile),
-                            static_cast<unsigned>((a.rows + kVecTile - 1) / kVecTile), static_cast<unsigned>(a.batch));
-            const auto* x = static_cast<const T*>(a.x);
-            auto* y = static_cast<T*>(a.y);
-            if (a.residual)
-                transpose_tiles_vec<T, true><<<grid, kVecThreads, 0, stream>>>(x, y, static_cast<const T*>(a.residual),
-                                                                               a.rows, a.cols);
-            else
-                transpose_tiles_vec<T, false><<<grid, kVecThreads, 0, stream>>>(x, y, nullptr, a.rows, a.cols);
-            return cudaGetLastError();
-        }
-    }
-    const dim3 block(kTile, kRowsPerPass);
-    const dim3 grid(static_cast<unsigned>((a.cols + kTile - 1) / kTile), static_cast<unsigned>((a.rows + kTile - 1) / kTile),
-                    static_cast<unsigned>(a.batch));
-    const auto* x = static_cast<const T*>(a.x);
-    auto* y = static_cast<T*>(a.y);
+    const bool vec = sizeof(T) == 2 && a.rows % kVec == 0 && a.cols % kVec == 0 && aligned16(a.x) && aligned16(a.y) &&
+                     (!a.residual || aligned16(a.residual));
     if (a.residual)
-        transpose_tiles<T, true><<<grid, block, 0, stream>>>(x, y, static_cast<const T*>(a.residual), a.rows, a.cols);
+        launch_epilogue<T, kResidual>(a, vec, stream);
+    else if (a.bias)
+        launch_epilogue<T, kBias>(a, vec, stream);
     else
-        transpose_tiles<T, false><<<grid, block, 0, stream>>>(x, y, nullptr, a.rows, a.cols);
+        launch_epilogue<T, kPlain>(a, vec, stream);
     return cudaGetLastError();
 }
 
@@ -131,6 +154,9 @@ std::string transpose_launch(const TransposeArgs& a) {
     auto why = transpose_unsupported(a);
     if (!why.empty()) return why;
     if (!a.x || !a.y) return "transpose_launch: null pointer";
+    if (a.residual && a.bias) return "transpose_launch: a residual or a bias, not both";
+    if (a.bias && (a.batches_per_bias < 0 || (a.batches_per_bias > 0 && a.batch % a.batches_per_bias != 0)))
+        return "transpose_launch: the batch must be whole groups of batches_per_bias";
     cudaError_t err = cudaSuccess;
     switch (a.dtype) {
         case ElementType::Float32: err = launch<float>(a); break;

@@ -18,6 +18,7 @@
 #include "faces/detect.h"
 #include "faces/paste_back.h"
 #include "media/image_io.h"
+#include "ops/conv.h"
 #include "ops/geglu.h"
 #include "ops/group_norm.h"
 #include "pipeline/mouth_mask.h"
@@ -185,6 +186,7 @@ int run_bench_vae(const VaeBenchOpts& o) {
     models::AutoencoderKL vae(models::VAEConfig::sd_vae_ft_mse());
     models::init_random_parameters(*vae, 1247);
     vae->to(device, dtype);
+    ops::use_channels_last_conv_weights(*vae);  // as the loaders do
     ForwardArgs a;
     a.attention = o.attention;
     vae->set_attention(make_attention_context(a, device, dtype));

@@ -17,19 +17,25 @@ KernelSwitch g_switch("LSYNC_FUSED_BIAS");
 KernelSwitch g_nhwc("LSYNC_NHWC_CONV");
 
 // A plain NCHW input and a weight laid out channels_last (use_channels_last_conv_weights): cuDNN runs NHWC, so
-// the activations go there and back through our coalesced transposes and the bias is added on the NCHW result.
-// Left to ATen, this pair would turn the whole call channels_last (its strided copy for the input, a
-// channels_last output the NCHW code after it cannot use).
+// the activations go there and back through our coalesced transposes, the bias added on the way back (bias [K],
+// or [N / samples_per_bias, K] with samples_per_bias > 0). Left to ATen, this pair would turn the whole call
+// channels_last (its strided copy for the input, a channels_last output the NCHW code after it cannot use).
 torch::Tensor conv2d_nhwc(const torch::Tensor& x, const torch::Tensor& weight, const torch::Tensor& bias,
-                          int64_t stride, int64_t padding) {
+                          int64_t samples_per_bias, int64_t stride, int64_t padding) {
     const int64_t n = x.size(0), c = x.size(1), h = x.size(2), w = x.size(3);
     // Each temporary is released as soon as the next one exists: at most the input, one NHWC copy and the output.
     auto y = torch::conv2d(transpose_last2(x.reshape({n, c, h * w})).view({n, h, w, c}).permute({0, 3, 1, 2}), weight,
                            {}, {stride, stride}, {padding, padding});
     const int64_t k = y.size(1), ho = y.size(2), wo = y.size(3);
-    auto out = transpose_last2(y.permute({0, 2, 3, 1}).reshape({n, ho * wo, k})).view({n, k, ho, wo});
-    y.reset();
-    return bias.defined() ? add_channel_bias_(out, bias) : out;
+    const auto tokens = y.permute({0, 2, 3, 1}).reshape({n, ho * wo, k});
+    auto out = bias.defined() ? transpose_last2_add_bias(tokens, bias, samples_per_bias) : transpose_last2(tokens);
+    return out.view({n, k, ho, wo});
+}
+
+// Whether conv2d_nhwc() takes this pair: CUDA, the switch on, an NCHW input, a channels_last weight.
+bool nhwc_path(const torch::Tensor& x, const torch::Tensor& weight) {
+    return x.is_cuda() && nhwc_conv_enabled() && x.dim() == 4 && x.numel() > 0 && x.scalar_type() == weight.scalar_type() &&
+           is_channels_last_only(weight) && !is_channels_last_only(x);
 }
 
 }  // namespace
@@ -48,11 +54,28 @@ bool nhwc_conv_weight_eligible(const torch::Tensor& weight) {
            weight.size(2) * weight.size(3) > 1 && weight.size(0) % 8 == 0 && weight.size(1) % 8 == 0;
 }
 
+void use_channels_last_conv_weights(torch::nn::Module& module) {
+    if (!nhwc_conv_enabled()) return;
+    torch::NoGradGuard no_grad;
+    for (auto& p : module.parameters(true))
+        if (nhwc_conv_weight_eligible(p)) p.set_data(p.contiguous(at::MemoryFormat::ChannelsLast));
+}
+
+torch::Tensor conv2d_sample_bias(const torch::Tensor& x, const torch::Tensor& weight, const torch::Tensor& bias,
+                                 int64_t samples_per_bias, int64_t stride, int64_t padding) {
+    if (nhwc_path(x, weight) && bias.scalar_type() == x.scalar_type() && bias.dim() == 2 && samples_per_bias > 0 &&
+        x.size(0) % samples_per_bias == 0 && bias.size(0) == x.size(0) / samples_per_bias &&
+        bias.size(1) == weight.size(0))
+        return conv2d_nhwc(x, weight, bias, samples_per_bias, stride, padding);
+    auto y = conv2d(x, weight, torch::Tensor(), stride, padding);
+    return add_sample_bias_(y, bias, samples_per_bias);
+}
+
 torch::Tensor conv2d(const torch::Tensor& x, const torch::Tensor& weight, const torch::Tensor& bias, int64_t stride,
                      int64_t padding) {
     if (is_channels_last_only(weight) && !is_channels_last_only(x)) {
-        if (x.is_cuda() && nhwc_conv_enabled() && x.dim() == 4 && x.numel() > 0 && x.scalar_type() == weight.scalar_type())
-            return conv2d_nhwc(x, weight, bias, stride, padding);
+        if (nhwc_path(x, weight) && (!bias.defined() || bias.scalar_type() == x.scalar_type()))
+            return conv2d_nhwc(x, weight, bias, 0, stride, padding);
         return conv2d(x, weight.contiguous(), bias, stride, padding);  // an NCHW call, as the weight was before
     }
 #if LSYNC_WITH_CUDA

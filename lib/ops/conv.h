@@ -16,6 +16,12 @@ namespace lsync::ops {
 torch::Tensor conv2d(const torch::Tensor& x, const torch::Tensor& weight, const torch::Tensor& bias, int64_t stride,
                      int64_t padding);
 
+/// conv2d(x, weight) + bias[n / samples_per_bias, k] (bias [N / samples_per_bias, K]): a UNet resnet's conv1 with
+/// its bias plus each batch entry's time embedding over the entry's frames. In the NHWC path (above) the add
+/// rides on the transpose back to NCHW; otherwise ops::add_sample_bias_ after the conv.
+torch::Tensor conv2d_sample_bias(const torch::Tensor& x, const torch::Tensor& weight, const torch::Tensor& bias,
+                                 int64_t samples_per_bias, int64_t stride, int64_t padding);
+
 /// A torch::nn::Conv2d (square stride and padding, no dilation or groups) through conv2d().
 torch::Tensor conv2d(const torch::nn::Conv2d& conv, const torch::Tensor& x);
 
@@ -28,6 +34,13 @@ void set_nhwc_conv(bool enabled);
 /// Whether a conv weight is worth laying out channels_last: CUDA, fp16/bf16, a kernel wider than 1x1 (a 1x1
 /// weight is both orders at once) and channel counts that are multiples of 8 (cuDNN's NHWC tensor-core kernels).
 bool nhwc_conv_weight_eligible(const torch::Tensor& weight);
+
+/// On CUDA with nhwc_conv_enabled(): every conv weight of `module` that nhwc_conv_weight_eligible() accepts gets
+/// the same values laid out channels_last, in place, so cuDNN's NHWC kernels read it as it is instead of
+/// converting it on every call (conv2d() brings NCHW activations to NHWC and back; the channels_last VAE needs
+/// nothing more). Nothing changes on the CPU or with the switch off. Call once, after the weights are loaded or
+/// drawn (the UNet and VAE loaders do).
+void use_channels_last_conv_weights(torch::nn::Module& module);
 
 /// The switch of our bias kernel (LSYNC_FUSED_BIAS), shared by conv2d() and the adds of ops/bias_add.h.
 bool fused_bias_enabled();

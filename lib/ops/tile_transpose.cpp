@@ -28,20 +28,30 @@ void check_shapes(const torch::Tensor& x, const torch::Tensor* residual) {
 #if LSYNC_WITH_CUDA
 bool kernel_serves(const torch::Tensor& x) {
     const auto dt = x.scalar_type();
-    return x.is_cuda() && fused_transpose_enabled() && x.numel() > 0 &&
-           (dt == torch::kFloat || dt == torch::kHalf || dt == torch::kBFloat16) &&
-           !(torch::GradMode::is_enabled() && x.requires_grad());
+    if (!(x.is_cuda() && fused_transpose_enabled() && x.numel() > 0 &&
+          (dt == torch::kFloat || dt == torch::kHalf || dt == torch::kBFloat16) &&
+          !(torch::GradMode::is_enabled() && x.requires_grad())))
+        return false;
+    kernels::TransposeArgs grid;  // the grid limits only
+    grid.batch = x.size(0);
+    grid.rows = x.size(1);
+    grid.cols = x.size(2);
+    return kernels::transpose_unsupported(grid).empty();
 }
 
-torch::Tensor run_kernel(const torch::Tensor& x_in, const torch::Tensor* residual_in) {
+torch::Tensor run_kernel(const torch::Tensor& x_in, const torch::Tensor* residual_in,
+                         const torch::Tensor* bias_in = nullptr, int64_t batches_per_bias = 0) {
     const c10::cuda::CUDAGuard guard(x_in.device());
     const auto x = x_in.contiguous();
     const auto residual = residual_in ? residual_in->contiguous() : torch::Tensor();
+    const auto bias = bias_in ? bias_in->contiguous() : torch::Tensor();
     auto y = torch::empty({x.size(0), x.size(2), x.size(1)}, x.options());
     kernels::TransposeArgs a;
     a.x = x.data_ptr();
     a.y = y.data_ptr();
     a.residual = residual.defined() ? residual.data_ptr() : nullptr;
+    a.bias = bias.defined() ? bias.data_ptr() : nullptr;
+    a.batches_per_bias = batches_per_bias;
     a.batch = x.size(0);
     a.rows = x.size(1);
     a.cols = x.size(2);
@@ -68,10 +78,35 @@ torch::Tensor add_transposed_reference(const torch::Tensor& residual, const torc
     return torch::add_out(y, residual, x.transpose(1, 2));
 }
 
+torch::Tensor transpose_last2_add_bias_reference(const torch::Tensor& x, const torch::Tensor& bias,
+                                                 int64_t batches_per_bias) {
+    // Out of place: when a size-1 dimension makes the transposed view contiguous already, contiguous() returns
+    // that view of x, which an in-place add would change.
+    const auto y = transpose_last2_reference(x);
+    if (batches_per_bias == 0) return y + bias.reshape({1, -1, 1});
+    const int64_t groups = x.size(0) / batches_per_bias;
+    return (y.view({groups, batches_per_bias, y.size(1), y.size(2)}) + bias.reshape({groups, 1, -1, 1})).view(y.sizes());
+}
+
+torch::Tensor transpose_last2_add_bias(const torch::Tensor& x, const torch::Tensor& bias, int64_t batches_per_bias) {
+    check_shapes(x, nullptr);
+    LSYNC_CHECK(bias.defined() && batches_per_bias >= 0 && bias.scalar_type() == x.scalar_type() &&
+                    bias.device() == x.device() &&
+                    (batches_per_bias == 0 ? bias.numel() == x.size(2)
+                                           : x.size(0) % batches_per_bias == 0 &&
+                                                 bias.numel() == x.size(0) / batches_per_bias * x.size(2)),
+                ErrorCode::Internal, "transpose: the bias must be [I] or [B / batches_per_bias, I] of x's dtype and device");
+#if LSYNC_WITH_CUDA
+    if (kernel_serves(x))
+        return run_kernel(x, nullptr, &bias, batches_per_bias);
+#endif
+    return transpose_last2_add_bias_reference(x, bias, batches_per_bias);
+}
+
 torch::Tensor transpose_last2(const torch::Tensor& x) {
     check_shapes(x, nullptr);
 #if LSYNC_WITH_CUDA
-    if (kernel_serves(x) && kernels::transpose_unsupported({nullptr, nullptr, nullptr, x.size(0), x.size(1), x.size(2)}).empty())
+    if (kernel_serves(x))
         return run_kernel(x, nullptr);
 #endif
     return transpose_last2_reference(x);
@@ -80,7 +115,7 @@ torch::Tensor transpose_last2(const torch::Tensor& x) {
 torch::Tensor add_transposed(const torch::Tensor& residual, const torch::Tensor& x) {
     check_shapes(x, &residual);
 #if LSYNC_WITH_CUDA
-    if (kernel_serves(x) && kernels::transpose_unsupported({nullptr, nullptr, nullptr, x.size(0), x.size(1), x.size(2)}).empty())
+    if (kernel_serves(x))
         return run_kernel(x, &residual);
 #endif
     return add_transposed_reference(residual, x);

@@ -15,9 +15,16 @@ torch::Tensor transpose_last2(const torch::Tensor& x);
 /// residual [B, I, J] + x [B, J, I] transposed -> contiguous [B, I, J].
 torch::Tensor add_transposed(const torch::Tensor& residual, const torch::Tensor& x);
 
-/// The ATen forms of the two, what the CPU runs (tests compare the kernel against them).
+/// x [B, J, I] -> contiguous [B, I, J] plus bias[b / batches_per_bias, i]: bias [I] when batches_per_bias is 0,
+/// else [B / batches_per_bias, I] (an NHWC convolution's output back to NCHW with its bias, or with a UNet
+/// resnet's bias + time embedding per batch entry's frames: ops::conv2d).
+torch::Tensor transpose_last2_add_bias(const torch::Tensor& x, const torch::Tensor& bias, int64_t batches_per_bias);
+
+/// The ATen forms of the three, what the CPU runs (tests compare the kernel against them).
 torch::Tensor transpose_last2_reference(const torch::Tensor& x);
 torch::Tensor add_transposed_reference(const torch::Tensor& residual, const torch::Tensor& x);
+torch::Tensor transpose_last2_add_bias_reference(const torch::Tensor& x, const torch::Tensor& bias,
+                                                 int64_t batches_per_bias);
 
 /// Whether the CUDA kernel serves these calls: true unless LSYNC_FUSED_TRANSPOSE=0, or as last set.
 bool fused_transpose_enabled();

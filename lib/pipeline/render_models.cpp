@@ -1,6 +1,7 @@
 #include "pipeline/render_models.h"
 
 #include "core/error.h"
+#include "ops/conv.h"
 #include "unet/unet_layers.h"
 #include "unet/unet_loader.h"
 #include "vae/vae_loader.h"
@@ -104,6 +105,7 @@ RenderModels load_render_models(const ModelRequest& r) {
         m.vae = models::AutoencoderKL(vae_config);
         models::to_uninitialised(*m.vae, r.device, r.dtype);
         models::init_random_parameters(*m.vae, kVAEWeightSeed);
+        ops::use_channels_last_conv_weights(*m.vae);
     } else {
         models::VAELoadOptions vo;
         vo.device = r.device;

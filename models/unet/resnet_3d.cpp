@@ -22,13 +22,14 @@ torch::Tensor ResnetBlock3DImpl::forward(const torch::Tensor& x, const torch::Te
     const auto shift = time_emb_proj(torch::silu(temb));  // [b, out]
     torch::Tensor h;
     if (x.is_cuda() && ops::fused_bias_enabled()) {
-        // conv1's bias and the shift in one pass over the conv's frame planes (ops/bias_add.h): ATen would add
-        // the bias, then broadcast the shift over a 5-D view through its slowest element-wise kernel.
+        // conv1's bias and the shift as one [b, out] table added in one pass (ops::conv2d_sample_bias: on the NHWC
+        // conv's way back to NCHW, else over its frame planes): ATen would add the bias, then broadcast the shift
+        // over a 5-D view through its slowest element-wise kernel.
         const int64_t frames = x.size(2);
-        auto planes = ops::conv2d(fold_frames(norm1->forward_silu(x)), conv1->weight, torch::Tensor(), conv1->stride,
-                                  conv1->padding);
-        const auto table = (shift.to(torch::kFloat) + conv1->bias.to(torch::kFloat)).to(planes.scalar_type());
-        h = unfold_frames(ops::add_sample_bias_(planes, table, frames), frames);
+        const auto table = (shift.to(torch::kFloat) + conv1->bias.to(torch::kFloat)).to(x.scalar_type());
+        h = unfold_frames(ops::conv2d_sample_bias(fold_frames(norm1->forward_silu(x)), conv1->weight, table, frames,
+                                                  conv1->stride, conv1->padding),
+                          frames);
     } else {
         h = conv1(norm1->forward_silu(x)) + shift.reshape({temb.size(0), -1, 1, 1, 1});
     }

@@ -112,11 +112,4 @@ void to_uninitialised(torch::nn::Module& module, const torch::Device& device, to
     for (auto& b : module.buffers(true)) b.set_data(b.to(device, dtype));
 }
 
-void use_channels_last_conv_weights(torch::nn::Module& module) {
-    if (!ops::nhwc_conv_enabled()) return;
-    torch::NoGradGuard no_grad;
-    for (auto& p : module.parameters(true))
-        if (ops::nhwc_conv_weight_eligible(p)) p.set_data(p.contiguous(at::MemoryFormat::ChannelsLast));
-}
-
 }  // namespace lsync::models

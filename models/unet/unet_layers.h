@@ -89,10 +89,4 @@ void init_random_parameters(torch::nn::Module& module, uint64_t seed);
 /// Buffers (values made at construction, such as positional tables) are moved with their values, as by to().
 void to_uninitialised(torch::nn::Module& module, const torch::Device& device, torch::ScalarType dtype);
 
-/// On CUDA with ops::nhwc_conv_enabled(): every conv weight of `module` that ops::nhwc_conv_weight_eligible()
-/// accepts gets the same values laid out channels_last, in place, so cuDNN's NHWC kernels read it as it is
-/// instead of converting it on every call (ops::conv2d then brings the NCHW activations to NHWC and back).
-/// Nothing changes on the CPU or with the switch off. Call once, after the weights are loaded or drawn.
-void use_channels_last_conv_weights(torch::nn::Module& module);
-
 }  // namespace lsync::models

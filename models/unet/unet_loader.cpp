@@ -3,6 +3,7 @@
 #include "core/error.h"
 #include "core/log.h"
 #include "io/tensor_source.h"
+#include "ops/conv.h"
 
 #include <set>
 
@@ -38,7 +39,7 @@ UNet3DConditionModel load_unet(const std::string& path, const UNet3DConfig& conf
     auto r = io::load_weights(*unet, *source, unet_renames(), policy, "UNet");
     log::debug("UNet: ", r.summary(), " from ", path);
     if (report) *report = std::move(r);
-    use_channels_last_conv_weights(*unet);
+    ops::use_channels_last_conv_weights(*unet);
     return unet;
 }
 
@@ -47,7 +48,7 @@ UNet3DConditionModel random_unet(const UNet3DConfig& config, const torch::Device
     UNet3DConditionModel unet(config);
     to_uninitialised(*unet, device, dtype);  // every parameter is drawn next, there (unet_layers.h)
     init_random_parameters(*unet, seed);
-    use_channels_last_conv_weights(*unet);
+    ops::use_channels_last_conv_weights(*unet);
     return unet;
 }
 

@@ -3,6 +3,7 @@
 #include "core/error.h"
 #include "core/log.h"
 #include "io/tensor_source.h"
+#include "ops/conv.h"
 
 #include <filesystem>
 
@@ -73,6 +74,7 @@ AutoencoderKL load_vae(const std::string& path, const VAELoadOptions& options) {
     policy.device = options.device;
     policy.dtype = options.dtype;
     io::load_weights(*vae, *source, vae_renames(), policy, "VAE (" + files.weights + ")");
+    ops::use_channels_last_conv_weights(*vae);
     vae->eval();
     vae->set_attention(options.attention ? options.attention : ops::default_attention_context());
     return vae;

@@ -579,12 +579,21 @@ TEST_CASE("tile transpose: the kernel gives ATen's values exactly, with and with
             // A non-contiguous input is read as its values, not its memory.
             const auto xt = torch::randn({shape[0], shape[2], shape[1]}, opts).transpose(1, 2);
             CHECK(torch::equal(lsync::ops::transpose_last2(xt), lsync::ops::transpose_last2_reference(xt)));
+            // The per-row bias of an NHWC conv's way back (one row, or one per group of batch entries).
+            const auto bias = torch::randn({shape[2]}, opts);
+            CHECK(torch::equal(lsync::ops::transpose_last2_add_bias(x, bias, 0),
+                               lsync::ops::transpose_last2_add_bias_reference(x, bias, 0)));
+            const auto table = torch::randn({shape[0], shape[2]}, opts);
+            CHECK(torch::equal(lsync::ops::transpose_last2_add_bias(x, table, 1),
+                               lsync::ops::transpose_last2_add_bias_reference(x, table, 1)));
             // Data that starts off a 16-byte boundary takes the element-wise kernel: the same values.
             const int64_t n = shape[0] * shape[1] * shape[2];
             const auto shifted = torch::randn({n + 1}, opts).slice(0, 1).view(shape);
             const auto r_shifted = torch::randn({n + 1}, opts).slice(0, 1).view({shape[0], shape[2], shape[1]});
             CHECK(torch::equal(lsync::ops::add_transposed(r_shifted, shifted),
                                lsync::ops::add_transposed_reference(r_shifted, shifted)));
+            CHECK(torch::equal(lsync::ops::transpose_last2_add_bias(shifted, bias, 0),
+                               lsync::ops::transpose_last2_add_bias_reference(shifted, bias, 0)));
         }
     }
     lsync::ops::set_fused_transpose(was);

@@ -1,11 +1,14 @@
 // GPU checks of the NHWC convolutions (ops/conv.h): conv weights laid out channels_last with NCHW activations
 // give the NCHW weights' result in NCHW memory (stride 1 and 2, with and without bias, odd planes), the switch
-// off takes the NCHW call, and the full UNet's loaders lay its weights out that way and agree with NCHW.
+// off takes the NCHW call, and the full UNet's loaders lay its weights out that way and agree with NCHW; the
+// channels_last VAE with channels_last weights gives the NCHW weights' decode.
 #include "catch_compat.h"
 
+#include "ops/bias_add.h"
 #include "ops/conv.h"
 #include "ops/memory_layout.h"
 #include "unet/unet_layers.h"
+#include "vae/autoencoder_kl.h"
 #include "unit/gpu_checks.h"
 
 #include <vector>
@@ -52,6 +55,16 @@ TEST_CASE("NHWC conv: channels_last weights with NCHW activations give the NCHW 
             CHECK(e <= 2 * own + 1e-4);
         }
     }
+    // A resnet's conv1: bias + time embedding per batch entry's frames, added on the way back to NCHW; the same
+    // table added after the NCHW call (one rounding of conv output + table either way).
+    {
+        const auto opts = torch::TensorOptions().device(torch::kCUDA, 0).dtype(torch::kHalf);
+        const auto x = torch::randn({2 * 16, 320, 32, 32}, opts), w = torch::randn({320, 320, 3, 3}, opts) / 54;
+        const auto table = torch::randn({2, 320}, opts);
+        const auto got = conv2d_sample_bias(x, w.contiguous(at::MemoryFormat::ChannelsLast), table, 16, 1, 1);
+        auto want = conv2d(x, w.contiguous(at::MemoryFormat::ChannelsLast), {}, 1, 1);
+        CHECK(torch::equal(got, add_sample_bias_(want, table, 16)));
+    }
     // The switch off: the NCHW call exactly (the weight made NCHW first).
     set_nhwc_conv(false);
     const auto opts = torch::TensorOptions().device(torch::kCUDA, 0).dtype(torch::kHalf);
@@ -83,5 +96,30 @@ TEST_CASE("NHWC conv: the UNet's loaders lay out its 3x3 weights channels_last a
     REQUIRE(torch::isfinite(nhwc).all().item<bool>());
     const double e = rel(nhwc, nchw);
     INFO("UNet 256, 16 frames: rel. difference NHWC vs NCHW convolutions " << e);
+    CHECK(e < 5e-3);
+}
+
+TEST_CASE("NHWC conv: the channels_last VAE with channels_last weights decodes and encodes as with NCHW weights",
+          "[gpu][conv][vae]") {
+    LSYNC_NEED_GPU();
+    torch::NoGradGuard no_grad;
+    KeepNhwcConv keep;
+    set_nhwc_conv(true);
+    const torch::Device dev(torch::kCUDA, 0);
+    models::AutoencoderKL vae(models::VAEConfig::sd_vae_ft_mse());
+    models::init_random_parameters(*vae, 78);
+    vae->to(dev, torch::kHalf);
+    torch::manual_seed(15);
+    const auto opts = torch::TensorOptions().device(dev).dtype(torch::kHalf);
+    const auto z = torch::randn({2, 4, 32, 32}, opts);
+    const auto image = torch::rand({2, 3, 256, 256}, opts) * 2 - 1;
+    const auto ref_decoded = vae->decode(z).to(torch::kFloat), ref_encoded = vae->encode(image).mean.to(torch::kFloat);
+    use_channels_last_conv_weights(*vae);
+    int converted = 0;
+    for (const auto& p : vae->parameters(true)) converted += is_channels_last_only(p) ? 1 : 0;
+    CHECK(converted > 20);
+    const double d = rel(vae->decode(z).to(torch::kFloat), ref_decoded), e = rel(vae->encode(image).mean.to(torch::kFloat), ref_encoded);
+    INFO("VAE 256, fp16: rel. difference channels_last vs NCHW weights: decode " << d << ", encode " << e);
+    CHECK(d < 5e-3);
     CHECK(e < 5e-3);
 }

@@ -378,11 +378,23 @@ TEST_CASE("UNet: a channels_last conv weight with an NCHW input gives the NCHW w
         CHECK(got.is_contiguous());
         CHECK(torch::equal(got, want));
     }
+    // A resnet's conv1 with its per-entry bias table: the conv, then the broadcast add.
+    const auto table = torch::randn({2, 24});
+    const auto one = ops::conv2d_sample_bias(x, w_cl, table, 1, 1, 1);
+    CHECK(torch::equal(one, torch::conv2d(x, w, {}, {1, 1}, {1, 1}) + table.view({2, 24, 1, 1})));
+    const auto tokens = x.view({2, 63, 16});  // [B, J, I] -> [B, I, J] + bias[i]
+    CHECK(torch::equal(ops::transpose_last2_add_bias(tokens, torch::arange(16.f), 0),
+                       tokens.transpose(1, 2) + torch::arange(16.f).view({1, 16, 1})));
+    // A size-1 dimension makes the transpose a view of the input: the input must come out unchanged.
+    const auto row = torch::randn({1, 1, 33}), row_before = row.clone();
+    CHECK(torch::equal(ops::transpose_last2_add_bias(row, torch::ones({33}), 0), row.transpose(1, 2) + 1));
+    CHECK(torch::equal(ops::transpose_last2_add_bias(row, torch::ones({1, 33}), 1), row.transpose(1, 2) + 1));
+    CHECK(torch::equal(row, row_before));
     // Weights are laid out channels_last only on CUDA (fp16/bf16): a CPU module keeps its memory.
     CHECK(!ops::nhwc_conv_weight_eligible(w.to(torch::kHalf)));
     Conv2d conv(16, 24, 3, 1, 1);
     init_random_parameters(*conv, 11);
-    use_channels_last_conv_weights(*conv);
+    ops::use_channels_last_conv_weights(*conv);
     CHECK(conv->weight.is_contiguous());
 }
 
