@@ -56,7 +56,7 @@ __global__ void __launch_bounds__(kTile * kRowsPerPass)
 // ways (the element-wise kernel above issues one 2-byte access per element and reached about half the
 // bandwidth). A tile row is 8 chunks of 8 elements; chunk c of row r is stored at chunk c ^ (r / 8 % 8), so the
 // column reads of the write phase (8 rows r = 8v + k of one column, for 8 values of v across the lanes) fall
-// in 8 different chunks, all 32 banks.
+// in 8 different chunks: no bank conflicts (lanes reading the same 4-byte word are a broadcast).
 constexpr int kVecTile = 64;
 constexpr int kVecThreads = 256;
 constexpr int kVec = 8;

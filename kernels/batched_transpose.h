@@ -4,8 +4,9 @@
 // x is [B, J, I] contiguous, y and r are [B, I, J] contiguous. The UNet moves between its per-frame planes
 // ([frames, channels, pixels]) and its attention tokens ([pixels, channels]) with exactly this permutation;
 // ATen runs it as a strided element-wise copy whose reads or writes are uncoalesced (the largest "copy" item
-// of a UNet call's profile), and as a second pass for the residual add. This kernel stages 32 x 32 tiles in
-// shared memory so both sides are coalesced, and adds the residual in the same pass (fp32 arithmetic, one
+// of a UNet call's profile), and as a second pass for the residual add. This kernel stages tiles in shared memory
+// so both sides are coalesced (64 x 64 tiles of 16-byte vectors for fp16/bf16 with whole-vector rows and
+// columns, else 32 x 32 tiles of elements), and adds the residual in the same pass (fp32 arithmetic, one
 // rounding, the same value ATen's add gives). The bias form is a convolution's bias (or a UNet resnet's bias
 // plus time embedding) added while an NHWC convolution's output goes back to NCHW (ops::conv2d).
 

@@ -20,7 +20,7 @@ namespace lsync::kernels {
 struct LayerNormArgs {
     const void* x = nullptr;         ///< [rows, cols], contiguous, 16-byte aligned
     const void* residual = nullptr;  ///< optional, as x: normalise x + residual
-    void* sum = nullptr;             ///< with residual: x + residual is written here (may alias x or residual)
+    void* sum = nullptr;             ///< with residual: x + residual is written here (ops::add_layer_norm gives a new tensor)
     void* y = nullptr;               ///< [rows, cols] output (must not alias the inputs)
     const void* weight = nullptr;    ///< [cols], the dtype of x
     const void* bias = nullptr;      ///< [cols], the dtype of x

@@ -21,6 +21,7 @@
 #include "ops/conv.h"
 #include "ops/geglu.h"
 #include "ops/group_norm.h"
+#include "ops/layer_norm.h"
 #include "pipeline/mouth_mask.h"
 #include "unet/unet_layers.h"
 #include "unet/unet_loader.h"
@@ -44,6 +45,17 @@ std::string group_norm_mode() {
 
 // Which GEGLU the UNet's feed-forwards run (ops/geglu.h).
 std::string geglu_mode() { return ops::fused_geglu_enabled() ? "fused kernel where it applies" : "ATen (LSYNC_FUSED_GEGLU=0)"; }
+
+// Which LayerNorm the UNet's blocks run (ops/layer_norm.h).
+std::string layer_norm_mode() {
+    return ops::fused_layer_norm_enabled() ? "kernel with the residual add where it applies"
+                                           : "ATen (LSYNC_FUSED_LAYER_NORM=0)";
+}
+
+// How the convolutions meet cuDNN (ops/conv.h): NHWC on channels_last weights, or NCHW weights converted per call.
+std::string conv_mode() {
+    return ops::nhwc_conv_enabled() ? "NHWC on channels_last weights" : "NCHW weights (LSYNC_NHWC_CONV=0)";
+}
 
 struct AttentionBenchOpts {
     std::string device = "auto", dtype = "auto";
@@ -108,7 +120,8 @@ int run_bench_unet(const UNetBenchOpts& o) {
     std::string profiles;  // printed after the table, which stays one block
     std::cout << "UNet3DConditionModel, released config, random weights; device " << device.str() << ", dtype "
               << c10::toString(dtype) << ", GroupNorm: " << group_norm_mode() << ", GEGLU: " << geglu_mode()
-              << ", batch 2 (CFG) x " << o.frames
+              << ", LayerNorm: " << layer_norm_mode() << ", convolutions: " << conv_mode() << ", batch 2 (CFG) x "
+              << o.frames
               << " frames, median of " << o.iters
               << " calls\n\n| res | attention | ms per call | ms per frame | TFLOP/s | of peak | GPU peak MiB | rel. err vs standard | DeepCache shallow ms |\n|---|---|---|---|---|---|---|---|---|\n";
     for (int res : o.res) {
@@ -193,8 +206,8 @@ int run_bench_vae(const VaeBenchOpts& o) {
     const double peak_tflops = diagnostics::guess_peak_tflops(device);
     std::string profiles;
     std::cout << "AutoencoderKL (sd-vae-ft-mse), random weights; device " << device.str() << ", dtype "
-              << c10::toString(dtype) << ", attention " << o.attention << ", GroupNorm: " << group_norm_mode() << ", "
-              << o.frames << " images per call, median of " << o.iters << " calls\n\n"
+              << c10::toString(dtype) << ", attention " << o.attention << ", GroupNorm: " << group_norm_mode()
+              << ", convolutions: " << conv_mode() << ", " << o.frames << " images per call, median of " << o.iters << " calls\n\n"
               << "| res | encode ms | encode TFLOP/s | decode ms | decode TFLOP/s | of peak (decode) | GPU peak MiB |\n"
               << "|---|---|---|---|---|---|---|\n";
     for (int res : o.res) {

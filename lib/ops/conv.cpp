@@ -18,8 +18,9 @@ KernelSwitch g_nhwc("LSYNC_NHWC_CONV");
 
 // A plain NCHW input and a weight laid out channels_last (use_channels_last_conv_weights): cuDNN runs NHWC, so
 // the activations go there and back through our coalesced transposes, the bias added on the way back (bias [K],
-// or [N / samples_per_bias, K] with samples_per_bias > 0). Left to ATen, this pair would turn the whole call
-// channels_last (its strided copy for the input, a channels_last output the NCHW code after it cannot use).
+// or [N / samples_per_bias, K] with samples_per_bias > 0) unless LSYNC_FUSED_BIAS=0 sends bias adds to ATen.
+// Left to ATen, this pair would turn the whole call channels_last (its strided copy for the input, a
+// channels_last output the NCHW code after it cannot use).
 torch::Tensor conv2d_nhwc(const torch::Tensor& x, const torch::Tensor& weight, const torch::Tensor& bias,
                           int64_t samples_per_bias, int64_t stride, int64_t padding) {
     const int64_t n = x.size(0), c = x.size(1), h = x.size(2), w = x.size(3);
@@ -28,17 +29,19 @@ torch::Tensor conv2d_nhwc(const torch::Tensor& x, const torch::Tensor& weight, c
                            {}, {stride, stride}, {padding, padding});
     const int64_t k = y.size(1), ho = y.size(2), wo = y.size(3);
     const auto tokens = y.permute({0, 2, 3, 1}).reshape({n, ho * wo, k});
-    auto out = bias.defined() ? transpose_last2_add_bias(tokens, bias, samples_per_bias) : transpose_last2(tokens);
-    return out.view({n, k, ho, wo});
-}
-
-// Whether conv2d_nhwc() takes this pair: CUDA, the switch on, an NCHW input, a channels_last weight.
-bool nhwc_path(const torch::Tensor& x, const torch::Tensor& weight) {
-    return x.is_cuda() && nhwc_conv_enabled() && x.dim() == 4 && x.numel() > 0 && x.scalar_type() == weight.scalar_type() &&
-           is_channels_last_only(weight) && !is_channels_last_only(x);
+    if (bias.defined() && fused_bias_enabled())
+        return transpose_last2_add_bias(tokens, bias, samples_per_bias).view({n, k, ho, wo});
+    auto out = transpose_last2(tokens).view({n, k, ho, wo});
+    if (!bias.defined()) return out;
+    return samples_per_bias > 0 ? add_sample_bias_(out, bias, samples_per_bias) : add_channel_bias_(out, bias);
 }
 
 }  // namespace
+
+bool nhwc_conv_serves(const torch::Tensor& x, const torch::Tensor& weight) {
+    return x.is_cuda() && nhwc_conv_enabled() && x.dim() == 4 && x.numel() > 0 && x.scalar_type() == weight.scalar_type() &&
+           is_channels_last_only(weight) && !is_channels_last_only(x);
+}
 
 bool fused_bias_enabled() { return g_switch.enabled(); }
 
@@ -63,7 +66,7 @@ void use_channels_last_conv_weights(torch::nn::Module& module) {
 
 torch::Tensor conv2d_sample_bias(const torch::Tensor& x, const torch::Tensor& weight, const torch::Tensor& bias,
                                  int64_t samples_per_bias, int64_t stride, int64_t padding) {
-    if (nhwc_path(x, weight) && bias.scalar_type() == x.scalar_type() && bias.dim() == 2 && samples_per_bias > 0 &&
+    if (nhwc_conv_serves(x, weight) && bias.scalar_type() == x.scalar_type() && bias.dim() == 2 && samples_per_bias > 0 &&
         x.size(0) % samples_per_bias == 0 && bias.size(0) == x.size(0) / samples_per_bias &&
         bias.size(1) == weight.size(0))
         return conv2d_nhwc(x, weight, bias, samples_per_bias, stride, padding);
@@ -74,7 +77,7 @@ torch::Tensor conv2d_sample_bias(const torch::Tensor& x, const torch::Tensor& we
 torch::Tensor conv2d(const torch::Tensor& x, const torch::Tensor& weight, const torch::Tensor& bias, int64_t stride,
                      int64_t padding) {
     if (is_channels_last_only(weight) && !is_channels_last_only(x)) {
-        if (nhwc_path(x, weight) && (!bias.defined() || bias.scalar_type() == x.scalar_type()))
+        if (nhwc_conv_serves(x, weight) && (!bias.defined() || bias.scalar_type() == x.scalar_type()))
             return conv2d_nhwc(x, weight, bias, 0, stride, padding);
         return conv2d(x, weight.contiguous(), bias, stride, padding);  // an NCHW call, as the weight was before
     }

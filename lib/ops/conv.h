@@ -10,9 +10,9 @@
 namespace lsync::ops {
 
 /// y = conv2d(x, weight, bias) with square stride and zero padding; bias may be undefined. A weight laid out
-/// channels_last (use_channels_last_conv_weights) with an NCHW input: on CUDA with LSYNC_NHWC_CONV on, cuDNN
-/// runs NHWC on transposed activations and the result is NCHW again; otherwise the weight is made NCHW first.
-/// The result's memory order is always the input's.
+/// channels_last (use_channels_last_conv_weights) with an input that is not: on CUDA with LSYNC_NHWC_CONV on,
+/// cuDNN runs NHWC on transposed activations and the result is NCHW-contiguous; otherwise the weight is made NCHW
+/// first (a copy per call). A channels_last input gives a channels_last result, as from ATen.
 torch::Tensor conv2d(const torch::Tensor& x, const torch::Tensor& weight, const torch::Tensor& bias, int64_t stride,
                      int64_t padding);
 
@@ -30,6 +30,11 @@ torch::Tensor conv2d(const torch::nn::Conv2d& conv, const torch::Tensor& x);
 /// call on an H200); the UNet loaders lay its weights out channels_last once when this is on.
 bool nhwc_conv_enabled();
 void set_nhwc_conv(bool enabled);
+
+/// Whether conv2d() takes the NHWC route for this pair: CUDA, the switch on, an input that is not channels_last, a
+/// channels_last weight of the input's dtype. The route uses ops::transpose_last2, so LSYNC_FUSED_TRANSPOSE=0
+/// gives it ATen's strided copies instead of the tiled kernel.
+bool nhwc_conv_serves(const torch::Tensor& x, const torch::Tensor& weight);
 
 /// Whether a conv weight is worth laying out channels_last: CUDA, fp16/bf16, a kernel wider than 1x1 (a 1x1
 /// weight is both orders at once) and channel counts that are multiples of 8 (cuDNN's NHWC tensor-core kernels).

@@ -42,6 +42,7 @@ TEST_CASE("NHWC conv: channels_last weights with NCHW activations give the NCHW 
             REQUIRE(nhwc_conv_weight_eligible(w));
             const auto w_cl = w.contiguous(at::MemoryFormat::ChannelsLast);
             REQUIRE(is_channels_last_only(w_cl));
+            CHECK(nhwc_conv_serves(x, w_cl));
             const auto got = conv2d(x, w_cl, b, c.stride, c.padding);
             CHECK(got.is_contiguous());
             const auto want = torch::conv2d(x.to(torch::kFloat), w.to(torch::kFloat),
@@ -61,9 +62,22 @@ TEST_CASE("NHWC conv: channels_last weights with NCHW activations give the NCHW 
         const auto opts = torch::TensorOptions().device(torch::kCUDA, 0).dtype(torch::kHalf);
         const auto x = torch::randn({2 * 16, 320, 32, 32}, opts), w = torch::randn({320, 320, 3, 3}, opts) / 54;
         const auto table = torch::randn({2, 320}, opts);
-        const auto got = conv2d_sample_bias(x, w.contiguous(at::MemoryFormat::ChannelsLast), table, 16, 1, 1);
-        auto want = conv2d(x, w.contiguous(at::MemoryFormat::ChannelsLast), {}, 1, 1);
+        const auto w_cl = w.contiguous(at::MemoryFormat::ChannelsLast);
+        REQUIRE(nhwc_conv_serves(x, w_cl));
+        const auto got = conv2d_sample_bias(x, w_cl, table, 16, 1, 1);
+        auto want = conv2d(x, w_cl, {}, 1, 1);
         CHECK(torch::equal(got, add_sample_bias_(want, table, 16)));
+        // Against the NCHW weight's call (cuDNN may pick another algorithm: fp16-level agreement).
+        auto nchw = torch::conv2d(x, w, {}, {1, 1}, {1, 1});
+        CHECK(rel(got, add_sample_bias_(nchw, table, 16)) < 2e-3);
+        // LSYNC_FUSED_BIAS=0 sends the add to ATen after the transpose: the same values (one rounding either way).
+        KeepSwitch<fused_bias_enabled, set_fused_bias> keep_bias;
+        set_fused_bias(false);
+        CHECK(torch::equal(conv2d_sample_bias(x, w_cl, table, 16, 1, 1), got));
+        const auto b = torch::randn({320}, opts);
+        const auto aten_bias = conv2d(x, w_cl, b, 1, 1);
+        set_fused_bias(true);
+        CHECK(torch::equal(conv2d(x, w_cl, b, 1, 1), aten_bias));
     }
     // The switch off: the NCHW call exactly (the weight made NCHW first).
     set_nhwc_conv(false);
@@ -97,6 +111,7 @@ TEST_CASE("NHWC conv: the UNet's loaders lay out its 3x3 weights channels_last a
     const double e = rel(nhwc, nchw);
     INFO("UNet 256, 16 frames: rel. difference NHWC vs NCHW convolutions " << e);
     CHECK(e < 5e-3);
+    CHECK(e > 0);  // the NHWC route really ran (2.0e-3 on an H200)
 }
 
 TEST_CASE("NHWC conv: the channels_last VAE with channels_last weights decodes and encodes as with NCHW weights",
