@@ -14,7 +14,7 @@ constexpr int kRowsPerPass = 8;  // a block of 32 x 8 threads moves a 32 x 32 ti
 
 // blockIdx.x: tile column (along cols = I), blockIdx.y: tile row (along rows = J), blockIdx.z: batch entry.
 // What is added on the way out.
-enum Epilogue { kPlain, kResidual, kBias };
+enum Epilogue { kPlain, kResidual, kBias, kBiasResidual };
 
 // The bias of output row `col` (a column of x) for batch entry `batch`.
 template <typename T>
@@ -43,8 +43,11 @@ __global__ void __launch_bounds__(kTile * kRowsPerPass)
             const int64_t at = base + col * rows + row;
             if constexpr (kAdd == kResidual) {
                 y[at] = from_float<T>(to_float(r[at]) + to_float(tile[threadIdx.x][k]));
-            } else if constexpr (kAdd == kBias) {
-                y[at] = from_float<T>(to_float(tile[threadIdx.x][k]) + bias_of(bias, blockIdx.z, batches_per_bias, cols, col));
+            } else if constexpr (kAdd == kBias || kAdd == kBiasResidual) {
+                T v = from_float<T>(to_float(tile[threadIdx.x][k]) + bias_of(bias, blockIdx.z, batches_per_bias, cols, col));
+                // The residual goes on the rounded biased value, as `residual + conv(x)` does after the conv.
+                if constexpr (kAdd == kBiasResidual) v = from_float<T>(to_float(r[at]) + to_float(v));
+                y[at] = v;
             } else {
                 y[at] = tile[threadIdx.x][k];
             }
@@ -93,10 +96,15 @@ __global__ void __launch_bounds__(kVecThreads)
             const V res = *reinterpret_cast<const V*>(r + at);
 #pragma unroll
             for (int k = 0; k < kVec; ++k) o.v[k] = from_float<T>(to_float(res.v[k]) + to_float(o.v[k]));
-        } else if constexpr (kAdd == kBias) {
+        } else if constexpr (kAdd == kBias || kAdd == kBiasResidual) {
             const float b = bias_of(bias, blockIdx.z, batches_per_bias, cols, gc);
 #pragma unroll
             for (int k = 0; k < kVec; ++k) o.v[k] = from_float<T>(to_float(o.v[k]) + b);
+            if constexpr (kAdd == kBiasResidual) {
+                const V res = *reinterpret_cast<const V*>(r + at);
+#pragma unroll
+                for (int k = 0; k < kVec; ++k) o.v[k] = from_float<T>(to_float(res.v[k]) + to_float(o.v[k]));
+            }
         }
         *reinterpret_cast<V*>(y + at) = o;
     }
@@ -131,7 +139,9 @@ cudaError_t launch(const TransposeArgs& a) {
     auto stream = static_cast<cudaStream_t>(a.stream);
     const bool vec = sizeof(T) == 2 && a.rows % kVec == 0 && a.cols % kVec == 0 && aligned16(a.x) && aligned16(a.y) &&
                      (!a.residual || aligned16(a.residual));
-    if (a.residual)
+    if (a.residual && a.bias)
+        launch_epilogue<T, kBiasResidual>(a, vec, stream);
+    else if (a.residual)
         launch_epilogue<T, kResidual>(a, vec, stream);
     else if (a.bias)
         launch_epilogue<T, kBias>(a, vec, stream);
@@ -154,7 +164,6 @@ std::string transpose_launch(const TransposeArgs& a) {
     auto why = transpose_unsupported(a);
     if (!why.empty()) return why;
     if (!a.x || !a.y) return "transpose_launch: null pointer";
-    if (a.residual && a.bias) return "transpose_launch: a residual or a bias, not both";
     if (a.bias && (a.batches_per_bias < 0 || (a.batches_per_bias > 0 && a.batch % a.batches_per_bias != 0)))
         return "transpose_launch: the batch must be whole groups of batches_per_bias";
     cudaError_t err = cudaSuccess;

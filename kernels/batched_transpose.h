@@ -1,6 +1,7 @@
 #pragma once
-// Batched 2-D transpose with an optional residual or per-row bias added on the way out:
-//   y[b, i, j] = x[b, j, i]  (+ r[b, i, j])  or  (+ bias[b / batches_per_bias, i])
+// Batched 2-D transpose with an optional per-row bias and/or residual added on the way out:
+//   y[b, i, j] = x[b, j, i]  (+ bias[b / batches_per_bias, i])  (+ r[b, i, j])
+// (with both, the biased value is rounded before the residual is added, as a conv's biased output would be)
 // x is [B, J, I] contiguous, y and r are [B, I, J] contiguous. The UNet moves between its per-frame planes
 // ([frames, channels, pixels]) and its attention tokens ([pixels, channels]) with exactly this permutation;
 // ATen runs it as a strided element-wise copy whose reads or writes are uncoalesced (the largest "copy" item
@@ -21,7 +22,7 @@ struct TransposeArgs {
     const void* x = nullptr;         ///< [batch, rows, cols]
     void* y = nullptr;               ///< [batch, cols, rows]
     const void* residual = nullptr;  ///< [batch, cols, rows] or null
-    /// [cols] (batches_per_bias = 0) or [batch / batches_per_bias, cols], or null; not with a residual.
+    /// [cols] (batches_per_bias = 0) or [batch / batches_per_bias, cols], or null.
     const void* bias = nullptr;
     int64_t batches_per_bias = 0;
     int64_t batch = 0, rows = 0, cols = 0;

@@ -40,10 +40,11 @@ __global__ void __launch_bounds__(kThreads)
 // 16-byte loads are in flight per thread.
 constexpr int kUnroll = 4;
 
-template <typename T, int VEC>
+// With RESIDUAL, y = r + (y + bias), the biased value rounded first (a resnet's conv2 bias and its shortcut).
+template <typename T, int VEC, bool RESIDUAL>
 __global__ void __launch_bounds__(kThreads)
-    add_channel_bias_inner(T* __restrict__ y, const T* __restrict__ bias, int64_t rows, int64_t cols,
-                           int64_t row_step) {
+    add_channel_bias_inner(T* __restrict__ y, const T* __restrict__ bias, const T* __restrict__ r, int64_t rows,
+                           int64_t cols, int64_t row_step) {
     const int64_t g = int64_t(blockIdx.x) * kThreads + threadIdx.x;
     if (g >= row_step * cols) return;
     const int64_t col = g % cols;
@@ -51,16 +52,24 @@ __global__ void __launch_bounds__(kThreads)
 #pragma unroll
     for (int k = 0; k < VEC; ++k) b[k] = to_float(bias[col * VEC + k]);
     auto* p = reinterpret_cast<Pack<T, VEC>*>(y) + col;
+    const auto* pr = reinterpret_cast<const Pack<T, VEC>*>(r) + col;
     for (int64_t row = g / cols; row < rows; row += row_step * kUnroll) {
-        Pack<T, VEC> v[kUnroll];
+        Pack<T, VEC> v[kUnroll], res[kUnroll];
 #pragma unroll
         for (int u = 0; u < kUnroll; ++u)
-            if (row + u * row_step < rows) v[u] = p[(row + u * row_step) * cols];
+            if (row + u * row_step < rows) {
+                v[u] = p[(row + u * row_step) * cols];
+                if constexpr (RESIDUAL) res[u] = pr[(row + u * row_step) * cols];
+            }
 #pragma unroll
         for (int u = 0; u < kUnroll; ++u)
             if (row + u * row_step < rows) {
 #pragma unroll
-                for (int k = 0; k < VEC; ++k) v[u].v[k] = from_float<T>(to_float(v[u].v[k]) + b[k]);
+                for (int k = 0; k < VEC; ++k) {
+                    T o = from_float<T>(to_float(v[u].v[k]) + b[k]);
+                    if constexpr (RESIDUAL) o = from_float<T>(to_float(res[u].v[k]) + to_float(o));
+                    v[u].v[k] = o;
+                }
                 p[(row + u * row_step) * cols] = v[u];
             }
     }
@@ -69,7 +78,8 @@ __global__ void __launch_bounds__(kThreads)
 template <typename T>
 cudaError_t launch_inner(const ChannelBiasArgs& a) {
     constexpr int kVec = 16 / sizeof(T);
-    const bool vec = a.channels % kVec == 0 && reinterpret_cast<uintptr_t>(a.y) % 16 == 0;
+    const bool vec = a.channels % kVec == 0 && reinterpret_cast<uintptr_t>(a.y) % 16 == 0 &&
+                     reinterpret_cast<uintptr_t>(a.residual) % 16 == 0;
     const int64_t cols = a.channels / (vec ? kVec : 1);
     // A few waves of blocks (each thread then does a few unrolled steps), never fewer threads than one row.
     const int64_t want = std::max<int64_t>(1, (a.rows * cols + kThreads * kUnroll - 1) / (kThreads * kUnroll));
@@ -78,11 +88,16 @@ cudaError_t launch_inner(const ChannelBiasArgs& a) {
     auto stream = static_cast<cudaStream_t>(a.stream);
     auto* y = static_cast<T*>(a.y);
     const auto* bias = static_cast<const T*>(a.bias);
+    const auto* r = static_cast<const T*>(a.residual);
     const auto grid = static_cast<unsigned>(blocks);
-    if (vec)
-        add_channel_bias_inner<T, kVec><<<grid, kThreads, 0, stream>>>(y, bias, a.rows, cols, row_step);
+    if (vec && r)
+        add_channel_bias_inner<T, kVec, true><<<grid, kThreads, 0, stream>>>(y, bias, r, a.rows, cols, row_step);
+    else if (vec)
+        add_channel_bias_inner<T, kVec, false><<<grid, kThreads, 0, stream>>>(y, bias, r, a.rows, cols, row_step);
+    else if (r)
+        add_channel_bias_inner<T, 1, true><<<grid, kThreads, 0, stream>>>(y, bias, r, a.rows, cols, row_step);
     else
-        add_channel_bias_inner<T, 1><<<grid, kThreads, 0, stream>>>(y, bias, a.rows, cols, row_step);
+        add_channel_bias_inner<T, 1, false><<<grid, kThreads, 0, stream>>>(y, bias, r, a.rows, cols, row_step);
     return cudaGetLastError();
 }
 
@@ -113,6 +128,7 @@ cudaError_t launch(const ChannelBiasArgs& a) {
 }  // namespace
 
 std::string channel_bias_launch(const ChannelBiasArgs& a) {
+    if (a.residual && !a.channels_inner) return "channel bias: a residual needs channels innermost";
     if (a.channels_inner ? (a.rows <= 0 || a.channels <= 0 || a.samples_per_bias != 0)
                          : (a.rows <= 0 || a.plane <= 0 || a.channels <= 0 || a.rows % a.channels != 0 ||
                             a.samples_per_bias < 0 ||

@@ -25,6 +25,9 @@ struct ChannelBiasArgs {
     /// resnet's conv bias plus its batch entry's time embedding, over the entry's frames); 0: one row of [C].
     int64_t samples_per_bias = 0;
     bool channels_inner = false;   ///< y is [rows, channels]: bias along the innermost dimension
+    /// Channels inner only: [rows, channels] added after the bias, y = residual + (y + bias) with the biased value
+    /// rounded first (a VAE resnet's conv2 and its shortcut in one pass); null: none.
+    const void* residual = nullptr;
     ElementType dtype = ElementType::Float32;
     int sm_count = 132;
     void* stream = nullptr;        ///< cudaStream_t

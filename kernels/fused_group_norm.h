@@ -32,6 +32,9 @@ struct GroupNormArgs {
     const void* weight = nullptr;       ///< [C] or null (1)
     const void* bias = nullptr;         ///< [C] or null (0)
     bool affine_fp32 = false;           ///< weight/bias are fp32 (else the dtype of x)
+    /// Channels last only: [C] of x's dtype or null. The norm is then of x + input_bias, each sum rounded to x's
+    /// dtype first (exactly GroupNorm of the biased tensor): a conv's bias folded into the norm after it.
+    const void* input_bias = nullptr;
     int64_t batch = 0, channels = 0, groups = 0, frames = 1, plane = 0;
     bool frames_outer = false;
     bool y_frames_outer = false;        ///< write y as [B, F, C, P] even when x is channels outer

@@ -12,7 +12,9 @@
 // vector may straddle groups: C/G need not divide VEC) and writes one partial per (image, group, chunk) to the
 // workspace. Pass 2 (apply): a block merges the chunk partials of its tile's groups, turns them into per-channel
 // a = rstd * weight, b = bias - mean * a once per thread, then streams y = act(x * a + b). The numbers are those
-// of the channels-outer kernel: fp32 statistics, biased variance, the same fmaf and SiLU.
+// of the channels-outer kernel: fp32 statistics, biased variance, the same fmaf and SiLU. An input bias (a VAE
+// resnet's conv1 bias, GroupNormArgs::input_bias) is added to every value as it is loaded, rounded to T as the
+// separate bias pass would have stored it, in both passes: the norm of the biased tensor without writing it.
 
 #include "group_norm_nhwc.h"
 
@@ -67,9 +69,26 @@ __device__ inline Work block_work(const Geometry& geo) {
     return w;
 }
 
-template <typename T, int VEC>
+// Adds the input bias to a loaded vector in place, rounded to T as a separate add would have stored it (kept
+// packed: unpacked floats would raise the register count and lower the occupancy of these bandwidth-bound passes).
+template <typename T, int VEC, bool INBIAS>
+__device__ inline void add_input_bias(Pack<T, VEC>& pk, const float (&ib)[VEC]) {
+    if constexpr (INBIAS) {
+#pragma unroll
+        for (int i = 0; i < VEC; ++i) pk.v[i] = from_float<T>(to_float(pk.v[i]) + ib[i]);
+    }
+}
+
+template <typename T, int VEC, bool INBIAS>
+__device__ inline void load_input_bias(const T* __restrict__ in_bias, int64_t c, float (&ib)[VEC]) {
+#pragma unroll
+    for (int i = 0; i < VEC; ++i) ib[i] = INBIAS ? to_float(in_bias[c + i]) : 0.f;
+}
+
+template <typename T, int VEC, bool INBIAS>
 __global__ void __launch_bounds__(kThreads)
-    group_norm_nhwc_stats(const T* __restrict__ x, Geometry geo, float* __restrict__ ws) {
+    group_norm_nhwc_stats(const T* __restrict__ x, const T* __restrict__ in_bias, Geometry geo,
+                          float* __restrict__ ws) {
     // [channel of the thread's vector][thread]: conflict-free stores; the per-group merge reads them scattered.
     __shared__ float sh_count[kThreads];
     __shared__ float sh_mean[VEC][kThreads];
@@ -84,6 +103,8 @@ __global__ void __launch_bounds__(kThreads)
 #pragma unroll
     for (int i = 0; i < VEC; ++i) mean[i] = m2[i] = 0.f;
     if (active) {
+        float ib[VEC];
+        load_input_bias<T, VEC, INBIAS>(in_bias, wk.g0 * geo.cg + int64_t(col) * VEC, ib);
         const T* p = x + wk.image * geo.pixels * geo.channels + wk.g0 * geo.cg + int64_t(col) * VEC;
         for (int64_t r = wk.row0 + prow; r < wk.row1; r += int64_t(rows) * kUnroll) {
             Pack<T, VEC> pk[kUnroll];
@@ -97,6 +118,8 @@ __global__ void __launch_bounds__(kThreads)
             const float fn = float(n);
             const float total = count + fn;
             const float ratio = __fdividef(fn, total);
+#pragma unroll
+            for (int u = 0; u < kUnroll; ++u) add_input_bias<T, VEC, INBIAS>(pk[u], ib);
 #pragma unroll
             for (int i = 0; i < VEC; ++i) {
                 float s = 0.f;
@@ -149,10 +172,11 @@ __global__ void __launch_bounds__(kThreads)
     }
 }
 
-template <typename T, typename W, int VEC, bool SILU>
+template <typename T, typename W, int VEC, bool SILU, bool INBIAS>
 __global__ void __launch_bounds__(kThreads)
     group_norm_nhwc_apply(const T* __restrict__ x, T* __restrict__ y, const W* __restrict__ weight,
-                          const W* __restrict__ bias, Geometry geo, const float* __restrict__ ws, float eps) {
+                          const W* __restrict__ bias, const T* __restrict__ in_bias, Geometry geo,
+                          const float* __restrict__ ws, float eps) {
     __shared__ float sh_stats[2][kThreads * VEC];  // mean and rstd per group of the tile (<= its channels)
     const Work wk = block_work(geo);
     const int tw = geo.tile_vectors, rows = geo.rows_per_pass;
@@ -189,7 +213,8 @@ __global__ void __launch_bounds__(kThreads)
     if (!active) return;
 
     // Per-channel affine of the thread's column, once: y = x * a + b.
-    float a[VEC], b[VEC];
+    float a[VEC], b[VEC], ib[VEC];
+    load_input_bias<T, VEC, INBIAS>(in_bias, c, ib);
 #pragma unroll
     for (int i = 0; i < VEC; ++i) {
         const int64_t gl = (int64_t(col) * VEC + i) / geo.cg;
@@ -204,6 +229,7 @@ __global__ void __launch_bounds__(kThreads)
             const int64_t rr = r + int64_t(u) * rows;
             if (rr >= wk.row1) break;
             Pack<T, VEC> out;
+            add_input_bias<T, VEC, INBIAS>(pk[u], ib);
 #pragma unroll
             for (int i = 0; i < VEC; ++i) {
                 float v = fmaf(to_float(pk[u].v[i]), a[i], b[i]);
@@ -257,26 +283,34 @@ bool make_geometry(const GroupNormArgs& a, int vec, Geometry& g) {
     return true;
 }
 
-template <typename T, typename W, int VEC>
+template <typename T, typename W, int VEC, bool INBIAS>
 cudaError_t launch_typed(const GroupNormArgs& a, const Geometry& g) {
     const auto stream = static_cast<cudaStream_t>(a.stream);
     const auto blocks = static_cast<unsigned>(a.batch * g.tiles * g.chunks);
     const T* x = static_cast<const T*>(a.x);
+    const T* ib = static_cast<const T*>(a.input_bias);
     T* y = static_cast<T*>(a.y);
-    group_norm_nhwc_stats<T, VEC><<<blocks, kThreads, 0, stream>>>(x, g, a.workspace);
+    group_norm_nhwc_stats<T, VEC, INBIAS><<<blocks, kThreads, 0, stream>>>(x, ib, g, a.workspace);
     const W* w = static_cast<const W*>(a.weight);
     const W* b = static_cast<const W*>(a.bias);
     if (a.silu)
-        group_norm_nhwc_apply<T, W, VEC, true><<<blocks, kThreads, 0, stream>>>(x, y, w, b, g, a.workspace, a.eps);
+        group_norm_nhwc_apply<T, W, VEC, true, INBIAS>
+            <<<blocks, kThreads, 0, stream>>>(x, y, w, b, ib, g, a.workspace, a.eps);
     else
-        group_norm_nhwc_apply<T, W, VEC, false><<<blocks, kThreads, 0, stream>>>(x, y, w, b, g, a.workspace, a.eps);
+        group_norm_nhwc_apply<T, W, VEC, false, INBIAS>
+            <<<blocks, kThreads, 0, stream>>>(x, y, w, b, ib, g, a.workspace, a.eps);
     return cudaGetLastError();
+}
+
+template <typename T, typename W, int VEC>
+cudaError_t launch_bias(const GroupNormArgs& a, const Geometry& g) {
+    return a.input_bias ? launch_typed<T, W, VEC, true>(a, g) : launch_typed<T, W, VEC, false>(a, g);
 }
 
 template <typename T, typename W>
 cudaError_t launch_vec(const GroupNormArgs& a, const Geometry& g, int vec) {
     constexpr int kVec = 16 / sizeof(T);
-    return vec == kVec ? launch_typed<T, W, kVec>(a, g) : launch_typed<T, W, 1>(a, g);
+    return vec == kVec ? launch_bias<T, W, kVec>(a, g) : launch_bias<T, W, 1>(a, g);
 }
 
 template <typename T>

@@ -22,6 +22,7 @@
 #include "ops/geglu.h"
 #include "ops/group_norm.h"
 #include "ops/layer_norm.h"
+#include "pipeline/graphed_denoiser.h"
 #include "pipeline/mouth_mask.h"
 #include "unet/unet_layers.h"
 #include "unet/unet_loader.h"
@@ -104,7 +105,7 @@ struct UNetBenchOpts {
     std::vector<std::string> backends = {"standard", "flash", "flex"};
     int frames = 16, iters = 5;
     double lip_focus = 2.0;
-    bool profile = false;
+    bool profile = false, graphs = false;
 };
 
 // Full-size random UNet (the released config), one CFG call of `frames` frames ([uncond, cond] = batch 2) per
@@ -120,65 +121,76 @@ int run_bench_unet(const UNetBenchOpts& o) {
     std::string profiles;  // printed after the table, which stays one block
     std::cout << "UNet3DConditionModel, released config, random weights; device " << device.str() << ", dtype "
               << c10::toString(dtype) << ", GroupNorm: " << group_norm_mode() << ", GEGLU: " << geglu_mode()
-              << ", LayerNorm: " << layer_norm_mode() << ", convolutions: " << conv_mode() << ", batch 2 (CFG) x "
-              << o.frames
+              << ", LayerNorm: " << layer_norm_mode() << ", convolutions: " << conv_mode()
+              << (o.graphs ? ", CUDA graphs (each call a replay of the captured one)" : ", eager calls")
+              << ", batch 2 (CFG) x " << o.frames
               << " frames, median of " << o.iters
               << " calls\n\n| res | attention | ms per call | ms per frame | TFLOP/s | of peak | GPU peak MiB | rel. err vs standard | DeepCache shallow ms |\n|---|---|---|---|---|---|---|---|---|\n";
-    for (int res : o.res) {
-        const int64_t h = res / 8;
-        auto opts = torch::TensorOptions().device(device).dtype(dtype);
-        torch::manual_seed(7);
-        auto sample = torch::randn({2, 13, o.frames, h, h}, opts);
-        auto audio = torch::randn({2 * o.frames, 50, config.cross_attention_dim}, opts);
-        auto t = torch::tensor(int64_t{501});
-        torch::Tensor reference;
-        const double gflop = (res == 512 ? 1102.0 : res == 256 ? 253.0 : 0.0) * 2 * o.frames;
-        for (const auto& name : o.backends) {
-            ForwardArgs a;
-            a.attention = name;
-            a.strict_attention = true;
-            std::string row;
-            char buf[512];
-            try {
-                auto ctx = make_attention_context(a, device, dtype);
-                if (name == "flex") ctx->set_lip_focus(1.0 - pipeline::procedural_mouth_mask(256), o.lip_focus);
-                unet->set_attention(ctx);
-                torch::Tensor out;
-                diagnostics::reset_peak_memory(device);
-                const double ms = diagnostics::median_time_ms(
-                    [&] { out = unet->forward(sample, t, audio, diffusion::CachePhase::Capture); }, device, o.iters);
-                const double peak_mib = diagnostics::peak_memory_bytes(device) / 1048576.0;
-                const double shallow = diagnostics::median_time_ms(
-                    [&] { unet->forward(sample, t, audio, diffusion::CachePhase::Reuse); }, device, o.iters);
-                if (o.profile) {
-                    const std::string what = "UNet " + std::to_string(res) + " " + name;
-                    profiles += diagnostics::format_kernel_profile(
-                        diagnostics::profile_kernels(
-                            [&] { unet->forward(sample, t, audio, diffusion::CachePhase::Capture); }, device),
-                        what + ", one CFG call");
-                    profiles += diagnostics::format_kernel_profile(
-                        diagnostics::profile_kernels(
-                            [&] { unet->forward(sample, t, audio, diffusion::CachePhase::Reuse); }, device),
-                        what + ", one DeepCache shallow step", 12);
+    // Graphs are captured on a stream of the pool, as in the render's workers (never the default stream).
+    pipeline::run_on_side_stream(device, [&] {
+        for (int res : o.res) {
+            const int64_t h = res / 8;
+            auto opts = torch::TensorOptions().device(device).dtype(dtype);
+            torch::manual_seed(7);
+            auto sample = torch::randn({2, 13, o.frames, h, h}, opts);
+            auto audio = torch::randn({2 * o.frames, 50, config.cross_attention_dim}, opts);
+            auto t = torch::tensor(int64_t{501});
+            torch::Tensor reference;
+            const double gflop = (res == 512 ? 1102.0 : res == 256 ? 253.0 : 0.0) * 2 * o.frames;
+            for (const auto& name : o.backends) {
+                ForwardArgs a;
+                a.attention = name;
+                a.strict_attention = true;
+                std::string row;
+                char buf[512];
+                try {
+                    auto ctx = make_attention_context(a, device, dtype);
+                    if (name == "flex") ctx->set_lip_focus(1.0 - pipeline::procedural_mouth_mask(256), o.lip_focus);
+                    unet->set_attention(ctx);
+                    // With --graphs the calls go through the render's graphed denoiser: the second call of a shape
+                    // is captured, every later one replayed (one launch instead of ~1,500 at 256 px).
+                    auto counts = std::make_shared<pipeline::GraphCounts>();
+                    const auto call = pipeline::make_graphed_denoiser(unet, o.graphs, 1, counts);
+                    torch::Tensor out;
+                    diagnostics::reset_peak_memory(device);
+                    const double ms = diagnostics::median_time_ms(
+                        [&] { out = call(sample, t, audio, diffusion::CachePhase::Capture); }, device, o.iters);
+                    const double peak_mib = diagnostics::peak_memory_bytes(device) / 1048576.0;
+                    const double shallow = diagnostics::median_time_ms(
+                        [&] { call(sample, t, audio, diffusion::CachePhase::Reuse); }, device, o.iters);
+                    if (o.profile) {
+                        const std::string what = "UNet " + std::to_string(res) + " " + name;
+                        profiles += diagnostics::format_kernel_profile(
+                            diagnostics::profile_kernels(
+                                [&] { unet->forward(sample, t, audio, diffusion::CachePhase::Capture); }, device),
+                            what + ", one CFG call");
+                        profiles += diagnostics::format_kernel_profile(
+                            diagnostics::profile_kernels(
+                                [&] { unet->forward(sample, t, audio, diffusion::CachePhase::Reuse); }, device),
+                            what + ", one DeepCache shallow step", 12);
+                    }
+                    auto out32 = out.to(torch::kFloat);
+                    if (name == "standard") reference = out32;
+                    const double err = reference.defined()
+                        ? ((out32 - reference).norm() / reference.norm()).item<double>() : -1;
+                    const double tflops = gflop > 0 ? gflop / ms : 0;  // GFLOP per ms = TFLOP/s
+                    // With --graphs the row says how many calls were replays (none: the capture failed, see the log).
+                    const std::string label = name + (name == "flex" ? " (lip focus 2)" : "") +
+                                              (o.graphs ? ", graphs: " + std::to_string(counts->replays) + " replays" : "");
+                    std::snprintf(buf, sizeof buf, "| %d | %s | %.1f | %.2f | %.0f | %.1f%% | %.0f | %s | %.1f |\n", res,
+                                  label.c_str(), ms, ms / (2 * o.frames), tflops,
+                                  peak_tflops > 0 ? 100 * tflops / peak_tflops : 0.0, peak_mib,
+                                  err < 0 ? "-" : (std::to_string(err).substr(0, 8)).c_str(), shallow);
+                    row = buf;
+                } catch (const std::exception& e) {
+                    std::string what = e.what();
+                    row = "| " + std::to_string(res) + " | " + name + " | failed: " + what.substr(0, what.find('\n')) +
+                          " | | | | | | |\n";
                 }
-                auto out32 = out.to(torch::kFloat);
-                if (name == "standard") reference = out32;
-                const double err = reference.defined()
-                    ? ((out32 - reference).norm() / reference.norm()).item<double>() : -1;
-                const double tflops = gflop > 0 ? gflop / ms : 0;  // GFLOP per ms = TFLOP/s
-                std::snprintf(buf, sizeof buf, "| %d | %s%s | %.1f | %.2f | %.0f | %.1f%% | %.0f | %s | %.1f |\n", res,
-                              name.c_str(), name == "flex" ? " (lip focus 2)" : "", ms, ms / (2 * o.frames), tflops,
-                              peak_tflops > 0 ? 100 * tflops / peak_tflops : 0.0, peak_mib,
-                              err < 0 ? "-" : (std::to_string(err).substr(0, 8)).c_str(), shallow);
-                row = buf;
-            } catch (const std::exception& e) {
-                std::string what = e.what();
-                row = "| " + std::to_string(res) + " | " + name + " | failed: " + what.substr(0, what.find('\n')) +
-                      " | | | | | | |\n";
+                std::cout << row << std::flush;
             }
-            std::cout << row << std::flush;
         }
-    }
+    });
     std::cout << profiles;
     return 0;
 }
@@ -530,6 +542,7 @@ Command add_bench(CLI::App& app) {
     un->add_option("--iters", u->iters, "Timed calls (median)")->capture_default_str()->check(CLI::Range(1, 1000));
     un->add_option("--lip-focus", u->lip_focus, "Lip focus of the flex row")->capture_default_str()->check(finite_in(1, 10));
     un->add_flag("--profile", u->profile, "Also print where one call's GPU time goes, by kernel (CUDA only)");
+    un->add_flag("--graphs", u->graphs, "Time CUDA graph replays of the calls, as LSYNC_CUDA_GRAPHS=1 renders (CUDA only)");
 
     auto v = std::make_shared<VaeBenchOpts>();
     auto* va = bench->add_subcommand("vae", "Full-size random VAE: encode and decode of N images, time and memory");

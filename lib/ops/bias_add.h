@@ -3,6 +3,7 @@
 // bias kernel (kernels/channel_bias.cu) on CUDA when LSYNC_FUSED_BIAS is on; ATen's add_ everywhere else, so CPU
 // results do not change.
 //   add_channel_bias_ a convolution's bias over an NCHW or channels_last output (ops::conv2d)
+//   add_channel_bias_residual_  the same and a residual after it, in the same pass (channels_last)
 //   add_sample_bias_  a per-(sample group, channel) bias: a UNet resnet's conv1 bias plus its batch entry's time
 //                     embedding, over the entry's frames, in one pass instead of a bias add and a 5-D broadcast
 //   add_row_bias_     a bias along the last dimension of a contiguous tensor: the motion modules' position
@@ -14,6 +15,11 @@ namespace lsync::ops {
 
 /// y[:, c] += bias[c] in place on a 4-D y, as conv2d() adds its bias (NCHW or channels_last memory). Returns y.
 torch::Tensor& add_channel_bias_(torch::Tensor& y, const torch::Tensor& bias);
+
+/// y = residual + (y + bias[c]) in place on a 4-D y, the biased value rounded first: a resnet's conv2 bias and
+/// its shortcut (the values of add_channel_bias_ then `residual + y`). One pass when y and the residual are both
+/// channels_last (the VAE's CUDA path); else those two adds. Returns y.
+torch::Tensor& add_channel_bias_residual_(torch::Tensor& y, const torch::Tensor& bias, const torch::Tensor& residual);
 
 /// y[n, c, :, :] += bias[n / samples_per_bias, c] in place; y [N, C, H, W] contiguous, bias [N / samples_per_bias, C].
 torch::Tensor& add_sample_bias_(torch::Tensor& y, const torch::Tensor& bias, int64_t samples_per_bias);

@@ -1,5 +1,6 @@
 #include "ops/conv.h"
 
+#include "core/env.h"
 #include "core/error.h"
 #include "ops/bias_add.h"
 #include "ops/kernel_switch.h"
@@ -16,24 +17,46 @@ namespace {
 KernelSwitch g_switch("LSYNC_FUSED_BIAS");
 KernelSwitch g_nhwc("LSYNC_NHWC_CONV");
 
+// LSYNC_CUDNN_BENCHMARK=1 (read at the first convolution) lets cuDNN time its algorithms for each new shape and
+// keep the fastest, instead of taking its heuristic's pick: a measurement switch, off by default because the
+// choice then depends on timings, so two runs (or two GPUs of one render) may round differently.
+void apply_cudnn_preferences() {
+    static const bool applied = [] {
+        if (env::flag("LSYNC_CUDNN_BENCHMARK")) at::globalContext().setBenchmarkCuDNN(true);
+        return true;
+    }();
+    (void)applied;
+}
+
 // A plain NCHW input and a weight laid out channels_last (use_channels_last_conv_weights): cuDNN runs NHWC, so
 // the activations go there and back through our coalesced transposes, the bias added on the way back (bias [K],
 // or [N / samples_per_bias, K] with samples_per_bias > 0) unless LSYNC_FUSED_BIAS=0 sends bias adds to ATen.
 // Left to ATen, this pair would turn the whole call channels_last (its strided copy for the input, a
 // channels_last output the NCHW code after it cannot use).
+// With a residual [N, K, Ho, Wo] the result is residual + (conv + bias), added on the same way back.
 torch::Tensor conv2d_nhwc(const torch::Tensor& x, const torch::Tensor& weight, const torch::Tensor& bias,
-                          int64_t samples_per_bias, int64_t stride, int64_t padding) {
+                          int64_t samples_per_bias, int64_t stride, int64_t padding,
+                          const torch::Tensor& residual = {}) {
     const int64_t n = x.size(0), c = x.size(1), h = x.size(2), w = x.size(3);
     // Each temporary is released as soon as the next one exists: at most the input, one NHWC copy and the output.
     auto y = torch::conv2d(transpose_last2(x.reshape({n, c, h * w})).view({n, h, w, c}).permute({0, 3, 1, 2}), weight,
                            {}, {stride, stride}, {padding, padding});
     const int64_t k = y.size(1), ho = y.size(2), wo = y.size(3);
     const auto tokens = y.permute({0, 2, 3, 1}).reshape({n, ho * wo, k});
+    LSYNC_CHECK(!residual.defined() || residual.sizes() == y.sizes(), ErrorCode::Internal,
+                "conv2d_add: the residual must have the conv output's shape");
     if (bias.defined() && fused_bias_enabled())
-        return transpose_last2_add_bias(tokens, bias, samples_per_bias).view({n, k, ho, wo});
+        return transpose_last2_add_bias(tokens, bias, samples_per_bias,
+                                        residual.defined() ? residual.reshape({n, k, ho * wo}) : torch::Tensor())
+            .view({n, k, ho, wo});
     auto out = transpose_last2(tokens).view({n, k, ho, wo});
-    if (!bias.defined()) return out;
-    return samples_per_bias > 0 ? add_sample_bias_(out, bias, samples_per_bias) : add_channel_bias_(out, bias);
+    if (bias.defined()) {
+        if (samples_per_bias > 0)
+            add_sample_bias_(out, bias, samples_per_bias);
+        else
+            add_channel_bias_(out, bias);
+    }
+    return residual.defined() ? residual + out : out;
 }
 
 }  // namespace
@@ -66,6 +89,7 @@ void use_channels_last_conv_weights(torch::nn::Module& module) {
 
 torch::Tensor conv2d_sample_bias(const torch::Tensor& x, const torch::Tensor& weight, const torch::Tensor& bias,
                                  int64_t samples_per_bias, int64_t stride, int64_t padding) {
+    apply_cudnn_preferences();
     if (nhwc_conv_serves(x, weight) && bias.scalar_type() == x.scalar_type() && bias.dim() == 2 && samples_per_bias > 0 &&
         x.size(0) % samples_per_bias == 0 && bias.size(0) == x.size(0) / samples_per_bias &&
         bias.size(1) == weight.size(0))
@@ -74,8 +98,19 @@ torch::Tensor conv2d_sample_bias(const torch::Tensor& x, const torch::Tensor& we
     return add_sample_bias_(y, bias, samples_per_bias);
 }
 
+torch::Tensor conv2d_add(const torch::Tensor& x, const torch::Tensor& weight, const torch::Tensor& bias,
+                         const torch::Tensor& residual, int64_t stride, int64_t padding) {
+    apply_cudnn_preferences();
+    if (nhwc_conv_serves(x, weight) && bias.defined() && bias.scalar_type() == x.scalar_type() &&
+        residual.scalar_type() == x.scalar_type() && residual.device() == x.device()) {
+        return conv2d_nhwc(x, weight, bias, 0, stride, padding, residual);
+    }
+    return residual + conv2d(x, weight, bias, stride, padding);
+}
+
 torch::Tensor conv2d(const torch::Tensor& x, const torch::Tensor& weight, const torch::Tensor& bias, int64_t stride,
                      int64_t padding) {
+    apply_cudnn_preferences();
     if (is_channels_last_only(weight) && !is_channels_last_only(x)) {
         if (nhwc_conv_serves(x, weight) && (!bias.defined() || bias.scalar_type() == x.scalar_type()))
             return conv2d_nhwc(x, weight, bias, 0, stride, padding);

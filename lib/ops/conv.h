@@ -3,7 +3,8 @@
 // cuDNN convolution's bias as a separate broadcast add_ through its slowest element-wise path. fp32/fp16/bf16 on
 // CUDA unless LSYNC_FUSED_BIAS=0 (read once), for NCHW outputs and for the channels_last outputs cuDNN gives a
 // channels_last input (the result keeps that memory order); everywhere else exactly at::conv2d with the bias,
-// so CPU results do not change.
+// so CPU results do not change. LSYNC_CUDNN_BENCHMARK=1 turns on cuDNN's per-shape autotuner (a measurement
+// switch: it gained nothing on an H200 and made the 1.6 render slower, docs/performance-notes.md section 8).
 
 #include <torch/torch.h>
 
@@ -21,6 +22,12 @@ torch::Tensor conv2d(const torch::Tensor& x, const torch::Tensor& weight, const 
 /// rides on the transpose back to NCHW; otherwise ops::add_sample_bias_ after the conv.
 torch::Tensor conv2d_sample_bias(const torch::Tensor& x, const torch::Tensor& weight, const torch::Tensor& bias,
                                  int64_t samples_per_bias, int64_t stride, int64_t padding);
+
+/// residual + conv2d(x, weight, bias): a resnet's conv2 and its shortcut. In the NHWC path (above) the bias and
+/// the residual ride on the transpose back to NCHW (the biased value rounded first, as the two ATen adds do);
+/// otherwise exactly `residual + conv2d(...)`.
+torch::Tensor conv2d_add(const torch::Tensor& x, const torch::Tensor& weight, const torch::Tensor& bias,
+                         const torch::Tensor& residual, int64_t stride, int64_t padding);
 
 /// A torch::nn::Conv2d (square stride and padding, no dilation or groups) through conv2d().
 torch::Tensor conv2d(const torch::nn::Conv2d& conv, const torch::Tensor& x);

@@ -1,6 +1,8 @@
 #include "ops/group_norm.h"
 
 #include "core/error.h"
+#include "ops/bias_add.h"
+#include "ops/conv.h"
 #include "ops/kernel_switch.h"
 #include "ops/memory_layout.h"
 #include "ops/kernel_target.h"
@@ -164,6 +166,28 @@ torch::Tensor group_norm_fused(const torch::Tensor& x_in, int64_t groups, const 
     (void)silu;
     throw_error(ErrorCode::Backend, "fused GroupNorm: " + why);
 #endif
+}
+
+torch::Tensor bias_group_norm_(torch::Tensor& x, const torch::Tensor& input_bias, int64_t groups,
+                               const torch::Tensor& weight, const torch::Tensor& bias, double eps, bool silu) {
+    LSYNC_CHECK(x.dim() == 4 && input_bias.numel() == x.size(1), ErrorCode::Internal,
+                "bias_group_norm_: a 4-D input and one bias value per channel");
+#if LSYNC_WITH_CUDA
+    if (x.is_cuda() && fused_group_norm_enabled() && fused_bias_enabled() && is_channels_last_only(x) &&
+        input_bias.is_contiguous() && input_bias.scalar_type() == x.scalar_type() &&
+        input_bias.device() == x.device() && !(torch::GradMode::is_enabled() && input_bias.requires_grad()) &&
+        group_norm_fused_unsupported(x, groups, weight, bias).empty()) {
+        const c10::cuda::CUDAGuard device_guard(x.device());
+        auto y = torch::empty(x.sizes(), x.options().memory_format(at::MemoryFormat::ChannelsLast));
+        auto a = channels_last_args(x, groups);
+        a.y = y.data_ptr();
+        a.input_bias = input_bias.data_ptr();
+        launch_fused(a, weight, bias, eps, silu, x);
+        return y;
+    }
+#endif
+    add_channel_bias_(x, input_bias);
+    return group_norm(x, groups, weight, bias, eps, silu);
 }
 
 torch::Tensor group_norm(const torch::Tensor& x, int64_t groups, const torch::Tensor& weight,

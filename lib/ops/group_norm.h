@@ -23,6 +23,14 @@ namespace lsync::ops {
 torch::Tensor group_norm(const torch::Tensor& x, int64_t groups, const torch::Tensor& weight,
                          const torch::Tensor& bias, double eps, bool silu = false);
 
+/// group_norm() of x + input_bias[c] (input_bias [C] of x's dtype): a VAE resnet's conv1 bias folded into the
+/// norm after it. On CUDA with a channels_last x, the fused kernel and LSYNC_FUSED_BIAS on, both passes add the
+/// bias as they load (rounded as the add would store it) and the biased tensor is never written; otherwise the
+/// bias is added to x in place (add_channel_bias_: x must be a tensor of the caller's, e.g. the conv's output)
+/// and group_norm() runs on it. Same values either way.
+torch::Tensor bias_group_norm_(torch::Tensor& x, const torch::Tensor& input_bias, int64_t groups,
+                               const torch::Tensor& weight, const torch::Tensor& bias, double eps, bool silu = false);
+
 /// The unfused ATen path (at::group_norm, then at::silu): what group_norm() does on the CPU.
 torch::Tensor group_norm_reference(const torch::Tensor& x, int64_t groups, const torch::Tensor& weight,
                                    const torch::Tensor& bias, double eps, bool silu = false);

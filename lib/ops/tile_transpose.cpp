@@ -79,17 +79,26 @@ torch::Tensor add_transposed_reference(const torch::Tensor& residual, const torc
 }
 
 torch::Tensor transpose_last2_add_bias_reference(const torch::Tensor& x, const torch::Tensor& bias,
-                                                 int64_t batches_per_bias) {
+                                                 int64_t batches_per_bias, const torch::Tensor& residual) {
     // Out of place: when a size-1 dimension makes the transposed view contiguous already, contiguous() returns
     // that view of x, which an in-place add would change.
     const auto y = transpose_last2_reference(x);
-    if (batches_per_bias == 0) return y + bias.reshape({1, -1, 1});
-    const int64_t groups = x.size(0) / batches_per_bias;
-    return (y.view({groups, batches_per_bias, y.size(1), y.size(2)}) + bias.reshape({groups, 1, -1, 1})).view(y.sizes());
+    torch::Tensor biased;
+    if (batches_per_bias == 0) {
+        biased = y + bias.reshape({1, -1, 1});
+    } else {
+        const int64_t groups = x.size(0) / batches_per_bias;
+        biased = (y.view({groups, batches_per_bias, y.size(1), y.size(2)}) + bias.reshape({groups, 1, -1, 1}))
+                     .view(y.sizes());
+    }
+    if (!residual.defined()) return biased;
+    auto out = torch::empty_like(biased);  // contiguous [B, I, J] whatever the residual's strides
+    return torch::add_out(out, residual, biased);
 }
 
-torch::Tensor transpose_last2_add_bias(const torch::Tensor& x, const torch::Tensor& bias, int64_t batches_per_bias) {
-    check_shapes(x, nullptr);
+torch::Tensor transpose_last2_add_bias(const torch::Tensor& x, const torch::Tensor& bias, int64_t batches_per_bias,
+                                       const torch::Tensor& residual) {
+    check_shapes(x, residual.defined() ? &residual : nullptr);
     LSYNC_CHECK(bias.defined() && batches_per_bias >= 0 && bias.scalar_type() == x.scalar_type() &&
                     bias.device() == x.device() &&
                     (batches_per_bias == 0 ? bias.numel() == x.size(2)
@@ -98,9 +107,9 @@ torch::Tensor transpose_last2_add_bias(const torch::Tensor& x, const torch::Tens
                 ErrorCode::Internal, "transpose: the bias must be [I] or [B / batches_per_bias, I] of x's dtype and device");
 #if LSYNC_WITH_CUDA
     if (kernel_serves(x))
-        return run_kernel(x, nullptr, &bias, batches_per_bias);
+        return run_kernel(x, residual.defined() ? &residual : nullptr, &bias, batches_per_bias);
 #endif
-    return transpose_last2_add_bias_reference(x, bias, batches_per_bias);
+    return transpose_last2_add_bias_reference(x, bias, batches_per_bias, residual);
 }
 
 torch::Tensor transpose_last2(const torch::Tensor& x) {

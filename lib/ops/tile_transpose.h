@@ -17,14 +17,16 @@ torch::Tensor add_transposed(const torch::Tensor& residual, const torch::Tensor&
 
 /// x [B, J, I] -> contiguous [B, I, J] plus bias[b / batches_per_bias, i]: bias [I] when batches_per_bias is 0,
 /// else [B / batches_per_bias, I] (an NHWC convolution's output back to NCHW with its bias, or with a UNet
-/// resnet's bias + time embedding per batch entry's frames: ops::conv2d).
-torch::Tensor transpose_last2_add_bias(const torch::Tensor& x, const torch::Tensor& bias, int64_t batches_per_bias);
+/// resnet's bias + time embedding per batch entry's frames: ops::conv2d). With a residual [B, I, J] it returns
+/// residual + (x^T + bias), the biased value rounded first (a resnet's conv2 and its shortcut add).
+torch::Tensor transpose_last2_add_bias(const torch::Tensor& x, const torch::Tensor& bias, int64_t batches_per_bias,
+                                       const torch::Tensor& residual = {});
 
 /// The ATen forms of the three, what the CPU runs (tests compare the kernel against them).
 torch::Tensor transpose_last2_reference(const torch::Tensor& x);
 torch::Tensor add_transposed_reference(const torch::Tensor& residual, const torch::Tensor& x);
 torch::Tensor transpose_last2_add_bias_reference(const torch::Tensor& x, const torch::Tensor& bias,
-                                                 int64_t batches_per_bias);
+                                                 int64_t batches_per_bias, const torch::Tensor& residual = {});
 
 /// Whether the CUDA kernel serves these calls: true unless LSYNC_FUSED_TRANSPOSE=0, or as last set.
 bool fused_transpose_enabled();

@@ -9,6 +9,7 @@
 
 #if LSYNC_WITH_CUDA
 #include <ATen/cuda/CUDAGraph.h>
+#include <c10/cuda/CUDAGuard.h>
 #include <c10/cuda/CUDAStream.h>
 #endif
 
@@ -176,6 +177,21 @@ diffusion::Denoiser make_graphed_denoiser(models::UNet3DConditionModel unet, boo
     (void)counts;
 #endif
     return models::make_denoiser(std::move(unet));
+}
+
+void run_on_side_stream(const torch::Device& device, const std::function<void()>& fn) {
+#if LSYNC_WITH_CUDA
+    if (device.is_cuda()) {
+        const auto stream = c10::cuda::getStreamFromPool(false, device.index());
+        {
+            const c10::cuda::CUDAStreamGuard guard(stream);
+            fn();
+        }
+        stream.synchronize();
+        return;
+    }
+#endif
+    fn();
 }
 
 }  // namespace lsync::pipeline

@@ -24,6 +24,7 @@
 #include "unet/unet_3d.h"
 
 #include <cstdint>
+#include <functional>
 #include <memory>
 
 namespace lsync::pipeline {
@@ -43,5 +44,9 @@ struct GraphCounts {
 /// rest run eagerly. `counts`, when given, is kept up to date by the graphed denoiser.
 diffusion::Denoiser make_graphed_denoiser(models::UNet3DConditionModel unet, bool graphs, int max_shapes = 3,
                                           std::shared_ptr<GraphCounts> counts = nullptr);
+
+/// Runs `fn` with a stream of the device's pool as the current stream (graphs are not captured on the default
+/// stream; the render's workers have one each), then synchronises it; just `fn()` on other devices.
+void run_on_side_stream(const torch::Device& device, const std::function<void()>& fn);
 
 }  // namespace lsync::pipeline

@@ -3,6 +3,7 @@
 #include "core/error.h"
 #include "ops/bias_add.h"
 #include "ops/conv.h"
+#include "ops/upsample.h"
 
 namespace lsync::models {
 
@@ -21,7 +22,8 @@ torch::Tensor ResnetBlock3DImpl::forward(const torch::Tensor& x, const torch::Te
     // The time embedding: the same shift for every frame and pixel of a batch entry.
     const auto shift = time_emb_proj(torch::silu(temb));  // [b, out]
     torch::Tensor h;
-    if (x.is_cuda() && ops::fused_bias_enabled()) {
+    const bool fused = x.is_cuda() && ops::fused_bias_enabled();
+    if (fused) {
         // conv1's bias and the shift as one [b, out] table added in one pass (ops::conv2d_sample_bias: on the NHWC
         // conv's way back to NCHW, else over its frame planes): ATen would add the bias, then broadcast the shift
         // over a 5-D view through its slowest element-wise kernel.
@@ -33,8 +35,16 @@ torch::Tensor ResnetBlock3DImpl::forward(const torch::Tensor& x, const torch::Te
     } else {
         h = conv1(norm1->forward_silu(x)) + shift.reshape({temb.size(0), -1, 1, 1, 1});
     }
-    h = conv2(norm2->forward_silu(h));  // dropout is 0 at inference
     auto shortcut = conv_shortcut ? conv_shortcut(x) : x;
+    if (fused && output_scale_factor == 1.0) {
+        // conv2's bias and the shortcut added in the conv's own pass (on the NHWC conv's way back to NCHW): one
+        // read and write of the block's output less. Same values: the biased conv output is rounded first.
+        const int64_t frames = x.size(2);
+        return unfold_frames(ops::conv2d_add(fold_frames(norm2->forward_silu(h)), conv2->weight, conv2->bias,
+                                             fold_frames(shortcut), conv2->stride, conv2->padding),
+                             frames);
+    }
+    h = conv2(norm2->forward_silu(h));  // dropout is 0 at inference
     auto y = shortcut + h;
     return output_scale_factor == 1.0 ? y : y / output_scale_factor;
 }
@@ -60,11 +70,15 @@ torch::Tensor Upsample3DImpl::forward(const torch::Tensor& x, const std::optiona
     LSYNC_CHECK(!size || (size->size() == 3 && (*size)[0] == frames), ErrorCode::Internal,
                 "Upsample3D: the target size must be (frames, h, w) with the input's frame count");
     auto h = fold_frames(x);
-    if (h.scalar_type() == torch::kBFloat16) h = h.to(torch::kFloat);
     const std::vector<int64_t> out_size = size ? std::vector<int64_t>{(*size)[1], (*size)[2]}
                                                : std::vector<int64_t>{x.size(3) * 2, x.size(4) * 2};
-    h = torch::upsample_nearest2d(h, out_size);
-    if (h.scalar_type() != x.scalar_type()) h = h.to(x.scalar_type());
+    if (out_size[0] == 2 * x.size(3) && out_size[1] == 2 * x.size(4)) {
+        h = ops::upsample_nearest2x(h);  // our vector copy on CUDA, ATen's kernel elsewhere
+    } else {
+        if (h.scalar_type() == torch::kBFloat16) h = h.to(torch::kFloat);
+        h = torch::upsample_nearest2d(h, out_size);
+        if (h.scalar_type() != x.scalar_type()) h = h.to(x.scalar_type());
+    }
     return unfold_frames(conv(h), frames);
 }
 

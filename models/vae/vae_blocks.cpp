@@ -1,9 +1,11 @@
 #include "vae/vae_blocks.h"
 
+#include "ops/bias_add.h"
 #include "ops/conv.h"
 #include "ops/group_norm.h"
 #include "ops/memory_layout.h"
 #include "ops/tile_transpose.h"
+#include "ops/upsample.h"
 
 #include <string>
 
@@ -52,6 +54,16 @@ VAEResnetBlockImpl::VAEResnetBlockImpl(int64_t in_channels, int64_t out_channels
 }
 
 torch::Tensor VAEResnetBlockImpl::forward(const torch::Tensor& x) {
+    if (x.is_cuda() && ops::fused_bias_enabled()) {
+        // The conv biases ride on the passes after them: conv1's is added as norm2 loads its input, conv2's with
+        // the shortcut in one pass. Two reads and writes of the block's activations less than a bias pass per
+        // conv; the same values (each sum rounded as the separate adds would store it).
+        auto h = ops::conv2d(group_norm_silu(norm1_, x), conv1_->weight, torch::Tensor(), 1, 1);
+        h = ops::bias_group_norm_(h, conv1_->bias, norm2_->options.num_groups(), norm2_->weight, norm2_->bias,
+                                  norm2_->options.eps(), /*silu=*/true);
+        h = ops::conv2d(h, conv2_->weight, torch::Tensor(), 1, 1);
+        return ops::add_channel_bias_residual_(h, conv2_->bias, conv_shortcut_ ? ops::conv2d(conv_shortcut_, x) : x);
+    }
     auto h = ops::conv2d(conv1_, group_norm_silu(norm1_, x));
     h = ops::conv2d(conv2_, group_norm_silu(norm2_, h));
     return (conv_shortcut_ ? ops::conv2d(conv_shortcut_, x) : x) + h;
@@ -158,17 +170,8 @@ UpDecoderBlockImpl::UpDecoderBlockImpl(int64_t in_channels, int64_t out_channels
 
 torch::Tensor UpDecoderBlockImpl::forward(torch::Tensor x) {
     for (auto& r : resnets_) x = r(x);
-    if (up_conv_) {
-        // Nearest x2 is an exact copy, so doing it in fp32 for bf16 (as diffusers does for old PyTorch
-        // versions that lack a bf16 kernel) changes nothing numerically. The casts and ATen's nearest kernel keep
-        // a channels_last input channels_last.
-        const auto dtype = x.scalar_type();
-        auto src = dtype == torch::kBFloat16 ? x.to(torch::kFloat) : x;
-        auto up = torch::nn::functional::interpolate(
-            src, torch::nn::functional::InterpolateFuncOptions().scale_factor(std::vector<double>{2.0, 2.0}).mode(
-                     torch::kNearest));
-        x = ops::conv2d(up_conv_, up.to(dtype));
-    }
+    // Nearest x2 (an exact copy, in x's memory order: a channels_last input stays channels_last).
+    if (up_conv_) x = ops::conv2d(up_conv_, ops::upsample_nearest2x(x));
     return x;
 }
 

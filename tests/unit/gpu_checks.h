@@ -54,3 +54,17 @@ inline UNet256Call full_unet_256_call() {
     c.timestep = torch::tensor(int64_t{501});
     return c;
 }
+
+/// The relative difference of the full-size 256 px UNet call with a kernel switch on against the same call with
+/// it off (the ATen path); the switch is restored afterwards. Requires a finite output.
+template <bool (*Get)(), void (*Set)(bool)>
+double unet_switch_difference() {
+    KeepSwitch<Get, Set> keep;
+    auto call = full_unet_256_call();
+    Set(false);
+    const auto ref = call.run();
+    Set(true);
+    const auto on = call.run();
+    REQUIRE(torch::isfinite(on).all().item<bool>());
+    return rel(on, ref);
+}

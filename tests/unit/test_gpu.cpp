@@ -602,15 +602,7 @@ TEST_CASE("tile transpose: the kernel gives ATen's values exactly, with and with
 TEST_CASE("full-size UNet in fp16: the tiled transposes give the ATen path's output", "[gpu][transpose][unet]") {
     LSYNC_NEED_GPU();
     torch::NoGradGuard no_grad;
-    const bool was = lsync::ops::fused_transpose_enabled();
-    auto call = full_unet_256_call();
-    lsync::ops::set_fused_transpose(false);
-    const auto ref = call.run();
-    lsync::ops::set_fused_transpose(true);
-    const auto fused = call.run();
-    lsync::ops::set_fused_transpose(was);
-    REQUIRE(torch::isfinite(fused).all().item<bool>());
-    const double e = rel(fused, ref);
+    const double e = unet_switch_difference<lsync::ops::fused_transpose_enabled, lsync::ops::set_fused_transpose>();
     INFO("UNet 256, 16 frames: rel. difference tiled vs ATen transposes " << e);
     CHECK(e < 1e-3);
 }

@@ -64,14 +64,7 @@ TEST_CASE("row bias: ATen's broadcast add exactly (fp32, fp16, bf16; odd widths)
 TEST_CASE("full-size UNet in fp16: the fused bias adds give the ATen path's output", "[gpu][bias][unet]") {
     LSYNC_NEED_GPU();
     torch::NoGradGuard no_grad;
-    FusedBiasSwitch keep;
-    auto call = full_unet_256_call();
-    set_fused_bias(false);
-    const auto ref = call.run();
-    set_fused_bias(true);
-    const auto fused = call.run();
-    REQUIRE(torch::isfinite(fused).all().item<bool>());
-    const double e = rel(fused, ref);
+    const double e = unet_switch_difference<fused_bias_enabled, set_fused_bias>();
     INFO("UNet 256, 16 frames: rel. difference fused vs ATen bias adds " << e);
     // The resnets round conv1's bias plus the time embedding once instead of twice: fp16-level differences that
     // the random network carries to the output (2.7e-3 on an H200; the fused GroupNorm's check allows 5e-3).

@@ -137,14 +137,7 @@ TEST_CASE("LayerNorm kernel: refused calls say why and take ATen's path", "[gpu]
 TEST_CASE("full-size UNet in fp16: the LayerNorm kernel gives the ATen path's output", "[gpu][layer-norm][unet]") {
     LSYNC_NEED_GPU();
     torch::NoGradGuard no_grad;
-    KeepLayerNorm keep;
-    auto call = full_unet_256_call();
-    set_fused_layer_norm(false);
-    const auto ref = call.run();
-    set_fused_layer_norm(true);
-    const auto fused = call.run();
-    REQUIRE(torch::isfinite(fused).all().item<bool>());
-    const double e = rel(fused, ref);
+    const double e = unet_switch_difference<fused_layer_norm_enabled, set_fused_layer_norm>();
     INFO("UNet 256, 16 frames: rel. difference LayerNorm kernel vs ATen " << e);
     // The statistics are summed in another order (last-bit fp16 differences in the normed tokens); the other
     // fused kernels' full-UNet checks allow 5e-3.

@@ -14,6 +14,7 @@
 #include "ops/geglu.h"
 #include "ops/layer_norm.h"
 #include "ops/tile_transpose.h"
+#include "ops/upsample.h"
 #include "ops/group_norm.h"
 #include "pipeline/mouth_mask.h"
 #include "unet/unet_attention.h"
@@ -390,6 +391,20 @@ TEST_CASE("UNet: a channels_last conv weight with an NCHW input gives the NCHW w
     CHECK(torch::equal(ops::transpose_last2_add_bias(row, torch::ones({33}), 0), row.transpose(1, 2) + 1));
     CHECK(torch::equal(ops::transpose_last2_add_bias(row, torch::ones({1, 33}), 1), row.transpose(1, 2) + 1));
     CHECK(torch::equal(row, row_before));
+    // With a residual: the biased value, then the residual added (a resnet's conv2 and its shortcut).
+    const auto res = torch::randn({2, 16, 63});
+    CHECK(torch::equal(ops::transpose_last2_add_bias(tokens, torch::arange(16.f), 0, res),
+                       res + (tokens.transpose(1, 2) + torch::arange(16.f).view({1, 16, 1}))));
+    const auto shortcut = torch::randn({2, 24, 9, 7});
+    CHECK(torch::equal(ops::conv2d_add(x, w_cl, b, shortcut, 1, 1), shortcut + torch::conv2d(x, w, b, {1, 1}, {1, 1})));
+    // Nearest x2 upsampling on the CPU is ATen's, in either memory order and in bf16.
+    for (auto dt : {torch::kFloat, torch::kBFloat16}) {
+        const auto planes = x.to(dt);
+        CHECK(torch::equal(ops::upsample_nearest2x(planes), torch::upsample_nearest2d(planes, {18, 14})));
+        const auto cl = planes.contiguous(at::MemoryFormat::ChannelsLast);
+        CHECK(torch::equal(ops::upsample_nearest2x(cl), torch::upsample_nearest2d(planes, {18, 14})));
+    }
+    CHECK(!ops::upsample_kernel_serves(x));
     // Weights are laid out channels_last only on CUDA (fp16/bf16): a CPU module keeps its memory.
     CHECK(!ops::nhwc_conv_weight_eligible(w.to(torch::kHalf)));
     Conv2d conv(16, 24, 3, 1, 1);

@@ -9,6 +9,8 @@
 #include "test_util.h"
 
 #include "io/safetensors.h"
+#include "ops/bias_add.h"
+#include "ops/group_norm.h"
 #include "vae/autoencoder_kl.h"
 #include "vae/vae_loader.h"
 #include "vae/vae_tiling.h"
@@ -85,6 +87,22 @@ TEST_CASE("VAE: the channels-last switch leaves the CPU path as it was (NCHW, bi
     CHECK(torch::equal(enc_on.mean, enc_off.mean));
     CHECK(torch::equal(enc_on.logvar, enc_off.logvar));
     CHECK(enc_on.mean.strides() == enc_off.mean.strides());
+}
+
+TEST_CASE("VAE resnet adds on the CPU: conv1's bias before the GroupNorm, conv2's bias and the shortcut", "[vae]") {
+    // The CUDA path folds these into the norm and one pass (tests/unit/test_gpu_fused_epilogues.cpp); on the CPU
+    // they are the separate adds, and the VAE itself keeps ATen's conv bias there.
+    torch::manual_seed(21);
+    const auto y0 = torch::randn({2, 64, 6, 5}), bias = torch::randn({64}), r = torch::randn({2, 64, 6, 5});
+    const auto gw = torch::randn({64}), gb = torch::randn({64});
+    auto x = y0.clone();
+    const auto normed = lsync::ops::bias_group_norm_(x, bias, 32, gw, gb, 1e-6, true);
+    const auto biased = y0 + bias.view({1, -1, 1, 1});
+    CHECK(torch::equal(normed, torch::silu(torch::group_norm(biased, 32, gw, gb, 1e-6))));
+    CHECK(torch::equal(x, biased));  // the fallback adds in place into the caller's tensor, as documented
+    auto y = y0.clone();
+    lsync::ops::add_channel_bias_residual_(y, bias, r);
+    CHECK(torch::equal(y, r + biased));
 }
 
 TEST_CASE("VAE: posterior samples come from the caller's generator", "[vae]") {
