@@ -101,6 +101,12 @@ torch::Tensor conv2d_sample_bias(const torch::Tensor& x, const torch::Tensor& we
 torch::Tensor conv2d_add(const torch::Tensor& x, const torch::Tensor& weight, const torch::Tensor& bias,
                          const torch::Tensor& residual, int64_t stride, int64_t padding) {
     apply_cudnn_preferences();
+    LSYNC_CHECK(x.dim() == 4 && weight.dim() == 4 && residual.defined() && stride > 0, ErrorCode::Internal,
+                "conv2d_add: a 4-D input and weight and a residual");
+    const int64_t ho = (x.size(2) + 2 * padding - weight.size(2)) / stride + 1;
+    const int64_t wo = (x.size(3) + 2 * padding - weight.size(3)) / stride + 1;
+    LSYNC_CHECK(residual.sizes() == torch::IntArrayRef({x.size(0), weight.size(0), ho, wo}), ErrorCode::Internal,
+                "conv2d_add: the residual must have the convolution output's shape");
     if (nhwc_conv_serves(x, weight) && bias.defined() && bias.scalar_type() == x.scalar_type() &&
         residual.scalar_type() == x.scalar_type() && residual.device() == x.device()) {
         return conv2d_nhwc(x, weight, bias, 0, stride, padding, residual);

@@ -9,7 +9,8 @@
 
 namespace lsync::ops {
 
-/// x [N, C, H, W] -> [N, C, 2H, 2W], y[.., 2h + dh, 2w + dw] = x[.., h, w], in x's memory order.
+/// x [N, C, H, W] -> [N, C, 2H, 2W], y[.., 2h + dh, 2w + dw] = x[.., h, w], in x's memory order (a tensor that
+/// is both orders at once, C == 1 or H = W = 1, comes back contiguous from the kernel).
 torch::Tensor upsample_nearest2x(const torch::Tensor& x);
 
 /// The ATen form (what the CPU runs; bf16 through fp32 as diffusers does, an exact round trip).

@@ -182,6 +182,9 @@ diffusion::Denoiser make_graphed_denoiser(models::UNet3DConditionModel unet, boo
 void run_on_side_stream(const torch::Device& device, const std::function<void()>& fn) {
 #if LSYNC_WITH_CUDA
     if (device.is_cuda()) {
+        // A pool stream does not wait for the current one: let the work queued there (weights drawn and laid
+        // out on the default stream, say) finish first.
+        c10::cuda::getCurrentCUDAStream(device.index()).synchronize();
         const auto stream = c10::cuda::getStreamFromPool(false, device.index());
         {
             const c10::cuda::CUDAStreamGuard guard(stream);

@@ -46,7 +46,8 @@ diffusion::Denoiser make_graphed_denoiser(models::UNet3DConditionModel unet, boo
                                           std::shared_ptr<GraphCounts> counts = nullptr);
 
 /// Runs `fn` with a stream of the device's pool as the current stream (graphs are not captured on the default
-/// stream; the render's workers have one each), then synchronises it; just `fn()` on other devices.
+/// stream; the render's workers have one each), after the current stream's queued work and before returning
+/// synchronising it; just `fn()` on other devices.
 void run_on_side_stream(const torch::Device& device, const std::function<void()>& fn);
 
 }  // namespace lsync::pipeline

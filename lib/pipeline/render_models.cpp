@@ -1,7 +1,6 @@
 #include "pipeline/render_models.h"
 
 #include "core/error.h"
-#include "ops/conv.h"
 #include "unet/unet_layers.h"
 #include "unet/unet_loader.h"
 #include "vae/vae_loader.h"
@@ -102,10 +101,7 @@ RenderModels load_render_models(const ModelRequest& r) {
         m.unet = models::load_unet(need_file(r.unet_path, def, "UNet checkpoint"), unet_config, r.device, r.dtype);
     }
     if (r.random_weights && r.vae_path.empty()) {
-        m.vae = models::AutoencoderKL(vae_config);
-        models::to_uninitialised(*m.vae, r.device, r.dtype);
-        models::init_random_parameters(*m.vae, kVAEWeightSeed);
-        ops::use_channels_last_conv_weights(*m.vae);
+        m.vae = models::random_vae(vae_config, r.device, r.dtype, kVAEWeightSeed);
     } else {
         models::VAELoadOptions vo;
         vo.device = r.device;

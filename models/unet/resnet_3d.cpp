@@ -35,16 +35,19 @@ torch::Tensor ResnetBlock3DImpl::forward(const torch::Tensor& x, const torch::Te
     } else {
         h = conv1(norm1->forward_silu(x)) + shift.reshape({temb.size(0), -1, 1, 1, 1});
     }
-    auto shortcut = conv_shortcut ? conv_shortcut(x) : x;
     if (fused && output_scale_factor == 1.0) {
         // conv2's bias and the shortcut added in the conv's own pass (on the NHWC conv's way back to NCHW): one
-        // read and write of the block's output less. Same values: the biased conv output is rounded first.
+        // read and write of the block's output less. Same values: the biased conv output is rounded first. The
+        // shortcut must exist before the conv; conv1's output is released first, so no more is held than before.
+        h = norm2->forward_silu(h);
+        const auto shortcut = conv_shortcut ? conv_shortcut(x) : x;
         const int64_t frames = x.size(2);
-        return unfold_frames(ops::conv2d_add(fold_frames(norm2->forward_silu(h)), conv2->weight, conv2->bias,
-                                             fold_frames(shortcut), conv2->stride, conv2->padding),
+        return unfold_frames(ops::conv2d_add(fold_frames(h), conv2->weight, conv2->bias, fold_frames(shortcut),
+                                             conv2->stride, conv2->padding),
                              frames);
     }
     h = conv2(norm2->forward_silu(h));  // dropout is 0 at inference
+    auto shortcut = conv_shortcut ? conv_shortcut(x) : x;
     auto y = shortcut + h;
     return output_scale_factor == 1.0 ? y : y / output_scale_factor;
 }

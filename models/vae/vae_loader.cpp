@@ -4,6 +4,7 @@
 #include "core/log.h"
 #include "io/tensor_source.h"
 #include "ops/conv.h"
+#include "unet/unet_layers.h"
 
 #include <filesystem>
 
@@ -77,6 +78,16 @@ AutoencoderKL load_vae(const std::string& path, const VAELoadOptions& options) {
     ops::use_channels_last_conv_weights(*vae);
     vae->eval();
     vae->set_attention(options.attention ? options.attention : ops::default_attention_context());
+    return vae;
+}
+
+AutoencoderKL random_vae(const VAEConfig& config, const torch::Device& device, torch::ScalarType dtype,
+                         uint64_t seed) {
+    AutoencoderKL vae(config);
+    to_uninitialised(*vae, device, dtype);  // every parameter is drawn next, there
+    init_random_parameters(*vae, seed);
+    ops::use_channels_last_conv_weights(*vae);
+    vae->eval();
     return vae;
 }
 

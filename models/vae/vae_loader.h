@@ -35,4 +35,10 @@ const std::vector<io::RenameRule>& vae_renames();
 /// paths, Weights for a folder without config.json or weights, a malformed config or mismatched tensors.
 AutoencoderKL load_vae(const std::string& path, const VAELoadOptions& options = {});
 
+/// A VAE of `config` with random weights (the golden fixtures' scheme, init_random_parameters), drawn where they
+/// live on `device` in `dtype` and laid out as the loader lays them (channels_last conv weights on CUDA): the
+/// render's --weights random and `bench vae`.
+AutoencoderKL random_vae(const VAEConfig& config, const torch::Device& device, torch::ScalarType dtype,
+                         uint64_t seed);
+
 }  // namespace lsync::models

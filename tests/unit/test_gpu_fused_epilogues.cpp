@@ -4,9 +4,11 @@
 //   - the VAE resnet's conv2 bias with its shortcut in one pass (add_channel_bias_residual_) and its conv1 bias
 //     folded into the GroupNorm after it (bias_group_norm_);
 //   - ops::upsample_nearest2x on NCHW and channels_last tensors;
-// each against the separate ATen ops it replaces (exact: the same roundings), and whole VAE/UNet calls with
-// each switch on and off.
+// each against the separate ATen ops it replaces (exact: the same roundings), the fused route shown to run by the
+// kernels it launches (Kineto: no separate add or bias pass), and whole VAE/UNet calls with each switch on and off.
 #include "catch_compat.h"
+
+#include "diagnostics/kernel_profile.h"
 
 #include "ops/bias_add.h"
 #include "ops/conv.h"
@@ -14,9 +16,13 @@
 #include "ops/memory_layout.h"
 #include "ops/tile_transpose.h"
 #include "ops/upsample.h"
+#include "unet/unet_layers.h"
 #include "vae/autoencoder_kl.h"
+#include "vae/vae_blocks.h"
 #include "unit/gpu_checks.h"
 
+#include <functional>
+#include <string>
 #include <vector>
 
 using namespace lsync;
@@ -37,6 +43,25 @@ torch::Tensor channels_last_random(int64_t n, int64_t c, int64_t h, int64_t w, b
     auto flat = torch::randn({count + (misaligned ? 1 : 0)}, opts).slice(0, misaligned ? 1 : 0);
     return flat.view({n, h, w, c}).permute({0, 3, 1, 2});
 }
+
+// The names of the kernels `fn` launches, from one profiled call: which route a call took.
+std::vector<std::string> kernels_of(const std::function<void()>& fn) {
+    fn();  // warm-up: first-call set-up stays out of the profile
+    const auto p = diagnostics::profile_kernels(fn, kDev);
+    REQUIRE(p.available);
+    std::vector<std::string> names;
+    for (const auto& k : p.kernels) names.push_back(k.name);
+    return names;
+}
+
+bool any_named(const std::vector<std::string>& names, const std::string& part) {
+    for (const auto& n : names)
+        if (n.find(part) != std::string::npos) return true;
+    return false;
+}
+
+// ATen's element-wise add: the kernel a separate residual or bias add would launch.
+constexpr const char* kAtenAdd = "CUDAFunctor_add";
 
 }  // namespace
 
@@ -63,6 +88,13 @@ TEST_CASE("transpose back with bias and residual: the two ATen adds exactly", "[
             CHECK(torch::equal(got, transpose_last2_add_bias_reference(x, bias, 0, r)));
         }
     }
+    // One launch of our transpose, no separate add.
+    const auto opts = torch::TensorOptions().device(kDev).dtype(torch::kHalf);
+    const auto x = torch::randn({32, 1024, 320}, opts), r = torch::randn({32, 320, 1024}, opts);
+    const auto bias = torch::randn({320}, opts);
+    const auto names = kernels_of([&] { (void)transpose_last2_add_bias(x, bias, 0, r); });
+    CHECK(any_named(names, "transpose_tiles"));
+    CHECK_FALSE(any_named(names, kAtenAdd));
 }
 
 TEST_CASE("conv2d_add: the NHWC route adds bias and residual on the way back, as `residual + conv2d`",
@@ -70,8 +102,10 @@ TEST_CASE("conv2d_add: the NHWC route adds bias and residual on the way back, as
     LSYNC_NEED_GPU();
     torch::NoGradGuard no_grad;
     KeepSwitch<nhwc_conv_enabled, set_nhwc_conv> keep_nhwc;
+    KeepSwitch<fused_transpose_enabled, set_fused_transpose> keep_transpose;
     KeepFusedBias keep_bias;
     set_nhwc_conv(true);
+    set_fused_transpose(true);
     for (auto dt : {torch::kHalf, torch::kBFloat16}) {
         INFO(c10::toString(dt));
         torch::manual_seed(32);
@@ -83,6 +117,7 @@ TEST_CASE("conv2d_add: the NHWC route adds bias and residual on the way back, as
         set_fused_bias(true);
         const auto fused = conv2d_add(x, w, b, r, 1, 1);
         CHECK(fused.is_contiguous());
+        CHECK_FALSE(any_named(kernels_of([&] { (void)conv2d_add(x, w, b, r, 1, 1); }), kAtenAdd));
         CHECK(torch::equal(fused, r + conv2d(x, w, b, 1, 1)));
         // LSYNC_FUSED_BIAS=0: ATen's adds after the transpose, the same values.
         set_fused_bias(false);
@@ -97,6 +132,7 @@ TEST_CASE("conv2d_add: the NHWC route adds bias and residual on the way back, as
     const auto w = torch::randn({16, 16, 3, 3}, opts).contiguous(at::MemoryFormat::ChannelsLast);
     set_fused_bias(true);
     CHECK_THROWS(conv2d_add(x, w, torch::randn({16}, opts), torch::randn({2, 16, 4, 4}, opts), 1, 1));
+    CHECK_THROWS(conv2d_add(x, w.contiguous(), torch::randn({16}, opts), torch::randn({2, 16, 4, 4}, opts), 1, 1));
 }
 
 TEST_CASE("VAE resnet adds: conv2 bias + shortcut in one pass, conv1 bias folded into the GroupNorm",
@@ -104,7 +140,9 @@ TEST_CASE("VAE resnet adds: conv2 bias + shortcut in one pass, conv1 bias folded
     LSYNC_NEED_GPU();
     torch::NoGradGuard no_grad;
     KeepFusedBias keep;
+    KeepSwitch<fused_group_norm_enabled, set_fused_group_norm> keep_norm;
     set_fused_bias(true);
+    set_fused_group_norm(true);
     struct Shape {
         int64_t n, c, h, w;
         bool misaligned;
@@ -141,6 +179,19 @@ TEST_CASE("VAE resnet adds: conv2 bias + shortcut in one pass, conv1 bias folded
             biased.copy_(y0 + bias.reshape({1, -1, 1, 1}));
             CHECK(torch::equal(normed, group_norm(biased, groups, gw, gb, 1e-6, true)));
         }
+    }
+    // The fused routes run as one pass each: no ATen add, no separate bias pass before the norm.
+    {
+        const auto opts = torch::TensorOptions().device(kDev).dtype(torch::kHalf);
+        auto y = channels_last_random(4, 128, 32, 32, false, opts);
+        const auto r = channels_last_random(4, 128, 32, 32, false, opts);
+        const auto bias = torch::randn({128}, opts), gw = torch::randn({128}, opts), gb = torch::randn({128}, opts);
+        const auto adds = kernels_of([&] { add_channel_bias_residual_(y, bias, r); });
+        CHECK(any_named(adds, "add_channel_bias_inner"));
+        CHECK_FALSE(any_named(adds, kAtenAdd));
+        const auto norm = kernels_of([&] { (void)bias_group_norm_(y, bias, 32, gw, gb, 1e-6, true); });
+        CHECK(any_named(norm, "group_norm_nhwc"));
+        CHECK_FALSE(any_named(norm, "add_channel_bias"));
     }
     // The switch off: the bias lands in x first (the caller's tensor), then the same norm.
     set_fused_bias(false);
@@ -194,6 +245,35 @@ TEST_CASE("nearest x2 upsampling: ATen's values in the input's memory order", "[
     CHECK(torch::equal(upsample_nearest2x(odd), torch::upsample_nearest2d(odd, {8, 12})));
     set_fused_upsample(false);
     CHECK_FALSE(upsample_kernel_serves(torch::randn({2, 8, 4, 4}, opts)));
+}
+
+TEST_CASE("VAE resnet block in fp16: the folded adds give exactly the separate ops' output", "[gpu][vae][bias]") {
+    LSYNC_NEED_GPU();
+    torch::NoGradGuard no_grad;
+    KeepFusedBias keep;
+    set_fused_bias(true);
+    const auto opts = torch::TensorOptions().device(kDev).dtype(torch::kHalf);
+    // Without and with a 1x1 shortcut conv (the first resnet of an up block that halves the channels).
+    for (const auto& [in, out] : std::vector<std::pair<int64_t, int64_t>>{{128, 128}, {256, 128}}) {
+        INFO(in << " -> " << out << " channels");
+        models::VAEResnetBlock block(in, out, 32);
+        models::init_random_parameters(*block, 80);
+        block->to(kDev, torch::kHalf);
+        use_channels_last_conv_weights(*block);
+        const auto p = block->named_parameters();
+        torch::manual_seed(35);
+        const auto x = torch::randn({4, in, 32, 32}, opts).contiguous(at::MemoryFormat::ChannelsLast);
+        // The block as separate ops: conv, bias pass, norm; conv, bias pass, shortcut add.
+        auto h = conv2d(group_norm(x, 32, p["norm1.weight"], p["norm1.bias"], 1e-6, true), p["conv1.weight"], {}, 1, 1);
+        add_channel_bias_(h, p["conv1.bias"]);
+        h = conv2d(group_norm(h, 32, p["norm2.weight"], p["norm2.bias"], 1e-6, true), p["conv2.weight"], {}, 1, 1);
+        add_channel_bias_(h, p["conv2.bias"]);
+        const auto shortcut = in == out ? x : conv2d(x, p["conv_shortcut.weight"], p["conv_shortcut.bias"], 1, 0);
+        const auto want = shortcut + h;
+        const auto got = block->forward(x);
+        CHECK(is_channels_last_only(got));
+        CHECK(torch::equal(got, want));
+    }
 }
 
 TEST_CASE("VAE in fp16: the folded bias adds and the upsampling kernel give the unfused decode and encode",
