@@ -2,6 +2,7 @@
 
 #include "core/compat.h"
 #include "core/error.h"
+#include "ops/kernel_switch.h"
 #include "ops/short_attention.h"
 #include "ops/flex_variants.h"
 
@@ -76,7 +77,52 @@ BackendAvailability attention_availability(AttentionBackend backend, const torch
     return {true, "resolved at run time"};
 }
 
+namespace {
+
+// LSYNC_STANDARD_HALF_LOGITS=1 turns on standard attention's half-precision form (below): off until it is
+// measured on a GPU (docs/performance-notes.md section 8).
+KernelSwitch g_half_logits("LSYNC_STANDARD_HALF_LOGITS", /*on_by_default=*/false);
+
+// Whether standard attention takes its half-precision form: CUDA fp16/bf16 without a bias, the switch on.
+bool half_logits_serve(const AttentionInputs& in) {
+    const auto dt = in.q.scalar_type();
+    return g_half_logits.enabled() && in.q.is_cuda() && !in.key_bias &&
+           (dt == torch::kHalf || dt == torch::kBFloat16) && in.k.scalar_type() == dt && in.v.scalar_type() == dt;
+}
+
+// The same attention with the logits kept in q's dtype: the scale applied by the GEMM to its fp32 accumulator
+// before the one rounding, and ATen's softmax, which computes in fp32 and writes q's dtype. The fp32 form rounds
+// the logits to fp16 all the same (the fp16 GEMM's output) and then passes over them four more times (cast,
+// scale, softmax, cast back) at twice the bytes; at 512 px that made `standard` 2.9x slower than flash.
+torch::Tensor standard_attention_half_logits(const AttentionInputs& in, int64_t query_chunk) {
+    const int64_t b = in.q.size(0), h = in.q.size(1), lq = in.q.size(2), d = in.q.size(3), lk = in.k.size(2);
+    const double scale = 1.0 / std::sqrt(static_cast<double>(d));
+    const auto q = in.q.reshape({b * h, lq, d});
+    const auto kt = in.k.reshape({b * h, lk, d}).transpose(1, 2);
+    const auto v = in.v.reshape({b * h, lk, in.v.size(3)});
+    // The same bound as the fp32 form: 256 Mi logits per chunk (512 MiB in 2-byte elements).
+    const int64_t rows_per_query = std::max<int64_t>(1, b * h * lk);
+    const int64_t step = std::max<int64_t>(1, std::min(query_chunk, (int64_t{1} << 28) / rows_per_query));
+    std::vector<torch::Tensor> parts;
+    parts.reserve(static_cast<size_t>((lq + step - 1) / step));
+    for (int64_t s = 0; s < lq; s += step) {
+        const auto qc = q.slice(1, s, std::min(lq, s + step));
+        // beta = 0: the uninitialised input is ignored (not even its NaNs reach the result).
+        const auto logits = torch::baddbmm(torch::empty({b * h, qc.size(1), lk}, q.options()), qc, kt, 0.0, scale);
+        parts.push_back(torch::bmm(torch::softmax(logits, -1), v));
+    }
+    const auto out = parts.size() == 1 ? parts[0] : torch::cat(parts, 1);
+    return out.view({b, h, lq, in.v.size(3)});
+}
+
+}  // namespace
+
+bool standard_half_logits_enabled() { return g_half_logits.enabled(); }
+
+void set_standard_half_logits(bool enabled) { g_half_logits.set(enabled); }
+
 torch::Tensor standard_attention(const AttentionInputs& in, int64_t query_chunk) {
+    if (half_logits_serve(in)) return standard_attention_half_logits(in, query_chunk);
     const auto& q = in.q;
     const double scale = 1.0 / std::sqrt(static_cast<double>(q.size(-1)));
     torch::Tensor bias;

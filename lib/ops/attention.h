@@ -37,8 +37,13 @@ struct AttentionInputs {
 };
 
 /// Reference implementation: fp32 softmax, chunks of at most `query_chunk` queries (fewer when the chunk's
-/// fp32 logits would pass 1 GiB), so memory stays bounded at any sequence length.
+/// fp32 logits would pass 1 GiB), so memory stays bounded at any sequence length. With
+/// LSYNC_STANDARD_HALF_LOGITS=1, CUDA fp16/bf16 calls without a bias keep the logits in their dtype (the scale
+/// applied inside the GEMM, ATen's softmax computing in fp32): fewer passes, the same roundings up to the
+/// scale's (off by default until measured on a GPU).
 torch::Tensor standard_attention(const AttentionInputs& in, int64_t query_chunk = 4096);
+bool standard_half_logits_enabled();
+void set_standard_half_logits(bool enabled);
 /// Fused attention (no bias): on CUDA, sequences of at most 16 take our kernel (ops/short_attention.h), the
 /// rest SDPA. Throws Error(Backend) when LibTorch has no SDPA.
 torch::Tensor flash_attention(const AttentionInputs& in);

@@ -89,6 +89,48 @@ TEST_CASE("flash takes a fused kernel in fp16/bf16 and matches standard fp32", "
     }
 }
 
+TEST_CASE("standard attention with half-precision logits (LSYNC_STANDARD_HALF_LOGITS): the fp32 form's accuracy",
+          "[gpu][standard]") {
+    LSYNC_NEED_GPU();
+    torch::NoGradGuard no_grad;
+    KeepSwitch<standard_half_logits_enabled, set_standard_half_logits> keep;
+    const torch::Device dev(torch::kCUDA, 0);
+    torch::manual_seed(12);
+    // The UNet's spatial shapes (head dims 40/80/160), odd lengths, q/k/v as strided views of one projection (as
+    // the UNet's stacked q/k/v GEMM leaves them), and a query chunk that splits the call.
+    struct Case {
+        int64_t b, h, lq, lk, d, chunk;
+    };
+    for (const Case c : {Case{2, 8, 1024, 1024, 40, 4096}, Case{4, 8, 256, 256, 80, 100}, Case{3, 8, 77, 50, 160, 32},
+                         Case{1, 1, 1, 9, 8, 4096}}) {
+        const auto opts = torch::TensorOptions().device(dev);
+        const auto qkv = torch::randn({c.b, std::max(c.lq, c.lk), 3, c.h, c.d}, opts);
+        const auto q = qkv.select(2, 0).narrow(1, 0, c.lq).permute({0, 2, 1, 3});
+        const auto k = qkv.select(2, 1).narrow(1, 0, c.lk).permute({0, 2, 1, 3});
+        const auto v = qkv.select(2, 2).narrow(1, 0, c.lk).permute({0, 2, 1, 3});
+        const auto ref = standard_attention({q, k, v, std::nullopt});  // fp32 inputs: always the fp32 form
+        for (auto dt : {torch::kHalf, torch::kBFloat16}) {
+            INFO(c.b << "x" << c.h << "x" << c.lq << "x" << c.lk << "x" << c.d << " chunk " << c.chunk << " "
+                     << c10::toString(dt));
+            const AttentionInputs in{q.to(dt), k.to(dt), v.to(dt), std::nullopt};
+            set_standard_half_logits(false);
+            const auto fp32_form = standard_attention(in, c.chunk);
+            set_standard_half_logits(true);
+            const auto half_form = standard_attention(in, c.chunk);
+            REQUIRE(half_form.sizes() == fp32_form.sizes());
+            CHECK(half_form.scalar_type() == dt);
+            const double e_half = rel(half_form, ref), e_fp32 = rel(fp32_form, ref);
+            INFO("rel. error vs fp32: half-precision logits " << e_half << ", fp32 logits " << e_fp32);
+            CHECK(e_half <= 2 * e_fp32 + 1e-4);
+            // With a bias the fp32 form runs whatever the switch says (the bias is added in fp32).
+            const auto bias = torch::randn({c.b, c.lk}, opts);
+            const auto biased_on = standard_attention({in.q, in.k, in.v, bias}, c.chunk);  // the switch is on here
+            set_standard_half_logits(false);
+            CHECK(torch::equal(biased_on, standard_attention({in.q, in.k, in.v, bias}, c.chunk)));
+        }
+    }
+}
+
 TEST_CASE("auto resolves to flash on CUDA", "[gpu]") {
     LSYNC_NEED_GPU();
     AttentionDispatcher d(AttentionBackend::Auto, true, torch::Device(torch::kCUDA, 0), torch::kHalf);
