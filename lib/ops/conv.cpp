@@ -33,7 +33,8 @@ void apply_cudnn_preferences() {
 // or [N / samples_per_bias, K] with samples_per_bias > 0) unless LSYNC_FUSED_BIAS=0 sends bias adds to ATen.
 // Left to ATen, this pair would turn the whole call channels_last (its strided copy for the input, a
 // channels_last output the NCHW code after it cannot use).
-// With a residual [N, K, Ho, Wo] the result is residual + (conv + bias), added on the same way back.
+// With a residual [N, K, Ho, Wo] (its shape checked by conv2d_add) the result is residual + (conv + bias), added on
+// the same way back.
 torch::Tensor conv2d_nhwc(const torch::Tensor& x, const torch::Tensor& weight, const torch::Tensor& bias,
                           int64_t samples_per_bias, int64_t stride, int64_t padding,
                           const torch::Tensor& residual = {}) {
@@ -43,8 +44,6 @@ torch::Tensor conv2d_nhwc(const torch::Tensor& x, const torch::Tensor& weight, c
                            {}, {stride, stride}, {padding, padding});
     const int64_t k = y.size(1), ho = y.size(2), wo = y.size(3);
     const auto tokens = y.permute({0, 2, 3, 1}).reshape({n, ho * wo, k});
-    LSYNC_CHECK(!residual.defined() || residual.sizes() == y.sizes(), ErrorCode::Internal,
-                "conv2d_add: the residual must have the conv output's shape");
     if (bias.defined() && fused_bias_enabled())
         return transpose_last2_add_bias(tokens, bias, samples_per_bias,
                                         residual.defined() ? residual.reshape({n, k, ho * wo}) : torch::Tensor())

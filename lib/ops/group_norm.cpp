@@ -121,6 +121,19 @@ void launch_fused(kernels::GroupNormArgs& a, const torch::Tensor& weight, const 
     LSYNC_CHECK(err.empty(), ErrorCode::Backend, err);
 }
 
+// The channels_last kernels on x (checked by the caller), y channels_last too: the next NHWC convolution reads it
+// as it lies. `input_bias` ([C] of x's dtype, or undefined) is added to x as it is loaded.
+torch::Tensor run_channels_last(const torch::Tensor& x, int64_t groups, const torch::Tensor& weight,
+                                const torch::Tensor& bias, double eps, bool silu,
+                                const torch::Tensor& input_bias = {}) {
+    auto y = torch::empty(x.sizes(), x.options().memory_format(at::MemoryFormat::ChannelsLast));
+    auto a = channels_last_args(x, groups);
+    a.y = y.data_ptr();
+    a.input_bias = input_bias.defined() ? input_bias.data_ptr() : nullptr;
+    launch_fused(a, weight, bias, eps, silu, x);
+    return y;
+}
+
 }  // namespace
 #endif
 
@@ -131,15 +144,8 @@ torch::Tensor group_norm_fused(const torch::Tensor& x_in, int64_t groups, const 
 #if LSYNC_WITH_CUDA
     const c10::cuda::CUDAGuard device_guard(x_in.device());
     const bool frames_outer = !x_in.is_contiguous() && frames_outer_layout(x_in);
-    // channels_last in, channels_last out: the next NHWC convolution reads y as it lies.
-    const bool channels_last = is_channels_last_only(x_in);
-    if (channels_last) {
-        auto y = torch::empty(x_in.sizes(), x_in.options().memory_format(at::MemoryFormat::ChannelsLast));
-        auto a = channels_last_args(x_in, groups);
-        a.y = y.data_ptr();
-        launch_fused(a, weight, bias, eps, silu, x_in);
-        return y;
-    }
+    // channels_last in, channels_last out.
+    if (is_channels_last_only(x_in)) return run_channels_last(x_in, groups, weight, bias, eps, silu);
     // Any other layout is made contiguous first, as at::group_norm does.
     const torch::Tensor x = frames_outer || x_in.is_contiguous() ? x_in : x_in.contiguous();
     // A 5-D result is always in frames-outer memory order: the per-frame conv that reads it (fold_frames) then
@@ -178,12 +184,7 @@ torch::Tensor bias_group_norm_(torch::Tensor& x, const torch::Tensor& input_bias
         input_bias.device() == x.device() && !(torch::GradMode::is_enabled() && input_bias.requires_grad()) &&
         group_norm_fused_unsupported(x, groups, weight, bias).empty()) {
         const c10::cuda::CUDAGuard device_guard(x.device());
-        auto y = torch::empty(x.sizes(), x.options().memory_format(at::MemoryFormat::ChannelsLast));
-        auto a = channels_last_args(x, groups);
-        a.y = y.data_ptr();
-        a.input_bias = input_bias.data_ptr();
-        launch_fused(a, weight, bias, eps, silu, x);
-        return y;
+        return run_channels_last(x, groups, weight, bias, eps, silu, input_bias);
     }
 #endif
     add_channel_bias_(x, input_bias);
