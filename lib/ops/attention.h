@@ -37,10 +37,10 @@ struct AttentionInputs {
 };
 
 /// Reference implementation: fp32 softmax, chunks of at most `query_chunk` queries (fewer when the chunk's
-/// fp32 logits would pass 1 GiB), so memory stays bounded at any sequence length. With
-/// LSYNC_STANDARD_HALF_LOGITS=1, CUDA fp16/bf16 calls without a bias keep the logits in their dtype (the scale
-/// applied inside the GEMM, ATen's softmax computing in fp32): fewer passes, the same roundings up to the
-/// scale's (off by default until measured on a GPU).
+/// fp32 logits would pass 1 GiB), so memory stays bounded at any sequence length. CUDA fp16/bf16 calls without a
+/// bias keep the logits in their dtype (the scale applied inside the GEMM, ATen's softmax computing in fp32):
+/// fewer passes over them, one rounding of the logits as in the fp32 form (of the scaled ones here);
+/// LSYNC_STANDARD_HALF_LOGITS=0 computes those in fp32 too.
 torch::Tensor standard_attention(const AttentionInputs& in, int64_t query_chunk = 4096);
 bool standard_half_logits_enabled();
 void set_standard_half_logits(bool enabled);

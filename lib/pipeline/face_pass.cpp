@@ -14,12 +14,19 @@
 #include <c10/cuda/CUDAStream.h>
 #endif
 
+#include <algorithm>
 #include <memory>
 
 namespace lsync::pipeline {
 
 namespace {
 constexpr int64_t kFaceBatch = 16;  // frames per face-step call
+// Frames per detector call on a GPU. The pass runs beside the render's first chunks, so its working memory adds
+// to theirs: the SSD's first layers hold 256 x 256 maps of 32-64 channels in fp32, about 25 MB per frame, which
+// at 16 frames put the 1.5 render's GPU peak 0.4-0.7 GiB above its 3.7 GiB in chunks after the pass
+// (docs/performance-notes.md section 9). Smaller calls cost the pass launches, not the render time: it finishes
+// long before the render does.
+constexpr int64_t kDetectorBatchBesideRender = 4;
 }
 
 FacePass::FacePass(FacePassOptions options) : options_(std::move(options)) {
@@ -55,7 +62,7 @@ void FacePass::run() {
             if (detector) return detector.get();
             faces::DetectorOptions dopt;
             dopt.nms.min_confidence = face.min_score;
-            dopt.max_batch = faces::default_detector_batch(device);
+            dopt.max_batch = std::min(faces::default_detector_batch(device), kDetectorBatchBesideRender);
             detector = faces::open_face_detector(faces::parse_face_models(options_.face_models),
                                                  options_.face_model_dir, device, dopt);
             return detector.get();

@@ -33,6 +33,15 @@ bool stage_memory_traced() {
     static const bool on = env::flag("LSYNC_TRACE_STAGE_MEMORY");
     return on;
 }
+
+// `host` (a CPU tensor) on `like`'s device and dtype. To a GPU through pinned memory and without waiting: a copy
+// from pageable memory first waits for everything queued on the stream, so each chunk's posterior noise (two per
+// chunk) left the GPU idle while the host drew the noise and queued the next VAE call.
+torch::Tensor to_device_async(const torch::Tensor& host, const torch::Tensor& like) {
+    if (!like.is_cuda()) return host.to(like.device(), like.scalar_type());
+    // The caching host allocator keeps the pinned block until the copy's stream has passed it.
+    return host.pin_memory().to(like.device(), like.scalar_type(), /*non_blocking=*/true);
+}
 }  // namespace
 
 LipsyncChunk::LipsyncChunk(const RenderModels& models, torch::Tensor mask, DiffusionSettings settings,
@@ -63,7 +72,7 @@ torch::Tensor LipsyncChunk::encode(const torch::Tensor& images, const std::vecto
     for (int64_t k = 0; k < b; ++k) {
         const auto mean = dist.mean.slice(0, k * a, (k + 1) * a), std = dist.std.slice(0, k * a, (k + 1) * a);
         // mean + std * eps, the posterior sample diffusers draws, with eps from the chunk's own generator.
-        const auto eps = noise_.posterior(ids[static_cast<size_t>(k)], which, mean.sizes()).to(mean.device(), mean.scalar_type());
+        const auto eps = to_device_async(noise_.posterior(ids[static_cast<size_t>(k)], which, mean.sizes()), mean);
         per_chunk.push_back(diffusion::frames_to_video_latents(mean + std * eps));
     }
     return torch::cat(per_chunk, 0);
