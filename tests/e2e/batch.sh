@@ -10,7 +10,7 @@ cd "$WORK"
 make_face_clip clip.mp4 0.5 30 || fail "make clip"
 make_speech speech.wav 0.4 || fail "make speech"   # 10 frames
 "$BIN" -q debug synth noface.mp4 --seconds 0.5 --size 160x120 --no-audio || fail "make a clip without a face"
-B=("$BIN" batch --model test-tiny --weights random --model-dir "$FIX" --steps 2 --crf 0)
+B=("$BIN" batch --model test-tiny --weights random --model-dir "$FIX" --steps 2 --crf 0 --detect-every 4)  # as render_lib.sh's R
 mkdir -p out
 cat > jobs.csv <<'EOF'
 video,audio,output,seed,on_missing_face

@@ -10,7 +10,7 @@ make_face_clip clip.mp4 1.2 25 || fail "make clip"
 make_speech long.wav 1.5 || fail "make speech"    # 38 frames: segments of 16, 16 and 6
 make_speech short.wav 0.4 || fail "make speech"   # 10 frames
 export LSYNC_TEST_SEGMENT_FRAMES=16
-B=("$BIN" -q batch --model test-tiny --weights random --model-dir "$FIX" --steps 2 --crf 0 --devices cpu)
+B=("$BIN" -q batch --model test-tiny --weights random --model-dir "$FIX" --steps 2 --crf 0 --devices cpu --detect-every 4)  # as render_lib.sh's R
 for d in ref killed stopped; do
     mkdir -p "$d"
     printf 'video,audio,output,seed\n../clip.mp4,../short.wav,o0.mkv,1\n../clip.mp4,../long.wav,o1.mkv,2\n../clip.mp4,../short.wav,o2.mkv,3\n' > "$d/jobs.csv"

@@ -9,9 +9,13 @@ cd "$WORK"
 make_face_clip clip.mp4 1.2 25 || fail "make clip"
 make_speech speech.wav 1.5 || fail "make speech"
 
-# Lossless output (x264 --crf 0 in .mkv) so that regions can be compared exactly.
-"${R[@]}" clip.mp4 speech.wav -o a.mkv --crf 0 --steps 4 --json-log 2> events.jsonl || fail "render"
-[ -s a.mkv ] || fail "no output"
+# Lossless output (x264 --crf 0 in .mkv) so that regions can be compared exactly. The first render runs the face
+# detector on every frame (the default); a.mkv, which the later renders are compared with, tracks between
+# detections as R does.
+"${R_DETECT_ALL[@]}" clip.mp4 speech.wav -o all.mkv --crf 0 --steps 4 --json-log 2> events.jsonl || fail "render"
+"${R[@]}" clip.mp4 speech.wav -o a.mkv --crf 0 --steps 4 || fail "render, detector every 4th frame"
+[ -s all.mkv ] && [ -s a.mkv ] || fail "no output"
+[ "$(probe all.mkv nb_read_frames v:0)" = 38 ] || fail "frame count $(probe all.mkv nb_read_frames v:0), want 38"
 # 1.5 s at 25 fps: 38 frames (the last one holds the audio's end); the 30-frame clip continues ping-pong.
 [ "$(probe a.mkv nb_read_frames v:0)" = 38 ] || fail "frame count $(probe a.mkv nb_read_frames v:0), want 38"
 [ "$(probe a.mkv r_frame_rate v:0)" = 25/1 ] || fail "frame rate $(probe a.mkv r_frame_rate v:0)"
@@ -35,6 +39,7 @@ PY
 "$BIN" -q debug passthrough clip.mp4 speech.wav -o plain.mkv --crf 0 || fail "passthrough"
 corner="crop=96:64:0:296,trim=end_frame=30"
 [ "$(frame_md5 a.mkv "$corner")" = "$(frame_md5 plain.mkv "$corner")" ] || fail "pixels far from the face changed"
+[ "$(frame_md5 all.mkv "$corner")" = "$(frame_md5 plain.mkv "$corner")" ] || fail "pixels far from the face changed (every-frame detection)"
 [ "$(frame_md5 a.mkv "crop=96:96:200:120,trim=end_frame=30")" != "$(frame_md5 plain.mkv "crop=96:96:200:120,trim=end_frame=30")" ] \
     || fail "the mouth region was not regenerated"
 

@@ -16,7 +16,7 @@ ffmpeg -v error -y -loop 1 -i "$FIX/sample2.jpg" -vf "scale=960:-2,crop=480:360:
 peak() {  # "peak_rss_bytes frames rss_at_10s rss_at_end" of a render of $1 seconds of audio
     "$BIN" -q debug synth "speech$1.wav" --seconds "$1" --audio-rate 16000 --channels 1 || return 1
     "$BIN" render --model test-tiny --weights random --model-dir "$FIX" --device cpu --json-log --steps 1 \
-        --fps 10 clip.mp4 "speech$1.wav" -o "out$1.mp4" 2> "events$1.jsonl" || return 1
+        --detect-every 4 --fps 10 clip.mp4 "speech$1.wav" -o "out$1.mp4" 2> "events$1.jsonl" || return 1
     python3 - "events$1.jsonl" <<'PY'
 import json, sys
 events = [json.loads(l) for l in open(sys.argv[1]) if l.startswith("{")]
