@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Configures and builds latentsync into build/ (or $BUILD_DIR). Extra arguments go to `cmake --build`
-# (e.g. `--target latentsync`). Set LSYNC_TESTS=OFF to skip the test targets.
+# (e.g. `--target latentsync`). Set LSYNC_TESTS=OFF to skip the test targets, LSYNC_DEBUG_INFO=OFF to compile
+# without debug info (the test build does: faster compiles and links).
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 BUILD_DIR="${BUILD_DIR:-$ROOT/build}"
@@ -18,6 +19,6 @@ GEN=()
 command -v ninja >/dev/null && GEN=(-G Ninja)
 if [ ! -f "$BUILD_DIR/CMakeCache.txt" ]; then
     cmake -S "$ROOT" -B "$BUILD_DIR" "${GEN[@]}" -DCMAKE_BUILD_TYPE="${BUILD_TYPE:-RelWithDebInfo}" \
-        -DLSYNC_BUILD_TESTS="${LSYNC_TESTS:-ON}" ${CMAKE_ARGS:-}
+        -DLSYNC_BUILD_TESTS="${LSYNC_TESTS:-ON}" -DLSYNC_DEBUG_INFO="${LSYNC_DEBUG_INFO:-ON}" ${CMAKE_ARGS:-}
 fi
 cmake --build "$BUILD_DIR" -j "$JOBS" "$@"
