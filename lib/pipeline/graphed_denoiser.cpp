@@ -15,10 +15,11 @@
 
 namespace lsync::pipeline {
 
+bool cuda_graphs_by_default(int resolution) { return resolution <= 256; }
+
 bool cuda_graphs_wanted(int resolution) {
 #if LSYNC_WITH_CUDA
-    (void)resolution;  // kept for the default to come: graphs help where launches, not kernels, set the pace
-    return env::flag("LSYNC_CUDA_GRAPHS");
+    return env::flag("LSYNC_CUDA_GRAPHS", cuda_graphs_by_default(resolution));
 #else
     (void)resolution;
     return false;

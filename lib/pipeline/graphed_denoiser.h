@@ -14,11 +14,13 @@
 // run eagerly; an out-of-memory error also drops the graphs (their memory is freed) before it reaches the
 // worker's batch back-off.
 //
-// LSYNC_CUDA_GRAPHS=1 turns them on (off by default). Outputs are identical byte for byte with and without, with
-// one or two workers per GPU and on two GPUs. The speed gain is not consistent enough to make them the default:
-// 1.5 (256 px), 500 frames, render stage eager -> graphs, single runs on H200s: 17.0 -> 15.8 s (4 chunks per
-// call, 2026-11-30); 15.8 -> 14.2 s on one GPU but 8.3 -> 8.5 s on two (2 chunks, 2026-12-01, nvidia-h200-x2);
-// 14.0 -> 14.3 s (same day, nvidia-h200). At 512 px the same speed for 346 MB more (docs/performance-notes.md).
+// On by default for the 256 px UNet (1.5), where launches set the pace; off at 512 px (1.6), where the kernels
+// are long enough that graphs gave the same speed for 346 MB more. LSYNC_CUDA_GRAPHS=0 or =1 overrides both.
+// Outputs are identical byte for byte with and without, with one or two workers per GPU and on two GPUs. 1.5,
+// 500 frames, render stage eager -> graphs on one H200 (docs/performance-notes.md section 9): 14.3-14.5 -> 10.6-11.4 s
+// for the first render of a process (what a `latentsync render` is; calls S and T of 2026-12-01), 10.6 -> 10.1 s
+// for a second one in the same process; earlier, less consistent: 17.0 -> 15.8 s (4 chunks per call), 15.8 ->
+// 14.2 s on one GPU, 8.3 -> 8.5 s on two, 14.0 -> 14.3 s.
 
 #include "diffusion/denoiser.h"
 #include "unet/unet_3d.h"
@@ -29,7 +31,9 @@
 
 namespace lsync::pipeline {
 
-/// Whether the UNet of `resolution` px runs as CUDA graphs (LSYNC_CUDA_GRAPHS, see above; false without CUDA).
+/// Whether the UNet of `resolution` px runs as CUDA graphs when LSYNC_CUDA_GRAPHS is unset (see above).
+bool cuda_graphs_by_default(int resolution);
+/// Whether it does: LSYNC_CUDA_GRAPHS if set, else the default above; false without CUDA.
 bool cuda_graphs_wanted(int resolution);
 
 /// What a graphed denoiser did (for tests and the log).

@@ -16,6 +16,7 @@
 #include "pipeline/chunk_workers.h"
 #include "pipeline/frame_map.h"
 #include "pipeline/frame_source.h"
+#include "pipeline/graphed_denoiser.h"
 #include "pipeline/batch_planner.h"
 #include "pipeline/render_workdir.h"
 #include "pipeline/segment_writer.h"
@@ -244,6 +245,15 @@ TEST_CASE("batch planner: the measured cost of a chunk, and the CPU keeps what w
     CHECK(chunk_memory_bytes(128, torch::kHalf) < chunk_memory_bytes(256, torch::kHalf) / 3);  // by pixels
     CHECK(plan_chunk_batch(0, torch::kCPU, 128, torch::kFloat, 0).batch == 1);
     CHECK(plan_chunk_batch(3, torch::kCPU, 128, torch::kFloat, 1).batch == 3);  // no budget on the CPU
+}
+
+TEST_CASE("CUDA graphs: on by default for the 256 px UNet only; never without CUDA", "[render]") {
+    CHECK(cuda_graphs_by_default(256));
+    CHECK(cuda_graphs_by_default(128));  // the test model's size
+    CHECK_FALSE(cuda_graphs_by_default(512));
+#if !LSYNC_WITH_CUDA
+    CHECK_FALSE(cuda_graphs_wanted(256));
+#endif
 }
 
 TEST_CASE("chunk workers: a device whose models fail to load fails the render instead of hanging it", "[render]") {
