@@ -104,13 +104,13 @@ struct UNetBenchOpts {
     std::string device = "auto", dtype = "auto", config;
     std::vector<int> res = {256, 512};
     std::vector<std::string> backends = {"standard", "flash", "flex"};
-    int frames = 16, iters = 5;
+    int frames = 16, chunks = 1, iters = 5;
     double lip_focus = 2.0;
     bool profile = false, graphs = false;
 };
 
-// Full-size random UNet (the released config), one CFG call of `frames` frames ([uncond, cond] = batch 2) per
-// timed iteration, for each attention backend: median time, peak GPU memory, agreement with `standard`, and
+// Full-size random UNet (the released config), one CFG call of `chunks` x `frames` frames ([uncond, cond] = batch
+// 2 per chunk, as the render batches its chunks) per timed iteration, for each attention backend: median time, peak GPU memory, agreement with `standard`, and
 // the DeepCache shallow step. FLOPs per frame and branch from the reference (8.1): 253 G at 256, 1102 G at 512.
 int run_bench_unet(const UNetBenchOpts& o) {
     torch::NoGradGuard no_grad;
@@ -124,7 +124,7 @@ int run_bench_unet(const UNetBenchOpts& o) {
               << c10::toString(dtype) << ", GroupNorm: " << group_norm_mode() << ", GEGLU: " << geglu_mode()
               << ", LayerNorm: " << layer_norm_mode() << ", convolutions: " << conv_mode()
               << (o.graphs ? ", CUDA graphs (each call a replay of the captured one)" : ", eager calls")
-              << ", batch 2 (CFG) x " << o.frames
+              << ", batch 2 (CFG) x " << o.chunks << " chunk(s) x " << o.frames
               << " frames, median of " << o.iters
               << " calls\n\n| res | attention | ms per call | ms per frame | TFLOP/s | of peak | GPU peak MiB | rel. err vs standard | DeepCache shallow ms |\n|---|---|---|---|---|---|---|---|---|\n";
     // Graphs are captured on a stream of the pool, as in the render's workers (never the default stream).
@@ -133,11 +133,12 @@ int run_bench_unet(const UNetBenchOpts& o) {
             const int64_t h = res / 8;
             auto opts = torch::TensorOptions().device(device).dtype(dtype);
             torch::manual_seed(7);
-            auto sample = torch::randn({2, 13, o.frames, h, h}, opts);
-            auto audio = torch::randn({2 * o.frames, 50, config.cross_attention_dim}, opts);
+            const int64_t batch = 2 * int64_t{o.chunks};  // [uncond, cond] per chunk
+            auto sample = torch::randn({batch, 13, o.frames, h, h}, opts);
+            auto audio = torch::randn({batch * o.frames, 50, config.cross_attention_dim}, opts);
             auto t = torch::tensor(int64_t{501});
             torch::Tensor reference;
-            const double gflop = (res == 512 ? 1102.0 : res == 256 ? 253.0 : 0.0) * 2 * o.frames;
+            const double gflop = (res == 512 ? 1102.0 : res == 256 ? 253.0 : 0.0) * batch * o.frames;
             for (const auto& name : o.backends) {
                 ForwardArgs a;
                 a.attention = name;
@@ -186,7 +187,7 @@ int run_bench_unet(const UNetBenchOpts& o) {
                     const std::string label = name + (name == "flex" ? " (lip focus 2)" : "") +
                                               (o.graphs ? ", graphs: " + std::to_string(counts->replays) + " replays" : "");
                     std::snprintf(buf, sizeof buf, "| %d | %s | %.1f | %.2f | %.0f | %.1f%% | %.0f | %s | %.1f |\n", res,
-                                  label.c_str(), ms, ms / (2 * o.frames), tflops,
+                                  label.c_str(), ms, ms / (batch * o.frames), tflops,
                                   peak_tflops > 0 ? 100 * tflops / peak_tflops : 0.0, peak_mib,
                                   err < 0 ? "-" : (std::to_string(err).substr(0, 8)).c_str(), shallow);
                     row = buf;
@@ -543,11 +544,13 @@ Command add_bench(CLI::App& app) {
     un->add_option("--config", u->config, "UNet config JSON (default: the released config)");
     un->add_option("--res", u->res, "Input resolutions")->delimiter(',')->check(whole_in(64, 2048));
     un->add_option("--attention", u->backends, "Backends to time")->delimiter(',');
-    un->add_option("--frames", u->frames, "Frames per call")->capture_default_str()->check(CLI::Range(1, 64));
+    un->add_option("--frames", u->frames, "Frames per chunk")->capture_default_str()->check(CLI::Range(1, 64));
+    un->add_option("--chunks", u->chunks, "Chunks per call, as the render's --batch-chunks (CFG batch 2 x N)")
+        ->capture_default_str()->check(CLI::Range(1, 8));
     un->add_option("--iters", u->iters, "Timed calls (median)")->capture_default_str()->check(CLI::Range(1, 1000));
     un->add_option("--lip-focus", u->lip_focus, "Lip focus of the flex row")->capture_default_str()->check(finite_in(1, 10));
     un->add_flag("--profile", u->profile, "Also print where one call's GPU time goes, by kernel (CUDA only)");
-    un->add_flag("--graphs", u->graphs, "Time CUDA graph replays of the calls, as LSYNC_CUDA_GRAPHS=1 renders (CUDA only)");
+    un->add_flag("--graphs", u->graphs, "Time CUDA graph replays of the calls, as renders run the UNet at 256 px (CUDA only)");
 
     auto v = std::make_shared<VaeBenchOpts>();
     auto* va = bench->add_subcommand("vae", "Full-size random VAE: encode and decode of N images, time and memory");

@@ -53,4 +53,18 @@ data = open(sys.argv[1], "rb").read()
 assert data.find(b"moov") < data.find(b"mdat"), "moov after mdat"
 PY
 "$BIN" --version | grep -q "0\." || fail "--version"
+
+# bench unet at the render's batch (--chunks: CFG batch 2 x N), on the tiny config: the per-frame time counts
+# every frame of the call (2 x 2 chunks x 4 frames = 16).
+FX="$(cd "$(dirname "$0")/../fixtures/golden" && pwd)"
+"$BIN" bench unet --config "$FX/unet_tiny_config.json" --device cpu --res 64 --attention standard --chunks 2 \
+    --frames 4 --iters 1 > unet.md || fail "bench unet --chunks 2"
+grep -q "batch 2 (CFG) x 2 chunk(s) x 4 frames" unet.md || fail "bench unet: the header lacks the call's shape"
+python3 - unet.md <<'PY' || fail "bench unet: the row's per-frame time"
+import sys
+row = [l for l in open(sys.argv[1]) if l.startswith("| 64 | standard")][0].split("|")
+call, per_frame = float(row[3]), float(row[4])
+assert abs(call / 16 - per_frame) <= 0.01 * per_frame + 0.01, (call, per_frame)
+PY
+expect_rc 2 "--chunks" -- "$BIN" bench unet --chunks 0
 finish
