@@ -80,7 +80,7 @@ BackendAvailability attention_availability(AttentionBackend backend, const torch
 namespace {
 
 // Standard attention's half-precision form (below), on unless LSYNC_STANDARD_HALF_LOGITS=0: a 1.6 render with
-// `--attention standard` went from 2.9x to 1.4x flash's time with it (docs/performance-notes.md section 9).
+// `--attention standard` went from 2.9x to 1.4-1.8x flash's time with it (docs/performance-notes.md section 9).
 KernelSwitch g_half_logits("LSYNC_STANDARD_HALF_LOGITS");
 
 // Whether standard attention takes its half-precision form: CUDA fp16/bf16 without a bias, the switch on.
