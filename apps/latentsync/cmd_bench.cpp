@@ -7,6 +7,7 @@
 
 #include "core/error.h"
 #include "core/files.h"
+#include "core/untrusted_text.h"
 #include "diagnostics/bench_attention.h"
 #include "diagnostics/bench_audio_stream.h"
 #include "diagnostics/bench_face_detect.h"
@@ -120,7 +121,8 @@ int run_bench_unet(const UNetBenchOpts& o) {
     auto unet = models::random_unet(config, device, dtype, 1247);
     const double peak_tflops = diagnostics::guess_peak_tflops(device);
     std::string profiles;  // printed after the table, which stays one block
-    std::cout << "UNet3DConditionModel, released config, random weights; device " << device.str() << ", dtype "
+    std::cout << "UNet3DConditionModel, " << (o.config.empty() ? std::string("released config") : "config " + printable(o.config, 200))
+              << ", random weights; device " << device.str() << ", dtype "
               << c10::toString(dtype) << ", GroupNorm: " << group_norm_mode() << ", GEGLU: " << geglu_mode()
               << ", LayerNorm: " << layer_norm_mode() << ", convolutions: " << conv_mode()
               << (o.graphs ? ", CUDA graphs (each call a replay of the captured one)" : ", eager calls")

@@ -4,6 +4,8 @@
 #include "core/error.h"
 #include "diagnostics/gpu_memory.h"
 #include "diagnostics/host_stage_scope.h"
+#include "pipeline/graphed_denoiser.h"
+#include "pipeline/worker_stream.h"
 
 #include <ATen/ThreadLocalState.h>
 #include <c10/core/DeviceGuard.h>
@@ -132,12 +134,16 @@ void ChunkWorkers::run(size_t index) {
     // A stream of its own, so two workers on one GPU, and the face pass beside them, run side by side instead
     // of queueing on the default stream (the loading thread's work on it was waited for above). Inputs
     // arrive as host tensors (pinned) and results leave as host tensors, so no device memory crosses streams.
-    std::optional<c10::cuda::CUDAStreamGuard> stream_guard;
+    // Not one of LibTorch's pool streams: those are shared in rotation, and the UNet's CUDA graphs are captured
+    // on this stream (worker_stream.h).
+    std::optional<WorkerStream> own_stream;
+    std::optional<c10::cuda::CUDAStreamGuard> stream_guard;  // destroyed first: the stream goes back unused
     if (device.is_cuda()) {
         try {
-            stream_guard.emplace(c10::cuda::getStreamFromPool(false, device.index()));
+            own_stream.emplace(device.index());
+            stream_guard.emplace(own_stream->stream());
         } catch (const std::exception&) {
-            // Nothing may escape this thread; the default stream is correct, only slower.
+            // Nothing may escape this thread; the default stream is correct, only slower (and runs no graphs).
         }
     }
 #endif
@@ -217,7 +223,7 @@ GroupResult ChunkWorkers::run_group(ChunkWorkerSetup& w, std::vector<ChunkFrames
             if (sub.size() == 1)
                 throw_error(ErrorCode::Backend, "out of GPU memory with one chunk of 16 frames on " + device.str() +
                                                     " (try --dtype float16, or a larger card)");
-            diagnostics::release_cached_memory(device);
+            release_cached_memory_between_captures(device);
             // Half of what failed (groups can be smaller than the limit: a short chunk ends one early).
             w.batch = std::max<int64_t>(1, static_cast<int64_t>(sub.size()) / 2);
             warn_("out of GPU memory on " + device.str() + ": retrying with " + std::to_string(w.batch) +

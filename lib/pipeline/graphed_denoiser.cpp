@@ -2,9 +2,12 @@
 
 #include "core/env.h"
 #include "core/log.h"
+#include "diagnostics/gpu_memory.h"
 
 #include <map>
 #include <memory>
+#include <mutex>
+#include <shared_mutex>
 #include <vector>
 
 #if LSYNC_WITH_CUDA
@@ -14,6 +17,20 @@
 #endif
 
 namespace lsync::pipeline {
+
+namespace {
+// Held shared by each capture and exclusively while the allocator's cache is freed: LibTorch's emptyCache asserts
+// that no capture is under way on any device, and one worker may run out of memory while another captures.
+std::shared_mutex& capture_mutex() {
+    static std::shared_mutex m;
+    return m;
+}
+}  // namespace
+
+void release_cached_memory_between_captures(const torch::Device& device) {
+    const std::unique_lock<std::shared_mutex> lock(capture_mutex());
+    diagnostics::release_cached_memory(device);
+}
 
 bool cuda_graphs_by_default(int resolution) { return resolution <= 256; }
 
@@ -120,6 +137,8 @@ private:
         const int p = static_cast<int>(phase);
         auto graph = std::make_unique<at::cuda::CUDAGraph>();
         try {
+            // No cache is freed during the capture (release_cached_memory_between_captures waits for it).
+            const std::shared_lock<std::shared_mutex> capturing(capture_mutex());
             // Thread-local mode: the other workers and the face pass keep allocating on their own threads.
             graph->capture_begin(s.pool, cudaStreamCaptureModeThreadLocal);
             torch::Tensor out;

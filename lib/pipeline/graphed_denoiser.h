@@ -11,8 +11,11 @@
 // DeepCache features in a state of their own, at fixed addresses: a "reuse" graph is only captured after the
 // "capture" graph of its shape exists, so it reads what that graph writes. Calls before that run eagerly on a
 // second state. Any failure to capture turns the graphs off for this denoiser (the log says why) and the calls
-// run eagerly; an out-of-memory error also drops the graphs (their memory is freed) before it reaches the
-// worker's batch back-off.
+// run eagerly; an out-of-memory error inside a UNet call also drops the graphs (their memory is freed) before it
+// reaches the worker's batch back-off (one from the VAE or the paste-back does not). The captures run on the
+// worker's own stream (worker_stream.h), never shared with another thread. At most `max_shapes` shapes get graphs,
+// the first ones met: a render whose first groups have odd shapes (faces missing in some frames) runs its main
+// shape eagerly.
 //
 // On by default for the 256 px UNet (1.5), where launches set the pace; off at 512 px (1.6), where the kernels
 // are long enough that graphs gave the same speed for 346 MB more. LSYNC_CUDA_GRAPHS=0 or =1 overrides both.
@@ -35,6 +38,10 @@ namespace lsync::pipeline {
 bool cuda_graphs_by_default(int resolution);
 /// Whether it does: LSYNC_CUDA_GRAPHS if set, else the default above; false without CUDA.
 bool cuda_graphs_wanted(int resolution);
+
+/// diagnostics::release_cached_memory once no graph is being captured in the process (LibTorch asserts that none
+/// is while it frees): what a worker's out-of-memory back-off calls.
+void release_cached_memory_between_captures(const torch::Device& device);
 
 /// What a graphed denoiser did (for tests and the log).
 struct GraphCounts {

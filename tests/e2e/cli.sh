@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The binary's main paths as a user runs them: doctor (text and JSON), probe, synth + passthrough round trip.
 source "$(dirname "$0")/lib.sh"
+FX="$(cd "$(dirname "$0")/../fixtures/golden" && pwd)"
 cd "$WORK"
 
 json_get() { python3 -c "import json,sys; d=json.load(sys.stdin); print($1)"; }
@@ -56,7 +57,6 @@ PY
 
 # bench unet at the render's batch (--chunks: CFG batch 2 x N), on the tiny config: the per-frame time counts
 # every frame of the call (2 x 2 chunks x 4 frames = 16).
-FX="$(cd "$(dirname "$0")/../fixtures/golden" && pwd)"
 "$BIN" bench unet --config "$FX/unet_tiny_config.json" --device cpu --res 64 --attention standard --chunks 2 \
     --frames 4 --iters 1 > unet.md || fail "bench unet --chunks 2"
 grep -q "batch 2 (CFG) x 2 chunk(s) x 4 frames" unet.md || fail "bench unet: the header lacks the call's shape"

@@ -4,6 +4,7 @@
 #include "core/env.h"
 #include "core/error.h"
 #include "core/files.h"
+#include "core/lease_pool.h"
 #include "test_util.h"
 
 #include <chrono>
@@ -11,8 +12,10 @@
 #include <filesystem>
 #include <unistd.h>
 #include <fstream>
+#include <mutex>
 #include <set>
 #include <thread>
+#include <vector>
 
 namespace fs = std::filesystem;
 using namespace lsync;
@@ -111,6 +114,41 @@ TEST_CASE("bounded queue: closing wakes a blocked producer", "[core]") {
     CHECK_FALSE(result.load());
     CHECK(q.pop() == 1);
     CHECK_FALSE(q.pop().has_value());
+}
+
+TEST_CASE("lease pool: a handle is lent to one holder at a time and kept for the next", "[core]") {
+    int next = 0;
+    LeasePool<int> pool([&next] { return next++; });
+    const int a = pool.acquire(), b = pool.acquire();
+    CHECK(a != b);  // two holders alive: two handles
+    pool.release(a);
+    CHECK(pool.acquire() == a);  // given back: the next holder gets it, nothing new is made
+    CHECK(pool.made() == 2);
+    // Many threads, each holding one handle at a time: no handle is ever held twice, and the pool makes no more
+    // than the holders alive at once.
+    std::mutex m;
+    std::set<int> held;
+    bool twice = false;
+    std::vector<std::thread> threads;
+    for (int t = 0; t < 4; ++t)
+        threads.emplace_back([&] {
+            for (int i = 0; i < 200; ++i) {
+                const int h = pool.acquire();
+                {
+                    std::lock_guard<std::mutex> lock(m);
+                    twice = twice || !held.insert(h).second;
+                }
+                std::this_thread::yield();
+                {
+                    std::lock_guard<std::mutex> lock(m);
+                    held.erase(h);
+                }
+                pool.release(h);
+            }
+        });
+    for (auto& t : threads) t.join();
+    CHECK_FALSE(twice);
+    CHECK(pool.made() <= 2 + 4);  // a and b, still lent, plus at most one per thread
 }
 
 TEST_CASE("input file checks classify missing, directory and empty", "[core]") {
