@@ -140,7 +140,8 @@ void ChunkWorkers::run(size_t index) {
     std::optional<c10::cuda::CUDAStreamGuard> stream_guard;  // destroyed first: the stream goes back unused
     if (device.is_cuda()) {
         try {
-            own_stream.emplace(device.index());
+            // `--device cuda` names no index: the current device (the guard above made it this one).
+            own_stream.emplace(device.has_index() ? device.index() : c10::cuda::current_device());
             stream_guard.emplace(own_stream->stream());
         } catch (const std::exception&) {
             // Nothing may escape this thread; the default stream is correct, only slower (and runs no graphs).

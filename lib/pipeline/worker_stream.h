@@ -16,7 +16,7 @@ namespace lsync::pipeline {
 #if LSYNC_WITH_CUDA
 class WorkerStream {
 public:
-    /// Lends a stream of `device`; throws c10::Error when CUDA cannot make one.
+    /// Lends a stream of `device` (an index, not -1); throws c10::Error when CUDA cannot make one.
     explicit WorkerStream(c10::DeviceIndex device);
     ~WorkerStream();  ///< gives the stream back (work still queued on it runs; the next holder's follows it)
     WorkerStream(const WorkerStream&) = delete;
