@@ -9,6 +9,7 @@
 #include "core/log.h"
 
 #include <cmath>
+#include <functional>
 
 namespace lsync::ops {
 
@@ -90,6 +91,20 @@ bool half_logits_serve(const AttentionInputs& in) {
            (dt == torch::kHalf || dt == torch::kBFloat16) && in.k.scalar_type() == dt && in.v.scalar_type() == dt;
 }
 
+// Runs `chunk(start, end)` over slices of the query rows of `in` and concatenates its results along `dim`: at most
+// `query_chunk` queries per slice, fewer when a slice's logits would pass 256 Mi elements whatever the batch and
+// key count (1 GiB in fp32), so memory stays bounded at any sequence length.
+torch::Tensor over_query_chunks(const AttentionInputs& in, int64_t query_chunk, int64_t dim,
+                                const std::function<torch::Tensor(int64_t, int64_t)>& chunk) {
+    const int64_t lq = in.q.size(2);
+    const int64_t rows_per_query = std::max<int64_t>(1, in.q.size(0) * in.q.size(1) * in.k.size(2));
+    const int64_t step = std::max<int64_t>(1, std::min(query_chunk, (int64_t{1} << 28) / rows_per_query));
+    std::vector<torch::Tensor> parts;
+    parts.reserve(static_cast<size_t>((lq + step - 1) / step));
+    for (int64_t s = 0; s < lq; s += step) parts.push_back(chunk(s, std::min(lq, s + step)));
+    return parts.size() == 1 ? parts[0] : torch::cat(parts, dim);
+}
+
 // The same attention with the logits kept in q's dtype: the scale applied by the GEMM to its fp32 accumulator
 // before the one rounding, and ATen's softmax, which computes in fp32 and writes q's dtype. The fp32 form rounds
 // the logits to fp16 all the same (the fp16 GEMM's output) and then passes over them four more times (cast,
@@ -100,18 +115,12 @@ torch::Tensor standard_attention_half_logits(const AttentionInputs& in, int64_t 
     const auto q = in.q.reshape({b * h, lq, d});
     const auto kt = in.k.reshape({b * h, lk, d}).transpose(1, 2);
     const auto v = in.v.reshape({b * h, lk, in.v.size(3)});
-    // The same bound as the fp32 form: 256 Mi logits per chunk (512 MiB in 2-byte elements).
-    const int64_t rows_per_query = std::max<int64_t>(1, b * h * lk);
-    const int64_t step = std::max<int64_t>(1, std::min(query_chunk, (int64_t{1} << 28) / rows_per_query));
-    std::vector<torch::Tensor> parts;
-    parts.reserve(static_cast<size_t>((lq + step - 1) / step));
-    for (int64_t s = 0; s < lq; s += step) {
-        const auto qc = q.slice(1, s, std::min(lq, s + step));
+    const auto out = over_query_chunks(in, query_chunk, 1, [&](int64_t start, int64_t end) {
+        const auto qc = q.slice(1, start, end);
         // beta = 0: the uninitialised input is ignored (not even its NaNs reach the result).
         const auto logits = torch::baddbmm(torch::empty({b * h, qc.size(1), lk}, q.options()), qc, kt, 0.0, scale);
-        parts.push_back(torch::bmm(torch::softmax(logits, -1), v));
-    }
-    const auto out = parts.size() == 1 ? parts[0] : torch::cat(parts, 1);
+        return torch::bmm(torch::softmax(logits, -1), v);
+    });
     return out.view({b, h, lq, in.v.size(3)});
 }
 
@@ -127,21 +136,13 @@ torch::Tensor standard_attention(const AttentionInputs& in, int64_t query_chunk)
     const double scale = 1.0 / std::sqrt(static_cast<double>(q.size(-1)));
     torch::Tensor bias;
     if (in.key_bias) bias = in.key_bias->to(q.device(), torch::kFloat).unsqueeze(1).unsqueeze(1);  // [B,1,1,Lk]
-    const int64_t lq = q.size(2);
-    // Bound the fp32 logits of one chunk to 256 Mi elements (1 GiB) whatever the batch and key count.
-    const int64_t rows_per_query = std::max<int64_t>(1, q.size(0) * q.size(1) * in.k.size(2));
-    const int64_t step = std::max<int64_t>(1, std::min(query_chunk, (int64_t{1} << 28) / rows_per_query));
-    std::vector<torch::Tensor> parts;
-    parts.reserve(static_cast<size_t>((lq + step - 1) / step));
     const auto kt = in.k.transpose(-2, -1);
-    for (int64_t s = 0; s < lq; s += step) {
-        auto qc = q.slice(2, s, std::min(lq, s + step));
-        auto logits = torch::matmul(qc, kt).to(torch::kFloat) * scale;
+    return over_query_chunks(in, query_chunk, 2, [&](int64_t start, int64_t end) {
+        auto logits = torch::matmul(q.slice(2, start, end), kt).to(torch::kFloat) * scale;
         if (bias.defined()) logits = logits + bias;
         auto probs = torch::softmax(logits, -1).to(in.v.scalar_type());
-        parts.push_back(torch::matmul(probs, in.v));
-    }
-    return parts.size() == 1 ? parts[0] : torch::cat(parts, 2);
+        return torch::matmul(probs, in.v);
+    });
 }
 
 torch::Tensor sdpa_attention(const AttentionInputs& in) { return compat::sdpa(in.q, in.k, in.v, std::nullopt); }
