@@ -112,7 +112,8 @@ struct UNetBenchOpts {
 
 // Full-size random UNet (the released config), one CFG call of `chunks` x `frames` frames ([uncond, cond] = batch
 // 2 per chunk, as the render batches its chunks) per timed iteration, for each attention backend: median time,
-// peak GPU memory, agreement with `standard`, and the DeepCache shallow step. FLOPs per frame and branch from the reference (8.1): 253 G at 256, 1102 G at 512.
+// peak GPU memory, agreement with `standard`, and the DeepCache shallow step. FLOPs per frame and branch from the
+// reference (8.1): 253 G at 256, 1102 G at 512.
 int run_bench_unet(const UNetBenchOpts& o) {
     torch::NoGradGuard no_grad;
     const auto device = parse_device(o.device);
