@@ -209,7 +209,10 @@ GroupResult ChunkWorkers::run_group(ChunkWorkerSetup& w, std::vector<ChunkFrames
             std::vector<ChunkTrace> traces;
             std::optional<ChunkStageClock> clock;
             if (time_stages_) clock.emplace(device);
-            auto out = w.runner->run_batch(sub, cancel, tracing_ ? &traces : nullptr, clock ? &*clock : nullptr);
+            // The last groups of a render can be short (a lone chunk): padded to the worker's batch where the
+            // runner pads (graphs), so they replay its main shape.
+            auto out = w.runner->run_batch(sub, cancel, tracing_ ? &traces : nullptr, clock ? &*clock : nullptr,
+                                           w.batch);
             const diagnostics::HostStageScope download("lsync::download");
             for (size_t k = 0; k < sub.size(); ++k) {
                 // Laid out as the encoder wants on the device: the download is then one straight copy, and the

@@ -7,6 +7,7 @@
 #include "diffusion/latents.h"
 #include "faces/align_batch.h"
 #include "faces/paste_back.h"
+#include "pipeline/frame_map.h"
 #include "pipeline/graphed_denoiser.h"
 #include "vae/vae_tiling.h"
 
@@ -51,7 +52,8 @@ LipsyncChunk::LipsyncChunk(const RenderModels& models, torch::Tensor mask, Diffu
       settings_(settings),
       noise_(std::move(noise)),
       denoiser_(make_graphed_denoiser(models.unet, cuda_graphs_wanted(models.resolution))),
-      vae_images_(vae_images_per_call(models.resolution)) {
+      vae_images_(vae_images_per_call(models.resolution)),
+      pad_batches_(models.unet->device().is_cuda() && cuda_graphs_wanted(models.resolution)) {
     LSYNC_CHECK(mask.dim() == 2 && mask.size(0) == models.resolution && mask.size(1) == models.resolution,
                 ErrorCode::Internal, "LipsyncChunk: the mask must be R x R");
     LSYNC_CHECK(settings_.steps >= 1 && settings_.steps <= 1000, ErrorCode::Usage, "--steps must be from 1 to 1000");
@@ -80,7 +82,8 @@ torch::Tensor LipsyncChunk::encode(const torch::Tensor& images, const std::vecto
 
 std::vector<torch::Tensor> LipsyncChunk::run_batch(const std::vector<ChunkFrames>& chunks,
                                                    const diffusion::StepCallback& on_step,
-                                                   std::vector<ChunkTrace>* traces, ChunkStageClock* clock) {
+                                                   std::vector<ChunkTrace>* traces, ChunkStageClock* clock,
+                                                   int64_t unet_chunks) {
     torch::NoGradGuard no_grad;
     // One row per mark: its name in the stage-memory trace, and the stage it opens on the profiler's host
     // timeline (host_stage_scope.h; none after the last).
@@ -130,17 +133,31 @@ std::vector<torch::Tensor> LipsyncChunk::run_batch(const std::vector<ChunkFrames
     diffusion::ChunkConditioning cond;
     cond.masked_image_latents = encode(masked.to(dtype), ids, 0);
     cond.ref_latents = encode(pixels.to(dtype), ids, 1);
-    cond.mask = mask_latent_.expand({b, 1, n, mask_latent_.size(3), mask_latent_.size(4)});
-    cond.audio = torch::cat(audio, 0);  // [B*A, tokens, dim], chunk-major as the loop wants
+    // The UNet's batch: the chunks, padded (pads_batches()) with copies of the last one. Each chunk's rows go
+    // through the UNet, the guidance and the DDIM step on their own, so the copies change nothing but the
+    // summation order of the batched kernels, as batching does.
+    const int64_t unet_b = pad_batches_ && n == kFramesPerChunk ? std::max(b, unet_chunks) : b;
+    const auto pad_rows = [b, unet_b](const torch::Tensor& t, int64_t rows_per_chunk) {
+        if (unet_b == b) return t;
+        std::vector<torch::Tensor> parts{t};
+        const auto last = t.slice(0, (b - 1) * rows_per_chunk, b * rows_per_chunk);
+        for (int64_t k = b; k < unet_b; ++k) parts.push_back(last);
+        return torch::cat(parts, 0);
+    };
+    cond.masked_image_latents = pad_rows(cond.masked_image_latents, 1);
+    cond.ref_latents = pad_rows(cond.ref_latents, 1);
+    cond.mask = mask_latent_.expand({unet_b, 1, n, mask_latent_.size(3), mask_latent_.size(4)});
+    cond.audio = pad_rows(torch::cat(audio, 0), n);  // [B*A, tokens, dim], chunk-major as the loop wants
     const auto latents =
-        shared_noise_.to(cond.ref_latents.device(), dtype).expand({b, -1, n, -1, -1}).contiguous();
+        shared_noise_.to(cond.ref_latents.device(), dtype).expand({unet_b, -1, n, -1, -1}).contiguous();
     mark(ChunkStageClock::Encoded);
 
     diffusion::DenoiseOptions options;
     options.guidance_scale = settings_.guidance;
     options.deepcache.enabled = settings_.deepcache;
     options.on_step = on_step;
-    const auto final_latents = diffusion::denoise_chunk(denoiser_, scheduler_, latents, cond, options);
+    const auto final_latents =
+        diffusion::denoise_chunk(denoiser_, scheduler_, latents, cond, options).slice(0, 0, b);
     mark(ChunkStageClock::Denoised);
     models::VAEDecodePlan plan;
     plan.batch_slice = vae_images_;

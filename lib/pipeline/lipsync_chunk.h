@@ -53,9 +53,20 @@ public:
     /// [A, 3, H, W] uint8 on the models' device; traces, when given, one each. `on_step` (optional) sees every
     /// denoising step and can cancel (return false). `clock` (optional) gets a mark at each stage boundary
     /// (chunk_stage_clock.h); the caller reads it once the frames are on the host.
+    /// `unet_chunks`: the chunks per UNet call of the caller's other calls. With batch padding on (below), fewer
+    /// chunks of 16 frames go through the UNet padded to that many with copies of the last one, discarded after
+    /// the loop: the call then has the render's main shape.
     std::vector<torch::Tensor> run_batch(const std::vector<ChunkFrames>& chunks,
                                          const diffusion::StepCallback& on_step = nullptr,
-                                         std::vector<ChunkTrace>* traces = nullptr, ChunkStageClock* clock = nullptr);
+                                         std::vector<ChunkTrace>* traces = nullptr, ChunkStageClock* clock = nullptr,
+                                         int64_t unet_chunks = 0);
+    /// Batch padding is on where the UNet runs as CUDA graphs (graphed_denoiser.h): there a new shape costs an
+    /// eager first call that meets cuDNN and the allocator afresh, then captures, while a padded call replays
+    /// the main shape's graphs. A render of 500 frames at 2 chunks per call ends on one lone full chunk and one
+    /// of 4 frames; on an H200 those two took about 1.5 s instead of 0.4 (docs/performance-notes.md section 10).
+    /// Off elsewhere: an eager call pays for the padding's work and gains little.
+    bool pads_batches() const { return pad_batches_; }
+    void set_batch_padding(bool on) { pad_batches_ = on; }
 
     const faces::CropGeometry& geometry() const { return geometry_; }
 
@@ -73,6 +84,7 @@ private:
     diffusion::DDIMScheduler scheduler_;
     diffusion::Denoiser denoiser_;
     int64_t vae_images_;  ///< images per VAE call: bounds the VAE's working memory whatever the batch
+    bool pad_batches_ = false;
 };
 
 }  // namespace lsync::pipeline

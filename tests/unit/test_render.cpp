@@ -17,6 +17,8 @@
 #include "pipeline/frame_map.h"
 #include "pipeline/frame_source.h"
 #include "pipeline/graphed_denoiser.h"
+#include "pipeline/lipsync_chunk.h"
+#include "pipeline/render_models.h"
 #include "pipeline/batch_planner.h"
 #include "pipeline/render_workdir.h"
 #include "pipeline/segment_writer.h"
@@ -254,6 +256,69 @@ TEST_CASE("CUDA graphs: on by default for the 256 px UNet only; never without CU
 #if !LSYNC_WITH_CUDA
     CHECK_FALSE(cuda_graphs_wanted(256));
 #endif
+}
+
+TEST_CASE("lip-sync chunk: a short batch padded to the UNet's batch gives each chunk its own frames", "[render]") {
+    ModelRequest request;
+    request.variant = ModelVariant::TestTiny;
+    request.random_weights = true;
+    const RenderModels models = load_render_models(request);
+    const int64_t r = models.resolution;
+    auto mask = torch::ones({r, r});
+    mask.slice(0, r / 2, r).zero_();
+    DiffusionSettings settings;
+    settings.steps = 2;  // a DeepCache capture step and a reuse step
+    LipsyncChunk runner(models, mask, settings, seeded_noise(7));
+    CHECK_FALSE(runner.pads_batches());  // on the CPU the UNet runs eagerly: no padding unless asked
+    torch::manual_seed(3);
+    const auto chunk = [&](int64_t id) {
+        ChunkFrames c;
+        c.chunk = id;
+        c.frames = (torch::rand({kFramesPerChunk, 3, r + 32, r + 32}) * 255).to(torch::kByte);
+        c.matrices = torch::tensor({1.0f, 0.0f, -16.0f, 0.0f, 1.0f, -16.0f}).view({1, 2, 3}).repeat({kFramesPerChunk, 1, 1});
+        c.audio = torch::randn({kFramesPerChunk, 10, models.unet->config().cross_attention_dim});
+        return c;
+    };
+    const ChunkFrames a = chunk(0), b = chunk(1);
+    std::vector<int64_t> unet_rows;  // the UNet batch each step ran
+    const auto rows = [&](int, int, int64_t, const torch::Tensor& latents) {
+        unet_rows.push_back(latents.size(0));
+        return true;
+    };
+    const auto pair = runner.run_batch({a, b});
+    const auto alone = runner.run_batch({a}, rows, nullptr, nullptr, 2);
+    CHECK(unet_rows == std::vector<int64_t>(2, 1));  // padding off: one chunk's rows
+    // Levels of rounding apart at most: the frames of both chunks differ far more than that, so a padded call
+    // that handed back another chunk's frames fails here.
+    const auto levels = [](const torch::Tensor& x, const torch::Tensor& y) {
+        return (x.to(torch::kInt) - y.to(torch::kInt)).abs().max().item<int>();
+    };
+    REQUIRE(levels(pair[0], pair[1]) > 50);
+    CHECK(levels(alone[0], pair[0]) <= 2);
+
+    runner.set_batch_padding(true);
+    unet_rows.clear();
+    std::vector<ChunkTrace> traces;
+    const auto padded = runner.run_batch({a}, rows, &traces, nullptr, 2);
+    CHECK(unet_rows == std::vector<int64_t>(2, 2));  // the copy rode along
+    REQUIRE(padded.size() == 1);
+    REQUIRE(traces.size() == 1);
+    CHECK(traces[0].final_latents.size(0) == 1);
+    CHECK(levels(padded[0], alone[0]) <= 2);
+    unet_rows.clear();
+    const auto three = runner.run_batch({b, a}, rows, nullptr, nullptr, 3);  // padded with copies of `a`
+    CHECK(unet_rows == std::vector<int64_t>(2, 3));
+    REQUIRE(three.size() == 2);
+    CHECK(levels(three[0], pair[1]) <= 2);
+    CHECK(levels(three[1], pair[0]) <= 2);
+    // A chunk of fewer frames is never padded: its shape differs from the full chunks' anyway.
+    ChunkFrames tail = a;
+    tail.frames = a.frames.slice(0, 0, 4);
+    tail.matrices = a.matrices.slice(0, 0, 4);
+    tail.audio = a.audio.slice(0, 0, 4);
+    unet_rows.clear();
+    CHECK(runner.run_batch({tail}, rows, nullptr, nullptr, 2).size() == 1);
+    CHECK(unet_rows == std::vector<int64_t>(2, 1));
 }
 
 TEST_CASE("chunk workers: a device whose models fail to load fails the render instead of hanging it", "[render]") {
