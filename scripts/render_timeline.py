@@ -60,6 +60,9 @@ def main():
     stages = [(t, e["stage"]) for t, e in events if e.get("event") == "stage"]
     for t, name in stages:
         print("  %6.2f s  stage %s" % (t, name))
+    for t, e in events:
+        if e.get("event") == "finish":
+            print("  %6.2f s  finish event (the process ended %.2f s later)" % (t, end - t))
     render_start = next((t for t, name in stages if name == "render"), None)
     finish = next((e for t, e in events if e.get("event") == "finish"), None)
     progress = [(t, e["done"]) for t, e in events if e.get("event") == "progress" and e.get("stage") == "render"]

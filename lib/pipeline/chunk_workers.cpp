@@ -1,6 +1,7 @@
 #include "pipeline/chunk_workers.h"
 
 #include "core/cancel.h"
+#include "core/env.h"
 #include "core/error.h"
 #include "diagnostics/gpu_memory.h"
 #include "diagnostics/host_stage_scope.h"
@@ -17,16 +18,27 @@
 #endif
 
 #include <chrono>
+#include <cstdio>
 #include <optional>
 
 namespace lsync::pipeline {
+
+namespace {
+// LSYNC_TIME_CHUNKS=1 (with stage timing on): one line per group on stderr, whatever the log level, for
+// measurements (scripts/render_timeline.py time-stamps it): when the worker's thread took and finished it, and
+// the device time of its stages.
+bool chunk_timing_printed() {
+    static const bool on = env::flag("LSYNC_TIME_CHUNKS");
+    return on;
+}
+}  // namespace
 
 ChunkWorkers::ChunkWorkers(std::vector<std::future<ChunkWorkerSetup>> workers, bool tracing, bool inject_oom_once,
                            std::function<void(const std::string&)> warn, bool time_stages)
     : loading_(std::move(workers)),
       tracing_(tracing),
       warn_(std::move(warn)),
-      time_stages_(time_stages),
+      time_stages_(time_stages || chunk_timing_printed()),
       inject_oom_(inject_oom_once) {
     LSYNC_CHECK(!loading_.empty(), ErrorCode::Internal, "ChunkWorkers: no workers");
     setups_.resize(loading_.size());
@@ -160,6 +172,7 @@ void ChunkWorkers::run(size_t index) {
         try {
             const auto started = std::chrono::steady_clock::now();
             GroupResult r = run_group(w, job.chunks);
+            if (chunk_timing_printed()) print_group_timing(index, job, r, started);
             std::lock_guard<std::mutex> lock(mutex_);
             busy_[index] += std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
             stages_[index] += r.stages;
@@ -170,6 +183,22 @@ void ChunkWorkers::run(size_t index) {
         }
         results_changed_.notify_all();
     }
+}
+
+// One line per group, on stderr whatever the log level (chunk_timing_printed).
+void ChunkWorkers::print_group_timing(size_t index, const Job& job, const GroupResult& r,
+                                      std::chrono::steady_clock::time_point started) const {
+    const auto since = [this](std::chrono::steady_clock::time_point t) {
+        return std::chrono::duration<double>(t - created_).count();
+    };
+    const auto& s = r.stages;
+    std::fprintf(stderr,
+                 "chunk timing: worker %zu, chunks %lld-%lld, %lld frames each, host %.3f-%.3f s, device ms: align "
+                 "%.1f, VAE encode %.1f, UNet %.1f, VAE decode %.1f, paste %.1f\n",
+                 index, static_cast<long long>(job.chunks.front().chunk), static_cast<long long>(job.chunks.back().chunk),
+                 static_cast<long long>(job.chunks.front().frames.size(0)), since(started),
+                 since(std::chrono::steady_clock::now()), 1e3 * s.align, 1e3 * s.vae_encode, 1e3 * s.unet,
+                 1e3 * s.vae_decode, 1e3 * s.paste_back);
 }
 
 // Runs `chunks`, `w.batch` at a time; a CUDA out-of-memory error frees the cache, halves the batch and retries

@@ -15,6 +15,7 @@
 #include <torch/torch.h>
 
 #include <atomic>
+#include <chrono>
 #include <condition_variable>
 #include <cstdint>
 #include <deque>
@@ -83,6 +84,8 @@ private:
     };
     void run(size_t index);
     GroupResult run_group(ChunkWorkerSetup& w, std::vector<ChunkFrames>& chunks);
+    void print_group_timing(size_t index, const Job& job, const GroupResult& r,
+                            std::chrono::steady_clock::time_point started) const;
 
     std::vector<std::future<ChunkWorkerSetup>> loading_;  ///< each taken by its worker thread
     std::vector<ChunkWorkerSetup> setups_;                 ///< element i written and used by worker i only
@@ -94,6 +97,7 @@ private:
     std::vector<double> busy_;  ///< per worker, under mutex_
     bool time_stages_;
     std::vector<ChunkStageSeconds> stages_;  ///< per worker, under mutex_
+    std::chrono::steady_clock::time_point created_ = std::chrono::steady_clock::now();
     std::condition_variable jobs_changed_, results_changed_;
     std::deque<Job> jobs_;
     std::map<int64_t, GroupResult> results_;
