@@ -18,7 +18,18 @@ SegmentWriter::SegmentWriter(std::string folder, media::VideoWriterOptions encod
     encoder_.overwrite = true;  // a segment under its final name is complete; one we rewrite was never finished
 }
 
-SegmentWriter::~SegmentWriter() = default;
+SegmentWriter::~SegmentWriter() {
+    // A full segment: worth keeping for --resume, so it is finished rather than dropped.
+    try {
+        wait_for_closing();
+    } catch (const std::exception&) {
+        // Its temporary file is gone (AtomicOutput); the render reports its own error.
+    }
+}
+
+void SegmentWriter::wait_for_closing() {
+    if (closing_.valid()) closing_.get();
+}
 
 std::string SegmentWriter::segment_path(const std::string& folder, int64_t index, bool lossless) {
     char name[32];
@@ -46,13 +57,17 @@ void SegmentWriter::write(const torch::Tensor& rgb) {
     }
     current_->write(rgb);
     if (++in_current_ == segment_frames_) {
-        current_->finish();
-        current_.reset();
-        diagnostics::release_free_host_memory();  // the encoder's threads and buffers are gone
+        wait_for_closing();
+        closing_ = std::async(std::launch::async, [full = std::move(current_)]() mutable {
+            full->finish();
+            full.reset();
+            diagnostics::release_free_host_memory();  // the encoder's threads and buffers are gone
+        });
     }
 }
 
 void SegmentWriter::finish() {
+    wait_for_closing();
     if (current_) current_->finish();
     current_.reset();
 }

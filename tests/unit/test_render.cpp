@@ -158,6 +158,20 @@ TEST_CASE("segments: joined without re-encoding, every frame in order, other set
     }
     CHECK_FALSE(joined.get(40).has_value());
 
+    // Full segments close on a thread of their own: a writer dropped without finish() (an interrupted render)
+    // keeps the full segment it was closing and removes the partial one after it.
+    {
+        test::ScratchDir dropped("segments-dropped");
+        {
+            SegmentWriter w(dropped.path().string(), o, 16, 0);
+            for (int i = 0; i < 20; ++i) w.write(torch::full({48, 64, 3}, 4 * i, torch::kUInt8));
+        }
+        const auto kept = SegmentWriter::existing(dropped.path().string());
+        REQUIRE(kept.size() == 1);
+        CHECK(FrameSource(kept[0], 25).get(15).has_value());
+        CHECK(std::distance(fs::directory_iterator(dropped.path()), fs::directory_iterator()) == 1);
+    }
+
     // A segment from another preset has other parameter sets: refused instead of a broken stream.
     o.preset = "veryslow";
     o.path = folder + "/other.mkv";
