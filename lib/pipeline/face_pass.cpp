@@ -1,7 +1,6 @@
 #include "pipeline/face_pass.h"
 
 #include "core/cancel.h"
-#include "core/env.h"
 #include "core/error.h"
 #include "faces/detect.h"
 #include "faces/face_stage.h"
@@ -18,12 +17,6 @@
 #include <algorithm>
 #include <memory>
 
-#ifdef __linux__
-#include <sys/resource.h>
-#include <sys/syscall.h>
-#include <unistd.h>
-#endif
-
 namespace lsync::pipeline {
 
 namespace {
@@ -34,18 +27,6 @@ constexpr int64_t kFaceBatch = 16;  // frames per face-step call
 // (docs/performance-notes.md section 9). Smaller calls cost the pass some speed (500 720p frames in 4.3-5.7 s
 // instead of 3.9 on an H200), still far ahead of the render.
 constexpr int64_t kDetectorBatchBesideRender = 4;
-
-// Measurement switches (call V): the calling thread's nice value, inherited by the threads it starts after (its
-// decoder's frame threads, its OpenMP team), and the pass's decoder threads.
-void lower_this_thread_priority() {
-#ifdef __linux__
-    if (const auto nice = env::positive_integer("LSYNC_FACE_PASS_NICE", 19))
-        setpriority(PRIO_PROCESS, static_cast<id_t>(syscall(SYS_gettid)), static_cast<int>(*nice));
-#endif
-}
-int face_pass_decoder_threads() {
-    return static_cast<int>(env::positive_integer("LSYNC_FACE_DECODE_THREADS", 64).value_or(0));
-}
 }
 
 FacePass::FacePass(FacePassOptions options) : options_(std::move(options)) {
@@ -74,8 +55,7 @@ void FacePass::run() {
         std::optional<c10::cuda::CUDAStreamGuard> stream_guard;
         if (device.is_cuda()) stream_guard.emplace(c10::cuda::getStreamFromPool(false, device.index()));
 #endif
-        lower_this_thread_priority();
-        FrameSource source(options_.video, options_.target_fps, size_t{256} << 20, face_pass_decoder_threads());
+        FrameSource source(options_.video, options_.target_fps);
         const faces::FaceOptions& face = options_.face;
         std::unique_ptr<faces::FaceDetector> detector;
         auto open_detector = [&]() -> faces::FaceDetector* {

@@ -9,10 +9,8 @@
 
 namespace lsync::pipeline {
 
-FrameSource::FrameSource(const std::string& path, double target_fps, size_t cache_bytes, int decoder_threads)
-    : path_(path) {
+FrameSource::FrameSource(const std::string& path, double target_fps, size_t cache_bytes) : path_(path) {
     options_.target_fps = target_fps;
-    options_.decoder_threads = decoder_threads;
     if (media::is_image_path(path)) {
         still_ = media::read_image(path);
         height_ = static_cast<int>(still_.size(0));

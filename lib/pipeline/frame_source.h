@@ -20,9 +20,7 @@ class FrameSource {
 public:
     /// `target_fps` as media::VideoReaderOptions (0 = the video's own rate). A still image (by extension) is a
     /// source of one frame. Errors as VideoReader / read_image (thrown here, before any work).
-    /// `decoder_threads` as media::VideoReaderOptions (0 = the process thread budget).
-    FrameSource(const std::string& path, double target_fps, size_t cache_bytes = size_t{256} << 20,
-                int decoder_threads = 0);
+    FrameSource(const std::string& path, double target_fps, size_t cache_bytes = size_t{256} << 20);
 
     bool still() const { return still_.defined(); }
     int width() const { return width_; }

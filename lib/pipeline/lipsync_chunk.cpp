@@ -53,7 +53,7 @@ LipsyncChunk::LipsyncChunk(const RenderModels& models, torch::Tensor mask, Diffu
       noise_(std::move(noise)),
       denoiser_(make_graphed_denoiser(models.unet, cuda_graphs_wanted(models.resolution))),
       vae_images_(vae_images_per_call(models.resolution)),
-      pad_batches_(models.unet->device().is_cuda() && cuda_graphs_wanted(models.resolution)) {
+      pad_batches_(models.unet->device().is_cuda() && cuda_graphs_by_default(models.resolution)) {
     LSYNC_CHECK(mask.dim() == 2 && mask.size(0) == models.resolution && mask.size(1) == models.resolution,
                 ErrorCode::Internal, "LipsyncChunk: the mask must be R x R");
     LSYNC_CHECK(settings_.steps >= 1 && settings_.steps <= 1000, ErrorCode::Usage, "--steps must be from 1 to 1000");
