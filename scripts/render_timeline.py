@@ -5,7 +5,8 @@ second (docs/performance-notes.md section 10). Runs the command given after `--`
 
     python3 scripts/render_timeline.py [--label TEXT] -- BIN render IN.mp4 IN.wav -o OUT.mp4 ... --json-log
 
-Prints one line per half second of the render stage (frames done, mean GPU utilisation) and a summary: when the
+Prints the stages, the lines that are not JSON events (LSYNC_TIME_CHUNKS=1's, time-stamped), one line per half
+second of the render stage (frames done, mean GPU utilisation) and a summary: when the
 face pass ended (the finish event's stage times), when the GPU first stayed busy, and the frame rate before and
 after that point. Exit status: the command's.
 """
@@ -45,13 +46,13 @@ def main():
     sampler = threading.Thread(target=sample_gpu, args=(samples, stop, start), daemon=True)
     sampler.start()
     proc = subprocess.Popen(command, stderr=subprocess.PIPE, stdout=subprocess.DEVNULL, text=True)
-    events = []
+    events, other = [], []
     for line in proc.stderr:
         now = time.monotonic() - start
         try:
             events.append((now, json.loads(line)))
         except ValueError:
-            print("  %6.2f  %s" % (now, line.rstrip()))
+            other.append((now, line.rstrip()))
     rc = proc.wait()
     stop.set()
     end = time.monotonic() - start
@@ -63,6 +64,8 @@ def main():
     for t, e in events:
         if e.get("event") == "finish":
             print("  %6.2f s  finish event (the process ended %.2f s later)" % (t, end - t))
+    for t, line in other:  # LSYNC_TIME_CHUNKS lines, diagnostics
+        print("  %6.2f s  %s" % (t, line))
     render_start = next((t for t, name in stages if name == "render"), None)
     finish = next((e for t, e in events if e.get("event") == "finish"), None)
     progress = [(t, e["done"]) for t, e in events if e.get("event") == "progress" and e.get("stage") == "render"]
