@@ -24,7 +24,7 @@
 namespace lsync::pipeline {
 
 namespace {
-// LSYNC_TIME_CHUNKS=1 (with stage timing on): one line per group on stderr, whatever the log level, for
+// LSYNC_TIME_CHUNKS=1 turns stage timing on and prints one line per group on stderr, whatever the log level, for
 // measurements (scripts/render_timeline.py time-stamps it): when the worker's thread took and finished it, and
 // the device time of its stages.
 bool chunk_timing_printed() {
@@ -239,7 +239,7 @@ GroupResult ChunkWorkers::run_group(ChunkWorkerSetup& w, std::vector<ChunkFrames
             std::optional<ChunkStageClock> clock;
             if (time_stages_) clock.emplace(device);
             // The last groups of a render can be short (a lone chunk): padded to the worker's batch where the
-            // runner pads (graphs), so they replay its main shape.
+            // runner pads (256 px on a GPU, where the UNet is graphed), so they replay its main shape.
             auto out = w.runner->run_batch(sub, cancel, tracing_ ? &traces : nullptr, clock ? &*clock : nullptr,
                                            w.batch);
             const diagnostics::HostStageScope download("lsync::download");

@@ -22,7 +22,7 @@ SegmentWriter::~SegmentWriter() {
     // A full segment: worth keeping for --resume, so it is finished rather than dropped.
     try {
         wait_for_closing();
-    } catch (const std::exception&) {
+    } catch (...) {
         // Its temporary file is gone (AtomicOutput); the render reports its own error.
     }
 }
