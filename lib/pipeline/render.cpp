@@ -126,22 +126,15 @@ std::vector<std::future<ChunkWorkerSetup>> load_workers(const RenderJob& job, co
         return w;
     };
     std::vector<std::future<ChunkWorkerSetup>> loading;
-    // A device listed twice (--devices 0,0) loads both sets before the render: a late set would plan its batch
-    // from the memory the running worker holds, and its start-up wait would stall that worker's device.
-    std::vector<torch::Device> distinct;
-    for (const auto& d : job.devices)
-        if (std::find(distinct.begin(), distinct.end(), d) == distinct.end()) distinct.push_back(d);
-    const bool repeated = distinct.size() != job.devices.size();
-    if (job.device.is_cuda() && job.devices.size() > 1) {
-        // The loading threads take this thread's LibTorch state (grad mode, a running profiler).
+    if (job.device.is_cuda()) {
+        // On threads of their own, so the audio's first pass runs while the models load (run_passes). The
+        // loading threads take this thread's LibTorch state (grad mode, a running profiler).
         const at::ThreadLocalState state;
         for (const auto& d : job.devices)
             loading.push_back(std::async(std::launch::async, [load_worker, d, state] {
                 const at::ThreadLocalStateGuard guard(state);
                 return load_worker(d);
             }));
-        if (repeated)
-            for (auto& f : loading) f = ChunkWorkers::ready(f.get());
     } else {
         for (const auto& d : job.devices) loading.push_back(ChunkWorkers::ready(load_worker(d)));
     }
@@ -165,6 +158,10 @@ void run_passes(RenderJob& job, RenderWorkDir& work, const media::VideoWriterOpt
 
     diagnostics::reset_peak_memory(device);
     watch.restart();
+    // On a GPU the models start loading now, on threads of their own (load_workers), and are waited for in
+    // step 3: the audio's first pass no longer runs in front of them. On the CPU they load in step 3.
+    std::vector<std::future<ChunkWorkerSetup>> loading;
+    if (device.is_cuda()) loading = load_workers(job, mask);
     // 1. Audio, first pass: the output covers it, never dropping the tail. (The official count, floor(L/2) + 2
     //    frames, runs past the audio by up to two frames; we stop at the frame that contains its last sample.)
     //    The Whisper encoder is only needed by the second pass (the windows); it arrives with the other models.
@@ -204,10 +201,18 @@ void run_passes(RenderJob& job, RenderWorkDir& work, const media::VideoWriterOpt
     }
     FacePass& face = *faces_pass;
 
-    // 3. Models, while the faces are analysed.
+    // 3. Models (loading since step 1), while the faces are analysed.
     observer.stage("loading models", 0);
-    // The render starts with the first device's models; the other devices' workers join as theirs are ready.
-    std::vector<std::future<ChunkWorkerSetup>> loading = load_workers(job, mask);
+    if (loading.empty()) loading = load_workers(job, mask);
+    // The render starts with the first device's models; the other devices' workers join as theirs are ready,
+    // except where a device is listed twice (--devices 0,0): both its sets load before the render, since a late
+    // set would plan its batch from the memory the running worker holds and its start-up would stall that
+    // worker's device.
+    std::vector<torch::Device> distinct;
+    for (const auto& d : job.devices)
+        if (std::find(distinct.begin(), distinct.end(), d) == distinct.end()) distinct.push_back(d);
+    if (distinct.size() != job.devices.size())
+        for (auto& f : loading) f = ChunkWorkers::ready(f.get());
     ChunkWorkerSetup first = loading.front().get();
     const RenderModels models = first.models;
     const int64_t batch = first.batch;
