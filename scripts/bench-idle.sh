@@ -30,7 +30,9 @@ if not row.get("ok"):
 print("render stage %.2f s, GPU peak %.2f GiB, after the face pass %.2f GiB" % (
     row["stage_seconds"]["render"], row["gpu_peak_bytes"] / 2**30, row.get("gpu_peak_after_faces_bytes", 0) / 2**30))
 for dev, b in sorted(row.get("gpu_busy", {}).items()):
-    print("%s busy %.1f %% of %.2f s" % (dev, 100 * b["fraction"], b["window_seconds"]))
+    print("%s busy %.1f %% of %.2f s, %.1f %% of the %.2f s after the first frames" % (
+        dev, 100 * b["fraction"], b["window_seconds"], 100 * b.get("after_first_fraction", 0),
+        b.get("after_first_window_seconds", 0)))
     for where, seconds in sorted(row.get("gpu_idle", {}).get(dev, {}).items(), key=lambda kv: -kv[1]):
         print("   idle %7.3f s  %s" % (seconds, where))
 PY

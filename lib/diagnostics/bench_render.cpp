@@ -66,14 +66,22 @@ private:
 class QuietRender : public pipeline::RenderObserver {
 public:
     explicit QuietRender(DeviceBusyRecorder* busy = nullptr) : busy_(busy) {}
-    // The busy window is the render stage: from its start to the join (stage names: pipeline/render.cpp).
+    // The busy window is the render stage: from its start to the join (stage names: pipeline/render.cpp); the
+    // second window starts when the first frames are out.
     void stage(const std::string& name, int64_t) override {
         if (!busy_) return;
         if (name == "render") busy_->mark_start();
         if (name == "join") busy_->mark_end();
     }
+    void progress(int64_t done, int64_t) override {
+        if (busy_ && !first_output_seen_ && done > 0) {
+            first_output_seen_ = true;
+            busy_->mark_first_output();
+        }
+    }
 
 private:
+    bool first_output_seen_ = false;
     DeviceBusyRecorder* busy_;
 };
 
@@ -153,6 +161,10 @@ Values measure_run(const pipeline::RenderOptions& o, const std::vector<torch::De
         v[at + "/fraction"] = b.fraction();
         v[at + "/busy_seconds"] = b.busy_seconds;
         v[at + "/window_seconds"] = b.window_seconds;
+        if (b.after_first_window_seconds > 0) {
+            v[at + "/after_first_fraction"] = b.fraction_after_first();
+            v[at + "/after_first_window_seconds"] = b.after_first_window_seconds;
+        }
         // The idle time by stage and host op, the largest shares by name and the rest together.
         double rest = 0;
         for (size_t k = 0; k < b.idle.size(); ++k) {

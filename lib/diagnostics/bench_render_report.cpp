@@ -74,6 +74,8 @@ std::string format_bench_render_row(const BenchRenderRow& row) {
             continue;
         const std::string device = key.substr(prefix.size(), key.size() - prefix.size() - suffix.size());
         busy += (busy.empty() ? "" : ", ") + device + " " + fmt("%.1f %%", 100.0 * value);
+        const std::string after = prefix + device + "/after_first_fraction";
+        if (row.has(after)) busy += " (" + cell(row, after, "%.1f %%", 100.0) + " after the first frames)";
     }
     return s + (busy.empty() ? "-" : busy) + " |\n";
 }

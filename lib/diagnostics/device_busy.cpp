@@ -17,6 +17,7 @@ namespace {
 
 constexpr const char* kStartMark = "lsync::busy_window_start";
 constexpr const char* kEndMark = "lsync::busy_window_end";
+constexpr const char* kFirstOutputMark = "lsync::busy_first_output";
 
 // Kineto's activity types that are device work: memcpy 3, memset 4, kernel 5 (libkineto::ActivityType). Other
 // CUDA-side records (GPU user annotations spanning a scope's kernels, gaps included; sync events) would inflate
@@ -35,6 +36,13 @@ double covered_seconds(std::vector<std::pair<int64_t, int64_t>> intervals) {
         reach = std::max(reach, end);
     }
     return static_cast<double>(covered) / 1e9;
+}
+
+double covered_seconds_between(const std::vector<std::pair<int64_t, int64_t>>& intervals, int64_t from, int64_t to) {
+    std::vector<std::pair<int64_t, int64_t>> inside;
+    inside.reserve(intervals.size());
+    for (const auto& [start, end] : intervals) inside.push_back({std::max(start, from), std::min(end, to)});
+    return covered_seconds(std::move(inside));
 }
 
 DeviceBusyRecorder::DeviceBusyRecorder(bool cuda) {
@@ -65,16 +73,22 @@ void DeviceBusyRecorder::mark_end() {
     RECORD_USER_SCOPE(kEndMark);
 }
 
+void DeviceBusyRecorder::mark_first_output() {
+    RECORD_USER_SCOPE(kFirstOutputMark);
+}
+
 std::vector<DeviceBusy> DeviceBusyRecorder::stop() {
     if (!active_) return {};
     active_ = false;
     const auto result = torch::autograd::profiler::disableProfiler();
     int64_t window_start = std::numeric_limits<int64_t>::min(), window_end = std::numeric_limits<int64_t>::max();
+    int64_t first_output = -1;
     for (const auto& e : result->events()) {
         if (e.deviceType() != c10::DeviceType::CPU) continue;
         const std::string name = e.name();
         if (name == kStartMark) window_start = start_ns(e);
         if (name == kEndMark) window_end = start_ns(e);
+        if (name == kFirstOutputMark && first_output < 0) first_output = start_ns(e);
     }
     // The host side, for the idle attribution: every op and stage scope with its thread. A device activity
     // names the op (or FUNCTION-scope stage, host_stage_scope.h) that launched it by that op's correlation id
@@ -87,7 +101,7 @@ std::vector<DeviceBusy> DeviceBusyRecorder::stop() {
     for (const auto& e : result->events()) {
         if (e.deviceType() != c10::DeviceType::CPU) continue;
         std::string name = e.name();
-        if (name == kStartMark || name == kEndMark) continue;
+        if (name == kStartMark || name == kEndMark || name == kFirstOutputMark) continue;
         const int64_t start = start_ns(e), end = start + duration_ns(e);
         if (name.rfind("cu", 0) == 0) {  // cudaLaunchKernel, cuLaunchKernel, cudaMemcpyAsync, cudaGraphLaunch...
             if (e.correlationId() != 0) call_start[e.correlationId()] = start;
@@ -128,9 +142,13 @@ std::vector<DeviceBusy> DeviceBusyRecorder::stop() {
         DeviceBusy b;
         b.device = d;
         b.activities = static_cast<int64_t>(intervals.size());
-        b.busy_seconds = covered_seconds(std::move(intervals));
         const int64_t from = window_start != std::numeric_limits<int64_t>::min() ? window_start : span[d].first;
         const int64_t to = window_end != std::numeric_limits<int64_t>::max() ? window_end : span[d].second;
+        if (first_output >= from && first_output < to) {
+            b.busy_after_first_seconds = covered_seconds_between(intervals, first_output, to);
+            b.after_first_window_seconds = static_cast<double>(to - first_output) / 1e9;
+        }
+        b.busy_seconds = covered_seconds(std::move(intervals));
         b.window_seconds = static_cast<double>(std::max<int64_t>(0, to - from)) / 1e9;
         b.idle = attribute_idle(std::move(launched[d]), host, from, to);
         out.push_back(b);

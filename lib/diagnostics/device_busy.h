@@ -19,6 +19,8 @@ namespace lsync::diagnostics {
 /// Seconds covered by the union of [start, end) intervals given in nanoseconds, in any order; empty or
 /// inverted intervals cover nothing.
 double covered_seconds(std::vector<std::pair<int64_t, int64_t>> intervals_ns);
+/// covered_seconds of the intervals' parts inside [from, to).
+double covered_seconds_between(const std::vector<std::pair<int64_t, int64_t>>& intervals_ns, int64_t from, int64_t to);
 
 struct DeviceBusy {
     int device = 0;             ///< CUDA device index
@@ -26,7 +28,13 @@ struct DeviceBusy {
     double window_seconds = 0;  ///< the window's length
     int64_t activities = 0;     ///< activities that fell into the window
     std::vector<IdleShare> idle;  ///< where the rest of the window went (device_idle.h), largest first
+    /// The same from the mark_first_output() mark to the window's end (issue 13 asks for >= 90 % "after the
+    /// first chunk"); 0 without that mark.
+    double busy_after_first_seconds = 0, after_first_window_seconds = 0;
     double fraction() const { return window_seconds > 0 ? busy_seconds / window_seconds : 0.0; }
+    double fraction_after_first() const {
+        return after_first_window_seconds > 0 ? busy_after_first_seconds / after_first_window_seconds : 0.0;
+    }
 };
 
 class DeviceBusyRecorder {
@@ -41,6 +49,8 @@ public:
     /// window starts at the first activity, without an end mark it ends at the last.
     void mark_start();
     void mark_end();
+    /// The first output is out (a render's first group of chunks): the second window starts here.
+    void mark_first_output();
 
     /// Stops recording; one entry per device that had activity in the window, by device index.
     std::vector<DeviceBusy> stop();

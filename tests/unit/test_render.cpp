@@ -373,9 +373,13 @@ TEST_CASE("GPU busy: the union of activity intervals, overlaps counted once", "[
     CHECK(covered_seconds(spans) == Approx(6.0));
     // Touching intervals join; empty and inverted ones add nothing.
     CHECK(covered_seconds({{0, 10}, {10, 20}, {30, 30}, {50, 40}}) == Approx(20e-9));
+    // The second window (after the first frames): only the parts inside it count.
+    CHECK(diagnostics::covered_seconds_between(spans, 2500000000, 7250000000) == Approx(2.5 + 0.25));
+    CHECK(diagnostics::covered_seconds_between(spans, 5000000000, 7000000000) == 0.0);
     // Nothing to record without a GPU: the recorder is inert and reports no device.
     diagnostics::DeviceBusyRecorder idle(false);
     idle.mark_start();
+    idle.mark_first_output();
     idle.mark_end();
     CHECK(idle.stop().empty());
     diagnostics::DeviceBusy b;
@@ -383,6 +387,10 @@ TEST_CASE("GPU busy: the union of activity intervals, overlaps counted once", "[
     b.window_seconds = 10;
     CHECK(b.fraction() == Approx(0.9));
     CHECK(diagnostics::DeviceBusy{}.fraction() == 0.0);
+    b.busy_after_first_seconds = 7.6;
+    b.after_first_window_seconds = 8;
+    CHECK(b.fraction_after_first() == Approx(0.95));
+    CHECK(diagnostics::DeviceBusy{}.fraction_after_first() == 0.0);
 }
 
 TEST_CASE("GPU idle: each gap charged to its launching thread's stage and op", "[bench]") {
