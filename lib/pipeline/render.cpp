@@ -46,6 +46,16 @@ struct Stopwatch {
     }
 };
 
+/// Frames the encoder's queue holds: a group of two chunks where they fit in 256 MiB (frames up to 2.8 Mpixel,
+/// 1080p among them), one chunk at least. A worker hands back a whole group at once; with room for only one
+/// chunk the render thread waited for x264 to take the first half before it could pack the next group, and a
+/// GPU that finishes its queued group in that time idles. Bounded in bytes, so host memory stays flat at any
+/// size.
+size_t encoder_queue_frames(int width, int height) {
+    const size_t frame_bytes = static_cast<size_t>(std::max(width, 1)) * static_cast<size_t>(std::max(height, 1)) * 3;
+    return std::clamp<size_t>((size_t{256} << 20) / frame_bytes, kFramesPerChunk, 2 * kFramesPerChunk);
+}
+
 /// [N, H, W, 3] uint8 on the host; in page-locked memory when it goes to a GPU, so that the worker's copy is
 /// asynchronous on its stream and runs at full bus speed.
 torch::Tensor stack_frames(const std::vector<torch::Tensor>& frames, bool pinned) {
@@ -262,7 +272,7 @@ void run_passes(RenderJob& job, RenderWorkDir& work, const media::VideoWriterOpt
     //    starts after the last complete one (a chunk boundary).
     AsyncWriter writer(std::make_unique<SegmentWriter>(work.path(), wopt, o.segment_frames,
                                                        static_cast<int64_t>(work.done_segments().size())),
-                       kFramesPerChunk);
+                       encoder_queue_frames(wopt.width, wopt.height));
     summary.resumed_frames = summary.frames = resume_frame;
     if (resume_frame > 0) log::info("resuming at frame ", resume_frame, " of ", n_out);
     std::optional<PreviewSheet> preview;
