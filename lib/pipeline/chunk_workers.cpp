@@ -3,6 +3,7 @@
 #include "core/cancel.h"
 #include "core/env.h"
 #include "core/error.h"
+#include "core/log.h"
 #include "diagnostics/gpu_memory.h"
 #include "diagnostics/host_stage_scope.h"
 #include "pipeline/graphed_denoiser.h"
@@ -29,6 +30,11 @@ namespace {
 // the device time of its stages.
 bool chunk_timing_printed() {
     static const bool on = env::flag("LSYNC_TIME_CHUNKS");
+    return on;
+}
+// LSYNC_WARM_UP=1: a GPU worker warms its stages up before its first group (LipsyncChunk::warm_up).
+bool warm_up_wanted() {
+    static const bool on = env::flag("LSYNC_WARM_UP");
     return on;
 }
 }  // namespace
@@ -160,6 +166,14 @@ void ChunkWorkers::run(size_t index) {
         }
     }
 #endif
+    if (device.is_cuda() && warm_up_wanted()) {
+        try {
+            w.runner->warm_up(w.batch);
+        } catch (const std::exception& e) {
+            // Only a head start: the first group meets what failed here and reports it.
+            log::debug("warm-up on ", device.str(), " skipped: ", e.what());
+        }
+    }
     while (true) {
         Job job;
         {
