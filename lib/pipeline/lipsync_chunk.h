@@ -63,10 +63,10 @@ public:
     /// Batch padding is on for the 256 px UNet on a GPU, where the UNet runs as CUDA graphs by default
     /// (graphed_denoiser.h): there a new shape costs an eager first call that meets cuDNN and the allocator
     /// afresh, then captures, while a padded call replays the main shape's graphs. A render of 500 frames at 2
-    /// chunks per call ends on one lone full chunk and one of 4 frames; on an H200 those two took about 1.5 s
-    /// instead of 0.4 (docs/performance-notes.md section 10). It does not follow LSYNC_CUDA_GRAPHS, so eager and
-    /// graphed renders keep giving the same bytes. Off at 512 px, where the padding's work costs more than a
-    /// new shape, and on the CPU.
+    /// chunks per call ends on one lone full chunk and one of 4 frames; on an H200 those two took about 1.5 s,
+    /// and 1.0 s with the lone chunk padded (docs/performance-notes.md section 10). It does not follow
+    /// LSYNC_CUDA_GRAPHS, so eager and graphed renders keep giving the same bytes. Off at 512 px, where the
+    /// padding's work costs more than a new shape, and on the CPU.
     bool pads_batches() const { return pad_batches_; }
     void set_batch_padding(bool on) { pad_batches_ = on; }
 
