@@ -23,6 +23,7 @@
 #include "ops/geglu.h"
 #include "ops/group_norm.h"
 #include "ops/layer_norm.h"
+#include "pipeline/device_policy.h"
 #include "pipeline/graphed_denoiser.h"
 #include "pipeline/mouth_mask.h"
 #include "unet/unet_layers.h"
@@ -149,7 +150,9 @@ int run_bench_unet(const UNetBenchOpts& o) {
                 std::string row;
                 char buf[512];
                 try {
-                    auto ctx = make_attention_context(a, device, dtype);
+                    // The render's SDPA kernel at this size (pipeline::sdpa_kernel_for).
+                    auto ctx = pipeline::make_attention_context(a.attention, a.strict_attention, device, dtype,
+                                                                pipeline::sdpa_kernel_for(res));
                     if (name == "flex") ctx->set_lip_focus(1.0 - pipeline::procedural_mouth_mask(256), o.lip_focus);
                     unet->set_attention(ctx);
                     // With --graphs the calls go through the render's graphed denoiser: the second call of a shape

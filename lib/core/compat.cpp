@@ -1,5 +1,6 @@
 #include "core/compat.h"
 
+#include "core/env.h"
 #include "core/error.h"
 
 #include <ATen/Context.h>
@@ -42,13 +43,12 @@ std::optional<long> cudnn_version() {
 namespace {
 
 // LSYNC_SDPA_CUDNN=0 (read once) takes cuDNN's attention out of ATen's choice, which then falls to
-// FlashAttention-2 or the memory-efficient kernel: a switch for measuring which serves the UNet's head sizes
-// best on a given card, not a user setting.
+// FlashAttention-2 or the memory-efficient kernel, biased calls included: a switch for measuring, not a user
+// setting. (The render's unbiased calls choose their kernel by resolution: pipeline::sdpa_kernel_for.)
 void apply_sdpa_preferences() {
 #if TORCH_VERSION_MAJOR > 2 || (TORCH_VERSION_MAJOR == 2 && TORCH_VERSION_MINOR >= 5)
     static const bool applied = [] {
-        const char* env = std::getenv("LSYNC_SDPA_CUDNN");
-        if (env && std::string(env) == "0") at::globalContext().setSDPUseCuDNN(false);
+        if (!env::flag("LSYNC_SDPA_CUDNN", true)) at::globalContext().setSDPUseCuDNN(false);
         return true;
     }();
     (void)applied;
@@ -79,6 +79,31 @@ torch::Tensor sdpa_scaled(const torch::Tensor& q, const torch::Tensor& k, const 
     (void)q; (void)k; (void)v; (void)scale;
     throw_error(ErrorCode::Backend, "SDPA with a scale argument needs LibTorch >= 2.1 (this build: " +
                                         torch_version() + ")");
+#endif
+}
+
+std::optional<torch::Tensor> flash2_attention(const torch::Tensor& q, const torch::Tensor& k,
+                                              const torch::Tensor& v) {
+#if LSYNC_HAS_SDPA_SCALE
+    const auto dt = q.scalar_type();
+    if (!q.is_cuda() || (dt != torch::kHalf && dt != torch::kBFloat16)) return std::nullopt;
+    if (q.dim() != 4 || k.dim() != 4 || v.dim() != 4 || k.scalar_type() != dt || v.scalar_type() != dt) return std::nullopt;
+    const int64_t d = q.size(3);
+    if (d % 8 != 0 || d > 256 || k.size(3) != d || v.size(3) != d || k.size(2) != v.size(2)) return std::nullopt;
+    for (int i = 0; i < 2; ++i)
+        if (k.size(i) != q.size(i) || v.size(i) != q.size(i)) return std::nullopt;
+    if (q.size(2) == 0 || k.size(2) == 0) return std::nullopt;
+    if (q.stride(3) != 1 || k.stride(3) != 1 || v.stride(3) != 1) return std::nullopt;
+    if (cuda_capability_major(q.device().index()) < 8) return std::nullopt;
+    try {
+        // The scale left unset is 1 / sqrt(D), what SDPA passes it.
+        return std::get<0>(at::_scaled_dot_product_flash_attention(q, k, v, 0.0, false, false, std::nullopt));
+    } catch (const c10::Error&) {
+        return std::nullopt;  // a constraint this check does not know of: SDPA's own choice serves instead
+    }
+#else
+    (void)q; (void)k; (void)v;
+    return std::nullopt;
 #endif
 }
 

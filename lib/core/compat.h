@@ -35,6 +35,12 @@ std::optional<long> cudnn_version();
 torch::Tensor sdpa(const torch::Tensor& q, const torch::Tensor& k, const torch::Tensor& v,
                    const std::optional<torch::Tensor>& bias);
 
+/// FlashAttention-2, ATen's own kernel (`_scaled_dot_product_flash_attention`, the one SDPA runs when it picks
+/// "flash"), called directly instead of through SDPA's choice, where it serves these inputs: CUDA, fp16/bf16,
+/// q/k/v [B, H, L, D] of one batch, head count and head dim, D a multiple of 8 up to 256, rows dense, compute
+/// capability 8 or later, LibTorch >= 2.1. nullopt where it does not (the caller then uses sdpa()).
+std::optional<torch::Tensor> flash2_attention(const torch::Tensor& q, const torch::Tensor& k, const torch::Tensor& v);
+
 /// SDPA without a mask and with an explicit softmax scale (LibTorch >= 2.1); Error(Backend) elsewhere.
 torch::Tensor sdpa_scaled(const torch::Tensor& q, const torch::Tensor& k, const torch::Tensor& v, double scale);
 

@@ -145,17 +145,21 @@ torch::Tensor standard_attention(const AttentionInputs& in, int64_t query_chunk)
     });
 }
 
-torch::Tensor sdpa_attention(const AttentionInputs& in) { return compat::sdpa(in.q, in.k, in.v, std::nullopt); }
-
-torch::Tensor flash_attention(const AttentionInputs& in) {
-    // Sequences of at most 16 (the motion modules' frames): our kernel; everything else: SDPA.
-    if (short_attention_serves(in)) return short_attention(in);
-    return sdpa_attention(in);
+torch::Tensor sdpa_attention(const AttentionInputs& in, SdpaKernel kernel) {
+    if (kernel == SdpaKernel::Flash2)
+        if (auto out = compat::flash2_attention(in.q, in.k, in.v)) return *out;
+    return compat::sdpa(in.q, in.k, in.v, std::nullopt);
 }
 
-torch::Tensor flex_attention(const AttentionInputs& in) {
+torch::Tensor flash_attention(const AttentionInputs& in, SdpaKernel kernel) {
+    // Sequences of at most 16 (the motion modules' frames): our kernel; everything else: SDPA.
+    if (short_attention_serves(in)) return short_attention(in);
+    return sdpa_attention(in, kernel);
+}
+
+torch::Tensor flex_attention(const AttentionInputs& in, SdpaKernel kernel) {
     // Sites without a bias (cross, temporal, VAE) are plain attention: the fastest plain path serves them.
-    if (!in.key_bias) return LSYNC_HAS_SDPA ? flash_attention(in) : standard_attention(in);
+    if (!in.key_bias) return LSYNC_HAS_SDPA ? flash_attention(in, kernel) : standard_attention(in);
     return flex_attention_with(FlexImpl::Auto, in);
 }
 
@@ -196,8 +200,8 @@ torch::Tensor AttentionDispatcher::operator()(const AttentionInputs& in) {
     while (true) {
         try {
             switch (active_) {
-                case AttentionBackend::Flex: return flex_attention(in);
-                case AttentionBackend::Flash: return flash_attention(in);
+                case AttentionBackend::Flex: return flex_attention(in, sdpa_kernel_);
+                case AttentionBackend::Flash: return flash_attention(in, sdpa_kernel_);
                 default: return standard_attention(in);
             }
         } catch (const c10::Error& e) {

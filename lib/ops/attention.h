@@ -44,13 +44,22 @@ struct AttentionInputs {
 torch::Tensor standard_attention(const AttentionInputs& in, int64_t query_chunk = 4096);
 bool standard_half_logits_enabled();
 void set_standard_half_logits(bool enabled);
+/// Which fused kernel serves SDPA's calls without a bias.
+///   AtenChoice  ATen picks (on an H200 with PyTorch 2.11: cuDNN's attention, which builds and compiles a plan
+///               for every new shape the first time a process meets it: 1-3 s of a 1.5 render's first chunks)
+///   Flash2      FlashAttention-2 (compat::flash2_attention) wherever it serves, ATen's choice elsewhere:
+///               precompiled, no per-shape plans; 3-4 % slower than cuDNN's on the 256 px UNet's shapes
+/// The render's choice by resolution is pipeline::sdpa_kernel_for (device_policy.h).
+enum class SdpaKernel { AtenChoice, Flash2 };
+
 /// Fused attention (no bias): on CUDA, sequences of at most 16 take our kernel (ops/short_attention.h), the
-/// rest SDPA. Throws Error(Backend) when LibTorch has no SDPA.
-torch::Tensor flash_attention(const AttentionInputs& in);
-/// ATen's SDPA alone (no bias), whatever the shape. Throws Error(Backend) when LibTorch has no SDPA.
-torch::Tensor sdpa_attention(const AttentionInputs& in);
-/// Biased attention: SDPA with an additive mask where available, else standard with the bias.
-torch::Tensor flex_attention(const AttentionInputs& in);
+/// rest SDPA through `kernel`. Throws Error(Backend) when LibTorch has no SDPA.
+torch::Tensor flash_attention(const AttentionInputs& in, SdpaKernel kernel = SdpaKernel::AtenChoice);
+/// SDPA alone (no bias) through `kernel`, whatever the shape. Throws Error(Backend) when LibTorch has no SDPA.
+torch::Tensor sdpa_attention(const AttentionInputs& in, SdpaKernel kernel = SdpaKernel::AtenChoice);
+/// Biased attention: SDPA with an additive mask where available, else standard with the bias. Calls without a
+/// bias are plain attention (flash_attention through `kernel`).
+torch::Tensor flex_attention(const AttentionInputs& in, SdpaKernel kernel = SdpaKernel::AtenChoice);
 
 /// Resolves a requested backend to the one that will run, following the chain flex -> flash -> standard and
 /// flash -> standard, and keeps that decision (including runtime failures) for the whole process.
@@ -63,6 +72,10 @@ public:
     /// Warnings produced while resolving (one per fallback), for the log and for `doctor`.
     const std::vector<std::string>& notes() const { return notes_; }
 
+    /// The kernel of SDPA's calls without a bias (flash and flex); ATen's choice unless set.
+    void set_sdpa_kernel(SdpaKernel kernel) { sdpa_kernel_ = kernel; }
+    SdpaKernel sdpa_kernel() const { return sdpa_kernel_; }
+
     /// Runs attention on the active backend. A runtime failure of a fused backend (unsupported shape, launch
     /// error) falls back once along the chain and is remembered; with `strict` it is an Error(Backend).
     torch::Tensor operator()(const AttentionInputs& in);
@@ -70,6 +83,7 @@ public:
 private:
     AttentionBackend requested_, active_;
     bool strict_;
+    SdpaKernel sdpa_kernel_ = SdpaKernel::AtenChoice;
     std::vector<std::string> notes_;
     void fall_back(const std::string& why);
 };

@@ -1,6 +1,7 @@
 #include "pipeline/device_policy.h"
 
 #include "core/compat.h"
+#include "core/env.h"
 #include "core/error.h"
 #include "core/log.h"
 
@@ -60,11 +61,17 @@ torch::ScalarType parse_dtype(const std::string& name, const torch::Device& devi
 }
 
 ops::AttentionContextPtr make_attention_context(const std::string& backend, bool strict, const torch::Device& device,
-                                                torch::ScalarType dtype) {
+                                                torch::ScalarType dtype, ops::SdpaKernel kernel) {
     auto dispatcher =
         std::make_shared<ops::AttentionDispatcher>(ops::parse_attention_backend(backend), strict, device, dtype);
+    dispatcher->set_sdpa_kernel(kernel);
     for (const auto& note : dispatcher->notes()) log::warn(note);
     return std::make_shared<ops::AttentionContext>(dispatcher);
+}
+
+ops::SdpaKernel sdpa_kernel_for(int resolution) {
+    const bool by_size_cudnn = resolution > 256;
+    return env::flag("LSYNC_SDPA_CUDNN", by_size_cudnn) ? ops::SdpaKernel::AtenChoice : ops::SdpaKernel::Flash2;
 }
 
 }  // namespace lsync::pipeline

@@ -24,8 +24,16 @@ std::vector<torch::Device> parse_device_list(const std::string& text);
 torch::ScalarType parse_dtype(const std::string& name, const torch::Device& device);
 
 /// The attention context for --attention (auto|flash|flex|standard) and --strict-attention on this device and
-/// dtype; the dispatcher's notes (fallbacks) are logged as warnings.
+/// dtype, SDPA's calls without a bias through `kernel`; the dispatcher's notes (fallbacks) are logged as warnings.
 ops::AttentionContextPtr make_attention_context(const std::string& backend, bool strict, const torch::Device& device,
-                                                torch::ScalarType dtype);
+                                                torch::ScalarType dtype,
+                                                ops::SdpaKernel kernel = ops::SdpaKernel::AtenChoice);
+
+/// The SDPA kernel of a UNet at `resolution` px (ops::SdpaKernel): FlashAttention-2 at 256 px and below, where
+/// cuDNN's per-shape plans cost a 1.5 render 1-3 s of its first chunks (and 0.4 s more at its 4-frame last
+/// chunk) for a UNet call 3-4 % faster afterwards (docs/performance-notes.md section 11); ATen's choice above,
+/// where a render's length repays the plans. LSYNC_SDPA_CUDNN=1 keeps ATen's choice at every size, =0 takes
+/// FlashAttention-2 at every size (and keeps cuDNN out of the biased calls too: compat.cpp).
+ops::SdpaKernel sdpa_kernel_for(int resolution);
 
 }  // namespace lsync::pipeline

@@ -122,7 +122,8 @@ std::vector<std::future<ChunkWorkerSetup>> load_workers(const RenderJob& job, co
         request.random_weights = o.random_weights;
         request.device = d;
         request.dtype = job.dtype;
-        request.attention = make_attention_context(o.attention, o.strict_attention, d, job.dtype);
+        request.attention =
+            make_attention_context(o.attention, o.strict_attention, d, job.dtype, sdpa_kernel_for(resolution));
         if (o.lip_focus != 1.0) request.attention->set_lip_focus(1 - mask, o.lip_focus);
         ChunkWorkerSetup w;
         w.models = o.model_cache ? o.model_cache->get(request) : load_render_models(request);

@@ -4,6 +4,9 @@
 #include "core/error.h"
 #include "ops/attention.h"
 #include "ops/short_attention.h"
+#include "pipeline/device_policy.h"
+
+#include <cstdlib>
 
 using namespace lsync;
 using namespace lsync::ops;
@@ -121,4 +124,27 @@ TEST_CASE("a fused backend that fails at run time falls back once and stays ther
     CHECK(rel(d({q, k, v, std::nullopt}), naive_attention(q, k, v)) < 1e-5);
     AttentionDispatcher strict(AttentionBackend::Flash, true, torch::kCPU, torch::kFloat);
     CHECK_THROWS_AS(strict({q, bad_k, v, std::nullopt}), Error);
+}
+
+TEST_CASE("SDPA kernel: FlashAttention-2 at 256 px, ATen's choice above; LSYNC_SDPA_CUDNN over both; CPU unchanged",
+          "[attention]") {
+    const char* name = "LSYNC_SDPA_CUDNN";
+    const char* before = std::getenv(name);
+    const std::string saved = before ? before : "";
+    ::unsetenv(name);
+    CHECK(pipeline::sdpa_kernel_for(256) == SdpaKernel::Flash2);
+    CHECK(pipeline::sdpa_kernel_for(128) == SdpaKernel::Flash2);
+    CHECK(pipeline::sdpa_kernel_for(512) == SdpaKernel::AtenChoice);
+    ::setenv(name, "1", 1);
+    CHECK(pipeline::sdpa_kernel_for(256) == SdpaKernel::AtenChoice);
+    ::setenv(name, "0", 1);
+    CHECK(pipeline::sdpa_kernel_for(512) == SdpaKernel::Flash2);
+    if (before) ::setenv(name, saved.c_str(), 1); else ::unsetenv(name);
+    // On the CPU the kernel is never FlashAttention-2's: the setting changes nothing there.
+    const auto q = torch::randn({1, 2, 8, 16});
+    CHECK_FALSE(compat::flash2_attention(q, q, q).has_value());
+    CHECK_FALSE(compat::flash2_attention(q.to(torch::kHalf), q.to(torch::kHalf), q.to(torch::kHalf)).has_value());
+    auto ctx = pipeline::make_attention_context("standard", false, torch::kCPU, torch::kFloat, SdpaKernel::Flash2);
+    REQUIRE(ctx->dispatcher());
+    CHECK(ctx->dispatcher()->sdpa_kernel() == SdpaKernel::Flash2);
 }
