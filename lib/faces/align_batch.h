@@ -15,13 +15,7 @@ namespace lsync::faces {
 /// (numpy astype(uint8)) and the resized one rounded and clamped to [0, 255] (OpenCV's uint8 resize), so the
 /// crops hold integers exactly like the official uint8 images; without it they stay continuous.
 /// The official code warps in fp16; here the geometry and the image are float32.
-/// The float copy of the whole frames is the big temporary (11 MB per 720p frame: 354 MB for a render's group of
-/// two chunks, most of the 1.5 render's working memory outside the UNet), so frames go through in slices whose
-/// float copy stays within `slice_bytes` (at least one frame per slice). Each frame is warped on its own: the
-/// quantized crops are the same bits whatever the slices; continuous ones may differ in the last place (the
-/// resize's GEMM sees another row count).
-constexpr int64_t kAlignSliceBytes = int64_t{64} << 20;
 torch::Tensor align_faces(const torch::Tensor& frames, const torch::Tensor& matrices, const CropGeometry& geometry,
-                          bool quantize = true, int64_t slice_bytes = kAlignSliceBytes);
+                          bool quantize = true);
 
 }  // namespace lsync::faces
