@@ -82,27 +82,31 @@ torch::Tensor sdpa_scaled(const torch::Tensor& q, const torch::Tensor& k, const 
 #endif
 }
 
+bool flash2_serves(const torch::Tensor& q, const torch::Tensor& k, const torch::Tensor& v) {
+    if (!LSYNC_HAS_SDPA_SCALE) return false;
+    const auto dt = q.scalar_type();
+    if (!q.is_cuda() || (dt != torch::kHalf && dt != torch::kBFloat16)) return false;
+    if (q.dim() != 4 || k.dim() != 4 || v.dim() != 4 || k.scalar_type() != dt || v.scalar_type() != dt) return false;
+    const int64_t d = q.size(3);
+    if (d % 8 != 0 || d > 256 || k.size(3) != d || v.size(3) != d || k.size(2) != v.size(2)) return false;
+    for (int i = 0; i < 2; ++i)
+        if (k.size(i) != q.size(i) || v.size(i) != q.size(i)) return false;
+    if (q.size(2) == 0 || k.size(2) == 0) return false;
+    if (q.stride(3) != 1 || k.stride(3) != 1 || v.stride(3) != 1) return false;
+    return cuda_capability_major(q.device().index()) >= 8;
+}
+
 std::optional<torch::Tensor> flash2_attention(const torch::Tensor& q, const torch::Tensor& k,
                                               const torch::Tensor& v) {
+    if (!flash2_serves(q, k, v)) return std::nullopt;
 #if LSYNC_HAS_SDPA_SCALE
-    const auto dt = q.scalar_type();
-    if (!q.is_cuda() || (dt != torch::kHalf && dt != torch::kBFloat16)) return std::nullopt;
-    if (q.dim() != 4 || k.dim() != 4 || v.dim() != 4 || k.scalar_type() != dt || v.scalar_type() != dt) return std::nullopt;
-    const int64_t d = q.size(3);
-    if (d % 8 != 0 || d > 256 || k.size(3) != d || v.size(3) != d || k.size(2) != v.size(2)) return std::nullopt;
-    for (int i = 0; i < 2; ++i)
-        if (k.size(i) != q.size(i) || v.size(i) != q.size(i)) return std::nullopt;
-    if (q.size(2) == 0 || k.size(2) == 0) return std::nullopt;
-    if (q.stride(3) != 1 || k.stride(3) != 1 || v.stride(3) != 1) return std::nullopt;
-    if (cuda_capability_major(q.device().index()) < 8) return std::nullopt;
     try {
         // The scale left unset is 1 / sqrt(D), what SDPA passes it.
         return std::get<0>(at::_scaled_dot_product_flash_attention(q, k, v, 0.0, false, false, std::nullopt));
     } catch (const c10::Error&) {
-        return std::nullopt;  // a constraint this check does not know of: SDPA's own choice serves instead
+        return std::nullopt;  // a constraint the checks do not know of: SDPA's own choice serves instead
     }
 #else
-    (void)q; (void)k; (void)v;
     return std::nullopt;
 #endif
 }

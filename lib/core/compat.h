@@ -40,6 +40,8 @@ torch::Tensor sdpa(const torch::Tensor& q, const torch::Tensor& k, const torch::
 /// q/k/v [B, H, L, D] of one batch, head count and head dim, D a multiple of 8 up to 256, rows dense, compute
 /// capability 8 or later, LibTorch >= 2.1. nullopt where it does not (the caller then uses sdpa()).
 std::optional<torch::Tensor> flash2_attention(const torch::Tensor& q, const torch::Tensor& k, const torch::Tensor& v);
+/// Whether flash2_attention serves these inputs: its checks alone, no kernel runs (for `doctor`'s line).
+bool flash2_serves(const torch::Tensor& q, const torch::Tensor& k, const torch::Tensor& v);
 
 /// SDPA without a mask and with an explicit softmax scale (LibTorch >= 2.1); Error(Backend) elsewhere.
 torch::Tensor sdpa_scaled(const torch::Tensor& q, const torch::Tensor& k, const torch::Tensor& v, double scale);

@@ -63,7 +63,7 @@ BackendAvailability attention_availability(AttentionBackend backend, const torch
             // The motion modules' attention over 16 frames runs our kernel where it can (short_attention.h).
             auto t = torch::zeros({1, 8, 16, 40}, opts);
             // The 256 px render calls FlashAttention-2 itself where it serves (SdpaKernel::Flash2).
-            const bool flash2 = compat::flash2_attention(q, q, q).has_value();
+            const bool flash2 = compat::flash2_serves(q, q, q);
             return {true, "fused SDPA kernel: " + kernel +
                               (flash2 ? " (the 256 px render: FlashAttention-2)" : "") +
                               (short_attention_serves({t, t, t, std::nullopt})

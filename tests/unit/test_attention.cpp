@@ -144,6 +144,7 @@ TEST_CASE("SDPA kernel: FlashAttention-2 at 256 px, ATen's choice above; LSYNC_S
     const auto q = torch::randn({1, 2, 8, 16});
     CHECK_FALSE(compat::flash2_attention(q, q, q).has_value());
     CHECK_FALSE(compat::flash2_attention(q.to(torch::kHalf), q.to(torch::kHalf), q.to(torch::kHalf)).has_value());
+    CHECK_FALSE(compat::flash2_serves(q.to(torch::kHalf), q.to(torch::kHalf), q.to(torch::kHalf)));
     auto ctx = pipeline::make_attention_context("standard", false, torch::kCPU, torch::kFloat, SdpaKernel::Flash2);
     REQUIRE(ctx->dispatcher());
     CHECK(ctx->dispatcher()->sdpa_kernel() == SdpaKernel::Flash2);

@@ -54,6 +54,7 @@ TEST_CASE("flash2: ATen's FlashAttention-2 bits, close to fp32 standard attentio
             const AttentionInputs in{q, k, v, std::nullopt};
             const auto out = compat::flash2_attention(q, k, v);
             REQUIRE(out.has_value());
+            CHECK(compat::flash2_serves(q, k, v));
             CHECK(out->scalar_type() == dt);
             CHECK(out->sizes() == q.sizes());
             CHECK(torch::equal(*out, sdpa_without_cudnn(in)));
