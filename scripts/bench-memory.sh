@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # One device call: where the 1.5 render's GPU peak is set, and what the VAE's images per call trade for it
 # (issue 13's 4 GB; docs/performance-notes.md section 11). Builds latentsync (scripts/gpu-build.sh), then per
-# value of LSYNC_VAE_IMAGES (default "8 4 2"; 8 is the 256 px default) one `bench render` of 1.5 (500 frames:
+# value of LSYNC_VAE_IMAGES (default "8 4 2"; 4 is the 256 px default) one `bench render` of 1.5 (500 frames:
 # render stage, GPU peak with and after the face pass) and one traced `render` of the same clip
 # (LSYNC_TRACE_STAGE_MEMORY=1), printing the stages at which the allocator's peak rose. JSON and traces go to
 # $OUT (or build-gpu/logs). Needs .deps/src as gpu-check.sh does.

@@ -1,5 +1,6 @@
 #include "faces/paste_back.h"
 
+#include "core/device_transfer.h"
 #include "core/error.h"
 #include "faces/warp.h"
 
@@ -58,15 +59,11 @@ torch::Tensor gaussian_blur(const torch::Tensor& x, int64_t k, double sigma) {
 
 }  // namespace
 
-PasteResult paste_back(const torch::Tensor& frames, const torch::Tensor& faces, const torch::Tensor& matrices,
-                       const CropGeometry& g) {
-    LSYNC_CHECK(frames.dim() == 4 && frames.size(1) == 3 && frames.scalar_type() == torch::kByte, ErrorCode::Internal,
-                "paste_back: frames must be uint8 [B,3,H,W]");
-    const int64_t B = frames.size(0), H = frames.size(2), W = frames.size(3);
-    LSYNC_CHECK(faces.dim() == 4 && faces.size(0) == B && faces.size(1) == 3, ErrorCode::Internal,
-                "paste_back: faces must be [B,3,R,R] with B = " + std::to_string(B));
-    LSYNC_CHECK(matrices.dim() == 3 && matrices.size(0) == B, ErrorCode::Internal, "paste_back: matrices must be [B,2,3]");
-    const auto dev = frames.device();
+PastePlan plan_paste(const torch::Tensor& matrices, int64_t height, int64_t width, const CropGeometry& g,
+                     const torch::Device& device) {
+    LSYNC_CHECK(matrices.dim() == 3 && matrices.size(1) == 2 && matrices.size(2) == 3, ErrorCode::Internal,
+                "paste_back: matrices must be [B,2,3]");
+    const int64_t B = matrices.size(0), H = height, W = width;
 
     // Inverse matrices (crop -> frame) and the window every crop's footprint fits in. A bilinear sample of the
     // all-ones crop is non-zero up to one crop pixel outside [0, w-1] x [0, h-1]; two more pixels of margin keep
@@ -86,38 +83,60 @@ PasteResult paste_back(const torch::Tensor& frames, const torch::Tensor& faces, 
                 lo_y = std::min(lo_y, p[1]), hi_y = std::max(hi_y, p[1]);
             }
     }
-    PasteResult res;
-    res.frames = frames.clone();
+    PastePlan plan;
+    plan.frames = B;
     const auto clampi = [](double v, int64_t hi) { return std::min<int64_t>(std::max<int64_t>(int64_t(v), 0), hi); };
     const int64_t x0 = clampi(std::floor(lo_x) - 2, W), x1 = clampi(std::ceil(hi_x) + 3, W);
     const int64_t y0 = clampi(std::floor(lo_y) - 2, H), y1 = clampi(std::ceil(hi_y) + 3, H);
-    res.window = {x0, y0, x1, y1};
-    if (x1 - x0 < 2 || y1 - y0 < 2 || B == 0) {  // every crop lies outside the frame
+    plan.window = {x0, y0, x1, y1};
+    if (x1 - x0 < 2 || y1 - y0 < 2 || B == 0) return plan;  // every crop lies outside the frame
+    const int64_t wh = y1 - y0, ww = x1 - x0;
+    plan.inverse = affine_tensor(inv, torch::kCPU);  // host: warp_affine queues it without waiting
+
+    // 3: the paste mask, an all-ones crop warped as the face will be.
+    auto ones = torch::ones({B, 1, g.crop_h, g.crop_w}, torch::TensorOptions().dtype(torch::kFloat).device(device));
+    auto inv_mask = warp_affine(ones, plan.inverse, wh, ww, std::nullopt, {x0, y0});
+    plan.eroded = min_filter(inv_mask, 2, 2, 1, 1);
+    // 4 needs each frame's mask area on the host: copied now, waited for in apply_paste.
+    plan.areas = download_async(plan.eroded.to(torch::kDouble).sum({1, 2, 3}));
+    plan.areas_ready = StreamMark(device);
+    return plan;
+}
+
+PasteResult apply_paste(const torch::Tensor& frames, const torch::Tensor& faces, const PastePlan& plan,
+                        const CropGeometry& g) {
+    LSYNC_CHECK(frames.dim() == 4 && frames.size(1) == 3 && frames.scalar_type() == torch::kByte, ErrorCode::Internal,
+                "paste_back: frames must be uint8 [B,3,H,W]");
+    const int64_t B = frames.size(0);
+    LSYNC_CHECK(B == plan.frames, ErrorCode::Internal, "paste_back: the plan is for another number of frames");
+    LSYNC_CHECK(faces.dim() == 4 && faces.size(0) == B && faces.size(1) == 3, ErrorCode::Internal,
+                "paste_back: faces must be [B,3,R,R] with B = " + std::to_string(B));
+    const auto dev = frames.device();
+    const auto [x0, y0, x1, y1] = plan.window;
+    PasteResult res;
+    res.frames = frames.clone();
+    res.window = plan.window;
+    if (!plan.eroded.defined()) {
         res.blend = torch::zeros({B, 1, y1 - y0, x1 - x0}, torch::TensorOptions().dtype(torch::kFloat).device(dev));
         return res;
     }
     const int64_t wh = y1 - y0, ww = x1 - x0;
-    const auto inv_t = affine_tensor(inv, dev);
 
     // 1-2: resize back to the crop size and warp into the window.
     auto face = resize_bicubic_antialias(faces.to(dev, torch::kFloat), g.crop_h, g.crop_w);
-    auto inv_face = warp_affine(face, inv_t, wh, ww, 127.0, {x0, y0});
+    auto inv_face = warp_affine(face, plan.inverse, wh, ww, 127.0, {x0, y0});
     inv_face = (inv_face / 2 + 0.5).clamp(0, 1) * 255;
-    // 3: paste mask.
-    auto ones = torch::ones({B, 1, g.crop_h, g.crop_w}, torch::TensorOptions().dtype(torch::kFloat).device(dev));
-    auto inv_mask = warp_affine(ones, inv_t, wh, ww, std::nullopt, {x0, y0});
-    auto eroded = min_filter(inv_mask, 2, 2, 1, 1);
-    auto pasted = eroded * inv_face;
+    auto pasted = plan.eroded * inv_face;
 
     // 4: per-frame feather width; frames sharing a width are filtered together.
-    auto area = eroded.to(torch::kDouble).sum({1, 2, 3}).to(torch::kCPU);
-    auto area_acc = area.accessor<double, 1>();
+    plan.areas_ready.wait();
+    auto area_acc = plan.areas.accessor<double, 1>();
     std::map<int64_t, std::vector<int64_t>> by_edge;
     for (int64_t b = 0; b < B; ++b) by_edge[int64_t(std::sqrt(area_acc[b])) / 20].push_back(b);
-    auto soft = torch::empty_like(eroded);
+    auto soft = torch::empty_like(plan.eroded);
     for (const auto& [w_edge, members] : by_edge) {
-        auto idx = torch::tensor(members, torch::kLong).to(dev);
-        auto m = eroded.index_select(0, idx);
+        auto idx = upload(torch::tensor(members, torch::kLong), dev);
+        auto m = plan.eroded.index_select(0, idx);
         const int64_t k = w_edge > 0 ? 2 * w_edge : 3;  // cv2.erode with an empty kernel uses 3 x 3
         auto center = min_filter(m, k, k, k / 2, k / 2);
         const int64_t blur = 2 * w_edge + 1;
@@ -132,6 +151,15 @@ PasteResult paste_back(const torch::Tensor& frames, const torch::Tensor& faces, 
     frame_win.copy_(torch::where(soft > 0, out, frame_win));
     res.blend = soft;
     return res;
+}
+
+PasteResult paste_back(const torch::Tensor& frames, const torch::Tensor& faces, const torch::Tensor& matrices,
+                       const CropGeometry& g) {
+    LSYNC_CHECK(frames.dim() == 4 && frames.size(1) == 3 && frames.scalar_type() == torch::kByte, ErrorCode::Internal,
+                "paste_back: frames must be uint8 [B,3,H,W]");
+    LSYNC_CHECK(matrices.dim() == 3 && matrices.size(0) == frames.size(0), ErrorCode::Internal,
+                "paste_back: matrices must be [B,2,3]");
+    return apply_paste(frames, faces, plan_paste(matrices, frames.size(2), frames.size(3), g, frames.device()), g);
 }
 
 }  // namespace lsync::faces

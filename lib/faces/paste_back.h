@@ -2,6 +2,7 @@
 // Putting generated faces back into their frames (reference section 5.7, AlignRestore.restore_img), batched
 // on the frames' device.
 
+#include "core/device_transfer.h"
 #include "faces/alignment.h"
 
 #include <torch/torch.h>
@@ -23,6 +24,27 @@ struct PasteResult {
 /// Crop-level composite (paste_surrounding_pixels_back): decoded * (1 - mask) + reference * mask, with mask
 /// 1 = keep the reference. decoded / reference [B, 3, R, R] in [-1, 1]; mask [R, R], [1, R, R] or [B, 1, R, R].
 torch::Tensor composite_crop(const torch::Tensor& decoded, const torch::Tensor& reference, const torch::Tensor& mask);
+
+/// The half of paste_back that does not need the faces: the window, the inverse matrices and the paste mask
+/// (steps 3 and the start of 4). A render makes it when a group starts, from the group's host matrices: it
+/// queues its kernels without waiting for the GPU, and apply_paste waits only for the mask's per-frame areas,
+/// which the GPU has passed long before the faces are decoded.
+struct PastePlan {
+    int64_t frames = 0;
+    std::array<int64_t, 4> window{0, 0, 0, 0};  ///< as PasteResult::window
+    torch::Tensor inverse;                      ///< [B, 2, 3] float on the host (crop -> frame)
+    torch::Tensor eroded;                       ///< [B, 1, wh, ww] the paste mask m; undefined if nothing to paste
+    torch::Tensor areas;                        ///< [B] double on the host: the sum of m per frame, once ready
+    StreamMark areas_ready;
+};
+
+/// matrices [B, 2, 3] on the host or on `device` (the frames' device); height x width the frames' size.
+PastePlan plan_paste(const torch::Tensor& matrices, int64_t height, int64_t width, const CropGeometry& geometry,
+                     const torch::Device& device);
+
+/// paste_back with a plan made for these frames' matrices and size.
+PasteResult apply_paste(const torch::Tensor& frames, const torch::Tensor& faces, const PastePlan& plan,
+                        const CropGeometry& geometry);
 
 /// frames [B, 3, H, W] uint8; faces [B, 3, R, R] in [-1, 1] (the composited crops); matrices [B, 2, 3] the
 /// alignment matrices the crops were cut with. Per the official restore:

@@ -1,5 +1,6 @@
 #include "faces/warp.h"
 
+#include "core/device_transfer.h"
 #include "core/error.h"
 
 #include <cmath>
@@ -19,8 +20,9 @@ torch::Tensor warp_affine(const torch::Tensor& src, const torch::Tensor& matrice
     LSYNC_CHECK(in_h >= 2 && in_w >= 2 && out_h >= 1 && out_w >= 1, ErrorCode::Internal, "warp_affine: image too small");
     const auto geo = torch::TensorOptions().dtype(torch::kFloat).device(src.device());
 
-    // Inverse of each 2x3 (destination -> source), in double, then float32 for the sampling grid.
-    auto m = matrices.to(src.device(), torch::kDouble);
+    // Inverse of each 2x3 (destination -> source), in double, then float32 for the sampling grid. Where the
+    // matrices are: host matrices (a render's) are checked and inverted on the host, with no wait for the GPU.
+    auto m = matrices.to(torch::kDouble);
     auto a = m.select(1, 0).select(1, 0), b = m.select(1, 0).select(1, 1), c = m.select(1, 0).select(1, 2);
     auto d = m.select(1, 1).select(1, 0), e = m.select(1, 1).select(1, 1), f = m.select(1, 1).select(1, 2);
     auto det = a * e - b * d;
@@ -29,7 +31,9 @@ torch::Tensor warp_affine(const torch::Tensor& src, const torch::Tensor& matrice
     auto ic = -(ia * c + ib * f), iff = -(id * c + ie * f);
     // Source pixel index -> grid_sample's normalised coordinate (align_corners=True): 2 i / (W - 1) - 1.
     const double nx = 2.0 / (in_w - 1), ny = 2.0 / (in_h - 1);
-    auto coef = torch::stack({ia * nx, ib * nx, ic * nx - 1, id * ny, ie * ny, iff * ny - 1}, 1).to(torch::kFloat);
+    const auto coef = upload(
+        torch::stack({ia * nx, ib * nx, ic * nx - 1, id * ny, ie * ny, iff * ny - 1}, 1).to(torch::kFloat),
+        src.device());
     auto v = [&](int k) { return coef.select(1, k).view({-1, 1, 1}); };
 
     auto xs = (torch::arange(out_w, geo) + static_cast<float>(origin[0])).view({1, 1, out_w});
@@ -99,8 +103,8 @@ torch::Tensor resize_lanczos4(const torch::Tensor& images, int64_t out_h, int64_
     LSYNC_CHECK(images.dim() == 4 && images.is_floating_point(), ErrorCode::Internal,
                 "resize_lanczos4: images must be float [B,C,H,W]");
     const auto opts = images.options();
-    auto wx = lanczos4_matrix(images.size(3), out_w).to(opts);  // [out_w, W]
-    auto wy = lanczos4_matrix(images.size(2), out_h).to(opts);  // [out_h, H]
+    const auto wx = upload(lanczos4_matrix(images.size(3), out_w), opts.device(), opts.dtype().toScalarType());
+    const auto wy = upload(lanczos4_matrix(images.size(2), out_h), opts.device(), opts.dtype().toScalarType());
     return torch::matmul(wy, torch::matmul(images, wx.t()));
 }
 
@@ -108,9 +112,8 @@ torch::Tensor resize_lanczos4_u8(const torch::Tensor& images, int64_t out_h, int
     LSYNC_CHECK(images.dim() == 4, ErrorCode::Internal, "resize_lanczos4_u8: images must be [B,C,H,W]");
     // Integer weights times 8-bit values: every partial sum is an integer below 2^36, exact in doubles, so the
     // order of the sums does not matter and the result is OpenCV's bit for bit.
-    const auto opts = images.options().dtype(torch::kDouble);
-    auto wx = lanczos4_matrix(images.size(3), out_w, true).to(opts);
-    auto wy = lanczos4_matrix(images.size(2), out_h, true).to(opts);
+    const auto wx = upload(lanczos4_matrix(images.size(3), out_w, true), images.device(), torch::kDouble);
+    const auto wy = upload(lanczos4_matrix(images.size(2), out_h, true), images.device(), torch::kDouble);
     const auto sum = torch::matmul(wy, torch::matmul(images.to(torch::kDouble), wx.t()));
     // FixedPtCast<int, uchar, 22>: add half, shift right by 22 bits (a floor), then saturate.
     return torch::floor((sum + double(1 << 21)) / double(1 << 22)).clamp(0, 255).to(images.scalar_type());

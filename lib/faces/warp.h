@@ -18,6 +18,9 @@ namespace lsync::faces {
 /// Like kornia's "fill", the fill colour is blended in by the share of each bilinear footprint that falls
 /// outside the source (out = sample(src, zeros) + (1 - sample(ones, zeros)) * fill).
 ///
+/// The matrices may be on the host or on src's device: host matrices (a render's) are checked and inverted on
+/// the host and only the sampling coefficients go to the GPU, queued without waiting for it.
+///
 /// `origin` (x0, y0) says that output pixel (0, 0) is destination pixel (x0, y0): warping into a window of a
 /// larger destination gives bit-identical values to warping the whole destination and cutting the window,
 /// because each sample position is computed from absolute destination coordinates.

@@ -1,6 +1,7 @@
 #include "pipeline/lipsync_chunk.h"
 
 #include "audio/audio_features.h"
+#include "core/device_transfer.h"
 #include "core/env.h"
 #include "core/error.h"
 #include "diagnostics/gpu_memory.h"
@@ -22,11 +23,14 @@ namespace {
 // Images per VAE call: the VAE's working memory grows with the images of a call (fp16, channels-last, H200:
 // 0.39 GiB per image at 512 px, 0.1 at 256), while its time per image is the same from 4 to 16 images at 512 px
 // and from 16 to 64 at 256 (docs/performance-notes.md section 4). So a call of several chunks (32 images at 2)
-// runs the VAE in slices of 512 Ki pixels: 2 images at 512 px, 8 at 256. LSYNC_VAE_IMAGES=N overrides it.
+// runs the VAE in slices: 2 images at 512 px (512 Ki pixels), 4 at 256 px and below (256 Ki pixels: call AA,
+// section 12, 500-frame 1.5 render: GPU peak 3.89 -> 3.73 GiB against 8 images, render stage within 2 %).
+// LSYNC_VAE_IMAGES=N overrides it.
 int64_t vae_images_per_call(int resolution) {
     if (const auto images = env::positive_integer("LSYNC_VAE_IMAGES", 4096)) return *images;
     const int64_t pixels = int64_t{resolution} * resolution;
-    return std::max<int64_t>(1, (int64_t{1} << 19) / std::max<int64_t>(1, pixels));
+    const int64_t budget = resolution <= 256 ? int64_t{1} << 18 : int64_t{1} << 19;
+    return std::max<int64_t>(1, budget / std::max<int64_t>(1, pixels));
 }
 
 // LSYNC_TRACE_STAGE_MEMORY=1: after each stage of a call, the allocator's peak so far and what is held now,
@@ -36,14 +40,6 @@ bool stage_memory_traced() {
     return on;
 }
 
-// `host` (a CPU tensor) on `like`'s device and dtype. To a GPU through pinned memory and without waiting: a copy
-// from pageable memory first waits for everything queued on the stream, so each chunk's posterior noise (two per
-// chunk) left the GPU idle while the host drew the noise and queued the next VAE call.
-torch::Tensor to_device_async(const torch::Tensor& host, const torch::Tensor& like) {
-    if (!like.is_cuda()) return host.to(like.device(), like.scalar_type());
-    // The caching host allocator keeps the pinned block until the copy's stream has passed it.
-    return host.pin_memory().to(like.device(), like.scalar_type(), /*non_blocking=*/true);
-}
 }  // namespace
 
 LipsyncChunk::LipsyncChunk(const RenderModels& models, torch::Tensor mask, DiffusionSettings settings,
@@ -64,7 +60,8 @@ LipsyncChunk::LipsyncChunk(const RenderModels& models, torch::Tensor mask, Diffu
     mask_latent_ = diffusion::mask_to_latent(mask_.view({1, 1, mask_.size(0), mask_.size(1)}), f)
                        .to(models.unet->dtype());
     const int64_t h = models.resolution / f;
-    shared_noise_ = noise_.shared(models.vae->config().latent_channels, h, h);
+    // On the device once: a per-group copy from pageable memory would wait for the stream.
+    shared_noise_ = noise_.shared(models.vae->config().latent_channels, h, h).to(device, models.unet->dtype());
     scheduler_.set_timesteps(settings_.steps);
 }
 
@@ -75,7 +72,9 @@ torch::Tensor LipsyncChunk::encode(const torch::Tensor& images, const std::vecto
     for (int64_t k = 0; k < b; ++k) {
         const auto mean = dist.mean.slice(0, k * a, (k + 1) * a), std = dist.std.slice(0, k * a, (k + 1) * a);
         // mean + std * eps, the posterior sample diffusers draws, with eps from the chunk's own generator.
-        const auto eps = to_device_async(noise_.posterior(ids[static_cast<size_t>(k)], which, mean.sizes()), mean);
+        // Through pinned memory: a copy from pageable memory would wait for everything queued on the stream.
+        const auto eps = upload(noise_.posterior(ids[static_cast<size_t>(k)], which, mean.sizes()), mean.device(),
+                                mean.scalar_type());
         per_chunk.push_back(diffusion::frames_to_video_latents(mean + std * eps));
     }
     return torch::cat(per_chunk, 0);
@@ -87,7 +86,7 @@ void LipsyncChunk::warm_up(int64_t chunks) {
     ChunkFrames c;
     c.chunk = 0;  // its noise is drawn again by the real chunk 0: every draw comes from (seed, chunk) alone
     c.frames = torch::zeros({kFramesPerChunk, 3, side, side}, torch::TensorOptions().dtype(torch::kUInt8).device(device));
-    c.matrices = torch::tensor({1.0f, 0.0f, 0.0f, 0.0f, 1.0f, 0.0f}).view({1, 2, 3}).repeat({kFramesPerChunk, 1, 1}).to(device);
+    c.matrices = torch::tensor({1.0f, 0.0f, 0.0f, 0.0f, 1.0f, 0.0f}).view({1, 2, 3}).repeat({kFramesPerChunk, 1, 1});
     c.audio = torch::zeros({kFramesPerChunk, audio::kWindowFeatureFrames * audio::kStates,
                             models_.unet->config().cross_attention_dim},
                            torch::TensorOptions().dtype(models_.unet->dtype()).device(device));
@@ -144,7 +143,11 @@ std::vector<torch::Tensor> LipsyncChunk::run_batch(const std::vector<ChunkFrames
         ids.push_back(c.chunk);
     }
     mark(ChunkStageClock::Start);
+    // The matrices stay on the host (ChunkFrames): aligning and pasting invert them there, and nothing in the
+    // group waits for the GPU until the paste needs the paste mask's areas, queued here first.
     const auto all_frames = torch::cat(frames, 0), all_matrices = torch::cat(matrices, 0);
+    const auto paste_plan =
+        faces::plan_paste(all_matrices, all_frames.size(2), all_frames.size(3), geometry_, all_frames.device());
     const auto dtype = models_.unet->dtype();
     // The official preprocessing: uint8 crops -> [0, 1] -> [-1, 1]; masked = crop * mask (mouth -> 0).
     const auto crops = faces::align_faces(all_frames, all_matrices, geometry_);
@@ -170,8 +173,7 @@ std::vector<torch::Tensor> LipsyncChunk::run_batch(const std::vector<ChunkFrames
     cond.ref_latents = pad_rows(cond.ref_latents, 1);
     cond.mask = mask_latent_.expand({unet_b, 1, n, mask_latent_.size(3), mask_latent_.size(4)});
     cond.audio = pad_rows(torch::cat(audio, 0), n);  // [B*A, tokens, dim], chunk-major as the loop wants
-    const auto latents =
-        shared_noise_.to(cond.ref_latents.device(), dtype).expand({unet_b, -1, n, -1, -1}).contiguous();
+    const auto latents = shared_noise_.expand({unet_b, -1, n, -1, -1}).contiguous();
     mark(ChunkStageClock::Encoded);
 
     diffusion::DenoiseOptions options;
@@ -187,7 +189,7 @@ std::vector<torch::Tensor> LipsyncChunk::run_batch(const std::vector<ChunkFrames
         models::decode_planned(*models_.vae, diffusion::video_latents_to_frames(final_latents), plan).to(torch::kFloat);
     mark(ChunkStageClock::Decoded);
     const auto faces_out = faces::composite_crop(decoded, pixels, mask_);
-    const auto pasted = faces::paste_back(all_frames, faces_out, all_matrices, geometry_).frames;
+    const auto pasted = faces::apply_paste(all_frames, faces_out, paste_plan, geometry_).frames;
     mark(ChunkStageClock::Pasted);
     std::vector<torch::Tensor> out;
     for (int64_t k = 0; k < b; ++k) {

@@ -27,7 +27,9 @@ struct DiffusionSettings {
 struct ChunkFrames {
     int64_t chunk = 0;       ///< chunk index: selects the posterior noise
     torch::Tensor frames;    ///< [A, 3, H, W] uint8 on the models' device
-    torch::Tensor matrices;  ///< [A, 2, 3] float32 alignment matrices (frame -> crop), same device
+    /// [A, 2, 3] float32 alignment matrices (frame -> crop), on the host (a render's: aligning and pasting
+    /// invert them there without waiting for the GPU) or on the frames' device
+    torch::Tensor matrices;
     torch::Tensor audio;     ///< [A, tokens, dim] audio windows of these frames
 };
 
@@ -90,7 +92,7 @@ private:
     torch::Tensor mask_latent_;  ///< [1, 1, 1, h, w] in the models' dtype
     DiffusionSettings settings_;
     NoiseSource noise_;
-    torch::Tensor shared_noise_;  ///< [1, 4, 1, h, w] float32 CPU
+    torch::Tensor shared_noise_;  ///< [1, 4, 1, h, w] on the models' device, in their dtype
     diffusion::DDIMScheduler scheduler_;
     diffusion::Denoiser denoiser_;
     int64_t vae_images_;  ///< images per VAE call: bounds the VAE's working memory whatever the batch

@@ -1,6 +1,7 @@
 #include "catch_compat.h"
 
 #include "core/bounded_queue.h"
+#include "core/device_transfer.h"
 #include "core/env.h"
 #include "core/error.h"
 #include "core/files.h"
@@ -79,6 +80,17 @@ TEST_CASE("environment switches: whole numbers in range and flags, anything else
     CHECK(env::flag(name, true));
     CHECK(!env::flag(name, false));
     ::unsetenv(name);
+}
+
+TEST_CASE("host transfers on the CPU: a conversion, the tensor itself, nothing to wait for", "[core]") {
+    const auto t = torch::arange(12, torch::kFloat).view({3, 4});
+    const auto half = upload(t, torch::kCPU, torch::kHalf);
+    CHECK(half.scalar_type() == torch::kHalf);
+    CHECK(torch::equal(half, t.to(torch::kHalf)));
+    CHECK(upload(t, torch::kCPU).data_ptr() == t.data_ptr());
+    CHECK(download_async(t).data_ptr() == t.data_ptr());
+    StreamMark().wait();
+    StreamMark(torch::kCPU).wait();
 }
 
 TEST_CASE("bounded queue blocks the producer at capacity and passes errors on", "[core]") {

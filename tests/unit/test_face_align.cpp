@@ -228,6 +228,14 @@ TEST_CASE("one batch gives the per-frame results", "[faces][paste]") {
         const auto one = faces::paste_back(frames.narrow(0, i, 1), generated.narrow(0, i, 1), m.narrow(0, i, 1), g);
         CHECK(torch::equal(one.frames, batch.frames.narrow(0, i, 1)));
     }
+    // A render plans the paste when the group starts: the plan, applied later, gives the same frames and blend.
+    const auto plan = faces::plan_paste(m, frames.size(2), frames.size(3), g, torch::kCPU);
+    CHECK(plan.frames == 3);
+    CHECK(plan.window == batch.window);
+    const auto planned = faces::apply_paste(frames, generated, plan, g);
+    CHECK(torch::equal(planned.frames, batch.frames));
+    CHECK(torch::equal(planned.blend, batch.blend));
+    CHECK_THROWS(faces::apply_paste(frames.narrow(0, 0, 2), generated.narrow(0, 0, 2), plan, g));
 }
 
 TEST_CASE("crop composite keeps the reference where the mask is 1", "[faces][paste]") {

@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "core/compat.h"
+#include "core/device_transfer.h"
 #include "diagnostics/kernel_profile.h"
 #include "faces/align_batch.h"
 #include "faces/paste_back.h"
@@ -217,6 +218,25 @@ TEST_CASE("full-size random UNet in fp16 at 256 and 512: every backend agrees wi
     }
 }
 
+TEST_CASE("host transfers queue without waiting and land once their stream mark is passed", "[gpu]") {
+    LSYNC_NEED_GPU();
+    const torch::Device dev(torch::kCUDA, 0);
+    torch::manual_seed(3);
+    const auto host = torch::randn({256, 300});
+    const auto up = upload(host, dev, torch::kHalf);
+    CHECK(up.is_cuda());
+    CHECK(up.scalar_type() == torch::kHalf);
+    CHECK(torch::equal(up.cpu(), host.to(torch::kHalf)));
+    // Work queued ahead of the download: the copy follows it in the stream's order.
+    auto x = torch::randn({1024, 1024}, torch::TensorOptions().device(dev));
+    for (int i = 0; i < 8; ++i) x = torch::tanh(torch::matmul(x, x) / 32);
+    const auto down = download_async(x);
+    CHECK(down.is_cpu());
+    CHECK(down.is_pinned());
+    StreamMark(dev).wait();
+    CHECK(torch::equal(down, x.cpu()));
+}
+
 TEST_CASE("batched face geometry on CUDA matches the CPU path", "[gpu][faces]") {
     LSYNC_NEED_GPU();
     torch::manual_seed(9);
@@ -245,6 +265,14 @@ TEST_CASE("batched face geometry on CUDA matches the CPU path", "[gpu][faces]") 
         const auto diff = (out_cpu.to(torch::kInt) - out_gpu.to(torch::kInt)).abs();
         CHECK(diff.max().item<int>() <= 1);
         CHECK(diff.to(torch::kFloat).mean().item<float>() < 0.01f);
+        // A render keeps the matrices on the host (inverted there, nothing waits for the GPU): the same bits as
+        // matrices on the GPU, for aligning, pasting, and pasting with a plan made before the faces exist.
+        const auto host_m = faces::affine_tensor(mats, torch::kCPU);
+        CHECK(torch::equal(faces::align_faces(frames.to(dev), host_m, g).cpu(), crops_gpu));
+        CHECK(torch::equal(faces::paste_back(frames.to(dev), gen.to(dev), host_m, g).frames.cpu(), out_gpu));
+        const auto plan = faces::plan_paste(host_m, frames.size(2), frames.size(3), g, dev);
+        const auto planned = faces::apply_paste(frames.to(dev), gen.to(dev), plan, g);
+        CHECK(torch::equal(planned.frames.cpu(), out_gpu));
     }
 }
 

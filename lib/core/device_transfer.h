@@ -1,0 +1,39 @@
+#pragma once
+// Copies between the host and a GPU that never hold the host thread, and a mark in a stream's queue to wait for.
+//
+// A copy from pageable host memory to a GPU first waits for everything queued on the stream, and `.cpu()` waits
+// for the copy itself. Inside a render worker's group either one drains the GPU's queue: the GPU then idles
+// while the host queues the next kernels, one at a time (docs/performance-notes.md section 12). With these, a
+// worker queues a whole group and the start of the next before it waits for anything.
+
+#include <torch/torch.h>
+
+#include <memory>
+#include <optional>
+
+namespace lsync {
+
+/// `host` (a CPU tensor) on `device`, as `dtype` (its own by default). To a GPU through pinned memory, queued on
+/// the current stream without waiting for it; elsewhere an ordinary conversion.
+torch::Tensor upload(const torch::Tensor& host, const torch::Device& device,
+                     std::optional<torch::ScalarType> dtype = std::nullopt);
+
+/// A new host tensor that receives `t`'s values, copied on the current stream without waiting: pinned memory
+/// for a GPU tensor, whose values may be read only after a StreamMark made after this call was waited for.
+/// For a CPU tensor, `t` itself.
+torch::Tensor download_async(const torch::Tensor& t);
+
+/// A point in a GPU stream's queue (the current stream of the device at the time it is made). wait() blocks
+/// the host until the GPU has passed it; for a CPU device, or a default-made mark, there is nothing to wait for.
+class StreamMark {
+public:
+    StreamMark() = default;
+    explicit StreamMark(const torch::Device& device);
+    void wait() const;
+
+private:
+    struct Event;
+    std::shared_ptr<Event> event_;
+};
+
+}  // namespace lsync
