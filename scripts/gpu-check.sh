@@ -63,7 +63,9 @@ if LSYNC_TEST_INJECT_OOM=1 "$BUILD_DIR/bin/latentsync" render tests/fixtures/fac
     python3 -c 'import json,sys; f=json.loads(open(sys.argv[1]).read().splitlines()[-1]); assert f["event"]=="finish" and f["frames"]==75 and f["lipsynced"]==75 and f["oom_retries"]==1, f; assert 0 < f["gpu_peak_after_faces_bytes"] <= f["gpu_peak_bytes"], f; print("render ok:", f["frames"], "frames,", round(f["stage_seconds"]["render"], 2), "s, GPU peak", f["gpu_peak_bytes"] >> 20, "MiB")' "$RW/events.jsonl"; then
     rm -rf "$RW"
 else
-    tail -5 "$RW/events.jsonl"
+    # The error's first lines say where it came from (a CUDA error's text ends in generic advice).
+    grep -v '^{' "$RW/events.jsonl" | head -15
+    grep '^{' "$RW/events.jsonl" | tail -2 | cut -c1-800
     rc=1
 fi
 

@@ -1,6 +1,6 @@
 #pragma once
 // The measurement switches read from the environment (LSYNC_VAE_IMAGES, LSYNC_SLICE_MIB, LSYNC_TRACE_STAGE_MEMORY,
-// LSYNC_CUDA_GRAPHS, LSYNC_QUEUE_AHEAD, ...), read one way: a value that is not what the switch takes is said on the log (once per
+// LSYNC_CUDA_GRAPHS, ...), read one way: a value that is not what the switch takes is said on the log (once per
 // variable and process) and ignored, instead of silently meaning 0 or "on". (LSYNC_THREADS, a user setting, is refused with an error instead:
 // core/threads.h.)
 

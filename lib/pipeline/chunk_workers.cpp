@@ -1,6 +1,7 @@
 #include "pipeline/chunk_workers.h"
 
 #include "core/cancel.h"
+#include "core/device_transfer.h"
 #include "core/env.h"
 #include "core/error.h"
 #include "core/log.h"
@@ -18,7 +19,6 @@
 #include <c10/cuda/CUDAStream.h>
 #endif
 
-#include <algorithm>
 #include <chrono>
 #include <cstdio>
 #include <optional>
@@ -36,11 +36,6 @@ bool chunk_timing_printed() {
 // LSYNC_WARM_UP=1: a GPU worker warms its stages up before its first group (LipsyncChunk::warm_up).
 bool warm_up_wanted() {
     static const bool on = env::flag("LSYNC_WARM_UP");
-    return on;
-}
-// LSYNC_QUEUE_AHEAD=0: a worker waits for each group's frames before it queues the next (for comparisons).
-bool queue_ahead() {
-    static const bool on = env::flag("LSYNC_QUEUE_AHEAD", true);
     return on;
 }
 }  // namespace
@@ -180,61 +175,29 @@ void ChunkWorkers::run(size_t index) {
             log::debug("warm-up on ", device.str(), " skipped: ", e.what());
         }
     }
-    // One group queued ahead: the worker queues group N+1 on its stream before it waits for group N's frames,
-    // so the GPU goes from one group to the next without waiting for the host (docs/performance-notes.md
-    // section 12). Waiting first for N left the GPU idle while the host queued N+1's first kernels one by one.
-    std::optional<Queued> queued;
-    auto last_finished = std::chrono::steady_clock::time_point{};
     while (true) {
-        std::optional<Job> job;
+        Job job;
         {
             std::unique_lock<std::mutex> lock(mutex_);
-            if (!queued) jobs_changed_.wait(lock, [&] { return stopping_ || !jobs_.empty(); });
+            jobs_changed_.wait(lock, [&] { return stopping_ || !jobs_.empty(); });
             if (stopping_) return;
-            if (!jobs_.empty()) {
-                job = std::move(jobs_.front());
-                jobs_.pop_front();
-            }
+            job = std::move(jobs_.front());
+            jobs_.pop_front();
         }
-        std::optional<Queued> next;
-        if (job) {
-            const int64_t seq = job->seq;
-            try {
-                next = queue_group(w, std::move(*job));
-            } catch (...) {
-                {
-                    std::lock_guard<std::mutex> lock(mutex_);
-                    errors_[seq] = std::current_exception();
-                }
-                results_changed_.notify_all();
-            }
+        try {
+            const auto started = std::chrono::steady_clock::now();
+            GroupResult r = run_group(w, job.chunks);
+            if (chunk_timing_printed()) print_group_timing(index, job, r, started);
+            std::lock_guard<std::mutex> lock(mutex_);
+            busy_[index] += std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
+            stages_[index] += r.stages;
+            results_[job.seq] = std::move(r);
+        } catch (...) {
+            std::lock_guard<std::mutex> lock(mutex_);
+            errors_[job.seq] = std::current_exception();
         }
-        if (queued) finish_group(index, *queued, last_finished);
-        queued = std::move(next);
-        if (queued && !queue_ahead()) {
-            finish_group(index, *queued, last_finished);
-            queued.reset();
-        }
+        results_changed_.notify_all();
     }
-}
-
-void ChunkWorkers::finish_group(size_t index, Queued& q, std::chrono::steady_clock::time_point& last_finished) {
-    try {
-        q.done.wait();
-        for (const auto& clock : q.clocks) q.result.stages += clock->read();  // past its last event already
-        const auto now = std::chrono::steady_clock::now();
-        if (chunk_timing_printed()) print_group_timing(index, q.job, q.result, q.started);
-        std::lock_guard<std::mutex> lock(mutex_);
-        // The time since it was queued, less what overlapped the group before it.
-        busy_[index] += std::chrono::duration<double>(now - std::max(q.started, last_finished)).count();
-        last_finished = now;
-        stages_[index] += q.result.stages;
-        results_[q.job.seq] = std::move(q.result);
-    } catch (...) {
-        std::lock_guard<std::mutex> lock(mutex_);
-        errors_[q.job.seq] = std::current_exception();
-    }
-    results_changed_.notify_all();
 }
 
 // One line per group, on stderr whatever the log level (chunk_timing_printed).
@@ -253,28 +216,23 @@ void ChunkWorkers::print_group_timing(size_t index, const Job& job, const GroupR
                  1e3 * s.vae_decode, 1e3 * s.paste_back);
 }
 
-// Queues `job`'s chunks, `w.batch` at a time, and the download of their frames; a CUDA out-of-memory error
-// (raised while queueing: the allocator fails on the host) frees the cache, halves the batch and queues the same
-// chunks again, so a render only fails for memory when one chunk alone does not fit.
-ChunkWorkers::Queued ChunkWorkers::queue_group(ChunkWorkerSetup& w, Job job) {
-    Queued q;
-    q.started = std::chrono::steady_clock::now();
-    q.job = std::move(job);
-    auto& chunks = q.job.chunks;
+// Runs `chunks`, `w.batch` at a time; a CUDA out-of-memory error frees the cache, halves the batch and retries
+// the same chunks, so a render only fails for memory when one chunk alone does not fit.
+GroupResult ChunkWorkers::run_group(ChunkWorkerSetup& w, std::vector<ChunkFrames>& chunks) {
     const auto device = w.models.unet->device();
     const auto dtype = w.models.unet->dtype();
-    diagnostics::HostStageScope upload_scope("lsync::upload");
+    diagnostics::HostStageScope upload("lsync::upload");
     for (auto& c : chunks) {
         // From pinned memory the frames' copy runs on this worker's stream without holding the thread; the
-        // matrices stay on the host (ChunkFrames).
+        // matrices stay on the host (ChunkFrames), where aligning and pasting invert them.
         c.frames = c.frames.to(device, /*non_blocking=*/c.frames.is_pinned());
-        c.audio = upload(c.audio, device, dtype);
+        c.audio = lsync::upload(c.audio, device, dtype);
     }
-    upload_scope.leave();
+    upload.leave();
     const auto cancel = [this](int, int, int64_t, const torch::Tensor&) {
         return !interrupt_requested() && !cancelled_;
     };
-    GroupResult& r = q.result;
+    GroupResult r;
     r.frames.resize(chunks.size());
     if (tracing_) r.traces.resize(chunks.size());
     size_t next = 0;
@@ -293,19 +251,21 @@ ChunkWorkers::Queued ChunkWorkers::queue_group(ChunkWorkerSetup& w, Job job) {
                 TORCH_CHECK_WITH(OutOfMemoryError, !inject, "injected out-of-memory error (test hook)");
             }
             std::vector<ChunkTrace> traces;
-            std::unique_ptr<ChunkStageClock> clock;
-            if (time_stages_) clock = std::make_unique<ChunkStageClock>(device);
+            std::optional<ChunkStageClock> clock;
+            if (time_stages_) clock.emplace(device);
             // The last groups of a render can be short (a lone chunk): padded to the worker's batch where the
             // runner pads (256 px on a GPU, where the UNet is graphed), so they replay its main shape.
-            auto out = w.runner->run_batch(sub, cancel, tracing_ ? &traces : nullptr, clock.get(), w.batch);
+            auto out = w.runner->run_batch(sub, cancel, tracing_ ? &traces : nullptr, clock ? &*clock : nullptr,
+                                           w.batch);
             const diagnostics::HostStageScope download("lsync::download");
             for (size_t k = 0; k < sub.size(); ++k) {
                 // Laid out as the encoder wants on the device: the download is then one straight copy, and the
                 // host does not transpose 16 full frames per chunk on this thread.
-                r.frames[next + k] = download_async(out[k].permute({0, 2, 3, 1}).contiguous());
+                r.frames[next + k] = out[k].permute({0, 2, 3, 1}).contiguous().cpu();
                 if (tracing_) r.traces[next + k] = traces[k];
             }
-            if (clock) q.clocks.push_back(std::move(clock));
+            // After the download, which waited for the worker's stream: reading the events costs no sync.
+            if (clock) r.stages += clock->read();
             next += sub.size();
         } catch (const c10::OutOfMemoryError&) {
             if (sub.size() == 1)
@@ -319,8 +279,7 @@ ChunkWorkers::Queued ChunkWorkers::queue_group(ChunkWorkerSetup& w, Job job) {
             ++r.oom_retries;
         }
     }
-    q.done = StreamMark(device);  // after the last download: once passed, every frame is on the host
-    return q;
+    return r;
 }
 
 }  // namespace lsync::pipeline

@@ -9,7 +9,6 @@
 // its out-of-memory back-off. A chunk carries its own noise (chunk_noise.h), so the worker that runs it does not
 // change its frames: a render on `--devices 0,1` equals one on `--devices 0`.
 
-#include "core/device_transfer.h"
 #include "pipeline/lipsync_chunk.h"
 #include "pipeline/render_models.h"
 
@@ -83,18 +82,8 @@ private:
         int64_t seq;
         std::vector<ChunkFrames> chunks;
     };
-    /// A group whose kernels and download are queued on the worker's stream but not yet waited for.
-    struct Queued {
-        Job job;
-        GroupResult result;  ///< frames: pinned host tensors, filled once `done` is passed
-        std::vector<std::unique_ptr<ChunkStageClock>> clocks;  ///< one per call, when timing stages
-        StreamMark done;
-        std::chrono::steady_clock::time_point started;
-    };
     void run(size_t index);
-    Queued queue_group(ChunkWorkerSetup& w, Job job);
-    /// Waits for `q` to reach the host and hands its result (or its error) to take().
-    void finish_group(size_t index, Queued& q, std::chrono::steady_clock::time_point& last_finished);
+    GroupResult run_group(ChunkWorkerSetup& w, std::vector<ChunkFrames>& chunks);
     void print_group_timing(size_t index, const Job& job, const GroupResult& r,
                             std::chrono::steady_clock::time_point started) const;
 
