@@ -68,7 +68,7 @@ int main(int argc, char** argv) {
         lsync::log::error(lsync::printable(e.what(), 4000));
         return e.exit_code();
     } catch (const c10::Error& e) {
-        lsync::log::error("LibTorch: ", debug ? e.what() : e.what_without_backtrace());
+        lsync::log::error("LibTorch: ", debug ? e.what() : lsync::first_line(e.what_without_backtrace()));
         return static_cast<int>(lsync::ErrorCode::Backend);
     } catch (const std::bad_alloc&) {
         lsync::log::error("out of memory");

@@ -27,4 +27,9 @@ const char* error_code_name(ErrorCode code) {
 
 void throw_error(ErrorCode code, std::string message) { throw Error(code, std::move(message)); }
 
+std::string first_line(const std::string& text) {
+    const auto cut = text.find('\n');
+    return cut == std::string::npos ? text : text.substr(0, cut);
+}
+
 }  // namespace lsync

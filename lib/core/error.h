@@ -43,6 +43,10 @@ private:
 
 [[noreturn]] void throw_error(ErrorCode code, std::string message);
 
+/// The first line of `text`: LibTorch's messages go on with advice and a C++ context (a CUDA error adds four
+/// lines of generic hints), and an error here is one line (--debug prints the whole).
+std::string first_line(const std::string& text);
+
 }  // namespace lsync
 
 #define LSYNC_CHECK(cond, code, msg)                         \

@@ -94,11 +94,6 @@ std::string utc_now() {
     return buf;
 }
 
-std::string first_line(const std::string& text) {
-    const auto cut = text.find('\n');
-    return cut == std::string::npos ? text : text.substr(0, cut);
-}
-
 double median(std::vector<double> v) {
     std::sort(v.begin(), v.end());
     const size_t n = v.size();

@@ -85,7 +85,7 @@ JobResult run_job(const BatchJob& job, const torch::Device& device, ModelCache& 
         if (e.code() == ErrorCode::Interrupted) r.status = JobStatus::Interrupted;
     } catch (const c10::Error& e) {
         fail(r, static_cast<int>(ErrorCode::Backend), error_code_name(ErrorCode::Backend),
-             std::string("LibTorch: ") + e.what_without_backtrace());
+             "LibTorch: " + first_line(e.what_without_backtrace()));
     } catch (const std::bad_alloc&) {
         fail(r, static_cast<int>(ErrorCode::Backend), error_code_name(ErrorCode::Backend), "out of memory");
     } catch (const std::exception& e) {

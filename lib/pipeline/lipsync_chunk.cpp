@@ -101,22 +101,53 @@ void LipsyncChunk::warm_up(int64_t chunks) {
     scheduler_.set_timesteps(settings_.steps);
 }
 
+struct LipsyncChunk::CallPlace {
+    const char* doing = "starting";
+    int step = 0, steps = 0;  ///< denoising steps done, of
+};
+
 std::vector<torch::Tensor> LipsyncChunk::run_batch(const std::vector<ChunkFrames>& chunks,
                                                    const diffusion::StepCallback& on_step,
                                                    std::vector<ChunkTrace>* traces, ChunkStageClock* clock,
                                                    int64_t unet_chunks) {
+    CallPlace place;
+    try {
+        return run_stages(chunks, on_step, traces, clock, unet_chunks, place);
+    } catch (const c10::OutOfMemoryError&) {
+        throw;  // the worker halves its batch and tries again
+    } catch (const c10::Error& e) {
+        // CUDA reports some errors at a later call than the one that caused them: the place is where the error
+        // surfaced (CUDA_LAUNCH_BLOCKING=1 pins it down).
+        std::string where = std::string(place.doing) + ", chunk";
+        if (!chunks.empty()) {
+            where += chunks.size() > 1 ? "s " + std::to_string(chunks.front().chunk) + "-" + std::to_string(chunks.back().chunk)
+                                       : " " + std::to_string(chunks.front().chunk);
+            where += " (" + std::to_string(chunks.front().frames.size(0)) + (chunks.size() > 1 ? " frames each)" : " frames)");
+        }
+        if (place.steps > 0) where += ", after step " + std::to_string(place.step) + " of " + std::to_string(place.steps);
+        throw_error(ErrorCode::Backend, "LibTorch: " + first_line(e.what_without_backtrace()) + " (" + where + ")");
+    }
+}
+
+std::vector<torch::Tensor> LipsyncChunk::run_stages(const std::vector<ChunkFrames>& chunks,
+                                                    const diffusion::StepCallback& on_step,
+                                                    std::vector<ChunkTrace>* traces, ChunkStageClock* clock,
+                                                    int64_t unet_chunks, CallPlace& place) {
     torch::NoGradGuard no_grad;
-    // One row per mark: its name in the stage-memory trace, and the stage it opens on the profiler's host
-    // timeline (host_stage_scope.h; none after the last).
+    // One row per mark: its name in the stage-memory trace, the stage it opens on the profiler's host timeline
+    // (host_stage_scope.h; none after the last) and in the words of an error.
     struct MarkNames {
         const char* trace;
         const char* next_stage;
+        const char* doing;
     };
     static const MarkNames names[ChunkStageClock::kMarks] = {
-        {"start", "lsync::align"},          {"aligned", "lsync::vae_encode"}, {"encoded", "lsync::unet"},
-        {"denoised", "lsync::vae_decode"}, {"decoded", "lsync::paste_back"}, {"pasted", nullptr}};
+        {"start", "lsync::align", "aligning faces"},        {"aligned", "lsync::vae_encode", "VAE encoding"},
+        {"encoded", "lsync::unet", "denoising"},            {"denoised", "lsync::vae_decode", "VAE decoding"},
+        {"decoded", "lsync::paste_back", "pasting back"},   {"pasted", nullptr, "handing the frames over"}};
     diagnostics::HostStageScope stage;
-    const auto mark = [clock, this, &stage](ChunkStageClock::Mark m) {
+    const auto mark = [clock, this, &stage, &place](ChunkStageClock::Mark m) {
+        place.doing = names[m].doing;
         if (clock) clock->mark(m);
         if (names[m].next_stage)
             stage.enter(names[m].next_stage);
@@ -179,7 +210,12 @@ std::vector<torch::Tensor> LipsyncChunk::run_batch(const std::vector<ChunkFrames
     diffusion::DenoiseOptions options;
     options.guidance_scale = settings_.guidance;
     options.deepcache.enabled = settings_.deepcache;
-    options.on_step = on_step;
+    place.steps = settings_.steps;
+    options.on_step = [&on_step, &place](int i, int steps, int64_t t, const torch::Tensor& latents) {
+        place.step = i + 1;
+        place.steps = steps;
+        return !on_step || on_step(i, steps, t, latents);
+    };
     const auto final_latents =
         diffusion::denoise_chunk(denoiser_, scheduler_, latents, cond, options).slice(0, 0, b);
     mark(ChunkStageClock::Denoised);

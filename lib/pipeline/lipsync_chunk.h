@@ -54,7 +54,9 @@ public:
     /// the summation order of the batched kernels. Returns per chunk its frames with the generated mouth,
     /// [A, 3, H, W] uint8 on the models' device; traces, when given, one each. `on_step` (optional) sees every
     /// denoising step and can cancel (return false). `clock` (optional) gets a mark at each stage boundary
-    /// (chunk_stage_clock.h); the caller reads it once the frames are on the host.
+    /// (chunk_stage_clock.h); the caller reads it once the frames are on the host. A LibTorch error (not an
+    /// out-of-memory one, which the caller retries) becomes an lsync::Error of one line that says which chunks,
+    /// stage and denoising step it came from.
     /// `unet_chunks`: the chunks per UNet call of the caller's other calls. With batch padding on (below), fewer
     /// chunks of 16 frames go through the UNet padded to that many with copies of the last one, discarded after
     /// the loop: the call then has the render's main shape.
@@ -83,6 +85,10 @@ public:
     const faces::CropGeometry& geometry() const { return geometry_; }
 
 private:
+    struct CallPlace;  ///< where run_stages is, for run_batch's error
+    std::vector<torch::Tensor> run_stages(const std::vector<ChunkFrames>& chunks, const diffusion::StepCallback& on_step,
+                                          std::vector<ChunkTrace>* traces, ChunkStageClock* clock, int64_t unet_chunks,
+                                          CallPlace& place);
     /// VAE posterior samples of `images` [B*A, 3, R, R], chunk b's rows drawn from chunk ids[b]'s noise:
     /// [B, 4, A, h, w] scaled latents.
     torch::Tensor encode(const torch::Tensor& images, const std::vector<int64_t>& ids, int which);

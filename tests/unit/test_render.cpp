@@ -336,6 +336,28 @@ TEST_CASE("lip-sync chunk: a short batch padded to the UNet's batch gives each c
     unet_rows.clear();
     CHECK(runner.run_batch({tail}, rows, nullptr, nullptr, 2).size() == 1);
     CHECK(unet_rows == std::vector<int64_t>(2, 1));
+
+    // A LibTorch error inside the call (here raised by the step hook at the second step) comes out as one line
+    // naming the chunks, the stage and the step; an out-of-memory error stays one, for the worker's retry.
+    const auto fail_at = [](int at, bool oom) {
+        return [at, oom](int i, int, int64_t, const torch::Tensor&) {
+            TORCH_CHECK_WITH(OutOfMemoryError, !(oom && i == at), "planted out-of-memory error");
+            TORCH_CHECK(i != at, "planted error\nwith a second line");
+            return true;
+        };
+    };
+    try {
+        runner.run_batch({a, b}, fail_at(1, false));
+        FAIL("no error");
+    } catch (const Error& e) {
+        const std::string what = e.what();
+        INFO(what);
+        CHECK(e.code() == ErrorCode::Backend);
+        CHECK(what.rfind("LibTorch: planted error", 0) == 0);
+        CHECK(what.find('\n') == std::string::npos);
+        CHECK(what.find("(denoising, chunks 0-1 (16 frames each), after step 2 of 2)") != std::string::npos);
+    }
+    CHECK_THROWS_AS(runner.run_batch({a}, fail_at(0, true)), c10::OutOfMemoryError);
 }
 
 TEST_CASE("chunk workers: a device whose models fail to load fails the render instead of hanging it", "[render]") {
