@@ -3,8 +3,8 @@
 //
 // A copy from pageable host memory to a GPU first waits for everything queued on the stream, and `.cpu()` waits
 // for the copy itself. Inside a render worker's group either one drains the GPU's queue: the GPU then idles
-// while the host queues the next kernels, one at a time (docs/performance-notes.md section 12). With these, a
-// worker queues a whole group and the start of the next before it waits for anything.
+// while the host queues the next kernels, one at a time. With these, a worker queues a whole group before it
+// waits for anything (docs/performance-notes.md section 12).
 
 #include <torch/torch.h>
 

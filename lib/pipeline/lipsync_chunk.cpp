@@ -118,13 +118,15 @@ std::vector<torch::Tensor> LipsyncChunk::run_batch(const std::vector<ChunkFrames
     } catch (const c10::Error& e) {
         // CUDA reports some errors at a later call than the one that caused them: the place is where the error
         // surfaced (CUDA_LAUNCH_BLOCKING=1 pins it down).
-        std::string where = std::string(place.doing) + ", chunk";
+        std::string where = place.doing;
         if (!chunks.empty()) {
-            where += chunks.size() > 1 ? "s " + std::to_string(chunks.front().chunk) + "-" + std::to_string(chunks.back().chunk)
-                                       : " " + std::to_string(chunks.front().chunk);
-            where += " (" + std::to_string(chunks.front().frames.size(0)) + (chunks.size() > 1 ? " frames each)" : " frames)");
+            const auto first = std::to_string(chunks.front().chunk), last = std::to_string(chunks.back().chunk);
+            const auto frames = std::to_string(chunks.front().frames.size(0));
+            where += chunks.size() > 1 ? ", chunks " + first + "-" + last + " (" + frames + " frames each)"
+                                       : ", chunk " + first + " (" + frames + " frames)";
         }
-        if (place.steps > 0) where += ", after step " + std::to_string(place.step) + " of " + std::to_string(place.steps);
+        if (place.steps > 0)
+            where += ", after step " + std::to_string(place.step) + " of " + std::to_string(place.steps);
         throw_error(ErrorCode::Backend, "LibTorch: " + first_line(e.what_without_backtrace()) + " (" + where + ")");
     }
 }
