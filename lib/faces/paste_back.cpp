@@ -157,8 +157,7 @@ PasteResult paste_back(const torch::Tensor& frames, const torch::Tensor& faces, 
                        const CropGeometry& g) {
     LSYNC_CHECK(frames.dim() == 4 && frames.size(1) == 3 && frames.scalar_type() == torch::kByte, ErrorCode::Internal,
                 "paste_back: frames must be uint8 [B,3,H,W]");
-    LSYNC_CHECK(matrices.dim() == 3 && matrices.size(0) == frames.size(0), ErrorCode::Internal,
-                "paste_back: matrices must be [B,2,3]");
+    // plan_paste checks the matrices' shape, apply_paste that they are one per frame.
     return apply_paste(frames, faces, plan_paste(matrices, frames.size(2), frames.size(3), g, frames.device()), g);
 }
 

@@ -212,10 +212,9 @@ std::vector<torch::Tensor> LipsyncChunk::run_stages(const std::vector<ChunkFrame
     diffusion::DenoiseOptions options;
     options.guidance_scale = settings_.guidance;
     options.deepcache.enabled = settings_.deepcache;
-    place.steps = settings_.steps;
+    place.steps = static_cast<int>(scheduler_.timesteps().size(0));  // the warm-up runs fewer than settings_
     options.on_step = [&on_step, &place](int i, int steps, int64_t t, const torch::Tensor& latents) {
         place.step = i + 1;
-        place.steps = steps;
         return !on_step || on_step(i, steps, t, latents);
     };
     const auto final_latents =
