@@ -19,8 +19,13 @@ void ChunkQueue::end_group() {
     if (pending_.empty()) return;
     Group g;
     std::vector<ChunkFrames> inputs;
+    // Handed over, not shared: the worker must drop the last reference to the pinned frames itself. LibTorch's
+    // pinned-memory cache records an event on every stream that used a block when the block is freed, on the
+    // freeing thread. Freed on this thread (once the group is written) while the worker captures a CUDA graph on
+    // its stream, that event lands inside the capture, and the worker's next pinned allocation fails with
+    // "invalid argument" (the tiny-model GPU render's intermittent failure, calls Z to BA).
     for (auto& p : pending_)
-        if (!p.rows.empty()) inputs.push_back(p.in);
+        if (!p.rows.empty()) inputs.push_back(std::move(p.in));
     g.submitted = !inputs.empty();
     if (g.submitted) workers_.submit(std::move(inputs));
     g.chunks = std::move(pending_);

@@ -25,7 +25,9 @@ struct PendingChunk {
     std::vector<faces::FramePlan> plans;     ///< of the frames with a face
     std::vector<torch::Tensor> face_frames;  ///< those frames, as decoded
     std::vector<int64_t> rows;               ///< their rows in `frames`
-    ChunkFrames in;                          ///< the networks' inputs (host tensors), when `rows` is not empty
+    /// The networks' inputs (host tensors), when `rows` is not empty; moved to the workers when the group is
+    /// submitted (the worker frees the pinned frames on its own thread: chunk_queue.cpp)
+    ChunkFrames in;
 };
 
 class ChunkQueue {

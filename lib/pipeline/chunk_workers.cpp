@@ -224,7 +224,8 @@ GroupResult ChunkWorkers::run_group(ChunkWorkerSetup& w, std::vector<ChunkFrames
     diagnostics::HostStageScope upload("lsync::upload");
     for (auto& c : chunks) {
         // From pinned memory the frames' copy runs on this worker's stream without holding the thread; the
-        // matrices stay on the host (ChunkFrames), where aligning and pasting invert them.
+        // matrices stay on the host (ChunkFrames), where aligning and pasting invert them. The pinned frames
+        // are freed here, on this thread, never during one of its graph captures (chunk_queue.cpp says why).
         c.frames = c.frames.to(device, /*non_blocking=*/c.frames.is_pinned());
         c.audio = lsync::upload(c.audio, device, dtype);
     }

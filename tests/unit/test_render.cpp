@@ -13,6 +13,7 @@
 #include "expect_error.h"
 #include "media/video_writer.h"
 #include "pipeline/chunk_noise.h"
+#include "pipeline/chunk_queue.h"
 #include "pipeline/chunk_workers.h"
 #include "pipeline/frame_map.h"
 #include "pipeline/frame_source.h"
@@ -358,6 +359,31 @@ TEST_CASE("lip-sync chunk: a short batch padded to the UNet's batch gives each c
         CHECK(what.find("(denoising, chunks 0-1 (16 frames each), after step 2 of 2)") != std::string::npos);
     }
     CHECK_THROWS_AS(runner.run_batch({a}, fail_at(0, true)), c10::OutOfMemoryError);
+}
+
+TEST_CASE("chunk queue: a submitted group's inputs go to the workers, none stay with the render thread", "[render]") {
+    // The worker must free the pinned frames itself (chunk_queue.cpp: freed on the render thread during one of
+    // the worker's CUDA graph captures, they break the worker's next pinned allocation). The worker's models
+    // are still loading, so the group waits in the workers' queue, which then holds the only other reference.
+    std::promise<pipeline::ChunkWorkerSetup> loaded;
+    std::vector<std::future<pipeline::ChunkWorkerSetup>> loading;
+    loading.push_back(loaded.get_future());
+    auto workers = std::make_unique<pipeline::ChunkWorkers>(std::move(loading), false, false, [](const std::string&) {});
+    const auto frames = torch::zeros({2, 3, 8, 8}, torch::kUInt8);
+    {
+        pipeline::ChunkQueue queue(*workers, 1, false, [](pipeline::PendingChunk&, const pipeline::ChunkTrace*) {});
+        pipeline::PendingChunk p;
+        p.frames = {frames[0], frames[1]};
+        p.rows = {0, 1};
+        p.in.frames = frames;
+        p.in.matrices = torch::zeros({2, 2, 3});
+        p.in.audio = torch::zeros({2, 4, 4});
+        queue.add(std::move(p));  // one chunk per call: submitted at once
+        CHECK(frames.use_count() == 2);  // this test's and the queued group's
+    }
+    loaded.set_exception(std::make_exception_ptr(Error(ErrorCode::Weights, "not loaded (test)")));
+    workers.reset();  // stops the worker; its queued group goes with it
+    CHECK(frames.use_count() == 1);
 }
 
 TEST_CASE("chunk workers: a device whose models fail to load fails the render instead of hanging it", "[render]") {
