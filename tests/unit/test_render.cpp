@@ -373,7 +373,8 @@ TEST_CASE("chunk queue: a submitted group's inputs go to the workers, none stay 
     {
         pipeline::ChunkQueue queue(*workers, 1, false, [](pipeline::PendingChunk&, const pipeline::ChunkTrace*) {});
         pipeline::PendingChunk p;
-        p.frames = {frames[0], frames[1]};
+        // Not views of `frames`: a view counts as a reference to its base.
+        p.frames = {torch::zeros({8, 8, 3}, torch::kUInt8), torch::zeros({8, 8, 3}, torch::kUInt8)};
         p.rows = {0, 1};
         p.in.frames = frames;
         p.in.matrices = torch::zeros({2, 2, 3});
