@@ -53,19 +53,24 @@ torch::Tensor resize_padded_bilinear_tf(const torch::Tensor& x, int64_t top, int
     // Taps over the padded axes, as resize_bilinear_tf of the padded image would compute them; each tap then
     // reads the real pixel or, in the padding, zero. Identical arithmetic (x + (0 - x) * f), but memory follows
     // the frame and the output, not max(H, W)^2: a 1x65535 image no longer asks for a 65535^2 float square.
+    // Integer pixels are gathered as they are and only the gathered corners become float: a detector call on
+    // four 720p frames then never holds the frames in fp32 (44 MB, beside the render on the same GPU).
+    const auto dtype = x.is_floating_point() ? x.scalar_type() : torch::kFloat;
     const auto ty = taps(padded_h, out_h, x.device());
     const auto tx = taps(padded_w, out_w, x.device());
-    const auto ylo = real_part(ty.lo, top, in_h, x.scalar_type()), yhi = real_part(ty.hi, top, in_h, x.scalar_type());
-    const auto xlo = real_part(tx.lo, left, in_w, x.scalar_type()), xhi = real_part(tx.hi, left, in_w, x.scalar_type());
-    const auto fy = ty.frac.to(x.dtype()).view({1, 1, out_h, 1});
-    const auto fx = tx.frac.to(x.dtype()).view({1, 1, 1, out_w});
-    // Each corner is x[row, col] (or 0); gathering along the longer axis first keeps the intermediate at
-    // out x (shorter side) instead of out x (longer side).
+    const auto ylo = real_part(ty.lo, top, in_h, dtype), yhi = real_part(ty.hi, top, in_h, dtype);
+    const auto xlo = real_part(tx.lo, left, in_w, dtype), xhi = real_part(tx.hi, left, in_w, dtype);
+    const auto fy = ty.frac.to(dtype).view({1, 1, out_h, 1});
+    const auto fx = tx.frac.to(dtype).view({1, 1, 1, out_w});
+    // Each corner is x[row, col] (or 0: the keep masks are 0 or 1, so where they multiply changes no bit);
+    // gathering along the longer axis first keeps the intermediate at out x (shorter side) instead of out x
+    // (longer side).
     const bool rows_first = in_h >= in_w;
     const auto corner = [&](const PaddedTaps& r, const PaddedTaps& c) {
         const auto kr = r.keep.view({1, 1, out_h, 1}), kc = c.keep.view({1, 1, 1, out_w});
-        if (rows_first) return (x.index_select(2, r.index) * kr).index_select(3, c.index) * kc;
-        return (x.index_select(3, c.index) * kc).index_select(2, r.index) * kr;
+        const auto gathered = rows_first ? x.index_select(2, r.index).index_select(3, c.index)
+                                         : x.index_select(3, c.index).index_select(2, r.index);
+        return gathered.to(dtype) * kr * kc;
     };
     const auto tl = corner(ylo, xlo), tr = corner(ylo, xhi), bl = corner(yhi, xlo), br = corner(yhi, xhi);
     const auto t = tl + (tr - tl) * fx;
@@ -94,10 +99,9 @@ torch::Tensor detector_input(const torch::Tensor& frames, int64_t size) {
     LSYNC_CHECK(frames.dim() == 4 && frames.size(3) == 3 && frames.scalar_type() == torch::kUInt8, ErrorCode::Usage,
                 "face detector input must be RGB uint8 frames [B, H, W, 3], got " + c10::str(frames.sizes()));
     const int64_t h = frames.size(1), w = frames.size(2), side = std::max(h, w);
-    auto x = frames.permute({0, 3, 1, 2}).to(torch::kFloat);
     // face-api pads the short side at the end (bottom or right) with zeros, before normalisation; the padding
-    // is folded into the resize so that it is never allocated.
-    x = resize_padded_bilinear_tf(x, 0, 0, side, side, size, size);
+    // is folded into the resize so that it is never allocated, and the resize reads the uint8 pixels.
+    const auto x = resize_padded_bilinear_tf(frames.permute({0, 3, 1, 2}), 0, 0, side, side, size, size);
     return x / 127.5 - 1;
 }
 

@@ -15,7 +15,8 @@ namespace lsync::faces {
 /// TF `resizeBilinear(alignCorners = false, halfPixelCenters = false)` of NCHW float `x`: output pixel i
 /// samples input coordinate i * in / out (not (i + 0.5) * in / out - 0.5 as torch's interpolate does).
 /// resize_bilinear_tf of `x` [N, C, H, W] placed at (top, left) inside a zero image of padded_h x padded_w,
-/// without materialising that padded image (same numbers, memory bounded by x and the output).
+/// without materialising that padded image (same numbers, memory bounded by x and the output). Integer `x`
+/// (uint8 pixels) gives float32, the same numbers as converting it first, without a float copy of it.
 torch::Tensor resize_padded_bilinear_tf(const torch::Tensor& x, int64_t top, int64_t left, int64_t padded_h,
                                         int64_t padded_w, int64_t out_h, int64_t out_w);
 torch::Tensor resize_bilinear_tf(const torch::Tensor& x, int64_t out_h, int64_t out_w);

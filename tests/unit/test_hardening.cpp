@@ -262,6 +262,12 @@ TEST_CASE("detector and landmark inputs: padding folded into the resize, same nu
             const auto want = faces::resize_bilinear_tf(padded, 112, 112);
             const auto got = faces::resize_padded_bilinear_tf(x, top, left, side, side, 112, 112);
             CHECK(torch::equal(want, got));
+            // uint8 pixels (as the detector passes them, permuted NHWC): the numbers of converting them first.
+            const auto pixels = x.to(torch::kUInt8).permute({0, 2, 3, 1}).contiguous().permute({0, 3, 1, 2});
+            const auto from_bytes = faces::resize_padded_bilinear_tf(pixels, top, left, side, side, 112, 112);
+            CHECK(from_bytes.scalar_type() == torch::kFloat);
+            CHECK(torch::equal(from_bytes,
+                               faces::resize_padded_bilinear_tf(pixels.to(torch::kFloat), top, left, side, side, 112, 112)));
         }
     }
     // A 1 x 65535 frame: the padded square would be 65535^2 floats x 3 (51 GB); now it is the frame.
