@@ -10,12 +10,12 @@
 // is captured and every later one replayed. The captured calls read their inputs from fixed tensors and keep the
 // DeepCache features in a state of their own, at fixed addresses: a "reuse" graph is only captured after the
 // "capture" graph of its shape exists, so it reads what that graph writes. Calls before that run eagerly on a
-// second state. Any failure to capture turns the graphs off for this denoiser (the log says why) and the calls
-// run eagerly; an out-of-memory error inside a UNet call also drops the graphs (their memory is freed) before it
-// reaches the worker's batch back-off (one from the VAE or the paste-back does not). The captures run on the
-// worker's own stream (worker_stream.h), never shared with another thread. At most `max_shapes` shapes get graphs,
-// the first ones met: a render whose first groups have odd shapes (faces missing in some frames) runs its main
-// shape eagerly.
+// second state, dropped once the "capture" graph exists. Any failure to capture turns the graphs off for this
+// denoiser (the log says why) and the calls run eagerly; an out-of-memory error inside a UNet call also drops
+// the graphs (their memory is freed) before it reaches the worker's batch back-off (one from the VAE or the
+// paste-back does not). The captures run on the worker's own stream (worker_stream.h), never shared with another
+// thread. At most `max_shapes` shapes get graphs, the first ones met: a render whose first groups have odd shapes
+// (faces missing in some frames) runs its main shape eagerly.
 //
 // On by default for the 256 px UNet (1.5), where launches set the pace; off at 512 px (1.6), where the kernels
 // are long enough that graphs gave the same speed for 346 MB more. LSYNC_CUDA_GRAPHS=0 or =1 overrides both.
