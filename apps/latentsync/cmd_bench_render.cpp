@@ -30,6 +30,7 @@ struct BenchRenderCli {
     bool keep = false, no_deepcache = false, busy = false, inputs_only = false;
     int repeat = 1, steps = 20;
     int64_t batch_chunks = 0, gemm_size = 0;
+    double vram_budget = 0;
 };
 
 // The JSON file, rewritten (atomically) after every row: a run cut short by a time limit keeps what it measured.
@@ -75,6 +76,7 @@ int run_bench_render(const BenchRenderCli& c) {
     rc.steps = c.steps;
     rc.no_deepcache = c.no_deepcache;
     rc.batch_chunks = c.batch_chunks;
+    rc.vram_budget = c.vram_budget;
     diagnostics::BenchRenderOptions o;
     o.base = to_render_options(rc);
     o.models.clear();
@@ -141,6 +143,9 @@ CLI::App* add_bench_render(CLI::App& bench, std::function<int()>& run) {
     cmd->add_option("--batch-chunks", c->batch_chunks, "Chunks per UNet call (0 = the render's default)")
         ->capture_default_str()
         ->check(whole_in(0, 64));
+    cmd->add_option("--vram-budget", c->vram_budget, "GiB of GPU memory per device each render may hold (0 = the card's; as render)")
+        ->capture_default_str()
+        ->check(finite_in(0, 4096));
     cmd->add_option("--gemm-size", c->gemm_size, "Size of the peak-measuring GEMM (0 = 8192 on a GPU, 1024 on the CPU)")
         ->capture_default_str()
         ->check(whole_in(0, 32768));

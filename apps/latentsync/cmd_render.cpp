@@ -145,7 +145,8 @@ void add_render_options(CLI::App* cmd, RenderCli& cli, RenderOptionScope scope) 
         ->capture_default_str()
         ->check(whole_in(0, 64));
     cmd->add_option("--vram-budget", c->vram_budget,
-                    "GiB of GPU memory per device the render may use (0 = the card's); caps --batch-chunks")
+                    "GiB of GPU memory per device the render may hold (0 = the card's): a hard cap on LibTorch's "
+                    "allocator there (models, workers, face pass); also caps --batch-chunks")
         ->capture_default_str()
         ->check(finite_in(0, 4096));
     if (!single) return;

@@ -152,6 +152,7 @@ public:
               {"peak_rss_bytes", s.peak_rss_bytes},
               {"gpu_peak_bytes", s.gpu_peak_bytes},
               {"gpu_peak_after_faces_bytes", s.gpu_peak_after_faces_bytes},
+              {"gpu_reserved_peak_bytes", s.gpu_reserved_peak_bytes},
               {"models", s.models},
               {"device", s.device}});
     }

@@ -143,6 +143,8 @@ Values measure_run(const pipeline::RenderOptions& o, const std::vector<torch::De
     for (const auto& [name, seconds] : all.named()) v["/chunk_stage_seconds/" + name] = seconds;
     v["/gpu_peak_bytes"] = static_cast<double>(s.gpu_peak_bytes);
     v["/gpu_peak_after_faces_bytes"] = static_cast<double>(s.gpu_peak_after_faces_bytes);
+    v["/oom_retries"] = static_cast<double>(s.oom_retries);
+    v["/gpu_reserved_peak_bytes"] = static_cast<double>(s.gpu_reserved_peak_bytes);
     for (size_t d = 0; d < driver.size(); ++d) {
         const std::string at = "/gpu_driver/" + std::to_string(d);
         v[at + "/before_bytes"] = static_cast<double>(driver[d].before_bytes);

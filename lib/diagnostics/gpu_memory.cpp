@@ -33,6 +33,17 @@ int64_t peak_memory_bytes(const torch::Device& device) {
 #endif
 }
 
+int64_t peak_reserved_bytes(const torch::Device& device) {
+#if LSYNC_WITH_CUDA
+    if (!device.is_cuda()) return 0;
+    const auto stats = c10::cuda::CUDACachingAllocator::getDeviceStats(device.has_index() ? device.index() : 0);
+    return stats.reserved_bytes[static_cast<size_t>(c10::CachingAllocator::StatType::AGGREGATE)].peak;
+#else
+    (void)device;
+    return 0;
+#endif
+}
+
 int64_t allocated_memory_bytes(const torch::Device& device) {
 #if LSYNC_WITH_CUDA
     if (!device.is_cuda()) return 0;
@@ -59,6 +70,28 @@ int64_t available_memory_bytes(const torch::Device& device) {
 #else
     (void)device;
     return 0;
+#endif
+}
+
+GpuMemoryCap::GpuMemoryCap(const torch::Device& device, int64_t bytes) {
+#if LSYNC_WITH_CUDA
+    if (!device.is_cuda() || bytes <= 0) return;
+    const int index = device.has_index() ? device.index() : 0;
+    (void)torch::empty({1}, torch::TensorOptions().device(device));  // the allocator takes a cap once it is set up
+    const auto total = static_cast<double>(at::cuda::getDeviceProperties(index)->totalGlobalMem);
+    const double fraction = static_cast<double>(bytes) / total;
+    if (fraction >= 1.0) return;
+    c10::cuda::CUDACachingAllocator::setMemoryFraction(fraction, static_cast<c10::DeviceIndex>(index));
+    index_ = index;
+#else
+    (void)device;
+    (void)bytes;
+#endif
+}
+
+GpuMemoryCap::~GpuMemoryCap() {
+#if LSYNC_WITH_CUDA
+    if (index_ >= 0) c10::cuda::CUDACachingAllocator::setMemoryFraction(1.0, static_cast<c10::DeviceIndex>(index_));
 #endif
 }
 

@@ -118,6 +118,7 @@ std::vector<FrameFaces> FaceStage::process(const torch::Tensor& frames) {
             f.ran = Kind::Detect;
             f.seen = std::move(found[static_cast<size_t>(i)]);
             f.plan = planner_.add(f.seen);
+            ++frames_planned_;
             finish(f);
         }
         return out;
@@ -135,6 +136,7 @@ std::vector<FrameFaces> FaceStage::process(const torch::Tensor& frames) {
         f.ran = request.kind;
         f.seen = run(request, frame);
         f.plan = planner_.add(f.seen);
+            ++frames_planned_;
         finish(f);
     }
     return out;

@@ -45,6 +45,10 @@ public:
     std::vector<FrameFaces> process(const torch::Tensor& frames);
 
     const FaceCounts& counts() const { return planner_.counts(); }
+    /// Frames planned so far: process() plans frame by frame, so after an error (an out-of-memory one, say) this
+    /// says whether any frame of the failed batch was planned (--detect-every 1 plans none until its batched
+    /// detection returns).
+    int64_t frames_planned() const { return frames_planned_; }
     /// Frames that ran the detector so far (the rest ran the landmark net alone, or nothing).
     int64_t detector_frames() const { return detector_frames_; }
     /// Scene cuts seen so far.
@@ -69,6 +73,7 @@ private:
     bool tracking_;       ///< faces come from the detector (no --face-box, no --face-track)
     bool always_detect_;  ///< ... on every frame (--detect-every 1)
     int64_t detector_frames_ = 0;
+    int64_t frames_planned_ = 0;
     int64_t scene_cuts_ = 0;
     torch::Tensor previous_thumb_;  ///< [32, 32] float CPU of the last frame processed
 };

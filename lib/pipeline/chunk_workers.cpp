@@ -271,7 +271,7 @@ GroupResult ChunkWorkers::run_group(ChunkWorkerSetup& w, std::vector<ChunkFrames
         } catch (const c10::OutOfMemoryError&) {
             if (sub.size() == 1)
                 throw_error(ErrorCode::Backend, "out of GPU memory with one chunk of 16 frames on " + device.str() +
-                                                    " (try --dtype float16, or a larger card)");
+                                                    " (a --vram-budget, if given, is too small; else try --dtype float16, or a larger card)");
             release_cached_memory_between_captures(device);
             // Half of what failed (groups can be smaller than the limit: a short chunk ends one early).
             w.batch = std::max<int64_t>(1, static_cast<int64_t>(sub.size()) / 2);

@@ -1,10 +1,12 @@
 #include "pipeline/face_pass.h"
 
 #include "core/cancel.h"
+#include "core/env.h"
 #include "core/error.h"
 #include "faces/detect.h"
 #include "faces/face_stage.h"
 #include "pipeline/frame_source.h"
+#include "pipeline/graphed_denoiser.h"
 
 #include <ATen/ThreadLocalState.h>
 #include <c10/core/DeviceGuard.h>
@@ -27,7 +29,43 @@ constexpr int64_t kFaceBatch = 16;  // frames per face-step call
 // (docs/performance-notes.md section 9). Smaller calls cost the pass some speed (500 720p frames in 4.3-5.7 s
 // instead of 3.9 on an H200), still far ahead of the render.
 constexpr int64_t kDetectorBatchBesideRender = 4;
+
+// LSYNC_FACE_BATCH / LSYNC_FACE_DETECTOR_BATCH override the two (measurement switches: the pass's working memory
+// against its speed beside the render).
+int64_t face_batch() {
+    static const int64_t n = env::positive_integer("LSYNC_FACE_BATCH", 256).value_or(kFaceBatch);
+    return n;
 }
+int64_t detector_batch_beside_render() {
+    static const int64_t n = env::positive_integer("LSYNC_FACE_DETECTOR_BATCH", 64).value_or(kDetectorBatchBesideRender);
+    return n;
+}
+
+// One batch of frames through the face stage on `device`. On a GPU shared with the render's workers (and capped by
+// --vram-budget) the batch can meet a full allocator for a moment: an out-of-memory error before any frame of the
+// batch was planned gives the allocator's unused blocks back and runs the batch again one frame at a time,
+// instead of failing the render.
+std::vector<faces::FrameFaces> process_frames(faces::FaceStage& stage, const torch::Tensor& frames,
+                                              const torch::Device& device) {
+    const int64_t before = stage.frames_planned();
+    try {
+        return stage.process(frames.to(device));
+    } catch (const c10::OutOfMemoryError&) {
+        if (!device.is_cuda() || stage.frames_planned() != before) throw;
+    }
+    release_cached_memory_between_captures(device);
+    std::vector<faces::FrameFaces> out;
+    for (int64_t i = 0; i < frames.size(0); ++i) {
+        try {
+            for (auto& f : stage.process(frames.slice(0, i, i + 1).to(device))) out.push_back(std::move(f));
+        } catch (const c10::OutOfMemoryError&) {
+            throw_error(ErrorCode::Backend, "out of GPU memory in the face pass on " + device.str() +
+                                                " (a --vram-budget, if given, is too small)");
+        }
+    }
+    return out;
+}
+}  // namespace
 
 FacePass::FacePass(FacePassOptions options) : options_(std::move(options)) {
     // The pass carries its creator's LibTorch thread-local state (a running profiler's callbacks among it).
@@ -62,7 +100,7 @@ void FacePass::run() {
             if (detector) return detector.get();
             faces::DetectorOptions dopt;
             dopt.nms.min_confidence = face.min_score;
-            dopt.max_batch = std::min(faces::default_detector_batch(device), kDetectorBatchBesideRender);
+            dopt.max_batch = std::min(faces::default_detector_batch(device), detector_batch_beside_render());
             detector = faces::open_face_detector(faces::parse_face_models(options_.face_models),
                                                  options_.face_model_dir, device, dopt);
             return detector.get();
@@ -70,8 +108,9 @@ void FacePass::run() {
         if (face.track_file.empty() && !face.fixed_box) open_detector();  // missing models: fail before decoding
         faces::FaceStage stage(open_detector, face, options_.geometry, source.width(), source.height());
         std::vector<torch::Tensor> batch;
+        const int64_t full_batch = face_batch();
         auto flush = [&] {
-            auto results = stage.process(torch::stack(batch).to(device));
+            auto results = process_frames(stage, torch::stack(batch), device);
             batch.clear();
             std::lock_guard<std::mutex> lock(mutex_);
             for (auto& r : results) plans_.push_back(std::move(r.plan));
@@ -85,7 +124,7 @@ void FacePass::run() {
             if (!frame) break;
             batch.push_back(*frame);
             // Small batches first, so the render's first chunk does not wait for a full batch of decoding.
-            if (static_cast<int64_t>(batch.size()) == (i < kFaceBatch ? 4 : kFaceBatch)) flush();
+            if (static_cast<int64_t>(batch.size()) >= std::min<int64_t>(i < full_batch ? 4 : full_batch, full_batch)) flush();
         }
         if (!batch.empty() && !stop_) flush();
     } catch (...) {

@@ -126,7 +126,15 @@ std::vector<std::future<ChunkWorkerSetup>> load_workers(const RenderJob& job, co
             make_attention_context(o.attention, o.strict_attention, d, job.dtype, sdpa_kernel_for(resolution));
         if (o.lip_focus != 1.0) request.attention->set_lip_focus(1 - mask, o.lip_focus);
         ChunkWorkerSetup w;
-        w.models = o.model_cache ? o.model_cache->get(request) : load_render_models(request);
+        try {
+            w.models = o.model_cache ? o.model_cache->get(request) : load_render_models(request);
+        } catch (const c10::OutOfMemoryError&) {
+            throw_error(ErrorCode::Backend,
+                        "the models do not fit in " +
+                            (o.vram_budget_gib > 0 ? "--vram-budget " + c10::str(o.vram_budget_gib) + " GiB"
+                                                   : std::string("the memory")) +
+                            " of " + d.str() + (o.vram_budget_gib > 0 ? ": raise it" : ": try --dtype float16"));
+        }
         w.runner = std::make_unique<LipsyncChunk>(w.models, mask, o.diffusion, o.noise ? *o.noise : seeded_noise(o.seed));
         const auto plan = plan_chunk_batch(o.batch_chunks, d, resolution, job.dtype,
                                            static_cast<int64_t>(o.vram_budget_gib * 1024.0 * 1024.0 * 1024.0));
@@ -167,6 +175,13 @@ void run_passes(RenderJob& job, RenderWorkDir& work, const media::VideoWriterOpt
     std::optional<FaceDumper> dumper;
     if (!o.dump_faces.empty()) dumper.emplace(o.dump_faces, mask);
 
+    // --vram-budget is a hard cap on each GPU of the render (the models, the workers, the face pass): past it
+    // the allocator gives back its cache, then the workers halve their batch (chunk_workers.h).
+    std::vector<std::unique_ptr<diagnostics::GpuMemoryCap>> caps;
+    for (const auto& d : job.devices)
+        if (d.is_cuda() && o.vram_budget_gib > 0)
+            caps.push_back(std::make_unique<diagnostics::GpuMemoryCap>(
+                d, static_cast<int64_t>(o.vram_budget_gib * 1024.0 * 1024.0 * 1024.0)));
     diagnostics::reset_peak_memory(device);
     watch.restart();
     // On a GPU the models start loading now, on threads of their own (load_workers), and are waited for in
@@ -241,12 +256,14 @@ void run_passes(RenderJob& job, RenderWorkDir& work, const media::VideoWriterOpt
     bool faces_settled = false;
     int64_t n_src = 0;
     int64_t peak_during_faces = -1;  // the allocator's peak up to the pass's end; -1 until then
+    int64_t reserved_during_faces = 0;
     auto settle_faces = [&](bool wait) {
         if (faces_settled || (!wait && !face.finished())) return;
         const std::vector<faces::FramePlan> plans = face.all();  // rethrows the pass's error
         faces_settled = true;
         // From here on the allocator's peak is the render's alone (the pass ran on the first device).
         peak_during_faces = diagnostics::peak_memory_bytes(device);
+        reserved_during_faces = diagnostics::peak_reserved_bytes(device);
         diagnostics::reset_peak_memory(device);
         n_src = static_cast<int64_t>(plans.size());
         LSYNC_CHECK(n_src > 0, ErrorCode::InputCorrupt, "no frames could be decoded from " + o.video);
@@ -393,6 +410,7 @@ void run_passes(RenderJob& job, RenderWorkDir& work, const media::VideoWriterOpt
     const int64_t peak_since = diagnostics::peak_memory_bytes(device);
     summary.gpu_peak_after_faces_bytes = peak_during_faces >= 0 ? peak_since : 0;
     summary.gpu_peak_bytes = std::max(peak_during_faces, peak_since);
+    summary.gpu_reserved_peak_bytes = std::max(reserved_during_faces, diagnostics::peak_reserved_bytes(device));
 }
 
 }  // namespace

@@ -131,6 +131,9 @@ struct RenderSummary {
     /// face pass shares the first device with a worker for the render's first seconds, so the render alone can
     /// peak lower than gpu_peak_bytes.
     int64_t gpu_peak_after_faces_bytes = 0;
+    /// What LibTorch's allocator reserved on the render device at most (0 on the CPU): gpu_peak_bytes plus its
+    /// cached blocks and the CUDA graphs' pools (diagnostics::peak_reserved_bytes).
+    int64_t gpu_reserved_peak_bytes = 0;
     int64_t peak_rss_bytes = 0;  ///< host resident set peak of the process
     std::string faces;           ///< FaceCounts::summary()
     std::string models;          ///< RenderModels::description

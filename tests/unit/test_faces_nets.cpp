@@ -2,6 +2,8 @@
 
 #include "catch_compat.h"
 
+#include <utility>
+
 #include "core/error.h"
 #include "expect_error.h"
 #include "face_detector/ssd_mobilenet_v1.h"
@@ -340,11 +342,14 @@ torch::Tensor panning_clip(bool with_blank) {
 struct CountingDetector final : faces::FaceDetector {
     faces::FaceDetector& inner;
     int64_t detected_frames = 0, landmark_calls = 0;
+    bool fail_next = false;  ///< the next detection fails as a full GPU makes it fail
     explicit CountingDetector(faces::FaceDetector& d) : inner(d) {}
     std::string describe() const override { return "counting " + inner.describe(); }
     std::string landmark_scheme() const override { return inner.landmark_scheme(); }
     torch::Device device() const override { return inner.device(); }
     std::vector<std::vector<Face>> detect_batch(const torch::Tensor& frames) override {
+        const bool fail = std::exchange(fail_next, false);
+        TORCH_CHECK_WITH(OutOfMemoryError, !fail, "out of memory (test)");
         detected_frames += frames.size(0);
         return inner.detect_batch(frames);
     }
@@ -439,6 +444,15 @@ TEST_CASE("faces: pan: --face center picks once and follows, though the other wo
         check_follows(stage, panning_clip(false), left, false);
         CHECK(counting.detected_frames == kClipFrames);  // --detect-every 1: every frame, in batches
         CHECK(counting.landmark_calls == 0);
+        CHECK(stage.frames_planned() == kClipFrames);
+        // A batch whose detection fails plans none of its frames (the face pass then retries it frame by frame,
+        // face_pass.cpp), and the stage goes on where it was.
+        const auto more = panning_clip(false).slice(0, 0, 4);
+        counting.fail_next = true;
+        CHECK_THROWS_AS(stage.process(more), c10::OutOfMemoryError);
+        CHECK(stage.frames_planned() == kClipFrames);
+        CHECK(stage.process(more).size() == 4);
+        CHECK(stage.frames_planned() == kClipFrames + 4);
     }
 }
 
@@ -459,6 +473,7 @@ TEST_CASE("faces: pan: --detect-every 4 tracks with the landmark net in between 
         CHECK(counting.detected_frames == 8);
         CHECK(counting.landmark_calls == kClipFrames - 8);
         CHECK(stage.detector_frames() == counting.detected_frames);
+        CHECK(stage.frames_planned() == kClipFrames);
     }
 }
 

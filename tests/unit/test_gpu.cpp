@@ -11,6 +11,7 @@
 
 #include "core/compat.h"
 #include "core/device_transfer.h"
+#include "diagnostics/gpu_memory.h"
 #include "diagnostics/kernel_profile.h"
 #include "faces/align_batch.h"
 #include "faces/paste_back.h"
@@ -235,6 +236,23 @@ TEST_CASE("host transfers queue without waiting and land once their stream mark 
     CHECK(down.is_pinned());
     StreamMark(dev).wait();
     CHECK(torch::equal(down, x.cpu()));
+}
+
+TEST_CASE("--vram-budget's cap: an allocation past it fails as out of memory, and fits once the cap ends", "[gpu]") {
+    LSYNC_NEED_GPU();
+    const torch::Device dev(torch::kCUDA, 0);
+    CHECK_FALSE(diagnostics::GpuMemoryCap(torch::kCPU, int64_t{1} << 30).active());
+    CHECK_FALSE(diagnostics::GpuMemoryCap(dev, int64_t{1} << 50).active());  // past the card: no cap
+    const auto opts = torch::TensorOptions().device(dev).dtype(torch::kByte);
+    diagnostics::release_cached_memory(dev);  // the cap counts the allocator's cached blocks too
+    const int64_t held = diagnostics::allocated_memory_bytes(dev);
+    {
+        const diagnostics::GpuMemoryCap cap(dev, held + (int64_t{512} << 20));
+        REQUIRE(cap.active());
+        CHECK(torch::empty({int64_t{128} << 20}, opts).numel() == (int64_t{128} << 20));
+        CHECK_THROWS_AS(torch::empty({int64_t{1} << 30}, opts), c10::OutOfMemoryError);
+    }
+    CHECK(torch::empty({int64_t{1} << 30}, opts).numel() == (int64_t{1} << 30));
 }
 
 TEST_CASE("batched face geometry on CUDA matches the CPU path", "[gpu][faces]") {
