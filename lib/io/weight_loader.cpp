@@ -86,13 +86,7 @@ LoadReport load_weights(torch::nn::Module& module, const TensorSource& source, c
         auto target = slots.at(key);
         const auto dtype = (policy.dtype && src.is_floating_point()) ? *policy.dtype : src.scalar_type();
         // copy=true: a CPU view into the read-only file mapping must never become the module's storage.
-        const auto format = policy.memory_format ? policy.memory_format(src.sizes(), dtype) : at::MemoryFormat::Contiguous;
-        torch::Tensor converted =
-            format == at::MemoryFormat::Contiguous
-                ? src.to(policy.device, dtype, /*non_blocking=*/false, /*copy=*/true)
-                // Laid out on the host, so the device gets one allocation in the final layout (a copy keeps
-                // the strides of a dense tensor).
-                : src.to(dtype).contiguous(format).to(policy.device, dtype, /*non_blocking=*/false, /*copy=*/true);
+        torch::Tensor converted = src.to(policy.device, dtype, /*non_blocking=*/false, /*copy=*/true);
         target.set_data(converted);
         src = torch::Tensor();
         source.release(ckpt_name);

@@ -9,7 +9,6 @@
 
 #include <torch/torch.h>
 
-#include <functional>
 #include <optional>
 #include <regex>
 #include <string>
@@ -31,10 +30,6 @@ struct LoadPolicy {
     std::vector<std::string> allow_unexpected;
     torch::Device device = torch::kCPU;
     std::optional<torch::ScalarType> dtype;  ///< cast floating-point tensors to this (integers keep theirs)
-    /// The memory format each tensor is made in on `device`, from its sizes and (cast) dtype; unset: contiguous.
-    /// The UNet and VAE loaders give ops::conv_weight_memory_format, so their conv weights arrive channels_last
-    /// instead of being converted on the device afterwards.
-    std::function<at::MemoryFormat(at::IntArrayRef, torch::ScalarType)> memory_format;
 };
 
 struct LoadReport {

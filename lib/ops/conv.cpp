@@ -73,20 +73,10 @@ bool nhwc_conv_enabled() { return g_nhwc.enabled(); }
 
 void set_nhwc_conv(bool enabled) { g_nhwc.set(enabled); }
 
-namespace {
-bool eligible(at::IntArrayRef sizes, torch::ScalarType dt, bool cuda) {
-    return sizes.size() == 4 && cuda && (dt == torch::kHalf || dt == torch::kBFloat16) && sizes[2] * sizes[3] > 1 &&
-           sizes[0] % 8 == 0 && sizes[1] % 8 == 0;
-}
-}  // namespace
-
 bool nhwc_conv_weight_eligible(const torch::Tensor& weight) {
-    return eligible(weight.sizes(), weight.scalar_type(), weight.is_cuda());
-}
-
-at::MemoryFormat conv_weight_memory_format(at::IntArrayRef sizes, torch::ScalarType dtype, const torch::Device& device) {
-    return nhwc_conv_enabled() && eligible(sizes, dtype, device.is_cuda()) ? at::MemoryFormat::ChannelsLast
-                                                                           : at::MemoryFormat::Contiguous;
+    const auto dt = weight.scalar_type();
+    return weight.dim() == 4 && weight.is_cuda() && (dt == torch::kHalf || dt == torch::kBFloat16) &&
+           weight.size(2) * weight.size(3) > 1 && weight.size(0) % 8 == 0 && weight.size(1) % 8 == 0;
 }
 
 void use_channels_last_conv_weights(torch::nn::Module& module) {

@@ -46,13 +46,6 @@ bool nhwc_conv_serves(const torch::Tensor& x, const torch::Tensor& weight);
 /// Whether a conv weight is worth laying out channels_last: CUDA, fp16/bf16, a kernel wider than 1x1 (a 1x1
 /// weight is both orders at once) and channel counts that are multiples of 8 (cuDNN's NHWC tensor-core kernels).
 bool nhwc_conv_weight_eligible(const torch::Tensor& weight);
-/// The memory format a weight of `sizes` and `dtype` on `device` should be made in: channels_last where
-/// nhwc_conv_enabled() and the weight is eligible as above, else contiguous. Loaders make the weights in it from
-/// the start: converting them afterwards frees each old weight between the weights that stay, and the holes
-/// that leaves in the loading stream's memory can serve no other stream (the render's workers and face pass
-/// have their own), which cost a 1.5 render about 1.3 GiB of GPU memory under a cap (docs/performance-notes.md
-/// section 14).
-at::MemoryFormat conv_weight_memory_format(at::IntArrayRef sizes, torch::ScalarType dtype, const torch::Device& device);
 
 /// On CUDA with nhwc_conv_enabled(): every conv weight of `module` that nhwc_conv_weight_eligible() accepts gets
 /// the same values laid out channels_last, in place, so cuDNN's NHWC kernels read it as it is instead of

@@ -107,10 +107,8 @@ void init_random_parameters(torch::nn::Module& module, uint64_t seed) {
 void to_uninitialised(torch::nn::Module& module, const torch::Device& device, torch::ScalarType dtype) {
     torch::NoGradGuard no_grad;
     // Module::to converts every parameter and buffer to `dtype`, integer ones included; so does this.
-    // Conv weights in the layout they keep (ops::conv_weight_memory_format): no conversion later, no holes.
     for (auto& p : module.parameters(true))
-        p.set_data(torch::empty(p.sizes(), p.options().device(device).dtype(dtype),
-                                ops::conv_weight_memory_format(p.sizes(), dtype, device)));
+        p.set_data(torch::empty(p.sizes(), p.options().device(device).dtype(dtype)));
     for (auto& b : module.buffers(true)) b.set_data(b.to(device, dtype));
 }
 

@@ -36,9 +36,6 @@ UNet3DConditionModel load_unet(const std::string& path, const UNet3DConfig& conf
     io::LoadPolicy policy;
     policy.device = device;
     policy.dtype = dtype;
-    policy.memory_format = [device](at::IntArrayRef sizes, torch::ScalarType t) {
-        return ops::conv_weight_memory_format(sizes, t, device);
-    };
     auto r = io::load_weights(*unet, *source, unet_renames(), policy, "UNet");
     log::debug("UNet: ", r.summary(), " from ", path);
     if (report) *report = std::move(r);

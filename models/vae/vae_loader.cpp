@@ -74,9 +74,6 @@ AutoencoderKL load_vae(const std::string& path, const VAELoadOptions& options) {
     io::LoadPolicy policy;
     policy.device = options.device;
     policy.dtype = options.dtype;
-    policy.memory_format = [device = options.device](at::IntArrayRef sizes, torch::ScalarType t) {
-        return ops::conv_weight_memory_format(sizes, t, device);
-    };
     io::load_weights(*vae, *source, vae_renames(), policy, "VAE (" + files.weights + ")");
     ops::use_channels_last_conv_weights(*vae);
     vae->eval();

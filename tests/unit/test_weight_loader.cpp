@@ -143,36 +143,3 @@ TEST_CASE("rename rules map historical names; allowlists make tolerated gaps exp
     CHECK(report.allowed == std::vector<std::string>{"training_only.step"});
     CHECK(apply_renames("a.audio_cross_attn.attn.to_q", {{"audio_cross_attn.attn", "attn2"}}) == "a.attn2.to_q");
 }
-
-TEST_CASE("the policy's memory format: conv weights arrive channels_last with their values, the rest contiguous",
-          "[weights]") {
-    // The UNet and VAE loaders ask for channels_last conv weights on CUDA (ops::conv_weight_memory_format);
-    // here a policy asks for it on the CPU, where the loader's path is the same.
-    torch::manual_seed(6);
-    torch::nn::Sequential net(torch::nn::Conv2d(torch::nn::Conv2dOptions(8, 16, 3)), torch::nn::Linear(4, 3));
-    std::vector<std::pair<std::string, torch::Tensor>> ckpt;
-    for (auto& p : net->named_parameters(true)) ckpt.emplace_back(p.key(), torch::randn(p.value().sizes()));
-    MemorySource src(ckpt);
-    LoadPolicy policy;
-    policy.dtype = torch::kDouble;
-    int asked = 0;
-    policy.memory_format = [&](at::IntArrayRef sizes, torch::ScalarType t) {
-        ++asked;
-        CHECK(t == torch::kDouble);  // the cast dtype, as the device tensor will have it
-        return sizes.size() == 4 ? at::MemoryFormat::ChannelsLast : at::MemoryFormat::Contiguous;
-    };
-    REQUIRE(load_weights(*net, src, {}, policy, "conv + linear").ok());
-    CHECK(asked == static_cast<int>(ckpt.size()));
-    for (const auto& [name, value] : ckpt) {
-        const auto slot = net->named_parameters(true)[name];
-        INFO(name);
-        CHECK(slot.scalar_type() == torch::kDouble);
-        CHECK(torch::equal(slot, value.to(torch::kDouble)));
-        if (value.dim() == 4) {
-            CHECK(slot.is_contiguous(at::MemoryFormat::ChannelsLast));
-            CHECK_FALSE(slot.is_contiguous());
-        } else {
-            CHECK(slot.is_contiguous());
-        }
-    }
-}
