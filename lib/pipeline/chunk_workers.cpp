@@ -33,6 +33,16 @@ bool chunk_timing_printed() {
     static const bool on = env::flag("LSYNC_TIME_CHUNKS");
     return on;
 }
+// Where in the call an out-of-memory error happened (LipsyncChunk::run_batch puts it first) and what LibTorch's
+// allocator said of it (how much was asked, what it held and reserved), without its advice on settings and
+// documentation: the numbers that tell a too-small --vram-budget from fragmentation.
+std::string allocator_words(const c10::OutOfMemoryError& e) {
+    std::string text = first_line(e.what_without_backtrace());
+    for (const char* advice : {" If reserved but unallocated", " See documentation"})
+        if (const auto at = text.find(advice); at != std::string::npos) text.resize(at);
+    return text.size() > 600 ? text.substr(0, 600) + "..." : text;
+}
+
 // LSYNC_WARM_UP=1: a GPU worker warms its stages up before its first group (LipsyncChunk::warm_up).
 bool warm_up_wanted() {
     static const bool on = env::flag("LSYNC_WARM_UP");
@@ -268,15 +278,17 @@ GroupResult ChunkWorkers::run_group(ChunkWorkerSetup& w, std::vector<ChunkFrames
             // After the download, which waited for the worker's stream: reading the events costs no sync.
             if (clock) r.stages += clock->read();
             next += sub.size();
-        } catch (const c10::OutOfMemoryError&) {
+        } catch (const c10::OutOfMemoryError& e) {
             if (sub.size() == 1)
                 throw_error(ErrorCode::Backend, "out of GPU memory with one chunk of 16 frames on " + device.str() +
-                                                    " (a --vram-budget, if given, is too small; else try --dtype float16, or a larger card)");
+                                                    " (a --vram-budget, if given, is too small; else try --dtype "
+                                                    "float16, or a larger card): " +
+                                                    allocator_words(e));
             release_cached_memory_between_captures(device);
             // Half of what failed (groups can be smaller than the limit: a short chunk ends one early).
             w.batch = std::max<int64_t>(1, static_cast<int64_t>(sub.size()) / 2);
             warn_("out of GPU memory on " + device.str() + ": retrying with " + std::to_string(w.batch) +
-                  " chunk(s) per UNet call");
+                  " chunk(s) per UNet call (" + allocator_words(e) + ")");
             ++r.oom_retries;
         }
     }

@@ -111,23 +111,28 @@ std::vector<torch::Tensor> LipsyncChunk::run_batch(const std::vector<ChunkFrames
                                                    std::vector<ChunkTrace>* traces, ChunkStageClock* clock,
                                                    int64_t unet_chunks) {
     CallPlace place;
-    try {
-        return run_stages(chunks, on_step, traces, clock, unet_chunks, place);
-    } catch (const c10::OutOfMemoryError&) {
-        throw;  // the worker halves its batch and tries again
-    } catch (const c10::Error& e) {
-        // CUDA reports some errors at a later call than the one that caused them: the place is where the error
-        // surfaced (CUDA_LAUNCH_BLOCKING=1 pins it down).
-        std::string where = place.doing;
+    // Where an error surfaced. CUDA reports some errors at a later call than the one that caused them
+    // (CUDA_LAUNCH_BLOCKING=1 pins those down).
+    const auto where = [&] {
+        std::string text = place.doing;
         if (!chunks.empty()) {
             const auto first = std::to_string(chunks.front().chunk), last = std::to_string(chunks.back().chunk);
             const auto frames = std::to_string(chunks.front().frames.size(0));
-            where += chunks.size() > 1 ? ", chunks " + first + "-" + last + " (" + frames + " frames each)"
-                                       : ", chunk " + first + " (" + frames + " frames)";
+            text += chunks.size() > 1 ? ", chunks " + first + "-" + last + " (" + frames + " frames each)"
+                                      : ", chunk " + first + " (" + frames + " frames)";
         }
         if (place.steps > 0)
-            where += ", after step " + std::to_string(place.step) + " of " + std::to_string(place.steps);
-        throw_error(ErrorCode::Backend, "LibTorch: " + first_line(e.what_without_backtrace()) + " (" + where + ")");
+            text += ", after step " + std::to_string(place.step) + " of " + std::to_string(place.steps);
+        return text;
+    };
+    try {
+        return run_stages(chunks, on_step, traces, clock, unet_chunks, place);
+    } catch (const c10::OutOfMemoryError& e) {
+        // Still an out-of-memory error (the worker halves its batch and tries again), now with its place.
+        TORCH_CHECK_WITH(OutOfMemoryError, false, where(), ": ", first_line(e.what_without_backtrace()));
+        throw;  // not reached
+    } catch (const c10::Error& e) {
+        throw_error(ErrorCode::Backend, "LibTorch: " + first_line(e.what_without_backtrace()) + " (" + where() + ")");
     }
 }
 
