@@ -13,9 +13,14 @@ constexpr double kGiB = 1024.0 * 1024.0 * 1024.0;
 // against 27.2 at 1 and 27.1 at 4; 1.6 10.9 against 10.3 and 10.7) and within issue 13's memory targets
 // (allocator peak 3.71 GiB at 256 px, 5.79 GiB at 512; docs/benchmarks.md).
 constexpr int64_t kAutoBatchCuda = 2;
-// Working memory of a call that does not grow with its chunks: the VAE's slices (lipsync_chunk.cpp), the
-// frames and crops of the call, cuDNN workspaces.
-constexpr double kCallReserveGiB = 1.0;
+// Memory a render needs beside its models that does not grow with its chunks: the VAE's slices
+// (lipsync_chunk.cpp), the frames and crops of a call, cuDNN workspaces, the face pass, and what the caching
+// allocator holds but cannot hand out. Measured under hard caps (--vram-budget, calls CB and CC, H200): the 1.5
+// render (models 2.74 GiB) failed with one chunk under 4.5 GiB and ran under 5.0 GiB, where two chunks failed;
+// 1.6 ran one chunk under 6.0 GiB and failed under 5.0. So one chunk needs about 1.8-2.3 GiB beside the models
+// at 256 px: 1.6 GiB here plus the chunk's 0.4 (was 1.0 GiB, from the allocator's peak of live tensors, which
+// does not see the rest).
+constexpr double kCallReserveGiB = 1.6;
 
 std::string gib(double bytes) {
     char text[32];
@@ -32,6 +37,11 @@ int64_t chunk_memory_bytes(int resolution, torch::ScalarType dtype) {
     return dtype == torch::kFloat ? 2 * half_precision : half_precision;
 }
 
+int64_t chunks_fitting(int64_t available_bytes, int64_t per_chunk_bytes) {
+    const double usable = 0.9 * static_cast<double>(std::max<int64_t>(0, available_bytes)) - kCallReserveGiB * kGiB;
+    return static_cast<int64_t>(std::max(0.0, usable) / static_cast<double>(std::max<int64_t>(1, per_chunk_bytes)));
+}
+
 BatchPlan plan_chunk_batch(int64_t requested, const torch::Device& device, int resolution, torch::ScalarType dtype,
                            int64_t budget_bytes) {
     BatchPlan plan;
@@ -44,8 +54,7 @@ BatchPlan plan_chunk_batch(int64_t requested, const torch::Device& device, int r
     const int64_t models = diagnostics::allocated_memory_bytes(device);
     const int64_t available = budget_bytes > 0 ? budget_bytes - models : diagnostics::available_memory_bytes(device);
     const int64_t per_chunk = chunk_memory_bytes(resolution, dtype);
-    const double usable = 0.9 * static_cast<double>(std::max<int64_t>(0, available)) - kCallReserveGiB * kGiB;
-    const int64_t fit = static_cast<int64_t>(std::max(0.0, usable) / static_cast<double>(per_chunk));
+    const int64_t fit = chunks_fitting(available, per_chunk);
     plan.batch = std::max<int64_t>(1, std::min(wanted, fit));
     plan.why = device.str() + ": " + std::to_string(plan.batch) + " chunk(s) per UNet call (" +
                (requested > 0 ? "asked " : "auto ") + std::to_string(wanted) + "; about " +

@@ -22,9 +22,13 @@ struct BatchPlan {
 /// rounded up to 1.6 GiB at 512 px, scaled by pixels, doubled for fp32.
 int64_t chunk_memory_bytes(int resolution, torch::ScalarType dtype);
 
+/// Chunks of `per_chunk_bytes` that fit in `available_bytes` beside the models: 90 % of it less 1.6 GiB for what
+/// does not grow with the chunks (measured under hard caps; batch_planner.cpp). 0 when not even one fits.
+int64_t chunks_fitting(int64_t available_bytes, int64_t per_chunk_bytes);
+
 /// `requested` chunks per call (0 = auto: 2 on CUDA, 1 on the CPU), on CUDA capped to what fits in
 /// `budget_bytes` (0 = the card's memory not held by this process's tensors) less the models already loaded
-/// there, with a 10 % margin and 1 GiB for the call's fixed working memory. At least 1.
+/// there, as chunks_fitting() counts them. At least 1.
 BatchPlan plan_chunk_batch(int64_t requested, const torch::Device& device, int resolution, torch::ScalarType dtype,
                            int64_t budget_bytes);
 
