@@ -136,7 +136,7 @@ std::vector<FrameFaces> FaceStage::process(const torch::Tensor& frames) {
         f.ran = request.kind;
         f.seen = run(request, frame);
         f.plan = planner_.add(f.seen);
-            ++frames_planned_;
+        ++frames_planned_;
         finish(f);
     }
     return out;
