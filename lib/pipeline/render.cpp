@@ -46,6 +46,11 @@ struct Stopwatch {
     }
 };
 
+/// --vram-budget in bytes (0: none), for the planner and the cap alike.
+int64_t vram_budget_bytes(const RenderOptions& o) {
+    return static_cast<int64_t>(o.vram_budget_gib * 1024.0 * 1024.0 * 1024.0);
+}
+
 /// Frames the encoder's queue holds: a group of two chunks where they fit in 256 MiB (frames up to 2.8 Mpixel,
 /// 1080p among them), one chunk at least. A worker hands back a whole group at once; with room for only one
 /// chunk the render thread waited for x264 to take the first half before it could pack the next group, and a
@@ -129,15 +134,14 @@ std::vector<std::future<ChunkWorkerSetup>> load_workers(const RenderJob& job, co
         try {
             w.models = o.model_cache ? o.model_cache->get(request) : load_render_models(request);
         } catch (const c10::OutOfMemoryError&) {
+            if (o.vram_budget_gib > 0)
+                throw_error(ErrorCode::Backend, "the models do not fit in --vram-budget " +
+                                                    c10::str(o.vram_budget_gib) + " GiB of " + d.str() + ": raise it");
             throw_error(ErrorCode::Backend,
-                        "the models do not fit in " +
-                            (o.vram_budget_gib > 0 ? "--vram-budget " + c10::str(o.vram_budget_gib) + " GiB"
-                                                   : std::string("the memory")) +
-                            " of " + d.str() + (o.vram_budget_gib > 0 ? ": raise it" : ": try --dtype float16"));
+                        "the models do not fit in the memory of " + d.str() + ": try --dtype float16");
         }
         w.runner = std::make_unique<LipsyncChunk>(w.models, mask, o.diffusion, o.noise ? *o.noise : seeded_noise(o.seed));
-        const auto plan = plan_chunk_batch(o.batch_chunks, d, resolution, job.dtype,
-                                           static_cast<int64_t>(o.vram_budget_gib * 1024.0 * 1024.0 * 1024.0));
+        const auto plan = plan_chunk_batch(o.batch_chunks, d, resolution, job.dtype, vram_budget_bytes(o));
         w.batch = plan.batch;
         log::info(plan.why);
         log::info("models on ", d.str(), " ready in ",
@@ -180,8 +184,7 @@ void run_passes(RenderJob& job, RenderWorkDir& work, const media::VideoWriterOpt
     std::vector<std::unique_ptr<diagnostics::GpuMemoryCap>> caps;
     for (const auto& d : job.devices)
         if (d.is_cuda() && o.vram_budget_gib > 0)
-            caps.push_back(std::make_unique<diagnostics::GpuMemoryCap>(
-                d, static_cast<int64_t>(o.vram_budget_gib * 1024.0 * 1024.0 * 1024.0)));
+            caps.push_back(std::make_unique<diagnostics::GpuMemoryCap>(d, vram_budget_bytes(o)));
     diagnostics::reset_peak_memory(device);
     watch.restart();
     // On a GPU the models start loading now, on threads of their own (load_workers), and are waited for in
