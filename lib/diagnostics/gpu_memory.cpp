@@ -1,6 +1,7 @@
 #include "diagnostics/gpu_memory.h"
 
 #include <algorithm>
+#include <atomic>
 
 #if LSYNC_WITH_CUDA
 #include <c10/cuda/CUDACachingAllocator.h>
@@ -73,6 +74,16 @@ int64_t available_memory_bytes(const torch::Device& device) {
 #endif
 }
 
+namespace {
+// The devices a GpuMemoryCap holds now, one bit per index (a cap is process-wide, as the allocator's fraction is).
+std::atomic<uint64_t> g_capped{0};
+uint64_t device_bit(int index) { return index >= 0 && index < 64 ? uint64_t{1} << index : 0; }
+}  // namespace
+
+bool memory_capped(const torch::Device& device) {
+    return device.is_cuda() && (g_capped.load() & device_bit(device.has_index() ? device.index() : 0)) != 0;
+}
+
 GpuMemoryCap::GpuMemoryCap(const torch::Device& device, int64_t bytes) {
 #if LSYNC_WITH_CUDA
     if (!device.is_cuda() || bytes <= 0) return;
@@ -83,6 +94,7 @@ GpuMemoryCap::GpuMemoryCap(const torch::Device& device, int64_t bytes) {
     if (fraction >= 1.0) return;
     c10::cuda::CUDACachingAllocator::setMemoryFraction(fraction, static_cast<c10::DeviceIndex>(index));
     index_ = index;
+    g_capped |= device_bit(index);
 #else
     (void)device;
     (void)bytes;
@@ -91,7 +103,10 @@ GpuMemoryCap::GpuMemoryCap(const torch::Device& device, int64_t bytes) {
 
 GpuMemoryCap::~GpuMemoryCap() {
 #if LSYNC_WITH_CUDA
-    if (index_ >= 0) c10::cuda::CUDACachingAllocator::setMemoryFraction(1.0, static_cast<c10::DeviceIndex>(index_));
+    if (index_ >= 0) {
+        c10::cuda::CUDACachingAllocator::setMemoryFraction(1.0, static_cast<c10::DeviceIndex>(index_));
+        g_capped &= ~device_bit(index_);
+    }
 #endif
 }
 

@@ -45,6 +45,9 @@ private:
     int index_ = -1;
 };
 
+/// Whether a GpuMemoryCap is in force on `device` now (false on the CPU).
+bool memory_capped(const torch::Device& device);
+
 /// Waits for the device's queued work (no-op on CPU): timings must not stop before the kernels finish.
 void synchronize(const torch::Device& device);
 

@@ -2,6 +2,7 @@
 
 #include "core/compat.h"
 #include "core/error.h"
+#include "core/shape_text.h"
 #include "core/files.h"
 #include "core/json_limits.h"
 #include "core/untrusted_text.h"
@@ -64,12 +65,6 @@ bool is_known_unsupported_dtype(const std::string& name) {
     static const std::set<std::string> names = {"F8_E4M3", "F8_E5M2", "F8_E8M0", "F4",  "F6_E2M3",
                                                 "F6_E3M2", "U16",     "U32",     "U64", "C64"};
     return names.count(name) != 0;
-}
-
-std::string shape_str(const std::vector<int64_t>& shape) {
-    std::string s = "[";
-    for (size_t i = 0; i < shape.size(); ++i) s += (i ? ", " : "") + std::to_string(shape[i]);
-    return s + "]";
 }
 
 std::string range_str(uint64_t begin, uint64_t end) {
@@ -170,12 +165,12 @@ SafetensorsFile::SafetensorsFile(const std::string& path) : file_(MappedFile::op
         uint64_t numel = 1;
         for (const int64_t d : shape)
             if (__builtin_mul_overflow(numel, static_cast<uint64_t>(d), &numel))
-                bad("shape " + shape_str(shape) + " overflows: its element count does not fit in 64 bits");
+                bad("shape " + shape_text(shape) + " overflows: its element count does not fit in 64 bits");
         const uint64_t itemsize = c10::elementSize(spec->type);
         uint64_t bytes = 0;
         if (numel > static_cast<uint64_t>(std::numeric_limits<int64_t>::max()) ||
             __builtin_mul_overflow(numel, itemsize, &bytes))
-            bad("shape " + shape_str(shape) + " x " + std::to_string(itemsize) +
+            bad("shape " + shape_text(shape) + " x " + std::to_string(itemsize) +
                 " bytes overflows: its size does not fit in 64 bits");
 
         const auto off = val.find("data_offsets");
@@ -186,7 +181,7 @@ SafetensorsFile::SafetensorsFile(const std::string& path) : file_(MappedFile::op
         const uint64_t end = (*off)[1].get<uint64_t>();
         if (begin > end) bad("data_offsets " + range_str(begin, end) + " end before they begin");
         if (end - begin != bytes)
-            bad("shape " + shape_str(shape) + " of " + dname + " needs " + std::to_string(bytes) +
+            bad("shape " + shape_text(shape) + " of " + dname + " needs " + std::to_string(bytes) +
                 " bytes but data_offsets " + range_str(begin, end) + " span " + std::to_string(end - begin));
         if (end > data_size)
             bad("data_offsets " + range_str(begin, end) + " run past the end of the data region (" +

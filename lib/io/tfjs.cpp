@@ -1,6 +1,7 @@
 #include "io/tfjs.h"
 
 #include "core/error.h"
+#include "core/shape_text.h"
 #include "core/files.h"
 #include "core/json_limits.h"
 #include "core/untrusted_text.h"
@@ -28,12 +29,6 @@ namespace {
 
 // Real manifests are tens of KB; anything this large is not one, and reading it whole would be wasteful.
 constexpr uintmax_t kMaxManifestBytes = 64ull << 20;
-
-std::string shape_str(const std::vector<int64_t>& shape) {
-    std::string s = "[";
-    for (size_t i = 0; i < shape.size(); ++i) s += (i ? ", " : "") + std::to_string(shape[i]);
-    return s + "]";
-}
 
 /// The shard holding stream byte `offset`, given each shard's starting offset (ascending, starts[0] == 0).
 size_t shard_index(const std::vector<uint64_t>& starts, uint64_t offset) {
@@ -177,7 +172,7 @@ TfjsWeights::TfjsWeights(const std::string& manifest_path) : path_(manifest_path
             uint64_t bytes = 0, end = 0;
             if (__builtin_mul_overflow(numel, itemsize, &bytes) ||
                 __builtin_add_overflow(stream, bytes, &end))
-                bad("shape " + shape_str(shape) + " is too large (byte count overflows)");
+                bad("shape " + shape_text(shape) + " is too large (byte count overflows)");
             w.offset = stream;
             stream = end;
             if (stream > group.bytes)

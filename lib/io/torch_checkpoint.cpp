@@ -1,12 +1,13 @@
 #include "io/torch_checkpoint.h"
 
 #include "core/error.h"
+#include "core/shape_text.h"
 #include "core/untrusted_text.h"
+#include "io/weights_file_error.h"
 
 #include <algorithm>
 #include <cctype>
 #include <cstring>
-#include <sstream>
 
 #if !defined(__BYTE_ORDER__) || __BYTE_ORDER__ != __ORDER_LITTLE_ENDIAN__
 #error "TorchCheckpoint maps little-endian tensor data directly and needs a little-endian host"
@@ -29,25 +30,12 @@ constexpr size_t kMaxMetadataCost = size_t{64} << 20;  ///< ~bytes: 32 per value
 constexpr uint64_t kDenseFileMultiple = 16;
 constexpr uint64_t kDenseSlackBytes = uint64_t{64} << 20;
 
-[[noreturn]] void fail(const std::string& path, const std::string& why) {
-    // Names in `why` (tensors, records, globals) are file bytes: escaped, so the message stays one line.
-    throw_error(ErrorCode::Weights, path + ": " + printable(why, 2000));
-}
-
-std::string shape_str(const std::vector<int64_t>& v) {
-    std::ostringstream s;
-    s << '[';
-    for (size_t i = 0; i < v.size(); ++i) s << (i ? ", " : "") << v[i];
-    s << ']';
-    return s.str();
-}
-
 std::shared_ptr<const MappedFile> open_mapping(const std::string& path) {
     auto file = MappedFile::open(path);
     // torch.save before 1.6 (or with _use_new_zipfile_serialization=False) wrote bare concatenated pickles,
     // which start with the PROTO opcode; name that case instead of reporting "not a ZIP archive".
     if (file->size() >= 2 && file->data()[0] == 0x80 && file->data()[1] >= 2 && file->data()[1] <= 5)
-        fail(path,
+        fail_weights_file(path,
              "legacy torch.save format (PyTorch < 1.6 or _use_new_zipfile_serialization=False) is not "
              "supported; re-save it with a current PyTorch or convert it to safetensors");
     return file;
@@ -55,10 +43,10 @@ std::shared_ptr<const MappedFile> open_mapping(const std::string& path) {
 
 nlohmann::json to_json(const std::string& path, const PickleValue& v, int depth, size_t& budget) {
     if (depth > kMaxMetadataDepth)
-        fail(path, "checkpoint metadata nests deeper than " + std::to_string(kMaxMetadataDepth) +
+        fail_weights_file(path, "checkpoint metadata nests deeper than " + std::to_string(kMaxMetadataDepth) +
                        " levels (or contains itself)");
     budget += 32 + v.text.size();
-    if (budget > kMaxMetadataCost) fail(path, "checkpoint metadata is unreasonably large");
+    if (budget > kMaxMetadataCost) fail_weights_file(path, "checkpoint metadata is unreasonably large");
     switch (v.kind) {
         case Kind::None: return nullptr;
         case Kind::Bool: return v.boolean;
@@ -70,7 +58,7 @@ nlohmann::json to_json(const std::string& path, const PickleValue& v, int depth,
         case Kind::Storage: return "<storage " + v.storage->key + ">";
         case Kind::Tensor:
             return std::string("<tensor ") + c10::toString(v.tensor->dtype) + " " +
-                   shape_str(v.tensor->size) + ">";
+                   shape_text(v.tensor->size) + ">";
         case Kind::List:
         case Kind::Tuple: {
             auto a = nlohmann::json::array();
@@ -104,7 +92,7 @@ TorchCheckpoint::TorchCheckpoint(const std::string& path) : archive_(open_mappin
                           static_cast<size_t>(std::min<uint64_t>(v.size, 64)));
         while (!order.empty() && std::isspace(static_cast<unsigned char>(order.back()))) order.pop_back();
         if (order != "little")
-            fail(path,
+            fail_weights_file(path,
                  "tensor data is stored in '" + order + "' byte order; only little-endian is supported");
     }
 
@@ -112,14 +100,14 @@ TorchCheckpoint::TorchCheckpoint(const std::string& path) : archive_(open_mappin
     const PickleDocument doc = unpickle(pkl.data, static_cast<size_t>(pkl.size), path);
     const PickleValue& root = doc.root();
     if (root.kind != Kind::Dict)
-        fail(path, std::string("data.pkl holds a ") + PickleValue::kind_name(root.kind) +
+        fail_weights_file(path, std::string("data.pkl holds a ") + PickleValue::kind_name(root.kind) +
                        ", not a dict of tensors (a whole pickled nn.Module or another object?)");
 
     const PickleValue* sd = &root;
     for (const char* key : {"state_dict", "model_state_dict"}) {
         if (const PickleValue* v = root.get(key)) {
             if (v->kind != Kind::Dict)
-                fail(path, std::string("the '") + key + "' entry is a " + PickleValue::kind_name(v->kind) +
+                fail_weights_file(path, std::string("the '") + key + "' entry is a " + PickleValue::kind_name(v->kind) +
                                ", not a dict of tensors");
             sd = v;
             state_dict_key_ = key;
@@ -137,7 +125,7 @@ TorchCheckpoint::TorchCheckpoint(const std::string& path) : archive_(open_mappin
 
     for (const auto& [k, v] : sd->entries) {
         if (k->kind != Kind::String)
-            fail(path, "state dict key " + std::to_string(k->integer) + " is not a string");
+            fail_weights_file(path, "state dict key " + std::to_string(k->integer) + " is not a string");
         // Non-tensor values in a nested state dict (rare: _extra_state) carry nothing loadable.
         if (v->kind == Kind::Tensor) add_tensor(k->text, *v->tensor);
     }
@@ -148,7 +136,7 @@ TorchCheckpoint::TorchCheckpoint(const std::string& path) : archive_(open_mappin
             keys += (i ? ", " : "") + (k->kind == Kind::String ? k->text : std::to_string(k->integer));
         }
         if (root.entries.size() > 10) keys += ", ...";
-        fail(path, "no tensors found (top-level keys: " + (keys.empty() ? std::string("none") : keys) +
+        fail_weights_file(path, "no tensors found (top-level keys: " + (keys.empty() ? std::string("none") : keys) +
                        "); expected a state dict, or a 'state_dict' or 'model_state_dict' entry");
     }
 }
@@ -158,24 +146,24 @@ void TorchCheckpoint::add_tensor(const std::string& name, const TensorRef& ref) 
     const std::string what = "tensor '" + name + "'";
     const std::string record_name = prefix_ + "data/" + ref.storage->key;
     const ZipEntry* record = archive_.find(record_name);
-    if (!record) fail(file, what + ": its storage record '" + record_name + "' is missing from the archive");
+    if (!record) fail_weights_file(file, what + ": its storage record '" + record_name + "' is missing from the archive");
 
     // The storage size the pickle declares, in bytes (UntypedStorage counts bytes and is typed as Byte).
     const uint64_t storage_item = c10::elementSize(ref.storage->dtype);
     uint64_t declared_bytes = 0;
     if (mul_overflows(static_cast<uint64_t>(ref.storage->numel), storage_item, declared_bytes) ||
         declared_bytes > record->size)
-        fail(file, what + ": storage '" + record_name + "' holds " + std::to_string(record->size) +
+        fail_weights_file(file, what + ": storage '" + record_name + "' holds " + std::to_string(record->size) +
                        " bytes but the pickle declares " + std::to_string(ref.storage->numel) +
                        " elements of " + std::to_string(storage_item) + " bytes (truncated storage?)");
 
-    const std::string layout = "size " + shape_str(ref.size) + ", stride " + shape_str(ref.stride) +
+    const std::string layout = "size " + shape_text(ref.size) + ", stride " + shape_text(ref.stride) +
                                ", storage offset " + std::to_string(ref.storage_offset);
-    if (ref.storage_offset < 0) fail(file, what + ": negative storage offset (" + layout + ")");
+    if (ref.storage_offset < 0) fail_weights_file(file, what + ": negative storage offset (" + layout + ")");
     bool empty = false;
     for (size_t i = 0; i < ref.size.size(); ++i) {
-        if (ref.size[i] < 0) fail(file, what + ": absurd shape, negative dimension (" + layout + ")");
-        if (ref.stride[i] < 0) fail(file, what + ": negative stride (" + layout + ")");
+        if (ref.size[i] < 0) fail_weights_file(file, what + ": absurd shape, negative dimension (" + layout + ")");
+        if (ref.stride[i] < 0) fail_weights_file(file, what + ": negative stride (" + layout + ")");
         empty = empty || ref.size[i] == 0;
     }
     // numel and the last addressed element, each checked for overflow: a hostile shape like
@@ -189,7 +177,7 @@ void TorchCheckpoint::add_tensor(const std::string& name, const TensorRef& ref) 
                 mul_overflows(static_cast<uint64_t>(ref.size[i] - 1), static_cast<uint64_t>(ref.stride[i]),
                               reach) ||
                 add_overflows(last, reach, last))
-                fail(file, what + ": absurd shape, the element count overflows (" + layout + ")");
+                fail_weights_file(file, what + ": absurd shape, the element count overflows (" + layout + ")");
         }
         span = last + 1;
     } else {
@@ -198,23 +186,23 @@ void TorchCheckpoint::add_tensor(const std::string& name, const TensorRef& ref) 
     if (numel > static_cast<uint64_t>(INT64_MAX) ||
         add_overflows(static_cast<uint64_t>(ref.storage_offset), span, end_elements) ||
         mul_overflows(end_elements, item, end_bytes) || end_bytes > static_cast<uint64_t>(INT64_MAX))
-        fail(file, what + ": absurd shape, the extent overflows (" + layout + ")");
+        fail_weights_file(file, what + ": absurd shape, the extent overflows (" + layout + ")");
     if (!empty && end_bytes > record->size)
-        fail(file, what + " needs " + std::to_string(end_bytes) + " bytes of storage '" + record_name +
+        fail_weights_file(file, what + " needs " + std::to_string(end_bytes) + " bytes of storage '" + record_name +
                        "' (" + layout + ") but the storage holds only " + std::to_string(record->size) +
                        " bytes");
 
     uint64_t dense_bytes = 0;
     if (mul_overflows(numel, item, dense_bytes) || dense_bytes > record->size)
-        fail(file, what + " (" + layout + ") would take " + std::to_string(numel) + " x " + std::to_string(item) +
+        fail_weights_file(file, what + " (" + layout + ") would take " + std::to_string(numel) + " x " + std::to_string(item) +
                        " bytes in memory but its storage '" + record_name + "' holds only " +
                        std::to_string(record->size) + " bytes: overlapping (stride-0) views that large are refused");
     dense_total_ += dense_bytes;
     if (dense_total_ > kDenseFileMultiple * archive_.file()->size() + kDenseSlackBytes)
-        fail(file, "its tensors together would take more than " + std::to_string(kDenseFileMultiple) +
+        fail_weights_file(file, "its tensors together would take more than " + std::to_string(kDenseFileMultiple) +
                        " times the file's size in memory (at " + what + "): overlapping views are refused");
 
-    if (index_.count(name)) fail(file, what + " appears twice");
+    if (index_.count(name)) fail_weights_file(file, what + " appears twice");
     TensorInfo info;
     info.name = name;
     info.dtype = ref.dtype;
@@ -226,7 +214,7 @@ void TorchCheckpoint::add_tensor(const std::string& name, const TensorRef& ref) 
 
 torch::Tensor TorchCheckpoint::load(const std::string& name) const {
     const auto it = index_.find(name);
-    if (it == index_.end()) fail(path(), "no tensor named '" + name + "'");
+    if (it == index_.end()) fail_weights_file(path(), "no tensor named '" + name + "'");
     const Entry& e = it->second;
     const TensorInfo& info = infos_[e.info];
     const auto options = torch::TensorOptions().dtype(info.dtype).device(torch::kCPU);
@@ -241,7 +229,7 @@ torch::Tensor TorchCheckpoint::load(const std::string& name) const {
         // Any byte other than 0/1 is undefined behaviour for LibTorch's bool kernels.
         for (size_t i = 0; i < bytes; ++i)
             if (base[i] > 1)
-                fail(path(), "tensor '" + name + "': bool storage holds a byte that is not 0 or 1");
+                fail_weights_file(path(), "tensor '" + name + "': bool storage holds a byte that is not 0 or 1");
     }
 
     torch::Tensor flat;

@@ -85,9 +85,14 @@ LoadReport load_weights(torch::nn::Module& module, const TensorSource& source, c
         torch::Tensor src = source.load(ckpt_name);
         auto target = slots.at(key);
         const auto dtype = (policy.dtype && src.is_floating_point()) ? *policy.dtype : src.scalar_type();
-        // copy=true: a CPU view into the read-only file mapping must never become the module's storage.
-        torch::Tensor converted = src.to(policy.device, dtype, /*non_blocking=*/false, /*copy=*/true);
-        target.set_data(converted);
+        if (target.device() == policy.device && target.scalar_type() == dtype && target.is_non_overlapping_and_dense()) {
+            // Already where it belongs (models::place_parameters): written in place, laid out on the host as the
+            // target is (channels_last conv weights), so the upload is one plain copy and nothing is allocated.
+            target.copy_(src.to(dtype).contiguous(target.suggest_memory_format()));
+        } else {
+            // copy=true: a CPU view into the read-only file mapping must never become the module's storage.
+            target.set_data(src.to(policy.device, dtype, /*non_blocking=*/false, /*copy=*/true));
+        }
         src = torch::Tensor();
         source.release(ckpt_name);
         report.loaded.push_back(key);

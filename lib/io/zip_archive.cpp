@@ -2,6 +2,7 @@
 
 #include "core/error.h"
 #include "core/untrusted_text.h"
+#include "io/weights_file_error.h"
 
 #include <cstring>
 
@@ -31,13 +32,8 @@ uint64_t rd64(const uint8_t* p) {
     return static_cast<uint64_t>(rd32(p)) | (static_cast<uint64_t>(rd32(p + 4)) << 32);
 }
 
-[[noreturn]] void fail(const std::string& path, const std::string& why) {
-    // Names in `why` (tensors, records, globals) are file bytes: escaped, so the message stays one line.
-    throw_error(ErrorCode::Weights, path + ": " + printable(why, 2000));
-}
-
 [[noreturn]] void fail_truncated(const std::string& path, const std::string& what) {
-    fail(path, "truncated or corrupt ZIP archive: " + what + " (an incomplete download or copy?)");
+    fail_weights_file(path, "truncated or corrupt ZIP archive: " + what + " (an incomplete download or copy?)");
 }
 
 /// True when [offset, offset + length) lies inside a file of `size` bytes, without overflowing.
@@ -72,7 +68,7 @@ EndRecord read_end_record(const MappedFile& f) {
     const uint8_t* d = f.data();
     const uint64_t size = f.size();
     if (size < 4 || (rd32(d) != kLocalHeaderSig && rd32(d) != kEndSig))
-        fail(path,
+        fail_weights_file(path,
              "not a ZIP archive (wrong magic bytes: it does not start with \"PK\\3\\4\"), so not a "
              "torch.save checkpoint");
     if (size < kEndSize) fail_truncated(path, "file is shorter than the end-of-central-directory record");
@@ -104,14 +100,14 @@ EndRecord read_end_record(const MappedFile& f) {
         const uint8_t* loc = d + pos - kZip64LocatorSize;
         const uint64_t z_off = rd64(loc + 8);
         if (rd32(loc + 4) != 0 || rd32(loc + 16) > 1)
-            fail(path, "multi-disk (split) ZIP archives are not supported");
+            fail_weights_file(path, "multi-disk (split) ZIP archives are not supported");
         if (!in_bounds(z_off, kZip64EndSize, pos - kZip64LocatorSize))
             fail_truncated(path, "the ZIP64 end-of-central-directory record lies outside the file");
         const uint8_t* z = d + z_off;
         if (rd32(z) != kZip64EndSig) fail_truncated(path, "bad ZIP64 end-of-central-directory signature");
         if (rd32(z + 16) != 0 || rd32(z + 20) != 0)
-            fail(path, "multi-disk (split) ZIP archives are not supported");
-        if (rd64(z + 24) != rd64(z + 32)) fail(path, "multi-disk (split) ZIP archives are not supported");
+            fail_weights_file(path, "multi-disk (split) ZIP archives are not supported");
+        if (rd64(z + 24) != rd64(z + 32)) fail_weights_file(path, "multi-disk (split) ZIP archives are not supported");
         r.entry_count = rd64(z + 32);
         r.cd_size = rd64(z + 40);
         r.cd_offset = rd64(z + 48);
@@ -120,7 +116,7 @@ EndRecord read_end_record(const MappedFile& f) {
         if (total_entries == 0xFFFF || r.cd_size == 0xFFFFFFFF || r.cd_offset == 0xFFFFFFFF)
             fail_truncated(path, "ZIP64 sizes are announced but the ZIP64 locator is missing");
         if (disk != 0 || cd_disk != 0 || disk_entries != total_entries)
-            fail(path, "multi-disk (split) ZIP archives are not supported");
+            fail_weights_file(path, "multi-disk (split) ZIP archives are not supported");
     }
     if (!in_bounds(r.cd_offset, r.cd_size, r.cd_limit))
         fail_truncated(path, "the central directory (" + std::to_string(r.cd_size) + " bytes at offset " +
@@ -193,14 +189,14 @@ ZipArchive::ZipArchive(std::shared_ptr<const MappedFile> file) : file_(std::move
         apply_zip64_extra(path, e.name, c + kCentralHeaderSize + name_len, extra_len, f);
         p += kCentralHeaderSize + name_len + extra_len + comment_len;
 
-        if (flags & 0x1) fail(path, "entry '" + e.name + "' is encrypted");
+        if (flags & 0x1) fail_weights_file(path, "entry '" + e.name + "' is encrypted");
         if (method != 0)
-            fail(path, "entry '" + e.name + "' is compressed (method " + std::to_string(method) + ", " +
+            fail_weights_file(path, "entry '" + e.name + "' is compressed (method " + std::to_string(method) + ", " +
                            method_name(method) +
                            "); torch.save stores entries uncompressed, so this file was "
                            "re-zipped or is not a torch.save checkpoint");
         if (f.compressed != f.uncompressed)
-            fail(path, "entry '" + e.name + "' is stored but its compressed and uncompressed sizes differ");
+            fail_weights_file(path, "entry '" + e.name + "' is stored but its compressed and uncompressed sizes differ");
         e.size = f.uncompressed;
 
         if (!in_bounds(f.local_offset, kLocalHeaderSize, size))
@@ -213,7 +209,7 @@ ZipArchive::ZipArchive(std::shared_ptr<const MappedFile> file) : file_(std::move
         if (!in_bounds(name_at, uint64_t{l_name_len} + l_extra_len, size))
             fail_truncated(path, "the local header of entry '" + e.name + "' runs past the end of the file");
         if (l_name_len != name_len || std::memcmp(d + name_at, e.name.data(), name_len) != 0)
-            fail(path, "corrupt ZIP archive: the local header of entry '" + e.name + "' names another file");
+            fail_weights_file(path, "corrupt ZIP archive: the local header of entry '" + e.name + "' names another file");
         e.data_offset = name_at + l_name_len + l_extra_len;
         if (!in_bounds(e.data_offset, e.size, size))
             fail_truncated(path, "entry '" + e.name + "' needs " + std::to_string(e.size) +
@@ -221,7 +217,7 @@ ZipArchive::ZipArchive(std::shared_ptr<const MappedFile> file) : file_(std::move
                                      " but the file has " + std::to_string(size));
 
         if (!index_.emplace(e.name, entries_.size()).second)
-            fail(path, "corrupt ZIP archive: entry '" + e.name + "' appears twice");
+            fail_weights_file(path, "corrupt ZIP archive: entry '" + e.name + "' appears twice");
         entries_.push_back(std::move(e));
     }
 }
@@ -246,8 +242,8 @@ std::string ZipArchive::torch_record_prefix() const {
         if (found++ == 0) prefix = dir;
     }
     if (found == 0)
-        fail(file_->path(), "ZIP archive has no data.pkl record, so it is not a torch.save checkpoint");
-    if (found > 1) fail(file_->path(), "ZIP archive has several top-level data.pkl records; expected one");
+        fail_weights_file(file_->path(), "ZIP archive has no data.pkl record, so it is not a torch.save checkpoint");
+    if (found > 1) fail_weights_file(file_->path(), "ZIP archive has several top-level data.pkl records; expected one");
     return prefix;
 }
 

@@ -14,7 +14,7 @@ namespace lsync::ops {
 
 namespace {
 
-KernelSwitch g_switch("LSYNC_FUSED_BIAS");
+KernelSwitch g_bias_switch("LSYNC_FUSED_BIAS");
 KernelSwitch g_nhwc("LSYNC_NHWC_CONV");
 
 // LSYNC_CUDNN_BENCHMARK=1 (read at the first convolution) lets cuDNN time its algorithms for each new shape and
@@ -65,18 +65,28 @@ bool nhwc_conv_serves(const torch::Tensor& x, const torch::Tensor& weight) {
            is_channels_last_only(weight) && !is_channels_last_only(x);
 }
 
-bool fused_bias_enabled() { return g_switch.enabled(); }
+bool fused_bias_enabled() { return g_bias_switch.enabled(); }
 
-void set_fused_bias(bool enabled) { g_switch.set(enabled); }
+void set_fused_bias(bool enabled) { g_bias_switch.set(enabled); }
 
 bool nhwc_conv_enabled() { return g_nhwc.enabled(); }
 
 void set_nhwc_conv(bool enabled) { g_nhwc.set(enabled); }
 
+namespace {
+bool nhwc_eligible(at::IntArrayRef sizes, torch::ScalarType dt, bool cuda) {
+    return sizes.size() == 4 && cuda && (dt == torch::kHalf || dt == torch::kBFloat16) && sizes[2] * sizes[3] > 1 &&
+           sizes[0] % 8 == 0 && sizes[1] % 8 == 0;
+}
+}  // namespace
+
 bool nhwc_conv_weight_eligible(const torch::Tensor& weight) {
-    const auto dt = weight.scalar_type();
-    return weight.dim() == 4 && weight.is_cuda() && (dt == torch::kHalf || dt == torch::kBFloat16) &&
-           weight.size(2) * weight.size(3) > 1 && weight.size(0) % 8 == 0 && weight.size(1) % 8 == 0;
+    return nhwc_eligible(weight.sizes(), weight.scalar_type(), weight.is_cuda());
+}
+
+at::MemoryFormat conv_weight_memory_format(at::IntArrayRef sizes, torch::ScalarType dtype, const torch::Device& device) {
+    return nhwc_conv_enabled() && nhwc_eligible(sizes, dtype, device.is_cuda()) ? at::MemoryFormat::ChannelsLast
+                                                                               : at::MemoryFormat::Contiguous;
 }
 
 void use_channels_last_conv_weights(torch::nn::Module& module) {

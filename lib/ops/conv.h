@@ -46,6 +46,9 @@ bool nhwc_conv_serves(const torch::Tensor& x, const torch::Tensor& weight);
 /// Whether a conv weight is worth laying out channels_last: CUDA, fp16/bf16, a kernel wider than 1x1 (a 1x1
 /// weight is both orders at once) and channel counts that are multiples of 8 (cuDNN's NHWC tensor-core kernels).
 bool nhwc_conv_weight_eligible(const torch::Tensor& weight);
+/// The memory format a conv weight of these sizes and dtype is made in on `device` (models::place_parameters):
+/// channels_last where use_channels_last_conv_weights() would convert it, contiguous elsewhere.
+at::MemoryFormat conv_weight_memory_format(at::IntArrayRef sizes, torch::ScalarType dtype, const torch::Device& device);
 
 /// On CUDA with nhwc_conv_enabled(): every conv weight of `module` that nhwc_conv_weight_eligible() accepts gets
 /// the same values laid out channels_last, in place, so cuDNN's NHWC kernels read it as it is instead of

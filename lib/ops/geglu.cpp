@@ -14,7 +14,7 @@ namespace lsync::ops {
 
 namespace {
 
-KernelSwitch g_switch("LSYNC_FUSED_GEGLU");
+KernelSwitch g_geglu_switch("LSYNC_FUSED_GEGLU");
 
 void check_halves(const torch::Tensor& projected) {
     LSYNC_CHECK(projected.defined() && projected.dim() >= 1, ErrorCode::Usage,
@@ -26,9 +26,9 @@ void check_halves(const torch::Tensor& projected) {
 
 }  // namespace
 
-bool fused_geglu_enabled() { return g_switch.enabled(); }
+bool fused_geglu_enabled() { return g_geglu_switch.enabled(); }
 
-void set_fused_geglu(bool enabled) { g_switch.set(enabled); }
+void set_fused_geglu(bool enabled) { g_geglu_switch.set(enabled); }
 
 torch::Tensor geglu_reference(const torch::Tensor& projected) {
     check_halves(projected);

@@ -19,7 +19,7 @@ namespace lsync::ops {
 
 namespace {
 
-KernelSwitch g_switch("LSYNC_FUSED_GROUPNORM");
+KernelSwitch g_group_norm_switch("LSYNC_FUSED_GROUPNORM");
 
 #if LSYNC_WITH_CUDA
 bool frames_outer_layout(const torch::Tensor& x) {
@@ -46,9 +46,9 @@ kernels::GroupNormArgs channels_last_args(const torch::Tensor& x, int64_t groups
 
 }  // namespace
 
-bool fused_group_norm_enabled() { return g_switch.enabled(); }
+bool fused_group_norm_enabled() { return g_group_norm_switch.enabled(); }
 
-void set_fused_group_norm(bool enabled) { g_switch.set(enabled); }
+void set_fused_group_norm(bool enabled) { g_group_norm_switch.set(enabled); }
 
 torch::Tensor group_norm_reference(const torch::Tensor& x, int64_t groups, const torch::Tensor& weight,
                                    const torch::Tensor& bias, double eps, bool silu) {

@@ -16,7 +16,7 @@ namespace lsync::ops {
 
 namespace {
 
-KernelSwitch g_switch("LSYNC_FUSED_LAYER_NORM");
+KernelSwitch g_layer_norm_switch("LSYNC_FUSED_LAYER_NORM");
 
 void check_params(const torch::Tensor& x, const torch::Tensor& weight, const torch::Tensor& bias) {
     LSYNC_CHECK(x.defined() && x.dim() >= 1 && weight.defined() && bias.defined() &&
@@ -57,9 +57,9 @@ bool kernel_serves(const torch::Tensor& x, const torch::Tensor& residual, const 
 
 }  // namespace
 
-bool fused_layer_norm_enabled() { return g_switch.enabled(); }
+bool fused_layer_norm_enabled() { return g_layer_norm_switch.enabled(); }
 
-void set_fused_layer_norm(bool enabled) { g_switch.set(enabled); }
+void set_fused_layer_norm(bool enabled) { g_layer_norm_switch.set(enabled); }
 
 std::string layer_norm_kernel_unsupported(const torch::Tensor& x, const torch::Tensor& residual,
                                           const torch::Tensor& weight, const torch::Tensor& bias) {

@@ -17,7 +17,7 @@ namespace lsync::ops {
 
 namespace {
 
-KernelSwitch g_switch("LSYNC_SHORT_ATTENTION");
+KernelSwitch g_short_attention_switch("LSYNC_SHORT_ATTENTION");
 
 #if LSYNC_WITH_CUDA
 // The kernel's arguments for `in`, writing `out` ([B, Lq, H, D]); an undefined `out` only checks.
@@ -47,9 +47,9 @@ kernels::ShortAttentionArgs kernel_args(const AttentionInputs& in, const torch::
 
 }  // namespace
 
-bool short_attention_enabled() { return g_switch.enabled(); }
+bool short_attention_enabled() { return g_short_attention_switch.enabled(); }
 
-void set_short_attention(bool enabled) { g_switch.set(enabled); }
+void set_short_attention(bool enabled) { g_short_attention_switch.set(enabled); }
 
 std::string short_attention_unsupported(const AttentionInputs& in) {
 #if LSYNC_WITH_CUDA

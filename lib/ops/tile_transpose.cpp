@@ -14,7 +14,7 @@ namespace lsync::ops {
 
 namespace {
 
-KernelSwitch g_switch("LSYNC_FUSED_TRANSPOSE");
+KernelSwitch g_transpose_switch("LSYNC_FUSED_TRANSPOSE");
 
 void check_shapes(const torch::Tensor& x, const torch::Tensor* residual) {
     LSYNC_CHECK(x.defined() && x.dim() == 3, ErrorCode::Internal, "transpose: input must be [B, J, I]");
@@ -66,9 +66,9 @@ torch::Tensor run_kernel(const torch::Tensor& x_in, const torch::Tensor* residua
 
 }  // namespace
 
-bool fused_transpose_enabled() { return g_switch.enabled(); }
+bool fused_transpose_enabled() { return g_transpose_switch.enabled(); }
 
-void set_fused_transpose(bool enabled) { g_switch.set(enabled); }
+void set_fused_transpose(bool enabled) { g_transpose_switch.set(enabled); }
 
 torch::Tensor transpose_last2_reference(const torch::Tensor& x) { return x.transpose(1, 2).contiguous(); }
 

@@ -15,13 +15,13 @@ namespace lsync::ops {
 
 namespace {
 
-KernelSwitch g_switch("LSYNC_FUSED_UPSAMPLE");
+KernelSwitch g_upsample_switch("LSYNC_FUSED_UPSAMPLE");
 
 }  // namespace
 
-bool fused_upsample_enabled() { return g_switch.enabled(); }
+bool fused_upsample_enabled() { return g_upsample_switch.enabled(); }
 
-void set_fused_upsample(bool enabled) { g_switch.set(enabled); }
+void set_fused_upsample(bool enabled) { g_upsample_switch.set(enabled); }
 
 torch::Tensor upsample_nearest2x_reference(const torch::Tensor& x) {
     const std::vector<int64_t> size{x.size(2) * 2, x.size(3) * 2};

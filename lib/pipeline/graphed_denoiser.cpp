@@ -34,11 +34,12 @@ void release_cached_memory_between_captures(const torch::Device& device) {
 
 bool cuda_graphs_by_default(int resolution) { return resolution <= 256; }
 
-bool cuda_graphs_wanted(int resolution) {
+bool cuda_graphs_wanted(int resolution, const torch::Device& device) {
 #if LSYNC_WITH_CUDA
-    return env::flag("LSYNC_CUDA_GRAPHS", cuda_graphs_by_default(resolution));
+    return env::flag("LSYNC_CUDA_GRAPHS", cuda_graphs_by_default(resolution) && !diagnostics::memory_capped(device));
 #else
     (void)resolution;
+    (void)device;
     return false;
 #endif
 }
@@ -161,7 +162,14 @@ private:
             ++counts_->captures;
             return true;
         } catch (const c10::OutOfMemoryError&) {
-            throw;
+            // The allocator gives nothing back during a capture, so a capture under --vram-budget can fail where
+            // the eager call fits (call EA). This shape runs eagerly from now on, with the cache freed for it; an
+            // eager call that does not fit either is the worker's out-of-memory back-off, as before.
+            graph.reset();
+            s.failed = true;
+            release_cached_memory_between_captures(s.x.device());
+            log::debug("CUDA graph capture out of memory: this input shape runs eagerly");
+            return false;
         } catch (const std::exception& e) {
             // The graphs captured so far stay (a capture graph keeps writing the features eager reuse calls
             // then read); no further phase of this shape is captured.

@@ -48,7 +48,7 @@ LipsyncChunk::LipsyncChunk(const RenderModels& models, torch::Tensor mask, Diffu
       geometry_(faces::CropGeometry::for_resolution(models.resolution)),
       settings_(settings),
       noise_(std::move(noise)),
-      denoiser_(make_graphed_denoiser(models.unet, cuda_graphs_wanted(models.resolution))),
+      denoiser_(make_graphed_denoiser(models.unet, cuda_graphs_wanted(models.resolution, models.unet->device()))),
       vae_images_(vae_images_per_call(models.resolution)),
       pad_batches_(models.unet->device().is_cuda() && cuda_graphs_by_default(models.resolution)) {
     LSYNC_CHECK(mask.dim() == 2 && mask.size(0) == models.resolution && mask.size(1) == models.resolution,

@@ -2,10 +2,12 @@
 
 #include "audio/audio_feature_reader.h"
 #include "core/cancel.h"
+#include "core/env.h"
 #include "core/error.h"
 #include "core/files.h"
 #include "core/log.h"
 #include "core/threads.h"
+#include "diagnostics/allocator_report.h"
 #include "diagnostics/gpu_memory.h"
 #include "diagnostics/process_memory.h"
 #include "pipeline/async_writer.h"
@@ -185,6 +187,7 @@ void run_passes(RenderJob& job, RenderWorkDir& work, const media::VideoWriterOpt
     for (const auto& d : job.devices)
         if (d.is_cuda() && o.vram_budget_gib > 0)
             caps.push_back(std::make_unique<diagnostics::GpuMemoryCap>(d, vram_budget_bytes(o)));
+    if (device.is_cuda()) diagnostics::report_allocator_at_out_of_memory();  // --debug: where the card's memory was
     diagnostics::reset_peak_memory(device);
     watch.restart();
     // On a GPU the models start loading now, on threads of their own (load_workers), and are waited for in
@@ -375,6 +378,9 @@ void run_passes(RenderJob& job, RenderWorkDir& work, const media::VideoWriterOpt
     summary.oom_retries += queue.oom_retries();
     clock.seconds[ThreadClock::Workers] = queue.wait_seconds();
     settle_faces(true);  // a resumed render may not have needed the pass's later frames
+    // LSYNC_TRACE_STAGE_MEMORY=1: where the allocator holds the card once every group is done (the models, the
+    // workers' graphs and caches are still alive).
+    if (device.is_cuda() && env::flag("LSYNC_TRACE_STAGE_MEMORY")) log::info(diagnostics::allocator_report(device));
 
     // The rest of a longer video, unchanged, when asked for.
     if (o.keep_video_tail && n_src == n_out) {

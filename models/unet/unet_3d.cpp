@@ -1,27 +1,11 @@
 #include "unet/unet_3d.h"
 
 #include "core/error.h"
+#include "core/shape_text.h"
 
 #include <cmath>
-#include <sstream>
 
 namespace lsync::models {
-
-namespace {
-
-std::string shape_str(at::IntArrayRef s) {
-    std::ostringstream o;
-    o << "[";
-    for (size_t i = 0; i < s.size(); ++i) o << (i ? ", " : "") << s[i];
-    o << "]";
-    return o.str();
-}
-
-void record(UNetTrace* trace, const std::string& key, const torch::Tensor& t) {
-    if (trace) (*trace)[key] = t;
-}
-
-}  // namespace
 
 UNet3DConditionModelImpl::UNet3DConditionModelImpl(UNet3DConfig config) : config_(std::move(config)) {
     const auto& c = config_;
@@ -94,10 +78,10 @@ std::tuple<torch::Tensor, torch::Tensor, torch::Tensor> UNet3DConditionModelImpl
     const auto& c = config_;
     LSYNC_CHECK(sample.defined() && sample.dim() == 5 && sample.size(1) == c.in_channels, ErrorCode::Usage,
                 "UNet: sample must be [batch, " + std::to_string(c.in_channels) + ", frames, h, w], got " +
-                    (sample.defined() ? shape_str(sample.sizes()) : std::string("nothing")));
+                    (sample.defined() ? shape_text(sample.sizes()) : std::string("nothing")));
     const int64_t b = sample.size(0), f = sample.size(2);
     LSYNC_CHECK(sample.size(3) > 0 && sample.size(4) > 0 && b > 0 && f > 0, ErrorCode::Usage,
-                "UNet: sample " + shape_str(sample.sizes()) + " is empty");
+                "UNet: sample " + shape_text(sample.sizes()) + " is empty");
     LSYNC_CHECK(timestep.defined() && (timestep.numel() == 1 || (timestep.dim() == 1 && timestep.numel() == b)),
                 ErrorCode::Usage, "UNet: timestep must be a scalar or one value per batch entry (" +
                                       std::to_string(b) + ")");
@@ -108,7 +92,7 @@ std::tuple<torch::Tensor, torch::Tensor, torch::Tensor> UNet3DConditionModelImpl
         LSYNC_CHECK(a.dim() == 3 && a.size(0) == b * f && (!c.add_audio_layer || a.size(2) == c.cross_attention_dim),
                     ErrorCode::Usage,
                     "UNet: audio must be [batch*frames = " + std::to_string(b * f) + ", tokens, " +
-                        std::to_string(c.cross_attention_dim) + "], got " + shape_str(audio.sizes()));
+                        std::to_string(c.cross_attention_dim) + "], got " + shape_text(audio.sizes()));
         a = a.to(dev, dtype());
     }
     return {sample.to(dev, dtype()), timestep.to(dev).reshape({-1}), a};
@@ -129,12 +113,12 @@ torch::Tensor UNet3DConditionModelImpl::forward_cached(const torch::Tensor& samp
     const int64_t b = sample.size(0);
 
     auto t_emb = time_proj(t, b);
-    record(trace, "time_proj", t_emb);
+    record_trace(trace, "time_proj", t_emb);
     auto emb = time_linear_2(torch::silu(time_linear_1(t_emb.to(dtype()))));
-    record(trace, "time_embedding", emb);
+    record_trace(trace, "time_embedding", emb);
 
     auto h0 = conv_in(sample);
-    record(trace, "conv_in", h0);
+    record_trace(trace, "conv_in", h0);
 
     auto& last = up_blocks.back();
     const int last_layer = last->num_layers() - 1;
@@ -147,11 +131,11 @@ torch::Tensor UNet3DConditionModelImpl::forward_cached(const torch::Tensor& samp
         LSYNC_CHECK(hid.size(0) == h0.size(0) && hid.size(2) == h0.size(2) && hid.size(3) == h0.size(3) &&
                         hid.size(4) == h0.size(4) && hid.device() == h0.device() && hid.scalar_type() == h0.scalar_type(),
                     ErrorCode::Usage,
-                    "UNet: DeepCache features were captured for " + shape_str(hid.sizes()) +
-                        " but this reuse step has sample " + shape_str(sample.sizes()));
+                    "UNet: DeepCache features were captured for " + shape_text(hid.sizes()) +
+                        " but this reuse step has sample " + shape_text(sample.sizes()));
         auto h = last->layer(last_layer, hid, h0, emb, audio, trace, last_name);
         h = last->upsample(h, std::nullopt);
-        record(trace, last_name, h);
+        record_trace(trace, last_name, h);
         return head(h, trace);
     }
 
@@ -160,13 +144,13 @@ torch::Tensor UNet3DConditionModelImpl::forward_cached(const torch::Tensor& samp
     for (size_t i = 0; i < down_blocks.size(); ++i) {
         const std::string name = "down" + std::to_string(i);
         auto [out, res] = down_blocks[i]->forward(h, emb, audio, trace, name);
-        for (size_t j = 0; j < res.size(); ++j) record(trace, name + ".res" + std::to_string(j), res[j]);
-        record(trace, name, out);
+        for (size_t j = 0; j < res.size(); ++j) record_trace(trace, name + ".res" + std::to_string(j), res[j]);
+        record_trace(trace, name, out);
         skips.insert(skips.end(), res.begin(), res.end());
         h = out;
     }
     h = mid_block(h, emb, audio);
-    record(trace, "mid", h);
+    record_trace(trace, "mid", h);
 
     // A latent side that the upsamplers cannot reproduce exactly: upsample to the next skip's size instead.
     const int64_t factor = int64_t{1} << (up_blocks.size() - 1);
@@ -185,7 +169,7 @@ torch::Tensor UNet3DConditionModelImpl::forward_cached(const torch::Tensor& samp
         std::optional<std::vector<int64_t>> size;
         if (sized_upsample && !skips.empty()) size = skips.back().sizes().slice(2).vec();
         h = block->upsample(h, size);
-        record(trace, name, h);
+        record_trace(trace, name, h);
     }
     return head(h, trace);
 }
@@ -194,7 +178,7 @@ torch::Tensor UNet3DConditionModelImpl::head(const torch::Tensor& x, UNetTrace* 
     // Statistics over all frames, like the resnets. The trace keeps the norm's output before the SiLU.
     if (!trace) return conv_out(conv_norm_out->forward_silu(x));
     auto h = conv_norm_out(x);
-    record(trace, "conv_norm_out", h);
+    record_trace(trace, "conv_norm_out", h);
     return conv_out(torch::silu(h));
 }
 

@@ -21,6 +21,28 @@ AttentionImpl::AttentionImpl(int64_t query_dim, int64_t heads_, int64_t head_dim
     register_module("to_out", to_out);
 }
 
+namespace {
+
+// The parts' weights as one matrix without a copy, when they already lie back to back in one storage, row blocks
+// of one dense matrix (models::place_parameters puts them so); undefined otherwise.
+torch::Tensor abutting_rows(const std::vector<Linear*>& parts) {
+    const auto& first = (*parts.front())->weight;
+    if (first.dim() != 2 || !first.is_contiguous()) return {};
+    const int64_t cols = first.size(1);
+    int64_t rows = 0;
+    for (auto* p : parts) {
+        const auto& w = (*p)->weight;
+        if (w.dim() != 2 || !w.is_contiguous() || w.size(1) != cols || w.scalar_type() != first.scalar_type() ||
+            w.storage().unsafeGetStorageImpl() != first.storage().unsafeGetStorageImpl() ||
+            w.storage_offset() != first.storage_offset() + rows * cols)
+            return {};
+        rows += w.size(0);
+    }
+    return first.as_strided({rows, cols}, {cols, 1});
+}
+
+}  // namespace
+
 torch::Tensor AttentionImpl::stacked_projection(const torch::Tensor& input, const std::vector<Linear*>& parts,
                                                 torch::Tensor& stacked) {
     // Current when every weight is still the view of its row block (same address, shape, dtype, device). Runs on
@@ -39,15 +61,18 @@ torch::Tensor AttentionImpl::stacked_projection(const torch::Tensor& input, cons
         row += (*p)->weight.size(0);
     }
     if (!current || row != stacked.size(0)) {
-        std::vector<torch::Tensor> ws;
-        for (auto* p : parts) ws.push_back((*p)->weight);
-        stacked = torch::cat(ws, 0);
-        row = 0;
-        for (auto* p : parts) {
-            auto& w = (*p)->weight;
-            const int64_t rows = w.size(0);
-            w.set_(stacked.narrow(0, row, rows));
-            row += rows;
+        stacked = abutting_rows(parts);
+        if (!stacked.defined()) {
+            std::vector<torch::Tensor> ws;
+            for (auto* p : parts) ws.push_back((*p)->weight);
+            stacked = torch::cat(ws, 0);
+            row = 0;
+            for (auto* p : parts) {
+                auto& w = (*p)->weight;
+                const int64_t rows = w.size(0);
+                w.set_(stacked.narrow(0, row, rows));
+                row += rows;
+            }
         }
     }
     return torch::linear(input, stacked);

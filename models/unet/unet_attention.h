@@ -33,9 +33,10 @@ private:
     torch::Tensor forward_rows(const torch::Tensor& x, const std::optional<torch::Tensor>& context,
                                const std::optional<torch::Tensor>& key_bias);
     /// The products that share an input in one GEMM: q, k, v of self-attention (k, v of cross-attention) with
-    /// their weights stacked into one matrix. The stacked matrix owns the storage and the parameters are views
-    /// of its row blocks, so it costs no memory and a load into the parameters lands in it; it is rebuilt when a
-    /// parameter was replaced (to(), a new tensor), which the views' addresses show.
+    /// their weights stacked into one matrix. Where the weights already abut in one storage (models::place_parameters
+    /// lays them out so) the stacked matrix is a view of them; otherwise it is made once, owns the storage, and the
+    /// parameters become views of its row blocks. Either way it costs no memory and a load into the parameters
+    /// lands in it; it is rebuilt when a parameter was replaced (to(), a new tensor), which the addresses show.
     torch::Tensor stacked_projection(const torch::Tensor& input, const std::vector<Linear*>& parts,
                                      torch::Tensor& stacked);
     torch::Tensor stacked_qkv_, stacked_kv_;

@@ -4,24 +4,20 @@ namespace lsync::models {
 
 namespace {
 
-void record(UNetTrace* trace, const std::string& key, const torch::Tensor& t) {
-    if (trace) (*trace)[key] = t;
-}
-
 // resnet -> transformer -> motion module, the body shared by every layer of every block.
 torch::Tensor run_layer(size_t j, torch::Tensor x, const torch::Tensor& temb, const torch::Tensor& audio,
                         std::vector<ResnetBlock3D>& resnets, std::vector<Transformer3DModel>& attentions,
                         std::vector<MotionModule>& motion, UNetTrace* trace, const std::string& prefix) {
     const std::string n = std::to_string(j);
     x = resnets[j](x, temb);
-    record(trace, prefix + ".resnet" + n, x);
+    record_trace(trace, prefix + ".resnet" + n, x);
     if (!attentions.empty()) {
         x = attentions[j](x, audio);
-        record(trace, prefix + ".attn" + n, x);
+        record_trace(trace, prefix + ".attn" + n, x);
     }
     if (!motion.empty()) {
         x = motion[j](x);
-        record(trace, prefix + ".motion" + n, x);
+        record_trace(trace, prefix + ".motion" + n, x);
     }
     return x;
 }

@@ -21,6 +21,11 @@ namespace lsync::models {
 /// "down1.res0", "mid", "up3". Keys are listed in docs/unet.md.
 using UNetTrace = std::map<std::string, torch::Tensor>;
 
+/// Keeps `t` under `key` when a trace is asked for.
+inline void record_trace(UNetTrace* trace, const std::string& key, const torch::Tensor& t) {
+    if (trace) (*trace)[key] = t;
+}
+
 /// What every block needs to build its layers.
 struct BlockSpec {
     int64_t temb_channels;

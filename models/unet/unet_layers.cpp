@@ -104,11 +104,53 @@ void init_random_parameters(torch::nn::Module& module, uint64_t seed) {
     }
 }
 
-void to_uninitialised(torch::nn::Module& module, const torch::Device& device, torch::ScalarType dtype) {
+namespace {
+
+// The strides of a dense tensor of `sizes` in `format` (channels_last: 4-D only, as conv_weight_memory_format gives).
+std::vector<int64_t> dense_strides(at::IntArrayRef sizes, at::MemoryFormat format) {
+    std::vector<int64_t> strides(sizes.size());
+    if (format == at::MemoryFormat::ChannelsLast) {
+        const int64_t c = sizes[1], h = sizes[2], w = sizes[3];
+        return {c * h * w, 1, w * c, c};
+    }
+    int64_t step = 1;
+    for (size_t i = sizes.size(); i-- > 0;) {
+        strides[i] = step;
+        step *= std::max<int64_t>(sizes[i], 1);
+    }
+    return strides;
+}
+
+}  // namespace
+
+void place_parameters(torch::nn::Module& module, const torch::Device& device, torch::ScalarType dtype) {
     torch::NoGradGuard no_grad;
-    // Module::to converts every parameter and buffer to `dtype`, integer ones included; so does this.
-    for (auto& p : module.parameters(true))
-        p.set_data(torch::empty(p.sizes(), p.options().device(device).dtype(dtype)));
+    // Module::to converts every parameter to `dtype`, integer ones included; so does this.
+    auto params = module.parameters(true);
+    const auto item = static_cast<int64_t>(c10::elementSize(dtype));
+    // Each parameter starts at a multiple of 256 bytes, as the CUDA allocator's blocks do (kernels with vector
+    // loads expect it); q/k/v matrices are multiples of 256 bytes at every size the models use, so they abut.
+    constexpr int64_t kAlign = 256;
+    std::vector<int64_t> offsets;
+    int64_t bytes = 0;
+    for (const auto& p : params) {
+        bytes = (bytes + kAlign - 1) / kAlign * kAlign;
+        offsets.push_back(bytes);
+        bytes += p.numel() * item;
+    }
+    if (params.empty()) return;
+    const auto arena = torch::empty({std::max<int64_t>(bytes / item, 1)}, torch::TensorOptions().dtype(dtype).device(device));
+    for (size_t i = 0; i < params.size(); ++i) {
+        auto& p = params[i];
+        const auto format = ops::conv_weight_memory_format(p.sizes(), dtype, device);
+        p.set_data(arena.as_strided(p.sizes(), dense_strides(p.sizes(), format), offsets[i] / item));
+    }
+}
+
+void to_uninitialised(torch::nn::Module& module, const torch::Device& device, torch::ScalarType dtype) {
+    place_parameters(module, device, dtype);
+    torch::NoGradGuard no_grad;
+    // Module::to converts every buffer to `dtype`, integer ones included; so does this.
     for (auto& b : module.buffers(true)) b.set_data(b.to(device, dtype));
 }
 

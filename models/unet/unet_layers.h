@@ -82,9 +82,18 @@ void register_module_list(torch::nn::Module& parent, const std::string& name, co
 /// a GPU they come from its own generator, the same on cards of one model, not the same as the CPU's.
 void init_random_parameters(torch::nn::Module& module, uint64_t seed);
 
+/// Gives every parameter of `module` (not its buffers) new, uninitialised memory on `device` in `dtype`, all of it
+/// one allocation, in the order the module lists them, conv weights laid out as ops::conv_weight_memory_format
+/// says: a loader (io::load_weights writes such parameters in place) or init_random_parameters fills them next.
+/// Why one allocation: weights made one by one, then converted (channels_last) or stacked (q/k/v), left about
+/// 0.4 GiB of holes among them that only the loading thread's stream could reuse (call EA, 1.5 render under
+/// --vram-budget; docs/performance-notes.md section 15). Here q, k and v of an attention layer sit back to back,
+/// so their stacked matrix is a view (unet_attention.h).
+void place_parameters(torch::nn::Module& module, const torch::Device& device, torch::ScalarType dtype);
+
 /// What `module.to(device, dtype)` does, except that the parameters get new, uninitialised memory there instead of
-/// copies of their values: for modules whose parameters init_random_parameters (or a loader) overwrites next.
-/// Copying a full-size UNet's never-written host memory to a GPU costs page faults and a pageable copy of its
+/// copies of their values (place_parameters): for modules whose parameters init_random_parameters overwrites
+/// next. Copying a full-size UNet's never-written host memory to a GPU costs page faults and a pageable copy of its
 /// fp32 size, about a second per device, paid twice over when two loading threads compete for the host.
 /// Buffers (values made at construction, such as positional tables) are moved with their values, as by to().
 void to_uninitialised(torch::nn::Module& module, const torch::Device& device, torch::ScalarType dtype);

@@ -33,6 +33,7 @@ UNet3DConditionModel load_unet(const std::string& path, const UNet3DConfig& conf
                                             "); is this the LatentSync UNet checkpoint (latentsync_unet.pt)?");
     }
 
+    place_parameters(*unet, device, dtype);  // one allocation, written in place by the load (unet_layers.h)
     io::LoadPolicy policy;
     policy.device = device;
     policy.dtype = dtype;

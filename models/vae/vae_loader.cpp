@@ -71,6 +71,7 @@ AutoencoderKL load_vae(const std::string& path, const VAELoadOptions& options) {
     }
     AutoencoderKL vae(config);
     auto source = io::open_tensor_source(files.weights);
+    place_parameters(*vae, options.device, options.dtype);  // one allocation, written in place by the load
     io::LoadPolicy policy;
     policy.device = options.device;
     policy.dtype = options.dtype;

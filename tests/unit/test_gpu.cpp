@@ -11,6 +11,7 @@
 
 #include "core/compat.h"
 #include "core/device_transfer.h"
+#include "diagnostics/allocator_report.h"
 #include "diagnostics/gpu_memory.h"
 #include "diagnostics/kernel_profile.h"
 #include "faces/align_batch.h"
@@ -253,6 +254,65 @@ TEST_CASE("--vram-budget's cap: an allocation past it fails as out of memory, an
         CHECK_THROWS_AS(torch::empty({int64_t{1} << 30}, opts), c10::OutOfMemoryError);
     }
     CHECK(torch::empty({int64_t{1} << 30}, opts).numel() == (int64_t{1} << 30));
+}
+
+TEST_CASE("place_parameters on CUDA: one allocation, 3x3 conv weights channels_last, 1x1 and biases contiguous",
+          "[gpu]") {
+    LSYNC_NEED_GPU();
+    const torch::Device dev(torch::kCUDA, 0);
+    torch::nn::Sequential net(models::Conv2d(64, 128, 3, 1, 1), models::Conv2d(128, 64, 1));
+    models::place_parameters(*net, dev, torch::kHalf);
+    const auto params = net->named_parameters(true);
+    for (const auto& p : params) {
+        INFO(p.key());
+        CHECK(p.value().is_cuda());
+        CHECK(p.value().scalar_type() == torch::kHalf);
+        CHECK(p.value().storage().is_alias_of(params[0].value().storage()));
+    }
+    const bool nhwc = ops::nhwc_conv_enabled();
+    CHECK(params["0.weight"].is_contiguous(at::MemoryFormat::ChannelsLast) == nhwc);
+    CHECK(params["0.weight"].is_contiguous() == !nhwc);
+    CHECK(params["1.weight"].is_contiguous());
+    CHECK(params["0.bias"].is_contiguous());
+    // Drawn in place, the 3x3 layer computes what an ordinary NCHW weight of the same values does.
+    models::init_random_parameters(*net, 11);
+    torch::manual_seed(12);
+    const auto x = torch::randn({2, 64, 16, 16}, torch::TensorOptions().device(dev).dtype(torch::kHalf));
+    const auto w = params["0.weight"].contiguous(), b = params["0.bias"];
+    const auto expected = torch::conv2d(x, w, b, 1, 1).to(torch::kFloat);
+    const auto got = net[0]->as<models::Conv2dImpl>()->forward(x).to(torch::kFloat);
+    CHECK((got - expected).abs().max().item<float>() < 2e-2f);
+}
+
+TEST_CASE("the allocator report: a new stream's segment shows its tensor as live and the rest as free beside it",
+          "[gpu]") {
+    LSYNC_NEED_GPU();
+    const torch::Device dev(torch::kCUDA, 0);
+    CHECK(diagnostics::allocator_usage(torch::kCPU).pools.empty());
+    CHECK(diagnostics::allocator_report(torch::kCPU).empty());
+    // A stream no block was ever cached on: its first 4 MiB tensor gets a 20 MiB segment of its own (requests
+    // of 1-10 MiB share 20 MiB segments), so the differences below are exact.
+    cudaStream_t raw = nullptr;
+    REQUIRE(cudaStreamCreateWithFlags(&raw, cudaStreamNonBlocking) == cudaSuccess);
+    const auto before = diagnostics::allocator_usage(dev).total;
+    {
+        const c10::cuda::CUDAStreamGuard guard(c10::cuda::getStreamFromExternal(raw, 0));
+        const auto opts = torch::TensorOptions().device(dev).dtype(torch::kByte);
+        const auto kept = torch::empty({int64_t{4} << 20}, opts);
+        (void)torch::empty({int64_t{4} << 20}, opts);  // freed at once: a free block beside `kept`
+        const auto usage = diagnostics::allocator_usage(dev);
+        CHECK(usage.total.segments - before.segments == 1);
+        CHECK(usage.total.reserved - before.reserved == (int64_t{20} << 20));
+        CHECK(usage.total.live - before.live == (int64_t{4} << 20));
+        CHECK(usage.total.free_beside_live - before.free_beside_live == (int64_t{16} << 20));
+        const auto report = diagnostics::allocator_report(dev);
+        CHECK(report.rfind("allocator of cuda:0", 0) == 0);
+        CHECK(report.find("large, stream ") != std::string::npos);
+        CHECK(report.find("16.0 MiB free beside live tensors") != std::string::npos);
+    }
+    diagnostics::release_cached_memory(dev);  // the stream's segment goes back before the stream ends
+    CHECK(cudaStreamSynchronize(raw) == cudaSuccess);
+    CHECK(cudaStreamDestroy(raw) == cudaSuccess);
 }
 
 TEST_CASE("batched face geometry on CUDA matches the CPU path", "[gpu][faces]") {

@@ -279,7 +279,7 @@ TEST_CASE("CUDA graphs: on by default for the 256 px UNet only; never without CU
     CHECK(cuda_graphs_by_default(128));  // the test model's size
     CHECK_FALSE(cuda_graphs_by_default(512));
 #if !LSYNC_WITH_CUDA
-    CHECK_FALSE(cuda_graphs_wanted(256));
+    CHECK_FALSE(cuda_graphs_wanted(256, torch::kCPU));
 #endif
 }
 

@@ -302,6 +302,30 @@ TEST_CASE("UNet attention: one GEMM over stacked q/k/v weights that the paramete
     CHECK(torch::allclose(attn->forward(x), reference(attn, x), 1e-10, 1e-12));
 }
 
+TEST_CASE("UNet: place_parameters gives the parameters one allocation at 256-byte steps; q/k/v stack as a view",
+          "[unet]") {
+    torch::NoGradGuard no_grad;
+    Attention placed(64, 2, 32), separate(64, 2, 32);  // q/k/v 64 x 64 fp32: 16 KiB each
+    place_parameters(*placed, torch::kCPU, torch::kFloat);
+    const auto params = placed->parameters(true);
+    const auto* base = static_cast<const char*>(params.front().data_ptr());
+    for (const auto& p : params) {
+        CHECK(p.storage().is_alias_of(params.front().storage()));
+        CHECK((static_cast<const char*>(p.data_ptr()) - base) % 256 == 0);
+        CHECK(p.is_contiguous());
+    }
+    init_random_parameters(*placed, 7);
+    init_random_parameters(*separate, 7);
+    const void* q = placed->to_q->weight.data_ptr();
+    torch::manual_seed(8);
+    const auto x = torch::randn({2, 5, 64});
+    CHECK(torch::equal(placed->forward(x), separate->forward(x)));
+    CHECK(placed->to_q->weight.data_ptr() == q);  // no stacked copy was made: the stack is a view of the placed weights
+    CHECK(placed->to_k->weight.storage().is_alias_of(params.front().storage()));
+    // The separately made weights were copied into a stacked matrix of their own.
+    CHECK_FALSE(separate->to_k->weight.storage().is_alias_of(separate->out->weight.storage()));
+}
+
 TEST_CASE("UNet: feed-forward and attention in slices of rows give the unsliced result", "[unet]") {
     torch::NoGradGuard no_grad;
     FeedForward ff(8);

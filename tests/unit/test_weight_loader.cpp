@@ -143,3 +143,23 @@ TEST_CASE("rename rules map historical names; allowlists make tolerated gaps exp
     CHECK(report.allowed == std::vector<std::string>{"training_only.step"});
     CHECK(apply_renames("a.audio_cross_attn.attn.to_q", {{"audio_cross_attn.attn", "attn2"}}) == "a.attn2.to_q");
 }
+
+TEST_CASE("parameters already on the device in the dtype (models::place_parameters) are written in place", "[weights]") {
+    torch::manual_seed(6);
+    const auto ckpt = full_checkpoint();
+    MemorySource src(ckpt);
+    TinyNet net;
+    std::map<std::string, const void*> before;
+    for (auto& p : net->named_parameters(true)) before[p.key()] = p.value().data_ptr();
+    LoadPolicy policy;
+    policy.dtype = torch::kFloat;  // what the module's parameters already are: in place
+    REQUIRE(load_weights(*net, src, {}, policy, "TinyNet").ok());
+    for (const auto& [name, value] : ckpt) {
+        for (auto& p : net->named_parameters(true)) {
+            if (p.key() != name) continue;
+            INFO(name);
+            CHECK(p.value().data_ptr() == before.at(name));  // the same memory, now holding the file's values
+            CHECK(torch::equal(p.value(), value));
+        }
+    }
+}
