@@ -3,6 +3,6 @@
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 "$ROOT/scripts/install-deps.sh"
-LSYNC_TESTS=ON LSYNC_DEBUG_INFO="${LSYNC_DEBUG_INFO:-OFF}" "$ROOT/scripts/build.sh"
+LSYNC_TESTS=ON LSYNC_DEBUG_INFO="${LSYNC_DEBUG_INFO:-OFF}" LSYNC_UNITY="${LSYNC_UNITY:-ON}" "$ROOT/scripts/build.sh"
 cd "${BUILD_DIR:-$ROOT/build}"
 ctest -L "unit|e2e" --output-on-failure -j "${JOBS:-$(nproc)}"
