@@ -17,9 +17,13 @@ constexpr int64_t kAutoBatchCuda = 2;
 // (lipsync_chunk.cpp), the frames and crops of a call, cuDNN workspaces, the face pass, and what the caching
 // allocator holds but cannot hand out. Measured under hard caps (--vram-budget, calls CB and CC, H200): the 1.5
 // render (models 2.74 GiB) failed with one chunk under 4.5 GiB and ran under 5.0 GiB, where two chunks failed;
-// 1.6 (the same networks) ran one chunk under 6.0 GiB and failed under 5.0. So one chunk needs about 1.8-2.3
+// 1.6 (the same networks) ran one chunk under 6.0 GiB and failed under 5.0. So one chunk needed about 1.8-2.3
 // GiB beside the models at 256 px: 1.6 GiB here plus the chunk's 0.4, with the 10 % margin (was 1.0 GiB, from
-// the allocator's peak of live tensors, which does not see the rest).
+// the allocator's peak of live tensors, which does not see the rest). Since the weights sit in one allocation
+// and a capped render runs without CUDA graphs (calls EB/EC2, docs/performance-notes.md section 15) one chunk
+// runs under 3.725 GiB (1.5) and 5.0 GiB (1.6), so this is now generous: it gives two chunks only from about
+// 5.3 GiB (1.5) and 7.9 GiB (1.6). Little is lost below that: 1.6 renders 13.2-14.0 frames/s at one chunk per
+// call against 14.0-14.1 at two (call ED, alternating). Kept until two chunks are measured under smaller caps.
 constexpr double kCallReserveGiB = 1.6;
 
 std::string gib(double bytes) {

@@ -36,6 +36,7 @@ struct ChunkWorkerSetup {
     RenderModels models;
     std::unique_ptr<LipsyncChunk> runner;
     int64_t batch = 1;  ///< chunks per UNet call; halved by this worker on out-of-memory errors
+    bool single_chunk_retried = false;  ///< a call of one chunk was run again after an out-of-memory error
 };
 
 /// What a group gives back: per chunk its frames with the generated mouth.
@@ -49,7 +50,7 @@ struct GroupResult {
 class ChunkWorkers {
 public:
     /// `warn` receives the out-of-memory notices (from worker threads). `inject_oom_once`: the test hook of
-    /// RenderOptions (the first call with more than one chunk, on any worker, fails as out of memory).
+    /// RenderOptions (the first call, on any worker, fails as out of memory).
     /// `time_stages`: time each call's stages (chunk_stage_clock.h; RenderOptions::time_chunk_stages).
     /// Each worker starts as soon as its own setup is ready (in a render: the first device's is ready before
     /// the workers are made, the others' join as they finish loading). A setup that fails to load fails the

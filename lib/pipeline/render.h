@@ -95,7 +95,7 @@ struct RenderOptions {
     /// RenderSummary::worker_stage_seconds: CUDA events on the workers' streams, wall time on the CPU
     /// (chunk_stage_clock.h). Off for an ordinary render, which then pays nothing; `bench render` turns it on.
     bool time_chunk_stages = false;
-    /// Test hook: the first UNet call with more than one chunk fails with a CUDA out-of-memory error.
+    /// Test hook: the first UNet call fails with a CUDA out-of-memory error.
     bool inject_oom_once = false;
     /// Test hook: replaces the seeded noise (the parity test replays the official run's draws).
     std::optional<NoiseSource> noise;

@@ -68,6 +68,14 @@ grep -q 'retrying with 1 chunk(s) per UNet call (injected out-of-memory error' o
     fail "no warning about the smaller batch, with the allocator's words"
 grep -q '"event":"warning".*standard attention' oom.jsonl || fail "a library warning did not become a JSON event"
 [ "$(frame_md5 oom.mkv)" = "$(frame_md5 a.mkv)" ] || fail "the retried chunks differ from an unbatched render"
+# With one chunk per call the chunk is run once more before the render fails (the UNet's CUDA graphs and the
+# allocator's cache are given back first): the same frames.
+LSYNC_TEST_INJECT_OOM=1 "${R[@]}" clip.mp4 speech.wav -o oom1.mkv --crf 0 --steps 4 --batch-chunks 1 --json-log \
+    2> oom1.jsonl || fail "render after an out-of-memory error at one chunk per call"
+grep -q 'with one chunk: trying it once more with the cache given back (injected out-of-memory error' oom1.jsonl ||
+    fail "no warning about the chunk tried once more"
+grep -q '"oom_retries":1' oom1.jsonl || fail "the one-chunk error was not retried once"
+[ "$(frame_md5 oom1.mkv)" = "$(frame_md5 a.mkv)" ] || fail "the chunk tried once more differs from the render"
 min_psnr=$(ffmpeg -i a.mkv -i b2.mkv -lavfi "[0][1]psnr" -f null - 2>&1 | sed -n 's/.*min:\([0-9.inf]*\).*/\1/p')
 python3 -c "import sys; v='$min_psnr'; sys.exit(0 if v and (v == 'inf' or float(v) >= 60) else 1)" \
     || fail "batch 1 and batch 2 differ more than rounding (min PSNR $min_psnr dB)"
