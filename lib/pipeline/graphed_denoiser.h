@@ -39,7 +39,7 @@ bool cuda_graphs_by_default(int resolution);
 /// Whether it does on `device`: LSYNC_CUDA_GRAPHS if set, else the default above unless a --vram-budget cap is in
 /// force there (diagnostics::memory_capped): the graphs of one input shape keep a private pool of the call's whole
 /// working memory, about 1.1 GiB at 256 px and 2 chunks per call (call EA), which a capped card needs more than
-/// the 5-8 % of speed they give. False without CUDA.
+/// the 2-3 % of render speed they give there (calls EA, EB). False without CUDA.
 bool cuda_graphs_wanted(int resolution, const torch::Device& device);
 
 /// diagnostics::release_cached_memory once no graph is being captured in the process (LibTorch asserts that none
