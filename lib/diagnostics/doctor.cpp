@@ -9,6 +9,7 @@
 #include "media/ffmpeg_util.h"
 #include "ops/attention.h"
 
+#include <cstdio>
 #include <sstream>
 #include <thread>
 
@@ -63,6 +64,42 @@ static json torch_section(DoctorReport& report) {
     return t;
 }
 
+namespace {
+// What a render needs free on a GPU, per model (fp16, flash, 500-frame 720p clip, one H200, 2026-12-02, calls
+// EB/EC2): it ran under --vram-budget 3.725 GiB (1.5) and 5.0 GiB (1.6), and the process took 0.9 GiB more on the
+// card than that cap, of which 0.61 GiB was the CUDA context that `free` here already excludes (doctor has one).
+struct CardNeed {
+    const char* model;
+    double budget_gib;  // the smallest --vram-budget it rendered in, at full speed
+    double free_gib;    // what the card must have free for it: the budget, cuDNN and cuBLAS, and a margin
+};
+constexpr CardNeed kCardNeeds[] = {{"1.5", 3.725, 4.2}, {"1.6", 5.0, 5.5}};
+constexpr double kBytesPerGiB = 1024.0 * 1024.0 * 1024.0;
+
+std::string gib_text(double gib) {
+    char text[32];
+    std::snprintf(text, sizeof text, "%.1f GiB", gib);
+    return text;
+}
+}  // namespace
+
+void add_card_memory_fit(json& device, std::vector<Problem>& warnings) {
+    if (!device.contains("memory_free_bytes")) return;
+    const double free_gib = device["memory_free_bytes"].get<double>() / kBytesPerGiB;
+    json renders = json::object();
+    for (const auto& need : kCardNeeds) {
+        const bool fits = free_gib >= need.free_gib;
+        renders[need.model] = fits;
+        if (!fits)
+            warnings.push_back({device["device"].get<std::string>() + " has " + gib_text(free_gib) + " free: a " +
+                                    need.model + " render needs about " + gib_text(need.free_gib) + " free there",
+                                "free the card (other processes hold it: nvidia-smi) or render on another device; "
+                                "a render takes at least " + gib_text(need.budget_gib) +
+                                    " of it (--vram-budget caps what it takes)"});
+    }
+    device["renders"] = renders;
+}
+
 static json devices_section(DoctorReport& report, bool probes) {
     json devs = json::array();
     json cpu;
@@ -84,6 +121,7 @@ static json devices_section(DoctorReport& report, bool probes) {
         d["memory_free_bytes"] = free_b;
         d["bf16"] = p->major >= 8;
         d["usable"] = true;
+        add_card_memory_fit(d, report.warnings);
         if (probes) {
             const std::string err = kernels::selftest(i);
             d["kernel_selftest"] = err.empty() ? "ok" : err;
@@ -310,6 +348,12 @@ std::string format_report(const DoctorReport& r) {
         if (dev.contains("compute_capability"))
             o << "  sm " << dev["compute_capability"].get<std::string>() << "  "
               << mib(dev["memory_free_bytes"].get<uint64_t>()) << " free of " << mib(dev["memory_total_bytes"].get<uint64_t>());
+        if (dev.contains("renders")) {
+            std::string fits;
+            for (const auto& [model, ok] : dev["renders"].items())
+                if (ok.get<bool>()) fits += (fits.empty() ? "" : ", ") + model;
+            o << "  memory for: " << (fits.empty() ? std::string("no model") : fits);
+        }
         if (dev.contains("kernel_selftest")) o << "  kernel self-test: " << dev["kernel_selftest"].get<std::string>();
         if (dev["device"] == "cpu")
             o << "  (LibTorch uses " << t["cpu_threads"].get<int>() << " of " << t["hardware_threads"].get<unsigned>()

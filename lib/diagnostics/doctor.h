@@ -28,6 +28,12 @@ struct DoctorReport {
 
 DoctorReport run_doctor(const DoctorOptions& options);
 
+/// Which models a GPU with `device["memory_free_bytes"]` free can render: sets `device["renders"]` (model -> bool)
+/// and adds a warning naming what a model needs for each one that does not fit. The needs are measured
+/// (docs/performance-notes.md section 15): the smallest --vram-budget each model rendered in plus what cuDNN and
+/// cuBLAS take beside LibTorch's allocator. A device without that field is left alone.
+void add_card_memory_fit(nlohmann::json& device, std::vector<Problem>& warnings);
+
 /// Human-readable report for a terminal.
 std::string format_report(const DoctorReport& report);
 

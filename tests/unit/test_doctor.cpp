@@ -110,3 +110,24 @@ TEST_CASE("doctor names the BLAS and the thread budget; the reference BLAS is a 
     // scripts/install-deps.sh installs OpenBLAS wherever the tests run through scripts/test.sh.
     if (std::getenv("CI")) CHECK_FALSE(blas["slow"].get<bool>());
 }
+
+TEST_CASE("doctor: a GPU's free memory says which models it can render, and warns with what one needs", "[doctor]") {
+    const auto gib = [](double g) { return static_cast<uint64_t>(g * 1024 * 1024 * 1024); };
+    nlohmann::json big = {{"device", "cuda:0"}, {"memory_free_bytes", gib(78)}, {"memory_total_bytes", gib(80)}};
+    nlohmann::json small = {{"device", "cuda:1"}, {"memory_free_bytes", gib(4.5)}, {"memory_total_bytes", gib(6)}};
+    nlohmann::json cpu = {{"device", "cpu"}};
+    std::vector<diagnostics::Problem> warnings;
+    diagnostics::add_card_memory_fit(big, warnings);
+    CHECK(warnings.empty());
+    CHECK(big["renders"]["1.5"].get<bool>());
+    CHECK(big["renders"]["1.6"].get<bool>());
+    diagnostics::add_card_memory_fit(small, warnings);
+    CHECK(small["renders"]["1.5"].get<bool>());
+    CHECK_FALSE(small["renders"]["1.6"].get<bool>());
+    REQUIRE(warnings.size() == 1);
+    CHECK(warnings[0].what == "cuda:1 has 4.5 GiB free: a 1.6 render needs about 5.5 GiB free there");
+    CHECK(warnings[0].fix.find("--vram-budget") != std::string::npos);
+    diagnostics::add_card_memory_fit(cpu, warnings);  // no memory figure: left alone
+    CHECK_FALSE(cpu.contains("renders"));
+    CHECK(warnings.size() == 1);
+}
