@@ -98,9 +98,9 @@ std::string allocator_report(const torch::Device& device) {
     const auto usage = allocator_usage(device);
     std::ostringstream s;
     const auto line = [&s](const std::string& what, const PoolUsage& t) {
-        s << "\n  " << what << ": " << t.segments << " segments, " << mib_text(t.reserved) << " reserved, " << mib_text(t.live)
-          << " live, " << mib_text(t.free_beside_live) << " free beside live tensors, " << mib_text(t.free_whole)
-          << " free in whole segments, largest free block " << mib_text(t.largest_free);
+        s << "\n  " << what << ": " << t.segments << " segments, " << mib_text(t.reserved) << " reserved, "
+          << mib_text(t.live) << " live, " << mib_text(t.free_beside_live) << " free beside live tensors, "
+          << mib_text(t.free_whole) << " free in whole segments, largest free block " << mib_text(t.largest_free);
     };
     s << "allocator of " << device << " (pool, stream):";
     for (const auto& t : usage.pools)

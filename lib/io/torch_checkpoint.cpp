@@ -36,15 +36,15 @@ std::shared_ptr<const MappedFile> open_mapping(const std::string& path) {
     // which start with the PROTO opcode; name that case instead of reporting "not a ZIP archive".
     if (file->size() >= 2 && file->data()[0] == 0x80 && file->data()[1] >= 2 && file->data()[1] <= 5)
         fail_weights_file(path,
-             "legacy torch.save format (PyTorch < 1.6 or _use_new_zipfile_serialization=False) is not "
-             "supported; re-save it with a current PyTorch or convert it to safetensors");
+                          "legacy torch.save format (PyTorch < 1.6 or _use_new_zipfile_serialization=False) is not "
+                          "supported; re-save it with a current PyTorch or convert it to safetensors");
     return file;
 }
 
 nlohmann::json to_json(const std::string& path, const PickleValue& v, int depth, size_t& budget) {
     if (depth > kMaxMetadataDepth)
         fail_weights_file(path, "checkpoint metadata nests deeper than " + std::to_string(kMaxMetadataDepth) +
-                       " levels (or contains itself)");
+                                    " levels (or contains itself)");
     budget += 32 + v.text.size();
     if (budget > kMaxMetadataCost) fail_weights_file(path, "checkpoint metadata is unreasonably large");
     switch (v.kind) {
@@ -93,7 +93,7 @@ TorchCheckpoint::TorchCheckpoint(const std::string& path) : archive_(open_mappin
         while (!order.empty() && std::isspace(static_cast<unsigned char>(order.back()))) order.pop_back();
         if (order != "little")
             fail_weights_file(path,
-                 "tensor data is stored in '" + order + "' byte order; only little-endian is supported");
+                              "tensor data is stored in '" + order + "' byte order; only little-endian is supported");
     }
 
     const ByteView pkl = archive_.data(*archive_.find(prefix_ + "data.pkl"));
@@ -101,14 +101,14 @@ TorchCheckpoint::TorchCheckpoint(const std::string& path) : archive_(open_mappin
     const PickleValue& root = doc.root();
     if (root.kind != Kind::Dict)
         fail_weights_file(path, std::string("data.pkl holds a ") + PickleValue::kind_name(root.kind) +
-                       ", not a dict of tensors (a whole pickled nn.Module or another object?)");
+                                    ", not a dict of tensors (a whole pickled nn.Module or another object?)");
 
     const PickleValue* sd = &root;
     for (const char* key : {"state_dict", "model_state_dict"}) {
         if (const PickleValue* v = root.get(key)) {
             if (v->kind != Kind::Dict)
                 fail_weights_file(path, std::string("the '") + key + "' entry is a " + PickleValue::kind_name(v->kind) +
-                               ", not a dict of tensors");
+                                            ", not a dict of tensors");
             sd = v;
             state_dict_key_ = key;
             break;
@@ -137,7 +137,7 @@ TorchCheckpoint::TorchCheckpoint(const std::string& path) : archive_(open_mappin
         }
         if (root.entries.size() > 10) keys += ", ...";
         fail_weights_file(path, "no tensors found (top-level keys: " + (keys.empty() ? std::string("none") : keys) +
-                       "); expected a state dict, or a 'state_dict' or 'model_state_dict' entry");
+                                    "); expected a state dict, or a 'state_dict' or 'model_state_dict' entry");
     }
 }
 
@@ -146,7 +146,8 @@ void TorchCheckpoint::add_tensor(const std::string& name, const TensorRef& ref) 
     const std::string what = "tensor '" + name + "'";
     const std::string record_name = prefix_ + "data/" + ref.storage->key;
     const ZipEntry* record = archive_.find(record_name);
-    if (!record) fail_weights_file(file, what + ": its storage record '" + record_name + "' is missing from the archive");
+    if (!record)
+        fail_weights_file(file, what + ": its storage record '" + record_name + "' is missing from the archive");
 
     // The storage size the pickle declares, in bytes (UntypedStorage counts bytes and is typed as Byte).
     const uint64_t storage_item = c10::elementSize(ref.storage->dtype);
@@ -154,8 +155,8 @@ void TorchCheckpoint::add_tensor(const std::string& name, const TensorRef& ref) 
     if (mul_overflows(static_cast<uint64_t>(ref.storage->numel), storage_item, declared_bytes) ||
         declared_bytes > record->size)
         fail_weights_file(file, what + ": storage '" + record_name + "' holds " + std::to_string(record->size) +
-                       " bytes but the pickle declares " + std::to_string(ref.storage->numel) +
-                       " elements of " + std::to_string(storage_item) + " bytes (truncated storage?)");
+                                    " bytes but the pickle declares " + std::to_string(ref.storage->numel) +
+                                    " elements of " + std::to_string(storage_item) + " bytes (truncated storage?)");
 
     const std::string layout = "size " + shape_text(ref.size) + ", stride " + shape_text(ref.stride) +
                                ", storage offset " + std::to_string(ref.storage_offset);
@@ -189,18 +190,20 @@ void TorchCheckpoint::add_tensor(const std::string& name, const TensorRef& ref) 
         fail_weights_file(file, what + ": absurd shape, the extent overflows (" + layout + ")");
     if (!empty && end_bytes > record->size)
         fail_weights_file(file, what + " needs " + std::to_string(end_bytes) + " bytes of storage '" + record_name +
-                       "' (" + layout + ") but the storage holds only " + std::to_string(record->size) +
-                       " bytes");
+                                    "' (" + layout + ") but the storage holds only " + std::to_string(record->size) +
+                                    " bytes");
 
     uint64_t dense_bytes = 0;
     if (mul_overflows(numel, item, dense_bytes) || dense_bytes > record->size)
-        fail_weights_file(file, what + " (" + layout + ") would take " + std::to_string(numel) + " x " + std::to_string(item) +
-                       " bytes in memory but its storage '" + record_name + "' holds only " +
-                       std::to_string(record->size) + " bytes: overlapping (stride-0) views that large are refused");
+        fail_weights_file(file, what + " (" + layout + ") would take " + std::to_string(numel) + " x " +
+                                    std::to_string(item) + " bytes in memory but its storage '" + record_name +
+                                    "' holds only " + std::to_string(record->size) +
+                                    " bytes: overlapping (stride-0) views that large are refused");
     dense_total_ += dense_bytes;
     if (dense_total_ > kDenseFileMultiple * archive_.file()->size() + kDenseSlackBytes)
-        fail_weights_file(file, "its tensors together would take more than " + std::to_string(kDenseFileMultiple) +
-                       " times the file's size in memory (at " + what + "): overlapping views are refused");
+        fail_weights_file(file, "its tensors together would take more than " +
+                                    std::to_string(kDenseFileMultiple) + " times the file's size in memory (at " +
+                                    what + "): overlapping views are refused");
 
     if (index_.count(name)) fail_weights_file(file, what + " appears twice");
     TensorInfo info;

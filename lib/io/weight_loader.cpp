@@ -85,7 +85,9 @@ LoadReport load_weights(torch::nn::Module& module, const TensorSource& source, c
         torch::Tensor src = source.load(ckpt_name);
         auto target = slots.at(key);
         const auto dtype = (policy.dtype && src.is_floating_point()) ? *policy.dtype : src.scalar_type();
-        if (target.device() == policy.device && target.scalar_type() == dtype && target.is_non_overlapping_and_dense()) {
+        const bool placed =
+            target.device() == policy.device && target.scalar_type() == dtype && target.is_non_overlapping_and_dense();
+        if (placed) {
             // Already where it belongs (models::place_parameters): written in place, laid out on the host as the
             // target is (channels_last conv weights), so the upload is one plain copy and nothing is allocated.
             target.copy_(src.to(dtype).contiguous(target.suggest_memory_format()));

@@ -69,8 +69,8 @@ EndRecord read_end_record(const MappedFile& f) {
     const uint64_t size = f.size();
     if (size < 4 || (rd32(d) != kLocalHeaderSig && rd32(d) != kEndSig))
         fail_weights_file(path,
-             "not a ZIP archive (wrong magic bytes: it does not start with \"PK\\3\\4\"), so not a "
-             "torch.save checkpoint");
+                          "not a ZIP archive (wrong magic bytes: it does not start with \"PK\\3\\4\"), so not a "
+                          "torch.save checkpoint");
     if (size < kEndSize) fail_truncated(path, "file is shorter than the end-of-central-directory record");
 
     uint64_t pos = size - kEndSize;
@@ -192,11 +192,12 @@ ZipArchive::ZipArchive(std::shared_ptr<const MappedFile> file) : file_(std::move
         if (flags & 0x1) fail_weights_file(path, "entry '" + e.name + "' is encrypted");
         if (method != 0)
             fail_weights_file(path, "entry '" + e.name + "' is compressed (method " + std::to_string(method) + ", " +
-                           method_name(method) +
-                           "); torch.save stores entries uncompressed, so this file was "
-                           "re-zipped or is not a torch.save checkpoint");
+                                        method_name(method) +
+                                        "); torch.save stores entries uncompressed, so this file was "
+                                        "re-zipped or is not a torch.save checkpoint");
         if (f.compressed != f.uncompressed)
-            fail_weights_file(path, "entry '" + e.name + "' is stored but its compressed and uncompressed sizes differ");
+            fail_weights_file(path,
+                              "entry '" + e.name + "' is stored but its compressed and uncompressed sizes differ");
         e.size = f.uncompressed;
 
         if (!in_bounds(f.local_offset, kLocalHeaderSize, size))
@@ -209,7 +210,8 @@ ZipArchive::ZipArchive(std::shared_ptr<const MappedFile> file) : file_(std::move
         if (!in_bounds(name_at, uint64_t{l_name_len} + l_extra_len, size))
             fail_truncated(path, "the local header of entry '" + e.name + "' runs past the end of the file");
         if (l_name_len != name_len || std::memcmp(d + name_at, e.name.data(), name_len) != 0)
-            fail_weights_file(path, "corrupt ZIP archive: the local header of entry '" + e.name + "' names another file");
+            fail_weights_file(path,
+                              "corrupt ZIP archive: the local header of entry '" + e.name + "' names another file");
         e.data_offset = name_at + l_name_len + l_extra_len;
         if (!in_bounds(e.data_offset, e.size, size))
             fail_truncated(path, "entry '" + e.name + "' needs " + std::to_string(e.size) +

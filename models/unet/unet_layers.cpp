@@ -139,7 +139,8 @@ void place_parameters(torch::nn::Module& module, const torch::Device& device, to
         bytes += p.numel() * item;
     }
     if (params.empty()) return;
-    const auto arena = torch::empty({std::max<int64_t>(bytes / item, 1)}, torch::TensorOptions().dtype(dtype).device(device));
+    const auto arena =
+        torch::empty({std::max<int64_t>(bytes / item, 1)}, torch::TensorOptions().dtype(dtype).device(device));
     for (size_t i = 0; i < params.size(); ++i) {
         auto& p = params[i];
         const auto format = ops::conv_weight_memory_format(p.sizes(), dtype, device);
