@@ -1,10 +1,10 @@
 #include "diagnostics/allocator_report.h"
 
 #include "core/log.h"
+#include "core/size_text.h"
 
 #include <algorithm>
 #include <cstdint>
-#include <iomanip>
 #include <map>
 #include <mutex>
 #include <sstream>
@@ -21,12 +21,6 @@ namespace lsync::diagnostics {
 namespace {
 
 namespace allocator = c10::cuda::CUDACachingAllocator;
-
-std::string mib_text(int64_t bytes) {
-    std::ostringstream s;
-    s << std::fixed << std::setprecision(1) << static_cast<double>(bytes) / (1 << 20) << " MiB";
-    return s.str();
-}
 
 // The segment's stream as a key: a cudaStream_t or void* in most LibTorch versions, a c10::Stream in some.
 template <typename Stream>
@@ -118,8 +112,8 @@ void report_allocator_at_out_of_memory() {
             if (!log::enabled(log::Level::Debug)) return;
             const torch::Device cuda(torch::kCUDA, static_cast<c10::DeviceIndex>(device));
             log::debug("out of GPU memory on cuda:", static_cast<int64_t>(device), ": asked ",
-                       mib_text(static_cast<int64_t>(asked)), " with ", mib_text(static_cast<int64_t>(allowed)),
-                       " allowed and ", mib_text(static_cast<int64_t>(device_free)), " free on the card; ",
+                       mib_text(static_cast<double>(asked)), " with ", mib_text(static_cast<double>(allowed)),
+                       " allowed and ", mib_text(static_cast<double>(device_free)), " free on the card; ",
                        allocator_report(cuda));
         });
     });

@@ -1,6 +1,7 @@
 #include "diagnostics/doctor.h"
 
 #include "core/compat.h"
+#include "core/size_text.h"
 #include "core/threads.h"
 #include "core/version.h"
 #include "io/model_dir.h"
@@ -75,26 +76,21 @@ struct CardNeed {
 };
 constexpr CardNeed kCardNeeds[] = {{"1.5", 3.725, 4.2}, {"1.6", 5.0, 5.5}};
 constexpr double kBytesPerGiB = 1024.0 * 1024.0 * 1024.0;
-
-std::string gib_text(double gib) {
-    char text[32];
-    std::snprintf(text, sizeof text, "%.1f GiB", gib);
-    return text;
-}
 }  // namespace
 
 void add_card_memory_fit(json& device, std::vector<Problem>& warnings) {
     if (!device.contains("memory_free_bytes")) return;
-    const double free_gib = device["memory_free_bytes"].get<double>() / kBytesPerGiB;
+    const double free_bytes = device["memory_free_bytes"].get<double>();
     json renders = json::object();
     for (const auto& need : kCardNeeds) {
-        const bool fits = free_gib >= need.free_gib;
+        const bool fits = free_bytes >= need.free_gib * kBytesPerGiB;
         renders[need.model] = fits;
         if (!fits)
-            warnings.push_back({device["device"].get<std::string>() + " has " + gib_text(free_gib) + " free: a " +
-                                    need.model + " render needs about " + gib_text(need.free_gib) + " free there",
+            warnings.push_back({device["device"].get<std::string>() + " has " + gib_text(free_bytes) + " free: a " +
+                                    need.model + " render needs about " + gib_text(need.free_gib * kBytesPerGiB) +
+                                    " free there",
                                 "free the card (other processes hold it: nvidia-smi) or render on another device; "
-                                "a render takes at least " + gib_text(need.budget_gib) +
+                                "a render takes at least " + gib_text(need.budget_gib * kBytesPerGiB) +
                                     " of it (--vram-budget caps what it takes)"});
     }
     device["renders"] = renders;
@@ -326,13 +322,6 @@ DoctorReport run_doctor(const DoctorOptions& options) {
     return r;
 }
 
-static std::string mib(uint64_t b) {
-    std::ostringstream s;
-    s.precision(1);
-    s << std::fixed << (b / 1048576.0) << " MiB";
-    return s.str();
-}
-
 std::string format_report(const DoctorReport& r) {
     const json& d = r.details;
     std::ostringstream o;
@@ -347,7 +336,8 @@ std::string format_report(const DoctorReport& r) {
         o << "  " << dev["device"].get<std::string>() << "  " << dev["name"].get<std::string>();
         if (dev.contains("compute_capability"))
             o << "  sm " << dev["compute_capability"].get<std::string>() << "  "
-              << mib(dev["memory_free_bytes"].get<uint64_t>()) << " free of " << mib(dev["memory_total_bytes"].get<uint64_t>());
+              << mib_text(dev["memory_free_bytes"].get<double>()) << " free of "
+              << mib_text(dev["memory_total_bytes"].get<double>());
         if (dev.contains("renders")) {
             std::string fits;
             for (const auto& [model, ok] : dev["renders"].items())
@@ -387,7 +377,7 @@ std::string format_report(const DoctorReport& r) {
     for (const auto& m : d["models"]["files"]) {
         o << "  " << (m["ok"].get<bool>() ? "ok      " : m["present"].get<bool>() ? "BAD     " : "missing ")
           << m["component"].get<std::string>();
-        if (m["present"].get<bool>()) o << "  " << mib(m["bytes"].get<uint64_t>());
+        if (m["present"].get<bool>()) o << "  " << mib_text(m["bytes"].get<double>());
         if (!m["ok"].get<bool>() && m["present"].get<bool>()) o << "  " << m["problem"].get<std::string>();
         o << "\n";
     }

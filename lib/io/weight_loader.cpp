@@ -2,6 +2,7 @@
 
 #include "core/error.h"
 #include "core/log.h"
+#include "core/shape_text.h"
 #include "io/mapped_file.h"
 
 #include <map>
@@ -16,14 +17,6 @@ std::string apply_renames(const std::string& name, const std::vector<RenameRule>
         if (pos != std::string::npos) out.replace(pos, r.from.size(), r.to);
     }
     return out;
-}
-
-static std::string shape_str(at::IntArrayRef s) {
-    std::ostringstream o;
-    o << "[";
-    for (size_t i = 0; i < s.size(); ++i) o << (i ? ", " : "") << s[i];
-    o << "]";
-    return o.str();
 }
 
 static bool matches_any(const std::string& key, const std::vector<std::regex>& patterns) {
@@ -68,8 +61,8 @@ LoadReport load_weights(torch::nn::Module& module, const TensorSource& source, c
             continue;
         }
         if (it->second.sizes() != at::IntArrayRef(info.shape)) {
-            report.shape_mismatch.push_back(key + ": checkpoint " + shape_str(info.shape) + " vs " + what + " " +
-                                            shape_str(it->second.sizes()));
+            report.shape_mismatch.push_back(key + ": checkpoint " + shape_text(info.shape) + " vs " + what + " " +
+                                            shape_text(it->second.sizes()));
             continue;
         }
         matched[key] = info.name;

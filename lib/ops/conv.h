@@ -34,7 +34,8 @@ torch::Tensor conv2d(const torch::nn::Conv2d& conv, const torch::Tensor& x);
 
 /// Whether NCHW inputs meet channels_last weights in NHWC convolutions: true unless LSYNC_NHWC_CONV=0 (read once),
 /// or as last set. With NCHW weights cuDNN converts the weights' layout on every call (about 3 ms of a UNet
-/// call on an H200); the UNet loaders lay its weights out channels_last once when this is on.
+/// call on an H200); the UNet and VAE loaders make their weights channels_last when this is on
+/// (models::place_parameters, through conv_weight_memory_format below).
 bool nhwc_conv_enabled();
 void set_nhwc_conv(bool enabled);
 
@@ -53,8 +54,9 @@ at::MemoryFormat conv_weight_memory_format(at::IntArrayRef sizes, torch::ScalarT
 /// On CUDA with nhwc_conv_enabled(): every conv weight of `module` that nhwc_conv_weight_eligible() accepts gets
 /// the same values laid out channels_last, in place, so cuDNN's NHWC kernels read it as it is instead of
 /// converting it on every call (conv2d() brings NCHW activations to NHWC and back; the channels_last VAE needs
-/// nothing more). Nothing changes on the CPU or with the switch off. Call once, after the weights are loaded or
-/// drawn (the UNet and VAE loaders do).
+/// nothing more). Nothing changes on the CPU or with the switch off. For weights made any other way than by
+/// models::place_parameters, which lays them out so where it allocates them (the loaders); call once, after the
+/// weights are filled.
 void use_channels_last_conv_weights(torch::nn::Module& module);
 
 /// The switch of our bias kernel (LSYNC_FUSED_BIAS), shared by conv2d() and the adds of ops/bias_add.h.

@@ -1,9 +1,9 @@
 #include "pipeline/batch_planner.h"
 
+#include "core/size_text.h"
 #include "diagnostics/gpu_memory.h"
 
 #include <algorithm>
-#include <cstdio>
 
 namespace lsync::pipeline {
 
@@ -25,12 +25,6 @@ constexpr int64_t kAutoBatchCuda = 2;
 // 5.3 GiB (1.5) and 7.9 GiB (1.6). Little is lost below that: 1.6 renders 13.2-14.0 frames/s at one chunk per
 // call against 14.0-14.1 at two (call ED, alternating). Kept until two chunks are measured under smaller caps.
 constexpr double kCallReserveGiB = 1.6;
-
-std::string gib(double bytes) {
-    char text[32];
-    std::snprintf(text, sizeof text, "%.1f GiB", bytes / kGiB);
-    return text;
-}
 }  // namespace
 
 int64_t chunk_memory_bytes(int resolution, torch::ScalarType dtype) {
@@ -62,8 +56,8 @@ BatchPlan plan_chunk_batch(int64_t requested, const torch::Device& device, int r
     plan.batch = std::max<int64_t>(1, std::min(wanted, fit));
     plan.why = device.str() + ": " + std::to_string(plan.batch) + " chunk(s) per UNet call (" +
                (requested > 0 ? "asked " : "auto ") + std::to_string(wanted) + "; about " +
-               gib(static_cast<double>(per_chunk)) + " each, " + gib(static_cast<double>(std::max<int64_t>(0, available))) +
-               (budget_bytes > 0 ? " left of --vram-budget " + gib(static_cast<double>(budget_bytes))
+               gib_text(static_cast<double>(per_chunk)) + " each, " + gib_text(static_cast<double>(std::max<int64_t>(0, available))) +
+               (budget_bytes > 0 ? " left of --vram-budget " + gib_text(static_cast<double>(budget_bytes))
                                  : " free beside the models") +
                ")";
     if (fit == 0) plan.why += "; even one chunk may not fit: trying (an out-of-memory error says so)";

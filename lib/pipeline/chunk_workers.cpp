@@ -279,28 +279,26 @@ GroupResult ChunkWorkers::run_group(ChunkWorkerSetup& w, std::vector<ChunkFrames
             if (clock) r.stages += clock->read();
             next += sub.size();
         } catch (const c10::OutOfMemoryError& e) {
+            if (sub.size() == 1 && w.single_chunk_retried)
+                throw_error(ErrorCode::Backend, "out of GPU memory with one chunk of 16 frames on " + device.str() +
+                                                    " (a --vram-budget, if given, is too small; else try --dtype "
+                                                    "float16, or a larger card): " +
+                                                    allocator_words(e));
+            release_cached_memory_between_captures(device);
+            ++r.oom_retries;
             if (sub.size() == 1) {
-                if (w.single_chunk_retried)
-                    throw_error(ErrorCode::Backend, "out of GPU memory with one chunk of 16 frames on " + device.str() +
-                                                        " (a --vram-budget, if given, is too small; else try --dtype "
-                                                        "float16, or a larger card): " +
-                                                        allocator_words(e));
                 // Once per worker, one chunk is tried again before the render fails: with the error the UNet gave
                 // back its CUDA graphs' pools (graphed_denoiser.cpp), and the face pass's working memory comes and
                 // goes, so what did not fit a moment ago may fit now.
                 w.single_chunk_retried = true;
-                release_cached_memory_between_captures(device);
                 warn_("out of GPU memory on " + device.str() + " with one chunk: trying it once more with the cache "
                       "given back (" + allocator_words(e) + ")");
-                ++r.oom_retries;
                 continue;
             }
-            release_cached_memory_between_captures(device);
             // Half of what failed (groups can be smaller than the limit: a short chunk ends one early).
             w.batch = std::max<int64_t>(1, static_cast<int64_t>(sub.size()) / 2);
             warn_("out of GPU memory on " + device.str() + ": retrying with " + std::to_string(w.batch) +
                   " chunk(s) per UNet call (" + allocator_words(e) + ")");
-            ++r.oom_retries;
         }
     }
     return r;

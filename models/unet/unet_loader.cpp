@@ -3,7 +3,6 @@
 #include "core/error.h"
 #include "core/log.h"
 #include "io/tensor_source.h"
-#include "ops/conv.h"
 
 #include <set>
 
@@ -40,7 +39,6 @@ UNet3DConditionModel load_unet(const std::string& path, const UNet3DConfig& conf
     auto r = io::load_weights(*unet, *source, unet_renames(), policy, "UNet");
     log::debug("UNet: ", r.summary(), " from ", path);
     if (report) *report = std::move(r);
-    ops::use_channels_last_conv_weights(*unet);
     return unet;
 }
 
@@ -49,7 +47,6 @@ UNet3DConditionModel random_unet(const UNet3DConfig& config, const torch::Device
     UNet3DConditionModel unet(config);
     to_uninitialised(*unet, device, dtype);  // every parameter is drawn next, there (unet_layers.h)
     init_random_parameters(*unet, seed);
-    ops::use_channels_last_conv_weights(*unet);
     return unet;
 }
 

@@ -3,7 +3,6 @@
 #include "core/error.h"
 #include "core/log.h"
 #include "io/tensor_source.h"
-#include "ops/conv.h"
 #include "unet/unet_layers.h"
 
 #include <filesystem>
@@ -76,7 +75,6 @@ AutoencoderKL load_vae(const std::string& path, const VAELoadOptions& options) {
     policy.device = options.device;
     policy.dtype = options.dtype;
     io::load_weights(*vae, *source, vae_renames(), policy, "VAE (" + files.weights + ")");
-    ops::use_channels_last_conv_weights(*vae);
     vae->eval();
     vae->set_attention(options.attention ? options.attention : ops::default_attention_context());
     return vae;
@@ -87,7 +85,6 @@ AutoencoderKL random_vae(const VAEConfig& config, const torch::Device& device, t
     AutoencoderKL vae(config);
     to_uninitialised(*vae, device, dtype);  // every parameter is drawn next, there
     init_random_parameters(*vae, seed);
-    ops::use_channels_last_conv_weights(*vae);
     vae->eval();
     return vae;
 }
