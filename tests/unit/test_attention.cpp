@@ -34,7 +34,7 @@ TEST_CASE("standard attention matches the textbook formula, at any chunk size", 
     }
 }
 
-TEST_CASE("flex: lip-focus 1 equals standard; weight w multiplies the mass on mouth keys by w", "[attention]") {
+TEST_CASE("flex: lip-focus 1 equals standard, weight w multiplies the mass on mouth keys by w", "[attention]") {
     torch::manual_seed(2);
     auto q = torch::randn({1, 2, 16, 8}), k = torch::randn({1, 2, 24, 8}), v = torch::randn({1, 2, 24, 8});
     auto mouth = torch::zeros({1, 24});
@@ -55,7 +55,7 @@ TEST_CASE("flex: lip-focus 1 equals standard; weight w multiplies the mass on mo
     CHECK_THROWS_AS(lip_focus_bias(mouth, 0.0), Error);
 }
 
-TEST_CASE("short-sequence kernel: refused on the CPU with a reason; flash there is SDPA or an error as before", "[attention]") {
+TEST_CASE("short-sequence kernel: refused on the CPU with a reason, flash there is SDPA or an error as before", "[attention]") {
     torch::manual_seed(3);
     auto q = torch::randn({2, 8, 16, 40}), k = torch::randn({2, 8, 16, 40}), v = torch::randn({2, 8, 16, 40});
     const AttentionInputs in{q, k, v, std::nullopt};
@@ -79,7 +79,7 @@ TEST_CASE("backend names parse, unknown names are usage errors", "[attention]") 
     }
 }
 
-TEST_CASE("selection follows the fallback chain; strict makes it an error", "[attention]") {
+TEST_CASE("selection follows the fallback chain, strict makes it an error", "[attention]") {
     const auto flash = attention_availability(AttentionBackend::Flash, torch::kCPU, torch::kFloat);
     CHECK(attention_availability(AttentionBackend::Standard, torch::kCPU, torch::kFloat).available);
     CHECK(attention_availability(AttentionBackend::Flex, torch::kCPU, torch::kFloat).available);
@@ -126,7 +126,7 @@ TEST_CASE("a fused backend that fails at run time falls back once and stays ther
     CHECK_THROWS_AS(strict({q, bad_k, v, std::nullopt}), Error);
 }
 
-TEST_CASE("SDPA kernel: FlashAttention-2 at 256 px, ATen's choice above; LSYNC_SDPA_CUDNN over both; CPU unchanged",
+TEST_CASE("SDPA kernel: FlashAttention-2 at 256 px, ATen's choice above, LSYNC_SDPA_CUDNN over both, CPU unchanged",
           "[attention]") {
     const char* name = "LSYNC_SDPA_CUDNN";
     const char* before = std::getenv(name);

@@ -120,7 +120,7 @@ TEST_CASE("mel filterbank equals Whisper's mel_80 table", "[audio][mel]") {
     CHECK(err < 1e-6);
 }
 
-TEST_CASE("log-mel matches the golden whole-clip mel; the stream matches it for any block size", "[audio][mel]") {
+TEST_CASE("log-mel matches the golden whole-clip mel, the stream matches it for any block size", "[audio][mel]") {
     io::SafetensorsFile g(fixture("golden/whisper_golden.safetensors"));
     const auto wave = g.load("waveform");
     const auto golden = g.load("log_mel");
@@ -409,7 +409,7 @@ TEST_CASE("two-pass streaming holds the same amount for 10 minutes as for 2", "[
     CHECK(long_run.max_features == short_run.max_features);
 }
 
-TEST_CASE("two-pass streaming from a file equals the in-memory path; a changed file is caught", "[audio][memory]") {
+TEST_CASE("two-pass streaming from a file equals the in-memory path, a changed file is caught", "[audio][memory]") {
     test::ScratchDir dir("audio_two_pass");
     const auto wave = synthetic_speechlike(41 * 16000 + 5, 5);
     const auto path = (dir.path() / "speech.wav").string();

@@ -90,7 +90,7 @@ TEST_CASE("doctor report: every section, probes pass, problems carry fixes", "[d
     test::remove_tree(dir);
 }
 
-TEST_CASE("doctor names the BLAS and the thread budget; the reference BLAS is a warning with its fix", "[doctor]") {
+TEST_CASE("doctor names the BLAS and the thread budget, the reference BLAS is a warning with its fix", "[doctor]") {
     diagnostics::DoctorOptions opts;
     opts.model_dir = "/nonexistent";
     opts.run_probes = false;

@@ -174,7 +174,7 @@ TEST_CASE("Lanczos-4 resize keeps constants and is the identity at scale 1", "[f
     CHECK((r - 77).abs().max().item<float>() < 1e-3);
 }
 
-TEST_CASE("align then paste back reproduces the frame; outside the blend it is bit-identical", "[faces][paste]") {
+TEST_CASE("align then paste back reproduces the frame, outside the blend it is bit-identical", "[faces][paste]") {
     const int64_t H = 480, W = 640;
     const auto frames = smooth_picture(2, H, W);
     for (int resolution : {256, 512}) {

@@ -92,7 +92,7 @@ TEST_CASE("flash takes a fused kernel in fp16/bf16 and matches standard fp32", "
     }
 }
 
-TEST_CASE("standard attention with half-precision logits (the default; LSYNC_STANDARD_HALF_LOGITS=0 for fp32): accurate",
+TEST_CASE("standard attention with half-precision logits (the default, LSYNC_STANDARD_HALF_LOGITS=0 for fp32): accurate",
           "[gpu][standard]") {
     LSYNC_NEED_GPU();
     torch::NoGradGuard no_grad;

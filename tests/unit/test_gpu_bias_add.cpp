@@ -18,7 +18,7 @@ using FusedBiasSwitch = KeepSwitch<fused_bias_enabled, set_fused_bias>;
 
 }  // namespace
 
-TEST_CASE("per-sample-group bias: ATen's broadcast add exactly (fp32, fp16, bf16; odd planes)", "[gpu][conv][bias]") {
+TEST_CASE("per-sample-group bias: ATen's broadcast add exactly (fp32, fp16, bf16, odd planes)", "[gpu][conv][bias]") {
     LSYNC_NEED_GPU();
     torch::NoGradGuard no_grad;
     FusedBiasSwitch keep;
@@ -42,7 +42,7 @@ TEST_CASE("per-sample-group bias: ATen's broadcast add exactly (fp32, fp16, bf16
     }
 }
 
-TEST_CASE("row bias: ATen's broadcast add exactly (fp32, fp16, bf16; odd widths)", "[gpu][bias]") {
+TEST_CASE("row bias: ATen's broadcast add exactly (fp32, fp16, bf16, odd widths)", "[gpu][bias]") {
     LSYNC_NEED_GPU();
     torch::NoGradGuard no_grad;
     FusedBiasSwitch keep;

@@ -70,7 +70,7 @@ TEST_CASE("flash2: ATen's FlashAttention-2 bits, close to fp32 standard attentio
     }
 }
 
-TEST_CASE("flash2: refused where FlashAttention-2 cannot serve; SDPA's choice then serves the dispatcher",
+TEST_CASE("flash2: refused where FlashAttention-2 cannot serve, SDPA's choice then serves the dispatcher",
           "[gpu][attention][flash2]") {
     LSYNC_NEED_GPU();
     torch::NoGradGuard no_grad;

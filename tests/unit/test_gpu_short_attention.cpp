@@ -48,7 +48,7 @@ double slack(torch::ScalarType dt) { return dt == torch::kHalf ? 1e-3 : 1e-2; }
 
 }  // namespace
 
-TEST_CASE("short-sequence attention matches fp32 standard attention (motion-module and odd shapes; fp16, bf16)",
+TEST_CASE("short-sequence attention matches fp32 standard attention (motion-module and odd shapes, fp16, bf16)",
           "[gpu][attention][short-attention]") {
     LSYNC_NEED_GPU();
     torch::NoGradGuard no_grad;

@@ -302,7 +302,7 @@ TEST_CASE("UNet attention: one GEMM over stacked q/k/v weights that the paramete
     CHECK(torch::allclose(attn->forward(x), reference(attn, x), 1e-10, 1e-12));
 }
 
-TEST_CASE("UNet: place_parameters gives the parameters one allocation at 256-byte steps; q/k/v stack as a view",
+TEST_CASE("UNet: place_parameters gives the parameters one allocation at 256-byte steps, q/k/v stack as a view",
           "[unet]") {
     torch::NoGradGuard no_grad;
     Attention placed(64, 2, 32), separate(64, 2, 32);  // q/k/v 64 x 64 fp32: 16 KiB each
@@ -604,7 +604,7 @@ TEST_CASE("UNet: DeepCache capture and reuse", "[unet][deepcache]") {
     CHECK(torch::equal(denoise(s, g.at("timestep_a"), a, CachePhase::Reuse), d_full));
 }
 
-TEST_CASE("UNet: every attention site uses the shared context; lip focus", "[unet][attention]") {
+TEST_CASE("UNet: every attention site uses the shared context, lip focus", "[unet][attention]") {
     auto unet = tiny_unet();
     const auto g = read_all(golden("unet_golden.safetensors"));
     const auto& s = g.at("sample");

@@ -125,7 +125,7 @@ TEST_CASE("strict loading reports missing, unexpected and mis-shaped keys by nam
     CHECK(report.shape_mismatch.size() == 1);
 }
 
-TEST_CASE("rename rules map historical names; allowlists make tolerated gaps explicit", "[weights]") {
+TEST_CASE("rename rules map historical names, allowlists make tolerated gaps explicit", "[weights]") {
     std::vector<std::pair<std::string, torch::Tensor>> renamed;
     for (auto& [n, v] : full_checkpoint()) {
         std::string old = n;
