@@ -29,7 +29,10 @@
 
 #include <algorithm>
 #include <chrono>
+#include <functional>
 #include <future>
+#include <map>
+#include <memory>
 #include <cmath>
 
 namespace lsync::pipeline {
@@ -108,14 +111,17 @@ struct RenderJob {
     torch::ScalarType dtype = torch::kFloat;
 };
 
-/// One set of models per worker (--devices), each with its chunk runner and chunk batch; a device listed twice
-/// loads twice (each worker owns its attention context and DeepCache state). GPUs load at the same time, each on a
-/// thread of its own, and each worker starts when its own set is ready (chunk_workers.h); CPU workers load one
-/// after the other before the render, as they share the cores anyway.
+/// One worker per listed device (--devices), each with its networks, chunk runner and chunk batch. A device listed
+/// again (--devices 0,0) shares the first listing's weights (share_render_models): its worker gets networks of its
+/// own (its attention context and DeepCache state) over the same tensors, so a second worker on a GPU costs its
+/// working memory, not another 2.6 GiB of weights. GPUs load at the same time, each on a thread of its own, and
+/// each worker starts when its own set is ready (chunk_workers.h); CPU workers load one after the other before the
+/// render, as they share the cores anyway.
 std::vector<std::future<ChunkWorkerSetup>> load_workers(const RenderJob& job, const torch::Tensor& mask) {
     const int resolution = model_resolution(job.options.model);
     // Runs on the loading threads, possibly after this function returned: it holds no reference to its locals.
-    auto load_worker = [&job, mask, resolution](const torch::Device& d) {
+    using GetModels = std::function<RenderModels(const ModelRequest&)>;
+    auto load_worker = [&job, mask, resolution](const torch::Device& d, const GetModels& get_models) {
         const RenderOptions& o = job.options;
         const auto started = std::chrono::steady_clock::now();
         torch::NoGradGuard no_grad;  // thread-local: the loading threads need their own
@@ -134,7 +140,7 @@ std::vector<std::future<ChunkWorkerSetup>> load_workers(const RenderJob& job, co
         if (o.lip_focus != 1.0) request.attention->set_lip_focus(1 - mask, o.lip_focus);
         ChunkWorkerSetup w;
         try {
-            w.models = o.model_cache ? o.model_cache->get(request) : load_render_models(request);
+            w.models = get_models(request);
         } catch (const c10::OutOfMemoryError&) {
             if (o.vram_budget_gib > 0)
                 throw_error(ErrorCode::Backend, "the models do not fit in --vram-budget " +
@@ -150,18 +156,44 @@ std::vector<std::future<ChunkWorkerSetup>> load_workers(const RenderJob& job, co
                   std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count(), " s");
         return w;
     };
+    // Per device, the first listing loads (or takes from the cache) and publishes its networks; later listings
+    // wait for them and share their weights. A failed load reaches the sharing workers as the same error.
+    std::map<std::string, std::shared_future<RenderModels>> first_listing;
+    std::vector<GetModels> getters;
+    for (const auto& d : job.devices) {
+        const auto found = first_listing.find(d.str());
+        if (found != first_listing.end()) {
+            getters.push_back([shared = found->second](const ModelRequest& request) {
+                return share_render_models(shared.get(), request.attention);
+            });
+            continue;
+        }
+        auto published = std::make_shared<std::promise<RenderModels>>();
+        first_listing.emplace(d.str(), published->get_future().share());
+        getters.push_back([published, cache = job.options.model_cache](const ModelRequest& request) {
+            try {
+                RenderModels m = cache ? cache->get(request) : load_render_models(request);
+                published->set_value(m);
+                return m;
+            } catch (...) {
+                published->set_exception(std::current_exception());
+                throw;
+            }
+        });
+    }
     std::vector<std::future<ChunkWorkerSetup>> loading;
     if (job.device.is_cuda()) {
         // On threads of their own, so the audio's first pass runs while the models load (run_passes). The
         // loading threads take this thread's LibTorch state (grad mode, a running profiler).
         const at::ThreadLocalState state;
-        for (const auto& d : job.devices)
-            loading.push_back(std::async(std::launch::async, [load_worker, d, state] {
+        for (size_t i = 0; i < job.devices.size(); ++i)
+            loading.push_back(std::async(std::launch::async, [load_worker, d = job.devices[i], get = getters[i], state] {
                 const at::ThreadLocalStateGuard guard(state);
-                return load_worker(d);
+                return load_worker(d, get);
             }));
     } else {
-        for (const auto& d : job.devices) loading.push_back(ChunkWorkers::ready(load_worker(d)));
+        for (size_t i = 0; i < job.devices.size(); ++i)
+            loading.push_back(ChunkWorkers::ready(load_worker(job.devices[i], getters[i])));
     }
     return loading;
 }
@@ -237,8 +269,8 @@ void run_passes(RenderJob& job, RenderWorkDir& work, const media::VideoWriterOpt
     observer.stage("loading models", 0);
     if (loading.empty()) loading = load_workers(job, mask);
     // The render starts with the first device's models; the other devices' workers join as theirs are ready,
-    // except where a device is listed twice (--devices 0,0): both its sets load before the render, since a late
-    // set would plan its batch from the memory the running worker holds and its start-up would stall that
+    // except where a device is listed twice (--devices 0,0): both its workers are ready before the render, since a
+    // late one would plan its batch from the memory the running worker holds and its start-up would stall that
     // worker's device.
     std::vector<torch::Device> distinct;
     for (const auto& d : job.devices)

@@ -132,4 +132,22 @@ RenderModels load_render_models(const ModelRequest& r) {
     return m;
 }
 
+RenderModels share_render_models(const RenderModels& from, const ops::AttentionContextPtr& attention) {
+    torch::NoGradGuard no_grad;
+    RenderModels m;
+    m.resolution = from.resolution;
+    m.description = from.description;
+    m.unet = models::UNet3DConditionModel(from.unet->config());
+    models::share_parameters(*m.unet, *from.unet);
+    m.vae = models::AutoencoderKL(from.vae->config());
+    models::share_parameters(*m.vae, *from.vae);
+    m.whisper = from.whisper;
+    m.unet->eval();
+    m.vae->eval();
+    const auto context = attention ? attention : ops::default_attention_context();
+    m.unet->set_attention(context);
+    m.vae->set_attention(context);
+    return m;
+}
+
 }  // namespace lsync::pipeline

@@ -1,5 +1,6 @@
 #include "unet/unet_layers.h"
 
+#include "core/error.h"
 #include "ops/conv.h"
 #include "ops/group_norm.h"
 
@@ -153,6 +154,22 @@ void to_uninitialised(torch::nn::Module& module, const torch::Device& device, to
     torch::NoGradGuard no_grad;
     // Module::to converts every buffer to `dtype`, integer ones included; so does this.
     for (auto& b : module.buffers(true)) b.set_data(b.to(device, dtype));
+}
+
+void share_parameters(torch::nn::Module& module, const torch::nn::Module& from) {
+    torch::NoGradGuard no_grad;
+    const auto alias = [](auto mine, const auto& theirs, const char* kind) {
+        LSYNC_CHECK(mine.size() == theirs.size(), ErrorCode::Internal,
+                    std::string("share_parameters: the modules differ in their number of ") + kind);
+        for (auto& item : mine) {
+            const auto* source = theirs.find(item.key());
+            LSYNC_CHECK(source && source->sizes() == item.value().sizes(), ErrorCode::Internal,
+                        std::string("share_parameters: no ") + kind + " '" + item.key() + "' of the same shape");
+            item.value().set_data(*source);
+        }
+    };
+    alias(module.named_parameters(true), from.named_parameters(true), "parameters");
+    alias(module.named_buffers(true), from.named_buffers(true), "buffers");
 }
 
 }  // namespace lsync::models

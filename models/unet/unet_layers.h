@@ -98,4 +98,10 @@ void place_parameters(torch::nn::Module& module, const torch::Device& device, to
 /// Buffers (values made at construction, such as positional tables) are moved with their values, as by to().
 void to_uninitialised(torch::nn::Module& module, const torch::Device& device, torch::ScalarType dtype);
 
+/// Makes every parameter and buffer of `module` the tensor of the same name in `from` (same storage, no copy): a
+/// second instance of a network that owns its per-call state (attention context, DeepCache state, lazily made
+/// views) but not its weights, so two workers on one GPU hold one set of weights. Both must be the same
+/// architecture: a name or shape that differs is an Error(Internal). `module`'s own tensors are released.
+void share_parameters(torch::nn::Module& module, const torch::nn::Module& from);
+
 }  // namespace lsync::models

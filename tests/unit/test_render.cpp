@@ -23,6 +23,7 @@
 #include "pipeline/batch_planner.h"
 #include "pipeline/render_workdir.h"
 #include "pipeline/segment_writer.h"
+#include "unet/unet_layers.h"
 #include "faces/face_plan_file.h"
 #include "faces/face_track_file.h"
 #include "test_util.h"
@@ -274,7 +275,7 @@ TEST_CASE("batch planner: the measured cost of a chunk, and the CPU keeps what w
     CHECK(plan_chunk_batch(3, torch::kCPU, 128, torch::kFloat, 1).batch == 3);  // no budget on the CPU
 }
 
-TEST_CASE("CUDA graphs: on by default for the 256 px UNet only; never without CUDA", "[render]") {
+TEST_CASE("CUDA graphs: on by default for the 256 px UNet only, never without CUDA", "[render]") {
     CHECK(cuda_graphs_by_default(256));
     CHECK(cuda_graphs_by_default(128));  // the test model's size
     CHECK_FALSE(cuda_graphs_by_default(512));
@@ -369,6 +370,47 @@ TEST_CASE("lip-sync chunk: a short batch padded to the UNet's batch gives each c
         CHECK(what.find("(denoising, chunks 0-1 (16 frames each), after step 2 of 2)") != std::string::npos);
     }
     CHECK_THROWS_AS(runner.run_batch({a}, fail_at(0, true)), c10::OutOfMemoryError);
+}
+
+TEST_CASE("a second worker's networks share the first's weights and give its frames", "[render]") {
+    ModelRequest request;
+    request.variant = ModelVariant::TestTiny;
+    request.random_weights = true;
+    const RenderModels first = load_render_models(request);
+    const auto attention = ops::default_attention_context();
+    const RenderModels second = share_render_models(first, attention);
+    // Other instances (their own DeepCache state and attention context) over the very same tensors.
+    CHECK(second.unet.ptr() != first.unet.ptr());
+    CHECK(second.vae.ptr() != first.vae.ptr());
+    CHECK(second.whisper.ptr() == first.whisper.ptr());  // run by the render thread only
+    const auto ours = second.unet->named_parameters(true), theirs = first.unet->named_parameters(true);
+    REQUIRE(ours.size() == theirs.size());
+    for (const auto& p : ours) CHECK(p.value().data_ptr() == theirs[p.key()].data_ptr());
+    const auto vae_ours = second.vae->named_parameters(true), vae_theirs = first.vae->named_parameters(true);
+    REQUIRE(vae_ours.size() == vae_theirs.size());
+    for (const auto& p : vae_ours) CHECK(p.value().data_ptr() == vae_theirs[p.key()].data_ptr());
+
+    const int64_t r = first.resolution;
+    auto mask = torch::ones({r, r});
+    mask.slice(0, r / 2, r).zero_();
+    DiffusionSettings settings;
+    settings.steps = 2;  // a DeepCache capture step and a reuse step
+    LipsyncChunk a(first, mask, settings, seeded_noise(7)), b(second, mask, settings, seeded_noise(7));
+    torch::manual_seed(5);
+    ChunkFrames c;
+    c.chunk = 0;
+    c.frames = (torch::rand({kFramesPerChunk, 3, r + 32, r + 32}) * 255).to(torch::kByte);
+    c.matrices = torch::tensor({1.0f, 0.0f, -16.0f, 0.0f, 1.0f, -16.0f}).view({1, 2, 3}).repeat({kFramesPerChunk, 1, 1});
+    c.audio = torch::randn({kFramesPerChunk, 10, first.unet->config().cross_attention_dim});
+    const auto from_first = a.run_batch({c});
+    CHECK(torch::equal(b.run_batch({c})[0], from_first[0]));
+    CHECK(torch::equal(a.run_batch({c})[0], from_first[0]));  // the second's calls left the first's state alone
+
+    // Networks of another shape cannot share: the names or sizes differ.
+    models::UNet3DConfig other = first.unet->config();
+    other.cross_attention_dim *= 2;
+    models::UNet3DConditionModel wider(other);
+    CHECK_THROWS_AS(models::share_parameters(*wider, *first.unet), Error);
 }
 
 TEST_CASE("chunk queue: a submitted group's inputs go to the workers, none stay with the render thread", "[render]") {
