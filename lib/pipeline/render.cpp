@@ -158,10 +158,12 @@ std::vector<std::future<ChunkWorkerSetup>> load_workers(const RenderJob& job, co
     };
     // Per device, the first listing loads (or takes from the cache) and publishes its networks; later listings
     // wait for them and share their weights. A failed load reaches the sharing workers as the same error.
+    // LSYNC_SHARE_WEIGHTS=0 loads a set per listing instead (the behaviour before, for comparisons).
+    const bool share = env::flag("LSYNC_SHARE_WEIGHTS", true);
     std::map<std::string, std::shared_future<RenderModels>> first_listing;
     std::vector<GetModels> getters;
     for (const auto& d : job.devices) {
-        const auto found = first_listing.find(d.str());
+        const auto found = share ? first_listing.find(d.str()) : first_listing.end();
         if (found != first_listing.end()) {
             getters.push_back([shared = found->second](const ModelRequest& request) {
                 return share_render_models(shared.get(), request.attention);
@@ -169,7 +171,8 @@ std::vector<std::future<ChunkWorkerSetup>> load_workers(const RenderJob& job, co
             continue;
         }
         auto published = std::make_shared<std::promise<RenderModels>>();
-        first_listing.emplace(d.str(), published->get_future().share());
+        first_listing.emplace(d.str() + (share ? "" : "#" + std::to_string(getters.size())),
+                              published->get_future().share());
         getters.push_back([published, cache = job.options.model_cache](const ModelRequest& request) {
             try {
                 RenderModels m = cache ? cache->get(request) : load_render_models(request);
