@@ -25,7 +25,9 @@
 #include "ops/geglu.h"
 #include "ops/group_norm.h"
 #include "ops/tile_transpose.h"
+#include "pipeline/device_policy.h"
 #include "pipeline/graphed_denoiser.h"
+#include "pipeline/render_models.h"
 #include "pipeline/mouth_mask.h"
 #include "diffusion/denoiser.h"
 #include "unet/unet_layers.h"
@@ -33,6 +35,7 @@
 #include "vae/autoencoder_kl.h"
 #include "whisper/whisper_encoder.h"
 #include "selftest.h"
+#include "unit/chunk_worker_runs.h"
 #include "unit/gpu_checks.h"
 
 #include <c10/cuda/CUDAFunctions.h>
@@ -656,6 +659,47 @@ TEST_CASE("fused GEGLU: the switch and the refusals", "[gpu][geglu]") {
     CHECK(y.requires_grad());
     y.sum().backward();
     CHECK(leaf.grad().defined());
+}
+
+TEST_CASE("two workers on one GPU sharing the 1.5 weights give one worker's frames, started at once, every time",
+          "[gpu][render]") {
+    // Call FB (docs/performance-notes.md section 16): in 1 of 14 renders with two workers on one H200 the first
+    // chunk's faces differed from one worker's. Here both workers start together with fresh runners (eager first
+    // calls, then graph captures on their own streams, as at a render's start), three times.
+    LSYNC_NEED_GPU();
+    torch::NoGradGuard no_grad;
+    const torch::Device dev(torch::kCUDA, 0);
+    pipeline::ModelRequest request;
+    request.variant = pipeline::ModelVariant::V15;
+    request.random_weights = true;
+    request.device = dev;
+    request.dtype = torch::kHalf;
+    const auto attention = [&] {
+        return pipeline::make_attention_context("flash", true, dev, torch::kHalf, pipeline::sdpa_kernel_for(256));
+    };
+    request.attention = attention();
+    const pipeline::RenderModels first = pipeline::load_render_models(request);
+    auto mask = torch::ones({256, 256});
+    mask.slice(0, 128, 256).zero_();
+    pipeline::DiffusionSettings settings;
+    settings.steps = 4;  // DeepCache captures and reuses within it
+    const auto chunks = test::random_chunks(4, 256, first.unet->config().cross_attention_dim, true);
+    std::vector<pipeline::ChunkWorkerSetup> one;
+    one.push_back(test::worker_setup(first, mask, settings, 2));
+    const auto alone = test::run_through_workers(std::move(one), chunks, 2);
+    REQUIRE(alone.size() == 4);
+    for (int round = 0; round < 3; ++round) {
+        std::vector<pipeline::ChunkWorkerSetup> two;
+        two.push_back(test::worker_setup(first, mask, settings, 2));
+        two.push_back(test::worker_setup(pipeline::share_render_models(first, attention()), mask, settings, 2));
+        const auto shared = test::run_through_workers(std::move(two), chunks, 2);
+        REQUIRE(shared.size() == 4);
+        for (size_t k = 0; k < 4; ++k) {
+            INFO("round " << round << ", chunk " << k << ": largest difference "
+                          << (shared[k].to(torch::kInt) - alone[k].to(torch::kInt)).abs().max().item<int>());
+            CHECK(torch::equal(shared[k], alone[k]));
+        }
+    }
 }
 
 TEST_CASE("CUDA graphs of the UNet: the eager calls' values, DeepCache capture and reuse, two shapes", "[gpu][graphs]") {

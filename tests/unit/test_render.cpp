@@ -27,6 +27,7 @@
 #include "faces/face_plan_file.h"
 #include "faces/face_track_file.h"
 #include "test_util.h"
+#include "unit/chunk_worker_runs.h"
 
 #include <filesystem>
 #include <future>
@@ -411,6 +412,30 @@ TEST_CASE("a second worker's networks share the first's weights and give its fra
     other.cross_attention_dim *= 2;
     models::UNet3DConditionModel wider(other);
     CHECK_THROWS_AS(models::share_parameters(*wider, *first.unet), Error);
+}
+
+TEST_CASE("chunk workers: two workers sharing one set of weights give one worker's frames", "[render]") {
+    ModelRequest request;
+    request.variant = ModelVariant::TestTiny;
+    request.random_weights = true;
+    const RenderModels first = load_render_models(request);
+    const int64_t r = first.resolution;
+    auto mask = torch::ones({r, r});
+    mask.slice(0, r / 2, r).zero_();
+    DiffusionSettings settings;
+    settings.steps = 2;
+    const auto chunks = test::random_chunks(3, r, first.unet->config().cross_attention_dim, false);
+    std::vector<ChunkWorkerSetup> one;
+    one.push_back(test::worker_setup(first, mask, settings, 1));
+    const auto alone = test::run_through_workers(std::move(one), chunks, 1);
+    std::vector<ChunkWorkerSetup> two;
+    two.push_back(test::worker_setup(first, mask, settings, 1));
+    two.push_back(test::worker_setup(share_render_models(first, nullptr), mask, settings, 1));
+    const auto shared = test::run_through_workers(std::move(two), chunks, 1);
+    REQUIRE(alone.size() == 3);
+    REQUIRE(shared.size() == 3);
+    for (size_t k = 0; k < 3; ++k) CHECK(torch::equal(shared[k], alone[k]));
+    CHECK_FALSE(torch::equal(alone[0], alone[1]));  // the chunks' frames differ: a mixed-up order would show
 }
 
 TEST_CASE("chunk queue: a submitted group's inputs go to the workers, none stay with the render thread", "[render]") {
