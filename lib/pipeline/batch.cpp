@@ -141,9 +141,10 @@ BatchResult run_batch(std::vector<BatchJob> jobs, const std::vector<torch::Devic
     result.jobs.resize(jobs.size());
     std::atomic<size_t> next{0};
     std::mutex observer_mutex;
+    // The networks, warm from one job to the next; threads on one device (--devices 0,0) share one set's weights.
+    ModelCache cache;
     auto worker = [&](torch::Device device) {
         torch::NoGradGuard no_grad;
-        ModelCache cache;  // this thread's networks, warm from one job to the next
         for (;;) {
             if (interrupt_requested()) return;
             const size_t i = next.fetch_add(1);

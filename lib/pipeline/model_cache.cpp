@@ -3,6 +3,8 @@
 #include "core/log.h"
 
 #include <algorithm>
+#include <future>
+#include <optional>
 
 namespace lsync::pipeline {
 
@@ -34,27 +36,63 @@ RenderModels ModelCache::get(const ModelRequest& request) {
         m.whisper->set_attention(attention);
         return m;
     };
+    const std::string device = request.device.str();
+    std::optional<RenderModels> held;
+    std::promise<RenderModels> published;
     {
-        std::lock_guard<std::mutex> lock(mutex_);
+        std::unique_lock<std::mutex> lock(mutex_);
         for (auto& e : entries_)
             if (e.key == k && !e.in_use()) {
-                log::info("models: ", e.models.description, " already loaded on ", request.device.str());
+                log::info("models: ", e.models.description, " already loaded on ", device);
                 return attach(e.models);  // the copy returned marks the set as in use
             }
+        for (auto& e : entries_)
+            if (e.key == k) {
+                held = e.models;
+                break;
+            }
+        const auto in_flight = loading_.find(k);
+        if (!held && in_flight != loading_.end()) {
+            // Another job thread is loading this set (two threads on one device start together): share it.
+            const auto pending = in_flight->second;
+            lock.unlock();
+            held = pending.get();  // its load's error, if it failed
+            lock.lock();
+        }
+        if (held) {
+            ++shares_;
+        } else {
+            // The idle sets of other requests on this device go first, so it never holds them and the new set at
+            // once. Other devices' sets stay: their job threads come back to them.
+            entries_.erase(std::remove_if(entries_.begin(), entries_.end(),
+                                          [&](const Entry& e) {
+                                              return e.device == device && e.key != k && !e.in_use();
+                                          }),
+                           entries_.end());
+            loading_.emplace(k, published.get_future().share());
+        }
     }
-    // The idle sets of other requests go first, so the device never holds them and the new set at once.
-    {
-        std::lock_guard<std::mutex> lock(mutex_);
-        entries_.erase(std::remove_if(entries_.begin(), entries_.end(),
-                                      [&](const Entry& e) { return e.key != k && !e.in_use(); }),
-                       entries_.end());
+    if (held) {
+        // Built outside the lock (the networks' host-side construction takes a moment); not kept in the cache.
+        log::info("models: ", held->description, " shared with a render running on ", device);
+        return share_render_models(*held, attention);
     }
     // Loaded outside the lock: GPUs of one batch load at the same time.
     ModelRequest plain = request;
     plain.attention = nullptr;
-    RenderModels loaded = load_render_models(plain);
+    RenderModels loaded;
+    try {
+        loaded = load_render_models(plain);
+    } catch (...) {
+        published.set_exception(std::current_exception());
+        std::lock_guard<std::mutex> lock(mutex_);
+        loading_.erase(k);
+        throw;
+    }
+    published.set_value(loaded);
     std::lock_guard<std::mutex> lock(mutex_);
-    entries_.push_back({k, loaded});
+    loading_.erase(k);
+    entries_.push_back({k, device, loaded});
     ++loads_;
     return attach(loaded);
 }
@@ -62,6 +100,11 @@ RenderModels ModelCache::get(const ModelRequest& request) {
 std::size_t ModelCache::loads() const {
     std::lock_guard<std::mutex> lock(mutex_);
     return loads_;
+}
+
+std::size_t ModelCache::shares() const {
+    std::lock_guard<std::mutex> lock(mutex_);
+    return shares_;
 }
 
 std::size_t ModelCache::size() const {

@@ -141,12 +141,15 @@ RenderModels share_render_models(const RenderModels& from, const ops::AttentionC
     models::share_parameters(*m.unet, *from.unet);
     m.vae = models::AutoencoderKL(from.vae->config());
     models::share_parameters(*m.vae, *from.vae);
-    m.whisper = from.whisper;
+    m.whisper = models::WhisperEncoder(from.whisper->config());
+    models::share_parameters(*m.whisper, *from.whisper);
     m.unet->eval();
     m.vae->eval();
+    m.whisper->eval();
     const auto context = attention ? attention : ops::default_attention_context();
     m.unet->set_attention(context);
     m.vae->set_attention(context);
+    m.whisper->set_attention(context);
     return m;
 }
 

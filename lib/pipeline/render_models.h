@@ -48,10 +48,10 @@ struct RenderModels {
 /// Error(Weights) too (a small.pt with a tiny-width UNet).
 RenderModels load_render_models(const ModelRequest& request);
 
-/// A second worker's networks on the device of `from`: new UNet and VAE instances whose weights are `from`'s
-/// (models::share_parameters: no copy, no load), with `attention` set on them (the default context when null),
-/// so they carry their own attention context and DeepCache state; the Whisper (run by the render thread only) is
-/// `from`'s own. Two workers on one GPU (--devices 0,0) then hold one set of weights, not two.
+/// Networks on the device of `from` that hold `from`'s weights: new UNet, VAE and Whisper instances whose
+/// parameters and buffers are `from`'s tensors (models::share_parameters: no copy, no load), with `attention` set
+/// on them (the default context when null), so they carry their own attention context and DeepCache state. Two
+/// workers on one GPU (--devices 0,0), or two batch jobs on one, then hold one set of weights, not two.
 RenderModels share_render_models(const RenderModels& from, const ops::AttentionContextPtr& attention);
 
 }  // namespace lsync::pipeline

@@ -14,6 +14,7 @@
 #include <fstream>
 #include <map>
 #include <set>
+#include <thread>
 
 using namespace lsync;
 using namespace lsync::pipeline;
@@ -225,7 +226,8 @@ TEST_CASE("batch: a finished output is skipped, a work folder resumes", "[batch]
     CHECK(job_action(folder) == JobAction::Render);
 }
 
-TEST_CASE("model cache: one load per device and model, never one set for two renders at once", "[batch]") {
+TEST_CASE("model cache: one load per device and model, never one set of networks for two renders at once",
+          "[batch]") {
     ModelCache cache;
     ModelRequest r;
     r.variant = ModelVariant::TestTiny;
@@ -233,16 +235,20 @@ TEST_CASE("model cache: one load per device and model, never one set for two ren
     {
         const RenderModels a = cache.get(r);
         CHECK(cache.loads() == 1);
-        const RenderModels b = cache.get(r);  // `a` is held: a second set
-        CHECK(cache.loads() == 2);
+        const RenderModels b = cache.get(r);  // `a` is held: networks of its own over `a`'s weights, no load
+        CHECK(cache.loads() == 1);
+        CHECK(cache.shares() == 1);
         CHECK(a.unet.ptr() != b.unet.ptr());
+        CHECK(a.whisper.ptr() != b.whisper.ptr());
+        CHECK(a.unet->parameters(true).front().data_ptr() == b.unet->parameters(true).front().data_ptr());
+        CHECK(cache.size() == 1);  // the shared networks are not kept
     }
-    const RenderModels c = cache.get(r);  // both free again: no load
-    CHECK(cache.loads() == 2);
+    const RenderModels c = cache.get(r);  // free again: no load
+    CHECK(cache.loads() == 1);
     ModelRequest other = r;
     other.model_dir = "elsewhere";  // unused by random weights, but part of the key
     const RenderModels d = cache.get(other);  // another key: loads, drops the free set of the old key
-    CHECK(cache.loads() == 3);
+    CHECK(cache.loads() == 2);
     CHECK(cache.size() == 2);  // `c`'s set (held) and `d`'s
     CHECK(ModelCache::key(r) != ModelCache::key(other));
     // Every render gets its attention context set on the networks.
@@ -253,5 +259,21 @@ TEST_CASE("model cache: one load per device and model, never one set for two ren
         const RenderModels e = cache.get(with_ctx);
         (void)e;
     }
-    CHECK(cache.loads() == 4);  // `d` is still held
+    CHECK(cache.loads() == 2);  // `d` is held: `e` shared its weights
+    CHECK(cache.shares() == 2);
+}
+
+TEST_CASE("model cache: two threads asking at once load one set and share it", "[batch]") {
+    ModelCache cache;
+    ModelRequest r;
+    r.variant = ModelVariant::TestTiny;
+    r.random_weights = true;
+    std::vector<RenderModels> got(2);
+    std::vector<std::thread> threads;
+    for (size_t i = 0; i < 2; ++i) threads.emplace_back([&, i] { got[i] = cache.get(r); });
+    for (auto& t : threads) t.join();
+    CHECK(cache.loads() == 1);
+    CHECK(cache.shares() == 1);
+    CHECK(got[0].unet.ptr() != got[1].unet.ptr());
+    CHECK(got[0].vae->parameters(true).front().data_ptr() == got[1].vae->parameters(true).front().data_ptr());
 }

@@ -383,7 +383,8 @@ TEST_CASE("a second worker's networks share the first's weights and give its fra
     // Other instances (their own DeepCache state and attention context) over the very same tensors.
     CHECK(second.unet.ptr() != first.unet.ptr());
     CHECK(second.vae.ptr() != first.vae.ptr());
-    CHECK(second.whisper.ptr() == first.whisper.ptr());  // run by the render thread only
+    CHECK(second.whisper.ptr() != first.whisper.ptr());
+    CHECK(second.whisper->parameters(true).front().data_ptr() == first.whisper->parameters(true).front().data_ptr());
     const auto ours = second.unet->named_parameters(true), theirs = first.unet->named_parameters(true);
     REQUIRE(ours.size() == theirs.size());
     for (const auto& p : ours) CHECK(p.value().data_ptr() == theirs[p.key()].data_ptr());
