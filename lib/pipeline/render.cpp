@@ -163,7 +163,7 @@ std::vector<std::future<ChunkWorkerSetup>> load_workers(const RenderJob& job, co
     std::map<std::string, std::shared_future<RenderModels>> first_listing;
     std::vector<GetModels> getters;
     for (const auto& d : job.devices) {
-        const auto found = share ? first_listing.find(d.str()) : first_listing.end();
+        const auto found = first_listing.find(d.str());
         if (found != first_listing.end()) {
             getters.push_back([shared = found->second](const ModelRequest& request) {
                 return share_render_models(shared.get(), request.attention);
@@ -171,8 +171,7 @@ std::vector<std::future<ChunkWorkerSetup>> load_workers(const RenderJob& job, co
             continue;
         }
         auto published = std::make_shared<std::promise<RenderModels>>();
-        first_listing.emplace(d.str() + (share ? "" : "#" + std::to_string(getters.size())),
-                              published->get_future().share());
+        if (share) first_listing.emplace(d.str(), published->get_future().share());
         getters.push_back([published, cache = job.options.model_cache](const ModelRequest& request) {
             try {
                 RenderModels m = cache ? cache->get(request) : load_render_models(request);
@@ -190,10 +189,11 @@ std::vector<std::future<ChunkWorkerSetup>> load_workers(const RenderJob& job, co
         // loading threads take this thread's LibTorch state (grad mode, a running profiler).
         const at::ThreadLocalState state;
         for (size_t i = 0; i < job.devices.size(); ++i)
-            loading.push_back(std::async(std::launch::async, [load_worker, d = job.devices[i], get = getters[i], state] {
-                const at::ThreadLocalStateGuard guard(state);
-                return load_worker(d, get);
-            }));
+            loading.push_back(
+                std::async(std::launch::async, [load_worker, d = job.devices[i], get = getters[i], state] {
+                    const at::ThreadLocalStateGuard guard(state);
+                    return load_worker(d, get);
+                }));
     } else {
         for (size_t i = 0; i < job.devices.size(); ++i)
             loading.push_back(ChunkWorkers::ready(load_worker(job.devices[i], getters[i])));

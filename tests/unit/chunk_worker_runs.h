@@ -29,7 +29,8 @@ inline std::vector<pipeline::ChunkFrames> random_chunks(int64_t count, int64_t r
         const int64_t n = pipeline::kFramesPerChunk, side = resolution + 32;
         c.frames = (torch::rand({n, 3, side, side}) * 255).to(torch::kByte);
         if (pinned) c.frames = c.frames.pin_memory();
-        c.matrices = torch::tensor({1.0f, 0.0f, -16.0f, 0.0f, 1.0f, -16.0f}).view({1, 2, 3}).repeat({n, 1, 1});
+        const auto shift = torch::tensor({1.0f, 0.0f, -16.0f, 0.0f, 1.0f, -16.0f}).view({1, 2, 3});
+        c.matrices = shift.repeat({n, 1, 1});
         c.audio = torch::randn({n, 50, audio_dim});
         chunks.push_back(c);
     }

@@ -398,12 +398,7 @@ TEST_CASE("a second worker's networks share the first's weights and give its fra
     DiffusionSettings settings;
     settings.steps = 2;  // a DeepCache capture step and a reuse step
     LipsyncChunk a(first, mask, settings, seeded_noise(7)), b(second, mask, settings, seeded_noise(7));
-    torch::manual_seed(5);
-    ChunkFrames c;
-    c.chunk = 0;
-    c.frames = (torch::rand({kFramesPerChunk, 3, r + 32, r + 32}) * 255).to(torch::kByte);
-    c.matrices = torch::tensor({1.0f, 0.0f, -16.0f, 0.0f, 1.0f, -16.0f}).view({1, 2, 3}).repeat({kFramesPerChunk, 1, 1});
-    c.audio = torch::randn({kFramesPerChunk, 10, first.unet->config().cross_attention_dim});
+    const ChunkFrames c = test::random_chunks(1, r, first.unet->config().cross_attention_dim, false)[0];
     const auto from_first = a.run_batch({c});
     CHECK(torch::equal(b.run_batch({c})[0], from_first[0]));
     CHECK(torch::equal(a.run_batch({c})[0], from_first[0]));  // the second's calls left the first's state alone
