@@ -6,6 +6,7 @@
 #include "pipeline/chunk_workers.h"
 #include "pipeline/frame_map.h"
 #include "pipeline/lipsync_chunk.h"
+#include "pipeline/render_models.h"
 
 #include <torch/torch.h>
 
@@ -15,6 +16,21 @@
 #include <vector>
 
 namespace lsync::test {
+
+/// The test-tiny networks with their fixed random weights, on the CPU in fp32.
+inline pipeline::RenderModels tiny_random_models() {
+    pipeline::ModelRequest request;
+    request.variant = pipeline::ModelVariant::TestTiny;
+    request.random_weights = true;
+    return pipeline::load_render_models(request);
+}
+
+/// A mouth mask of `resolution` px that keeps the upper half (1) and regenerates the lower half (0).
+inline torch::Tensor upper_half_mask(int64_t resolution) {
+    auto mask = torch::ones({resolution, resolution});
+    mask.slice(0, resolution / 2, resolution).zero_();
+    return mask;
+}
 
 /// `count` chunks of 16 random frames (chunk k from seed 100 + k) for a UNet at `resolution` px taking audio
 /// tokens `audio_dim` wide: frames 32 px larger than the crop, aligned by a plain shift; pinned for a GPU, as

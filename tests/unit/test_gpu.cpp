@@ -679,8 +679,7 @@ TEST_CASE("two workers on one GPU sharing the 1.5 weights give one worker's fram
     };
     request.attention = attention();
     const pipeline::RenderModels first = pipeline::load_render_models(request);
-    auto mask = torch::ones({256, 256});
-    mask.slice(0, 128, 256).zero_();
+    const auto mask = test::upper_half_mask(256);
     pipeline::DiffusionSettings settings;
     settings.steps = 4;  // DeepCache captures and reuses within it
     const auto chunks = test::random_chunks(4, 256, first.unet->config().cross_attention_dim, true);

@@ -286,13 +286,9 @@ TEST_CASE("CUDA graphs: on by default for the 256 px UNet only, never without CU
 }
 
 TEST_CASE("lip-sync chunk: a short batch padded to the UNet's batch gives each chunk its own frames", "[render]") {
-    ModelRequest request;
-    request.variant = ModelVariant::TestTiny;
-    request.random_weights = true;
-    const RenderModels models = load_render_models(request);
+    const RenderModels models = test::tiny_random_models();
     const int64_t r = models.resolution;
-    auto mask = torch::ones({r, r});
-    mask.slice(0, r / 2, r).zero_();
+    const auto mask = test::upper_half_mask(r);
     DiffusionSettings settings;
     settings.steps = 2;  // a DeepCache capture step and a reuse step
     LipsyncChunk runner(models, mask, settings, seeded_noise(7));
@@ -374,10 +370,7 @@ TEST_CASE("lip-sync chunk: a short batch padded to the UNet's batch gives each c
 }
 
 TEST_CASE("a second worker's networks share the first's weights and give its frames", "[render]") {
-    ModelRequest request;
-    request.variant = ModelVariant::TestTiny;
-    request.random_weights = true;
-    const RenderModels first = load_render_models(request);
+    const RenderModels first = test::tiny_random_models();
     const auto attention = ops::default_attention_context();
     const RenderModels second = share_render_models(first, attention);
     // Other instances (their own DeepCache state and attention context) over the very same tensors.
@@ -393,8 +386,7 @@ TEST_CASE("a second worker's networks share the first's weights and give its fra
     for (const auto& p : vae_ours) CHECK(p.value().data_ptr() == vae_theirs[p.key()].data_ptr());
 
     const int64_t r = first.resolution;
-    auto mask = torch::ones({r, r});
-    mask.slice(0, r / 2, r).zero_();
+    const auto mask = test::upper_half_mask(r);
     DiffusionSettings settings;
     settings.steps = 2;  // a DeepCache capture step and a reuse step
     LipsyncChunk a(first, mask, settings, seeded_noise(7)), b(second, mask, settings, seeded_noise(7));
@@ -411,13 +403,9 @@ TEST_CASE("a second worker's networks share the first's weights and give its fra
 }
 
 TEST_CASE("chunk workers: two workers sharing one set of weights give one worker's frames", "[render]") {
-    ModelRequest request;
-    request.variant = ModelVariant::TestTiny;
-    request.random_weights = true;
-    const RenderModels first = load_render_models(request);
+    const RenderModels first = test::tiny_random_models();
     const int64_t r = first.resolution;
-    auto mask = torch::ones({r, r});
-    mask.slice(0, r / 2, r).zero_();
+    const auto mask = test::upper_half_mask(r);
     DiffusionSettings settings;
     settings.steps = 2;
     const auto chunks = test::random_chunks(3, r, first.unet->config().cross_attention_dim, false);
