@@ -25,6 +25,7 @@
 #include "ops/layer_norm.h"
 #include "pipeline/device_policy.h"
 #include "pipeline/graphed_denoiser.h"
+#include "pipeline/graphed_vae.h"
 #include "pipeline/mouth_mask.h"
 #include "unet/unet_layers.h"
 #include "unet/unet_loader.h"
@@ -214,7 +215,7 @@ struct VaeBenchOpts {
     std::string device = "auto", dtype = "auto", attention = "auto";
     std::vector<int> res = {256, 512};
     int frames = 16, iters = 5;
-    bool profile = false;
+    bool profile = false, graphs = false;
 };
 
 // Full-size random sd-vae-ft-mse: encode (to the posterior) and decode of `frames` images per call, median time,
@@ -231,38 +232,54 @@ int run_bench_vae(const VaeBenchOpts& o) {
     std::string profiles;
     std::cout << "AutoencoderKL (sd-vae-ft-mse), random weights; device " << device.str() << ", dtype "
               << c10::toString(dtype) << ", attention " << o.attention << ", GroupNorm: " << group_norm_mode()
-              << ", convolutions: " << conv_mode() << ", " << o.frames << " images per call, median of " << o.iters << " calls\n\n"
+              << ", convolutions: " << conv_mode()
+              << (o.graphs ? ", CUDA graphs (each call a replay of the captured one)" : ", eager calls") << ", "
+              << o.frames << " images per call, median of " << o.iters << " calls\n\n"
               << "| res | encode ms | encode TFLOP/s | decode ms | decode TFLOP/s | of peak (decode) | GPU peak MiB |\n"
               << "|---|---|---|---|---|---|---|\n";
-    for (int res : o.res) {
-        auto opts = torch::TensorOptions().device(device).dtype(dtype);
-        torch::manual_seed(7);
-        auto image = torch::rand({o.frames, 3, res, res}, opts) * 2 - 1;
-        auto z = torch::randn({o.frames, 4, res / 8, res / 8}, opts);
-        char buf[512];
-        try {
-            diagnostics::reset_peak_memory(device);
-            const double enc = diagnostics::median_time_ms([&] { vae->encode(image); }, device, o.iters);
-            const double dec = diagnostics::median_time_ms([&] { vae->decode(z); }, device, o.iters);
-            const double peak_mib = diagnostics::peak_memory_bytes(device) / 1048576.0;
-            const double enc_g = (res == 512 ? 1117.0 : res == 256 ? 273.0 : 0.0) * o.frames;
-            const double dec_g = (res == 512 ? 2515.0 : res == 256 ? 622.0 : 0.0) * o.frames;
-            const double dec_tf = dec_g / dec;
-            std::snprintf(buf, sizeof buf, "| %d | %.1f | %.0f | %.1f | %.0f | %.1f%% | %.0f |\n", res, enc, enc_g / enc,
-                          dec, dec_tf, peak_tflops > 0 ? 100 * dec_tf / peak_tflops : 0.0, peak_mib);
-            std::cout << buf << std::flush;
-            if (o.profile) {
-                const std::string what = "VAE " + std::to_string(res) + ", " + std::to_string(o.frames) + " images";
-                profiles += diagnostics::format_kernel_profile(
-                    diagnostics::profile_kernels([&] { vae->encode(image); }, device), what + ", encode", 15);
-                profiles += diagnostics::format_kernel_profile(
-                    diagnostics::profile_kernels([&] { vae->decode(z); }, device), what + ", decode", 15);
+    // Graphs are captured on a stream of the pool, as in the render's workers (never the default stream).
+    pipeline::run_on_side_stream(device, [&] {
+        for (int res : o.res) {
+            auto opts = torch::TensorOptions().device(device).dtype(dtype);
+            torch::manual_seed(7);
+            auto image = torch::rand({o.frames, 3, res, res}, opts) * 2 - 1;
+            auto z = torch::randn({o.frames, 4, res / 8, res / 8}, opts);
+            char buf[512];
+            try {
+                // With --graphs the calls go through the render's graphed VAE: the first call of a shape runs
+                // eagerly, the second is captured, so two calls before the timing's own warm-up.
+                auto counts = std::make_shared<pipeline::GraphCounts>();
+                pipeline::GraphedVae graphed(vae, o.graphs, 2, counts);
+                if (o.graphs)
+                    for (int i = 0; i < 2; ++i) {
+                        graphed.encode(image, 0);
+                        graphed.decode(z, 0);
+                    }
+                diagnostics::reset_peak_memory(device);
+                const double enc = diagnostics::median_time_ms([&] { graphed.encode(image, 0); }, device, o.iters);
+                const double dec = diagnostics::median_time_ms([&] { graphed.decode(z, 0); }, device, o.iters);
+                const double peak_mib = diagnostics::peak_memory_bytes(device) / 1048576.0;
+                const double enc_g = (res == 512 ? 1117.0 : res == 256 ? 273.0 : 0.0) * o.frames;
+                const double dec_g = (res == 512 ? 2515.0 : res == 256 ? 622.0 : 0.0) * o.frames;
+                const double dec_tf = dec_g / dec;
+                std::snprintf(buf, sizeof buf, "| %d%s | %.1f | %.0f | %.1f | %.0f | %.1f%% | %.0f |\n", res,
+                              o.graphs ? (", " + std::to_string(counts->replays) + " replays").c_str() : "", enc,
+                              enc_g / enc, dec, dec_tf, peak_tflops > 0 ? 100 * dec_tf / peak_tflops : 0.0, peak_mib);
+                std::cout << buf << std::flush;
+                if (o.profile) {
+                    const std::string what = "VAE " + std::to_string(res) + ", " + std::to_string(o.frames) +
+                                             " images" + (o.graphs ? " (profiled eagerly)" : "");
+                    profiles += diagnostics::format_kernel_profile(
+                        diagnostics::profile_kernels([&] { vae->encode(image); }, device), what + ", encode", 15);
+                    profiles += diagnostics::format_kernel_profile(
+                        diagnostics::profile_kernels([&] { vae->decode(z); }, device), what + ", decode", 15);
+                }
+            } catch (const std::exception& e) {
+                std::string what = e.what();
+                std::cout << "| " << res << " | failed: " << what.substr(0, what.find('\n')) << " | | | | | |\n";
             }
-        } catch (const std::exception& e) {
-            std::string what = e.what();
-            std::cout << "| " << res << " | failed: " << what.substr(0, what.find('\n')) << " | | | | | |\n";
         }
-    }
+    });
     std::cout << profiles;
     return 0;
 }
@@ -567,6 +584,7 @@ Command add_bench(CLI::App& app) {
     va->add_option("--frames", v->frames, "Images per call")->capture_default_str()->check(CLI::Range(1, 64));
     va->add_option("--iters", v->iters, "Timed calls (median)")->capture_default_str()->check(CLI::Range(1, 1000));
     va->add_flag("--profile", v->profile, "Also print where each call's GPU time goes, by kernel (CUDA only)");
+    va->add_flag("--graphs", v->graphs, "Time CUDA graph replays of the calls, as renders run the VAE at 256 px (CUDA only)");
 
     auto gn = std::make_shared<GroupNormBenchOpts>();
     auto* gnc = bench->add_subcommand("group-norm", "GroupNorm + SiLU at the UNet/VAE shapes: ATen against the fused kernel");

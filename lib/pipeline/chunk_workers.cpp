@@ -7,7 +7,7 @@
 #include "core/log.h"
 #include "diagnostics/gpu_memory.h"
 #include "diagnostics/host_stage_scope.h"
-#include "pipeline/graphed_denoiser.h"
+#include "pipeline/cuda_graph_capture.h"
 #include "pipeline/worker_stream.h"
 
 #include <ATen/ThreadLocalState.h>

@@ -5,8 +5,8 @@
 #include "core/error.h"
 #include "faces/detect.h"
 #include "faces/face_stage.h"
+#include "pipeline/cuda_graph_capture.h"
 #include "pipeline/frame_source.h"
-#include "pipeline/graphed_denoiser.h"
 
 #include <ATen/ThreadLocalState.h>
 #include <c10/core/DeviceGuard.h>

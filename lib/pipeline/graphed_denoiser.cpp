@@ -3,34 +3,18 @@
 #include "core/env.h"
 #include "core/log.h"
 #include "diagnostics/gpu_memory.h"
+#include "pipeline/cuda_graph_capture.h"
 
 #include <map>
 #include <memory>
-#include <mutex>
-#include <shared_mutex>
 #include <vector>
 
 #if LSYNC_WITH_CUDA
-#include <ATen/cuda/CUDAGraph.h>
 #include <c10/cuda/CUDAGuard.h>
 #include <c10/cuda/CUDAStream.h>
 #endif
 
 namespace lsync::pipeline {
-
-namespace {
-// Held shared by each capture and exclusively while the allocator's cache is freed: LibTorch's emptyCache asserts
-// that no capture is under way on any device, and one worker may run out of memory while another captures.
-std::shared_mutex& capture_mutex() {
-    static std::shared_mutex m;
-    return m;
-}
-}  // namespace
-
-void release_cached_memory_between_captures(const torch::Device& device) {
-    const std::unique_lock<std::shared_mutex> lock(capture_mutex());
-    diagnostics::release_cached_memory(device);
-}
 
 bool cuda_graphs_by_default(int resolution) { return resolution <= 256; }
 
@@ -52,7 +36,7 @@ using diffusion::CachePhase;
 // The graphs of one input shape. Their inputs are copied into `x`, `t` and `audio`; their DeepCache features
 // live in `cache`, written by the "capture" graph and read by the "reuse" one.
 struct ShapeGraphs {
-    decltype(at::cuda::graph_pool_handle()) pool = at::cuda::graph_pool_handle();  // shared by this shape's graphs
+    GraphPool pool = at::cuda::graph_pool_handle();  // shared by this shape's graphs
     torch::Tensor x, t, audio;
     models::DeepCacheState cache;  // the graphs' (fixed addresses)
     models::DeepCacheState warm;   // the eager calls' before the capture graph exists
@@ -136,23 +120,10 @@ private:
     // replays. False when the capture fails; no further phase of this shape is captured then.
     bool capture(ShapeGraphs& s, CachePhase phase) {
         const int p = static_cast<int>(phase);
-        auto graph = std::make_unique<at::cuda::CUDAGraph>();
         try {
-            // No cache is freed during the capture (release_cached_memory_between_captures waits for it).
-            const std::shared_lock<std::shared_mutex> capturing(capture_mutex());
-            // Thread-local mode: the other workers and the face pass keep allocating on their own threads.
-            graph->capture_begin(s.pool, cudaStreamCaptureModeThreadLocal);
             torch::Tensor out;
-            try {
-                out = unet_->forward_cached(s.x, s.t, s.audio, phase, s.cache);
-            } catch (...) {
-                try {
-                    graph->capture_end();
-                } catch (...) {
-                }
-                throw;
-            }
-            graph->capture_end();
+            auto graph = capture_cuda_graph(
+                s.pool, [&] { out = unet_->forward_cached(s.x, s.t, s.audio, phase, s.cache); });
             s.out[p] = out;
             s.graph[p] = std::move(graph);
             // From now on every call of this shape reads the graphs' features: the eager calls' copy is dead
@@ -165,7 +136,6 @@ private:
             // The allocator gives nothing back during a capture, so a capture under --vram-budget can fail where
             // the eager call fits (call EA). This shape runs eagerly from now on, with the cache freed for it; an
             // eager call that does not fit either is the worker's out-of-memory back-off, as before.
-            graph.reset();
             s.failed = true;
             release_cached_memory_between_captures(s.x.device());
             log::debug("CUDA graph capture out of memory: this input shape runs eagerly");

@@ -42,10 +42,6 @@ bool cuda_graphs_by_default(int resolution);
 /// the 2-3 % of render speed they give there (calls EA, EB). False without CUDA.
 bool cuda_graphs_wanted(int resolution, const torch::Device& device);
 
-/// diagnostics::release_cached_memory once no graph is being captured in the process (LibTorch asserts that none
-/// is while it frees): what a worker's out-of-memory back-off calls.
-void release_cached_memory_between_captures(const torch::Device& device);
-
 /// What a graphed denoiser did (for tests and the log).
 struct GraphCounts {
     int64_t captures = 0;  ///< graphs captured

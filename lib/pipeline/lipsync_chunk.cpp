@@ -11,7 +11,6 @@
 #include "faces/paste_back.h"
 #include "pipeline/frame_map.h"
 #include "pipeline/graphed_denoiser.h"
-#include "vae/vae_tiling.h"
 
 #include <algorithm>
 #include <cstdio>
@@ -49,6 +48,7 @@ LipsyncChunk::LipsyncChunk(const RenderModels& models, torch::Tensor mask, Diffu
       settings_(settings),
       noise_(std::move(noise)),
       denoiser_(make_graphed_denoiser(models.unet, cuda_graphs_wanted(models.resolution, models.unet->device()))),
+      vae_(models.vae, vae_graphs_wanted(cuda_graphs_wanted(models.resolution, models.unet->device()))),
       vae_images_(vae_images_per_call(models.resolution)),
       pad_batches_(models.unet->device().is_cuda() && cuda_graphs_by_default(models.resolution)) {
     LSYNC_CHECK(mask.dim() == 2 && mask.size(0) == models.resolution && mask.size(1) == models.resolution,
@@ -66,7 +66,7 @@ LipsyncChunk::LipsyncChunk(const RenderModels& models, torch::Tensor mask, Diffu
 }
 
 torch::Tensor LipsyncChunk::encode(const torch::Tensor& images, const std::vector<int64_t>& ids, int which) {
-    const auto dist = models::encode_sliced(*models_.vae, images, vae_images_);
+    const auto dist = vae_.encode(images, vae_images_);
     const int64_t b = static_cast<int64_t>(ids.size()), a = images.size(0) / b;
     std::vector<torch::Tensor> per_chunk;
     for (int64_t k = 0; k < b; ++k) {
@@ -225,10 +225,7 @@ std::vector<torch::Tensor> LipsyncChunk::run_stages(const std::vector<ChunkFrame
     const auto final_latents =
         diffusion::denoise_chunk(denoiser_, scheduler_, latents, cond, options).slice(0, 0, b);
     mark(ChunkStageClock::Denoised);
-    models::VAEDecodePlan plan;
-    plan.batch_slice = vae_images_;
-    const auto decoded =
-        models::decode_planned(*models_.vae, diffusion::video_latents_to_frames(final_latents), plan).to(torch::kFloat);
+    const auto decoded = vae_.decode(diffusion::video_latents_to_frames(final_latents), vae_images_).to(torch::kFloat);
     mark(ChunkStageClock::Decoded);
     const auto faces_out = faces::composite_crop(decoded, pixels, mask_);
     const auto pasted = faces::apply_paste(all_frames, faces_out, paste_plan, geometry_).frames;

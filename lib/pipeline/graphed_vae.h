@@ -1,0 +1,50 @@
+#pragma once
+// CUDA graphs for the VAE calls of a render.
+//
+// At 256 px a render encodes and decodes 4 images per VAE call (lipsync_chunk.cpp: the VAE's working memory
+// grows with the images of a call), a few hundred small kernels each, and the worker thread's launches, not the
+// GPU, set the pace of those calls: on an H200 a 500-frame 1.5 render spent about 1.0 ms per image in its encode
+// stage against 0.73 ms in `bench vae`'s calls of 16 (docs/performance-notes.md section 17). A graph replays a
+// call with one launch and runs exactly the kernels of the eager call, so the latents and frames are the same bits.
+//
+// Per call kind (encode, decode) and input shape, the first call runs eagerly (it sets up what a capture must
+// not: cuDNN's plans, the attention context's caches), the second is captured, and every later one replays. All
+// graphs of one GraphedVae draw their working memory from one pool: each replay's outputs are copied out on the
+// same stream before any other graph of the pool runs, so a graph may reuse another's scratch memory. At most
+// `max_shapes` shapes get graphs, the first ones met (a render's odd last slices run eagerly after that). A failed
+// capture leaves that shape eager (the log says why); an out-of-memory error in a call drops every graph and its
+// pool before it reaches the worker's batch back-off. Captures need a stream other than the default one (the
+// render's workers have one each); on the default stream, and without CUDA, every call is eager.
+//
+// On where the UNet's graphs are (graphed_denoiser.h: cuda_graphs_wanted, so the 256 px render by default, not
+// under --vram-budget); LSYNC_VAE_GRAPHS=0 turns the VAE's off alone.
+
+#include "pipeline/graphed_denoiser.h"
+#include "vae/autoencoder_kl.h"
+
+#include <torch/torch.h>
+
+#include <memory>
+
+namespace lsync::pipeline {
+
+/// Whether a render whose UNet runs as graphs (`unet_graphs`) runs its VAE calls as graphs too: LSYNC_VAE_GRAPHS,
+/// default on.
+bool vae_graphs_wanted(bool unet_graphs);
+
+class GraphedVae {
+public:
+    /// Graphed when `graphs` is true and this build has CUDA; `counts`, when given, is kept up to date.
+    GraphedVae(models::AutoencoderKL vae, bool graphs, int max_shapes = 4, std::shared_ptr<GraphCounts> counts = nullptr);
+
+    /// models::encode_sliced: `slice` images per VAE call (0 = all), the same posterior bits.
+    models::LatentDistribution encode(const torch::Tensor& images, int64_t slice);
+    /// models::decode_planned with `slice` latents per call and no tiles: the same images, bit for bit.
+    torch::Tensor decode(const torch::Tensor& z, int64_t slice);
+
+private:
+    struct Impl;
+    std::shared_ptr<Impl> impl_;  // copies share the graphs
+};
+
+}  // namespace lsync::pipeline
