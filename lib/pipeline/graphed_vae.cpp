@@ -16,7 +16,7 @@
 
 namespace lsync::pipeline {
 
-bool vae_graphs_wanted(bool unet_graphs) { return unet_graphs && env::flag("LSYNC_VAE_GRAPHS", true); }
+bool vae_graphs_wanted(bool unet_graphs) { return unet_graphs && env::flag("LSYNC_VAE_GRAPHS", false); }
 
 struct GraphedVae::Impl {
     models::AutoencoderKL vae{nullptr};

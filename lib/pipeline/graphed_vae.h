@@ -2,10 +2,9 @@
 // CUDA graphs for the VAE calls of a render.
 //
 // At 256 px a render encodes and decodes 4 images per VAE call (lipsync_chunk.cpp: the VAE's working memory
-// grows with the images of a call), a few hundred small kernels each, and the worker thread's launches, not the
-// GPU, set the pace of those calls: on an H200 a 500-frame 1.5 render spent about 1.0 ms per image in its encode
-// stage against 0.73 ms in `bench vae`'s calls of 16 (docs/performance-notes.md section 17). A graph replays a
-// call with one launch and runs exactly the kernels of the eager call, so the latents and frames are the same bits.
+// grows with the images of a call), a few hundred small kernels each, so the worker thread's launches looked
+// likely to set the pace of those calls. A graph replays a call with one launch and runs exactly the kernels of
+// the eager call, so the latents and frames are the same bits (GPU tests; a 64-frame render gave the same bytes).
 //
 // Per call kind (encode, decode) and input shape, the first call runs eagerly (it sets up what a capture must
 // not: cuDNN's plans, the attention context's caches), the second is captured, and every later one replays. All
@@ -16,8 +15,11 @@
 // pool before it reaches the worker's batch back-off. Captures need a stream other than the default one (the
 // render's workers have one each); on the default stream, and without CUDA, every call is eager.
 //
-// On where the UNet's graphs are (graphed_denoiser.h: cuda_graphs_wanted, so the 256 px render by default, not
-// under --vram-budget); LSYNC_VAE_GRAPHS=0 turns the VAE's off alone.
+// Off by default (LSYNC_VAE_GRAPHS=1 turns it on where the UNet's graphs are: graphed_denoiser.h). Measured on an
+// H200 (docs/performance-notes.md section 17): a 4-image call 3.6 -> 3.3 ms (encode) and 6.3 -> 6.0 ms (decode),
+// but in a 500-frame 1.5 render the VAE stages only 0.98 -> 0.95 s and 0.83 -> 0.80 s (the render's calls were
+// not waiting for the host), the render stage unchanged within noise, for 0.63 GiB more reserved by the
+// allocator (7.16 -> 7.74 GiB on the driver): too much on an 8 GB card for 0.7 %. `bench vae --graphs` uses it.
 
 #include "pipeline/graphed_denoiser.h"
 #include "vae/autoencoder_kl.h"
@@ -28,8 +30,8 @@
 
 namespace lsync::pipeline {
 
-/// Whether a render whose UNet runs as graphs (`unet_graphs`) runs its VAE calls as graphs too: LSYNC_VAE_GRAPHS,
-/// default on.
+/// Whether a render whose UNet runs as graphs (`unet_graphs`) runs its VAE calls as graphs too: LSYNC_VAE_GRAPHS=1
+/// (off by default, above).
 bool vae_graphs_wanted(bool unet_graphs);
 
 class GraphedVae {
