@@ -584,7 +584,8 @@ Command add_bench(CLI::App& app) {
     va->add_option("--frames", v->frames, "Images per call")->capture_default_str()->check(CLI::Range(1, 64));
     va->add_option("--iters", v->iters, "Timed calls (median)")->capture_default_str()->check(CLI::Range(1, 1000));
     va->add_flag("--profile", v->profile, "Also print where each call's GPU time goes, by kernel (CUDA only)");
-    va->add_flag("--graphs", v->graphs, "Time CUDA graph replays of the calls, as renders run the VAE at 256 px (CUDA only)");
+    va->add_flag("--graphs", v->graphs,
+                 "Time CUDA graph replays of the calls, as renders run the VAE with LSYNC_VAE_GRAPHS=1 (CUDA only)");
 
     auto gn = std::make_shared<GroupNormBenchOpts>();
     auto* gnc = bench->add_subcommand("group-norm", "GroupNorm + SiLU at the UNet/VAE shapes: ATen against the fused kernel");

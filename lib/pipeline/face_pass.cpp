@@ -23,7 +23,8 @@ namespace lsync::pipeline {
 
 namespace {
 constexpr int64_t kFaceBatch = 16;  // frames per face-step call
-constexpr int64_t kFirstBatches = 4;  // ... while the first kFaceBatch frames go through, so the render starts sooner
+// Frames per call until the first kFaceBatch frames are planned: the render's first chunk waits for less decoding.
+constexpr int64_t kFirstBatch = 4;
 // Frames per detector call on a GPU. The pass runs beside the render's first chunks, so its working memory adds
 // to theirs: the SSD's first layers hold 256 x 256 maps of 32-64 channels in fp32, about 25 MB per frame, which
 // at 16 frames put the 1.5 render's GPU peak 0.1-0.7 GiB above its 3.7 GiB in chunks after the pass
@@ -131,7 +132,7 @@ void FacePass::run() {
             return limit_ >= 0;
         }();
         if (!known) {
-            for (int64_t i = 0; i < kFirstBatches; ++i) {
+            for (int64_t i = 0; i < kFirstBatch; ++i) {
                 auto frame = source.get(i);
                 if (!frame) break;
                 early.push_back(*frame);
@@ -158,12 +159,13 @@ void FacePass::run() {
         for (int64_t i = 0; i < max_frames; ++i) {
             throw_if_interrupted();
             if (stop_) break;
-            auto frame = i < static_cast<int64_t>(early.size()) ? std::optional<torch::Tensor>(early[static_cast<size_t>(i)])
-                                                               : source.get(i);
+            auto frame = i < static_cast<int64_t>(early.size())
+                             ? std::optional<torch::Tensor>(early[static_cast<size_t>(i)])
+                             : source.get(i);
             if (!frame) break;
             batch.push_back(*frame);
-            // Small batches first, so the render's first chunk does not wait for a full batch of decoding.
-            if (static_cast<int64_t>(batch.size()) >= std::min<int64_t>(i < full_batch ? kFirstBatches : full_batch, full_batch)) flush();
+            const int64_t batch_size = std::min<int64_t>(i < full_batch ? kFirstBatch : full_batch, full_batch);
+            if (static_cast<int64_t>(batch.size()) >= batch_size) flush();
         }
         if (!batch.empty() && !stop_) flush();
     } catch (...) {

@@ -111,8 +111,9 @@ struct GraphedVae::Impl {
 
     std::vector<torch::Tensor> call(bool encoding, const torch::Tensor& x) {
 #if LSYNC_WITH_CUDA
+        const auto index = x.device().index();
         if (graphs && !off && x.is_cuda() &&
-            c10::cuda::getCurrentCUDAStream(x.device().index()) != c10::cuda::getDefaultCUDAStream(x.device().index())) {
+            c10::cuda::getCurrentCUDAStream(index) != c10::cuda::getDefaultCUDAStream(index)) {
             try {
                 return graphed(encoding, x);
             } catch (const c10::OutOfMemoryError&) {

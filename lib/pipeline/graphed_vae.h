@@ -37,7 +37,8 @@ bool vae_graphs_wanted(bool unet_graphs);
 class GraphedVae {
 public:
     /// Graphed when `graphs` is true and this build has CUDA; `counts`, when given, is kept up to date.
-    GraphedVae(models::AutoencoderKL vae, bool graphs, int max_shapes = 4, std::shared_ptr<GraphCounts> counts = nullptr);
+    GraphedVae(models::AutoencoderKL vae, bool graphs, int max_shapes = 4,
+               std::shared_ptr<GraphCounts> counts = nullptr);
 
     /// models::encode_sliced: `slice` images per VAE call (0 = all), the same posterior bits.
     models::LatentDistribution encode(const torch::Tensor& images, int64_t slice);
