@@ -23,8 +23,6 @@ namespace lsync::pipeline {
 
 namespace {
 constexpr int64_t kFaceBatch = 16;  // frames per face-step call
-// Frames per call until the first kFaceBatch frames are planned: the render's first chunk waits for less decoding.
-constexpr int64_t kFirstBatch = 4;
 // Frames per detector call on a GPU. The pass runs beside the render's first chunks, so its working memory adds
 // to theirs: the SSD's first layers hold 256 x 256 maps of 32-64 channels in fp32, about 25 MB per frame, which
 // at 16 frames put the 1.5 render's GPU peak 0.1-0.7 GiB above its 3.7 GiB in chunks after the pass
@@ -69,7 +67,7 @@ std::vector<faces::FrameFaces> process_frames(faces::FaceStage& stage, const tor
 }
 }  // namespace
 
-FacePass::FacePass(FacePassOptions options) : options_(std::move(options)), limit_(options_.max_frames) {
+FacePass::FacePass(FacePassOptions options) : options_(std::move(options)) {
     // The pass carries its creator's LibTorch thread-local state (a running profiler's callbacks among it).
     thread_ = std::thread([this, state = at::ThreadLocalState()] {
         const at::ThreadLocalStateGuard guard(state);
@@ -79,21 +77,6 @@ FacePass::FacePass(FacePassOptions options) : options_(std::move(options)), limi
 
 FacePass::FacePass(std::vector<faces::FramePlan> replay)
     : replayed_(true), plans_(replay.begin(), replay.end()), finished_(true) {}
-
-void FacePass::limit(int64_t max_frames) {
-    LSYNC_CHECK(max_frames >= 0, ErrorCode::Internal, "FacePass::limit: a negative frame count");
-    std::lock_guard<std::mutex> lock(mutex_);
-    limit_ = max_frames;
-    changed_.notify_all();
-}
-
-int64_t FacePass::wait_for_limit() {
-    const auto from = std::chrono::steady_clock::now();
-    std::unique_lock<std::mutex> lock(mutex_);
-    while (limit_ < 0 && !stop_) changed_.wait_for(lock, std::chrono::milliseconds(50));
-    blocked_ = std::chrono::duration<double>(std::chrono::steady_clock::now() - from).count();
-    return std::max<int64_t>(limit_, 0);
-}
 
 FacePass::~FacePass() {
     stop_ = true;
@@ -124,28 +107,6 @@ void FacePass::run() {
         };
         if (face.track_file.empty() && !face.fixed_box) open_detector();  // missing models: fail before decoding
         faces::FaceStage stage(open_detector, face, options_.geometry, source.width(), source.height());
-        // Started before the render knows its length: the first frames are decoded and, on a GPU, run through
-        // the detector once while it waits (results dropped: only the first use's costs are wanted).
-        std::vector<torch::Tensor> early;
-        const bool known = [&] {
-            std::lock_guard<std::mutex> lock(mutex_);
-            return limit_ >= 0;
-        }();
-        if (!known) {
-            for (int64_t i = 0; i < kFirstBatch; ++i) {
-                auto frame = source.get(i);
-                if (!frame) break;
-                early.push_back(*frame);
-            }
-            if (device.is_cuda() && detector && !early.empty()) {
-                try {
-                    detector->detect_batch(torch::stack(early).to(device));
-                } catch (const c10::Error&) {
-                    // Only a head start: the pass's own first batch meets what failed here and reports it.
-                }
-            }
-        }
-        const int64_t max_frames = wait_for_limit();
         std::vector<torch::Tensor> batch;
         const int64_t full_batch = face_batch();
         auto flush = [&] {
@@ -153,19 +114,17 @@ void FacePass::run() {
             batch.clear();
             std::lock_guard<std::mutex> lock(mutex_);
             for (auto& r : results) plans_.push_back(std::move(r.plan));
-            seconds_ = std::chrono::duration<double>(std::chrono::steady_clock::now() - started_).count() - blocked_;
+            seconds_ = std::chrono::duration<double>(std::chrono::steady_clock::now() - started_).count();
             changed_.notify_all();
         };
-        for (int64_t i = 0; i < max_frames; ++i) {
+        for (int64_t i = 0; i < options_.max_frames; ++i) {
             throw_if_interrupted();
             if (stop_) break;
-            auto frame = i < static_cast<int64_t>(early.size())
-                             ? std::optional<torch::Tensor>(early[static_cast<size_t>(i)])
-                             : source.get(i);
+            auto frame = source.get(i);
             if (!frame) break;
             batch.push_back(*frame);
-            const int64_t batch_size = std::min<int64_t>(i < full_batch ? kFirstBatch : full_batch, full_batch);
-            if (static_cast<int64_t>(batch.size()) >= batch_size) flush();
+            // Small batches first, so the render's first chunk does not wait for a full batch of decoding.
+            if (static_cast<int64_t>(batch.size()) >= std::min<int64_t>(i < full_batch ? 4 : full_batch, full_batch)) flush();
         }
         if (!batch.empty() && !stop_) flush();
     } catch (...) {
@@ -174,7 +133,7 @@ void FacePass::run() {
     }
     std::lock_guard<std::mutex> lock(mutex_);
     finished_ = true;
-    seconds_ = std::chrono::duration<double>(std::chrono::steady_clock::now() - started_).count() - blocked_;
+    seconds_ = std::chrono::duration<double>(std::chrono::steady_clock::now() - started_).count();
     changed_.notify_all();
 }
 

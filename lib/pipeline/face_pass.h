@@ -36,20 +36,13 @@ struct FacePassOptions {
     std::string face_model_dir;
     faces::CropGeometry geometry;
     torch::Device device{torch::kCPU};
-    /// Analyse at most this many source frames (the output's length); -1: not known yet, given later by
-    /// FacePass::limit() (the render starts the pass before its audio's first pass, which finds the length).
-    int64_t max_frames = 0;
+    int64_t max_frames = 0;  ///< analyse at most this many source frames (the output's length)
 };
 
 class FacePass {
 public:
     /// Starts the pass on its thread. Missing face models or an unreadable video surface at the first wait().
     explicit FacePass(FacePassOptions options);
-    /// The number of source frames to analyse, when the options left it open (-1). Until then the pass opens the
-    /// video and its networks, decodes its first frames and, on a GPU, runs the detector over them once (its
-    /// first use: cuDNN's plans, lazily loaded kernels, the allocator's growth), none of which changes a plan.
-    void limit(int64_t max_frames);
-
     /// No thread: the plans of an interrupted render (the work folder's faces.json), replayed bit for bit.
     explicit FacePass(std::vector<faces::FramePlan> replay);
     ~FacePass();  // stops the thread (it checks between frames) and joins it
@@ -73,16 +66,12 @@ public:
 
 private:
     void run();
-    /// Blocks until limit() (or the pass is stopped: then 0); the seconds blocked do not count as the pass's.
-    int64_t wait_for_limit();
 
     FacePassOptions options_;
     bool replayed_ = false;
     mutable std::mutex mutex_;
     std::condition_variable changed_;
     std::deque<faces::FramePlan> plans_;
-    int64_t limit_ = -1;  ///< frames to analyse, -1 until known
-    double blocked_ = 0;  ///< seconds the pass waited for limit()
     bool finished_ = false;
     std::exception_ptr error_;
     std::atomic<bool> stop_{false};

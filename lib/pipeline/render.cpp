@@ -229,29 +229,6 @@ void run_passes(RenderJob& job, RenderWorkDir& work, const media::VideoWriterOpt
     // step 3: the audio's first pass no longer runs in front of them. On the CPU they load in step 3.
     std::vector<std::future<ChunkWorkerSetup>> loading;
     if (device.is_cuda()) loading = load_workers(job, mask);
-    // Faces, once per source frame the output uses, on their own thread from now on (face_pass.h), started before
-    // the audio's first pass: until that pass gives the output's length (FacePass::limit), the face pass opens the
-    // video and the detector and takes the detector's first use, so the first chunks' plans come sooner. A
-    // resumed render replays the interrupted run's plans bit for bit. LSYNC_EARLY_FACES=0 starts the pass after
-    // the audio's first pass instead (as before; for comparisons).
-    const auto geometry = faces::CropGeometry::for_resolution(resolution);
-    const auto start_faces = [&](int64_t max_frames) {
-        if (work.resumed() && work.has_faces())
-            return std::make_unique<FacePass>(faces::load_face_plans(work.faces_path(), resolution));
-        FacePassOptions fo;
-        fo.video = o.video;
-        fo.target_fps = o.fps.num > 0 ? static_cast<double>(o.fps.num) / static_cast<double>(o.fps.den) : 0.0;
-        fo.face = o.face;
-        fo.face_models = o.face_models;
-        fo.face_model_dir = o.face_model_dir;
-        fo.geometry = geometry;
-        fo.device = device;
-        fo.max_frames = max_frames;
-        return std::make_unique<FacePass>(std::move(fo));
-    };
-    std::unique_ptr<FacePass> faces_pass;
-    if (env::flag("LSYNC_EARLY_FACES", true)) faces_pass = start_faces(-1);  // its length comes in step 2
-
     // 1. Audio, first pass: the output covers it, never dropping the tail. (The official count, floor(L/2) + 2
     //    frames, runs past the audio by up to two frames; we stop at the frame that contains its last sample.)
     //    The Whisper encoder is only needed by the second pass (the windows); it arrives with the other models.
@@ -271,11 +248,24 @@ void run_passes(RenderJob& job, RenderWorkDir& work, const media::VideoWriterOpt
               " fps");
     watch.end_stage(1);
 
-    // 2. Faces: the output's length sets how many source frames the pass analyses.
-    if (faces_pass)
-        faces_pass->limit(n_out);
-    else
-        faces_pass = start_faces(n_out);
+    // 2. Faces, once per source frame the output uses, on their own thread from now on (face_pass.h); a resumed
+    //    render replays the interrupted run's plans bit for bit.
+    const auto geometry = faces::CropGeometry::for_resolution(resolution);
+    std::unique_ptr<FacePass> faces_pass;
+    if (work.resumed() && work.has_faces()) {
+        faces_pass = std::make_unique<FacePass>(faces::load_face_plans(work.faces_path(), resolution));
+    } else {
+        FacePassOptions fo;
+        fo.video = o.video;
+        fo.target_fps = o.fps.num > 0 ? static_cast<double>(o.fps.num) / static_cast<double>(o.fps.den) : 0.0;
+        fo.face = o.face;
+        fo.face_models = o.face_models;
+        fo.face_model_dir = o.face_model_dir;
+        fo.geometry = geometry;
+        fo.device = device;
+        fo.max_frames = n_out;
+        faces_pass = std::make_unique<FacePass>(std::move(fo));
+    }
     FacePass& face = *faces_pass;
 
     // 3. Models (loading since step 1), while the faces are analysed.

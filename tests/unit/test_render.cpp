@@ -11,12 +11,10 @@
 #include "diagnostics/kernel_profile.h"
 #include "diagnostics/render_flops.h"
 #include "expect_error.h"
-#include "media/image_io.h"
 #include "media/video_writer.h"
 #include "pipeline/chunk_noise.h"
 #include "pipeline/chunk_queue.h"
 #include "pipeline/chunk_workers.h"
-#include "pipeline/face_pass.h"
 #include "pipeline/frame_map.h"
 #include "pipeline/frame_source.h"
 #include "pipeline/graphed_denoiser.h"
@@ -31,12 +29,9 @@
 #include "test_util.h"
 #include "unit/chunk_worker_runs.h"
 
-#include <algorithm>
-#include <chrono>
 #include <filesystem>
 #include <future>
 #include <set>
-#include <thread>
 
 using namespace lsync;
 using namespace lsync::pipeline;
@@ -425,53 +420,6 @@ TEST_CASE("chunk workers: two workers sharing one set of weights give one worker
     REQUIRE(shared.size() == 3);
     for (size_t k = 0; k < 3; ++k) CHECK(torch::equal(shared[k], alone[k]));
     CHECK_FALSE(torch::equal(alone[0], alone[1]));  // the chunks' frames differ: a mixed-up order would show
-}
-
-TEST_CASE("face pass started before the length is known: nothing planned until then, then the same plans", "[render]") {
-    test::ScratchDir dir("face_pass_limit");
-    // The face of a photo (1920 x 1280, its face at x 414-592, y 355-594), drifting by a few pixels per frame.
-    const auto photo = media::read_image(std::string(LSYNC_SOURCE_DIR) + "/tests/fixtures/face-api/sample1.jpg");
-    const auto small = photo.slice(0, 290, 650).slice(1, 262, 742).contiguous();
-    media::VideoWriterOptions vo;
-    vo.path = (dir.path() / "drift.mkv").string();
-    vo.width = 480;
-    vo.height = 360;
-    vo.crf = 0;
-    vo.preset = "ultrafast";
-    {
-        media::VideoWriter w(vo);
-        for (int i = 0; i < 9; ++i) w.write(torch::roll(small, {2 * i}, {1}).contiguous());
-        w.finish();
-    }
-    FacePassOptions fo;
-    fo.video = vo.path;
-    fo.face_model_dir = std::string(LSYNC_SOURCE_DIR) + "/tests/fixtures/face-api";
-    fo.geometry = faces::CropGeometry::for_resolution(256);
-    fo.max_frames = 6;
-    std::vector<faces::FramePlan> want;
-    {
-        FacePass known(fo);
-        want = known.all();
-    }
-    REQUIRE(want.size() == 6);
-    CHECK(std::count_if(want.begin(), want.end(), [](const faces::FramePlan& p) { return p.align; }) > 0);
-    fo.max_frames = -1;
-    FacePass early(fo);
-    std::this_thread::sleep_for(std::chrono::milliseconds(300));
-    CHECK(early.frames() == 0);
-    CHECK_FALSE(early.finished());
-    early.limit(6);
-    const auto got = early.all();
-    REQUIRE(got.size() == want.size());
-    for (size_t i = 0; i < got.size(); ++i) {
-        INFO("frame " << i);
-        CHECK(got[i].frame == want[i].frame);
-        CHECK(got[i].align == want[i].align);
-        CHECK(got[i].status == want[i].status);
-        for (int k = 0; k < 6; ++k) CHECK(got[i].matrix[k] == want[i].matrix[k]);
-    }
-    // A pass whose length never comes (the audio failed) stops when dropped.
-    FacePass abandoned(fo);
 }
 
 TEST_CASE("chunk queue: a submitted group's inputs go to the workers, none stay with the render thread", "[render]") {
