@@ -21,6 +21,7 @@
 
 #include <chrono>
 #include <cstdio>
+#include <cstdlib>
 #include <optional>
 
 namespace lsync::pipeline {
@@ -43,10 +44,16 @@ std::string allocator_words(const c10::OutOfMemoryError& e) {
     return text.size() > 600 ? text.substr(0, 600) + "..." : text;
 }
 
-// LSYNC_WARM_UP=1: a GPU worker warms its stages up before its first group (LipsyncChunk::warm_up).
-bool warm_up_wanted() {
-    static const bool on = env::flag("LSYNC_WARM_UP");
-    return on;
+// What a GPU worker warms up before its first group (LipsyncChunk::warm_up), while it waits for that group's
+// faces: by default the stages around the UNet; LSYNC_WARM_UP=1 the UNet too, =0 nothing.
+enum class WarmUp { None, AroundUnet, All };
+WarmUp warm_up_mode() {
+    static const WarmUp mode = [] {
+        const char* v = std::getenv("LSYNC_WARM_UP");
+        if (!v || !*v) return WarmUp::AroundUnet;
+        return env::flag("LSYNC_WARM_UP") ? WarmUp::All : WarmUp::None;
+    }();
+    return mode;
 }
 }  // namespace
 
@@ -177,9 +184,9 @@ void ChunkWorkers::run(size_t index) {
         }
     }
 #endif
-    if (device.is_cuda() && warm_up_wanted()) {
+    if (device.is_cuda() && warm_up_mode() != WarmUp::None) {
         try {
-            w.runner->warm_up(w.batch);
+            w.runner->warm_up(w.batch, warm_up_mode() == WarmUp::All);
         } catch (const std::exception& e) {
             // Only a head start: the first group meets what failed here and reports it.
             log::debug("warm-up on ", device.str(), " skipped: ", e.what());
