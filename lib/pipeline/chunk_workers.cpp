@@ -21,7 +21,6 @@
 
 #include <chrono>
 #include <cstdio>
-#include <cstdlib>
 #include <optional>
 
 namespace lsync::pipeline {
@@ -44,16 +43,10 @@ std::string allocator_words(const c10::OutOfMemoryError& e) {
     return text.size() > 600 ? text.substr(0, 600) + "..." : text;
 }
 
-// What a GPU worker warms up before its first group (LipsyncChunk::warm_up), while it waits for that group's
-// faces: by default the stages around the UNet; LSYNC_WARM_UP=1 the UNet too, =0 nothing.
-enum class WarmUp { None, AroundUnet, All };
-WarmUp warm_up_mode() {
-    static const WarmUp mode = [] {
-        const char* v = std::getenv("LSYNC_WARM_UP");
-        if (!v || !*v) return WarmUp::AroundUnet;
-        return env::flag("LSYNC_WARM_UP") ? WarmUp::All : WarmUp::None;
-    }();
-    return mode;
+// LSYNC_WARM_UP=1: a GPU worker warms its stages up before its first group (LipsyncChunk::warm_up).
+bool warm_up_wanted() {
+    static const bool on = env::flag("LSYNC_WARM_UP");
+    return on;
 }
 }  // namespace
 
@@ -184,9 +177,9 @@ void ChunkWorkers::run(size_t index) {
         }
     }
 #endif
-    if (device.is_cuda() && warm_up_mode() != WarmUp::None) {
+    if (device.is_cuda() && warm_up_wanted()) {
         try {
-            w.runner->warm_up(w.batch, warm_up_mode() == WarmUp::All);
+            w.runner->warm_up(w.batch);
         } catch (const std::exception& e) {
             // Only a head start: the first group meets what failed here and reports it.
             log::debug("warm-up on ", device.str(), " skipped: ", e.what());

@@ -80,7 +80,7 @@ torch::Tensor LipsyncChunk::encode(const torch::Tensor& images, const std::vecto
     return torch::cat(per_chunk, 0);
 }
 
-void LipsyncChunk::warm_up(int64_t chunks, bool unet) {
+void LipsyncChunk::warm_up(int64_t chunks) {
     const auto device = models_.unet->device();
     const int64_t side = models_.resolution + 64;  // any frame size: aligning reads it into the crop
     ChunkFrames c;
@@ -92,16 +92,13 @@ void LipsyncChunk::warm_up(int64_t chunks, bool unet) {
                            torch::TensorOptions().dtype(models_.unet->dtype()).device(device));
     const std::vector<ChunkFrames> batch(static_cast<size_t>(std::max<int64_t>(chunks, 1)), c);
     scheduler_.set_timesteps(std::min(2, settings_.steps));
-    skip_unet_ = !unet;
     try {
         run_batch(batch, nullptr, nullptr, nullptr, chunks);
     } catch (...) {
         scheduler_.set_timesteps(settings_.steps);
-        skip_unet_ = false;
         throw;
     }
     scheduler_.set_timesteps(settings_.steps);
-    skip_unet_ = false;
 }
 
 struct LipsyncChunk::CallPlace {
@@ -226,8 +223,7 @@ std::vector<torch::Tensor> LipsyncChunk::run_stages(const std::vector<ChunkFrame
         return !on_step || on_step(i, steps, t, latents);
     };
     const auto final_latents =
-        skip_unet_ ? cond.ref_latents.slice(0, 0, b)
-                   : diffusion::denoise_chunk(denoiser_, scheduler_, latents, cond, options).slice(0, 0, b);
+        diffusion::denoise_chunk(denoiser_, scheduler_, latents, cond, options).slice(0, 0, b);
     mark(ChunkStageClock::Denoised);
     const auto decoded = vae_.decode(diffusion::video_latents_to_frames(final_latents), vae_images_).to(torch::kFloat);
     mark(ChunkStageClock::Decoded);

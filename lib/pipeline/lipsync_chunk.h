@@ -78,11 +78,10 @@ public:
     /// Runs `chunks` chunks of zeros through every stage with two denoising steps (a DeepCache capture step
     /// and a reuse step) and drops the frames: the first use of each stage at the render's shape (cuDNN's
     /// per-shape plans, the allocator's growth, lazily loaded kernels, the graphed denoiser's eager first calls)
-    /// then happens while the worker still waits for its first chunks' face plans, not in its first group. With
-    /// `unet` false the UNet is left out (the VAE's latents go straight to the decoder): the stages around it
-    /// cost about 0.4 s of first use on an H200, what the worker waits for its first faces, the UNet's another
-    /// 0.45 s (docs/performance-notes.md section 17). Nothing a later call computes depends on it.
-    void warm_up(int64_t chunks, bool unet = true);
+    /// then happens while the worker still waits for its first chunks' face plans, not in its first group.
+    /// Nothing a later call computes depends on it. Measurement switch for now: LSYNC_WARM_UP=1
+    /// (chunk_workers.cpp; docs/performance-notes.md section 10).
+    void warm_up(int64_t chunks);
 
     const faces::CropGeometry& geometry() const { return geometry_; }
 
@@ -106,7 +105,6 @@ private:
     GraphedVae vae_;      ///< the VAE's calls (as CUDA graphs with LSYNC_VAE_GRAPHS=1: graphed_vae.h)
     int64_t vae_images_;  ///< images per VAE call: bounds the VAE's working memory whatever the batch
     bool pad_batches_ = false;
-    bool skip_unet_ = false;  ///< warm_up(..., false): the denoising loop left out
 };
 
 }  // namespace lsync::pipeline
