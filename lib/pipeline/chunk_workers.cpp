@@ -43,11 +43,6 @@ std::string allocator_words(const c10::OutOfMemoryError& e) {
     return text.size() > 600 ? text.substr(0, 600) + "..." : text;
 }
 
-// LSYNC_WARM_UP=1: a GPU worker warms its stages up before its first group (LipsyncChunk::warm_up).
-bool warm_up_wanted() {
-    static const bool on = env::flag("LSYNC_WARM_UP");
-    return on;
-}
 }  // namespace
 
 ChunkWorkers::ChunkWorkers(std::vector<std::future<ChunkWorkerSetup>> workers, bool tracing, bool inject_oom_once,
@@ -177,14 +172,6 @@ void ChunkWorkers::run(size_t index) {
         }
     }
 #endif
-    if (device.is_cuda() && warm_up_wanted()) {
-        try {
-            w.runner->warm_up(w.batch);
-        } catch (const std::exception& e) {
-            // Only a head start: the first group meets what failed here and reports it.
-            log::debug("warm-up on ", device.str(), " skipped: ", e.what());
-        }
-    }
     while (true) {
         Job job;
         {

@@ -1,6 +1,5 @@
 #include "pipeline/lipsync_chunk.h"
 
-#include "audio/audio_features.h"
 #include "core/device_transfer.h"
 #include "core/env.h"
 #include "core/error.h"
@@ -78,27 +77,6 @@ torch::Tensor LipsyncChunk::encode(const torch::Tensor& images, const std::vecto
         per_chunk.push_back(diffusion::frames_to_video_latents(mean + std * eps));
     }
     return torch::cat(per_chunk, 0);
-}
-
-void LipsyncChunk::warm_up(int64_t chunks) {
-    const auto device = models_.unet->device();
-    const int64_t side = models_.resolution + 64;  // any frame size: aligning reads it into the crop
-    ChunkFrames c;
-    c.chunk = 0;  // its noise is drawn again by the real chunk 0: every draw comes from (seed, chunk) alone
-    c.frames = torch::zeros({kFramesPerChunk, 3, side, side}, torch::TensorOptions().dtype(torch::kUInt8).device(device));
-    c.matrices = torch::tensor({1.0f, 0.0f, 0.0f, 0.0f, 1.0f, 0.0f}).view({1, 2, 3}).repeat({kFramesPerChunk, 1, 1});
-    c.audio = torch::zeros({kFramesPerChunk, audio::kWindowFeatureFrames * audio::kStates,
-                            models_.unet->config().cross_attention_dim},
-                           torch::TensorOptions().dtype(models_.unet->dtype()).device(device));
-    const std::vector<ChunkFrames> batch(static_cast<size_t>(std::max<int64_t>(chunks, 1)), c);
-    scheduler_.set_timesteps(std::min(2, settings_.steps));
-    try {
-        run_batch(batch, nullptr, nullptr, nullptr, chunks);
-    } catch (...) {
-        scheduler_.set_timesteps(settings_.steps);
-        throw;
-    }
-    scheduler_.set_timesteps(settings_.steps);
 }
 
 struct LipsyncChunk::CallPlace {
@@ -217,7 +195,7 @@ std::vector<torch::Tensor> LipsyncChunk::run_stages(const std::vector<ChunkFrame
     diffusion::DenoiseOptions options;
     options.guidance_scale = settings_.guidance;
     options.deepcache.enabled = settings_.deepcache;
-    place.steps = static_cast<int>(scheduler_.timesteps().size(0));  // the warm-up runs fewer than settings_
+    place.steps = static_cast<int>(scheduler_.timesteps().size(0));
     options.on_step = [&on_step, &place](int i, int steps, int64_t t, const torch::Tensor& latents) {
         place.step = i + 1;
         return !on_step || on_step(i, steps, t, latents);

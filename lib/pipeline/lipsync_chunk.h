@@ -75,13 +75,6 @@ public:
     bool pads_batches() const { return pad_batches_; }
     void set_batch_padding(bool on) { pad_batches_ = on; }
 
-    /// Runs `chunks` chunks of zeros through every stage with two denoising steps (a DeepCache capture step
-    /// and a reuse step) and drops the frames: the first use of each stage at the render's shape (cuDNN's
-    /// per-shape plans, the allocator's growth, lazily loaded kernels, the graphed denoiser's eager first calls)
-    /// then happens while the worker still waits for its first chunks' face plans, not in its first group.
-    /// Nothing a later call computes depends on it. Measurement switch for now: LSYNC_WARM_UP=1
-    /// (chunk_workers.cpp; docs/performance-notes.md section 10).
-    void warm_up(int64_t chunks);
 
     const faces::CropGeometry& geometry() const { return geometry_; }
 

@@ -318,9 +318,6 @@ TEST_CASE("lip-sync chunk: a short batch padded to the UNet's batch gives each c
     };
     REQUIRE(levels(pair[0], pair[1]) > 50);
     CHECK(levels(alone[0], pair[0]) <= 2);
-    // A warm-up (zeros through every stage, two steps) leaves nothing behind: the same call, the same bits.
-    runner.warm_up(2);
-    CHECK(torch::equal(runner.run_batch({a}, nullptr, nullptr, nullptr, 2)[0], alone[0]));
 
     runner.set_batch_padding(true);
     unet_rows.clear();
