@@ -1,6 +1,7 @@
 #include "pipeline/graphed_denoiser.h"
 
 #include "core/env.h"
+#include "core/error.h"
 #include "core/log.h"
 #include "diagnostics/gpu_memory.h"
 #include "pipeline/cuda_graph_capture.h"
@@ -144,12 +145,9 @@ private:
             // The graphs captured so far stay (a capture graph keeps writing the features eager reuse calls
             // then read); no further phase of this shape is captured.
             s.failed = true;
-            if (!warned_) {
-                warned_ = true;
-                std::string what = e.what();
-                if (const auto nl = what.find('\n'); nl != std::string::npos) what.resize(nl);
-                log::warn("CUDA graphs off for this input shape, running the UNet eagerly: ", what);
-            }
+            if (!warned_)
+                log::warn("CUDA graphs off for this input shape, running the UNet eagerly: ", first_line(e.what()));
+            warned_ = true;
             return false;
         }
     }

@@ -1,6 +1,7 @@
 #include "pipeline/graphed_vae.h"
 
 #include "core/env.h"
+#include "core/error.h"
 #include "core/log.h"
 #include "pipeline/cuda_graph_capture.h"
 #include "vae/vae_tiling.h"
@@ -98,12 +99,9 @@ struct GraphedVae::Impl {
         } catch (const std::exception& e) {
             s.failed = true;
             s.in = torch::Tensor();
-            if (!warned) {
-                warned = true;
-                std::string what = e.what();
-                if (const auto nl = what.find('\n'); nl != std::string::npos) what.resize(nl);
-                log::warn("CUDA graphs off for a VAE input shape, running it eagerly: ", what);
-            }
+            if (!warned)
+                log::warn("CUDA graphs off for a VAE input shape, running it eagerly: ", first_line(e.what()));
+            warned = true;
             return false;
         }
     }
