@@ -6,7 +6,6 @@
 #include "pipeline/cuda_graph_capture.h"
 #include "vae/vae_tiling.h"
 
-#include <algorithm>
 #include <map>
 #include <string>
 #include <vector>
@@ -140,29 +139,17 @@ GraphedVae::GraphedVae(models::AutoencoderKL vae, bool graphs, int max_shapes, s
 }
 
 models::LatentDistribution GraphedVae::encode(const torch::Tensor& images, int64_t slice) {
-    if (!impl_->graphs) return models::encode_sliced(*impl_->vae, images, slice);
-    const int64_t n = images.size(0), step = slice > 0 ? std::min(slice, n) : n;
-    std::vector<torch::Tensor> mean, logvar, std;
-    for (int64_t i = 0; i < n; i += step) {
-        auto d = impl_->call(true, images.slice(0, i, std::min(n, i + step)));
-        mean.push_back(d[0]);
-        logvar.push_back(d[1]);
-        std.push_back(d[2]);
-    }
-    if (mean.size() == 1) return {mean[0], logvar[0], std[0]};
-    return {torch::cat(mean), torch::cat(logvar), torch::cat(std)};
+    return models::encode_sliced(*impl_->vae, images, slice, [this](const torch::Tensor& x) {
+        auto d = impl_->call(true, x);
+        return models::LatentDistribution{d[0], d[1], d[2]};
+    });
 }
 
 torch::Tensor GraphedVae::decode(const torch::Tensor& z, int64_t slice) {
-    if (!impl_->graphs) {
-        models::VAEDecodePlan plan;
-        plan.batch_slice = slice;
-        return models::decode_planned(*impl_->vae, z, plan);
-    }
-    const int64_t n = z.size(0), step = slice > 0 ? std::min(slice, n) : n;
-    std::vector<torch::Tensor> parts;
-    for (int64_t i = 0; i < n; i += step) parts.push_back(impl_->call(false, z.slice(0, i, std::min(n, i + step)))[0]);
-    return parts.size() == 1 ? parts[0] : torch::cat(parts, 0);
+    models::VAEDecodePlan plan;
+    plan.batch_slice = slice;
+    return models::decode_planned(*impl_->vae, z, plan,
+                                  [this](const torch::Tensor& x) { return impl_->call(false, x)[0]; });
 }
 
 }  // namespace lsync::pipeline

@@ -40,9 +40,9 @@ public:
     GraphedVae(models::AutoencoderKL vae, bool graphs, int max_shapes = 4,
                std::shared_ptr<GraphCounts> counts = nullptr);
 
-    /// models::encode_sliced: `slice` images per VAE call (0 = all), the same posterior bits.
+    /// models::encode_sliced through these calls: `slice` images per VAE call (0 = all), the same posterior bits.
     models::LatentDistribution encode(const torch::Tensor& images, int64_t slice);
-    /// models::decode_planned with `slice` latents per call and no tiles: the same images, bit for bit.
+    /// models::decode_planned through these calls, `slice` latents per call, no tiles: the same images, bit for bit.
     torch::Tensor decode(const torch::Tensor& z, int64_t slice);
 
 private:

@@ -29,7 +29,8 @@ torch::Tensor ramp(int64_t n, int64_t width, bool rise, bool fall) {
     return w;
 }
 
-torch::Tensor decode_tiled(AutoencoderKLImpl& vae, const torch::Tensor& z, int64_t tile, int64_t overlap) {
+torch::Tensor decode_tiled(AutoencoderKLImpl& vae, const VAEDecodeCall& decode, const torch::Tensor& z, int64_t tile,
+                           int64_t overlap) {
     const int64_t h = z.size(2), w = z.size(3), f = vae.config().downscale();
     const auto ys = tile_starts(h, tile, overlap), xs = tile_starts(w, tile, overlap);
     const auto dev = vae.device();
@@ -37,7 +38,7 @@ torch::Tensor decode_tiled(AutoencoderKLImpl& vae, const torch::Tensor& z, int64
     for (size_t a = 0; a < ys.size(); ++a) {
         for (size_t b = 0; b < xs.size(); ++b) {
             const int64_t th = std::min(tile, h), tw = std::min(tile, w);
-            auto part = vae.decode(z.slice(2, ys[a], ys[a] + th).slice(3, xs[b], xs[b] + tw)).to(torch::kFloat);
+            auto part = decode(z.slice(2, ys[a], ys[a] + th).slice(3, xs[b], xs[b] + tw)).to(torch::kFloat);
             if (!acc.defined()) {
                 acc = torch::zeros({z.size(0), part.size(1), h * f, w * f}, part.options());
                 wsum = torch::zeros({1, 1, h * f, w * f}, part.options());
@@ -55,7 +56,9 @@ torch::Tensor decode_tiled(AutoencoderKLImpl& vae, const torch::Tensor& z, int64
 
 }  // namespace
 
-torch::Tensor decode_planned(AutoencoderKLImpl& vae, const torch::Tensor& z, const VAEDecodePlan& plan) {
+torch::Tensor decode_planned(AutoencoderKLImpl& vae, const torch::Tensor& z, const VAEDecodePlan& plan,
+                             const VAEDecodeCall& call) {
+    const VAEDecodeCall decode = call ? call : [&vae](const torch::Tensor& x) { return vae.decode(x); };
     LSYNC_CHECK(z.defined() && z.dim() == 4, ErrorCode::Usage, "VAE decode input: expected [B, C, h, w]");
     LSYNC_CHECK(plan.batch_slice >= 0 && plan.tile >= 0, ErrorCode::Usage, "VAE decode plan: negative size");
     const bool tiled = plan.tile > 0 && (z.size(2) > plan.tile || z.size(3) > plan.tile);
@@ -67,19 +70,21 @@ torch::Tensor decode_planned(AutoencoderKLImpl& vae, const torch::Tensor& z, con
     std::vector<torch::Tensor> parts;
     for (int64_t i = 0; i < n; i += slice) {
         auto zi = z.slice(0, i, std::min(n, i + slice));
-        parts.push_back(tiled ? decode_tiled(vae, zi, plan.tile, plan.tile_overlap) : vae.decode(zi));
+        parts.push_back(tiled ? decode_tiled(vae, decode, zi, plan.tile, plan.tile_overlap) : decode(zi));
     }
     return parts.size() == 1 ? parts[0] : torch::cat(parts, 0);
 }
 
-LatentDistribution encode_sliced(AutoencoderKLImpl& vae, const torch::Tensor& image, int64_t batch_slice) {
+LatentDistribution encode_sliced(AutoencoderKLImpl& vae, const torch::Tensor& image, int64_t batch_slice,
+                                 const VAEEncodeCall& call) {
+    const VAEEncodeCall encode = call ? call : [&vae](const torch::Tensor& x) { return vae.encode(x); };
     LSYNC_CHECK(image.defined() && image.dim() == 4, ErrorCode::Usage, "VAE encode input: expected [B, C, H, W]");
     const int64_t n = image.size(0);
     const int64_t slice = batch_slice > 0 ? batch_slice : n;
-    if (slice >= n) return vae.encode(image);
+    if (slice >= n) return encode(image);
     std::vector<torch::Tensor> mean, logvar, std;
     for (int64_t i = 0; i < n; i += slice) {
-        auto d = vae.encode(image.slice(0, i, std::min(n, i + slice)));
+        auto d = encode(image.slice(0, i, std::min(n, i + slice)));
         mean.push_back(d.mean);
         logvar.push_back(d.logvar);
         std.push_back(d.std);

@@ -10,6 +10,7 @@
 #include "vae/autoencoder_kl.h"
 
 #include <cstdint>
+#include <functional>
 
 namespace lsync::models {
 
@@ -19,11 +20,18 @@ struct VAEDecodePlan {
     int64_t tile_overlap = 4;  ///< latent rows/columns shared by neighbouring tiles (< tile)
 };
 
+/// One decoder or encoder call on a slice or tile; unset: `vae`'s own decode() / encode() (pipeline::GraphedVae
+/// passes its CUDA-graph calls).
+using VAEDecodeCall = std::function<torch::Tensor(const torch::Tensor&)>;
+using VAEEncodeCall = std::function<LatentDistribution(const torch::Tensor&)>;
+
 /// decode() following `plan`; same inputs and output as AutoencoderKLImpl::decode.
-torch::Tensor decode_planned(AutoencoderKLImpl& vae, const torch::Tensor& z, const VAEDecodePlan& plan);
+torch::Tensor decode_planned(AutoencoderKLImpl& vae, const torch::Tensor& z, const VAEDecodePlan& plan,
+                             const VAEDecodeCall& call = nullptr);
 
 /// encode() `batch_slice` images at a time (0 = all); the posterior is identical to one call's.
-LatentDistribution encode_sliced(AutoencoderKLImpl& vae, const torch::Tensor& image, int64_t batch_slice);
+LatentDistribution encode_sliced(AutoencoderKLImpl& vae, const torch::Tensor& image, int64_t batch_slice,
+                                 const VAEEncodeCall& call = nullptr);
 
 /// Rough peak activation bytes of decoding one h x w latent (the largest feature maps of the up path, a few of
 /// them alive at once). An estimate for planning, not a measurement.
