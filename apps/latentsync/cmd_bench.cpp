@@ -89,6 +89,7 @@ int run_bench_attention(const AttentionBenchOpts& o) {
             arr.push_back({{"resolution", r.resolution}, {"site", r.site}, {"batch", r.batch}, {"heads", r.heads},
                            {"tokens", r.tokens}, {"key_tokens", r.key_tokens}, {"head_dim", r.head_dim},
                            {"impl", r.impl}, {"ran", r.ran}, {"note", r.note}, {"median_ms", r.median_ms},
+                           {"first_call_ms", r.first_call_ms},
                            {"tflops", r.tflops}, {"peak_fraction", r.peak_fraction}, {"gbps", r.gbps},
                            {"max_abs_err", r.max_abs_err}, {"peak_bytes", r.peak_bytes}});
         std::cout << nlohmann::json{{"device", b.device.str()}, {"dtype", std::string(c10::toString(b.dtype))},

@@ -126,6 +126,16 @@ std::vector<AttentionBenchRow> bench_attention(const AttentionBenchOptions& o) {
                     std::function<torch::Tensor()> run;
                 };
                 const auto no_sdpa = [] { return LSYNC_HAS_SDPA ? std::string() : std::string("no SDPA in this LibTorch"); };
+                // The UNet's layout for the SDPA rows: [B, L, H, D] memory seen as [B, H, L, D] (the spatial site's
+                // other rows keep the contiguous layout of the earlier tables). cuDNN builds a plan per layout too.
+                const auto unet_layout = [&](const torch::Tensor& t) {
+                    return c.site == "spatial" ? t.transpose(1, 2).contiguous().transpose(1, 2) : t;
+                };
+                const ops::AttentionInputs unet{unet_layout(q), unet_layout(k), unet_layout(v), std::nullopt};
+                const auto no_flash2 = [&unet] {
+                    return compat::flash2_serves(unet.q, unet.k, unet.v) ? std::string()
+                                                                        : std::string("FlashAttention-2 does not serve it");
+                };
                 std::vector<Variant> variants = {
                     {"standard", false, [] { return std::string(); }, [&] { return ops::standard_attention(plain); }},
                     {"flash", false, no_sdpa, [&] { return ops::flash_attention(plain); }},
@@ -148,11 +158,14 @@ std::vector<AttentionBenchRow> bench_attention(const AttentionBenchOptions& o) {
                                                 return ops::flex_attention_with(impl, {q, k, v, bias});
                                             }});
                 } else {
-                    // What `flash` runs here, against SDPA alone and our short-sequence kernel alone.
-                    variants.push_back({"sdpa", false, no_sdpa, [&] { return ops::sdpa_attention(plain); }});
+                    // What `flash` runs here, against our short-sequence kernel alone.
                     variants.push_back({"short", false, [&] { return ops::short_attention_unsupported(plain); },
                                         [&] { return ops::short_attention(plain); }});
                 }
+                // SDPA alone in the UNet's layout, through each kernel a render can pick (ops::SdpaKernel).
+                variants.push_back({"sdpa", false, no_sdpa, [&] { return ops::sdpa_attention(unet); }});
+                variants.push_back({"sdpa:flash2", false, no_flash2,
+                                    [&] { return ops::sdpa_attention(unet, ops::SdpaKernel::Flash2); }});
 
                 for (const auto& var : variants) {
                     AttentionBenchRow row;
@@ -172,12 +185,23 @@ std::vector<AttentionBenchRow> bench_attention(const AttentionBenchOptions& o) {
                     try {
                         const auto bias4 = var.biased ? std::optional<torch::Tensor>(bias.unsqueeze(1).unsqueeze(1))
                                                       : std::nullopt;
-                        if (var.name == "sdpa" || var.name == "flex:sdpa-bias" ||
-                            (var.name == "flash" && !ops::short_attention_serves(plain)))
+                        if (var.name == "sdpa")
+                            row.note = compat::sdpa_kernel_choice(unet.q, unet.k, unet.v, std::nullopt);
+                        else if (var.name == "flex:sdpa-bias" ||
+                                 (var.name == "flash" && !ops::short_attention_serves(plain)))
                             row.note = compat::sdpa_kernel_choice(q, k, v, bias4);
                         else if (var.name == "flash")
                             row.note = "short-sequence kernel";
+                        else if (var.name == "sdpa:flash2")
+                            row.note = "FlashAttention-2";
+                        // The first call of a shape: cuDNN's attention builds and compiles its plan in it.
+                        synchronize(o.device);
+                        const auto first_start = std::chrono::steady_clock::now();
                         const auto out = var.run();
+                        synchronize(o.device);
+                        row.first_call_ms =
+                            std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - first_start)
+                                .count();
                         row.max_abs_err =
                             (out.to(torch::kFloat) - (var.biased ? ref_bias : ref_plain)).abs().max().item<double>();
                         reset_peak_memory(o.device);
@@ -203,19 +227,20 @@ std::vector<AttentionBenchRow> bench_attention(const AttentionBenchOptions& o) {
 
 std::string format_attention_bench(const std::vector<AttentionBenchRow>& rows, const AttentionBenchOptions& o) {
     std::ostringstream s;
-    s << "| res | site | B x H x Lq x Lk x D | impl | median ms | TFLOP/s | of peak | GB/s | max abs err vs fp32 | "
-         "GPU peak MiB | note |\n"
-      << "|---|---|---|---|---|---|---|---|---|---|---|\n";
+    s << "| res | site | B x H x Lq x Lk x D | impl | median ms | first call ms | TFLOP/s | of peak | GB/s | "
+         "max abs err vs fp32 | GPU peak MiB | note |\n"
+      << "|---|---|---|---|---|---|---|---|---|---|---|---|\n";
     char buf[512];
     for (const auto& r : rows) {
         if (r.ran)
             std::snprintf(buf, sizeof buf,
-                          "| %d | %s | %lldx%lldx%lldx%lldx%lld | %s | %.3f | %.1f | %.1f%% | %.0f | %.2e | %.0f | %s |\n",
+                          "| %d | %s | %lldx%lldx%lldx%lldx%lld | %s | %.3f | %.1f | %.1f | %.1f%% | %.0f | %.2e | %.0f | %s |\n",
                           r.resolution, r.site.c_str(), (long long)r.batch, (long long)r.heads, (long long)r.tokens,
-                          (long long)r.key_tokens, (long long)r.head_dim, r.impl.c_str(), r.median_ms, r.tflops,
+                          (long long)r.key_tokens, (long long)r.head_dim, r.impl.c_str(), r.median_ms,
+                          r.first_call_ms, r.tflops,
                           100 * r.peak_fraction, r.gbps, r.max_abs_err, r.peak_bytes / 1048576.0, r.note.c_str());
         else
-            std::snprintf(buf, sizeof buf, "| %d | %s | %lldx%lldx%lldx%lldx%lld | %s | - | - | - | - | - | - | %s |\n",
+            std::snprintf(buf, sizeof buf, "| %d | %s | %lldx%lldx%lldx%lldx%lld | %s | - | - | - | - | - | - | - | %s |\n",
                           r.resolution, r.site.c_str(), (long long)r.batch, (long long)r.heads, (long long)r.tokens,
                           (long long)r.key_tokens, (long long)r.head_dim, r.impl.c_str(), r.note.c_str());
         s << buf;

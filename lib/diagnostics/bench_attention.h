@@ -5,6 +5,9 @@
 //   spatial   self-attention over the latent's tokens, batch B*F = 32 with CFG (the lip-focus bias applies)
 //   temporal  the motion modules' attention over the 16 frames of each latent pixel: batch 2 * tokens
 //   cross     the audio cross-attention: the tokens attend to 50 audio tokens, batch 32
+// Every site also times SDPA alone in the UNet's layout through ATen's choice ("sdpa") and FlashAttention-2
+// ("sdpa:flash2"), with each row's first call (where cuDNN's attention builds its per-shape plan), for the
+// render's choice of kernel by call size (ops::SdpaKernel).
 // Temporal and cross inputs are [B, L, H, D] memory seen as [B, H, L, D], as the UNet's layers pass them.
 
 #include <torch/torch.h>
@@ -34,6 +37,7 @@ struct AttentionBenchRow {
     bool ran = false;
     std::string note;            ///< why it did not run, or the SDPA kernel used
     double median_ms = 0;
+    double first_call_ms = 0;    ///< the shape's first call (cuDNN's attention builds its plan in it)
     double tflops = 0;           ///< 4*B*H*Lq*Lk*D / time
     double gbps = 0;             ///< (q + k + v + output bytes) / time
     double peak_fraction = 0;    ///< tflops / peak (0 when the peak is unknown)

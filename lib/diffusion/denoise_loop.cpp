@@ -57,7 +57,7 @@ torch::Tensor denoise_chunk(const Denoiser& denoiser, const DDIMScheduler& sched
     const auto masked = prepare(cond.masked_image_latents);
     const auto ref = prepare(cond.ref_latents);
     const auto audio_in = cond.audio.to(opts);
-    const auto audio = cfg ? cfg_audio(audio_in) : audio_in;
+    const auto audio = cfg && !options.silent_cfg_audio ? cfg_audio(audio_in) : audio_in;
 
     const auto timesteps = scheduler.timesteps();
     const int steps = static_cast<int>(timesteps.size(0));

@@ -36,6 +36,10 @@ struct DenoiseOptions {
     double guidance_scale = 1.5;  ///< > 1 enables CFG
     DeepCacheSchedule deepcache;  ///< enabled, interval 3 by default
     StepCallback on_step;         ///< optional progress / cancel hook
+    /// Hand the denoiser a CFG call's audio in the silent-first form (denoiser.h): the conditional rows alone.
+    /// The UNet takes that form and skips the audio layer's work for the silent half, whose output it knows
+    /// (models/unet/transformer_3d.h); a denoiser that wants all rows leaves this off.
+    bool silent_cfg_audio = false;
 };
 
 /// Whether this guidance scale runs the unconditional branch.

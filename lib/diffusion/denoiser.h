@@ -29,7 +29,9 @@ struct DeepCacheSchedule {
 };
 
 /// One UNet evaluation: x [B, 13, F, h, w] (noisy latents, mask, masked-image latents, reference latents),
-/// timestep (0-d int64), audio [B*F, 50, C] -> predicted noise [B, 4, F, h, w].
+/// timestep (0-d int64), audio [B*F, 50, C] -> predicted noise [B, 4, F, h, w]. With
+/// DenoiseOptions::silent_cfg_audio a CFG call's audio comes in the silent-first form instead: [B*F/2, 50, C],
+/// the rows of the second (conditional) half of the batch only, the first half's audio being all zeros.
 using Denoiser = std::function<torch::Tensor(const torch::Tensor& x, const torch::Tensor& timestep,
                                              const torch::Tensor& audio, CachePhase phase)>;
 

@@ -62,10 +62,13 @@ BackendAvailability attention_availability(AttentionBackend backend, const torch
                 return {false, "no fused SDPA kernel for this device/dtype (ATen would use: " + kernel + ")"};
             // The motion modules' attention over 16 frames runs our kernel where it can (short_attention.h).
             auto t = torch::zeros({1, 8, 16, 40}, opts);
-            // The 256 px render calls FlashAttention-2 itself where it serves (SdpaKernel::Flash2).
+            // Renders call FlashAttention-2 itself where it serves: every call at 256 px, all but the large
+            // self-attention at 512 px (pipeline::sdpa_kernel_for).
             const bool flash2 = compat::flash2_serves(q, q, q);
             return {true, "fused SDPA kernel: " + kernel +
-                              (flash2 ? " (the 256 px render: FlashAttention-2)" : "") +
+                              (flash2 ? " (renders: FlashAttention-2 at 256 px, and at 512 px below 1,024 tokens "
+                                        "and for the audio)"
+                                      : "") +
                               (short_attention_serves({t, t, t, std::nullopt})
                                    ? "; sequences of at most 16: our short-sequence kernel"
                                    : "")};
@@ -148,8 +151,14 @@ torch::Tensor standard_attention(const AttentionInputs& in, int64_t query_chunk)
     });
 }
 
+std::string to_string(const SdpaKernel& kernel) {
+    if (kernel == SdpaKernel::AtenChoice) return "aten";
+    if (kernel == SdpaKernel::Flash2) return "flash2";
+    return "flash2 below " + std::to_string(kernel.aten_from_logits) + " logits per head";
+}
+
 torch::Tensor sdpa_attention(const AttentionInputs& in, SdpaKernel kernel) {
-    if (kernel == SdpaKernel::Flash2)
+    if (in.q.dim() == 4 && in.k.dim() == 4 && kernel.flash2_for(in.q.size(2), in.k.size(2)))
         if (auto out = compat::flash2_attention(in.q, in.k, in.v)) return *out;
     return compat::sdpa(in.q, in.k, in.v, std::nullopt);
 }

@@ -9,6 +9,7 @@
 
 #include <torch/torch.h>
 
+#include <cstdint>
 #include <optional>
 #include <string>
 #include <vector>
@@ -44,13 +45,29 @@ struct AttentionInputs {
 torch::Tensor standard_attention(const AttentionInputs& in, int64_t query_chunk = 4096);
 bool standard_half_logits_enabled();
 void set_standard_half_logits(bool enabled);
-/// Which fused kernel serves SDPA's calls without a bias.
-///   AtenChoice  ATen picks (on an H200 with PyTorch 2.11: cuDNN's attention, which builds and compiles a plan
-///               for every new shape the first time a process meets it: 1-3 s of a 1.5 render's first chunks)
-///   Flash2      FlashAttention-2 (compat::flash2_attention) wherever it serves, ATen's choice elsewhere:
-///               precompiled, no per-shape plans; 3-4 % slower than cuDNN's on the 256 px UNet's shapes
-/// The render's choice by resolution is pipeline::sdpa_kernel_for (device_policy.h).
-enum class SdpaKernel { AtenChoice, Flash2 };
+/// Which fused kernel serves SDPA's calls without a bias, by their size (query tokens x keys, the logits of one
+/// head):
+///   ATen's choice  (on an H200 with PyTorch 2.11: cuDNN's attention, which builds and compiles a plan for every
+///                  new shape the first time a thread meets it: 1-3 s of a 1.5 render's first chunks, 4-4.5 s of a
+///                  1.6 render's) for calls of at least `aten_from_logits` logits per head
+///   FlashAttention-2 (compat::flash2_attention) wherever it serves, for smaller calls: precompiled, no per-shape
+///                  plans; 3-4 % slower than cuDNN's on the 256 px UNet's shapes, more on the 4,096-token
+///                  self-attention with head dim 40 (which it pads to 64)
+/// AtenChoice (threshold 0) and Flash2 (no threshold) are the two ends. The render's choice by resolution is
+/// pipeline::sdpa_kernel_for (device_policy.h).
+struct SdpaKernel {
+    int64_t aten_from_logits = 0;
+
+    static const SdpaKernel AtenChoice, Flash2;
+    /// Whether a call of `query_tokens` x `keys` takes FlashAttention-2 (where it serves) rather than ATen's choice.
+    bool flash2_for(int64_t query_tokens, int64_t keys) const { return query_tokens * keys < aten_from_logits; }
+    bool operator==(const SdpaKernel& o) const { return aten_from_logits == o.aten_from_logits; }
+    bool operator!=(const SdpaKernel& o) const { return !(*this == o); }
+};
+inline constexpr SdpaKernel SdpaKernel::AtenChoice{0};
+inline constexpr SdpaKernel SdpaKernel::Flash2{INT64_MAX};
+/// "aten", "flash2" or "flash2 below N logits per head", for tables and logs.
+std::string to_string(const SdpaKernel& kernel);
 
 /// Fused attention (no bias): on CUDA, sequences of at most 16 take our kernel (ops/short_attention.h), the
 /// rest SDPA through `kernel`. Throws Error(Backend) when LibTorch has no SDPA.

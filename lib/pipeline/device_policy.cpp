@@ -70,8 +70,11 @@ ops::AttentionContextPtr make_attention_context(const std::string& backend, bool
 }
 
 ops::SdpaKernel sdpa_kernel_for(int resolution) {
-    const bool by_size_cudnn = resolution > 256;
-    return env::flag("LSYNC_SDPA_CUDNN", by_size_cudnn) ? ops::SdpaKernel::AtenChoice : ops::SdpaKernel::Flash2;
+    if (const auto from = env::positive_integer("LSYNC_SDPA_CUDNN_FROM_LOGITS")) return ops::SdpaKernel{*from};
+    // Set to 1 or 0: every call one way. Unset (or not a switch value): by size.
+    if (env::flag("LSYNC_SDPA_CUDNN", false)) return ops::SdpaKernel::AtenChoice;
+    if (!env::flag("LSYNC_SDPA_CUDNN", true)) return ops::SdpaKernel::Flash2;
+    return resolution > 256 ? kLargeCallsOnCudnn : ops::SdpaKernel::Flash2;
 }
 
 }  // namespace lsync::pipeline

@@ -23,8 +23,19 @@ torch::Tensor BasicTransformerBlockImpl::forward(const torch::Tensor& x, const t
     // The audio layer runs only when audio is given (and exists).
     const bool cross = attn2 && audio.defined();
     auto s = (cross ? norm2 : norm3)->forward_sum(attn1(norm1(x), std::nullopt, self_bias), x);
-    if (cross) s = norm3->forward_sum(attn2(s.normed, audio), s.sum);
+    if (cross) s = norm3->forward_sum(cross_attention(s.normed, audio), s.sum);
     return ff(s.normed) + s.sum;
+}
+
+torch::Tensor BasicTransformerBlockImpl::cross_attention(const torch::Tensor& h, const torch::Tensor& audio) {
+    const int64_t silent = h.size(0) - audio.size(0);
+    if (silent == 0) return attn2(h, audio);
+    // All-zero audio rows: to_k and to_v have no bias, so the keys and values are zeros, the softmax over equal
+    // logits weighs zeros and the attention output is 0; to_out then gives its bias exactly. The official code
+    // computes the same values the long way for the unconditional half of every CFG call.
+    const auto tail = attn2(h.narrow(0, silent, audio.size(0)), audio);
+    const auto bias = attn2->out->bias.to(tail.scalar_type());
+    return torch::cat({bias.expand({silent, tail.size(1), tail.size(2)}), tail}, 0);
 }
 
 Transformer3DModelImpl::Transformer3DModelImpl(int64_t channels, int64_t heads, int64_t groups, int64_t cross_dim) {
@@ -41,9 +52,9 @@ torch::Tensor Transformer3DModelImpl::forward(const torch::Tensor& x, const torc
     const auto residual = fold_frames(x);  // [b*f, c, h, w]; norm statistics per frame
     const int64_t n = residual.size(0);
     if (audio.defined())
-        LSYNC_CHECK(audio.size(0) == n, ErrorCode::Usage,
+        LSYNC_CHECK(audio.size(0) == n || audio.size(0) * 2 == n, ErrorCode::Usage,
                     "UNet: audio has " + std::to_string(audio.size(0)) + " rows, expected batch x frames = " +
-                        std::to_string(n));
+                        std::to_string(n) + " (or half of it, the first half silent)");
     // Tokens [n, h*w, c] in row-major pixel order. The 1x1 proj_in/proj_out convs are matrix products on the
     // tokens (the same sums), so the planes are transposed once on the way in and once, with the residual
     // added, on the way out.

@@ -89,10 +89,12 @@ std::tuple<torch::Tensor, torch::Tensor, torch::Tensor> UNet3DConditionModelImpl
     torch::Tensor a;
     if (audio.defined()) {
         a = audio.dim() == 4 ? audio.reshape({audio.size(0) * audio.size(1), audio.size(2), audio.size(3)}) : audio;
-        LSYNC_CHECK(a.dim() == 3 && a.size(0) == b * f && (!c.add_audio_layer || a.size(2) == c.cross_attention_dim),
-                    ErrorCode::Usage,
-                    "UNet: audio must be [batch*frames = " + std::to_string(b * f) + ", tokens, " +
-                        std::to_string(c.cross_attention_dim) + "], got " + shape_text(audio.sizes()));
+        // All rows, or the silent-first CFG form: the second half of the batch's rows (the first half silent).
+        const bool rows_ok = a.dim() == 3 && (a.size(0) == b * f || (b % 2 == 0 && a.size(0) * 2 == b * f));
+        LSYNC_CHECK(rows_ok && (!c.add_audio_layer || a.size(2) == c.cross_attention_dim), ErrorCode::Usage,
+                    "UNet: audio must be [batch*frames = " + std::to_string(b * f) + " (or half of it for a CFG " +
+                        "batch whose first half is silent), tokens, " + std::to_string(c.cross_attention_dim) +
+                        "], got " + shape_text(audio.sizes()));
         a = a.to(dev, dtype());
     }
     return {sample.to(dev, dtype()), timestep.to(dev).reshape({-1}), a};

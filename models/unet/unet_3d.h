@@ -31,7 +31,10 @@ public:
     explicit UNet3DConditionModelImpl(UNet3DConfig config);
 
     /// sample [b, in_channels, f, h, w]; timestep 0-d, [1] or [b] (any numeric dtype); audio [b*f, tokens,
-    /// cross_attention_dim] or [b, f, tokens, dim] (undefined = no audio layer, as the official code allows).
+    /// cross_attention_dim] or [b, f, tokens, dim] (undefined = no audio layer, as the official code allows), or
+    /// for an even b the silent-first CFG form: [b*f/2, ...] or [b/2, f, ...], the rows of the second half of the
+    /// batch, the first half's audio being all zeros (the unconditional branch; Transformer3DModel skips its
+    /// audio layer's work).
     /// Inputs are cast to the model's device and dtype. `phase` selects DeepCache behaviour using the member
     /// state `deep_cache`. `trace`, when given, receives the named intermediates.
     torch::Tensor forward(const torch::Tensor& sample, const torch::Tensor& timestep, const torch::Tensor& audio,

@@ -126,7 +126,7 @@ TEST_CASE("a fused backend that fails at run time falls back once and stays ther
     CHECK_THROWS_AS(strict({q, bad_k, v, std::nullopt}), Error);
 }
 
-TEST_CASE("SDPA kernel: FlashAttention-2 at 256 px, ATen's choice above, LSYNC_SDPA_CUDNN over both, CPU unchanged",
+TEST_CASE("SDPA kernel: FlashAttention-2 at 256 px, cuDNN for the large calls above, the switches, CPU unchanged",
           "[attention]") {
     const char* name = "LSYNC_SDPA_CUDNN";
     const char* before = std::getenv(name);
@@ -134,12 +134,35 @@ TEST_CASE("SDPA kernel: FlashAttention-2 at 256 px, ATen's choice above, LSYNC_S
     ::unsetenv(name);
     CHECK(pipeline::sdpa_kernel_for(256) == SdpaKernel::Flash2);
     CHECK(pipeline::sdpa_kernel_for(128) == SdpaKernel::Flash2);
-    CHECK(pipeline::sdpa_kernel_for(512) == SdpaKernel::AtenChoice);
+    CHECK(pipeline::sdpa_kernel_for(512) == pipeline::kLargeCallsOnCudnn);
+    CHECK_FALSE(pipeline::kLargeCallsOnCudnn.flash2_for(1024, 1024));  // the 512 px UNet's two largest levels
+    CHECK_FALSE(pipeline::kLargeCallsOnCudnn.flash2_for(4096, 4096));
+    CHECK(pipeline::kLargeCallsOnCudnn.flash2_for(256, 256));
+    CHECK(pipeline::kLargeCallsOnCudnn.flash2_for(4096, 50));  // the audio cross-attention
     ::setenv(name, "1", 1);
+    CHECK(pipeline::sdpa_kernel_for(512) == SdpaKernel::AtenChoice);
     CHECK(pipeline::sdpa_kernel_for(256) == SdpaKernel::AtenChoice);
     ::setenv(name, "0", 1);
     CHECK(pipeline::sdpa_kernel_for(512) == SdpaKernel::Flash2);
     if (before) ::setenv(name, saved.c_str(), 1); else ::unsetenv(name);
+    // By call size: ATen's choice from N logits per head up, FlashAttention-2 below, at every resolution.
+    const char* from_name = "LSYNC_SDPA_CUDNN_FROM_LOGITS";
+    const char* from_before = std::getenv(from_name);
+    const std::string from_saved = from_before ? from_before : "";
+    ::setenv(from_name, "1048576", 1);
+    for (int res : {256, 512}) {
+        const auto k = pipeline::sdpa_kernel_for(res);
+        CHECK(k == SdpaKernel{1048576});
+        CHECK(k.flash2_for(4096, 50));
+        CHECK(k.flash2_for(1023, 1024));
+        CHECK_FALSE(k.flash2_for(1024, 1024));
+        CHECK_FALSE(k.flash2_for(4096, 4096));
+    }
+    if (from_before) ::setenv(from_name, from_saved.c_str(), 1); else ::unsetenv(from_name);
+    CHECK(SdpaKernel::Flash2.flash2_for(16384, 16384));
+    CHECK_FALSE(SdpaKernel::AtenChoice.flash2_for(1, 1));
+    CHECK(to_string(SdpaKernel::AtenChoice) == "aten");
+    CHECK(to_string(SdpaKernel{1048576}) == "flash2 below 1048576 logits per head");
     // On the CPU the kernel is never FlashAttention-2's: the setting changes nothing there.
     const auto q = torch::randn({1, 2, 8, 16});
     CHECK_FALSE(compat::flash2_attention(q, q, q).has_value());

@@ -110,6 +110,29 @@ TEST_CASE("denoise: fake denoiser matches the hand-computed loop (CFG on and off
     }
 }
 
+TEST_CASE("denoise: silent-first CFG audio hands the denoiser the conditional rows alone", "[denoise]") {
+    const auto chunk = random_chunk(2, 3, 2, 2, 17);
+    DDIMScheduler s;
+    s.set_timesteps(4);
+    for (double g : {1.5, 1.0}) {
+        INFO("guidance " << g);
+        DenoiseOptions opt;
+        opt.guidance_scale = g;
+        opt.silent_cfg_audio = true;
+        int calls = 0;
+        Denoiser d = [&](const torch::Tensor& x, const torch::Tensor& t, const torch::Tensor& audio, CachePhase) {
+            ++calls;
+            CHECK(x.size(0) == (g > 1 ? 4 : 2));
+            // With CFG or without it, the rows of the conditional chunks only: [B*F, tokens, dim].
+            CHECK(audio.sizes() == chunk.cond.audio.sizes());
+            CHECK(torch::equal(audio, chunk.cond.audio));
+            return torch::zeros({x.size(0), 4, x.size(2), x.size(3), x.size(4)}) + t.to(torch::kFloat) / 1000;
+        };
+        denoise_chunk(d, s, chunk.latents, chunk.cond, opt);
+        CHECK(calls == 4);
+    }
+}
+
 TEST_CASE("denoise: CFG pieces (order, zero audio, guidance formula)", "[denoise]") {
     auto a = torch::arange(6, torch::kFloat).reshape({2, 3});
     auto ca = cfg_audio(a);

@@ -448,6 +448,43 @@ TEST_CASE("UNet: outputs match the official implementation (fp32 CPU)", "[unet][
     check_close("out_a (0-d timestep)", unet->forward(g.at("sample"), t0, g.at("encoder_hidden_states")), g.at("out_a"));
 }
 
+TEST_CASE("UNet: CFG audio in the silent-first form gives the outputs of the zero rows run the long way",
+          "[unet]") {
+    // The unconditional half's audio layer is skipped (its output is to_out's bias): the same values, eager and
+    // through DeepCache's capture and reuse steps.
+    auto unet = tiny_unet();
+    const auto g = read_all(golden("unet_golden.safetensors"));
+    torch::NoGradGuard no_grad;
+    const auto half = g.at("sample").slice(0, 0, 1);
+    const auto sample = torch::cat({half, half}, 0);  // [uncond; cond]: the same input, as the loop duplicates it
+    const int64_t f = sample.size(2);
+    const auto audio = g.at("encoder_hidden_states").slice(0, 0, f) * 3 + 0.5;  // the conditional rows
+    const auto zeros_first = torch::cat({torch::zeros_like(audio), audio}, 0);
+    const auto t = g.at("timestep_a").reshape({});
+    const auto want = unet->forward(sample, t, zeros_first);
+    const auto got = unet->forward(sample, t, audio);
+    std::cout << "  silent-first CFG audio: max abs difference " << max_abs(got, want) << " (silent half "
+              << max_abs(got.slice(0, 0, 1), want.slice(0, 0, 1)) << ", max |out| " << want.abs().max().item<double>()
+              << ")\n";
+    // The silent half exactly; the conditional half's matrix products have half the rows, which may change
+    // their summation order (fp32 rounding: 1.0e-5 of outputs up to 2.9 here).
+    const auto same = [](const torch::Tensor& a, const torch::Tensor& b) {
+        CHECK(torch::equal(a.slice(0, 0, 1), b.slice(0, 0, 1)));
+        CHECK(max_abs(a, b) <= 1e-5 * b.abs().max().item<double>());
+    };
+    same(got, want);
+    CHECK(max_abs(want.slice(0, 0, 1), want.slice(0, 1, 2)) > 1e-3);  // the audio matters: the halves differ
+    // [b, f, tokens, dim] audio in the same form.
+    same(unet->forward(sample, t, audio.reshape({1, f, audio.size(1), audio.size(2)})), want);
+    DeepCacheState long_way, short_way;
+    for (auto phase : {diffusion::CachePhase::Capture, diffusion::CachePhase::Reuse, diffusion::CachePhase::Reuse})
+        same(unet->forward_cached(sample, t, audio, phase, short_way),
+             unet->forward_cached(sample, t, zeros_first, phase, long_way));
+    // Any other row count is refused, as is the half form for an odd batch.
+    CHECK_THROWS_AS(unet->forward(sample, t, audio.slice(0, 0, f - 1)), Error);
+    CHECK_THROWS_AS(unet->forward(half, t, audio.slice(0, 0, f / 2)), Error);
+}
+
 TEST_CASE("UNet: per-block intermediates match the official forward hooks", "[unet][golden]") {
     auto unet = tiny_unet();
     const auto g = read_all(golden("unet_golden.safetensors"));
