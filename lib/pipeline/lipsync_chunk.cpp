@@ -47,7 +47,6 @@ LipsyncChunk::LipsyncChunk(const RenderModels& models, torch::Tensor mask, Diffu
       settings_(settings),
       noise_(std::move(noise)),
       denoiser_(make_graphed_denoiser(models.unet, cuda_graphs_wanted(models.resolution, models.unet->device()))),
-      eager_denoiser_(models::make_denoiser(models.unet)),
       vae_(models.vae, vae_graphs_wanted(cuda_graphs_wanted(models.resolution, models.unet->device()))),
       vae_images_(vae_images_per_call(models.resolution)),
       pad_batches_(models.unet->device().is_cuda() && cuda_graphs_by_default(models.resolution)) {
@@ -204,12 +203,8 @@ std::vector<torch::Tensor> LipsyncChunk::run_stages(const std::vector<ChunkFrame
         place.step = i + 1;
         return !on_step || on_step(i, steps, t, latents);
     };
-    // A short chunk (the render's last) is a shape met once: its graphs' eager first calls and captures cost
-    // more than their replays save (0.24-0.35 s of UNet for 4 frames at 256 px, docs/performance-notes.md
-    // section 17), so it runs the plain calls. LSYNC_GRAPH_SHORT_CHUNKS=1 graphs it as before.
-    const bool once = n < kFramesPerChunk && !env::flag("LSYNC_GRAPH_SHORT_CHUNKS", false);
     const auto final_latents =
-        diffusion::denoise_chunk(once ? eager_denoiser_ : denoiser_, scheduler_, latents, cond, options).slice(0, 0, b);
+        diffusion::denoise_chunk(denoiser_, scheduler_, latents, cond, options).slice(0, 0, b);
     mark(ChunkStageClock::Denoised);
     const auto decoded = vae_.decode(diffusion::video_latents_to_frames(final_latents), vae_images_).to(torch::kFloat);
     mark(ChunkStageClock::Decoded);

@@ -95,9 +95,6 @@ private:
     torch::Tensor shared_noise_;  ///< [1, 4, 1, h, w] on the models' device, in their dtype
     diffusion::DDIMScheduler scheduler_;
     diffusion::Denoiser denoiser_;
-    /// The UNet's plain calls, for chunks shorter than kFramesPerChunk: a render's last chunk, a shape met once,
-    /// whose graph captures would cost more than they save (the same values: graphed_denoiser.h).
-    diffusion::Denoiser eager_denoiser_;
     GraphedVae vae_;      ///< the VAE's calls (as CUDA graphs with LSYNC_VAE_GRAPHS=1: graphed_vae.h)
     int64_t vae_images_;  ///< images per VAE call: bounds the VAE's working memory whatever the batch
     bool pad_batches_ = false;
