@@ -38,6 +38,13 @@ bool stage_memory_traced() {
     return on;
 }
 
+// The UNet takes CFG's audio in the silent-first form and skips the audio layer's work for the silent half (the
+// same values: transformer_3d.h). LSYNC_SILENT_CFG_AUDIO=0 (read once) hands it the zeros, as the official code.
+bool silent_cfg_audio_wanted() {
+    static const bool on = env::flag("LSYNC_SILENT_CFG_AUDIO", true);
+    return on;
+}
+
 }  // namespace
 
 LipsyncChunk::LipsyncChunk(const RenderModels& models, torch::Tensor mask, DiffusionSettings settings,
@@ -195,9 +202,7 @@ std::vector<torch::Tensor> LipsyncChunk::run_stages(const std::vector<ChunkFrame
     diffusion::DenoiseOptions options;
     options.guidance_scale = settings_.guidance;
     options.deepcache.enabled = settings_.deepcache;
-    // The UNet takes CFG's audio in the silent-first form and skips the audio layer's work for the silent half
-    // (the same values: transformer_3d.h). LSYNC_SILENT_CFG_AUDIO=0 hands it the zeros, as the official code.
-    options.silent_cfg_audio = env::flag("LSYNC_SILENT_CFG_AUDIO", true);
+    options.silent_cfg_audio = silent_cfg_audio_wanted();
     place.steps = static_cast<int>(scheduler_.timesteps().size(0));
     options.on_step = [&on_step, &place](int i, int steps, int64_t t, const torch::Tensor& latents) {
         place.step = i + 1;
