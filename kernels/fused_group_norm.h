@@ -35,6 +35,9 @@ struct GroupNormArgs {
     /// Channels last only: [C] of x's dtype or null. The norm is then of x + input_bias, each sum rounded to x's
     /// dtype first (exactly GroupNorm of the biased tensor): a conv's bias folded into the norm after it.
     const void* input_bias = nullptr;
+    /// The input bias is [batch, C], one row per image (a UNet resnet's conv1 bias plus the time embedding of
+    /// each batch entry, whose frames form one image of the 5-D norm), not one row for all.
+    bool input_bias_per_image = false;
     int64_t batch = 0, channels = 0, groups = 0, frames = 1, plane = 0;
     bool frames_outer = false;
     bool y_frames_outer = false;        ///< write y as [B, F, C, P] even when x is channels outer

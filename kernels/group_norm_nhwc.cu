@@ -13,8 +13,9 @@
 // workspace. Pass 2 (apply): a block merges the chunk partials of its tile's groups, turns them into per-channel
 // a = rstd * weight, b = bias - mean * a once per thread, then streams y = act(x * a + b). The numbers are those
 // of the channels-outer kernel: fp32 statistics, biased variance, the same fmaf and SiLU. An input bias (a VAE
-// resnet's conv1 bias, GroupNormArgs::input_bias) is added to every value as it is loaded, rounded to T as the
-// separate bias pass would have stored it, in both passes: the norm of the biased tensor without writing it.
+// resnet's conv1 bias, GroupNormArgs::input_bias; or one row per image: a UNet resnet's conv1 bias plus its batch
+// entry's time embedding) is added to every value as it is loaded, rounded to T as the separate bias pass would
+// have stored it, in both passes: the norm of the biased tensor without writing it.
 
 #include "group_norm_nhwc.h"
 
@@ -48,6 +49,7 @@ struct Geometry {
     int rows_per_pass = 0;          // R = kThreads / TW
     int64_t tile_groups = 0;        // groups in a full tile (the last tile may hold fewer)
     int64_t tiles = 0, chunks = 0, chunk_rows = 0;
+    int64_t input_bias_stride = 0;  // elements between images' input-bias rows: 0 (one row) or C
 };
 
 // The part of the tensor one block covers: pixels [row0, row1) of `image`, groups [g0, g0 + groups).
@@ -104,7 +106,8 @@ __global__ void __launch_bounds__(kThreads)
     for (int i = 0; i < VEC; ++i) mean[i] = m2[i] = 0.f;
     if (active) {
         float ib[VEC];
-        load_input_bias<T, VEC, INBIAS>(in_bias, wk.g0 * geo.cg + int64_t(col) * VEC, ib);
+        const int64_t c0 = wk.image * geo.input_bias_stride + wk.g0 * geo.cg + int64_t(col) * VEC;
+        load_input_bias<T, VEC, INBIAS>(in_bias, c0, ib);
         const T* p = x + wk.image * geo.pixels * geo.channels + wk.g0 * geo.cg + int64_t(col) * VEC;
         for (int64_t r = wk.row0 + prow; r < wk.row1; r += int64_t(rows) * kUnroll) {
             Pack<T, VEC> pk[kUnroll];
@@ -214,7 +217,7 @@ __global__ void __launch_bounds__(kThreads)
 
     // Per-channel affine of the thread's column, once: y = x * a + b.
     float a[VEC], b[VEC], ib[VEC];
-    load_input_bias<T, VEC, INBIAS>(in_bias, c, ib);
+    load_input_bias<T, VEC, INBIAS>(in_bias, wk.image * geo.input_bias_stride + c, ib);
 #pragma unroll
     for (int i = 0; i < VEC; ++i) {
         const int64_t gl = (int64_t(col) * VEC + i) / geo.cg;
@@ -263,6 +266,7 @@ bool make_geometry(const GroupNormArgs& a, int vec, Geometry& g) {
     g.channels = a.channels;
     g.groups = a.groups;
     g.cg = a.channels / a.groups;
+    g.input_bias_stride = a.input_bias_per_image ? a.channels : 0;
     const int64_t max_tile = int64_t(kThreads) * vec;
     int64_t tile_channels = a.channels;
     if (a.channels > max_tile) {

@@ -123,6 +123,7 @@ void launch_fused(kernels::GroupNormArgs& a, const torch::Tensor& weight, const 
 
 // The channels_last kernels on x (checked by the caller), y channels_last too: the next NHWC convolution reads it
 // as it lies. `input_bias` ([C] of x's dtype, or undefined) is added to x as it is loaded.
+// A 2-D input_bias [N, C] holds one row per image.
 torch::Tensor run_channels_last(const torch::Tensor& x, int64_t groups, const torch::Tensor& weight,
                                 const torch::Tensor& bias, double eps, bool silu,
                                 const torch::Tensor& input_bias = {}) {
@@ -130,6 +131,7 @@ torch::Tensor run_channels_last(const torch::Tensor& x, int64_t groups, const to
     auto a = channels_last_args(x, groups);
     a.y = y.data_ptr();
     a.input_bias = input_bias.defined() ? input_bias.data_ptr() : nullptr;
+    a.input_bias_per_image = input_bias.defined() && input_bias.dim() == 2;
     launch_fused(a, weight, bias, eps, silu, x);
     return y;
 }
@@ -191,8 +193,33 @@ torch::Tensor bias_group_norm_(torch::Tensor& x, const torch::Tensor& input_bias
     return group_norm(x, groups, weight, bias, eps, silu);
 }
 
+torch::Tensor group_norm_sample_bias(const torch::Tensor& x, const torch::Tensor& input_bias, int64_t groups,
+                                    const torch::Tensor& weight, const torch::Tensor& bias, double eps, bool silu) {
+    LSYNC_CHECK(x.dim() == 5 && input_bias.dim() == 2 && input_bias.size(0) == x.size(0) &&
+                    input_bias.size(1) == x.size(1),
+                ErrorCode::Internal, "group_norm_sample_bias: x [B, C, F, H, W] with an input bias [B, C]");
+#if LSYNC_WITH_CUDA
+    if (x.is_cuda() && fused_group_norm_enabled() && fused_bias_enabled() && is_frames_channels_last(x) &&
+        input_bias.is_contiguous() && input_bias.scalar_type() == x.scalar_type() &&
+        input_bias.device() == x.device() && !(torch::GradMode::is_enabled() && input_bias.requires_grad())) {
+        const auto image = frames_as_image(x);
+        if (group_norm_fused_unsupported(image, groups, weight, bias).empty()) {
+            const c10::cuda::CUDAGuard device_guard(x.device());
+            return image_as_frames(run_channels_last(image, groups, weight, bias, eps, silu, input_bias), x.size(2));
+        }
+    }
+#endif
+    return group_norm(x + input_bias.reshape({x.size(0), x.size(1), 1, 1, 1}), groups, weight, bias, eps, silu);
+}
+
 torch::Tensor group_norm(const torch::Tensor& x, int64_t groups, const torch::Tensor& weight,
                          const torch::Tensor& bias, double eps, bool silu) {
+    // Frames-channels-last 5-D: statistics per batch entry over all its frames are those of the channels_last
+    // image [B, C, F*H, W] over the same memory, which every path below keeps channels_last.
+    if (is_frames_channels_last(x)) {
+        const auto y = group_norm(frames_as_image(x), groups, weight, bias, eps, silu);
+        return image_as_frames(y.contiguous(at::MemoryFormat::ChannelsLast), x.size(2));
+    }
 #if LSYNC_WITH_CUDA
     if (x.is_cuda()) {
         if (fused_group_norm_enabled() && group_norm_fused_unsupported(x, groups, weight, bias).empty())

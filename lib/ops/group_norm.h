@@ -5,7 +5,8 @@
 // `unfold_frames` leaves ([B, F, C, H, W] behind a [B, C, F, H, W] view) is read as it lies, and every 5-D
 // result is written in that order, so neither the norm nor the per-frame conv after it copies the layout (the
 // ATen path makes the input contiguous and the conv copies it back). 4-D channels_last inputs ([N, H, W, C] in
-// memory, the VAE's CUDA path) are read as they lie and written channels_last (kernels/group_norm_nhwc.cu).
+// memory, the VAE's CUDA path) are read as they lie and written channels_last (kernels/group_norm_nhwc.cu), and so
+// are 5-D inputs in frames-channels-last memory (the UNet's CUDA path), as channels_last images of F*H rows.
 // Everywhere else (CPU, LibTorch without CUDA, other dtypes, autograd) it is exactly at::group_norm followed by
 // at::silu, made channels_last again on CUDA when the input was: CPU results do not change.
 //
@@ -30,6 +31,14 @@ torch::Tensor group_norm(const torch::Tensor& x, int64_t groups, const torch::Te
 /// and group_norm() runs on it. Same values either way.
 torch::Tensor bias_group_norm_(torch::Tensor& x, const torch::Tensor& input_bias, int64_t groups,
                                const torch::Tensor& weight, const torch::Tensor& bias, double eps, bool silu = false);
+
+/// group_norm() of the 5-D x [B, C, F, H, W] + input_bias[b, c] (input_bias [B, C] of x's dtype): a UNet resnet's
+/// conv1 bias plus each batch entry's time embedding, folded into norm2. On CUDA with x in frames-channels-last
+/// memory (ops/memory_layout.h), the fused kernel and LSYNC_FUSED_BIAS on, both passes add the row of x's batch
+/// entry as they load (rounded as the add would store it); otherwise the sum is formed by ATen first. Same values.
+torch::Tensor group_norm_sample_bias(const torch::Tensor& x, const torch::Tensor& input_bias, int64_t groups,
+                                    const torch::Tensor& weight, const torch::Tensor& bias, double eps,
+                                    bool silu = false);
 
 /// The unfused ATen path (at::group_norm, then at::silu): what group_norm() does on the CPU.
 torch::Tensor group_norm_reference(const torch::Tensor& x, int64_t groups, const torch::Tensor& weight,

@@ -6,6 +6,7 @@
 
 #if LSYNC_WITH_CUDA
 #include "batched_transpose.h"
+#include "swap_middle.h"
 
 #include <c10/cuda/CUDAGuard.h>
 #endif
@@ -59,6 +60,28 @@ torch::Tensor run_kernel(const torch::Tensor& x_in, const torch::Tensor* residua
     a.dtype = target.type;
     a.stream = target.stream;
     const auto err = kernels::transpose_launch(a);
+    LSYNC_CHECK(err.empty(), ErrorCode::Backend, err);
+    return y;
+}
+
+torch::Tensor run_swap_middle(const torch::Tensor& x_in, const torch::Tensor& residual_in) {
+    const c10::cuda::CUDAGuard guard(x_in.device());
+    const auto x = x_in.contiguous();
+    const auto residual = residual_in.defined() ? residual_in.contiguous() : torch::Tensor();
+    auto y = torch::empty({x.size(0), x.size(2), x.size(1), x.size(3)}, x.options());
+    kernels::SwapMiddleArgs a;
+    a.x = x.data_ptr();
+    a.y = y.data_ptr();
+    a.residual = residual.defined() ? residual.data_ptr() : nullptr;
+    a.batch = x.size(0);
+    a.outer = x.size(1);
+    a.inner = x.size(2);
+    a.channels = x.size(3);
+    const KernelTarget target = kernel_target(x);
+    a.dtype = target.type;
+    a.sm_count = target.sm_count;
+    a.stream = target.stream;
+    const auto err = kernels::swap_middle_launch(a);
     LSYNC_CHECK(err.empty(), ErrorCode::Backend, err);
     return y;
 }
@@ -128,6 +151,29 @@ torch::Tensor add_transposed(const torch::Tensor& residual, const torch::Tensor&
         return run_kernel(x, &residual);
 #endif
     return add_transposed_reference(residual, x);
+}
+
+torch::Tensor swap_middle_reference(const torch::Tensor& x, const torch::Tensor& residual) {
+    auto y = torch::empty({x.size(0), x.size(2), x.size(1), x.size(3)}, x.options());
+    if (!residual.defined()) return y.copy_(x.transpose(1, 2));
+    return torch::add_out(y, residual, x.transpose(1, 2));
+}
+
+torch::Tensor swap_middle(const torch::Tensor& x, const torch::Tensor& residual) {
+    LSYNC_CHECK(x.defined() && x.dim() == 4, ErrorCode::Internal, "swap_middle: input must be [B, F, S, C]");
+    if (residual.defined())
+        LSYNC_CHECK(residual.dim() == 4 && residual.size(0) == x.size(0) && residual.size(1) == x.size(2) &&
+                        residual.size(2) == x.size(1) && residual.size(3) == x.size(3) &&
+                        residual.scalar_type() == x.scalar_type() && residual.device() == x.device(),
+                    ErrorCode::Internal, "swap_middle: the residual must be [B, S, F, C] of the input's dtype and device");
+#if LSYNC_WITH_CUDA
+    const auto dt = x.scalar_type();
+    if (x.is_cuda() && fused_transpose_enabled() && x.numel() > 0 &&
+        (dt == torch::kFloat || dt == torch::kHalf || dt == torch::kBFloat16) &&
+        !(torch::GradMode::is_enabled() && (x.requires_grad() || (residual.defined() && residual.requires_grad()))))
+        return run_swap_middle(x, residual);
+#endif
+    return swap_middle_reference(x, residual);
 }
 
 }  // namespace lsync::ops

@@ -22,13 +22,19 @@ torch::Tensor add_transposed(const torch::Tensor& residual, const torch::Tensor&
 torch::Tensor transpose_last2_add_bias(const torch::Tensor& x, const torch::Tensor& bias, int64_t batches_per_bias,
                                        const torch::Tensor& residual = {});
 
-/// The ATen forms of the three, what the CPU runs (tests compare the kernel against them).
+/// x [B, F, S, C] -> contiguous [B, S, F, C] (the middle two dimensions swapped), plus residual [B, S, F, C] when
+/// given: the channels-last UNet's motion modules, between per-frame planes and pixel-major tokens
+/// (kernels/swap_middle.cu on CUDA).
+torch::Tensor swap_middle(const torch::Tensor& x, const torch::Tensor& residual = {});
+
+/// The ATen forms of the four, what the CPU runs (tests compare the kernels against them).
 torch::Tensor transpose_last2_reference(const torch::Tensor& x);
 torch::Tensor add_transposed_reference(const torch::Tensor& residual, const torch::Tensor& x);
 torch::Tensor transpose_last2_add_bias_reference(const torch::Tensor& x, const torch::Tensor& bias,
                                                  int64_t batches_per_bias, const torch::Tensor& residual = {});
+torch::Tensor swap_middle_reference(const torch::Tensor& x, const torch::Tensor& residual = {});
 
-/// Whether the CUDA kernel serves these calls: true unless LSYNC_FUSED_TRANSPOSE=0, or as last set.
+/// Whether the CUDA kernels serve these calls: true unless LSYNC_FUSED_TRANSPOSE=0, or as last set.
 bool fused_transpose_enabled();
 void set_fused_transpose(bool enabled);
 

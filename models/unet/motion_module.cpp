@@ -2,6 +2,7 @@
 
 #include "core/error.h"
 #include "ops/bias_add.h"
+#include "ops/memory_layout.h"
 #include "ops/tile_transpose.h"
 
 #include <cmath>
@@ -104,6 +105,19 @@ torch::Tensor MotionModuleImpl::forward(const torch::Tensor& x) {
     // frame. The tokens go straight to pixel-major order [(b s), f, c], the order temporal attention needs,
     // and stay there through every block; the official code regroups them around each attention instead.
     const auto residual = fold_frames(x);
+    if (ops::is_channels_last_only(residual)) {
+        // Channels-last planes (the UNet's CUDA layout) lie as [b, f, s, c]: the same regrouping swaps the frame
+        // and pixel dimensions of whole channel rows, on the way out with the residual added.
+        const auto as_rows = [&](const torch::Tensor& planes) {
+            return planes.permute({0, 2, 3, 1}).reshape({b, frames, s, c});
+        };
+        auto t = ops::swap_middle(as_rows(norm(residual))).view({b * s, frames, c});
+        t = proj_in(t);
+        for (auto& block : blocks) t = block->forward(t);
+        t = proj_out(t).view({b, s, frames, c});
+        const auto y = ops::swap_middle(t, as_rows(residual));
+        return unfold_frames(y.view({b * frames, h, w, c}).permute({0, 3, 1, 2}), frames);
+    }
     auto t = ops::transpose_last2(norm(residual).reshape({b, frames * c, s})).reshape({b * s, frames, c});
     t = proj_in(t);
     for (auto& block : blocks) t = block->forward(t);

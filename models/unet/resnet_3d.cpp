@@ -3,6 +3,8 @@
 #include "core/error.h"
 #include "ops/bias_add.h"
 #include "ops/conv.h"
+#include "ops/group_norm.h"
+#include "ops/memory_layout.h"
 #include "ops/upsample.h"
 
 namespace lsync::models {
@@ -21,6 +23,7 @@ ResnetBlock3DImpl::ResnetBlock3DImpl(int64_t in, int64_t out, int64_t temb_chann
 torch::Tensor ResnetBlock3DImpl::forward(const torch::Tensor& x, const torch::Tensor& temb) {
     // The time embedding: the same shift for every frame and pixel of a batch entry.
     const auto shift = time_emb_proj(torch::silu(temb));  // [b, out]
+    if (ops::is_frames_channels_last(x)) return forward_channels_last(x, shift);
     torch::Tensor h;
     const bool fused = x.is_cuda() && ops::fused_bias_enabled();
     if (fused) {
@@ -49,6 +52,23 @@ torch::Tensor ResnetBlock3DImpl::forward(const torch::Tensor& x, const torch::Te
     h = conv2(norm2->forward_silu(h));  // dropout is 0 at inference
     auto shortcut = conv_shortcut ? conv_shortcut(x) : x;
     auto y = shortcut + h;
+    return output_scale_factor == 1.0 ? y : y / output_scale_factor;
+}
+
+torch::Tensor ResnetBlock3DImpl::forward_channels_last(const torch::Tensor& x, const torch::Tensor& shift) {
+    // The same sums in NHWC memory: conv1 runs without its bias; its bias and the batch entry's time shift, one
+    // [b, out] table, are added as norm2 loads the conv's output (ops::group_norm_sample_bias), so that sum is
+    // never written; conv2's bias and the shortcut are added in one pass after it (ops::conv2d_add).
+    const int64_t frames = x.size(2);
+    const auto table = (shift.to(torch::kFloat) + conv1->bias.to(torch::kFloat)).to(x.scalar_type());
+    auto h = unfold_frames(ops::conv2d(fold_frames(norm1->forward_silu(x)), conv1->weight, torch::Tensor(),
+                                       conv1->stride, conv1->padding),
+                           frames);
+    h = ops::group_norm_sample_bias(h, table, norm2->groups, norm2->weight, norm2->bias, norm2->eps, /*silu=*/true);
+    const auto shortcut = conv_shortcut ? conv_shortcut(x) : x;
+    const auto y = unfold_frames(ops::conv2d_add(fold_frames(h), conv2->weight, conv2->bias, fold_frames(shortcut),
+                                                 conv2->stride, conv2->padding),
+                                 frames);
     return output_scale_factor == 1.0 ? y : y / output_scale_factor;
 }
 

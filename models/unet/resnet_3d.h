@@ -23,6 +23,10 @@ public:
     Conv2d conv1{nullptr}, conv2{nullptr}, conv_shortcut{nullptr};  ///< shortcut only when in != out
     Linear time_emb_proj{nullptr};
     double output_scale_factor;
+
+private:
+    /// forward() on x in frames-channels-last memory (the UNet's CUDA layout, unet_3d.h); shift [b, out].
+    torch::Tensor forward_channels_last(const torch::Tensor& x, const torch::Tensor& shift);
 };
 TORCH_MODULE(ResnetBlock3D);
 

@@ -1,6 +1,7 @@
 #include "unet/transformer_3d.h"
 
 #include "core/error.h"
+#include "ops/memory_layout.h"
 #include "ops/tile_transpose.h"
 
 namespace lsync::models {
@@ -56,13 +57,19 @@ torch::Tensor Transformer3DModelImpl::forward(const torch::Tensor& x, const torc
                     "UNet: audio has " + std::to_string(audio.size(0)) + " rows, expected batch x frames = " +
                         std::to_string(n) + " (or half of it, the first half silent)");
     // Tokens [n, h*w, c] in row-major pixel order. The 1x1 proj_in/proj_out convs are matrix products on the
-    // tokens (the same sums), so the planes are transposed once on the way in and once, with the residual
-    // added, on the way out.
-    auto t = ops::transpose_last2(norm(residual).reshape({n, c, h * w}));
+    // tokens (the same sums). Channels-last planes (the UNet's CUDA layout) are those tokens as they lie; planes
+    // in channels-outer memory are transposed once on the way in and once, with the residual added, on the way
+    // out.
+    const bool channels_last = ops::is_channels_last_only(residual);
+    const auto as_tokens = [&](const torch::Tensor& planes) {
+        return planes.permute({0, 2, 3, 1}).reshape({n, h * w, c});
+    };
+    auto t = channels_last ? as_tokens(norm(residual)) : ops::transpose_last2(norm(residual).reshape({n, c, h * w}));
     t = torch::linear(t, proj_in->weight.view({c, c}), proj_in->bias);
     const auto bias = block->attn1->context()->spatial_bias(h, w, x.device());
     t = block(t, audio, bias);
     t = torch::linear(t, proj_out->weight.view({c, c}), proj_out->bias);
+    if (channels_last) return unfold_frames(t.add_(as_tokens(residual)).view({n, h, w, c}).permute({0, 3, 1, 2}), frames);
     const auto y = ops::add_transposed(residual.reshape({n, c, h * w}), t);
     return unfold_frames(y.view({n, c, h, w}), frames);
 }

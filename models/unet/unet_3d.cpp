@@ -2,10 +2,27 @@
 
 #include "core/error.h"
 #include "core/shape_text.h"
+#include "ops/conv.h"
+#include "ops/kernel_switch.h"
 
 #include <cmath>
 
 namespace lsync::models {
+
+namespace {
+
+ops::KernelSwitch g_unet_channels_last("LSYNC_UNET_CHANNELS_LAST");
+
+// [b, c, f, h, w] (any memory order) -> the same values in frames-channels-last memory.
+torch::Tensor to_frames_channels_last(const torch::Tensor& x) {
+    return unfold_frames(fold_frames(x).contiguous(at::MemoryFormat::ChannelsLast), x.size(2));
+}
+
+}  // namespace
+
+bool unet_channels_last_enabled() { return g_unet_channels_last.enabled(); }
+
+void set_unet_channels_last(bool enabled) { g_unet_channels_last.set(enabled); }
 
 UNet3DConditionModelImpl::UNet3DConditionModelImpl(UNet3DConfig config) : config_(std::move(config)) {
     const auto& c = config_;
@@ -58,6 +75,17 @@ UNet3DConditionModelImpl::UNet3DConditionModelImpl(UNet3DConfig config) : config
 }
 
 void UNet3DConditionModelImpl::set_attention(const ops::AttentionContextPtr& ctx) { set_attention_context(*this, ctx); }
+
+bool UNet3DConditionModelImpl::runs_channels_last(const torch::Tensor& h0) const {
+    switch (layout_) {
+        case UNetLayout::Planes: return false;
+        case UNetLayout::ChannelsLast: return true;
+        case UNetLayout::Auto: break;
+    }
+    const auto dt = h0.scalar_type();
+    return h0.is_cuda() && (dt == torch::kHalf || dt == torch::kBFloat16) && ops::nhwc_conv_enabled() &&
+           unet_channels_last_enabled();
+}
 
 torch::Tensor UNet3DConditionModelImpl::time_proj(const torch::Tensor& timestep, int64_t batch) const {
     // diffusers get_timestep_embedding with the same operation order, in fp32.
@@ -120,6 +148,7 @@ torch::Tensor UNet3DConditionModelImpl::forward_cached(const torch::Tensor& samp
     record_trace(trace, "time_embedding", emb);
 
     auto h0 = conv_in(sample);
+    if (runs_channels_last(h0)) h0 = to_frames_channels_last(h0);
     record_trace(trace, "conv_in", h0);
 
     auto& last = up_blocks.back();
@@ -177,11 +206,13 @@ torch::Tensor UNet3DConditionModelImpl::forward_cached(const torch::Tensor& samp
 }
 
 torch::Tensor UNet3DConditionModelImpl::head(const torch::Tensor& x, UNetTrace* trace) {
-    // Statistics over all frames, like the resnets. The trace keeps the norm's output before the SiLU.
-    if (!trace) return conv_out(conv_norm_out->forward_silu(x));
+    // Statistics over all frames, like the resnets. The trace keeps the norm's output before the SiLU. The
+    // output leaves in per-frame planes whatever the layout inside (a no-op for Planes).
+    const auto planes = [](const torch::Tensor& y) { return unfold_frames(fold_frames(y).contiguous(), y.size(2)); };
+    if (!trace) return planes(conv_out(conv_norm_out->forward_silu(x)));
     auto h = conv_norm_out(x);
     record_trace(trace, "conv_norm_out", h);
-    return conv_out(torch::silu(h));
+    return planes(conv_out(torch::silu(h)));
 }
 
 diffusion::Denoiser make_denoiser(UNet3DConditionModel unet) {

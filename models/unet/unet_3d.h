@@ -25,6 +25,18 @@ struct DeepCacheState {
     void reset() { hidden = torch::Tensor(); }
 };
 
+/// How the activations lie in memory between conv_in and conv_out. Planes: per-frame NCHW planes ([b, f, c, h, w]
+/// behind the [b, c, f, h, w] view). ChannelsLast: [b, f, h, w, c] (ops/memory_layout.h, frames-channels-last):
+/// cuDNN's NHWC convolutions read and write it as it lies, the attention tokens are views of it, and only the
+/// motion modules regroup it. Auto: ChannelsLast on CUDA in fp16/bf16 with NHWC conv weights
+/// (ops::nhwc_conv_enabled) unless LSYNC_UNET_CHANNELS_LAST=0, else Planes. Same sums in either (tests compare).
+enum class UNetLayout { Auto, Planes, ChannelsLast };
+
+/// Whether Auto picks ChannelsLast where it can: true unless LSYNC_UNET_CHANNELS_LAST=0 (read on first use), or
+/// as last set.
+bool unet_channels_last_enabled();
+void set_unet_channels_last(bool enabled);
+
 class UNet3DConditionModelImpl : public torch::nn::Module {
 public:
     /// Builds the module tree with uninitialised parameters (fill with load_unet or init_random_parameters).
@@ -50,6 +62,11 @@ public:
     /// Every attention site uses `ctx` (nullptr = the default standard context).
     void set_attention(const ops::AttentionContextPtr& ctx);
 
+    /// The activations' memory order (Auto unless set; tests force each on the CPU).
+    void set_layout(UNetLayout layout) { layout_ = layout; }
+    /// Whether a call whose conv_in output is `h0` runs channels-last.
+    bool runs_channels_last(const torch::Tensor& h0) const;
+
     const UNet3DConfig& config() const { return config_; }
     torch::ScalarType dtype() const { return conv_in->weight.scalar_type(); }
     torch::Device device() const { return conv_in->weight.device(); }
@@ -65,6 +82,7 @@ public:
 
 private:
     UNet3DConfig config_;
+    UNetLayout layout_ = UNetLayout::Auto;
     /// Checks shapes and returns (sample, timesteps [b], audio) on the model's device and dtype.
     std::tuple<torch::Tensor, torch::Tensor, torch::Tensor> prepare(const torch::Tensor& sample,
                                                                     const torch::Tensor& timestep,

@@ -13,6 +13,7 @@
 #include "ops/conv.h"
 #include "ops/geglu.h"
 #include "ops/layer_norm.h"
+#include "ops/memory_layout.h"
 #include "ops/tile_transpose.h"
 #include "ops/upsample.h"
 #include "ops/group_norm.h"
@@ -242,6 +243,31 @@ TEST_CASE("UNet: ops::group_norm on the CPU is exactly at::group_norm (+ silu), 
     CHECK(!lsync::ops::group_norm_fused_unsupported(x, 32, w, b).empty());
 }
 
+TEST_CASE("UNet: GroupNorm of frames-channels-last tensors, with a per-entry input bias, on the CPU", "[unet]") {
+    torch::manual_seed(6);
+    const auto x = torch::randn({2, 64, 3, 5, 7}) * 2 + 1;
+    const auto w = torch::randn({64}), b = torch::randn({64}), table = torch::randn({2, 64});
+    // [b, c, f, h, w] over [b, f, h, w, c] memory, as the channels-last UNet holds it.
+    const auto cl = x.permute({0, 2, 3, 4, 1}).contiguous().permute({0, 4, 1, 2, 3});
+    REQUIRE(ops::is_frames_channels_last(cl));
+    CHECK_FALSE(ops::is_frames_channels_last(x));
+    CHECK(torch::equal(ops::image_as_frames(ops::frames_as_image(cl).contiguous(at::MemoryFormat::ChannelsLast), 3),
+                       cl));
+    for (bool silu : {false, true}) {
+        INFO("silu " << silu);
+        auto want = torch::group_norm(x, 32, w, b, 1e-5);
+        if (silu) want = torch::silu(want);
+        const auto got = ops::group_norm(cl, 32, w, b, 1e-5, silu);
+        CHECK(ops::is_frames_channels_last(got));  // the layout is kept for the conv after it
+        CHECK(torch::allclose(got, want, 1e-5, 1e-5));
+        auto want_biased = torch::group_norm(x + table.reshape({2, 64, 1, 1, 1}), 32, w, b, 1e-5);
+        if (silu) want_biased = torch::silu(want_biased);
+        CHECK(torch::allclose(ops::group_norm_sample_bias(cl, table, 32, w, b, 1e-5, silu), want_biased, 1e-5, 1e-5));
+        CHECK(torch::allclose(ops::group_norm_sample_bias(x, table, 32, w, b, 1e-5, silu), want_biased, 1e-5, 1e-5));
+    }
+    CHECK_THROWS_AS(ops::group_norm_sample_bias(cl, table.slice(0, 0, 1), 32, w, b, 1e-5), Error);
+}
+
 TEST_CASE("UNet: ops::geglu on the CPU is exactly chunk + gelu + mul, with the fused switch on or off", "[unet]") {
     torch::manual_seed(6);
     const std::vector<std::vector<int64_t>> shapes = {{2, 7, 2 * 320}, {37, 2 * 13}, {1, 2}};
@@ -367,6 +393,13 @@ TEST_CASE("UNet: planes <-> tokens transposes equal ATen's permute + copy and ad
     const auto y = ops::add_transposed(r, x);
     CHECK(y.is_contiguous());
     CHECK(torch::equal(y, r + x.permute({0, 2, 1})));
+    // The motion modules' regrouping of channel rows: [B, F, S, C] -> [B, S, F, C], with a residual.
+    const auto rows = torch::randn({2, 3, 5, 4}), res = torch::randn({2, 5, 3, 4});
+    const auto swapped = ops::swap_middle(rows);
+    CHECK(swapped.is_contiguous());
+    CHECK(torch::equal(swapped, rows.transpose(1, 2).contiguous()));
+    CHECK(torch::equal(ops::swap_middle(rows, res), res + rows.transpose(1, 2)));
+    CHECK_THROWS_AS(ops::swap_middle(rows, rows), Error);
 }
 
 TEST_CASE("UNet: ops::layer_norm and add_layer_norm on the CPU are exactly ATen's, with the switch on or off", "[unet]") {
@@ -639,6 +672,50 @@ TEST_CASE("UNet: DeepCache capture and reuse", "[unet][deepcache]") {
     auto denoise = make_denoiser(unet);
     const auto d_full = denoise(s, g.at("timestep_a"), a, CachePhase::Capture);
     CHECK(torch::equal(denoise(s, g.at("timestep_a"), a, CachePhase::Reuse), d_full));
+}
+
+TEST_CASE("UNet: the channels-last layout gives the planes layout's outputs, intermediates and DeepCache steps",
+          "[unet][golden]") {
+    // The CUDA layout forced on the CPU: the same sums in [b, f, h, w, c] memory (ATen's CPU kernels, which may
+    // sum in another order: within fp32 rounding of the planes run), and the golden fixtures still hold.
+    using diffusion::CachePhase;
+    auto unet = tiny_unet();
+    const auto g = read_all(golden("unet_golden.safetensors"));
+    const auto& s = g.at("sample");
+    const auto& a = g.at("encoder_hidden_states");
+    torch::NoGradGuard no_grad;
+    CHECK_FALSE(unet->runs_channels_last(torch::zeros({1, 8, 1, 4, 4})));  // Auto on the CPU: planes
+    unet->set_layout(UNetLayout::Planes);
+    UNetTrace planes_trace;
+    const auto planes = unet->forward(s, g.at("timestep_a"), a, CachePhase::Off, &planes_trace);
+    unet->set_layout(UNetLayout::ChannelsLast);
+    UNetTrace trace;
+    const auto got = unet->forward(s, g.at("timestep_a"), a, CachePhase::Off, &trace);
+    CHECK(ops::is_frames_channels_last(trace.at("conv_in")));  // it did run channels-last
+    CHECK(ops::is_frames_channels_last(trace.at("down0")));
+    CHECK(got.is_contiguous() == planes.is_contiguous());
+    CHECK(got.strides() == planes.strides());  // the output leaves in planes either way
+    const auto close = [](const torch::Tensor& x, const torch::Tensor& want) {
+        return max_abs(x, want) <= 1e-5 * std::max(1.0, want.abs().max().item<double>());
+    };
+    CHECK(close(got, planes));
+    check_close("out_a, channels-last", got, g.at("out_a"));
+    for (const auto& [name, t] : planes_trace) {
+        INFO(name);
+        REQUIRE(trace.count(name));
+        CHECK(close(trace.at(name), t));
+    }
+    // DeepCache: capture and reuse in channels-last memory give the planes run's steps.
+    DeepCacheState cl_cache, planes_cache;
+    for (auto phase : {CachePhase::Capture, CachePhase::Reuse}) {
+        unet->set_layout(UNetLayout::ChannelsLast);
+        const auto x = unet->forward_cached(s, g.at("timestep_b"), a, phase, cl_cache);
+        unet->set_layout(UNetLayout::Planes);
+        const auto want = unet->forward_cached(s, g.at("timestep_b"), a, phase, planes_cache);
+        CHECK(close(x, want));
+    }
+    CHECK(ops::is_frames_channels_last(cl_cache.hidden));
+    unet->set_layout(UNetLayout::Auto);
 }
 
 TEST_CASE("UNet: every attention site uses the shared context, lip focus", "[unet][attention]") {
