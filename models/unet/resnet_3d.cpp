@@ -56,15 +56,23 @@ torch::Tensor ResnetBlock3DImpl::forward(const torch::Tensor& x, const torch::Te
 }
 
 torch::Tensor ResnetBlock3DImpl::forward_channels_last(const torch::Tensor& x, const torch::Tensor& shift) {
-    // The same sums in NHWC memory: conv1 runs without its bias; its bias and the batch entry's time shift, one
-    // [b, out] table, are added as norm2 loads the conv's output (ops::group_norm_sample_bias), so that sum is
-    // never written; conv2's bias and the shortcut are added in one pass after it (ops::conv2d_add).
+    // The same sums in NHWC memory. On CUDA with the fused bias adds, conv1 runs without its bias; its bias and
+    // the batch entry's time shift, one [b, out] table rounded once as on the planes route, are added as norm2
+    // loads the conv's output (ops::group_norm_sample_bias), so that sum is never written. Otherwise the official
+    // order: the biased conv output, then the shift. conv2's bias and the shortcut are added in one pass after it
+    // (ops::conv2d_add).
     const int64_t frames = x.size(2);
-    const auto table = (shift.to(torch::kFloat) + conv1->bias.to(torch::kFloat)).to(x.scalar_type());
-    auto h = unfold_frames(ops::conv2d(fold_frames(norm1->forward_silu(x)), conv1->weight, torch::Tensor(),
-                                       conv1->stride, conv1->padding),
-                           frames);
-    h = ops::group_norm_sample_bias(h, table, norm2->groups, norm2->weight, norm2->bias, norm2->eps, /*silu=*/true);
+    const auto normed = fold_frames(norm1->forward_silu(x));
+    torch::Tensor h;
+    if (x.is_cuda() && ops::fused_bias_enabled()) {
+        const auto table = (shift.to(torch::kFloat) + conv1->bias.to(torch::kFloat)).to(x.scalar_type());
+        h = unfold_frames(ops::conv2d(normed, conv1->weight, torch::Tensor(), conv1->stride, conv1->padding), frames);
+        h = ops::group_norm_sample_bias(h, table, norm2->groups, norm2->weight, norm2->bias, norm2->eps, /*silu=*/true);
+    } else {
+        h = unfold_frames(ops::conv2d(normed, conv1->weight, conv1->bias, conv1->stride, conv1->padding), frames) +
+            shift.reshape({shift.size(0), -1, 1, 1, 1});
+        h = norm2->forward_silu(h);
+    }
     const auto shortcut = conv_shortcut ? conv_shortcut(x) : x;
     const auto y = unfold_frames(ops::conv2d_add(fold_frames(h), conv2->weight, conv2->bias, fold_frames(shortcut),
                                                  conv2->stride, conv2->padding),
