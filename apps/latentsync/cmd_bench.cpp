@@ -62,6 +62,14 @@ std::string conv_mode() {
     return ops::nhwc_conv_enabled() ? "NHWC on channels_last weights" : "NCHW weights (LSYNC_NHWC_CONV=0)";
 }
 
+// How the UNet's activations lie between conv_in and conv_out on this device and dtype (unet/unet_3d.h).
+std::string unet_layout(const models::UNet3DConditionModel& unet, const torch::Device& device,
+                        torch::ScalarType dtype) {
+    const auto probe = torch::empty({1}, torch::TensorOptions().device(device).dtype(dtype));
+    if (unet->runs_channels_last(probe)) return "channels-last";
+    return models::unet_channels_last_enabled() ? "NCHW planes" : "NCHW planes (LSYNC_UNET_CHANNELS_LAST=0)";
+}
+
 struct AttentionBenchOpts {
     std::string device = "auto", dtype = "auto";
     int iters = 20, batch = 32;
@@ -129,6 +137,7 @@ int run_bench_unet(const UNetBenchOpts& o) {
               << ", random weights; device " << device.str() << ", dtype "
               << c10::toString(dtype) << ", GroupNorm: " << group_norm_mode() << ", GEGLU: " << geglu_mode()
               << ", LayerNorm: " << layer_norm_mode() << ", convolutions: " << conv_mode()
+              << ", activations: " << unet_layout(unet, device, dtype)
               << (o.graphs ? ", CUDA graphs (each call a replay of the captured one)" : ", eager calls")
               << ", batch 2 (CFG) x " << o.chunks << " chunk(s) x " << o.frames
               << " frames, median of " << o.iters

@@ -1,9 +1,10 @@
 #pragma once
 // The memory-order questions the CUDA paths ask: is a 4-D tensor laid out channels_last (NHWC memory) and not
 // also plainly contiguous; is a 5-D UNet tensor [B, C, F, H, W] laid out [B, F, H, W, C] (its frames' planes
-// channels_last, models/unet/unet_3d.h), and the 4-D view of such a tensor that reads it as one image per entry? The VAE runs channels_last on CUDA (models/vae/autoencoder_kl.h), cuDNN writes
-// NHWC for NHWC inputs, and the GroupNorm and bias kernels have an NHWC variant. A tensor with C == 1 or
-// H * W == 1 is both orders at once; it answers false, so it takes the NCHW code, which reads it the same.
+// channels_last: models/unet/unet_3d.h), and the 4-D view that reads such a tensor as one image per entry. The
+// VAE runs channels_last on CUDA (models/vae/autoencoder_kl.h), cuDNN writes NHWC for NHWC inputs, and the
+// GroupNorm and bias kernels have an NHWC variant. A 4-D tensor with C == 1 or H * W == 1 is both orders at once;
+// it answers false, so it takes the NCHW code, which reads it the same.
 
 #include <torch/torch.h>
 
@@ -32,7 +33,8 @@ inline torch::Tensor frames_as_image(const torch::Tensor& x) {
 /// The inverse of frames_as_image: a channels_last-contiguous [B, C, F*H, W] image as [B, C, F, H, W] with `frames`.
 inline torch::Tensor image_as_frames(const torch::Tensor& y, int64_t frames) {
     const int64_t c = y.size(1), h = y.size(2) / frames, w = y.size(3);
-    return y.as_strided({y.size(0), c, frames, h, w}, {frames * h * w * c, 1, h * w * c, w * c, c}, y.storage_offset());
+    return y.as_strided({y.size(0), c, frames, h, w}, {frames * h * w * c, 1, h * w * c, w * c, c},
+                        y.storage_offset());
 }
 
 }  // namespace lsync::ops

@@ -165,7 +165,8 @@ torch::Tensor swap_middle(const torch::Tensor& x, const torch::Tensor& residual)
         LSYNC_CHECK(residual.dim() == 4 && residual.size(0) == x.size(0) && residual.size(1) == x.size(2) &&
                         residual.size(2) == x.size(1) && residual.size(3) == x.size(3) &&
                         residual.scalar_type() == x.scalar_type() && residual.device() == x.device(),
-                    ErrorCode::Internal, "swap_middle: the residual must be [B, S, F, C] of the input's dtype and device");
+                    ErrorCode::Internal,
+                    "swap_middle: the residual must be [B, S, F, C] of the input's dtype and device");
 #if LSYNC_WITH_CUDA
     const auto dt = x.scalar_type();
     if (x.is_cuda() && fused_transpose_enabled() && x.numel() > 0 &&

@@ -10,6 +10,7 @@
 #include "faces/paste_back.h"
 #include "pipeline/frame_map.h"
 #include "pipeline/graphed_denoiser.h"
+#include "unet/row_slices.h"
 
 #include <algorithm>
 #include <cstdio>
@@ -29,6 +30,15 @@ int64_t vae_images_per_call(int resolution) {
     const int64_t pixels = int64_t{resolution} * resolution;
     const int64_t budget = resolution <= 256 ? int64_t{1} << 18 : int64_t{1} << 19;
     return std::max<int64_t>(1, budget / std::max<int64_t>(1, pixels));
+}
+
+// The UNet's row-slice budget in a render (unet/row_slices.h): 128 MiB at 256 px and below, where the
+// feed-forward's slices at 256 MiB set the render's GPU peak (call IC, 500-frame 1.5 `bench render`: allocator
+// peak 3.76-3.78 -> 3.61-3.62 GiB, the render stage within 2 %); the process's budget (256 MiB) above, where
+// halving it lowered nothing (1.6: 5.76 -> 5.82 GiB). LSYNC_SLICE_MIB decides both when set.
+int64_t unet_slice_bytes(int resolution) {
+    if (resolution > 256 || models::activation_slice_bytes_from_environment()) return models::activation_slice_bytes();
+    return int64_t{128} << 20;
 }
 
 // LSYNC_TRACE_STAGE_MEMORY=1: after each stage of a call, the allocator's peak so far and what is held now,
@@ -208,6 +218,7 @@ std::vector<torch::Tensor> LipsyncChunk::run_stages(const std::vector<ChunkFrame
         place.step = i + 1;
         return !on_step || on_step(i, steps, t, latents);
     };
+    const models::SliceBudget slices(unet_slice_bytes(models_.resolution));
     const auto final_latents =
         diffusion::denoise_chunk(denoiser_, scheduler_, latents, cond, options).slice(0, 0, b);
     mark(ChunkStageClock::Denoised);

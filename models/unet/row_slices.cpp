@@ -14,9 +14,21 @@ int64_t initial_slice_bytes() {
 }
 // 0 until first asked: the environment is read then, after the program set up its log, not before main().
 std::atomic<int64_t> slice_bytes{0};
+// The innermost SliceBudget open on this thread; 0: none.
+thread_local int64_t scoped_bytes = 0;
 }
 
+bool activation_slice_bytes_from_environment() {
+    static const bool set = env::positive_integer("LSYNC_SLICE_MIB", 1 << 20).has_value();
+    return set;
+}
+
+SliceBudget::SliceBudget(int64_t bytes) : previous_(scoped_bytes) { scoped_bytes = std::max<int64_t>(1, bytes); }
+
+SliceBudget::~SliceBudget() { scoped_bytes = previous_; }
+
 int64_t activation_slice_bytes() {
+    if (scoped_bytes > 0) return scoped_bytes;
     int64_t v = slice_bytes.load();
     if (v == 0) {
         int64_t expected = 0;

@@ -9,10 +9,27 @@
 
 namespace lsync::models {
 
-/// Bytes of intermediates one slice may hold: 256 MiB, or LSYNC_SLICE_MIB at start, or as last set (tests set it
-/// small to exercise the slicing).
+/// Bytes of intermediates one slice may hold: the innermost SliceBudget of this thread if one is open, else
+/// 256 MiB, or LSYNC_SLICE_MIB at start, or as last set (tests set it small to exercise the slicing).
 int64_t activation_slice_bytes();
 void set_activation_slice_bytes(int64_t bytes);
+
+/// Whether LSYNC_SLICE_MIB is set: a measurement then decides every budget, per-call defaults included.
+bool activation_slice_bytes_from_environment();
+
+/// For its lifetime, activation_slice_bytes() answers `bytes` on the constructing thread (a render's budget for
+/// its resolution, set around its UNet calls; other threads, e.g. another job's worker, keep theirs). Nested
+/// scopes restore the outer value.
+class SliceBudget {
+public:
+    explicit SliceBudget(int64_t bytes);
+    ~SliceBudget();
+    SliceBudget(const SliceBudget&) = delete;
+    SliceBudget& operator=(const SliceBudget&) = delete;
+
+private:
+    int64_t previous_;
+};
 
 /// Rows per slice when each row needs `bytes_per_row` of intermediates: at least 1, at most `rows`.
 int64_t rows_per_slice(int64_t rows, int64_t bytes_per_row);

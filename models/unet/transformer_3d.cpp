@@ -69,7 +69,8 @@ torch::Tensor Transformer3DModelImpl::forward(const torch::Tensor& x, const torc
     const auto bias = block->attn1->context()->spatial_bias(h, w, x.device());
     t = block(t, audio, bias);
     t = torch::linear(t, proj_out->weight.view({c, c}), proj_out->bias);
-    if (channels_last) return unfold_frames(t.add_(as_tokens(residual)).view({n, h, w, c}).permute({0, 3, 1, 2}), frames);
+    if (channels_last)
+        return unfold_frames(t.add_(as_tokens(residual)).view({n, h, w, c}).permute({0, 3, 1, 2}), frames);
     const auto y = ops::add_transposed(residual.reshape({n, c, h * w}), t);
     return unfold_frames(y.view({n, c, h, w}), frames);
 }

@@ -28,6 +28,7 @@
 #include <fstream>
 #include <iostream>
 #include <set>
+#include <thread>
 
 using namespace lsync;
 using namespace lsync::models;
@@ -383,6 +384,22 @@ TEST_CASE("UNet: feed-forward and attention in slices of rows give the unsliced 
     // The sliced result differs from a wrong slicing (bias rows not following their sequences).
     CHECK(!torch::allclose(self_attn->forward(x, std::nullopt, bias_per_row.flip(0)), biased_whole, 1e-3, 1e-4));
     set_activation_slice_bytes(before);
+    CHECK(activation_slice_bytes() == before);
+    // A SliceBudget (a render's per-resolution budget) holds on its own thread while it lives, nested scopes
+    // restore the outer one, and another thread keeps the process's budget.
+    {
+        const SliceBudget outer(700);
+        CHECK(activation_slice_bytes() == 700);
+        CHECK(torch::allclose(ff->forward(x), ff_whole, 1e-5, 1e-6));
+        {
+            const SliceBudget inner(2560);
+            CHECK(activation_slice_bytes() == 2560);
+        }
+        CHECK(activation_slice_bytes() == 700);
+        int64_t elsewhere = 0;
+        std::thread([&] { elsewhere = activation_slice_bytes(); }).join();
+        CHECK(elsewhere == before);
+    }
     CHECK(activation_slice_bytes() == before);
 }
 
