@@ -732,6 +732,14 @@ TEST_CASE("UNet: the channels-last layout gives the planes layout's outputs, int
         CHECK(close(x, want));
     }
     CHECK(ops::is_frames_channels_last(cl_cache.hidden));
+    // Odd latent sides: the upsamplers resize to the skips' sizes instead of doubling, in either layout.
+    const auto odd = s.slice(3, 0, 15).slice(4, 0, 13);
+    unet->set_layout(UNetLayout::Planes);
+    const auto odd_planes = unet->forward(odd, g.at("timestep_a"), a);
+    unet->set_layout(UNetLayout::ChannelsLast);
+    const auto odd_cl = unet->forward(odd, g.at("timestep_a"), a);
+    REQUIRE(odd_cl.sizes() == odd.slice(1, 0, 4).sizes());
+    CHECK(close(odd_cl, odd_planes));
     unet->set_layout(UNetLayout::Auto);
 }
 
