@@ -740,6 +740,17 @@ TEST_CASE("UNet: the channels-last layout gives the planes layout's outputs, int
     const auto odd_cl = unet->forward(odd, g.at("timestep_a"), a);
     REQUIRE(odd_cl.sizes() == odd.slice(1, 0, 4).sizes());
     CHECK(close(odd_cl, odd_planes));
+    // A one-frame chunk (a one-frame video, or a render's last frame alone): its size-1 frame dimension.
+    const int64_t frames = s.size(2);
+    const auto one = s.slice(2, 0, 1);
+    const auto one_audio = a.view({s.size(0), frames, a.size(1), a.size(2)}).slice(1, 0, 1);
+    unet->set_layout(UNetLayout::Planes);
+    const auto one_planes = unet->forward(one, g.at("timestep_a"), one_audio);
+    unet->set_layout(UNetLayout::ChannelsLast);
+    UNetTrace one_trace;
+    const auto one_cl = unet->forward(one, g.at("timestep_a"), one_audio, CachePhase::Off, &one_trace);
+    CHECK(ops::is_frames_channels_last(one_trace.at("conv_in")));
+    CHECK(close(one_cl, one_planes));
     unet->set_layout(UNetLayout::Auto);
 }
 
