@@ -26,10 +26,10 @@ TEST_CASE("channels-last UNet: the full-size UNet in fp16 gives the planes layou
         models::DeepCacheState planes_cache, cl_cache;
         const auto run = [&](bool channels_last, models::DeepCacheState& cache) {
             models::set_unet_channels_last(channels_last);
-            const auto& c = call;
+            auto& c = call;
             if (phase == diffusion::CachePhase::Reuse)
                 c.unet->forward_cached(c.sample, c.timestep, c.audio, diffusion::CachePhase::Capture, cache);
-            return call.unet->forward_cached(call.sample, call.timestep, call.audio, phase, cache).to(torch::kFloat);
+            return c.unet->forward_cached(c.sample, c.timestep, c.audio, phase, cache).to(torch::kFloat);
         };
         const auto want = run(false, planes_cache);
         const auto got = run(true, cl_cache);
