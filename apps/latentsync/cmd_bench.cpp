@@ -65,8 +65,7 @@ std::string conv_mode() {
 // How the UNet's activations lie between conv_in and conv_out on this device and dtype (unet/unet_3d.h).
 std::string unet_layout(const models::UNet3DConditionModel& unet, const torch::Device& device,
                         torch::ScalarType dtype) {
-    const auto probe = torch::empty({1}, torch::TensorOptions().device(device).dtype(dtype));
-    if (unet->runs_channels_last(probe)) return "channels-last";
+    if (unet->runs_channels_last(device, dtype)) return "channels-last";
     return models::unet_channels_last_enabled() ? "NCHW planes" : "NCHW planes (LSYNC_UNET_CHANNELS_LAST=0)";
 }
 

@@ -122,10 +122,9 @@ torch::Tensor conv2d_add(const torch::Tensor& x, const torch::Tensor& weight, co
     }
     if (is_channels_last_only(x) && is_channels_last_only(residual) && bias.defined()) {
         // Channels-last activations (the UNet's CUDA path): cuDNN writes NHWC, then one pass adds the bias and the
-        // residual, the biased value rounded first (add_channel_bias_residual_), as below.
+        // residual, the biased value rounded first (add_channel_bias_residual_; its two ATen adds elsewhere).
         auto y = torch::conv2d(x, weight, {}, {stride, stride}, {padding, padding});
-        if (is_channels_last_only(y)) return add_channel_bias_residual_(y, bias, residual);
-        return residual + add_channel_bias_(y, bias);
+        return add_channel_bias_residual_(y, bias, residual);
     }
     return residual + conv2d(x, weight, bias, stride, padding);
 }

@@ -136,6 +136,16 @@ torch::Tensor run_channels_last(const torch::Tensor& x, int64_t groups, const to
     return y;
 }
 
+// Whether the channels-last kernel runs x (a channels_last image) with `input_bias` ([C], or [N, C]: a row per
+// image) added as it loads: the fused GroupNorm and bias switches on, a bias it can read, a shape it takes.
+bool input_bias_kernel_serves(const torch::Tensor& x, const torch::Tensor& input_bias, int64_t groups,
+                              const torch::Tensor& weight, const torch::Tensor& bias) {
+    return x.is_cuda() && fused_group_norm_enabled() && fused_bias_enabled() && is_channels_last_only(x) &&
+           input_bias.is_contiguous() && input_bias.scalar_type() == x.scalar_type() &&
+           input_bias.device() == x.device() && !(torch::GradMode::is_enabled() && input_bias.requires_grad()) &&
+           group_norm_fused_unsupported(x, groups, weight, bias).empty();
+}
+
 }  // namespace
 #endif
 
@@ -181,10 +191,7 @@ torch::Tensor bias_group_norm_(torch::Tensor& x, const torch::Tensor& input_bias
     LSYNC_CHECK(x.dim() == 4 && input_bias.numel() == x.size(1), ErrorCode::Internal,
                 "bias_group_norm_: a 4-D input and one bias value per channel");
 #if LSYNC_WITH_CUDA
-    if (x.is_cuda() && fused_group_norm_enabled() && fused_bias_enabled() && is_channels_last_only(x) &&
-        input_bias.is_contiguous() && input_bias.scalar_type() == x.scalar_type() &&
-        input_bias.device() == x.device() && !(torch::GradMode::is_enabled() && input_bias.requires_grad()) &&
-        group_norm_fused_unsupported(x, groups, weight, bias).empty()) {
+    if (input_bias_kernel_serves(x, input_bias, groups, weight, bias)) {
         const c10::cuda::CUDAGuard device_guard(x.device());
         return run_channels_last(x, groups, weight, bias, eps, silu, input_bias);
     }
@@ -199,11 +206,9 @@ torch::Tensor group_norm_sample_bias(const torch::Tensor& x, const torch::Tensor
                     input_bias.size(1) == x.size(1),
                 ErrorCode::Internal, "group_norm_sample_bias: x [B, C, F, H, W] with an input bias [B, C]");
 #if LSYNC_WITH_CUDA
-    if (x.is_cuda() && fused_group_norm_enabled() && fused_bias_enabled() && is_frames_channels_last(x) &&
-        input_bias.is_contiguous() && input_bias.scalar_type() == x.scalar_type() &&
-        input_bias.device() == x.device() && !(torch::GradMode::is_enabled() && input_bias.requires_grad())) {
+    if (is_frames_channels_last(x)) {
         const auto image = frames_as_image(x);
-        if (group_norm_fused_unsupported(image, groups, weight, bias).empty()) {
+        if (input_bias_kernel_serves(image, input_bias, groups, weight, bias)) {
             const c10::cuda::CUDAGuard device_guard(x.device());
             return image_as_frames(run_channels_last(image, groups, weight, bias, eps, silu, input_bias), x.size(2));
         }

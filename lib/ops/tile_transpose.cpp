@@ -27,12 +27,16 @@ void check_shapes(const torch::Tensor& x, const torch::Tensor* residual) {
 }
 
 #if LSYNC_WITH_CUDA
-bool kernel_serves(const torch::Tensor& x) {
+// Whether our kernels take x at all: CUDA, the switch on, a dtype they have, no gradient.
+bool tensor_served(const torch::Tensor& x) {
     const auto dt = x.scalar_type();
-    if (!(x.is_cuda() && fused_transpose_enabled() && x.numel() > 0 &&
-          (dt == torch::kFloat || dt == torch::kHalf || dt == torch::kBFloat16) &&
-          !(torch::GradMode::is_enabled() && x.requires_grad())))
-        return false;
+    return x.is_cuda() && fused_transpose_enabled() && x.numel() > 0 &&
+           (dt == torch::kFloat || dt == torch::kHalf || dt == torch::kBFloat16) &&
+           !(torch::GradMode::is_enabled() && x.requires_grad());
+}
+
+bool kernel_serves(const torch::Tensor& x) {
+    if (!tensor_served(x)) return false;
     kernels::TransposeArgs grid;  // the grid limits only
     grid.batch = x.size(0);
     grid.rows = x.size(1);
@@ -168,10 +172,7 @@ torch::Tensor swap_middle(const torch::Tensor& x, const torch::Tensor& residual)
                     ErrorCode::Internal,
                     "swap_middle: the residual must be [B, S, F, C] of the input's dtype and device");
 #if LSYNC_WITH_CUDA
-    const auto dt = x.scalar_type();
-    if (x.is_cuda() && fused_transpose_enabled() && x.numel() > 0 &&
-        (dt == torch::kFloat || dt == torch::kHalf || dt == torch::kBFloat16) &&
-        !(torch::GradMode::is_enabled() && (x.requires_grad() || (residual.defined() && residual.requires_grad()))))
+    if (tensor_served(x) && !(torch::GradMode::is_enabled() && residual.defined() && residual.requires_grad()))
         return run_swap_middle(x, residual);
 #endif
     return swap_middle_reference(x, residual);

@@ -4,24 +4,24 @@
 
 #include <algorithm>
 #include <atomic>
+#include <optional>
 
 namespace lsync::models {
 
 namespace {
-// LSYNC_SLICE_MIB=N sets the start value (measurements of the memory/speed trade).
-int64_t initial_slice_bytes() {
-    return env::positive_integer("LSYNC_SLICE_MIB", 1 << 20).value_or(256) * (int64_t{1} << 20);
+// LSYNC_SLICE_MIB=N sets the start value (measurements of the memory/speed trade), read once.
+std::optional<int64_t> slice_mib_from_environment() {
+    static const auto mib = env::positive_integer("LSYNC_SLICE_MIB", 1 << 20);
+    return mib;
 }
+int64_t initial_slice_bytes() { return slice_mib_from_environment().value_or(256) * (int64_t{1} << 20); }
 // 0 until first asked: the environment is read then, after the program set up its log, not before main().
 std::atomic<int64_t> slice_bytes{0};
 // The innermost SliceBudget open on this thread; 0: none.
 thread_local int64_t scoped_bytes = 0;
 }
 
-bool activation_slice_bytes_from_environment() {
-    static const bool set = env::positive_integer("LSYNC_SLICE_MIB", 1 << 20).has_value();
-    return set;
-}
+bool activation_slice_bytes_from_environment() { return slice_mib_from_environment().has_value(); }
 
 SliceBudget::SliceBudget(int64_t bytes) : previous_(scoped_bytes) { scoped_bytes = std::max<int64_t>(1, bytes); }
 

@@ -76,14 +76,13 @@ UNet3DConditionModelImpl::UNet3DConditionModelImpl(UNet3DConfig config) : config
 
 void UNet3DConditionModelImpl::set_attention(const ops::AttentionContextPtr& ctx) { set_attention_context(*this, ctx); }
 
-bool UNet3DConditionModelImpl::runs_channels_last(const torch::Tensor& h0) const {
+bool UNet3DConditionModelImpl::runs_channels_last(const torch::Device& device, torch::ScalarType dtype) const {
     switch (layout_) {
         case UNetLayout::Planes: return false;
         case UNetLayout::ChannelsLast: return true;
         case UNetLayout::Auto: break;
     }
-    const auto dt = h0.scalar_type();
-    return h0.is_cuda() && (dt == torch::kHalf || dt == torch::kBFloat16) && ops::nhwc_conv_enabled() &&
+    return device.is_cuda() && (dtype == torch::kHalf || dtype == torch::kBFloat16) && ops::nhwc_conv_enabled() &&
            unet_channels_last_enabled();
 }
 
@@ -148,7 +147,7 @@ torch::Tensor UNet3DConditionModelImpl::forward_cached(const torch::Tensor& samp
     record_trace(trace, "time_embedding", emb);
 
     auto h0 = conv_in(sample);
-    if (runs_channels_last(h0)) h0 = to_frames_channels_last(h0);
+    if (runs_channels_last(h0.device(), h0.scalar_type())) h0 = to_frames_channels_last(h0);
     record_trace(trace, "conv_in", h0);
 
     auto& last = up_blocks.back();

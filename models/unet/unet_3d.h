@@ -64,8 +64,8 @@ public:
 
     /// The activations' memory order (Auto unless set; tests force each on the CPU).
     void set_layout(UNetLayout layout) { layout_ = layout; }
-    /// Whether a call whose conv_in output is `h0` runs channels-last.
-    bool runs_channels_last(const torch::Tensor& h0) const;
+    /// Whether a call whose activations are on `device` in `dtype` runs channels-last.
+    bool runs_channels_last(const torch::Device& device, torch::ScalarType dtype) const;
 
     const UNet3DConfig& config() const { return config_; }
     torch::ScalarType dtype() const { return conv_in->weight.scalar_type(); }

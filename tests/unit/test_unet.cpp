@@ -701,7 +701,7 @@ TEST_CASE("UNet: the channels-last layout gives the planes layout's outputs, int
     const auto& s = g.at("sample");
     const auto& a = g.at("encoder_hidden_states");
     torch::NoGradGuard no_grad;
-    CHECK_FALSE(unet->runs_channels_last(torch::zeros({1, 8, 1, 4, 4})));  // Auto on the CPU: planes
+    CHECK_FALSE(unet->runs_channels_last(torch::kCPU, torch::kFloat));  // Auto on the CPU: planes
     unet->set_layout(UNetLayout::Planes);
     UNetTrace planes_trace;
     const auto planes = unet->forward(s, g.at("timestep_a"), a, CachePhase::Off, &planes_trace);
