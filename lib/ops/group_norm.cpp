@@ -8,6 +8,7 @@
 #include "ops/kernel_target.h"
 
 #include <climits>
+#include <vector>
 
 #if LSYNC_WITH_CUDA
 #include "fused_group_norm.h"
@@ -44,6 +45,20 @@ kernels::GroupNormArgs channels_last_args(const torch::Tensor& x, int64_t groups
 }
 #endif
 
+// x in plain NCHW memory with the canonical strides. On the CPU, ATen's GroupNorm picks its channels-last kernel by
+// the strides, also those of size-1 dimensions: a [N, C, 1, 1] view with strides [C, 1, C, C] (what a token view of
+// a one-pixel level leaves) is contiguous yet goes there. That kernel takes the variance as E[x^2] - E[x]^2 in the
+// input's precision, which cancels for small groups of near-equal values (the tiny test UNet's 2-element groups
+// gave errors of order 1 against fp64, the contiguous kernel 2e-4), and that error then runs through every later
+// step of a denoising loop. The contiguous kernel accumulates in a way that does not cancel; the copy is the CPU's
+// only cost, and only for inputs that really are channels-last.
+torch::Tensor planes_strided(const torch::Tensor& x) {
+    if (!x.is_contiguous()) return x.contiguous();
+    std::vector<int64_t> strides(x.dim(), 1);
+    for (int64_t d = x.dim() - 2; d >= 0; --d) strides[d] = strides[d + 1] * x.size(d + 1);
+    return x.as_strided(x.sizes(), strides, x.storage_offset());
+}
+
 }  // namespace
 
 bool fused_group_norm_enabled() { return g_group_norm_switch.enabled(); }
@@ -52,7 +67,7 @@ void set_fused_group_norm(bool enabled) { g_group_norm_switch.set(enabled); }
 
 torch::Tensor group_norm_reference(const torch::Tensor& x, int64_t groups, const torch::Tensor& weight,
                                    const torch::Tensor& bias, double eps, bool silu) {
-    auto y = torch::group_norm(x, groups, weight, bias, eps);
+    auto y = torch::group_norm(x.is_cuda() ? x : planes_strided(x), groups, weight, bias, eps);
     return silu ? torch::silu(y) : y;
 }
 

@@ -23,17 +23,17 @@ ResnetBlock3DImpl::ResnetBlock3DImpl(int64_t in, int64_t out, int64_t temb_chann
 torch::Tensor ResnetBlock3DImpl::forward(const torch::Tensor& x, const torch::Tensor& temb) {
     // The time embedding: the same shift for every frame and pixel of a batch entry.
     const auto shift = time_emb_proj(torch::silu(temb));  // [b, out]
-    if (ops::is_frames_channels_last(x)) return forward_channels_last(x, shift);
     torch::Tensor h;
     const bool fused = x.is_cuda() && ops::fused_bias_enabled();
+    if (fused && ops::is_frames_channels_last(x)) return forward_channels_last(x, shift);
     if (fused) {
         // conv1's bias and the shift as one [b, out] table added in one pass (ops::conv2d_sample_bias: on the NHWC
         // conv's way back to NCHW, else over its frame planes): ATen would add the bias, then broadcast the shift
         // over a 5-D view through its slowest element-wise kernel.
         const int64_t frames = x.size(2);
-        const auto table = (shift.to(torch::kFloat) + conv1->bias.to(torch::kFloat)).to(x.scalar_type());
-        h = unfold_frames(ops::conv2d_sample_bias(fold_frames(norm1->forward_silu(x)), conv1->weight, table, frames,
-                                                  conv1->stride, conv1->padding),
+        h = unfold_frames(ops::conv2d_sample_bias(fold_frames(norm1->forward_silu(x)), conv1->weight,
+                                                  conv1_bias_table(shift, x.scalar_type()), frames, conv1->stride,
+                                                  conv1->padding),
                           frames);
     } else {
         h = conv1(norm1->forward_silu(x)) + shift.reshape({temb.size(0), -1, 1, 1, 1});
@@ -55,24 +55,21 @@ torch::Tensor ResnetBlock3DImpl::forward(const torch::Tensor& x, const torch::Te
     return output_scale_factor == 1.0 ? y : y / output_scale_factor;
 }
 
+torch::Tensor ResnetBlock3DImpl::conv1_bias_table(const torch::Tensor& shift, torch::ScalarType dtype) const {
+    return (shift.to(torch::kFloat) + conv1->bias.to(torch::kFloat)).to(dtype);
+}
+
 torch::Tensor ResnetBlock3DImpl::forward_channels_last(const torch::Tensor& x, const torch::Tensor& shift) {
-    // The same sums in NHWC memory. On CUDA with the fused bias adds, conv1 runs without its bias; its bias and
-    // the batch entry's time shift, one [b, out] table rounded once as on the planes route, are added as norm2
-    // loads the conv's output (ops::group_norm_sample_bias), so that sum is never written. Otherwise the official
-    // order: the biased conv output, then the shift. conv2's bias and the shortcut are added in one pass after it
+    // The fused route's sums in NHWC memory: conv1 runs without its bias; its bias and the batch entry's time
+    // shift (the same once-rounded table) are added as norm2 loads the conv's output (ops::group_norm_sample_bias),
+    // so that sum is never written; conv2's bias and the shortcut are added in one pass after it
     // (ops::conv2d_add).
     const int64_t frames = x.size(2);
-    const auto normed = fold_frames(norm1->forward_silu(x));
-    torch::Tensor h;
-    if (x.is_cuda() && ops::fused_bias_enabled()) {
-        const auto table = (shift.to(torch::kFloat) + conv1->bias.to(torch::kFloat)).to(x.scalar_type());
-        h = unfold_frames(ops::conv2d(normed, conv1->weight, torch::Tensor(), conv1->stride, conv1->padding), frames);
-        h = ops::group_norm_sample_bias(h, table, norm2->groups, norm2->weight, norm2->bias, norm2->eps, /*silu=*/true);
-    } else {
-        h = unfold_frames(ops::conv2d(normed, conv1->weight, conv1->bias, conv1->stride, conv1->padding), frames) +
-            shift.reshape({shift.size(0), -1, 1, 1, 1});
-        h = norm2->forward_silu(h);
-    }
+    auto h = unfold_frames(ops::conv2d(fold_frames(norm1->forward_silu(x)), conv1->weight, torch::Tensor(),
+                                       conv1->stride, conv1->padding),
+                           frames);
+    h = ops::group_norm_sample_bias(h, conv1_bias_table(shift, x.scalar_type()), norm2->groups, norm2->weight,
+                                    norm2->bias, norm2->eps, /*silu=*/true);
     const auto shortcut = conv_shortcut ? conv_shortcut(x) : x;
     const auto y = unfold_frames(ops::conv2d_add(fold_frames(h), conv2->weight, conv2->bias, fold_frames(shortcut),
                                                  conv2->stride, conv2->padding),

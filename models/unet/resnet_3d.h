@@ -25,7 +25,11 @@ public:
     double output_scale_factor;
 
 private:
-    /// forward() on x in frames-channels-last memory (the UNet's CUDA layout, unet_3d.h); shift [b, out].
+    /// conv1's bias plus the time shift [b, out], summed in fp32 and rounded once to `dtype`: the fused routes add
+    /// the two in one pass.
+    torch::Tensor conv1_bias_table(const torch::Tensor& shift, torch::ScalarType dtype) const;
+    /// The fused route (CUDA, LSYNC_FUSED_BIAS on) on x in frames-channels-last memory (the UNet's CUDA layout,
+    /// unet_3d.h); shift [b, out].
     torch::Tensor forward_channels_last(const torch::Tensor& x, const torch::Tensor& shift);
 };
 TORCH_MODULE(ResnetBlock3D);

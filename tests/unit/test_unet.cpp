@@ -244,6 +244,29 @@ TEST_CASE("UNet: ops::group_norm on the CPU is exactly at::group_norm (+ silu), 
     CHECK(!lsync::ops::group_norm_fused_unsupported(x, 32, w, b).empty());
 }
 
+TEST_CASE("UNet: ops::group_norm on the CPU reads one-pixel and channels_last views as planes", "[unet]") {
+    // Groups of two near-equal values far from zero: E[x^2] - E[x]^2 in fp32 (ATen's CPU channels-last kernel,
+    // which it picks by the strides, also those of size-1 dimensions) cancels to noise there; the fp64 norm and
+    // ATen's contiguous kernel do not.
+    torch::manual_seed(8);
+    const auto x = 100 + 1e-2 * torch::randn({2, 8, 1, 1});
+    const auto w = torch::ones({8}), b = torch::zeros({8});
+    const auto want = torch::group_norm(x.to(torch::kDouble), 4, w.to(torch::kDouble), b.to(torch::kDouble), 1e-6);
+    const auto planes = ops::group_norm(x, 4, w, b, 1e-6);
+    CHECK(torch::allclose(planes.to(torch::kDouble), want, 0, 1e-2));
+    // The same values behind a token view's strides: [N, C, 1, 1] with strides [C, 1, C, C] (contiguous too).
+    const auto view = x.as_strided(x.sizes(), {8, 1, 8, 8});
+    REQUIRE(view.is_contiguous());
+    const auto from_view = ops::group_norm(view, 4, w, b, 1e-6);
+    CHECK(torch::allclose(from_view.to(torch::kDouble), want, 0, 1e-2));
+    CHECK(torch::equal(from_view, planes));
+    // A real channels_last tensor: the planes result, in the planes kernel's bits.
+    const auto image = 100 + 1e-2 * torch::randn({2, 8, 3, 1});
+    const auto image_cl = image.contiguous(at::MemoryFormat::ChannelsLast);
+    REQUIRE(ops::is_channels_last_only(image_cl));
+    CHECK(torch::equal(ops::group_norm(image_cl, 4, w, b, 1e-6), ops::group_norm(image, 4, w, b, 1e-6)));
+}
+
 TEST_CASE("UNet: GroupNorm of frames-channels-last tensors, with a per-entry input bias, on the CPU", "[unet]") {
     torch::manual_seed(6);
     const auto x = torch::randn({2, 64, 3, 5, 7}) * 2 + 1;
