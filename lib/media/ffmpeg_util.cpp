@@ -8,11 +8,13 @@
 #include <array>
 #include <cstdio>
 #include <fstream>
+#include <mutex>
 #include <vector>
 
 extern "C" {
 #include <libavutil/channel_layout.h>
 #include <libavutil/log.h>
+#include <libavutil/mem.h>
 #include <libavutil/opt.h>
 }
 
@@ -55,7 +57,13 @@ static bool content_looks_like_media(const std::string& path) {
     return fmt != nullptr && score > AVPROBE_SCORE_EXTENSION / 2;
 }
 
+void limit_ffmpeg_allocations() {
+    static std::once_flag once;
+    std::call_once(once, [] { av_max_alloc(static_cast<size_t>(kMaxFfmpegAllocation)); });
+}
+
 InputContextPtr open_input(const std::string& path, const std::string& role) {
+    limit_ffmpeg_allocations();
     check_input_file(path, role);
     AVFormatContext* raw = nullptr;
     int ret = avformat_open_input(&raw, path.c_str(), nullptr, nullptr);

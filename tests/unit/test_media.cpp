@@ -166,6 +166,26 @@ TEST_CASE("wav and m4a audio files decode at their rates", "[media]") {
     }
 }
 
+TEST_CASE("a WAV whose INFO entry claims 1.35 GB is refused without FFmpeg allocating it", "[media]") {
+    // The media_probe fuzzer's slow input (870 bytes): before the cap, FFmpeg's WAV demuxer allocated and zeroed
+    // the claimed 1.35 GB (6 s, 1.5 GB of RSS) before it reported the file damaged.
+    const std::string hostile =
+        std::string(LSYNC_SOURCE_DIR) + "/tests/fuzz/corpus/media_probe/regress_riff_info_huge.wav";
+    try {
+        probe_audio(hostile);
+        FAIL("the file was accepted");
+    } catch (const Error& e) {
+        CHECK(e.code() == ErrorCode::InputCorrupt);
+    }
+    // The cap is the process's from the first file opened: FFmpeg refuses one allocation above it, not below.
+    void* above = av_malloc(static_cast<size_t>(kMaxFfmpegAllocation) + 1);
+    CHECK(above == nullptr);
+    av_free(above);
+    void* below = av_malloc(size_t{64} << 20);
+    CHECK(below != nullptr);
+    av_free(below);
+}
+
 TEST_CASE("odd frame sizes are padded to even, content preserved", "[media]") {
     const auto path = tmp("odd.mp4");
     write_pattern_video(path, 161, 97, 25, 1, 5, 0);
