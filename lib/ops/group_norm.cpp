@@ -8,7 +8,6 @@
 #include "ops/kernel_target.h"
 
 #include <climits>
-#include <vector>
 
 #if LSYNC_WITH_CUDA
 #include "fused_group_norm.h"
@@ -54,9 +53,7 @@ kernels::GroupNormArgs channels_last_args(const torch::Tensor& x, int64_t groups
 // only cost, and only for inputs that really are channels-last.
 torch::Tensor planes_strided(const torch::Tensor& x) {
     if (!x.is_contiguous()) return x.contiguous();
-    std::vector<int64_t> strides(x.dim(), 1);
-    for (int64_t d = x.dim() - 2; d >= 0; --d) strides[d] = strides[d + 1] * x.size(d + 1);
-    return x.as_strided(x.sizes(), strides, x.storage_offset());
+    return x.as_strided(x.sizes(), dense_strides(x.sizes()), x.storage_offset());
 }
 
 }  // namespace

@@ -8,7 +8,28 @@
 
 #include <torch/torch.h>
 
+#include <algorithm>
+#include <vector>
+
 namespace lsync::ops {
+
+/// The strides of a dense tensor of `sizes` in `format` (channels_last: 4-D only). Contiguous strides are the
+/// canonical ones, size-1 dimensions included (ATen's kernels choose by all strides, not only those that address
+/// something).
+inline std::vector<int64_t> dense_strides(at::IntArrayRef sizes,
+                                          at::MemoryFormat format = at::MemoryFormat::Contiguous) {
+    if (format == at::MemoryFormat::ChannelsLast) {
+        const int64_t c = sizes[1], h = sizes[2], w = sizes[3];
+        return {c * h * w, 1, w * c, c};
+    }
+    std::vector<int64_t> strides(sizes.size());
+    int64_t step = 1;
+    for (size_t i = sizes.size(); i-- > 0;) {
+        strides[i] = step;
+        step *= std::max<int64_t>(sizes[i], 1);
+    }
+    return strides;
+}
 
 inline bool is_channels_last_only(const torch::Tensor& x) {
     return x.dim() == 4 && !x.is_contiguous() && x.is_contiguous(at::MemoryFormat::ChannelsLast);

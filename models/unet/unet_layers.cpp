@@ -3,6 +3,7 @@
 #include "core/error.h"
 #include "ops/conv.h"
 #include "ops/group_norm.h"
+#include "ops/memory_layout.h"
 
 #include <ATen/CPUGeneratorImpl.h>
 #include <ATen/Context.h>
@@ -105,25 +106,6 @@ void init_random_parameters(torch::nn::Module& module, uint64_t seed) {
     }
 }
 
-namespace {
-
-// The strides of a dense tensor of `sizes` in `format` (channels_last: 4-D only, as conv_weight_memory_format gives).
-std::vector<int64_t> dense_strides(at::IntArrayRef sizes, at::MemoryFormat format) {
-    std::vector<int64_t> strides(sizes.size());
-    if (format == at::MemoryFormat::ChannelsLast) {
-        const int64_t c = sizes[1], h = sizes[2], w = sizes[3];
-        return {c * h * w, 1, w * c, c};
-    }
-    int64_t step = 1;
-    for (size_t i = sizes.size(); i-- > 0;) {
-        strides[i] = step;
-        step *= std::max<int64_t>(sizes[i], 1);
-    }
-    return strides;
-}
-
-}  // namespace
-
 void place_parameters(torch::nn::Module& module, const torch::Device& device, torch::ScalarType dtype) {
     torch::NoGradGuard no_grad;
     // Module::to converts every parameter to `dtype`, integer ones included; so does this.
@@ -145,7 +127,7 @@ void place_parameters(torch::nn::Module& module, const torch::Device& device, to
     for (size_t i = 0; i < params.size(); ++i) {
         auto& p = params[i];
         const auto format = ops::conv_weight_memory_format(p.sizes(), dtype, device);
-        p.set_data(arena.as_strided(p.sizes(), dense_strides(p.sizes(), format), offsets[i] / item));
+        p.set_data(arena.as_strided(p.sizes(), ops::dense_strides(p.sizes(), format), offsets[i] / item));
     }
 }
 
