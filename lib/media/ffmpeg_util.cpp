@@ -57,7 +57,8 @@ static bool content_looks_like_media(const std::string& path) {
     return fmt != nullptr && score > AVPROBE_SCORE_EXTENSION / 2;
 }
 
-void limit_ffmpeg_allocations() {
+// Sets kMaxFfmpegAllocation as FFmpeg's limit for the process, once.
+static void limit_ffmpeg_allocations() {
     static std::once_flag once;
     std::call_once(once, [] { av_max_alloc(static_cast<size_t>(kMaxFfmpegAllocation)); });
 }

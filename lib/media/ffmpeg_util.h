@@ -54,12 +54,11 @@ std::string av_error_string(int err);
 void ffmpeg_check(int ret, ErrorCode code, const std::string& what);
 
 /// The most FFmpeg may allocate at once (av_max_alloc; its own default is INT_MAX). Demuxers size some buffers
-/// from the file's header before they check it: a WAV of 870 bytes whose RIFF INFO entry claims 1.35 GB had
+/// from the file's header before they check it: a WAV of 182 bytes whose RIFF INFO entry claims 1.35 GB had
 /// FFmpeg allocate and zero 1.35 GB (6 s, 1.5 GB of RSS) before it found the file damaged (the media_probe
-/// fuzzer). 512 MiB is above any real frame or packet (an 8K RGBA64 frame is 265 MB).
+/// fuzzer). 512 MiB is above any real frame or packet (an 8K RGBA64 frame is 265 MB). open_input sets it for the
+/// process, once, so every file we read is under it.
 constexpr int64_t kMaxFfmpegAllocation = int64_t{512} << 20;
-/// Sets that limit for the process, once; open_input calls it, so every file we read is under it.
-void limit_ffmpeg_allocations();
 
 /// Opens a media file for reading with user-level error classification: missing / directory / empty files,
 /// files FFmpeg does not recognise (InputNotMedia), and recognised but broken files (InputCorrupt).

@@ -167,7 +167,7 @@ TEST_CASE("wav and m4a audio files decode at their rates", "[media]") {
 }
 
 TEST_CASE("a WAV whose INFO entry claims 1.35 GB is refused without FFmpeg allocating it", "[media]") {
-    // The media_probe fuzzer's slow input (870 bytes): before the cap, FFmpeg's WAV demuxer allocated and zeroed
+    // The media_probe fuzzer's slow input (182 bytes): before the cap, FFmpeg's WAV demuxer allocated and zeroed
     // the claimed 1.35 GB (6 s, 1.5 GB of RSS) before it reported the file damaged.
     const std::string hostile =
         std::string(LSYNC_SOURCE_DIR) + "/tests/fuzz/corpus/media_probe/regress_riff_info_huge.wav";
