@@ -103,8 +103,11 @@ PastePlan plan_paste(const torch::Tensor& matrices, int64_t height, int64_t widt
     return plan;
 }
 
-PasteResult apply_paste(const torch::Tensor& frames, const torch::Tensor& faces, const PastePlan& plan,
-                        const CropGeometry& g) {
+namespace {
+
+// apply_paste's work, blending into `target` (the frames or their copy).
+PasteResult paste_planned(const torch::Tensor& frames, torch::Tensor target, const torch::Tensor& faces,
+                          const PastePlan& plan, const CropGeometry& g) {
     LSYNC_CHECK(frames.dim() == 4 && frames.size(1) == 3 && frames.scalar_type() == torch::kByte, ErrorCode::Internal,
                 "paste_back: frames must be uint8 [B,3,H,W]");
     const int64_t B = frames.size(0);
@@ -114,7 +117,7 @@ PasteResult apply_paste(const torch::Tensor& frames, const torch::Tensor& faces,
     const auto dev = frames.device();
     const auto [x0, y0, x1, y1] = plan.window;
     PasteResult res;
-    res.frames = frames.clone();
+    res.frames = std::move(target);
     res.window = plan.window;
     if (!plan.eroded.defined()) {
         res.blend = torch::zeros({B, 1, y1 - y0, x1 - x0}, torch::TensorOptions().dtype(torch::kFloat).device(dev));
@@ -151,6 +154,18 @@ PasteResult apply_paste(const torch::Tensor& frames, const torch::Tensor& faces,
     frame_win.copy_(torch::where(soft > 0, out, frame_win));
     res.blend = soft;
     return res;
+}
+
+}  // namespace
+
+PasteResult apply_paste(const torch::Tensor& frames, const torch::Tensor& faces, const PastePlan& plan,
+                        const CropGeometry& g) {
+    return paste_planned(frames, frames.clone(), faces, plan, g);
+}
+
+PasteResult apply_paste_in_place(const torch::Tensor& frames, const torch::Tensor& faces, const PastePlan& plan,
+                                 const CropGeometry& g) {
+    return paste_planned(frames, frames, faces, plan, g);
 }
 
 PasteResult paste_back(const torch::Tensor& frames, const torch::Tensor& faces, const torch::Tensor& matrices,

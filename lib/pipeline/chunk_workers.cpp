@@ -219,13 +219,11 @@ GroupResult ChunkWorkers::run_group(ChunkWorkerSetup& w, std::vector<ChunkFrames
     const auto device = w.models.unet->device();
     const auto dtype = w.models.unet->dtype();
     diagnostics::HostStageScope upload("lsync::upload");
-    for (auto& c : chunks) {
-        // From pinned memory the frames' copy runs on this worker's stream without holding the thread; the
-        // matrices stay on the host (ChunkFrames), where aligning and pasting invert them. The pinned frames
-        // are freed here, on this thread, never during one of its graph captures (chunk_queue.cpp says why).
-        c.frames = c.frames.to(device, /*non_blocking=*/c.frames.is_pinned());
-        c.audio = lsync::upload(c.audio, device, dtype);
-    }
+    // The frames stay in pinned host memory: the runner copies them to the device for the align and again for
+    // the paste, so they are not held there while the UNet runs (lipsync_chunk.cpp). The matrices stay on the
+    // host too (ChunkFrames), where aligning and pasting invert them. The pinned frames are freed with the job,
+    // on this thread, never during one of its graph captures (chunk_queue.cpp says why).
+    for (auto& c : chunks) c.audio = lsync::upload(c.audio, device, dtype);
     upload.leave();
     const auto cancel = [this](int, int, int64_t, const torch::Tensor&) {
         return !interrupt_requested() && !cancelled_;

@@ -55,6 +55,27 @@ bool silent_cfg_audio_wanted() {
     return on;
 }
 
+// The group's frames [B*A, 3, H, W] on `device` in one tensor, copied chunk by chunk (no concatenation on the
+// device); from pinned host memory each copy is queued on the current stream without holding the thread. A lone
+// chunk already there is returned as it is unless `writable` (the caller will write into the result).
+torch::Tensor frames_on_device(const std::vector<torch::Tensor>& frames, const torch::Device& device,
+                               bool writable = false) {
+    const auto& first = frames.front();
+    if (frames.size() == 1 && first.device() == device && !writable) return first;
+    int64_t rows = 0;
+    for (const auto& f : frames) rows += f.size(0);
+    // In the frames' own memory format (a render's are channels-last views of [A, H, W, 3] host frames): each copy
+    // is then one straight transfer, not a transpose on the host first.
+    auto out = torch::empty({rows, first.size(1), first.size(2), first.size(3)},
+                            first.options().device(device).memory_format(first.suggest_memory_format()));
+    int64_t at = 0;
+    for (const auto& f : frames) {
+        out.slice(0, at, at + f.size(0)).copy_(f, /*non_blocking=*/f.is_pinned());
+        at += f.size(0);
+    }
+    return out;
+}
+
 }  // namespace
 
 LipsyncChunk::LipsyncChunk(const RenderModels& models, torch::Tensor mask, DiffusionSettings settings,
@@ -176,21 +197,30 @@ std::vector<torch::Tensor> LipsyncChunk::run_stages(const std::vector<ChunkFrame
         ids.push_back(c.chunk);
     }
     mark(ChunkStageClock::Start);
+    const auto device = models_.unet->device();
+    const auto dtype = models_.unet->dtype();
     // The matrices stay on the host (ChunkFrames): aligning and pasting invert them there, and nothing in the
     // group waits for the GPU until the paste needs the paste mask's areas, queued here first.
-    const auto all_frames = torch::cat(frames, 0), all_matrices = torch::cat(matrices, 0);
+    const auto all_matrices = torch::cat(matrices, 0);
     const auto paste_plan =
-        faces::plan_paste(all_matrices, all_frames.size(2), all_frames.size(3), geometry_, all_frames.device());
-    const auto dtype = models_.unet->dtype();
-    // The official preprocessing: uint8 crops -> [0, 1] -> [-1, 1]; masked = crop * mask (mouth -> 0).
-    const auto crops = faces::align_faces(all_frames, all_matrices, geometry_);
-    const auto pixels = (crops / 255.0 - 0.5) / 0.5;
-    const auto masked = pixels * mask_;
-    mark(ChunkStageClock::Aligned);
-
+        faces::plan_paste(all_matrices, frames.front().size(2), frames.front().size(3), geometry_, device);
+    // What the denoising loop does not read is not held on the device while it runs, since the loop sets the
+    // render's GPU peak: the frames are copied there for the align and again for the paste, and the crops kept
+    // as uint8 (align_faces quantizes them to whole values, so the float32 ones are rebuilt exactly). At 720p
+    // and 2 chunks that is 0.23 GiB less during the loop (the frames were there twice: the chunks' copies and
+    // their concatenation), 1.6 GB at 4K; the second copy costs a frame upload per group.
+    torch::Tensor crops;  // [B*A, 3, R, R] uint8
     diffusion::ChunkConditioning cond;
-    cond.masked_image_latents = encode(masked.to(dtype), ids, 0);
-    cond.ref_latents = encode(pixels.to(dtype), ids, 1);
+    {
+        // The official preprocessing: uint8 crops -> [0, 1] -> [-1, 1]; masked = crop * mask (mouth -> 0).
+        const auto aligned = faces::align_faces(frames_on_device(frames, device), all_matrices, geometry_);
+        const auto pixels = (aligned / 255.0 - 0.5) / 0.5;
+        const auto masked = pixels * mask_;
+        mark(ChunkStageClock::Aligned);
+        cond.masked_image_latents = encode(masked.to(dtype), ids, 0);
+        cond.ref_latents = encode(pixels.to(dtype), ids, 1);
+        crops = aligned.to(torch::kUInt8);
+    }
     // The UNet's batch: the chunks, padded (pads_batches()) with copies of the last one. Each chunk's rows go
     // through the UNet, the guidance and the DDIM step on their own, so the copies change nothing but the
     // summation order of the batched kernels, as batching does.
@@ -224,14 +254,17 @@ std::vector<torch::Tensor> LipsyncChunk::run_stages(const std::vector<ChunkFrame
     mark(ChunkStageClock::Denoised);
     const auto decoded = vae_.decode(diffusion::video_latents_to_frames(final_latents), vae_images_).to(torch::kFloat);
     mark(ChunkStageClock::Decoded);
+    const auto float_crops = crops.to(torch::kFloat);
+    const auto pixels = (float_crops / 255.0 - 0.5) / 0.5;
     const auto faces_out = faces::composite_crop(decoded, pixels, mask_);
-    const auto pasted = faces::apply_paste(all_frames, faces_out, paste_plan, geometry_).frames;
+    const auto pasted =
+        faces::apply_paste_in_place(frames_on_device(frames, device, true), faces_out, paste_plan, geometry_).frames;
     mark(ChunkStageClock::Pasted);
     std::vector<torch::Tensor> out;
     for (int64_t k = 0; k < b; ++k) {
         out.push_back(pasted.slice(0, k * n, (k + 1) * n));
         if (traces)
-            traces->push_back({crops.slice(0, k * n, (k + 1) * n), faces_out.slice(0, k * n, (k + 1) * n),
+            traces->push_back({float_crops.slice(0, k * n, (k + 1) * n), faces_out.slice(0, k * n, (k + 1) * n),
                                cond.masked_image_latents.slice(0, k, k + 1), cond.ref_latents.slice(0, k, k + 1),
                                final_latents.slice(0, k, k + 1), decoded.slice(0, k * n, (k + 1) * n)});
     }

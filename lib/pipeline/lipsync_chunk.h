@@ -27,7 +27,9 @@ struct DiffusionSettings {
 /// The frames of one chunk that have a face (frames without one never reach the networks).
 struct ChunkFrames {
     int64_t chunk = 0;       ///< chunk index: selects the posterior noise
-    torch::Tensor frames;    ///< [A, 3, H, W] uint8 on the models' device
+    /// [A, 3, H, W] uint8: for a GPU render in pinned host memory (copied to the device for the align and for
+    /// the paste, not held there in between), or on the models' device
+    torch::Tensor frames;
     /// [A, 2, 3] float32 alignment matrices (frame -> crop), on the host (a render's: aligning and pasting
     /// invert them there without waiting for the GPU) or on the frames' device
     torch::Tensor matrices;

@@ -285,6 +285,48 @@ TEST_CASE("CUDA graphs: on by default for the 256 px UNet only, never without CU
 #endif
 }
 
+TEST_CASE("lip-sync chunk: the callers' frames stay as they were, in either memory layout", "[render]") {
+    // The runner pastes into a copy of the frames it made itself (lipsync_chunk.cpp): a lone chunk already on the
+    // device must not be written into, and a render's frames (channels-last views of [A, H, W, 3] host memory)
+    // give the frames of contiguous ones.
+    const RenderModels models = test::tiny_random_models();
+    const int64_t r = models.resolution;
+    DiffusionSettings settings;
+    settings.steps = 2;
+    LipsyncChunk runner(models, test::upper_half_mask(r), settings, seeded_noise(7));
+    torch::manual_seed(5);
+    const auto chunk = [&](int64_t id) {
+        ChunkFrames c;
+        c.chunk = id;
+        c.frames = (torch::rand({kFramesPerChunk, 3, r + 32, r + 32}) * 255).to(torch::kByte);
+        c.matrices = torch::tensor({1.0f, 0.0f, -16.0f, 0.0f, 1.0f, -16.0f}).view({1, 2, 3}).repeat({kFramesPerChunk, 1, 1});
+        c.audio = torch::randn({kFramesPerChunk, 10, models.unet->config().cross_attention_dim});
+        return c;
+    };
+    const ChunkFrames a = chunk(0), b = chunk(1);
+    const auto a_before = a.frames.clone(), b_before = b.frames.clone();
+    std::vector<ChunkTrace> traces;
+    const auto alone = runner.run_batch({a}, nullptr, &traces);
+    const auto pair = runner.run_batch({a, b});
+    CHECK(torch::equal(a.frames, a_before));
+    CHECK(torch::equal(b.frames, b_before));
+    REQUIRE(alone.size() == 1);
+    CHECK_FALSE(torch::equal(alone[0], a_before));  // the mouth was pasted, into the copy
+    // The crops are kept as uint8 while the UNet runs: whole values in [0, 255], as the official uint8 images.
+    REQUIRE(traces.size() == 1);
+    const auto& crops = traces[0].crops;
+    CHECK(crops.scalar_type() == torch::kFloat);
+    CHECK(torch::equal(crops, crops.round().clamp(0, 255)));
+
+    ChunkFrames a_nhwc = a, b_nhwc = b;
+    a_nhwc.frames = a.frames.permute({0, 2, 3, 1}).contiguous().permute({0, 3, 1, 2});
+    b_nhwc.frames = b.frames.permute({0, 2, 3, 1}).contiguous().permute({0, 3, 1, 2});
+    REQUIRE(a_nhwc.frames.is_contiguous(torch::MemoryFormat::ChannelsLast));
+    const auto pair_nhwc = runner.run_batch({a_nhwc, b_nhwc});
+    CHECK(torch::equal(pair_nhwc[0], pair[0]));
+    CHECK(torch::equal(pair_nhwc[1], pair[1]));
+}
+
 TEST_CASE("lip-sync chunk: a short batch padded to the UNet's batch gives each chunk its own frames", "[render]") {
     const RenderModels models = test::tiny_random_models();
     const int64_t r = models.resolution;
