@@ -15,7 +15,13 @@ namespace lsync::faces {
 /// (numpy astype(uint8)) and the resized one rounded and clamped to [0, 255] (OpenCV's uint8 resize), so the
 /// crops hold integers exactly like the official uint8 images; without it they stay continuous.
 /// The official code warps in fp16; here the geometry and the image are float32.
+/// The float copy of the frames (and the warp's float coverage plane) is the big temporary: 15 MB per 720p frame,
+/// 133 MB per 4K one, so a render's group of 32 frames took 0.47 GB at 720p and 4.2 GB at 4K at once. The frames
+/// go through in slices whose float copy stays within `slice_bytes` (at least one frame per slice). Each frame is
+/// warped on its own, so quantized crops are the same bits whatever the slices; continuous ones may differ in the
+/// last place (the resize's GEMM sees another row count).
+constexpr int64_t kAlignSliceBytes = int64_t{64} << 20;
 torch::Tensor align_faces(const torch::Tensor& frames, const torch::Tensor& matrices, const CropGeometry& geometry,
-                          bool quantize = true);
+                          bool quantize = true, int64_t slice_bytes = kAlignSliceBytes);
 
 }  // namespace lsync::faces

@@ -238,6 +238,30 @@ TEST_CASE("one batch gives the per-frame results", "[faces][paste]") {
     CHECK_THROWS(faces::apply_paste(frames.narrow(0, 0, 2), generated.narrow(0, 0, 2), plan, g));
 }
 
+TEST_CASE("aligning in slices of frames gives the one-pass crops (quantized: the same bits)", "[faces][align]") {
+    const auto g = faces::CropGeometry::for_resolution(256);
+    const int64_t n = 5;
+    const auto frames = smooth_picture(n, 360, 480);
+    faces::AlignmentSmoother smoother(faces::SmoothMode::None, {}, g);
+    std::vector<faces::Affine> mats;
+    for (int i = 0; i < n; ++i) {
+        const auto face = test::synthetic_face(200 + 20 * i, 180 - 5 * i, 150 + 20 * i, 0.05f * i);
+        mats.push_back(smoother.next(faces::alignment_anchors(face, false)).matrix);
+    }
+    const auto m = faces::affine_tensor(mats, torch::kCPU);
+    const int64_t frame_float_bytes = 3 * 360 * 480 * 4;
+    const auto whole = faces::align_faces(frames, m, g, true, int64_t{1} << 40);
+    // One frame per slice, two (the last slice short), and the default (one pass for frames this small).
+    for (const int64_t slice : {frame_float_bytes, 2 * frame_float_bytes + 1, faces::kAlignSliceBytes}) {
+        INFO("slice bytes " << slice);
+        CHECK(torch::equal(faces::align_faces(frames, m, g, true, slice), whole));
+        CHECK(torch::allclose(faces::align_faces(frames, m, g, false, slice),
+                              faces::align_faces(frames, m, g, false, int64_t{1} << 40), 0, 1e-3));
+    }
+    // Crops differ between frames (the test would not notice a slice given another slice's matrices otherwise).
+    CHECK((whole[0] - whole[n - 1]).abs().max().item<float>() > 10);
+}
+
 TEST_CASE("crop composite keeps the reference where the mask is 1", "[faces][paste]") {
     auto dec = torch::full({1, 3, 4, 4}, -1.f), ref = torch::full({1, 3, 4, 4}, 1.f);
     auto mask = torch::ones({4, 4});

@@ -294,16 +294,9 @@ TEST_CASE("lip-sync chunk: the callers' frames stay as they were, in either memo
     DiffusionSettings settings;
     settings.steps = 2;
     LipsyncChunk runner(models, test::upper_half_mask(r), settings, seeded_noise(7));
-    torch::manual_seed(5);
-    const auto chunk = [&](int64_t id) {
-        ChunkFrames c;
-        c.chunk = id;
-        c.frames = (torch::rand({kFramesPerChunk, 3, r + 32, r + 32}) * 255).to(torch::kByte);
-        c.matrices = torch::tensor({1.0f, 0.0f, -16.0f, 0.0f, 1.0f, -16.0f}).view({1, 2, 3}).repeat({kFramesPerChunk, 1, 1});
-        c.audio = torch::randn({kFramesPerChunk, 10, models.unet->config().cross_attention_dim});
-        return c;
-    };
-    const ChunkFrames a = chunk(0), b = chunk(1);
+    const auto chunks = test::random_chunks(2, r, models.unet->config().cross_attention_dim, false);
+    const ChunkFrames& a = chunks[0];
+    const ChunkFrames& b = chunks[1];
     const auto a_before = a.frames.clone(), b_before = b.frames.clone();
     std::vector<ChunkTrace> traces;
     const auto alone = runner.run_batch({a}, nullptr, &traces);
