@@ -21,9 +21,11 @@ namespace lsync::pipeline {
 /// A chunk between decoding and the encoder.
 struct PendingChunk {
     int64_t first = 0;                       ///< its first output frame
-    std::vector<torch::Tensor> frames;       ///< every output frame, in order ([H, W, 3] uint8, CPU)
+    /// every output frame, in order ([H, W, 3] uint8, CPU); a render without dumps or preview drops the face
+    /// rows' decoded frames once `in` is packed (undefined until the lip-synced ones replace them)
+    std::vector<torch::Tensor> frames;
     std::vector<faces::FramePlan> plans;     ///< of the frames with a face
-    std::vector<torch::Tensor> face_frames;  ///< those frames, as decoded
+    std::vector<torch::Tensor> face_frames;  ///< those frames, as decoded (emptied with them)
     std::vector<int64_t> rows;               ///< their rows in `frames`
     /// The networks' inputs (host tensors), when `rows` is not empty; moved to the workers when the group is
     /// submitted (the worker frees the pinned frames on its own thread: chunk_queue.cpp)

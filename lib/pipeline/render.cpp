@@ -401,6 +401,13 @@ void run_passes(RenderJob& job, RenderWorkDir& work, const media::VideoWriterOpt
         if (!p.rows.empty()) clock.time(ThreadClock::Pack, [&] {
             p.in.chunk = c;
             p.in.frames = stack_frames(p.face_frames, device.is_cuda()).permute({0, 3, 1, 2});
+            // The worker's copy is all the face rows need now: their lip-synced frames replace them when the
+            // group comes back, so only the dumps and the preview read the decoded ones. Dropped, a chunk in
+            // flight holds its frames once, not twice (up to six chunks in flight per worker: 2.4 GB at 4K).
+            if (!tracing) {
+                for (const int64_t row : p.rows) p.frames[static_cast<size_t>(row)] = torch::Tensor();
+                p.face_frames.clear();
+            }
             p.in.matrices = faces::plan_matrices(p.plans, torch::kCPU);
             // Through the host: the workers run on streams of their own, and device memory made on this
             // thread's stream must not be read on theirs (a few hundred KB per chunk).
