@@ -20,7 +20,11 @@ namespace lsync::faces {
 /// go through in slices whose float copy stays within `slice_bytes` (at least one frame per slice). Each frame is
 /// warped on its own, so quantized crops are the same bits whatever the slices; continuous ones may differ in the
 /// last place (the resize's GEMM sees another row count).
-constexpr int64_t kAlignSliceBytes = int64_t{64} << 20;
+/// 512 MiB: a 720p group still aligns in one pass, since each slice costs the worker's thread its launches while
+/// the GPU waits (with 64 MiB slices, 7 per 720p group, 500-frame 1.5 renders took 10.5-10.7 s against 10.1 for
+/// the tree without them: call KC, docs/performance-notes.md section 21); 1080p and larger are sliced (4K: 5
+/// frames per slice).
+constexpr int64_t kAlignSliceBytes = int64_t{512} << 20;
 torch::Tensor align_faces(const torch::Tensor& frames, const torch::Tensor& matrices, const CropGeometry& geometry,
                           bool quantize = true, int64_t slice_bytes = kAlignSliceBytes);
 
