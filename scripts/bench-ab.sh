@@ -1,0 +1,110 @@
+#!/usr/bin/env bash
+# A change against the tree before it, in one device call: both binaries are built in the call (the second from
+# the first's build folder, after the change is taken back out of the sources, so only the changed files compile
+# again) and `bench render` alternates between them. Timings drift between machines and days by more than most
+# changes move them (docs/performance-notes.md), so a ratio is only worth quoting from one call.
+#
+# On the CPU machine, with the change committed (or in the working tree):
+#   bash scripts/bench-ab.sh --prepare BASE_REV   # writes .bench-inputs/ab.patch: the change to lib, models,
+#                                                 # kernels and apps since BASE_REV
+# Then as the device command (carry .deps/src and .bench-inputs, as scripts/gpu-check.sh needs):
+#   bash scripts/bench-ab.sh
+# Settings (environment):
+#   LSYNC_AB_MODEL   default 1.5          LSYNC_AB_FRAMES  default 500
+#   LSYNC_AB_RUNS    default 3 (per side) LSYNC_AB_ARGS    more `bench render` options, e.g. "--busy"
+#   LSYNC_AB_BUILD   the build command (default: scripts/gpu-build.sh; a CPU check of this script can use
+#                    "bash scripts/build.sh --target latentsync" with LSYNC_AB_MODEL=test-tiny)
+# Output, in $OUT (or build-gpu/logs): ab.md, one row per run in the order run, then the medians per side and
+# their ratio; the runs' tables and logs stay in a temporary folder (a device call returns few files).
+set -euo pipefail
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+cd "$ROOT"
+PATCH="$ROOT/.bench-inputs/ab.patch"
+
+if [ "${1:-}" = "--prepare" ]; then
+    base=${2:?usage: bench-ab.sh --prepare BASE_REV}
+    mkdir -p "$ROOT/.bench-inputs"
+    git diff "$base" -- lib models kernels apps > "$PATCH.new"
+    if [ ! -s "$PATCH.new" ]; then
+        rm -f "$PATCH.new"
+        echo "bench-ab: nothing in lib, models, kernels or apps changed since $base" >&2
+        exit 2
+    fi
+    mv "$PATCH.new" "$PATCH"
+    printf '%s\n' "$(git rev-parse --short "$base")" > "$ROOT/.bench-inputs/ab.base"
+    echo "bench-ab: $(grep -c '^diff --git' "$PATCH") files changed since $base -> $PATCH"
+    exit 0
+fi
+
+[ -s "$PATCH" ] || { echo "bench-ab: no $PATCH (run bash scripts/bench-ab.sh --prepare BASE_REV first)" >&2; exit 2; }
+LOGS="${OUT:-$ROOT/build-gpu/logs}"
+BUILD_DIR="${BUILD_DIR:-$ROOT/build-gpu}"
+export BUILD_DIR
+mkdir -p "$LOGS"
+WORK=$(mktemp -d)
+BASE_NAME=$(cat "$ROOT/.bench-inputs/ab.base" 2>/dev/null || echo "the base")
+
+build() {  # LOG
+    if [ -n "${LSYNC_AB_BUILD:-}" ]; then
+        # shellcheck disable=SC2086  # a command line
+        ${LSYNC_AB_BUILD} > "$1" 2>&1 || { tail -30 "$1"; return 1; }
+    else
+        bash scripts/gpu-build.sh "$1"
+    fi
+}
+
+echo "== after: the tree as carried ($(date +%T))"
+build "$WORK/build-after.log"
+cp "$BUILD_DIR/bin/latentsync" "$WORK/after"
+echo "== before: $BASE_NAME, the change taken out of the sources ($(date +%T))"
+patch -R -p1 --quiet < "$PATCH"
+# The sources go back to the change whatever happens next.
+trap 'patch -p1 --quiet --forward < "$PATCH" > /dev/null || echo "bench-ab: could not re-apply $PATCH" >&2' EXIT
+if [ -n "${LSYNC_AB_BUILD:-}" ]; then
+    build "$WORK/build-before.log"
+else
+    cmake --build "$BUILD_DIR" -j "$(nproc)" --target latentsync > "$WORK/build-before.log" 2>&1 ||
+        { grep -E "error" "$WORK/build-before.log" | head -20; exit 1; }
+fi
+cp "$BUILD_DIR/bin/latentsync" "$WORK/before"
+cmp -s "$WORK/after" "$WORK/before" && echo "bench-ab: warning: the two binaries are identical"
+
+run() {  # SIDE INDEX
+    local json="$WORK/$1-$2.json"
+    echo "-- $1 $2 ($(date +%T))"
+    # shellcheck disable=SC2086  # LSYNC_AB_ARGS is a list of options
+    timeout 300 "$WORK/$1" bench render --models "${LSYNC_AB_MODEL:-1.5}" --attention flash \
+        --frames "${LSYNC_AB_FRAMES:-500}" --model-dir "$ROOT/tests/fixtures/face-api" --json "$json" \
+        ${LSYNC_AB_ARGS:-} > "$WORK/$1-$2.md" 2> "$WORK/$1-$2.err" || { tail -5 "$WORK/$1-$2.err"; return 0; }
+}
+for i in $(seq 1 "${LSYNC_AB_RUNS:-3}"); do
+    run after "$i"
+    run before "$i"
+done
+
+python3 - "$WORK" "$BASE_NAME" > "$LOGS/ab.md" <<'PY'
+import glob, json, os, statistics, sys
+work, base = sys.argv[1], sys.argv[2]
+rows = {"after": [], "before": []}
+print("| run | render stage s | render frames/s | wall s | GPU peak (allocator) GiB |")
+print("|---|---|---|---|---|")
+for path in sorted(glob.glob(os.path.join(work, "*.json")), key=os.path.getmtime):
+    side = os.path.basename(path).split("-")[0]
+    data = json.load(open(path))
+    for r in data.get("rows", []):
+        if not r.get("ok"):
+            continue
+        stage = r["frames_out"] / r["render_fps"]
+        rows[side].append((stage, r["render_fps"], r["wall_seconds"], r["gpu_peak_bytes"] / 2**30))
+        print(f"| {side} | {stage:.2f} | {r['render_fps']:.1f} | {r['wall_seconds']:.2f} | {rows[side][-1][3]:.2f} |")
+if rows["after"] and rows["before"]:
+    med = {s: [statistics.median(c) for c in zip(*v)] for s, v in rows.items()}
+    for s in ("after", "before"):
+        m = med[s]
+        print(f"| **{s}, median of {len(rows[s])}** | {m[0]:.2f} | {m[1]:.1f} | {m[2]:.2f} | {m[3]:.2f} |")
+    print(f"\nafter / before ({base}), medians: render stage {med['after'][0] / med['before'][0]:.3f}, "
+          f"wall {med['after'][2] / med['before'][2]:.3f}, GPU peak {med['after'][3] / med['before'][3]:.3f}")
+else:
+    print("\nnot every side finished a run: see the .err files")
+PY
+cat "$LOGS/ab.md"
