@@ -12,8 +12,10 @@
 # Settings (environment):
 #   LSYNC_AB_MODEL   default 1.5          LSYNC_AB_FRAMES  default 500
 #   LSYNC_AB_RUNS    default 3 (per side) LSYNC_AB_ARGS    more `bench render` options, e.g. "--busy"
+#   LSYNC_AB_ATTENTION default flash
 #   LSYNC_AB_BUILD   the build command (default: scripts/gpu-build.sh; a CPU check of this script can use
-#                    "bash scripts/build.sh --target latentsync" with LSYNC_AB_MODEL=test-tiny)
+#                    "bash scripts/build.sh --target latentsync" with LSYNC_AB_MODEL=test-tiny and
+#                    LSYNC_AB_ATTENTION=standard)
 # Output, in $OUT (or build-gpu/logs): ab.md, one row per run in the order run, then the medians per side and
 # their ratio; the runs' tables and logs stay in a temporary folder (a device call returns few files).
 set -euo pipefail
@@ -73,7 +75,7 @@ run() {  # SIDE INDEX
     local json="$WORK/$1-$2.json"
     echo "-- $1 $2 ($(date +%T))"
     # shellcheck disable=SC2086  # LSYNC_AB_ARGS is a list of options
-    timeout 300 "$WORK/$1" bench render --models "${LSYNC_AB_MODEL:-1.5}" --attention flash \
+    timeout 300 "$WORK/$1" bench render --models "${LSYNC_AB_MODEL:-1.5}" --attention "${LSYNC_AB_ATTENTION:-flash}" \
         --frames "${LSYNC_AB_FRAMES:-500}" --model-dir "$ROOT/tests/fixtures/face-api" --json "$json" \
         ${LSYNC_AB_ARGS:-} > "$WORK/$1-$2.md" 2> "$WORK/$1-$2.err" || { tail -5 "$WORK/$1-$2.err"; return 0; }
 }
@@ -86,24 +88,25 @@ python3 - "$WORK" "$BASE_NAME" > "$LOGS/ab.md" <<'PY'
 import glob, json, os, statistics, sys
 work, base = sys.argv[1], sys.argv[2]
 rows = {"after": [], "before": []}
-print("| run | render stage s | render frames/s | wall s | GPU peak (allocator) GiB |")
-print("|---|---|---|---|---|")
+print("| run | render stage s | render frames/s | wall s | GPU peak (allocator) GiB | host peak GiB |")
+print("|---|---|---|---|---|---|")
 for path in sorted(glob.glob(os.path.join(work, "*.json")), key=os.path.getmtime):
     side = os.path.basename(path).split("-")[0]
-    data = json.load(open(path))
-    for r in data.get("rows", []):
-        if not r.get("ok"):
+    for r in json.load(open(path)).get("rows", []):
+        if not r.get("ok") or r.get("render_fps", 0) <= 0:
             continue
-        stage = r["frames_out"] / r["render_fps"]
-        rows[side].append((stage, r["render_fps"], r["wall_seconds"], r["gpu_peak_bytes"] / 2**30))
-        print(f"| {side} | {stage:.2f} | {r['render_fps']:.1f} | {r['wall_seconds']:.2f} | {rows[side][-1][3]:.2f} |")
+        row = (r["frames_out"] / r["render_fps"], r["render_fps"], r["wall_seconds"], r["gpu_peak_bytes"] / 2**30,
+               r["host_peak_rss_bytes"] / 2**30)
+        rows[side].append(row)
+        print(f"| {side} | {row[0]:.2f} | {row[1]:.1f} | {row[2]:.2f} | {row[3]:.2f} | {row[4]:.2f} |")
 if rows["after"] and rows["before"]:
     med = {s: [statistics.median(c) for c in zip(*v)] for s, v in rows.items()}
     for s in ("after", "before"):
         m = med[s]
-        print(f"| **{s}, median of {len(rows[s])}** | {m[0]:.2f} | {m[1]:.1f} | {m[2]:.2f} | {m[3]:.2f} |")
-    print(f"\nafter / before ({base}), medians: render stage {med['after'][0] / med['before'][0]:.3f}, "
-          f"wall {med['after'][2] / med['before'][2]:.3f}, GPU peak {med['after'][3] / med['before'][3]:.3f}")
+        print(f"| **{s}, median of {len(rows[s])}** | {m[0]:.2f} | {m[1]:.1f} | {m[2]:.2f} | {m[3]:.2f} | {m[4]:.2f} |")
+    ratio = lambda k: f"{med['after'][k] / med['before'][k]:.3f}" if med["before"][k] > 0 else "-"
+    print(f"\nafter / before ({base}), medians: render stage {ratio(0)}, wall {ratio(2)}, GPU peak {ratio(3)}, "
+          f"host peak {ratio(4)}")
 else:
     print("\nnot every side finished a run: see the .err files")
 PY
