@@ -25,7 +25,7 @@ torch::Tensor align_faces(const torch::Tensor& frames, const torch::Tensor& matr
                           bool quantize, int64_t slice_bytes) {
     LSYNC_CHECK(frames.dim() == 4 && frames.size(1) == 3, ErrorCode::Internal, "align_faces: frames must be [B,3,H,W]");
     const int64_t n = frames.size(0);
-    const int64_t float_bytes_per_frame = std::max<int64_t>(1, frames[0].numel()) * 4;
+    const int64_t float_bytes_per_frame = std::max<int64_t>(1, frames.size(1) * frames.size(2) * frames.size(3)) * 4;
     const int64_t step = std::max<int64_t>(1, slice_bytes / float_bytes_per_frame);
     if (step >= n) return align_frames(frames, matrices, geometry, quantize);
     std::vector<torch::Tensor> parts;

@@ -55,6 +55,10 @@ bool silent_cfg_audio_wanted() {
     return on;
 }
 
+// The official preprocessing of the aligned crops (float, whole values in [0, 255]): [0, 1] -> [-1, 1]. Written
+// once: the composite rebuilds these pixels from the uint8 crops and must get the encoder's bits.
+torch::Tensor crop_pixels(const torch::Tensor& crops) { return (crops / 255.0 - 0.5) / 0.5; }
+
 // The group's frames [B*A, 3, H, W] on `device` in one tensor, copied chunk by chunk (no concatenation on the
 // device); from pinned host memory each copy is queued on the current stream without holding the thread. A lone
 // chunk already there is returned as it is unless `writable` (the caller will write into the result).
@@ -212,9 +216,9 @@ std::vector<torch::Tensor> LipsyncChunk::run_stages(const std::vector<ChunkFrame
     torch::Tensor crops;  // [B*A, 3, R, R] uint8
     diffusion::ChunkConditioning cond;
     {
-        // The official preprocessing: uint8 crops -> [0, 1] -> [-1, 1]; masked = crop * mask (mouth -> 0).
+        // The official preprocessing: crop_pixels; masked = crop * mask (mouth -> 0).
         const auto aligned = faces::align_faces(frames_on_device(frames, device), all_matrices, geometry_);
-        const auto pixels = (aligned / 255.0 - 0.5) / 0.5;
+        const auto pixels = crop_pixels(aligned);
         const auto masked = pixels * mask_;
         mark(ChunkStageClock::Aligned);
         cond.masked_image_latents = encode(masked.to(dtype), ids, 0);
@@ -255,7 +259,7 @@ std::vector<torch::Tensor> LipsyncChunk::run_stages(const std::vector<ChunkFrame
     const auto decoded = vae_.decode(diffusion::video_latents_to_frames(final_latents), vae_images_).to(torch::kFloat);
     mark(ChunkStageClock::Decoded);
     const auto float_crops = crops.to(torch::kFloat);
-    const auto pixels = (float_crops / 255.0 - 0.5) / 0.5;
+    const auto pixels = crop_pixels(float_crops);
     const auto faces_out = faces::composite_crop(decoded, pixels, mask_);
     const auto pasted =
         faces::apply_paste_in_place(frames_on_device(frames, device, true), faces_out, paste_plan, geometry_).frames;
