@@ -1,8 +1,5 @@
 #include "pipeline/chunk_queue.h"
 
-#include "pipeline/frame_map.h"
-
-#include <algorithm>
 #include <chrono>
 
 namespace lsync::pipeline {
@@ -34,18 +31,7 @@ void ChunkQueue::end_group() {
     g.chunks = std::move(pending_);
     pending_.clear();
     in_flight_.push_back(std::move(g));
-    while (bounded_in_flight() > 2 * workers_.workers()) write_oldest();
-}
-
-size_t ChunkQueue::bounded_in_flight() const {
-    // With a tail worker (chunk_workers.h), the last groups do not count: the group before the tail's and the
-    // tail's own are packed at once, so the last chunk reaches the tail worker one group earlier, to run beside
-    // more of the main worker's work instead of finishing after it (call LA, docs/performance-notes.md section
-    // 22). At most those two groups more in flight, at the end of the render only.
-    const auto tail = workers_.tail_from();
-    return static_cast<size_t>(std::count_if(in_flight_.begin(), in_flight_.end(), [&](const Group& g) {
-        return !tail || g.chunks.front().first / kFramesPerChunk < *tail - chunks_per_call_;
-    }));
+    while (in_flight_.size() > 2 * workers_.workers()) write_oldest();
 }
 
 void ChunkQueue::finish() {

@@ -3,7 +3,7 @@
 // they go to the workers (chunk_workers.h) in groups of up to `chunks_per_call` chunks with as many face frames
 // each (one UNet call), and come back out in the order they went in, whichever worker finished first. At most
 // two groups per worker are in flight: enough to keep every worker busy while the next group is packed, and a
-// bound on memory (with a tail worker, the render's last two groups besides: chunk_queue.cpp).
+// bound on memory.
 
 #include "faces/face_plan.h"
 #include "pipeline/chunk_workers.h"
@@ -58,7 +58,6 @@ private:
         bool submitted = false;  ///< false: no chunk has faces; it only waits for its turn
     };
     void write_oldest();
-    size_t bounded_in_flight() const;  ///< the groups in flight that count against the bound
 
     ChunkWorkers& workers_;
     int64_t chunks_per_call_;

@@ -77,10 +77,6 @@ public:
 
     /// The workers that take every group (not the tail worker).
     size_t workers() const { return regular_; }
-    /// The tail worker's first chunk, when there is one.
-    std::optional<int64_t> tail_from() const {
-        return loading_.size() > regular_ ? std::optional<int64_t>(tail_from_) : std::nullopt;
-    }
     /// Queues a group of chunks with the same number of face frames (tensors on any device; each worker moves
     /// them to its own). Returns at once.
     void submit(std::vector<ChunkFrames> group);

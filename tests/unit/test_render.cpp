@@ -529,62 +529,6 @@ TEST_CASE("chunk workers: the tail worker takes the short last chunk and gives t
     }
 }
 
-TEST_CASE("chunk queue: the last groups go to the tail worker without waiting for the groups before them", "[render]") {
-    // One chunk per call and one main worker: two groups in flight, then the render thread waits for the oldest.
-    // The main worker's setup is held back, so it finishes nothing: only the groups that do not count against
-    // the bound (the one before the tail's, and the tail's) can still be submitted, and the tail worker runs its.
-    const RenderModels first = test::tiny_random_models();
-    const int64_t r = first.resolution;
-    const auto mask = test::upper_half_mask(r);
-    DiffusionSettings settings;
-    settings.steps = 2;
-    auto chunks = test::random_chunks(4, r, first.unet->config().cross_attention_dim, false);
-    ChunkFrames& last = chunks.back();
-    last.frames = last.frames.narrow(0, 0, 4).clone();
-    last.matrices = last.matrices.narrow(0, 0, 4).clone();
-    last.audio = last.audio.narrow(0, 0, 4).clone();
-    std::vector<ChunkWorkerSetup> one;
-    one.push_back(test::worker_setup(first, mask, settings, 1));
-    const auto alone = test::run_through_workers(std::move(one), chunks, 1);
-
-    std::promise<ChunkWorkerSetup> main_setup;
-    std::vector<std::future<ChunkWorkerSetup>> loading;
-    loading.push_back(main_setup.get_future());
-    ChunkWorkers::TailWorker tail;
-    tail.setup = ChunkWorkers::ready(test::worker_setup(share_render_models(first, nullptr), mask, settings, 1));
-    tail.from_chunk = 3;
-    ChunkWorkers workers(std::move(loading), false, false, [](const std::string&) {}, false, std::move(tail));
-    std::vector<torch::Tensor> written;
-    ChunkQueue queue(workers, 1, false, [&](PendingChunk& p, const ChunkTrace*) {
-        written.push_back(torch::stack(p.frames));
-    });
-    auto adding = std::async(std::launch::async, [&] {
-        for (const auto& c : chunks) {
-            PendingChunk p;
-            p.first = c.chunk * kFramesPerChunk;
-            const int64_t n = c.frames.size(0);
-            for (int64_t k = 0; k < n; ++k) {
-                p.frames.push_back(torch::zeros({8, 8, 3}, torch::kUInt8));
-                p.rows.push_back(k);
-            }
-            p.in = c;
-            p.in.frames = c.frames.clone();
-            queue.add(std::move(p));
-        }
-    });
-    const bool added = adding.wait_for(std::chrono::seconds(60)) == std::future_status::ready;
-    for (int wait = 0; added && wait < 600 && workers.busy_seconds()[1] == 0; ++wait)
-        std::this_thread::sleep_for(std::chrono::milliseconds(50));
-    const bool tail_ran = workers.busy_seconds()[1] > 0;
-    main_setup.set_value(test::worker_setup(first, mask, settings, 1));  // a failed check must not hang the test
-    adding.get();
-    CHECK(added);
-    CHECK(tail_ran);
-    queue.finish();
-    REQUIRE(written.size() == 4);
-    for (size_t k = 0; k < 4; ++k) CHECK(torch::equal(written[k], alone[k]));
-}
-
 TEST_CASE("tail worker: on one GPU without a budget, for a short last chunk after three or more", "[render]") {
     RenderOptions o;
     const std::vector<torch::Device> gpu{torch::Device(torch::kCUDA, 0)};
