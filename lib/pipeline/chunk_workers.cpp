@@ -19,7 +19,6 @@
 #include <c10/cuda/CUDAStream.h>
 #endif
 
-#include <algorithm>
 #include <chrono>
 #include <cstdio>
 #include <optional>
@@ -47,21 +46,15 @@ std::string allocator_words(const c10::OutOfMemoryError& e) {
 }  // namespace
 
 ChunkWorkers::ChunkWorkers(std::vector<std::future<ChunkWorkerSetup>> workers, bool tracing, bool inject_oom_once,
-                           std::function<void(const std::string&)> warn, bool time_stages,
-                           std::optional<TailWorker> tail)
+                           std::function<void(const std::string&)> warn, bool time_stages)
     : loading_(std::move(workers)),
-      regular_(loading_.size()),
       tracing_(tracing),
       warn_(std::move(warn)),
       time_stages_(time_stages || chunk_timing_printed()),
       inject_oom_(inject_oom_once) {
     LSYNC_CHECK(!loading_.empty(), ErrorCode::Internal, "ChunkWorkers: no workers");
-    if (tail && tail->setup.valid()) {
-        loading_.push_back(std::move(tail->setup));
-        tail_from_ = tail->from_chunk;
-    }
     setups_.resize(loading_.size());
-    loads_pending_ = regular_;
+    loads_pending_ = loading_.size();
     busy_.assign(loading_.size(), 0.0);
     stages_.assign(loading_.size(), ChunkStageSeconds{});
     // The workers carry this thread's LibTorch thread-local state (grad mode, and a running profiler's
@@ -96,7 +89,7 @@ void ChunkWorkers::submit(std::vector<ChunkFrames> group) {
         std::lock_guard<std::mutex> lock(mutex_);
         jobs_.push_back({next_seq_++, std::move(group)});
     }
-    jobs_changed_.notify_all();
+    jobs_changed_.notify_one();
 }
 
 GroupResult ChunkWorkers::take() {
@@ -132,8 +125,8 @@ std::vector<ChunkStageSeconds> ChunkWorkers::stage_seconds() const {
     return stages_;
 }
 
-bool ChunkWorkers::load(size_t index) {
-    const bool tail = index >= regular_;
+void ChunkWorkers::run(size_t index) {
+    torch::NoGradGuard no_grad;  // thread-local
     std::exception_ptr failed;
     try {
         setups_[index] = loading_[index].get();
@@ -142,9 +135,8 @@ bool ChunkWorkers::load(size_t index) {
         // runs on a stream of its own: wait for them here, where a CUDA error is a load error for the render.
         // A whole-device wait: no other worker renders on this device yet (the render loads a device listed
         // twice before any worker starts, render.cpp), only the face pass may (device 0), which it waits for.
-        // Not for the tail worker, which starts while the others render (its setup waited for its own work).
         const auto d = setups_[index].models.unet->device();
-        if (d.is_cuda() && !tail) {
+        if (d.is_cuda()) {
             const c10::DeviceGuard guard(d);
             c10::cuda::device_synchronize();
         }
@@ -152,52 +144,13 @@ bool ChunkWorkers::load(size_t index) {
     } catch (...) {
         failed = std::current_exception();
     }
-    if (tail) {
-        if (failed) {
-            try {
-                std::rethrow_exception(failed);
-            } catch (const std::exception& e) {
-                warn_(std::string("the second worker for the last chunk could not start (the main worker runs it): ") +
-                      first_line(e.what()));
-            } catch (...) {
-            }
-        }
-        return !failed;
-    }
     {
         std::lock_guard<std::mutex> lock(mutex_);
         if (failed && !load_error_) load_error_ = failed;
         --loads_pending_;
     }
     results_changed_.notify_all();
-    return !failed;
-}
-
-bool ChunkWorkers::next_job(size_t index, Job& job) {
-    std::unique_lock<std::mutex> lock(mutex_);
-    if (index < regular_) {
-        jobs_changed_.wait(lock, [&] { return stopping_ || !jobs_.empty(); });
-        if (stopping_) return false;
-        job = std::move(jobs_.front());
-        jobs_.pop_front();
-        return true;
-    }
-    // The tail worker: the first queued group of the tail, wherever it is in the queue.
-    const auto of_tail = [this](const Job& j) { return j.chunks.front().chunk >= tail_from_; };
-    std::deque<Job>::iterator found;
-    jobs_changed_.wait(lock, [&] {
-        found = std::find_if(jobs_.begin(), jobs_.end(), of_tail);
-        return stopping_ || found != jobs_.end();
-    });
-    if (stopping_) return false;
-    job = std::move(*found);
-    jobs_.erase(found);
-    return true;
-}
-
-void ChunkWorkers::run(size_t index) {
-    torch::NoGradGuard no_grad;  // thread-local
-    if (!load(index)) return;
+    if (failed) return;
     ChunkWorkerSetup& w = setups_[index];
     const auto device = w.models.unet->device();
     const c10::DeviceGuard device_guard(device);  // kernels and streams on this worker's device
@@ -219,46 +172,29 @@ void ChunkWorkers::run(size_t index) {
         }
     }
 #endif
-    Job job;
-    const bool tail = index >= regular_;
-    while (next_job(index, job)) {
+    while (true) {
+        Job job;
+        {
+            std::unique_lock<std::mutex> lock(mutex_);
+            jobs_changed_.wait(lock, [&] { return stopping_ || !jobs_.empty(); });
+            if (stopping_) return;
+            job = std::move(jobs_.front());
+            jobs_.pop_front();
+        }
         try {
             const auto started = std::chrono::steady_clock::now();
-            GroupResult r = run_group(w, job.chunks, tail);
+            GroupResult r = run_group(w, job.chunks);
             if (chunk_timing_printed()) print_group_timing(index, job, r, started);
             std::lock_guard<std::mutex> lock(mutex_);
             busy_[index] += std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
             stages_[index] += r.stages;
             results_[job.seq] = std::move(r);
-        } catch (const c10::OutOfMemoryError& e) {
-            // Only the tail worker's run_group lets one out: its working memory comes on top of the others', so
-            // it gives its group back to them and stops, rather than failing a render they can finish.
-            hand_back(std::move(job), allocator_words(e));
-            return;
         } catch (...) {
             std::lock_guard<std::mutex> lock(mutex_);
             errors_[job.seq] = std::current_exception();
         }
         results_changed_.notify_all();
     }
-}
-
-void ChunkWorkers::hand_back(Job job, const std::string& why) {
-    try {
-        // The audio went to the device on this worker's stream: back to the host, as every group arrives.
-        for (auto& c : job.chunks) c.audio = c.audio.cpu();
-    } catch (...) {
-        std::lock_guard<std::mutex> lock(mutex_);
-        errors_[job.seq] = std::current_exception();
-        results_changed_.notify_all();
-        return;
-    }
-    warn_("out of GPU memory on the second worker for the last chunk; the main worker runs it (" + why + ")");
-    {
-        std::lock_guard<std::mutex> lock(mutex_);
-        jobs_.push_front(std::move(job));
-    }
-    jobs_changed_.notify_all();
 }
 
 // One line per group, on stderr whatever the log level (chunk_timing_printed).
@@ -279,7 +215,7 @@ void ChunkWorkers::print_group_timing(size_t index, const Job& job, const GroupR
 
 // Runs `chunks`, `w.batch` at a time; a CUDA out-of-memory error frees the cache, halves the batch and retries
 // the same chunks, so a render only fails for memory when one chunk alone does not fit (twice).
-GroupResult ChunkWorkers::run_group(ChunkWorkerSetup& w, std::vector<ChunkFrames>& chunks, bool hand_back_on_oom) {
+GroupResult ChunkWorkers::run_group(ChunkWorkerSetup& w, std::vector<ChunkFrames>& chunks) {
     const auto device = w.models.unet->device();
     const auto dtype = w.models.unet->dtype();
     diagnostics::HostStageScope upload("lsync::upload");
@@ -303,7 +239,7 @@ GroupResult ChunkWorkers::run_group(ChunkWorkerSetup& w, std::vector<ChunkFrames
         try {
             {
                 bool inject = false;
-                if (!hand_back_on_oom) {  // the tail worker's would not be retried, and not counted
+                {
                     std::lock_guard<std::mutex> lock(mutex_);
                     std::swap(inject, inject_oom_);
                 }
@@ -328,10 +264,6 @@ GroupResult ChunkWorkers::run_group(ChunkWorkerSetup& w, std::vector<ChunkFrames
             if (clock) r.stages += clock->read();
             next += sub.size();
         } catch (const c10::OutOfMemoryError& e) {
-            if (hand_back_on_oom) {
-                release_cached_memory_between_captures(device);
-                throw;
-            }
             if (sub.size() == 1 && w.single_chunk_retried)
                 throw_error(ErrorCode::Backend, "out of GPU memory with one chunk of 16 frames on " + device.str() +
                                                     " (a --vram-budget, if given, is too small; else try --dtype "

@@ -25,7 +25,6 @@
 #include <map>
 #include <memory>
 #include <mutex>
-#include <optional>
 #include <string>
 #include <thread>
 #include <vector>
@@ -50,16 +49,6 @@ struct GroupResult {
 
 class ChunkWorkers {
 public:
-    /// A worker beside the others for the render's last groups (render_workers.h: the short last chunk): it takes
-    /// only groups whose first chunk is `from_chunk` or later, while the others take every group in order. It does
-    /// not count among workers(), and its setup may fail without failing the render (a warning; the others then
-    /// take its groups). Its setup's device work must be finished when the future is ready: it starts while the
-    /// others may be capturing CUDA graphs, so it makes no wait for the whole device.
-    struct TailWorker {
-        std::future<ChunkWorkerSetup> setup;
-        int64_t from_chunk = 0;
-    };
-
     /// `warn` receives the out-of-memory notices (from worker threads). `inject_oom_once`: the test hook of
     /// RenderOptions (the first call, on any worker, fails as out of memory).
     /// `time_stages`: time each call's stages (chunk_stage_clock.h; RenderOptions::time_chunk_stages).
@@ -67,16 +56,14 @@ public:
     /// the workers are made, the others' join as they finish loading). A setup that fails to load fails the
     /// render: take() rethrows its error, and so does wait_loaded().
     ChunkWorkers(std::vector<std::future<ChunkWorkerSetup>> workers, bool tracing, bool inject_oom_once,
-                 std::function<void(const std::string&)> warn, bool time_stages = false,
-                 std::optional<TailWorker> tail = std::nullopt);
+                 std::function<void(const std::string&)> warn, bool time_stages = false);
     /// A future that holds `setup` already (for a setup made before the workers).
     static std::future<ChunkWorkerSetup> ready(ChunkWorkerSetup setup);
     ~ChunkWorkers();  // stops the workers; queued groups are dropped
     ChunkWorkers(const ChunkWorkers&) = delete;
     ChunkWorkers& operator=(const ChunkWorkers&) = delete;
 
-    /// The workers that take every group (not the tail worker).
-    size_t workers() const { return regular_; }
+    size_t workers() const { return threads_.size(); }
     /// Queues a group of chunks with the same number of face frames (tensors on any device; each worker moves
     /// them to its own). Returns at once.
     void submit(std::vector<ChunkFrames> group);
@@ -86,8 +73,7 @@ public:
     /// Waits until every worker's setup has loaded (or failed to) and rethrows the first load error: a device
     /// whose load failed after the last result was taken (or when no group had faces) still fails the render.
     void wait_loaded();
-    /// Seconds each worker spent running groups so far (the rest of its time it waited for work); the tail
-    /// worker, when there is one, last.
+    /// Seconds each worker spent running groups so far (the rest of its time it waited for work).
     std::vector<double> busy_seconds() const;
     /// Per worker, its calls' stage times so far (all zero unless timing stages).
     std::vector<ChunkStageSeconds> stage_seconds() const;
@@ -98,18 +84,11 @@ private:
         std::vector<ChunkFrames> chunks;
     };
     void run(size_t index);
-    bool load(size_t index);  ///< worker `index`'s setup; false if it failed (the error is recorded or warned)
-    bool next_job(size_t index, Job& job);  ///< waits for a job this worker takes; false when stopping
-    /// `hand_back_on_oom`: an out-of-memory error leaves (the tail worker's), instead of the batch back-off.
-    GroupResult run_group(ChunkWorkerSetup& w, std::vector<ChunkFrames>& chunks, bool hand_back_on_oom);
-    /// The tail worker's group back to the queue's front for the others, after its out-of-memory error `why`.
-    void hand_back(Job job, const std::string& why);
+    GroupResult run_group(ChunkWorkerSetup& w, std::vector<ChunkFrames>& chunks);
     void print_group_timing(size_t index, const Job& job, const GroupResult& r,
                             std::chrono::steady_clock::time_point started) const;
 
-    std::vector<std::future<ChunkWorkerSetup>> loading_;  ///< each taken by its worker thread (the tail's last)
-    size_t regular_ = 0;                                   ///< workers that take every group
-    int64_t tail_from_ = 0;                                ///< the tail worker's first chunk
+    std::vector<std::future<ChunkWorkerSetup>> loading_;  ///< each taken by its worker thread
     std::vector<ChunkWorkerSetup> setups_;                 ///< element i written and used by worker i only
     std::exception_ptr load_error_;                        ///< the first setup that failed; under mutex_
     size_t loads_pending_ = 0;                             ///< setups not loaded (nor failed) yet; under mutex_

@@ -11,21 +11,27 @@
 #include "diagnostics/gpu_memory.h"
 #include "diagnostics/process_memory.h"
 #include "pipeline/async_writer.h"
+#include "pipeline/batch_planner.h"
 #include "pipeline/chunk_queue.h"
 #include "pipeline/chunk_workers.h"
 #include "pipeline/device_policy.h"
 #include "pipeline/face_pass.h"
 #include "pipeline/frame_source.h"
+#include "pipeline/model_cache.h"
 #include "pipeline/mouth_mask.h"
 #include "pipeline/render_dumps.h"
 #include "pipeline/render_settings.h"
-#include "pipeline/render_workers.h"
 #include "pipeline/render_workdir.h"
 #include "faces/face_plan_file.h"
 
+#include <ATen/ThreadLocalState.h>
+#include <c10/core/DeviceGuard.h>
+
 #include <algorithm>
 #include <chrono>
+#include <functional>
 #include <future>
+#include <map>
 #include <memory>
 #include <cmath>
 
@@ -44,6 +50,11 @@ struct Stopwatch {
         lap = now;
     }
 };
+
+/// --vram-budget in bytes (0: none), for the planner and the cap alike.
+int64_t vram_budget_bytes(const RenderOptions& o) {
+    return static_cast<int64_t>(o.vram_budget_gib * 1024.0 * 1024.0 * 1024.0);
+}
 
 /// Frames the encoder's queue holds: a group of two chunks where they fit in 256 MiB (frames up to 2.8 Mpixel,
 /// 1080p among them), one chunk at least. A worker hands back a whole group at once; with room for only one
@@ -100,6 +111,96 @@ struct RenderJob {
     torch::ScalarType dtype = torch::kFloat;
 };
 
+/// One worker per listed device (--devices), each with its networks, chunk runner and chunk batch. A device listed
+/// again (--devices 0,0) shares the first listing's weights (share_render_models): its worker gets networks of its
+/// own (its attention context and DeepCache state) over the same tensors, so a second worker on a GPU costs its
+/// working memory, not another 2.6 GiB of weights. GPUs load at the same time, each on a thread of its own, and
+/// each worker starts when its own set is ready (chunk_workers.h); CPU workers load one after the other before the
+/// render, as they share the cores anyway.
+std::vector<std::future<ChunkWorkerSetup>> load_workers(const RenderJob& job, const torch::Tensor& mask) {
+    const int resolution = model_resolution(job.options.model);
+    // Runs on the loading threads, possibly after this function returned: it holds no reference to its locals.
+    using GetModels = std::function<RenderModels(const ModelRequest&)>;
+    auto load_worker = [&job, mask, resolution](const torch::Device& d, const GetModels& get_models) {
+        const RenderOptions& o = job.options;
+        const auto started = std::chrono::steady_clock::now();
+        torch::NoGradGuard no_grad;  // thread-local: the loading threads need their own
+        const c10::DeviceGuard device_guard(d);
+        ModelRequest request;
+        request.variant = o.model;
+        request.model_dir = o.model_dir;
+        request.unet_path = o.unet_path;
+        request.vae_path = o.vae_path;
+        request.whisper_path = o.whisper_path;
+        request.random_weights = o.random_weights;
+        request.device = d;
+        request.dtype = job.dtype;
+        request.attention =
+            make_attention_context(o.attention, o.strict_attention, d, job.dtype, sdpa_kernel_for(resolution));
+        if (o.lip_focus != 1.0) request.attention->set_lip_focus(1 - mask, o.lip_focus);
+        ChunkWorkerSetup w;
+        try {
+            w.models = get_models(request);
+        } catch (const c10::OutOfMemoryError&) {
+            if (o.vram_budget_gib > 0)
+                throw_error(ErrorCode::Backend, "the models do not fit in --vram-budget " +
+                                                    c10::str(o.vram_budget_gib) + " GiB of " + d.str() + ": raise it");
+            throw_error(ErrorCode::Backend,
+                        "the models do not fit in the memory of " + d.str() + ": try --dtype float16");
+        }
+        w.runner = std::make_unique<LipsyncChunk>(w.models, mask, o.diffusion, o.noise ? *o.noise : seeded_noise(o.seed));
+        const auto plan = plan_chunk_batch(o.batch_chunks, d, resolution, job.dtype, vram_budget_bytes(o));
+        w.batch = plan.batch;
+        log::info(plan.why);
+        log::info("models on ", d.str(), " ready in ",
+                  std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count(), " s");
+        return w;
+    };
+    // Per device, the first listing loads (or takes from the cache) and publishes its networks; later listings
+    // wait for them and share their weights. A failed load reaches the sharing workers as the same error.
+    // LSYNC_SHARE_WEIGHTS=0 loads a set per listing instead (the behaviour before, for comparisons).
+    const bool share = env::flag("LSYNC_SHARE_WEIGHTS", true);
+    std::map<std::string, std::shared_future<RenderModels>> first_listing;
+    std::vector<GetModels> getters;
+    for (const auto& d : job.devices) {
+        const auto found = first_listing.find(d.str());
+        if (found != first_listing.end()) {
+            getters.push_back([shared = found->second](const ModelRequest& request) {
+                return share_render_models(shared.get(), request.attention);
+            });
+            continue;
+        }
+        auto published = std::make_shared<std::promise<RenderModels>>();
+        if (share) first_listing.emplace(d.str(), published->get_future().share());
+        getters.push_back([published, cache = job.options.model_cache](const ModelRequest& request) {
+            try {
+                RenderModels m = cache ? cache->get(request) : load_render_models(request);
+                published->set_value(m);
+                return m;
+            } catch (...) {
+                published->set_exception(std::current_exception());
+                throw;
+            }
+        });
+    }
+    std::vector<std::future<ChunkWorkerSetup>> loading;
+    if (job.device.is_cuda()) {
+        // On threads of their own, so the audio's first pass runs while the models load (run_passes). The
+        // loading threads take this thread's LibTorch state (grad mode, a running profiler).
+        const at::ThreadLocalState state;
+        for (size_t i = 0; i < job.devices.size(); ++i)
+            loading.push_back(
+                std::async(std::launch::async, [load_worker, d = job.devices[i], get = getters[i], state] {
+                    const at::ThreadLocalStateGuard guard(state);
+                    return load_worker(d, get);
+                }));
+    } else {
+        for (size_t i = 0; i < job.devices.size(); ++i)
+            loading.push_back(ChunkWorkers::ready(load_worker(job.devices[i], getters[i])));
+    }
+    return loading;
+}
+
 /// The passes of render() after the checks: models, audio, faces, chunks, join.
 void run_passes(RenderJob& job, RenderWorkDir& work, const media::VideoWriterOptions& wopt, const torch::Tensor& mask,
                 int64_t resume_frame) {
@@ -127,7 +228,7 @@ void run_passes(RenderJob& job, RenderWorkDir& work, const media::VideoWriterOpt
     // On a GPU the models start loading now, on threads of their own (load_workers), and are waited for in
     // step 3: the audio's first pass no longer runs in front of them. On the CPU they load in step 3.
     std::vector<std::future<ChunkWorkerSetup>> loading;
-    if (device.is_cuda()) loading = load_workers(o, job.devices, job.dtype, mask);
+    if (device.is_cuda()) loading = load_workers(job, mask);
     // 1. Audio, first pass: the output covers it, never dropping the tail. (The official count, floor(L/2) + 2
     //    frames, runs past the audio by up to two frames; we stop at the frame that contains its last sample.)
     //    The Whisper encoder is only needed by the second pass (the windows); it arrives with the other models.
@@ -169,7 +270,7 @@ void run_passes(RenderJob& job, RenderWorkDir& work, const media::VideoWriterOpt
 
     // 3. Models (loading since step 1), while the faces are analysed.
     observer.stage("loading models", 0);
-    if (loading.empty()) loading = load_workers(o, job.devices, job.dtype, mask);
+    if (loading.empty()) loading = load_workers(job, mask);
     // The render starts with the first device's models; the other devices' workers join as theirs are ready,
     // except where a device is listed twice (--devices 0,0): both its workers are ready before the render, since a
     // late one would plan its batch from the memory the running worker holds and its start-up would stall that
@@ -240,16 +341,9 @@ void run_passes(RenderJob& job, RenderWorkDir& work, const media::VideoWriterOpt
               " per UNet call, on ", loading.size(), " worker(s)");
     observer.stage("render", n_out);
     const bool tracing = dumper.has_value() || preview.has_value() || o.probe;
-    // The short last chunk on a worker of its own beside the main one (render_workers.h says why).
-    std::optional<ChunkWorkers::TailWorker> tail;
-    if (wants_tail_worker(o, job.devices, n_out, std::min(resume_frame, n_out) / kFramesPerChunk)) {
-        tail = start_tail_worker(o, device, job.dtype, mask, models, batch, n_chunks - 1);
-        log::info("render: the last chunk (", n_out % kFramesPerChunk, " frames) goes to a second worker on ",
-                  device.str(), " that shares the weights");
-    }
     ChunkWorkers workers(
         std::move(loading), tracing, o.inject_oom_once, [&observer](const std::string& m) { observer.warning(m); },
-        o.time_chunk_stages, std::move(tail));
+        o.time_chunk_stages);
 
     ThreadClock clock;
     // Each chunk back from the workers, in order: the test probe, the dumps and the preview see it, then every

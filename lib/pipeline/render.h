@@ -123,8 +123,7 @@ struct RenderSummary {
     /// Where the render thread's time went: decoding, waiting for faces, audio windows, packing chunks,
     /// waiting for the workers, handing frames to the encoder (the profile of what limits a render).
     std::vector<std::pair<std::string, double>> render_thread_seconds;
-    /// per --devices worker (then the tail worker, render_workers.h, when there is one), time running groups
-    std::vector<double> worker_busy_seconds;
+    std::vector<double> worker_busy_seconds;  ///< per --devices worker, time spent running chunk groups
     /// Per worker, the stages inside its UNet calls (RenderOptions::time_chunk_stages; empty otherwise).
     std::vector<ChunkStageSeconds> worker_stage_seconds;
     int64_t gpu_peak_bytes = 0;  ///< LibTorch allocator peak on the render device (0 on the CPU)

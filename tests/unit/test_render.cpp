@@ -22,7 +22,6 @@
 #include "pipeline/render_models.h"
 #include "pipeline/batch_planner.h"
 #include "pipeline/render_workdir.h"
-#include "pipeline/render_workers.h"
 #include "pipeline/segment_writer.h"
 #include "unet/unet_layers.h"
 #include "faces/face_plan_file.h"
@@ -31,11 +30,8 @@
 #include "unit/chunk_worker_runs.h"
 
 #include <filesystem>
-#include <chrono>
 #include <future>
-#include <mutex>
 #include <set>
-#include <thread>
 
 using namespace lsync;
 using namespace lsync::pipeline;
@@ -456,95 +452,6 @@ TEST_CASE("chunk workers: two workers sharing one set of weights give one worker
     REQUIRE(shared.size() == 3);
     for (size_t k = 0; k < 3; ++k) CHECK(torch::equal(shared[k], alone[k]));
     CHECK_FALSE(torch::equal(alone[0], alone[1]));  // the chunks' frames differ: a mixed-up order would show
-}
-
-TEST_CASE("chunk workers: the tail worker takes the short last chunk and gives the main worker's frames", "[render]") {
-    const RenderModels first = test::tiny_random_models();
-    const int64_t r = first.resolution;
-    const auto mask = test::upper_half_mask(r);
-    DiffusionSettings settings;
-    settings.steps = 2;
-    auto chunks = test::random_chunks(3, r, first.unet->config().cross_attention_dim, false);
-    ChunkFrames& last = chunks.back();  // 4 frames, as a render's last chunk of 500 frames
-    last.frames = last.frames.narrow(0, 0, 4).clone();
-    last.matrices = last.matrices.narrow(0, 0, 4).clone();
-    last.audio = last.audio.narrow(0, 0, 4).clone();
-    std::vector<ChunkWorkerSetup> one;
-    one.push_back(test::worker_setup(first, mask, settings, 1));
-    const auto alone = test::run_through_workers(std::move(one), chunks, 1);
-    REQUIRE(alone.size() == 3);
-    CHECK(alone[2].size(0) == 4);
-
-    const auto submit_all = [&](ChunkWorkers& workers) {
-        for (const auto& c : chunks) {
-            ChunkFrames copy = c;
-            copy.frames = c.frames.clone();  // the worker takes its inputs over
-            workers.submit({copy});
-        }
-    };
-    {
-        // The main worker's setup is held back until the tail worker has run its group, so the test knows who
-        // ran what: the tail worker must take the last group from behind the two queued before it.
-        std::promise<ChunkWorkerSetup> main_setup;
-        std::vector<std::future<ChunkWorkerSetup>> loading;
-        loading.push_back(main_setup.get_future());
-        ChunkWorkers::TailWorker tail;
-        tail.setup = ChunkWorkers::ready(test::worker_setup(share_render_models(first, nullptr), mask, settings, 1));
-        tail.from_chunk = 2;
-        ChunkWorkers workers(std::move(loading), false, false, [](const std::string&) {}, false, std::move(tail));
-        CHECK(workers.workers() == 1);  // the tail worker is not one of the render's workers
-        submit_all(workers);
-        for (int wait = 0; wait < 600 && workers.busy_seconds()[1] == 0; ++wait)
-            std::this_thread::sleep_for(std::chrono::milliseconds(50));
-        CHECK(workers.busy_seconds()[1] > 0);
-        CHECK(workers.busy_seconds()[0] == 0);
-        main_setup.set_value(test::worker_setup(first, mask, settings, 1));
-        for (size_t k = 0; k < 3; ++k) CHECK(torch::equal(workers.take().frames.at(0), alone[k]));
-        CHECK(workers.busy_seconds()[0] > 0);
-    }
-    {
-        // A tail worker that cannot start only warns: the main worker runs its group.
-        std::vector<std::string> warnings;
-        std::vector<std::future<ChunkWorkerSetup>> loading;
-        loading.push_back(ChunkWorkers::ready(test::worker_setup(first, mask, settings, 1)));
-        ChunkWorkers::TailWorker tail;
-        std::promise<ChunkWorkerSetup> failing;
-        failing.set_exception(std::make_exception_ptr(Error(ErrorCode::Backend, "no memory for it (test)")));
-        tail.setup = failing.get_future();
-        tail.from_chunk = 2;
-        std::mutex mutex;
-        ChunkWorkers workers(
-            std::move(loading), false, false,
-            [&](const std::string& m) {
-                std::lock_guard<std::mutex> lock(mutex);
-                warnings.push_back(m);
-            },
-            false, std::move(tail));
-        submit_all(workers);
-        for (size_t k = 0; k < 3; ++k) CHECK(torch::equal(workers.take().frames.at(0), alone[k]));
-        workers.wait_loaded();  // not a load error of the render
-        std::lock_guard<std::mutex> lock(mutex);
-        REQUIRE(warnings.size() == 1);
-        CHECK(warnings[0].find("no memory for it (test)") != std::string::npos);
-    }
-}
-
-TEST_CASE("tail worker: on one GPU without a budget, for a short last chunk after three or more", "[render]") {
-    RenderOptions o;
-    const std::vector<torch::Device> gpu{torch::Device(torch::kCUDA, 0)};
-    CHECK(wants_tail_worker(o, gpu, 500, 0));  // 31 full chunks and one of 4
-    CHECK(wants_tail_worker(o, gpu, 49, 0));   // 3 + 1
-    CHECK_FALSE(wants_tail_worker(o, gpu, 48, 0));   // no short chunk
-    CHECK_FALSE(wants_tail_worker(o, gpu, 500, 29));  // resumed: three chunks left
-    CHECK_FALSE(wants_tail_worker(o, gpu, 40, 0));   // 2 + 1: over before its networks are built
-    CHECK_FALSE(wants_tail_worker(o, {torch::Device(torch::kCPU)}, 500, 0));
-    CHECK_FALSE(wants_tail_worker(o, {gpu[0], gpu[0]}, 500, 0));  // --devices 0,0 has its second worker
-    o.vram_budget_gib = 4;
-    CHECK_FALSE(wants_tail_worker(o, gpu, 500, 0));
-    o.vram_budget_gib = 0;
-    ::setenv("LSYNC_TAIL_WORKER", "0", 1);
-    CHECK_FALSE(wants_tail_worker(o, gpu, 500, 0));
-    ::unsetenv("LSYNC_TAIL_WORKER");
 }
 
 TEST_CASE("chunk queue: a submitted group's inputs go to the workers, none stay with the render thread", "[render]") {
