@@ -41,6 +41,13 @@ int64_t unet_slice_bytes(int resolution) {
     return int64_t{128} << 20;
 }
 
+// The align's slice budget (faces/align_batch.h); LSYNC_ALIGN_SLICE_MIB sets another, for measurements.
+int64_t align_slice_bytes() {
+    static const int64_t bytes = env::positive_integer("LSYNC_ALIGN_SLICE_MIB", 1 << 20).value_or(
+                                     faces::kAlignSliceBytes >> 20) << 20;
+    return bytes;
+}
+
 // LSYNC_TRACE_STAGE_MEMORY=1: after each stage of a call, the allocator's peak so far and what is held now,
 // so a render's GPU peak can be pinned on a stage (the peak is monotonic: the stage where it rises holds it).
 bool stage_memory_traced() {
@@ -217,7 +224,8 @@ std::vector<torch::Tensor> LipsyncChunk::run_stages(const std::vector<ChunkFrame
     diffusion::ChunkConditioning cond;
     {
         // The official preprocessing: crop_pixels; masked = crop * mask (mouth -> 0).
-        const auto aligned = faces::align_faces(frames_on_device(frames, device), all_matrices, geometry_);
+        const auto aligned =
+            faces::align_faces(frames_on_device(frames, device), all_matrices, geometry_, true, align_slice_bytes());
         const auto pixels = crop_pixels(aligned);
         const auto masked = pixels * mask_;
         mark(ChunkStageClock::Aligned);
