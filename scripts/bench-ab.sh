@@ -9,6 +9,8 @@
 #                                                 # kernels and apps since BASE_REV
 # Then as the device command (carry .deps/src and .bench-inputs, as scripts/gpu-check.sh needs):
 #   bash scripts/bench-ab.sh
+# Or two settings of one build (environment switches; no patch, one build):
+#   bash scripts/bench-ab.sh --env "LSYNC_VAE_IMAGES=4" "LSYNC_VAE_IMAGES=8"   # "before" first, "after" second
 # Settings (environment):
 #   LSYNC_AB_MODEL   default 1.5          LSYNC_AB_FRAMES  default 500
 #   LSYNC_AB_RUNS    default 3 (per side) LSYNC_AB_ARGS    more `bench render` options, e.g. "--busy"
@@ -38,13 +40,25 @@ if [ "${1:-}" = "--prepare" ]; then
     exit 0
 fi
 
-[ -s "$PATCH" ] || { echo "bench-ab: no $PATCH (run bash scripts/bench-ab.sh --prepare BASE_REV first)" >&2; exit 2; }
+# --env: one binary, two sets of environment settings (each a space-separated list of NAME=VALUE).
+ENV_BEFORE="" ENV_AFTER=""
+if [ "${1:-}" = "--env" ]; then
+    [ $# -eq 3 ] || { echo "usage: bench-ab.sh --env 'BEFORE_SETTINGS' 'AFTER_SETTINGS'" >&2; exit 2; }
+    ENV_BEFORE=$2 ENV_AFTER=$3
+    for setting in $ENV_BEFORE $ENV_AFTER; do
+        [[ $setting == *=* ]] || { echo "bench-ab: '$setting' is not NAME=VALUE" >&2; exit 2; }
+    done
+else
+    [ -s "$PATCH" ] ||
+        { echo "bench-ab: no $PATCH (run bash scripts/bench-ab.sh --prepare BASE_REV first)" >&2; exit 2; }
+fi
 LOGS="${OUT:-$ROOT/build-gpu/logs}"
 BUILD_DIR="${BUILD_DIR:-$ROOT/build-gpu}"
 export BUILD_DIR
 mkdir -p "$LOGS"
 WORK=$(mktemp -d)
 BASE_NAME=$(cat "$ROOT/.bench-inputs/ab.base" 2>/dev/null || echo "the base")
+[ -n "$ENV_BEFORE$ENV_AFTER" ] && BASE_NAME="${ENV_BEFORE:-no settings}; after: ${ENV_AFTER:-no settings}"
 
 build() {  # LOG
     if [ -n "${LSYNC_AB_BUILD:-}" ]; then
@@ -58,26 +72,32 @@ build() {  # LOG
 echo "== after: the tree as carried ($(date +%T))"
 build "$WORK/build-after.log"
 cp "$BUILD_DIR/bin/latentsync" "$WORK/after"
-echo "== before: $BASE_NAME, the change taken out of the sources ($(date +%T))"
-patch -R -p1 --quiet < "$PATCH"
-# The sources go back to the change whatever happens next.
-trap 'patch -p1 --quiet --forward < "$PATCH" > /dev/null || echo "bench-ab: could not re-apply $PATCH" >&2' EXIT
-if [ -n "${LSYNC_AB_BUILD:-}" ]; then
-    build "$WORK/build-before.log"
+if [ -n "$ENV_BEFORE$ENV_AFTER" ]; then
+    cp "$WORK/after" "$WORK/before"  # one binary: the sides differ in their settings only
 else
-    cmake --build "$BUILD_DIR" -j "$(nproc)" --target latentsync > "$WORK/build-before.log" 2>&1 ||
-        { grep -E "error" "$WORK/build-before.log" | head -20; exit 1; }
+    echo "== before: $BASE_NAME, the change taken out of the sources ($(date +%T))"
+    patch -R -p1 --quiet < "$PATCH"
+    # The sources go back to the change whatever happens next.
+    trap 'patch -p1 --quiet --forward < "$PATCH" > /dev/null || echo "bench-ab: could not re-apply $PATCH" >&2' EXIT
+    if [ -n "${LSYNC_AB_BUILD:-}" ]; then
+        build "$WORK/build-before.log"
+    else
+        cmake --build "$BUILD_DIR" -j "$(nproc)" --target latentsync > "$WORK/build-before.log" 2>&1 ||
+            { grep -E "error" "$WORK/build-before.log" | head -20; exit 1; }
+    fi
+    cp "$BUILD_DIR/bin/latentsync" "$WORK/before"
+    cmp -s "$WORK/after" "$WORK/before" && echo "bench-ab: warning: the two binaries are identical"
 fi
-cp "$BUILD_DIR/bin/latentsync" "$WORK/before"
-cmp -s "$WORK/after" "$WORK/before" && echo "bench-ab: warning: the two binaries are identical"
 
 run() {  # SIDE INDEX
-    local json="$WORK/$1-$2.json"
+    local json="$WORK/$1-$2.json" settings=$ENV_AFTER
+    [ "$1" = before ] && settings=$ENV_BEFORE
     echo "-- $1 $2 ($(date +%T))"
-    # shellcheck disable=SC2086  # LSYNC_AB_ARGS is a list of options
-    timeout 300 "$WORK/$1" bench render --models "${LSYNC_AB_MODEL:-1.5}" --attention "${LSYNC_AB_ATTENTION:-flash}" \
-        --frames "${LSYNC_AB_FRAMES:-500}" --model-dir "$ROOT/tests/fixtures/face-api" --json "$json" \
-        ${LSYNC_AB_ARGS:-} > "$WORK/$1-$2.md" 2> "$WORK/$1-$2.err" || { tail -5 "$WORK/$1-$2.err"; return 0; }
+    # shellcheck disable=SC2086  # LSYNC_AB_ARGS is a list of options, the settings a list of NAME=VALUE
+    env $settings timeout 300 "$WORK/$1" bench render --models "${LSYNC_AB_MODEL:-1.5}" \
+        --attention "${LSYNC_AB_ATTENTION:-flash}" --frames "${LSYNC_AB_FRAMES:-500}" \
+        --model-dir "$ROOT/tests/fixtures/face-api" --json "$json" ${LSYNC_AB_ARGS:-} \
+        > "$WORK/$1-$2.md" 2> "$WORK/$1-$2.err" || { tail -5 "$WORK/$1-$2.err"; return 0; }
 }
 for i in $(seq 1 "${LSYNC_AB_RUNS:-3}"); do
     run after "$i"

@@ -4,9 +4,12 @@
 # A 2 s, 480x360 clip of a real face ping-pongs under the speech (so the decoder, its window and the backwards
 # re-decodes run all the time) with the tiny model; 10 fps and one DDIM step keep it short (600 frames). 10 s is
 # past what the bounded buffers hold (the encoder's queue, x264's lookahead, the frame window), so what comes
-# after is growth. The whole peaks of a 10 s and the 60 s render must also be within 10 % (the issue's own
+# after is growth. The whole peaks of a 30 s and the 60 s render must also be within 10 % (the issue's own
 # measure; they varied by +-15 % from run to run until finished encoders and decoders handed their heap pages
-# back, see diagnostics::release_free_host_memory, and are now within 5 %, the same in repeated runs).
+# back, see diagnostics::release_free_host_memory). The shorter render must hold a whole work-folder segment
+# (256 frames, 25.6 s here): the heap grows by 30-90 MB within a segment's first 256 frames and falls back when the
+# segment's encoder finishes, so a 10 s render (100 frames) never reached the peak every longer render has
+# (its peak 807-823 MiB against 825-904 MiB for 60 s; one CI run failed on it at 112 %).
 source "$(dirname "$0")/lib.sh"
 FIX="$(cd "$(dirname "$0")/../fixtures/face-api" && pwd)"
 cd "$WORK"
@@ -27,13 +30,13 @@ at_10s = max(e["rss_bytes"] for e in render if e["done"] <= 100)
 print(f["peak_rss_bytes"], f["frames"], at_10s, render[-1]["rss_bytes"])
 PY
 }
-result=$(peak 10) || { fail "render of 10 s"; finish; }
+result=$(peak 30) || { fail "render of 30 s"; finish; }
 read -r short frames_short _ _ <<<"$result"
 result=$(peak 60) || { fail "render of 60 s"; finish; }
 read -r long frames_long at_10s at_end <<<"$result"
 echo "RSS in the 60 s render: $((at_10s / 1048576)) MiB after 10 s, $((at_end / 1048576)) MiB after 60 s;" \
-     "peaks: 10 s render $((short / 1048576)) MiB, 60 s render $((long / 1048576)) MiB"
-[ "$frames_short" = 100 ] && [ "$frames_long" = 600 ] || fail "frame counts $frames_short / $frames_long"
+     "peaks: 30 s render $((short / 1048576)) MiB, 60 s render $((long / 1048576)) MiB"
+[ "$frames_short" = 300 ] && [ "$frames_long" = 600 ] || fail "frame counts $frames_short / $frames_long"
 python3 -c "import sys; sys.exit(0 if $at_end <= 1.10 * $at_10s else 1)" || fail "host memory grew with the video"
-python3 -c "import sys; sys.exit(0 if $long <= 1.10 * $short else 1)" || fail "the 60 s render's peak is over 110 % of the 10 s one's"
+python3 -c "import sys; sys.exit(0 if $long <= 1.10 * $short else 1)" || fail "the 60 s render's peak is over 110 % of the 30 s one's"
 finish
