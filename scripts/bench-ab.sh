@@ -41,10 +41,10 @@ if [ "${1:-}" = "--prepare" ]; then
 fi
 
 # --env: one binary, two sets of environment settings (each a space-separated list of NAME=VALUE).
-ENV_BEFORE="" ENV_AFTER=""
+ENV_MODE="" ENV_BEFORE="" ENV_AFTER=""
 if [ "${1:-}" = "--env" ]; then
     [ $# -eq 3 ] || { echo "usage: bench-ab.sh --env 'BEFORE_SETTINGS' 'AFTER_SETTINGS'" >&2; exit 2; }
-    ENV_BEFORE=$2 ENV_AFTER=$3
+    ENV_MODE=1 ENV_BEFORE=$2 ENV_AFTER=$3
     for setting in $ENV_BEFORE $ENV_AFTER; do
         [[ $setting == *=* ]] || { echo "bench-ab: '$setting' is not NAME=VALUE" >&2; exit 2; }
     done
@@ -58,7 +58,7 @@ export BUILD_DIR
 mkdir -p "$LOGS"
 WORK=$(mktemp -d)
 BASE_NAME=$(cat "$ROOT/.bench-inputs/ab.base" 2>/dev/null || echo "the base")
-[ -n "$ENV_BEFORE$ENV_AFTER" ] && BASE_NAME="${ENV_BEFORE:-no settings}; after: ${ENV_AFTER:-no settings}"
+[ -n "$ENV_MODE" ] && BASE_NAME="${ENV_BEFORE:-no settings}; after: ${ENV_AFTER:-no settings}"
 
 build() {  # LOG
     if [ -n "${LSYNC_AB_BUILD:-}" ]; then
@@ -72,7 +72,7 @@ build() {  # LOG
 echo "== after: the tree as carried ($(date +%T))"
 build "$WORK/build-after.log"
 cp "$BUILD_DIR/bin/latentsync" "$WORK/after"
-if [ -n "$ENV_BEFORE$ENV_AFTER" ]; then
+if [ -n "$ENV_MODE" ]; then
     cp "$WORK/after" "$WORK/before"  # one binary: the sides differ in their settings only
 else
     echo "== before: $BASE_NAME, the change taken out of the sources ($(date +%T))"
