@@ -3,8 +3,8 @@
 # the whole minute is within 10 % of what it was after the first 10 s (the --json-log progress events carry it).
 # A 2 s, 480x360 clip of a real face ping-pongs under the speech (so the decoder, its window and the backwards
 # re-decodes run all the time) with the tiny model; 10 fps and one DDIM step keep it short (600 frames). 10 s is
-# past what the bounded buffers hold (the encoder's queue, x264's lookahead, the frame window), so what comes
-# after is growth. The whole peaks of a 30 s and the 60 s render must also be within 10 % (the issue's own
+# past what the encoder's queue, x264's lookahead and the frame window hold, and the first segment's start-up
+# memory stays above what later segments reach, so what comes after is growth. The whole peaks of a 30 s and the 60 s render must also be within 10 % (the issue's own
 # measure; they varied by +-15 % from run to run until finished encoders and decoders handed their heap pages
 # back, see diagnostics::release_free_host_memory). The shorter render must hold a whole work-folder segment
 # (256 frames, 25.6 s here): the resident size grows within a segment and falls back when the segment's encoder
