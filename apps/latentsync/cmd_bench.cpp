@@ -23,6 +23,7 @@
 #include "ops/geglu.h"
 #include "ops/group_norm.h"
 #include "ops/layer_norm.h"
+#include "ops/upsample_conv.h"
 #include "pipeline/device_policy.h"
 #include "pipeline/graphed_denoiser.h"
 #include "pipeline/graphed_vae.h"
@@ -59,7 +60,11 @@ std::string layer_norm_mode() {
 
 // How the convolutions meet cuDNN (ops/conv.h): NHWC on channels_last weights, or NCHW weights converted per call.
 std::string conv_mode() {
-    return ops::nhwc_conv_enabled() ? "NHWC on channels_last weights" : "NCHW weights (LSYNC_NHWC_CONV=0)";
+    const std::string upsamplers = ops::subpixel_upsample_enabled()
+                                       ? "upsamplers as 2x2 convs where they apply"
+                                       : "upsamplers as nearest x2 + 3x3 conv (LSYNC_SUBPIXEL_UPSAMPLE=0)";
+    return (ops::nhwc_conv_enabled() ? "NHWC on channels_last weights" : "NCHW weights (LSYNC_NHWC_CONV=0)") +
+           std::string(", ") + upsamplers;
 }
 
 // How the UNet's activations lie between conv_in and conv_out on this device and dtype (unet/unet_3d.h).

@@ -53,7 +53,8 @@ std::string kernel_family(const std::string& n) {
     if (contains(n, "layer_norm") || contains(n, "LayerNorm")) return "layer_norm";
     if (contains(n, "softmax") || contains(n, "Softmax")) return "softmax";
     if (contains(n, "copy") || contains(n, "Copy") || contains(n, "Memcpy") || contains(n, "transpose") ||
-        contains(n, "CatArray") || contains(n, "upsample") || contains(n, "pad"))
+        contains(n, "CatArray") || contains(n, "upsample") || contains(n, "pad") ||
+        contains(n, "shuffle_vectors"))
         return "copy";
     if (contains(n, "reduce") || contains(n, "Reduce")) return "reduce";
     if (contains(n, "elementwise") || contains(n, "Elementwise") || contains(n, "vectorized") ||

@@ -5,7 +5,6 @@
 #include "ops/group_norm.h"
 #include "ops/memory_layout.h"
 #include "ops/tile_transpose.h"
-#include "ops/upsample.h"
 
 #include <string>
 
@@ -170,8 +169,9 @@ UpDecoderBlockImpl::UpDecoderBlockImpl(int64_t in_channels, int64_t out_channels
 
 torch::Tensor UpDecoderBlockImpl::forward(torch::Tensor x) {
     for (auto& r : resnets_) x = r(x);
-    // Nearest x2 (an exact copy, in x's memory order: a channels_last input stays channels_last).
-    if (up_conv_) x = ops::conv2d(up_conv_, ops::upsample_nearest2x(x));
+    // Nearest x2 and the conv: four 2x2 convs of x on CUDA (ops/upsample_conv.h), else the upsampled copy (in x's
+    // memory order: a channels_last input stays channels_last) and the 3x3 conv.
+    if (up_conv_) x = ops::upsample2x_conv3x3(x, up_conv_->weight, up_conv_->bias, *up_subpixel_);
     return x;
 }
 

@@ -6,6 +6,7 @@
 // the VAE calls every block with temb = None.
 
 #include "ops/attention_context.h"
+#include "ops/upsample_conv.h"
 
 #include <torch/torch.h>
 
@@ -70,7 +71,8 @@ private:
 };
 TORCH_MODULE(DownEncoderBlock);
 
-/// `layers` resnets, then (except in the last block) nearest x2 upsampling and a 3x3 conv.
+/// `layers` resnets, then (except in the last block) nearest x2 upsampling and a 3x3 conv (on CUDA in sub-pixel
+/// form: ops/upsample_conv.h).
 class UpDecoderBlockImpl : public torch::nn::Module {
 public:
     UpDecoderBlockImpl(int64_t in_channels, int64_t out_channels, int64_t layers, int64_t groups, bool upsample);
@@ -79,6 +81,7 @@ public:
 private:
     std::vector<VAEResnetBlock> resnets_;
     torch::nn::Conv2d up_conv_{nullptr};
+    std::shared_ptr<ops::SubpixelWeightCache> up_subpixel_ = std::make_shared<ops::SubpixelWeightCache>();
 };
 TORCH_MODULE(UpDecoderBlock);
 

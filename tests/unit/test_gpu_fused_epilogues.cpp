@@ -16,6 +16,7 @@
 #include "ops/memory_layout.h"
 #include "ops/tile_transpose.h"
 #include "ops/upsample.h"
+#include "ops/upsample_conv.h"
 #include "unet/unet_layers.h"
 #include "vae/autoencoder_kl.h"
 #include "vae/vae_blocks.h"
@@ -32,6 +33,7 @@ namespace {
 
 using KeepFusedBias = KeepSwitch<fused_bias_enabled, set_fused_bias>;
 using KeepUpsample = KeepSwitch<fused_upsample_enabled, set_fused_upsample>;
+using KeepSubpixel = KeepSwitch<subpixel_upsample_enabled, set_subpixel_upsample>;
 
 const torch::Device kDev(torch::kCUDA, 0);
 
@@ -282,6 +284,8 @@ TEST_CASE("VAE in fp16: the folded bias adds and the upsampling kernel give the 
     torch::NoGradGuard no_grad;
     KeepFusedBias keep_bias;
     KeepUpsample keep_up;
+    KeepSubpixel keep_subpixel;
+    set_subpixel_upsample(false);  // the upsampled copy is what this case compares (the sub-pixel form skips it)
     models::AutoencoderKL vae(models::VAEConfig::sd_vae_ft_mse());
     models::init_random_parameters(*vae, 79);
     vae->to(kDev, torch::kHalf);
@@ -310,6 +314,8 @@ TEST_CASE("VAE in fp16: the folded bias adds and the upsampling kernel give the 
 TEST_CASE("full-size UNet in fp16: the upsampling kernel gives ATen's output", "[gpu][unet][upsample]") {
     LSYNC_NEED_GPU();
     torch::NoGradGuard no_grad;
+    KeepSubpixel keep_subpixel;
+    set_subpixel_upsample(false);  // the upsampled copy is what this case compares (the sub-pixel form skips it)
     const double e = unet_switch_difference<fused_upsample_enabled, set_fused_upsample>();
     INFO("UNet 256: rel. difference with and without the upsampling kernel " << e);
     // Nearest upsampling copies values: only a run-to-run difference of another op could tell the two apart.

@@ -11,6 +11,7 @@
 #include "io/safetensors.h"
 #include "ops/bias_add.h"
 #include "ops/group_norm.h"
+#include "ops/upsample_conv.h"
 #include "vae/autoencoder_kl.h"
 #include "vae/vae_loader.h"
 #include "vae/vae_tiling.h"
@@ -103,6 +104,55 @@ TEST_CASE("VAE resnet adds on the CPU: conv1's bias before the GroupNorm, conv2'
     auto y = y0.clone();
     lsync::ops::add_channel_bias_residual_(y, bias, r);
     CHECK(torch::equal(y, r + biased));
+}
+
+TEST_CASE("upsampler in sub-pixel form: four 2x2 convs give nearest x2 and the 3x3 conv", "[vae][upsample]") {
+    // The VAE decoder's and the UNet's upsamplers take this form on CUDA (ops/upsample_conv.h); here its algebra
+    // and the ATen shuffle, in fp32 on the CPU, against the two-step form, for odd sizes and both memory orders.
+    torch::manual_seed(23);
+    const auto w = torch::randn({8, 16, 3, 3}) / 12, bias = torch::randn({8});
+    const auto sub = lsync::ops::subpixel_weight(w);
+    REQUIRE(sub.sizes() == torch::IntArrayRef({32, 16, 2, 2}));
+    // Parity (0, 0): rows W0 | W1 + W2, columns the same; parity (1, 1) (channels 24..31): W0 + W1 | W2.
+    using torch::indexing::Slice;
+    const auto tap = [](const torch::Tensor& k, int64_t r, int64_t t) { return k.index({Slice(), r, t}); };
+    CHECK(torch::allclose(tap(sub[0], 0, 1), tap(w[0], 0, 1) + tap(w[0], 0, 2)));
+    CHECK(torch::allclose(tap(sub[24], 1, 0), tap(w[0], 2, 0) + tap(w[0], 2, 1)));
+    for (const bool channels_last : {false, true}) {
+        INFO("channels_last " << channels_last);
+        auto x = torch::randn({2, 16, 5, 7});
+        if (channels_last) x = x.contiguous(at::MemoryFormat::ChannelsLast);
+        const auto want = torch::conv2d(torch::upsample_nearest2d(x, {10, 14}), w, bias, 1, 1);
+        const auto got = lsync::ops::upsample2x_conv3x3(x, w, bias, sub);
+        REQUIRE(got.sizes() == want.sizes());
+        CHECK(((got - want).abs().max() / want.abs().max()).item<double>() < 1e-5);
+        const auto unbiased = lsync::ops::upsample2x_conv3x3(x, w, torch::Tensor(), sub);
+        CHECK(((unbiased + bias.view({1, -1, 1, 1}) - want).abs().max() / want.abs().max()).item<double>() < 1e-5);
+    }
+    // Without a sub-pixel weight: exactly the two-step form.
+    const auto x = torch::randn({1, 16, 4, 4});
+    CHECK(torch::equal(lsync::ops::upsample2x_conv3x3(x, w, bias, torch::Tensor()),
+                       torch::conv2d(torch::upsample_nearest2d(x, {8, 8}), w, bias, 1, 1)));
+    // Not served on the CPU: the models keep the two-step form there (the golden fixtures' path).
+    CHECK_FALSE(lsync::ops::subpixel_upsample_serves(x.contiguous(at::MemoryFormat::ChannelsLast)));
+}
+
+TEST_CASE("upsampler sub-pixel weight cache: made once, remade when the 3x3 weight changes", "[vae][upsample]") {
+    torch::manual_seed(24);
+    auto w = torch::randn({4, 8, 3, 3});
+    lsync::ops::SubpixelWeightCache cache;
+    const auto first = cache.get(w);
+    CHECK(cache.get(w).data_ptr() == first.data_ptr());  // not remade
+    CHECK(torch::equal(first, lsync::ops::subpixel_weight(w)));
+    {
+        torch::NoGradGuard no_grad;
+        w.mul_(2);  // written in place: the version counter moves
+    }
+    const auto second = cache.get(w);
+    CHECK(torch::equal(second, lsync::ops::subpixel_weight(w)));
+    CHECK(torch::allclose(second, first * 2));
+    const auto other = torch::randn({4, 8, 3, 3});  // another tensor
+    CHECK(torch::equal(cache.get(other), lsync::ops::subpixel_weight(other)));
 }
 
 TEST_CASE("VAE: posterior samples come from the caller's generator", "[vae]") {
