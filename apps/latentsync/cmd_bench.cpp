@@ -61,8 +61,8 @@ std::string layer_norm_mode() {
 // How the convolutions meet cuDNN (ops/conv.h): NHWC on channels_last weights, or NCHW weights converted per call.
 std::string conv_mode() {
     const std::string upsamplers = ops::subpixel_upsample_enabled()
-                                       ? "upsamplers as 2x2 convs where they apply"
-                                       : "upsamplers as nearest x2 + 3x3 conv (LSYNC_SUBPIXEL_UPSAMPLE=0)";
+                                       ? "VAE upsamplers as 2x2 convs where they apply"
+                                       : "VAE upsamplers as nearest x2 + 3x3 conv (LSYNC_SUBPIXEL_UPSAMPLE=0)";
     return (ops::nhwc_conv_enabled() ? "NHWC on channels_last weights" : "NCHW weights (LSYNC_NHWC_CONV=0)") +
            std::string(", ") + upsamplers;
 }

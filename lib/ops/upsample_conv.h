@@ -1,17 +1,21 @@
 #pragma once
-// Nearest x2 upsampling followed by a 3x3 convolution (padding 1), the upsamplers of the UNet and the VAE
-// decoder, in sub-pixel form: every output pixel of a given row and column parity (a, b) sees only two rows and
-// two columns of the low-resolution input, so the four parities are four 2x2 convolutions of the input whose
-// taps are sums of the 3x3 taps (a = 0: rows i-1 | i with taps W0 | W1 + W2; a = 1: rows i | i+1 with W0 + W1 |
-// W2; the same for columns). One padding-1 2x2 convolution with the four kernels stacked as 4 C output channels
-// computes them all on an (H + 1) x (W + 1) grid, and kernels/subpixel_shuffle.cu puts each parity's pixels in
-// place while it adds the bias. That is 16 taps per input pixel instead of 36 (4/9 of the FLOPs) and no
-// upsampled copy of the input. The summed taps are rounded once to the weight's dtype, so the result differs
-// from the two-step form by rounding only (fp16: about one unit in the last place of the weights).
+// Nearest x2 upsampling followed by a 3x3 convolution (padding 1), the VAE decoder's upsamplers, in sub-pixel
+// form: every output pixel of a given row and column parity (a, b) sees only two rows and two columns of the
+// low-resolution input, so the four parities are four 2x2 convolutions of the input whose taps are sums of the
+// 3x3 taps (a = 0: rows i-1 | i with taps W0 | W1 + W2; a = 1: rows i | i+1 with W0 + W1 | W2; the same for
+// columns). One padding-1 2x2 convolution with the four kernels stacked as 4 K output channels computes them
+// all on an (H + 1) x (W + 1) grid, and kernels/subpixel_shuffle.cu puts each parity's pixels in place while it
+// adds the bias. That is 16 taps per input pixel instead of 36 (4/9 of the FLOPs) and no upsampled copy of the
+// input. The summed taps are rounded once to the weight's dtype, so the result differs from the two-step form by
+// rounding only (fp16: about one unit in the last place of the weights).
 //
-// Served on CUDA for channels_last fp16 and fp32 inputs (the VAE's and the channels-last UNet's activations)
-// unless LSYNC_SUBPIXEL_UPSAMPLE=0 (read once). bf16 keeps the two-step form: its 8-bit mantissa would make the
-// summed taps' rounding as large as a layer's own. Everywhere else: conv2d(upsample_nearest2x(x), ...).
+// Served on CUDA for channels_last fp16 and fp32 inputs (the VAE's activations there) unless
+// LSYNC_SUBPIXEL_UPSAMPLE=0 (read once). bf16 keeps the two-step form: its 8-bit mantissa would make the summed
+// taps' rounding as large as a layer's own. Everywhere else: conv2d(upsample_nearest2x(x), ...).
+// The UNet's upsamplers keep the two-step form: on an H200 this form saved 0.7 ms of a 45.6 ms 256 px call, and
+// its stacked weights (16/9 of the 3x3 ones, 113 MiB more) put a 500-frame 1.5 render's GPU peak at 3.59-3.70 GiB
+// against 3.50-3.53 and issue 13's 3.725 (4 GB), for no measurable render time (docs/performance-notes.md
+// section 23).
 
 #include <torch/torch.h>
 

@@ -101,13 +101,12 @@ torch::Tensor Upsample3DImpl::forward(const torch::Tensor& x, const std::optiona
     const std::vector<int64_t> out_size = size ? std::vector<int64_t>{(*size)[1], (*size)[2]}
                                                : std::vector<int64_t>{x.size(3) * 2, x.size(4) * 2};
     if (out_size[0] == 2 * x.size(3) && out_size[1] == 2 * x.size(4)) {
-        // Four 2x2 convs of the low-resolution planes on CUDA (ops/upsample_conv.h); elsewhere the upsampled copy
-        // (our vector copy on CUDA, ATen's kernel on the CPU) and the 3x3 conv.
-        return unfold_frames(ops::upsample2x_conv3x3(h, conv->weight, conv->bias, *subpixel_), frames);
+        h = ops::upsample_nearest2x(h);  // our vector copy on CUDA, ATen's kernel elsewhere
+    } else {
+        if (h.scalar_type() == torch::kBFloat16) h = h.to(torch::kFloat);
+        h = torch::upsample_nearest2d(h, out_size);
+        if (h.scalar_type() != x.scalar_type()) h = h.to(x.scalar_type());
     }
-    if (h.scalar_type() == torch::kBFloat16) h = h.to(torch::kFloat);
-    h = torch::upsample_nearest2d(h, out_size);
-    if (h.scalar_type() != x.scalar_type()) h = h.to(x.scalar_type());
     return unfold_frames(conv(h), frames);
 }
 

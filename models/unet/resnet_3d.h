@@ -3,7 +3,6 @@
 // applied per frame; the GroupNorms see the whole 5-D (b, c, f, h, w) tensor, so their statistics pool all
 // frames of the chunk (use_inflated_groupnorm is false in every released config).
 
-#include "ops/upsample_conv.h"
 #include "unet/unet_layers.h"
 
 #include <torch/torch.h>
@@ -51,9 +50,6 @@ public:
     explicit Upsample3DImpl(int64_t channels);
     torch::Tensor forward(const torch::Tensor& x, const std::optional<std::vector<int64_t>>& size = std::nullopt);
     Conv2d conv{nullptr};
-
-private:
-    std::shared_ptr<ops::SubpixelWeightCache> subpixel_ = std::make_shared<ops::SubpixelWeightCache>();
 };
 TORCH_MODULE(Upsample3D);
 

@@ -314,8 +314,6 @@ TEST_CASE("VAE in fp16: the folded bias adds and the upsampling kernel give the 
 TEST_CASE("full-size UNet in fp16: the upsampling kernel gives ATen's output", "[gpu][unet][upsample]") {
     LSYNC_NEED_GPU();
     torch::NoGradGuard no_grad;
-    KeepSubpixel keep_subpixel;
-    set_subpixel_upsample(false);  // the upsampled copy is what this case compares (the sub-pixel form skips it)
     const double e = unet_switch_difference<fused_upsample_enabled, set_fused_upsample>();
     INFO("UNet 256: rel. difference with and without the upsampling kernel " << e);
     // Nearest upsampling copies values: only a run-to-run difference of another op could tell the two apart.
