@@ -35,7 +35,7 @@ void set_subpixel_upsample(bool enabled) { g_subpixel_switch.set(enabled); }
 torch::Tensor subpixel_weight(const torch::Tensor& weight3x3) {
     LSYNC_CHECK(weight3x3.dim() == 4 && weight3x3.size(2) == 3 && weight3x3.size(3) == 3, ErrorCode::Internal,
                 "subpixel_weight: a [K, C, 3, 3] weight");
-    torch::NoGradGuard no_grad;
+    const torch::NoGradGuard no_grad;
     const auto taps = parity_taps().to(weight3x3.device());
     const auto w = weight3x3.to(torch::kFloat);
     // s[a, b, k, c, p, q] = sum over (r, t) of taps[a, p, r] w[k, c, r, t] taps[b, q, t]
@@ -112,23 +112,10 @@ bool subpixel_upsample_serves(const torch::Tensor& x) {
            subpixel_upsample_enabled();
 }
 
-torch::Tensor SubpixelWeightCache::get(const torch::Tensor& weight3x3) {
-    const std::lock_guard<std::mutex> lock(mutex_);
-    // Inference tensors keep no version counter; theirs cannot be written in place outside inference mode.
-    const int64_t version = weight3x3.is_inference() ? 0 : weight3x3._version();
-    if (!weight_.defined() || source_ != weight3x3.data_ptr() || version_ != version ||
-        weight_.device() != weight3x3.device() || weight_.scalar_type() != weight3x3.scalar_type()) {
-        weight_ = subpixel_weight(weight3x3);
-        source_ = weight3x3.data_ptr();
-        version_ = version;
-    }
-    return weight_;
-}
-
 torch::Tensor upsample2x_conv3x3(const torch::Tensor& x, const torch::Tensor& weight3x3, const torch::Tensor& bias,
-                                 SubpixelWeightCache& cache) {
+                                 DerivedWeight& subpixel) {
     if (!subpixel_upsample_serves(x)) return upsample2x_conv3x3(x, weight3x3, bias, torch::Tensor());
-    return upsample2x_conv3x3(x, weight3x3, bias, cache.get(weight3x3));
+    return upsample2x_conv3x3(x, weight3x3, bias, subpixel.get(weight3x3, subpixel_weight));
 }
 
 }  // namespace lsync::ops

@@ -17,9 +17,9 @@
 // against 3.50-3.53 and issue 13's 3.725 (4 GB), for no measurable render time (docs/performance-notes.md
 // section 23).
 
-#include <torch/torch.h>
+#include "ops/derived_weight.h"
 
-#include <mutex>
+#include <torch/torch.h>
 
 namespace lsync::ops {
 
@@ -49,23 +49,9 @@ bool subpixel_upsample_serves(const torch::Tensor& x);
 bool subpixel_upsample_enabled();
 void set_subpixel_upsample(bool enabled);
 
-/// A module's sub-pixel weight, made at its first use and remade when the 3x3 weight is replaced or written in
-/// place (its storage or version counter changes). Thread-safe: two workers may share one model's weights. The
-/// first use of a shape is an eager call in every caller (CUDA graphs capture the second), so it is never made
-/// inside a capture.
-class SubpixelWeightCache {
-public:
-    torch::Tensor get(const torch::Tensor& weight3x3);
-
-private:
-    std::mutex mutex_;
-    torch::Tensor weight_;
-    const void* source_ = nullptr;
-    int64_t version_ = -1;
-};
-
-/// upsample2x_conv3x3 with `cache` supplying the sub-pixel weight when subpixel_upsample_serves(x).
+/// upsample2x_conv3x3 with `subpixel` holding the module's sub-pixel weight (made at the first call it serves)
+/// when subpixel_upsample_serves(x).
 torch::Tensor upsample2x_conv3x3(const torch::Tensor& x, const torch::Tensor& weight3x3, const torch::Tensor& bias,
-                                 SubpixelWeightCache& cache);
+                                 DerivedWeight& subpixel);
 
 }  // namespace lsync::ops

@@ -81,7 +81,7 @@ public:
 private:
     std::vector<VAEResnetBlock> resnets_;
     torch::nn::Conv2d up_conv_{nullptr};
-    std::shared_ptr<ops::SubpixelWeightCache> up_subpixel_ = std::make_shared<ops::SubpixelWeightCache>();
+    std::shared_ptr<ops::DerivedWeight> up_subpixel_ = std::make_shared<ops::DerivedWeight>();
 };
 TORCH_MODULE(UpDecoderBlock);
 

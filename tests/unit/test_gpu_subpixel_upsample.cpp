@@ -89,7 +89,7 @@ TEST_CASE("upsampler in sub-pixel form on CUDA: nearest x2 and the 3x3 conv, wit
             if (dt == torch::kHalf) w = w.contiguous(at::MemoryFormat::ChannelsLast);  // as the loaders place it
             const auto bias = torch::randn({s.c}, opts);
             REQUIRE(subpixel_upsample_serves(x));
-            SubpixelWeightCache cache;
+            DerivedWeight cache;
             const auto got = upsample2x_conv3x3(x, w, bias, cache);
             const auto want = conv2d(upsample_nearest2x(x), w, bias, 1, 1);
             REQUIRE(got.sizes() == want.sizes());
@@ -105,7 +105,7 @@ TEST_CASE("upsampler in sub-pixel form on CUDA: nearest x2 and the 3x3 conv, wit
     const auto x = torch::randn({4, 256, 128, 128}, opts).contiguous(at::MemoryFormat::ChannelsLast);
     const auto w = (torch::randn({256, 256, 3, 3}, opts) / 48).contiguous(at::MemoryFormat::ChannelsLast);
     const auto bias = torch::randn({256}, opts);
-    SubpixelWeightCache cache;
+    DerivedWeight cache;
     (void)upsample2x_conv3x3(x, w, bias, cache);  // first use: the weight is made outside the profile
     const auto p = diagnostics::profile_kernels([&] { (void)upsample2x_conv3x3(x, w, bias, cache); }, kGpu);
     REQUIRE(p.available);
