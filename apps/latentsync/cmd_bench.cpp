@@ -20,7 +20,6 @@
 #include "faces/paste_back.h"
 #include "media/image_io.h"
 #include "ops/conv.h"
-#include "ops/conv_channel_pad.h"
 #include "ops/geglu.h"
 #include "ops/group_norm.h"
 #include "ops/layer_norm.h"
@@ -64,11 +63,8 @@ std::string conv_mode() {
     const std::string upsamplers = ops::subpixel_upsample_enabled()
                                        ? "VAE upsamplers as 2x2 convs where they apply"
                                        : "VAE upsamplers as nearest x2 + 3x3 conv (LSYNC_SUBPIXEL_UPSAMPLE=0)";
-    const std::string edges = ops::channel_pad_conv_enabled()
-                                  ? "VAE first/last convs padded to 8 channels"
-                                  : "VAE first/last convs unpadded (LSYNC_CHANNEL_PAD_CONV=0)";
     return (ops::nhwc_conv_enabled() ? "NHWC on channels_last weights" : "NCHW weights (LSYNC_NHWC_CONV=0)") +
-           std::string(", ") + upsamplers + ", " + edges;
+           std::string(", ") + upsamplers;
 }
 
 // How the UNet's activations lie between conv_in and conv_out on this device and dtype (unet/unet_3d.h).

@@ -146,7 +146,7 @@ torch::Tensor conv2d(const torch::Tensor& x, const torch::Tensor& weight, const 
     return torch::conv2d(x, weight, bias, {stride, stride}, {padding, padding});
 }
 
-SquareConv square_conv(const torch::nn::Conv2d& conv) {
+torch::Tensor conv2d(const torch::nn::Conv2d& conv, const torch::Tensor& x) {
     const auto& o = conv->options;
     // The padding is a variant (explicit sizes, or "valid"/"same"): c10's in LibTorch 1.x, std's in 2.x, so
     // the unqualified visit finds whichever by argument-dependent lookup.
@@ -160,12 +160,7 @@ SquareConv square_conv(const torch::nn::Conv2d& conv) {
     LSYNC_CHECK(pad >= 0 && (*o.stride())[0] == (*o.stride())[1] && o.groups() == 1 && (*o.dilation())[0] == 1 &&
                     (*o.dilation())[1] == 1 && o.padding_mode().index() == 0,
                 ErrorCode::Internal, "ops::conv2d: square stride and zero padding, no groups or dilation");
-    return {(*o.stride())[0], pad};
-}
-
-torch::Tensor conv2d(const torch::nn::Conv2d& conv, const torch::Tensor& x) {
-    const auto g = square_conv(conv);
-    return conv2d(x, conv->weight, conv->bias, g.stride, g.padding);
+    return conv2d(x, conv->weight, conv->bias, (*o.stride())[0], pad);
 }
 
 }  // namespace lsync::ops

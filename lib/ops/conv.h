@@ -32,12 +32,6 @@ torch::Tensor conv2d_add(const torch::Tensor& x, const torch::Tensor& weight, co
 /// A torch::nn::Conv2d (square stride and padding, no dilation or groups) through conv2d().
 torch::Tensor conv2d(const torch::nn::Conv2d& conv, const torch::Tensor& x);
 
-/// The stride and zero padding of a torch::nn::Conv2d that conv2d() takes; an Internal error for any other.
-struct SquareConv {
-    int64_t stride = 1, padding = 0;
-};
-SquareConv square_conv(const torch::nn::Conv2d& conv);
-
 /// Whether NCHW inputs meet channels_last weights in NHWC convolutions: true unless LSYNC_NHWC_CONV=0 (read once),
 /// or as last set. With NCHW weights cuDNN converts the weights' layout on every call (about 3 ms of a UNet
 /// call on an H200); the UNet and VAE loaders make their weights channels_last when this is on

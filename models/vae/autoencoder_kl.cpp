@@ -2,7 +2,6 @@
 
 #include "core/error.h"
 #include "ops/conv.h"
-#include "ops/conv_channel_pad.h"
 #include "ops/kernel_switch.h"
 
 #include <string>
@@ -62,7 +61,7 @@ VAEEncoderImpl::VAEEncoderImpl(const VAEConfig& c) {
 }
 
 torch::Tensor VAEEncoderImpl::forward(torch::Tensor x) {
-    x = ops::conv2d_padding_channels(conv_in_, x, *conv_in_padded_);
+    x = ops::conv2d(conv_in_, x);
     for (auto& b : down_blocks_) x = b(x);
     x = mid_block_(x);
     return ops::conv2d(conv_out_, group_norm_silu(conv_norm_out_, x));
@@ -87,9 +86,9 @@ VAEDecoderImpl::VAEDecoderImpl(const VAEConfig& c) {
 }
 
 torch::Tensor VAEDecoderImpl::forward(torch::Tensor z) {
-    z = mid_block_(ops::conv2d_padding_channels(conv_in_, z, *conv_in_padded_));
+    z = mid_block_(ops::conv2d(conv_in_, z));
     for (auto& b : up_blocks_) z = b(z);
-    return ops::conv2d_padding_channels(conv_out_, group_norm_silu(conv_norm_out_, z), *conv_out_padded_);
+    return ops::conv2d(conv_out_, group_norm_silu(conv_norm_out_, z));
 }
 
 torch::Tensor LatentDistribution::sample(c10::optional<at::Generator> generator) const {

@@ -15,7 +15,6 @@
 #include "vae/vae_config.h"
 
 #include "ops/attention_context.h"
-#include "ops/conv_channel_pad.h"
 
 #include <torch/torch.h>
 
@@ -33,8 +32,6 @@ public:
 
 private:
     torch::nn::Conv2d conv_in_{nullptr}, conv_out_{nullptr};
-    /// conv_in's weights padded to 8 input channels on CUDA (ops/conv_channel_pad.h).
-    std::shared_ptr<ops::ChannelPaddedWeights> conv_in_padded_ = std::make_shared<ops::ChannelPaddedWeights>();
     std::vector<DownEncoderBlock> down_blocks_;
     VAEMidBlock mid_block_{nullptr};
     torch::nn::GroupNorm conv_norm_out_{nullptr};
@@ -50,9 +47,6 @@ public:
 
 private:
     torch::nn::Conv2d conv_in_{nullptr}, conv_out_{nullptr};
-    /// conv_in's (4 latent channels in) and conv_out's (3 out) weights padded to 8 on CUDA (ops/conv_channel_pad.h).
-    std::shared_ptr<ops::ChannelPaddedWeights> conv_in_padded_ = std::make_shared<ops::ChannelPaddedWeights>(),
-                                               conv_out_padded_ = std::make_shared<ops::ChannelPaddedWeights>();
     VAEMidBlock mid_block_{nullptr};
     std::vector<UpDecoderBlock> up_blocks_;
     torch::nn::GroupNorm conv_norm_out_{nullptr};

@@ -10,7 +10,6 @@
 
 #include "io/safetensors.h"
 #include "ops/bias_add.h"
-#include "ops/conv_channel_pad.h"
 #include "ops/group_norm.h"
 #include "ops/upsample_conv.h"
 #include "vae/autoencoder_kl.h"
@@ -155,33 +154,6 @@ TEST_CASE("derived weights (the upsamplers' sub-pixel taps): made once, remade w
     CHECK(torch::allclose(second, first * 2));
     const auto other = torch::randn({4, 8, 3, 3});  // another tensor
     CHECK(torch::equal(get(other), lsync::ops::subpixel_weight(other)));
-}
-
-TEST_CASE("convolutions with channels padded to 8: the plain convolution's values", "[vae][conv]") {
-    // The VAE's first and last convolutions take this form on CUDA (ops/conv_channel_pad.h); here the algebra in
-    // fp32 on the CPU, in both memory orders, with and without a bias, stride 1 and 2.
-    struct Case {
-        int64_t in, out, stride;
-    };
-    for (const auto& c : std::vector<Case>{{3, 16, 1}, {16, 3, 1}, {4, 24, 1}, {3, 5, 2}}) {
-        for (const bool channels_last : {false, true}) {
-            INFO(c.in << " -> " << c.out << " stride " << c.stride << " channels_last " << channels_last);
-            torch::manual_seed(25);
-            auto x = torch::randn({2, c.in, 9, 7});
-            if (channels_last) x = x.contiguous(at::MemoryFormat::ChannelsLast);
-            const auto w = torch::randn({c.out, c.in, 3, 3}), bias = torch::randn({c.out});
-            lsync::ops::ChannelPaddedWeights padded;
-            for (const auto& b : {bias, torch::Tensor()}) {
-                const auto want = torch::conv2d(x, w, b, c.stride, 1);
-                const auto got = lsync::ops::conv2d_channel_padded(x, w, b, c.stride, 1, padded);
-                REQUIRE(got.sizes() == want.sizes());
-                CHECK(got.is_contiguous(channels_last ? at::MemoryFormat::ChannelsLast : at::MemoryFormat::Contiguous));
-                CHECK(((got - want).abs().max() / want.abs().max()).item<double>() < 1e-5);
-            }
-            CHECK(padded.weight.get(w, lsync::ops::channel_padded_weight).size(0) % 8 == 0);
-            CHECK_FALSE(lsync::ops::channel_pad_serves(x, w));  // not on the CPU: the golden fixtures' path
-        }
-    }
 }
 
 TEST_CASE("VAE: posterior samples come from the caller's generator", "[vae]") {
