@@ -1,5 +1,5 @@
 #pragma once
-// A tensor made from a model weight (its taps summed, or its channels padded) at its first use, kept beside the
+// A tensor made from a model weight (such as its taps summed: ops/upsample_conv.h) at its first use, kept beside the
 // module, and remade when the weight is replaced or written in place (its storage or version counter changes).
 // Thread-safe: two workers may share one model's weights. Each caller's first use of a shape is an eager call
 // (CUDA graphs capture the second), so it is never made inside a capture.

@@ -81,6 +81,7 @@ public:
 private:
     std::vector<VAEResnetBlock> resnets_;
     torch::nn::Conv2d up_conv_{nullptr};
+    /// up_conv_'s stacked 2x2 taps, made at the first CUDA call (shared by the workers that share this model).
     std::shared_ptr<ops::DerivedWeight> up_subpixel_ = std::make_shared<ops::DerivedWeight>();
 };
 TORCH_MODULE(UpDecoderBlock);
