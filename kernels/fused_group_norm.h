@@ -47,15 +47,6 @@ struct GroupNormArgs {
     ElementType dtype = ElementType::Float32;
     int sm_count = 132;                 ///< multiprocessors of the device (sizes the grid)
     float* workspace = nullptr;         ///< group_norm_workspace_floats(args) floats, device memory
-    /// Channels last only: which passes run. StatsOnly fills the workspace (y unused: pass any non-null pointer);
-    /// ApplyOnly reads a workspace that a StatsOnly launch of the same sizes, dtype, sm_count and vector width
-    /// (16-byte aligned pointers, or not, in both) filled.
-    enum class Passes { Both, StatsOnly, ApplyOnly } passes = Passes::Both;
-    /// Channels last, StatsOnly only: the statistics pass also writes produced = residual + (x + input_bias)
-    /// (the biased value rounded first, then the sum: a VAE resnet's conv2 bias and shortcut) and takes the
-    /// statistics of that, so the norm after it needs no statistics pass. Both [N, H*W, C], not aliasing x.
-    const void* residual = nullptr;
-    void* produced = nullptr;
     void* stream = nullptr;             ///< cudaStream_t
 };
 

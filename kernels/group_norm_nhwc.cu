@@ -15,10 +15,7 @@
 // of the channels-outer kernel: fp32 statistics, biased variance, the same fmaf and SiLU. An input bias (a VAE
 // resnet's conv1 bias, GroupNormArgs::input_bias; or one row per image: a UNet resnet's conv1 bias plus its batch
 // entry's time embedding) is added to every value as it is loaded, rounded to T as the separate bias pass would
-// have stored it, in both passes: the norm of the biased tensor without writing it. With a residual and a
-// produced tensor (GroupNormArgs::produced), the statistics pass alone runs over residual + (x + input bias), writes
-// that sum as it goes and keeps its statistics for a later apply-only launch: a VAE resnet's last add and the next
-// norm's statistics in one read (lib/ops/group_norm.h, add_bias_residual_with_stats).
+// have stored it, in both passes: the norm of the biased tensor without writing it.
 
 #include "group_norm_nhwc.h"
 
@@ -90,10 +87,10 @@ __device__ inline void load_input_bias(const T* __restrict__ in_bias, int64_t c,
     for (int i = 0; i < VEC; ++i) ib[i] = INBIAS ? to_float(in_bias[c + i]) : 0.f;
 }
 
-template <typename T, int VEC, bool INBIAS, bool PRODUCE>
+template <typename T, int VEC, bool INBIAS>
 __global__ void __launch_bounds__(kThreads)
     group_norm_nhwc_stats(const T* __restrict__ x, const T* __restrict__ in_bias, Geometry geo,
-                          float* __restrict__ ws, const T* __restrict__ residual, T* __restrict__ produced) {
+                          float* __restrict__ ws) {
     // [channel of the thread's vector][thread]: conflict-free stores; the per-group merge reads them scattered.
     __shared__ float sh_count[kThreads];
     __shared__ float sh_mean[VEC][kThreads];
@@ -111,8 +108,7 @@ __global__ void __launch_bounds__(kThreads)
         float ib[VEC];
         const int64_t c0 = wk.image * geo.input_bias_stride + wk.g0 * geo.cg + int64_t(col) * VEC;
         load_input_bias<T, VEC, INBIAS>(in_bias, c0, ib);
-        const int64_t base = wk.image * geo.pixels * geo.channels + wk.g0 * geo.cg + int64_t(col) * VEC;
-        const T* p = x + base;
+        const T* p = x + wk.image * geo.pixels * geo.channels + wk.g0 * geo.cg + int64_t(col) * VEC;
         for (int64_t r = wk.row0 + prow; r < wk.row1; r += int64_t(rows) * kUnroll) {
             Pack<T, VEC> pk[kUnroll];
             int n = 0;  // the valid rows of this step are its first n (rows grow with u)
@@ -127,20 +123,6 @@ __global__ void __launch_bounds__(kThreads)
             const float ratio = __fdividef(fn, total);
 #pragma unroll
             for (int u = 0; u < kUnroll; ++u) add_input_bias<T, VEC, INBIAS>(pk[u], ib);
-            if constexpr (PRODUCE) {
-                // Every element of the tensor is loaded here exactly once (the tiles and chunks cover it), so the
-                // sum with the residual is written here too, and its statistics are the ones taken below.
-#pragma unroll
-                for (int u = 0; u < kUnroll; ++u)
-                    if (u < n) {
-                        const int64_t at = base + (r + int64_t(u) * rows) * geo.channels;
-                        const auto res = *reinterpret_cast<const Pack<T, VEC>*>(residual + at);
-#pragma unroll
-                        for (int i = 0; i < VEC; ++i)
-                            pk[u].v[i] = from_float<T>(to_float(res.v[i]) + to_float(pk[u].v[i]));
-                        *reinterpret_cast<Pack<T, VEC>*>(produced + at) = pk[u];
-                    }
-            }
 #pragma unroll
             for (int i = 0; i < VEC; ++i) {
                 float s = 0.f;
@@ -271,12 +253,11 @@ int64_t ceil_div(int64_t a, int64_t b) { return (a + b - 1) / b; }
 
 int element_bytes(ElementType t) { return t == ElementType::Float32 ? 4 : 2; }
 
-// 16-byte vectors along C when C is a multiple of the width and every tensor is aligned; else one element.
+// 16-byte vectors along C when C is a multiple of the width and both tensors are aligned; else one element.
 int vector_width(const GroupNormArgs& a) {
     const int vec = 16 / element_bytes(a.dtype);
-    const auto aligned = [](const void* p) { return reinterpret_cast<uintptr_t>(p) % 16 == 0; };
-    const bool all = aligned(a.x) && aligned(a.y) && aligned(a.residual) && aligned(a.produced);
-    return all && a.channels % vec == 0 ? vec : 1;
+    const bool aligned = reinterpret_cast<uintptr_t>(a.x) % 16 == 0 && reinterpret_cast<uintptr_t>(a.y) % 16 == 0;
+    return aligned && a.channels % vec == 0 ? vec : 1;
 }
 
 // False when no tile of at most kThreads vectors holds whole groups (a group wider than 256 vectors).
@@ -313,15 +294,7 @@ cudaError_t launch_typed(const GroupNormArgs& a, const Geometry& g) {
     const T* x = static_cast<const T*>(a.x);
     const T* ib = static_cast<const T*>(a.input_bias);
     T* y = static_cast<T*>(a.y);
-    if (a.passes != GroupNormArgs::Passes::ApplyOnly) {
-        if (a.produced)
-            group_norm_nhwc_stats<T, VEC, INBIAS, true><<<blocks, kThreads, 0, stream>>>(
-                x, ib, g, a.workspace, static_cast<const T*>(a.residual), static_cast<T*>(a.produced));
-        else
-            group_norm_nhwc_stats<T, VEC, INBIAS, false>
-                <<<blocks, kThreads, 0, stream>>>(x, ib, g, a.workspace, nullptr, nullptr);
-    }
-    if (a.passes == GroupNormArgs::Passes::StatsOnly) return cudaGetLastError();
+    group_norm_nhwc_stats<T, VEC, INBIAS><<<blocks, kThreads, 0, stream>>>(x, ib, g, a.workspace);
     const W* w = static_cast<const W*>(a.weight);
     const W* b = static_cast<const W*>(a.bias);
     if (a.silu)
@@ -359,8 +332,6 @@ std::string group_norm_unsupported(const GroupNormArgs& a) {
     if (!make_geometry(a, vector_width(a), g)) return "a group spans more channels than one block holds";
     if (a.batch * g.tiles * g.chunks > INT_MAX) return "too many blocks";
     if (!(a.eps >= 0.f)) return "eps must be non-negative";
-    if ((a.residual != nullptr) != (a.produced != nullptr)) return "a residual and a produced tensor go together";
-    if (a.produced && a.passes != GroupNormArgs::Passes::StatsOnly) return "a produced tensor needs StatsOnly";
     return {};
 }
 

@@ -8,7 +8,6 @@
 #include "ops/kernel_target.h"
 
 #include <climits>
-#include <cstdint>
 
 #if LSYNC_WITH_CUDA
 #include "fused_group_norm.h"
@@ -21,14 +20,6 @@ namespace lsync::ops {
 namespace {
 
 KernelSwitch g_group_norm_switch("LSYNC_FUSED_GROUPNORM");
-KernelSwitch g_stats_in_pass_switch("LSYNC_GROUPNORM_STATS_IN_PASS");
-
-#if LSYNC_WITH_CUDA
-// Whole 16-byte vectors: both launches of a hand-off then take the same vector width, hence the same geometry.
-bool vector_aligned(const torch::Tensor& t) {
-    return reinterpret_cast<uintptr_t>(t.data_ptr()) % 16 == 0 && (t.size(1) * t.element_size()) % 16 == 0;
-}
-#endif
 
 #if LSYNC_WITH_CUDA
 bool frames_outer_layout(const torch::Tensor& x) {
@@ -121,11 +112,10 @@ std::string group_norm_fused_unsupported(const torch::Tensor& x, int64_t groups,
 #if LSYNC_WITH_CUDA
 namespace {
 
-// Fills in the affine, numerics and device fields of `a` (layout, pointers and passes set by the caller) and runs
-// the passes on x's current stream; returns the statistics' workspace (`workspace` when given: an ApplyOnly
-// launch reads the one its StatsOnly launch filled).
-torch::Tensor launch_fused(kernels::GroupNormArgs& a, const torch::Tensor& weight, const torch::Tensor& bias,
-                           double eps, bool silu, const torch::Tensor& x, const torch::Tensor& workspace = {}) {
+// Fills in the affine, numerics and device fields of `a` (layout and pointers set by the caller) and runs both
+// passes on x's current stream.
+void launch_fused(kernels::GroupNormArgs& a, const torch::Tensor& weight, const torch::Tensor& bias, double eps,
+                  bool silu, const torch::Tensor& x) {
     a.weight = weight.defined() ? weight.data_ptr() : nullptr;
     a.bias = bias.defined() ? bias.data_ptr() : nullptr;
     a.affine_fp32 = weight.defined() && weight.scalar_type() == torch::kFloat;
@@ -137,13 +127,10 @@ torch::Tensor launch_fused(kernels::GroupNormArgs& a, const torch::Tensor& weigh
     a.stream = target.stream;
     const auto unsupported = kernels::group_norm_unsupported(a);
     LSYNC_CHECK(unsupported.empty(), ErrorCode::Backend, "fused GroupNorm: " + unsupported);
-    const int64_t floats = kernels::group_norm_workspace_floats(a);
-    auto ws = workspace.defined() ? workspace : torch::empty({floats}, x.options().dtype(torch::kFloat));
-    LSYNC_CHECK(ws.numel() == floats, ErrorCode::Internal, "fused GroupNorm: the statistics are of another shape");
-    a.workspace = ws.data_ptr<float>();
+    auto workspace = torch::empty({kernels::group_norm_workspace_floats(a)}, x.options().dtype(torch::kFloat));
+    a.workspace = workspace.data_ptr<float>();
     const auto err = kernels::group_norm_launch(a);
     LSYNC_CHECK(err.empty(), ErrorCode::Backend, err);
-    return ws;
 }
 
 // The channels_last kernels on x (checked by the caller), y channels_last too: the next NHWC convolution reads it
@@ -222,55 +209,6 @@ torch::Tensor bias_group_norm_(torch::Tensor& x, const torch::Tensor& input_bias
     }
 #endif
     add_channel_bias_(x, input_bias);
-    return group_norm(x, groups, weight, bias, eps, silu);
-}
-
-bool group_norm_stats_in_pass_enabled() { return g_stats_in_pass_switch.enabled(); }
-
-void set_group_norm_stats_in_pass(bool enabled) { g_stats_in_pass_switch.set(enabled); }
-
-std::pair<torch::Tensor, GroupNormStats> add_bias_residual_with_stats(torch::Tensor& y, const torch::Tensor& bias,
-                                                                      const torch::Tensor& residual, int64_t groups) {
-    LSYNC_CHECK(y.dim() == 4 && residual.sizes() == y.sizes() && bias.numel() == y.size(1), ErrorCode::Internal,
-                "add_bias_residual_with_stats: y and the residual [N, C, H, W] with bias [C]");
-#if LSYNC_WITH_CUDA
-    if (group_norm_stats_in_pass_enabled() && input_bias_kernel_serves(y, bias, groups, {}, {}) &&
-        is_channels_last_only(residual) && residual.scalar_type() == y.scalar_type() &&
-        residual.device() == y.device() && !(torch::GradMode::is_enabled() && residual.requires_grad()) &&
-        vector_aligned(y) && vector_aligned(residual)) {
-        const c10::cuda::CUDAGuard device_guard(y.device());
-        auto out = torch::empty(y.sizes(), y.options().memory_format(at::MemoryFormat::ChannelsLast));
-        auto a = channels_last_args(y, groups);
-        a.y = out.data_ptr();  // not written by the statistics pass; its alignment counts in the vector width
-        a.input_bias = bias.data_ptr();
-        a.residual = residual.data_ptr();
-        a.produced = out.data_ptr();
-        a.passes = kernels::GroupNormArgs::Passes::StatsOnly;
-        GroupNormStats stats;
-        stats.workspace = launch_fused(a, {}, {}, 0.0, false, y);
-        stats.data = out.data_ptr();
-        stats.groups = groups;
-        return {out, stats};
-    }
-#endif
-    return {add_channel_bias_residual_(y, bias, residual), GroupNormStats{}};
-}
-
-torch::Tensor group_norm(const torch::Tensor& x, int64_t groups, const torch::Tensor& weight, const torch::Tensor& bias,
-                         double eps, bool silu, const GroupNormStats& stats) {
-#if LSYNC_WITH_CUDA
-    if (stats.workspace.defined() && stats.data == x.data_ptr() && stats.groups == groups &&
-        is_channels_last_only(x) && vector_aligned(x) && fused_group_norm_enabled() &&
-        group_norm_fused_unsupported(x, groups, weight, bias).empty()) {
-        const c10::cuda::CUDAGuard device_guard(x.device());
-        auto y = torch::empty(x.sizes(), x.options().memory_format(at::MemoryFormat::ChannelsLast));
-        auto a = channels_last_args(x, groups);
-        a.y = y.data_ptr();
-        a.passes = kernels::GroupNormArgs::Passes::ApplyOnly;
-        launch_fused(a, weight, bias, eps, silu, x, stats.workspace);
-        return y;
-    }
-#endif
     return group_norm(x, groups, weight, bias, eps, silu);
 }
 

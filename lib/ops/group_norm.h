@@ -15,7 +15,6 @@
 #include <torch/torch.h>
 
 #include <string>
-#include <utility>
 
 namespace lsync::ops {
 
@@ -40,33 +39,6 @@ torch::Tensor bias_group_norm_(torch::Tensor& x, const torch::Tensor& input_bias
 torch::Tensor group_norm_sample_bias(const torch::Tensor& x, const torch::Tensor& input_bias, int64_t groups,
                                     const torch::Tensor& weight, const torch::Tensor& bias, double eps,
                                     bool silu = false);
-
-/// The statistics a channels-last tensor's GroupNorm needs, taken by the pass that wrote the tensor
-/// (add_bias_residual_with_stats) and handed to the norm that reads it next, which then runs only its apply pass.
-/// Opaque; empty where the pass could not take them.
-struct GroupNormStats {
-    torch::Tensor workspace;     ///< the kernel's per-chunk partials (fp32); undefined: none
-    const void* data = nullptr;  ///< the tensor they describe, as the pass wrote it
-    int64_t groups = 0;
-};
-
-/// residual + (y + bias[c]), the biased value rounded first (add_channel_bias_residual_'s numbers: a VAE resnet's
-/// conv2 bias and shortcut), and the statistics of the result for a GroupNorm of `groups` groups. On CUDA with
-/// channels_last fp32/fp16/bf16 tensors in whole 16-byte vectors, the fused GroupNorm and bias switches on and
-/// LSYNC_GROUPNORM_STATS_IN_PASS not 0 (read once), one pass writes the sum to a new tensor and takes its
-/// statistics (kernels/group_norm_nhwc.cu), so the next norm reads the tensor once instead of twice; otherwise
-/// add_channel_bias_residual_ in place into y, and no statistics. Hand the statistics straight to group_norm():
-/// they describe the tensor as returned.
-std::pair<torch::Tensor, GroupNormStats> add_bias_residual_with_stats(torch::Tensor& y, const torch::Tensor& bias,
-                                                                      const torch::Tensor& residual, int64_t groups);
-
-/// group_norm() that runs only the apply pass when `stats` are x's (the same tensor and groups); else the full
-/// norm. The same values either way: the statistics pass ran over the same elements in the same order.
-torch::Tensor group_norm(const torch::Tensor& x, int64_t groups, const torch::Tensor& weight, const torch::Tensor& bias,
-                         double eps, bool silu, const GroupNormStats& stats);
-
-bool group_norm_stats_in_pass_enabled();
-void set_group_norm_stats_in_pass(bool enabled);
 
 /// The unfused ATen path (at::group_norm, then at::silu): what group_norm() does on the CPU.
 torch::Tensor group_norm_reference(const torch::Tensor& x, int64_t groups, const torch::Tensor& weight,

@@ -7,7 +7,6 @@
 #include "ops/tile_transpose.h"
 
 #include <string>
-#include <tuple>
 
 namespace lsync::models {
 
@@ -37,15 +36,6 @@ torch::Tensor pad_right_bottom(const torch::Tensor& x) {
     return y;
 }
 
-// A block's resnets in turn, each one's output statistics handed to the next one's norm1 (the last resnet's output
-// goes to a resampler or out of the block, so it takes none).
-torch::Tensor run_resnet_chain(std::vector<VAEResnetBlock>& resnets, torch::Tensor x) {
-    ops::GroupNormStats stats;
-    for (size_t i = 0; i < resnets.size(); ++i)
-        std::tie(x, stats) = resnets[i]->forward_chained(x, stats, /*stats_for_next=*/i + 1 < resnets.size());
-    return x;
-}
-
 }  // namespace
 
 torch::Tensor group_norm_silu(const torch::nn::GroupNorm& norm, const torch::Tensor& x) {
@@ -62,31 +52,20 @@ VAEResnetBlockImpl::VAEResnetBlockImpl(int64_t in_channels, int64_t out_channels
         conv_shortcut_ = register_module("conv_shortcut", conv(in_channels, out_channels, 1, 1, 0));
 }
 
-torch::Tensor VAEResnetBlockImpl::forward(const torch::Tensor& x) { return forward_chained(x, {}, false).first; }
-
-std::pair<torch::Tensor, ops::GroupNormStats> VAEResnetBlockImpl::forward_chained(const torch::Tensor& x,
-                                                                                  const ops::GroupNormStats& x_stats,
-                                                                                  bool stats_for_next) {
+torch::Tensor VAEResnetBlockImpl::forward(const torch::Tensor& x) {
     if (x.is_cuda() && ops::fused_bias_enabled()) {
         // The conv biases ride on the passes after them: conv1's is added as norm2 loads its input, conv2's with
         // the shortcut in one pass. Two reads and writes of the block's activations less than a bias pass per
-        // conv; the same values (each sum rounded as the separate adds would store it). Along a chain, that last
-        // pass also takes the next norm1's statistics, and this norm1 uses the ones handed in.
-        auto h = ops::conv2d(ops::group_norm(x, norm1_->options.num_groups(), norm1_->weight, norm1_->bias,
-                                             norm1_->options.eps(), /*silu=*/true, x_stats),
-                             conv1_->weight, torch::Tensor(), 1, 1);
+        // conv; the same values (each sum rounded as the separate adds would store it).
+        auto h = ops::conv2d(group_norm_silu(norm1_, x), conv1_->weight, torch::Tensor(), 1, 1);
         h = ops::bias_group_norm_(h, conv1_->bias, norm2_->options.num_groups(), norm2_->weight, norm2_->bias,
                                   norm2_->options.eps(), /*silu=*/true);
         h = ops::conv2d(h, conv2_->weight, torch::Tensor(), 1, 1);
-        const auto shortcut = conv_shortcut_ ? ops::conv2d(conv_shortcut_, x) : x;
-        // Every norm of the VAE has the same group count: the next resnet's norm1 has this one's.
-        if (stats_for_next)
-            return ops::add_bias_residual_with_stats(h, conv2_->bias, shortcut, norm2_->options.num_groups());
-        return {ops::add_channel_bias_residual_(h, conv2_->bias, shortcut), ops::GroupNormStats{}};
+        return ops::add_channel_bias_residual_(h, conv2_->bias, conv_shortcut_ ? ops::conv2d(conv_shortcut_, x) : x);
     }
     auto h = ops::conv2d(conv1_, group_norm_silu(norm1_, x));
     h = ops::conv2d(conv2_, group_norm_silu(norm2_, h));
-    return {(conv_shortcut_ ? ops::conv2d(conv_shortcut_, x) : x) + h, ops::GroupNormStats{}};
+    return (conv_shortcut_ ? ops::conv2d(conv_shortcut_, x) : x) + h;
 }
 
 VAEAttentionImpl::VAEAttentionImpl(int64_t channels, int64_t groups) : ctx_(ops::default_attention_context()) {
@@ -166,7 +145,7 @@ DownEncoderBlockImpl::DownEncoderBlockImpl(int64_t in_channels, int64_t out_chan
 }
 
 torch::Tensor DownEncoderBlockImpl::forward(torch::Tensor x) {
-    x = run_resnet_chain(resnets_, x);
+    for (auto& r : resnets_) x = r(x);
     if (down_conv_) x = ops::conv2d(down_conv_, pad_right_bottom(x));
     return x;
 }
@@ -189,7 +168,7 @@ UpDecoderBlockImpl::UpDecoderBlockImpl(int64_t in_channels, int64_t out_channels
 }
 
 torch::Tensor UpDecoderBlockImpl::forward(torch::Tensor x) {
-    x = run_resnet_chain(resnets_, x);
+    for (auto& r : resnets_) x = r(x);
     // Nearest x2 and the conv: four 2x2 convs of x on CUDA (ops/upsample_conv.h), else the upsampled copy (in x's
     // memory order: a channels_last input stays channels_last) and the 3x3 conv.
     if (up_conv_) x = ops::upsample2x_conv3x3(x, up_conv_->weight, up_conv_->bias, *up_subpixel_);

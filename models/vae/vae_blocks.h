@@ -6,12 +6,10 @@
 // the VAE calls every block with temb = None.
 
 #include "ops/attention_context.h"
-#include "ops/group_norm.h"
 #include "ops/upsample_conv.h"
 
 #include <torch/torch.h>
 
-#include <utility>
 #include <vector>
 
 namespace lsync::models {
@@ -25,12 +23,6 @@ class VAEResnetBlockImpl : public torch::nn::Module {
 public:
     VAEResnetBlockImpl(int64_t in_channels, int64_t out_channels, int64_t groups);
     torch::Tensor forward(const torch::Tensor& x);
-    /// forward() along a chain of resnets: `x_stats` are x's GroupNorm statistics when the resnet before took
-    /// them (else empty), and with `stats_for_next` the output's are taken by the pass that writes it, for the
-    /// next resnet's norm1 (ops::add_bias_residual_with_stats). The same values as forward().
-    std::pair<torch::Tensor, ops::GroupNormStats> forward_chained(const torch::Tensor& x,
-                                                                  const ops::GroupNormStats& x_stats,
-                                                                  bool stats_for_next);
 
 private:
     torch::nn::GroupNorm norm1_{nullptr}, norm2_{nullptr};
