@@ -41,7 +41,8 @@ torch::Tensor subpixel_weight(const torch::Tensor& weight3x3) {
     // s[a, b, k, c, p, q] = sum over (r, t) of taps[a, p, r] w[k, c, r, t] taps[b, q, t]
     const auto s = torch::einsum("apr,kcrt,bqt->abkcpq", {taps, w, taps});
     const int64_t k = weight3x3.size(0), c = weight3x3.size(1);
-    const auto format = is_channels_last_only(weight3x3) ? at::MemoryFormat::ChannelsLast : at::MemoryFormat::Contiguous;
+    const auto format =
+        is_channels_last_only(weight3x3) ? at::MemoryFormat::ChannelsLast : at::MemoryFormat::Contiguous;
     return s.reshape({4 * k, c, 2, 2}).to(weight3x3.scalar_type()).contiguous(format);
 }
 

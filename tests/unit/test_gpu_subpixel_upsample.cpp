@@ -48,7 +48,8 @@ TEST_CASE("sub-pixel shuffle kernel: its ATen form exactly", "[gpu][upsample]") 
     for (auto dt : {torch::kFloat, torch::kHalf, torch::kBFloat16}) {
         for (const auto& s : shapes) {
             for (const bool with_bias : {true, false}) {
-                INFO(c10::toString(dt) << " " << s.n << "x" << s.k << "x" << s.h << "x" << s.w << " bias " << with_bias);
+                INFO(c10::toString(dt) << " " << s.n << "x" << s.k << "x" << s.h << "x" << s.w << " bias "
+                                       << with_bias);
                 torch::manual_seed(41);
                 const auto opts = torch::TensorOptions().device(kGpu).dtype(dt);
                 const auto z = torch::randn({s.n, 4 * s.k, s.h + 1, s.w + 1}, opts)

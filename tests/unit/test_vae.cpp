@@ -137,7 +137,8 @@ TEST_CASE("upsampler in sub-pixel form: four 2x2 convs give nearest x2 and the 3
     CHECK_FALSE(lsync::ops::subpixel_upsample_serves(x.contiguous(at::MemoryFormat::ChannelsLast)));
 }
 
-TEST_CASE("derived weights (the upsamplers' sub-pixel taps): made once, remade when the weight changes", "[vae][upsample]") {
+TEST_CASE("derived weights (the upsamplers' sub-pixel taps): made once, remade when the weight changes",
+          "[vae][upsample]") {
     torch::manual_seed(24);
     auto w = torch::randn({4, 8, 3, 3});
     lsync::ops::DerivedWeight cache;
