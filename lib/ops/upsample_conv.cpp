@@ -57,8 +57,8 @@ torch::Tensor subpixel_shuffle_reference(const torch::Tensor& z, const torch::Te
     const auto row1 = torch::stack({parity(1, 0), parity(1, 1)}, -1);
     auto y = torch::stack({row0, row1}, 3).reshape({n, k, 2 * h, 2 * w});  // [N, K, H, 2, W, 2]
     if (!bias.defined()) return y;
-    if (y.scalar_type() == torch::kFloat) return y + bias.view({1, k, 1, 1});
-    // One rounding of the fp32 sum, as the kernel and ATen's add on CUDA (the CPU's half add may differ).
+    // One rounding of the fp32 sum, as the kernel and ATen's add on CUDA (the CPU's half add may differ); for fp32
+    // tensors the casts are no-ops.
     return (y.to(torch::kFloat) + bias.to(torch::kFloat).view({1, k, 1, 1})).to(y.scalar_type());
 }
 
