@@ -12,10 +12,10 @@
 // vector may straddle groups: C/G need not divide VEC) and writes one partial per (image, group, chunk) to the
 // workspace. Pass 2 (apply): a block merges the chunk partials of its tile's groups, turns them into per-channel
 // a = rstd * weight, b = bias - mean * a once per thread, then streams y = act(x * a + b). The numbers are those
-// of the channels-outer kernel: fp32 statistics, biased variance, the same fmaf and SiLU. An input bias (a VAE
-// resnet's conv1 bias, GroupNormArgs::input_bias; or one row per image: a UNet resnet's conv1 bias plus its batch
-// entry's time embedding) is added to every value as it is loaded, rounded to T as the separate bias pass would
-// have stored it, in both passes: the norm of the biased tensor without writing it.
+// of the channels-outer kernel (fp32 statistics, biased variance, the same fmaf) but for SiLU's divide. An input
+// bias (a VAE resnet's conv1 bias, GroupNormArgs::input_bias; or one row per image: a UNet resnet's conv1 bias
+// plus its batch entry's time embedding) is added to every value as it is loaded, rounded to T as the separate
+// bias pass would have stored it, in both passes: the norm of the biased tensor without writing it.
 
 #include "group_norm_nhwc.h"
 
@@ -28,6 +28,7 @@
 #include <climits>
 #include <cstdint>
 #include <numeric>
+#include <type_traits>
 
 namespace lsync::kernels::nhwc {
 
@@ -36,10 +37,12 @@ namespace {
 constexpr int kThreads = 256;
 constexpr int kWarps = kThreads / 32;
 constexpr int kUnroll = 4;  // independent loads (pixel rows) in flight per thread
-// The grid: about 8 blocks per multiprocessor, each a chunk of pixels. Every block of pass 2 merges all chunk
-// partials of its groups (tile groups x chunks reads from L2), so the chunk count is capped; at the VAE's batch
-// of 16 the cap is not reached.
-constexpr int64_t kBlocksPerSm = 8;
+// The grid: about 4 blocks per multiprocessor, each a chunk of pixels: one wave of the statistics pass (4 blocks
+// of 256 threads fit), and for the apply pass (3 fit) a wave and a third. 8 per multiprocessor (two waves, each
+// block half the work) made a 256 px VAE's GroupNorm 9-10 % slower on an H200 (docs/performance-notes.md, section
+// 24). Every block of pass 2 merges all chunk partials of its groups (tile groups x chunks reads from L2), so the
+// chunk count is capped; at the VAE's batch of 16 the cap is not reached.
+constexpr int64_t kBlocksPerSm = 4;
 constexpr int64_t kMaxChunks = 128;
 
 struct Geometry {
@@ -48,7 +51,8 @@ struct Geometry {
     int tile_vectors = 0;           // TW: vector columns of a full tile
     int rows_per_pass = 0;          // R = kThreads / TW
     int64_t tile_groups = 0;        // groups in a full tile (the last tile may hold fewer)
-    int64_t tiles = 0, chunks = 0, chunk_rows = 0;
+    int64_t tiles = 0, chunks = 0, chunk_rows = 0;  // the statistics pass: one partial per chunk
+    int64_t apply_chunks = 0, apply_chunk_rows = 0;  // the apply pass's blocks (any partition: it reads all partials)
     int64_t input_bias_stride = 0;  // elements between images' input-bias rows: 0 (one row) or C
 };
 
@@ -57,34 +61,51 @@ struct Work {
     int64_t image, chunk, row0, row1, g0, groups;
 };
 
-__device__ inline Work block_work(const Geometry& geo) {
+// `chunks` of `chunk_rows` pixels per image and tile: the statistics pass's partition, or the apply pass's own.
+__device__ inline Work block_work(const Geometry& geo, int64_t chunks, int64_t chunk_rows) {
     int64_t b = blockIdx.x;
     Work w;
-    w.chunk = b % geo.chunks;
-    b /= geo.chunks;
+    w.chunk = b % chunks;
+    b /= chunks;
     const int64_t tile = b % geo.tiles;
     w.image = b / geo.tiles;
-    w.row0 = w.chunk * geo.chunk_rows;
-    w.row1 = min(w.row0 + geo.chunk_rows, geo.pixels);
+    w.row0 = w.chunk * chunk_rows;
+    w.row1 = min(w.row0 + chunk_rows, geo.pixels);
     w.g0 = tile * geo.tile_groups;
     w.groups = min(geo.tile_groups, geo.groups - w.g0);
     return w;
 }
 
-// Adds the input bias to a loaded vector in place, rounded to T as a separate add would have stored it (kept
-// packed: unpacked floats would raise the register count and lower the occupancy of these bandwidth-bound passes).
+// Adds the input bias to a loaded vector in place, rounded to T as a separate add would have stored it. The add is
+// T's own (packed for fp16/bf16): the exact sum of two fp16 or bf16 values rounded once to T is what an fp32 add
+// then a cast stores, since fp32 carries more than twice their significand bits plus two (no double-rounding
+// error), and it saves the two conversions per value that an fp32 add costs these conversion-bound passes.
 template <typename T, int VEC, bool INBIAS>
-__device__ inline void add_input_bias(Pack<T, VEC>& pk, const float (&ib)[VEC]) {
+__device__ inline void add_input_bias(Pack<T, VEC>& pk, const Pack<T, VEC>& ib) {
     if constexpr (INBIAS) {
+        if constexpr (std::is_same_v<T, float>) {
 #pragma unroll
-        for (int i = 0; i < VEC; ++i) pk.v[i] = from_float<T>(to_float(pk.v[i]) + ib[i]);
+            for (int i = 0; i < VEC; ++i) pk.v[i] += ib.v[i];
+        } else if constexpr (VEC % 2 == 0) {
+            using T2 = std::conditional_t<std::is_same_v<T, __half>, __half2, __nv_bfloat162>;
+            auto* a = reinterpret_cast<T2*>(pk.v);
+            const auto* b = reinterpret_cast<const T2*>(ib.v);
+#pragma unroll
+            for (int i = 0; i < VEC / 2; ++i) a[i] = __hadd2(a[i], b[i]);
+        } else {
+#pragma unroll
+            for (int i = 0; i < VEC; ++i) pk.v[i] = __hadd(pk.v[i], ib.v[i]);
+        }
     }
 }
 
+// The thread's VEC input-bias values (element loads: a bias row need not be 16-byte aligned); zeros without one.
 template <typename T, int VEC, bool INBIAS>
-__device__ inline void load_input_bias(const T* __restrict__ in_bias, int64_t c, float (&ib)[VEC]) {
+__device__ inline Pack<T, VEC> load_input_bias(const T* __restrict__ in_bias, int64_t c) {
+    Pack<T, VEC> ib;
 #pragma unroll
-    for (int i = 0; i < VEC; ++i) ib[i] = INBIAS ? to_float(in_bias[c + i]) : 0.f;
+    for (int i = 0; i < VEC; ++i) ib.v[i] = INBIAS ? in_bias[c + i] : from_float<T>(0.f);
+    return ib;
 }
 
 template <typename T, int VEC, bool INBIAS>
@@ -95,7 +116,7 @@ __global__ void __launch_bounds__(kThreads)
     __shared__ float sh_count[kThreads];
     __shared__ float sh_mean[VEC][kThreads];
     __shared__ float sh_m2[VEC][kThreads];
-    const Work wk = block_work(geo);
+    const Work wk = block_work(geo, geo.chunks, geo.chunk_rows);
     const int tw = geo.tile_vectors, rows = geo.rows_per_pass;
     const int col = threadIdx.x % tw, prow = threadIdx.x / tw;
     const bool active = prow < rows && int64_t(col) * VEC < wk.groups * geo.cg;
@@ -105,9 +126,8 @@ __global__ void __launch_bounds__(kThreads)
 #pragma unroll
     for (int i = 0; i < VEC; ++i) mean[i] = m2[i] = 0.f;
     if (active) {
-        float ib[VEC];
         const int64_t c0 = wk.image * geo.input_bias_stride + wk.g0 * geo.cg + int64_t(col) * VEC;
-        load_input_bias<T, VEC, INBIAS>(in_bias, c0, ib);
+        const auto ib = load_input_bias<T, VEC, INBIAS>(in_bias, c0);
         const T* p = x + wk.image * geo.pixels * geo.channels + wk.g0 * geo.cg + int64_t(col) * VEC;
         for (int64_t r = wk.row0 + prow; r < wk.row1; r += int64_t(rows) * kUnroll) {
             Pack<T, VEC> pk[kUnroll];
@@ -181,7 +201,7 @@ __global__ void __launch_bounds__(kThreads)
                           const W* __restrict__ bias, const T* __restrict__ in_bias, Geometry geo,
                           const float* __restrict__ ws, float eps) {
     __shared__ float sh_stats[2][kThreads * VEC];  // mean and rstd per group of the tile (<= its channels)
-    const Work wk = block_work(geo);
+    const Work wk = block_work(geo, geo.apply_chunks, geo.apply_chunk_rows);
     const int tw = geo.tile_vectors, rows = geo.rows_per_pass;
     const int col = threadIdx.x % tw, prow = threadIdx.x / tw;
     const bool active = prow < rows && int64_t(col) * VEC < wk.groups * geo.cg;
@@ -216,8 +236,8 @@ __global__ void __launch_bounds__(kThreads)
     if (!active) return;
 
     // Per-channel affine of the thread's column, once: y = x * a + b.
-    float a[VEC], b[VEC], ib[VEC];
-    load_input_bias<T, VEC, INBIAS>(in_bias, wk.image * geo.input_bias_stride + c, ib);
+    float a[VEC], b[VEC];
+    const auto ib = load_input_bias<T, VEC, INBIAS>(in_bias, wk.image * geo.input_bias_stride + c);
 #pragma unroll
     for (int i = 0; i < VEC; ++i) {
         const int64_t gl = (int64_t(col) * VEC + i) / geo.cg;
@@ -236,7 +256,9 @@ __global__ void __launch_bounds__(kThreads)
 #pragma unroll
             for (int i = 0; i < VEC; ++i) {
                 float v = fmaf(to_float(pk[u].v[i]), a[i], b[i]);
-                if (SILU) v = v * __frcp_rn(1.f + __expf(-v));
+                // SiLU with the approximate divide (2 ulp; 0 where exp(-v) overflows, as the limit is): the
+                // correctly rounded reciprocal's extra steps cost 1-3 % of the passes; fp16/bf16 outputs hide both.
+                if (SILU) v = __fdividef(v, 1.f + __expf(-v));
                 out.v[i] = from_float<T>(v);
             }
             *reinterpret_cast<Pack<T, VEC>*>(py + rr * geo.channels) = out;
@@ -250,6 +272,7 @@ __global__ void __launch_bounds__(kThreads)
 }
 
 int64_t ceil_div(int64_t a, int64_t b) { return (a + b - 1) / b; }
+
 
 int element_bytes(ElementType t) { return t == ElementType::Float32 ? 4 : 2; }
 
@@ -279,11 +302,15 @@ bool make_geometry(const GroupNormArgs& a, int vec, Geometry& g) {
     g.rows_per_pass = kThreads / g.tile_vectors;
     g.tile_groups = tile_channels / g.cg;
     g.tiles = ceil_div(a.channels, tile_channels);
-    const int64_t want = int64_t(std::max(a.sm_count, 1)) * kBlocksPerSm;
     const int64_t most = std::min(kMaxChunks, ceil_div(g.pixels, g.rows_per_pass));
-    g.chunks = std::clamp<int64_t>(ceil_div(want, a.batch * g.tiles), 1, std::max<int64_t>(most, 1));
-    g.chunk_rows = ceil_div(g.pixels, g.chunks);
-    g.chunks = ceil_div(g.pixels, g.chunk_rows);  // no empty chunk
+    const auto partition = [&](int64_t blocks_per_sm, int64_t& chunks, int64_t& rows) {
+        const int64_t want = int64_t(std::max(a.sm_count, 1)) * blocks_per_sm;
+        chunks = std::clamp<int64_t>(ceil_div(want, a.batch * g.tiles), 1, std::max<int64_t>(most, 1));
+        rows = ceil_div(g.pixels, chunks);
+        chunks = ceil_div(g.pixels, rows);  // no empty chunk
+    };
+    partition(kBlocksPerSm, g.chunks, g.chunk_rows);
+    partition(kBlocksPerSm, g.apply_chunks, g.apply_chunk_rows);
     return true;
 }
 
@@ -291,6 +318,7 @@ template <typename T, typename W, int VEC, bool INBIAS>
 cudaError_t launch_typed(const GroupNormArgs& a, const Geometry& g) {
     const auto stream = static_cast<cudaStream_t>(a.stream);
     const auto blocks = static_cast<unsigned>(a.batch * g.tiles * g.chunks);
+    const auto apply_blocks = static_cast<unsigned>(a.batch * g.tiles * g.apply_chunks);
     const T* x = static_cast<const T*>(a.x);
     const T* ib = static_cast<const T*>(a.input_bias);
     T* y = static_cast<T*>(a.y);
@@ -299,10 +327,10 @@ cudaError_t launch_typed(const GroupNormArgs& a, const Geometry& g) {
     const W* b = static_cast<const W*>(a.bias);
     if (a.silu)
         group_norm_nhwc_apply<T, W, VEC, true, INBIAS>
-            <<<blocks, kThreads, 0, stream>>>(x, y, w, b, ib, g, a.workspace, a.eps);
+            <<<apply_blocks, kThreads, 0, stream>>>(x, y, w, b, ib, g, a.workspace, a.eps);
     else
         group_norm_nhwc_apply<T, W, VEC, false, INBIAS>
-            <<<blocks, kThreads, 0, stream>>>(x, y, w, b, ib, g, a.workspace, a.eps);
+            <<<apply_blocks, kThreads, 0, stream>>>(x, y, w, b, ib, g, a.workspace, a.eps);
     return cudaGetLastError();
 }
 

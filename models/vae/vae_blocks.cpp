@@ -4,6 +4,7 @@
 #include "ops/conv.h"
 #include "ops/group_norm.h"
 #include "ops/memory_layout.h"
+#include "ops/pad.h"
 #include "ops/tile_transpose.h"
 
 #include <string>
@@ -22,18 +23,6 @@ nn::GroupNorm group_norm(int64_t groups, int64_t channels) {
 
 nn::Conv2d conv(int64_t in, int64_t out, int64_t k, int64_t stride, int64_t pad) {
     return nn::Conv2d(nn::Conv2dOptions(in, out, k).stride(stride).padding(pad));
-}
-
-// Zero padding by one on the right and bottom (Downsample2D's pad before its stride-2 conv) in x's memory order.
-// constant_pad_nd also keeps the order but fills the whole output before copying x in; only the new column and
-// row need zeros. Exact copies: the same values on every device.
-torch::Tensor pad_right_bottom(const torch::Tensor& x) {
-    const auto n = x.size(0), c = x.size(1), h = x.size(2), w = x.size(3);
-    auto y = torch::empty({n, c, h + 1, w + 1}, x.options().memory_format(x.suggest_memory_format()));
-    y.narrow(2, 0, h).narrow(3, 0, w).copy_(x);
-    y.narrow(2, h, 1).zero_();
-    y.narrow(2, 0, h).narrow(3, w, 1).zero_();
-    return y;
 }
 
 }  // namespace
@@ -146,7 +135,7 @@ DownEncoderBlockImpl::DownEncoderBlockImpl(int64_t in_channels, int64_t out_chan
 
 torch::Tensor DownEncoderBlockImpl::forward(torch::Tensor x) {
     for (auto& r : resnets_) x = r(x);
-    if (down_conv_) x = ops::conv2d(down_conv_, pad_right_bottom(x));
+    if (down_conv_) x = ops::conv2d(down_conv_, ops::pad_right_bottom(x));
     return x;
 }
 

@@ -11,6 +11,7 @@
 #include "io/safetensors.h"
 #include "ops/bias_add.h"
 #include "ops/group_norm.h"
+#include "ops/pad.h"
 #include "ops/upsample_conv.h"
 #include "vae/autoencoder_kl.h"
 #include "vae/vae_loader.h"
@@ -135,6 +136,21 @@ TEST_CASE("upsampler in sub-pixel form: four 2x2 convs give nearest x2 and the 3
                        torch::conv2d(torch::upsample_nearest2d(x, {8, 8}), w, bias, 1, 1)));
     // Not served on the CPU: the models keep the two-step form there (the golden fixtures' path).
     CHECK_FALSE(lsync::ops::subpixel_upsample_serves(x.contiguous(at::MemoryFormat::ChannelsLast)));
+}
+
+TEST_CASE("downsampler pad: zeros on the right column and bottom row, in the input's memory order", "[vae]") {
+    torch::manual_seed(12);
+    const auto planes = torch::randn({2, 8, 5, 7});
+    const auto cl = planes.contiguous(at::MemoryFormat::ChannelsLast);
+    const auto want = torch::constant_pad_nd(planes, {0, 1, 0, 1}, 0);
+    CHECK_FALSE(ops::pad_kernel_serves(cl));  // the kernel is CUDA's
+    const auto got_planes = ops::pad_right_bottom(planes), got_cl = ops::pad_right_bottom(cl);
+    CHECK(torch::equal(got_planes, want));
+    CHECK(torch::equal(got_cl, want));
+    CHECK(got_planes.is_contiguous());
+    CHECK(got_cl.is_contiguous(at::MemoryFormat::ChannelsLast));
+    CHECK(got_cl.select(2, 5).abs().sum().item<float>() == 0.f);
+    CHECK(got_cl.select(3, 7).abs().sum().item<float>() == 0.f);
 }
 
 TEST_CASE("derived weights (the upsamplers' sub-pixel taps): made once, remade when the weight changes",

@@ -1,0 +1,107 @@
+// GPU checks of the right-and-bottom zero pad (ops::pad_right_bottom, kernels/pad_right_bottom.cu): its ATen form
+// bit for bit at the VAE encoder's shapes and odd ones, every element size; the kernel's route really taken (no
+// ATen copy kernel) and the ATen route where the kernel does not serve; a whole VAE encode with it on and off.
+#include "catch_compat.h"
+
+#include "diagnostics/kernel_profile.h"
+
+#include "ops/conv.h"
+#include "ops/pad.h"
+#include "vae/autoencoder_kl.h"
+#include "unit/gpu_checks.h"
+
+#include <cmath>
+#include <string>
+#include <vector>
+
+using namespace lsync;
+using namespace lsync::ops;
+
+namespace {
+
+using KeepPad = KeepSwitch<fused_pad_enabled, set_fused_pad>;
+
+const torch::Device kGpu(torch::kCUDA, 0);
+
+bool launches(const diagnostics::KernelProfile& p, const std::string& part) {
+    for (const auto& k : p.kernels)
+        if (k.name.find(part) != std::string::npos) return true;
+    return false;
+}
+
+torch::Tensor channels_last_randn(const std::vector<int64_t>& shape, torch::ScalarType dt) {
+    return torch::randn(shape, torch::TensorOptions().device(kGpu).dtype(dt))
+        .contiguous(at::MemoryFormat::ChannelsLast);
+}
+
+}  // namespace
+
+TEST_CASE("pad kernel: the ATen pad exactly, zeros on the new row and column", "[gpu][pad]") {
+    LSYNC_NEED_GPU();
+    torch::NoGradGuard no_grad;
+    KeepPad keep;
+    set_fused_pad(true);
+    // The encoder's three pads (16 images at 256 px), odd sizes, one pixel, and more rows than one grid column.
+    const std::vector<std::vector<int64_t>> shapes = {{16, 128, 256, 256}, {16, 256, 128, 128}, {16, 512, 64, 64},
+                                                      {3, 8, 7, 5},        {1, 16, 1, 1},       {2, 64, 70000, 1}};
+    for (auto dt : {torch::kFloat, torch::kHalf, torch::kBFloat16}) {
+        for (const auto& shape : shapes) {
+            INFO(c10::toString(dt) << " " << c10::str(at::IntArrayRef(shape)));
+            torch::manual_seed(5);
+            const auto x = channels_last_randn(shape, dt);
+            REQUIRE(pad_kernel_serves(x));
+            // The output buffer starts as garbage: fill the allocator's cache with NaNs so a skipped element shows.
+            (void)torch::full({shape[0], shape[1], shape[2] + 1, shape[3] + 1}, NAN, x.options());
+            const auto got = pad_right_bottom(x);
+            CHECK(got.is_contiguous(at::MemoryFormat::ChannelsLast));
+            const auto want = torch::constant_pad_nd(x, {0, 1, 0, 1}, 0);
+            CHECK(torch::equal(got, want));
+            CHECK(torch::equal(got, pad_right_bottom_reference(x)));
+        }
+    }
+}
+
+TEST_CASE("pad: the kernel runs where it serves, ATen's copy elsewhere, same values", "[gpu][pad]") {
+    LSYNC_NEED_GPU();
+    torch::NoGradGuard no_grad;
+    KeepPad keep;
+    set_fused_pad(true);
+    const auto x = channels_last_randn({4, 128, 64, 64}, torch::kHalf);
+    (void)pad_right_bottom(x);
+    auto p = diagnostics::profile_kernels([&] { (void)pad_right_bottom(x); }, kGpu);
+    REQUIRE(p.available);
+    CHECK(launches(p, "pad_rows"));
+    CHECK(p.launches == 1);  // the zeros too: no fill kernels
+    // Not served: planes (NCHW), a pixel that is not whole 16-byte vectors, a misaligned start, the switch off.
+    const auto planes = x.contiguous();
+    const auto thin = channels_last_randn({4, 3, 64, 64}, torch::kHalf);
+    auto flat = torch::randn({4 * 64 * 64 * 128 + 1}, x.options()).slice(0, 1);
+    const auto misaligned = flat.view({4, 64, 64, 128}).permute({0, 3, 1, 2});
+    for (const auto& t : {planes, thin, misaligned}) {
+        CHECK_FALSE(pad_kernel_serves(t));
+        CHECK(torch::equal(pad_right_bottom(t), torch::constant_pad_nd(t, {0, 1, 0, 1}, 0)));
+    }
+    set_fused_pad(false);
+    CHECK_FALSE(pad_kernel_serves(x));
+    p = diagnostics::profile_kernels([&] { (void)pad_right_bottom(x); }, kGpu);
+    REQUIRE(p.available);
+    CHECK_FALSE(launches(p, "pad_rows"));
+}
+
+TEST_CASE("VAE encode in fp16: the same latents with the pad kernel on and off", "[gpu][pad][vae]") {
+    LSYNC_NEED_GPU();
+    torch::NoGradGuard no_grad;
+    KeepPad keep;
+    models::AutoencoderKL vae(models::VAEConfig::sd_vae_ft_mse());
+    models::init_random_parameters(*vae, 82);
+    vae->to(kGpu, torch::kHalf);
+    use_channels_last_conv_weights(*vae);
+    torch::manual_seed(44);
+    const auto image = torch::rand({2, 3, 256, 256}, torch::TensorOptions().device(kGpu).dtype(torch::kHalf)) * 2 - 1;
+    set_fused_pad(false);
+    const auto aten = vae->encode(image).mean;
+    set_fused_pad(true);
+    const auto fused = vae->encode(image).mean;
+    REQUIRE(torch::isfinite(fused).all().item<bool>());
+    CHECK(torch::equal(fused, aten));  // a copy either way: the convolutions see the same bytes
+}
