@@ -40,17 +40,22 @@ __global__ void __launch_bounds__(kThreads)
 // 16-byte loads are in flight per thread.
 constexpr int kUnroll = 4;
 
-// With RESIDUAL, y = r + (y + bias), the biased value rounded first (a resnet's conv2 bias and its shortcut).
-template <typename T, int VEC, bool RESIDUAL>
+// With RESIDUAL, y = r + (y + bias), the biased value rounded first (a resnet's conv2 bias and its shortcut); with
+// RESBIAS too, y = (r + rbias) + (y + bias), each sum rounded as the separate adds store it (a shortcut conv's bias,
+// or the bias of the conv that made the block's input, added here instead of in a pass of its own).
+template <typename T, int VEC, bool RESIDUAL, bool RESBIAS>
 __global__ void __launch_bounds__(kThreads)
-    add_channel_bias_inner(T* __restrict__ y, const T* __restrict__ bias, const T* __restrict__ r, int64_t rows,
-                           int64_t cols, int64_t row_step) {
+    add_channel_bias_inner(T* __restrict__ y, const T* __restrict__ bias, const T* __restrict__ r,
+                           const T* __restrict__ rbias, int64_t rows, int64_t cols, int64_t row_step) {
     const int64_t g = int64_t(blockIdx.x) * kThreads + threadIdx.x;
     if (g >= row_step * cols) return;
     const int64_t col = g % cols;
-    float b[VEC];
+    float b[VEC], rb[VEC];
 #pragma unroll
-    for (int k = 0; k < VEC; ++k) b[k] = to_float(bias[col * VEC + k]);
+    for (int k = 0; k < VEC; ++k) {
+        b[k] = to_float(bias[col * VEC + k]);
+        rb[k] = RESBIAS ? to_float(rbias[col * VEC + k]) : 0.f;
+    }
     auto* p = reinterpret_cast<Pack<T, VEC>*>(y) + col;
     const auto* pr = reinterpret_cast<const Pack<T, VEC>*>(r) + col;
     for (int64_t row = g / cols; row < rows; row += row_step * kUnroll) {
@@ -67,7 +72,11 @@ __global__ void __launch_bounds__(kThreads)
 #pragma unroll
                 for (int k = 0; k < VEC; ++k) {
                     T o = from_float<T>(to_float(v[u].v[k]) + b[k]);
-                    if constexpr (RESIDUAL) o = from_float<T>(to_float(res[u].v[k]) + to_float(o));
+                    if constexpr (RESIDUAL) {
+                        T rv = res[u].v[k];
+                        if constexpr (RESBIAS) rv = from_float<T>(to_float(rv) + rb[k]);
+                        o = from_float<T>(to_float(rv) + to_float(o));
+                    }
                     v[u].v[k] = o;
                 }
                 p[(row + u * row_step) * cols] = v[u];
@@ -89,15 +98,23 @@ cudaError_t launch_inner(const ChannelBiasArgs& a) {
     auto* y = static_cast<T*>(a.y);
     const auto* bias = static_cast<const T*>(a.bias);
     const auto* r = static_cast<const T*>(a.residual);
+    const auto* rb = static_cast<const T*>(a.residual_bias);
     const auto grid = static_cast<unsigned>(blocks);
-    if (vec && r)
-        add_channel_bias_inner<T, kVec, true><<<grid, kThreads, 0, stream>>>(y, bias, r, a.rows, cols, row_step);
+    const auto run = [&](auto kernel) {
+        kernel<<<grid, kThreads, 0, stream>>>(y, bias, r, rb, a.rows, cols, row_step);
+    };
+    if (vec && r && rb)
+        run(add_channel_bias_inner<T, kVec, true, true>);
+    else if (vec && r)
+        run(add_channel_bias_inner<T, kVec, true, false>);
     else if (vec)
-        add_channel_bias_inner<T, kVec, false><<<grid, kThreads, 0, stream>>>(y, bias, r, a.rows, cols, row_step);
+        run(add_channel_bias_inner<T, kVec, false, false>);
+    else if (r && rb)
+        run(add_channel_bias_inner<T, 1, true, true>);
     else if (r)
-        add_channel_bias_inner<T, 1, true><<<grid, kThreads, 0, stream>>>(y, bias, r, a.rows, cols, row_step);
+        run(add_channel_bias_inner<T, 1, true, false>);
     else
-        add_channel_bias_inner<T, 1, false><<<grid, kThreads, 0, stream>>>(y, bias, r, a.rows, cols, row_step);
+        run(add_channel_bias_inner<T, 1, false, false>);
     return cudaGetLastError();
 }
 
@@ -129,6 +146,7 @@ cudaError_t launch(const ChannelBiasArgs& a) {
 
 std::string channel_bias_launch(const ChannelBiasArgs& a) {
     if (a.residual && !a.channels_inner) return "channel bias: a residual needs channels innermost";
+    if (a.residual_bias && !a.residual) return "channel bias: a residual bias needs a residual";
     if (a.channels_inner ? (a.rows <= 0 || a.channels <= 0 || a.samples_per_bias != 0)
                          : (a.rows <= 0 || a.plane <= 0 || a.channels <= 0 || a.rows % a.channels != 0 ||
                             a.samples_per_bias < 0 ||

@@ -28,6 +28,9 @@ struct ChannelBiasArgs {
     /// Channels inner only: [rows, channels] added after the bias, y = residual + (y + bias) with the biased value
     /// rounded first (a VAE resnet's conv2 and its shortcut in one pass); null: none.
     const void* residual = nullptr;
+    /// With a residual only: [channels] added to the residual first, rounded, y = (residual + residual_bias) +
+    /// (y + bias) (a shortcut conv's bias, or that of the conv whose output is the residual); null: none.
+    const void* residual_bias = nullptr;
     ElementType dtype = ElementType::Float32;
     int sm_count = 132;
     void* stream = nullptr;        ///< cudaStream_t

@@ -57,22 +57,27 @@ torch::Tensor& add_channel_bias_(torch::Tensor& y, const torch::Tensor& bias) {
     return y.add_(bias.reshape({1, -1, 1, 1}));
 }
 
-torch::Tensor& add_channel_bias_residual_(torch::Tensor& y, const torch::Tensor& bias, const torch::Tensor& residual) {
-    LSYNC_CHECK(y.dim() == 4 && residual.sizes() == y.sizes() && bias.numel() == y.size(1), ErrorCode::Internal,
-                "add_channel_bias_residual_: y and the residual [N, C, H, W] with bias [C]");
+torch::Tensor& add_channel_bias_residual_(torch::Tensor& y, const torch::Tensor& bias, torch::Tensor residual,
+                                          const torch::Tensor& residual_bias) {
+    LSYNC_CHECK(y.dim() == 4 && residual.sizes() == y.sizes() && bias.numel() == y.size(1) &&
+                    (!residual_bias.defined() || residual_bias.numel() == y.size(1)),
+                ErrorCode::Internal, "add_channel_bias_residual_: y and the residual [N, C, H, W] with biases [C]");
 #if LSYNC_WITH_CUDA
     if (is_channels_last_only(y) && is_channels_last_only(residual) && residual.scalar_type() == y.scalar_type() &&
         residual.device() == y.device() && !(torch::GradMode::is_enabled() && residual.requires_grad()) &&
-        kernel_serves(y.permute({0, 2, 3, 1}), bias)) {
+        kernel_serves(y.permute({0, 2, 3, 1}), bias) &&
+        (!residual_bias.defined() || kernel_serves(y.permute({0, 2, 3, 1}), residual_bias))) {
         kernels::ChannelBiasArgs a;
         a.channels = y.size(1);
         a.channels_inner = true;
         a.rows = y.size(0) * y.size(2) * y.size(3);
         a.residual = residual.data_ptr();
+        a.residual_bias = residual_bias.defined() ? residual_bias.data_ptr() : nullptr;
         launch(a, y, bias);
         return y;
     }
 #endif
+    if (residual_bias.defined()) add_channel_bias_(residual, residual_bias);
     add_channel_bias_(y, bias);
     return y.add_(residual);
 }

@@ -17,9 +17,13 @@ namespace lsync::ops {
 torch::Tensor& add_channel_bias_(torch::Tensor& y, const torch::Tensor& bias);
 
 /// y = residual + (y + bias[c]) in place on a 4-D y, the biased value rounded first: a resnet's conv2 bias and
-/// its shortcut (the values of add_channel_bias_ then `residual + y`). One pass when y and the residual are both
-/// channels_last (the VAE's CUDA path); else those two adds. Returns y.
-torch::Tensor& add_channel_bias_residual_(torch::Tensor& y, const torch::Tensor& bias, const torch::Tensor& residual);
+/// its shortcut (the values of add_channel_bias_ then `residual + y`). With `residual_bias`, y = (residual +
+/// residual_bias[c]) + (y + bias[c]), each sum rounded as its own add stores it: the shortcut conv's bias (or the
+/// bias of the conv that made a block's input) taken in the same pass. One pass when y and the residual are both
+/// channels_last (the VAE's CUDA path); else those adds, the residual bias added to `residual` in place (so it
+/// must be a tensor of the caller's, e.g. the conv's output). Returns y.
+torch::Tensor& add_channel_bias_residual_(torch::Tensor& y, const torch::Tensor& bias, torch::Tensor residual,
+                                          const torch::Tensor& residual_bias = {});
 
 /// y[n, c, :, :] += bias[n / samples_per_bias, c] in place; y [N, C, H, W] contiguous, bias [N / samples_per_bias, C].
 torch::Tensor& add_sample_bias_(torch::Tensor& y, const torch::Tensor& bias, int64_t samples_per_bias);

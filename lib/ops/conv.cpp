@@ -146,7 +146,10 @@ torch::Tensor conv2d(const torch::Tensor& x, const torch::Tensor& weight, const 
     return torch::conv2d(x, weight, bias, {stride, stride}, {padding, padding});
 }
 
-torch::Tensor conv2d(const torch::nn::Conv2d& conv, const torch::Tensor& x) {
+namespace {
+
+// The module's square stride and zero padding (the only geometry conv2d() takes).
+std::pair<int64_t, int64_t> square_geometry(const torch::nn::Conv2d& conv) {
     const auto& o = conv->options;
     // The padding is a variant (explicit sizes, or "valid"/"same"): c10's in LibTorch 1.x, std's in 2.x, so
     // the unqualified visit finds whichever by argument-dependent lookup.
@@ -160,7 +163,19 @@ torch::Tensor conv2d(const torch::nn::Conv2d& conv, const torch::Tensor& x) {
     LSYNC_CHECK(pad >= 0 && (*o.stride())[0] == (*o.stride())[1] && o.groups() == 1 && (*o.dilation())[0] == 1 &&
                     (*o.dilation())[1] == 1 && o.padding_mode().index() == 0,
                 ErrorCode::Internal, "ops::conv2d: square stride and zero padding, no groups or dilation");
-    return conv2d(x, conv->weight, conv->bias, (*o.stride())[0], pad);
+    return {(*o.stride())[0], pad};
+}
+
+}  // namespace
+
+torch::Tensor conv2d(const torch::nn::Conv2d& conv, const torch::Tensor& x) {
+    const auto [stride, pad] = square_geometry(conv);
+    return conv2d(x, conv->weight, conv->bias, stride, pad);
+}
+
+torch::Tensor conv2d_without_bias(const torch::nn::Conv2d& conv, const torch::Tensor& x) {
+    const auto [stride, pad] = square_geometry(conv);
+    return conv2d(x, conv->weight, torch::Tensor(), stride, pad);
 }
 
 }  // namespace lsync::ops

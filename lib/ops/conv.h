@@ -31,6 +31,8 @@ torch::Tensor conv2d_add(const torch::Tensor& x, const torch::Tensor& weight, co
 
 /// A torch::nn::Conv2d (square stride and padding, no dilation or groups) through conv2d().
 torch::Tensor conv2d(const torch::nn::Conv2d& conv, const torch::Tensor& x);
+/// The same conv without its bias (for a pass after it that adds the bias as it reads the output).
+torch::Tensor conv2d_without_bias(const torch::nn::Conv2d& conv, const torch::Tensor& x);
 
 /// Whether NCHW inputs meet channels_last weights in NHWC convolutions: true unless LSYNC_NHWC_CONV=0 (read once),
 /// or as last set. With NCHW weights cuDNN converts the weights' layout on every call (about 3 ms of a UNet

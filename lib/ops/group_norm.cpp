@@ -212,6 +212,17 @@ torch::Tensor bias_group_norm_(torch::Tensor& x, const torch::Tensor& input_bias
     return group_norm(x, groups, weight, bias, eps, silu);
 }
 
+bool input_bias_norm_serves(const torch::Tensor& x, const torch::Tensor& input_bias, int64_t groups,
+                            const torch::Tensor& weight, const torch::Tensor& bias) {
+#if LSYNC_WITH_CUDA
+    return x.dim() == 4 && input_bias.numel() == x.size(1) &&
+           input_bias_kernel_serves(x, input_bias, groups, weight, bias);
+#else
+    (void)x, (void)input_bias, (void)groups, (void)weight, (void)bias;
+    return false;
+#endif
+}
+
 torch::Tensor group_norm_sample_bias(const torch::Tensor& x, const torch::Tensor& input_bias, int64_t groups,
                                     const torch::Tensor& weight, const torch::Tensor& bias, double eps, bool silu) {
     LSYNC_CHECK(x.dim() == 5 && input_bias.dim() == 2 && input_bias.size(0) == x.size(0) &&

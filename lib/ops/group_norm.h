@@ -32,6 +32,11 @@ torch::Tensor group_norm(const torch::Tensor& x, int64_t groups, const torch::Te
 torch::Tensor bias_group_norm_(torch::Tensor& x, const torch::Tensor& input_bias, int64_t groups,
                                const torch::Tensor& weight, const torch::Tensor& bias, double eps, bool silu = false);
 
+/// Whether bias_group_norm_(x, input_bias, ...) takes the kernel route, which leaves x as it is (else the bias is
+/// added to x in place first).
+bool input_bias_norm_serves(const torch::Tensor& x, const torch::Tensor& input_bias, int64_t groups,
+                            const torch::Tensor& weight, const torch::Tensor& bias);
+
 /// group_norm() of the 5-D x [B, C, F, H, W] + input_bias[b, c] (input_bias [B, C] of x's dtype): a UNet resnet's
 /// conv1 bias plus each batch entry's time embedding, folded into norm2. On CUDA with x in frames-channels-last
 /// memory (ops/memory_layout.h), the fused kernel and LSYNC_FUSED_BIAS on, both passes add the row of x's batch

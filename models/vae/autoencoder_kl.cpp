@@ -61,8 +61,11 @@ VAEEncoderImpl::VAEEncoderImpl(const VAEConfig& c) {
 }
 
 torch::Tensor VAEEncoderImpl::forward(torch::Tensor x) {
-    x = ops::conv2d(conv_in_, x);
-    for (auto& b : down_blocks_) x = b(x);
+    // conv_in's bias is added where the first resnet reads its output (a pass over the largest tensor less).
+    auto [h, pending_bias] = conv_bias_deferred(conv_in_, x);
+    x = down_blocks_[0](h, pending_bias);
+    h = torch::Tensor();
+    for (size_t i = 1; i < down_blocks_.size(); ++i) x = down_blocks_[i](x);
     x = mid_block_(x);
     return ops::conv2d(conv_out_, group_norm_silu(conv_norm_out_, x));
 }
@@ -86,7 +89,9 @@ VAEDecoderImpl::VAEDecoderImpl(const VAEConfig& c) {
 }
 
 torch::Tensor VAEDecoderImpl::forward(torch::Tensor z) {
-    z = mid_block_(ops::conv2d(conv_in_, z));
+    auto [h, pending_bias] = conv_bias_deferred(conv_in_, z);  // added where the mid block's first resnet reads h
+    z = mid_block_(h, pending_bias);
+    h = torch::Tensor();
     for (auto& b : up_blocks_) z = b(z);
     return ops::conv2d(conv_out_, group_norm_silu(conv_norm_out_, z));
 }

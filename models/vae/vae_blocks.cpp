@@ -8,6 +8,7 @@
 #include "ops/tile_transpose.h"
 
 #include <string>
+#include <utility>
 
 namespace lsync::models {
 
@@ -41,16 +42,36 @@ VAEResnetBlockImpl::VAEResnetBlockImpl(int64_t in_channels, int64_t out_channels
         conv_shortcut_ = register_module("conv_shortcut", conv(in_channels, out_channels, 1, 1, 0));
 }
 
-torch::Tensor VAEResnetBlockImpl::forward(const torch::Tensor& x) {
-    if (x.is_cuda() && ops::fused_bias_enabled()) {
+std::pair<torch::Tensor, torch::Tensor> conv_bias_deferred(const torch::nn::Conv2d& conv, const torch::Tensor& x) {
+    if (!(x.is_cuda() && ops::fused_bias_enabled() && conv->bias.defined())) return {ops::conv2d(conv, x), {}};
+    return {ops::conv2d_without_bias(conv, x), conv->bias};
+}
+
+torch::Tensor VAEResnetBlockImpl::forward(torch::Tensor x, const torch::Tensor& x_bias) {
+    const bool fused = x.is_cuda() && ops::fused_bias_enabled();
+    // x's pending bias rides on norm1's loads and on the residual pass, where both serve and no shortcut conv
+    // needs the biased x as its input; otherwise it is added now.
+    const bool defer_input_bias = fused && x_bias.defined() && !conv_shortcut_ &&
+                                  ops::input_bias_norm_serves(x, x_bias, norm1_->options.num_groups(), norm1_->weight,
+                                                              norm1_->bias);
+    if (x_bias.defined() && !defer_input_bias) ops::add_channel_bias_(x, x_bias);
+    if (fused) {
         // The conv biases ride on the passes after them: conv1's is added as norm2 loads its input, conv2's with
-        // the shortcut in one pass. Two reads and writes of the block's activations less than a bias pass per
-        // conv; the same values (each sum rounded as the separate adds would store it).
-        auto h = ops::conv2d(group_norm_silu(norm1_, x), conv1_->weight, torch::Tensor(), 1, 1);
+        // the shortcut (and the shortcut conv's bias) in one pass. Two reads and writes of the block's activations
+        // less than a bias pass per conv; the same values (each sum rounded as the separate adds would store it).
+        auto n1 = defer_input_bias ? ops::bias_group_norm_(x, x_bias, norm1_->options.num_groups(), norm1_->weight,
+                                                           norm1_->bias, norm1_->options.eps(), /*silu=*/true)
+                                   : group_norm_silu(norm1_, x);
+        auto h = ops::conv2d(n1, conv1_->weight, torch::Tensor(), 1, 1);
+        n1 = torch::Tensor();
         h = ops::bias_group_norm_(h, conv1_->bias, norm2_->options.num_groups(), norm2_->weight, norm2_->bias,
                                   norm2_->options.eps(), /*silu=*/true);
         h = ops::conv2d(h, conv2_->weight, torch::Tensor(), 1, 1);
-        return ops::add_channel_bias_residual_(h, conv2_->bias, conv_shortcut_ ? ops::conv2d(conv_shortcut_, x) : x);
+        if (conv_shortcut_) {
+            auto [shortcut, shortcut_bias] = conv_bias_deferred(conv_shortcut_, x);
+            return ops::add_channel_bias_residual_(h, conv2_->bias, shortcut, shortcut_bias);
+        }
+        return ops::add_channel_bias_residual_(h, conv2_->bias, x, defer_input_bias ? x_bias : torch::Tensor());
     }
     auto h = ops::conv2d(conv1_, group_norm_silu(norm1_, x));
     h = ops::conv2d(conv2_, group_norm_silu(norm2_, h));
@@ -105,8 +126,8 @@ VAEMidBlockImpl::VAEMidBlockImpl(int64_t channels, int64_t groups, bool add_atte
     register_module("resnets", resnets);
 }
 
-torch::Tensor VAEMidBlockImpl::forward(torch::Tensor x) {
-    x = resnets_[0](x);
+torch::Tensor VAEMidBlockImpl::forward(torch::Tensor x, const torch::Tensor& x_bias) {
+    x = resnets_[0](x, x_bias);
     if (!attentions_.empty()) x = attentions_[0](x);
     return resnets_[1](x);
 }
@@ -133,8 +154,8 @@ DownEncoderBlockImpl::DownEncoderBlockImpl(int64_t in_channels, int64_t out_chan
     }
 }
 
-torch::Tensor DownEncoderBlockImpl::forward(torch::Tensor x) {
-    for (auto& r : resnets_) x = r(x);
+torch::Tensor DownEncoderBlockImpl::forward(torch::Tensor x, const torch::Tensor& x_bias) {
+    for (size_t i = 0; i < resnets_.size(); ++i) x = resnets_[i](x, i == 0 ? x_bias : torch::Tensor());
     if (down_conv_) x = ops::conv2d(down_conv_, ops::pad_right_bottom(x));
     return x;
 }

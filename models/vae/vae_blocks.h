@@ -17,12 +17,20 @@ namespace lsync::models {
 /// silu(norm(x)) through ops::group_norm: one fused pass on CUDA, exactly torch's modules elsewhere.
 torch::Tensor group_norm_silu(const torch::nn::GroupNorm& norm, const torch::Tensor& x);
 
+/// conv(x) and the bias still to add: on CUDA with LSYNC_FUSED_BIAS on, the conv without its bias and the bias, for
+/// a block that adds it where it reads the output (VAEResnetBlockImpl::forward's x_bias); elsewhere conv(x) with
+/// its bias and an undefined tensor.
+std::pair<torch::Tensor, torch::Tensor> conv_bias_deferred(const torch::nn::Conv2d& conv, const torch::Tensor& x);
+
 /// GroupNorm -> SiLU -> conv3x3 -> GroupNorm -> SiLU -> conv3x3, plus a 1x1 `conv_shortcut` when the channel
 /// count changes. eps 1e-6 (the VAE passes resnet_eps = 1e-6), output scale 1.
 class VAEResnetBlockImpl : public torch::nn::Module {
 public:
     VAEResnetBlockImpl(int64_t in_channels, int64_t out_channels, int64_t groups);
-    torch::Tensor forward(const torch::Tensor& x);
+    /// With `x_bias` ([C]), x is a conv's output still without that bias: where the block reads x (norm1 and the
+    /// residual) it adds the bias as it loads, on CUDA's fused route, so the biased x is never written; elsewhere
+    /// the bias is added to x in place first (x must then be a tensor of the caller's). The same values either way.
+    torch::Tensor forward(torch::Tensor x, const torch::Tensor& x_bias = {});
 
 private:
     torch::nn::GroupNorm norm1_{nullptr}, norm2_{nullptr};
@@ -49,7 +57,8 @@ TORCH_MODULE(VAEAttention);
 class VAEMidBlockImpl : public torch::nn::Module {
 public:
     VAEMidBlockImpl(int64_t channels, int64_t groups, bool add_attention);
-    torch::Tensor forward(torch::Tensor x);
+    /// `x_bias`: the first resnet's (VAEResnetBlockImpl::forward).
+    torch::Tensor forward(torch::Tensor x, const torch::Tensor& x_bias = {});
     void set_attention(const ops::AttentionContextPtr& ctx);
 
 private:
@@ -63,7 +72,8 @@ TORCH_MODULE(VAEMidBlock);
 class DownEncoderBlockImpl : public torch::nn::Module {
 public:
     DownEncoderBlockImpl(int64_t in_channels, int64_t out_channels, int64_t layers, int64_t groups, bool downsample);
-    torch::Tensor forward(torch::Tensor x);
+    /// `x_bias`: the first resnet's (VAEResnetBlockImpl::forward).
+    torch::Tensor forward(torch::Tensor x, const torch::Tensor& x_bias = {});
 
 private:
     std::vector<VAEResnetBlock> resnets_;

@@ -166,6 +166,15 @@ TEST_CASE("VAE resnet adds: conv2 bias + shortcut in one pass, conv1 bias folded
             add_channel_bias_residual_(y, bias, residual);
             CHECK(is_channels_last_only(y));
             CHECK(torch::equal(y, residual + (y0 + bias.reshape({1, -1, 1, 1}))));
+            // With the shortcut conv's bias too: (residual + its bias) + (y + bias), each sum rounded on its own;
+            // the residual keeps its values.
+            const auto residual_bias = torch::randn({s.c}, opts);
+            const auto residual_before = residual.clone();
+            y.copy_(y0);
+            add_channel_bias_residual_(y, bias, residual, residual_bias);
+            const auto rb = residual_bias.reshape({1, -1, 1, 1});
+            CHECK(torch::equal(y, (residual + rb) + (y0 + bias.reshape({1, -1, 1, 1}))));
+            CHECK(torch::equal(residual, residual_before));
             // conv1's bias read by the GroupNorm (+ SiLU) after it: the norm of the biased tensor, which is never
             // written (x keeps its values).
             const int64_t groups = s.c % 32 == 0 ? 32 : 8;
@@ -275,6 +284,24 @@ TEST_CASE("VAE resnet block in fp16: the folded adds give exactly the separate o
         const auto got = block->forward(x);
         CHECK(is_channels_last_only(got));
         CHECK(torch::equal(got, want));
+        // The input as a conv's output still without its bias (the encoder's conv_in): the block of the biased
+        // input exactly. Without a shortcut conv the bias rides on norm1 and the residual pass (one channel-bias
+        // launch: conv2's, with the residual), and the raw input is left as it was.
+        const auto in_bias = torch::randn({in}, opts);
+        const auto biased = (x + in_bias.reshape({1, -1, 1, 1})).contiguous(at::MemoryFormat::ChannelsLast);
+        const auto of_biased = block->forward(biased);
+        auto raw = x.clone(at::MemoryFormat::ChannelsLast);
+        CHECK(torch::equal(block->forward(raw, in_bias), of_biased));
+        if (in == out) {
+            CHECK(torch::equal(raw, x));
+            const auto p2 = diagnostics::profile_kernels([&] { (void)block->forward(raw, in_bias); }, kDev);
+            REQUIRE(p2.available);
+            int64_t bias_launches = 0;
+            for (const auto& k : p2.kernels)
+                if (k.name.find("add_channel_bias") != std::string::npos) bias_launches += k.count;
+            CHECK(bias_launches == 1);
+            CHECK_FALSE(any_named(kernels_of([&] { (void)block->forward(raw, in_bias); }), kAtenAdd));
+        }
     }
 }
 
