@@ -27,7 +27,6 @@
 #include <algorithm>
 #include <climits>
 #include <cstdint>
-#include <cstdlib>
 #include <numeric>
 #include <type_traits>
 
@@ -109,7 +108,7 @@ __device__ inline Pack<T, VEC> load_input_bias(const T* __restrict__ in_bias, in
     return ib;
 }
 
-template <typename T, int VEC, bool INBIAS, bool SHIFTED>
+template <typename T, int VEC, bool INBIAS>
 __global__ void __launch_bounds__(kThreads)
     group_norm_nhwc_stats(const T* __restrict__ x, const T* __restrict__ in_bias, Geometry geo,
                           float* __restrict__ ws) {
@@ -123,7 +122,7 @@ __global__ void __launch_bounds__(kThreads)
     const bool active = prow < rows && int64_t(col) * VEC < wk.groups * geo.cg;
 
     // All channels of a thread see the same pixels, so one count serves its VEC partials.
-    float count = 0.f, mean[VEC], m2[VEC], shift[VEC];
+    float count = 0.f, mean[VEC], m2[VEC];
 #pragma unroll
     for (int i = 0; i < VEC; ++i) mean[i] = m2[i] = 0.f;
     if (active) {
@@ -141,25 +140,6 @@ __global__ void __launch_bounds__(kThreads)
                 }
 #pragma unroll
             for (int u = 0; u < kUnroll; ++u) add_input_bias<T, VEC, INBIAS>(pk[u], ib);
-            if constexpr (SHIFTED) {
-                // EXPERIMENT: sums of x - shift and its square (shift: the thread's first value per channel, so
-                // the sums stay small), turned into (mean, M2) once after the loop.
-                if (count == 0.f) {
-#pragma unroll
-                    for (int i = 0; i < VEC; ++i) shift[i] = to_float(pk[0].v[i]);
-                }
-#pragma unroll
-                for (int i = 0; i < VEC; ++i)
-#pragma unroll
-                    for (int u = 0; u < kUnroll; ++u)
-                        if (u < n) {
-                            const float d = to_float(pk[u].v[i]) - shift[i];
-                            mean[i] += d;
-                            m2[i] = fmaf(d, d, m2[i]);
-                        }
-                count += float(n);
-                continue;
-            }
             const float fn = float(n);
             const float total = count + fn;
             const float ratio = __fdividef(fn, total);
@@ -183,16 +163,6 @@ __global__ void __launch_bounds__(kThreads)
                 m2[i] += q + delta * delta * count * ratio;
             }
             count = total;
-        }
-        if constexpr (SHIFTED) {
-            if (count > 0.f) {
-#pragma unroll
-                for (int i = 0; i < VEC; ++i) {
-                    const float m = mean[i] / count;  // mean of x - shift
-                    m2[i] = fmaxf(m2[i] - mean[i] * m, 0.f);
-                    mean[i] = shift[i] + m;
-                }
-            }
         }
     }
     sh_count[threadIdx.x] = count;
@@ -352,11 +322,7 @@ cudaError_t launch_typed(const GroupNormArgs& a, const Geometry& g) {
     const T* x = static_cast<const T*>(a.x);
     const T* ib = static_cast<const T*>(a.input_bias);
     T* y = static_cast<T*>(a.y);
-    static const bool shifted = std::getenv("LSYNC_GN_SHIFTED_STATS") != nullptr;  // EXPERIMENT
-    if (shifted)
-        group_norm_nhwc_stats<T, VEC, INBIAS, true><<<blocks, kThreads, 0, stream>>>(x, ib, g, a.workspace);
-    else
-        group_norm_nhwc_stats<T, VEC, INBIAS, false><<<blocks, kThreads, 0, stream>>>(x, ib, g, a.workspace);
+    group_norm_nhwc_stats<T, VEC, INBIAS><<<blocks, kThreads, 0, stream>>>(x, ib, g, a.workspace);
     const W* w = static_cast<const W*>(a.weight);
     const W* b = static_cast<const W*>(a.bias);
     if (a.silu)
