@@ -15,7 +15,8 @@
 // a layout copy.
 // A third layout, channels last (channels_last = true): a 4-D [N, C, H, W] whose memory is [N, H, W, C] (what
 // cuDNN's NHWC convolutions read and write), y written the same way; frames must be 1 and plane = H * W. That
-// mode runs its own pair of kernels (group_norm_nhwc.cu), same statistics and arithmetic.
+// mode runs its own pair of kernels (group_norm_nhwc.cu): the same statistics and affine, SiLU with an
+// approximate divide (values within a rounding step of this kernel's).
 // Plain pointers: this header and its .cu see no LibTorch; lib/ops/group_norm.cpp validates tensors and
 // calls it on the current stream.
 

@@ -257,7 +257,8 @@ __global__ void __launch_bounds__(kThreads)
             for (int i = 0; i < VEC; ++i) {
                 float v = fmaf(to_float(pk[u].v[i]), a[i], b[i]);
                 // SiLU with the approximate divide (2 ulp; 0 where exp(-v) overflows, as the limit is): the
-                // correctly rounded reciprocal's extra steps cost 1-3 % of the passes; fp16/bf16 outputs hide both.
+                // correctly rounded reciprocal's extra steps cost 1-3 % of the passes. Rounded to fp16/bf16, the
+                // two differ by one rounding step in a small fraction of the outputs.
                 if (SILU) v = __fdividef(v, 1.f + __expf(-v));
                 out.v[i] = from_float<T>(v);
             }

@@ -49,8 +49,9 @@ std::pair<torch::Tensor, torch::Tensor> conv_bias_deferred(const torch::nn::Conv
 
 torch::Tensor VAEResnetBlockImpl::forward(torch::Tensor x, const torch::Tensor& x_bias) {
     const bool fused = x.is_cuda() && ops::fused_bias_enabled();
-    // x's pending bias rides on norm1's loads and on the residual pass, where both serve and no shortcut conv
-    // needs the biased x as its input; otherwise it is added now.
+    // x's pending bias rides on norm1's loads and on the residual pass, where norm1's kernel serves and no shortcut
+    // conv needs the biased x as its input; otherwise it is added now. (Should the residual pass fall back to
+    // ATen's adds, it adds the bias into x in place: the same values.)
     const bool defer_input_bias = fused && x_bias.defined() && !conv_shortcut_ &&
                                   ops::input_bias_norm_serves(x, x_bias, norm1_->options.num_groups(), norm1_->weight,
                                                               norm1_->bias);

@@ -10,6 +10,7 @@
 
 #include <torch/torch.h>
 
+#include <utility>
 #include <vector>
 
 namespace lsync::models {
@@ -28,8 +29,8 @@ class VAEResnetBlockImpl : public torch::nn::Module {
 public:
     VAEResnetBlockImpl(int64_t in_channels, int64_t out_channels, int64_t groups);
     /// With `x_bias` ([C]), x is a conv's output still without that bias: where the block reads x (norm1 and the
-    /// residual) it adds the bias as it loads, on CUDA's fused route, so the biased x is never written; elsewhere
-    /// the bias is added to x in place first (x must then be a tensor of the caller's). The same values either way.
+    /// residual) it adds the bias as it loads, on CUDA's fused route, so the biased x is not written; elsewhere
+    /// the bias is added to x in place (x must be a tensor of the caller's, free to change). The same values.
     torch::Tensor forward(torch::Tensor x, const torch::Tensor& x_bias = {});
 
 private:

@@ -21,16 +21,16 @@ namespace {
 
 using KeepPad = KeepSwitch<fused_pad_enabled, set_fused_pad>;
 
-const torch::Device kGpu(torch::kCUDA, 0);
+const torch::Device kPadDevice(torch::kCUDA, 0);
 
-bool launches(const diagnostics::KernelProfile& p, const std::string& part) {
+bool pad_launches(const diagnostics::KernelProfile& p, const std::string& part) {
     for (const auto& k : p.kernels)
         if (k.name.find(part) != std::string::npos) return true;
     return false;
 }
 
 torch::Tensor channels_last_randn(const std::vector<int64_t>& shape, torch::ScalarType dt) {
-    return torch::randn(shape, torch::TensorOptions().device(kGpu).dtype(dt))
+    return torch::randn(shape, torch::TensorOptions().device(kPadDevice).dtype(dt))
         .contiguous(at::MemoryFormat::ChannelsLast);
 }
 
@@ -41,7 +41,8 @@ TEST_CASE("pad kernel: the ATen pad exactly, zeros on the new row and column", "
     torch::NoGradGuard no_grad;
     KeepPad keep;
     set_fused_pad(true);
-    // The encoder's three pads (16 images at 256 px), odd sizes, one pixel, and more rows than one grid column.
+    // The encoder's three pads (16 images at 256 px), odd sizes, one pixel, and rows enough that each block row
+    // loops over many of them.
     const std::vector<std::vector<int64_t>> shapes = {{16, 128, 256, 256}, {16, 256, 128, 128}, {16, 512, 64, 64},
                                                       {3, 8, 7, 5},        {1, 16, 1, 1},       {2, 64, 70000, 1}};
     for (auto dt : {torch::kFloat, torch::kHalf, torch::kBFloat16}) {
@@ -68,9 +69,9 @@ TEST_CASE("pad: the kernel runs where it serves, ATen's copy elsewhere, same val
     set_fused_pad(true);
     const auto x = channels_last_randn({4, 128, 64, 64}, torch::kHalf);
     (void)pad_right_bottom(x);
-    auto p = diagnostics::profile_kernels([&] { (void)pad_right_bottom(x); }, kGpu);
+    auto p = diagnostics::profile_kernels([&] { (void)pad_right_bottom(x); }, kPadDevice);
     REQUIRE(p.available);
-    CHECK(launches(p, "pad_rows"));
+    CHECK(pad_launches(p, "pad_rows"));
     CHECK(p.launches == 1);  // the zeros too: no fill kernels
     // Not served: planes (NCHW), a pixel that is not whole 16-byte vectors, a misaligned start, the switch off.
     const auto planes = x.contiguous();
@@ -83,9 +84,9 @@ TEST_CASE("pad: the kernel runs where it serves, ATen's copy elsewhere, same val
     }
     set_fused_pad(false);
     CHECK_FALSE(pad_kernel_serves(x));
-    p = diagnostics::profile_kernels([&] { (void)pad_right_bottom(x); }, kGpu);
+    p = diagnostics::profile_kernels([&] { (void)pad_right_bottom(x); }, kPadDevice);
     REQUIRE(p.available);
-    CHECK_FALSE(launches(p, "pad_rows"));
+    CHECK_FALSE(pad_launches(p, "pad_rows"));
 }
 
 TEST_CASE("VAE encode in fp16: the same latents with the pad kernel on and off", "[gpu][pad][vae]") {
@@ -94,10 +95,11 @@ TEST_CASE("VAE encode in fp16: the same latents with the pad kernel on and off",
     KeepPad keep;
     models::AutoencoderKL vae(models::VAEConfig::sd_vae_ft_mse());
     models::init_random_parameters(*vae, 82);
-    vae->to(kGpu, torch::kHalf);
+    vae->to(kPadDevice, torch::kHalf);
     use_channels_last_conv_weights(*vae);
     torch::manual_seed(44);
-    const auto image = torch::rand({2, 3, 256, 256}, torch::TensorOptions().device(kGpu).dtype(torch::kHalf)) * 2 - 1;
+    const auto opts = torch::TensorOptions().device(kPadDevice).dtype(torch::kHalf);
+    const auto image = torch::rand({2, 3, 256, 256}, opts) * 2 - 1;
     set_fused_pad(false);
     const auto aten = vae->encode(image).mean;
     set_fused_pad(true);
