@@ -1,5 +1,6 @@
 #include "batched_transpose.h"
 #include "element_types.cuh"
+#include "launch_shape.h"
 
 #include <cuda_runtime.h>
 
@@ -109,8 +110,6 @@ __global__ void __launch_bounds__(kVecThreads)
         *reinterpret_cast<V*>(y + at) = o;
     }
 }
-
-bool aligned16(const void* p) { return reinterpret_cast<uintptr_t>(p) % 16 == 0; }
 
 template <typename T, Epilogue kAdd>
 void launch_epilogue(const TransposeArgs& a, bool vec, cudaStream_t stream) {

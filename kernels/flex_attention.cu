@@ -1,5 +1,6 @@
 #include "flex_attention.h"
 #include "element_types.cuh"
+#include "launch_shape.h"
 
 #include <cuda_runtime.h>
 #include <mma.h>
@@ -183,8 +184,6 @@ std::string launch_dim(const FlexAttentionArgs& a) {
         default: return "unsupported head dim";
     }
 }
-
-bool aligned16(const void* p) { return reinterpret_cast<uintptr_t>(p) % 16 == 0; }
 
 }  // namespace
 

@@ -51,8 +51,7 @@ struct Geometry {
     int tile_vectors = 0;           // TW: vector columns of a full tile
     int rows_per_pass = 0;          // R = kThreads / TW
     int64_t tile_groups = 0;        // groups in a full tile (the last tile may hold fewer)
-    int64_t tiles = 0, chunks = 0, chunk_rows = 0;  // the statistics pass: one partial per chunk
-    int64_t apply_chunks = 0, apply_chunk_rows = 0;  // the apply pass's blocks (any partition: it reads all partials)
+    int64_t tiles = 0, chunks = 0, chunk_rows = 0;
     int64_t input_bias_stride = 0;  // elements between images' input-bias rows: 0 (one row) or C
 };
 
@@ -61,16 +60,15 @@ struct Work {
     int64_t image, chunk, row0, row1, g0, groups;
 };
 
-// `chunks` of `chunk_rows` pixels per image and tile: the statistics pass's partition, or the apply pass's own.
-__device__ inline Work block_work(const Geometry& geo, int64_t chunks, int64_t chunk_rows) {
+__device__ inline Work block_work(const Geometry& geo) {
     int64_t b = blockIdx.x;
     Work w;
-    w.chunk = b % chunks;
-    b /= chunks;
+    w.chunk = b % geo.chunks;
+    b /= geo.chunks;
     const int64_t tile = b % geo.tiles;
     w.image = b / geo.tiles;
-    w.row0 = w.chunk * chunk_rows;
-    w.row1 = min(w.row0 + chunk_rows, geo.pixels);
+    w.row0 = w.chunk * geo.chunk_rows;
+    w.row1 = min(w.row0 + geo.chunk_rows, geo.pixels);
     w.g0 = tile * geo.tile_groups;
     w.groups = min(geo.tile_groups, geo.groups - w.g0);
     return w;
@@ -116,7 +114,7 @@ __global__ void __launch_bounds__(kThreads)
     __shared__ float sh_count[kThreads];
     __shared__ float sh_mean[VEC][kThreads];
     __shared__ float sh_m2[VEC][kThreads];
-    const Work wk = block_work(geo, geo.chunks, geo.chunk_rows);
+    const Work wk = block_work(geo);
     const int tw = geo.tile_vectors, rows = geo.rows_per_pass;
     const int col = threadIdx.x % tw, prow = threadIdx.x / tw;
     const bool active = prow < rows && int64_t(col) * VEC < wk.groups * geo.cg;
@@ -201,7 +199,7 @@ __global__ void __launch_bounds__(kThreads)
                           const W* __restrict__ bias, const T* __restrict__ in_bias, Geometry geo,
                           const float* __restrict__ ws, float eps) {
     __shared__ float sh_stats[2][kThreads * VEC];  // mean and rstd per group of the tile (<= its channels)
-    const Work wk = block_work(geo, geo.apply_chunks, geo.apply_chunk_rows);
+    const Work wk = block_work(geo);
     const int tw = geo.tile_vectors, rows = geo.rows_per_pass;
     const int col = threadIdx.x % tw, prow = threadIdx.x / tw;
     const bool active = prow < rows && int64_t(col) * VEC < wk.groups * geo.cg;
@@ -303,15 +301,11 @@ bool make_geometry(const GroupNormArgs& a, int vec, Geometry& g) {
     g.rows_per_pass = kThreads / g.tile_vectors;
     g.tile_groups = tile_channels / g.cg;
     g.tiles = ceil_div(a.channels, tile_channels);
+    const int64_t want = int64_t(std::max(a.sm_count, 1)) * kBlocksPerSm;
     const int64_t most = std::min(kMaxChunks, ceil_div(g.pixels, g.rows_per_pass));
-    const auto partition = [&](int64_t blocks_per_sm, int64_t& chunks, int64_t& rows) {
-        const int64_t want = int64_t(std::max(a.sm_count, 1)) * blocks_per_sm;
-        chunks = std::clamp<int64_t>(ceil_div(want, a.batch * g.tiles), 1, std::max<int64_t>(most, 1));
-        rows = ceil_div(g.pixels, chunks);
-        chunks = ceil_div(g.pixels, rows);  // no empty chunk
-    };
-    partition(kBlocksPerSm, g.chunks, g.chunk_rows);
-    partition(kBlocksPerSm, g.apply_chunks, g.apply_chunk_rows);
+    g.chunks = std::clamp<int64_t>(ceil_div(want, a.batch * g.tiles), 1, std::max<int64_t>(most, 1));
+    g.chunk_rows = ceil_div(g.pixels, g.chunks);
+    g.chunks = ceil_div(g.pixels, g.chunk_rows);  // no empty chunk
     return true;
 }
 
@@ -319,7 +313,6 @@ template <typename T, typename W, int VEC, bool INBIAS>
 cudaError_t launch_typed(const GroupNormArgs& a, const Geometry& g) {
     const auto stream = static_cast<cudaStream_t>(a.stream);
     const auto blocks = static_cast<unsigned>(a.batch * g.tiles * g.chunks);
-    const auto apply_blocks = static_cast<unsigned>(a.batch * g.tiles * g.apply_chunks);
     const T* x = static_cast<const T*>(a.x);
     const T* ib = static_cast<const T*>(a.input_bias);
     T* y = static_cast<T*>(a.y);
@@ -328,10 +321,10 @@ cudaError_t launch_typed(const GroupNormArgs& a, const Geometry& g) {
     const W* b = static_cast<const W*>(a.bias);
     if (a.silu)
         group_norm_nhwc_apply<T, W, VEC, true, INBIAS>
-            <<<apply_blocks, kThreads, 0, stream>>>(x, y, w, b, ib, g, a.workspace, a.eps);
+            <<<blocks, kThreads, 0, stream>>>(x, y, w, b, ib, g, a.workspace, a.eps);
     else
         group_norm_nhwc_apply<T, W, VEC, false, INBIAS>
-            <<<apply_blocks, kThreads, 0, stream>>>(x, y, w, b, ib, g, a.workspace, a.eps);
+            <<<blocks, kThreads, 0, stream>>>(x, y, w, b, ib, g, a.workspace, a.eps);
     return cudaGetLastError();
 }
 

@@ -1,8 +1,8 @@
 #include "nearest_upsample.h"
+#include "launch_shape.h"
 
 #include <cuda_runtime.h>
 
-#include <algorithm>
 #include <cstdint>
 
 namespace lsync::kernels {
@@ -67,13 +67,6 @@ __global__ void __launch_bounds__(kThreads)
     }
 }
 
-unsigned grid_for(int64_t count, int sm_count) {
-    const int64_t want = (count + kThreads - 1) / kThreads;
-    return static_cast<unsigned>(std::max<int64_t>(1, std::min<int64_t>(want, int64_t(std::max(sm_count, 1)) * 16)));
-}
-
-bool aligned16(const void* p) { return reinterpret_cast<uintptr_t>(p) % 16 == 0; }
-
 template <typename E>
 void launch_typed(const Upsample2xArgs& a, cudaStream_t stream) {
     const bool aligned = aligned16(a.x) && aligned16(a.y);
@@ -81,15 +74,15 @@ void launch_typed(const Upsample2xArgs& a, cudaStream_t stream) {
     if (aligned && (a.inner * int64_t(sizeof(E))) % 16 == 0) {
         const int64_t vin = a.inner * int64_t(sizeof(E)) / 16;
         const int64_t count = a.outer * a.height * a.width * vin;
-        upsample_pixels<<<grid_for(count, a.sm_count), kThreads, 0, stream>>>(
+        upsample_pixels<<<grid_stride_blocks(count, kThreads, a.sm_count, 16), kThreads, 0, stream>>>(
             static_cast<const uint4*>(a.x), static_cast<uint4*>(a.y), count, a.height, a.width, vin);
     } else if (aligned && a.inner == 1 && (a.width * int64_t(sizeof(E))) % 16 == 0) {
         const int64_t row_vectors = a.width * int64_t(sizeof(E)) / 16;
         const int64_t count = a.outer * a.height * row_vectors;
-        upsample_rows<E><<<grid_for(count, a.sm_count), kThreads, 0, stream>>>(
+        upsample_rows<E><<<grid_stride_blocks(count, kThreads, a.sm_count, 16), kThreads, 0, stream>>>(
             static_cast<const uint4*>(a.x), static_cast<uint4*>(a.y), count, row_vectors);
     } else {
-        upsample_elements<E><<<grid_for(elements, a.sm_count), kThreads, 0, stream>>>(
+        upsample_elements<E><<<grid_stride_blocks(elements, kThreads, a.sm_count, 16), kThreads, 0, stream>>>(
             static_cast<const E*>(a.x), static_cast<E*>(a.y), elements, a.width, a.inner);
     }
 }

@@ -1,4 +1,5 @@
 #include "pad_right_bottom.h"
+#include "launch_shape.h"
 
 #include <cuda_runtime.h>
 
@@ -28,8 +29,6 @@ __global__ void __launch_bounds__(kThreads)
             dst[j] = j < copy ? src[j] : zero;
     }
 }
-
-bool aligned16(const void* p) { return reinterpret_cast<uintptr_t>(p) % 16 == 0; }
 
 }  // namespace
 

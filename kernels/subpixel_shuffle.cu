@@ -1,10 +1,10 @@
 #include "subpixel_shuffle.h"
 
 #include "element_types.cuh"
+#include "launch_shape.h"
 
 #include <cuda_runtime.h>
 
-#include <algorithm>
 #include <cstdint>
 
 namespace lsync::kernels {
@@ -44,13 +44,6 @@ __global__ void __launch_bounds__(kThreads)
     }
 }
 
-unsigned grid_for(int64_t count, int sm_count) {
-    const int64_t want = (count + kThreads - 1) / kThreads;
-    return static_cast<unsigned>(std::max<int64_t>(1, std::min<int64_t>(want, int64_t(std::max(sm_count, 1)) * 16)));
-}
-
-bool aligned16(const void* p) { return reinterpret_cast<uintptr_t>(p) % 16 == 0; }
-
 template <typename T>
 void launch_typed(const SubpixelShuffleArgs& a) {
     constexpr int kVec = 16 / sizeof(T);
@@ -61,12 +54,12 @@ void launch_typed(const SubpixelShuffleArgs& a) {
     auto* y = static_cast<T*>(a.y);
     if (a.channels % kVec == 0 && aligned16(a.z) && aligned16(a.y) && (!a.bias || aligned16(a.bias))) {
         const int64_t count = pixels * (a.channels / kVec);
-        shuffle_vectors<T, kVec><<<grid_for(count, a.sm_count), kThreads, 0, stream>>>(z, bias, y, count, a.height,
-                                                                                      a.width, a.channels);
+        const unsigned grid = grid_stride_blocks(count, kThreads, a.sm_count, 16);
+        shuffle_vectors<T, kVec><<<grid, kThreads, 0, stream>>>(z, bias, y, count, a.height, a.width, a.channels);
     } else {
         const int64_t count = pixels * a.channels;
-        shuffle_vectors<T, 1><<<grid_for(count, a.sm_count), kThreads, 0, stream>>>(z, bias, y, count, a.height,
-                                                                                  a.width, a.channels);
+        const unsigned grid = grid_stride_blocks(count, kThreads, a.sm_count, 16);
+        shuffle_vectors<T, 1><<<grid, kThreads, 0, stream>>>(z, bias, y, count, a.height, a.width, a.channels);
     }
 }
 

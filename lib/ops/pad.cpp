@@ -5,6 +5,7 @@
 #include "ops/kernel_target.h"
 
 #if LSYNC_WITH_CUDA
+#include "launch_shape.h"
 #include "pad_right_bottom.h"
 
 #include <c10/cuda/CUDAGuard.h>
@@ -39,7 +40,7 @@ bool pad_kernel_serves(const torch::Tensor& x) {
            (dt == torch::kFloat || dt == torch::kHalf || dt == torch::kBFloat16) &&
            x.is_contiguous(at::MemoryFormat::ChannelsLast) &&
            (x.size(1) * static_cast<int64_t>(x.element_size())) % 16 == 0 &&
-           reinterpret_cast<uintptr_t>(x.data_ptr()) % 16 == 0 && !(torch::GradMode::is_enabled() && x.requires_grad());
+           kernels::aligned16(x.data_ptr()) && !(torch::GradMode::is_enabled() && x.requires_grad());
 #else
     (void)x;
     return false;
