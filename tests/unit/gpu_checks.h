@@ -1,15 +1,19 @@
 #pragma once
 // Shared by the GPU test files (label gpu, one executable): the device check, a switch guard, a relative error,
-// and the full-size UNet call that the kernel switches are compared on.
+// the launches of a profiled call by kernel name, and the full-size UNet call that the kernel switches are
+// compared on.
 
 #include "core/compat.h"
 #include "catch_compat.h"
+#include "diagnostics/kernel_profile.h"
 #include "ops/attention_context.h"
 #include "unet/unet_loader.h"
 
 #include <torch/torch.h>
 
+#include <cstdint>
 #include <cstdlib>
+#include <string>
 
 // Skips without a device, except where LSYNC_REQUIRE_GPU is set (scripts/gpu-check.sh): on the GPU host a
 // missing device is a failure, not a quiet pass.
@@ -27,6 +31,14 @@ struct KeepSwitch {
     bool before = Get();
     ~KeepSwitch() { Set(before); }
 };
+
+/// How many launches of a profiled call went to kernels whose names contain `part`: which route a call took.
+inline int64_t launches_named(const lsync::diagnostics::KernelProfile& p, const std::string& part) {
+    int64_t n = 0;
+    for (const auto& k : p.kernels)
+        if (k.name.find(part) != std::string::npos) n += k.count;
+    return n;
+}
 
 inline double rel(const torch::Tensor& a, const torch::Tensor& b) {
     return ((a.to(torch::kDouble) - b.to(torch::kDouble)).norm() / b.to(torch::kDouble).norm()).item<double>();

@@ -23,12 +23,6 @@ using KeepPad = KeepSwitch<fused_pad_enabled, set_fused_pad>;
 
 const torch::Device kPadDevice(torch::kCUDA, 0);
 
-bool pad_launches(const diagnostics::KernelProfile& p, const std::string& part) {
-    for (const auto& k : p.kernels)
-        if (k.name.find(part) != std::string::npos) return true;
-    return false;
-}
-
 torch::Tensor channels_last_randn(const std::vector<int64_t>& shape, torch::ScalarType dt) {
     return torch::randn(shape, torch::TensorOptions().device(kPadDevice).dtype(dt))
         .contiguous(at::MemoryFormat::ChannelsLast);
@@ -71,7 +65,7 @@ TEST_CASE("pad: the kernel runs where it serves, ATen's copy elsewhere, same val
     (void)pad_right_bottom(x);
     auto p = diagnostics::profile_kernels([&] { (void)pad_right_bottom(x); }, kPadDevice);
     REQUIRE(p.available);
-    CHECK(pad_launches(p, "pad_rows"));
+    CHECK(launches_named(p, "pad_rows") > 0);
     CHECK(p.launches == 1);  // the zeros too: no fill kernels
     // Not served: planes (NCHW), a pixel that is not whole 16-byte vectors, a misaligned start, the switch off.
     const auto planes = x.contiguous();
@@ -86,7 +80,7 @@ TEST_CASE("pad: the kernel runs where it serves, ATen's copy elsewhere, same val
     CHECK_FALSE(pad_kernel_serves(x));
     p = diagnostics::profile_kernels([&] { (void)pad_right_bottom(x); }, kPadDevice);
     REQUIRE(p.available);
-    CHECK_FALSE(pad_launches(p, "pad_rows"));
+    CHECK(launches_named(p, "pad_rows") == 0);
 }
 
 TEST_CASE("VAE encode in fp16: the same latents with the pad kernel on and off", "[gpu][pad][vae]") {
