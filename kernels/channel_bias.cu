@@ -46,7 +46,7 @@ constexpr int kUnroll = 4;
 template <typename T, int VEC, bool RESIDUAL, bool RESBIAS>
 __global__ void __launch_bounds__(kThreads)
     add_channel_bias_inner(T* __restrict__ y, const T* __restrict__ bias, const T* __restrict__ r,
-                           const T* __restrict__ rbias, int64_t rows, int64_t cols, int64_t row_step, bool mirror) {
+                           const T* __restrict__ rbias, int64_t rows, int64_t cols, int64_t row_step) {
     const int64_t g = int64_t(blockIdx.x) * kThreads + threadIdx.x;
     if (g >= row_step * cols) return;
     const int64_t col = g % cols;
@@ -56,17 +56,15 @@ __global__ void __launch_bounds__(kThreads)
         b[k] = to_float(bias[col * VEC + k]);
         rb[k] = RESBIAS ? to_float(rbias[col * VEC + k]) : 0.f;
     }
-    // Mirrored, walk row k lies at memory row rows - 1 - k.
-    auto* p = reinterpret_cast<Pack<T, VEC>*>(y) + col + (mirror ? (rows - 1) * cols : 0);
-    const auto* pr = reinterpret_cast<const Pack<T, VEC>*>(r) + col + (mirror ? (rows - 1) * cols : 0);
-    const int64_t dir = mirror ? -cols : cols;
+    auto* p = reinterpret_cast<Pack<T, VEC>*>(y) + col;
+    const auto* pr = reinterpret_cast<const Pack<T, VEC>*>(r) + col;
     for (int64_t row = g / cols; row < rows; row += row_step * kUnroll) {
         Pack<T, VEC> v[kUnroll], res[kUnroll];
 #pragma unroll
         for (int u = 0; u < kUnroll; ++u)
             if (row + u * row_step < rows) {
-                v[u] = p[(row + u * row_step) * dir];
-                if constexpr (RESIDUAL) res[u] = pr[(row + u * row_step) * dir];
+                v[u] = p[(row + u * row_step) * cols];
+                if constexpr (RESIDUAL) res[u] = pr[(row + u * row_step) * cols];
             }
 #pragma unroll
         for (int u = 0; u < kUnroll; ++u)
@@ -81,7 +79,7 @@ __global__ void __launch_bounds__(kThreads)
                     }
                     v[u].v[k] = o;
                 }
-                p[(row + u * row_step) * dir] = v[u];
+                p[(row + u * row_step) * cols] = v[u];
             }
     }
 }
@@ -103,7 +101,7 @@ cudaError_t launch_inner(const ChannelBiasArgs& a) {
     const auto* rb = static_cast<const T*>(a.residual_bias);
     const auto grid = static_cast<unsigned>(blocks);
     const auto run = [&](auto kernel) {
-        kernel<<<grid, kThreads, 0, stream>>>(y, bias, r, rb, a.rows, cols, row_step, a.mirror_rows);
+        kernel<<<grid, kThreads, 0, stream>>>(y, bias, r, rb, a.rows, cols, row_step);
     };
     if (vec && r && rb)
         run(add_channel_bias_inner<T, kVec, true, true>);

@@ -31,9 +31,6 @@ struct ChannelBiasArgs {
     /// With a residual only: [channels] added to the residual first, rounded, y = (residual + residual_bias) +
     /// (y + bias) (a shortcut conv's bias, or that of the conv whose output is the residual); null: none.
     const void* residual_bias = nullptr;
-    /// Channels inner only: walk the rows last to first (the end of a convolution's output, written last, may
-    /// still be in L2). The same values.
-    bool mirror_rows = false;
     ElementType dtype = ElementType::Float32;
     int sm_count = 132;
     void* stream = nullptr;        ///< cudaStream_t

@@ -46,9 +46,6 @@ struct GroupNormArgs {
     float eps = 1e-5f;
     bool silu = false;
     ElementType dtype = ElementType::Float32;
-    /// Channels last only: the apply pass walks each block's rows last to first, so it starts on the rows the
-    /// statistics pass read last, which may still be in L2 (same values, another order of the same stores).
-    bool mirror_apply = false;
     int sm_count = 132;                 ///< multiprocessors of the device (sizes the grid)
     float* workspace = nullptr;         ///< group_norm_workspace_floats(args) floats, device memory
     void* stream = nullptr;             ///< cudaStream_t

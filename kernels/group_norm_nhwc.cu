@@ -53,7 +53,6 @@ struct Geometry {
     int64_t tile_groups = 0;        // groups in a full tile (the last tile may hold fewer)
     int64_t tiles = 0, chunks = 0, chunk_rows = 0;
     int64_t input_bias_stride = 0;  // elements between images' input-bias rows: 0 (one row) or C
-    bool mirror_apply = false;      // GroupNormArgs::mirror_apply
 };
 
 // The part of the tensor one block covers: pixels [row0, row1) of `image`, groups [g0, g0 + groups).
@@ -208,10 +207,6 @@ __global__ void __launch_bounds__(kThreads)
     const int64_t off = wk.image * geo.pixels * geo.channels + c;
     const T* px = x + off;
     T* py = y + off;
-    // Row rr of the walk lies at memory row rr, or mirrored within the chunk (mirror_apply): the walk then
-    // begins on the rows the statistics pass read last.
-    const int64_t mirror_sum = geo.mirror_apply ? wk.row0 + wk.row1 - 1 : -1;
-    const auto at = [&](int64_t rr) { return (mirror_sum >= 0 ? mirror_sum - rr : rr) * geo.channels; };
 
     // The first loads go out before the merge, so they overlap it.
     int64_t r = wk.row0 + prow;
@@ -220,7 +215,7 @@ __global__ void __launch_bounds__(kThreads)
 #pragma unroll
         for (int u = 0; u < kUnroll; ++u)
             if (r + int64_t(u) * rows < wk.row1)
-                pk[u] = *reinterpret_cast<const Pack<T, VEC>*>(px + at(r + int64_t(u) * rows));
+                pk[u] = *reinterpret_cast<const Pack<T, VEC>*>(px + (r + int64_t(u) * rows) * geo.channels);
     }
 
     const int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
@@ -265,13 +260,13 @@ __global__ void __launch_bounds__(kThreads)
                 if (SILU) v = __fdividef(v, 1.f + __expf(-v));
                 out.v[i] = from_float<T>(v);
             }
-            *reinterpret_cast<Pack<T, VEC>*>(py + at(rr)) = out;
+            *reinterpret_cast<Pack<T, VEC>*>(py + rr * geo.channels) = out;
         }
         r += int64_t(rows) * kUnroll;
 #pragma unroll
         for (int u = 0; u < kUnroll; ++u)
             if (r + int64_t(u) * rows < wk.row1)
-                pk[u] = *reinterpret_cast<const Pack<T, VEC>*>(px + at(r + int64_t(u) * rows));
+                pk[u] = *reinterpret_cast<const Pack<T, VEC>*>(px + (r + int64_t(u) * rows) * geo.channels);
     }
 }
 
@@ -294,7 +289,6 @@ bool make_geometry(const GroupNormArgs& a, int vec, Geometry& g) {
     g.groups = a.groups;
     g.cg = a.channels / a.groups;
     g.input_bias_stride = a.input_bias_per_image ? a.channels : 0;
-    g.mirror_apply = a.mirror_apply;
     const int64_t max_tile = int64_t(kThreads) * vec;
     int64_t tile_channels = a.channels;
     if (a.channels > max_tile) {

@@ -2,7 +2,6 @@
 
 #include "core/error.h"
 #include "ops/conv.h"
-#include "ops/kernel_switch.h"
 #include "ops/kernel_target.h"
 #include "ops/memory_layout.h"
 
@@ -15,9 +14,6 @@
 namespace lsync::ops {
 
 namespace {
-
-// The channels-inner passes' mirrored walk (ChannelBiasArgs::mirror_rows); off until measured on a GPU.
-KernelSwitch g_mirror_rows("LSYNC_BIAS_MIRROR_ROWS", false);
 
 #if LSYNC_WITH_CUDA
 // Whether the kernel serves y and bias: CUDA, the switch on, contiguous, one floating dtype, no gradient.
@@ -36,17 +32,12 @@ void launch(kernels::ChannelBiasArgs a, const torch::Tensor& y, const torch::Ten
     a.dtype = target.type;
     a.sm_count = target.sm_count;
     a.stream = target.stream;
-    a.mirror_rows = a.channels_inner && g_mirror_rows.enabled();
     const auto err = kernels::channel_bias_launch(a);
     LSYNC_CHECK(err.empty(), ErrorCode::Backend, err);
 }
 #endif
 
 }  // namespace
-
-bool bias_mirror_rows_enabled() { return g_mirror_rows.enabled(); }
-
-void set_bias_mirror_rows(bool enabled) { g_mirror_rows.set(enabled); }
 
 torch::Tensor& add_channel_bias_(torch::Tensor& y, const torch::Tensor& bias) {
 #if LSYNC_WITH_CUDA

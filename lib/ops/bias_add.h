@@ -25,11 +25,6 @@ torch::Tensor& add_channel_bias_(torch::Tensor& y, const torch::Tensor& bias);
 torch::Tensor& add_channel_bias_residual_(torch::Tensor& y, const torch::Tensor& bias, torch::Tensor residual,
                                           const torch::Tensor& residual_bias = {});
 
-/// Whether the channels-inner passes above walk the rows last to first (kernels::ChannelBiasArgs::mirror_rows:
-/// the same values): off unless LSYNC_BIAS_MIRROR_ROWS=1, or as last set.
-bool bias_mirror_rows_enabled();
-void set_bias_mirror_rows(bool enabled);
-
 /// y[n, c, :, :] += bias[n / samples_per_bias, c] in place; y [N, C, H, W] contiguous, bias [N / samples_per_bias, C].
 torch::Tensor& add_sample_bias_(torch::Tensor& y, const torch::Tensor& bias, int64_t samples_per_bias);
 

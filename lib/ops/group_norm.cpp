@@ -20,8 +20,6 @@ namespace lsync::ops {
 namespace {
 
 KernelSwitch g_group_norm_switch("LSYNC_FUSED_GROUPNORM");
-// The channels-last apply pass's mirrored walk (GroupNormArgs::mirror_apply); off until measured on a GPU.
-KernelSwitch g_mirror_apply("LSYNC_GN_MIRROR_APPLY", false);
 
 #if LSYNC_WITH_CUDA
 bool frames_outer_layout(const torch::Tensor& x) {
@@ -42,7 +40,6 @@ kernels::GroupNormArgs channels_last_args(const torch::Tensor& x, int64_t groups
     a.frames = 1;
     a.plane = x.size(2) * x.size(3);
     a.channels_last = true;
-    a.mirror_apply = g_mirror_apply.enabled();
     return a;
 }
 #endif
@@ -64,10 +61,6 @@ torch::Tensor planes_strided(const torch::Tensor& x) {
 bool fused_group_norm_enabled() { return g_group_norm_switch.enabled(); }
 
 void set_fused_group_norm(bool enabled) { g_group_norm_switch.set(enabled); }
-
-bool group_norm_mirror_apply_enabled() { return g_mirror_apply.enabled(); }
-
-void set_group_norm_mirror_apply(bool enabled) { g_mirror_apply.set(enabled); }
 
 torch::Tensor group_norm_reference(const torch::Tensor& x, int64_t groups, const torch::Tensor& weight,
                                    const torch::Tensor& bias, double eps, bool silu) {

@@ -62,9 +62,4 @@ torch::Tensor group_norm_fused(const torch::Tensor& x, int64_t groups, const tor
 bool fused_group_norm_enabled();
 void set_fused_group_norm(bool enabled);
 
-/// Whether the channels-last apply pass walks each block's rows last to first (kernels::GroupNormArgs::
-/// mirror_apply: the same values): off unless LSYNC_GN_MIRROR_APPLY=1, or as last set.
-bool group_norm_mirror_apply_enabled();
-void set_group_norm_mirror_apply(bool enabled);
-
 }  // namespace lsync::ops

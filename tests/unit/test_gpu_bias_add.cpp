@@ -5,7 +5,6 @@
 
 #include "ops/bias_add.h"
 #include "ops/conv.h"
-#include "ops/group_norm.h"
 #include "unit/gpu_checks.h"
 
 #include <vector>
@@ -71,53 +70,4 @@ TEST_CASE("full-size UNet in fp16: the fused bias adds give the ATen path's outp
     // the random network carries to the output (2.7e-3 on an H200; the fused GroupNorm's check allows 5e-3).
     CHECK(e < 5e-3);
     CHECK(e > 0);  // the fused path really ran
-}
-
-TEST_CASE("mirrored walks: the GroupNorm apply pass and the channels-inner bias passes give the same bits",
-          "[gpu][groupnorm][bias]") {
-    LSYNC_NEED_GPU();
-    torch::NoGradGuard no_grad;
-    FusedBiasSwitch keep_bias;
-    KeepSwitch<fused_group_norm_enabled, set_fused_group_norm> keep_norm;
-    KeepSwitch<group_norm_mirror_apply_enabled, set_group_norm_mirror_apply> keep_mirror_norm;
-    KeepSwitch<bias_mirror_rows_enabled, set_bias_mirror_rows> keep_mirror_rows;
-    set_fused_bias(true);
-    set_fused_group_norm(true);
-    struct Case { int64_t n, c, h, w; };
-    // The VAE's 256 px level (the grid's chunks), an odd plane, 3 channels per group (groups straddle vectors),
-    // a channel count of the scalar path, and one pixel row per chunk.
-    const std::vector<Case> cases = {{16, 128, 64, 64}, {2, 256, 33, 17}, {3, 96, 7, 9}, {2, 36, 5, 5}, {1, 64, 3, 2}};
-    for (auto dt : {torch::kFloat, torch::kHalf, torch::kBFloat16}) {
-        for (const auto& c : cases) {
-            INFO(c10::toString(dt) << " " << c.n << "x" << c.c << "x" << c.h << "x" << c.w);
-            torch::manual_seed(31);
-            const auto opts = torch::TensorOptions().device(torch::kCUDA, 0).dtype(dt);
-            const auto x = (torch::randn({c.n, c.c, c.h, c.w}, opts) * 2 + 1).contiguous(at::MemoryFormat::ChannelsLast);
-            const auto r = torch::randn_like(x), bias = torch::randn({c.c}, opts), rbias = torch::randn({c.c}, opts);
-            const auto w = 1 + 0.1 * torch::randn({c.c}, opts), b = 0.1 * torch::randn({c.c}, opts);
-            const int64_t groups = c.c == 36 ? 4 : 32;
-            auto run = [&](bool mirror) {
-                set_group_norm_mirror_apply(mirror);
-                set_bias_mirror_rows(mirror);
-                REQUIRE(group_norm_mirror_apply_enabled() == mirror);
-                REQUIRE(bias_mirror_rows_enabled() == mirror);
-                std::vector<torch::Tensor> out;
-                out.push_back(group_norm_fused(x, groups, w, b, 1e-6, true));
-                auto xb = x.clone();
-                out.push_back(bias_group_norm_(xb, bias, groups, w, b, 1e-6, false));
-                auto y = x.clone();
-                out.push_back(add_channel_bias_(y, bias).clone());
-                auto y2 = x.clone();
-                out.push_back(add_channel_bias_residual_(y2, bias, r, rbias).clone());
-                return out;
-            };
-            const auto plain = run(false), mirrored = run(true);
-            for (size_t i = 0; i < plain.size(); ++i) {
-                INFO("output " << i);
-                CHECK(torch::equal(plain[i], mirrored[i]));
-            }
-            // Not trivially equal: the plain walk's values are those of the separate ops.
-            CHECK(torch::equal(plain[3], (r + rbias.reshape({1, -1, 1, 1})) + (x + bias.reshape({1, -1, 1, 1}))));
-        }
-    }
 }
