@@ -5,7 +5,9 @@
 
 #include <algorithm>
 #include <climits>
+#include <cstdlib>
 #include <cstdint>
+#include <type_traits>
 
 namespace lsync::kernels {
 
@@ -40,21 +42,43 @@ __global__ void __launch_bounds__(kThreads)
 // 16-byte loads are in flight per thread.
 constexpr int kUnroll = 4;
 
+// The add of two values of T rounded to T, as ATen's fp32 add then cast stores it. For fp16 and bf16 that is T's
+// own add (packed two at a time): fp32 holds more than twice their significand bits plus two, so the fp32 sum
+// rounded once to T is the exact sum rounded once (no double rounding); it saves the conversions, and the biases
+// stay packed in half the registers (the fp32 form held 100 per thread, two blocks per multiprocessor).
+template <typename T, int VEC>
+struct PackedAdd {
+    static constexpr bool kPacked = !std::is_same_v<T, float> && VEC % 2 == 0;
+    using T2 = std::conditional_t<std::is_same_v<T, __nv_bfloat16>, __nv_bfloat162, __half2>;
+    __device__ static void add(Pack<T, VEC>& a, const Pack<T, VEC>& b) {
+        if constexpr (kPacked) {
+            auto* x = reinterpret_cast<T2*>(a.v);
+            const auto* y = reinterpret_cast<const T2*>(b.v);
+#pragma unroll
+            for (int i = 0; i < VEC / 2; ++i) x[i] = __hadd2(x[i], y[i]);
+        } else {
+#pragma unroll
+            for (int i = 0; i < VEC; ++i) a.v[i] = from_float<T>(to_float(a.v[i]) + to_float(b.v[i]));
+        }
+    }
+};
+
 // With RESIDUAL, y = r + (y + bias), the biased value rounded first (a resnet's conv2 bias and its shortcut); with
 // RESBIAS too, y = (r + rbias) + (y + bias), each sum rounded as the separate adds store it (a shortcut conv's bias,
 // or the bias of the conv that made the block's input, added here instead of in a pass of its own).
-template <typename T, int VEC, bool RESIDUAL, bool RESBIAS>
-__global__ void __launch_bounds__(kThreads)
+template <typename T, int VEC, bool RESIDUAL, bool RESBIAS, int MINB = 1>
+__global__ void __launch_bounds__(kThreads, MINB)
     add_channel_bias_inner(T* __restrict__ y, const T* __restrict__ bias, const T* __restrict__ r,
                            const T* __restrict__ rbias, int64_t rows, int64_t cols, int64_t row_step) {
+    using Add = PackedAdd<T, VEC>;
     const int64_t g = int64_t(blockIdx.x) * kThreads + threadIdx.x;
     if (g >= row_step * cols) return;
     const int64_t col = g % cols;
-    float b[VEC], rb[VEC];
+    Pack<T, VEC> b, rb;
 #pragma unroll
     for (int k = 0; k < VEC; ++k) {
-        b[k] = to_float(bias[col * VEC + k]);
-        rb[k] = RESBIAS ? to_float(rbias[col * VEC + k]) : 0.f;
+        b.v[k] = bias[col * VEC + k];
+        rb.v[k] = RESBIAS ? rbias[col * VEC + k] : from_float<T>(0.f);
     }
     auto* p = reinterpret_cast<Pack<T, VEC>*>(y) + col;
     const auto* pr = reinterpret_cast<const Pack<T, VEC>*>(r) + col;
@@ -69,15 +93,11 @@ __global__ void __launch_bounds__(kThreads)
 #pragma unroll
         for (int u = 0; u < kUnroll; ++u)
             if (row + u * row_step < rows) {
-#pragma unroll
-                for (int k = 0; k < VEC; ++k) {
-                    T o = from_float<T>(to_float(v[u].v[k]) + b[k]);
-                    if constexpr (RESIDUAL) {
-                        T rv = res[u].v[k];
-                        if constexpr (RESBIAS) rv = from_float<T>(to_float(rv) + rb[k]);
-                        o = from_float<T>(to_float(rv) + to_float(o));
-                    }
-                    v[u].v[k] = o;
+                Add::add(v[u], b);
+                if constexpr (RESIDUAL) {
+                    if constexpr (RESBIAS) Add::add(res[u], rb);
+                    Add::add(res[u], v[u]);  // r + (y + bias): the same sum in either operand order
+                    v[u] = res[u];
                 }
                 p[(row + u * row_step) * cols] = v[u];
             }
@@ -103,10 +123,19 @@ cudaError_t launch_inner(const ChannelBiasArgs& a) {
     const auto run = [&](auto kernel) {
         kernel<<<grid, kThreads, 0, stream>>>(y, bias, r, rb, a.rows, cols, row_step);
     };
+    // EXPERIMENT: LSYNC_BIAS_MIN_BLOCKS=3 or 4 caps the residual passes' registers.
+    static const int minb = [] {
+        const char* e = std::getenv("LSYNC_BIAS_MIN_BLOCKS");
+        return e ? std::atoi(e) : 1;
+    }();
     if (vec && r && rb)
-        run(add_channel_bias_inner<T, kVec, true, true>);
+        minb == 4   ? run(add_channel_bias_inner<T, kVec, true, true, 4>)
+        : minb == 3 ? run(add_channel_bias_inner<T, kVec, true, true, 3>)
+                    : run(add_channel_bias_inner<T, kVec, true, true>);
     else if (vec && r)
-        run(add_channel_bias_inner<T, kVec, true, false>);
+        minb == 4   ? run(add_channel_bias_inner<T, kVec, true, false, 4>)
+        : minb == 3 ? run(add_channel_bias_inner<T, kVec, true, false, 3>)
+                    : run(add_channel_bias_inner<T, kVec, true, false>);
     else if (vec)
         run(add_channel_bias_inner<T, kVec, false, false>);
     else if (r && rb)

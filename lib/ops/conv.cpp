@@ -3,6 +3,7 @@
 #include "core/env.h"
 #include "core/error.h"
 #include "ops/bias_add.h"
+#include "ops/im2col_conv.h"
 #include "ops/kernel_switch.h"
 #include "ops/memory_layout.h"
 #include "ops/tile_transpose.h"
@@ -138,6 +139,10 @@ torch::Tensor conv2d(const torch::Tensor& x, const torch::Tensor& weight, const 
         return conv2d(x, weight.contiguous(), bias, stride, padding);  // an NCHW call, as the weight was before
     }
 #if LSYNC_WITH_CUDA
+    if (im2col_conv_serves(x, weight, stride, padding)) {
+        auto y = im2col_conv2d(x, weight);
+        return bias.defined() ? add_channel_bias_(y, bias) : y;
+    }
     if (bias.defined() && x.is_cuda() && fused_bias_enabled()) {
         auto y = torch::conv2d(x, weight, {}, {stride, stride}, {padding, padding});
         return add_channel_bias_(y, bias);
