@@ -5,7 +5,6 @@
 
 #include <algorithm>
 #include <climits>
-#include <cstdlib>
 #include <cstdint>
 #include <type_traits>
 
@@ -66,8 +65,8 @@ struct PackedAdd {
 // With RESIDUAL, y = r + (y + bias), the biased value rounded first (a resnet's conv2 bias and its shortcut); with
 // RESBIAS too, y = (r + rbias) + (y + bias), each sum rounded as the separate adds store it (a shortcut conv's bias,
 // or the bias of the conv that made the block's input, added here instead of in a pass of its own).
-template <typename T, int VEC, bool RESIDUAL, bool RESBIAS, int MINB = 1>
-__global__ void __launch_bounds__(kThreads, MINB)
+template <typename T, int VEC, bool RESIDUAL, bool RESBIAS>
+__global__ void __launch_bounds__(kThreads)
     add_channel_bias_inner(T* __restrict__ y, const T* __restrict__ bias, const T* __restrict__ r,
                            const T* __restrict__ rbias, int64_t rows, int64_t cols, int64_t row_step) {
     using Add = PackedAdd<T, VEC>;
@@ -123,19 +122,10 @@ cudaError_t launch_inner(const ChannelBiasArgs& a) {
     const auto run = [&](auto kernel) {
         kernel<<<grid, kThreads, 0, stream>>>(y, bias, r, rb, a.rows, cols, row_step);
     };
-    // EXPERIMENT: LSYNC_BIAS_MIN_BLOCKS=3 or 4 caps the residual passes' registers.
-    static const int minb = [] {
-        const char* e = std::getenv("LSYNC_BIAS_MIN_BLOCKS");
-        return e ? std::atoi(e) : 1;
-    }();
     if (vec && r && rb)
-        minb == 4   ? run(add_channel_bias_inner<T, kVec, true, true, 4>)
-        : minb == 3 ? run(add_channel_bias_inner<T, kVec, true, true, 3>)
-                    : run(add_channel_bias_inner<T, kVec, true, true>);
+        run(add_channel_bias_inner<T, kVec, true, true>);
     else if (vec && r)
-        minb == 4   ? run(add_channel_bias_inner<T, kVec, true, false, 4>)
-        : minb == 3 ? run(add_channel_bias_inner<T, kVec, true, false, 3>)
-                    : run(add_channel_bias_inner<T, kVec, true, false>);
+        run(add_channel_bias_inner<T, kVec, true, false>);
     else if (vec)
         run(add_channel_bias_inner<T, kVec, false, false>);
     else if (r && rb)

@@ -26,8 +26,6 @@
 
 #include <algorithm>
 #include <climits>
-#include <cstdio>
-#include <cstdlib>
 #include <cstdint>
 #include <numeric>
 #include <type_traits>
@@ -108,8 +106,8 @@ __device__ inline Pack<T, VEC> load_input_bias(const T* __restrict__ in_bias, in
     return ib;
 }
 
-template <typename T, int VEC, bool INBIAS, int MINB>
-__global__ void __launch_bounds__(kThreads, MINB)
+template <typename T, int VEC, bool INBIAS>
+__global__ void __launch_bounds__(kThreads)
     group_norm_nhwc_stats(const T* __restrict__ x, const T* __restrict__ in_bias, Geometry geo,
                           float* __restrict__ ws) {
     // [channel of the thread's vector][thread]: conflict-free stores; the per-group merge reads them scattered.
@@ -195,8 +193,8 @@ __global__ void __launch_bounds__(kThreads, MINB)
     }
 }
 
-template <typename T, typename W, int VEC, bool SILU, bool INBIAS, int MINB>
-__global__ void __launch_bounds__(kThreads, MINB)
+template <typename T, typename W, int VEC, bool SILU, bool INBIAS>
+__global__ void __launch_bounds__(kThreads)
     group_norm_nhwc_apply(const T* __restrict__ x, T* __restrict__ y, const W* __restrict__ weight,
                           const W* __restrict__ bias, const T* __restrict__ in_bias, Geometry geo,
                           const float* __restrict__ ws, float eps) {
@@ -303,29 +301,12 @@ bool make_geometry(const GroupNormArgs& a, int vec, Geometry& g) {
     g.rows_per_pass = kThreads / g.tile_vectors;
     g.tile_groups = tile_channels / g.cg;
     g.tiles = ceil_div(a.channels, tile_channels);
-    static const int64_t per_sm = [] {
-        const char* e = std::getenv("LSYNC_GN_BLOCKS_PER_SM");  // EXPERIMENT
-        return e ? std::max<int64_t>(1, std::atoll(e)) : kBlocksPerSm;
-    }();
-    const int64_t want = int64_t(std::max(a.sm_count, 1)) * per_sm;
+    const int64_t want = int64_t(std::max(a.sm_count, 1)) * kBlocksPerSm;
     const int64_t most = std::min(kMaxChunks, ceil_div(g.pixels, g.rows_per_pass));
     g.chunks = std::clamp<int64_t>(ceil_div(want, a.batch * g.tiles), 1, std::max<int64_t>(most, 1));
     g.chunk_rows = ceil_div(g.pixels, g.chunks);
     g.chunks = ceil_div(g.pixels, g.chunk_rows);  // no empty chunk
     return true;
-}
-
-// EXPERIMENT (LSYNC_GN_TUNE="stats_min_blocks,apply_min_blocks", e.g. "5,4"): register caps by launch bounds.
-struct Tuning {
-    int stats = 1, apply = 1;
-};
-const Tuning& tuning() {
-    static const Tuning t = [] {
-        Tuning r;
-        if (const char* e = std::getenv("LSYNC_GN_TUNE")) std::sscanf(e, "%d,%d", &r.stats, &r.apply);
-        return r;
-    }();
-    return t;
 }
 
 template <typename T, typename W, int VEC, bool INBIAS>
@@ -335,17 +316,15 @@ cudaError_t launch_typed(const GroupNormArgs& a, const Geometry& g) {
     const T* x = static_cast<const T*>(a.x);
     const T* ib = static_cast<const T*>(a.input_bias);
     T* y = static_cast<T*>(a.y);
-    const auto stats = tuning().stats == 5 ? group_norm_nhwc_stats<T, VEC, INBIAS, 5>
-                                           : group_norm_nhwc_stats<T, VEC, INBIAS, 1>;
-    stats<<<blocks, kThreads, 0, stream>>>(x, ib, g, a.workspace);
+    group_norm_nhwc_stats<T, VEC, INBIAS><<<blocks, kThreads, 0, stream>>>(x, ib, g, a.workspace);
     const W* w = static_cast<const W*>(a.weight);
     const W* b = static_cast<const W*>(a.bias);
-    const bool four = tuning().apply == 4;
-    const auto apply = a.silu ? (four ? group_norm_nhwc_apply<T, W, VEC, true, INBIAS, 4>
-                                      : group_norm_nhwc_apply<T, W, VEC, true, INBIAS, 1>)
-                              : (four ? group_norm_nhwc_apply<T, W, VEC, false, INBIAS, 4>
-                                      : group_norm_nhwc_apply<T, W, VEC, false, INBIAS, 1>);
-    apply<<<blocks, kThreads, 0, stream>>>(x, y, w, b, ib, g, a.workspace, a.eps);
+    if (a.silu)
+        group_norm_nhwc_apply<T, W, VEC, true, INBIAS>
+            <<<blocks, kThreads, 0, stream>>>(x, y, w, b, ib, g, a.workspace, a.eps);
+    else
+        group_norm_nhwc_apply<T, W, VEC, false, INBIAS>
+            <<<blocks, kThreads, 0, stream>>>(x, y, w, b, ib, g, a.workspace, a.eps);
     return cudaGetLastError();
 }
 

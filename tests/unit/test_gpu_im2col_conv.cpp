@@ -1,6 +1,6 @@
 // GPU checks of the few-input-channel convolution as a GEMM over its patches (ops/im2col_conv.h,
 // kernels/im2col_3x3.cu): the patch matrix equals its ATen construction bit for bit (both memory orders of the
-// input, odd sizes, fp16 and bf16); the convolution agrees with cuDNN's within fp16 rounding and its route really
+// input, odd sizes, fp16 and bf16); the convolution agrees with cuDNN's within fp16 rounding (bit for bit on an H200) and its route really
 // runs (no cuDNN kernel); the shapes it does not take go to cuDNN; a whole VAE encode with it on and off.
 #include "catch_compat.h"
 
@@ -74,7 +74,7 @@ TEST_CASE("im2col conv: cuDNN's values within rounding, the route taken where it
         int64_t n, c, k, h, w;
     };
     for (const Case s :
-         {Case{16, 3, 128, 64, 64}, Case{2, 3, 128, 33, 17}, Case{3, 5, 16, 7, 9}, Case{1, 1, 8, 1, 1}}) {
+         {Case{16, 3, 128, 64, 64}, Case{2, 3, 128, 33, 17}, Case{3, 5, 16, 7, 9}, Case{1, 1, 8, 2, 3}}) {
         for (auto dt : {torch::kHalf, torch::kBFloat16}) {
             INFO(c10::toString(dt) << " " << s.n << "x" << s.c << "x" << s.h << "x" << s.w << " -> " << s.k);
             torch::manual_seed(10);
@@ -139,7 +139,7 @@ TEST_CASE("VAE encode in fp16: the im2col conv_in gives cuDNN's latents within r
     CHECK(launches_named(p, "im2col_rows") == 1);
     const auto ours = vae->encode(image).mean.to(torch::kFloat);
     REQUIRE(torch::isfinite(ours).all().item<bool>());
-    // The routes' sums round differently in conv_in; the difference runs through the encoder in fp16.
+    // H200 (2026-12-04): the same latents bit for bit, as cuDNN's NHWC kernel sums the taps in the patches' order
+    // (k, r, s, c); the bound allows another summation order elsewhere.
     CHECK(rel(ours, cudnn) < 5e-3);
-    CHECK_FALSE(torch::equal(ours, cudnn));  // the route did change (a no-op switch would pass the bound)
 }
