@@ -6,7 +6,6 @@
 #include <algorithm>
 #include <climits>
 #include <cstdint>
-#include <type_traits>
 
 namespace lsync::kernels {
 
@@ -41,35 +40,15 @@ __global__ void __launch_bounds__(kThreads)
 // 16-byte loads are in flight per thread.
 constexpr int kUnroll = 4;
 
-// The add of two values of T rounded to T, as ATen's fp32 add then cast stores it. For fp16 and bf16 that is T's
-// own add (packed two at a time): fp32 holds more than twice their significand bits plus two, so the fp32 sum
-// rounded once to T is the exact sum rounded once (no double rounding); it saves the conversions, and the biases
-// stay packed in half the registers (the fp32 form held 100 per thread, two blocks per multiprocessor).
-template <typename T, int VEC>
-struct PackedAdd {
-    static constexpr bool kPacked = !std::is_same_v<T, float> && VEC % 2 == 0;
-    using T2 = std::conditional_t<std::is_same_v<T, __nv_bfloat16>, __nv_bfloat162, __half2>;
-    __device__ static void add(Pack<T, VEC>& a, const Pack<T, VEC>& b) {
-        if constexpr (kPacked) {
-            auto* x = reinterpret_cast<T2*>(a.v);
-            const auto* y = reinterpret_cast<const T2*>(b.v);
-#pragma unroll
-            for (int i = 0; i < VEC / 2; ++i) x[i] = __hadd2(x[i], y[i]);
-        } else {
-#pragma unroll
-            for (int i = 0; i < VEC; ++i) a.v[i] = from_float<T>(to_float(a.v[i]) + to_float(b.v[i]));
-        }
-    }
-};
-
 // With RESIDUAL, y = r + (y + bias), the biased value rounded first (a resnet's conv2 bias and its shortcut); with
 // RESBIAS too, y = (r + rbias) + (y + bias), each sum rounded as the separate adds store it (a shortcut conv's bias,
-// or the bias of the conv that made the block's input, added here instead of in a pass of its own).
+// or the bias of the conv that made the block's input, added here instead of in a pass of its own). The adds
+// are add_in_place's, in the storage type: the biases stay packed in half the registers (the fp32 form held 100
+// per thread, two blocks per multiprocessor).
 template <typename T, int VEC, bool RESIDUAL, bool RESBIAS>
 __global__ void __launch_bounds__(kThreads)
     add_channel_bias_inner(T* __restrict__ y, const T* __restrict__ bias, const T* __restrict__ r,
                            const T* __restrict__ rbias, int64_t rows, int64_t cols, int64_t row_step) {
-    using Add = PackedAdd<T, VEC>;
     const int64_t g = int64_t(blockIdx.x) * kThreads + threadIdx.x;
     if (g >= row_step * cols) return;
     const int64_t col = g % cols;
@@ -92,10 +71,10 @@ __global__ void __launch_bounds__(kThreads)
 #pragma unroll
         for (int u = 0; u < kUnroll; ++u)
             if (row + u * row_step < rows) {
-                Add::add(v[u], b);
+                add_in_place(v[u], b);
                 if constexpr (RESIDUAL) {
-                    if constexpr (RESBIAS) Add::add(res[u], rb);
-                    Add::add(res[u], v[u]);  // r + (y + bias): the same sum in either operand order
+                    if constexpr (RESBIAS) add_in_place(res[u], rb);
+                    add_in_place(res[u], v[u]);  // r + (y + bias): the same sum in either operand order
                     v[u] = res[u];
                 }
                 p[(row + u * row_step) * cols] = v[u];

@@ -74,27 +74,11 @@ __device__ inline Work block_work(const Geometry& geo) {
     return w;
 }
 
-// Adds the input bias to a loaded vector in place, rounded to T as a separate add would have stored it. The add is
-// T's own (packed for fp16/bf16): the exact sum of two fp16 or bf16 values rounded once to T is what an fp32 add
-// then a cast stores, since fp32 carries more than twice their significand bits plus two (no double-rounding
-// error), and it saves the two conversions per value that an fp32 add costs these conversion-bound passes.
+// Adds the input bias to a loaded vector in place, rounded to T as a separate add would have stored it
+// (add_in_place: T's own add, which saves these conversion-bound passes two conversions per value).
 template <typename T, int VEC, bool INBIAS>
 __device__ inline void add_input_bias(Pack<T, VEC>& pk, const Pack<T, VEC>& ib) {
-    if constexpr (INBIAS) {
-        if constexpr (std::is_same_v<T, float>) {
-#pragma unroll
-            for (int i = 0; i < VEC; ++i) pk.v[i] += ib.v[i];
-        } else if constexpr (VEC % 2 == 0) {
-            using T2 = std::conditional_t<std::is_same_v<T, __half>, __half2, __nv_bfloat162>;
-            auto* a = reinterpret_cast<T2*>(pk.v);
-            const auto* b = reinterpret_cast<const T2*>(ib.v);
-#pragma unroll
-            for (int i = 0; i < VEC / 2; ++i) a[i] = __hadd2(a[i], b[i]);
-        } else {
-#pragma unroll
-            for (int i = 0; i < VEC; ++i) pk.v[i] = __hadd(pk.v[i], ib.v[i]);
-        }
-    }
+    if constexpr (INBIAS) add_in_place(pk, ib);
 }
 
 // The thread's VEC input-bias values (element loads: a bias row need not be 16-byte aligned); zeros without one.
