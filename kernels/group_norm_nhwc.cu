@@ -28,7 +28,6 @@
 #include <climits>
 #include <cstdint>
 #include <numeric>
-#include <type_traits>
 
 namespace lsync::kernels::nhwc {
 
