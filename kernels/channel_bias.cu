@@ -40,15 +40,24 @@ __global__ void __launch_bounds__(kThreads)
 // 16-byte loads are in flight per thread.
 constexpr int kUnroll = 4;
 
+// The pixel row of an [N, H + 1, W + 1] output that pixel row p of the [N, H, W] input lands on: image row
+// R = p / W of image n = R / H goes to (R + n) * (W + 1). 32-bit divisions (the launch checks that p fits).
+__device__ inline int64_t padded_row(int64_t p, uint32_t w, uint32_t h) {
+    const uint32_t r = static_cast<uint32_t>(p) / w;
+    return p + r + int64_t(r / h) * (w + 1);
+}
+
 // With RESIDUAL, y = r + (y + bias), the biased value rounded first (a resnet's conv2 bias and its shortcut); with
 // RESBIAS too, y = (r + rbias) + (y + bias), each sum rounded as the separate adds store it (a shortcut conv's bias,
 // or the bias of the conv that made the block's input, added here instead of in a pass of its own). The adds
 // are add_in_place's, in the storage type: the biases stay packed in half the registers (the fp32 form held 100
-// per thread, two blocks per multiprocessor).
-template <typename T, int VEC, bool RESIDUAL, bool RESBIAS>
+// per thread, two blocks per multiprocessor). With PADDED the sums go to `out`, the images padded by one pixel
+// right and bottom (out_w = W, out_h = H), instead of back into y.
+template <typename T, int VEC, bool RESIDUAL, bool RESBIAS, bool PADDED>
 __global__ void __launch_bounds__(kThreads)
     add_channel_bias_inner(T* __restrict__ y, const T* __restrict__ bias, const T* __restrict__ r,
-                           const T* __restrict__ rbias, int64_t rows, int64_t cols, int64_t row_step) {
+                           const T* __restrict__ rbias, T* __restrict__ out, uint32_t out_w, uint32_t out_h,
+                           int64_t rows, int64_t cols, int64_t row_step) {
     const int64_t g = int64_t(blockIdx.x) * kThreads + threadIdx.x;
     if (g >= row_step * cols) return;
     const int64_t col = g % cols;
@@ -60,6 +69,7 @@ __global__ void __launch_bounds__(kThreads)
     }
     auto* p = reinterpret_cast<Pack<T, VEC>*>(y) + col;
     const auto* pr = reinterpret_cast<const Pack<T, VEC>*>(r) + col;
+    auto* po = reinterpret_cast<Pack<T, VEC>*>(PADDED ? out : y) + col;
     for (int64_t row = g / cols; row < rows; row += row_step * kUnroll) {
         Pack<T, VEC> v[kUnroll], res[kUnroll];
 #pragma unroll
@@ -77,7 +87,8 @@ __global__ void __launch_bounds__(kThreads)
                     add_in_place(res[u], v[u]);  // r + (y + bias): the same sum in either operand order
                     v[u] = res[u];
                 }
-                p[(row + u * row_step) * cols] = v[u];
+                const int64_t dst = PADDED ? padded_row(row + u * row_step, out_w, out_h) : row + u * row_step;
+                po[dst * cols] = v[u];
             }
     }
 }
@@ -86,7 +97,7 @@ template <typename T>
 cudaError_t launch_inner(const ChannelBiasArgs& a) {
     constexpr int kVec = 16 / sizeof(T);
     const bool vec = a.channels % kVec == 0 && reinterpret_cast<uintptr_t>(a.y) % 16 == 0 &&
-                     reinterpret_cast<uintptr_t>(a.residual) % 16 == 0;
+                     reinterpret_cast<uintptr_t>(a.residual) % 16 == 0 && reinterpret_cast<uintptr_t>(a.out) % 16 == 0;
     const int64_t cols = a.channels / (vec ? kVec : 1);
     // A few waves of blocks (each thread then does a few unrolled steps), never fewer threads than one row.
     const int64_t want = std::max<int64_t>(1, (a.rows * cols + kThreads * kUnroll - 1) / (kThreads * kUnroll));
@@ -97,22 +108,29 @@ cudaError_t launch_inner(const ChannelBiasArgs& a) {
     const auto* bias = static_cast<const T*>(a.bias);
     const auto* r = static_cast<const T*>(a.residual);
     const auto* rb = static_cast<const T*>(a.residual_bias);
+    auto* out = static_cast<T*>(a.out);
     const auto grid = static_cast<unsigned>(blocks);
     const auto run = [&](auto kernel) {
-        kernel<<<grid, kThreads, 0, stream>>>(y, bias, r, rb, a.rows, cols, row_step);
+        kernel<<<grid, kThreads, 0, stream>>>(y, bias, r, rb, out, static_cast<uint32_t>(a.out_width),
+                                              static_cast<uint32_t>(a.out_height), a.rows, cols, row_step);
     };
-    if (vec && r && rb)
-        run(add_channel_bias_inner<T, kVec, true, true>);
+    if (out && vec)
+        rb ? run(add_channel_bias_inner<T, kVec, true, true, true>)
+           : run(add_channel_bias_inner<T, kVec, true, false, true>);
+    else if (out)
+        rb ? run(add_channel_bias_inner<T, 1, true, true, true>) : run(add_channel_bias_inner<T, 1, true, false, true>);
+    else if (vec && r && rb)
+        run(add_channel_bias_inner<T, kVec, true, true, false>);
     else if (vec && r)
-        run(add_channel_bias_inner<T, kVec, true, false>);
+        run(add_channel_bias_inner<T, kVec, true, false, false>);
     else if (vec)
-        run(add_channel_bias_inner<T, kVec, false, false>);
+        run(add_channel_bias_inner<T, kVec, false, false, false>);
     else if (r && rb)
-        run(add_channel_bias_inner<T, 1, true, true>);
+        run(add_channel_bias_inner<T, 1, true, true, false>);
     else if (r)
-        run(add_channel_bias_inner<T, 1, true, false>);
+        run(add_channel_bias_inner<T, 1, true, false, false>);
     else
-        run(add_channel_bias_inner<T, 1, false, false>);
+        run(add_channel_bias_inner<T, 1, false, false, false>);
     return cudaGetLastError();
 }
 
@@ -145,6 +163,9 @@ cudaError_t launch(const ChannelBiasArgs& a) {
 std::string channel_bias_launch(const ChannelBiasArgs& a) {
     if (a.residual && !a.channels_inner) return "channel bias: a residual needs channels innermost";
     if (a.residual_bias && !a.residual) return "channel bias: a residual bias needs a residual";
+    if (a.out && !(a.residual && a.out_width > 0 && a.out_height > 0 && a.rows % (a.out_width * a.out_height) == 0 &&
+                   a.rows < (int64_t(1) << 32)))
+        return "channel bias: a padded output needs a residual, its image size and fewer than 2^32 pixels";
     if (a.channels_inner ? (a.rows <= 0 || a.channels <= 0 || a.samples_per_bias != 0)
                          : (a.rows <= 0 || a.plane <= 0 || a.channels <= 0 || a.rows % a.channels != 0 ||
                             a.samples_per_bias < 0 ||

@@ -31,6 +31,11 @@ struct ChannelBiasArgs {
     /// With a residual only: [channels] added to the residual first, rounded, y = (residual + residual_bias) +
     /// (y + bias) (a shortcut conv's bias, or that of the conv whose output is the residual); null: none.
     const void* residual_bias = nullptr;
+    /// With a residual only: the sums go to `out` instead of y, [N, out_height + 1, out_width + 1, channels] with
+    /// rows = N * out_height * out_width (y's images padded by one pixel right and bottom, the pad left to the
+    /// caller: a VAE Downsample2D's input written where its conv reads it); null: in place.
+    void* out = nullptr;
+    int64_t out_height = 0, out_width = 0;
     ElementType dtype = ElementType::Float32;
     int sm_count = 132;
     void* stream = nullptr;        ///< cudaStream_t

@@ -89,82 +89,83 @@ __device__ inline Pack<T, VEC> load_input_bias(const T* __restrict__ in_bias, in
     return ib;
 }
 
-template <typename T, int VEC, bool INBIAS>
-__global__ void __launch_bounds__(kThreads)
-    group_norm_nhwc_stats(const T* __restrict__ x, const T* __restrict__ in_bias, Geometry geo,
-                          float* __restrict__ ws) {
-    // [channel of the thread's vector][thread]: conflict-free stores; the per-group merge reads them scattered.
-    __shared__ float sh_count[kThreads];
-    __shared__ float sh_mean[VEC][kThreads];
-    __shared__ float sh_m2[VEC][kThreads];
-    const Work wk = block_work(geo);
-    const int tw = geo.tile_vectors, rows = geo.rows_per_pass;
-    const int col = threadIdx.x % tw, prow = threadIdx.x / tw;
-    const bool active = prow < rows && int64_t(col) * VEC < wk.groups * geo.cg;
+// A thread's place in its block's tile: vector column `col` of pixel row `prow` (of R per pass).
+struct Lane {
+    int col, prow;
+    bool active;  // false for threads past the tile's rows or its groups' channels
+};
 
-    // All channels of a thread see the same pixels, so one count serves its VEC partials.
-    float count = 0.f, mean[VEC], m2[VEC];
+template <int VEC>
+__device__ inline Lane thread_lane(const Work& wk, const Geometry& geo) {
+    Lane l;
+    l.col = threadIdx.x % geo.tile_vectors;
+    l.prow = threadIdx.x / geo.tile_vectors;
+    l.active = l.prow < geo.rows_per_pass && int64_t(l.col) * VEC < wk.groups * geo.cg;
+    return l;
+}
+
+// The Chan merge of one step's rows into a thread's per-channel partials: the first n of pk are valid (a step's
+// rows grow with u). All channels of a thread see the same pixels, so one count serves its VEC partials.
+template <typename T, int VEC>
+__device__ inline void accumulate_step(const Pack<T, VEC> (&pk)[kUnroll], int n, float& count, float (&mean)[VEC],
+                                       float (&m2)[VEC]) {
+    const float fn = float(n);
+    const float total = count + fn;
+    const float ratio = __fdividef(fn, total);
 #pragma unroll
-    for (int i = 0; i < VEC; ++i) mean[i] = m2[i] = 0.f;
-    if (active) {
-        const int64_t c0 = wk.image * geo.input_bias_stride + wk.g0 * geo.cg + int64_t(col) * VEC;
-        const auto ib = load_input_bias<T, VEC, INBIAS>(in_bias, c0);
-        const T* p = x + wk.image * geo.pixels * geo.channels + wk.g0 * geo.cg + int64_t(col) * VEC;
-        for (int64_t r = wk.row0 + prow; r < wk.row1; r += int64_t(rows) * kUnroll) {
-            Pack<T, VEC> pk[kUnroll];
-            int n = 0;  // the valid rows of this step are its first n (rows grow with u)
+    for (int i = 0; i < VEC; ++i) {
+        float s = 0.f;
 #pragma unroll
-            for (int u = 0; u < kUnroll; ++u)
-                if (r + int64_t(u) * rows < wk.row1) {
-                    pk[u] = *reinterpret_cast<const Pack<T, VEC>*>(p + (r + int64_t(u) * rows) * geo.channels);
-                    ++n;
-                }
+        for (int u = 0; u < kUnroll; ++u)
+            if (u < n) s += to_float(pk[u].v[i]);
+        const float m = __fdividef(s, fn);
+        float q = 0.f;
 #pragma unroll
-            for (int u = 0; u < kUnroll; ++u) add_input_bias<T, VEC, INBIAS>(pk[u], ib);
-            const float fn = float(n);
-            const float total = count + fn;
-            const float ratio = __fdividef(fn, total);
-#pragma unroll
-            for (int i = 0; i < VEC; ++i) {
-                float s = 0.f;
-#pragma unroll
-                for (int u = 0; u < kUnroll; ++u)
-                    if (u < n) s += to_float(pk[u].v[i]);
-                const float m = __fdividef(s, fn);
-                float q = 0.f;
-#pragma unroll
-                for (int u = 0; u < kUnroll; ++u)
-                    if (u < n) {
-                        const float d = to_float(pk[u].v[i]) - m;
-                        q += d * d;
-                    }
-                // Chan merge of (n, m, q) into (count, mean, m2), as merge() does with the count shared.
-                const float delta = m - mean[i];
-                mean[i] += delta * ratio;
-                m2[i] += q + delta * delta * count * ratio;
+        for (int u = 0; u < kUnroll; ++u)
+            if (u < n) {
+                const float d = to_float(pk[u].v[i]) - m;
+                q += d * d;
             }
-            count = total;
-        }
+        // Chan merge of (n, m, q) into (count, mean, m2), as merge() does with the count shared.
+        const float delta = m - mean[i];
+        mean[i] += delta * ratio;
+        m2[i] += q + delta * delta * count * ratio;
     }
+    count = total;
+}
+
+// Floats of shared memory the block's merge of its threads' partials takes: a count, VEC means and VEC M2s each.
+template <int VEC>
+constexpr int kPartialsFloats = (1 + 2 * VEC) * kThreads;
+
+// The block merges its threads' partials per group and writes one (count, mean, M2) per (image, group, chunk).
+// `sh` (kPartialsFloats<VEC> floats) is laid out [value][thread]: conflict-free stores, scattered reads.
+template <int VEC>
+__device__ inline void write_block_partials(float count, const float (&mean)[VEC], const float (&m2)[VEC],
+                                            const Work& wk, const Geometry& geo, float* sh, float* __restrict__ ws) {
+    float* sh_count = sh;
+    float* sh_mean = sh + kThreads;
+    float* sh_m2 = sh + (1 + VEC) * kThreads;
     sh_count[threadIdx.x] = count;
 #pragma unroll
     for (int i = 0; i < VEC; ++i) {
-        sh_mean[i][threadIdx.x] = mean[i];
-        sh_m2[i][threadIdx.x] = m2[i];
+        sh_mean[i * kThreads + threadIdx.x] = mean[i];
+        sh_m2[i * kThreads + threadIdx.x] = m2[i];
     }
     __syncthreads();
 
-    // One warp per group: its R x C/G (thread row, channel) partials, then the warp's Chan reduction.
+    // One warp per group: its R x C/G (thread row, channel) partials, then the warp's Chan reduction. A channel
+    // vector may straddle groups (C/G need not divide VEC).
     const int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
     const unsigned cg = static_cast<unsigned>(geo.cg);
-    const unsigned contributors = static_cast<unsigned>(rows) * cg;
+    const unsigned contributors = static_cast<unsigned>(geo.rows_per_pass) * cg;
     for (int64_t gl = warp; gl < wk.groups; gl += kWarps) {
         Welford w{0.f, 0.f, 0.f};
         for (unsigned j = lane; j < contributors; j += 32) {
             const unsigned ch = static_cast<unsigned>(gl) * cg + j % cg;  // channel within the tile
-            const unsigned t = (j / cg) * static_cast<unsigned>(tw) + ch / VEC;
+            const unsigned t = (j / cg) * static_cast<unsigned>(geo.tile_vectors) + ch / VEC;
             const unsigned i = ch % VEC;
-            merge(w, sh_count[t], sh_mean[i][t], sh_m2[i][t]);
+            merge(w, sh_count[t], sh_mean[i * kThreads + t], sh_m2[i * kThreads + t]);
         }
         w = warp_reduce(w);
         if (lane == 0) {
@@ -176,31 +177,9 @@ __global__ void __launch_bounds__(kThreads)
     }
 }
 
-template <typename T, typename W, int VEC, bool SILU, bool INBIAS>
-__global__ void __launch_bounds__(kThreads)
-    group_norm_nhwc_apply(const T* __restrict__ x, T* __restrict__ y, const W* __restrict__ weight,
-                          const W* __restrict__ bias, const T* __restrict__ in_bias, Geometry geo,
-                          const float* __restrict__ ws, float eps) {
-    __shared__ float sh_stats[2][kThreads * VEC];  // mean and rstd per group of the tile (<= its channels)
-    const Work wk = block_work(geo);
-    const int tw = geo.tile_vectors, rows = geo.rows_per_pass;
-    const int col = threadIdx.x % tw, prow = threadIdx.x / tw;
-    const bool active = prow < rows && int64_t(col) * VEC < wk.groups * geo.cg;
-    const int64_t c = wk.g0 * geo.cg + int64_t(col) * VEC;  // the thread's first channel
-    const int64_t off = wk.image * geo.pixels * geo.channels + c;
-    const T* px = x + off;
-    T* py = y + off;
-
-    // The first loads go out before the merge, so they overlap it.
-    int64_t r = wk.row0 + prow;
-    Pack<T, VEC> pk[kUnroll];
-    if (active) {
-#pragma unroll
-        for (int u = 0; u < kUnroll; ++u)
-            if (r + int64_t(u) * rows < wk.row1)
-                pk[u] = *reinterpret_cast<const Pack<T, VEC>*>(px + (r + int64_t(u) * rows) * geo.channels);
-    }
-
+// Mean and 1/sigma of each of the tile's groups from their chunk partials (one warp a group), into shared memory.
+__device__ inline void merge_tile_stats(const Work& wk, const Geometry& geo, const float* __restrict__ ws, float eps,
+                                        float* sh_mean, float* sh_rstd) {
     const int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
     for (int64_t gl = warp; gl < wk.groups; gl += kWarps) {
         const float* pw = ws + (wk.image * geo.groups + wk.g0 + gl) * geo.chunks * 3;
@@ -209,41 +188,109 @@ __global__ void __launch_bounds__(kThreads)
         w = warp_reduce(w);
         if (lane == 0) {
             const float var = w.n > 0.f ? fmaxf(__fdividef(w.m2, w.n), 0.f) : 0.f;
-            sh_stats[0][gl] = w.mean;
-            sh_stats[1][gl] = rsqrtf(var + eps);
+            sh_mean[gl] = w.mean;
+            sh_rstd[gl] = rsqrtf(var + eps);
         }
     }
-    __syncthreads();
-    if (!active) return;
+}
 
-    // Per-channel affine of the thread's column, once: y = x * a + b.
-    float a[VEC], b[VEC];
-    const auto ib = load_input_bias<T, VEC, INBIAS>(in_bias, wk.image * geo.input_bias_stride + c);
+// The per-channel affine of a thread's column (first channel c), once: y = x * a + b.
+template <typename W, int VEC>
+__device__ inline void channel_affine(const W* __restrict__ weight, const W* __restrict__ bias, int64_t c, int col,
+                                      const Geometry& geo, const float* sh_mean, const float* sh_rstd,
+                                      float (&a)[VEC], float (&b)[VEC]) {
 #pragma unroll
     for (int i = 0; i < VEC; ++i) {
         const int64_t gl = (int64_t(col) * VEC + i) / geo.cg;
-        const float mean = sh_stats[0][gl], rstd = sh_stats[1][gl];
-        a[i] = rstd * (weight ? to_float(weight[c + i]) : 1.f);
-        b[i] = (bias ? to_float(bias[c + i]) : 0.f) - mean * a[i];
+        a[i] = sh_rstd[gl] * (weight ? to_float(weight[c + i]) : 1.f);
+        b[i] = (bias ? to_float(bias[c + i]) : 0.f) - sh_mean[gl] * a[i];
     }
+}
 
+template <typename T, int VEC, bool SILU>
+__device__ inline Pack<T, VEC> normalize(const Pack<T, VEC>& pk, const float (&a)[VEC], const float (&b)[VEC]) {
+    Pack<T, VEC> out;
+#pragma unroll
+    for (int i = 0; i < VEC; ++i) {
+        float v = fmaf(to_float(pk.v[i]), a[i], b[i]);
+        // SiLU with the approximate divide (2 ulp; 0 where exp(-v) overflows, as the limit is): the correctly
+        // rounded reciprocal's extra steps cost 1-3 % of the passes. Rounded to fp16/bf16, the two differ by one
+        // rounding step in a small fraction of the outputs.
+        if (SILU) v = __fdividef(v, 1.f + __expf(-v));
+        out.v[i] = from_float<T>(v);
+    }
+    return out;
+}
+
+template <typename T, int VEC, bool INBIAS>
+__global__ void __launch_bounds__(kThreads)
+    group_norm_nhwc_stats(const T* __restrict__ x, const T* __restrict__ in_bias, Geometry geo,
+                          float* __restrict__ ws) {
+    __shared__ float sh[kPartialsFloats<VEC>];
+    const Work wk = block_work(geo);
+    const Lane ln = thread_lane<VEC>(wk, geo);
+    const int rows = geo.rows_per_pass;
+    float count = 0.f, mean[VEC], m2[VEC];
+#pragma unroll
+    for (int i = 0; i < VEC; ++i) mean[i] = m2[i] = 0.f;
+    if (ln.active) {
+        const int64_t c0 = wk.g0 * geo.cg + int64_t(ln.col) * VEC;
+        const auto ib = load_input_bias<T, VEC, INBIAS>(in_bias, wk.image * geo.input_bias_stride + c0);
+        const T* p = x + wk.image * geo.pixels * geo.channels + c0;
+        for (int64_t r = wk.row0 + ln.prow; r < wk.row1; r += int64_t(rows) * kUnroll) {
+            Pack<T, VEC> pk[kUnroll];
+            int n = 0;
+#pragma unroll
+            for (int u = 0; u < kUnroll; ++u)
+                if (r + int64_t(u) * rows < wk.row1) {
+                    pk[u] = *reinterpret_cast<const Pack<T, VEC>*>(p + (r + int64_t(u) * rows) * geo.channels);
+                    ++n;
+                }
+#pragma unroll
+            for (int u = 0; u < kUnroll; ++u) add_input_bias<T, VEC, INBIAS>(pk[u], ib);
+            accumulate_step(pk, n, count, mean, m2);
+        }
+    }
+    write_block_partials<VEC>(count, mean, m2, wk, geo, sh, ws);
+}
+
+template <typename T, typename W, int VEC, bool SILU, bool INBIAS>
+__global__ void __launch_bounds__(kThreads)
+    group_norm_nhwc_apply(const T* __restrict__ x, T* __restrict__ y, const W* __restrict__ weight,
+                          const W* __restrict__ bias, const T* __restrict__ in_bias, Geometry geo,
+                          const float* __restrict__ ws, float eps) {
+    __shared__ float sh_stats[2][kThreads * VEC];  // mean and rstd per group of the tile (<= its channels)
+    const Work wk = block_work(geo);
+    const Lane ln = thread_lane<VEC>(wk, geo);
+    const int rows = geo.rows_per_pass;
+    const int64_t c = wk.g0 * geo.cg + int64_t(ln.col) * VEC;  // the thread's first channel
+    const int64_t off = wk.image * geo.pixels * geo.channels + c;
+    const T* px = x + off;
+    T* py = y + off;
+
+    // The first loads go out before the merge, so they overlap it.
+    int64_t r = wk.row0 + ln.prow;
+    Pack<T, VEC> pk[kUnroll];
+    if (ln.active) {
+#pragma unroll
+        for (int u = 0; u < kUnroll; ++u)
+            if (r + int64_t(u) * rows < wk.row1)
+                pk[u] = *reinterpret_cast<const Pack<T, VEC>*>(px + (r + int64_t(u) * rows) * geo.channels);
+    }
+    merge_tile_stats(wk, geo, ws, eps, sh_stats[0], sh_stats[1]);
+    __syncthreads();
+    if (!ln.active) return;
+
+    float a[VEC], b[VEC];
+    channel_affine<W, VEC>(weight, bias, c, ln.col, geo, sh_stats[0], sh_stats[1], a, b);
+    const auto ib = load_input_bias<T, VEC, INBIAS>(in_bias, wk.image * geo.input_bias_stride + c);
     while (r < wk.row1) {
 #pragma unroll
         for (int u = 0; u < kUnroll; ++u) {
             const int64_t rr = r + int64_t(u) * rows;
             if (rr >= wk.row1) break;
-            Pack<T, VEC> out;
             add_input_bias<T, VEC, INBIAS>(pk[u], ib);
-#pragma unroll
-            for (int i = 0; i < VEC; ++i) {
-                float v = fmaf(to_float(pk[u].v[i]), a[i], b[i]);
-                // SiLU with the approximate divide (2 ulp; 0 where exp(-v) overflows, as the limit is): the
-                // correctly rounded reciprocal's extra steps cost 1-3 % of the passes. Rounded to fp16/bf16, the
-                // two differ by one rounding step in a small fraction of the outputs.
-                if (SILU) v = __fdividef(v, 1.f + __expf(-v));
-                out.v[i] = from_float<T>(v);
-            }
-            *reinterpret_cast<Pack<T, VEC>*>(py + rr * geo.channels) = out;
+            *reinterpret_cast<Pack<T, VEC>*>(py + rr * geo.channels) = normalize<T, VEC, SILU>(pk[u], a, b);
         }
         r += int64_t(rows) * kUnroll;
 #pragma unroll
@@ -299,9 +346,9 @@ cudaError_t launch_typed(const GroupNormArgs& a, const Geometry& g) {
     const T* x = static_cast<const T*>(a.x);
     const T* ib = static_cast<const T*>(a.input_bias);
     T* y = static_cast<T*>(a.y);
-    group_norm_nhwc_stats<T, VEC, INBIAS><<<blocks, kThreads, 0, stream>>>(x, ib, g, a.workspace);
     const W* w = static_cast<const W*>(a.weight);
     const W* b = static_cast<const W*>(a.bias);
+    group_norm_nhwc_stats<T, VEC, INBIAS><<<blocks, kThreads, 0, stream>>>(x, ib, g, a.workspace);
     if (a.silu)
         group_norm_nhwc_apply<T, W, VEC, true, INBIAS>
             <<<blocks, kThreads, 0, stream>>>(x, y, w, b, ib, g, a.workspace, a.eps);

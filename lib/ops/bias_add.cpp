@@ -2,8 +2,13 @@
 
 #include "core/error.h"
 #include "ops/conv.h"
+#include "ops/kernel_switch.h"
 #include "ops/kernel_target.h"
 #include "ops/memory_layout.h"
+#include "ops/pad.h"
+
+#include <string>
+#include <utility>
 
 #if LSYNC_WITH_CUDA
 #include "channel_bias.h"
@@ -14,6 +19,8 @@
 namespace lsync::ops {
 
 namespace {
+
+KernelSwitch g_residual_pad_switch("LSYNC_RESIDUAL_PAD");
 
 #if LSYNC_WITH_CUDA
 // Whether the kernel serves y and bias: CUDA, the switch on, contiguous, one floating dtype, no gradient.
@@ -57,23 +64,46 @@ torch::Tensor& add_channel_bias_(torch::Tensor& y, const torch::Tensor& bias) {
     return y.add_(bias.reshape({1, -1, 1, 1}));
 }
 
-torch::Tensor& add_channel_bias_residual_(torch::Tensor& y, const torch::Tensor& bias, torch::Tensor residual,
-                                          const torch::Tensor& residual_bias) {
+namespace {
+
+#if LSYNC_WITH_CUDA
+// Whether the residual kernel takes y, its residual and biases in one channels_last pass.
+bool residual_kernel_serves(const torch::Tensor& y, const torch::Tensor& bias, const torch::Tensor& residual,
+                            const torch::Tensor& residual_bias) {
+    return is_channels_last_only(y) && is_channels_last_only(residual) &&
+           residual.scalar_type() == y.scalar_type() && residual.device() == y.device() &&
+           !(torch::GradMode::is_enabled() && residual.requires_grad()) &&
+           kernel_serves(y.permute({0, 2, 3, 1}), bias) &&
+           (!residual_bias.defined() || kernel_serves(y.permute({0, 2, 3, 1}), residual_bias));
+}
+
+kernels::ChannelBiasArgs residual_args(const torch::Tensor& y, const torch::Tensor& residual,
+                                       const torch::Tensor& residual_bias) {
+    kernels::ChannelBiasArgs a;
+    a.channels = y.size(1);
+    a.channels_inner = true;
+    a.rows = y.size(0) * y.size(2) * y.size(3);
+    a.residual = residual.data_ptr();
+    a.residual_bias = residual_bias.defined() ? residual_bias.data_ptr() : nullptr;
+    return a;
+}
+#endif
+
+void check_residual_shapes(const torch::Tensor& y, const torch::Tensor& bias, const torch::Tensor& residual,
+                           const torch::Tensor& residual_bias, const char* what) {
     LSYNC_CHECK(y.dim() == 4 && residual.sizes() == y.sizes() && bias.numel() == y.size(1) &&
                     (!residual_bias.defined() || residual_bias.numel() == y.size(1)),
-                ErrorCode::Internal, "add_channel_bias_residual_: y and the residual [N, C, H, W] with biases [C]");
+                ErrorCode::Internal, std::string(what) + ": y and the residual [N, C, H, W] with biases [C]");
+}
+
+}  // namespace
+
+torch::Tensor& add_channel_bias_residual_(torch::Tensor& y, const torch::Tensor& bias, torch::Tensor residual,
+                                          const torch::Tensor& residual_bias) {
+    check_residual_shapes(y, bias, residual, residual_bias, "add_channel_bias_residual_");
 #if LSYNC_WITH_CUDA
-    if (is_channels_last_only(y) && is_channels_last_only(residual) && residual.scalar_type() == y.scalar_type() &&
-        residual.device() == y.device() && !(torch::GradMode::is_enabled() && residual.requires_grad()) &&
-        kernel_serves(y.permute({0, 2, 3, 1}), bias) &&
-        (!residual_bias.defined() || kernel_serves(y.permute({0, 2, 3, 1}), residual_bias))) {
-        kernels::ChannelBiasArgs a;
-        a.channels = y.size(1);
-        a.channels_inner = true;
-        a.rows = y.size(0) * y.size(2) * y.size(3);
-        a.residual = residual.data_ptr();
-        a.residual_bias = residual_bias.defined() ? residual_bias.data_ptr() : nullptr;
-        launch(a, y, bias);
+    if (residual_kernel_serves(y, bias, residual, residual_bias)) {
+        launch(residual_args(y, residual, residual_bias), y, bias);
         return y;
     }
 #endif
@@ -81,6 +111,32 @@ torch::Tensor& add_channel_bias_residual_(torch::Tensor& y, const torch::Tensor&
     add_channel_bias_(y, bias);
     return y.add_(residual);
 }
+
+torch::Tensor add_channel_bias_residual_padded(torch::Tensor& y, const torch::Tensor& bias, torch::Tensor residual,
+                                               const torch::Tensor& residual_bias) {
+    check_residual_shapes(y, bias, residual, residual_bias, "add_channel_bias_residual_padded");
+#if LSYNC_WITH_CUDA
+    const int64_t n = y.size(0), h = y.size(2), w = y.size(3);
+    if (residual_pad_enabled() && residual_kernel_serves(y, bias, residual, residual_bias) &&
+        n * h * w < (int64_t(1) << 32)) {
+        const auto layout = y.options().memory_format(at::MemoryFormat::ChannelsLast);
+        auto out = torch::empty({n, y.size(1), h + 1, w + 1}, layout);
+        out.narrow(2, h, 1).zero_();
+        out.narrow(3, w, 1).zero_();
+        auto a = residual_args(y, residual, residual_bias);
+        a.out = out.data_ptr();
+        a.out_height = h;
+        a.out_width = w;
+        launch(a, y, bias);
+        return out;
+    }
+#endif
+    return pad_right_bottom(add_channel_bias_residual_(y, bias, std::move(residual), residual_bias));
+}
+
+bool residual_pad_enabled() { return g_residual_pad_switch.enabled(); }
+
+void set_residual_pad(bool enabled) { g_residual_pad_switch.set(enabled); }
 
 torch::Tensor& add_sample_bias_(torch::Tensor& y, const torch::Tensor& bias, int64_t samples_per_bias) {
     LSYNC_CHECK(y.dim() == 4 && bias.dim() == 2 && samples_per_bias > 0 && y.size(0) % samples_per_bias == 0 &&

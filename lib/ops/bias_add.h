@@ -4,6 +4,7 @@
 // results do not change.
 //   add_channel_bias_ a convolution's bias over an NCHW or channels_last output (ops::conv2d)
 //   add_channel_bias_residual_  the same and a residual after it, in the same pass (channels_last)
+//   add_channel_bias_residual_padded  that, written into a buffer padded right and bottom (a VAE downsampler's)
 //   add_sample_bias_  a per-(sample group, channel) bias: a UNet resnet's conv1 bias plus its batch entry's time
 //                     embedding, over the entry's frames, in one pass instead of a bias add and a 5-D broadcast
 //   add_row_bias_     a bias along the last dimension of a contiguous tensor: the motion modules' position
@@ -24,6 +25,19 @@ torch::Tensor& add_channel_bias_(torch::Tensor& y, const torch::Tensor& bias);
 /// must be a tensor of the caller's, e.g. the conv's output). Returns y.
 torch::Tensor& add_channel_bias_residual_(torch::Tensor& y, const torch::Tensor& bias, torch::Tensor residual,
                                           const torch::Tensor& residual_bias = {});
+
+/// add_channel_bias_residual_ with the result padded by one zero pixel right and bottom, [N, C, H + 1, W + 1]
+/// channels_last: the VAE encoder's last resnet before a Downsample2D, whose pad then costs no pass of its own.
+/// The kernel writes the sums straight into the padded buffer (only its new row and column are zeroed apart)
+/// where add_channel_bias_residual_'s one pass serves and LSYNC_RESIDUAL_PAD is not 0; otherwise that, then
+/// pad_right_bottom. Same values either way; y is scratch afterwards.
+torch::Tensor add_channel_bias_residual_padded(torch::Tensor& y, const torch::Tensor& bias, torch::Tensor residual,
+                                               const torch::Tensor& residual_bias = {});
+
+/// Whether add_channel_bias_residual_padded() writes into the padded buffer in its pass: true unless
+/// LSYNC_RESIDUAL_PAD=0 (read once), or as last set.
+bool residual_pad_enabled();
+void set_residual_pad(bool enabled);
 
 /// y[n, c, :, :] += bias[n / samples_per_bias, c] in place; y [N, C, H, W] contiguous, bias [N / samples_per_bias, C].
 torch::Tensor& add_sample_bias_(torch::Tensor& y, const torch::Tensor& bias, int64_t samples_per_bias);

@@ -47,7 +47,7 @@ std::pair<torch::Tensor, torch::Tensor> conv_bias_deferred(const torch::nn::Conv
     return {ops::conv2d_without_bias(conv, x), conv->bias};
 }
 
-torch::Tensor VAEResnetBlockImpl::forward(torch::Tensor x, const torch::Tensor& x_bias) {
+torch::Tensor VAEResnetBlockImpl::forward(torch::Tensor x, const torch::Tensor& x_bias, bool pad_output) {
     const bool fused = x.is_cuda() && ops::fused_bias_enabled();
     // x's pending bias rides on norm1's loads and on the residual pass, where norm1's kernel serves and no shortcut
     // conv needs the biased x as its input; otherwise it is added now. (Should the residual pass fall back to
@@ -68,15 +68,15 @@ torch::Tensor VAEResnetBlockImpl::forward(torch::Tensor x, const torch::Tensor& 
         h = ops::bias_group_norm_(h, conv1_->bias, norm2_->options.num_groups(), norm2_->weight, norm2_->bias,
                                   norm2_->options.eps(), /*silu=*/true);
         h = ops::conv2d(h, conv2_->weight, torch::Tensor(), 1, 1);
-        if (conv_shortcut_) {
-            auto [shortcut, shortcut_bias] = conv_bias_deferred(conv_shortcut_, x);
-            return ops::add_channel_bias_residual_(h, conv2_->bias, shortcut, shortcut_bias);
-        }
-        return ops::add_channel_bias_residual_(h, conv2_->bias, x, defer_input_bias ? x_bias : torch::Tensor());
+        auto [residual, residual_bias] = conv_shortcut_ ? conv_bias_deferred(conv_shortcut_, x)
+                                                        : std::pair{x, defer_input_bias ? x_bias : torch::Tensor()};
+        if (pad_output) return ops::add_channel_bias_residual_padded(h, conv2_->bias, residual, residual_bias);
+        return ops::add_channel_bias_residual_(h, conv2_->bias, residual, residual_bias);
     }
     auto h = ops::conv2d(conv1_, group_norm_silu(norm1_, x));
     h = ops::conv2d(conv2_, group_norm_silu(norm2_, h));
-    return (conv_shortcut_ ? ops::conv2d(conv_shortcut_, x) : x) + h;
+    h = (conv_shortcut_ ? ops::conv2d(conv_shortcut_, x) : x) + h;
+    return pad_output ? ops::pad_right_bottom(h) : h;
 }
 
 VAEAttentionImpl::VAEAttentionImpl(int64_t channels, int64_t groups) : ctx_(ops::default_attention_context()) {
@@ -156,8 +156,10 @@ DownEncoderBlockImpl::DownEncoderBlockImpl(int64_t in_channels, int64_t out_chan
 }
 
 torch::Tensor DownEncoderBlockImpl::forward(torch::Tensor x, const torch::Tensor& x_bias) {
-    for (size_t i = 0; i < resnets_.size(); ++i) x = resnets_[i](x, i == 0 ? x_bias : torch::Tensor());
-    if (down_conv_) x = ops::conv2d(down_conv_, ops::pad_right_bottom(x));
+    // The last resnet writes its output padded for the downsampler's conv (Downsample2D's pad, in its pass).
+    for (size_t i = 0; i < resnets_.size(); ++i)
+        x = resnets_[i](x, i == 0 ? x_bias : torch::Tensor(), down_conv_ && i + 1 == resnets_.size());
+    if (down_conv_) x = ops::conv2d(down_conv_, resnets_.empty() ? ops::pad_right_bottom(x) : x);
     return x;
 }
 

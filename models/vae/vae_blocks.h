@@ -31,7 +31,9 @@ public:
     /// With `x_bias` ([C]), x is a conv's output still without that bias: where the block reads x (norm1 and the
     /// residual) it adds the bias as it loads, on CUDA's fused route, so the biased x is not written; elsewhere
     /// the bias is added to x in place (x must be a tensor of the caller's, free to change). The same values.
-    torch::Tensor forward(torch::Tensor x, const torch::Tensor& x_bias = {});
+    /// `pad_output`: return the block's output padded by one zero pixel right and bottom, [N, C, H + 1, W + 1]
+    /// (the Downsample2D pad of the block after it), written there by the residual pass where its kernel serves.
+    torch::Tensor forward(torch::Tensor x, const torch::Tensor& x_bias = {}, bool pad_output = false);
 
 private:
     torch::nn::GroupNorm norm1_{nullptr}, norm2_{nullptr};
