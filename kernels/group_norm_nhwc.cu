@@ -300,6 +300,54 @@ __global__ void __launch_bounds__(kThreads)
     }
 }
 
+// A VAE resnet's residual pass with the statistics pass of the norm that reads its output: y = (r + rbias) + (y +
+// bias) in place (channel_bias.cu's sums, each rounded as its own add stores it), and the Welford partials of the
+// stored sums over the statistics pass's own walk (same geometry, rows and order), so the workspace holds the
+// bits group_norm_nhwc_stats would have written reading y back. Saves that pass's read of y.
+template <typename T, int VEC, bool RESBIAS>
+__global__ void __launch_bounds__(kThreads)
+    residual_stats(T* __restrict__ y, const T* __restrict__ bias, const T* __restrict__ r,
+                   const T* __restrict__ rbias, Geometry geo, float* __restrict__ ws) {
+    __shared__ float sh[kPartialsFloats<VEC>];
+    const Work wk = block_work(geo);
+    const Lane ln = thread_lane<VEC>(wk, geo);
+    const int rows = geo.rows_per_pass;
+    float count = 0.f, mean[VEC], m2[VEC];
+#pragma unroll
+    for (int i = 0; i < VEC; ++i) mean[i] = m2[i] = 0.f;
+    if (ln.active) {
+        const int64_t c0 = wk.g0 * geo.cg + int64_t(ln.col) * VEC;
+        const auto b = load_input_bias<T, VEC, true>(bias, c0);
+        const auto rb = load_input_bias<T, VEC, RESBIAS>(rbias, c0);
+        const int64_t off = wk.image * geo.pixels * geo.channels + c0;
+        T* py = y + off;
+        const T* pr = r + off;
+        for (int64_t row = wk.row0 + ln.prow; row < wk.row1; row += int64_t(rows) * kUnroll) {
+            Pack<T, VEC> pk[kUnroll], res[kUnroll];
+            int n = 0;
+#pragma unroll
+            for (int u = 0; u < kUnroll; ++u)
+                if (row + int64_t(u) * rows < wk.row1) {
+                    const int64_t at = (row + int64_t(u) * rows) * geo.channels;
+                    pk[u] = *reinterpret_cast<const Pack<T, VEC>*>(py + at);
+                    res[u] = *reinterpret_cast<const Pack<T, VEC>*>(pr + at);
+                    ++n;
+                }
+#pragma unroll
+            for (int u = 0; u < kUnroll; ++u)
+                if (u < n) {
+                    add_in_place(pk[u], b);
+                    add_input_bias<T, VEC, RESBIAS>(res[u], rb);
+                    add_in_place(res[u], pk[u]);  // r + (y + bias): the same sum in either operand order
+                    pk[u] = res[u];
+                    *reinterpret_cast<Pack<T, VEC>*>(py + (row + int64_t(u) * rows) * geo.channels) = pk[u];
+                }
+            accumulate_step(pk, n, count, mean, m2);
+        }
+    }
+    write_block_partials<VEC>(count, mean, m2, wk, geo, sh, ws);
+}
+
 int64_t ceil_div(int64_t a, int64_t b) { return (a + b - 1) / b; }
 
 
@@ -339,8 +387,11 @@ bool make_geometry(const GroupNormArgs& a, int vec, Geometry& g) {
     return true;
 }
 
+// Which of the two passes a launch runs: both, or the apply pass alone on statistics taken ahead (residual_stats).
+enum class Passes { Both, ApplyOnly };
+
 template <typename T, typename W, int VEC, bool INBIAS>
-cudaError_t launch_typed(const GroupNormArgs& a, const Geometry& g) {
+cudaError_t launch_typed(const GroupNormArgs& a, const Geometry& g, Passes passes) {
     const auto stream = static_cast<cudaStream_t>(a.stream);
     const auto blocks = static_cast<unsigned>(a.batch * g.tiles * g.chunks);
     const T* x = static_cast<const T*>(a.x);
@@ -348,7 +399,8 @@ cudaError_t launch_typed(const GroupNormArgs& a, const Geometry& g) {
     T* y = static_cast<T*>(a.y);
     const W* w = static_cast<const W*>(a.weight);
     const W* b = static_cast<const W*>(a.bias);
-    group_norm_nhwc_stats<T, VEC, INBIAS><<<blocks, kThreads, 0, stream>>>(x, ib, g, a.workspace);
+    if (passes == Passes::Both)
+        group_norm_nhwc_stats<T, VEC, INBIAS><<<blocks, kThreads, 0, stream>>>(x, ib, g, a.workspace);
     if (a.silu)
         group_norm_nhwc_apply<T, W, VEC, true, INBIAS>
             <<<blocks, kThreads, 0, stream>>>(x, y, w, b, ib, g, a.workspace, a.eps);
@@ -359,19 +411,56 @@ cudaError_t launch_typed(const GroupNormArgs& a, const Geometry& g) {
 }
 
 template <typename T, typename W, int VEC>
-cudaError_t launch_bias(const GroupNormArgs& a, const Geometry& g) {
-    return a.input_bias ? launch_typed<T, W, VEC, true>(a, g) : launch_typed<T, W, VEC, false>(a, g);
+cudaError_t launch_bias(const GroupNormArgs& a, const Geometry& g, Passes p) {
+    return a.input_bias ? launch_typed<T, W, VEC, true>(a, g, p) : launch_typed<T, W, VEC, false>(a, g, p);
 }
 
 template <typename T, typename W>
-cudaError_t launch_vec(const GroupNormArgs& a, const Geometry& g, int vec) {
+cudaError_t launch_vec(const GroupNormArgs& a, const Geometry& g, int vec, Passes p) {
     constexpr int kVec = 16 / sizeof(T);
-    return vec == kVec ? launch_bias<T, W, kVec>(a, g) : launch_bias<T, W, 1>(a, g);
+    return vec == kVec ? launch_bias<T, W, kVec>(a, g, p) : launch_bias<T, W, 1>(a, g, p);
 }
 
 template <typename T>
-cudaError_t launch_affine(const GroupNormArgs& a, const Geometry& g, int vec) {
-    return a.affine_fp32 ? launch_vec<T, float>(a, g, vec) : launch_vec<T, T>(a, g, vec);
+cudaError_t launch_affine(const GroupNormArgs& a, const Geometry& g, int vec, Passes p) {
+    return a.affine_fp32 ? launch_vec<T, float>(a, g, vec, p) : launch_vec<T, T>(a, g, vec, p);
+}
+
+template <typename T, int VEC>
+cudaError_t launch_residual_stats_vec(const GroupNormArgs& a, const Geometry& g, const ResidualSums& r) {
+    const auto blocks = static_cast<unsigned>(a.batch * g.tiles * g.chunks);
+    const auto stream = static_cast<cudaStream_t>(a.stream);
+    auto* y = static_cast<T*>(r.sums);
+    const auto* b = static_cast<const T*>(r.bias);
+    const auto* res = static_cast<const T*>(r.residual);
+    const auto* rb = static_cast<const T*>(r.residual_bias);
+    if (rb)
+        residual_stats<T, VEC, true><<<blocks, kThreads, 0, stream>>>(y, b, res, rb, g, a.workspace);
+    else
+        residual_stats<T, VEC, false><<<blocks, kThreads, 0, stream>>>(y, b, res, rb, g, a.workspace);
+    return cudaGetLastError();
+}
+
+template <typename T>
+cudaError_t launch_residual_stats(const GroupNormArgs& a, const Geometry& g, int vec, const ResidualSums& r) {
+    constexpr int kVec = 16 / sizeof(T);
+    return vec == kVec ? launch_residual_stats_vec<T, kVec>(a, g, r) : launch_residual_stats_vec<T, 1>(a, g, r);
+}
+
+// Both passes, or the apply pass alone, of a checked call (fused_group_norm.cu's launch has checked
+// group_norm_unsupported() and the pointers).
+std::string launch_passes(const GroupNormArgs& a, Passes passes) {
+    const int vec = vector_width(a);
+    Geometry g;
+    if (!make_geometry(a, vec, g)) return "group_norm_nhwc: no tile holds a whole group";
+    cudaError_t err = cudaSuccess;
+    switch (a.dtype) {
+        case ElementType::Float32: err = launch_vec<float, float>(a, g, vec, passes); break;
+        case ElementType::Float16: err = launch_affine<__half>(a, g, vec, passes); break;
+        case ElementType::BFloat16: err = launch_affine<__nv_bfloat16>(a, g, vec, passes); break;
+    }
+    if (err != cudaSuccess) return std::string("group_norm_nhwc kernel: ") + cudaGetErrorString(err);
+    return {};
 }
 
 }  // namespace
@@ -393,18 +482,26 @@ int64_t group_norm_workspace_floats(const GroupNormArgs& a) {
     return a.batch * a.groups * g.chunks * 3;
 }
 
-std::string group_norm_launch(const GroupNormArgs& a) {
-    // fused_group_norm.cu's launch has checked group_norm_unsupported() and the pointers.
+std::string group_norm_launch(const GroupNormArgs& a) { return launch_passes(a, Passes::Both); }
+
+std::string group_norm_apply_launch(const GroupNormArgs& a) { return launch_passes(a, Passes::ApplyOnly); }
+
+std::string residual_stats_launch(const GroupNormArgs& a, const ResidualSums& r) {
+    if (!a.workspace || !r.sums || !r.bias || !r.residual || a.x != r.sums) return "residual statistics: null pointer";
+    if (a.input_bias) return "residual statistics: the norm of the sums takes no input bias";
+    // The apply pass's geometry: its vector width is that of x (the sums) and y (a fresh, aligned tensor); the
+    // residual must allow the same width.
     const int vec = vector_width(a);
+    if (vec > 1 && reinterpret_cast<uintptr_t>(r.residual) % 16 != 0) return "residual statistics: misaligned residual";
     Geometry g;
-    if (!make_geometry(a, vec, g)) return "group_norm_nhwc: no tile holds a whole group";
+    if (!make_geometry(a, vec, g)) return "residual statistics: no tile holds a whole group";
     cudaError_t err = cudaSuccess;
     switch (a.dtype) {
-        case ElementType::Float32: err = launch_vec<float, float>(a, g, vec); break;
-        case ElementType::Float16: err = launch_affine<__half>(a, g, vec); break;
-        case ElementType::BFloat16: err = launch_affine<__nv_bfloat16>(a, g, vec); break;
+        case ElementType::Float32: err = launch_residual_stats<float>(a, g, vec, r); break;
+        case ElementType::Float16: err = launch_residual_stats<__half>(a, g, vec, r); break;
+        case ElementType::BFloat16: err = launch_residual_stats<__nv_bfloat16>(a, g, vec, r); break;
     }
-    if (err != cudaSuccess) return std::string("group_norm_nhwc kernel: ") + cudaGetErrorString(err);
+    if (err != cudaSuccess) return std::string("residual statistics kernel: ") + cudaGetErrorString(err);
     return {};
 }
 

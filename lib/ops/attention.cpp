@@ -130,7 +130,21 @@ torch::Tensor standard_attention_half_logits(const AttentionInputs& in, int64_t 
     return out.view({b, h, lq, in.v.size(3)});
 }
 
+// Heads wider than any fused kernel holds (FlashAttention-2 and cuDNN's stop at 256 channels): the VAE's mid-block
+// attention, one head of 512. ATen then runs its memory-efficient kernel (0.24 ms of a 16-image 256 px encode on
+// an H200); two batched GEMMs around a softmax of fp16 logits made that encode 0.2 ms and the 512 px one 2.3 ms
+// faster (docs/performance-notes.md section 26). LSYNC_WIDE_HEAD_GEMMS=0 keeps the fused kernel.
+KernelSwitch g_wide_head_switch("LSYNC_WIDE_HEAD_GEMMS");
+
+bool wide_head_gemms_serve(const AttentionInputs& in) {
+    return g_wide_head_switch.enabled() && in.q.dim() == 4 && in.q.size(-1) > 256 && half_logits_serve(in);
+}
+
 }  // namespace
+
+bool wide_head_gemms_enabled() { return g_wide_head_switch.enabled(); }
+
+void set_wide_head_gemms(bool enabled) { g_wide_head_switch.set(enabled); }
 
 bool standard_half_logits_enabled() { return g_half_logits.enabled(); }
 
@@ -166,6 +180,7 @@ torch::Tensor sdpa_attention(const AttentionInputs& in, SdpaKernel kernel) {
 torch::Tensor flash_attention(const AttentionInputs& in, SdpaKernel kernel) {
     // Sequences of at most 16 (the motion modules' frames): our kernel; everything else: SDPA.
     if (short_attention_serves(in)) return short_attention(in);
+    if (wide_head_gemms_serve(in)) return standard_attention_half_logits(in, 4096);
     return sdpa_attention(in, kernel);
 }
 

@@ -98,6 +98,21 @@ void check_residual_shapes(const torch::Tensor& y, const torch::Tensor& bias, co
 
 }  // namespace
 
+bool residual_pass_serves(const torch::Tensor& y, const torch::Tensor& bias, const torch::Tensor& residual,
+                          const torch::Tensor& residual_bias) {
+#if LSYNC_WITH_CUDA
+    return y.dim() == 4 && residual.sizes() == y.sizes() && bias.numel() == y.size(1) &&
+           (!residual_bias.defined() || residual_bias.numel() == y.size(1)) &&
+           residual_kernel_serves(y, bias, residual, residual_bias);
+#else
+    (void)y;
+    (void)bias;
+    (void)residual;
+    (void)residual_bias;
+    return false;
+#endif
+}
+
 torch::Tensor& add_channel_bias_residual_(torch::Tensor& y, const torch::Tensor& bias, torch::Tensor residual,
                                           const torch::Tensor& residual_bias) {
     check_residual_shapes(y, bias, residual, residual_bias, "add_channel_bias_residual_");

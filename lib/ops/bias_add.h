@@ -26,6 +26,10 @@ torch::Tensor& add_channel_bias_(torch::Tensor& y, const torch::Tensor& bias);
 torch::Tensor& add_channel_bias_residual_(torch::Tensor& y, const torch::Tensor& bias, torch::Tensor residual,
                                           const torch::Tensor& residual_bias = {});
 
+/// Whether add_channel_bias_residual_(y, bias, residual, residual_bias) runs as our one channels_last pass.
+bool residual_pass_serves(const torch::Tensor& y, const torch::Tensor& bias, const torch::Tensor& residual,
+                          const torch::Tensor& residual_bias = {});
+
 /// add_channel_bias_residual_ with the result padded by one zero pixel right and bottom, [N, C, H + 1, W + 1]
 /// channels_last: the VAE encoder's last resnet before a Downsample2D, whose pad then costs no pass of its own.
 /// The kernel writes the sums straight into the padded buffer (only its new row and column are zeroed apart)

@@ -8,9 +8,11 @@
 #include "ops/kernel_target.h"
 
 #include <climits>
+#include <cstdint>
 
 #if LSYNC_WITH_CUDA
 #include "fused_group_norm.h"
+#include "group_norm_nhwc.h"
 
 #include <c10/cuda/CUDAGuard.h>
 #endif
@@ -20,6 +22,7 @@ namespace lsync::ops {
 namespace {
 
 KernelSwitch g_group_norm_switch("LSYNC_FUSED_GROUPNORM");
+KernelSwitch g_residual_stats_switch("LSYNC_RESIDUAL_STATS", false);
 
 #if LSYNC_WITH_CUDA
 bool frames_outer_layout(const torch::Tensor& x) {
@@ -112,10 +115,10 @@ std::string group_norm_fused_unsupported(const torch::Tensor& x, int64_t groups,
 #if LSYNC_WITH_CUDA
 namespace {
 
-// Fills in the affine, numerics and device fields of `a` (layout and pointers set by the caller) and runs both
-// passes on x's current stream.
-void launch_fused(kernels::GroupNormArgs& a, const torch::Tensor& weight, const torch::Tensor& bias, double eps,
-                  bool silu, const torch::Tensor& x) {
+// Fills in the affine, numerics and device fields of `a` (layout and pointers set by the caller) and checks
+// that the kernels take the call.
+void fill_launch_args(kernels::GroupNormArgs& a, const torch::Tensor& weight, const torch::Tensor& bias, double eps,
+                      bool silu, const torch::Tensor& x) {
     a.weight = weight.defined() ? weight.data_ptr() : nullptr;
     a.bias = bias.defined() ? bias.data_ptr() : nullptr;
     a.affine_fp32 = weight.defined() && weight.scalar_type() == torch::kFloat;
@@ -127,6 +130,12 @@ void launch_fused(kernels::GroupNormArgs& a, const torch::Tensor& weight, const 
     a.stream = target.stream;
     const auto unsupported = kernels::group_norm_unsupported(a);
     LSYNC_CHECK(unsupported.empty(), ErrorCode::Backend, "fused GroupNorm: " + unsupported);
+}
+
+// Both passes on x's current stream.
+void launch_fused(kernels::GroupNormArgs& a, const torch::Tensor& weight, const torch::Tensor& bias, double eps,
+                  bool silu, const torch::Tensor& x) {
+    fill_launch_args(a, weight, bias, eps, silu, x);
     auto workspace = torch::empty({kernels::group_norm_workspace_floats(a)}, x.options().dtype(torch::kFloat));
     a.workspace = workspace.data_ptr<float>();
     const auto err = kernels::group_norm_launch(a);
@@ -259,6 +268,60 @@ torch::Tensor group_norm(const torch::Tensor& x, int64_t groups, const torch::Te
     }
 #endif
     return group_norm_reference(x, groups, weight, bias, eps, silu);
+}
+
+bool residual_stats_enabled() { return g_residual_stats_switch.enabled(); }
+
+void set_residual_stats(bool enabled) { g_residual_stats_switch.set(enabled); }
+
+NormStats add_channel_bias_residual_stats_(torch::Tensor& y, const torch::Tensor& bias, const torch::Tensor& residual,
+                                           const torch::Tensor& residual_bias, int64_t groups) {
+#if LSYNC_WITH_CUDA
+    // Both 16-byte aligned, so the fused pass walks y with the vector width the norm's second pass will use.
+    const auto aligned = [](const torch::Tensor& t) { return reinterpret_cast<uintptr_t>(t.data_ptr()) % 16 == 0; };
+    if (residual_stats_enabled() && fused_group_norm_enabled() && residual_pass_serves(y, bias, residual, residual_bias) &&
+        aligned(y) && aligned(residual) && group_norm_fused_unsupported(y, groups, {}, {}).empty()) {
+        const c10::cuda::CUDAGuard device_guard(y.device());
+        auto a = channels_last_args(y, groups);
+        fill_launch_args(a, {}, {}, 0.0, false, y);
+        NormStats stats{torch::empty({kernels::group_norm_workspace_floats(a)}, y.options().dtype(torch::kFloat)),
+                        groups, y.data_ptr()};
+        a.workspace = stats.workspace.data_ptr<float>();
+        kernels::nhwc::ResidualSums sums;
+        sums.sums = y.data_ptr();
+        sums.bias = bias.data_ptr();
+        sums.residual = residual.data_ptr();
+        sums.residual_bias = residual_bias.defined() ? residual_bias.data_ptr() : nullptr;
+        const auto err = kernels::nhwc::residual_stats_launch(a, sums);
+        LSYNC_CHECK(err.empty(), ErrorCode::Backend, err);
+        return stats;
+    }
+#endif
+    (void)groups;
+    add_channel_bias_residual_(y, bias, residual, residual_bias);
+    return {};
+}
+
+torch::Tensor group_norm_with_stats(const torch::Tensor& x, const NormStats& stats, int64_t groups,
+                                    const torch::Tensor& weight, const torch::Tensor& bias, double eps, bool silu) {
+#if LSYNC_WITH_CUDA
+    if (stats.workspace.defined() && stats.groups == groups && stats.of == x.data_ptr() &&
+        fused_group_norm_enabled() && is_channels_last_only(x) &&
+        group_norm_fused_unsupported(x, groups, weight, bias).empty()) {
+        const c10::cuda::CUDAGuard device_guard(x.device());
+        auto y = torch::empty(x.sizes(), x.options().memory_format(at::MemoryFormat::ChannelsLast));
+        auto a = channels_last_args(x, groups);
+        a.y = y.data_ptr();
+        fill_launch_args(a, weight, bias, eps, silu, x);
+        LSYNC_CHECK(kernels::group_norm_workspace_floats(a) == stats.workspace.numel(), ErrorCode::Internal,
+                    "group_norm_with_stats: statistics of another geometry");
+        a.workspace = stats.workspace.data_ptr<float>();
+        const auto err = kernels::nhwc::group_norm_apply_launch(a);
+        LSYNC_CHECK(err.empty(), ErrorCode::Backend, err);
+        return y;
+    }
+#endif
+    return group_norm(x, groups, weight, bias, eps, silu);
 }
 
 }  // namespace lsync::ops

@@ -45,6 +45,32 @@ torch::Tensor group_norm_sample_bias(const torch::Tensor& x, const torch::Tensor
                                     const torch::Tensor& weight, const torch::Tensor& bias, double eps,
                                     bool silu = false);
 
+/// The statistics of a GroupNorm taken ahead, by the pass that wrote its input (add_channel_bias_residual_stats_).
+struct NormStats {
+    torch::Tensor workspace;     ///< the kernel's first-pass partials; undefined: none were taken
+    int64_t groups = 0;
+    const void* of = nullptr;    ///< the data of the tensor they describe
+};
+
+/// add_channel_bias_residual_ (ops/bias_add.h) that, on CUDA where its one pass and the channels-last GroupNorm
+/// serve and LSYNC_RESIDUAL_STATS=1, also takes the first pass of GroupNorm(groups) of the sums it writes (a VAE
+/// resnet's output, for the next resnet's norm1): one read of the sums less. Elsewhere the plain add, and no
+/// statistics.
+NormStats add_channel_bias_residual_stats_(torch::Tensor& y, const torch::Tensor& bias, const torch::Tensor& residual,
+                                           const torch::Tensor& residual_bias, int64_t groups);
+
+/// group_norm() of x on the statistics in `stats` when they are x's (taken of x's data with these groups, x
+/// unchanged since) and the kernel serves the call: the second pass alone, the same bits as group_norm().
+/// Otherwise group_norm().
+torch::Tensor group_norm_with_stats(const torch::Tensor& x, const NormStats& stats, int64_t groups,
+                                    const torch::Tensor& weight, const torch::Tensor& bias, double eps,
+                                    bool silu = false);
+
+/// Whether add_channel_bias_residual_stats_ takes statistics: off unless LSYNC_RESIDUAL_STATS=1 (read once) until
+/// a GPU measurement decides, or as last set.
+bool residual_stats_enabled();
+void set_residual_stats(bool enabled);
+
 /// The unfused ATen path (at::group_norm, then at::silu): what group_norm() does on the CPU.
 torch::Tensor group_norm_reference(const torch::Tensor& x, int64_t groups, const torch::Tensor& weight,
                                    const torch::Tensor& bias, double eps, bool silu = false);

@@ -16,9 +16,10 @@ namespace lsync::ops {
 
 namespace {
 
-// Off: on an H200 it took 0.2-0.3 ms of device time off a 256 px encode, but the wall clock moved inside the
-// noise (docs/performance-notes.md section 25).
-KernelSwitch g_im2col_switch("LSYNC_IM2COL_CONV", false);
+// On an H200 it takes 0.2-0.3 ms of device time off a 16-image 256 px encode (section 25 of
+// docs/performance-notes.md); with the VAE's attention as GEMMs the wall clock showed it too (section 26: 10.1 /
+// 10.2 -> 9.9 / 10.0 ms, 512 px 41.3 / 41.6 -> 40.7 / 40.5). LSYNC_IM2COL_CONV=0 keeps cuDNN's kernel.
+KernelSwitch g_im2col_switch("LSYNC_IM2COL_CONV");
 
 constexpr int64_t kMaxInputChannels = 7;  // 63 taps: a patch row of at most 64 columns
 

@@ -1,5 +1,6 @@
 #include "vae/vae_blocks.h"
 
+#include "core/error.h"
 #include "ops/bias_add.h"
 #include "ops/conv.h"
 #include "ops/group_norm.h"
@@ -8,6 +9,7 @@
 #include "ops/tile_transpose.h"
 
 #include <string>
+#include <tuple>
 #include <utility>
 
 namespace lsync::models {
@@ -47,7 +49,16 @@ std::pair<torch::Tensor, torch::Tensor> conv_bias_deferred(const torch::nn::Conv
     return {ops::conv2d_without_bias(conv, x), conv->bias};
 }
 
-torch::Tensor VAEResnetBlockImpl::forward(torch::Tensor x, const torch::Tensor& x_bias, bool pad_output) {
+torch::Tensor VAEResnetBlockImpl::forward(torch::Tensor x, const torch::Tensor& x_bias) {
+    Link link;
+    link.x_bias = x_bias;
+    return forward_linked(std::move(x), link).first;
+}
+
+std::pair<torch::Tensor, ops::NormStats> VAEResnetBlockImpl::forward_linked(torch::Tensor x, const Link& link) {
+    const torch::Tensor& x_bias = link.x_bias;
+    LSYNC_CHECK(!(x_bias.defined() && link.x_stats.workspace.defined()), ErrorCode::Internal,
+                "VAE resnet: statistics of x are of the biased x, which is never written");
     const bool fused = x.is_cuda() && ops::fused_bias_enabled();
     // x's pending bias rides on norm1's loads and on the residual pass, where norm1's kernel serves and no shortcut
     // conv needs the biased x as its input; otherwise it is added now. (Should the residual pass fall back to
@@ -60,9 +71,13 @@ torch::Tensor VAEResnetBlockImpl::forward(torch::Tensor x, const torch::Tensor& 
         // The conv biases ride on the passes after them: conv1's is added as norm2 loads its input, conv2's with
         // the shortcut (and the shortcut conv's bias) in one pass. Two reads and writes of the block's activations
         // less than a bias pass per conv; the same values (each sum rounded as the separate adds would store it).
-        auto n1 = defer_input_bias ? ops::bias_group_norm_(x, x_bias, norm1_->options.num_groups(), norm1_->weight,
-                                                           norm1_->bias, norm1_->options.eps(), /*silu=*/true)
-                                   : group_norm_silu(norm1_, x);
+        // That residual pass may also write the output padded for a downsampler, or take the next norm's
+        // statistics as it writes.
+        const auto groups = norm1_->options.num_groups();
+        auto n1 = defer_input_bias ? ops::bias_group_norm_(x, x_bias, groups, norm1_->weight, norm1_->bias,
+                                                           norm1_->options.eps(), /*silu=*/true)
+                                   : ops::group_norm_with_stats(x, link.x_stats, groups, norm1_->weight,
+                                                                norm1_->bias, norm1_->options.eps(), /*silu=*/true);
         auto h = ops::conv2d(n1, conv1_->weight, torch::Tensor(), 1, 1);
         n1 = torch::Tensor();
         h = ops::bias_group_norm_(h, conv1_->bias, norm2_->options.num_groups(), norm2_->weight, norm2_->bias,
@@ -70,13 +85,19 @@ torch::Tensor VAEResnetBlockImpl::forward(torch::Tensor x, const torch::Tensor& 
         h = ops::conv2d(h, conv2_->weight, torch::Tensor(), 1, 1);
         auto [residual, residual_bias] = conv_shortcut_ ? conv_bias_deferred(conv_shortcut_, x)
                                                         : std::pair{x, defer_input_bias ? x_bias : torch::Tensor()};
-        if (pad_output) return ops::add_channel_bias_residual_padded(h, conv2_->bias, residual, residual_bias);
-        return ops::add_channel_bias_residual_(h, conv2_->bias, residual, residual_bias);
+        if (link.pad_output)
+            return {ops::add_channel_bias_residual_padded(h, conv2_->bias, residual, residual_bias), {}};
+        if (link.next_norm_groups > 0) {
+            auto stats = ops::add_channel_bias_residual_stats_(h, conv2_->bias, residual, residual_bias,
+                                                                link.next_norm_groups);
+            return {h, std::move(stats)};
+        }
+        return {ops::add_channel_bias_residual_(h, conv2_->bias, residual, residual_bias), {}};
     }
     auto h = ops::conv2d(conv1_, group_norm_silu(norm1_, x));
     h = ops::conv2d(conv2_, group_norm_silu(norm2_, h));
     h = (conv_shortcut_ ? ops::conv2d(conv_shortcut_, x) : x) + h;
-    return pad_output ? ops::pad_right_bottom(h) : h;
+    return {link.pad_output ? ops::pad_right_bottom(h) : h, {}};
 }
 
 VAEAttentionImpl::VAEAttentionImpl(int64_t channels, int64_t groups) : ctx_(ops::default_attention_context()) {
@@ -156,9 +177,18 @@ DownEncoderBlockImpl::DownEncoderBlockImpl(int64_t in_channels, int64_t out_chan
 }
 
 torch::Tensor DownEncoderBlockImpl::forward(torch::Tensor x, const torch::Tensor& x_bias) {
-    // The last resnet writes its output padded for the downsampler's conv (Downsample2D's pad, in its pass).
-    for (size_t i = 0; i < resnets_.size(); ++i)
-        x = resnets_[i](x, i == 0 ? x_bias : torch::Tensor(), down_conv_ && i + 1 == resnets_.size());
+    // Each resnet's residual pass takes the statistics of the next one's norm1; the last one writes its output
+    // padded for the downsampler's conv (Downsample2D's pad, in its pass).
+    ops::NormStats stats;
+    for (size_t i = 0; i < resnets_.size(); ++i) {
+        const bool last = i + 1 == resnets_.size();
+        VAEResnetBlockImpl::Link link;
+        if (i == 0) link.x_bias = x_bias;
+        link.x_stats = std::move(stats);
+        link.pad_output = last && down_conv_;
+        link.next_norm_groups = last ? 0 : resnets_[i + 1]->norm1_groups();
+        std::tie(x, stats) = resnets_[i]->forward_linked(std::move(x), link);
+    }
     if (down_conv_) x = ops::conv2d(down_conv_, resnets_.empty() ? ops::pad_right_bottom(x) : x);
     return x;
 }
@@ -181,7 +211,14 @@ UpDecoderBlockImpl::UpDecoderBlockImpl(int64_t in_channels, int64_t out_channels
 }
 
 torch::Tensor UpDecoderBlockImpl::forward(torch::Tensor x) {
-    for (auto& r : resnets_) x = r(x);
+    // Each resnet's residual pass takes the statistics of the next one's norm1.
+    ops::NormStats stats;
+    for (size_t i = 0; i < resnets_.size(); ++i) {
+        VAEResnetBlockImpl::Link link;
+        link.x_stats = std::move(stats);
+        link.next_norm_groups = i + 1 < resnets_.size() ? resnets_[i + 1]->norm1_groups() : 0;
+        std::tie(x, stats) = resnets_[i]->forward_linked(std::move(x), link);
+    }
     // Nearest x2 and the conv: four 2x2 convs of x on CUDA (ops/upsample_conv.h), else the upsampled copy (in x's
     // memory order: a channels_last input stays channels_last) and the 3x3 conv.
     if (up_conv_) x = ops::upsample2x_conv3x3(x, up_conv_->weight, up_conv_->bias, *up_subpixel_);

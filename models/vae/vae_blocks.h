@@ -6,6 +6,7 @@
 // the VAE calls every block with temb = None.
 
 #include "ops/attention_context.h"
+#include "ops/group_norm.h"
 #include "ops/upsample_conv.h"
 
 #include <torch/torch.h>
@@ -31,9 +32,21 @@ public:
     /// With `x_bias` ([C]), x is a conv's output still without that bias: where the block reads x (norm1 and the
     /// residual) it adds the bias as it loads, on CUDA's fused route, so the biased x is not written; elsewhere
     /// the bias is added to x in place (x must be a tensor of the caller's, free to change). The same values.
-    /// `pad_output`: return the block's output padded by one zero pixel right and bottom, [N, C, H + 1, W + 1]
-    /// (the Downsample2D pad of the block after it), written there by the residual pass where its kernel serves.
-    torch::Tensor forward(torch::Tensor x, const torch::Tensor& x_bias = {}, bool pad_output = false);
+    torch::Tensor forward(torch::Tensor x, const torch::Tensor& x_bias = {});
+
+    /// What a resnet takes from the block before it and gives the one after, on CUDA's fused route (elsewhere
+    /// only the padding applies; the values never change).
+    struct Link {
+        torch::Tensor x_bias;          ///< forward()'s
+        ops::NormStats x_stats;        ///< norm1's statistics of x, taken by the residual pass that wrote x
+        bool pad_output = false;       ///< return the output padded right and bottom (a Downsample2D's pad), [N, C,
+                                       ///< H + 1, W + 1], written there by the residual pass where its kernel serves
+        int64_t next_norm_groups = 0;  ///< > 0: the residual pass takes the next norm's statistics of the output
+    };
+    /// forward() with the neighbours' parts: the output and, where taken, the next norm's statistics of it.
+    std::pair<torch::Tensor, ops::NormStats> forward_linked(torch::Tensor x, const Link& link);
+
+    int64_t norm1_groups() const { return norm1_->options.num_groups(); }
 
 private:
     torch::nn::GroupNorm norm1_{nullptr}, norm2_{nullptr};
