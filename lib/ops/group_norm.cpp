@@ -279,8 +279,9 @@ NormStats add_channel_bias_residual_stats_(torch::Tensor& y, const torch::Tensor
 #if LSYNC_WITH_CUDA
     // Both 16-byte aligned, so the fused pass walks y with the vector width the norm's second pass will use.
     const auto aligned = [](const torch::Tensor& t) { return reinterpret_cast<uintptr_t>(t.data_ptr()) % 16 == 0; };
-    if (residual_stats_enabled() && fused_group_norm_enabled() && residual_pass_serves(y, bias, residual, residual_bias) &&
-        aligned(y) && aligned(residual) && group_norm_fused_unsupported(y, groups, {}, {}).empty()) {
+    if (residual_stats_enabled() && fused_group_norm_enabled() &&
+        residual_pass_serves(y, bias, residual, residual_bias) && aligned(y) && aligned(residual) &&
+        group_norm_fused_unsupported(y, groups, {}, {}).empty()) {
         const c10::cuda::CUDAGuard device_guard(y.device());
         auto a = channels_last_args(y, groups);
         fill_launch_args(a, {}, {}, 0.0, false, y);
