@@ -22,7 +22,9 @@ namespace lsync::ops {
 namespace {
 
 KernelSwitch g_group_norm_switch("LSYNC_FUSED_GROUPNORM");
-KernelSwitch g_residual_stats_switch("LSYNC_RESIDUAL_STATS", false);
+// On an H200 (docs/performance-notes.md section 26) the VAE's calls lost 0.1-0.3 ms (256 px encode) and about
+// 1 ms (512 px encode and decode) of 16 images; the same bits.
+KernelSwitch g_residual_stats_switch("LSYNC_RESIDUAL_STATS");
 
 #if LSYNC_WITH_CUDA
 bool frames_outer_layout(const torch::Tensor& x) {

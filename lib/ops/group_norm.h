@@ -53,9 +53,9 @@ struct NormStats {
 };
 
 /// add_channel_bias_residual_ (ops/bias_add.h) that, on CUDA where its one pass and the channels-last GroupNorm
-/// serve and LSYNC_RESIDUAL_STATS=1, also takes the first pass of GroupNorm(groups) of the sums it writes (a VAE
-/// resnet's output, for the next resnet's norm1): one read of the sums less. Elsewhere the plain add, and no
-/// statistics.
+/// serve (and LSYNC_RESIDUAL_STATS is not 0), also takes the first pass of GroupNorm(groups) of the sums it writes
+/// (a VAE resnet's output, for the next resnet's norm1): one read of the sums less. Elsewhere the plain add, and
+/// no statistics.
 NormStats add_channel_bias_residual_stats_(torch::Tensor& y, const torch::Tensor& bias, const torch::Tensor& residual,
                                            const torch::Tensor& residual_bias, int64_t groups);
 
@@ -66,8 +66,8 @@ torch::Tensor group_norm_with_stats(const torch::Tensor& x, const NormStats& sta
                                     const torch::Tensor& weight, const torch::Tensor& bias, double eps,
                                     bool silu = false);
 
-/// Whether add_channel_bias_residual_stats_ takes statistics: off unless LSYNC_RESIDUAL_STATS=1 (read once) until
-/// a GPU measurement decides, or as last set.
+/// Whether add_channel_bias_residual_stats_ takes statistics: on unless LSYNC_RESIDUAL_STATS=0 (read once), or as
+/// last set.
 bool residual_stats_enabled();
 void set_residual_stats(bool enabled);
 
