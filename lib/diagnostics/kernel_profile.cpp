@@ -49,7 +49,10 @@ std::string kernel_family(const std::string& n) {
         return "gemm";
     // cuDNN's conversions of NCHW tensors to the NHWC layout its convolution kernels run in, and back.
     if (contains(n, "nchwToNhwc") || contains(n, "nhwcToNchw")) return "conv_layout";
-    if (contains(n, "group_norm") || contains(n, "GroupNorm")) return "group_norm";
+    // The VAE resnets' residual pass that also takes the next norm's first pass counts with the norms; the patch
+    // matrix of the VAE's conv_in (im2col, then a GEMM) with the convolutions.
+    if (contains(n, "group_norm") || contains(n, "GroupNorm") || contains(n, "residual_stats")) return "group_norm";
+    if (contains(n, "im2col")) return "conv";
     if (contains(n, "layer_norm") || contains(n, "LayerNorm")) return "layer_norm";
     if (contains(n, "softmax") || contains(n, "Softmax")) return "softmax";
     if (contains(n, "copy") || contains(n, "Copy") || contains(n, "Memcpy") || contains(n, "transpose") ||

@@ -596,6 +596,8 @@ TEST_CASE("kernel profile: kernel names fall into the families the benchmarks su
     CHECK(kernel_family("void pytorch_flash::flash_fwd_kernel<Flash_fwd_kernel_traits<64>>") == "attention");
     CHECK(kernel_family("fmha_cutlassF_f16_aligned_64x64_rf_sm80") == "attention");
     CHECK(kernel_family("void lsync::kernels::group_norm_apply<__half>") == "group_norm");
+    CHECK(kernel_family("void lsync::kernels::nhwc::residual_stats<__half, 8, true>(__half*)") == "group_norm");
+    CHECK(kernel_family("void lsync::kernels::im2col_rows<__half>(__half const*)") == "conv");
     CHECK(kernel_family("void at::native::(anonymous namespace)::vectorized_layer_norm_kernel<c10::Half>") ==
           "layer_norm");
     CHECK(kernel_family("void at::native::elementwise_kernel<128, 4, direct_copy_kernel_cuda>") == "copy");
