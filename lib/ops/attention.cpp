@@ -71,7 +71,8 @@ BackendAvailability attention_availability(AttentionBackend backend, const torch
                                       : "") +
                               (short_attention_serves({t, t, t, std::nullopt})
                                    ? "; sequences of at most 16: our short-sequence kernel"
-                                   : "")};
+                                   : "") +
+                              (wide_head_gemms_enabled() ? "; heads wider than 256 (the VAE's): two GEMMs" : "")};
 #else
             (void)device;
             (void)dtype;
