@@ -105,6 +105,16 @@ TEST_CASE("VAE resnet adds on the CPU: conv1's bias before the GroupNorm, conv2'
     auto y = y0.clone();
     lsync::ops::add_channel_bias_residual_(y, bias, r);
     CHECK(torch::equal(y, r + biased));
+    // The downsampler's pad and the next norm's statistics, which the CUDA residual pass takes in its stride: the
+    // separate ops here, and no statistics to hand on (the norm then takes its own, the same values).
+    auto yp = y0.clone();
+    CHECK(torch::equal(lsync::ops::add_channel_bias_residual_padded(yp, bias, r), lsync::ops::pad_right_bottom(y)));
+    auto ys = y0.clone();
+    const auto stats = lsync::ops::add_channel_bias_residual_stats_(ys, bias, r, {}, 32);
+    CHECK_FALSE(stats.workspace.defined());
+    CHECK(torch::equal(ys, y));
+    CHECK(torch::equal(lsync::ops::group_norm_with_stats(ys, stats, 32, gw, gb, 1e-6, true),
+                       lsync::ops::group_norm(y, 32, gw, gb, 1e-6, true)));
 }
 
 TEST_CASE("upsampler in sub-pixel form: four 2x2 convs give nearest x2 and the 3x3 conv", "[vae][upsample]") {
