@@ -44,7 +44,7 @@ constexpr int kUnroll = 4;
 // R = p / W of image n = R / H goes to (R + n) * (W + 1). 32-bit divisions (the launch checks that p fits).
 __device__ inline int64_t padded_row(int64_t p, uint32_t w, uint32_t h) {
     const uint32_t r = static_cast<uint32_t>(p) / w;
-    return p + r + int64_t(r / h) * (w + 1);
+    return p + r + int64_t(r / h) * (int64_t(w) + 1);
 }
 
 // With RESIDUAL, y = r + (y + bias), the biased value rounded first (a resnet's conv2 bias and its shortcut); with

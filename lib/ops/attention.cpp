@@ -72,7 +72,9 @@ BackendAvailability attention_availability(AttentionBackend backend, const torch
                               (short_attention_serves({t, t, t, std::nullopt})
                                    ? "; sequences of at most 16: our short-sequence kernel"
                                    : "") +
-                              (wide_head_gemms_enabled() ? "; heads wider than 256 (the VAE's): two GEMMs" : "")};
+                              (wide_head_gemms_enabled() && standard_half_logits_enabled()
+                                   ? "; heads wider than 256 (the VAE's): two GEMMs"
+                                   : "")};
 #else
             (void)device;
             (void)dtype;

@@ -34,7 +34,8 @@ bool residual_pass_serves(const torch::Tensor& y, const torch::Tensor& bias, con
 /// channels_last: the VAE encoder's last resnet before a Downsample2D, whose pad then costs no pass of its own.
 /// The kernel writes the sums straight into the padded buffer (only its new row and column are zeroed apart)
 /// where add_channel_bias_residual_'s one pass serves and LSYNC_RESIDUAL_PAD is not 0; otherwise that, then
-/// pad_right_bottom. Same values either way; y is scratch afterwards.
+/// pad_right_bottom. Same values either way; y is scratch afterwards, and on that fallback a residual bias is
+/// added into `residual` in place (as add_channel_bias_residual_ does).
 torch::Tensor add_channel_bias_residual_padded(torch::Tensor& y, const torch::Tensor& bias, torch::Tensor residual,
                                                const torch::Tensor& residual_bias = {});
 

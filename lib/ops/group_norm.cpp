@@ -308,9 +308,12 @@ NormStats add_channel_bias_residual_stats_(torch::Tensor& y, const torch::Tensor
 torch::Tensor group_norm_with_stats(const torch::Tensor& x, const NormStats& stats, int64_t groups,
                                     const torch::Tensor& weight, const torch::Tensor& bias, double eps, bool silu) {
 #if LSYNC_WITH_CUDA
+    // The second pass must walk x with the geometry the first one used: the same sizes and device, and the same
+    // vector width, which the kernel picks from x's and y's alignment (the statistics were taken of an aligned x
+    // with no y; y here is a fresh, aligned allocation), so the workspace size check below backs up the rest.
     if (stats.workspace.defined() && stats.groups == groups && stats.of == x.data_ptr() &&
-        fused_group_norm_enabled() && is_channels_last_only(x) &&
-        group_norm_fused_unsupported(x, groups, weight, bias).empty()) {
+        reinterpret_cast<uintptr_t>(x.data_ptr()) % 16 == 0 && fused_group_norm_enabled() &&
+        is_channels_last_only(x) && group_norm_fused_unsupported(x, groups, weight, bias).empty()) {
         const c10::cuda::CUDAGuard device_guard(x.device());
         auto y = torch::empty(x.sizes(), x.options().memory_format(at::MemoryFormat::ChannelsLast));
         auto a = channels_last_args(x, groups);

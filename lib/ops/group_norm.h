@@ -54,8 +54,8 @@ struct NormStats {
 
 /// add_channel_bias_residual_ (ops/bias_add.h) that, on CUDA where its one pass and the channels-last GroupNorm
 /// serve (and LSYNC_RESIDUAL_STATS is not 0), also takes the first pass of GroupNorm(groups) of the sums it writes
-/// (a VAE resnet's output, for the next resnet's norm1): one read of the sums less. Elsewhere the plain add, and
-/// no statistics.
+/// (a VAE resnet's output, for the next resnet's norm1): one read of the sums less. Elsewhere the plain add (which
+/// adds a residual bias into `residual` in place), and no statistics.
 NormStats add_channel_bias_residual_stats_(torch::Tensor& y, const torch::Tensor& bias, const torch::Tensor& residual,
                                            const torch::Tensor& residual_bias, int64_t groups);
 

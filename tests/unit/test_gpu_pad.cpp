@@ -117,8 +117,8 @@ TEST_CASE("residual pass into the padded buffer: the pad of the separate sum exa
             }
         }
     }
-    // The route: one residual pass and the two small zero fills, no pad kernel; ATen's adds and the pad where the
-    // kernel does not serve (a misaligned residual) or the switch is off, with the same values.
+    // The route: one residual pass and the two small zero fills, no pad kernel; the same values from the scalar
+    // form of that pass (a misaligned residual) and from the separate pass and pad kernel (the switch off).
     const auto y = channels_last_randn({4, 128, 64, 64}, torch::kHalf), r = channels_last_randn({4, 128, 64, 64},
                                                                                                  torch::kHalf);
     const auto bias = torch::randn({128}, torch::TensorOptions().device(kPadDevice).dtype(torch::kHalf));
