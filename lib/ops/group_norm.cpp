@@ -13,6 +13,7 @@
 #if LSYNC_WITH_CUDA
 #include "fused_group_norm.h"
 #include "group_norm_nhwc.h"
+#include "launch_shape.h"
 
 #include <c10/cuda/CUDAGuard.h>
 #endif
@@ -280,9 +281,9 @@ NormStats add_channel_bias_residual_stats_(torch::Tensor& y, const torch::Tensor
                                            const torch::Tensor& residual_bias, int64_t groups) {
 #if LSYNC_WITH_CUDA
     // Both 16-byte aligned, so the fused pass walks y with the vector width the norm's second pass will use.
-    const auto aligned = [](const torch::Tensor& t) { return reinterpret_cast<uintptr_t>(t.data_ptr()) % 16 == 0; };
     if (residual_stats_enabled() && fused_group_norm_enabled() &&
-        residual_pass_serves(y, bias, residual, residual_bias) && aligned(y) && aligned(residual) &&
+        residual_pass_serves(y, bias, residual, residual_bias) && kernels::aligned16(y.data_ptr()) &&
+        kernels::aligned16(residual.data_ptr()) &&
         group_norm_fused_unsupported(y, groups, {}, {}).empty()) {
         const c10::cuda::CUDAGuard device_guard(y.device());
         auto a = channels_last_args(y, groups);
@@ -312,7 +313,7 @@ torch::Tensor group_norm_with_stats(const torch::Tensor& x, const NormStats& sta
     // vector width, which the kernel picks from x's and y's alignment (the statistics were taken of an aligned x
     // with no y; y here is a fresh, aligned allocation), so the workspace size check below backs up the rest.
     if (stats.workspace.defined() && stats.groups == groups && stats.of == x.data_ptr() &&
-        reinterpret_cast<uintptr_t>(x.data_ptr()) % 16 == 0 && fused_group_norm_enabled() &&
+        kernels::aligned16(x.data_ptr()) && fused_group_norm_enabled() &&
         is_channels_last_only(x) && group_norm_fused_unsupported(x, groups, weight, bias).empty()) {
         const c10::cuda::CUDAGuard device_guard(x.device());
         auto y = torch::empty(x.sizes(), x.options().memory_format(at::MemoryFormat::ChannelsLast));

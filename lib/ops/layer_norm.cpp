@@ -5,6 +5,7 @@
 #include "ops/kernel_target.h"
 
 #if LSYNC_WITH_CUDA
+#include "launch_shape.h"
 #include "layer_norm_rows.h"
 
 #include <c10/cuda/CUDAGuard.h>
@@ -25,8 +26,6 @@ void check_params(const torch::Tensor& x, const torch::Tensor& weight, const tor
 }
 
 #if LSYNC_WITH_CUDA
-bool aligned16(const torch::Tensor& t) { return reinterpret_cast<uintptr_t>(t.data_ptr()) % 16 == 0; }
-
 // The kernel's call: sum (when residual is defined) and y are allocated by the caller.
 void launch(const torch::Tensor& x, const torch::Tensor& residual, const torch::Tensor& sum, const torch::Tensor& y,
             const torch::Tensor& weight, const torch::Tensor& bias, double eps) {
@@ -72,11 +71,12 @@ std::string layer_norm_kernel_unsupported(const torch::Tensor& x, const torch::T
         return "rows must be a multiple of 16 bytes and at most 2,048 fp16 / 1,024 fp32 values";
     for (const auto* p : {&weight, &bias})
         if (!p->defined() || p->scalar_type() != dt || p->device() != x.device() || !p->is_contiguous() ||
-            p->numel() != x.size(-1) || !aligned16(*p))
+            p->numel() != x.size(-1) || !kernels::aligned16(p->data_ptr()))
             return "weight and bias must be contiguous, aligned, of x's dtype, device and last dimension";
-    if (!x.is_contiguous() || !aligned16(x)) return "input must be contiguous and 16-byte aligned";
-    if (residual.defined() && (residual.sizes() != x.sizes() || residual.scalar_type() != dt ||
-                               residual.device() != x.device() || !residual.is_contiguous() || !aligned16(residual)))
+    if (!x.is_contiguous() || !kernels::aligned16(x.data_ptr())) return "input must be contiguous and 16-byte aligned";
+    if (residual.defined() &&
+        (residual.sizes() != x.sizes() || residual.scalar_type() != dt || residual.device() != x.device() ||
+         !residual.is_contiguous() || !kernels::aligned16(residual.data_ptr())))
         return "the residual must be contiguous, aligned, of x's shape, dtype and device";
     if (torch::GradMode::is_enabled() &&
         (x.requires_grad() || weight.requires_grad() || bias.requires_grad() ||

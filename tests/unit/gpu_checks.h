@@ -7,7 +7,10 @@
 #include "catch_compat.h"
 #include "diagnostics/kernel_profile.h"
 #include "ops/attention_context.h"
+#include "ops/conv.h"
+#include "unet/unet_layers.h"
 #include "unet/unet_loader.h"
+#include "vae/autoencoder_kl.h"
 
 #include <torch/torch.h>
 
@@ -65,6 +68,16 @@ inline UNet256Call full_unet_256_call() {
     c.audio = torch::randn({2 * 16, 50, 384}, opts);
     c.timestep = torch::tensor(int64_t{501});
     return c;
+}
+
+/// The released VAE (sd-vae-ft-mse) with the golden fixtures' random weights of `seed`, in fp16 on cuda:0 with its
+/// conv weights channels_last (as CUDA renders hold them): the VAE cases' model.
+inline lsync::models::AutoencoderKL fp16_random_vae(uint64_t seed) {
+    lsync::models::AutoencoderKL vae(lsync::models::VAEConfig::sd_vae_ft_mse());
+    lsync::models::init_random_parameters(*vae, seed);
+    vae->to(torch::Device(torch::kCUDA, 0), torch::kHalf);
+    lsync::ops::use_channels_last_conv_weights(*vae);
+    return vae;
 }
 
 /// The relative difference of the full-size 256 px UNet call with a kernel switch on against the same call with

@@ -310,10 +310,7 @@ TEST_CASE("VAE in fp16: the folded bias adds and the upsampling kernel give the 
     KeepUpsample keep_up;
     KeepSubpixel keep_subpixel;
     set_subpixel_upsample(false);  // the upsampled copy is what this case compares (the sub-pixel form skips it)
-    models::AutoencoderKL vae(models::VAEConfig::sd_vae_ft_mse());
-    models::init_random_parameters(*vae, 79);
-    vae->to(kDev, torch::kHalf);
-    use_channels_last_conv_weights(*vae);
+    auto vae = fp16_random_vae(79);
     torch::manual_seed(34);
     const auto opts = torch::TensorOptions().device(kDev).dtype(torch::kHalf);
     const auto z = torch::randn({2, 4, 32, 32}, opts);

@@ -124,10 +124,7 @@ TEST_CASE("VAE encode in fp16: the im2col conv_in gives cuDNN's latents within r
     LSYNC_NEED_GPU();
     torch::NoGradGuard no_grad;
     KeepIm2col keep;
-    models::AutoencoderKL vae(models::VAEConfig::sd_vae_ft_mse());
-    models::init_random_parameters(*vae, 83);
-    vae->to(kIm2colDevice, torch::kHalf);
-    use_channels_last_conv_weights(*vae);
+    auto vae = fp16_random_vae(83);
     torch::manual_seed(45);
     const auto opts = torch::TensorOptions().device(kIm2colDevice).dtype(torch::kHalf);
     const auto image = torch::rand({2, 3, 256, 256}, opts) * 2 - 1;

@@ -146,10 +146,7 @@ TEST_CASE("VAE encode in fp16: the same latents with the pad kernel on and off",
     torch::NoGradGuard no_grad;
     KeepPad keep;
     KeepResidualPad keep_residual;
-    models::AutoencoderKL vae(models::VAEConfig::sd_vae_ft_mse());
-    models::init_random_parameters(*vae, 82);
-    vae->to(kPadDevice, torch::kHalf);
-    use_channels_last_conv_weights(*vae);
+    auto vae = fp16_random_vae(82);
     torch::manual_seed(44);
     const auto opts = torch::TensorOptions().device(kPadDevice).dtype(torch::kHalf);
     const auto image = torch::rand({2, 3, 256, 256}, opts) * 2 - 1;

@@ -125,10 +125,7 @@ TEST_CASE("VAE in fp16: the same latents and images with the residual pass takin
     LSYNC_NEED_GPU();
     torch::NoGradGuard no_grad;
     KeepResidualStats keep;
-    models::AutoencoderKL vae(models::VAEConfig::sd_vae_ft_mse());
-    models::init_random_parameters(*vae, 84);
-    vae->to(kStatsDevice, torch::kHalf);
-    use_channels_last_conv_weights(*vae);
+    auto vae = fp16_random_vae(84);
     torch::manual_seed(46);
     const auto opts = torch::TensorOptions().device(kStatsDevice).dtype(torch::kHalf);
     const auto image = torch::rand({2, 3, 256, 256}, opts) * 2 - 1;

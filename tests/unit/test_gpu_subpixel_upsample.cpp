@@ -117,10 +117,7 @@ TEST_CASE("VAE decode in fp16: the sub-pixel upsamplers give the two-step decode
     LSYNC_NEED_GPU();
     torch::NoGradGuard no_grad;
     KeepSubpixel keep;
-    models::AutoencoderKL vae(models::VAEConfig::sd_vae_ft_mse());
-    models::init_random_parameters(*vae, 81);
-    vae->to(kGpu, torch::kHalf);
-    use_channels_last_conv_weights(*vae);
+    auto vae = fp16_random_vae(81);
     torch::manual_seed(43);
     const auto z = torch::randn({2, 4, 32, 32}, torch::TensorOptions().device(kGpu).dtype(torch::kHalf));
     set_subpixel_upsample(false);

@@ -62,10 +62,7 @@ TEST_CASE("wide heads: a VAE encode and decode in fp16 agree with the fused kern
     torch::NoGradGuard no_grad;
     KeepWideHead keep;
     const torch::Device dev(torch::kCUDA, 0);
-    models::AutoencoderKL vae(models::VAEConfig::sd_vae_ft_mse());
-    models::init_random_parameters(*vae, 83);
-    vae->to(dev, torch::kHalf);
-    use_channels_last_conv_weights(*vae);
+    auto vae = fp16_random_vae(83);
     vae->set_attention(std::make_shared<AttentionContext>(
         std::make_shared<AttentionDispatcher>(AttentionBackend::Flash, true, dev, torch::kHalf)));
     torch::manual_seed(45);
