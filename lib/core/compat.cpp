@@ -111,6 +111,20 @@ std::optional<torch::Tensor> flash2_attention(const torch::Tensor& q, const torc
 #endif
 }
 
+torch::Tensor bmm_fp32_out(const torch::Tensor& a, const torch::Tensor& b, double alpha) {
+#if LSYNC_HAS_GEMM_FP32_OUT
+    auto out = torch::empty({a.size(0), a.size(1), b.size(2)}, a.options().dtype(torch::kFloat));
+    // beta = 0: the uninitialised output is not read (not even its NaNs reach the result).
+    at::baddbmm_out(out, out, a, b, at::kFloat, /*beta=*/0, /*alpha=*/alpha);
+    return out;
+#else
+    (void)a;
+    (void)b;
+    (void)alpha;
+    throw_error(ErrorCode::Backend, "GEMMs with fp32 output need LibTorch >= 2.8 (this is " + torch_version() + ")");
+#endif
+}
+
 std::string sdpa_kernel_choice(const torch::Tensor& q, const torch::Tensor& k, const torch::Tensor& v,
                                const std::optional<torch::Tensor>& bias) {
 #if LSYNC_HAS_SDPA

@@ -15,6 +15,8 @@
 #define LSYNC_HAS_SDPA LSYNC_TORCH_AT_LEAST(2, 0)
 // The `scale=` argument of SDPA arrived in 2.1.
 #define LSYNC_HAS_SDPA_SCALE LSYNC_TORCH_AT_LEAST(2, 1)
+// GEMMs of fp16/bf16 inputs that write fp32 (the `out_dtype` overloads of mm/bmm/baddbmm) arrived in 2.8.
+#define LSYNC_HAS_GEMM_FP32_OUT LSYNC_TORCH_AT_LEAST(2, 8)
 
 namespace lsync::compat {
 
@@ -45,6 +47,10 @@ bool flash2_serves(const torch::Tensor& q, const torch::Tensor& k, const torch::
 
 /// SDPA without a mask and with an explicit softmax scale (LibTorch >= 2.1); Error(Backend) elsewhere.
 torch::Tensor sdpa_scaled(const torch::Tensor& q, const torch::Tensor& k, const torch::Tensor& v, double scale);
+
+/// alpha * (a @ b) for a [B, M, K] and b [B, K, N] of one type, fp16 or bf16, on CUDA: accumulated in fp32 and
+/// written in fp32, never rounded to the inputs' type. Error(Backend) where LSYNC_HAS_GEMM_FP32_OUT is false.
+torch::Tensor bmm_fp32_out(const torch::Tensor& a, const torch::Tensor& b, double alpha);
 
 /// Which kernel SDPA would dispatch to for these inputs ("flash", "mem-efficient", "cudnn", "math", ...),
 /// or an explanation when it cannot be asked (LibTorch 1.13, CPU builds).

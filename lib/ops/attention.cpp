@@ -4,6 +4,7 @@
 #include "core/error.h"
 #include "ops/kernel_switch.h"
 #include "ops/short_attention.h"
+#include "ops/softmax.h"
 #include "ops/flex_variants.h"
 
 #include "core/log.h"
@@ -72,8 +73,8 @@ BackendAvailability attention_availability(AttentionBackend backend, const torch
                               (short_attention_serves({t, t, t, std::nullopt})
                                    ? "; sequences of at most 16: our short-sequence kernel"
                                    : "") +
-                              (wide_head_gemms_enabled() && standard_half_logits_enabled()
-                                   ? "; heads wider than 256 (the VAE's): two GEMMs"
+                              (wide_head_gemms_enabled() && LSYNC_HAS_GEMM_FP32_OUT
+                                   ? "; heads wider than 256 (the VAE's): two GEMMs, fp32 logits"
                                    : "")};
 #else
             (void)device;
@@ -101,13 +102,14 @@ bool half_logits_serve(const AttentionInputs& in) {
 }
 
 // Runs `chunk(start, end)` over slices of the query rows of `in` and concatenates its results along `dim`: at most
-// `query_chunk` queries per slice, fewer when a slice's logits would pass 256 Mi elements whatever the batch and
-// key count (1 GiB in fp32), so memory stays bounded at any sequence length.
+// `query_chunk` queries per slice, fewer when a slice's logits would pass `max_logits` elements (256 Mi, 1 GiB in
+// fp32, unless given) whatever the batch and key count, so memory stays bounded at any sequence length.
 torch::Tensor over_query_chunks(const AttentionInputs& in, int64_t query_chunk, int64_t dim,
-                                const std::function<torch::Tensor(int64_t, int64_t)>& chunk) {
+                                const std::function<torch::Tensor(int64_t, int64_t)>& chunk,
+                                int64_t max_logits = int64_t{1} << 28) {
     const int64_t lq = in.q.size(2);
     const int64_t rows_per_query = std::max<int64_t>(1, in.q.size(0) * in.q.size(1) * in.k.size(2));
-    const int64_t step = std::max<int64_t>(1, std::min(query_chunk, (int64_t{1} << 28) / rows_per_query));
+    const int64_t step = std::max<int64_t>(1, std::min(query_chunk, max_logits / rows_per_query));
     std::vector<torch::Tensor> parts;
     parts.reserve(static_cast<size_t>((lq + step - 1) / step));
     for (int64_t s = 0; s < lq; s += step) parts.push_back(chunk(s, std::min(lq, s + step)));
@@ -135,12 +137,36 @@ torch::Tensor standard_attention_half_logits(const AttentionInputs& in, int64_t 
 
 // Heads wider than any fused kernel holds (FlashAttention-2 and cuDNN's stop at 256 channels): the VAE's mid-block
 // attention, one head of 512. ATen then runs its memory-efficient kernel (0.24 ms of a 16-image 256 px encode on
-// an H200); two batched GEMMs around a softmax of fp16 logits made that encode 0.2 ms and the 512 px one 2.3 ms
-// faster (docs/performance-notes.md section 26). LSYNC_WIDE_HEAD_GEMMS=0 keeps the fused kernel.
+// an H200); two batched GEMMs around a softmax made that encode 0.2 ms and the 512 px one 2.3 ms faster
+// (docs/performance-notes.md section 26). The logits stay fp32, as in the fused kernel and the official diffusers
+// VAE's SDPA: rounded to fp16 they gave 10x its error at logits of the order of 20-50, and bf16 2 % (section 27).
+// LSYNC_WIDE_HEAD_GEMMS=0 keeps the fused kernel.
 KernelSwitch g_wide_head_switch("LSYNC_WIDE_HEAD_GEMMS");
 
 bool wide_head_gemms_serve(const AttentionInputs& in) {
-    return g_wide_head_switch.enabled() && in.q.dim() == 4 && in.q.size(-1) > 256 && half_logits_serve(in);
+    const auto dt = in.q.scalar_type();
+    return LSYNC_HAS_GEMM_FP32_OUT && g_wide_head_switch.enabled() && in.q.is_cuda() && in.q.dim() == 4 &&
+           in.q.size(-1) > 256 && !in.key_bias && (dt == torch::kHalf || dt == torch::kBFloat16) &&
+           in.k.scalar_type() == dt && in.v.scalar_type() == dt;
+}
+
+// The route: fp32 logits (one GEMM, the scale applied to its fp32 accumulator), their softmax written in q's type
+// (ops/softmax.h), the second GEMM. Slices of at most 128 Mi logits: 512 MiB in fp32 plus 256 MiB of
+// probabilities, under the 1 GiB the fp16 form held at its 256 Mi.
+torch::Tensor wide_head_gemms(const AttentionInputs& in) {
+    const int64_t b = in.q.size(0), h = in.q.size(1), lq = in.q.size(2), d = in.q.size(3), lk = in.k.size(2);
+    const double scale = 1.0 / std::sqrt(static_cast<double>(d));
+    const auto q = in.q.reshape({b * h, lq, d});
+    const auto kt = in.k.reshape({b * h, lk, d}).transpose(1, 2);
+    const auto v = in.v.reshape({b * h, lk, in.v.size(3)});
+    const auto out = over_query_chunks(
+        in, lq, 1,
+        [&](int64_t start, int64_t end) {
+            const auto logits = compat::bmm_fp32_out(q.slice(1, start, end), kt, scale);
+            return torch::bmm(softmax_last_to(logits, q.scalar_type()), v);
+        },
+        int64_t{1} << 27);
+    return out.view({b, h, lq, in.v.size(3)});
 }
 
 }  // namespace
@@ -183,7 +209,7 @@ torch::Tensor sdpa_attention(const AttentionInputs& in, SdpaKernel kernel) {
 torch::Tensor flash_attention(const AttentionInputs& in, SdpaKernel kernel) {
     // Sequences of at most 16 (the motion modules' frames): our kernel; everything else: SDPA.
     if (short_attention_serves(in)) return short_attention(in);
-    if (wide_head_gemms_serve(in)) return standard_attention_half_logits(in, 4096);
+    if (wide_head_gemms_serve(in)) return wide_head_gemms(in);
     return sdpa_attention(in, kernel);
 }
 

@@ -70,10 +70,11 @@ inline constexpr SdpaKernel SdpaKernel::Flash2{INT64_MAX};
 std::string to_string(const SdpaKernel& kernel);
 
 /// Fused attention (no bias): on CUDA, sequences of at most 16 take our kernel (ops/short_attention.h), the
-/// rest SDPA through `kernel`; with wide_head_gemms_enabled(), heads wider than 256 channels in fp16/bf16 (the
-/// VAE's) standard attention's half-precision GEMMs instead. Throws Error(Backend) when LibTorch has no SDPA.
+/// rest SDPA through `kernel`; with wide_head_gemms_enabled() on LibTorch >= 2.8, heads wider than 256 channels in
+/// fp16/bf16 on CUDA (the VAE's) two GEMMs around a softmax of fp32 logits instead. Throws Error(Backend) when
+/// LibTorch has no SDPA.
 torch::Tensor flash_attention(const AttentionInputs& in, SdpaKernel kernel = SdpaKernel::AtenChoice);
-/// Whether flash_attention() runs heads wider than 256 channels as two GEMMs and a softmax: on unless
+/// Whether flash_attention() runs heads wider than 256 channels as two GEMMs and a softmax (where it can): on unless
 /// LSYNC_WIDE_HEAD_GEMMS=0 (read once), or as last set.
 bool wide_head_gemms_enabled();
 void set_wide_head_gemms(bool enabled);
