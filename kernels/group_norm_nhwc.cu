@@ -104,11 +104,22 @@ __device__ inline Lane thread_lane(const Work& wk, const Geometry& geo) {
     return l;
 }
 
+// A thread's running Welford partials over its vector of channels. All channels of a thread see the same pixels,
+// so one count serves its VEC means and M2s.
+template <int VEC>
+struct ThreadPartials {
+    float count = 0.f;
+    float mean[VEC] = {};
+    float m2[VEC] = {};
+};
+
 // The Chan merge of one step's rows into a thread's per-channel partials: the first n of pk are valid (a step's
-// rows grow with u). All channels of a thread see the same pixels, so one count serves its VEC partials.
+// rows grow with u).
 template <typename T, int VEC>
-__device__ inline void accumulate_step(const Pack<T, VEC> (&pk)[kUnroll], int n, float& count, float (&mean)[VEC],
-                                       float (&m2)[VEC]) {
+__device__ inline void accumulate_step(const Pack<T, VEC> (&pk)[kUnroll], int n, ThreadPartials<VEC>& part) {
+    float& count = part.count;
+    float(&mean)[VEC] = part.mean;
+    float(&m2)[VEC] = part.m2;
     const float fn = float(n);
     const float total = count + fn;
     const float ratio = __fdividef(fn, total);
@@ -141,12 +152,14 @@ constexpr int kPartialsFloats = (1 + 2 * VEC) * kThreads;
 // The block merges its threads' partials per group and writes one (count, mean, M2) per (image, group, chunk).
 // `sh` (kPartialsFloats<VEC> floats) is laid out [value][thread]: conflict-free stores, scattered reads.
 template <int VEC>
-__device__ inline void write_block_partials(float count, const float (&mean)[VEC], const float (&m2)[VEC],
-                                            const Work& wk, const Geometry& geo, float* sh, float* __restrict__ ws) {
+__device__ inline void write_block_partials(const ThreadPartials<VEC>& part, const Work& wk, const Geometry& geo,
+                                            float* sh, float* __restrict__ ws) {
+    const float(&mean)[VEC] = part.mean;
+    const float(&m2)[VEC] = part.m2;
     float* sh_count = sh;
     float* sh_mean = sh + kThreads;
     float* sh_m2 = sh + (1 + VEC) * kThreads;
-    sh_count[threadIdx.x] = count;
+    sh_count[threadIdx.x] = part.count;
 #pragma unroll
     for (int i = 0; i < VEC; ++i) {
         sh_mean[i * kThreads + threadIdx.x] = mean[i];
@@ -230,9 +243,7 @@ __global__ void __launch_bounds__(kThreads)
     const Work wk = block_work(geo);
     const Lane ln = thread_lane<VEC>(wk, geo);
     const int rows = geo.rows_per_pass;
-    float count = 0.f, mean[VEC], m2[VEC];
-#pragma unroll
-    for (int i = 0; i < VEC; ++i) mean[i] = m2[i] = 0.f;
+    ThreadPartials<VEC> part;
     if (ln.active) {
         const int64_t c0 = wk.g0 * geo.cg + int64_t(ln.col) * VEC;
         const auto ib = load_input_bias<T, VEC, INBIAS>(in_bias, wk.image * geo.input_bias_stride + c0);
@@ -248,10 +259,10 @@ __global__ void __launch_bounds__(kThreads)
                 }
 #pragma unroll
             for (int u = 0; u < kUnroll; ++u) add_input_bias<T, VEC, INBIAS>(pk[u], ib);
-            accumulate_step(pk, n, count, mean, m2);
+            accumulate_step(pk, n, part);
         }
     }
-    write_block_partials<VEC>(count, mean, m2, wk, geo, sh, ws);
+    write_block_partials<VEC>(part, wk, geo, sh, ws);
 }
 
 template <typename T, typename W, int VEC, bool SILU, bool INBIAS>
@@ -312,9 +323,7 @@ __global__ void __launch_bounds__(kThreads)
     const Work wk = block_work(geo);
     const Lane ln = thread_lane<VEC>(wk, geo);
     const int rows = geo.rows_per_pass;
-    float count = 0.f, mean[VEC], m2[VEC];
-#pragma unroll
-    for (int i = 0; i < VEC; ++i) mean[i] = m2[i] = 0.f;
+    ThreadPartials<VEC> part;
     if (ln.active) {
         const int64_t c0 = wk.g0 * geo.cg + int64_t(ln.col) * VEC;
         const auto b = load_input_bias<T, VEC, true>(bias, c0);
@@ -342,10 +351,10 @@ __global__ void __launch_bounds__(kThreads)
                     pk[u] = res[u];
                     *reinterpret_cast<Pack<T, VEC>*>(py + (row + int64_t(u) * rows) * geo.channels) = pk[u];
                 }
-            accumulate_step(pk, n, count, mean, m2);
+            accumulate_step(pk, n, part);
         }
     }
-    write_block_partials<VEC>(count, mean, m2, wk, geo, sh, ws);
+    write_block_partials<VEC>(part, wk, geo, sh, ws);
 }
 
 int64_t ceil_div(int64_t a, int64_t b) { return (a + b - 1) / b; }
