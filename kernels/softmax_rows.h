@@ -1,9 +1,9 @@
 #pragma once
 // Softmax over the rows of an fp32 matrix, written in fp16 or bf16: the middle step of attention computed as two
 // GEMMs with fp32 logits (lib/ops/attention.cpp, the VAE's 512-channel head). ATen's softmax would write fp32
-// and a cast pass would follow; this reads the logits once from memory and writes the probabilities in the type
-// the second GEMM reads. Each row's maximum and sum are taken in fp32 in one pass (online), then each element is
-// exp(x - max) / sum rounded once.
+// and a cast pass would follow; this writes the probabilities in the type the second GEMM reads. A block takes a
+// row's maximum and sum in fp32 in one pass (online), then reads the row again (a row of 4,096 keys is 16 KiB,
+// still in cache) and writes exp(x - max) * (1 / sum), computed in fp32 and rounded once.
 
 #include "element_type.h"
 

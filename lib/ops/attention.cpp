@@ -103,7 +103,8 @@ bool half_logits_serve(const AttentionInputs& in) {
 
 // Runs `chunk(start, end)` over slices of the query rows of `in` and concatenates its results along `dim`: at most
 // `query_chunk` queries per slice, fewer when a slice's logits would pass `max_logits` elements (256 Mi, 1 GiB in
-// fp32, unless given) whatever the batch and key count, so memory stays bounded at any sequence length.
+// fp32, unless given), so memory stays bounded at any query count (one query's logits, batch x heads x keys,
+// are the smallest slice).
 torch::Tensor over_query_chunks(const AttentionInputs& in, int64_t query_chunk, int64_t dim,
                                 const std::function<torch::Tensor(int64_t, int64_t)>& chunk,
                                 int64_t max_logits = int64_t{1} << 28) {

@@ -23,12 +23,15 @@ using KeepWideHead = KeepSwitch<wide_head_gemms_enabled, set_wide_head_gemms>;
 TEST_CASE("wide heads: flash's GEMM route is as accurate as the fused kernel and is the one taken",
           "[gpu][attention][vae]") {
     LSYNC_NEED_GPU();
+    if (!LSYNC_HAS_GEMM_FP32_OUT) LSYNC_SKIP("the GEMM route needs LibTorch >= 2.8");
     torch::NoGradGuard no_grad;
     KeepWideHead keep;
     const torch::Device dev(torch::kCUDA, 0);
     torch::manual_seed(41);
-    // The VAE's mid block at 256 px (16 images, 1,024 tokens) and an odd one; the tokens as the VAE makes them.
-    for (const auto& [b, l] : std::vector<std::pair<int64_t, int64_t>>{{16, 1024}, {3, 77}}) {
+    // The VAE's mid block at 256 px (16 images, 1,024 tokens), at 512 px (4,096 tokens: 2^28 logits, two query
+    // slices of at most 2^27) and an odd one; the tokens as the VAE makes them.
+    for (const auto& [b, l, slices] :
+         std::vector<std::tuple<int64_t, int64_t, int>>{{16, 1024, 1}, {16, 4096, 2}, {3, 77, 1}}) {
         const auto opts = torch::TensorOptions().device(dev);
         const auto q = torch::randn({b, 1, l, 512}, opts), k = torch::randn({b, 1, l, 512}, opts),
                    v = torch::randn({b, 1, l, 512}, opts);
@@ -48,7 +51,7 @@ TEST_CASE("wide heads: flash's GEMM route is as accurate as the fused kernel and
             const auto p = diagnostics::profile_kernels([&] { (void)flash_attention(in); }, dev);
             REQUIRE(p.available);
             CHECK(launches_named(p, "fmha") == 0);
-            CHECK(launches_named(p, "softmax_rows") == 1);  // ours: no fp32 probabilities, no cast pass
+            CHECK(launches_named(p, "softmax_rows") == slices);  // ours: no fp32 probabilities, no cast pass
         }
     }
     // Heads of 256 channels or fewer keep the fused kernel.
@@ -62,13 +65,14 @@ TEST_CASE("wide heads: flash's GEMM route is as accurate as the fused kernel and
 
 TEST_CASE("wide heads: the GEMM route with large, peaked logits", "[gpu][attention][vae][logits]") {
     LSYNC_NEED_GPU();
+    if (!LSYNC_HAS_GEMM_FP32_OUT) LSYNC_SKIP("the GEMM route needs LibTorch >= 2.8");
     torch::NoGradGuard no_grad;
     KeepWideHead keep;
     const torch::Device dev(torch::kCUDA, 0);
     torch::manual_seed(43);
-    // The fused kernel keeps the logits in fp32 (as the official diffusers VAE's SDPA does); the GEMM route rounds
-    // them to q's dtype before the softmax. Logits of standard deviation 6 and 16 (peaks of about 20 and 50) show
-    // what that rounding costs where a real model's attention is sharp.
+    // The fused kernel keeps the logits in fp32 (as the official diffusers VAE's SDPA does), and so does the GEMM
+    // route; rounding them to q's dtype before the softmax (as it once did) shows here, with logits of standard
+    // deviation 6 and 16 (peaks of about 20 and 50), as a real model's sharp attention would show it.
     for (double sigma : {2.5, 4.0}) {
         const auto opts = torch::TensorOptions().device(dev);
         const auto q = torch::randn({4, 1, 1024, 512}, opts) * sigma, k = torch::randn({4, 1, 1024, 512}, opts) * sigma,
@@ -96,15 +100,19 @@ TEST_CASE("softmax of fp32 rows into fp16/bf16: ATen's softmax rounded once", "[
     torch::NoGradGuard no_grad;
     const torch::Device dev(torch::kCUDA, 0);
     torch::manual_seed(47);
-    // Rows of the VAE's sizes (1,024 and 4,096 keys), an odd length (the scalar path), one element, large and
-    // negative logits, and a row with -inf entries (masked keys add nothing).
-    for (const auto& [rows, cols, sigma] : std::vector<std::tuple<int64_t, int64_t, double>>{
-             {64, 1024, 1.0}, {8, 4096, 30.0}, {33, 77, 5.0}, {5, 1, 1.0}, {3, 4099, 100.0}}) {
-        auto x = torch::randn({rows, cols}, torch::TensorOptions().device(dev)) * sigma - 40;
+    // Rows of the VAE's sizes (1,024 and 4,096 keys), fewer vectors than threads (400), odd lengths (the scalar
+    // path), one element, large and negative logits, and -inf entries (masked keys add nothing); each also from
+    // a buffer one float off 16-byte alignment (the scalar path at any length).
+    for (const auto& [rows, cols, sigma, offset] : std::vector<std::tuple<int64_t, int64_t, double, int64_t>>{
+             {64, 1024, 1.0, 0}, {8, 4096, 30.0, 0}, {7, 400, 3.0, 0}, {33, 77, 5.0, 0}, {5, 1, 1.0, 0},
+             {3, 4099, 100.0, 0}, {7, 400, 3.0, 1}, {2, 4096, 10.0, 1}}) {
+        const auto buffer = torch::randn({rows * cols + offset}, torch::TensorOptions().device(dev));
+        const auto x = buffer.slice(0, offset).view({rows, cols});  // contiguous, its data `offset` floats in
+        x.mul_(sigma).sub_(40);
         if (cols > 8) x.select(1, 3).fill_(-std::numeric_limits<float>::infinity());
         const auto want = torch::softmax(x, -1);
         for (auto dt : {torch::kHalf, torch::kBFloat16}) {
-            INFO(rows << " x " << cols << ", sigma " << sigma << ", " << c10::toString(dt));
+            INFO(rows << " x " << cols << ", sigma " << sigma << ", offset " << offset << ", " << c10::toString(dt));
             const auto got = softmax_last_to(x, dt);
             REQUIRE(got.scalar_type() == dt);
             REQUIRE(torch::isfinite(got).all().item<bool>());
