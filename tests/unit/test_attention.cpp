@@ -4,6 +4,7 @@
 #include "core/error.h"
 #include "ops/attention.h"
 #include "ops/short_attention.h"
+#include "ops/softmax.h"
 #include "pipeline/device_policy.h"
 
 #include <cstdlib>
@@ -66,6 +67,24 @@ TEST_CASE("short-sequence kernel: refused on the CPU with a reason, flash there 
         CHECK(rel(flash_attention(in), naive_attention(q, k, v)) < 1e-5);
     else
         CHECK_THROWS_AS(flash_attention(in), Error);
+}
+
+TEST_CASE("softmax into half precision: on the CPU ATen's softmax and one cast; wide heads keep SDPA there",
+          "[attention]") {
+    torch::manual_seed(4);
+    const auto x = torch::randn({5, 77}) * 20;
+    for (auto dt : {torch::kHalf, torch::kBFloat16}) {
+        const auto got = softmax_last_to(x, dt);
+        CHECK(got.scalar_type() == dt);
+        CHECK(torch::equal(got, torch::softmax(x, -1).to(dt)));
+        // A transposed (non-contiguous) input is read as its values.
+        const auto xt = torch::randn({77, 5}).t();
+        CHECK(torch::equal(softmax_last_to(xt, dt), torch::softmax(xt, -1).to(dt)));
+    }
+    // A 512-channel head on the CPU (the VAE's mid-block shape): flash is SDPA where LibTorch has it, as before;
+    // the GEMM route is CUDA's alone.
+    const auto q = torch::randn({2, 1, 64, 512}), k = torch::randn({2, 1, 64, 512}), v = torch::randn({2, 1, 64, 512});
+    if (LSYNC_HAS_SDPA) CHECK(rel(flash_attention({q, k, v, std::nullopt}), naive_attention(q, k, v)) < 1e-5);
 }
 
 TEST_CASE("backend names parse, unknown names are usage errors", "[attention]") {
