@@ -69,7 +69,7 @@ TEST_CASE("short-sequence kernel: refused on the CPU with a reason, flash there 
         CHECK_THROWS_AS(flash_attention(in), Error);
 }
 
-TEST_CASE("softmax into half precision: on the CPU ATen's softmax and one cast; wide heads keep SDPA there",
+TEST_CASE("softmax into half precision: on the CPU ATen's softmax and one cast, wide heads keep SDPA there",
           "[attention]") {
     torch::manual_seed(4);
     const auto x = torch::randn({5, 77}) * 20;
