@@ -176,19 +176,30 @@ DownEncoderBlockImpl::DownEncoderBlockImpl(int64_t in_channels, int64_t out_chan
     }
 }
 
-torch::Tensor DownEncoderBlockImpl::forward(torch::Tensor x, const torch::Tensor& x_bias) {
-    // Each resnet's residual pass takes the statistics of the next one's norm1; the last one writes its output
-    // padded for the downsampler's conv (Downsample2D's pad, in its pass).
+namespace {
+
+// Runs a block's resnets in turn, each residual pass taking the statistics of the next one's norm1: the first
+// reads x with its pending `x_bias`, the last writes its output padded when `pad_last`.
+torch::Tensor run_linked_resnets(std::vector<VAEResnetBlock>& resnets, torch::Tensor x, const torch::Tensor& x_bias,
+                                 bool pad_last) {
     ops::NormStats stats;
-    for (size_t i = 0; i < resnets_.size(); ++i) {
-        const bool last = i + 1 == resnets_.size();
+    for (size_t i = 0; i < resnets.size(); ++i) {
+        const bool last = i + 1 == resnets.size();
         VAEResnetBlockImpl::Link link;
         if (i == 0) link.x_bias = x_bias;
         link.x_stats = std::move(stats);
-        link.pad_output = last && down_conv_;
-        link.next_norm_groups = last ? 0 : resnets_[i + 1]->norm1_groups();
-        std::tie(x, stats) = resnets_[i]->forward_linked(std::move(x), link);
+        link.pad_output = last && pad_last;
+        link.next_norm_groups = last ? 0 : resnets[i + 1]->norm1_groups();
+        std::tie(x, stats) = resnets[i]->forward_linked(std::move(x), link);
     }
+    return x;
+}
+
+}  // namespace
+
+torch::Tensor DownEncoderBlockImpl::forward(torch::Tensor x, const torch::Tensor& x_bias) {
+    // The last resnet writes its output padded for the downsampler's conv (Downsample2D's pad, in its pass).
+    x = run_linked_resnets(resnets_, std::move(x), x_bias, static_cast<bool>(down_conv_));
     if (down_conv_) x = ops::conv2d(down_conv_, resnets_.empty() ? ops::pad_right_bottom(x) : x);
     return x;
 }
@@ -211,14 +222,7 @@ UpDecoderBlockImpl::UpDecoderBlockImpl(int64_t in_channels, int64_t out_channels
 }
 
 torch::Tensor UpDecoderBlockImpl::forward(torch::Tensor x) {
-    // Each resnet's residual pass takes the statistics of the next one's norm1.
-    ops::NormStats stats;
-    for (size_t i = 0; i < resnets_.size(); ++i) {
-        VAEResnetBlockImpl::Link link;
-        link.x_stats = std::move(stats);
-        link.next_norm_groups = i + 1 < resnets_.size() ? resnets_[i + 1]->norm1_groups() : 0;
-        std::tie(x, stats) = resnets_[i]->forward_linked(std::move(x), link);
-    }
+    x = run_linked_resnets(resnets_, std::move(x), {}, /*pad_last=*/false);
     // Nearest x2 and the conv: four 2x2 convs of x on CUDA (ops/upsample_conv.h), else the upsampled copy (in x's
     // memory order: a channels_last input stays channels_last) and the 3x3 conv.
     if (up_conv_) x = ops::upsample2x_conv3x3(x, up_conv_->weight, up_conv_->bias, *up_subpixel_);
