@@ -255,6 +255,7 @@ cudaError_t launch_affine(const GroupNormArgs& a, const Geometry& g) {
 
 std::string group_norm_unsupported(const GroupNormArgs& a) {
     if (a.channels_last) return nhwc::group_norm_unsupported(a);
+    if (a.valid_frames) return "valid frames need the channels-last kernels";
     if (a.input_bias) return "an input bias needs the channels-last layout";
     if (a.batch <= 0 || a.channels <= 0 || a.groups <= 0 || a.frames <= 0 || a.plane <= 0)
         return "empty tensor or non-positive sizes";

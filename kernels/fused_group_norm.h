@@ -39,6 +39,11 @@ struct GroupNormArgs {
     /// The input bias is [batch, C], one row per image (a UNet resnet's conv1 bias plus the time embedding of
     /// each batch entry, whose frames form one image of the 5-D norm), not one row for all.
     bool input_bias_per_image = false;
+    /// Channels last only: int32 [batch] in device memory, or null. Image n's statistics then cover only its
+    /// first valid_frames[n] * frame_pixels pixels (a 5-D call's real frames, ops/valid_frames.h: an image of
+    /// F*H rows is F frames of frame_pixels = H*W pixels); every pixel is normalised with them.
+    const int32_t* valid_frames = nullptr;
+    int64_t frame_pixels = 0;
     int64_t batch = 0, channels = 0, groups = 0, frames = 1, plane = 0;
     bool frames_outer = false;
     bool y_frames_outer = false;        ///< write y as [B, F, C, P] even when x is channels outer

@@ -52,6 +52,8 @@ struct Geometry {
     int64_t tile_groups = 0;        // groups in a full tile (the last tile may hold fewer)
     int64_t tiles = 0, chunks = 0, chunk_rows = 0;
     int64_t input_bias_stride = 0;  // elements between images' input-bias rows: 0 (one row) or C
+    const int32_t* valid_frames = nullptr;  // the statistics of image n cover its first valid_frames[n] frames
+    int64_t frame_pixels = 0;               // of this many pixels each
 };
 
 // The part of the tensor one block covers: pixels [row0, row1) of `image`, groups [g0, g0 + groups).
@@ -244,16 +246,20 @@ __global__ void __launch_bounds__(kThreads)
     const Lane ln = thread_lane<VEC>(wk, geo);
     const int rows = geo.rows_per_pass;
     ThreadPartials<VEC> part;
+    // Padding frames (ops/valid_frames.h) add nothing: a chunk past the real ones leaves empty partials, which
+    // the merges skip.
+    const int64_t row1 =
+        geo.valid_frames ? min(wk.row1, int64_t(geo.valid_frames[wk.image]) * geo.frame_pixels) : wk.row1;
     if (ln.active) {
         const int64_t c0 = wk.g0 * geo.cg + int64_t(ln.col) * VEC;
         const auto ib = load_input_bias<T, VEC, INBIAS>(in_bias, wk.image * geo.input_bias_stride + c0);
         const T* p = x + wk.image * geo.pixels * geo.channels + c0;
-        for (int64_t r = wk.row0 + ln.prow; r < wk.row1; r += int64_t(rows) * kUnroll) {
+        for (int64_t r = wk.row0 + ln.prow; r < row1; r += int64_t(rows) * kUnroll) {
             Pack<T, VEC> pk[kUnroll];
             int n = 0;
 #pragma unroll
             for (int u = 0; u < kUnroll; ++u)
-                if (r + int64_t(u) * rows < wk.row1) {
+                if (r + int64_t(u) * rows < row1) {
                     pk[u] = *reinterpret_cast<const Pack<T, VEC>*>(p + (r + int64_t(u) * rows) * geo.channels);
                     ++n;
                 }
@@ -376,6 +382,8 @@ bool make_geometry(const GroupNormArgs& a, int vec, Geometry& g) {
     g.groups = a.groups;
     g.cg = a.channels / a.groups;
     g.input_bias_stride = a.input_bias_per_image ? a.channels : 0;
+    g.valid_frames = a.valid_frames;
+    g.frame_pixels = a.frame_pixels;
     const int64_t max_tile = int64_t(kThreads) * vec;
     int64_t tile_channels = a.channels;
     if (a.channels > max_tile) {
@@ -477,6 +485,8 @@ std::string launch_passes(const GroupNormArgs& a, Passes passes) {
 std::string group_norm_unsupported(const GroupNormArgs& a) {
     if (a.batch <= 0 || a.channels <= 0 || a.groups <= 0 || a.plane <= 0) return "empty tensor or non-positive sizes";
     if (a.frames != 1) return "channels-last input must be 4-D (one frame)";
+    if (a.valid_frames && (a.frame_pixels <= 0 || a.plane % a.frame_pixels != 0))
+        return "valid frames need whole frames of frame_pixels pixels";
     if (a.channels % a.groups != 0) return "channels are not a multiple of groups";
     Geometry g;
     if (!make_geometry(a, vector_width(a), g)) return "a group spans more channels than one block holds";
@@ -498,6 +508,7 @@ std::string group_norm_apply_launch(const GroupNormArgs& a) { return launch_pass
 std::string residual_stats_launch(const GroupNormArgs& a, const ResidualSums& r) {
     if (!a.workspace || !r.sums || !r.bias || !r.residual || a.x != r.sums) return "residual statistics: null pointer";
     if (a.input_bias) return "residual statistics: the norm of the sums takes no input bias";
+    if (a.valid_frames) return "residual statistics: no valid frames";
     // The apply pass's geometry: its vector width is that of x (the sums) and y (a fresh, aligned tensor); the
     // residual must allow the same width.
     const int vec = vector_width(a);

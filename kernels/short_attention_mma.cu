@@ -18,6 +18,7 @@ struct Shape {
     int heads, lq, lk, head_dim;
     int64_t q_b, q_h, q_l, k_b, k_h, k_l, v_b, v_h, v_l;
     float scale_log2;
+    const int32_t* key_counts;  // null: every sequence has lk keys
 };
 
 // D += A B on tensor cores, m16n8k16 with fp32 accumulation. Fragment layouts (PTX ISA, "mma.m16n8k16"), with
@@ -79,8 +80,10 @@ short_attention_kernel(const T* __restrict__ q, const T* __restrict__ k, const T
     const T* qb = q + b * p.q_b + h * p.q_h;
     const T* kb = k + b * p.k_b + h * p.k_h;
     const T* vb = v + b * p.v_b + h * p.v_h;
+    // Keys past lk are padding frames (ops/valid_frames.h): never loaded, probability 0.
+    const int lk = p.key_counts ? min(p.lk, int(p.key_counts[b])) : p.lk;
     const bool q_lo = g < p.lq, q_hi = g + 8 < p.lq;  // query rows g and g + 8
-    const bool k_lo = g < p.lk, k_hi = g + 8 < p.lk;  // key rows g (tile 0) and g + 8 (tile 1) of K^T's columns
+    const bool k_lo = g < lk, k_hi = g + 8 < lk;      // key rows g (tile 0) and g + 8 (tile 1) of K^T's columns
 
     // S = Q K^T: 16 queries x 16 keys as two 16x8 tiles, over the head dim 16 at a time (zeros past D).
     float s[2][4] = {{0.f, 0.f, 0.f, 0.f}, {0.f, 0.f, 0.f, 0.f}};
@@ -105,7 +108,7 @@ short_attention_kernel(const T* __restrict__ q, const T* __restrict__ k, const T
 #pragma unroll
         for (int e = 0; e < 4; ++e) {
             const int key = tile * 8 + 2 * t + (e & 1);
-            const float x = key < p.lk ? __fmul_rn(s[tile][e], p.scale_log2) : -INFINITY;
+            const float x = key < lk ? __fmul_rn(s[tile][e], p.scale_log2) : -INFINITY;
             s[tile][e] = x;
             m[e >> 1] = fmaxf(m[e >> 1], x);
         }
@@ -134,7 +137,7 @@ short_attention_kernel(const T* __restrict__ q, const T* __restrict__ k, const T
                             pack(s[1][2], s[1][3], T())};
     // V's B fragments: keys 2t, 2t + 1 (b[0]) and 2t + 8, 2t + 9 (b[1]) of head-dim column n = 8u + g.
     const int key0 = 2 * t, key1 = 2 * t + 1, key2 = 2 * t + 8, key3 = 2 * t + 9;
-    const bool v0 = key0 < p.lk, v1 = key1 < p.lk, v2 = key2 < p.lk, v3 = key3 < p.lk;
+    const bool v0 = key0 < lk, v1 = key1 < lk, v2 = key2 < lk, v3 = key3 < lk;
     T* out_lo = out + ((b * p.lq + g) * p.heads + h) * int64_t(p.head_dim);
     T* out_hi = out + ((b * p.lq + g + 8) * p.heads + h) * int64_t(p.head_dim);
 #pragma unroll 2
@@ -162,6 +165,7 @@ cudaError_t launch_typed(const ShortAttentionArgs& a) {
     p.k_b = a.k_b, p.k_h = a.k_h, p.k_l = a.k_l;
     p.v_b = a.v_b, p.v_h = a.v_h, p.v_l = a.v_l;
     p.scale_log2 = a.scale * kLog2e;
+    p.key_counts = a.key_counts;
     const int64_t blocks = (p.problems + kWarps - 1) / kWarps;
     short_attention_kernel<T><<<unsigned(blocks), kWarps * 32, 0, static_cast<cudaStream_t>(a.stream)>>>(
         static_cast<const T*>(a.q), static_cast<const T*>(a.k), static_cast<const T*>(a.v), static_cast<T*>(a.out), p);

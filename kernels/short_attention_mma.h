@@ -30,6 +30,9 @@ struct ShortAttentionArgs {
     int64_t k_b = 0, k_h = 0, k_l = 0;
     int64_t v_b = 0, v_h = 0, v_l = 0;
     float scale = 1.f;          ///< usually 1/sqrt(head_dim)
+    /// int32 [B] in device memory, or null: sequence b attends to its first key_counts[b] keys only (at least
+    /// 1; the motion modules' real frames of a padded chunk, ops/valid_frames.h)
+    const int32_t* key_counts = nullptr;
     ElementType dtype = ElementType::Float16;
     int device_major = 0;       ///< compute capability of the tensors' device (the mma needs 8.0)
     void* stream = nullptr;     ///< cudaStream_t

@@ -4,6 +4,7 @@
 #include "core/error.h"
 #include "ops/kernel_switch.h"
 #include "ops/short_attention.h"
+#include "ops/valid_frames.h"
 #include "ops/softmax.h"
 #include "ops/flex_variants.h"
 
@@ -180,7 +181,17 @@ bool standard_half_logits_enabled() { return g_half_logits.enabled(); }
 
 void set_standard_half_logits(bool enabled) { g_half_logits.set(enabled); }
 
+AttentionInputs with_key_mask(const AttentionInputs& in) {
+    if (!in.key_counts.defined()) return in;
+    AttentionInputs out{in.q, in.k, in.v, in.key_bias, {}};
+    auto mask = key_mask_bias(in.key_counts.to(in.q.device()), in.k.size(2));  // [B, Lk]
+    if (in.key_bias) mask = mask + in.key_bias->to(mask.device(), torch::kFloat);
+    out.key_bias = mask;
+    return out;
+}
+
 torch::Tensor standard_attention(const AttentionInputs& in, int64_t query_chunk) {
+    if (in.key_counts.defined()) return standard_attention(with_key_mask(in), query_chunk);
     if (half_logits_serve(in)) return standard_attention_half_logits(in, query_chunk);
     const auto& q = in.q;
     const double scale = 1.0 / std::sqrt(static_cast<double>(q.size(-1)));
@@ -254,6 +265,12 @@ void AttentionDispatcher::fall_back(const std::string& why) {
 }
 
 torch::Tensor AttentionDispatcher::operator()(const AttentionInputs& in) {
+    // Padded sequences (key counts) on our kernel where it serves, else the standard path with the counts as a
+    // mask: the fused SDPA kernels here take no mask, and no backend may ignore one.
+    if (in.key_counts.defined()) {
+        if (short_attention_serves(in)) return short_attention(in);
+        return standard_attention(with_key_mask(in));
+    }
     while (true) {
         try {
             switch (active_) {

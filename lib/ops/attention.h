@@ -35,6 +35,9 @@ BackendAvailability attention_availability(AttentionBackend backend, const torch
 struct AttentionInputs {
     torch::Tensor q, k, v;
     std::optional<torch::Tensor> key_bias;
+    /// int32 [B] on q's device, or undefined: sequence b attends to its first key_counts[b] keys only (a padded
+    /// chunk's real frames, ops/valid_frames.h). Unlike a lip-focus bias, every backend applies it.
+    torch::Tensor key_counts;
 };
 
 /// Reference implementation: fp32 softmax, chunks of at most `query_chunk` queries (fewer when the chunk's
@@ -43,6 +46,9 @@ struct AttentionInputs {
 /// fewer passes over them, one rounding of the logits as in the fp32 form (of the scaled ones here);
 /// LSYNC_STANDARD_HALF_LOGITS=0 computes those in fp32 too.
 torch::Tensor standard_attention(const AttentionInputs& in, int64_t query_chunk = 4096);
+/// `in` with its key counts made an additive mask (0, or -inf past each sequence's count) in key_bias, added to
+/// the bias it had; `in` itself when it has no counts.
+AttentionInputs with_key_mask(const AttentionInputs& in);
 bool standard_half_logits_enabled();
 void set_standard_half_logits(bool enabled);
 /// Which fused kernel serves SDPA's calls without a bias, by their size (query tokens x keys, the logits of one

@@ -8,8 +8,9 @@ AttentionContext::AttentionContext(std::shared_ptr<AttentionDispatcher> dispatch
     : dispatcher_(std::move(dispatcher)) {}
 
 torch::Tensor AttentionContext::attend(const torch::Tensor& q, const torch::Tensor& k, const torch::Tensor& v,
-                                       const std::optional<torch::Tensor>& key_bias) const {
-    AttentionInputs in{q, k, v, key_bias};
+                                       const std::optional<torch::Tensor>& key_bias,
+                                       const torch::Tensor& key_counts) const {
+    AttentionInputs in{q, k, v, key_bias, key_counts};
     if (dispatcher_) return (*dispatcher_)(in);
     return standard_attention(in);
 }

@@ -20,9 +20,11 @@ public:
     AttentionContext() = default;
     explicit AttentionContext(std::shared_ptr<AttentionDispatcher> dispatcher);
 
-    /// q [B, H, Lq, D], k/v [B, H, Lk, D] -> [B, H, Lq, D] on the dispatcher's backend (standard when none).
+    /// q [B, H, Lq, D], k/v [B, H, Lk, D] -> [B, H, Lq, D] on the dispatcher's backend (standard when none);
+    /// key_counts as AttentionInputs::key_counts.
     torch::Tensor attend(const torch::Tensor& q, const torch::Tensor& k, const torch::Tensor& v,
-                         const std::optional<torch::Tensor>& key_bias = std::nullopt) const;
+                         const std::optional<torch::Tensor>& key_bias = std::nullopt,
+                         const torch::Tensor& key_counts = {}) const;
 
     /// Enables lip focus: `mouth` is [H, W] (any resolution, 1 = mouth, 0 = elsewhere, e.g. 1 - mask.png) and
     /// `weight` the factor (--lip-focus). weight == 1 disables it.

@@ -6,6 +6,7 @@
 #include "ops/kernel_switch.h"
 #include "ops/memory_layout.h"
 #include "ops/kernel_target.h"
+#include "ops/valid_frames.h"
 
 #include <climits>
 #include <cstdint>
@@ -145,19 +146,36 @@ void launch_fused(kernels::GroupNormArgs& a, const torch::Tensor& weight, const 
     LSYNC_CHECK(err.empty(), ErrorCode::Backend, err);
 }
 
+// Real frames of a channels_last image of stacked frames (ops/valid_frames.h): the counts (int32 [N] on the
+// image's device), each frame `frame_pixels` pixels; no counts: every pixel counts.
+struct ImageFrames {
+    torch::Tensor counts;
+    int64_t frame_pixels = 0;
+};
+
 // The channels_last kernels on x (checked by the caller), y channels_last too: the next NHWC convolution reads it
 // as it lies. `input_bias` ([C] of x's dtype, or undefined) is added to x as it is loaded.
 // A 2-D input_bias [N, C] holds one row per image.
 torch::Tensor run_channels_last(const torch::Tensor& x, int64_t groups, const torch::Tensor& weight,
                                 const torch::Tensor& bias, double eps, bool silu,
-                                const torch::Tensor& input_bias = {}) {
+                                const torch::Tensor& input_bias = {}, const ImageFrames& frames = {}) {
     auto y = torch::empty(x.sizes(), x.options().memory_format(at::MemoryFormat::ChannelsLast));
     auto a = channels_last_args(x, groups);
     a.y = y.data_ptr();
     a.input_bias = input_bias.defined() ? input_bias.data_ptr() : nullptr;
     a.input_bias_per_image = input_bias.defined() && input_bias.dim() == 2;
+    if (frames.counts.defined()) {
+        a.valid_frames = frames.counts.data_ptr<int32_t>();
+        a.frame_pixels = frames.frame_pixels;
+    }
     launch_fused(a, weight, bias, eps, silu, x);
     return y;
+}
+
+// Whether the counts of a 5-D call can go to the kernel as they are.
+bool counts_readable(const torch::Tensor& counts, const torch::Tensor& x) {
+    return counts.device() == x.device() && counts.is_contiguous() && counts.scalar_type() == torch::kInt &&
+           counts.size(0) == x.size(0);
 }
 
 // Whether the channels-last kernel runs x (a channels_last image) with `input_bias` ([C], or [N, C]: a row per
@@ -243,9 +261,13 @@ torch::Tensor group_norm_sample_bias(const torch::Tensor& x, const torch::Tensor
 #if LSYNC_WITH_CUDA
     if (is_frames_channels_last(x)) {
         const auto image = frames_as_image(x);
-        if (input_bias_kernel_serves(image, input_bias, groups, weight, bias)) {
+        const auto counts = valid_frames_for(x.size(0));
+        if (input_bias_kernel_serves(image, input_bias, groups, weight, bias) &&
+            (!counts.defined() || counts_readable(counts, x))) {
             const c10::cuda::CUDAGuard device_guard(x.device());
-            return image_as_frames(run_channels_last(image, groups, weight, bias, eps, silu, input_bias), x.size(2));
+            const ImageFrames frames{counts, x.size(3) * x.size(4)};
+            return image_as_frames(run_channels_last(image, groups, weight, bias, eps, silu, input_bias, frames),
+                                   x.size(2));
         }
     }
 #endif
@@ -254,6 +276,24 @@ torch::Tensor group_norm_sample_bias(const torch::Tensor& x, const torch::Tensor
 
 torch::Tensor group_norm(const torch::Tensor& x, int64_t groups, const torch::Tensor& weight,
                          const torch::Tensor& bias, double eps, bool silu) {
+    // A call with padding frames (ops/valid_frames.h): statistics over the real ones.
+    if (x.dim() == 5) {
+        if (const auto counts = valid_frames_for(x.size(0)); counts.defined()) {
+#if LSYNC_WITH_CUDA
+            if (is_frames_channels_last(x) && x.is_cuda() && fused_group_norm_enabled() &&
+                counts_readable(counts, x)) {
+                const auto image = frames_as_image(x);
+                if (group_norm_fused_unsupported(image, groups, weight, bias).empty()) {
+                    const c10::cuda::CUDAGuard device_guard(x.device());
+                    const ImageFrames frames{counts, x.size(3) * x.size(4)};
+                    return image_as_frames(run_channels_last(image, groups, weight, bias, eps, silu, {}, frames),
+                                           x.size(2));
+                }
+            }
+#endif
+            return group_norm_valid_frames_reference(x, counts.to(x.device()), groups, weight, bias, eps, silu);
+        }
+    }
     // Frames-channels-last 5-D: statistics per batch entry over all its frames are those of the channels_last
     // image [B, C, F*H, W] over the same memory, which every path below keeps channels_last.
     if (is_frames_channels_last(x)) {

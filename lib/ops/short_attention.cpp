@@ -41,6 +41,7 @@ kernels::ShortAttentionArgs kernel_args(const AttentionInputs& in, const torch::
               : in.q.scalar_type() == torch::kBFloat16 ? kernels::ElementType::BFloat16
                                                        : kernels::ElementType::Float32;
     a.device_major = at::cuda::getDeviceProperties(in.q.device().index())->major;
+    a.key_counts = in.key_counts.defined() ? in.key_counts.data_ptr<int32_t>() : nullptr;
     return a;
 }
 #endif
@@ -69,6 +70,10 @@ std::string short_attention_unsupported(const AttentionInputs& in) {
     if (torch::GradMode::is_enabled() && (q.requires_grad() || in.k.requires_grad() || in.v.requires_grad()))
         return "the short-sequence kernel has no backward";
     if (q.numel() == 0 || in.k.numel() == 0) return "empty input";
+    if (in.key_counts.defined() &&
+        (in.key_counts.device() != q.device() || in.key_counts.scalar_type() != torch::kInt ||
+         in.key_counts.dim() != 1 || in.key_counts.size(0) != q.size(0) || !in.key_counts.is_contiguous()))
+        return "key counts must be contiguous int32 [B] on q's device";
     return kernels::short_attention_unsupported(kernel_args(in, torch::Tensor()));
 #else
     (void)in;

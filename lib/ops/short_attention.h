@@ -14,7 +14,8 @@ bool short_attention_enabled();
 void set_short_attention(bool enabled);
 
 /// Empty when the kernel can run `in` (CUDA, compute capability >= 8.0, fp16/bf16, at most 16 queries and 16
-/// keys, no key bias, head dim a multiple of 8, strides in 16-byte units, no gradient), else why not.
+/// keys, no key bias, head dim a multiple of 8, strides in 16-byte units, no gradient, key counts if any
+/// int32 [B] on q's device), else why not.
 std::string short_attention_unsupported(const AttentionInputs& in);
 
 /// Whether `flash` runs `in` on the kernel: a CUDA call the kernel takes, with the switch on.

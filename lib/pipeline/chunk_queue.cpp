@@ -8,8 +8,9 @@ ChunkQueue::ChunkQueue(ChunkWorkers& workers, int64_t chunks_per_call, bool trac
     : workers_(workers), chunks_per_call_(chunks_per_call), tracing_(tracing), done_(std::move(done)) {}
 
 void ChunkQueue::add(PendingChunk chunk) {
-    const bool fits = pending_.empty() || chunk.rows.empty() ||
-                      (!pending_.back().rows.empty() && pending_.back().rows.size() == chunk.rows.size());
+    // Chunks with faces share a group whatever their face counts: a worker that pads its calls runs them in one
+    // (a render's short last chunk beside the lone full one before it), one that does not splits them by length.
+    const bool fits = pending_.empty() || chunk.rows.empty() || !pending_.back().rows.empty();
     if (!fits) end_group();
     pending_.push_back(std::move(chunk));
     if (pending_.back().rows.empty() || static_cast<int64_t>(pending_.size()) >= chunks_per_call_) end_group();

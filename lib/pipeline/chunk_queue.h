@@ -39,8 +39,7 @@ public:
     using Done = std::function<void(PendingChunk& chunk, const ChunkTrace* trace)>;
     ChunkQueue(ChunkWorkers& workers, int64_t chunks_per_call, bool tracing, Done done);
 
-    /// Queues the next chunk; a chunk without faces, or one whose face count differs from the group's, starts
-    /// a group of its own.
+    /// Queues the next chunk; a chunk without faces ends the group and forms one of its own.
     void add(PendingChunk chunk);
     /// Ends the current group (the render ends groups at segment boundaries, so that a resumed render groups
     /// its chunks as an uninterrupted one).

@@ -233,9 +233,15 @@ GroupResult ChunkWorkers::run_group(ChunkWorkerSetup& w, std::vector<ChunkFrames
     if (tracing_) r.traces.resize(chunks.size());
     size_t next = 0;
     while (next < chunks.size()) {
+        // A runner without batch padding takes chunks of one length per call (a short chunk then gets a call of
+        // its own); with it, any lengths (lipsync_chunk.h).
         std::vector<ChunkFrames> sub;
-        for (size_t k = next; k < chunks.size() && static_cast<int64_t>(sub.size()) < w.batch; ++k)
+        for (size_t k = next; k < chunks.size() && static_cast<int64_t>(sub.size()) < w.batch; ++k) {
+            if (!sub.empty() && !w.runner->pads_short_chunks() &&
+                chunks[k].frames.size(0) != sub.front().frames.size(0))
+                break;
             sub.push_back(chunks[k]);
+        }
         try {
             {
                 bool inject = false;

@@ -4,6 +4,7 @@
 #include "core/error.h"
 #include "core/log.h"
 #include "diagnostics/gpu_memory.h"
+#include "ops/valid_frames.h"
 #include "pipeline/cuda_graph_capture.h"
 
 #include <map>
@@ -34,11 +35,12 @@ namespace {
 
 using diffusion::CachePhase;
 
-// The graphs of one input shape. Their inputs are copied into `x`, `t` and `audio`; their DeepCache features
-// live in `cache`, written by the "capture" graph and read by the "reuse" one.
+// The graphs of one input shape. Their inputs are copied into `x`, `t`, `audio` and, for calls with padding
+// frames (ops/valid_frames.h), `counts`, which the captured kernels read; their DeepCache features live in
+// `cache`, written by the "capture" graph and read by the "reuse" one.
 struct ShapeGraphs {
     GraphPool pool = at::cuda::graph_pool_handle();  // shared by this shape's graphs
-    torch::Tensor x, t, audio;
+    torch::Tensor x, t, audio, counts;
     models::DeepCacheState cache;  // the graphs' (fixed addresses)
     models::DeepCacheState warm;   // the eager calls' before the capture graph exists
     std::map<int, std::unique_ptr<at::cuda::CUDAGraph>> graph;  // by CachePhase
@@ -75,6 +77,9 @@ private:
         key.insert(key.end(), audio.sizes().begin(), audio.sizes().end());
         key.push_back(static_cast<int64_t>(x.scalar_type()));
         key.push_back(static_cast<int64_t>(audio.scalar_type()));
+        // Graphs captured under a scope of valid frames read its counts; one call's counts replay any other's.
+        const auto counts = ops::valid_frames_for(x.size(0));
+        key.push_back(counts.defined() ? 1 : 0);
         auto it = shapes_.find(key);
         if (it == shapes_.end()) {
             if (static_cast<int>(shapes_.size()) >= max_shapes_) return eager(x, t, audio, phase, unet_->deep_cache);
@@ -82,6 +87,7 @@ private:
             s->x = torch::empty_like(x);
             s->t = torch::zeros({}, torch::TensorOptions().dtype(torch::kLong).device(x.device()));
             s->audio = torch::empty_like(audio);
+            if (counts.defined()) s->counts = torch::empty({x.size(0)}, counts.options().device(x.device()));
             it = shapes_.emplace(key, std::move(s)).first;
         }
         ShapeGraphs& s = *it->second;
@@ -106,6 +112,7 @@ private:
         else
             s.t.copy_(t.reshape({}), /*non_blocking=*/true);
         s.audio.copy_(audio, /*non_blocking=*/true);
+        if (counts.defined()) s.counts.copy_(counts, /*non_blocking=*/true);
         s.graph.at(p)->replay();
         ++counts_->replays;
         return s.out.at(p).clone();
@@ -123,6 +130,8 @@ private:
         const int p = static_cast<int>(phase);
         try {
             torch::Tensor out;
+            // The captured kernels read the counts from the graphs' own tensor (copied in before each replay).
+            const ops::ValidFramesScope frames(s.counts);
             auto graph = capture_cuda_graph(
                 s.pool, [&] { out = unet_->forward_cached(s.x, s.t, s.audio, phase, s.cache); });
             s.out[p] = out;

@@ -9,6 +9,7 @@
 #include "faces/align_batch.h"
 #include "faces/paste_back.h"
 #include "pipeline/frame_map.h"
+#include "ops/valid_frames.h"
 #include "pipeline/graphed_denoiser.h"
 #include "unet/row_slices.h"
 
@@ -62,6 +63,23 @@ bool silent_cfg_audio_wanted() {
     return on;
 }
 
+// `t` with dimension `dim` made `size` long by repeating its last slice (a short chunk's rows in a padded call:
+// ops/valid_frames.h; any finite values would do, these are what the chunk's last frame holds).
+torch::Tensor pad_frames(const torch::Tensor& t, int64_t dim, int64_t size) {
+    const int64_t have = t.size(dim);
+    if (have == size) return t;
+    auto sizes = t.sizes().vec();
+    sizes[static_cast<size_t>(dim)] = size - have;
+    return torch::cat({t, t.slice(dim, have - 1, have).expand(sizes)}, dim);
+}
+
+// LSYNC_PAD_SHORT_CHUNKS=0 (read once) runs a chunk of fewer frames in a call of its own shape, as before
+// docs/performance-notes.md section 28: for measurements.
+bool short_chunk_padding_wanted() {
+    static const bool on = env::flag("LSYNC_PAD_SHORT_CHUNKS", true);
+    return on;
+}
+
 // The official preprocessing of the aligned crops (float, whole values in [0, 255]): [0, 1] -> [-1, 1]. Written
 // once: the composite rebuilds these pixels from the uint8 crops and must get the encoder's bits.
 torch::Tensor crop_pixels(const torch::Tensor& crops) { return (crops / 255.0 - 0.5) / 0.5; }
@@ -89,6 +107,8 @@ torch::Tensor frames_on_device(const std::vector<torch::Tensor>& frames, const t
 
 }  // namespace
 
+bool LipsyncChunk::pads_short_chunks() const { return pad_batches_ && short_chunk_padding_wanted(); }
+
 LipsyncChunk::LipsyncChunk(const RenderModels& models, torch::Tensor mask, DiffusionSettings settings,
                            NoiseSource noise)
     : models_(models),
@@ -113,19 +133,30 @@ LipsyncChunk::LipsyncChunk(const RenderModels& models, torch::Tensor mask, Diffu
     scheduler_.set_timesteps(settings_.steps);
 }
 
-torch::Tensor LipsyncChunk::encode(const torch::Tensor& images, const std::vector<int64_t>& ids, int which) {
+torch::Tensor LipsyncChunk::encode(const torch::Tensor& images, const std::vector<int64_t>& ids,
+                                  const std::vector<int64_t>& lengths, int64_t frames, int which) {
     const auto dist = vae_.encode(images, vae_images_);
-    const int64_t b = static_cast<int64_t>(ids.size()), a = images.size(0) / b;
     std::vector<torch::Tensor> per_chunk;
-    for (int64_t k = 0; k < b; ++k) {
-        const auto mean = dist.mean.slice(0, k * a, (k + 1) * a), std = dist.std.slice(0, k * a, (k + 1) * a);
+    int64_t at = 0;
+    for (size_t k = 0; k < ids.size(); ++k) {
+        const int64_t a = lengths[k];
+        const auto mean = dist.mean.slice(0, at, at + a), std = dist.std.slice(0, at, at + a);
+        at += a;
         // mean + std * eps, the posterior sample diffusers draws, with eps from the chunk's own generator.
         // Through pinned memory: a copy from pageable memory would wait for everything queued on the stream.
-        const auto eps = upload(noise_.posterior(ids[static_cast<size_t>(k)], which, mean.sizes()), mean.device(),
-                                mean.scalar_type());
-        per_chunk.push_back(diffusion::frames_to_video_latents(mean + std * eps));
+        const auto eps = upload(noise_.posterior(ids[k], which, mean.sizes()), mean.device(), mean.scalar_type());
+        per_chunk.push_back(pad_frames(diffusion::frames_to_video_latents(mean + std * eps), 2, frames));
     }
     return torch::cat(per_chunk, 0);
+}
+
+torch::Tensor LipsyncChunk::frame_counts(const std::vector<int64_t>& counts) {
+    if (counts != counts_host_) {
+        const auto host = torch::tensor(std::vector<int32_t>(counts.begin(), counts.end()), torch::kInt);
+        counts_ = upload(host, models_.unet->device(), torch::kInt);
+        counts_host_ = counts;
+    }
+    return counts_;
 }
 
 struct LipsyncChunk::CallPlace {
@@ -196,17 +227,27 @@ std::vector<torch::Tensor> LipsyncChunk::run_stages(const std::vector<ChunkFrame
         }
     };
     LSYNC_CHECK(!chunks.empty(), ErrorCode::Internal, "LipsyncChunk: no chunks");
-    const int64_t n = chunks.front().frames.size(0), b = static_cast<int64_t>(chunks.size());
+    const int64_t b = static_cast<int64_t>(chunks.size());
     std::vector<torch::Tensor> frames, matrices, audio;
-    std::vector<int64_t> ids;
+    std::vector<int64_t> ids, lengths;
     for (const auto& c : chunks) {
-        LSYNC_CHECK(c.frames.size(0) == n && c.matrices.size(0) == n && c.audio.size(0) == n && n > 0,
-                    ErrorCode::Internal, "LipsyncChunk: a batch needs chunks of the same length");
+        const int64_t a = c.frames.size(0);
+        LSYNC_CHECK(a > 0 && c.matrices.size(0) == a && c.audio.size(0) == a, ErrorCode::Internal,
+                    "LipsyncChunk: a chunk needs as many matrices and audio windows as frames");
         frames.push_back(c.frames);
         matrices.push_back(c.matrices);
         audio.push_back(c.audio);
         ids.push_back(c.chunk);
+        lengths.push_back(a);
     }
+    // With short chunks padded every call has the main shape, chunks x 16 frames: a shorter chunk rides padded
+    // to 16, its real frames told apart by the counts (ops/valid_frames.h), so the UNet sees them as a call of
+    // their own length would. Otherwise the chunks of a call must be equally long.
+    const bool pad_short = pads_short_chunks();
+    const int64_t n = pad_short ? kFramesPerChunk : lengths.front();
+    LSYNC_CHECK(std::all_of(lengths.begin(), lengths.end(),
+                            [&](int64_t a) { return pad_short ? a <= n : a == n; }),
+                ErrorCode::Internal, "LipsyncChunk: a batch without padding needs chunks of the same length");
     mark(ChunkStageClock::Start);
     const auto device = models_.unet->device();
     const auto dtype = models_.unet->dtype();
@@ -229,8 +270,8 @@ std::vector<torch::Tensor> LipsyncChunk::run_stages(const std::vector<ChunkFrame
         const auto pixels = crop_pixels(aligned);
         const auto masked = pixels * mask_;
         mark(ChunkStageClock::Aligned);
-        cond.masked_image_latents = encode(masked.to(dtype), ids, 0);
-        cond.ref_latents = encode(pixels.to(dtype), ids, 1);
+        cond.masked_image_latents = encode(masked.to(dtype), ids, lengths, n, 0);
+        cond.ref_latents = encode(pixels.to(dtype), ids, lengths, n, 1);
         crops = aligned.to(torch::kUInt8);
     }
     // The UNet's batch: the chunks, padded (pads_batches()) with copies of the last one. Each chunk's rows go
@@ -247,6 +288,7 @@ std::vector<torch::Tensor> LipsyncChunk::run_stages(const std::vector<ChunkFrame
     cond.masked_image_latents = pad_rows(cond.masked_image_latents, 1);
     cond.ref_latents = pad_rows(cond.ref_latents, 1);
     cond.mask = mask_latent_.expand({unet_b, 1, n, mask_latent_.size(3), mask_latent_.size(4)});
+    for (auto& a : audio) a = pad_frames(a, 0, n);
     cond.audio = pad_rows(torch::cat(audio, 0), n);  // [B*A, tokens, dim], chunk-major as the loop wants
     const auto latents = shared_noise_.expand({unet_b, -1, n, -1, -1}).contiguous();
     mark(ChunkStageClock::Encoded);
@@ -261,10 +303,26 @@ std::vector<torch::Tensor> LipsyncChunk::run_stages(const std::vector<ChunkFrame
         return !on_step || on_step(i, steps, t, latents);
     };
     const models::SliceBudget slices(unet_slice_bytes(models_.resolution));
-    const auto final_latents =
-        diffusion::denoise_chunk(denoiser_, scheduler_, latents, cond, options).slice(0, 0, b);
+    torch::Tensor counts;
+    if (pad_short) {
+        auto per_entry = lengths;
+        per_entry.resize(static_cast<size_t>(unet_b), lengths.back());  // the padding entries copy the last chunk
+        counts = frame_counts(per_entry);
+    }
+    torch::Tensor final_latents;
+    {
+        const ops::ValidFramesScope real_frames(counts);
+        final_latents = diffusion::denoise_chunk(denoiser_, scheduler_, latents, cond, options);
+    }
+    // Each chunk's real frames, [1, C, A, h, w] each, and all of them as the decoder's rows.
+    std::vector<torch::Tensor> chunk_latents;
+    for (int64_t k = 0; k < b; ++k)
+        chunk_latents.push_back(final_latents.slice(0, k, k + 1).slice(2, 0, lengths[static_cast<size_t>(k)]));
+    std::vector<torch::Tensor> latent_rows;
+    for (const auto& l : chunk_latents) latent_rows.push_back(diffusion::video_latents_to_frames(l));
     mark(ChunkStageClock::Denoised);
-    const auto decoded = vae_.decode(diffusion::video_latents_to_frames(final_latents), vae_images_).to(torch::kFloat);
+    const auto decoded = vae_.decode(latent_rows.size() == 1 ? latent_rows[0] : torch::cat(latent_rows, 0),
+                                     vae_images_).to(torch::kFloat);
     mark(ChunkStageClock::Decoded);
     const auto float_crops = crops.to(torch::kFloat);
     const auto pixels = crop_pixels(float_crops);
@@ -273,12 +331,16 @@ std::vector<torch::Tensor> LipsyncChunk::run_stages(const std::vector<ChunkFrame
         faces::apply_paste_in_place(frames_on_device(frames, device, true), faces_out, paste_plan, geometry_).frames;
     mark(ChunkStageClock::Pasted);
     std::vector<torch::Tensor> out;
+    int64_t at = 0;
     for (int64_t k = 0; k < b; ++k) {
-        out.push_back(pasted.slice(0, k * n, (k + 1) * n));
+        const int64_t a = lengths[static_cast<size_t>(k)];
+        out.push_back(pasted.slice(0, at, at + a));
         if (traces)
-            traces->push_back({float_crops.slice(0, k * n, (k + 1) * n), faces_out.slice(0, k * n, (k + 1) * n),
-                               cond.masked_image_latents.slice(0, k, k + 1), cond.ref_latents.slice(0, k, k + 1),
-                               final_latents.slice(0, k, k + 1), decoded.slice(0, k * n, (k + 1) * n)});
+            traces->push_back({float_crops.slice(0, at, at + a), faces_out.slice(0, at, at + a),
+                               cond.masked_image_latents.slice(0, k, k + 1).slice(2, 0, a),
+                               cond.ref_latents.slice(0, k, k + 1).slice(2, 0, a), chunk_latents[k],
+                               decoded.slice(0, at, at + a)});
+        at += a;
     }
     return out;
 }

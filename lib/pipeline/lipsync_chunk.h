@@ -52,17 +52,18 @@ public:
     /// `mask` [R, R] float (1 = keep), `models` loaded for R = mask's size.
     LipsyncChunk(const RenderModels& models, torch::Tensor mask, DiffusionSettings settings, NoiseSource noise);
 
-    /// One or several chunks with the same number of frames in one pass through the networks (the UNet sees a
-    /// batch of B chunks); each chunk keeps its own noise, so the frames equal those of B one-chunk calls up to
-    /// the summation order of the batched kernels. Returns per chunk its frames with the generated mouth,
+    /// One or several chunks in one pass through the networks (the UNet sees a batch of B chunks); each chunk
+    /// keeps its own noise, so the frames equal those of B one-chunk calls up to the summation order of the
+    /// batched kernels. The chunks must have the same number of frames unless batch padding is on (below). Returns per chunk its frames with the generated mouth,
     /// [A, 3, H, W] uint8 on the models' device; traces, when given, one each. `on_step` (optional) sees every
     /// denoising step and can cancel (return false). `clock` (optional) gets a mark at each stage boundary
     /// (chunk_stage_clock.h); the caller reads it once the frames are on the host. A LibTorch error (not an
     /// out-of-memory one, which the caller retries) becomes an lsync::Error of one line that says which chunks,
     /// stage and denoising step it came from.
-    /// `unet_chunks`: the chunks per UNet call of the caller's other calls. With batch padding on (below), fewer
-    /// chunks of 16 frames go through the UNet padded to that many with copies of the last one, discarded after
-    /// the loop: the call then has the render's main shape.
+    /// `unet_chunks`: the chunks per UNet call of the caller's other calls. With batch padding on (below), every
+    /// call has the render's main shape: fewer chunks go through the UNet padded to that many with copies of the
+    /// last one, discarded after the loop, and a chunk of fewer than 16 frames padded to 16 with its real frames
+    /// marked (ops/valid_frames.h: GroupNorm statistics and the motion modules' attention see those only).
     std::vector<torch::Tensor> run_batch(const std::vector<ChunkFrames>& chunks,
                                          const diffusion::StepCallback& on_step = nullptr,
                                          std::vector<ChunkTrace>* traces = nullptr, ChunkStageClock* clock = nullptr,
@@ -71,11 +72,14 @@ public:
     /// (graphed_denoiser.h): there a new shape costs an eager first call that meets cuDNN and the allocator
     /// afresh, then captures, while a padded call replays the main shape's graphs. A render of 500 frames at 2
     /// chunks per call ends on one lone full chunk and one of 4 frames; on an H200 those two took about 1.5 s,
-    /// and 1.0 s with the lone chunk padded (docs/performance-notes.md section 10). It does not follow
-    /// LSYNC_CUDA_GRAPHS, so eager and graphed renders keep giving the same bytes. Off at 512 px, where the
-    /// padding's work costs more than a new shape, and on the CPU.
+    /// 1.0 s with the lone chunk padded (docs/performance-notes.md section 10), and now run as one call. It
+    /// does not follow LSYNC_CUDA_GRAPHS, so eager and graphed renders keep giving the same bytes. Off at 512 px,
+    /// where the padding's work costs more than a new shape, and on the CPU.
     bool pads_batches() const { return pad_batches_; }
     void set_batch_padding(bool on) { pad_batches_ = on; }
+    /// Whether a call may hold chunks of fewer frames (padded to 16 with their real frames marked): with batch
+    /// padding, unless LSYNC_PAD_SHORT_CHUNKS=0.
+    bool pads_short_chunks() const;
 
 
     const faces::CropGeometry& geometry() const { return geometry_; }
@@ -85,9 +89,14 @@ private:
     std::vector<torch::Tensor> run_stages(const std::vector<ChunkFrames>& chunks, const diffusion::StepCallback& on_step,
                                           std::vector<ChunkTrace>* traces, ChunkStageClock* clock, int64_t unet_chunks,
                                           CallPlace& place);
-    /// VAE posterior samples of `images` [B*A, 3, R, R], chunk b's rows drawn from chunk ids[b]'s noise:
-    /// [B, 4, A, h, w] scaled latents.
-    torch::Tensor encode(const torch::Tensor& images, const std::vector<int64_t>& ids, int which);
+    /// VAE posterior samples of `images` (chunk b's lengths[b] rows after the earlier chunks' rows, [sum, 3, R,
+    /// R]), chunk b's drawn from chunk ids[b]'s noise: [B, 4, frames, h, w] scaled latents, a shorter chunk's
+    /// padded with copies of its last frame.
+    torch::Tensor encode(const torch::Tensor& images, const std::vector<int64_t>& ids,
+                         const std::vector<int64_t>& lengths, int64_t frames, int which);
+    /// The real frames of each UNet batch entry on the device, int32 (ops/valid_frames.h); uploaded only when
+    /// they differ from the last call's (a render's calls are nearly all full chunks).
+    torch::Tensor frame_counts(const std::vector<int64_t>& counts);
     RenderModels models_;  ///< shares the networks (module holders are shared pointers)
     faces::CropGeometry geometry_;
     torch::Tensor mask_;         ///< [R, R] float32 on the device
@@ -100,6 +109,8 @@ private:
     GraphedVae vae_;      ///< the VAE's calls (as CUDA graphs with LSYNC_VAE_GRAPHS=1: graphed_vae.h)
     int64_t vae_images_;  ///< images per VAE call: bounds the VAE's working memory whatever the batch
     bool pad_batches_ = false;
+    std::vector<int64_t> counts_host_;  ///< frame_counts()'s last counts
+    torch::Tensor counts_;              ///< and their device copy
 };
 
 }  // namespace lsync::pipeline

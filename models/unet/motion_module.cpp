@@ -4,6 +4,7 @@
 #include "ops/bias_add.h"
 #include "ops/memory_layout.h"
 #include "ops/tile_transpose.h"
+#include "ops/valid_frames.h"
 
 #include <cmath>
 
@@ -41,18 +42,18 @@ torch::Tensor TemporalAttentionImpl::position_table(int64_t frames) const {
     return pe.slice(1, 0, frames);
 }
 
-torch::Tensor TemporalAttentionImpl::forward(const torch::Tensor& x) {
-    if (!pe.defined()) return AttentionImpl::forward(x);
-    return AttentionImpl::forward(x + position_table(x.size(1)));
+torch::Tensor TemporalAttentionImpl::forward(const torch::Tensor& x, const torch::Tensor& key_counts) {
+    if (!pe.defined()) return AttentionImpl::forward(x, std::nullopt, std::nullopt, key_counts);
+    return AttentionImpl::forward(x + position_table(x.size(1)), std::nullopt, std::nullopt, key_counts);
 }
 
-torch::Tensor TemporalAttentionImpl::forward_consuming(torch::Tensor x) {
-    if (!pe.defined() || !x.is_contiguous() || pe.scalar_type() != x.scalar_type()) return forward(x);
+torch::Tensor TemporalAttentionImpl::forward_consuming(torch::Tensor x, const torch::Tensor& key_counts) {
+    if (!pe.defined() || !x.is_contiguous() || pe.scalar_type() != x.scalar_type()) return forward(x, key_counts);
     // In place over [b*s, f*dim]: one bias row of f*dim for every pixel's tokens (ops/bias_add.h), where ATen
     // would broadcast the [1, f, dim] table through its generic element-wise kernel.
     auto rows = x.view({x.size(0), -1});
     ops::add_row_bias_(rows, position_table(x.size(1)));
-    return AttentionImpl::forward(x);
+    return AttentionImpl::forward(x, std::nullopt, std::nullopt, key_counts);
 }
 
 TemporalTransformerBlockImpl::TemporalTransformerBlockImpl(int64_t dim, const MotionModuleConfig& cfg) {
@@ -72,13 +73,13 @@ TemporalTransformerBlockImpl::TemporalTransformerBlockImpl(int64_t dim, const Mo
     ff_norm = register_module("ff_norm", LayerNorm(dim));
 }
 
-torch::Tensor TemporalTransformerBlockImpl::forward(const torch::Tensor& x) {
+torch::Tensor TemporalTransformerBlockImpl::forward(const torch::Tensor& x, const torch::Tensor& key_counts) {
     // Official: h = attention[k](norm[k](h)) + h for each k, then ff(ff_norm(h)) + h. Each residual add is done
     // together with the norm that reads its result (forward_sum).
     ops::SumAndNorm s{x, attention.empty() ? ff_norm(x) : norm[0](x)};
     for (size_t k = 0; k < attention.size(); ++k) {
         auto& next = k + 1 < attention.size() ? norm[k + 1] : ff_norm;
-        s = next->forward_sum(attention[k]->forward_consuming(s.normed), s.sum);
+        s = next->forward_sum(attention[k]->forward_consuming(s.normed, key_counts), s.sum);
     }
     return ff(s.normed) + s.sum;
 }
@@ -101,6 +102,8 @@ MotionModuleImpl::MotionModuleImpl(int64_t channels, int64_t groups, const Motio
 
 torch::Tensor MotionModuleImpl::forward(const torch::Tensor& x) {
     const int64_t b = x.size(0), c = x.size(1), frames = x.size(2), h = x.size(3), w = x.size(4), s = h * w;
+    // A padded call's real frames per sequence (one sequence per pixel of each entry); undefined when all are.
+    const auto key_counts = ops::valid_frames_per_sequence(b, s);
     // Frame-major planes [b, f, c, s] (what a per-frame conv leaves behind the 5-D view); norm statistics per
     // frame. The tokens go straight to pixel-major order [(b s), f, c], the order temporal attention needs,
     // and stay there through every block; the official code regroups them around each attention instead.
@@ -113,14 +116,14 @@ torch::Tensor MotionModuleImpl::forward(const torch::Tensor& x) {
         };
         auto t = ops::swap_middle(as_rows(norm(residual))).view({b * s, frames, c});
         t = proj_in(t);
-        for (auto& block : blocks) t = block->forward(t);
+        for (auto& block : blocks) t = block->forward(t, key_counts);
         t = proj_out(t).view({b, s, frames, c});
         const auto y = ops::swap_middle(t, as_rows(residual));
         return unfold_frames(y.view({b * frames, h, w, c}).permute({0, 3, 1, 2}), frames);
     }
     auto t = ops::transpose_last2(norm(residual).reshape({b, frames * c, s})).reshape({b * s, frames, c});
     t = proj_in(t);
-    for (auto& block : blocks) t = block->forward(t);
+    for (auto& block : blocks) t = block->forward(t, key_counts);
     t = proj_out(t).reshape({b, s, frames * c});
     const auto y = ops::add_transposed(residual.reshape({b, frames * c, s}), t);
     return unfold_frames(y.view({b * frames, c, h, w}), frames);

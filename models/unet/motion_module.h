@@ -26,11 +26,12 @@ public:
     TemporalAttentionImpl(int64_t dim, int64_t heads, int64_t head_dim, bool position_encoding, int64_t max_len);
     /// x [b*s, f, dim]: the tokens already grouped by pixel (s = h*w), which is the order the whole motion
     /// module keeps (its norms, projections and feed-forward work per token, so only the entry and exit
-    /// reorder) -> the same shape.
-    torch::Tensor forward(const torch::Tensor& x);
+    /// reorder) -> the same shape. key_counts int32 [b*s] or undefined: each sequence's real frames
+    /// (ops/valid_frames.h), the only keys it attends to.
+    torch::Tensor forward(const torch::Tensor& x, const torch::Tensor& key_counts = {});
     /// forward() on a temporary the caller gives up (a norm's output): the position table is added into it in
     /// place.
-    torch::Tensor forward_consuming(torch::Tensor x);
+    torch::Tensor forward_consuming(torch::Tensor x, const torch::Tensor& key_counts = {});
     torch::Tensor pe;  ///< buffer `pos_encoder.pe`, undefined without position encoding
 
 private:
@@ -42,8 +43,8 @@ TORCH_MODULE(TemporalAttention);
 class TemporalTransformerBlockImpl : public torch::nn::Module {
 public:
     TemporalTransformerBlockImpl(int64_t dim, const MotionModuleConfig& cfg);
-    /// x [b*s, f, dim] -> the same shape.
-    torch::Tensor forward(const torch::Tensor& x);
+    /// x [b*s, f, dim] -> the same shape; key_counts as TemporalAttentionImpl::forward's.
+    torch::Tensor forward(const torch::Tensor& x, const torch::Tensor& key_counts = {});
     std::vector<TemporalAttention> attention;
     std::vector<LayerNorm> norm;
     FeedForward ff{nullptr};
@@ -56,7 +57,8 @@ TORCH_MODULE(TemporalTransformerBlock);
 class MotionModuleImpl : public torch::nn::Module {
 public:
     MotionModuleImpl(int64_t channels, int64_t groups, const MotionModuleConfig& cfg);
-    /// x [b, c, f, h, w] -> same shape.
+    /// x [b, c, f, h, w] -> same shape. Under an ops::ValidFramesScope each entry's frames attend to its real
+    /// frames only.
     torch::Tensor forward(const torch::Tensor& x);
 
     GroupNorm norm{nullptr};

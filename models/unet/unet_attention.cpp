@@ -79,26 +79,28 @@ torch::Tensor AttentionImpl::stacked_projection(const torch::Tensor& input, cons
 }
 
 torch::Tensor AttentionImpl::forward(const torch::Tensor& x, const std::optional<torch::Tensor>& context,
-                                     const std::optional<torch::Tensor>& key_bias) {
+                                     const std::optional<torch::Tensor>& key_bias, const torch::Tensor& key_counts) {
     // Sequences are independent: bound the q/k/v, attention output and projection temporaries by slicing dim 0.
     const int64_t n = x.size(0), lq = x.size(1), lk = context ? context->size(1) : lq;
     const int64_t inner = to_q->weight.size(0);
     const int64_t per_sequence = (lq * (5 * inner + x.size(2)) + lk * 2 * inner) * x.element_size();
     const int64_t step = rows_per_slice(n, per_sequence);
-    if (step >= n) return forward_rows(x, context, key_bias);
+    if (step >= n) return forward_rows(x, context, key_bias, key_counts);
     auto y = torch::empty({n, lq, out->weight.size(0)}, x.options());
     for (int64_t r = 0; r < n; r += step) {
         const int64_t m = std::min(step, n - r);
         std::optional<torch::Tensor> c, b;
         if (context) c = context->narrow(0, r, m);
         if (key_bias) b = key_bias->size(0) == 1 ? *key_bias : key_bias->narrow(0, r, m);
-        y.narrow(0, r, m).copy_(forward_rows(x.narrow(0, r, m), c, b));
+        const auto counts = key_counts.defined() ? key_counts.narrow(0, r, m) : key_counts;
+        y.narrow(0, r, m).copy_(forward_rows(x.narrow(0, r, m), c, b, counts));
     }
     return y;
 }
 
 torch::Tensor AttentionImpl::forward_rows(const torch::Tensor& x, const std::optional<torch::Tensor>& context,
-                                          const std::optional<torch::Tensor>& key_bias) {
+                                          const std::optional<torch::Tensor>& key_bias,
+                                          const torch::Tensor& key_counts) {
     // [N, L, H*D] -> [N, H, L, D]
     auto split = [this](const torch::Tensor& t) {
         return t.reshape({t.size(0), t.size(1), heads, -1}).transpose(1, 2);
@@ -116,7 +118,7 @@ torch::Tensor AttentionImpl::forward_rows(const torch::Tensor& x, const std::opt
         k = split(kv.narrow(-1, 0, inner));
         v = split(kv.narrow(-1, inner, inner));
     }
-    auto o = ctx_->attend(q, k, v, key_bias);  // [N, H, Lq, D]
+    auto o = ctx_->attend(q, k, v, key_bias, key_counts);  // [N, H, Lq, D]
     o = o.transpose(1, 2).reshape({x.size(0), x.size(1), -1});
     return out(o);
 }

@@ -18,9 +18,12 @@ public:
     AttentionImpl(int64_t query_dim, int64_t heads, int64_t head_dim, int64_t context_dim = 0);
 
     /// x [N, Lq, query_dim]; context [N, Lk, context_dim] (defaults to x); key_bias [1 or N, Lk] fp32, added
-    /// to the logits (lip focus). Returns [N, Lq, query_dim]. Large N runs in slices of sequences (row_slices.h).
+    /// to the logits (lip focus); key_counts int32 [N] or undefined: sequence n attends to its first
+    /// key_counts[n] keys (ops/valid_frames.h). Returns [N, Lq, query_dim]. Large N runs in slices of sequences
+    /// (row_slices.h).
     torch::Tensor forward(const torch::Tensor& x, const std::optional<torch::Tensor>& context = std::nullopt,
-                          const std::optional<torch::Tensor>& key_bias = std::nullopt);
+                          const std::optional<torch::Tensor>& key_bias = std::nullopt,
+                          const torch::Tensor& key_counts = {});
 
     const ops::AttentionContextPtr& context() const { return ctx_; }
     void set_context(ops::AttentionContextPtr ctx) { ctx_ = std::move(ctx); }
@@ -31,7 +34,7 @@ public:
 private:
     /// forward() on one slice of sequences (forward() slices dim 0 to bound the temporaries: row_slices.h).
     torch::Tensor forward_rows(const torch::Tensor& x, const std::optional<torch::Tensor>& context,
-                               const std::optional<torch::Tensor>& key_bias);
+                               const std::optional<torch::Tensor>& key_bias, const torch::Tensor& key_counts);
     /// The products that share an input in one GEMM: q, k, v of self-attention (k, v of cross-attention) with
     /// their weights stacked into one matrix. Where the weights already abut in one storage (models::place_parameters
     /// lays them out so) the stacked matrix is a view of them; otherwise it is made once, owns the storage, and the

@@ -35,6 +35,34 @@ TEST_CASE("standard attention matches the textbook formula, at any chunk size", 
     }
 }
 
+TEST_CASE("key counts: every backend attends to each sequence's first keys only", "[attention][valid-frames]") {
+    // The motion modules' attention over a padded chunk's frames (ops/valid_frames.h): no backend may ignore the
+    // counts, as flash does a lip-focus bias. On the CPU every one takes the masked standard path.
+    torch::manual_seed(4);
+    auto q = torch::randn({4, 2, 6, 8}), k = torch::randn({4, 2, 6, 8}), v = torch::randn({4, 2, 6, 8});
+    const std::vector<int32_t> counts{6, 3, 1, 4};
+    for (auto backend : {AttentionBackend::Standard, AttentionBackend::Flash, AttentionBackend::Flex}) {
+        AttentionDispatcher d(backend, false, torch::kCPU, torch::kFloat);
+        AttentionInputs in{q, k, v, std::nullopt, torch::tensor(counts, torch::kInt)};
+        const auto got = d(in);
+        for (int64_t b = 0; b < 4; ++b) {
+            const int64_t n = counts[static_cast<size_t>(b)];
+            INFO("backend " << to_string(backend) << ", sequence " << b);
+            const auto want = naive_attention(q.slice(0, b, b + 1), k.slice(0, b, b + 1).slice(2, 0, n),
+                                              v.slice(0, b, b + 1).slice(2, 0, n));
+            CHECK(rel(got.slice(0, b, b + 1), want) < 1e-5);
+        }
+    }
+    // A bias and the counts add up.
+    const auto bias = torch::randn({4, 6});
+    const auto masked = with_key_mask({q, k, v, bias, torch::tensor(counts, torch::kInt)});
+    REQUIRE(masked.key_bias);
+    CHECK(!masked.key_counts.defined());
+    CHECK(torch::equal(masked.key_bias->slice(0, 0, 1), bias.slice(0, 0, 1)));
+    CHECK(std::isinf(masked.key_bias->index({2, 1}).item<float>()));
+    CHECK(masked.key_bias->index({2, 0}).item<float>() == bias.index({2, 0}).item<float>());
+}
+
 TEST_CASE("flex: lip-focus 1 equals standard, weight w multiplies the mass on mouth keys by w", "[attention]") {
     torch::manual_seed(2);
     auto q = torch::randn({1, 2, 16, 8}), k = torch::randn({1, 2, 24, 8}), v = torch::randn({1, 2, 24, 8});

@@ -369,14 +369,32 @@ TEST_CASE("lip-sync chunk: a short batch padded to the UNet's batch gives each c
     REQUIRE(three.size() == 2);
     CHECK(levels(three[0], pair[1]) <= 2);
     CHECK(levels(three[1], pair[0]) <= 2);
-    // A chunk of fewer frames is never padded: its shape differs from the full chunks' anyway.
-    ChunkFrames tail = a;
-    tail.frames = a.frames.slice(0, 0, 4);
-    tail.matrices = a.matrices.slice(0, 0, 4);
-    tail.audio = a.audio.slice(0, 0, 4);
+    // A chunk of fewer frames rides padded to 16 with its real frames marked (ops/valid_frames.h), alone or
+    // beside a full chunk: the frames of its own call (the UNet test checks that the marks matter).
+    ChunkFrames tail = b;
+    tail.frames = b.frames.slice(0, 0, 4);
+    tail.matrices = b.matrices.slice(0, 0, 4);
+    tail.audio = b.audio.slice(0, 0, 4);
+    runner.set_batch_padding(false);
+    const auto tail_alone = runner.run_batch({tail});
+    test::expect_error(ErrorCode::Internal, [&] { runner.run_batch({a, tail}); });  // unpadded: one length a call
+    runner.set_batch_padding(true);
     unet_rows.clear();
-    CHECK(runner.run_batch({tail}, rows, nullptr, nullptr, 2).size() == 1);
-    CHECK(unet_rows == std::vector<int64_t>(2, 1));
+    std::vector<ChunkTrace> mixed_traces;
+    const auto mixed = runner.run_batch({a, tail}, rows, &mixed_traces, nullptr, 2);
+    CHECK(unet_rows == std::vector<int64_t>(2, 2));
+    REQUIRE(mixed.size() == 2);
+    REQUIRE(mixed_traces.size() == 2);
+    CHECK(mixed[1].size(0) == 4);
+    CHECK(mixed_traces[1].final_latents.size(2) == 4);
+    CHECK(mixed_traces[1].masked_latents.size(2) == 4);
+    CHECK(mixed_traces[1].crops.size(0) == 4);
+    CHECK(levels(mixed[0], pair[0]) <= 2);
+    CHECK(levels(mixed[1], tail_alone[0]) <= 2);
+    unet_rows.clear();
+    const auto lone_tail = runner.run_batch({tail}, rows, nullptr, nullptr, 2);
+    CHECK(unet_rows == std::vector<int64_t>(2, 2));
+    CHECK(levels(lone_tail[0], tail_alone[0]) <= 2);
 
     // A LibTorch error inside the call (here raised by the step hook at the second step) comes out as one line
     // naming the chunks, the stage and the step; an out-of-memory error stays one, for the worker's retry.

@@ -17,6 +17,7 @@
 #include "ops/tile_transpose.h"
 #include "ops/upsample.h"
 #include "ops/group_norm.h"
+#include "ops/valid_frames.h"
 #include "pipeline/mouth_mask.h"
 #include "unet/unet_attention.h"
 #include "unet/transformer_3d.h"
@@ -821,4 +822,103 @@ TEST_CASE("UNet: random weights are seeded and runnable", "[unet]") {
     CHECK(torch::equal(o1, u2->forward(g.at("sample"), g.at("timestep_a"), g.at("encoder_hidden_states"))));
     CHECK(torch::isfinite(o1).all().item<bool>());
     CHECK(o1.std().item<double>() > 1e-3);
+}
+
+TEST_CASE("UNet: under a scope of valid frames, GroupNorm takes its statistics over each entry's real frames",
+          "[unet][valid-frames]") {
+    // Entry b's first counts[b] frames must come out as a GroupNorm of those frames alone would give them: the
+    // statistics of a chunk padded into a longer call (ops/valid_frames.h), in both 5-D layouts, with and without
+    // SiLU and the per-entry input bias; outside the scope the call is ATen's, unchanged.
+    torch::manual_seed(5);
+    const auto planes = torch::randn({3, 64, 5, 3, 4}) * 2 + 1;
+    const auto frames_cl = planes.permute({0, 2, 3, 4, 1}).contiguous().permute({0, 4, 1, 2, 3});
+    REQUIRE(ops::is_frames_channels_last(frames_cl));
+    const auto w = torch::randn({64}), b = torch::randn({64}), table = torch::randn({3, 64});
+    const std::vector<int32_t> counts{5, 2, 1};
+    for (const auto& x : {planes, frames_cl}) {
+        for (bool silu : {false, true}) {
+            INFO("frames channels-last " << ops::is_frames_channels_last(x) << ", silu " << silu);
+            torch::Tensor got, got_biased;
+            {
+                const ops::ValidFramesScope scope(torch::tensor(counts, torch::kInt));
+                got = ops::group_norm(x, 32, w, b, 1e-5, silu);
+                got_biased = ops::group_norm_sample_bias(x, table, 32, w, b, 1e-5, silu);
+            }
+            CHECK(got.strides() == x.strides());
+            for (int64_t e = 0; e < 3; ++e) {
+                const int64_t n = counts[static_cast<size_t>(e)];
+                const auto real = x.slice(0, e, e + 1).slice(2, 0, n).contiguous();
+                const auto want = ops::group_norm_reference(real, 32, w, b, 1e-5, silu);
+                CHECK(torch::allclose(got.slice(0, e, e + 1).slice(2, 0, n), want, 1e-4, 1e-5));
+                const auto biased = real + table.slice(0, e, e + 1).reshape({1, 64, 1, 1, 1});
+                const auto want_biased = ops::group_norm_reference(biased, 32, w, b, 1e-5, silu);
+                CHECK(torch::allclose(got_biased.slice(0, e, e + 1).slice(2, 0, n), want_biased, 1e-4, 1e-5));
+                // The padding frames are normalised with the same statistics: finite.
+                CHECK(torch::isfinite(got.slice(0, e, e + 1)).all().item<bool>());
+            }
+            // The full entry equals the unscoped call, and the scope ends with its block.
+            CHECK(torch::allclose(got.slice(0, 0, 1), ops::group_norm(x, 32, w, b, 1e-5, silu).slice(0, 0, 1), 1e-4,
+                                  1e-5));
+            CHECK(!ops::valid_frames().defined());
+            CHECK(torch::equal(ops::group_norm(x, 32, w, b, 1e-5, silu),
+                               ops::group_norm_reference(x.contiguous(), 32, w, b, 1e-5, silu)));
+        }
+    }
+    // A call of 2k entries under a scope of k (CFG's duplicated batch): entry e is chunk e % k.
+    const ops::ValidFramesScope scope(torch::tensor(std::vector<int32_t>{5, 2, 1}, torch::kInt));
+    CHECK(torch::equal(ops::valid_frames_for(6), torch::tensor(std::vector<int32_t>{5, 2, 1, 5, 2, 1}, torch::kInt)));
+    CHECK(torch::equal(ops::valid_frames_per_sequence(3, 2),
+                       torch::tensor(std::vector<int32_t>{5, 5, 2, 2, 1, 1}, torch::kInt)));
+    expect_error(ErrorCode::Internal, [] { (void)ops::valid_frames_for(4); });
+}
+
+TEST_CASE("UNet: a short chunk padded into a call of full chunks gives its own call's frames (CPU)",
+          "[unet][valid-frames]") {
+    // The render's short last chunk beside a full one (lipsync_chunk.cpp): the padded call's real frames equal
+    // separate calls of each chunk, with CFG's duplicated batch, through DeepCache's capture and reuse steps, in
+    // both layouts. fp32: the statistics' summation order is all that differs.
+    auto unet = tiny_unet();
+    torch::NoGradGuard no_grad;
+    torch::manual_seed(9);
+    const int64_t f = 6, short_f = 2, tokens = 5;
+    const auto full = torch::randn({1, 13, f, 16, 16}), shorter = torch::randn({1, 13, short_f, 16, 16});
+    const auto full_audio = torch::randn({f, tokens, 64}), short_audio = torch::randn({short_f, tokens, 64});
+    const auto pad = [&](const torch::Tensor& t, int64_t dim) {
+        auto sizes = t.sizes().vec();
+        sizes[static_cast<size_t>(dim)] = f - t.size(dim);
+        return torch::cat({t, torch::randn(sizes)}, dim);  // any finite padding: nothing may read it
+    };
+    const auto batch = torch::cat({full, pad(shorter, 2)}, 0);
+    const auto batch_audio = torch::cat({full_audio, pad(short_audio, 0)}, 0);
+    const auto cfg = [](const torch::Tensor& t) { return torch::cat({t, t}, 0); };
+    const auto t = torch::tensor(int64_t{601});
+    for (auto layout : {UNetLayout::Planes, UNetLayout::ChannelsLast}) {
+        unet->set_layout(layout);
+        for (auto phase : {diffusion::CachePhase::Off, diffusion::CachePhase::Capture, diffusion::CachePhase::Reuse}) {
+            INFO("layout " << static_cast<int>(layout) << ", phase " << static_cast<int>(phase));
+            const auto run = [&](const torch::Tensor& x, const torch::Tensor& audio) {
+                DeepCacheState cache;
+                if (phase == diffusion::CachePhase::Reuse)
+                    unet->forward_cached(cfg(x), t, cfg(audio), diffusion::CachePhase::Capture, cache);
+                return unet->forward_cached(cfg(x), t, cfg(audio), phase, cache);
+            };
+            torch::Tensor got;
+            {
+                const ops::ValidFramesScope scope(torch::tensor(std::vector<int32_t>{f, short_f}, torch::kInt));
+                got = run(batch, batch_audio);  // [4, 4, f, 16, 16]: full, short, full, short
+            }
+            const auto want_full = run(full, full_audio), want_short = run(shorter, short_audio);
+            const double e_full = max_abs(got.index({torch::indexing::Slice(0, 4, 2)}), want_full);
+            const double e_short =
+                max_abs(got.index({torch::indexing::Slice(1, 4, 2)}).slice(2, 0, short_f), want_short);
+            std::cout << "  padded short chunk: max abs difference full " << e_full << ", short " << e_short
+                      << " (max |out| " << want_short.abs().max().item<double>() << ")\n";
+            CHECK(e_full < 1e-4);
+            CHECK(e_short < 1e-4);
+            // Without the scope the padding leaks into the short chunk's frames: the check above can fail.
+            if (phase == diffusion::CachePhase::Off)
+                CHECK(max_abs(run(batch, batch_audio).index({torch::indexing::Slice(1, 4, 2)}).slice(2, 0, short_f),
+                              want_short) > 1e-3);
+        }
+    }
 }
