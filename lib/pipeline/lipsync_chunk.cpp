@@ -8,8 +8,8 @@
 #include "diffusion/latents.h"
 #include "faces/align_batch.h"
 #include "faces/paste_back.h"
-#include "pipeline/frame_map.h"
 #include "ops/valid_frames.h"
+#include "pipeline/frame_map.h"
 #include "pipeline/graphed_denoiser.h"
 #include "unet/row_slices.h"
 
@@ -314,15 +314,21 @@ std::vector<torch::Tensor> LipsyncChunk::run_stages(const std::vector<ChunkFrame
         const ops::ValidFramesScope real_frames(counts);
         final_latents = diffusion::denoise_chunk(denoiser_, scheduler_, latents, cond, options);
     }
-    // Each chunk's real frames, [1, C, A, h, w] each, and all of them as the decoder's rows.
+    // Each chunk's real frames, [1, C, A, h, w] each, and all of them as the decoder's rows (in one step when no
+    // chunk is short, the common case).
     std::vector<torch::Tensor> chunk_latents;
     for (int64_t k = 0; k < b; ++k)
         chunk_latents.push_back(final_latents.slice(0, k, k + 1).slice(2, 0, lengths[static_cast<size_t>(k)]));
-    std::vector<torch::Tensor> latent_rows;
-    for (const auto& l : chunk_latents) latent_rows.push_back(diffusion::video_latents_to_frames(l));
+    torch::Tensor latent_rows;
+    if (std::all_of(lengths.begin(), lengths.end(), [n](int64_t a) { return a == n; })) {
+        latent_rows = diffusion::video_latents_to_frames(final_latents.slice(0, 0, b));
+    } else {
+        std::vector<torch::Tensor> rows;
+        for (const auto& l : chunk_latents) rows.push_back(diffusion::video_latents_to_frames(l));
+        latent_rows = torch::cat(rows, 0);
+    }
     mark(ChunkStageClock::Denoised);
-    const auto decoded = vae_.decode(latent_rows.size() == 1 ? latent_rows[0] : torch::cat(latent_rows, 0),
-                                     vae_images_).to(torch::kFloat);
+    const auto decoded = vae_.decode(latent_rows, vae_images_).to(torch::kFloat);
     mark(ChunkStageClock::Decoded);
     const auto float_crops = crops.to(torch::kFloat);
     const auto pixels = crop_pixels(float_crops);
