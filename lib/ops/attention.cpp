@@ -219,8 +219,11 @@ torch::Tensor sdpa_attention(const AttentionInputs& in, SdpaKernel kernel) {
 }
 
 torch::Tensor flash_attention(const AttentionInputs& in, SdpaKernel kernel) {
-    // Sequences of at most 16 (the motion modules' frames): our kernel; everything else: SDPA.
+    // Sequences of at most 16 (the motion modules' frames): our kernel; everything else: SDPA. Key counts (a
+    // padded chunk's real frames) that the kernel does not take go to the standard path as a mask: the fused
+    // SDPA kernels here take none, and unlike a lip-focus bias the counts must not be ignored.
     if (short_attention_serves(in)) return short_attention(in);
+    if (in.key_counts.defined()) return standard_attention(in);
     if (wide_head_gemms_serve(in)) return wide_head_gemms(in);
     return sdpa_attention(in, kernel);
 }
@@ -228,6 +231,7 @@ torch::Tensor flash_attention(const AttentionInputs& in, SdpaKernel kernel) {
 torch::Tensor flex_attention(const AttentionInputs& in, SdpaKernel kernel) {
     // Sites without a bias (cross, temporal, VAE) are plain attention: the fastest plain path serves them.
     if (!in.key_bias) return LSYNC_HAS_SDPA ? flash_attention(in, kernel) : standard_attention(in);
+    if (in.key_counts.defined()) return standard_attention(in);  // a bias and counts: both as one mask
     return flex_attention_with(FlexImpl::Auto, in);
 }
 
@@ -265,12 +269,6 @@ void AttentionDispatcher::fall_back(const std::string& why) {
 }
 
 torch::Tensor AttentionDispatcher::operator()(const AttentionInputs& in) {
-    // Padded sequences (key counts) on our kernel where it serves, else the standard path with the counts as a
-    // mask: the fused SDPA kernels here take no mask, and no backend may ignore one.
-    if (in.key_counts.defined()) {
-        if (short_attention_serves(in)) return short_attention(in);
-        return standard_attention(with_key_mask(in));
-    }
     while (true) {
         try {
             switch (active_) {

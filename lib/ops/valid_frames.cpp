@@ -33,7 +33,9 @@ torch::Tensor valid_frames_for(int64_t batch) {
 torch::Tensor valid_frames_per_sequence(int64_t batch, int64_t per_entry) {
     const auto counts = valid_frames_for(batch);
     if (!counts.defined()) return {};
-    return per_entry == 1 ? counts : counts.repeat_interleave(per_entry);
+    // Broadcast and copy rather than repeat_interleave, whose output size some LibTorch versions read back to the
+    // host (not allowed while a CUDA graph is captured).
+    return per_entry == 1 ? counts : counts.unsqueeze(1).expand({-1, per_entry}).reshape({-1});
 }
 
 torch::Tensor key_mask_bias(const torch::Tensor& counts, int64_t keys) {

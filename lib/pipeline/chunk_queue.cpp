@@ -4,13 +4,19 @@
 
 namespace lsync::pipeline {
 
-ChunkQueue::ChunkQueue(ChunkWorkers& workers, int64_t chunks_per_call, bool tracing, Done done)
-    : workers_(workers), chunks_per_call_(chunks_per_call), tracing_(tracing), done_(std::move(done)) {}
+ChunkQueue::ChunkQueue(ChunkWorkers& workers, int64_t chunks_per_call, bool tracing, Done done, bool mixed_lengths)
+    : workers_(workers),
+      chunks_per_call_(chunks_per_call),
+      tracing_(tracing),
+      done_(std::move(done)),
+      mixed_lengths_(mixed_lengths) {}
 
 void ChunkQueue::add(PendingChunk chunk) {
-    // Chunks with faces share a group whatever their face counts: a worker that pads its calls runs them in one
-    // (a render's short last chunk beside the lone full one before it), one that does not splits them by length.
-    const bool fits = pending_.empty() || chunk.rows.empty() || !pending_.back().rows.empty();
+    // With mixed lengths, chunks with faces share a group whatever their face counts: the worker runs them in one
+    // call (a render's short last chunk beside the lone full one before it).
+    const bool fits = pending_.empty() || chunk.rows.empty() ||
+                      (!pending_.back().rows.empty() &&
+                       (mixed_lengths_ || pending_.back().rows.size() == chunk.rows.size()));
     if (!fits) end_group();
     pending_.push_back(std::move(chunk));
     if (pending_.back().rows.empty() || static_cast<int64_t>(pending_.size()) >= chunks_per_call_) end_group();

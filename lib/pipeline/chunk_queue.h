@@ -1,7 +1,7 @@
 #pragma once
 // The render thread's side of the diffusion stage. Chunks are added in order as they are decoded and packed;
 // they go to the workers (chunk_workers.h) in groups of up to `chunks_per_call` chunks with as many face frames
-// each (one UNet call), and come back out in the order they went in, whichever worker finished first. At most
+// each, or any counts where the workers pad short chunks (one UNet call), and come back out in the order they went in, whichever worker finished first. At most
 // two groups per worker are in flight: enough to keep every worker busy while the next group is packed, and a
 // bound on memory.
 
@@ -37,9 +37,12 @@ public:
     /// Receives each chunk in order, its face frames in `frames` replaced by the lip-synced ones, with the
     /// chunk's trace (null without tracing or without faces).
     using Done = std::function<void(PendingChunk& chunk, const ChunkTrace* trace)>;
-    ChunkQueue(ChunkWorkers& workers, int64_t chunks_per_call, bool tracing, Done done);
+    /// `mixed_lengths`: the workers' runners pad short chunks (LipsyncChunk::pads_short_chunks), so a group may
+    /// hold chunks of any face counts.
+    ChunkQueue(ChunkWorkers& workers, int64_t chunks_per_call, bool tracing, Done done, bool mixed_lengths = false);
 
-    /// Queues the next chunk; a chunk without faces ends the group and forms one of its own.
+    /// Queues the next chunk; a chunk without faces, or (without mixed lengths) one whose face count differs from
+    /// the group's, starts a group of its own.
     void add(PendingChunk chunk);
     /// Ends the current group (the render ends groups at segment boundaries, so that a resumed render groups
     /// its chunks as an uninterrupted one).
@@ -62,6 +65,7 @@ private:
     int64_t chunks_per_call_;
     bool tracing_;
     Done done_;
+    bool mixed_lengths_;
     std::vector<PendingChunk> pending_;
     std::deque<Group> in_flight_;
     int64_t oom_retries_ = 0;

@@ -204,11 +204,13 @@ void ChunkWorkers::print_group_timing(size_t index, const Job& job, const GroupR
         return std::chrono::duration<double>(t - created_).count();
     };
     const auto& s = r.stages;
+    int64_t most = 0;  // face frames of the group's longest chunk
+    for (const auto& c : job.chunks) most = std::max<int64_t>(most, c.frames.size(0));
     std::fprintf(stderr,
-                 "chunk timing: worker %zu, chunks %lld-%lld, %lld frames each, host %.3f-%.3f s, device ms: align "
-                 "%.1f, VAE encode %.1f, UNet %.1f, VAE decode %.1f, paste %.1f\n",
+                 "chunk timing: worker %zu, chunks %lld-%lld, up to %lld frames each, host %.3f-%.3f s, device ms: "
+                 "align %.1f, VAE encode %.1f, UNet %.1f, VAE decode %.1f, paste %.1f\n",
                  index, static_cast<long long>(job.chunks.front().chunk), static_cast<long long>(job.chunks.back().chunk),
-                 static_cast<long long>(job.chunks.front().frames.size(0)), since(started),
+                 static_cast<long long>(most), since(started),
                  since(std::chrono::steady_clock::now()), 1e3 * s.align, 1e3 * s.vae_encode, 1e3 * s.unet,
                  1e3 * s.vae_decode, 1e3 * s.paste_back);
 }
@@ -286,7 +288,8 @@ GroupResult ChunkWorkers::run_group(ChunkWorkerSetup& w, std::vector<ChunkFrames
                       "given back (" + allocator_words(e) + ")");
                 continue;
             }
-            // Half of what failed (groups can be smaller than the limit: a short chunk ends one early).
+            // Half of what failed (groups can be smaller than the limit: a chunk without faces, a change of face
+            // count or a segment boundary ends one early).
             w.batch = std::max<int64_t>(1, static_cast<int64_t>(sub.size()) / 2);
             warn_("out of GPU memory on " + device.str() + ": retrying with " + std::to_string(w.batch) +
                   " chunk(s) per UNet call (" + allocator_words(e) + ")");

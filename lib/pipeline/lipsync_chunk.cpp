@@ -8,6 +8,8 @@
 #include "diffusion/latents.h"
 #include "faces/align_batch.h"
 #include "faces/paste_back.h"
+#include "ops/group_norm.h"
+#include "ops/short_attention.h"
 #include "ops/valid_frames.h"
 #include "pipeline/frame_map.h"
 #include "pipeline/graphed_denoiser.h"
@@ -80,6 +82,21 @@ bool short_chunk_padding_wanted() {
     return on;
 }
 
+// Whether the UNet's calls on these models honour real-frame counts (ops/valid_frames.h) in kernels: the
+// channels-last GroupNorm with its statistics pass and the 16-frame attention kernel (CUDA fp16/bf16, compute
+// capability 8.0 or later). Elsewhere (fp32, older cards, those kernels switched off) the counts would send
+// every call of the render, full chunks too, down the masked fp32 reference paths: there a short chunk keeps a
+// call of its own instead.
+bool masked_kernels_serve(const RenderModels& models) {
+    const auto device = models.unet->device();
+    const auto dtype = models.unet->dtype();
+    if (!device.is_cuda() || !models.unet->runs_channels_last(device, dtype) || !ops::fused_group_norm_enabled())
+        return false;
+    // A probe of the motion modules' attention with counts (arguments checked, nothing launched).
+    const auto q = torch::zeros({1, 1, kFramesPerChunk, 8}, torch::TensorOptions().device(device).dtype(dtype));
+    return ops::short_attention_serves({q, q, q, std::nullopt, torch::ones({1}, q.options().dtype(torch::kInt))});
+}
+
 // The official preprocessing of the aligned crops (float, whole values in [0, 255]): [0, 1] -> [-1, 1]. Written
 // once: the composite rebuilds these pixels from the uint8 crops and must get the encoder's bits.
 torch::Tensor crop_pixels(const torch::Tensor& crops) { return (crops / 255.0 - 0.5) / 0.5; }
@@ -107,7 +124,7 @@ torch::Tensor frames_on_device(const std::vector<torch::Tensor>& frames, const t
 
 }  // namespace
 
-bool LipsyncChunk::pads_short_chunks() const { return pad_batches_ && short_chunk_padding_wanted(); }
+bool LipsyncChunk::pads_short_chunks() const { return pad_batches_ && pad_short_; }
 
 LipsyncChunk::LipsyncChunk(const RenderModels& models, torch::Tensor mask, DiffusionSettings settings,
                            NoiseSource noise)
@@ -118,7 +135,8 @@ LipsyncChunk::LipsyncChunk(const RenderModels& models, torch::Tensor mask, Diffu
       denoiser_(make_graphed_denoiser(models.unet, cuda_graphs_wanted(models.resolution, models.unet->device()))),
       vae_(models.vae, vae_graphs_wanted(cuda_graphs_wanted(models.resolution, models.unet->device()))),
       vae_images_(vae_images_per_call(models.resolution)),
-      pad_batches_(models.unet->device().is_cuda() && cuda_graphs_by_default(models.resolution)) {
+      pad_batches_(models.unet->device().is_cuda() && cuda_graphs_by_default(models.resolution)),
+      pad_short_(short_chunk_padding_wanted() && masked_kernels_serve(models)) {
     LSYNC_CHECK(mask.dim() == 2 && mask.size(0) == models.resolution && mask.size(1) == models.resolution,
                 ErrorCode::Internal, "LipsyncChunk: the mask must be R x R");
     LSYNC_CHECK(settings_.steps >= 1 && settings_.steps <= 1000, ErrorCode::Usage, "--steps must be from 1 to 1000");
@@ -175,9 +193,17 @@ std::vector<torch::Tensor> LipsyncChunk::run_batch(const std::vector<ChunkFrames
         std::string text = place.doing;
         if (!chunks.empty()) {
             const auto first = std::to_string(chunks.front().chunk), last = std::to_string(chunks.back().chunk);
-            const auto frames = std::to_string(chunks.front().frames.size(0));
-            text += chunks.size() > 1 ? ", chunks " + first + "-" + last + " (" + frames + " frames each)"
-                                      : ", chunk " + first + " (" + frames + " frames)";
+            const int64_t a = chunks.front().frames.size(0);
+            bool same = true;
+            for (const auto& c : chunks) same = same && c.frames.size(0) == a;
+            std::string frames = std::to_string(a) + (same ? " frames" : "");
+            if (!same) {  // a short chunk padded in: every chunk's count
+                frames.clear();
+                for (const auto& c : chunks)
+                    frames += std::to_string(c.frames.size(0)) + (&c == &chunks.back() ? " frames" : ", ");
+            }
+            text += chunks.size() > 1 ? ", chunks " + first + "-" + last + " (" + frames + (same ? " each)" : ")")
+                                      : ", chunk " + first + " (" + frames + ")";
         }
         if (place.steps > 0)
             text += ", after step " + std::to_string(place.step) + " of " + std::to_string(place.steps);
@@ -247,7 +273,9 @@ std::vector<torch::Tensor> LipsyncChunk::run_stages(const std::vector<ChunkFrame
     const int64_t n = pad_short ? kFramesPerChunk : lengths.front();
     LSYNC_CHECK(std::all_of(lengths.begin(), lengths.end(),
                             [&](int64_t a) { return pad_short ? a <= n : a == n; }),
-                ErrorCode::Internal, "LipsyncChunk: a batch without padding needs chunks of the same length");
+                ErrorCode::Internal,
+                pad_short ? "LipsyncChunk: a chunk of more than 16 frames"
+                          : "LipsyncChunk: a batch without short-chunk padding needs chunks of the same length");
     mark(ChunkStageClock::Start);
     const auto device = models_.unet->device();
     const auto dtype = models_.unet->dtype();

@@ -54,10 +54,11 @@ public:
 
     /// One or several chunks in one pass through the networks (the UNet sees a batch of B chunks); each chunk
     /// keeps its own noise, so the frames equal those of B one-chunk calls up to the summation order of the
-    /// batched kernels. The chunks must have the same number of frames unless batch padding is on (below). Returns per chunk its frames with the generated mouth,
-    /// [A, 3, H, W] uint8 on the models' device; traces, when given, one each. `on_step` (optional) sees every
-    /// denoising step and can cancel (return false). `clock` (optional) gets a mark at each stage boundary
-    /// (chunk_stage_clock.h); the caller reads it once the frames are on the host. A LibTorch error (not an
+    /// batched kernels. The chunks must have the same number of frames unless pads_short_chunks() (below).
+    /// Returns per chunk its frames with the generated mouth, [A, 3, H, W] uint8 on the models' device; traces,
+    /// when given, one each. `on_step` (optional) sees every denoising step and can cancel (return false).
+    /// `clock` (optional) gets a mark at each stage boundary (chunk_stage_clock.h); the caller reads it once the
+    /// frames are on the host. A LibTorch error (not an
     /// out-of-memory one, which the caller retries) becomes an lsync::Error of one line that says which chunks,
     /// stage and denoising step it came from.
     /// `unet_chunks`: the chunks per UNet call of the caller's other calls. With batch padding on (below), every
@@ -78,8 +79,12 @@ public:
     bool pads_batches() const { return pad_batches_; }
     void set_batch_padding(bool on) { pad_batches_ = on; }
     /// Whether a call may hold chunks of fewer frames (padded to 16 with their real frames marked): with batch
-    /// padding, unless LSYNC_PAD_SHORT_CHUNKS=0.
+    /// padding, where the UNet's kernels honour the marks (CUDA fp16/bf16, compute capability 8.0 or later, the
+    /// channels-last UNet, the fused GroupNorm and 16-frame attention kernels on), unless
+    /// LSYNC_PAD_SHORT_CHUNKS=0. set_short_chunk_padding() overrides the kernel condition (tests: the CPU's
+    /// masked reference paths give the same frames, slower).
     bool pads_short_chunks() const;
+    void set_short_chunk_padding(bool on) { pad_short_ = on; }
 
 
     const faces::CropGeometry& geometry() const { return geometry_; }
@@ -109,6 +114,7 @@ private:
     GraphedVae vae_;      ///< the VAE's calls (as CUDA graphs with LSYNC_VAE_GRAPHS=1: graphed_vae.h)
     int64_t vae_images_;  ///< images per VAE call: bounds the VAE's working memory whatever the batch
     bool pad_batches_ = false;
+    bool pad_short_ = false;
     std::vector<int64_t> counts_host_;  ///< frame_counts()'s last counts
     torch::Tensor counts_;              ///< and their device copy
 };

@@ -283,6 +283,7 @@ void run_passes(RenderJob& job, RenderWorkDir& work, const media::VideoWriterOpt
     ChunkWorkerSetup first = loading.front().get();
     const RenderModels models = first.models;
     const int64_t batch = first.batch;
+    const bool mixed_lengths = first.runner->pads_short_chunks();
     loading.front() = ChunkWorkers::ready(std::move(first));
     summary.models = models.description;
     summary.device = device.str();
@@ -369,7 +370,7 @@ void run_passes(RenderJob& job, RenderWorkDir& work, const media::VideoWriterOpt
         summary.frames += static_cast<int64_t>(p.frames.size());
         ++summary.chunks;
         observer.progress(summary.frames, n_out);
-    });
+    }, mixed_lengths);
 
     const int64_t chunks_per_segment = o.segment_frames / kFramesPerChunk;
     for (int64_t c = std::min(resume_frame, n_out) / kFramesPerChunk; c < n_chunks; ++c) {

@@ -139,18 +139,20 @@ TEST_CASE("valid frames: the full-size fp16 UNet runs a short chunk padded besid
     // Graphed: captured under all-real counts, then replayed with the short chunk's.
     auto graph_counts = std::make_shared<pipeline::GraphCounts>();
     auto denoiser = pipeline::make_graphed_denoiser(call.unet, true, 3, graph_counts);
-    torch::Tensor replayed, eager_masked;
+    torch::Tensor replayed, replayed_full;
     pipeline::run_on_side_stream(dev, [&] {
         const auto step = [&](const std::vector<int32_t>& counts) {
             const ops::ValidFramesScope scope(int_counts(counts));
             return denoiser(batch, call.timestep, batch_audio, diffusion::CachePhase::Off).to(torch::kFloat);
         };
-        (void)step({16, 16});  // eager first call
-        (void)step({16, 16});  // captured, replayed
+        (void)step({16, 16});            // eager first call
+        replayed_full = step({16, 16});  // captured, replayed
         replayed = step({16, 4});
     });
     CHECK(graph_counts->captures == 1);
     CHECK(graph_counts->replays == 2);
+    // The replay read the new counts: the short chunk's frames differ from the all-real replay's.
+    CHECK_FALSE(torch::equal(replayed.index({Slice(1, 4, 2)}), replayed_full.index({Slice(1, 4, 2)})));
     const double e_graph = rel(replayed, got);
     std::printf("[valid frames] graph replayed with new counts vs eager: rel. %.3e, bit-identical %s\n", e_graph,
                 torch::equal(replayed, got) ? "yes" : "no");

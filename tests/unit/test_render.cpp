@@ -379,6 +379,12 @@ TEST_CASE("lip-sync chunk: a short batch padded to the UNet's batch gives each c
     const auto tail_alone = runner.run_batch({tail});
     test::expect_error(ErrorCode::Internal, [&] { runner.run_batch({a, tail}); });  // unpadded: one length a call
     runner.set_batch_padding(true);
+    // On the CPU the masked kernels do not serve, so short chunks keep calls of their own unless asked (the
+    // reference paths give the same frames, slower).
+    CHECK_FALSE(runner.pads_short_chunks());
+    test::expect_error(ErrorCode::Internal, [&] { runner.run_batch({a, tail}); });
+    runner.set_short_chunk_padding(true);
+    CHECK(runner.pads_short_chunks());
     unet_rows.clear();
     std::vector<ChunkTrace> mixed_traces;
     const auto mixed = runner.run_batch({a, tail}, rows, &mixed_traces, nullptr, 2);
@@ -470,6 +476,39 @@ TEST_CASE("chunk workers: two workers sharing one set of weights give one worker
     REQUIRE(shared.size() == 3);
     for (size_t k = 0; k < 3; ++k) CHECK(torch::equal(shared[k], alone[k]));
     CHECK_FALSE(torch::equal(alone[0], alone[1]));  // the chunks' frames differ: a mixed-up order would show
+}
+
+TEST_CASE("chunk workers: a group with a short chunk runs split by length, or as one call where the runner pads",
+          "[render][valid-frames]") {
+    const RenderModels models = test::tiny_random_models();
+    const int64_t r = models.resolution;
+    const auto mask = test::upper_half_mask(r);
+    DiffusionSettings settings;
+    settings.steps = 2;
+    auto chunks = test::random_chunks(2, r, models.unet->config().cross_attention_dim, false);
+    auto& tail = chunks[1];  // the render's short last chunk
+    tail.frames = tail.frames.slice(0, 0, 4);
+    tail.matrices = tail.matrices.slice(0, 0, 4);
+    tail.audio = tail.audio.slice(0, 0, 4);
+    const auto setup = [&](bool pad) {
+        std::vector<ChunkWorkerSetup> one;
+        one.push_back(test::worker_setup(models, mask, settings, 2));
+        one.back().runner->set_batch_padding(pad);
+        one.back().runner->set_short_chunk_padding(pad);
+        return one;
+    };
+    const auto alone = test::run_through_workers(setup(false), chunks, 1);
+    const auto split = test::run_through_workers(setup(false), chunks, 2);  // one group, two calls
+    const auto padded = test::run_through_workers(setup(true), chunks, 2);  // one group, one call
+    REQUIRE(alone.size() == 2);
+    REQUIRE(split.size() == 2);
+    REQUIRE(padded.size() == 2);
+    CHECK(alone[1].size(0) == 4);
+    for (size_t k = 0; k < 2; ++k) {
+        CHECK(torch::equal(split[k], alone[k]));
+        CHECK(padded[k].sizes() == alone[k].sizes());
+        CHECK((padded[k].to(torch::kInt) - alone[k].to(torch::kInt)).abs().max().item<int>() <= 2);
+    }
 }
 
 TEST_CASE("chunk queue: a submitted group's inputs go to the workers, none stay with the render thread", "[render]") {
