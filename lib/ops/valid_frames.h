@@ -2,11 +2,12 @@
 // Chunks of fewer frames inside a call of more. A UNet call of several chunks takes 5-D tensors [B, C, F, H, W]
 // whose batch entries all have F frames; a chunk with fewer (a render's short last chunk, or one with frames
 // whose face was not found) rides in such a call padded to F, and only its first `count` frames are real. Two
-// things in the UNet look across frames: the resnets' GroupNorm statistics (over C/G channels x F x H x W) and
-// the motion modules' attention over the frames. Under a ValidFramesScope both see only the real frames, so the
-// real frames come out as a call of their own length would give them (up to the summation order of fp32
-// statistics); the padding frames come out as something finite that nobody reads. Everything else in the UNet
-// works per frame.
+// things in the UNet look across frames: the 5-D GroupNorm statistics (over C/G channels x F x H x W: the
+// resnets' and conv_norm_out's) and the motion modules' attention over the frames. Under a ValidFramesScope both
+// see only the real frames, so the real frames come out as a call of their own length would give them (up to
+// the summation order of fp32 statistics). The padding frames come out finite as long as they go in finite (the
+// masked fallbacks multiply them by zero weights), and nobody reads them. Everything else in the UNet works per
+// frame.
 //
 // The counts live on the call's device and are read by the kernels there, not by the host, so a CUDA graph
 // captured under a scope replays with whatever counts its fixed tensor holds at replay time

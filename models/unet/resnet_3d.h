@@ -1,7 +1,8 @@
 #pragma once
 // ResnetBlock3D, Downsample3D and Upsample3D of latentsync/models/resnet.py. All convolutions are 2-D kernels
 // applied per frame; the GroupNorms see the whole 5-D (b, c, f, h, w) tensor, so their statistics pool all
-// frames of the chunk (use_inflated_groupnorm is false in every released config).
+// frames of the chunk (use_inflated_groupnorm is false in every released config): all real frames of a padded
+// chunk under an ops::ValidFramesScope (ops/valid_frames.h).
 
 #include "unet/unet_layers.h"
 
