@@ -1,9 +1,9 @@
 #pragma once
 // The render thread's side of the diffusion stage. Chunks are added in order as they are decoded and packed;
 // they go to the workers (chunk_workers.h) in groups of up to `chunks_per_call` chunks with as many face frames
-// each, or any counts where the workers pad short chunks (one UNet call), and come back out in the order they went in, whichever worker finished first. At most
-// two groups per worker are in flight: enough to keep every worker busy while the next group is packed, and a
-// bound on memory.
+// each, or any counts where the workers pad short chunks (one UNet call), and come back out in the order they
+// went in, whichever worker finished first. At most two groups per worker are in flight: enough to keep every
+// worker busy while the next group is packed, and a bound on memory.
 
 #include "faces/face_plan.h"
 #include "pipeline/chunk_workers.h"

@@ -271,8 +271,9 @@ std::vector<torch::Tensor> LipsyncChunk::run_stages(const std::vector<ChunkFrame
     // their own length would. Otherwise the chunks of a call must be equally long.
     const bool pad_short = pads_short_chunks();
     const int64_t n = pad_short ? kFramesPerChunk : lengths.front();
-    LSYNC_CHECK(std::all_of(lengths.begin(), lengths.end(),
-                            [&](int64_t a) { return pad_short ? a <= n : a == n; }),
+    const bool all_full = std::all_of(lengths.begin(), lengths.end(), [n](int64_t a) { return a == n; });
+    LSYNC_CHECK(all_full || (pad_short && std::all_of(lengths.begin(), lengths.end(),
+                                                      [n](int64_t a) { return a <= n; })),
                 ErrorCode::Internal,
                 pad_short ? "LipsyncChunk: a chunk of more than 16 frames"
                           : "LipsyncChunk: a batch without short-chunk padding needs chunks of the same length");
@@ -348,7 +349,7 @@ std::vector<torch::Tensor> LipsyncChunk::run_stages(const std::vector<ChunkFrame
     for (int64_t k = 0; k < b; ++k)
         chunk_latents.push_back(final_latents.slice(0, k, k + 1).slice(2, 0, lengths[static_cast<size_t>(k)]));
     torch::Tensor latent_rows;
-    if (std::all_of(lengths.begin(), lengths.end(), [n](int64_t a) { return a == n; })) {
+    if (all_full) {
         latent_rows = diffusion::video_latents_to_frames(final_latents.slice(0, 0, b));
     } else {
         std::vector<torch::Tensor> rows;
