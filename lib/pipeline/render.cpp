@@ -66,6 +66,13 @@ size_t encoder_queue_frames(int width, int height) {
     return std::clamp<size_t>((size_t{256} << 20) / frame_bytes, kFramesPerChunk, 2 * kFramesPerChunk);
 }
 
+/// Chunks the render thread packs on a GPU while the models load: one group of the 256 px render's default two
+/// chunks per UNet call, so its first worker starts at once; a bound on what waits (pinned frames: 44 MB a chunk
+/// at 720p). LSYNC_EARLY_PACK=0 packs none, as before section 29 (for measurements).
+size_t early_chunks() {
+    return env::flag("LSYNC_EARLY_PACK", true) ? 2 : 0;
+}
+
 /// [N, H, W, 3] uint8 on the host; in page-locked memory when it goes to a GPU, so that the worker's copy is
 /// asynchronous on its stream and runs at full bus speed.
 torch::Tensor stack_frames(const std::vector<torch::Tensor>& frames, bool pinned) {
@@ -111,17 +118,41 @@ struct RenderJob {
     torch::ScalarType dtype = torch::kFloat;
 };
 
+/// The first device's Whisper encoder for the render thread: handed over by the loading thread as soon as it is
+/// loaded (ModelRequest::on_whisper), before the UNet and the VAE; with the models where a cache already held
+/// them; or the load's error. So the render thread packs its first chunks (frames, faces, audio windows) while
+/// the large networks load, and the first worker finds a group waiting when they are ready.
+class WhisperHandoff {
+public:
+    void give(const models::WhisperEncoder& w) {
+        std::call_once(once_, [&] { promise_.set_value(w); });
+    }
+    void fail(std::exception_ptr e) {
+        std::call_once(once_, [&] { promise_.set_exception(e); });
+    }
+    /// Rethrows the load's error.
+    models::WhisperEncoder get() { return future_.get(); }
+
+private:
+    std::once_flag once_;
+    std::promise<models::WhisperEncoder> promise_;
+    std::shared_future<models::WhisperEncoder> future_ = promise_.get_future().share();
+};
+
 /// One worker per listed device (--devices), each with its networks, chunk runner and chunk batch. A device listed
 /// again (--devices 0,0) shares the first listing's weights (share_render_models): its worker gets networks of its
 /// own (its attention context and DeepCache state) over the same tensors, so a second worker on a GPU costs its
 /// working memory, not another 2.6 GiB of weights. GPUs load at the same time, each on a thread of its own, and
 /// each worker starts when its own set is ready (chunk_workers.h); CPU workers load one after the other before the
 /// render, as they share the cores anyway.
-std::vector<std::future<ChunkWorkerSetup>> load_workers(const RenderJob& job, const torch::Tensor& mask) {
+/// On a GPU, `whisper` (when given) receives the first device's Whisper encoder as early as it can.
+std::vector<std::future<ChunkWorkerSetup>> load_workers(const RenderJob& job, const torch::Tensor& mask,
+                                                        const std::shared_ptr<WhisperHandoff>& whisper = nullptr) {
     const int resolution = model_resolution(job.options.model);
     // Runs on the loading threads, possibly after this function returned: it holds no reference to its locals.
     using GetModels = std::function<RenderModels(const ModelRequest&)>;
-    auto load_worker = [&job, mask, resolution](const torch::Device& d, const GetModels& get_models) {
+    auto load_worker = [&job, mask, resolution](const torch::Device& d, const GetModels& get_models,
+                                                const std::shared_ptr<WhisperHandoff>& handoff) {
         const RenderOptions& o = job.options;
         const auto started = std::chrono::steady_clock::now();
         torch::NoGradGuard no_grad;  // thread-local: the loading threads need their own
@@ -138,6 +169,10 @@ std::vector<std::future<ChunkWorkerSetup>> load_workers(const RenderJob& job, co
         request.attention =
             make_attention_context(o.attention, o.strict_attention, d, job.dtype, sdpa_kernel_for(resolution));
         if (o.lip_focus != 1.0) request.attention->set_lip_focus(1 - mask, o.lip_focus);
+        if (handoff)
+            request.on_whisper = [handoff, attention = request.attention](const models::WhisperEncoder& w) {
+                handoff->give(share_whisper(w, attention));  // the context the loaded set gets at its end
+            };
         ChunkWorkerSetup w;
         try {
             w.models = get_models(request);
@@ -148,6 +183,7 @@ std::vector<std::future<ChunkWorkerSetup>> load_workers(const RenderJob& job, co
             throw_error(ErrorCode::Backend,
                         "the models do not fit in the memory of " + d.str() + ": try --dtype float16");
         }
+        if (handoff) handoff->give(w.models.whisper);  // where a cache held the set, on_whisper was not called
         w.runner = std::make_unique<LipsyncChunk>(w.models, mask, o.diffusion, o.noise ? *o.noise : seeded_noise(o.seed));
         const auto plan = plan_chunk_batch(o.batch_chunks, d, resolution, job.dtype, vram_budget_bytes(o));
         w.batch = plan.batch;
@@ -189,14 +225,19 @@ std::vector<std::future<ChunkWorkerSetup>> load_workers(const RenderJob& job, co
         // loading threads take this thread's LibTorch state (grad mode, a running profiler).
         const at::ThreadLocalState state;
         for (size_t i = 0; i < job.devices.size(); ++i)
-            loading.push_back(
-                std::async(std::launch::async, [load_worker, d = job.devices[i], get = getters[i], state] {
-                    const at::ThreadLocalStateGuard guard(state);
-                    return load_worker(d, get);
-                }));
+            loading.push_back(std::async(std::launch::async, [load_worker, d = job.devices[i], get = getters[i], state,
+                                                              handoff = i == 0 ? whisper : nullptr] {
+                const at::ThreadLocalStateGuard guard(state);
+                try {
+                    return load_worker(d, get, handoff);
+                } catch (...) {
+                    if (handoff) handoff->fail(std::current_exception());
+                    throw;
+                }
+            }));
     } else {
         for (size_t i = 0; i < job.devices.size(); ++i)
-            loading.push_back(ChunkWorkers::ready(load_worker(job.devices[i], getters[i])));
+            loading.push_back(ChunkWorkers::ready(load_worker(job.devices[i], getters[i], nullptr)));
     }
     return loading;
 }
@@ -228,7 +269,11 @@ void run_passes(RenderJob& job, RenderWorkDir& work, const media::VideoWriterOpt
     // On a GPU the models start loading now, on threads of their own (load_workers), and are waited for in
     // step 3: the audio's first pass no longer runs in front of them. On the CPU they load in step 3.
     std::vector<std::future<ChunkWorkerSetup>> loading;
-    if (device.is_cuda()) loading = load_workers(job, mask);
+    std::shared_ptr<WhisperHandoff> early_whisper;  // GPU: the Whisper before the UNet and VAE (step 3)
+    if (device.is_cuda()) {
+        early_whisper = std::make_shared<WhisperHandoff>();
+        loading = load_workers(job, mask, early_whisper);
+    }
     // 1. Audio, first pass: the output covers it, never dropping the tail. (The official count, floor(L/2) + 2
     //    frames, runs past the audio by up to two frames; we stop at the frame that contains its last sample.)
     //    The Whisper encoder is only needed by the second pass (the windows); it arrives with the other models.
@@ -268,31 +313,6 @@ void run_passes(RenderJob& job, RenderWorkDir& work, const media::VideoWriterOpt
     }
     FacePass& face = *faces_pass;
 
-    // 3. Models (loading since step 1), while the faces are analysed.
-    observer.stage("loading models", 0);
-    if (loading.empty()) loading = load_workers(job, mask);
-    // The render starts with the first device's models; the other devices' workers join as theirs are ready,
-    // except where a device is listed twice (--devices 0,0): both its workers are ready before the render, since a
-    // late one would plan its batch from the memory the running worker holds and its start-up would stall that
-    // worker's device.
-    std::vector<torch::Device> distinct;
-    for (const auto& d : job.devices)
-        if (std::find(distinct.begin(), distinct.end(), d) == distinct.end()) distinct.push_back(d);
-    if (distinct.size() != job.devices.size())
-        for (auto& f : loading) f = ChunkWorkers::ready(f.get());
-    ChunkWorkerSetup first = loading.front().get();
-    const RenderModels models = first.models;
-    const int64_t batch = first.batch;
-    const bool mixed_lengths = first.runner->pads_short_chunks();
-    loading.front() = ChunkWorkers::ready(std::move(first));
-    summary.models = models.description;
-    summary.device = device.str();
-    if (o.random_weights)
-        observer.warning("--weights random: " + models.description + "; useful only to test the pipeline");
-
-    *whisper = models::whisper_feature_encoder(models.whisper);
-    watch.end_stage(0);
-
     // Once the face pass has ended: its plans go to the work folder (from then on the segments are resumable),
     // and the totals are known.
     bool faces_settled = false;
@@ -328,56 +348,14 @@ void run_passes(RenderJob& job, RenderWorkDir& work, const media::VideoWriterOpt
         return source_frame(i, n_src, o.loop);
     };
 
-    // 4. Render, chunk by chunk, into the encoder thread that writes the work folder's segments; a resumed render
-    //    starts after the last complete one (a chunk boundary).
-    AsyncWriter writer(std::make_unique<SegmentWriter>(work.path(), wopt, o.segment_frames,
-                                                       static_cast<int64_t>(work.done_segments().size())),
-                       encoder_queue_frames(wopt.width, wopt.height));
-    summary.resumed_frames = summary.frames = resume_frame;
-    if (resume_frame > 0) log::info("resuming at frame ", resume_frame, " of ", n_out);
+
     std::optional<PreviewSheet> preview;
     if (!o.preview.empty()) preview.emplace(o.preview, n_out, mask, geometry);
-    const int64_t n_chunks = (n_out + kFramesPerChunk - 1) / kFramesPerChunk;
-    log::info("render: ", n_chunks, " chunk(s) of up to ", kFramesPerChunk, " frames, up to ", batch,
-              " per UNet call, on ", loading.size(), " worker(s)");
-    observer.stage("render", n_out);
     const bool tracing = dumper.has_value() || preview.has_value() || o.probe;
-    ChunkWorkers workers(
-        std::move(loading), tracing, o.inject_oom_once, [&observer](const std::string& m) { observer.warning(m); },
-        o.time_chunk_stages);
-
+    const int64_t n_chunks = (n_out + kFramesPerChunk - 1) / kFramesPerChunk;
     ThreadClock clock;
-    // Each chunk back from the workers, in order: the test probe, the dumps and the preview see it, then every
-    // frame goes to the encoder.
-    ChunkQueue queue(workers, batch, tracing, [&](PendingChunk& p, const ChunkTrace* trace) {
-        if (trace) {
-            if (o.probe) o.probe->chunk(p.first / kFramesPerChunk, p.rows, *trace);
-            for (size_t a = 0; a < p.rows.size(); ++a) {
-                const int64_t row = p.rows[a], ai = static_cast<int64_t>(a);
-                if (!dumper && !(preview && preview->wants(p.first + row))) continue;
-                const FrameView view{p.first + row, &p.plans[a], p.face_frames[a], trace->crops[ai],
-                                     trace->generated[ai], p.frames[static_cast<size_t>(row)]};
-                if (dumper) dumper->add(view);
-                if (preview) preview->add(view);
-            }
-        }
-        summary.lipsynced += static_cast<int64_t>(p.rows.size());
-        summary.passed_through += static_cast<int64_t>(p.frames.size() - p.rows.size());
-        for (size_t r = 0; r < p.frames.size(); ++r) {
-            if (o.probe) o.probe->frame(p.first + static_cast<int64_t>(r), p.frames[r]);
-            clock.time(ThreadClock::Encoder, [&] { writer.write(p.frames[r]); });
-        }
-        summary.frames += static_cast<int64_t>(p.frames.size());
-        ++summary.chunks;
-        observer.progress(summary.frames, n_out);
-    }, mixed_lengths);
-
-    const int64_t chunks_per_segment = o.segment_frames / kFramesPerChunk;
-    for (int64_t c = std::min(resume_frame, n_out) / kFramesPerChunk; c < n_chunks; ++c) {
-        throw_if_interrupted();
-        settle_faces(false);
-        // Batches never cross a segment boundary, so a resumed render batches its chunks as an uninterrupted one.
-        if (c % chunks_per_segment == 0) queue.end_group();
+    // Chunk `c` decoded, its faces planned, its audio windows encoded and its networks' inputs packed.
+    auto pack_chunk = [&](int64_t c) {
         PendingChunk p;
         p.first = c * kFramesPerChunk;
         const int64_t count = std::min(kFramesPerChunk, n_out - p.first);
@@ -414,7 +392,100 @@ void run_passes(RenderJob& job, RenderWorkDir& work, const media::VideoWriterOpt
             // thread's stream must not be read on theirs (a few hundred KB per chunk).
             p.in.audio = windows.index_select(0, torch::tensor(p.rows).to(windows.device())).cpu();
         });
+        return p;
+    };
+
+    // 3. Models (loading since step 1), while the faces are analysed. On a GPU the first chunks are packed
+    //    meanwhile, with the Whisper that loads before the UNet and the VAE (their decode, face plans and audio
+    //    windows took the render's first 0.4 s while the worker waited: docs/performance-notes.md section 29).
+    observer.stage("loading models", 0);
+    int64_t next_chunk = std::min(resume_frame, n_out) / kFramesPerChunk;
+    std::vector<PendingChunk> early;
+    if (early_whisper) {
+        *whisper = models::whisper_feature_encoder(early_whisper->get());  // rethrows a failed load's error
+        const auto loaded = [&] {
+            return loading.front().wait_for(std::chrono::seconds(0)) == std::future_status::ready;
+        };
+        while (next_chunk < n_chunks && early.size() < early_chunks() && !loaded()) {
+            throw_if_interrupted();
+            settle_faces(false);
+            early.push_back(pack_chunk(next_chunk++));
+        }
+    }
+    if (loading.empty()) loading = load_workers(job, mask);
+    // The render starts with the first device's models; the other devices' workers join as theirs are ready,
+    // except where a device is listed twice (--devices 0,0): both its workers are ready before the render, since a
+    // late one would plan its batch from the memory the running worker holds and its start-up would stall that
+    // worker's device.
+    std::vector<torch::Device> distinct;
+    for (const auto& d : job.devices)
+        if (std::find(distinct.begin(), distinct.end(), d) == distinct.end()) distinct.push_back(d);
+    if (distinct.size() != job.devices.size())
+        for (auto& f : loading) f = ChunkWorkers::ready(f.get());
+    ChunkWorkerSetup first = loading.front().get();
+    const RenderModels models = first.models;
+    const int64_t batch = first.batch;
+    const bool mixed_lengths = first.runner->pads_short_chunks();
+    loading.front() = ChunkWorkers::ready(std::move(first));
+    summary.models = models.description;
+    summary.device = device.str();
+    if (o.random_weights)
+        observer.warning("--weights random: " + models.description + "; useful only to test the pipeline");
+
+    if (!early_whisper) *whisper = models::whisper_feature_encoder(models.whisper);
+    watch.end_stage(0);
+
+    // 4. Render, chunk by chunk, into the encoder thread that writes the work folder's segments; a resumed render
+    //    starts after the last complete one (a chunk boundary).
+    AsyncWriter writer(std::make_unique<SegmentWriter>(work.path(), wopt, o.segment_frames,
+                                                       static_cast<int64_t>(work.done_segments().size())),
+                       encoder_queue_frames(wopt.width, wopt.height));
+    summary.resumed_frames = summary.frames = resume_frame;
+    if (resume_frame > 0) log::info("resuming at frame ", resume_frame, " of ", n_out);
+    log::info("render: ", n_chunks, " chunk(s) of up to ", kFramesPerChunk, " frames, up to ", batch,
+              " per UNet call, on ", loading.size(), " worker(s)");
+    observer.stage("render", n_out);
+    ChunkWorkers workers(
+        std::move(loading), tracing, o.inject_oom_once, [&observer](const std::string& m) { observer.warning(m); },
+        o.time_chunk_stages);
+
+    // Each chunk back from the workers, in order: the test probe, the dumps and the preview see it, then every
+    // frame goes to the encoder.
+    ChunkQueue queue(workers, batch, tracing, [&](PendingChunk& p, const ChunkTrace* trace) {
+        if (trace) {
+            if (o.probe) o.probe->chunk(p.first / kFramesPerChunk, p.rows, *trace);
+            for (size_t a = 0; a < p.rows.size(); ++a) {
+                const int64_t row = p.rows[a], ai = static_cast<int64_t>(a);
+                if (!dumper && !(preview && preview->wants(p.first + row))) continue;
+                const FrameView view{p.first + row, &p.plans[a], p.face_frames[a], trace->crops[ai],
+                                     trace->generated[ai], p.frames[static_cast<size_t>(row)]};
+                if (dumper) dumper->add(view);
+                if (preview) preview->add(view);
+            }
+        }
+        summary.lipsynced += static_cast<int64_t>(p.rows.size());
+        summary.passed_through += static_cast<int64_t>(p.frames.size() - p.rows.size());
+        for (size_t r = 0; r < p.frames.size(); ++r) {
+            if (o.probe) o.probe->frame(p.first + static_cast<int64_t>(r), p.frames[r]);
+            clock.time(ThreadClock::Encoder, [&] { writer.write(p.frames[r]); });
+        }
+        summary.frames += static_cast<int64_t>(p.frames.size());
+        ++summary.chunks;
+        observer.progress(summary.frames, n_out);
+    }, mixed_lengths);
+
+    // Batches never cross a segment boundary, so a resumed render batches its chunks as an uninterrupted one.
+    const int64_t chunks_per_segment = o.segment_frames / kFramesPerChunk;
+    for (auto& p : early) {
+        if ((p.first / kFramesPerChunk) % chunks_per_segment == 0) queue.end_group();
         queue.add(std::move(p));
+    }
+    early.clear();
+    for (int64_t c = next_chunk; c < n_chunks; ++c) {
+        throw_if_interrupted();
+        settle_faces(false);
+        if (c % chunks_per_segment == 0) queue.end_group();
+        queue.add(pack_chunk(c));
     }
     queue.finish();
     workers.wait_loaded();  // a device that failed to load after the last result fails the render too
@@ -507,7 +578,9 @@ RenderSummary render(const RenderOptions& o, RenderObserver& observer) {
     wopt.audio = mux;
     wopt.metadata = {{"comment", settings_comment(o, device)}};
     // x264 encodes one chunk while the next renders: half the budget each, so they do not fight.
-    wopt.threads = std::max(1, thread_budget() / 2);
+    // LSYNC_ENCODER_THREADS=N sets it (for measurements of the last segment's drain).
+    wopt.threads = static_cast<int>(
+        env::positive_integer("LSYNC_ENCODER_THREADS", 256).value_or(std::max(1, thread_budget() / 2)));
     { media::VideoWriter probe(wopt); }  // opens everything the final join needs, writes nothing
     LSYNC_CHECK(o.segment_frames > 0 && o.segment_frames % kFramesPerChunk == 0, ErrorCode::Internal,
                 "segment length must be a multiple of 16 frames");

@@ -93,36 +93,47 @@ RenderModels load_render_models(const ModelRequest& r) {
     const std::string name = tiny ? std::string("test-tiny") : std::string("LatentSync ") + model_variant_name(r.variant);
     const fs::path root(r.model_dir);
 
-    if (r.random_weights && r.unet_path.empty()) {
-        m.unet = models::random_unet(unet_config, r.device, r.dtype, kUNetWeightSeed);
+    // Every file is found before anything loads (a missing one fails at once, the UNet's first); then the
+    // Whisper loads first: it is small, and the render's audio windows need it long before the UNet runs.
+    const bool random_unet = r.random_weights && r.unet_path.empty();
+    const bool random_vae = r.random_weights && r.vae_path.empty();
+    const bool random_whisper = r.random_weights && r.whisper_path.empty();
+    const std::string unet_file =
+        random_unet ? std::string()
+                    : need_file(r.unet_path,
+                                root / (r.variant == ModelVariant::V16 ? "latentsync-1.6" : "latentsync-1.5") /
+                                    "latentsync_unet.pt",
+                                "UNet checkpoint");
+    const std::string vae_file = random_vae ? std::string() : need_file(r.vae_path, root / "sd-vae-ft-mse", "VAE");
+    const std::string whisper_file =
+        random_whisper ? std::string() : need_file(r.whisper_path, root / "whisper" / "tiny.pt", "Whisper");
+    if (random_whisper) {
+        m.whisper = models::WhisperEncoder(whisper_config);
+        models::to_uninitialised(*m.whisper, r.device, r.dtype);
+        models::init_random_parameters(*m.whisper, kWhisperWeightSeed);
     } else {
-        const fs::path def = root / (r.variant == ModelVariant::V16 ? "latentsync-1.6" : "latentsync-1.5") /
-                             "latentsync_unet.pt";
-        m.unet = models::load_unet(need_file(r.unet_path, def, "UNet checkpoint"), unet_config, r.device, r.dtype);
+        m.whisper = models::load_whisper_encoder(whisper_file, r.device, r.dtype);
     }
-    if (r.random_weights && r.vae_path.empty()) {
+    LSYNC_CHECK(m.whisper->config().n_state == unet_config.cross_attention_dim, ErrorCode::Weights,
+                "the Whisper encoder is " + std::to_string(m.whisper->config().n_state) +
+                    " wide but the UNet takes audio tokens of " +
+                    std::to_string(unet_config.cross_attention_dim) + " (wrong Whisper file for this model?)");
+    m.whisper->eval();
+    if (r.on_whisper) r.on_whisper(m.whisper);
+    if (random_unet)
+        m.unet = models::random_unet(unet_config, r.device, r.dtype, kUNetWeightSeed);
+    else
+        m.unet = models::load_unet(unet_file, unet_config, r.device, r.dtype);
+    if (random_vae) {
         m.vae = models::random_vae(vae_config, r.device, r.dtype, kVAEWeightSeed);
     } else {
         models::VAELoadOptions vo;
         vo.device = r.device;
         vo.dtype = r.dtype;
-        m.vae = models::load_vae(need_file(r.vae_path, root / "sd-vae-ft-mse", "VAE"), vo);
-    }
-    if (r.random_weights && r.whisper_path.empty()) {
-        m.whisper = models::WhisperEncoder(whisper_config);
-        models::to_uninitialised(*m.whisper, r.device, r.dtype);
-        models::init_random_parameters(*m.whisper, kWhisperWeightSeed);
-    } else {
-        m.whisper = models::load_whisper_encoder(need_file(r.whisper_path, root / "whisper" / "tiny.pt", "Whisper"),
-                                                 r.device, r.dtype);
+        m.vae = models::load_vae(vae_file, vo);
     }
     m.unet->eval();
     m.vae->eval();
-    m.whisper->eval();
-    LSYNC_CHECK(m.whisper->config().n_state == m.unet->config().cross_attention_dim, ErrorCode::Weights,
-                "the Whisper encoder is " + std::to_string(m.whisper->config().n_state) +
-                    " wide but the UNet takes audio tokens of " +
-                    std::to_string(m.unet->config().cross_attention_dim) + " (wrong Whisper file for this model?)");
     if (r.attention) {
         m.unet->set_attention(r.attention);
         m.vae->set_attention(r.attention);
@@ -141,16 +152,22 @@ RenderModels share_render_models(const RenderModels& from, const ops::AttentionC
     models::share_parameters(*m.unet, *from.unet);
     m.vae = models::AutoencoderKL(from.vae->config());
     models::share_parameters(*m.vae, *from.vae);
-    m.whisper = models::WhisperEncoder(from.whisper->config());
-    models::share_parameters(*m.whisper, *from.whisper);
     m.unet->eval();
     m.vae->eval();
-    m.whisper->eval();
     const auto context = attention ? attention : ops::default_attention_context();
     m.unet->set_attention(context);
     m.vae->set_attention(context);
-    m.whisper->set_attention(context);
+    m.whisper = share_whisper(from.whisper, context);
     return m;
+}
+
+models::WhisperEncoder share_whisper(const models::WhisperEncoder& from, const ops::AttentionContextPtr& attention) {
+    torch::NoGradGuard no_grad;
+    models::WhisperEncoder w(from->config());
+    models::share_parameters(*w, *from);
+    w->eval();
+    w->set_attention(attention ? attention : ops::default_attention_context());
+    return w;
 }
 
 }  // namespace lsync::pipeline

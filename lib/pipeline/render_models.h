@@ -11,6 +11,7 @@
 
 #include <torch/torch.h>
 
+#include <functional>
 #include <string>
 
 namespace lsync::pipeline {
@@ -33,6 +34,10 @@ struct ModelRequest {
     torch::Device device = torch::kCPU;
     torch::ScalarType dtype = torch::kFloat;
     ops::AttentionContextPtr attention;  ///< shared by all three networks; the default context when null
+    /// Called on the loading thread with the Whisper encoder as soon as it is loaded and checked against the
+    /// UNet's audio width, before the UNet and the VAE load (a render computes its first chunks' audio windows
+    /// while they do). The encoder may not have `attention` set yet: share its weights, do not keep it. Optional.
+    std::function<void(const models::WhisperEncoder&)> on_whisper;
 };
 
 struct RenderModels {
@@ -53,5 +58,9 @@ RenderModels load_render_models(const ModelRequest& request);
 /// on them (the default context when null), so they carry their own attention context and DeepCache state. Two
 /// workers on one GPU (--devices 0,0), or two batch jobs on one, then hold one set of weights, not two.
 RenderModels share_render_models(const RenderModels& from, const ops::AttentionContextPtr& attention);
+
+/// share_render_models for the Whisper encoder alone: a new instance over `from`'s weights, in eval mode, with
+/// `attention` (the default context when null).
+models::WhisperEncoder share_whisper(const models::WhisperEncoder& from, const ops::AttentionContextPtr& attention);
 
 }  // namespace lsync::pipeline

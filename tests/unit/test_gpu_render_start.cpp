@@ -1,0 +1,88 @@
+// GPU check of a render's start (docs/performance-notes.md section 29): on a GPU the render thread packs its first
+// chunks (frames, face plans, audio windows) with the Whisper encoder that loads before the UNet and the VAE,
+// while those load. The chunks, their audio windows and every output frame must be those of a render that packs
+// nothing before its models are ready (LSYNC_EARLY_PACK=0), bit for bit.
+#include "catch_compat.h"
+#include "test_util.h"
+
+#include "pipeline/render.h"
+#include "unit/gpu_checks.h"
+
+#include <cstdlib>
+#include <filesystem>
+#include <map>
+
+using namespace lsync;
+using namespace lsync::pipeline;
+
+namespace {
+
+std::filesystem::path fixture(const std::string& name) {
+    return std::filesystem::path(LSYNC_SOURCE_DIR) / "tests" / "fixtures" / name;
+}
+
+struct Seen : RenderProbe {
+    std::vector<torch::Tensor> windows;
+    std::map<int64_t, torch::Tensor> generated;
+    std::vector<torch::Tensor> frames;
+    void audio(int64_t, const torch::Tensor& w) override { windows.push_back(w.cpu()); }
+    void chunk(int64_t c, const std::vector<int64_t>&, const ChunkTrace& t) override {
+        generated[c] = t.generated.cpu();
+    }
+    void frame(int64_t, const torch::Tensor& rgb) override { frames.push_back(rgb.clone()); }
+};
+
+struct EarlyPack {
+    explicit EarlyPack(bool on) { ::setenv("LSYNC_EARLY_PACK", on ? "1" : "0", 1); }
+    ~EarlyPack() { ::unsetenv("LSYNC_EARLY_PACK"); }  // also when render() throws
+};
+
+Seen render_tiny(bool early, const std::filesystem::path& out) {
+    RenderOptions o;
+    o.video = fixture("render_tiny/input.mkv").string();
+    o.audio = fixture("render_tiny/input.wav").string();
+    o.output = out.string();
+    o.model = ModelVariant::TestTiny;
+    o.model_dir = fixture("assets").string();
+    o.unet_path = fixture("golden/unet_tiny_latentsync_unet.pt").string();
+    o.vae_path = fixture("golden/vae_tiny").string();
+    o.whisper_path = fixture("golden/whisper_tiny_random.pt").string();
+    o.device = "cuda";
+    o.face.track_file = fixture("render_tiny/face_track.json").string();
+    o.crf = 0;
+    o.preset = "ultrafast";
+    o.seed = 7;
+    Seen seen;
+    o.probe = &seen;
+    RenderObserver quiet;
+    EarlyPack pack(early);
+    const auto summary = render(o, quiet);
+    CHECK(summary.frames == static_cast<int64_t>(seen.frames.size()));
+    return seen;
+}
+
+}  // namespace
+
+TEST_CASE("a GPU render's first chunks packed while the models load give the frames of one that waits",
+          "[gpu][render]") {
+    LSYNC_NEED_GPU();
+    test::ScratchDir dir("gpu_render_start");
+    const Seen waited = render_tiny(false, dir.path() / "waited.mkv");
+    const Seen early = render_tiny(true, dir.path() / "early.mkv");
+    REQUIRE(waited.frames.size() >= 32);  // at least two chunks, the ones packed early
+    REQUIRE(early.frames.size() == waited.frames.size());
+    REQUIRE(early.windows.size() == waited.windows.size());
+    for (size_t i = 0; i < waited.windows.size(); ++i) {
+        INFO("audio windows of chunk " << i);
+        CHECK(torch::equal(early.windows[i], waited.windows[i]));
+    }
+    REQUIRE(early.generated.size() == waited.generated.size());
+    for (const auto& [c, g] : waited.generated) {
+        INFO("generated faces of chunk " << c);
+        CHECK(torch::equal(early.generated.at(c), g));
+    }
+    for (size_t i = 0; i < waited.frames.size(); ++i) {
+        INFO("frame " << i);
+        CHECK(torch::equal(early.frames[i], waited.frames[i]));
+    }
+}
