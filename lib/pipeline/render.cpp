@@ -348,7 +348,6 @@ void run_passes(RenderJob& job, RenderWorkDir& work, const media::VideoWriterOpt
         return source_frame(i, n_src, o.loop);
     };
 
-
     std::optional<PreviewSheet> preview;
     if (!o.preview.empty()) preview.emplace(o.preview, n_out, mask, geometry);
     const bool tracing = dumper.has_value() || preview.has_value() || o.probe;
