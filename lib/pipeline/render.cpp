@@ -33,6 +33,7 @@
 #include <future>
 #include <map>
 #include <memory>
+#include <thread>
 #include <cmath>
 
 namespace lsync::pipeline {
@@ -68,7 +69,8 @@ size_t encoder_queue_frames(int width, int height) {
 
 /// Chunks the render thread packs on a GPU while the models load: one group of the 256 px render's default two
 /// chunks per UNet call, so its first worker starts at once; a bound on what waits (pinned frames: 44 MB a chunk
-/// at 720p). LSYNC_EARLY_PACK=0 packs none, as before section 29 (for measurements).
+/// at 720p). LSYNC_EARLY_PACK=0 packs none and takes the Whisper with the other models, as before section 29
+/// (for measurements).
 size_t early_chunks() {
     return env::flag("LSYNC_EARLY_PACK", true) ? 2 : 0;
 }
@@ -172,6 +174,10 @@ std::vector<std::future<ChunkWorkerSetup>> load_workers(const RenderJob& job, co
         if (handoff)
             request.on_whisper = [handoff, attention = request.attention](const models::WhisperEncoder& w) {
                 handoff->give(share_whisper(w, attention));  // the context the loaded set gets at its end
+                // Test hook: the UNet and the VAE load this much later, so that a test sees chunks packed early
+                // even with the tiny models, which load in milliseconds.
+                if (const auto ms = env::positive_integer("LSYNC_TEST_SLOW_MODELS_MS", 60000))
+                    std::this_thread::sleep_for(std::chrono::milliseconds(*ms));
             };
         ChunkWorkerSetup w;
         try {
@@ -271,7 +277,7 @@ void run_passes(RenderJob& job, RenderWorkDir& work, const media::VideoWriterOpt
     std::vector<std::future<ChunkWorkerSetup>> loading;
     std::shared_ptr<WhisperHandoff> early_whisper;  // GPU: the Whisper before the UNet and VAE (step 3)
     if (device.is_cuda()) {
-        early_whisper = std::make_shared<WhisperHandoff>();
+        if (early_chunks() > 0) early_whisper = std::make_shared<WhisperHandoff>();
         loading = load_workers(job, mask, early_whisper);
     }
     // 1. Audio, first pass: the output covers it, never dropping the tail. (The official count, floor(L/2) + 2
@@ -405,11 +411,13 @@ void run_passes(RenderJob& job, RenderWorkDir& work, const media::VideoWriterOpt
         const auto loaded = [&] {
             return loading.front().wait_for(std::chrono::seconds(0)) == std::future_status::ready;
         };
+        // No settle_faces(false) here: the allocator's peak is reset when the face pass has ended, and a reset
+        // while the models load would count the loading's own allocations as the render's.
         while (next_chunk < n_chunks && early.size() < early_chunks() && !loaded()) {
             throw_if_interrupted();
-            settle_faces(false);
             early.push_back(pack_chunk(next_chunk++));
         }
+        summary.early_chunks = static_cast<int64_t>(early.size());
     }
     if (loading.empty()) loading = load_workers(job, mask);
     // The render starts with the first device's models; the other devices' workers join as theirs are ready,

@@ -115,6 +115,7 @@ struct RenderSummary {
     int64_t source_frames = 0;   ///< frames of the input the output used (before looping)
     int64_t chunks = 0;
     int64_t oom_retries = 0;     ///< out-of-memory errors survived by halving the chunk batch
+    int64_t early_chunks = 0;    ///< chunks packed while the models loaded (GPU renders: render.cpp)
     double fps = 0;
     double seconds = 0;          ///< wall time of the whole render
     /// Loading models, audio (first pass), faces (its own thread, overlapping the others), render (diffusion +

@@ -77,8 +77,12 @@ if [ "$(id -u)" = 0 ] && command -v setpriv >/dev/null; then
 else
     expect_rc 11 "" -- "${R[@]}" clip.mp4 speech.wav -o ro/x.mp4
 fi
-expect_rc 12 "sample1.jpg" -- "$BIN" -q render --model test-tiny --model-dir "$FIX" --device cpu --unet "$FIX/sample1.jpg" \
-    clip.mp4 speech.wav -o x.mp4
+# A checkpoint that is not one is named (the VAE and the Whisper random, so the UNet file is the only one read).
+expect_rc 12 "sample1.jpg" -- "$BIN" -q render --model test-tiny --weights random --model-dir "$FIX" --device cpu \
+    --unet "$FIX/sample1.jpg" clip.mp4 speech.wav -o x.mp4
+# Every model file is looked for before any loads: a missing VAE is named before the bad UNet is read.
+expect_rc 12 "sd-vae-ft-mse" -- "$BIN" -q render --model test-tiny --model-dir "$FIX" --device cpu \
+    --unet "$FIX/sample1.jpg" clip.mp4 speech.wav -o x.mp4
 expect_rc 12 "not found" -- "$BIN" -q render --model 1.5 --model-dir "$WORK" --device cpu clip.mp4 speech.wav -o x.mp4
 expect_rc 2 "--model" -- "${R[@]}" clip.mp4 speech.wav -o x.mp4 --model 2.0
 expect_rc 2 "--steps" -- "${R[@]}" clip.mp4 speech.wav -o x.mp4 --steps 0
