@@ -172,12 +172,6 @@ torch::Tensor run_channels_last(const torch::Tensor& x, int64_t groups, const to
     return y;
 }
 
-// Whether the counts of a 5-D call can go to the kernel as they are.
-bool counts_readable(const torch::Tensor& counts, const torch::Tensor& x) {
-    return counts.device() == x.device() && counts.is_contiguous() && counts.scalar_type() == torch::kInt &&
-           counts.size(0) == x.size(0);
-}
-
 // Whether the channels-last kernel runs x (a channels_last image) with `input_bias` ([C], or [N, C]: a row per
 // image) added as it loads: the fused GroupNorm and bias switches on, a bias it can read, a shape it takes.
 bool input_bias_kernel_serves(const torch::Tensor& x, const torch::Tensor& input_bias, int64_t groups,
@@ -263,7 +257,7 @@ torch::Tensor group_norm_sample_bias(const torch::Tensor& x, const torch::Tensor
         const auto image = frames_as_image(x);
         const auto counts = valid_frames_for(x.size(0));
         if (input_bias_kernel_serves(image, input_bias, groups, weight, bias) &&
-            (!counts.defined() || counts_readable(counts, x))) {
+            (!counts.defined() || counts_fit(counts, x.size(0), x.device()))) {
             const c10::cuda::CUDAGuard device_guard(x.device());
             const ImageFrames frames{counts, x.size(3) * x.size(4)};
             return image_as_frames(run_channels_last(image, groups, weight, bias, eps, silu, input_bias, frames),
@@ -281,7 +275,7 @@ torch::Tensor group_norm(const torch::Tensor& x, int64_t groups, const torch::Te
         if (const auto counts = valid_frames_for(x.size(0)); counts.defined()) {
 #if LSYNC_WITH_CUDA
             if (is_frames_channels_last(x) && x.is_cuda() && fused_group_norm_enabled() &&
-                counts_readable(counts, x)) {
+                counts_fit(counts, x.size(0), x.device())) {
                 const auto image = frames_as_image(x);
                 if (group_norm_fused_unsupported(image, groups, weight, bias).empty()) {
                     const c10::cuda::CUDAGuard device_guard(x.device());

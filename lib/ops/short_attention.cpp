@@ -3,6 +3,7 @@
 #include "core/error.h"
 #include "ops/kernel_switch.h"
 #include "ops/kernel_target.h"
+#include "ops/valid_frames.h"
 
 #include <cmath>
 
@@ -70,9 +71,7 @@ std::string short_attention_unsupported(const AttentionInputs& in) {
     if (torch::GradMode::is_enabled() && (q.requires_grad() || in.k.requires_grad() || in.v.requires_grad()))
         return "the short-sequence kernel has no backward";
     if (q.numel() == 0 || in.k.numel() == 0) return "empty input";
-    if (in.key_counts.defined() &&
-        (in.key_counts.device() != q.device() || in.key_counts.scalar_type() != torch::kInt ||
-         in.key_counts.dim() != 1 || in.key_counts.size(0) != q.size(0) || !in.key_counts.is_contiguous()))
+    if (in.key_counts.defined() && !counts_fit(in.key_counts, q.size(0), q.device()))
         return "key counts must be contiguous int32 [B] on q's device";
     return kernels::short_attention_unsupported(kernel_args(in, torch::Tensor()));
 #else

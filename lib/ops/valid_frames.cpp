@@ -38,6 +38,11 @@ torch::Tensor valid_frames_per_sequence(int64_t batch, int64_t per_entry) {
     return per_entry == 1 ? counts : counts.unsqueeze(1).expand({-1, per_entry}).reshape({-1});
 }
 
+bool counts_fit(const torch::Tensor& counts, int64_t batch, const torch::Device& device) {
+    return counts.dim() == 1 && counts.size(0) == batch && counts.scalar_type() == torch::kInt &&
+           counts.device() == device && counts.is_contiguous();
+}
+
 torch::Tensor key_mask_bias(const torch::Tensor& counts, int64_t keys) {
     const auto positions = torch::arange(keys, counts.options().dtype(torch::kInt)).unsqueeze(0);
     const auto zeros = torch::zeros({counts.size(0), keys}, counts.options().dtype(torch::kFloat));

@@ -46,6 +46,10 @@ torch::Tensor valid_frames_for(int64_t batch);
 /// per pixel of each entry). Undefined outside a scope.
 torch::Tensor valid_frames_per_sequence(int64_t batch, int64_t per_entry);
 
+/// Whether a kernel can read `counts` as they are for a call of `batch` entries on `device`: contiguous int32
+/// [batch] on that device.
+bool counts_fit(const torch::Tensor& counts, int64_t batch, const torch::Device& device);
+
 /// [B, L] fp32: 0 for keys j < counts[b], -inf past them (an additive key mask).
 torch::Tensor key_mask_bias(const torch::Tensor& counts, int64_t keys);
 

@@ -5,23 +5,19 @@
 // models load in milliseconds, so the early render holds the UNet's load back (LSYNC_TEST_SLOW_MODELS_MS) and
 // must report both chunks packed early.
 #include "catch_compat.h"
+#include "render_tiny_fixture.h"
 #include "test_util.h"
 
 #include "pipeline/render.h"
 #include "unit/gpu_checks.h"
 
 #include <cstdlib>
-#include <filesystem>
 #include <map>
 
 using namespace lsync;
 using namespace lsync::pipeline;
 
 namespace {
-
-std::filesystem::path fixture(const std::string& name) {
-    return std::filesystem::path(LSYNC_SOURCE_DIR) / "tests" / "fixtures" / name;
-}
 
 struct Seen : RenderProbe {
     std::vector<torch::Tensor> windows;
@@ -46,19 +42,7 @@ struct EarlyPack {
 };
 
 Seen render_tiny(bool early, const std::filesystem::path& out) {
-    RenderOptions o;
-    o.video = fixture("render_tiny/input.mkv").string();
-    o.audio = fixture("render_tiny/input.wav").string();
-    o.output = out.string();
-    o.model = ModelVariant::TestTiny;
-    o.model_dir = fixture("assets").string();
-    o.unet_path = fixture("golden/unet_tiny_latentsync_unet.pt").string();
-    o.vae_path = fixture("golden/vae_tiny").string();
-    o.whisper_path = fixture("golden/whisper_tiny_random.pt").string();
-    o.device = "cuda";
-    o.face.track_file = fixture("render_tiny/face_track.json").string();
-    o.crf = 0;
-    o.preset = "ultrafast";
+    RenderOptions o = test::render_tiny_options(out, "cuda");
     o.seed = 7;
     Seen seen;
     o.probe = &seen;

@@ -8,6 +8,7 @@
 
 #include "catch_compat.h"
 #include "golden_compare.h"
+#include "render_tiny_fixture.h"
 #include "test_util.h"
 
 #include "core/error.h"
@@ -28,10 +29,6 @@ using namespace lsync::pipeline;
 
 namespace {
 
-std::filesystem::path fixture(const std::string& name) {
-    return std::filesystem::path(LSYNC_SOURCE_DIR) / "tests" / "fixtures" / name;
-}
-
 /// Everything the render shows the probe, on the CPU.
 struct Captured : RenderProbe {
     std::vector<faces::FramePlan> plan_list;
@@ -51,31 +48,19 @@ struct Captured : RenderProbe {
 }  // namespace
 
 TEST_CASE("render parity: the official LipsyncPipeline, stage by stage, on a real face", "[render][parity]") {
-    io::SafetensorsFile golden(fixture("render_tiny/parity.safetensors").string());
+    io::SafetensorsFile golden(test::fixture("render_tiny/parity.safetensors").string());
     auto g = [&](const std::string& name) { return golden.load(name).clone(); };
     test::ScratchDir dir("render_parity");
 
-    RenderOptions o;
-    o.video = fixture("render_tiny/input.mkv").string();
-    o.audio = fixture("render_tiny/input.wav").string();
-    o.output = (dir.path() / "out.mkv").string();
-    o.model = ModelVariant::TestTiny;
-    o.model_dir = fixture("assets").string();  // the official mask.png
-    o.unet_path = fixture("golden/unet_tiny_latentsync_unet.pt").string();
-    o.vae_path = fixture("golden/vae_tiny").string();
-    o.whisper_path = fixture("golden/whisper_tiny_random.pt").string();
-    o.device = "cpu";
+    RenderOptions o = test::render_tiny_options(dir.path() / "out.mkv", "cpu");
     o.dtype = "float32";
-    o.face.track_file = fixture("render_tiny/face_track.json").string();
     o.face.smooth = faces::SmoothMode::Official;
     o.face.on_missing = faces::MissingFacePolicy::Fail;
     o.segmentation = audio::AudioSegmentation::Official;
     o.official_length = true;
-    o.crf = 0;
-    o.preset = "ultrafast";
     // The official run's draws: one initial noise map, then per chunk the masked and the reference posterior
     // (noise_from_file refuses a draw whose shape differs from what the render asks for).
-    o.noise = noise_from_file(fixture("render_tiny/parity.safetensors").string());
+    o.noise = noise_from_file(test::fixture("render_tiny/parity.safetensors").string());
     Captured probe;
     o.probe = &probe;
     RenderObserver quiet;
@@ -142,14 +127,14 @@ TEST_CASE("render parity: the official LipsyncPipeline, stage by stage, on a rea
     CHECK((crop_diff > 0.5).sum().item<int64_t>() < crop_diff.numel() / 100);  // measured 0.11 %
 
     // The mask: the official 8-bit Lanczos resize of mask.png, exactly.
-    const auto mask = load_mouth_mask_image(fixture("assets/mask.png").string(), 128);
+    const auto mask = load_mouth_mask_image(test::fixture("assets/mask.png").string(), 128);
     test::check_close("mouth mask", mask, g("mask_image")[0], 1e-6, 0);
 
     // The VAE encode stage alone, on the official crops (chunk 0's first 8 frames) with the official noise: tight.
     // End to end (below) the latents inherit the crops' one-level differences (0.1 % of the values, where the
     // official float32 warp lands on a whole level and ours a hair below or above it), about 0.2 % of their range.
     {
-        auto vae = models::load_vae(fixture("golden/vae_tiny").string());
+        auto vae = models::load_vae(test::fixture("golden/vae_tiny").string());
         const auto pixels = (g("aligned_faces_uint8").to(torch::kFloat) / 255.0 - 0.5) / 0.5;
         auto sample = [&](const torch::Tensor& images, const std::string& eps_name) {
             const auto d = vae->encode(images);
@@ -173,7 +158,7 @@ TEST_CASE("render parity: the official LipsyncPipeline, stage by stage, on a rea
                                g("chunk2.decoded"), 1e-3);
 
     // The final frames against the official ones (read back from the lossless fixture).
-    FrameSource official(fixture("render_tiny/restored.mkv").string(), 25);
+    FrameSource official(test::fixture("render_tiny/restored.mkv").string(), 25);
     double worst = 0, sum = 0;
     int64_t over_two = 0;
     for (int64_t i = 0; i < 40; ++i) {
