@@ -20,7 +20,10 @@ void AsyncWriter::run() {
     try {
         while (auto frame = queue_.pop()) {
             if (abandon_) break;
-            writer_->write(*frame);
+            if (frame->defined())
+                writer_->write(*frame);
+            else
+                writer_->cut();
         }
     } catch (...) {
         error_ = std::current_exception();
@@ -29,7 +32,14 @@ void AsyncWriter::run() {
 }
 
 void AsyncWriter::write(torch::Tensor rgb) {
-    if (!queue_.push(std::move(rgb))) {
+    LSYNC_CHECK(rgb.defined(), ErrorCode::Internal, "AsyncWriter::write without a frame");
+    push(std::move(rgb));
+}
+
+void AsyncWriter::cut() { push(torch::Tensor()); }
+
+void AsyncWriter::push(torch::Tensor item) {
+    if (!queue_.push(std::move(item))) {
         if (thread_.joinable()) thread_.join();
         if (error_) std::rethrow_exception(error_);
         throw_error(ErrorCode::Internal, "the encoder thread stopped");

@@ -25,13 +25,16 @@ public:
 
     /// Queues one frame ([H, W, 3] uint8 CPU). Rethrows the encoder's failure, if it failed.
     void write(torch::Tensor rgb);
+    /// Queues FrameSink::cut() after the frames queued so far.
+    void cut();
     /// Encodes what is queued and finishes the sink; rethrows the encoder's failure.
     void finish();
 
 private:
     void run();
+    void push(torch::Tensor item);  ///< rethrows the encoder's failure
     std::unique_ptr<FrameSink> writer_;
-    BoundedQueue<torch::Tensor> queue_;
+    BoundedQueue<torch::Tensor> queue_;  ///< frames, and an undefined tensor for each cut()
     std::exception_ptr error_;
     std::atomic<bool> abandon_{false};  ///< set by the destructor: drop queued frames, do not encode them
     std::thread thread_;

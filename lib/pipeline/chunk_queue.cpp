@@ -41,9 +41,12 @@ void ChunkQueue::end_group() {
     while (in_flight_.size() > 2 * workers_.workers()) write_oldest();
 }
 
-void ChunkQueue::finish() {
+void ChunkQueue::finish(const std::function<void()>& before_last_group) {
     end_group();
-    while (!in_flight_.empty()) write_oldest();
+    while (!in_flight_.empty()) {
+        if (in_flight_.size() == 1 && in_flight_.front().submitted && before_last_group) before_last_group();
+        write_oldest();
+    }
 }
 
 void ChunkQueue::write_oldest() {

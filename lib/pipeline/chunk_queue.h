@@ -47,8 +47,10 @@ public:
     /// Ends the current group (the render ends groups at segment boundaries, so that a resumed render groups
     /// its chunks as an uninterrupted one).
     void end_group();
-    /// Ends the group and waits until every chunk went to `done`.
-    void finish();
+    /// Ends the group and waits until every chunk went to `done`. `before_last_group` runs once the groups before
+    /// the last are written, if the last one went to the workers (the render cuts its segment there, so that the
+    /// encoder drains the frames so far while the GPU renders the last group).
+    void finish(const std::function<void()>& before_last_group = {});
 
     int64_t oom_retries() const { return oom_retries_; }
     /// Time spent waiting for the workers' results.

@@ -11,6 +11,9 @@ public:
     virtual ~FrameSink() = default;
     /// One frame, [H, W, 3] uint8 on the CPU.
     virtual void write(const torch::Tensor& rgb) = 0;
+    /// The frames so far may be closed now, before the ones after them come (the render's last group is still
+    /// on the GPU). A sink of segments ends one here; others need not do anything.
+    virtual void cut() {}
     /// Everything written is complete and durable.
     virtual void finish() = 0;
 };

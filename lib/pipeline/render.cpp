@@ -298,6 +298,11 @@ void run_passes(RenderJob& job, RenderWorkDir& work, const media::VideoWriterOpt
     log::info("audio: ", audio_reader.samples() / double(audio::kSampleRate), " s -> ", n_out, " frames at ", fps,
               " fps");
     watch.end_stage(1);
+    // The work folder's segments end at chunk boundaries, and the last at the render's end (or past it: the video's
+    // tail); anything else was not written by a render of these settings.
+    LSYNC_CHECK(resume_frame % kFramesPerChunk == 0 || resume_frame >= n_out, ErrorCode::CannotResume,
+                "cannot resume from " + work.path() + ": its segments end at frame " + std::to_string(resume_frame) +
+                    ", inside a chunk (run without --resume and with --overwrite to start again)");
 
     // 2. Faces, once per source frame the output uses, on their own thread from now on (face_pass.h); a resumed
     //    render replays the interrupted run's plans bit for bit.
@@ -444,8 +449,7 @@ void run_passes(RenderJob& job, RenderWorkDir& work, const media::VideoWriterOpt
 
     // 4. Render, chunk by chunk, into the encoder thread that writes the work folder's segments; a resumed render
     //    starts after the last complete one (a chunk boundary).
-    AsyncWriter writer(std::make_unique<SegmentWriter>(work.path(), wopt, o.segment_frames,
-                                                       static_cast<int64_t>(work.done_segments().size())),
+    AsyncWriter writer(std::make_unique<SegmentWriter>(work.path(), wopt, o.segment_frames, resume_frame),
                        encoder_queue_frames(wopt.width, wopt.height));
     summary.resumed_frames = summary.frames = resume_frame;
     if (resume_frame > 0) log::info("resuming at frame ", resume_frame, " of ", n_out);
@@ -494,7 +498,13 @@ void run_passes(RenderJob& job, RenderWorkDir& work, const media::VideoWriterOpt
         if (c % chunks_per_segment == 0) queue.end_group();
         queue.add(pack_chunk(c));
     }
-    queue.finish();
+    // The segment ends where the last group starts: x264 drains the frames before it (its lookahead and frame
+    // threads hold some 60) while the GPU renders that group, and only the group's own frames are left to encode
+    // after it (docs/performance-notes.md section 30).
+    // LSYNC_SEGMENT_CUT=0 leaves the segments at their full length (for measurements).
+    queue.finish([&writer] {
+        if (env::flag("LSYNC_SEGMENT_CUT", true)) writer.cut();
+    });
     workers.wait_loaded();  // a device that failed to load after the last result fails the render too
     summary.oom_retries += queue.oom_retries();
     clock.seconds[ThreadClock::Workers] = queue.wait_seconds();
@@ -527,7 +537,11 @@ void run_passes(RenderJob& job, RenderWorkDir& work, const media::VideoWriterOpt
         int64_t joined = 0;
         for (const auto& seg : SegmentWriter::existing(work.path())) {
             throw_if_interrupted();
-            joined += out.append_segment(seg);
+            const int64_t frames = out.append_segment(seg.path);
+            LSYNC_CHECK(frames == seg.end_frame - seg.first_frame, ErrorCode::InputCorrupt,
+                        "segment " + seg.path + " holds " + std::to_string(frames) + " frames, not the " +
+                            std::to_string(seg.end_frame - seg.first_frame) + " its name says");
+            joined += frames;
         }
         LSYNC_CHECK(joined >= n_out && (joined == n_out || o.keep_video_tail), ErrorCode::Internal,
                     "the work folder holds " + std::to_string(joined) + " frames, " + std::to_string(n_out) +
@@ -594,16 +608,15 @@ RenderSummary render(const RenderOptions& o, RenderObserver& observer) {
     RenderWorkDir work(o.output, {file_fingerprint(o.video), file_fingerprint(o.audio),
                                   resume_settings(o, device, dtype, rate)},
                        o.resume, o.overwrite);
-    const int64_t resume_frame = static_cast<int64_t>(work.done_segments().size()) * o.segment_frames;
+    const int64_t resume_frame = work.done_segments().empty() ? 0 : work.done_segments().back().end_frame;
     try {
         run_passes(job, work, wopt, mask, resume_frame);
     } catch (const Error& e) {
         if (e.code() != ErrorCode::Interrupted) throw;
         work.keep();
         // Segments count for --resume only once the face plans are saved (render_workdir.h).
-        const int64_t kept = work.has_faces()
-                                 ? static_cast<int64_t>(SegmentWriter::existing(work.path()).size()) * o.segment_frames
-                                 : 0;
+        const auto segments = SegmentWriter::existing(work.path());
+        const int64_t kept = work.has_faces() && !segments.empty() ? segments.back().end_frame : 0;
         throw_error(ErrorCode::Interrupted, "interrupted: " + std::to_string(kept) + " frames are kept in " +
                                                 work.path() + "; run the same command with --resume to finish");
     }

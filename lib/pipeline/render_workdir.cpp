@@ -155,7 +155,7 @@ RenderWorkDir::RenderWorkDir(const std::string& output, const RenderIdentity& id
     // segment after a gap, an old manifest): it goes.
     std::set<std::string> keep_names = {"lock", "manifest.json"};
     if (resumed_) keep_names.insert("faces.json");
-    for (const auto& s : done_) keep_names.insert(fs::path(s).filename().string());
+    for (const auto& s : done_) keep_names.insert(fs::path(s.path).filename().string());
     for (const auto& entry : fs::directory_iterator(path_, ec))
         if (!keep_names.count(entry.path().filename().string())) remove_tree(entry.path().string());
     if (!resumed_) write_manifest(manifest, identity);

@@ -7,12 +7,15 @@
 //   faces.json       the face pass's plans (--face-track format with each frame's matrix), so a resumed
 //                    render does not analyse the faces again; written when the face pass ends, and segments
 //                    only count for --resume once it exists (the render overlaps the face pass)
-//   segment-NNNNNN.mp4   the encoded frames, in order (SegmentWriter); a segment under this name is complete
+//   segment-FFFFFFFF-EEEEEEEE.mp4   the encoded frames F to E (exclusive), in order (SegmentWriter); a segment
+//                    under such a name is complete
 //   lock             held (flock) while a render uses the folder, so two renders never share one
 //
 // Lifetime: a successful render removes the folder. A failed one removes it when it made the folder itself,
 // unless it was interrupted (Ctrl-C, SIGTERM): then the folder stays for --resume, as after a SIGKILL or a
 // power loss. A folder that existed before this run is never removed by a failure.
+
+#include "pipeline/segment_writer.h"
 
 #include <cstdint>
 #include <string>
@@ -49,8 +52,8 @@ public:
     const std::string& path() const { return path_; }
     /// True when an interrupted render's folder was found and accepted.
     bool resumed() const { return resumed_; }
-    /// The complete segments found when resuming, in order (segment 0, 1, ...).
-    const std::vector<std::string>& done_segments() const { return done_; }
+    /// The complete segments found when resuming, in order from frame 0.
+    const std::vector<SegmentFile>& done_segments() const { return done_; }
     std::string faces_path() const { return path_ + "/faces.json"; }
     bool has_faces() const;
 
@@ -65,7 +68,7 @@ private:
     bool keep_ = false;
     bool removed_ = false;
     int lock_fd_ = -1;
-    std::vector<std::string> done_;
+    std::vector<SegmentFile> done_;
 };
 
 }  // namespace lsync::pipeline

@@ -3,23 +3,68 @@
 #include "core/error.h"
 #include "diagnostics/process_memory.h"
 
+#include <charconv>
 #include <cstdio>
 #include <filesystem>
+#include <map>
+#include <optional>
+
+namespace fs = std::filesystem;
 
 namespace lsync::pipeline {
 
+namespace {
+
+// MP4 for H.264 (exact frame timestamps); Matroska for FFV1, which MP4 cannot hold.
+const char* extension(bool lossless) { return lossless ? "mkv" : "mp4"; }
+
+/// Where a segment is written before it is closed and named by its end. A segment left under this name (a kill
+/// between the close and the rename) is not one --resume counts; it is made again.
+std::string open_path(const std::string& folder, int64_t first_frame, bool lossless) {
+    char name[48];
+    std::snprintf(name, sizeof name, "open-%08lld.%s", static_cast<long long>(first_frame), extension(lossless));
+    return folder + "/" + name;
+}
+
+/// Reads one decimal number of at most 12 digits from the front of `text`, or nothing.
+std::optional<int64_t> take_number(std::string_view& text) {
+    int64_t value = 0;
+    const auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), value);
+    const auto digits = static_cast<size_t>(end - text.data());
+    if (ec != std::errc() || digits == 0 || digits > 12 || text[0] == '-') return std::nullopt;
+    text.remove_prefix(digits);
+    return value;
+}
+
+/// "segment-<first>-<end>.mp4" or ".mkv", with end > first; anything else is not a segment of ours.
+std::optional<SegmentFile> parse_segment_name(const fs::path& path) {
+    const std::string filename = path.filename().string();
+    std::string_view name = filename;
+    constexpr std::string_view prefix = "segment-";
+    if (name.substr(0, prefix.size()) != prefix) return std::nullopt;
+    name.remove_prefix(prefix.size());
+    const auto first = take_number(name);
+    if (!first || name.empty() || name[0] != '-') return std::nullopt;
+    name.remove_prefix(1);
+    const auto end = take_number(name);
+    if (!end || *end <= *first || (name != ".mp4" && name != ".mkv")) return std::nullopt;
+    return SegmentFile{path.string(), *first, *end};
+}
+
+}  // namespace
+
 SegmentWriter::SegmentWriter(std::string folder, media::VideoWriterOptions encoder, int64_t segment_frames,
-                             int64_t first_segment)
+                             int64_t first_frame)
     : folder_(std::move(folder)), encoder_(std::move(encoder)), segment_frames_(segment_frames),
-      next_index_(first_segment) {
-    LSYNC_CHECK(segment_frames_ > 0, ErrorCode::Internal, "segment length must be positive");
+      next_frame_(first_frame) {
+    LSYNC_CHECK(segment_frames_ > 0 && first_frame >= 0, ErrorCode::Internal, "bad segment layout");
     encoder_.audio.reset();
     encoder_.metadata.clear();
     encoder_.overwrite = true;  // a segment under its final name is complete; one we rewrite was never finished
 }
 
 SegmentWriter::~SegmentWriter() {
-    // A full segment: worth keeping for --resume, so it is finished rather than dropped.
+    // A closed segment is worth keeping for --resume, so it is finished rather than dropped.
     try {
         wait_for_closing();
     } catch (...) {
@@ -31,45 +76,66 @@ void SegmentWriter::wait_for_closing() {
     if (closing_.valid()) closing_.get();
 }
 
-std::string SegmentWriter::segment_path(const std::string& folder, int64_t index, bool lossless) {
-    char name[32];
-    // MP4 for H.264 (exact frame timestamps); Matroska for FFV1, which MP4 cannot hold.
-    std::snprintf(name, sizeof name, "segment-%06lld.%s", static_cast<long long>(index), lossless ? "mkv" : "mp4");
+std::string SegmentWriter::segment_path(const std::string& folder, int64_t first_frame, int64_t end_frame,
+                                        bool lossless) {
+    char name[64];
+    std::snprintf(name, sizeof name, "segment-%08lld-%08lld.%s", static_cast<long long>(first_frame),
+                  static_cast<long long>(end_frame), extension(lossless));
     return folder + "/" + name;
 }
 
-std::vector<std::string> SegmentWriter::existing(const std::string& folder) {
-    std::vector<std::string> found;
+std::vector<SegmentFile> SegmentWriter::existing(const std::string& folder) {
+    std::map<int64_t, SegmentFile> by_first;
     std::error_code ec;
-    for (int64_t i = 0;; ++i) {
-        std::string path = segment_path(folder, i, false);
-        if (!std::filesystem::is_regular_file(path, ec)) path = segment_path(folder, i, true);
-        if (!std::filesystem::is_regular_file(path, ec)) return found;
-        found.push_back(std::move(path));
+    for (const auto& entry : fs::directory_iterator(folder, ec)) {
+        if (!entry.is_regular_file(ec)) continue;
+        auto segment = parse_segment_name(entry.path());
+        if (!segment) continue;
+        // Two segments from one frame (never written by one render): the longer one keeps more work.
+        auto [at, added] = by_first.emplace(segment->first_frame, *segment);
+        if (!added && segment->end_frame > at->second.end_frame) at->second = std::move(*segment);
     }
+    std::vector<SegmentFile> chain;
+    for (auto at = by_first.find(0); at != by_first.end(); at = by_first.find(chain.back().end_frame))
+        chain.push_back(at->second);
+    return chain;
 }
 
 void SegmentWriter::write(const torch::Tensor& rgb) {
     if (!current_) {
-        encoder_.path = segment_path(folder_, next_index_++, encoder_.lossless_rgb);
+        current_first_ = next_frame_;
+        encoder_.path = open_path(folder_, current_first_, encoder_.lossless_rgb);
         current_ = std::make_unique<media::VideoWriter>(encoder_);
-        in_current_ = 0;
     }
     current_->write(rgb);
-    if (++in_current_ == segment_frames_) {
-        wait_for_closing();
-        closing_ = std::async(std::launch::async, [full = std::move(current_)]() mutable {
-            full->finish();
-            full.reset();
-            diagnostics::release_free_host_memory();  // the encoder's threads and buffers are gone
-        });
-    }
+    if (++next_frame_ % segment_frames_ == 0) close_current(/*wait=*/false);
+}
+
+void SegmentWriter::cut() {
+    if (current_) close_current(/*wait=*/false);
+}
+
+void SegmentWriter::close_current(bool wait) {
+    wait_for_closing();
+    const std::string final_path = segment_path(folder_, current_first_, next_frame_, encoder_.lossless_rgb);
+    auto close = [full = std::move(current_), open = encoder_.path, final_path]() mutable {
+        full->finish();
+        full.reset();
+        std::error_code ec;
+        fs::rename(open, final_path, ec);
+        LSYNC_CHECK(!ec, ErrorCode::OutputUnwritable,
+                    "cannot name the finished segment " + final_path + ": " + ec.message());
+        diagnostics::release_free_host_memory();  // the encoder's threads and buffers are gone
+    };
+    if (wait)
+        close();
+    else
+        closing_ = std::async(std::launch::async, std::move(close));
 }
 
 void SegmentWriter::finish() {
     wait_for_closing();
-    if (current_) current_->finish();
-    current_.reset();
+    if (current_) close_current(/*wait=*/true);
 }
 
 }  // namespace lsync::pipeline

@@ -33,7 +33,7 @@ print(" ".join("%s:%s" % (j["status"], j["resumed"]) for j in s["jobs"]))' "$1"
 }
 
 # 1. SIGKILL once job 0 is finished and job 1 has its first segment: o0 stays, o1's work folder stays.
-rc=$(stop_when KILL "[ -s killed/o0.mkv ] && [ -s killed/o1.mkv.lsync-work/segment-000000.mp4 ]" "${B[@]}" killed/jobs.csv)
+rc=$(stop_when KILL "[ -s killed/o0.mkv ] && [ -s killed/o1.mkv.lsync-work/segment-00000000-00000016.mp4 ]" "${B[@]}" killed/jobs.csv)
 [ "$rc" = 137 ] || fail "SIGKILL: exit $rc (the batch ended before the kill?)"
 [ -s killed/o0.mkv ] && [ ! -e killed/o1.mkv ] && [ -d killed/o1.mkv.lsync-work ] && [ ! -e killed/o2.mkv ] ||
     fail "after SIGKILL: $(ls killed)"
@@ -45,7 +45,7 @@ same_as_ref killed "after SIGKILL"
 
 # 2. SIGTERM while job 1 renders: a clean stop (exit 130), the summary says which job stopped and which never
 #    ran; the rerun resumes job 1 and renders job 2.
-rc=$(stop_when TERM "[ -s stopped/o1.mkv.lsync-work/segment-000000.mp4 ]" "${B[@]}" stopped/jobs.csv \
+rc=$(stop_when TERM "[ -s stopped/o1.mkv.lsync-work/segment-00000000-00000016.mp4 ]" "${B[@]}" stopped/jobs.csv \
     --json-summary stopped/summary.json 2> stopped/log.txt)
 [ "$rc" = 130 ] || fail "SIGTERM: exit $rc"
 grep -q "run the same command again" stopped/log.txt || fail "the interrupted message does not say how to finish"

@@ -18,14 +18,14 @@ RR=("${R[@]}" clip.mp4 speech.wav --crf 0 --steps 2)
 # start_and_stop OUT SIGNAL: starts a render, sends SIGNAL once its first segment is complete; prints the
 # render's exit code.
 start_and_stop() {
-    stop_when "$2" "[ -s '$1.lsync-work/segment-000000.mp4' ] && [ -s '$1.lsync-work/faces.json' ]" "${RR[@]}" -o "$1" 2> "$1.log"
+    stop_when "$2" "[ -s '$1.lsync-work/segment-00000000-00000016.mp4' ] && [ -s '$1.lsync-work/faces.json' ]" "${RR[@]}" -o "$1" 2> "$1.log"
 }
 
 # SIGKILL: nothing under the output's name, the folder with the finished segment stays.
 rc=$(start_and_stop killed.mkv KILL)
 [ "$rc" = 137 ] || fail "SIGKILL: exit $rc (the render ended before the kill?)"
 [ ! -e killed.mkv ] || fail "a killed render left an output"
-[ -s killed.mkv.lsync-work/segment-000000.mp4 ] || fail "the finished segment was not kept"
+[ -s killed.mkv.lsync-work/segment-00000000-00000016.mp4 ] || fail "the finished segment was not kept"
 [ -s killed.mkv.lsync-work/faces.json ] || fail "the face plans were not kept"
 
 WORK_FOLDERS_EXPECTED=1
@@ -34,7 +34,7 @@ expect_rc 10 "--resume" -- "${RR[@]}" -o killed.mkv
 expect_rc 16 "seed" -- "${RR[@]}" -o killed.mkv --resume --seed 9
 make_speech other.wav 1.5 && ffmpeg -v error -y -i other.wav -af volume=0.5 other2.wav
 expect_rc 16 "audio" -- "${R[@]}" clip.mp4 other2.wav --crf 0 --steps 2 -o killed.mkv --resume
-[ -s killed.mkv.lsync-work/segment-000000.mp4 ] || fail "a refused resume damaged the work folder"
+[ -s killed.mkv.lsync-work/segment-00000000-00000016.mp4 ] || fail "a refused resume damaged the work folder"
 
 # Two renders of one output at once: the second is refused while the first holds the folder.
 exec 9> killed.mkv.lsync-work/lock && flock -n 9 || fail "cannot take the lock for the test"
@@ -55,6 +55,18 @@ grep -q -- "--resume" stopped.mkv.log || fail "the interrupted message does not 
 [ ! -e stopped.mkv ] && [ -d stopped.mkv.lsync-work ] || fail "SIGINT: output or work folder wrong"
 "${RR[@]}" -o stopped.mkv --resume || fail "--resume after SIGINT"
 [ "$(frame_md5 stopped.mkv)" = "$(frame_md5 ref.mkv)" ] || fail "resumed after SIGINT: frames differ"
+
+# The segment cut where the last group starts (SegmentWriter::cut): with 64-frame segments and one chunk per call
+# on the CPU, frames 0-31 close as their own segment before chunk 2 renders. Killed there, the render resumes at
+# frame 32 (a segment end that is not a multiple of the segment length) with the same frames.
+export LSYNC_TEST_SEGMENT_FRAMES=64
+rc=$(stop_when KILL "[ -s cut.mkv.lsync-work/segment-00000000-00000032.mp4 ] && [ -s cut.mkv.lsync-work/faces.json ]" \
+    "${RR[@]}" -o cut.mkv)
+[ "$rc" = 137 ] || fail "SIGKILL at the cut: exit $rc (the render ended before the kill?)"
+"${RR[@]}" -o cut.mkv --resume --json-log 2> cut.jsonl || fail "--resume from the cut"
+grep -q '"resumed_frames":32' cut.jsonl || fail "the resumed render did not start at the cut"
+[ "$(frame_md5 cut.mkv)" = "$(frame_md5 ref.mkv)" ] || fail "resumed from the cut: frames differ"
+export LSYNC_TEST_SEGMENT_FRAMES=16
 
 # --resume with nothing to resume renders from the start; --overwrite discards a kept folder.
 "${RR[@]}" -o fresh.mkv --resume || fail "--resume without a work folder"

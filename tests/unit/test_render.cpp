@@ -30,6 +30,7 @@
 #include "unit/chunk_worker_runs.h"
 
 #include <filesystem>
+#include <fstream>
 #include <future>
 #include <set>
 
@@ -139,17 +140,34 @@ TEST_CASE("segments: joined without re-encoding, every frame in order, other set
     o.crf = 0;
     o.preset = "ultrafast";
     {
-        SegmentWriter w(folder, o, /*segment_frames=*/16, /*first_segment=*/0);
-        for (int i = 0; i < 40; ++i) w.write(torch::full({48, 64, 3}, 4 * i, torch::kUInt8));
+        SegmentWriter w(folder, o, /*segment_frames=*/16, /*first_frame=*/0);
+        for (int i = 0; i < 40; ++i) {
+            // A cut inside a segment ends it there; the next segment still ends at the next multiple of 16. A cut
+            // at a boundary, or twice, adds nothing.
+            if (i == 20 || i == 32) w.cut();
+            if (i == 20) w.cut();
+            w.write(torch::full({48, 64, 3}, 4 * i, torch::kUInt8));
+        }
         w.finish();
     }
     const auto segments = SegmentWriter::existing(folder);
-    REQUIRE(segments.size() == 3);  // 16 + 16 + 8
+    REQUIRE(segments.size() == 4);  // 16 + 4 + 12 + 8
+    const std::vector<std::pair<int64_t, int64_t>> ranges = {{0, 16}, {16, 20}, {20, 32}, {32, 40}};
+    for (size_t k = 0; k < ranges.size(); ++k) {
+        CHECK(segments[k].first_frame == ranges[k].first);
+        CHECK(segments[k].end_frame == ranges[k].second);
+        CHECK(segments[k].path == SegmentWriter::segment_path(folder, ranges[k].first, ranges[k].second));
+    }
+    CHECK(std::distance(fs::directory_iterator(dir.path()), fs::directory_iterator()) == 4);  // nothing else
     o.path = folder + "/joined.mkv";
     {
         media::VideoWriter out(o);
         int64_t n = 0;
-        for (const auto& s : segments) n += out.append_segment(s);
+        for (const auto& s : segments) {
+            const int64_t got = out.append_segment(s.path);
+            CHECK(got == s.end_frame - s.first_frame);
+            n += got;
+        }
         CHECK(n == 40);
         out.finish();
     }
@@ -171,7 +189,8 @@ TEST_CASE("segments: joined without re-encoding, every frame in order, other set
         }
         const auto kept = SegmentWriter::existing(dropped.path().string());
         REQUIRE(kept.size() == 1);
-        CHECK(FrameSource(kept[0], 25).get(15).has_value());
+        CHECK(kept[0].end_frame == 16);
+        CHECK(FrameSource(kept[0].path, 25).get(15).has_value());
         CHECK(std::distance(fs::directory_iterator(dropped.path()), fs::directory_iterator()) == 1);
     }
 
@@ -179,8 +198,27 @@ TEST_CASE("segments: joined without re-encoding, every frame in order, other set
     o.preset = "veryslow";
     o.path = folder + "/other.mkv";
     media::VideoWriter other(o);
-    const auto why = test::expect_error(ErrorCode::InputCorrupt, [&] { other.append_segment(segments[0]); });
+    const auto why = test::expect_error(ErrorCode::InputCorrupt, [&] { other.append_segment(segments[0].path); });
     CHECK(why.find("other settings") != std::string::npos);
+}
+
+TEST_CASE("work folder: the segments that follow each other from frame 0, by their names", "[render]") {
+    test::ScratchDir dir("segment-names");
+    const std::string folder = dir.path().string();
+    for (const char* name : {"segment-00000000-00000016.mp4", "segment-00000000-00000008.mp4",  // the longer one
+                             "segment-00000016-00000020.mkv", "segment-00000020-00000032.mp4",
+                             "segment-00000020-00000020.mp4", "segment-00000032-x.mp4", "segment--1-5.mp4",
+                             "segment-00000032-00000040.avi", "open-00000032.mp4", "segment-00000032-00000040.mp4.tmp",
+                             "segment-0000000000000032-40.mp4", "segment-00000048-00000064.mp4"})  // after a gap
+        std::ofstream(dir.path() / name) << "x";
+    fs::create_directory(dir.path() / "segment-00000032-00000048.mp4");  // not a file
+    const auto chain = SegmentWriter::existing(folder);
+    REQUIRE(chain.size() == 3);
+    CHECK(chain[0].end_frame == 16);
+    CHECK(chain[1].path == SegmentWriter::segment_path(folder, 16, 20, /*lossless=*/true));
+    CHECK(chain[2].first_frame == 20);
+    CHECK(chain[2].end_frame == 32);
+    CHECK(SegmentWriter::existing(folder + "/missing").empty());
 }
 
 TEST_CASE("work folder: segments count for --resume only once the face plans are saved", "[render]") {
@@ -194,7 +232,7 @@ TEST_CASE("work folder: segments count for --resume only once the face plans are
         o.width = 32;
         o.height = 32;
         o.preset = "ultrafast";
-        SegmentWriter w(folder, o, /*segment_frames=*/16, /*first_segment=*/0);
+        SegmentWriter w(folder, o, /*segment_frames=*/16, /*first_frame=*/0);
         for (int i = 0; i < 32; ++i) w.write(torch::zeros({32, 32, 3}, torch::kUInt8));
         w.finish();
     };
@@ -213,7 +251,8 @@ TEST_CASE("work folder: segments count for --resume only once the face plans are
         work.keep();
     }
     RenderWorkDir work(output, id, /*resume=*/true, /*overwrite=*/false);
-    CHECK(work.done_segments().size() == 2);
+    REQUIRE(work.done_segments().size() == 2);
+    CHECK(work.done_segments().back().end_frame == 32);
     CHECK(work.has_faces());
 }
 
@@ -535,6 +574,41 @@ TEST_CASE("chunk queue: a submitted group's inputs go to the workers, none stay 
     loaded.set_exception(std::make_exception_ptr(Error(ErrorCode::Weights, "not loaded (test)")));
     workers.reset();  // stops the worker; its queued group goes with it
     CHECK(frames.use_count() == 1);
+}
+
+TEST_CASE("chunk queue: the render's cut comes after every group but the last, if the last has faces", "[render]") {
+    // The render ends its segment there (x264 drains while the GPU renders the last group): after the earlier
+    // groups' frames, before the last group's, and not at all when the last group is only passed through.
+    const RenderModels models = test::tiny_random_models();
+    const int64_t r = models.resolution;
+    DiffusionSettings settings;
+    settings.steps = 1;
+    const auto chunks = test::random_chunks(3, r, models.unet->config().cross_attention_dim, false);
+    const auto run = [&](bool last_has_faces) {
+        std::vector<std::future<ChunkWorkerSetup>> ready;
+        ready.push_back(ChunkWorkers::ready(test::worker_setup(models, test::upper_half_mask(r), settings, 1)));
+        ChunkWorkers workers(std::move(ready), false, false, [](const std::string&) {});
+        std::vector<std::string> events;
+        ChunkQueue queue(workers, 1, false, [&](PendingChunk& p, const ChunkTrace*) {
+            events.push_back("chunk " + std::to_string(p.first / kFramesPerChunk));
+        });
+        for (int64_t k = 0; k < 3; ++k) {
+            PendingChunk p;
+            p.first = k * kFramesPerChunk;
+            p.frames.assign(kFramesPerChunk, torch::zeros({r + 32, r + 32, 3}, torch::kUInt8));
+            if (k < 2 || last_has_faces) {
+                for (int64_t row = 0; row < kFramesPerChunk; ++row) p.rows.push_back(row);
+                p.in = chunks[static_cast<size_t>(k)];
+            }
+            queue.add(std::move(p));
+        }
+        queue.finish([&] { events.push_back("cut"); });
+        std::string all;
+        for (const auto& e : events) all += (all.empty() ? "" : ", ") + e;
+        return all;
+    };
+    CHECK(run(true) == "chunk 0, chunk 1, cut, chunk 2");
+    CHECK(run(false) == "chunk 0, chunk 1, chunk 2");
 }
 
 TEST_CASE("chunk workers: a device whose models fail to load fails the render instead of hanging it", "[render]") {
