@@ -1,6 +1,7 @@
 #include "pipeline/worker_stream.h"
 
 #if LSYNC_WITH_CUDA
+#include "core/env.h"
 #include "core/lease_pool.h"
 
 #include <c10/cuda/CUDAException.h>
@@ -13,6 +14,17 @@
 namespace lsync::pipeline {
 
 namespace {
+/// The device's highest stream priority: the workers are the render's critical path, and the face pass beside
+/// them (on LibTorch's pool streams, at the lowest priority) is ahead of them, so where both have kernels waiting
+/// the GPU runs the worker's first (docs/performance-notes.md section 30). LSYNC_WORKER_PRIORITY=0 gives the
+/// workers the default priority (for measurements). Reads the current device's range.
+int worker_priority() {
+    if (!env::flag("LSYNC_WORKER_PRIORITY", true)) return 0;
+    int least = 0, greatest = 0;
+    C10_CUDA_CHECK(cudaDeviceGetStreamPriorityRange(&least, &greatest));
+    return greatest;
+}
+
 LeasePool<cudaStream_t>& streams_of(c10::DeviceIndex device) {
     static std::mutex mutex;
     static std::map<c10::DeviceIndex, std::unique_ptr<LeasePool<cudaStream_t>>> pools;
@@ -23,7 +35,7 @@ LeasePool<cudaStream_t>& streams_of(c10::DeviceIndex device) {
             const c10::cuda::CUDAGuard guard(device);
             cudaStream_t s = nullptr;
             // Non-blocking, as LibTorch's pool streams: no implicit wait on the legacy default stream.
-            C10_CUDA_CHECK(cudaStreamCreateWithFlags(&s, cudaStreamNonBlocking));
+            C10_CUDA_CHECK(cudaStreamCreateWithPriority(&s, cudaStreamNonBlocking, worker_priority()));
             return s;
         });
     return *pool;

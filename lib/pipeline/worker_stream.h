@@ -5,7 +5,8 @@
 // the process (the next jobs of a long `batch` on the same GPU) can be given the same pool stream; and while a
 // worker captures a CUDA graph on its stream, whatever another thread queues there joins the graph. These streams
 // are made by us and lent to one worker at a time; a stream given back goes to the next worker, so the caching
-// allocator's blocks and cuBLAS's per-stream workspace made on it stay in use from render to render.
+// allocator's blocks and cuBLAS's per-stream workspace made on it stay in use from render to render. They have
+// the device's highest priority, above the face pass's (worker_stream.cpp).
 
 #if LSYNC_WITH_CUDA
 #include <c10/cuda/CUDAStream.h>

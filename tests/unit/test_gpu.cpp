@@ -28,6 +28,7 @@
 #include "pipeline/device_policy.h"
 #include "pipeline/graphed_denoiser.h"
 #include "pipeline/render_models.h"
+#include "pipeline/worker_stream.h"
 #include "pipeline/mouth_mask.h"
 #include "diffusion/denoiser.h"
 #include "unet/unet_layers.h"
@@ -51,6 +52,25 @@ TEST_CASE("our CUDA kernels run on every device", "[gpu]") {
     const auto before = c10::cuda::current_device();
     for (int d = 0; d < compat::cuda_device_count(); ++d) CHECK(kernels::selftest(d).empty());
     CHECK(c10::cuda::current_device() == before);  // the self-test leaves the current device as it was
+}
+
+TEST_CASE("a worker's stream: non-blocking, at the device's highest priority, above the face pass's", "[gpu]") {
+    LSYNC_NEED_GPU();
+    const c10::cuda::CUDAGuard guard(0);
+    int least = 0, greatest = 0;
+    REQUIRE(cudaDeviceGetStreamPriorityRange(&least, &greatest) == cudaSuccess);
+    CHECK(greatest < least);  // lower numbers run first; a device with one level would make the change moot
+    const pipeline::WorkerStream worker(0);
+    int priority = 1;
+    unsigned flags = 0;
+    REQUIRE(cudaStreamGetPriority(worker.stream().stream(), &priority) == cudaSuccess);
+    REQUIRE(cudaStreamGetFlags(worker.stream().stream(), &flags) == cudaSuccess);
+    CHECK(priority == greatest);
+    CHECK((flags & cudaStreamNonBlocking) != 0);
+    // The face pass's stream (face_pass.cpp): one of LibTorch's pool streams, at the default (lowest) priority.
+    const auto face = c10::cuda::getStreamFromPool(false, 0);
+    REQUIRE(cudaStreamGetPriority(face.stream(), &priority) == cudaSuccess);
+    CHECK(priority == least);
 }
 
 TEST_CASE("the fused flex kernel runs on its tensors' device, whatever the current device", "[gpu]") {
