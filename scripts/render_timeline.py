@@ -5,7 +5,8 @@ second (docs/performance-notes.md section 10). Runs the command given after `--`
 
     python3 scripts/render_timeline.py [--label TEXT] -- BIN render IN.mp4 IN.wav -o OUT.mp4 ... --json-log
 
-Prints the stages, the lines that are not JSON events (LSYNC_TIME_CHUNKS=1's, time-stamped), one line per half
+Prints the stages, the lines that are not JSON events (LSYNC_TIME_CHUNKS=1's groups and segment closes,
+time-stamped), one line per half
 second of the render stage (frames done, mean GPU utilisation) and a summary: when the
 face pass ended (the finish event's stage times), when the GPU first stayed busy, and the frame rate before and
 after that point. Exit status: the command's.

@@ -1,9 +1,11 @@
 #include "pipeline/segment_writer.h"
 
+#include "core/env.h"
 #include "core/error.h"
 #include "diagnostics/process_memory.h"
 
 #include <charconv>
+#include <chrono>
 #include <cstdio>
 #include <filesystem>
 #include <map>
@@ -118,7 +120,9 @@ void SegmentWriter::cut() {
 void SegmentWriter::close_current(bool wait) {
     wait_for_closing();
     const std::string final_path = segment_path(folder_, current_first_, next_frame_, encoder_.lossless_rgb);
-    auto close = [full = std::move(current_), open = encoder_.path, final_path]() mutable {
+    auto close = [full = std::move(current_), open = encoder_.path, final_path, first = current_first_,
+                  end = next_frame_]() mutable {
+        const auto started = std::chrono::steady_clock::now();
         full->finish();
         full.reset();
         std::error_code ec;
@@ -126,6 +130,12 @@ void SegmentWriter::close_current(bool wait) {
         LSYNC_CHECK(!ec, ErrorCode::OutputUnwritable,
                     "cannot name the finished segment " + final_path + ": " + ec.message());
         diagnostics::release_free_host_memory();  // the encoder's threads and buffers are gone
+        // LSYNC_TIME_CHUNKS=1 (chunk_workers.cpp): when each segment's close ended and how long x264's drain took,
+        // for scripts/render_timeline.py.
+        if (env::flag("LSYNC_TIME_CHUNKS"))
+            std::fprintf(stderr, "segment %lld-%lld closed in %.3f s\n", static_cast<long long>(first),
+                         static_cast<long long>(end),
+                         std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count());
     };
     if (wait)
         close();
