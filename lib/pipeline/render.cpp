@@ -29,6 +29,7 @@
 
 #include <algorithm>
 #include <chrono>
+#include <csignal>
 #include <functional>
 #include <future>
 #include <map>
@@ -409,7 +410,8 @@ void run_passes(RenderJob& job, RenderWorkDir& work, const media::VideoWriterOpt
     //    meanwhile, with the Whisper that loads before the UNet and the VAE (their decode, face plans and audio
     //    windows took the render's first 0.4 s while the worker waited: docs/performance-notes.md section 29).
     observer.stage("loading models", 0);
-    int64_t next_chunk = std::min(resume_frame, n_out) / kFramesPerChunk;
+    // A folder whose segments reach the end (a render stopped during its join) has nothing left to render.
+    int64_t next_chunk = resume_frame >= n_out ? n_chunks : resume_frame / kFramesPerChunk;
     std::vector<PendingChunk> early;
     if (early_whisper) {
         *whisper = models::whisper_feature_encoder(early_whisper->get());  // rethrows a failed load's error
@@ -532,6 +534,8 @@ void run_passes(RenderJob& job, RenderWorkDir& work, const media::VideoWriterOpt
 
     // 5. Join the segments into the output with the audio, then drop the work folder.
     observer.stage("join", 0);
+    // Test hook: Ctrl-C as the join begins, when an interrupted render keeps every segment (render_resume.sh).
+    if (env::flag("LSYNC_TEST_INTERRUPT_AT_JOIN")) std::raise(SIGINT);
     {
         media::VideoWriter out(wopt);
         int64_t joined = 0;

@@ -68,6 +68,16 @@ grep -q '"resumed_frames":32' cut.jsonl || fail "the resumed render did not star
 [ "$(frame_md5 cut.mkv)" = "$(frame_md5 ref.mkv)" ] || fail "resumed from the cut: frames differ"
 export LSYNC_TEST_SEGMENT_FRAMES=16
 
+# Stopped as its join begins (LSYNC_TEST_INTERRUPT_AT_JOIN raises SIGINT there), a render keeps every segment;
+# --resume then renders nothing and joins them (it used to render the last chunk again and fail with 70).
+rc=0
+LSYNC_TEST_INTERRUPT_AT_JOIN=1 "${RR[@]}" -o joined.mkv 2> joined.log || rc=$?
+[ "$rc" = 130 ] || fail "stopped at the join: exit $rc"
+grep -q "interrupted: 38 frames are kept" joined.log || fail "stopped at the join: $(cat joined.log)"
+"${RR[@]}" -o joined.mkv --resume --json-log 2> joined.jsonl || fail "--resume with every segment done"
+grep -q '"resumed_frames":38' joined.jsonl || fail "the resume with every segment done rendered again"
+[ "$(frame_md5 joined.mkv)" = "$(frame_md5 ref.mkv)" ] || fail "resumed at the join: frames differ"
+
 # --resume with nothing to resume renders from the start; --overwrite discards a kept folder.
 "${RR[@]}" -o fresh.mkv --resume || fail "--resume without a work folder"
 [ "$(frame_md5 fresh.mkv)" = "$(frame_md5 ref.mkv)" ] || fail "--resume from nothing: frames differ"
