@@ -23,7 +23,8 @@ enum class ErrorCode : int {
     Backend = 13,          ///< device / attention backend / CUDA failure
     Encode = 14,           ///< the encoder or muxer failed while writing
     NotReady = 15,         ///< `doctor`: this installation cannot render yet
-    CannotResume = 16,     ///< `render --resume`: the interrupted render had other inputs or settings
+    CannotResume = 16,     ///< `render --resume`: the interrupted render had other inputs or settings, or its work
+                           ///< folder's segments end inside a chunk
     Interrupted = 130,     ///< stopped by SIGINT
     Internal = 70,         ///< a bug: please report
 };

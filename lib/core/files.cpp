@@ -5,6 +5,7 @@
 #include <cerrno>
 #include <cstring>
 #include <filesystem>
+#include <fcntl.h>
 #include <ftw.h>
 #include <random>
 #include <sys/stat.h>
@@ -104,6 +105,33 @@ void AtomicOutput::discard() {
     if (committed_) return;
     std::error_code ec;
     fs::remove(temp_path_, ec);
+}
+
+namespace {
+/// fsync of a file or a folder; false (errno set) when it cannot be opened or synced.
+bool sync_path(const std::string& path, int flags) {
+    const int fd = ::open(path.c_str(), flags | O_CLOEXEC);
+    if (fd < 0) return false;
+    const bool synced = ::fsync(fd) == 0;
+    const int saved = errno;
+    ::close(fd);
+    errno = saved;
+    return synced;
+}
+}  // namespace
+
+void durable_rename(const std::string& from, const std::string& to) {
+    if (!sync_path(from, O_RDONLY))
+        throw_error(ErrorCode::OutputUnwritable, "cannot write " + from + " to disk (" + std::strerror(errno) + ")");
+    std::error_code ec;
+    fs::rename(from, to, ec);
+    if (ec) throw_error(ErrorCode::OutputUnwritable, "cannot rename " + from + " to " + to + " (" + ec.message() + ")");
+    fs::path folder = fs::path(to).parent_path();
+    if (folder.empty()) folder = ".";
+    // Some filesystems cannot sync a folder (EINVAL): the rename then is as durable as they make it.
+    if (!sync_path(folder.string(), O_RDONLY | O_DIRECTORY) && errno != EINVAL)
+        throw_error(ErrorCode::OutputUnwritable, "cannot write " + folder.string() + " to disk (" +
+                                                     std::strerror(errno) + ")");
 }
 
 void AtomicOutput::commit() {

@@ -14,6 +14,10 @@ void check_input_file(const std::string& path, const std::string& role);
 /// libstdc++, and the dynamic linker binds ours to that one, which crashes (seen on the GPU host).
 bool remove_tree(const std::string& path);
 
+/// Renames `from` to `to` so that it survives a power loss under the new name: the file's data reach the disk
+/// before the rename, and the rename before this returns (the folder is synced too). Throws OutputUnwritable.
+void durable_rename(const std::string& from, const std::string& to);
+
 /// An output file that only appears under its final name once commit() succeeds.
 class AtomicOutput {
 public:

@@ -450,7 +450,7 @@ void run_passes(RenderJob& job, RenderWorkDir& work, const media::VideoWriterOpt
     watch.end_stage(0);
 
     // 4. Render, chunk by chunk, into the encoder thread that writes the work folder's segments; a resumed render
-    //    starts after the last complete one (a chunk boundary).
+    //    starts at the end of the last complete one (a chunk boundary, or the render's end).
     AsyncWriter writer(std::make_unique<SegmentWriter>(work.path(), wopt, o.segment_frames, resume_frame),
                        encoder_queue_frames(wopt.width, wopt.height));
     summary.resumed_frames = summary.frames = resume_frame;
@@ -539,12 +539,20 @@ void run_passes(RenderJob& job, RenderWorkDir& work, const media::VideoWriterOpt
     {
         media::VideoWriter out(wopt);
         int64_t joined = 0;
+        // A damaged segment of a kept folder fails every later --resume too: the message says how to start again.
+        const std::string again = work.resumed() ? " (run without --resume and with --overwrite to start again)" : "";
         for (const auto& seg : SegmentWriter::existing(work.path())) {
             throw_if_interrupted();
-            const int64_t frames = out.append_segment(seg.path);
+            int64_t frames = 0;
+            try {
+                frames = out.append_segment(seg.path);
+            } catch (const Error& e) {
+                if (e.code() == ErrorCode::Interrupted) throw;
+                throw_error(e.code(), e.what() + again);
+            }
             LSYNC_CHECK(frames == seg.end_frame - seg.first_frame, ErrorCode::InputCorrupt,
                         "segment " + seg.path + " holds " + std::to_string(frames) + " frames, not the " +
-                            std::to_string(seg.end_frame - seg.first_frame) + " its name says");
+                            std::to_string(seg.end_frame - seg.first_frame) + " its name says" + again);
             joined += frames;
         }
         LSYNC_CHECK(joined >= n_out && (joined == n_out || o.keep_video_tail), ErrorCode::Internal,

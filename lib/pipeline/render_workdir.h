@@ -15,7 +15,7 @@
 // unless it was interrupted (Ctrl-C, SIGTERM): then the folder stays for --resume, as after a SIGKILL or a
 // power loss. A folder that existed before this run is never removed by a failure.
 
-#include "pipeline/segment_writer.h"
+#include "pipeline/segment_file.h"
 
 #include <cstdint>
 #include <string>

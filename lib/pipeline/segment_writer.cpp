@@ -2,6 +2,7 @@
 
 #include "core/env.h"
 #include "core/error.h"
+#include "core/files.h"
 #include "diagnostics/process_memory.h"
 
 #include <charconv>
@@ -70,7 +71,8 @@ SegmentWriter::~SegmentWriter() {
     try {
         wait_for_closing();
     } catch (...) {
-        // Its temporary file is gone (AtomicOutput); the render reports its own error.
+        // The render reports its own error. The segment is gone (AtomicOutput) or, when only its renaming failed,
+        // left under its open- name, which --resume does not count and clears.
     }
 }
 
@@ -125,10 +127,8 @@ void SegmentWriter::close_current(bool wait) {
         const auto started = std::chrono::steady_clock::now();
         full->finish();
         full.reset();
-        std::error_code ec;
-        fs::rename(open, final_path, ec);
-        LSYNC_CHECK(!ec, ErrorCode::OutputUnwritable,
-                    "cannot name the finished segment " + final_path + ": " + ec.message());
+        // On the disk before it has its name: after a power loss a named segment is still whole.
+        durable_rename(open, final_path);
         diagnostics::release_free_host_memory();  // the encoder's threads and buffers are gone
         // LSYNC_TIME_CHUNKS=1 (chunk_workers.cpp): when each segment's close ended and how long x264's drain took,
         // for scripts/render_timeline.py.

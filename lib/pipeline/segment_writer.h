@@ -19,6 +19,7 @@
 
 #include "media/video_writer.h"
 #include "pipeline/frame_sink.h"
+#include "pipeline/segment_file.h"
 
 #include <cstdint>
 #include <future>
@@ -30,13 +31,6 @@ namespace lsync::pipeline {
 
 /// Frames per segment by default: 16 chunks, 10.24 s at 25 fps.
 constexpr int64_t kDefaultSegmentFrames = 256;
-
-/// A closed segment in a work folder.
-struct SegmentFile {
-    std::string path;
-    int64_t first_frame = 0;
-    int64_t end_frame = 0;  ///< exclusive
-};
 
 class SegmentWriter : public FrameSink {
 public:

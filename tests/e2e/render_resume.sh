@@ -36,6 +36,16 @@ make_speech other.wav 1.5 && ffmpeg -v error -y -i other.wav -af volume=0.5 othe
 expect_rc 16 "audio" -- "${R[@]}" clip.mp4 other2.wav --crf 0 --steps 2 -o killed.mkv --resume
 [ -s killed.mkv.lsync-work/segment-00000000-00000016.mp4 ] || fail "a refused resume damaged the work folder"
 
+# A kept folder whose segment names were tampered with: one that ends inside a chunk is refused, one that claims
+# more frames than it holds fails the join; both messages say how to start again.
+cp -r killed.mkv.lsync-work bad.mkv.lsync-work
+mv bad.mkv.lsync-work/segment-00000000-00000016.mp4 bad.mkv.lsync-work/segment-00000000-00000020.mp4
+expect_rc 16 "inside a chunk" -- "${RR[@]}" -o bad.mkv --resume
+mv bad.mkv.lsync-work/segment-00000000-00000020.mp4 bad.mkv.lsync-work/segment-00000000-00000032.mp4
+expect_rc 7 "holds 16 frames, not the 32 its name says (run without --resume and with --overwrite" -- \
+    "${RR[@]}" -o bad.mkv --resume
+rm -rf bad.mkv.lsync-work
+
 # Two renders of one output at once: the second is refused while the first holds the folder.
 exec 9> killed.mkv.lsync-work/lock && flock -n 9 || fail "cannot take the lock for the test"
 expect_rc 10 "another render" -- "${RR[@]}" -o killed.mkv --resume
@@ -57,7 +67,7 @@ grep -q -- "--resume" stopped.mkv.log || fail "the interrupted message does not 
 [ "$(frame_md5 stopped.mkv)" = "$(frame_md5 ref.mkv)" ] || fail "resumed after SIGINT: frames differ"
 
 # The segment cut where the last group starts (SegmentWriter::cut): with 64-frame segments and one chunk per call
-# on the CPU, frames 0-31 close as their own segment before chunk 2 renders. Killed there, the render resumes at
+# on the CPU, frames 0-31 close as their own segment before chunk 2's frames come back. Killed there, the render resumes at
 # frame 32 (a segment end that is not a multiple of the segment length) with the same frames.
 export LSYNC_TEST_SEGMENT_FRAMES=64
 rc=$(stop_when KILL "[ -s cut.mkv.lsync-work/segment-00000000-00000032.mp4 ] && [ -s cut.mkv.lsync-work/faces.json ]" \

@@ -207,7 +207,7 @@ TEST_CASE("work folder: the segments that follow each other from frame 0, by the
     const std::string folder = dir.path().string();
     for (const char* name : {"segment-00000000-00000016.mp4", "segment-00000000-00000008.mp4",  // the longer one
                              "segment-00000016-00000020.mkv", "segment-00000020-00000032.mp4",
-                             "segment-00000020-00000020.mp4", "segment-00000032-x.mp4", "segment--1-5.mp4",
+                             "segment-00000020-00000020.mp4", "segment-00000032-x.mp4", "segment-+0000032-00000040.mp4",
                              "segment-00000032-00000040.avi", "open-00000032.mp4", "segment-00000032-00000040.mp4.tmp",
                              "segment-0000000000000032-40.mp4", "segment-00000048-00000064.mp4"})  // after a gap
         std::ofstream(dir.path() / name) << "x";
@@ -219,6 +219,33 @@ TEST_CASE("work folder: the segments that follow each other from frame 0, by the
     CHECK(chain[2].first_frame == 20);
     CHECK(chain[2].end_frame == 32);
     CHECK(SegmentWriter::existing(folder + "/missing").empty());
+
+    // A segment that would end where it starts is no link of the chain (the walk would never end).
+    test::ScratchDir loop("segment-names-loop");
+    for (const char* name : {"segment-00000000-00000016.mp4", "segment-00000016-00000016.mp4"})
+        std::ofstream(loop.path() / name) << "x";
+    CHECK(SegmentWriter::existing(loop.path().string()).size() == 1);
+}
+
+TEST_CASE("segments: a writer that starts inside a segment (a resume at a cut) still ends them at the multiples",
+          "[render]") {
+    test::ScratchDir dir("segments-resumed");
+    const std::string folder = dir.path().string();
+    media::VideoWriterOptions o;
+    o.width = 32;
+    o.height = 32;
+    o.preset = "ultrafast";
+    {
+        SegmentWriter w(folder, o, /*segment_frames=*/16, /*first_frame=*/20);
+        for (int i = 0; i < 30; ++i) w.write(torch::zeros({32, 32, 3}, torch::kUInt8));  // frames 20-49
+        w.finish();
+    }
+    std::set<std::string> names;
+    for (const auto& entry : fs::directory_iterator(dir.path())) names.insert(entry.path().string());
+    CHECK(names == std::set<std::string>{SegmentWriter::segment_path(folder, 20, 32),
+                                         SegmentWriter::segment_path(folder, 32, 48),
+                                         SegmentWriter::segment_path(folder, 48, 50)});
+    CHECK(FrameSource(SegmentWriter::segment_path(folder, 32, 48), 25).get(15).has_value());
 }
 
 TEST_CASE("work folder: segments count for --resume only once the face plans are saved", "[render]") {
