@@ -183,6 +183,27 @@ TEST_CASE("input file checks classify missing, directory and empty", "[core]") {
     test::remove_tree(d);
 }
 
+TEST_CASE("durable rename: the file under its new name, the old one gone; failures are OutputUnwritable", "[core]") {
+    auto d = scratch_dir("durable");
+    const auto from = (d / "open-1.mp4").string(), to = (d / "segment-1-2.mp4").string();
+    std::ofstream(from) << "whole";
+    durable_rename(from, to);
+    CHECK_FALSE(fs::exists(from));
+    std::ifstream in(to);
+    std::string content;
+    in >> content;
+    CHECK(content == "whole");
+    for (const auto& [a, b] : {std::pair{from, to}, std::pair{to, (d / "missing" / "x.mp4").string()}}) {
+        try {
+            durable_rename(a, b);  // a source that is gone; a folder that does not exist
+            FAIL("renamed " + a + " to " + b);
+        } catch (const Error& e) {
+            CHECK(e.code() == ErrorCode::OutputUnwritable);
+        }
+    }
+    CHECK(fs::exists(to));  // a failed rename leaves the file where it was
+}
+
 TEST_CASE("atomic output: nothing appears unless committed, nothing is overwritten unless asked", "[core]") {
     auto d = scratch_dir("atomic");
     const auto target = (d / "out.mp4").string();
