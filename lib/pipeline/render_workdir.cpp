@@ -24,7 +24,8 @@ namespace lsync::pipeline {
 
 namespace {
 
-constexpr int kManifestVersion = 1;
+// The folder's layout: 2 names segments by their frames (segment_writer.h); 1 numbered them, 256 frames each.
+constexpr int kManifestVersion = 2;
 
 uint64_t fnv1a(uint64_t h, const char* data, size_t n) {
     for (size_t i = 0; i < n; ++i) {
