@@ -183,7 +183,7 @@ TEST_CASE("input file checks classify missing, directory and empty", "[core]") {
     test::remove_tree(d);
 }
 
-TEST_CASE("durable rename: the file under its new name, the old one gone; failures are OutputUnwritable", "[core]") {
+TEST_CASE("durable rename: the file under its new name, the old one gone, failures are OutputUnwritable", "[core]") {
     auto d = scratch_dir("durable");
     const auto from = (d / "open-1.mp4").string(), to = (d / "segment-1-2.mp4").string();
     std::ofstream(from) << "whole";
