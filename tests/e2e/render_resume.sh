@@ -67,8 +67,8 @@ grep -q -- "--resume" stopped.mkv.log || fail "the interrupted message does not 
 [ "$(frame_md5 stopped.mkv)" = "$(frame_md5 ref.mkv)" ] || fail "resumed after SIGINT: frames differ"
 
 # The segment cut where the last group starts (SegmentWriter::cut): with 64-frame segments and one chunk per call
-# on the CPU, frames 0-31 close as their own segment before chunk 2's frames come back. Killed there, the render resumes at
-# frame 32 (a segment end that is not a multiple of the segment length) with the same frames.
+# on the CPU, frames 0-31 close as their own segment before chunk 2's frames come back. Killed there, the render
+# resumes at frame 32 (a segment end that is not a multiple of the segment length) with the same frames.
 export LSYNC_TEST_SEGMENT_FRAMES=64
 rc=$(stop_when KILL "[ -s cut.mkv.lsync-work/segment-00000000-00000032.mp4 ] && [ -s cut.mkv.lsync-work/faces.json ]" \
     "${RR[@]}" -o cut.mkv)
