@@ -1,5 +1,6 @@
 #include "pipeline/chunk_stage_clock.h"
 
+#include "core/env.h"
 #include "core/error.h"
 
 #if LSYNC_WITH_CUDA
@@ -8,6 +9,11 @@
 #endif
 
 namespace lsync::pipeline {
+
+bool chunk_timing_printed() {
+    static const bool on = env::flag("LSYNC_TIME_CHUNKS");
+    return on;
+}
 
 ChunkStageSeconds& ChunkStageSeconds::operator+=(const ChunkStageSeconds& o) {
     align += o.align;

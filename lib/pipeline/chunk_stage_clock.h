@@ -30,6 +30,12 @@ struct ChunkStageSeconds {
     std::vector<std::pair<std::string, double>> named() const;
 };
 
+/// LSYNC_TIME_CHUNKS=1: for measurements, the render prints timing lines on stderr whatever the log level, which
+/// scripts/render_timeline.py time-stamps: one per group (chunk_workers.cpp: when the worker took and finished it,
+/// and its stages' device time, which the flag turns on) and one per work-folder segment closed
+/// (segment_writer.cpp: how long x264's drain took).
+bool chunk_timing_printed();
+
 /// The marks of one call through LipsyncChunk::run_batch, in order.
 class ChunkStageClock {
 public:

@@ -2,11 +2,11 @@
 
 #include "core/cancel.h"
 #include "core/device_transfer.h"
-#include "core/env.h"
 #include "core/error.h"
 #include "core/log.h"
 #include "diagnostics/gpu_memory.h"
 #include "diagnostics/host_stage_scope.h"
+#include "pipeline/chunk_stage_clock.h"
 #include "pipeline/cuda_graph_capture.h"
 #include "pipeline/worker_stream.h"
 
@@ -26,13 +26,6 @@
 namespace lsync::pipeline {
 
 namespace {
-// LSYNC_TIME_CHUNKS=1 turns stage timing on and prints one line per group on stderr, whatever the log level, for
-// measurements (scripts/render_timeline.py time-stamps it): when the worker's thread took and finished it, and
-// the device time of its stages.
-bool chunk_timing_printed() {
-    static const bool on = env::flag("LSYNC_TIME_CHUNKS");
-    return on;
-}
 // Where in the call an out-of-memory error happened (LipsyncChunk::run_batch puts it first) and what LibTorch's
 // allocator said of it (how much was asked, what it held and reserved), without its advice on settings and
 // documentation: the numbers that tell a too-small --vram-budget from fragmentation.

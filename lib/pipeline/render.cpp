@@ -489,16 +489,16 @@ void run_passes(RenderJob& job, RenderWorkDir& work, const media::VideoWriterOpt
 
     // Batches never cross a segment boundary, so a resumed render batches its chunks as an uninterrupted one.
     const int64_t chunks_per_segment = o.segment_frames / kFramesPerChunk;
-    for (auto& p : early) {
+    const auto add_chunk = [&](PendingChunk p) {
         if ((p.first / kFramesPerChunk) % chunks_per_segment == 0) queue.end_group();
         queue.add(std::move(p));
-    }
+    };
+    for (auto& p : early) add_chunk(std::move(p));
     early.clear();
     for (int64_t c = next_chunk; c < n_chunks; ++c) {
         throw_if_interrupted();
         settle_faces(false);
-        if (c % chunks_per_segment == 0) queue.end_group();
-        queue.add(pack_chunk(c));
+        add_chunk(pack_chunk(c));
     }
     // The segment ends where the last group starts: x264 drains the frames before it (its lookahead and frame
     // threads hold some 60) while the GPU renders that group, and only the group's own frames are left to encode

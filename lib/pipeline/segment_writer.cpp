@@ -1,9 +1,9 @@
 #include "pipeline/segment_writer.h"
 
-#include "core/env.h"
 #include "core/error.h"
 #include "core/files.h"
 #include "diagnostics/process_memory.h"
+#include "pipeline/chunk_stage_clock.h"
 
 #include <charconv>
 #include <chrono>
@@ -130,9 +130,7 @@ void SegmentWriter::close_current(bool wait) {
         // On the disk before it has its name: after a power loss a named segment is still whole.
         durable_rename(open, final_path);
         diagnostics::release_free_host_memory();  // the encoder's threads and buffers are gone
-        // LSYNC_TIME_CHUNKS=1 (chunk_workers.cpp): when each segment's close ended and how long x264's drain took,
-        // for scripts/render_timeline.py.
-        if (env::flag("LSYNC_TIME_CHUNKS"))
+        if (chunk_timing_printed())  // when each segment's close ended and how long x264's drain took
             std::fprintf(stderr, "segment %lld-%lld closed in %.3f s\n", static_cast<long long>(first),
                          static_cast<long long>(end),
                          std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count());
