@@ -132,7 +132,9 @@ LipsyncChunk::LipsyncChunk(const RenderModels& models, torch::Tensor mask, Diffu
       geometry_(faces::CropGeometry::for_resolution(models.resolution)),
       settings_(settings),
       noise_(std::move(noise)),
-      denoiser_(make_graphed_denoiser(models.unet, cuda_graphs_wanted(models.resolution, models.unet->device()))),
+      denoiser_(make_graphed_denoiser(models.unet, cuda_graphs_wanted(models.resolution, models.unet->device()), 3,
+                                      graph_counts_)),
+      graphs_(cuda_graphs_wanted(models.resolution, models.unet->device())),
       vae_(models.vae, vae_graphs_wanted(cuda_graphs_wanted(models.resolution, models.unet->device()))),
       vae_images_(vae_images_per_call(models.resolution)),
       pad_batches_(models.unet->device().is_cuda() && cuda_graphs_by_default(models.resolution)),
@@ -149,6 +151,40 @@ LipsyncChunk::LipsyncChunk(const RenderModels& models, torch::Tensor mask, Diffu
     // On the device once: a per-group copy from pageable memory would wait for the stream.
     shared_noise_ = noise_.shared(models.vae->config().latent_channels, h, h).to(device, models.unet->dtype());
     scheduler_.set_timesteps(settings_.steps);
+}
+
+LipsyncChunk::~LipsyncChunk() {
+    // The graphs go before the priming's stream goes back to the pool (graph_priming.h).
+    priming_.wait();
+    denoiser_ = nullptr;
+}
+
+void LipsyncChunk::start_graph_priming(int64_t unet_b, int64_t frames, int64_t tokens, int64_t dim, bool counted,
+                                       const diffusion::DenoiseOptions& options) {
+    const auto device = models_.unet->device();
+    const auto dtype = models_.unet->dtype();
+    priming_.start(device, [=] {
+        const auto on = torch::TensorOptions().device(device).dtype(dtype);
+        const int64_t h = mask_latent_.size(3), w = mask_latent_.size(4);
+        const int64_t channels = models_.vae->config().latent_channels;
+        diffusion::ChunkConditioning cond;
+        cond.masked_image_latents = torch::zeros({unet_b, channels, frames, h, w}, on);
+        cond.ref_latents = torch::zeros_like(cond.masked_image_latents);
+        cond.mask = mask_latent_.expand({unet_b, 1, frames, h, w});
+        cond.audio = torch::zeros({unet_b * frames, tokens, dim}, on);
+        // This thread's scopes as run_stages opens them around the group's loop (both are per thread): the same
+        // row slices, and full counts (the graphs read each call's counts from their own tensor).
+        const models::SliceBudget slices(unet_slice_bytes(models_.resolution));
+        const ops::ValidFramesScope scope(
+            counted ? torch::full({unet_b}, frames, on.dtype(torch::kInt)) : torch::Tensor());
+        // Every phase twice and the "capture" phase's graph before the second "reuse" call: F R R F R with
+        // DeepCache's interval of 3 (graphed_denoiser.cpp captures a phase's second call).
+        diffusion::DDIMScheduler scheduler(scheduler_.config());
+        scheduler.set_timesteps(options.deepcache.enabled ? options.deepcache.interval + 2 : 2);
+        auto quiet = options;
+        quiet.on_step = nullptr;
+        diffusion::denoise_chunk(denoiser_, scheduler, torch::zeros({unet_b, channels, frames, h, w}, on), cond, quiet);
+    });
 }
 
 torch::Tensor LipsyncChunk::encode(const torch::Tensor& images, const std::vector<int64_t>& ids,
@@ -280,6 +316,17 @@ std::vector<torch::Tensor> LipsyncChunk::run_stages(const std::vector<ChunkFrame
     mark(ChunkStageClock::Start);
     const auto device = models_.unet->device();
     const auto dtype = models_.unet->dtype();
+    // The UNet's batch: the chunks, padded (pads_batches()) with copies of the last one. Each chunk's rows go
+    // through the UNet, the guidance and the DDIM step on their own, so the copies change nothing but the
+    // summation order of the batched kernels, as batching does.
+    const int64_t unet_b = pad_batches_ && n == kFramesPerChunk ? std::max(b, unet_chunks) : b;
+    diffusion::DenoiseOptions options;
+    options.guidance_scale = settings_.guidance;
+    options.deepcache.enabled = settings_.deepcache;
+    options.silent_cfg_audio = silent_cfg_audio_wanted();
+    // The first group's graphs are made beside its align and encode (graph_priming.h).
+    if (graphs_ && prime_graphs_ && device.is_cuda() && !priming_.started())
+        start_graph_priming(unet_b, n, audio.front().size(1), audio.front().size(2), pad_short, options);
     // The matrices stay on the host (ChunkFrames): aligning and pasting invert them there, and nothing in the
     // group waits for the GPU until the paste needs the paste mask's areas, queued here first.
     const auto all_matrices = torch::cat(matrices, 0);
@@ -303,10 +350,6 @@ std::vector<torch::Tensor> LipsyncChunk::run_stages(const std::vector<ChunkFrame
         cond.ref_latents = encode(pixels.to(dtype), ids, lengths, n, 1);
         crops = aligned.to(torch::kUInt8);
     }
-    // The UNet's batch: the chunks, padded (pads_batches()) with copies of the last one. Each chunk's rows go
-    // through the UNet, the guidance and the DDIM step on their own, so the copies change nothing but the
-    // summation order of the batched kernels, as batching does.
-    const int64_t unet_b = pad_batches_ && n == kFramesPerChunk ? std::max(b, unet_chunks) : b;
     const auto pad_rows = [b, unet_b](const torch::Tensor& t, int64_t rows_per_chunk) {
         if (unet_b == b) return t;
         std::vector<torch::Tensor> parts{t};
@@ -322,10 +365,6 @@ std::vector<torch::Tensor> LipsyncChunk::run_stages(const std::vector<ChunkFrame
     const auto latents = shared_noise_.expand({unet_b, -1, n, -1, -1}).contiguous();
     mark(ChunkStageClock::Encoded);
 
-    diffusion::DenoiseOptions options;
-    options.guidance_scale = settings_.guidance;
-    options.deepcache.enabled = settings_.deepcache;
-    options.silent_cfg_audio = silent_cfg_audio_wanted();
     place.steps = static_cast<int>(scheduler_.timesteps().size(0));
     options.on_step = [&on_step, &place](int i, int steps, int64_t t, const torch::Tensor& latents) {
         place.step = i + 1;
@@ -339,6 +378,11 @@ std::vector<torch::Tensor> LipsyncChunk::run_stages(const std::vector<ChunkFrame
         counts = frame_counts(per_entry);
     }
     torch::Tensor final_latents;
+    if (priming_.started()) {
+        place.doing = "waiting for the UNet's CUDA graphs";
+        priming_.wait();
+        place.doing = "denoising";
+    }
     {
         const ops::ValidFramesScope real_frames(counts);
         final_latents = diffusion::denoise_chunk(denoiser_, scheduler_, latents, cond, options);

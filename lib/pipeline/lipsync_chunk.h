@@ -8,12 +8,15 @@
 #include "faces/alignment.h"
 #include "pipeline/chunk_noise.h"
 #include "pipeline/chunk_stage_clock.h"
+#include "pipeline/graph_priming.h"
+#include "pipeline/graphed_denoiser.h"
 #include "pipeline/graphed_vae.h"
 #include "pipeline/render_models.h"
 
 #include <torch/torch.h>
 
 #include <cstdint>
+#include <memory>
 #include <vector>
 
 namespace lsync::pipeline {
@@ -51,6 +54,7 @@ class LipsyncChunk {
 public:
     /// `mask` [R, R] float (1 = keep), `models` loaded for R = mask's size.
     LipsyncChunk(const RenderModels& models, torch::Tensor mask, DiffusionSettings settings, NoiseSource noise);
+    ~LipsyncChunk();
 
     /// One or several chunks in one pass through the networks (the UNet sees a batch of B chunks); each chunk
     /// keeps its own noise, so the frames equal those of B one-chunk calls up to the summation order of the
@@ -85,6 +89,11 @@ public:
     /// masked reference paths give the same frames, slower).
     bool pads_short_chunks() const;
     void set_short_chunk_padding(bool on) { pad_short_ = on; }
+    /// Whether the first call's UNet graphs are made beside its align and encode (graph_priming.h; on where the
+    /// UNet runs as CUDA graphs, unless LSYNC_PRIME_GRAPHS=0). Tests compare both ways.
+    void set_graph_priming(bool on) { prime_graphs_ = on; }
+    /// What the UNet's graphed denoiser did so far (all zero when it runs eagerly).
+    std::shared_ptr<const GraphCounts> graph_counts() const { return graph_counts_; }
 
 
     const faces::CropGeometry& geometry() const { return geometry_; }
@@ -102,6 +111,11 @@ private:
     /// The real frames of each UNet batch entry on the device, int32 (ops/valid_frames.h); uploaded only when
     /// they differ from the last call's (a render's calls are nearly all full chunks).
     torch::Tensor frame_counts(const std::vector<int64_t>& counts);
+    /// Starts priming_ for the UNet calls of a group of `unet_b` chunks x `frames` frames with audio windows of
+    /// [tokens, dim]: the same denoising loop on zeros of those shapes, enough steps to capture every phase's
+    /// graph (graph_priming.h). `counted`: the calls run under a ValidFramesScope, as the group's will.
+    void start_graph_priming(int64_t unet_b, int64_t frames, int64_t tokens, int64_t dim, bool counted,
+                             const diffusion::DenoiseOptions& options);
     RenderModels models_;  ///< shares the networks (module holders are shared pointers)
     faces::CropGeometry geometry_;
     torch::Tensor mask_;         ///< [R, R] float32 on the device
@@ -110,13 +124,19 @@ private:
     NoiseSource noise_;
     torch::Tensor shared_noise_;  ///< [1, 4, 1, h, w] on the models' device, in their dtype
     diffusion::DDIMScheduler scheduler_;
+    std::shared_ptr<GraphCounts> graph_counts_ = std::make_shared<GraphCounts>();
     diffusion::Denoiser denoiser_;
+    bool graphs_ = false;  ///< denoiser_ makes CUDA graphs
+    bool prime_graphs_ = graph_priming_wanted();
     GraphedVae vae_;      ///< the VAE's calls (as CUDA graphs with LSYNC_VAE_GRAPHS=1: graphed_vae.h)
     int64_t vae_images_;  ///< images per VAE call: bounds the VAE's working memory whatever the batch
     bool pad_batches_ = false;
     bool pad_short_ = false;
     std::vector<int64_t> counts_host_;  ///< frame_counts()'s last counts
     torch::Tensor counts_;              ///< and their device copy
+    /// The first group's graphs, made beside its align and encode; after denoiser_, so it is destroyed (and its
+    /// thread waited for) first, and its stream is held as long as the graphs.
+    GraphPriming priming_;
 };
 
 }  // namespace lsync::pipeline

@@ -1,0 +1,48 @@
+#pragma once
+// The UNet's CUDA graphs made beside a worker's first group instead of inside it.
+//
+// A graphed denoiser (graphed_denoiser.h) runs the first calls of a shape eagerly (that thread's cuDNN plans, the
+// cuBLAS state of its stream) and captures the next ones, all on the worker's thread: about 0.35 s more than a
+// steady group's UNet at 256 px, during which the GPU mostly waits for the host (docs/performance-notes.md
+// sections 29 and 31). Here a thread and a stream of their own do those calls (on zeros of the group's shapes,
+// through the same denoising loop) while the worker aligns and VAE-encodes the group; the worker waits for them
+// before its loop, which then replays the graphs from its first step.
+//
+// The graphs keep what the priming stream's cuBLAS calls use (its workspace is kept per handle and stream), so the
+// stream stays held here, unused by anyone else, for as long as the graphs exist: the owner keeps its
+// GraphPriming as long as its denoiser. LSYNC_PRIME_GRAPHS=0 leaves the graphs to the worker (as before).
+
+#include <torch/torch.h>
+
+#include <functional>
+#include <future>
+#include <memory>
+
+namespace lsync::pipeline {
+
+/// Whether renders prime their graphs this way (LSYNC_PRIME_GRAPHS, on by default; read once).
+bool graph_priming_wanted();
+
+class GraphPriming {
+public:
+    GraphPriming() = default;
+    ~GraphPriming();  ///< waits for a priming under way
+    GraphPriming(const GraphPriming&) = delete;
+    GraphPriming& operator=(const GraphPriming&) = delete;
+
+    /// Runs `body` on a thread of its own with a new high-priority stream of `device` (CUDA) as its current
+    /// stream, no grad, and this thread's LibTorch thread-local state; returns at once. Once only: later calls
+    /// do nothing. A failure of `body` (out of memory, say) is logged and dropped: the calls it would have
+    /// prepared then run as without it.
+    void start(const torch::Device& device, std::function<void()> body);
+    bool started() const { return started_; }
+    /// Waits for the priming, if one was started (and not waited for yet).
+    void wait();
+
+private:
+    bool started_ = false;
+    std::shared_ptr<void> stream_;  ///< the priming's stream (worker_stream.h), held for the graphs' lifetime
+    std::future<void> done_;
+};
+
+}  // namespace lsync::pipeline
