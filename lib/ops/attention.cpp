@@ -255,14 +255,16 @@ AttentionDispatcher::AttentionDispatcher(AttentionBackend requested, bool strict
         if (avail.available) break;
         const std::string why = to_string(active_) + " attention is unavailable: " + avail.reason;
         if (strict_) throw_error(ErrorCode::Backend, why + " (--strict-attention)");
-        fall_back(why);
+        fall_back(active_, why);
     }
 }
 
-void AttentionDispatcher::fall_back(const std::string& why) {
+void AttentionDispatcher::fall_back(AttentionBackend failed, const std::string& why) {
+    const std::lock_guard<std::mutex> lock(mutex_);
+    if (active_ != failed) return;  // another thread's call failed on it first and moved on
     const AttentionBackend next =
-        active_ == AttentionBackend::Flex ? AttentionBackend::Flash : AttentionBackend::Standard;
-    LSYNC_CHECK(active_ != AttentionBackend::Standard, ErrorCode::Backend, why);
+        failed == AttentionBackend::Flex ? AttentionBackend::Flash : AttentionBackend::Standard;
+    LSYNC_CHECK(failed != AttentionBackend::Standard, ErrorCode::Backend, why);
     notes_.push_back(why + "; falling back to " + to_string(next));
     log::warn(notes_.back());
     active_ = next;
@@ -270,17 +272,21 @@ void AttentionDispatcher::fall_back(const std::string& why) {
 
 torch::Tensor AttentionDispatcher::operator()(const AttentionInputs& in) {
     while (true) {
+        const AttentionBackend backend = active_;
         try {
-            switch (active_) {
+            switch (backend) {
                 case AttentionBackend::Flex: return flex_attention(in, sdpa_kernel_);
                 case AttentionBackend::Flash: return flash_attention(in, sdpa_kernel_);
                 default: return standard_attention(in);
             }
+        } catch (const c10::OutOfMemoryError&) {
+            // Not the backend's fault, and standard attention needs more memory: the caller's back-off decides.
+            throw;
         } catch (const c10::Error& e) {
-            if (active_ == AttentionBackend::Standard) throw;
-            const std::string why = to_string(active_) + " attention failed at run time: " + e.what_without_backtrace();
+            if (backend == AttentionBackend::Standard) throw;
+            const std::string why = to_string(backend) + " attention failed at run time: " + e.what_without_backtrace();
             if (strict_) throw_error(ErrorCode::Backend, why + " (--strict-attention)");
-            fall_back(why);
+            fall_back(backend, why);
         }
     }
 }

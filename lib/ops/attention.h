@@ -9,7 +9,9 @@
 
 #include <torch/torch.h>
 
+#include <atomic>
 #include <cstdint>
+#include <mutex>
 #include <optional>
 #include <string>
 #include <vector>
@@ -97,7 +99,7 @@ public:
     AttentionDispatcher(AttentionBackend requested, bool strict, torch::Device device, torch::ScalarType dtype);
 
     AttentionBackend requested() const { return requested_; }
-    AttentionBackend active() const { return active_; }
+    AttentionBackend active() const { return active_.load(); }
     /// Warnings produced while resolving (one per fallback), for the log and for `doctor`.
     const std::vector<std::string>& notes() const { return notes_; }
 
@@ -110,11 +112,16 @@ public:
     torch::Tensor operator()(const AttentionInputs& in);
 
 private:
-    AttentionBackend requested_, active_;
+    AttentionBackend requested_;
+    /// Read by every call, from any thread that runs the networks (a worker's VAE beside the UNet's graph priming,
+    /// the render thread's Whisper); changed under mutex_.
+    std::atomic<AttentionBackend> active_;
+    std::mutex mutex_;
     bool strict_;
     SdpaKernel sdpa_kernel_ = SdpaKernel::AtenChoice;
     std::vector<std::string> notes_;
-    void fall_back(const std::string& why);
+    /// From `failed` to the next backend of the chain, unless another thread already left `failed`.
+    void fall_back(AttentionBackend failed, const std::string& why);
 };
 
 /// The additive bias that makes keys inside `mouth` (bool/float [B or 1, Lk], 1 = mouth) receive `weight`

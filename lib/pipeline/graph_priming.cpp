@@ -12,6 +12,7 @@
 
 #include <c10/cuda/CUDAFunctions.h>
 #include <c10/cuda/CUDAGuard.h>
+#include <c10/cuda/CUDAStream.h>
 #endif
 
 namespace lsync::pipeline {
@@ -19,6 +20,17 @@ namespace lsync::pipeline {
 bool graph_priming_wanted() {
     static const bool on = env::flag("LSYNC_PRIME_GRAPHS", true);
     return on;
+}
+
+bool graphs_replay_here(const torch::Device& device) {
+#if LSYNC_WITH_CUDA
+    if (!device.is_cuda()) return false;
+    const auto index = device.has_index() ? device.index() : c10::cuda::current_device();
+    return c10::cuda::getCurrentCUDAStream(index) != c10::cuda::getDefaultCUDAStream(index);
+#else
+    (void)device;
+    return false;
+#endif
 }
 
 GraphPriming::~GraphPriming() {
@@ -49,7 +61,7 @@ void GraphPriming::start(const torch::Device& device, std::function<void()> body
             // The worker's stream reads what the graphs and their inputs hold only after this.
             stream->stream().synchronize();
         } catch (const std::exception& e) {
-            log::debug("priming the UNet's CUDA graphs failed (the worker makes them): ", first_line(e.what()));
+            log::warn("priming the UNet's CUDA graphs failed: ", first_line(e.what()));
             try {
                 stream->stream().synchronize();
             } catch (...) {

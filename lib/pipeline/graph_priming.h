@@ -22,6 +22,9 @@ namespace lsync::pipeline {
 
 /// Whether renders prime their graphs this way (LSYNC_PRIME_GRAPHS, on by default; read once).
 bool graph_priming_wanted();
+/// Whether graphs made for `device` are replayed by calls on this thread: a CUDA device and a current stream
+/// other than the default one (the graphed denoiser runs eagerly there).
+bool graphs_replay_here(const torch::Device& device);
 
 class GraphPriming {
 public:
@@ -32,8 +35,9 @@ public:
 
     /// Runs `body` on a thread of its own with a new high-priority stream of `device` (CUDA) as its current
     /// stream, no grad, and this thread's LibTorch thread-local state; returns at once. Once only: later calls
-    /// do nothing. A failure of `body` (out of memory, say) is logged and dropped: the calls it would have
-    /// prepared then run as without it.
+    /// do nothing. A failure of `body` is logged (a warning) and dropped. An out-of-memory error in a UNet call
+    /// turns the denoiser's graphs off (their memory freed) as it does in the worker (graphed_denoiser.h), so
+    /// the render then runs its UNet eagerly.
     void start(const torch::Device& device, std::function<void()> body);
     bool started() const { return started_; }
     /// Waits for the priming, if one was started (and not waited for yet).

@@ -177,8 +177,8 @@ void LipsyncChunk::start_graph_priming(int64_t unet_b, int64_t frames, int64_t t
         const models::SliceBudget slices(unet_slice_bytes(models_.resolution));
         const ops::ValidFramesScope scope(
             counted ? torch::full({unet_b}, frames, on.dtype(torch::kInt)) : torch::Tensor());
-        // Every phase twice and the "capture" phase's graph before the second "reuse" call: F R R F R with
-        // DeepCache's interval of 3 (graphed_denoiser.cpp captures a phase's second call).
+        // A phase is captured at its second call, a "reuse" one only once the "capture" graph exists: with
+        // DeepCache's interval of 3, F R R F R (the second R still eager, F and the third R captured).
         diffusion::DDIMScheduler scheduler(scheduler_.config());
         scheduler.set_timesteps(options.deepcache.enabled ? options.deepcache.interval + 2 : 2);
         auto quiet = options;
@@ -248,6 +248,8 @@ std::vector<torch::Tensor> LipsyncChunk::run_batch(const std::vector<ChunkFrames
     try {
         return run_stages(chunks, on_step, traces, clock, unet_chunks, place);
     } catch (const c10::OutOfMemoryError& e) {
+        // The worker frees the allocator's cache next: what the graph priming holds must be done with by then.
+        priming_.wait();
         // Still an out-of-memory error (the worker halves its batch and tries again), now with its place.
         TORCH_CHECK_WITH(OutOfMemoryError, false, where(), ": ", first_line(e.what_without_backtrace()));
         throw;  // not reached
@@ -325,7 +327,7 @@ std::vector<torch::Tensor> LipsyncChunk::run_stages(const std::vector<ChunkFrame
     options.deepcache.enabled = settings_.deepcache;
     options.silent_cfg_audio = silent_cfg_audio_wanted();
     // The first group's graphs are made beside its align and encode (graph_priming.h).
-    if (graphs_ && prime_graphs_ && device.is_cuda() && !priming_.started())
+    if (graphs_ && prime_graphs_ && !priming_.started() && graphs_replay_here(device))
         start_graph_priming(unet_b, n, audio.front().size(1), audio.front().size(2), pad_short, options);
     // The matrices stay on the host (ChunkFrames): aligning and pasting invert them there, and nothing in the
     // group waits for the GPU until the paste needs the paste mask's areas, queued here first.

@@ -92,7 +92,7 @@ public:
     /// Whether the first call's UNet graphs are made beside its align and encode (graph_priming.h; on where the
     /// UNet runs as CUDA graphs, unless LSYNC_PRIME_GRAPHS=0). Tests compare both ways.
     void set_graph_priming(bool on) { prime_graphs_ = on; }
-    /// What the UNet's graphed denoiser did so far (all zero when it runs eagerly).
+    /// What the UNet's graphed denoiser did so far (all zero without graphs; its eager calls counted with them).
     std::shared_ptr<const GraphCounts> graph_counts() const { return graph_counts_; }
 
 
@@ -134,8 +134,8 @@ private:
     bool pad_short_ = false;
     std::vector<int64_t> counts_host_;  ///< frame_counts()'s last counts
     torch::Tensor counts_;              ///< and their device copy
-    /// The first group's graphs, made beside its align and encode; after denoiser_, so it is destroyed (and its
-    /// thread waited for) first, and its stream is held as long as the graphs.
+    /// The first group's graphs, made beside its align and encode. The destructor waits for it and drops
+    /// denoiser_'s graphs before the members go, so its stream is held as long as the graphs.
     GraphPriming priming_;
 };
 
