@@ -17,6 +17,7 @@
 #include "pipeline/chunk_workers.h"
 #include "pipeline/frame_map.h"
 #include "pipeline/frame_source.h"
+#include "pipeline/graph_priming.h"
 #include "pipeline/graphed_denoiser.h"
 #include "pipeline/lipsync_chunk.h"
 #include "pipeline/render_models.h"
@@ -53,6 +54,28 @@ TEST_CASE("frame map: ping-pong repeats the turn frames, loop wraps, freeze hold
         for (int64_t i = 0; i < 5; ++i) CHECK(source_frame(i, 1, mode) == 0);  // a still image
     CHECK(parse_loop_mode("loop") == LoopMode::Loop);
     CHECK(test::contains(test::expect_error(ErrorCode::Usage, [] { parse_loop_mode("bounce"); }), "--loop"));
+}
+
+TEST_CASE("graph priming: nothing primed off a GPU, the runner's graph counts stay zero there", "[render]") {
+    // The priming itself runs on CUDA only (test_gpu_graph_priming.cpp); here what a CPU render must see of it.
+    CHECK_FALSE(pipeline::graphs_replay_here(torch::kCPU));
+    pipeline::GraphPriming priming;
+    bool ran = false;
+    priming.start(torch::kCPU, [&] { ran = true; });
+    CHECK(priming.started());
+    priming.start(torch::kCPU, [&] { ran = true; });  // once only
+    priming.wait();
+    CHECK_FALSE(ran);
+    const auto models = test::tiny_random_models();
+    pipeline::DiffusionSettings settings;
+    settings.steps = 2;
+    pipeline::LipsyncChunk runner(models, test::upper_half_mask(128), settings, pipeline::seeded_noise(7));
+    const auto counts = runner.graph_counts();
+    const auto chunks = test::random_chunks(1, 128, models.unet->config().cross_attention_dim, false);
+    REQUIRE(runner.run_batch(chunks).size() == 1);
+    CHECK(counts->eager == 0);
+    CHECK(counts->captures == 0);
+    CHECK(counts->replays == 0);
 }
 
 TEST_CASE("seed rule: each chunk's noise depends on the seed and its index only", "[render]") {
