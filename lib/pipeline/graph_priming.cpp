@@ -18,7 +18,9 @@
 namespace lsync::pipeline {
 
 bool graph_priming_wanted() {
-    static const bool on = env::flag("LSYNC_PRIME_GRAPHS", true);
+    // Off by default: measured on an H200 it moved the UNet's start but slowed the align and encode beside it
+    // (docs/performance-notes.md section 31): no gain beyond the noise, 0.2 GiB more allocator peak.
+    static const bool on = env::flag("LSYNC_PRIME_GRAPHS", false);
     return on;
 }
 

@@ -326,7 +326,7 @@ std::vector<torch::Tensor> LipsyncChunk::run_stages(const std::vector<ChunkFrame
     options.guidance_scale = settings_.guidance;
     options.deepcache.enabled = settings_.deepcache;
     options.silent_cfg_audio = silent_cfg_audio_wanted();
-    // The first group's graphs are made beside its align and encode (graph_priming.h).
+    // With LSYNC_PRIME_GRAPHS=1 the first group's graphs are made beside its align and encode (graph_priming.h).
     if (graphs_ && prime_graphs_ && !priming_.started() && graphs_replay_here(device))
         start_graph_priming(unet_b, n, audio.front().size(1), audio.front().size(2), pad_short, options);
     // The matrices stay on the host (ChunkFrames): aligning and pasting invert them there, and nothing in the

@@ -89,8 +89,8 @@ public:
     /// masked reference paths give the same frames, slower).
     bool pads_short_chunks() const;
     void set_short_chunk_padding(bool on) { pad_short_ = on; }
-    /// Whether the first call's UNet graphs are made beside its align and encode (graph_priming.h; on where the
-    /// UNet runs as CUDA graphs, unless LSYNC_PRIME_GRAPHS=0). Tests compare both ways.
+    /// Whether the first call's UNet graphs are made beside its align and encode (graph_priming.h; where the
+    /// UNet runs as CUDA graphs, with LSYNC_PRIME_GRAPHS=1). Tests compare both ways.
     void set_graph_priming(bool on) { prime_graphs_ = on; }
     /// What the UNet's graphed denoiser did so far (all zero without graphs; its eager calls counted with them).
     std::shared_ptr<const GraphCounts> graph_counts() const { return graph_counts_; }
