@@ -2,9 +2,9 @@
 // The UNet's CUDA graphs made beside a worker's first group instead of inside it.
 //
 // A graphed denoiser (graphed_denoiser.h) runs the first calls of a shape eagerly (that thread's cuDNN plans, the
-// cuBLAS state of its stream) and captures the next ones, all on the worker's thread: about 0.35 s more than a
-// steady group's UNet at 256 px, during which the GPU mostly waits for the host (docs/performance-notes.md
-// sections 29 and 31). Here a thread and a stream of their own do those calls (on zeros of the group's shapes,
+// cuBLAS state of its stream) and captures the next ones, all on the worker's thread: 0.48-0.50 s more than a
+// steady group's UNet at 256 px on an H200, during which the GPU mostly waits for the host
+// (docs/performance-notes.md sections 29 and 31). Here a thread and a stream of their own do those calls (on zeros of the group's shapes,
 // through the same denoising loop) while the worker aligns and VAE-encodes the group; the worker waits for them
 // before its loop, which then replays the graphs from its first step.
 //
@@ -12,10 +12,10 @@
 // stream stays held here, unused by anyone else, for as long as the graphs exist: the owner keeps its
 // GraphPriming as long as its denoiser.
 //
-// Off by default (LSYNC_PRIME_GRAPHS=1 turns it on): on an H200 the priming took about 0.68 s beside the worker's
-// align and encode (0.43 s when the worker makes the graphs itself), and it slowed them by 50-100 ms, so the first
-// group gained 0-0.15 s and eight 500-frame renders gave the same render stage within noise, for 0.2 GiB more
-// allocator peak. It is the piece a start that overlaps the loading would use (section 31's next lever).
+// Off by default (LSYNC_PRIME_GRAPHS=1 turns it on): on an H200 the priming took 0.68-0.83 s beside the worker's
+// align and encode, and slowed those from 0.36 to 0.43 s on average (two threads' first uses at once), so the
+// first group gained 0-0.15 s and four 500-frame renders each way gave the same render stage within the noise,
+// for 0.2 GiB more allocator peak. It is the piece a start that overlaps the loading would use (section 31).
 
 #include <torch/torch.h>
 

@@ -4,6 +4,7 @@
 
 #include "pipeline/chunk_noise.h"
 #include "pipeline/chunk_workers.h"
+#include "pipeline/device_policy.h"
 #include "pipeline/frame_map.h"
 #include "pipeline/lipsync_chunk.h"
 #include "pipeline/render_models.h"
@@ -22,6 +23,22 @@ inline pipeline::RenderModels tiny_random_models() {
     pipeline::ModelRequest request;
     request.variant = pipeline::ModelVariant::TestTiny;
     request.random_weights = true;
+    return pipeline::load_render_models(request);
+}
+
+/// Strict flash attention in fp16 on `device`, as a 256 px render on a GPU has it.
+inline ops::AttentionContextPtr flash_attention_256(const torch::Device& device) {
+    return pipeline::make_attention_context("flash", true, device, torch::kHalf, pipeline::sdpa_kernel_for(256));
+}
+
+/// The full-size 1.5 networks with their fixed random weights, in fp16 on `device`, with flash_attention_256.
+inline pipeline::RenderModels v15_random_models(const torch::Device& device) {
+    pipeline::ModelRequest request;
+    request.variant = pipeline::ModelVariant::V15;
+    request.random_weights = true;
+    request.device = device;
+    request.dtype = torch::kHalf;
+    request.attention = flash_attention_256(device);
     return pipeline::load_render_models(request);
 }
 

@@ -689,16 +689,7 @@ TEST_CASE("two workers on one GPU sharing the 1.5 weights give one worker's fram
     LSYNC_NEED_GPU();
     torch::NoGradGuard no_grad;
     const torch::Device dev(torch::kCUDA, 0);
-    pipeline::ModelRequest request;
-    request.variant = pipeline::ModelVariant::V15;
-    request.random_weights = true;
-    request.device = dev;
-    request.dtype = torch::kHalf;
-    const auto attention = [&] {
-        return pipeline::make_attention_context("flash", true, dev, torch::kHalf, pipeline::sdpa_kernel_for(256));
-    };
-    request.attention = attention();
-    const pipeline::RenderModels first = pipeline::load_render_models(request);
+    const pipeline::RenderModels first = test::v15_random_models(dev);
     const auto mask = test::upper_half_mask(256);
     pipeline::DiffusionSettings settings;
     settings.steps = 4;  // DeepCache captures and reuses within it
@@ -710,7 +701,7 @@ TEST_CASE("two workers on one GPU sharing the 1.5 weights give one worker's fram
     for (int round = 0; round < 3; ++round) {
         std::vector<pipeline::ChunkWorkerSetup> two;
         two.push_back(test::worker_setup(first, mask, settings, 2));
-        two.push_back(test::worker_setup(pipeline::share_render_models(first, attention()), mask, settings, 2));
+        two.push_back(test::worker_setup(pipeline::share_render_models(first, test::flash_attention_256(dev)), mask, settings, 2));
         const auto shared = test::run_through_workers(std::move(two), chunks, 2);
         REQUIRE(shared.size() == 4);
         for (size_t k = 0; k < 4; ++k) {

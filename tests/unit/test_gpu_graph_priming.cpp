@@ -5,7 +5,6 @@
 #include "unit/chunk_worker_runs.h"
 #include "test_util.h"
 
-#include "pipeline/device_policy.h"
 #include "unit/gpu_checks.h"
 
 #include <map>
@@ -19,14 +18,7 @@ TEST_CASE("graph priming: the frames of a worker that captures its own graphs, a
     LSYNC_NEED_GPU();
     torch::NoGradGuard no_grad;
     const torch::Device dev(torch::kCUDA, 0);
-    pipeline::ModelRequest request;
-    request.variant = pipeline::ModelVariant::V15;
-    request.random_weights = true;
-    request.device = dev;
-    request.dtype = torch::kHalf;
-    request.attention =
-        pipeline::make_attention_context("flash", true, dev, torch::kHalf, pipeline::sdpa_kernel_for(256));
-    const pipeline::RenderModels models = pipeline::load_render_models(request);
+    const pipeline::RenderModels models = test::v15_random_models(dev);
     const auto mask = test::upper_half_mask(256);
     pipeline::DiffusionSettings settings;
     settings.steps = 4;  // F R R F: the worker alone captures F in its first group and R in its second
