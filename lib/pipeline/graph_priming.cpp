@@ -12,7 +12,6 @@
 
 #include <c10/cuda/CUDAFunctions.h>
 #include <c10/cuda/CUDAGuard.h>
-#include <c10/cuda/CUDAStream.h>
 #endif
 
 namespace lsync::pipeline {
@@ -22,17 +21,6 @@ bool graph_priming_wanted() {
     // (docs/performance-notes.md section 31): no gain beyond the noise, 0.2 GiB more allocator peak.
     static const bool on = env::flag("LSYNC_PRIME_GRAPHS", false);
     return on;
-}
-
-bool graphs_replay_here(const torch::Device& device) {
-#if LSYNC_WITH_CUDA
-    if (!device.is_cuda()) return false;
-    const auto index = device.has_index() ? device.index() : c10::cuda::current_device();
-    return c10::cuda::getCurrentCUDAStream(index) != c10::cuda::getDefaultCUDAStream(index);
-#else
-    (void)device;
-    return false;
-#endif
 }
 
 GraphPriming::~GraphPriming() {

@@ -27,9 +27,6 @@ namespace lsync::pipeline {
 
 /// Whether renders prime their graphs this way (LSYNC_PRIME_GRAPHS=1; off by default; read once).
 bool graph_priming_wanted();
-/// Whether graphs made for `device` are replayed by calls on this thread: a CUDA device and a current stream
-/// other than the default one (the graphed denoiser runs eagerly there).
-bool graphs_replay_here(const torch::Device& device);
 
 class GraphPriming {
 public:

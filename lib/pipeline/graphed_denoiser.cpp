@@ -12,6 +12,7 @@
 #include <vector>
 
 #if LSYNC_WITH_CUDA
+#include <c10/cuda/CUDAFunctions.h>
 #include <c10/cuda/CUDAGuard.h>
 #include <c10/cuda/CUDAStream.h>
 #endif
@@ -19,6 +20,17 @@
 namespace lsync::pipeline {
 
 bool cuda_graphs_by_default(int resolution) { return resolution <= 256; }
+
+bool graphs_replay_here(const torch::Device& device) {
+#if LSYNC_WITH_CUDA
+    if (!device.is_cuda()) return false;
+    const auto index = device.has_index() ? device.index() : c10::cuda::current_device();
+    return c10::cuda::getCurrentCUDAStream(index) != c10::cuda::getDefaultCUDAStream(index);
+#else
+    (void)device;
+    return false;
+#endif
+}
 
 bool cuda_graphs_wanted(int resolution, const torch::Device& device) {
 #if LSYNC_WITH_CUDA
@@ -56,10 +68,8 @@ public:
 
     torch::Tensor operator()(const torch::Tensor& x, const torch::Tensor& t, const torch::Tensor& audio,
                              CachePhase phase) {
-        if (off_ || !x.is_cuda() || !audio.defined()) return eager(x, t, audio, phase, unet_->deep_cache);
-        const auto stream = c10::cuda::getCurrentCUDAStream(x.device().index());
         // Capturing needs a stream of its own (the workers have one); on the default stream, run eagerly.
-        if (stream == c10::cuda::getDefaultCUDAStream(x.device().index()))
+        if (off_ || !audio.defined() || !graphs_replay_here(x.device()))
             return eager(x, t, audio, phase, unet_->deep_cache);
         try {
             return call(x, t, audio, phase);

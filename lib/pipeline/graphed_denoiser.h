@@ -43,6 +43,10 @@ bool cuda_graphs_by_default(int resolution);
 /// the 2-3 % of render speed they give there (calls EA, EB). False without CUDA.
 bool cuda_graphs_wanted(int resolution, const torch::Device& device);
 
+/// Whether calls on this thread for `device` can capture and replay graphs: a CUDA device and a current stream
+/// other than the default one (capturing needs a stream of its own; on the default stream the calls run eagerly).
+bool graphs_replay_here(const torch::Device& device);
+
 /// What a graphed denoiser did (for tests and the log).
 struct GraphCounts {
     int64_t captures = 0;  ///< graphs captured

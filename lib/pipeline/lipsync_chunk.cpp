@@ -132,10 +132,9 @@ LipsyncChunk::LipsyncChunk(const RenderModels& models, torch::Tensor mask, Diffu
       geometry_(faces::CropGeometry::for_resolution(models.resolution)),
       settings_(settings),
       noise_(std::move(noise)),
-      denoiser_(make_graphed_denoiser(models.unet, cuda_graphs_wanted(models.resolution, models.unet->device()), 3,
-                                      graph_counts_)),
       graphs_(cuda_graphs_wanted(models.resolution, models.unet->device())),
-      vae_(models.vae, vae_graphs_wanted(cuda_graphs_wanted(models.resolution, models.unet->device()))),
+      denoiser_(make_graphed_denoiser(models.unet, graphs_, 3, graph_counts_)),
+      vae_(models.vae, vae_graphs_wanted(graphs_)),
       vae_images_(vae_images_per_call(models.resolution)),
       pad_batches_(models.unet->device().is_cuda() && cuda_graphs_by_default(models.resolution)),
       pad_short_(short_chunk_padding_wanted() && masked_kernels_serve(models)) {

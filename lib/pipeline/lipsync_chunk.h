@@ -124,9 +124,9 @@ private:
     NoiseSource noise_;
     torch::Tensor shared_noise_;  ///< [1, 4, 1, h, w] on the models' device, in their dtype
     diffusion::DDIMScheduler scheduler_;
+    bool graphs_ = false;  ///< the UNet (denoiser_) runs as CUDA graphs (and the VAE may: graphed_vae.h)
     std::shared_ptr<GraphCounts> graph_counts_ = std::make_shared<GraphCounts>();
     diffusion::Denoiser denoiser_;
-    bool graphs_ = false;  ///< denoiser_ makes CUDA graphs
     bool prime_graphs_ = graph_priming_wanted();
     GraphedVae vae_;      ///< the VAE's calls (as CUDA graphs with LSYNC_VAE_GRAPHS=1: graphed_vae.h)
     int64_t vae_images_;  ///< images per VAE call: bounds the VAE's working memory whatever the batch
