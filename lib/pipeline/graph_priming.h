@@ -4,9 +4,9 @@
 // A graphed denoiser (graphed_denoiser.h) runs the first calls of a shape eagerly (that thread's cuDNN plans, the
 // cuBLAS state of its stream) and captures the next ones, all on the worker's thread: 0.48-0.50 s more than a
 // steady group's UNet at 256 px on an H200, during which the GPU mostly waits for the host
-// (docs/performance-notes.md sections 29 and 31). Here a thread and a stream of their own do those calls (on zeros of the group's shapes,
-// through the same denoising loop) while the worker aligns and VAE-encodes the group; the worker waits for them
-// before its loop, which then replays the graphs from its first step.
+// (docs/performance-notes.md sections 29 and 31). Here a thread and a stream of their own do those calls (on zeros
+// of the group's shapes, through the same denoising loop) while the worker aligns and VAE-encodes the group; the
+// worker waits for them before its loop, which then replays the graphs from its first step.
 //
 // The graphs keep what the priming stream's cuBLAS calls use (its workspace is kept per handle and stream), so the
 // stream stays held here, unused by anyone else, for as long as the graphs exist: the owner keeps its
