@@ -40,15 +40,20 @@ int64_t chunks_fitting(int64_t available_bytes, int64_t per_chunk_bytes) {
     return static_cast<int64_t>(std::max(0.0, usable) / static_cast<double>(std::max<int64_t>(1, per_chunk_bytes)));
 }
 
+int64_t wanted_chunk_batch(int64_t requested, const torch::Device& device) {
+    if (requested > 0) return requested;
+    return device.is_cuda() ? kAutoBatchCuda : 1;
+}
+
 BatchPlan plan_chunk_batch(int64_t requested, const torch::Device& device, int resolution, torch::ScalarType dtype,
                            int64_t budget_bytes) {
     BatchPlan plan;
     if (!device.is_cuda()) {
-        plan.batch = requested > 0 ? requested : 1;
+        plan.batch = wanted_chunk_batch(requested, device);
         plan.why = "chunks per UNet call on the CPU: " + std::to_string(plan.batch);
         return plan;
     }
-    const int64_t wanted = requested > 0 ? requested : kAutoBatchCuda;
+    const int64_t wanted = wanted_chunk_batch(requested, device);
     const int64_t models = diagnostics::allocated_memory_bytes(device);
     const int64_t available = budget_bytes > 0 ? budget_bytes - models : diagnostics::available_memory_bytes(device);
     const int64_t per_chunk = chunk_memory_bytes(resolution, dtype);

@@ -26,6 +26,10 @@ int64_t chunk_memory_bytes(int resolution, torch::ScalarType dtype);
 /// does not grow with the chunks (measured under hard caps; batch_planner.cpp). 0 when not even one fits.
 int64_t chunks_fitting(int64_t available_bytes, int64_t per_chunk_bytes);
 
+/// The chunks per call a render asks for before memory caps them: `requested`, or when 0 (auto) 2 on CUDA and 1
+/// on the CPU.
+int64_t wanted_chunk_batch(int64_t requested, const torch::Device& device);
+
 /// `requested` chunks per call (0 = auto: 2 on CUDA, 1 on the CPU), on CUDA capped to what fits in
 /// `budget_bytes` (0 = the card's memory not held by this process's tensors) less the models already loaded
 /// there, as chunks_fitting() counts them. At least 1.

@@ -39,13 +39,16 @@ std::string allocator_words(const c10::OutOfMemoryError& e) {
 }  // namespace
 
 ChunkWorkers::ChunkWorkers(std::vector<std::future<ChunkWorkerSetup>> workers, bool tracing, bool inject_oom_once,
-                           std::function<void(const std::string&)> warn, bool time_stages)
+                           std::function<void(const std::string&)> warn, bool time_stages,
+                           std::vector<std::shared_ptr<WorkerWarmUp>> warm_ups)
     : loading_(std::move(workers)),
+      warm_ups_(std::move(warm_ups)),
       tracing_(tracing),
       warn_(std::move(warn)),
       time_stages_(time_stages || chunk_timing_printed()),
       inject_oom_(inject_oom_once) {
     LSYNC_CHECK(!loading_.empty(), ErrorCode::Internal, "ChunkWorkers: no workers");
+    warm_ups_.resize(loading_.size());
     setups_.resize(loading_.size());
     loads_pending_ = loading_.size();
     busy_.assign(loading_.size(), 0.0);
@@ -108,6 +111,50 @@ void ChunkWorkers::wait_loaded() {
     if (load_error_) std::rethrow_exception(load_error_);
 }
 
+FirstSetup ChunkWorkers::first_setup() {
+    std::unique_lock<std::mutex> lock(mutex_);
+    results_changed_.wait(lock, [&] { return first_done_; });
+    if (!first_) std::rethrow_exception(load_error_);
+    return *first_;
+}
+
+bool ChunkWorkers::first_loaded() const {
+    std::lock_guard<std::mutex> lock(mutex_);
+    return first_done_;
+}
+
+int64_t ChunkWorkers::warmed_up() const {
+    int64_t n = 0;
+    for (const auto& w : warm_ups_) n += w && w->ran() ? 1 : 0;
+    return n;
+}
+
+// Before the worker waits for its models: its kit, when the loading thread offers one (worker_warm_up.h), run on
+// this thread and the stream it will render on (`enter` sets the device and the stream guards, for good).
+void ChunkWorkers::warm_up(size_t index, const std::function<void(const torch::Device&)>& enter) {
+    auto kit = warm_ups_[index]->take();
+    if (!kit) return;
+    bool ran = false;
+    try {
+        enter(kit->models.vae->device());
+        const auto started = std::chrono::steady_clock::now();
+        run_warm_up(*kit);
+        ran = true;
+        const auto since = [this](std::chrono::steady_clock::time_point t) {
+            return std::chrono::duration<double>(t - created_).count();
+        };
+        if (chunk_timing_printed())  // beside the groups' lines (print_group_timing)
+            std::fprintf(stderr, "chunk timing: worker %zu, warm-up, host %.3f-%.3f s\n", index, since(started),
+                         since(std::chrono::steady_clock::now()));
+    } catch (const std::exception& e) {
+        log::warn("worker ", index, ": the warm-up before the UNet failed (the first group meets it instead): ",
+                  first_line(e.what()));
+    } catch (...) {
+        log::warn("worker ", index, ": the warm-up before the UNet failed (the first group meets it instead)");
+    }
+    warm_ups_[index]->done(ran);  // the loading thread plans the batch once this is called
+}
+
 std::vector<double> ChunkWorkers::busy_seconds() const {
     std::lock_guard<std::mutex> lock(mutex_);
     return busy_;
@@ -120,6 +167,32 @@ std::vector<ChunkStageSeconds> ChunkWorkers::stage_seconds() const {
 
 void ChunkWorkers::run(size_t index) {
     torch::NoGradGuard no_grad;  // thread-local
+    std::optional<c10::DeviceGuard> device_guard;  // kernels and streams on this worker's device
+#if LSYNC_WITH_CUDA
+    // A stream of its own, so two workers on one GPU, and the face pass beside them, run side by side instead
+    // of queueing on the default stream. Inputs arrive as host tensors (pinned) and results leave as host
+    // tensors, so no device memory crosses streams. Not one of LibTorch's pool streams: those are shared in
+    // rotation, and the UNet's CUDA graphs are captured on this stream (worker_stream.h).
+    std::optional<WorkerStream> own_stream;
+    std::optional<c10::cuda::CUDAStreamGuard> stream_guard;  // destroyed first: the stream goes back unused
+#endif
+    // On the device of the warm-up's kit or of the setup, whichever comes first (they are the same device).
+    const auto enter = [&](const torch::Device& device) {
+        if (device_guard) return;
+        device_guard.emplace(device);
+#if LSYNC_WITH_CUDA
+        if (device.is_cuda()) {
+            try {
+                // `--device cuda` names no index: the current device (the guard above made it this one).
+                own_stream.emplace(device.has_index() ? device.index() : c10::cuda::current_device());
+                stream_guard.emplace(own_stream->stream());
+            } catch (const std::exception&) {
+                // Nothing may escape this thread; the default stream is correct, only slower (and runs no graphs).
+            }
+        }
+#endif
+    };
+    if (warm_ups_[index]) warm_up(index, enter);
     std::exception_ptr failed;
     try {
         setups_[index] = loading_[index].get();
@@ -141,30 +214,16 @@ void ChunkWorkers::run(size_t index) {
         std::lock_guard<std::mutex> lock(mutex_);
         if (failed && !load_error_) load_error_ = failed;
         --loads_pending_;
+        if (index == 0) {
+            first_done_ = true;
+            if (!failed)
+                first_ = FirstSetup{setups_[0].models, setups_[0].batch, setups_[0].runner->pads_short_chunks()};
+        }
     }
     results_changed_.notify_all();
     if (failed) return;
     ChunkWorkerSetup& w = setups_[index];
-    const auto device = w.models.unet->device();
-    const c10::DeviceGuard device_guard(device);  // kernels and streams on this worker's device
-#if LSYNC_WITH_CUDA
-    // A stream of its own, so two workers on one GPU, and the face pass beside them, run side by side instead
-    // of queueing on the default stream (the loading thread's work on it was waited for above). Inputs
-    // arrive as host tensors (pinned) and results leave as host tensors, so no device memory crosses streams.
-    // Not one of LibTorch's pool streams: those are shared in rotation, and the UNet's CUDA graphs are captured
-    // on this stream (worker_stream.h).
-    std::optional<WorkerStream> own_stream;
-    std::optional<c10::cuda::CUDAStreamGuard> stream_guard;  // destroyed first: the stream goes back unused
-    if (device.is_cuda()) {
-        try {
-            // `--device cuda` names no index: the current device (the guard above made it this one).
-            own_stream.emplace(device.has_index() ? device.index() : c10::cuda::current_device());
-            stream_guard.emplace(own_stream->stream());
-        } catch (const std::exception&) {
-            // Nothing may escape this thread; the default stream is correct, only slower (and runs no graphs).
-        }
-    }
-#endif
+    enter(w.models.unet->device());
     while (true) {
         Job job;
         {

@@ -11,6 +11,7 @@
 
 #include "pipeline/lipsync_chunk.h"
 #include "pipeline/render_models.h"
+#include "pipeline/worker_warm_up.h"
 
 #include <torch/torch.h>
 
@@ -25,6 +26,7 @@
 #include <map>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <string>
 #include <thread>
 #include <vector>
@@ -37,6 +39,13 @@ struct ChunkWorkerSetup {
     std::unique_ptr<LipsyncChunk> runner;
     int64_t batch = 1;  ///< chunks per UNet call; halved by this worker on out-of-memory errors
     bool single_chunk_retried = false;  ///< a call of one chunk was run again after an out-of-memory error
+};
+
+/// What the render thread plans with, from the first worker's setup (the render's first device).
+struct FirstSetup {
+    RenderModels models;
+    int64_t batch = 1;           ///< chunks per UNet call, as planned
+    bool mixed_lengths = false;  ///< its runner pads short chunks into full calls (LipsyncChunk::pads_short_chunks)
 };
 
 /// What a group gives back: per chunk its frames with the generated mouth.
@@ -52,11 +61,14 @@ public:
     /// `warn` receives the out-of-memory notices (from worker threads). `inject_oom_once`: the test hook of
     /// RenderOptions (the first call, on any worker, fails as out of memory).
     /// `time_stages`: time each call's stages (chunk_stage_clock.h; RenderOptions::time_chunk_stages).
-    /// Each worker starts as soon as its own setup is ready (in a render: the first device's is ready before
-    /// the workers are made, the others' join as they finish loading). A setup that fails to load fails the
-    /// render: take() rethrows its error, and so does wait_loaded().
+    /// Each worker starts as soon as its own setup is ready (a GPU render makes the workers when its models start
+    /// loading). A setup that fails to load fails the render: take() rethrows its error, and so do wait_loaded()
+    /// and, for the first worker's, first_setup().
+    /// `warm_ups` (optional, one per worker, null entries for none): worker i takes its kit, if offered, before it
+    /// waits for its setup, and runs it on its own thread and stream (worker_warm_up.h).
     ChunkWorkers(std::vector<std::future<ChunkWorkerSetup>> workers, bool tracing, bool inject_oom_once,
-                 std::function<void(const std::string&)> warn, bool time_stages = false);
+                 std::function<void(const std::string&)> warn, bool time_stages = false,
+                 std::vector<std::shared_ptr<WorkerWarmUp>> warm_ups = {});
     /// A future that holds `setup` already (for a setup made before the workers).
     static std::future<ChunkWorkerSetup> ready(ChunkWorkerSetup setup);
     ~ChunkWorkers();  // stops the workers; queued groups are dropped
@@ -73,6 +85,12 @@ public:
     /// Waits until every worker's setup has loaded (or failed to) and rethrows the first load error: a device
     /// whose load failed after the last result was taken (or when no group had faces) still fails the render.
     void wait_loaded();
+    /// Waits for the first worker's setup and returns what the render thread plans with; rethrows its load error.
+    FirstSetup first_setup();
+    /// Whether the first worker's setup has loaded (or failed to), without waiting.
+    bool first_loaded() const;
+    /// Workers that ran their warm-up to its end.
+    int64_t warmed_up() const;
     /// Seconds each worker spent running groups so far (the rest of its time it waited for work).
     std::vector<double> busy_seconds() const;
     /// Per worker, its calls' stage times so far (all zero unless timing stages).
@@ -84,6 +102,7 @@ private:
         std::vector<ChunkFrames> chunks;
     };
     void run(size_t index);
+    void warm_up(size_t index, const std::function<void(const torch::Device&)>& enter);
     GroupResult run_group(ChunkWorkerSetup& w, std::vector<ChunkFrames>& chunks);
     void print_group_timing(size_t index, const Job& job, const GroupResult& r,
                             std::chrono::steady_clock::time_point started) const;
@@ -92,6 +111,9 @@ private:
     std::vector<ChunkWorkerSetup> setups_;                 ///< element i written and used by worker i only
     std::exception_ptr load_error_;                        ///< the first setup that failed; under mutex_
     size_t loads_pending_ = 0;                             ///< setups not loaded (nor failed) yet; under mutex_
+    std::optional<FirstSetup> first_;                      ///< worker 0's, once loaded; under mutex_
+    bool first_done_ = false;                              ///< worker 0's load ended (or failed); under mutex_
+    std::vector<std::shared_ptr<WorkerWarmUp>> warm_ups_;
     bool tracing_;
     std::function<void(const std::string&)> warn_;
     mutable std::mutex mutex_;

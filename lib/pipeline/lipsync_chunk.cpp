@@ -88,6 +88,7 @@ bool short_chunk_padding_wanted() {
 // every call of the render, full chunks too, down the masked fp32 reference paths: there a short chunk keeps a
 // call of its own instead.
 bool masked_kernels_serve(const RenderModels& models) {
+    if (!models.unet) return false;
     const auto device = models.unet->device();
     const auto dtype = models.unet->dtype();
     if (!device.is_cuda() || !models.unet->runs_channels_last(device, dtype) || !ops::fused_group_norm_enabled())
@@ -130,25 +131,28 @@ LipsyncChunk::LipsyncChunk(const RenderModels& models, torch::Tensor mask, Diffu
                            NoiseSource noise)
     : models_(models),
       geometry_(faces::CropGeometry::for_resolution(models.resolution)),
+      device_(models.vae->device()),
+      dtype_(models.vae->dtype()),
       settings_(settings),
       noise_(std::move(noise)),
-      graphs_(cuda_graphs_wanted(models.resolution, models.unet->device())),
-      denoiser_(make_graphed_denoiser(models.unet, graphs_, 3, graph_counts_)),
+      graphs_(models.unet && cuda_graphs_wanted(models.resolution, device_)),
+      denoiser_(models.unet ? make_graphed_denoiser(models.unet, graphs_, 3, graph_counts_) : nullptr),
       vae_(models.vae, vae_graphs_wanted(graphs_)),
       vae_images_(vae_images_per_call(models.resolution)),
-      pad_batches_(models.unet->device().is_cuda() && cuda_graphs_by_default(models.resolution)),
+      pad_batches_(models.unet && device_.is_cuda() && cuda_graphs_by_default(models.resolution)),
       pad_short_(short_chunk_padding_wanted() && masked_kernels_serve(models)) {
     LSYNC_CHECK(mask.dim() == 2 && mask.size(0) == models.resolution && mask.size(1) == models.resolution,
                 ErrorCode::Internal, "LipsyncChunk: the mask must be R x R");
     LSYNC_CHECK(settings_.steps >= 1 && settings_.steps <= 1000, ErrorCode::Usage, "--steps must be from 1 to 1000");
-    const auto device = models.unet->device();
-    mask_ = mask.to(device, torch::kFloat);
+    LSYNC_CHECK(!models.unet || (models.unet->device() == device_ && models.unet->dtype() == dtype_),
+                ErrorCode::Internal, "LipsyncChunk: the UNet and the VAE must share a device and a dtype");
+    mask_ = mask.to(device_, torch::kFloat);
     const int64_t f = models.vae->config().downscale();
     mask_latent_ = diffusion::mask_to_latent(mask_.view({1, 1, mask_.size(0), mask_.size(1)}), f)
-                       .to(models.unet->dtype());
+                       .to(dtype_);
     const int64_t h = models.resolution / f;
     // On the device once: a per-group copy from pageable memory would wait for the stream.
-    shared_noise_ = noise_.shared(models.vae->config().latent_channels, h, h).to(device, models.unet->dtype());
+    shared_noise_ = noise_.shared(models.vae->config().latent_channels, h, h).to(device_, dtype_);
     scheduler_.set_timesteps(settings_.steps);
 }
 
@@ -160,8 +164,8 @@ LipsyncChunk::~LipsyncChunk() {
 
 void LipsyncChunk::start_graph_priming(int64_t unet_b, int64_t frames, int64_t tokens, int64_t dim, bool counted,
                                        const diffusion::DenoiseOptions& options) {
-    const auto device = models_.unet->device();
-    const auto dtype = models_.unet->dtype();
+    const auto device = device_;
+    const auto dtype = dtype_;
     priming_.start(device, [=] {
         const auto on = torch::TensorOptions().device(device).dtype(dtype);
         const int64_t h = mask_latent_.size(3), w = mask_latent_.size(4);
@@ -206,7 +210,7 @@ torch::Tensor LipsyncChunk::encode(const torch::Tensor& images, const std::vecto
 torch::Tensor LipsyncChunk::frame_counts(const std::vector<int64_t>& counts) {
     if (counts != counts_host_) {
         const auto host = torch::tensor(std::vector<int32_t>(counts.begin(), counts.end()), torch::kInt);
-        counts_ = upload(host, models_.unet->device(), torch::kInt);
+        counts_ = upload(host, device_, torch::kInt);
         counts_host_ = counts;
     }
     return counts_;
@@ -282,7 +286,7 @@ std::vector<torch::Tensor> LipsyncChunk::run_stages(const std::vector<ChunkFrame
         else
             stage.leave();
         if (stage_memory_traced()) {
-            const auto device = models_.unet->device();
+            const auto device = device_;
             // stderr directly: a diagnostic for measurements, visible whatever the log level.
             std::fprintf(stderr, "stage memory: after %-8s peak %.2f GiB, held %.2f GiB\n", names[m].trace,
                          diagnostics::peak_memory_bytes(device) / 1073741824.0,
@@ -315,8 +319,8 @@ std::vector<torch::Tensor> LipsyncChunk::run_stages(const std::vector<ChunkFrame
                 pad_short ? "LipsyncChunk: a chunk of more than 16 frames"
                           : "LipsyncChunk: a batch without short-chunk padding needs chunks of the same length");
     mark(ChunkStageClock::Start);
-    const auto device = models_.unet->device();
-    const auto dtype = models_.unet->dtype();
+    const auto device = device_;
+    const auto dtype = dtype_;
     // The UNet's batch: the chunks, padded (pads_batches()) with copies of the last one. Each chunk's rows go
     // through the UNet, the guidance and the DDIM step on their own, so the copies change nothing but the
     // summation order of the batched kernels, as batching does.
@@ -384,9 +388,11 @@ std::vector<torch::Tensor> LipsyncChunk::run_stages(const std::vector<ChunkFrame
         priming_.wait();
         place.doing = "denoising";
     }
-    {
+    if (denoiser_) {
         const ops::ValidFramesScope real_frames(counts);
         final_latents = diffusion::denoise_chunk(denoiser_, scheduler_, latents, cond, options);
+    } else {
+        final_latents = latents;  // no UNet (a warm-up): the initial noise goes to the decoder
     }
     // Each chunk's real frames, [1, C, A, h, w] each, and all of them as the decoder's rows (in one step when no
     // chunk is short, the common case).

@@ -52,7 +52,9 @@ struct ChunkTrace {
 
 class LipsyncChunk {
 public:
-    /// `mask` [R, R] float (1 = keep), `models` loaded for R = mask's size.
+    /// `mask` [R, R] float (1 = keep), `models` loaded for R = mask's size. `models.unet` may be null: run_batch
+    /// then runs every stage but the denoising, whose initial noise goes to the decoder (a worker's warm-up while
+    /// the UNet loads: worker_warm_up.h); the Whisper is not used.
     LipsyncChunk(const RenderModels& models, torch::Tensor mask, DiffusionSettings settings, NoiseSource noise);
     ~LipsyncChunk();
 
@@ -118,6 +120,8 @@ private:
                              const diffusion::DenoiseOptions& options);
     RenderModels models_;  ///< shares the networks (module holders are shared pointers)
     faces::CropGeometry geometry_;
+    torch::Device device_;        ///< the networks' (the VAE's: the UNet may be null)
+    torch::ScalarType dtype_;
     torch::Tensor mask_;         ///< [R, R] float32 on the device
     torch::Tensor mask_latent_;  ///< [1, 1, 1, h, w] in the models' dtype
     DiffusionSettings settings_;

@@ -22,6 +22,7 @@
 #include "pipeline/render_dumps.h"
 #include "pipeline/render_settings.h"
 #include "pipeline/render_workdir.h"
+#include "pipeline/worker_warm_up.h"
 #include "faces/face_plan_file.h"
 
 #include <ATen/ThreadLocalState.h>
@@ -148,14 +149,18 @@ private:
 /// working memory, not another 2.6 GiB of weights. GPUs load at the same time, each on a thread of its own, and
 /// each worker starts when its own set is ready (chunk_workers.h); CPU workers load one after the other before the
 /// render, as they share the cores anyway.
-/// On a GPU, `whisper` (when given) receives the first device's Whisper encoder as early as it can.
+/// On a GPU, `whisper` (when given) receives the first device's Whisper encoder as early as it can, and worker i's
+/// `warm_ups[i]` (when given and not null) a kit as soon as its VAE is loaded (worker_warm_up.h).
 std::vector<std::future<ChunkWorkerSetup>> load_workers(const RenderJob& job, const torch::Tensor& mask,
+                                                        const std::vector<std::shared_ptr<WorkerWarmUp>>& warm_ups = {},
                                                         const std::shared_ptr<WhisperHandoff>& whisper = nullptr) {
     const int resolution = model_resolution(job.options.model);
     // Runs on the loading threads, possibly after this function returned: it holds no reference to its locals.
     using GetModels = std::function<RenderModels(const ModelRequest&)>;
-    auto load_worker = [&job, mask, resolution](const torch::Device& d, const GetModels& get_models,
-                                                const std::shared_ptr<WhisperHandoff>& handoff) {
+    const int64_t frame_height = job.source->height(), frame_width = job.source->width();
+    auto load_worker = [&job, mask, resolution, frame_height, frame_width](
+                           const torch::Device& d, const GetModels& get_models,
+                           const std::shared_ptr<WhisperHandoff>& handoff, const std::shared_ptr<WorkerWarmUp>& warm) {
         const RenderOptions& o = job.options;
         const auto started = std::chrono::steady_clock::now();
         torch::NoGradGuard no_grad;  // thread-local: the loading threads need their own
@@ -175,13 +180,33 @@ std::vector<std::future<ChunkWorkerSetup>> load_workers(const RenderJob& job, co
         if (handoff)
             request.on_whisper = [handoff, attention = request.attention](const models::WhisperEncoder& w) {
                 handoff->give(share_whisper(w, attention));  // the context the loaded set gets at its end
-                // Test hook: the UNet and the VAE load this much later, so that a test sees chunks packed early
-                // even with the tiny models, which load in milliseconds.
-                if (const auto ms = env::positive_integer("LSYNC_TEST_SLOW_MODELS_MS", 60000))
-                    std::this_thread::sleep_for(std::chrono::milliseconds(*ms));
             };
+        WarmUpKit kit;
+        kit.models.resolution = resolution;
+        kit.mask = mask;
+        kit.chunks = wanted_chunk_batch(o.batch_chunks, d);
+        kit.frame_height = frame_height;
+        kit.frame_width = frame_width;
+        request.on_vae = [warm, kit, attention = request.attention](const models::AutoencoderKL& vae) mutable {
+            if (warm) {
+                kit.models.vae = share_vae(vae, attention);
+                warm->offer(std::move(kit));
+            }
+            // Test hook: the UNet loads this much later, so that a test sees chunks packed early and a warm-up
+            // run even with the tiny models, which load in milliseconds.
+            if (const auto ms = env::positive_integer("LSYNC_TEST_SLOW_MODELS_MS", 60000))
+                std::this_thread::sleep_for(std::chrono::milliseconds(*ms));
+        };
         ChunkWorkerSetup w;
         try {
+            // Closed before the batch is planned, whether the load succeeds or fails: a warm-up under way changes
+            // the memory the planner reads, and a worker must not wait for a kit that never comes.
+            const struct Close {
+                WorkerWarmUp* warm;
+                ~Close() {
+                    if (warm) warm->close();
+                }
+            } close{warm.get()};
             w.models = get_models(request);
         } catch (const c10::OutOfMemoryError&) {
             if (o.vram_budget_gib > 0)
@@ -233,10 +258,11 @@ std::vector<std::future<ChunkWorkerSetup>> load_workers(const RenderJob& job, co
         const at::ThreadLocalState state;
         for (size_t i = 0; i < job.devices.size(); ++i)
             loading.push_back(std::async(std::launch::async, [load_worker, d = job.devices[i], get = getters[i], state,
-                                                              handoff = i == 0 ? whisper : nullptr] {
+                                                              handoff = i == 0 ? whisper : nullptr,
+                                                              warm = i < warm_ups.size() ? warm_ups[i] : nullptr] {
                 const at::ThreadLocalStateGuard guard(state);
                 try {
-                    return load_worker(d, get, handoff);
+                    return load_worker(d, get, handoff, warm);
                 } catch (...) {
                     if (handoff) handoff->fail(std::current_exception());
                     throw;
@@ -244,9 +270,21 @@ std::vector<std::future<ChunkWorkerSetup>> load_workers(const RenderJob& job, co
             }));
     } else {
         for (size_t i = 0; i < job.devices.size(); ++i)
-            loading.push_back(ChunkWorkers::ready(load_worker(job.devices[i], getters[i], nullptr)));
+            loading.push_back(ChunkWorkers::ready(load_worker(job.devices[i], getters[i], nullptr, nullptr)));
     }
     return loading;
+}
+
+/// Per device of a GPU render, the handshake of its worker's warm-up (worker_warm_up.h); none (null entries)
+/// with LSYNC_WARM_UP=0, and none where a device is listed twice: there the second worker plans its batch
+/// beside the first, whose warm-up would change the memory it reads.
+std::vector<std::shared_ptr<WorkerWarmUp>> worker_warm_ups(const std::vector<torch::Device>& devices) {
+    std::vector<std::shared_ptr<WorkerWarmUp>> out(devices.size());
+    const auto listed_once = [&](const torch::Device& d) { return std::count(devices.begin(), devices.end(), d) == 1; };
+    if (!warm_up_wanted() || !std::all_of(devices.begin(), devices.end(), listed_once)) return out;
+    for (size_t i = 0; i < devices.size(); ++i)
+        if (devices[i].is_cuda()) out[i] = std::make_shared<WorkerWarmUp>();
+    return out;
 }
 
 /// The passes of render() after the checks: models, audio, faces, chunks, join.
@@ -263,6 +301,7 @@ void run_passes(RenderJob& job, RenderWorkDir& work, const media::VideoWriterOpt
     const int resolution = model_resolution(o.model);
     std::optional<FaceDumper> dumper;
     if (!o.dump_faces.empty()) dumper.emplace(o.dump_faces, mask);
+    const bool tracing = !o.dump_faces.empty() || !o.preview.empty() || o.probe;  // the dumps, the preview, a probe
 
     // --vram-budget is a hard cap on each GPU of the render (the models, the workers, the face pass): past it
     // the allocator gives back its cache, then the workers halve their batch (chunk_workers.h).
@@ -273,13 +312,22 @@ void run_passes(RenderJob& job, RenderWorkDir& work, const media::VideoWriterOpt
     if (device.is_cuda()) diagnostics::report_allocator_at_out_of_memory();  // --debug: where the card's memory was
     diagnostics::reset_peak_memory(device);
     watch.restart();
-    // On a GPU the models start loading now, on threads of their own (load_workers), and are waited for in
-    // step 3: the audio's first pass no longer runs in front of them. On the CPU they load in step 3.
-    std::vector<std::future<ChunkWorkerSetup>> loading;
+    // On a GPU the models start loading now, on threads of their own (load_workers), and the workers that will
+    // run them start too: each warms up its stages around the UNet while the UNet loads (worker_warm_up.h). The
+    // render thread waits for the first worker's models in step 3, so the audio's first pass no longer runs in
+    // front of them. On the CPU they load in step 3.
+    std::unique_ptr<ChunkWorkers> workers;
+    const auto start_workers = [&](std::vector<std::future<ChunkWorkerSetup>> loading,
+                                   std::vector<std::shared_ptr<WorkerWarmUp>> warm_ups) {
+        workers = std::make_unique<ChunkWorkers>(
+            std::move(loading), tracing, o.inject_oom_once,
+            [&observer](const std::string& m) { observer.warning(m); }, o.time_chunk_stages, std::move(warm_ups));
+    };
     std::shared_ptr<WhisperHandoff> early_whisper;  // GPU: the Whisper before the UNet and VAE (step 3)
     if (device.is_cuda()) {
         if (early_chunks() > 0) early_whisper = std::make_shared<WhisperHandoff>();
-        loading = load_workers(job, mask, early_whisper);
+        const auto warm_ups = worker_warm_ups(job.devices);
+        start_workers(load_workers(job, mask, warm_ups, early_whisper), warm_ups);
     }
     // 1. Audio, first pass: the output covers it, never dropping the tail. (The official count, floor(L/2) + 2
     //    frames, runs past the audio by up to two frames; we stop at the frame that contains its last sample.)
@@ -362,7 +410,6 @@ void run_passes(RenderJob& job, RenderWorkDir& work, const media::VideoWriterOpt
 
     std::optional<PreviewSheet> preview;
     if (!o.preview.empty()) preview.emplace(o.preview, n_out, mask, geometry);
-    const bool tracing = dumper.has_value() || preview.has_value() || o.probe;
     const int64_t n_chunks = (n_out + kFramesPerChunk - 1) / kFramesPerChunk;
     ThreadClock clock;
     // Chunk `c` decoded, its faces planned, its audio windows encoded and its networks' inputs packed.
@@ -415,9 +462,7 @@ void run_passes(RenderJob& job, RenderWorkDir& work, const media::VideoWriterOpt
     std::vector<PendingChunk> early;
     if (early_whisper) {
         *whisper = models::whisper_feature_encoder(early_whisper->get());  // rethrows a failed load's error
-        const auto loaded = [&] {
-            return loading.front().wait_for(std::chrono::seconds(0)) == std::future_status::ready;
-        };
+        const auto loaded = [&] { return workers->first_loaded(); };
         // No settle_faces(false) here: the allocator's peak is reset when the face pass has ended, and a reset
         // while the models load would count the loading's own allocations as the render's.
         while (next_chunk < n_chunks && early.size() < early_chunks() && !loaded()) {
@@ -426,7 +471,7 @@ void run_passes(RenderJob& job, RenderWorkDir& work, const media::VideoWriterOpt
         }
         summary.early_chunks = static_cast<int64_t>(early.size());
     }
-    if (loading.empty()) loading = load_workers(job, mask);
+    if (!workers) start_workers(load_workers(job, mask), {});
     // The render starts with the first device's models; the other devices' workers join as theirs are ready,
     // except where a device is listed twice (--devices 0,0): both its workers are ready before the render, since a
     // late one would plan its batch from the memory the running worker holds and its start-up would stall that
@@ -434,13 +479,11 @@ void run_passes(RenderJob& job, RenderWorkDir& work, const media::VideoWriterOpt
     std::vector<torch::Device> distinct;
     for (const auto& d : job.devices)
         if (std::find(distinct.begin(), distinct.end(), d) == distinct.end()) distinct.push_back(d);
-    if (distinct.size() != job.devices.size())
-        for (auto& f : loading) f = ChunkWorkers::ready(f.get());
-    ChunkWorkerSetup first = loading.front().get();
+    if (distinct.size() != job.devices.size()) workers->wait_loaded();
+    const FirstSetup first = workers->first_setup();  // rethrows a failed load's error
     const RenderModels models = first.models;
     const int64_t batch = first.batch;
-    const bool mixed_lengths = first.runner->pads_short_chunks();
-    loading.front() = ChunkWorkers::ready(std::move(first));
+    const bool mixed_lengths = first.mixed_lengths;
     summary.models = models.description;
     summary.device = device.str();
     if (o.random_weights)
@@ -456,15 +499,12 @@ void run_passes(RenderJob& job, RenderWorkDir& work, const media::VideoWriterOpt
     summary.resumed_frames = summary.frames = resume_frame;
     if (resume_frame > 0) log::info("resuming at frame ", resume_frame, " of ", n_out);
     log::info("render: ", n_chunks, " chunk(s) of up to ", kFramesPerChunk, " frames, up to ", batch,
-              " per UNet call, on ", loading.size(), " worker(s)");
+              " per UNet call, on ", workers->workers(), " worker(s)");
     observer.stage("render", n_out);
-    ChunkWorkers workers(
-        std::move(loading), tracing, o.inject_oom_once, [&observer](const std::string& m) { observer.warning(m); },
-        o.time_chunk_stages);
 
     // Each chunk back from the workers, in order: the test probe, the dumps and the preview see it, then every
     // frame goes to the encoder.
-    ChunkQueue queue(workers, batch, tracing, [&](PendingChunk& p, const ChunkTrace* trace) {
+    ChunkQueue queue(*workers, batch, tracing, [&](PendingChunk& p, const ChunkTrace* trace) {
         if (trace) {
             if (o.probe) o.probe->chunk(p.first / kFramesPerChunk, p.rows, *trace);
             for (size_t a = 0; a < p.rows.size(); ++a) {
@@ -507,7 +547,7 @@ void run_passes(RenderJob& job, RenderWorkDir& work, const media::VideoWriterOpt
     queue.finish([&writer] {
         if (env::flag("LSYNC_SEGMENT_CUT", true)) writer.cut();
     });
-    workers.wait_loaded();  // a device that failed to load after the last result fails the render too
+    workers->wait_loaded();  // a device that failed to load after the last result fails the render too
     summary.oom_retries += queue.oom_retries();
     clock.seconds[ThreadClock::Workers] = queue.wait_seconds();
     settle_faces(true);  // a resumed render may not have needed the pass's later frames
@@ -529,8 +569,9 @@ void run_passes(RenderJob& job, RenderWorkDir& work, const media::VideoWriterOpt
     writer.finish();
     watch.end_stage(3);
     summary.render_thread_seconds = clock.named();
-    summary.worker_busy_seconds = workers.busy_seconds();
-    if (o.time_chunk_stages) summary.worker_stage_seconds = workers.stage_seconds();
+    summary.worker_busy_seconds = workers->busy_seconds();
+    if (o.time_chunk_stages) summary.worker_stage_seconds = workers->stage_seconds();
+    summary.warmed_workers = workers->warmed_up();
 
     // 5. Join the segments into the output with the audio, then drop the work folder.
     observer.stage("join", 0);

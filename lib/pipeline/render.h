@@ -116,6 +116,7 @@ struct RenderSummary {
     int64_t chunks = 0;
     int64_t oom_retries = 0;     ///< out-of-memory errors survived by halving the chunk batch
     int64_t early_chunks = 0;    ///< chunks packed while the models loaded (GPU renders: render.cpp)
+    int64_t warmed_workers = 0;  ///< workers that warmed up while the UNet loaded (GPU renders: worker_warm_up.h)
     double fps = 0;
     double seconds = 0;          ///< wall time of the whole render
     /// Loading models, audio (first pass), faces (its own thread, overlapping the others), render (diffusion +

@@ -38,6 +38,10 @@ struct ModelRequest {
     /// UNet's audio width, before the UNet and the VAE load (a render computes its first chunks' audio windows
     /// while they do). The encoder may not have `attention` set yet: share its weights, do not keep it. Optional.
     std::function<void(const models::WhisperEncoder&)> on_whisper;
+    /// Called on the loading thread with the VAE as soon as it is loaded, after the Whisper and before the UNet
+    /// (a render's worker runs its stages around the UNet once while the UNet loads: worker_warm_up.h). As
+    /// with on_whisper, the VAE has no `attention` yet: share its weights. Optional.
+    std::function<void(const models::AutoencoderKL&)> on_vae;
 };
 
 struct RenderModels {
@@ -62,5 +66,7 @@ RenderModels share_render_models(const RenderModels& from, const ops::AttentionC
 /// share_render_models for the Whisper encoder alone: a new instance over `from`'s weights, in eval mode, with
 /// `attention` (the default context when null).
 models::WhisperEncoder share_whisper(const models::WhisperEncoder& from, const ops::AttentionContextPtr& attention);
+/// ... and for the VAE alone.
+models::AutoencoderKL share_vae(const models::AutoencoderKL& from, const ops::AttentionContextPtr& attention);
 
 }  // namespace lsync::pipeline

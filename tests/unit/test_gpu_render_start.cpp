@@ -4,6 +4,8 @@
 // nothing before its models are ready and takes the Whisper with them (LSYNC_EARLY_PACK=0), bit for bit. The tiny
 // models load in milliseconds, so the early render holds the UNet's load back (LSYNC_TEST_SLOW_MODELS_MS) and
 // must report both chunks packed early.
+// And the worker's warm-up while the UNet loads (worker_warm_up.h): a render whose worker ran its stages around
+// the UNet once on zeros must give the frames of one that did not (LSYNC_WARM_UP=0), bit for bit.
 #include "catch_compat.h"
 #include "render_tiny_fixture.h"
 #include "test_util.h"
@@ -31,27 +33,48 @@ struct Seen : RenderProbe {
 };
 
 struct EarlyPack {
-    explicit EarlyPack(bool on) {
+    EarlyPack(bool on, bool warm_up) {
         ::setenv("LSYNC_EARLY_PACK", on ? "1" : "0", 1);
-        if (on) ::setenv("LSYNC_TEST_SLOW_MODELS_MS", "1500", 1);
+        ::setenv("LSYNC_WARM_UP", warm_up ? "1" : "0", 1);
+        if (on || warm_up) ::setenv("LSYNC_TEST_SLOW_MODELS_MS", "1500", 1);
     }
     ~EarlyPack() {  // also when render() throws
         ::unsetenv("LSYNC_EARLY_PACK");
+        ::unsetenv("LSYNC_WARM_UP");
         ::unsetenv("LSYNC_TEST_SLOW_MODELS_MS");
     }
 };
 
-Seen render_tiny(bool early, const std::filesystem::path& out) {
+Seen render_tiny(bool early, bool warm_up, const std::filesystem::path& out) {
     RenderOptions o = test::render_tiny_options(out, "cuda");
     o.seed = 7;
     Seen seen;
     o.probe = &seen;
     RenderObserver quiet;
-    EarlyPack pack(early);
+    EarlyPack pack(early, warm_up);
     const auto summary = render(o, quiet);
     CHECK(summary.frames == static_cast<int64_t>(seen.frames.size()));
     CHECK(summary.early_chunks == (early ? 2 : 0));
+    CHECK(summary.warmed_workers == (warm_up ? 1 : 0));
     return seen;
+}
+
+void require_same(const Seen& a, const Seen& b) {
+    REQUIRE(a.frames.size() == b.frames.size());
+    REQUIRE(a.windows.size() == b.windows.size());
+    for (size_t i = 0; i < b.windows.size(); ++i) {
+        INFO("audio windows of chunk " << i);
+        CHECK(torch::equal(a.windows[i], b.windows[i]));
+    }
+    REQUIRE(a.generated.size() == b.generated.size());
+    for (const auto& [c, g] : b.generated) {
+        INFO("generated faces of chunk " << c);
+        CHECK(torch::equal(a.generated.at(c), g));
+    }
+    for (size_t i = 0; i < b.frames.size(); ++i) {
+        INFO("frame " << i);
+        CHECK(torch::equal(a.frames[i], b.frames[i]));
+    }
 }
 
 }  // namespace
@@ -60,22 +83,18 @@ TEST_CASE("a GPU render's first chunks packed while the models load give the fra
           "[gpu][render]") {
     LSYNC_NEED_GPU();
     test::ScratchDir dir("gpu_render_start");
-    const Seen waited = render_tiny(false, dir.path() / "waited.mkv");
-    const Seen early = render_tiny(true, dir.path() / "early.mkv");
+    const Seen waited = render_tiny(false, false, dir.path() / "waited.mkv");
+    const Seen early = render_tiny(true, false, dir.path() / "early.mkv");
     REQUIRE(waited.frames.size() >= 32);  // at least two chunks, the ones packed early
-    REQUIRE(early.frames.size() == waited.frames.size());
-    REQUIRE(early.windows.size() == waited.windows.size());
-    for (size_t i = 0; i < waited.windows.size(); ++i) {
-        INFO("audio windows of chunk " << i);
-        CHECK(torch::equal(early.windows[i], waited.windows[i]));
-    }
-    REQUIRE(early.generated.size() == waited.generated.size());
-    for (const auto& [c, g] : waited.generated) {
-        INFO("generated faces of chunk " << c);
-        CHECK(torch::equal(early.generated.at(c), g));
-    }
-    for (size_t i = 0; i < waited.frames.size(); ++i) {
-        INFO("frame " << i);
-        CHECK(torch::equal(early.frames[i], waited.frames[i]));
-    }
+    require_same(early, waited);
+}
+
+TEST_CASE("a GPU render whose worker warmed up while the UNet loaded gives the frames of one that did not",
+          "[gpu][render]") {
+    LSYNC_NEED_GPU();
+    test::ScratchDir dir("gpu_render_warm_up");
+    const Seen cold = render_tiny(true, false, dir.path() / "cold.mkv");
+    const Seen warm = render_tiny(true, true, dir.path() / "warm.mkv");
+    REQUIRE(cold.frames.size() >= 32);
+    require_same(warm, cold);
 }

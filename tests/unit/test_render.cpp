@@ -24,16 +24,20 @@
 #include "pipeline/batch_planner.h"
 #include "pipeline/render_workdir.h"
 #include "pipeline/segment_writer.h"
+#include "pipeline/worker_warm_up.h"
 #include "unet/unet_layers.h"
 #include "faces/face_plan_file.h"
 #include "faces/face_track_file.h"
 #include "test_util.h"
 #include "unit/chunk_worker_runs.h"
 
+#include <atomic>
+#include <chrono>
 #include <filesystem>
 #include <fstream>
 #include <future>
 #include <set>
+#include <thread>
 
 using namespace lsync;
 using namespace lsync::pipeline;
@@ -687,6 +691,114 @@ TEST_CASE("chunk workers: a device whose models fail to load fails the render in
     failing.push_back(p.get_future());
     pipeline::ChunkWorkers idle(std::move(failing), false, false, [](const std::string&) {});
     CHECK_THROWS_AS(idle.wait_loaded(), Error);
+}
+
+TEST_CASE("worker warm-up: a kit offered is taken once, withdrawn if closed first, waited for if taken",
+          "[render]") {
+    SECTION("offered, taken, done") {
+        WorkerWarmUp w;
+        w.offer(WarmUpKit{});
+        const auto kit = w.take();
+        CHECK(kit.has_value());
+        CHECK_FALSE(w.ran());
+        w.done(true);
+        w.close();  // returns at once: the warm-up is over
+        CHECK(w.ran());
+    }
+    SECTION("closed before an offer: the worker gets nothing, a later offer is dropped") {
+        WorkerWarmUp w;
+        w.close();
+        w.offer(WarmUpKit{});
+        CHECK_FALSE(w.take().has_value());
+        w.done(true);  // nothing was taken: no effect
+        CHECK_FALSE(w.ran());
+    }
+    SECTION("offered but closed before the worker took it: withdrawn") {
+        WorkerWarmUp w;
+        w.offer(WarmUpKit{});
+        w.close();
+        CHECK_FALSE(w.take().has_value());
+    }
+    SECTION("close waits for the worker that took the kit") {
+        WorkerWarmUp w;
+        w.offer(WarmUpKit{});
+        REQUIRE(w.take().has_value());
+        std::atomic<bool> finished{false};
+        bool finished_seen_by_close = false;
+        std::thread loading([&] {
+            w.close();
+            finished_seen_by_close = finished.load();
+        });
+        std::this_thread::sleep_for(std::chrono::milliseconds(50));  // a close that did not wait returns here
+        finished = true;
+        w.done(false);
+        loading.join();
+        CHECK(finished_seen_by_close);
+        CHECK_FALSE(w.ran());  // done(false): the warm-up failed
+    }
+}
+
+TEST_CASE("worker warm-up: a worker runs the stages without a UNet before its models, then its groups", "[render]") {
+    const RenderModels models = test::tiny_random_models();
+    const int64_t r = models.resolution;
+    const auto mask = test::upper_half_mask(r);
+    // The stages without a UNet: every frame of the group comes back, with the frame's size.
+    RenderModels vae_only;
+    vae_only.vae = models.vae;
+    vae_only.resolution = r;
+    LipsyncChunk stages(vae_only, mask, DiffusionSettings{}, seeded_noise(0));
+    CHECK_FALSE(stages.pads_batches());
+    const auto chunks = test::random_chunks(2, r, models.unet->config().cross_attention_dim, false);
+    const auto out = stages.run_batch(chunks);
+    REQUIRE(out.size() == 2);
+    CHECK(out[0].sizes() == chunks[0].frames.sizes());
+    CHECK(out[0].scalar_type() == torch::kUInt8);
+
+    // Through ChunkWorkers: the kit offered before the setup is ready is run first, on the worker's thread.
+    auto warm = std::make_shared<WorkerWarmUp>();
+    WarmUpKit kit;
+    kit.models = vae_only;
+    kit.mask = mask;
+    kit.chunks = 2;
+    kit.frame_height = 96;  // smaller than the crop: the align and the paste still work on whole frames
+    kit.frame_width = 160;
+    CHECK_NOTHROW(run_warm_up(kit));
+    std::promise<ChunkWorkerSetup> setup;
+    std::vector<std::future<ChunkWorkerSetup>> loading;
+    loading.push_back(setup.get_future());
+    DiffusionSettings settings;
+    settings.steps = 2;
+    ChunkWorkers workers(std::move(loading), false, false, [](const std::string&) {}, false, {warm});
+    CHECK_FALSE(workers.first_loaded());
+    warm->offer(kit);
+    // The loading thread closes the offer once the UNet is loaded; here once the worker took the kit (a kit not
+    // taken by then is withdrawn: the handshake test above).
+    for (int i = 0; i < 2000 && !warm->taken(); ++i) std::this_thread::sleep_for(std::chrono::milliseconds(5));
+    REQUIRE(warm->taken());
+    warm->close();  // waits for the warm-up under way
+    CHECK(warm->ran());
+    setup.set_value(test::worker_setup(models, mask, settings, 1));
+    const FirstSetup first = workers.first_setup();
+    CHECK(first.batch == 1);
+    CHECK(workers.first_loaded());
+    CHECK(workers.warmed_up() == 1);
+    auto group = test::random_chunks(1, r, models.unet->config().cross_attention_dim, false);
+    workers.submit(group);
+    const auto result = workers.take();
+    REQUIRE(result.frames.size() == 1);
+    CHECK(result.frames[0].size(0) == kFramesPerChunk);
+}
+
+TEST_CASE("worker warm-up: a worker whose kit never comes goes on to its setup, and its load error", "[render]") {
+    auto warm = std::make_shared<WorkerWarmUp>();
+    std::promise<ChunkWorkerSetup> setup;
+    std::vector<std::future<ChunkWorkerSetup>> loading;
+    loading.push_back(setup.get_future());
+    ChunkWorkers workers(std::move(loading), false, false, [](const std::string&) {}, false, {warm});
+    warm->close();  // the load failed before the VAE: nothing offered
+    setup.set_exception(std::make_exception_ptr(Error(ErrorCode::Weights, "VAE not found (test)")));
+    CHECK_THROWS_AS(workers.first_setup(), Error);
+    CHECK(workers.warmed_up() == 0);
 }
 
 TEST_CASE("GPU busy: the union of activity intervals, overlaps counted once", "[bench]") {
