@@ -5,6 +5,7 @@
 #include "option_checks.h"
 
 #include "core/cancel.h"
+#include "core/env.h"
 #include "core/error.h"
 #include "core/host_allocator.h"
 #include "core/log.h"
@@ -15,8 +16,33 @@
 
 #include <c10/util/Exception.h>
 
+#include <cstdio>
+#include <cstdlib>
 #include <iostream>
 #include <vector>
+
+namespace {
+
+// The end of the process once a command has returned (or failed) and closed every file it wrote. On a CUDA build
+// the process ends here, without the destructors of the process-wide state LibTorch and CUDA keep (the caching
+// allocators' device and pinned blocks, cuDNN and cuBLAS handles, CUDA graphs, the context): the driver gives all
+// of it back at exit anyway, and a user's shell waited for that teardown after the render had finished
+// (docs/performance-notes.md section 32). LSYNC_FAST_EXIT=0 returns from main as before.
+int finish(int code) {
+#if LSYNC_WITH_CUDA
+    if (lsync::env::flag("LSYNC_FAST_EXIT", true)) {
+        std::cout.flush();
+        std::cerr.flush();
+        std::fflush(nullptr);
+        std::_Exit(code);
+    }
+#endif
+    return code;
+}
+
+int run_command(const std::vector<lsync::app::Command>& commands, bool debug, int threads);
+
+}  // namespace
 
 int main(int argc, char** argv) {
     lsync::tune_host_allocator();
@@ -58,8 +84,15 @@ int main(int argc, char** argv) {
     lsync::media::configure_ffmpeg_logging(debug);
     lsync::install_interrupt_handler();
 
+    return finish(run_command(commands, debug, threads));
+}
+
+namespace {
+
+// The parsed command's exit code; every failure as one line on stderr. `threads`: --threads (0: not given).
+int run_command(const std::vector<lsync::app::Command>& commands, bool debug, int threads) {
     try {
-        lsync::set_thread_budget(threads > 0 || app.count("--threads") ? threads : lsync::default_thread_budget());
+        lsync::set_thread_budget(threads > 0 ? threads : lsync::default_thread_budget());
         for (const auto& cmd : commands)
             if (cmd.cli->parsed()) return cmd.run();
         return static_cast<int>(lsync::ErrorCode::Usage);
@@ -78,3 +111,5 @@ int main(int argc, char** argv) {
         return static_cast<int>(lsync::ErrorCode::Internal);
     }
 }
+
+}  // namespace
