@@ -136,7 +136,7 @@ void ChunkWorkers::warm_up(size_t index, const std::function<void(const torch::D
     if (!kit) return;
     bool ran = false;
     try {
-        enter(kit->models.vae->device());
+        enter(kit->device);
         const auto started = std::chrono::steady_clock::now();
         run_warm_up(*kit);
         ran = true;

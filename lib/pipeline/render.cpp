@@ -150,17 +150,16 @@ private:
 /// each worker starts when its own set is ready (chunk_workers.h); CPU workers load one after the other before the
 /// render, as they share the cores anyway.
 /// On a GPU, `whisper` (when given) receives the first device's Whisper encoder as early as it can, and worker i's
-/// `warm_ups[i]` (when given and not null) a kit as soon as its VAE is loaded (worker_warm_up.h).
+/// warm-up offer `warm_ups[i]` (when given and not null) is closed before its batch is planned (worker_warm_up.h).
 std::vector<std::future<ChunkWorkerSetup>> load_workers(const RenderJob& job, const torch::Tensor& mask,
                                                         const std::vector<std::shared_ptr<WorkerWarmUp>>& warm_ups = {},
                                                         const std::shared_ptr<WhisperHandoff>& whisper = nullptr) {
     const int resolution = model_resolution(job.options.model);
     // Runs on the loading threads, possibly after this function returned: it holds no reference to its locals.
     using GetModels = std::function<RenderModels(const ModelRequest&)>;
-    const int64_t frame_height = job.source->height(), frame_width = job.source->width();
-    auto load_worker = [&job, mask, resolution, frame_height, frame_width](
-                           const torch::Device& d, const GetModels& get_models,
-                           const std::shared_ptr<WhisperHandoff>& handoff, const std::shared_ptr<WorkerWarmUp>& warm) {
+    auto load_worker = [&job, mask, resolution](const torch::Device& d, const GetModels& get_models,
+                                                const std::shared_ptr<WhisperHandoff>& handoff,
+                                                const std::shared_ptr<WorkerWarmUp>& warm) {
         const RenderOptions& o = job.options;
         const auto started = std::chrono::steady_clock::now();
         torch::NoGradGuard no_grad;  // thread-local: the loading threads need their own
@@ -180,23 +179,11 @@ std::vector<std::future<ChunkWorkerSetup>> load_workers(const RenderJob& job, co
         if (handoff)
             request.on_whisper = [handoff, attention = request.attention](const models::WhisperEncoder& w) {
                 handoff->give(share_whisper(w, attention));  // the context the loaded set gets at its end
+                // Test hook: the UNet and the VAE load this much later, so that a test sees chunks packed early
+                // (and a warm-up taken) even with the tiny models, which load in milliseconds.
+                if (const auto ms = env::positive_integer("LSYNC_TEST_SLOW_MODELS_MS", 60000))
+                    std::this_thread::sleep_for(std::chrono::milliseconds(*ms));
             };
-        WarmUpKit kit;
-        kit.models.resolution = resolution;
-        kit.mask = mask;
-        kit.chunks = wanted_chunk_batch(o.batch_chunks, d);
-        kit.frame_height = frame_height;
-        kit.frame_width = frame_width;
-        request.on_vae = [warm, kit, attention = request.attention](const models::AutoencoderKL& vae) mutable {
-            if (warm) {
-                kit.models.vae = share_vae(vae, attention);
-                warm->offer(std::move(kit));
-            }
-            // Test hook: the UNet loads this much later, so that a test sees chunks packed early and a warm-up
-            // run even with the tiny models, which load in milliseconds.
-            if (const auto ms = env::positive_integer("LSYNC_TEST_SLOW_MODELS_MS", 60000))
-                std::this_thread::sleep_for(std::chrono::milliseconds(*ms));
-        };
         ChunkWorkerSetup w;
         try {
             // Closed before the batch is planned, whether the load succeeds or fails: a warm-up under way changes
@@ -275,15 +262,33 @@ std::vector<std::future<ChunkWorkerSetup>> load_workers(const RenderJob& job, co
     return loading;
 }
 
-/// Per device of a GPU render, the handshake of its worker's warm-up (worker_warm_up.h); none (null entries)
-/// with LSYNC_WARM_UP=0, and none where a device is listed twice: there the second worker plans its batch
-/// beside the first, whose warm-up would change the memory it reads.
-std::vector<std::shared_ptr<WorkerWarmUp>> worker_warm_ups(const std::vector<torch::Device>& devices) {
+/// Per device of a GPU render, its worker's warm-up, offered (worker_warm_up.h); none (null entries) with
+/// LSYNC_WARM_UP=0, and none where a device is listed twice: there the second worker plans its batch beside the
+/// first, whose warm-up would change the memory it reads.
+std::vector<std::shared_ptr<WorkerWarmUp>> worker_warm_ups(const RenderJob& job, const torch::Tensor& mask) {
+    const auto& devices = job.devices;
+    const RenderOptions& o = job.options;
     std::vector<std::shared_ptr<WorkerWarmUp>> out(devices.size());
     const auto listed_once = [&](const torch::Device& d) { return std::count(devices.begin(), devices.end(), d) == 1; };
     if (!warm_up_wanted() || !std::all_of(devices.begin(), devices.end(), listed_once)) return out;
-    for (size_t i = 0; i < devices.size(); ++i)
-        if (devices[i].is_cuda()) out[i] = std::make_shared<WorkerWarmUp>();
+    for (size_t i = 0; i < devices.size(); ++i) {
+        const torch::Device d = devices[i];
+        if (!d.is_cuda()) continue;
+        WarmUpKit kit;
+        kit.vae = vae_config_for(o.model);
+        kit.resolution = model_resolution(o.model);
+        kit.device = d;
+        kit.dtype = job.dtype;
+        kit.attention = [&o, d, dtype = job.dtype, resolution = kit.resolution] {
+            return make_attention_context(o.attention, o.strict_attention, d, dtype, sdpa_kernel_for(resolution));
+        };
+        kit.mask = mask;
+        kit.chunks = wanted_chunk_batch(o.batch_chunks, d);
+        kit.frame_height = job.source->height();
+        kit.frame_width = job.source->width();
+        out[i] = std::make_shared<WorkerWarmUp>();
+        out[i]->offer(std::move(kit));
+    }
     return out;
 }
 
@@ -326,7 +331,7 @@ void run_passes(RenderJob& job, RenderWorkDir& work, const media::VideoWriterOpt
     std::shared_ptr<WhisperHandoff> early_whisper;  // GPU: the Whisper before the UNet and VAE (step 3)
     if (device.is_cuda()) {
         if (early_chunks() > 0) early_whisper = std::make_shared<WhisperHandoff>();
-        const auto warm_ups = worker_warm_ups(job.devices);
+        const auto warm_ups = worker_warm_ups(job, mask);
         start_workers(load_workers(job, mask, warm_ups, early_whisper), warm_ups);
     }
     // 1. Audio, first pass: the output covers it, never dropping the tail. (The official count, floor(L/2) + 2

@@ -82,13 +82,17 @@ int model_resolution(ModelVariant variant) {
     return 256;
 }
 
+models::VAEConfig vae_config_for(ModelVariant variant) {
+    return variant == ModelVariant::TestTiny ? tiny_vae_config() : models::VAEConfig::sd_vae_ft_mse();
+}
+
 RenderModels load_render_models(const ModelRequest& r) {
     torch::NoGradGuard no_grad;
     RenderModels m;
     m.resolution = model_resolution(r.variant);
     const bool tiny = r.variant == ModelVariant::TestTiny;
     const auto unet_config = tiny ? tiny_unet_config() : models::UNet3DConfig{};
-    const auto vae_config = tiny ? tiny_vae_config() : models::VAEConfig::sd_vae_ft_mse();
+    const auto vae_config = vae_config_for(r.variant);
     const auto whisper_config = tiny ? tiny_whisper_config() : models::WhisperEncoderConfig::tiny();
     const std::string name = tiny ? std::string("test-tiny") : std::string("LatentSync ") + model_variant_name(r.variant);
     const fs::path root(r.model_dir);
@@ -120,8 +124,10 @@ RenderModels load_render_models(const ModelRequest& r) {
                     std::to_string(unet_config.cross_attention_dim) + " (wrong Whisper file for this model?)");
     m.whisper->eval();
     if (r.on_whisper) r.on_whisper(m.whisper);
-    // The VAE before the UNet: a tenth of its size, and a render's worker can run the stages around the UNet
-    // with it while the UNet loads (on_vae).
+    if (random_unet)
+        m.unet = models::random_unet(unet_config, r.device, r.dtype, kUNetWeightSeed);
+    else
+        m.unet = models::load_unet(unet_file, unet_config, r.device, r.dtype);
     if (random_vae) {
         m.vae = models::random_vae(vae_config, r.device, r.dtype, kVAEWeightSeed);
     } else {
@@ -130,13 +136,8 @@ RenderModels load_render_models(const ModelRequest& r) {
         vo.dtype = r.dtype;
         m.vae = models::load_vae(vae_file, vo);
     }
-    m.vae->eval();
-    if (r.on_vae) r.on_vae(m.vae);
-    if (random_unet)
-        m.unet = models::random_unet(unet_config, r.device, r.dtype, kUNetWeightSeed);
-    else
-        m.unet = models::load_unet(unet_file, unet_config, r.device, r.dtype);
     m.unet->eval();
+    m.vae->eval();
     if (r.attention) {
         m.unet->set_attention(r.attention);
         m.vae->set_attention(r.attention);
@@ -153,21 +154,15 @@ RenderModels share_render_models(const RenderModels& from, const ops::AttentionC
     m.description = from.description;
     m.unet = models::UNet3DConditionModel(from.unet->config());
     models::share_parameters(*m.unet, *from.unet);
+    m.vae = models::AutoencoderKL(from.vae->config());
+    models::share_parameters(*m.vae, *from.vae);
     m.unet->eval();
+    m.vae->eval();
     const auto context = attention ? attention : ops::default_attention_context();
     m.unet->set_attention(context);
-    m.vae = share_vae(from.vae, context);
+    m.vae->set_attention(context);
     m.whisper = share_whisper(from.whisper, context);
     return m;
-}
-
-models::AutoencoderKL share_vae(const models::AutoencoderKL& from, const ops::AttentionContextPtr& attention) {
-    torch::NoGradGuard no_grad;
-    models::AutoencoderKL vae(from->config());
-    models::share_parameters(*vae, *from);
-    vae->eval();
-    vae->set_attention(attention ? attention : ops::default_attention_context());
-    return vae;
 }
 
 models::WhisperEncoder share_whisper(const models::WhisperEncoder& from, const ops::AttentionContextPtr& attention) {

@@ -23,6 +23,8 @@ ModelVariant parse_model_variant(const std::string& text);
 const char* model_variant_name(ModelVariant variant);
 /// The face crop size R the variant's UNet was trained at: 256, 512, 128.
 int model_resolution(ModelVariant variant);
+/// The VAE configuration of the variant (1.5 and 1.6: sd-vae-ft-mse's; test-tiny: the golden fixtures').
+models::VAEConfig vae_config_for(ModelVariant variant);
 
 struct ModelRequest {
     ModelVariant variant = ModelVariant::V15;
@@ -38,10 +40,6 @@ struct ModelRequest {
     /// UNet's audio width, before the UNet and the VAE load (a render computes its first chunks' audio windows
     /// while they do). The encoder may not have `attention` set yet: share its weights, do not keep it. Optional.
     std::function<void(const models::WhisperEncoder&)> on_whisper;
-    /// Called on the loading thread with the VAE as soon as it is loaded, after the Whisper and before the UNet
-    /// (a render's worker runs its stages around the UNet once while the UNet loads: worker_warm_up.h). As
-    /// with on_whisper, the VAE has no `attention` yet: share its weights. Optional.
-    std::function<void(const models::AutoencoderKL&)> on_vae;
 };
 
 struct RenderModels {
@@ -66,7 +64,5 @@ RenderModels share_render_models(const RenderModels& from, const ops::AttentionC
 /// share_render_models for the Whisper encoder alone: a new instance over `from`'s weights, in eval mode, with
 /// `attention` (the default context when null).
 models::WhisperEncoder share_whisper(const models::WhisperEncoder& from, const ops::AttentionContextPtr& attention);
-/// ... and for the VAE alone.
-models::AutoencoderKL share_vae(const models::AutoencoderKL& from, const ops::AttentionContextPtr& attention);
 
 }  // namespace lsync::pipeline

@@ -4,9 +4,10 @@
 #include "pipeline/chunk_noise.h"
 #include "pipeline/frame_map.h"
 #include "pipeline/lipsync_chunk.h"
+#include "pipeline/render_models.h"
+#include "vae/vae_loader.h"
 
 #if LSYNC_WITH_CUDA
-#include <c10/cuda/CUDAFunctions.h>
 #include <c10/cuda/CUDAStream.h>
 #endif
 
@@ -16,10 +17,6 @@
 namespace lsync::pipeline {
 
 void WorkerWarmUp::offer(WarmUpKit kit) {
-#if LSYNC_WITH_CUDA
-    const auto device = kit.models.vae->device();
-    if (device.is_cuda()) c10::cuda::getCurrentCUDAStream(device.index()).synchronize();
-#endif
     {
         std::lock_guard<std::mutex> lock(mutex_);
         if (state_ != State::Waiting) return;
@@ -71,10 +68,17 @@ bool WorkerWarmUp::ran() const {
 
 void run_warm_up(const WarmUpKit& kit) {
     torch::NoGradGuard no_grad;
+    // A VAE of the render's configuration, made as --weights random makes one: the same layouts and kernels as the
+    // loaded one's, whose values the warm-up does not need (and which is not loaded yet).
+    RenderModels models;
+    models.resolution = kit.resolution;
+    models.vae = models::random_vae(kit.vae, kit.device, kit.dtype, /*seed=*/1);
+    models.vae->eval();
+    models.vae->set_attention(kit.attention ? kit.attention() : ops::default_attention_context());
     // The warm-up's own noise: its values do not matter, and a render's may replay recorded draws of its chunks only.
-    LipsyncChunk stages(kit.models, kit.mask, DiffusionSettings{}, seeded_noise(0));
-    const auto device = kit.models.vae->device();
-    const int64_t r = kit.models.resolution, h = kit.frame_height, w = kit.frame_width;
+    LipsyncChunk stages(models, kit.mask, DiffusionSettings{}, seeded_noise(0));
+    const auto device = kit.device;
+    const int64_t r = kit.resolution, h = kit.frame_height, w = kit.frame_width;
     // A face in the middle of the frame, half its shorter side wide: a crop's matrix (frame -> crop) of the kind
     // the face plans give, so the align and the paste work on areas of a real face's size.
     const double side = std::max<double>(1.0, 0.5 * std::min(h, w));

@@ -1,43 +1,49 @@
 #pragma once
-// A render worker's first use of the stages around the UNet, taken while the UNet loads.
+// A render worker's first use of the stages around the UNet, taken while the models load.
 //
 // A worker's first group took about 0.35 s longer than a steady one in the stages around the UNet (device ms over
 // a steady group: align +80, VAE encode +190-250, VAE decode +60, paste +15-30; docs/performance-notes.md section
 // 31). That is first use, and much of it belongs to the thread and the stream that run the stages: ATen caches
 // its cuDNN convolution plans per thread, the caching allocator pools blocks per stream, cuBLAS a workspace per
-// stream. So only the worker itself, on its own stream, can take it out of its first group, and it can do so
-// before the UNet is there: the VAE loads first (ModelRequest::on_vae), the loading thread offers the worker a
-// kit, and the worker runs one group of zeros of the render's shapes through every stage but the denoising
-// (LipsyncChunk without a UNet) while the UNet loads. The group's frames are thrown away.
+// stream. So only the worker itself, on its own stream, can take it out of its first group. It does so as soon
+// as it starts, with the models still loading: it runs one group of zeros of the render's shapes through every
+// stage but the denoising (LipsyncChunk without a UNet), with a VAE of its own with random weights (the render's
+// is not loaded yet, and the kernels do not depend on the values). The group's frames and that VAE are dropped.
 //
-// The handshake: the loading thread closes the offer before it plans the worker's batch, since the planner reads
-// the memory in use and a warm-up under way would change it. A kit the worker took is waited for; one it has not
-// taken yet is withdrawn (the worker then goes straight to its models). A warm-up that fails is a log line: the
-// worker's first real group meets the same stages anyway.
+// The handshake: the render offers the kit before the workers start; the loading thread closes the offer before it
+// plans the worker's batch, since the planner reads the memory in use and a warm-up under way would change it. A
+// kit the worker took is waited for; one it has not taken yet is withdrawn. A warm-up that fails is a log line:
+// the worker's first real group meets the same stages anyway.
 
-#include "pipeline/render_models.h"
+#include "ops/attention_context.h"
+#include "vae/autoencoder_kl.h"
 
 #include <torch/torch.h>
 
 #include <condition_variable>
 #include <cstdint>
+#include <functional>
 #include <mutex>
 #include <optional>
 
 namespace lsync::pipeline {
 
-/// What a worker's warm-up needs: everything but the UNet.
+/// What a worker's warm-up needs to build its stages.
 struct WarmUpKit {
-    RenderModels models;  ///< the VAE (with the worker's attention context) and the resolution; no UNet
-    torch::Tensor mask;   ///< [R, R] float, 1 = keep
-    int64_t chunks = 1;   ///< chunks per call, as the worker's groups will have them
+    models::VAEConfig vae;                      ///< the render's VAE configuration
+    int resolution = 256;                       ///< the crop size R
+    torch::Device device{torch::kCPU};          ///< the worker's
+    torch::ScalarType dtype = torch::kFloat;    ///< the networks'
+    /// The worker's attention settings, made on the worker's thread (null: the default context).
+    std::function<ops::AttentionContextPtr()> attention;
+    torch::Tensor mask;                         ///< [R, R] float, 1 = keep
+    int64_t chunks = 1;                         ///< chunks per call, as the worker's groups will have them
     int64_t frame_height = 0, frame_width = 0;  ///< the video's frames
 };
 
 class WorkerWarmUp {
 public:
-    /// Loading thread, with the VAE loaded: hands the kit to the worker. On a GPU it first waits for the
-    /// loading thread's stream (the VAE was made there; the worker runs on a stream of its own).
+    /// The render, before the worker starts: hands it the kit (ignored once closed).
     void offer(WarmUpKit kit);
     /// Loading thread, before planning the batch (and when the load fails): waits for a warm-up the worker took,
     /// withdraws a kit it has not taken. Idempotent.
@@ -62,10 +68,11 @@ private:
 };
 
 /// Runs the kit's group of zeros (its `chunks` chunks of 16 frames) through LipsyncChunk's stages but the
-/// denoising on the calling thread's current stream, and waits for it. Throws what the stages throw.
+/// denoising, with a VAE of random weights, on the calling thread's current stream, and waits for it. Throws what
+/// the stages throw.
 void run_warm_up(const WarmUpKit& kit);
 
-/// Whether a GPU render's workers warm up while the UNet loads: yes unless LSYNC_WARM_UP=0 (for measurements).
+/// Whether a GPU render's workers warm up while the models load: yes unless LSYNC_WARM_UP=0 (for measurements).
 bool warm_up_wanted();
 
 }  // namespace lsync::pipeline

@@ -738,7 +738,8 @@ TEST_CASE("worker warm-up: a kit offered is taken once, withdrawn if closed firs
     }
 }
 
-TEST_CASE("worker warm-up: a worker runs the stages without a UNet before its models, then its groups", "[render]") {
+TEST_CASE("worker warm-up: a worker runs the stages without a UNet before its models, then its groups",
+          "[render]") {
     const RenderModels models = test::tiny_random_models();
     const int64_t r = models.resolution;
     const auto mask = test::upper_half_mask(r);
@@ -754,10 +755,12 @@ TEST_CASE("worker warm-up: a worker runs the stages without a UNet before its mo
     CHECK(out[0].sizes() == chunks[0].frames.sizes());
     CHECK(out[0].scalar_type() == torch::kUInt8);
 
-    // Through ChunkWorkers: the kit offered before the setup is ready is run first, on the worker's thread.
+    // Through ChunkWorkers: the kit offered before the setup is ready is run first, on the worker's thread, with a
+    // VAE of its own.
     auto warm = std::make_shared<WorkerWarmUp>();
     WarmUpKit kit;
-    kit.models = vae_only;
+    kit.vae = vae_config_for(ModelVariant::TestTiny);
+    kit.resolution = static_cast<int>(r);
     kit.mask = mask;
     kit.chunks = 2;
     kit.frame_height = 96;  // smaller than the crop: the align and the paste still work on whole frames
