@@ -105,6 +105,6 @@ void run_warm_up(const WarmUpKit& kit) {
     (void)out;
 }
 
-bool warm_up_wanted() { return env::flag("LSYNC_WARM_UP", true); }
+bool warm_up_wanted() { return env::flag("LSYNC_WARM_UP", false); }
 
 }  // namespace lsync::pipeline

@@ -1,5 +1,6 @@
 #pragma once
-// A render worker's first use of the stages around the UNet, taken while the models load.
+// A render worker's first use of the stages around the UNet, taken while the models load (off by default:
+// warm_up_wanted() says why).
 //
 // A worker's first group took about 0.35 s longer than a steady one in the stages around the UNet (device ms over
 // a steady group: align +80, VAE encode +190-250, VAE decode +60, paste +15-30; docs/performance-notes.md section
@@ -72,7 +73,11 @@ private:
 /// the stages throw.
 void run_warm_up(const WarmUpKit& kit);
 
-/// Whether a GPU render's workers warm up while the models load: yes unless LSYNC_WARM_UP=0 (for measurements).
+/// Whether a GPU render's workers warm up while the models load: only with LSYNC_WARM_UP=1. On an H200 with
+/// random weights it moved the first group's first use out of the render stage (0.947-0.965 of it) and into the
+/// models stage, which then waits for it: the wall clock did not improve (1.010-1.039; docs/performance-notes.md
+/// section 32). It can pay only where loading the UNet takes longer than the warm-up, as a checkpoint read from
+/// disk may: not measured yet.
 bool warm_up_wanted();
 
 }  // namespace lsync::pipeline
