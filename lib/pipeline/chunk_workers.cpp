@@ -129,8 +129,9 @@ int64_t ChunkWorkers::warmed_up() const {
     return n;
 }
 
-// Before the worker waits for its models: its kit, when the loading thread offers one (worker_warm_up.h), run on
-// this thread and the stream it will render on (`enter` sets the device and the stream guards, for good).
+// Before the worker waits for its models: its kit, when the render offered one and the loading thread has not
+// withdrawn it (worker_warm_up.h), run on this thread and the stream it will render on (`enter` sets the device
+// and the stream guards, for good).
 void ChunkWorkers::warm_up(size_t index, const std::function<void(const torch::Device&)>& enter) {
     auto kit = warm_ups_[index]->take();
     if (!kit) return;

@@ -186,8 +186,8 @@ std::vector<std::future<ChunkWorkerSetup>> load_workers(const RenderJob& job, co
             };
         ChunkWorkerSetup w;
         try {
-            // Closed before the batch is planned, whether the load succeeds or fails: a warm-up under way changes
-            // the memory the planner reads, and a worker must not wait for a kit that never comes.
+            // The warm-up offer closes before the batch is planned, whether the load succeeds or fails: a warm-up
+            // under way changes the memory the planner reads (a kit the worker has not taken is withdrawn).
             const struct Close {
                 WorkerWarmUp* warm;
                 ~Close() {

@@ -98,11 +98,10 @@ void run_warm_up(const WarmUpKit& kit) {
         f.audio = torch::zeros({kFramesPerChunk, 1, 1});  // not read without a UNet
         chunks.push_back(std::move(f));
     }
-    const auto out = stages.run_batch(chunks);
+    (void)stages.run_batch(chunks);  // the frames are dropped: their memory goes back in stream order
 #if LSYNC_WITH_CUDA
     if (device.is_cuda()) c10::cuda::getCurrentCUDAStream(device.index()).synchronize();
 #endif
-    (void)out;
 }
 
 bool warm_up_wanted() { return env::flag("LSYNC_WARM_UP", false); }
