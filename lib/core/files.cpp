@@ -76,7 +76,7 @@ static std::string random_suffix() {
     return buf;
 }
 
-AtomicOutput::AtomicOutput(std::string final_path, bool overwrite)
+AtomicOutput::AtomicOutput(std::string final_path, bool overwrite, const std::string& temp_folder)
     : final_path_(std::move(final_path)), overwrite_(overwrite) {
     LSYNC_CHECK(!final_path_.empty(), ErrorCode::Usage, "output path is empty");
     const fs::path target(final_path_);
@@ -94,8 +94,9 @@ AtomicOutput::AtomicOutput(std::string final_path, bool overwrite)
     if (fs::exists(fs::symlink_status(target, ec)) && !overwrite_)
         throw_error(ErrorCode::OutputExists, "output exists (pass --overwrite to replace it): " + final_path_);
     // Keep the extension so tools that sniff by name still work on the partial file.
-    temp_path_ = (dir / ("." + target.stem().string() + ".partial-" + std::to_string(::getpid()) + "-" +
-                         random_suffix() + target.extension().string()))
+    temp_path_ = ((temp_folder.empty() ? dir : fs::path(temp_folder)) /
+                  ("." + target.stem().string() + ".partial-" + std::to_string(::getpid()) + "-" + random_suffix() +
+                   target.extension().string()))
                      .string();
 }
 

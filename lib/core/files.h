@@ -22,13 +22,15 @@ void durable_rename(const std::string& from, const std::string& to);
 class AtomicOutput {
 public:
     /// Validates the destination now (before any expensive work): the directory must exist and be writable,
-    /// and an existing file is only replaced when `overwrite` is set.
-    AtomicOutput(std::string final_path, bool overwrite);
+    /// and an existing file is only replaced when `overwrite` is set. `temp_folder`: where the temporary file is
+    /// made (on the final path's filesystem; empty: the final path's folder). A render puts it in its work folder,
+    /// where a killed render's partial file is part of the folder it keeps, not litter beside the output.
+    AtomicOutput(std::string final_path, bool overwrite, const std::string& temp_folder = {});
     ~AtomicOutput();  // removes the temporary file unless committed
     AtomicOutput(const AtomicOutput&) = delete;
     AtomicOutput& operator=(const AtomicOutput&) = delete;
 
-    /// Hidden temporary path in the same directory (same filesystem, so the rename is atomic).
+    /// Hidden temporary path in the same directory or `temp_folder` (same filesystem, so the rename is atomic).
     const std::string& temp_path() const { return temp_path_; }
     const std::string& final_path() const { return final_path_; }
     void commit();

@@ -215,7 +215,7 @@ VideoWriter::VideoWriter(VideoWriterOptions options) : impl_(std::make_unique<Im
     LSYNC_CHECK(o.width > 0 && o.height > 0, ErrorCode::Usage, "video size must be positive");
     LSYNC_CHECK(o.fps_num > 0 && o.fps_den > 0, ErrorCode::Usage, "frame rate must be positive");
     LSYNC_CHECK(o.crf >= 0 && o.crf <= 51, ErrorCode::Usage, "--crf must be within 0..51");
-    im.out = std::make_unique<AtomicOutput>(o.path, o.overwrite);
+    im.out = std::make_unique<AtomicOutput>(o.path, o.overwrite, o.temp_folder);
 
     // Container from the *final* name's extension (the temporary name keeps it too).
     AVFormatContext* raw = nullptr;

@@ -27,6 +27,8 @@ struct AudioMuxOptions {
 struct VideoWriterOptions {
     std::string path;
     bool overwrite = false;
+    /// Where the file is written until finish() moves it to `path` (core/files.h AtomicOutput; empty: beside it).
+    std::string temp_folder;
     int width = 0;
     int height = 0;
     int fps_num = 25;

@@ -13,6 +13,7 @@
 #include "pipeline/async_writer.h"
 #include "pipeline/batch_planner.h"
 #include "pipeline/chunk_queue.h"
+#include "pipeline/chunk_stage_clock.h"
 #include "pipeline/chunk_workers.h"
 #include "pipeline/device_policy.h"
 #include "pipeline/face_pass.h"
@@ -22,6 +23,7 @@
 #include "pipeline/render_dumps.h"
 #include "pipeline/render_settings.h"
 #include "pipeline/render_workdir.h"
+#include "pipeline/segment_joiner.h"
 #include "pipeline/worker_warm_up.h"
 #include "faces/face_plan_file.h"
 
@@ -31,6 +33,7 @@
 #include <algorithm>
 #include <chrono>
 #include <csignal>
+#include <cstdio>
 #include <functional>
 #include <future>
 #include <map>
@@ -120,6 +123,7 @@ struct RenderJob {
     torch::Device device{torch::kCPU};  ///< the first of `devices`: audio and faces run there
     std::vector<torch::Device> devices;  ///< one diffusion worker each
     torch::ScalarType dtype = torch::kFloat;
+    std::chrono::steady_clock::time_point output_written;  ///< run_passes's last statement (its teardown follows)
 };
 
 /// The first device's Whisper encoder for the render thread: handed over by the loading thread as soon as it is
@@ -498,9 +502,25 @@ void run_passes(RenderJob& job, RenderWorkDir& work, const media::VideoWriterOpt
     watch.end_stage(0);
 
     // 4. Render, chunk by chunk, into the encoder thread that writes the work folder's segments; a resumed render
-    //    starts at the end of the last complete one (a chunk boundary, or the render's end).
-    AsyncWriter writer(std::make_unique<SegmentWriter>(work.path(), wopt, o.segment_frames, resume_frame),
-                       encoder_queue_frames(wopt.width, wopt.height));
+    //    starts at the end of the last complete one (a chunk boundary, or the render's end). Each segment joins
+    //    the output as soon as it is closed (segment_joiner.h), the earlier ones of a resumed render first.
+    //    LSYNC_PROGRESSIVE_JOIN=0 joins them all at the end instead, as before (for measurements).
+    // A damaged segment of a kept folder fails every later --resume too: the message says how to start again.
+    const std::string again = work.resumed() ? " (run without --resume and with --overwrite to start again)" : "";
+    std::optional<SegmentJoiner> joiner;  // outlives the writer, whose closing segments it receives
+    const auto join_existing = [&] {
+        media::VideoWriterOptions output = wopt;
+        output.temp_folder = work.path();  // a killed render's partial output stays inside the folder it keeps
+        joiner.emplace(output, again);
+        for (const auto& seg : SegmentWriter::existing(work.path())) joiner->add(seg);
+    };
+    const bool progressive_join = env::flag("LSYNC_PROGRESSIVE_JOIN", true);
+    if (progressive_join) join_existing();
+    std::function<void(const SegmentFile&)> on_closed;
+    if (progressive_join) on_closed = [&joiner](const SegmentFile& seg) { joiner->add(seg); };
+    AsyncWriter writer(
+        std::make_unique<SegmentWriter>(work.path(), wopt, o.segment_frames, resume_frame, std::move(on_closed)),
+        encoder_queue_frames(wopt.width, wopt.height));
     summary.resumed_frames = summary.frames = resume_frame;
     if (resume_frame > 0) log::info("resuming at frame ", resume_frame, " of ", n_out);
     log::info("render: ", n_chunks, " chunk(s) of up to ", kFramesPerChunk, " frames, up to ", batch,
@@ -578,41 +598,26 @@ void run_passes(RenderJob& job, RenderWorkDir& work, const media::VideoWriterOpt
     if (o.time_chunk_stages) summary.worker_stage_seconds = workers->stage_seconds();
     summary.warmed_workers = workers->warmed_up();
 
-    // 5. Join the segments into the output with the audio, then drop the work folder.
+    // 5. The join's end: the segments not joined yet (the last, or all with LSYNC_PROGRESSIVE_JOIN=0) into the
+    //    output with the audio, the file's trailer, then the work folder goes.
     observer.stage("join", 0);
     // Test hook: Ctrl-C as the join begins, when an interrupted render keeps every segment (render_resume.sh).
     if (env::flag("LSYNC_TEST_INTERRUPT_AT_JOIN")) std::raise(SIGINT);
-    {
-        media::VideoWriter out(wopt);
-        int64_t joined = 0;
-        // A damaged segment of a kept folder fails every later --resume too: the message says how to start again.
-        const std::string again = work.resumed() ? " (run without --resume and with --overwrite to start again)" : "";
-        for (const auto& seg : SegmentWriter::existing(work.path())) {
-            throw_if_interrupted();
-            int64_t frames = 0;
-            try {
-                frames = out.append_segment(seg.path);
-            } catch (const Error& e) {
-                if (e.code() == ErrorCode::Interrupted) throw;
-                throw_error(e.code(), e.what() + again);
-            }
-            LSYNC_CHECK(frames == seg.end_frame - seg.first_frame, ErrorCode::InputCorrupt,
-                        "segment " + seg.path + " holds " + std::to_string(frames) + " frames, not the " +
-                            std::to_string(seg.end_frame - seg.first_frame) + " its name says" + again);
-            joined += frames;
-        }
-        LSYNC_CHECK(joined >= n_out && (joined == n_out || o.keep_video_tail), ErrorCode::Internal,
-                    "the work folder holds " + std::to_string(joined) + " frames, " + std::to_string(n_out) +
-                        " expected");
-        summary.frames = joined;
-        summary.tail_frames = joined - n_out;  // this run's and any resumed run's
-        out.finish();
-    }
+    throw_if_interrupted();
+    if (!progressive_join) join_existing();
+    const int64_t joined = joiner->drain();
+    LSYNC_CHECK(joined >= n_out && (joined == n_out || o.keep_video_tail), ErrorCode::Internal,
+                "the work folder holds " + std::to_string(joined) + " frames, " + std::to_string(n_out) + " expected");
+    summary.frames = joined;
+    summary.tail_frames = joined - n_out;  // this run's and any resumed run's
+    joiner->commit();
+    joiner.reset();
     work.remove();
     const int64_t peak_since = diagnostics::peak_memory_bytes(device);
     summary.gpu_peak_after_faces_bytes = peak_during_faces >= 0 ? peak_since : 0;
     summary.gpu_peak_bytes = std::max(peak_during_faces, peak_since);
     summary.gpu_reserved_peak_bytes = std::max(reserved_during_faces, diagnostics::peak_reserved_bytes(device));
+    job.output_written = std::chrono::steady_clock::now();
 }
 
 }  // namespace
@@ -669,6 +674,10 @@ RenderSummary render(const RenderOptions& o, RenderObserver& observer) {
     const int64_t resume_frame = work.done_segments().empty() ? 0 : work.done_segments().back().end_frame;
     try {
         run_passes(job, work, wopt, mask, resume_frame);
+        summary.teardown_seconds =
+            std::chrono::duration<double>(std::chrono::steady_clock::now() - job.output_written).count();
+        if (chunk_timing_printed())  // beside the groups' and segments' lines, for the timelines
+            std::fprintf(stderr, "render teardown took %.3f s\n", summary.teardown_seconds);
     } catch (const Error& e) {
         if (e.code() != ErrorCode::Interrupted) throw;
         work.keep();

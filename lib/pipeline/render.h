@@ -119,6 +119,9 @@ struct RenderSummary {
     int64_t warmed_workers = 0;  ///< workers that warmed up while the UNet loaded (GPU renders: worker_warm_up.h)
     double fps = 0;
     double seconds = 0;          ///< wall time of the whole render
+    /// Of it, the end of the passes after the output was written: the workers (their threads, CUDA graphs and
+    /// per-thread state), the models, the face pass and the frame source going away.
+    double teardown_seconds = 0;
     /// Loading models, audio (first pass), faces (its own thread, overlapping the others), render (diffusion +
     /// encode).
     double stage_seconds[4] = {};

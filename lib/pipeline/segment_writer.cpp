@@ -57,9 +57,9 @@ std::optional<SegmentFile> parse_segment_name(const fs::path& path) {
 }  // namespace
 
 SegmentWriter::SegmentWriter(std::string folder, media::VideoWriterOptions encoder, int64_t segment_frames,
-                             int64_t first_frame)
+                             int64_t first_frame, std::function<void(const SegmentFile&)> on_closed)
     : folder_(std::move(folder)), encoder_(std::move(encoder)), segment_frames_(segment_frames),
-      next_frame_(first_frame) {
+      next_frame_(first_frame), on_closed_(std::move(on_closed)) {
     LSYNC_CHECK(segment_frames_ > 0 && first_frame >= 0, ErrorCode::Internal, "bad segment layout");
     encoder_.audio.reset();
     encoder_.metadata.clear();
@@ -123,7 +123,7 @@ void SegmentWriter::close_current(bool wait) {
     wait_for_closing();
     const std::string final_path = segment_path(folder_, current_first_, next_frame_, encoder_.lossless_rgb);
     auto close = [full = std::move(current_), open = encoder_.path, final_path, first = current_first_,
-                  end = next_frame_]() mutable {
+                  end = next_frame_, on_closed = on_closed_]() mutable {
         const auto started = std::chrono::steady_clock::now();
         full->finish();
         full.reset();
@@ -134,6 +134,7 @@ void SegmentWriter::close_current(bool wait) {
             std::fprintf(stderr, "segment %lld-%lld closed in %.3f s\n", static_cast<long long>(first),
                          static_cast<long long>(end),
                          std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count());
+        if (on_closed) on_closed(SegmentFile{final_path, first, end});
     };
     if (wait)
         close();

@@ -2,8 +2,8 @@
 // The render's encoder output: video-only segments (H.264 in .mp4, or FFV1 in .mkv with --lossless) in the
 // work folder, each complete on its own (it starts with a key frame) and named by the frames it holds,
 // `segment-FFFFFFFF-EEEEEEEE.mp4` (first frame, end frame exclusive), a name it gets only once closed. A render
-// killed at any moment keeps every closed segment, and --resume starts at the end of the last one. At the end
-// VideoWriter::append_segment joins them into the output without re-encoding.
+// killed at any moment keeps every closed segment, and --resume starts at the end of the last one. A render's
+// SegmentJoiner (segment_joiner.h) joins each into the output without re-encoding as soon as it is closed.
 //
 // Segments end where the frame number is a multiple of the segment length (a whole number of 16-frame chunks,
 // so a resumed render starts at a chunk boundary), and wherever the render cuts one (cut(): at the start of its
@@ -22,6 +22,7 @@
 #include "pipeline/segment_file.h"
 
 #include <cstdint>
+#include <functional>
 #include <future>
 #include <memory>
 #include <string>
@@ -35,9 +36,11 @@ constexpr int64_t kDefaultSegmentFrames = 256;
 class SegmentWriter : public FrameSink {
 public:
     /// `encoder`: size, rate, CRF, preset and threads of every segment (path, audio and metadata are ignored).
-    /// The first frame written is frame `first_frame` (the segments before it exist already).
+    /// The first frame written is frame `first_frame` (the segments before it exist already). `on_closed`
+    /// (optional) gets each segment once it is closed and named, in order, on the closing thread (a render hands
+    /// it to its SegmentJoiner: segment_joiner.h).
     SegmentWriter(std::string folder, media::VideoWriterOptions encoder, int64_t segment_frames,
-                  int64_t first_frame);
+                  int64_t first_frame, std::function<void(const SegmentFile&)> on_closed = nullptr);
     ~SegmentWriter() override;  // an unfinished segment is removed; one being closed is kept
 
     void write(const torch::Tensor& rgb) override;
@@ -61,6 +64,7 @@ private:
     int64_t next_frame_;      ///< the number of the next frame written
     int64_t current_first_ = 0;
     std::unique_ptr<media::VideoWriter> current_;
+    std::function<void(const SegmentFile&)> on_closed_;
     std::future<void> closing_;  ///< the segment being closed, if any
 
     void close_current(bool wait);

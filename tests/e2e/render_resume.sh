@@ -27,6 +27,8 @@ rc=$(start_and_stop killed.mkv KILL)
 [ ! -e killed.mkv ] || fail "a killed render left an output"
 [ -s killed.mkv.lsync-work/segment-00000000-00000016.mp4 ] || fail "the finished segment was not kept"
 [ -s killed.mkv.lsync-work/faces.json ] || fail "the face plans were not kept"
+# The output being joined lives in the work folder until the join's end: nothing partial beside the output.
+find . -maxdepth 1 -name '*.partial-*' | grep -q . && fail "a killed render left a partial output beside it"
 
 WORK_FOLDERS_EXPECTED=1
 # Not without --resume; not with another seed, another audio, or another video.

@@ -23,6 +23,7 @@
 #include "pipeline/render_models.h"
 #include "pipeline/batch_planner.h"
 #include "pipeline/render_workdir.h"
+#include "pipeline/segment_joiner.h"
 #include "pipeline/segment_writer.h"
 #include "pipeline/worker_warm_up.h"
 #include "unet/unet_layers.h"
@@ -227,6 +228,65 @@ TEST_CASE("segments: joined without re-encoding, every frame in order, other set
     media::VideoWriter other(o);
     const auto why = test::expect_error(ErrorCode::InputCorrupt, [&] { other.append_segment(segments[0].path); });
     CHECK(why.find("other settings") != std::string::npos);
+}
+
+TEST_CASE("segment joiner: segments joined as they close give the file of a join at the end, and errors surface",
+          "[render]") {
+    test::ScratchDir dir("segment-joiner");
+    const std::string folder = dir.path().string();
+    media::VideoWriterOptions o;
+    o.width = 64;
+    o.height = 48;
+    o.crf = 0;
+    o.preset = "ultrafast";
+    o.overwrite = true;
+    const auto frame = [](int i) { return torch::full({48, 64, 3}, 5 * i, torch::kUInt8); };
+    // As a render does it: each segment goes to the joiner the moment it is closed. (MP4 outputs: Matroska's
+    // muxer writes a random segment UID into every file.)
+    o.path = folder + "/progressive.mp4";
+    auto joiner = std::make_unique<SegmentJoiner>(o, "");
+    {
+        SegmentWriter w(folder, o, /*segment_frames=*/16, /*first_frame=*/0,
+                        [&](const SegmentFile& seg) { joiner->add(seg); });
+        for (int i = 0; i < 40; ++i) {
+            if (i == 36) w.cut();
+            w.write(frame(i));
+        }
+        w.finish();
+    }
+    CHECK(joiner->drain() == 40);
+    joiner->commit();
+    joiner.reset();
+    // And all at the end, as LSYNC_PROGRESSIVE_JOIN=0 does.
+    o.path = folder + "/at_end.mp4";
+    {
+        SegmentJoiner at_end(o, "");
+        for (const auto& seg : SegmentWriter::existing(folder)) at_end.add(seg);
+        CHECK(at_end.drain() == 40);
+        at_end.commit();
+    }
+    const auto bytes = [](const std::string& path) {
+        std::ifstream in(path, std::ios::binary);
+        return std::string(std::istreambuf_iterator<char>(in), {});
+    };
+    CHECK(bytes(folder + "/progressive.mp4") == bytes(folder + "/at_end.mp4"));
+    FrameSource joined(folder + "/progressive.mp4", 25);
+    CHECK(joined.get(39).has_value());
+    CHECK_FALSE(joined.get(40).has_value());
+
+    // A segment that is not what its name says fails the join, naming it, and no output is left behind.
+    const auto segments = SegmentWriter::existing(folder);
+    REQUIRE(segments.size() == 4);  // 16 + 16 + 4 + 4
+    o.path = folder + "/broken.mp4";
+    {
+        SegmentJoiner broken(o, " (hint)");
+        SegmentFile lying = segments[0];
+        lying.end_frame = 17;
+        broken.add(lying);
+        const auto why = test::expect_error(ErrorCode::InputCorrupt, [&] { broken.drain(); });
+        CHECK(why.find("not the 17 its name says (hint)") != std::string::npos);
+    }
+    CHECK_FALSE(fs::exists(folder + "/broken.mp4"));
 }
 
 TEST_CASE("work folder: the segments that follow each other from frame 0, by their names", "[render]") {
