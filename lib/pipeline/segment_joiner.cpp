@@ -45,6 +45,7 @@ void SegmentJoiner::run() {
             try {
                 frames = out_->append_segment(seg.path);
             } catch (const Error& e) {
+                if (e.code() == ErrorCode::Interrupted) throw;
                 throw_error(e.code(), e.what() + again_);
             }
             LSYNC_CHECK(frames == seg.end_frame - seg.first_frame, ErrorCode::InputCorrupt,
