@@ -2,10 +2,11 @@
 // The render's output, assembled from the work folder's segments (segment_writer.h) without re-encoding: each
 // segment's packets are copied after the ones before, and the audio is muxed alongside (VideoWriter::
 // append_segment). Segments are appended on a thread of their own as they are added, so a render can add each one
-// the moment it is closed and the join at its end has only the last segment and the file's trailer left (the whole
-// join took 0.54-0.72 s after a 500-frame render on an H200 host: docs/performance-notes.md section 32).
+// the moment it is closed and the join at its end has only the last segment and the file's trailer left (the join
+// stage, to the render's finish event, took 0.54-0.72 s of a 500-frame render on an H200 host:
+// docs/performance-notes.md section 32).
 //
-// The output is a temporary file until finish() succeeds; a joiner destroyed before that removes it (VideoWriter's
+// The output is a temporary file until commit() succeeds; a joiner destroyed before that removes it (VideoWriter's
 // AtomicOutput), and the segments stay in the work folder for --resume.
 
 #include "media/video_writer.h"
