@@ -147,6 +147,25 @@ private:
     std::shared_future<models::WhisperEncoder> future_ = promise_.get_future().share();
 };
 
+/// A worker's attention context on `d`: the render's backend and strictness, the resolution's SDPA kernel, and the
+/// lip focus where asked (`mask`: the mouth mask, 1 = keep).
+ops::AttentionContextPtr worker_attention(const RenderOptions& o, const torch::Device& d, torch::ScalarType dtype,
+                                          const torch::Tensor& mask) {
+    auto attention =
+        make_attention_context(o.attention, o.strict_attention, d, dtype, sdpa_kernel_for(model_resolution(o.model)));
+    if (o.lip_focus != 1.0) attention->set_lip_focus(1 - mask, o.lip_focus);
+    return attention;
+}
+
+/// Whether a device is listed more than once (--devices 0,0).
+bool repeats_a_device(const std::vector<torch::Device>& devices) {
+    for (size_t i = 0; i < devices.size(); ++i)
+        if (std::find(devices.begin() + static_cast<std::ptrdiff_t>(i) + 1, devices.end(), devices[i]) !=
+            devices.end())
+            return true;
+    return false;
+}
+
 /// One worker per listed device (--devices), each with its networks, chunk runner and chunk batch. A device listed
 /// again (--devices 0,0) shares the first listing's weights (share_render_models): its worker gets networks of its
 /// own (its attention context and DeepCache state) over the same tensors, so a second worker on a GPU costs its
@@ -177,9 +196,7 @@ std::vector<std::future<ChunkWorkerSetup>> load_workers(const RenderJob& job, co
         request.random_weights = o.random_weights;
         request.device = d;
         request.dtype = job.dtype;
-        request.attention =
-            make_attention_context(o.attention, o.strict_attention, d, job.dtype, sdpa_kernel_for(resolution));
-        if (o.lip_focus != 1.0) request.attention->set_lip_focus(1 - mask, o.lip_focus);
+        request.attention = worker_attention(o, d, job.dtype, mask);
         if (handoff)
             request.on_whisper = [handoff, attention = request.attention](const models::WhisperEncoder& w) {
                 handoff->give(share_whisper(w, attention));  // the context the loaded set gets at its end
@@ -273,8 +290,7 @@ std::vector<std::shared_ptr<WorkerWarmUp>> worker_warm_ups(const RenderJob& job,
     const auto& devices = job.devices;
     const RenderOptions& o = job.options;
     std::vector<std::shared_ptr<WorkerWarmUp>> out(devices.size());
-    const auto listed_once = [&](const torch::Device& d) { return std::count(devices.begin(), devices.end(), d) == 1; };
-    if (!warm_up_wanted() || !std::all_of(devices.begin(), devices.end(), listed_once)) return out;
+    if (!warm_up_wanted() || repeats_a_device(devices)) return out;
     for (size_t i = 0; i < devices.size(); ++i) {
         const torch::Device d = devices[i];
         if (!d.is_cuda()) continue;
@@ -283,9 +299,7 @@ std::vector<std::shared_ptr<WorkerWarmUp>> worker_warm_ups(const RenderJob& job,
         kit.resolution = model_resolution(o.model);
         kit.device = d;
         kit.dtype = job.dtype;
-        kit.attention = [&o, d, dtype = job.dtype, resolution = kit.resolution] {
-            return make_attention_context(o.attention, o.strict_attention, d, dtype, sdpa_kernel_for(resolution));
-        };
+        kit.attention = [&o, d, dtype = job.dtype, mask] { return worker_attention(o, d, dtype, mask); };
         kit.mask = mask;
         kit.chunks = wanted_chunk_batch(o.batch_chunks, d);
         kit.frame_height = job.source->height();
@@ -485,10 +499,7 @@ void run_passes(RenderJob& job, RenderWorkDir& work, const media::VideoWriterOpt
     // except where a device is listed twice (--devices 0,0): both its workers are ready before the render, since a
     // late one would plan its batch from the memory the running worker holds and its start-up would stall that
     // worker's device.
-    std::vector<torch::Device> distinct;
-    for (const auto& d : job.devices)
-        if (std::find(distinct.begin(), distinct.end(), d) == distinct.end()) distinct.push_back(d);
-    if (distinct.size() != job.devices.size()) workers->wait_loaded();
+    if (repeats_a_device(job.devices)) workers->wait_loaded();
     const FirstSetup first = workers->first_setup();  // rethrows a failed load's error
     const RenderModels models = first.models;
     const int64_t batch = first.batch;
@@ -515,9 +526,11 @@ void run_passes(RenderJob& job, RenderWorkDir& work, const media::VideoWriterOpt
         for (const auto& seg : SegmentWriter::existing(work.path())) joiner->add(seg);
     };
     const bool progressive_join = env::flag("LSYNC_PROGRESSIVE_JOIN", true);
-    if (progressive_join) join_existing();
     std::function<void(const SegmentFile&)> on_closed;
-    if (progressive_join) on_closed = [&joiner](const SegmentFile& seg) { joiner->add(seg); };
+    if (progressive_join) {
+        join_existing();
+        on_closed = [&joiner](const SegmentFile& seg) { joiner->add(seg); };
+    }
     AsyncWriter writer(
         std::make_unique<SegmentWriter>(work.path(), wopt, o.segment_frames, resume_frame, std::move(on_closed)),
         encoder_queue_frames(wopt.width, wopt.height));
@@ -635,7 +648,8 @@ RenderSummary render(const RenderOptions& o, RenderObserver& observer) {
     { AtomicOutput probe(o.output, o.overwrite); }
     if (!o.preview.empty()) AtomicOutput probe(o.preview, o.overwrite);
     audio::file_sample_reader(o.audio)();  // no audio stream, not media, ...: fail now
-    RenderJob job{o, observer, summary, watch, std::nullopt, {25, 1}, torch::Device(torch::kCPU), {}, torch::kFloat};
+    RenderJob job{o, observer, summary, watch, std::nullopt, {25, 1}, torch::Device(torch::kCPU), {}, torch::kFloat,
+                  {}};
     job.source.emplace(o.video, o.fps.num > 0 ? static_cast<double>(o.fps.num) / static_cast<double>(o.fps.den) : 0.0);
     FrameSource& source = *job.source;
     const audio::FrameRate rate = job.rate = o.fps.num > 0 ? o.fps : frame_rate_of(source.fps(), o.video);

@@ -1,6 +1,7 @@
 #include "pipeline/worker_warm_up.h"
 
 #include "core/env.h"
+#include "faces/alignment.h"
 #include "pipeline/chunk_noise.h"
 #include "pipeline/frame_map.h"
 #include "pipeline/lipsync_chunk.h"
@@ -83,9 +84,7 @@ void run_warm_up(const WarmUpKit& kit) {
     // the face plans give, so the align and the paste work on areas of a real face's size.
     const double side = std::max<double>(1.0, 0.5 * std::min(h, w));
     const double k = static_cast<double>(r) / side;
-    const auto matrix = torch::tensor({static_cast<float>(k), 0.f, static_cast<float>(-k * (0.5 * w - 0.5 * side)),
-                                       0.f, static_cast<float>(k), static_cast<float>(-k * (0.5 * h - 0.5 * side))})
-                            .view({1, 2, 3});
+    const faces::Affine matrix{k, 0.0, -k * (0.5 * w - 0.5 * side), 0.0, k, -k * (0.5 * h - 0.5 * side)};
     std::vector<ChunkFrames> chunks;
     for (int64_t c = 0; c < std::max<int64_t>(1, kit.chunks); ++c) {
         ChunkFrames f;
@@ -94,7 +93,7 @@ void run_warm_up(const WarmUpKit& kit) {
         f.frames = torch::zeros({kFramesPerChunk, h, w, 3},
                                 torch::TensorOptions().dtype(torch::kUInt8).pinned_memory(device.is_cuda()))
                        .permute({0, 3, 1, 2});
-        f.matrices = matrix.expand({kFramesPerChunk, 2, 3}).contiguous();
+        f.matrices = faces::affine_tensor(std::vector<faces::Affine>(kFramesPerChunk, matrix), torch::kCPU);
         f.audio = torch::zeros({kFramesPerChunk, 1, 1});  // not read without a UNet
         chunks.push_back(std::move(f));
     }

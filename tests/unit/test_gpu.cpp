@@ -701,7 +701,8 @@ TEST_CASE("two workers on one GPU sharing the 1.5 weights give one worker's fram
     for (int round = 0; round < 3; ++round) {
         std::vector<pipeline::ChunkWorkerSetup> two;
         two.push_back(test::worker_setup(first, mask, settings, 2));
-        two.push_back(test::worker_setup(pipeline::share_render_models(first, test::flash_attention_256(dev)), mask, settings, 2));
+        two.push_back(
+            test::worker_setup(pipeline::share_render_models(first, test::flash_attention_256(dev)), mask, settings, 2));
         const auto shared = test::run_through_workers(std::move(two), chunks, 2);
         REQUIRE(shared.size() == 4);
         for (size_t k = 0; k < 4; ++k) {

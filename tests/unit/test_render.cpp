@@ -159,14 +159,24 @@ TEST_CASE("frame source: walking backwards re-decodes once per window and gives 
         CHECK(jump.decoded_frames() - before >= 101);
 }
 
-TEST_CASE("segments: joined without re-encoding, every frame in order, other settings refused", "[render]") {
-    test::ScratchDir dir("segments");
-    const std::string folder = dir.path().string();
+namespace {
+
+// Segments of small lossless frames, quick to encode (the segment and joiner tests).
+media::VideoWriterOptions small_segment_encoder() {
     media::VideoWriterOptions o;
     o.width = 64;
     o.height = 48;
     o.crf = 0;
     o.preset = "ultrafast";
+    return o;
+}
+
+}  // namespace
+
+TEST_CASE("segments: joined without re-encoding, every frame in order, other settings refused", "[render]") {
+    test::ScratchDir dir("segments");
+    const std::string folder = dir.path().string();
+    media::VideoWriterOptions o = small_segment_encoder();
     {
         SegmentWriter w(folder, o, /*segment_frames=*/16, /*first_frame=*/0);
         for (int i = 0; i < 40; ++i) {
@@ -234,11 +244,7 @@ TEST_CASE("segment joiner: segments joined as they close give the file of a join
           "[render]") {
     test::ScratchDir dir("segment-joiner");
     const std::string folder = dir.path().string();
-    media::VideoWriterOptions o;
-    o.width = 64;
-    o.height = 48;
-    o.crf = 0;
-    o.preset = "ultrafast";
+    media::VideoWriterOptions o = small_segment_encoder();
     o.overwrite = true;
     const auto frame = [](int i) { return torch::full({48, 64, 3}, 5 * i, torch::kUInt8); };
     // As a render does it: each segment goes to the joiner the moment it is closed. (MP4 outputs: Matroska's
