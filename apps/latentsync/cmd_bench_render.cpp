@@ -72,7 +72,7 @@ int run_bench_render(const BenchRenderCli& c) {
     rc.devices = c.devices;
     rc.dtype = c.dtype;
     rc.face.model_dir = c.model_dir;
-    rc.weights = c.weights == "random" ? "random" : "";
+    rc.weights = c.weights == "real" ? "" : "random";
     rc.steps = c.steps;
     rc.no_deepcache = c.no_deepcache;
     rc.batch_chunks = c.batch_chunks;
@@ -88,6 +88,7 @@ int run_bench_render(const BenchRenderCli& c) {
     o.keep = c.keep;
     o.inputs_only = c.inputs_only;
     o.busy = c.busy;
+    o.weights_from_files = c.weights == "random-files";
     o.repeat = c.repeat;
     o.gemm_size = c.gemm_size;
     o.command = command_line();
@@ -126,9 +127,11 @@ CLI::App* add_bench_render(CLI::App& bench, std::function<int()>& run) {
                     "The model folder (face models, and the networks with --weights real); also where the "
                     "sample photo is looked for");
     cmd->add_option("--photo", c->photo, "The face of the clips (default: sample2.jpg of the face-api fixtures)");
-    cmd->add_option("--weights", c->weights, "random (full-size random networks) or real (the model folder's files)")
+    cmd->add_option("--weights", c->weights,
+                    "random (full-size random networks), random-files (the same UNet and VAE written to the work "
+                    "folder first and read from there, as checkpoints are) or real (the model folder's files)")
         ->capture_default_str()
-        ->check(CLI::IsMember({"random", "real"}));
+        ->check(CLI::IsMember({"random", "random-files", "real"}));
     cmd->add_option("--work", c->work, "Folder for the inputs and outputs (default: a temporary one, removed)");
     cmd->add_flag("--keep", c->keep, "Keep the inputs and the rendered videos");
     cmd->add_flag("--inputs-only", c->inputs_only,

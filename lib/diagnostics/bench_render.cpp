@@ -4,6 +4,7 @@
 #include "core/files.h"
 #include "core/version.h"
 #include "diagnostics/bench_render_inputs.h"
+#include "diagnostics/bench_render_model_files.h"
 #include "diagnostics/device_description.h"
 #include "diagnostics/device_busy.h"
 #include "diagnostics/device_memory_sampler.h"
@@ -19,6 +20,7 @@
 #include <cstdlib>
 #include <ctime>
 #include <filesystem>
+#include <map>
 #include <optional>
 
 namespace fs = std::filesystem;
@@ -231,7 +233,9 @@ BenchRenderReport bench_render(const BenchRenderOptions& o, BenchRenderObserver&
     report.date = utc_now();
     report.version = version_string();
     report.command = o.command;
-    report.weights = o.base.random_weights ? "random" : "real";
+    LSYNC_CHECK(!o.weights_from_files || o.base.random_weights, ErrorCode::Internal,
+                "bench render: model files are written for random weights only");
+    report.weights = o.weights_from_files ? "random-files" : o.base.random_weights ? "random" : "real";
     report.diffusion = o.base.diffusion;
     std::vector<int> gpus;
     for (const auto& d : devices)
@@ -246,6 +250,10 @@ BenchRenderReport bench_render(const BenchRenderOptions& o, BenchRenderObserver&
     in.frames = o.frames;
     const std::vector<BenchClip> clips = make_bench_inputs(in);
     if (o.inputs_only) return report;
+    std::map<pipeline::ModelVariant, BenchModelFiles> model_files;
+    if (o.weights_from_files)
+        for (const auto model : o.models)
+            model_files[model] = write_bench_model_files(model, (fs::path(work.path()) / "models").string());
     report.gemm = measure_gemm_peak(device, o.gemm_size);
     report.host_peak_per_run = reset_peak_rss();
     observer.started(report);
@@ -268,6 +276,10 @@ BenchRenderReport bench_render(const BenchRenderOptions& o, BenchRenderObserver&
                 r.overwrite = true;
                 r.resume = false;
                 r.model = model;
+                if (o.weights_from_files) {
+                    r.unet_path = model_files.at(model).unet;
+                    r.vae_path = model_files.at(model).vae;
+                }
                 r.attention = attention;
                 r.strict_attention = true;  // measure the mode asked for, or say it cannot run
                 r.time_chunk_stages = true;

@@ -29,6 +29,10 @@ struct BenchRenderOptions {
     /// Make the inputs in `work_dir` (required) and stop: the same clips, for renders run outside the bench
     /// (scripts/bench-devices.sh). No row is run; the report names the folder.
     bool inputs_only = false;
+    /// The random UNet and VAE written as files in the work folder first (bench_render_model_files.h) and read by
+    /// each run, as a user's render reads its checkpoints; base.random_weights must be set (the Whisper stays
+    /// drawn: it is small).
+    bool weights_from_files = false;
     int repeat = 1;         ///< runs per row; the row holds the medians
     /// Record every GPU activity of each run (device_busy.h) and report the fraction of the render stage each GPU
     /// was busy. The profiler slows launches a little and holds every record in host memory until the run ends,
@@ -62,7 +66,7 @@ struct BenchRenderReport {
     std::string date;                ///< UTC, YYYY-MM-DD HH:MM
     std::string version;             ///< version and git description (configure time)
     std::string command;
-    std::string weights;             ///< "random" or "real"
+    std::string weights;             ///< "random", "random-files" or "real"
     pipeline::DiffusionSettings diffusion;
     GemmPeak gemm;
     std::string work_dir;            ///< where the inputs were (gone unless kept)

@@ -86,13 +86,21 @@ models::VAEConfig vae_config_for(ModelVariant variant) {
     return variant == ModelVariant::TestTiny ? tiny_vae_config() : models::VAEConfig::sd_vae_ft_mse();
 }
 
+models::UNet3DConditionModel random_unet_for(ModelVariant variant, const torch::Device& device, torch::ScalarType dtype) {
+    const auto config = variant == ModelVariant::TestTiny ? tiny_unet_config() : models::UNet3DConfig{};
+    return models::random_unet(config, device, dtype, kUNetWeightSeed);
+}
+
+models::AutoencoderKL random_vae_for(ModelVariant variant, const torch::Device& device, torch::ScalarType dtype) {
+    return models::random_vae(vae_config_for(variant), device, dtype, kVAEWeightSeed);
+}
+
 RenderModels load_render_models(const ModelRequest& r) {
     torch::NoGradGuard no_grad;
     RenderModels m;
     m.resolution = model_resolution(r.variant);
     const bool tiny = r.variant == ModelVariant::TestTiny;
     const auto unet_config = tiny ? tiny_unet_config() : models::UNet3DConfig{};
-    const auto vae_config = vae_config_for(r.variant);
     const auto whisper_config = tiny ? tiny_whisper_config() : models::WhisperEncoderConfig::tiny();
     const std::string name = tiny ? std::string("test-tiny") : std::string("LatentSync ") + model_variant_name(r.variant);
     const fs::path root(r.model_dir);
@@ -125,11 +133,11 @@ RenderModels load_render_models(const ModelRequest& r) {
     m.whisper->eval();
     if (r.on_whisper) r.on_whisper(m.whisper);
     if (random_unet)
-        m.unet = models::random_unet(unet_config, r.device, r.dtype, kUNetWeightSeed);
+        m.unet = random_unet_for(r.variant, r.device, r.dtype);
     else
         m.unet = models::load_unet(unet_file, unet_config, r.device, r.dtype);
     if (random_vae) {
-        m.vae = models::random_vae(vae_config, r.device, r.dtype, kVAEWeightSeed);
+        m.vae = random_vae_for(r.variant, r.device, r.dtype);
     } else {
         models::VAELoadOptions vo;
         vo.device = r.device;

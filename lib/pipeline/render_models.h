@@ -50,6 +50,12 @@ struct RenderModels {
     std::string description;  ///< "LatentSync 1.5 (random weights)", for logs and the output's metadata
 };
 
+/// The UNet and the VAE that --weights random gives `variant` (the same configurations and seeds), drawn on
+/// `device` in `dtype`. Written to files on the CPU in float32 (bench render --weights random-files), they load
+/// into the values a CPU render with --weights random has; a GPU draws other values from the same seeds.
+models::UNet3DConditionModel random_unet_for(ModelVariant variant, const torch::Device& device, torch::ScalarType dtype);
+models::AutoencoderKL random_vae_for(ModelVariant variant, const torch::Device& device, torch::ScalarType dtype);
+
 /// Builds and loads the networks in eval mode on the request's device and dtype. Missing files are an
 /// Error(Weights) naming the file and the fix; a Whisper whose width differs from the UNet's audio width is an
 /// Error(Weights) too (a small.pt with a tiny-width UNet).

@@ -70,6 +70,25 @@ VAEConfig VAEConfig::from_json(const nlohmann::json& j, const std::string& what)
     return c;
 }
 
+nlohmann::json VAEConfig::to_json() const {
+    const auto blocks = block_out_channels.size();
+    return {{"_class_name", "AutoencoderKL"},
+            {"in_channels", in_channels},
+            {"out_channels", out_channels},
+            {"block_out_channels", block_out_channels},
+            {"down_block_types", std::vector<std::string>(blocks, "DownEncoderBlock2D")},
+            {"up_block_types", std::vector<std::string>(blocks, "UpDecoderBlock2D")},
+            {"layers_per_block", layers_per_block},
+            {"norm_num_groups", norm_num_groups},
+            {"latent_channels", latent_channels},
+            {"act_fn", "silu"},
+            {"mid_block_add_attention", mid_block_add_attention},
+            {"use_quant_conv", use_quant_conv},
+            {"use_post_quant_conv", use_post_quant_conv},
+            {"scaling_factor", scaling_factor},
+            {"shift_factor", shift_factor}};
+}
+
 VAEConfig VAEConfig::from_file(const std::string& path) {
     return from_json(read_json_file(path, "VAE config", ErrorCode::Weights), path);
 }

@@ -32,6 +32,8 @@ struct VAEConfig {
     /// Error(Weights) naming `what` (usually the file).
     static VAEConfig from_json(const nlohmann::json& j, const std::string& what);
     static VAEConfig from_file(const std::string& path);
+    /// The diffusers config.json of this configuration (from_json reads it back unchanged).
+    nlohmann::json to_json() const;
 
     /// Spatial down-sampling factor between pixels and latents (8 for four blocks).
     int64_t downscale() const { return int64_t{1} << (block_out_channels.size() - 1); }

@@ -76,6 +76,25 @@ expect_rc 2 "needs --work" -- "$BIN" bench render --inputs-only --frames 16 --de
 python3 -c 'import json,sys; r=json.load(open(sys.argv[1]))["rows"][0]; assert r["ok"] and "gpu_busy" not in r, r' busy.json \
     || fail "busy.json"
 
+# --weights random-files: the random UNet and VAE written to the work folder and read back through the loaders
+# give the video --weights random gives (on the CPU both draw the same values), and a second run reuses them.
+files_run() {  # WEIGHTS
+    "$BIN" bench render --models test-tiny --frames 16 --attention standard --device cpu --model-dir "$FIX" \
+        --work files --keep --weights "$1" --json "files-$1.json" > /dev/null 2>&1 || fail "bench render --weights $1 exited $?"
+}
+files_run random-files
+[ -s files/models/test-tiny/unet.safetensors ] && [ -s files/models/test-tiny/vae/config.json ] &&
+    [ -s files/models/test-tiny/vae/diffusion_pytorch_model.safetensors ] || fail "random-files wrote: $(ls -R files/models)"
+stamp=$(stat -c %Y:%i files/models/test-tiny/unet.safetensors)
+mv files/render-test-tiny-standard-16.mp4 files/from-files.mp4
+files_run random
+cmp -s files/from-files.mp4 files/render-test-tiny-standard-16.mp4 || fail "random-files and random renders differ"
+files_run random-files
+[ "$(stat -c %Y:%i files/models/test-tiny/unet.safetensors)" = "$stamp" ] || fail "the model files were written again"
+cmp -s files/from-files.mp4 files/render-test-tiny-standard-16.mp4 || fail "a second random-files render differs"
+python3 -c 'import json,sys; r=json.load(open(sys.argv[1])); assert r["weights"] == "random-files" and r["rows"][0]["ok"], r' \
+    files-random-files.json || fail "files-random-files.json"
+
 # Bad options: one error line, the usage exit code.
 expect_rc 2 "--models" -- "$BIN" bench render --models 2.0 --device cpu
 expect_rc 2 "--frames" -- "$BIN" bench render --frames 0 --device cpu

@@ -57,6 +57,29 @@ TEST_CASE("VAE: module parameter names equal the diffusers checkpoint keys", "[v
     CHECK(count == 83653863);
 }
 
+TEST_CASE("VAE config: to_json is a diffusers config that from_json reads back unchanged", "[vae]") {
+    const auto golden = models::VAEConfig::from_file(kVaeDir + "/config.json");
+    models::VAEConfig odd = models::VAEConfig::sd_vae_ft_mse();
+    odd.latent_channels = 8;
+    odd.mid_block_add_attention = false;
+    odd.use_quant_conv = false;
+    odd.scaling_factor = 0.5;
+    odd.shift_factor = 0.25;
+    for (const auto& c : {golden, odd}) {
+        const auto j = c.to_json();
+        CHECK(j.at("_class_name") == "AutoencoderKL");
+        CHECK(j.at("down_block_types").size() == c.block_out_channels.size());
+        const auto back = models::VAEConfig::from_json(j, "round trip");
+        CHECK(back.to_json() == j);
+        CHECK(back.block_out_channels == c.block_out_channels);
+        CHECK(back.latent_channels == c.latent_channels);
+        CHECK(back.mid_block_add_attention == c.mid_block_add_attention);
+        CHECK(back.use_quant_conv == c.use_quant_conv);
+        CHECK(back.scaling_factor == c.scaling_factor);
+        CHECK(back.shift_factor == c.shift_factor);
+    }
+}
+
 TEST_CASE("VAE: encode matches diffusers (mean, logvar, std)", "[vae][golden]") {
     auto vae = tiny_vae();
     GoldenFile g("vae_golden.safetensors");

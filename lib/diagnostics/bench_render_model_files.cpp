@@ -1,0 +1,70 @@
+#include "diagnostics/bench_render_model_files.h"
+
+#include "core/error.h"
+#include "core/json_limits.h"
+#include "io/safetensors.h"
+
+#include <filesystem>
+#include <fstream>
+#include <iterator>
+#include <map>
+#include <utility>
+#include <vector>
+
+namespace lsync::diagnostics {
+
+namespace fs = std::filesystem;
+
+namespace {
+
+// Names what the marker vouches for; a change to the writer's format or seeds changes it, so old sets are redone.
+std::string marker_text(pipeline::ModelVariant variant) {
+    return std::string("latentsync bench render random-files 1 ") + pipeline::model_variant_name(variant) + "\n";
+}
+
+std::vector<std::pair<std::string, torch::Tensor>> named_tensors(const torch::nn::Module& module) {
+    std::vector<std::pair<std::string, torch::Tensor>> out;
+    for (const auto& p : module.named_parameters(true)) out.emplace_back(p.key(), p.value().contiguous());
+    for (const auto& b : module.named_buffers(true)) out.emplace_back(b.key(), b.value().contiguous());
+    return out;
+}
+
+void write_text(const std::string& path, const std::string& text) {
+    std::ofstream out(path, std::ios::binary | std::ios::trunc);
+    out << text;
+    LSYNC_CHECK(out.good(), ErrorCode::OutputUnwritable, "cannot write " + path);
+}
+
+bool holds(const fs::path& marker, const std::string& text) {
+    std::ifstream in(marker, std::ios::binary);
+    const std::string got((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+    return in.is_open() && got == text;
+}
+
+}  // namespace
+
+BenchModelFiles write_bench_model_files(pipeline::ModelVariant variant, const std::string& folder) {
+    torch::NoGradGuard no_grad;
+    const fs::path dir = fs::path(folder) / pipeline::model_variant_name(variant);
+    BenchModelFiles files{(dir / "unet.safetensors").string(), (dir / "vae").string()};
+    const fs::path marker = dir / "complete";
+    const std::string text = marker_text(variant);
+    if (holds(marker, text)) return files;
+
+    std::error_code ec;
+    fs::remove_all(dir, ec);  // a set cut short, or another writer's
+    fs::create_directories(dir / "vae", ec);
+    LSYNC_CHECK(!ec, ErrorCode::OutputUnwritable, "cannot create " + (dir / "vae").string() + ": " + ec.message());
+    const std::map<std::string, std::string> meta{{"generator", text.substr(0, text.size() - 1)}};
+    {
+        const auto unet = pipeline::random_unet_for(variant, torch::kCPU, torch::kFloat);
+        io::write_safetensors(files.unet, named_tensors(*unet), meta, true);
+    }
+    const auto vae = pipeline::random_vae_for(variant, torch::kCPU, torch::kFloat);
+    io::write_safetensors((dir / "vae" / "diffusion_pytorch_model.safetensors").string(), named_tensors(*vae), meta, true);
+    write_text((dir / "vae" / "config.json").string(), dump_json(vae->config().to_json(), 2) + "\n");
+    write_text(marker.string(), text);
+    return files;
+}
+
+}  // namespace lsync::diagnostics
