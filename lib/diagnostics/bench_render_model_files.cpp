@@ -1,6 +1,7 @@
 #include "diagnostics/bench_render_model_files.h"
 
 #include "core/error.h"
+#include "core/files.h"
 #include "core/json_limits.h"
 #include "io/safetensors.h"
 
@@ -51,8 +52,8 @@ BenchModelFiles write_bench_model_files(pipeline::ModelVariant variant, const st
     const std::string text = marker_text(variant);
     if (holds(marker, text)) return files;
 
+    remove_tree(dir.string());  // a set cut short, or another writer's
     std::error_code ec;
-    fs::remove_all(dir, ec);  // a set cut short, or another writer's
     fs::create_directories(dir / "vae", ec);
     LSYNC_CHECK(!ec, ErrorCode::OutputUnwritable, "cannot create " + (dir / "vae").string() + ": " + ec.message());
     const std::map<std::string, std::string> meta{{"generator", text.substr(0, text.size() - 1)}};
