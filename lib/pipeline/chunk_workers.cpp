@@ -129,31 +129,49 @@ int64_t ChunkWorkers::warmed_up() const {
     return n;
 }
 
+int64_t ChunkWorkers::warmed_up_unets() const {
+    int64_t n = 0;
+    for (const auto& w : warm_ups_) n += w && w->ran_unet() ? 1 : 0;
+    return n;
+}
+
 // Before the worker waits for its models: its kit, when the render offered one and the loading thread has not
 // withdrawn it (worker_warm_up.h), run on this thread and the stream it will render on (`enter` sets the device
-// and the stream guards, for good).
+// and the stream guards, for good); then the UNet's twin, if the loading thread offers it before its close.
 void ChunkWorkers::warm_up(size_t index, const std::function<void(const torch::Device&)>& enter) {
-    auto kit = warm_ups_[index]->take();
+    WorkerWarmUp& offer = *warm_ups_[index];
+    auto kit = offer.take();
     if (!kit) return;
+    const auto since = [this](std::chrono::steady_clock::time_point t) {
+        return std::chrono::duration<double>(t - created_).count();
+    };
+    // One part of the warm-up; false (and a log line) when it failed: the first group meets that part instead.
+    const auto part = [&](const char* name, const UNetTwinParts* twin) {
+        try {
+            const auto started = std::chrono::steady_clock::now();
+            run_warm_up(*kit, twin ? make_warm_up_twin(*twin) : nullptr);
+            if (chunk_timing_printed())  // beside the groups' lines (print_group_timing)
+                std::fprintf(stderr, "chunk timing: worker %zu, warm-up (%s), host %.3f-%.3f s\n", index, name,
+                             since(started), since(std::chrono::steady_clock::now()));
+            return true;
+        } catch (const std::exception& e) {
+            log::warn("worker ", index, ": the warm-up (", name, ") failed (the first group meets it instead): ",
+                      first_line(e.what()));
+        } catch (...) {
+            log::warn("worker ", index, ": the warm-up (", name, ") failed (the first group meets it instead)");
+        }
+        return false;
+    };
     bool ran = false;
     try {
         enter(kit->device);
-        const auto started = std::chrono::steady_clock::now();
-        run_warm_up(*kit);
-        ran = true;
-        const auto since = [this](std::chrono::steady_clock::time_point t) {
-            return std::chrono::duration<double>(t - created_).count();
-        };
-        if (chunk_timing_printed())  // beside the groups' lines (print_group_timing)
-            std::fprintf(stderr, "chunk timing: worker %zu, warm-up, host %.3f-%.3f s\n", index, since(started),
-                         since(std::chrono::steady_clock::now()));
-    } catch (const std::exception& e) {
-        log::warn("worker ", index, ": the warm-up before the UNet failed (the first group meets it instead): ",
-                  first_line(e.what()));
+        ran = part("stages around the UNet", nullptr);
     } catch (...) {
-        log::warn("worker ", index, ": the warm-up before the UNet failed (the first group meets it instead)");
+        // enter() does not throw (a stream it cannot make leaves the default one); nothing may escape this thread.
     }
-    warm_ups_[index]->done(ran);  // the loading thread plans the batch once this is called
+    if (ran)
+        if (const auto twin = offer.take_unet()) offer.unet_done(part("UNet", &*twin));
+    offer.done(ran);  // the loading thread plans the batch once this is called
 }
 
 std::vector<double> ChunkWorkers::busy_seconds() const {

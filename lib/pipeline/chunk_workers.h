@@ -91,6 +91,8 @@ public:
     bool first_loaded() const;
     /// Workers that ran their warm-up to its end.
     int64_t warmed_up() const;
+    /// Workers that ran the UNet's part of their warm-up to its end.
+    int64_t warmed_up_unets() const;
     /// Seconds each worker spent running groups so far (the rest of its time it waited for work).
     std::vector<double> busy_seconds() const;
     /// Per worker, its calls' stage times so far (all zero unless timing stages).

@@ -205,6 +205,14 @@ std::vector<std::future<ChunkWorkerSetup>> load_workers(const RenderJob& job, co
                 if (const auto ms = env::positive_integer("LSYNC_TEST_SLOW_MODELS_MS", 60000))
                     std::this_thread::sleep_for(std::chrono::milliseconds(*ms));
             };
+        if (warm)  // the worker's warm-up runs a twin of the UNet while its weights are read (worker_warm_up.h)
+            request.on_unet_placed = [warm, d, dtype = job.dtype](const models::UNet3DConditionModel& placed) {
+                warm->offer_unet(unet_twin_parts(placed, d, dtype));
+                // Test hook: the weights take this much longer to read, so that a test sees the twin run even
+                // with the tiny models, whose weights are drawn in milliseconds.
+                if (const auto ms = env::positive_integer("LSYNC_TEST_SLOW_UNET_FILL_MS", 60000))
+                    std::this_thread::sleep_for(std::chrono::milliseconds(*ms));
+            };
         ChunkWorkerSetup w;
         try {
             // The warm-up offer closes before the batch is planned, whether the load succeeds or fails: a warm-up
@@ -304,6 +312,10 @@ std::vector<std::shared_ptr<WorkerWarmUp>> worker_warm_ups(const RenderJob& job,
         kit.chunks = wanted_chunk_batch(o.batch_chunks, d);
         kit.frame_height = job.source->height();
         kit.frame_width = job.source->width();
+        kit.diffusion = o.diffusion;
+        const auto whisper = whisper_config_for(o.model);
+        kit.audio_tokens = audio::kWindowFeatureFrames * (whisper.n_layer + 1);  // audio_windows(): 10 frames x states
+        kit.audio_dim = whisper.n_state;
         out[i] = std::make_shared<WorkerWarmUp>();
         out[i]->offer(std::move(kit));
     }
@@ -610,6 +622,7 @@ void run_passes(RenderJob& job, RenderWorkDir& work, const media::VideoWriterOpt
     summary.worker_busy_seconds = workers->busy_seconds();
     if (o.time_chunk_stages) summary.worker_stage_seconds = workers->stage_seconds();
     summary.warmed_workers = workers->warmed_up();
+    summary.warmed_unets = workers->warmed_up_unets();
 
     // 5. The join's end: the segments not joined yet (the last, or all with LSYNC_PROGRESSIVE_JOIN=0) into the
     //    output with the audio, the file's trailer, then the work folder goes.

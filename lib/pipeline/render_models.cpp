@@ -86,9 +86,14 @@ models::VAEConfig vae_config_for(ModelVariant variant) {
     return variant == ModelVariant::TestTiny ? tiny_vae_config() : models::VAEConfig::sd_vae_ft_mse();
 }
 
-models::UNet3DConditionModel random_unet_for(ModelVariant variant, const torch::Device& device, torch::ScalarType dtype) {
+models::WhisperEncoderConfig whisper_config_for(ModelVariant variant) {
+    return variant == ModelVariant::TestTiny ? tiny_whisper_config() : models::WhisperEncoderConfig::tiny();
+}
+
+models::UNet3DConditionModel random_unet_for(ModelVariant variant, const torch::Device& device, torch::ScalarType dtype,
+                                             const models::UNetPlaced& on_placed) {
     const auto config = variant == ModelVariant::TestTiny ? tiny_unet_config() : models::UNet3DConfig{};
-    return models::random_unet(config, device, dtype, kUNetWeightSeed);
+    return models::random_unet(config, device, dtype, kUNetWeightSeed, on_placed);
 }
 
 models::AutoencoderKL random_vae_for(ModelVariant variant, const torch::Device& device, torch::ScalarType dtype) {
@@ -101,7 +106,7 @@ RenderModels load_render_models(const ModelRequest& r) {
     m.resolution = model_resolution(r.variant);
     const bool tiny = r.variant == ModelVariant::TestTiny;
     const auto unet_config = tiny ? tiny_unet_config() : models::UNet3DConfig{};
-    const auto whisper_config = tiny ? tiny_whisper_config() : models::WhisperEncoderConfig::tiny();
+    const auto whisper_config = whisper_config_for(r.variant);
     const std::string name = tiny ? std::string("test-tiny") : std::string("LatentSync ") + model_variant_name(r.variant);
     const fs::path root(r.model_dir);
 
@@ -133,9 +138,9 @@ RenderModels load_render_models(const ModelRequest& r) {
     m.whisper->eval();
     if (r.on_whisper) r.on_whisper(m.whisper);
     if (random_unet)
-        m.unet = random_unet_for(r.variant, r.device, r.dtype);
+        m.unet = random_unet_for(r.variant, r.device, r.dtype, r.on_unet_placed);
     else
-        m.unet = models::load_unet(unet_file, unet_config, r.device, r.dtype);
+        m.unet = models::load_unet(unet_file, unet_config, r.device, r.dtype, nullptr, r.on_unet_placed);
     if (random_vae) {
         m.vae = random_vae_for(r.variant, r.device, r.dtype);
     } else {

@@ -6,6 +6,7 @@
 
 #include "ops/attention_context.h"
 #include "unet/unet_3d.h"
+#include "unet/unet_loader.h"
 #include "vae/autoencoder_kl.h"
 #include "whisper/whisper_encoder.h"
 
@@ -25,6 +26,8 @@ const char* model_variant_name(ModelVariant variant);
 int model_resolution(ModelVariant variant);
 /// The VAE configuration of the variant (1.5 and 1.6: sd-vae-ft-mse's; test-tiny: the golden fixtures').
 models::VAEConfig vae_config_for(ModelVariant variant);
+/// The Whisper encoder configuration the variant's audio windows come from (Whisper tiny; test-tiny: 64 wide).
+models::WhisperEncoderConfig whisper_config_for(ModelVariant variant);
 
 struct ModelRequest {
     ModelVariant variant = ModelVariant::V15;
@@ -40,6 +43,9 @@ struct ModelRequest {
     /// UNet's audio width, before the UNet and the VAE load (a render computes its first chunks' audio windows
     /// while they do). The encoder may not have `attention` set yet: share its weights, do not keep it. Optional.
     std::function<void(const models::WhisperEncoder&)> on_whisper;
+    /// Called on the loading thread when the UNet's parameters have their places on the device and are about to
+    /// be written (models::UNetPlaced): a GPU render's worker warms up on them (worker_warm_up.h). Optional.
+    models::UNetPlaced on_unet_placed;
 };
 
 struct RenderModels {
@@ -53,7 +59,8 @@ struct RenderModels {
 /// The UNet and the VAE that --weights random gives `variant` (the same configurations and seeds), drawn on
 /// `device` in `dtype`. Written to files on the CPU in float32 (bench render --weights random-files), they load
 /// into the values a CPU render with --weights random has; a GPU draws other values from the same seeds.
-models::UNet3DConditionModel random_unet_for(ModelVariant variant, const torch::Device& device, torch::ScalarType dtype);
+models::UNet3DConditionModel random_unet_for(ModelVariant variant, const torch::Device& device, torch::ScalarType dtype,
+                                             const models::UNetPlaced& on_placed = nullptr);
 models::AutoencoderKL random_vae_for(ModelVariant variant, const torch::Device& device, torch::ScalarType dtype);
 
 /// Builds and loads the networks in eval mode on the request's device and dtype. Missing files are an

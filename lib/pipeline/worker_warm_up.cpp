@@ -1,6 +1,7 @@
 #include "pipeline/worker_warm_up.h"
 
 #include "core/env.h"
+#include "core/error.h"
 #include "faces/alignment.h"
 #include "pipeline/chunk_noise.h"
 #include "pipeline/frame_map.h"
@@ -29,12 +30,50 @@ void WorkerWarmUp::offer(WarmUpKit kit) {
 
 void WorkerWarmUp::close() {
     std::unique_lock<std::mutex> lock(mutex_);
+    closing_ = true;
+    twin_.reset();  // not taken yet: withdrawn
     if (state_ == State::Waiting || state_ == State::Offered) {
         kit_.reset();
         state_ = State::Closed;
-        changed_.notify_all();
     }
+    changed_.notify_all();
     changed_.wait(lock, [&] { return state_ != State::Taken; });
+}
+
+void WorkerWarmUp::offer_unet(UNetTwinParts twin) {
+    {
+        std::lock_guard<std::mutex> lock(mutex_);
+        if (closing_ || (state_ != State::Offered && state_ != State::Taken)) return;
+        twin_ = std::move(twin);
+    }
+    changed_.notify_all();
+}
+
+std::optional<UNetTwinParts> WorkerWarmUp::take_unet() {
+    std::unique_lock<std::mutex> lock(mutex_);
+    if (state_ != State::Taken) return std::nullopt;
+    changed_.wait(lock, [&] { return twin_.has_value() || closing_; });
+    // A twin that came only with the close is not run: the loading thread is waiting, and the worker's first
+    // group meets the same first use with the loaded UNet anyway.
+    if (closing_) return std::nullopt;
+    auto twin = std::move(twin_);
+    twin_.reset();
+    return twin;
+}
+
+void WorkerWarmUp::unet_done(bool ran) {
+    std::lock_guard<std::mutex> lock(mutex_);
+    if (state_ == State::Taken) ran_unet_ = ran;
+}
+
+bool WorkerWarmUp::closing() const {
+    std::lock_guard<std::mutex> lock(mutex_);
+    return closing_;
+}
+
+bool WorkerWarmUp::ran_unet() const {
+    std::lock_guard<std::mutex> lock(mutex_);
+    return ran_unet_;
 }
 
 std::optional<WarmUpKit> WorkerWarmUp::take() {
@@ -67,7 +106,37 @@ bool WorkerWarmUp::ran() const {
     return ran_;
 }
 
-void run_warm_up(const WarmUpKit& kit) {
+UNetTwinParts unet_twin_parts(const models::UNet3DConditionModel& placed, const torch::Device& device,
+                              torch::ScalarType dtype) {
+    torch::NoGradGuard no_grad;
+    UNetTwinParts parts;
+    parts.config = placed->config();
+    for (const auto& p : placed->named_parameters(true)) parts.parameters.emplace_back(p.key(), p.value());
+    for (const auto& b : placed->named_buffers(true))
+        parts.buffers.emplace_back(b.key(), b.value().to(device, dtype, /*non_blocking=*/false, /*copy=*/true));
+    return parts;
+}
+
+models::UNet3DConditionModel make_warm_up_twin(const UNetTwinParts& parts) {
+    torch::NoGradGuard no_grad;
+    // The module's own parameters are never touched before they are replaced here (unet_layers.h).
+    models::UNet3DConditionModel twin(parts.config);
+    const auto alias = [](auto mine, const std::vector<std::pair<std::string, torch::Tensor>>& theirs) {
+        LSYNC_CHECK(mine.size() == theirs.size(), ErrorCode::Internal, "the UNet's twin: another tensor count");
+        for (const auto& [key, tensor] : theirs) {
+            auto* slot = mine.find(key);
+            LSYNC_CHECK(slot && slot->sizes() == tensor.sizes(), ErrorCode::Internal,
+                        "the UNet's twin: no tensor '" + key + "' of that shape");
+            slot->set_data(tensor);
+        }
+    };
+    alias(twin->named_parameters(true), parts.parameters);
+    alias(twin->named_buffers(true), parts.buffers);
+    twin->eval();
+    return twin;
+}
+
+void run_warm_up(const WarmUpKit& kit, const models::UNet3DConditionModel& unet) {
     torch::NoGradGuard no_grad;
     // A VAE of the render's configuration, made as --weights random makes one: the same layouts and kernels as the
     // loaded one's, whose values the warm-up does not need (and which is not loaded yet).
@@ -75,9 +144,20 @@ void run_warm_up(const WarmUpKit& kit) {
     models.resolution = kit.resolution;
     models.vae = models::random_vae(kit.vae, kit.device, kit.dtype, /*seed=*/1);
     models.vae->eval();
-    models.vae->set_attention(kit.attention ? kit.attention() : ops::default_attention_context());
+    const auto attention = kit.attention ? kit.attention() : ops::default_attention_context();
+    models.vae->set_attention(attention);
+    DiffusionSettings settings;
+    if (unet) {
+        models.unet = unet;
+        models.unet->set_attention(attention);
+        // A full step and, with DeepCache, a cached one: each kind of UNet call once, eagerly (a graphed denoiser
+        // captures a phase at its second call only).
+        settings = kit.diffusion;
+        settings.steps = std::min(settings.steps, 2);
+    }
     // The warm-up's own noise: its values do not matter, and a render's may replay recorded draws of its chunks only.
-    LipsyncChunk stages(models, kit.mask, DiffusionSettings{}, seeded_noise(0));
+    LipsyncChunk stages(models, kit.mask, settings, seeded_noise(0));
+    stages.set_graph_priming(false);
     const auto device = kit.device;
     const int64_t r = kit.resolution, h = kit.frame_height, w = kit.frame_width;
     // A face in the middle of the frame, half its shorter side wide: a crop's matrix (frame -> crop) of the kind
@@ -94,10 +174,14 @@ void run_warm_up(const WarmUpKit& kit) {
                                 torch::TensorOptions().dtype(torch::kUInt8).pinned_memory(device.is_cuda()))
                        .permute({0, 3, 1, 2});
         f.matrices = faces::affine_tensor(std::vector<faces::Affine>(kFramesPerChunk, matrix), torch::kCPU);
-        f.audio = torch::zeros({kFramesPerChunk, 1, 1});  // not read without a UNet
+        // Audio windows as the worker uploads them (not read without a UNet).
+        f.audio = unet ? torch::zeros({kFramesPerChunk, kit.audio_tokens, kit.audio_dim},
+                                      torch::TensorOptions().device(device).dtype(kit.dtype))
+                       : torch::zeros({kFramesPerChunk, 1, 1});
         chunks.push_back(std::move(f));
     }
-    (void)stages.run_batch(chunks);  // the frames are dropped: their memory goes back in stream order
+    // The frames are dropped: their memory goes back in stream order.
+    (void)stages.run_batch(chunks, nullptr, nullptr, nullptr, std::max<int64_t>(1, kit.chunks));
 #if LSYNC_WITH_CUDA
     if (device.is_cuda()) c10::cuda::getCurrentCUDAStream(device.index()).synchronize();
 #endif

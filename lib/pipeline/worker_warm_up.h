@@ -1,22 +1,35 @@
 #pragma once
-// A render worker's first use of the stages around the UNet, taken while the models load (off by default:
-// warm_up_wanted() says why).
+// A render worker's first use of its stages, taken while the models load (off by default: warm_up_wanted() says
+// why).
 //
 // A worker's first group took about 0.35 s longer than a steady one in the stages around the UNet (device ms over
 // a steady group: align +80, VAE encode +190-250, VAE decode +60, paste +15-30; docs/performance-notes.md section
-// 31). That is first use, and much of it belongs to the thread and the stream that run the stages: ATen caches
-// its cuDNN convolution plans per thread, the caching allocator pools blocks per stream, cuBLAS a workspace per
-// stream. So only the worker itself, on its own stream, can take it out of its first group. It does so as soon
-// as it starts, with the models still loading: it runs one group of zeros of the render's shapes through every
-// stage but the denoising (LipsyncChunk without a UNet), with a VAE of its own with random weights (the render's
-// is not loaded yet, and the kernels do not depend on the values). The group's frames and that VAE are dropped.
+// 31), and about 0.47 s longer in the UNet. That is first use, and much of it belongs to the thread and the
+// stream that run the stages: ATen caches its cuDNN convolution plans per thread, the caching allocator pools
+// blocks per stream, cuBLAS a workspace per stream. So only the worker itself, on its own stream, can take it out
+// of its first group. It does so as soon as it starts, with the models still loading, in two parts:
+// - the stages around the UNet: one group of zeros of the render's shapes through every stage but the denoising
+//   (LipsyncChunk without a UNet), with a VAE of its own with random weights (the render's is not loaded yet, and
+//   the kernels do not depend on the values);
+// - then the UNet's eager calls (section 33), if the loading thread offers the UNet while its weights are being
+//   read: a twin of the UNet (make_warm_up_twin: another module over the same parameter tensors, with its own
+//   buffers, attention context and DeepCache state) runs the same group with two denoising steps, a full one and a
+//   DeepCache one, while the loader writes the weights in place. The values it reads are whatever is there; the
+//   convolution plans, GEMM heuristics and kernels it meets depend only on the shapes and layouts, which are the
+//   loaded UNet's. Nothing it makes is kept but those per-thread and per-stream caches: the worker's first group
+//   still makes its CUDA graphs, from warm caches.
+// The group's frames, that VAE and the twin are dropped.
 //
-// The handshake: the render offers the kit before the workers start; the loading thread closes the offer before it
-// plans the worker's batch, since the planner reads the memory in use and a warm-up under way would change it. A
-// kit the worker took is waited for; one it has not taken yet is withdrawn. A warm-up that fails is a log line:
-// the worker's first real group meets the same stages anyway.
+// The handshake: the render offers the kit before the workers start; the loading thread may offer the UNet's twin
+// once the UNet's weights have their final places; it closes the offer before it plans the worker's batch, since
+// the planner reads the memory in use and a warm-up under way would change it. A kit the worker took is waited
+// for (with the twin, if the worker took that too); one it has not taken yet is withdrawn, and so is a twin
+// offered after the close or not taken by then. A warm-up that fails is a log line: the worker's first real group
+// meets the same stages anyway.
 
 #include "ops/attention_context.h"
+#include "pipeline/lipsync_chunk.h"
+#include "unet/unet_3d.h"
 #include "vae/autoencoder_kl.h"
 
 #include <torch/torch.h>
@@ -29,6 +42,14 @@
 
 namespace lsync::pipeline {
 
+/// What the loading thread hands the worker for the UNet's twin, taken from the UNet once its weights have their
+/// places: the parameter tensors themselves (the loader writes into them, in place) and copies of the buffers
+/// (the loader may replace the originals). Cheap to make; the worker builds the module (make_warm_up_twin).
+struct UNetTwinParts {
+    models::UNet3DConfig config;
+    std::vector<std::pair<std::string, torch::Tensor>> parameters, buffers;
+};
+
 /// What a worker's warm-up needs to build its stages.
 struct WarmUpKit {
     models::VAEConfig vae;                      ///< the render's VAE configuration
@@ -40,6 +61,8 @@ struct WarmUpKit {
     torch::Tensor mask;                         ///< [R, R] float, 1 = keep
     int64_t chunks = 1;                         ///< chunks per call, as the worker's groups will have them
     int64_t frame_height = 0, frame_width = 0;  ///< the video's frames
+    DiffusionSettings diffusion;                ///< the render's (guidance and DeepCache set the UNet's calls)
+    int64_t audio_tokens = 50, audio_dim = 384; ///< one frame's audio window: [tokens, dim]
 };
 
 class WorkerWarmUp {
@@ -59,6 +82,20 @@ public:
     /// Whether a worker ran the warm-up to its end.
     bool ran() const;
 
+    /// Loading thread, once the UNet's weights have their final places and before they are written: hands the
+    /// worker what its twin of the UNet is made of. Dropped unless the kit is offered or taken and the offer not
+    /// closed.
+    void offer_unet(UNetTwinParts twin);
+    /// Worker thread, after the stages around the UNet (between take() and done()): waits for the twin or the
+    /// close, and returns the twin if it came first.
+    std::optional<UNetTwinParts> take_unet();
+    /// Whether the worker ran the UNet's part to its end.
+    bool ran_unet() const;
+    /// Whether close() was called (it may still be waiting for the worker).
+    bool closing() const;
+    /// Worker thread: the UNet's part ended (`ran`: without an error). Before done().
+    void unet_done(bool ran);
+
 private:
     enum class State { Waiting, Offered, Taken, Done, Closed };
     mutable std::mutex mutex_;
@@ -66,18 +103,32 @@ private:
     State state_ = State::Waiting;
     std::optional<WarmUpKit> kit_;
     bool ran_ = false;
+    bool closing_ = false;  ///< close() was called: no twin is waited for any more
+    std::optional<UNetTwinParts> twin_;
+    bool ran_unet_ = false;
 };
 
-/// Runs the kit's group of zeros (its `chunks` chunks of 16 frames) through LipsyncChunk's stages but the
-/// denoising, with a VAE of random weights, on the calling thread's current stream, and waits for it. Throws what
-/// the stages throw.
-void run_warm_up(const WarmUpKit& kit);
+/// Loading thread, before the weights are written: `placed`'s parameter tensors and copies of its buffers on
+/// `device` in `dtype`.
+UNetTwinParts unet_twin_parts(const models::UNet3DConditionModel& placed, const torch::Device& device,
+                              torch::ScalarType dtype);
+/// Worker thread: another module of the parts' configuration over their tensors (the parameters' memory is the
+/// loading UNet's), in eval mode. Building the module's host side takes about 0.1 s at full size, so the worker
+/// does it, not the loading thread. The worker sets its own attention context on it.
+models::UNet3DConditionModel make_warm_up_twin(const UNetTwinParts& parts);
+
+/// Runs the kit's group of zeros (its `chunks` chunks of 16 frames) through LipsyncChunk's stages, with a VAE of
+/// random weights, on the calling thread's current stream, and waits for it. Without `unet`, every stage but the
+/// denoising; with it (a twin), the denoising too, for two steps (with DeepCache a full one and a cached one),
+/// eagerly. Throws what the stages throw.
+void run_warm_up(const WarmUpKit& kit, const models::UNet3DConditionModel& unet = nullptr);
 
 /// Whether a GPU render's workers warm up while the models load: only with LSYNC_WARM_UP=1. On an H200 with
-/// random weights it moved the first group's first use out of the render stage (0.947-0.965 of it) and into the
-/// models stage, which then waits for it: the wall clock did not improve (1.010-1.039; docs/performance-notes.md
-/// section 32). It can pay only where loading the UNet takes longer than the warm-up, as a checkpoint read from
-/// disk may: not measured yet.
+/// random weights drawn on the GPU, the stages around the UNet moved the first group's first use out of the
+/// render stage (0.947-0.965 of it) and into the models stage, which then waits for it: the wall clock did not
+/// improve (1.010-1.039; docs/performance-notes.md section 32). It can pay only where loading the UNet takes
+/// longer than the warm-up, as a checkpoint read from a file does (`bench render --weights random-files`): not
+/// measured yet, nor is the UNet's part (section 33).
 bool warm_up_wanted();
 
 }  // namespace lsync::pipeline

@@ -15,7 +15,7 @@ const std::vector<io::RenameRule>& unet_renames() {
 }
 
 UNet3DConditionModel load_unet(const std::string& path, const UNet3DConfig& config, const torch::Device& device,
-                               torch::ScalarType dtype, io::LoadReport* report) {
+                               torch::ScalarType dtype, io::LoadReport* report, const UNetPlaced& on_placed) {
     auto source = io::open_tensor_source(path);
     UNet3DConditionModel unet(config);
 
@@ -33,6 +33,7 @@ UNet3DConditionModel load_unet(const std::string& path, const UNet3DConfig& conf
     }
 
     place_parameters(*unet, device, dtype);  // one allocation, written in place by the load (unet_layers.h)
+    if (on_placed) on_placed(unet);
     io::LoadPolicy policy;
     policy.device = device;
     policy.dtype = dtype;
@@ -43,9 +44,10 @@ UNet3DConditionModel load_unet(const std::string& path, const UNet3DConfig& conf
 }
 
 UNet3DConditionModel random_unet(const UNet3DConfig& config, const torch::Device& device, torch::ScalarType dtype,
-                                 uint64_t seed) {
+                                 uint64_t seed, const UNetPlaced& on_placed) {
     UNet3DConditionModel unet(config);
     to_uninitialised(*unet, device, dtype);  // every parameter is drawn next, there (unet_layers.h)
+    if (on_placed) on_placed(unet);
     init_random_parameters(*unet, seed);
     return unet;
 }

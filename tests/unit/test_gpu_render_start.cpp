@@ -5,7 +5,8 @@
 // models load in milliseconds, so the early render holds the UNet's load back (LSYNC_TEST_SLOW_MODELS_MS) and
 // must report both chunks packed early.
 // And the worker's warm-up while the UNet loads (worker_warm_up.h): a render whose worker ran its stages around
-// the UNet once on zeros must give the frames of one that did not (LSYNC_WARM_UP=0), bit for bit.
+// the UNet once on zeros, then the UNet's twin while the UNet's weights were written (held back here by
+// LSYNC_TEST_SLOW_UNET_FILL_MS), must give the frames of one that did not (LSYNC_WARM_UP=0), bit for bit.
 #include "catch_compat.h"
 #include "render_tiny_fixture.h"
 #include "test_util.h"
@@ -37,11 +38,13 @@ struct EarlyPack {
         ::setenv("LSYNC_EARLY_PACK", on ? "1" : "0", 1);
         ::setenv("LSYNC_WARM_UP", warm_up ? "1" : "0", 1);
         if (on || warm_up) ::setenv("LSYNC_TEST_SLOW_MODELS_MS", "1500", 1);
+        if (warm_up) ::setenv("LSYNC_TEST_SLOW_UNET_FILL_MS", "3000", 1);
     }
     ~EarlyPack() {  // also when render() throws
         ::unsetenv("LSYNC_EARLY_PACK");
         ::unsetenv("LSYNC_WARM_UP");
         ::unsetenv("LSYNC_TEST_SLOW_MODELS_MS");
+        ::unsetenv("LSYNC_TEST_SLOW_UNET_FILL_MS");
     }
 };
 
@@ -56,6 +59,7 @@ Seen render_tiny(bool early, bool warm_up, const std::filesystem::path& out) {
     CHECK(summary.frames == static_cast<int64_t>(seen.frames.size()));
     CHECK(summary.early_chunks == (early ? 2 : 0));
     CHECK(summary.warmed_workers == (warm_up ? 1 : 0));
+    CHECK(summary.warmed_unets == (warm_up ? 1 : 0));
     return seen;
 }
 

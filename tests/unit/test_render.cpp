@@ -11,6 +11,7 @@
 #include "diagnostics/kernel_profile.h"
 #include "diagnostics/render_flops.h"
 #include "expect_error.h"
+#include "io/safetensors.h"
 #include "media/video_writer.h"
 #include "pipeline/chunk_noise.h"
 #include "pipeline/chunk_queue.h"
@@ -856,6 +857,160 @@ TEST_CASE("worker warm-up: a worker runs the stages without a UNet before its mo
     const auto result = workers.take();
     REQUIRE(result.frames.size() == 1);
     CHECK(result.frames[0].size(0) == kFramesPerChunk);
+}
+
+TEST_CASE("worker warm-up: the UNet's twin is taken after the kit, before the close, or not at all", "[render]") {
+    const auto tiny = test::tiny_random_models();
+    const auto twin = [&] { return unet_twin_parts(tiny.unet, torch::kCPU, torch::kFloat); };
+    SECTION("offered while the worker runs the first part: taken, run, done") {
+        WorkerWarmUp w;
+        w.offer(WarmUpKit{});
+        REQUIRE(w.take().has_value());
+        w.offer_unet(twin());
+        const auto unet = w.take_unet();
+        CHECK(unet.has_value());
+        w.unet_done(true);
+        w.done(true);
+        w.close();
+        CHECK(w.ran());
+        CHECK(w.ran_unet());
+    }
+    SECTION("offered before the worker took the kit: kept for it") {
+        WorkerWarmUp w;
+        w.offer(WarmUpKit{});
+        w.offer_unet(twin());
+        REQUIRE(w.take().has_value());
+        CHECK(w.take_unet().has_value());
+    }
+    SECTION("the close comes first: the worker stops waiting for a twin, and a later one is dropped") {
+        WorkerWarmUp w;
+        w.offer(WarmUpKit{});
+        REQUIRE(w.take().has_value());
+        std::optional<UNetTwinParts> taken = twin();
+        std::thread worker([&] {
+            taken = w.take_unet();  // waits: nothing offered yet
+            w.done(true);
+        });
+        std::this_thread::sleep_for(std::chrono::milliseconds(30));
+        w.close();  // wakes the worker, then waits for its done()
+        worker.join();
+        CHECK_FALSE(taken.has_value());
+        w.offer_unet(twin());
+        CHECK_FALSE(w.take_unet().has_value());
+        CHECK_FALSE(w.ran_unet());
+    }
+    SECTION("offered, then closed before the worker asked: not run (the loading thread would wait for it)") {
+        WorkerWarmUp w;
+        w.offer(WarmUpKit{});
+        REQUIRE(w.take().has_value());
+        w.offer_unet(twin());
+        std::thread loading([&] { w.close(); });
+        for (int i = 0; i < 4000 && !w.closing(); ++i) std::this_thread::sleep_for(std::chrono::milliseconds(1));
+        REQUIRE(w.closing());
+        CHECK_FALSE(w.take_unet().has_value());
+        w.done(true);
+        loading.join();
+    }
+    SECTION("no kit: no twin") {
+        WorkerWarmUp w;
+        w.offer_unet(twin());
+        w.close();
+        CHECK_FALSE(w.take().has_value());
+        CHECK_FALSE(w.take_unet().has_value());
+    }
+}
+
+TEST_CASE("worker warm-up: the UNet's twin shares the placed weights, and a loader fills them under it", "[render]") {
+    // The hook sees the UNet between its placement and the writing of its weights, once, for random weights and
+    // for a checkpoint alike; the twin made there reads the same memory and has buffers of its own.
+    const test::ScratchDir dir("warm_up_twin");
+    for (const bool from_file : {false, true}) {
+        CAPTURE(from_file);
+        const std::string file = (dir.path() / "unet.safetensors").string();
+        if (from_file) {
+            auto unet = random_unet_for(ModelVariant::TestTiny, torch::kCPU, torch::kFloat);
+            std::vector<std::pair<std::string, torch::Tensor>> tensors;
+            for (const auto& p : unet->named_parameters(true)) tensors.emplace_back(p.key(), p.value());
+            for (const auto& b : unet->named_buffers(true)) tensors.emplace_back(b.key(), b.value());
+            io::write_safetensors(file, tensors, {}, true);
+        }
+        ModelRequest request;
+        request.variant = ModelVariant::TestTiny;
+        request.random_weights = true;
+        if (from_file) request.unet_path = file;
+        int calls = 0;
+        models::UNet3DConditionModel twin{nullptr};
+        request.on_unet_placed = [&](const models::UNet3DConditionModel& placed) {
+            ++calls;
+            twin = make_warm_up_twin(unet_twin_parts(placed, torch::kCPU, torch::kFloat));
+        };
+        const auto loaded = load_render_models(request);
+        CHECK(calls == 1);
+        REQUIRE(twin);
+        const auto mine = twin->named_parameters(true);
+        const auto theirs = loaded.unet->named_parameters(true);
+        REQUIRE(mine.size() == theirs.size());
+        for (const auto& p : theirs) {
+            const auto& t = mine[p.key()];
+            CHECK(t.data_ptr() == p.value().data_ptr());  // the same memory: the loader's writes are the twin's
+            CHECK(torch::equal(t, p.value()));
+        }
+        for (const auto& b : loaded.unet->named_buffers(true)) {
+            const auto& t = twin->named_buffers(true)[b.key()];
+            CHECK(t.data_ptr() != b.value().data_ptr());  // its own: the loader may replace the placed module's
+            CHECK(torch::equal(t, b.value()));  // pe: computed, and the file holds the same values
+        }
+        CHECK(twin.ptr() != loaded.unet.ptr());
+    }
+}
+
+TEST_CASE("worker warm-up: a worker runs the UNet's twin too, and its groups are as a cold worker's", "[render]") {
+    const RenderModels models = test::tiny_random_models();
+    const int64_t r = models.resolution;
+    const auto mask = test::upper_half_mask(r);
+    DiffusionSettings settings;
+    settings.steps = 3;
+    const auto audio_dim = models.unet->config().cross_attention_dim;
+    WarmUpKit kit;
+    kit.vae = vae_config_for(ModelVariant::TestTiny);
+    kit.resolution = static_cast<int>(r);
+    kit.mask = mask;
+    kit.chunks = 2;
+    kit.frame_height = 96;
+    kit.frame_width = 160;
+    kit.diffusion = settings;
+    kit.audio_dim = audio_dim;
+    const auto group = test::random_chunks(2, r, audio_dim, false);
+    const auto run = [&](bool warm_up) {
+        auto warm = std::make_shared<WorkerWarmUp>();
+        std::promise<ChunkWorkerSetup> setup;
+        std::vector<std::future<ChunkWorkerSetup>> loading;
+        loading.push_back(setup.get_future());
+        ChunkWorkers workers(std::move(loading), false, false, [](const std::string&) {}, false, {warm});
+        if (warm_up) {
+            warm->offer(kit);
+            // As the loading thread does: the twin once the weights are placed (here: over the loaded ones).
+            warm->offer_unet(unet_twin_parts(models.unet, torch::kCPU, torch::kFloat));
+            for (int i = 0; i < 4000 && !warm->ran_unet(); ++i)
+                std::this_thread::sleep_for(std::chrono::milliseconds(5));
+        }
+        warm->close();
+        CHECK(warm->ran() == warm_up);
+        CHECK(warm->ran_unet() == warm_up);
+        setup.set_value(test::worker_setup(models, mask, settings, 2));
+        CHECK(workers.warmed_up_unets() == (warm_up ? 1 : 0));
+        auto g = group;
+        for (auto& c : g) c.frames = c.frames.clone();
+        workers.submit(g);
+        return workers.take().frames;
+    };
+    const auto cold = run(false);
+    const auto warm = run(true);
+    REQUIRE(cold.size() == 2);
+    REQUIRE(warm.size() == 2);
+    // The twin's DeepCache state and attention context are its own: the loaded UNet's first group is unchanged.
+    CHECK(torch::equal(cold[0], warm[0]));
+    CHECK(torch::equal(cold[1], warm[1]));
 }
 
 TEST_CASE("worker warm-up: a worker whose kit never comes goes on to its setup, and its load error", "[render]") {
