@@ -50,6 +50,7 @@ ChunkWorkers::ChunkWorkers(std::vector<std::future<ChunkWorkerSetup>> workers, b
     LSYNC_CHECK(!loading_.empty(), ErrorCode::Internal, "ChunkWorkers: no workers");
     warm_ups_.resize(loading_.size());
     setups_.resize(loading_.size());
+    primed_graphs_.assign(loading_.size(), false);
     loads_pending_ = loading_.size();
     busy_.assign(loading_.size(), 0.0);
     stages_.assign(loading_.size(), ChunkStageSeconds{});
@@ -129,6 +130,13 @@ int64_t ChunkWorkers::warmed_up() const {
     return n;
 }
 
+int64_t ChunkWorkers::primed_graph_workers() const {
+    std::lock_guard<std::mutex> lock(mutex_);
+    int64_t n = 0;
+    for (const bool p : primed_graphs_) n += p ? 1 : 0;
+    return n;
+}
+
 int64_t ChunkWorkers::warmed_up_unets() const {
     int64_t n = 0;
     for (const auto& w : warm_ups_) n += w && w->ran_unet() ? 1 : 0;
@@ -138,21 +146,23 @@ int64_t ChunkWorkers::warmed_up_unets() const {
 // Before the worker waits for its models: its kit, when the render offered one and the loading thread has not
 // withdrawn it (worker_warm_up.h), run on this thread and the stream it will render on (`enter` sets the device
 // and the stream guards, for good); then the UNet's twin, if the loading thread offers it before its close.
-void ChunkWorkers::warm_up(size_t index, const std::function<void(const torch::Device&)>& enter) {
+// Returns what the twin primed (its denoiser and graphs), if anything.
+std::optional<PrimedUNet> ChunkWorkers::warm_up(size_t index, const std::function<void(const torch::Device&)>& enter) {
     WorkerWarmUp& offer = *warm_ups_[index];
     auto kit = offer.take();
-    if (!kit) return;
+    if (!kit) return std::nullopt;
     const auto since = [this](std::chrono::steady_clock::time_point t) {
         return std::chrono::duration<double>(t - created_).count();
     };
+    std::optional<PrimedUNet> primed;
     // One part of the warm-up; false (and a log line) when it failed: the first group meets that part instead.
     const auto part = [&](const char* name, const UNetTwinParts* twin) {
         try {
             const auto started = std::chrono::steady_clock::now();
-            run_warm_up(*kit, twin ? make_warm_up_twin(*twin) : nullptr);
+            primed = run_warm_up(*kit, twin ? make_warm_up_twin(*twin) : nullptr);
             if (chunk_timing_printed())  // beside the groups' lines (print_group_timing)
-                std::fprintf(stderr, "chunk timing: worker %zu, warm-up (%s), host %.3f-%.3f s\n", index, name,
-                             since(started), since(std::chrono::steady_clock::now()));
+                std::fprintf(stderr, "chunk timing: worker %zu, warm-up (%s%s), host %.3f-%.3f s\n", index, name,
+                             primed ? ", graphs made" : "", since(started), since(std::chrono::steady_clock::now()));
             return true;
         } catch (const std::exception& e) {
             log::warn("worker ", index, ": the warm-up (", name, ") failed (the first group meets it instead): ",
@@ -172,6 +182,7 @@ void ChunkWorkers::warm_up(size_t index, const std::function<void(const torch::D
     if (ran)
         if (const auto twin = offer.take_unet()) offer.unet_done(part("UNet", &*twin));
     offer.done(ran);  // the loading thread plans the batch once this is called
+    return primed;
 }
 
 std::vector<double> ChunkWorkers::busy_seconds() const {
@@ -211,7 +222,8 @@ void ChunkWorkers::run(size_t index) {
         }
 #endif
     };
-    if (warm_ups_[index]) warm_up(index, enter);
+    std::optional<PrimedUNet> primed;
+    if (warm_ups_[index]) primed = warm_up(index, enter);
     std::exception_ptr failed;
     try {
         setups_[index] = loading_[index].get();
@@ -226,6 +238,18 @@ void ChunkWorkers::run(size_t index) {
             c10::cuda::device_synchronize();
         }
 #endif
+        if (primed) {
+            // The UNet's graphs made while it loaded, kept if they fit (worker_warm_up.h); else freed here.
+            auto& w = setups_[index];
+            const bool adopted = adopt_primed_unet(*primed, *w.runner, w.models.unet, w.batch);
+            log::debug("worker ", index, adopted ? ": runs the UNet graphs its warm-up made"
+                                                 : ": drops the UNet graphs its warm-up made (they do not fit)");
+            if (adopted) {
+                std::lock_guard<std::mutex> lock(mutex_);
+                primed_graphs_[index] = true;
+            }
+            primed.reset();
+        }
     } catch (...) {
         failed = std::current_exception();
     }

@@ -93,6 +93,8 @@ public:
     int64_t warmed_up() const;
     /// Workers that ran the UNet's part of their warm-up to its end.
     int64_t warmed_up_unets() const;
+    /// Workers whose UNet calls run through the graphs their warm-up made (adopt_primed_unet).
+    int64_t primed_graph_workers() const;
     /// Seconds each worker spent running groups so far (the rest of its time it waited for work).
     std::vector<double> busy_seconds() const;
     /// Per worker, its calls' stage times so far (all zero unless timing stages).
@@ -104,13 +106,14 @@ private:
         std::vector<ChunkFrames> chunks;
     };
     void run(size_t index);
-    void warm_up(size_t index, const std::function<void(const torch::Device&)>& enter);
+    std::optional<PrimedUNet> warm_up(size_t index, const std::function<void(const torch::Device&)>& enter);
     GroupResult run_group(ChunkWorkerSetup& w, std::vector<ChunkFrames>& chunks);
     void print_group_timing(size_t index, const Job& job, const GroupResult& r,
                             std::chrono::steady_clock::time_point started) const;
 
     std::vector<std::future<ChunkWorkerSetup>> loading_;  ///< each taken by its worker thread
     std::vector<ChunkWorkerSetup> setups_;                 ///< element i written and used by worker i only
+    std::vector<bool> primed_graphs_;                      ///< worker i adopted its warm-up's graphs; under mutex_
     std::exception_ptr load_error_;                        ///< the first setup that failed; under mutex_
     size_t loads_pending_ = 0;                             ///< setups not loaded (nor failed) yet; under mutex_
     std::optional<FirstSetup> first_;                      ///< worker 0's, once loaded; under mutex_

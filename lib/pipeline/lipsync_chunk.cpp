@@ -128,7 +128,7 @@ torch::Tensor frames_on_device(const std::vector<torch::Tensor>& frames, const t
 bool LipsyncChunk::pads_short_chunks() const { return pad_batches_ && pad_short_; }
 
 LipsyncChunk::LipsyncChunk(const RenderModels& models, torch::Tensor mask, DiffusionSettings settings,
-                           NoiseSource noise)
+                           NoiseSource noise, std::shared_ptr<GraphCounts> counts)
     : models_(models),
       geometry_(faces::CropGeometry::for_resolution(models.resolution)),
       device_(models.vae->device()),
@@ -136,6 +136,7 @@ LipsyncChunk::LipsyncChunk(const RenderModels& models, torch::Tensor mask, Diffu
       settings_(settings),
       noise_(std::move(noise)),
       graphs_(models.unet && cuda_graphs_wanted(models.resolution, device_)),
+      graph_counts_(counts ? std::move(counts) : std::make_shared<GraphCounts>()),
       denoiser_(models.unet ? make_graphed_denoiser(models.unet, graphs_, 3, graph_counts_) : nullptr),
       vae_(models.vae, vae_graphs_wanted(graphs_)),
       vae_images_(vae_images_per_call(models.resolution)),
@@ -154,6 +155,14 @@ LipsyncChunk::LipsyncChunk(const RenderModels& models, torch::Tensor mask, Diffu
     // On the device once: a per-group copy from pageable memory would wait for the stream.
     shared_noise_ = noise_.shared(models.vae->config().latent_channels, h, h).to(device_, dtype_);
     scheduler_.set_timesteps(settings_.steps);
+}
+
+void LipsyncChunk::adopt_denoiser(diffusion::Denoiser denoiser, std::shared_ptr<GraphCounts> counts) {
+    LSYNC_CHECK(denoiser && counts && !priming_.started(), ErrorCode::Internal,
+                "LipsyncChunk: a denoiser to adopt needs its counts, and no priming under way");
+    denoiser_ = std::move(denoiser);
+    graph_counts_ = std::move(counts);
+    prime_graphs_ = false;  // its graphs are made
 }
 
 LipsyncChunk::~LipsyncChunk() {

@@ -55,7 +55,9 @@ public:
     /// `mask` [R, R] float (1 = keep), `models` loaded for R = mask's size. `models.unet` may be null: run_batch
     /// then runs every stage but the denoising, whose initial noise goes to the decoder (a worker's warm-up while
     /// the UNet loads: worker_warm_up.h); the Whisper is not used.
-    LipsyncChunk(const RenderModels& models, torch::Tensor mask, DiffusionSettings settings, NoiseSource noise);
+    /// `counts` (optional): the graph counts the UNet's denoiser keeps (a warm-up's, to hand the denoiser on).
+    LipsyncChunk(const RenderModels& models, torch::Tensor mask, DiffusionSettings settings, NoiseSource noise,
+                 std::shared_ptr<GraphCounts> counts = nullptr);
     ~LipsyncChunk();
 
     /// One or several chunks in one pass through the networks (the UNet sees a batch of B chunks); each chunk
@@ -96,6 +98,13 @@ public:
     void set_graph_priming(bool on) { prime_graphs_ = on; }
     /// What the UNet's graphed denoiser did so far (all zero without graphs; its eager calls counted with them).
     std::shared_ptr<const GraphCounts> graph_counts() const { return graph_counts_; }
+    /// Whether the UNet runs as CUDA graphs here (graphed_denoiser.h).
+    bool graphs() const { return graphs_; }
+    /// The UNet's denoiser, and what it did so far.
+    diffusion::Denoiser denoiser() const { return denoiser_; }
+    /// Runs the UNet through `denoiser` from now on (a worker's warm-up made it and its graphs while the UNet
+    /// loaded: worker_warm_up.h); `counts` is what it keeps up to date. Its UNet must hold this runner's weights.
+    void adopt_denoiser(diffusion::Denoiser denoiser, std::shared_ptr<GraphCounts> counts);
 
 
     const faces::CropGeometry& geometry() const { return geometry_; }
@@ -129,7 +138,7 @@ private:
     torch::Tensor shared_noise_;  ///< [1, 4, 1, h, w] on the models' device, in their dtype
     diffusion::DDIMScheduler scheduler_;
     bool graphs_ = false;  ///< the UNet (denoiser_) runs as CUDA graphs (and the VAE may: graphed_vae.h)
-    std::shared_ptr<GraphCounts> graph_counts_ = std::make_shared<GraphCounts>();
+    std::shared_ptr<GraphCounts> graph_counts_;
     diffusion::Denoiser denoiser_;
     bool prime_graphs_ = graph_priming_wanted();
     GraphedVae vae_;      ///< the VAE's calls (as CUDA graphs with LSYNC_VAE_GRAPHS=1: graphed_vae.h)

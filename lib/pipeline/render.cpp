@@ -623,6 +623,7 @@ void run_passes(RenderJob& job, RenderWorkDir& work, const media::VideoWriterOpt
     if (o.time_chunk_stages) summary.worker_stage_seconds = workers->stage_seconds();
     summary.warmed_workers = workers->warmed_up();
     summary.warmed_unets = workers->warmed_up_unets();
+    summary.primed_graph_workers = workers->primed_graph_workers();
 
     // 5. The join's end: the segments not joined yet (the last, or all with LSYNC_PROGRESSIVE_JOIN=0) into the
     //    output with the audio, the file's trailer, then the work folder goes.

@@ -5,6 +5,7 @@
 #include "faces/alignment.h"
 #include "pipeline/chunk_noise.h"
 #include "pipeline/frame_map.h"
+#include "pipeline/graphed_denoiser.h"
 #include "pipeline/lipsync_chunk.h"
 #include "pipeline/render_models.h"
 #include "vae/vae_loader.h"
@@ -136,7 +137,7 @@ models::UNet3DConditionModel make_warm_up_twin(const UNetTwinParts& parts) {
     return twin;
 }
 
-void run_warm_up(const WarmUpKit& kit, const models::UNet3DConditionModel& unet) {
+std::optional<PrimedUNet> run_warm_up(const WarmUpKit& kit, const models::UNet3DConditionModel& unet) {
     torch::NoGradGuard no_grad;
     // A VAE of the render's configuration, made as --weights random makes one: the same layouts and kernels as the
     // loaded one's, whose values the warm-up does not need (and which is not loaded yet).
@@ -147,16 +148,20 @@ void run_warm_up(const WarmUpKit& kit, const models::UNet3DConditionModel& unet)
     const auto attention = kit.attention ? kit.attention() : ops::default_attention_context();
     models.vae->set_attention(attention);
     DiffusionSettings settings;
+    const bool graphs = unet && cuda_graphs_wanted(kit.resolution, kit.device) && graphs_replay_here(kit.device);
     if (unet) {
         models.unet = unet;
         models.unet->set_attention(attention);
-        // A full step and, with DeepCache, a cached one: each kind of UNet call once, eagerly (a graphed denoiser
-        // captures a phase at its second call only).
+        // Each kind of UNet call once, eagerly: a full step and, with DeepCache, a cached one. With graphs, as
+        // many steps as make the graphed denoiser capture both: it captures a phase at its second call, and a
+        // "reuse" one only once the "capture" graph exists, so with DeepCache's interval of 3: F R R F R.
         settings = kit.diffusion;
-        settings.steps = std::min(settings.steps, 2);
+        const int interval = diffusion::DenoiseOptions{}.deepcache.interval;
+        settings.steps = std::min(settings.steps, graphs ? (settings.deepcache ? interval + 2 : 2) : 2);
     }
     // The warm-up's own noise: its values do not matter, and a render's may replay recorded draws of its chunks only.
-    LipsyncChunk stages(models, kit.mask, settings, seeded_noise(0));
+    auto counts = std::make_shared<GraphCounts>();
+    LipsyncChunk stages(models, kit.mask, settings, seeded_noise(0), counts);
     stages.set_graph_priming(false);
     const auto device = kit.device;
     const int64_t r = kit.resolution, h = kit.frame_height, w = kit.frame_width;
@@ -165,8 +170,9 @@ void run_warm_up(const WarmUpKit& kit, const models::UNet3DConditionModel& unet)
     const double side = std::max<double>(1.0, 0.5 * std::min(h, w));
     const double k = static_cast<double>(r) / side;
     const faces::Affine matrix{k, 0.0, -k * (0.5 * w - 0.5 * side), 0.0, k, -k * (0.5 * h - 0.5 * side)};
+    const int64_t chunk_count = std::max<int64_t>(1, kit.chunks);
     std::vector<ChunkFrames> chunks;
-    for (int64_t c = 0; c < std::max<int64_t>(1, kit.chunks); ++c) {
+    for (int64_t c = 0; c < chunk_count; ++c) {
         ChunkFrames f;
         f.chunk = c;
         // As the render packs them: [A, H, W, 3] uint8 (pinned for a GPU), seen as [A, 3, H, W].
@@ -181,10 +187,49 @@ void run_warm_up(const WarmUpKit& kit, const models::UNet3DConditionModel& unet)
         chunks.push_back(std::move(f));
     }
     // The frames are dropped: their memory goes back in stream order.
-    (void)stages.run_batch(chunks, nullptr, nullptr, nullptr, std::max<int64_t>(1, kit.chunks));
+    (void)stages.run_batch(chunks, nullptr, nullptr, nullptr, chunk_count);
 #if LSYNC_WITH_CUDA
     if (device.is_cuda()) c10::cuda::getCurrentCUDAStream(device.index()).synchronize();
 #endif
+    if (!graphs || !stages.graphs() || counts->captures == 0) return std::nullopt;
+    return PrimedUNet{unet, stages.denoiser(), counts, chunk_count};
+}
+
+bool twin_holds_loaded_weights(const models::UNet3DConditionModel& twin, const models::UNet3DConditionModel& loaded) {
+    if (!twin || !loaded) return false;
+    const auto mine = twin->named_parameters(true);
+    const auto theirs = loaded->named_parameters(true);
+    if (mine.size() != theirs.size()) return false;
+    for (const auto& p : theirs) {
+        const auto* t = mine.find(p.key());
+        const auto& l = p.value();
+        if (!t || t->data_ptr() != l.data_ptr() || t->sizes() != l.sizes() || t->strides() != l.strides() ||
+            t->scalar_type() != l.scalar_type() || t->device() != l.device())
+            return false;
+    }
+    const auto mine_buffers = twin->named_buffers(true);
+    const auto their_buffers = loaded->named_buffers(true);
+    if (mine_buffers.size() != their_buffers.size()) return false;
+    for (const auto& b : their_buffers) {
+        const auto* t = mine_buffers.find(b.key());
+        if (!t || t->sizes() != b.value().sizes() || t->scalar_type() != b.value().scalar_type() ||
+            t->device() != b.value().device())
+            return false;
+    }
+    return true;
+}
+
+bool adopt_primed_unet(PrimedUNet& primed, LipsyncChunk& runner, const models::UNet3DConditionModel& loaded,
+                       int64_t batch) {
+    torch::NoGradGuard no_grad;
+    if (!primed.denoiser || !primed.counts || !runner.graphs() || batch != primed.chunks ||
+        !twin_holds_loaded_weights(primed.twin, loaded))
+        return false;
+    // In place: the graphs read the twin's buffers where they are. On the worker's stream, before its first call.
+    auto mine = primed.twin->named_buffers(true);
+    for (const auto& b : loaded->named_buffers(true)) mine[b.key()].copy_(b.value());
+    runner.adopt_denoiser(primed.denoiser, primed.counts);
+    return true;
 }
 
 bool warm_up_wanted() { return env::flag("LSYNC_WARM_UP", false); }

@@ -16,9 +16,13 @@
 //   buffers, attention context and DeepCache state) runs the same group with two denoising steps, a full one and a
 //   DeepCache one, while the loader writes the weights in place. The values it reads are whatever is there; the
 //   convolution plans, GEMM heuristics and kernels it meets depend only on the shapes and layouts, which are the
-//   loaded UNet's. Nothing it makes is kept but those per-thread and per-stream caches: the worker's first group
-//   still makes its CUDA graphs, from warm caches.
-// The group's frames, that VAE and the twin are dropped.
+//   loaded UNet's. Where the UNet runs as CUDA graphs (256 px) it runs five steps instead, F R R F R, so the
+//   twin's denoiser also captures the group's two graphs (a full call and a DeepCache one). Once the models are
+//   loaded the worker checks that the twin's parameters are still the loaded UNet's tensors, gives the twin's
+//   buffers the loaded values, and runs its UNet calls through the twin's denoiser (adopt_primed_unet): its
+//   first group replays from its first step. Elsewhere, or when the check fails, the twin is dropped and only
+//   the per-thread and per-stream caches it warmed are kept.
+// The group's frames and that VAE are dropped.
 //
 // The handshake: the render offers the kit before the workers start; the loading thread may offer the UNet's twin
 // once the UNet's weights have their final places; it closes the offer before it plans the worker's batch, since
@@ -28,6 +32,7 @@
 // meets the same stages anyway.
 
 #include "ops/attention_context.h"
+#include "pipeline/graphed_denoiser.h"
 #include "pipeline/lipsync_chunk.h"
 #include "unet/unet_3d.h"
 #include "vae/autoencoder_kl.h"
@@ -37,6 +42,7 @@
 #include <condition_variable>
 #include <cstdint>
 #include <functional>
+#include <memory>
 #include <mutex>
 #include <optional>
 
@@ -117,11 +123,33 @@ UNetTwinParts unet_twin_parts(const models::UNet3DConditionModel& placed, const 
 /// does it, not the loading thread. The worker sets its own attention context on it.
 models::UNet3DConditionModel make_warm_up_twin(const UNetTwinParts& parts);
 
+/// What the UNet's part of a warm-up leaves its worker where the UNet runs as CUDA graphs: the twin and its
+/// denoiser, whose graphs are those of the warm-up group's shape.
+struct PrimedUNet {
+    models::UNet3DConditionModel twin{nullptr};
+    diffusion::Denoiser denoiser;
+    std::shared_ptr<GraphCounts> counts;
+    int64_t chunks = 0;  ///< chunks per UNet call of the shape the graphs are for
+};
+
 /// Runs the kit's group of zeros (its `chunks` chunks of 16 frames) through LipsyncChunk's stages, with a VAE of
 /// random weights, on the calling thread's current stream, and waits for it. Without `unet`, every stage but the
-/// denoising; with it (a twin), the denoising too, for two steps (with DeepCache a full one and a cached one),
-/// eagerly. Throws what the stages throw.
-void run_warm_up(const WarmUpKit& kit, const models::UNet3DConditionModel& unet = nullptr);
+/// denoising; with it (a twin), the denoising too: two steps (with DeepCache a full one and a cached one),
+/// eagerly, or where the UNet runs as graphs five, which capture the group's graphs; those come back. Throws what
+/// the stages throw.
+std::optional<PrimedUNet> run_warm_up(const WarmUpKit& kit, const models::UNet3DConditionModel& unet = nullptr);
+
+/// Whether `twin`'s parameters are `loaded`'s tensors (the same addresses, shapes, strides, dtypes and device: the
+/// loader wrote them in place) and its buffers have the shapes, dtypes and device of `loaded`'s.
+bool twin_holds_loaded_weights(const models::UNet3DConditionModel& twin, const models::UNet3DConditionModel& loaded);
+
+/// Worker thread, once its models are loaded: has `runner` run its UNet calls through `primed`'s denoiser when
+/// the twin holds `loaded`'s weights (twin_holds_loaded_weights), the runner runs graphs too, and its `batch` is
+/// the graphs' shape. The twin's buffers get
+/// the loaded values first (a checkpoint's `pe` may differ in its last bits from the computed table the twin
+/// copied). Returns whether it did; when not, the graphs go with `primed`.
+bool adopt_primed_unet(PrimedUNet& primed, LipsyncChunk& runner, const models::UNet3DConditionModel& loaded,
+                       int64_t batch);
 
 /// Whether a GPU render's workers warm up while the models load: only with LSYNC_WARM_UP=1. On an H200 with
 /// random weights drawn on the GPU, the stages around the UNet moved the first group's first use out of the

@@ -6,7 +6,8 @@
 // must report both chunks packed early.
 // And the worker's warm-up while the UNet loads (worker_warm_up.h): a render whose worker ran its stages around
 // the UNet once on zeros, then the UNet's twin while the UNet's weights were written (held back here by
-// LSYNC_TEST_SLOW_UNET_FILL_MS), must give the frames of one that did not (LSYNC_WARM_UP=0), bit for bit.
+// LSYNC_TEST_SLOW_UNET_FILL_MS), whose CUDA graphs it then renders with, must give the frames of one that did not
+// (LSYNC_WARM_UP=0), bit for bit.
 #include "catch_compat.h"
 #include "render_tiny_fixture.h"
 #include "test_util.h"
@@ -60,6 +61,8 @@ Seen render_tiny(bool early, bool warm_up, const std::filesystem::path& out) {
     CHECK(summary.early_chunks == (early ? 2 : 0));
     CHECK(summary.warmed_workers == (warm_up ? 1 : 0));
     CHECK(summary.warmed_unets == (warm_up ? 1 : 0));
+    // 128 px runs as CUDA graphs: the twin's, made while the UNet loaded, serve the render.
+    CHECK(summary.primed_graph_workers == (warm_up ? 1 : 0));
     return seen;
 }
 

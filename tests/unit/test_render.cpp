@@ -961,6 +961,23 @@ TEST_CASE("worker warm-up: the UNet's twin shares the placed weights, and a load
             CHECK(torch::equal(t, b.value()));  // pe: computed, and the file holds the same values
         }
         CHECK(twin.ptr() != loaded.unet.ptr());
+        CHECK(twin_holds_loaded_weights(twin, loaded.unet));
+        // A parameter the loader had replaced instead of writing it in place, a buffer of another shape, another
+        // UNet: the twin's graphs would read other memory, so they are not adopted.
+        auto moved = make_warm_up_twin(unet_twin_parts(loaded.unet, torch::kCPU, torch::kFloat));
+        CHECK(twin_holds_loaded_weights(moved, loaded.unet));
+        moved->conv_in->weight.set_data(moved->conv_in->weight.clone());
+        CHECK_FALSE(twin_holds_loaded_weights(moved, loaded.unet));
+        auto odd_buffer = make_warm_up_twin(unet_twin_parts(loaded.unet, torch::kCPU, torch::kFloat));
+        auto buffers = odd_buffer->named_buffers(true);
+        REQUIRE(buffers.size() > 0);
+        buffers.begin()->value().set_data(torch::zeros({1}));
+        CHECK_FALSE(twin_holds_loaded_weights(odd_buffer, loaded.unet));
+        CHECK_FALSE(twin_holds_loaded_weights(twin, test::tiny_random_models().unet));
+        // On the CPU nothing runs as graphs: nothing to adopt, and the runner keeps its own denoiser.
+        PrimedUNet primed{twin, make_graphed_denoiser(twin, false), std::make_shared<GraphCounts>(), 1};
+        LipsyncChunk runner(loaded, test::upper_half_mask(loaded.resolution), DiffusionSettings{}, seeded_noise(0));
+        CHECK_FALSE(adopt_primed_unet(primed, runner, loaded.unet, 1));
     }
 }
 

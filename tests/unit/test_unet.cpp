@@ -335,7 +335,8 @@ TEST_CASE("UNet attention: one GEMM over stacked q/k/v weights that the paramete
     // The official computation: three separate projections, heads split, attention, output projection.
     auto reference = [&](Attention& a, const torch::Tensor& kv_in) {
         auto split = [](const torch::Tensor& t) { return t.reshape({t.size(0), t.size(1), 2, 4}).transpose(1, 2); };
-        auto o = ops::standard_attention({split(a->to_q(x)), split(a->to_k(kv_in)), split(a->to_v(kv_in)), std::nullopt});
+        auto o = ops::standard_attention(
+            {split(a->to_q(x)), split(a->to_k(kv_in)), split(a->to_v(kv_in)), std::nullopt, {}});
         return a->out(o.transpose(1, 2).reshape({2, 5, 8}));
     };
     CHECK(torch::allclose(attn->forward(x), reference(attn, x), 1e-5, 1e-6));
