@@ -238,18 +238,6 @@ void ChunkWorkers::run(size_t index) {
             c10::cuda::device_synchronize();
         }
 #endif
-        if (primed) {
-            // The UNet's graphs made while it loaded, kept if they fit (worker_warm_up.h); else freed here.
-            auto& w = setups_[index];
-            const bool adopted = adopt_primed_unet(*primed, *w.runner, w.models.unet, w.batch);
-            log::debug("worker ", index, adopted ? ": runs the UNet graphs its warm-up made"
-                                                 : ": drops the UNet graphs its warm-up made (they do not fit)");
-            if (adopted) {
-                std::lock_guard<std::mutex> lock(mutex_);
-                primed_graphs_[index] = true;
-            }
-            primed.reset();
-        }
     } catch (...) {
         failed = std::current_exception();
     }
@@ -267,6 +255,21 @@ void ChunkWorkers::run(size_t index) {
     if (failed) return;
     ChunkWorkerSetup& w = setups_[index];
     enter(w.models.unet->device());
+    if (primed) {
+        // The UNet's graphs made while it loaded, kept if they fit (worker_warm_up.h); else freed here. A failure
+        // only costs the first group its graphs.
+        bool adopted = false;
+        try {
+            adopted = adopt_primed_unet(*primed, *w.runner, w.models.unet, w.batch);
+        } catch (const std::exception& e) {
+            log::warn("worker ", index, ": the UNet graphs of the warm-up were not taken over: ", first_line(e.what()));
+        }
+        log::debug("worker ", index, adopted ? ": renders with the UNet graphs its warm-up made"
+                                             : ": drops the UNet graphs its warm-up made");
+        std::lock_guard<std::mutex> lock(mutex_);
+        primed_graphs_[index] = adopted;
+    }
+    primed.reset();
     while (true) {
         Job job;
         {

@@ -157,6 +157,14 @@ ops::AttentionContextPtr worker_attention(const RenderOptions& o, const torch::D
     return attention;
 }
 
+/// Closes a worker's warm-up offer (if any) when it goes out of scope.
+struct ClosesWarmUp {
+    WorkerWarmUp* warm;
+    ~ClosesWarmUp() {
+        if (warm) warm->close();
+    }
+};
+
 /// Whether a device is listed more than once (--devices 0,0).
 bool repeats_a_device(const std::vector<torch::Device>& devices) {
     for (size_t i = 0; i < devices.size(); ++i)
@@ -183,6 +191,9 @@ std::vector<std::future<ChunkWorkerSetup>> load_workers(const RenderJob& job, co
     auto load_worker = [&job, mask, resolution](const torch::Device& d, const GetModels& get_models,
                                                 const std::shared_ptr<WhisperHandoff>& handoff,
                                                 const std::shared_ptr<WorkerWarmUp>& warm) {
+        // The warm-up offer is closed whatever ends this thread (below, it closes before the batch is planned): a
+        // worker waiting for the UNet's twin waits for the close (worker_warm_up.h). close() is idempotent.
+        const ClosesWarmUp close_on_exit{warm.get()};
         const RenderOptions& o = job.options;
         const auto started = std::chrono::steady_clock::now();
         torch::NoGradGuard no_grad;  // thread-local: the loading threads need their own
@@ -217,12 +228,7 @@ std::vector<std::future<ChunkWorkerSetup>> load_workers(const RenderJob& job, co
         try {
             // The warm-up offer closes before the batch is planned, whether the load succeeds or fails: a warm-up
             // under way changes the memory the planner reads (a kit the worker has not taken is withdrawn).
-            const struct Close {
-                WorkerWarmUp* warm;
-                ~Close() {
-                    if (warm) warm->close();
-                }
-            } close{warm.get()};
+            const ClosesWarmUp close{warm.get()};
             w.models = get_models(request);
         } catch (const c10::OutOfMemoryError&) {
             if (o.vram_budget_gib > 0)
