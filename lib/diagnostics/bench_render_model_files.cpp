@@ -18,9 +18,15 @@ namespace fs = std::filesystem;
 
 namespace {
 
+// The set's name: 1.5 and 1.6 have the same UNet and VAE configurations and seeds (render_models.cpp), so one
+// set of files serves both.
+std::string set_name(pipeline::ModelVariant variant) {
+    return variant == pipeline::ModelVariant::TestTiny ? "test-tiny" : "full-size";
+}
+
 // Names what the marker vouches for; a change to the writer's format or seeds changes it, so old sets are redone.
 std::string marker_text(pipeline::ModelVariant variant) {
-    return std::string("latentsync bench render random-files 1 ") + pipeline::model_variant_name(variant) + "\n";
+    return "latentsync bench render random-files 1 " + set_name(variant) + "\n";
 }
 
 std::vector<std::pair<std::string, torch::Tensor>> named_tensors(const torch::nn::Module& module) {
@@ -46,7 +52,7 @@ bool holds(const fs::path& marker, const std::string& text) {
 
 BenchModelFiles write_bench_model_files(pipeline::ModelVariant variant, const std::string& folder) {
     torch::NoGradGuard no_grad;
-    const fs::path dir = fs::path(folder) / pipeline::model_variant_name(variant);
+    const fs::path dir = fs::path(folder) / set_name(variant);
     BenchModelFiles files{(dir / "unet.safetensors").string(), (dir / "vae").string()};
     const fs::path marker = dir / "complete";
     const std::string text = marker_text(variant);

@@ -16,8 +16,9 @@ struct BenchModelFiles {
 };
 
 /// Writes `variant`'s random UNet and VAE (pipeline::random_unet_for / random_vae_for, drawn on the CPU in
-/// float32) into `folder`/<variant>/. A set written before (its marker, written last, names the same variant and
-/// format) is reused: a kept --work folder writes the 4.8 GB UNet of 1.5 once.
+/// float32) into `folder`/full-size/ (1.5 and 1.6: the same networks) or `folder`/test-tiny/. A set written
+/// before (its marker, written last, names the same set and format) is reused: a kept --work folder writes the
+/// 4.8 GB UNet once.
 BenchModelFiles write_bench_model_files(pipeline::ModelVariant variant, const std::string& folder);
 
 }  // namespace lsync::diagnostics

@@ -18,7 +18,7 @@ const std::vector<io::RenameRule>& unet_renames();
 
 /// Called once the UNet's parameters have their final places on the device (place_parameters), before any is
 /// written: they are written in place after it returns (a render's worker warms up on them meanwhile:
-/// pipeline/worker_warm_up.h). The buffers are not placed yet.
+/// pipeline/worker_warm_up.h). The buffers may still be on the host, and a checkpoint's replace them.
 using UNetPlaced = std::function<void(const UNet3DConditionModel&)>;
 
 /// Loads every tensor strictly by name (all 1,206 parameters and the 40 `pe` buffers of the released model
