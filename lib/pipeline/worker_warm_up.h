@@ -11,7 +11,7 @@
 // - the stages around the UNet: one group of zeros of the render's shapes through every stage but the denoising
 //   (LipsyncChunk without a UNet), with a VAE of its own with random weights (the render's is not loaded yet, and
 //   the kernels do not depend on the values);
-// - then the UNet's eager calls (section 33), if the loading thread offers the UNet while its weights are being
+// - then the UNet's calls (section 33), if the loading thread offers the UNet while its weights are being
 //   read: a twin of the UNet (make_warm_up_twin: another module over the same parameter tensors, with its own
 //   buffers, attention context and DeepCache state) runs the same group with two denoising steps, a full one and a
 //   DeepCache one, while the loader writes the weights in place. The values it reads are whatever is there; the
@@ -145,9 +145,8 @@ bool twin_holds_loaded_weights(const models::UNet3DConditionModel& twin, const m
 
 /// Worker thread, once its models are loaded: has `runner` run its UNet calls through `primed`'s denoiser when
 /// the twin holds `loaded`'s weights (twin_holds_loaded_weights), the runner runs graphs too, and its `batch` is
-/// the graphs' shape. The twin's buffers get
-/// the loaded values first (a checkpoint's `pe` may differ in its last bits from the computed table the twin
-/// copied). Returns whether it did; when not, the graphs go with `primed`.
+/// the graphs' shape. The twin's buffers get the loaded values first (a checkpoint's `pe` may differ in its last
+/// bits from the computed table the twin copied). Returns whether it did; when not, the graphs go with `primed`.
 bool adopt_primed_unet(PrimedUNet& primed, LipsyncChunk& runner, const models::UNet3DConditionModel& loaded,
                        int64_t batch);
 
