@@ -56,7 +56,11 @@ BenchModelFiles write_bench_model_files(pipeline::ModelVariant variant, const st
     BenchModelFiles files{(dir / "unet.safetensors").string(), (dir / "vae").string()};
     const fs::path marker = dir / "complete";
     const std::string text = marker_text(variant);
-    if (holds(marker, text)) return files;
+    std::error_code exists_ec;
+    const bool complete = holds(marker, text) && fs::is_regular_file(files.unet, exists_ec) &&
+                          fs::is_regular_file(fs::path(files.vae) / "config.json", exists_ec) &&
+                          fs::is_regular_file(fs::path(files.vae) / "diffusion_pytorch_model.safetensors", exists_ec);
+    if (complete) return files;
 
     remove_tree(dir.string());  // a set cut short, or another writer's
     std::error_code ec;

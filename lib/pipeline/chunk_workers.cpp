@@ -51,6 +51,7 @@ ChunkWorkers::ChunkWorkers(std::vector<std::future<ChunkWorkerSetup>> workers, b
     warm_ups_.resize(loading_.size());
     setups_.resize(loading_.size());
     primed_graphs_.assign(loading_.size(), false);
+    warm_up_captures_.assign(loading_.size(), 0);
     loads_pending_ = loading_.size();
     busy_.assign(loading_.size(), 0.0);
     stages_.assign(loading_.size(), ChunkStageSeconds{});
@@ -134,6 +135,14 @@ int64_t ChunkWorkers::primed_graph_workers() const {
     std::lock_guard<std::mutex> lock(mutex_);
     int64_t n = 0;
     for (const bool p : primed_graphs_) n += p ? 1 : 0;
+    return n;
+}
+
+int64_t ChunkWorkers::graph_captures_in_groups() const {
+    std::lock_guard<std::mutex> lock(mutex_);
+    int64_t n = 0;
+    for (size_t i = 0; i < setups_.size(); ++i)
+        if (setups_[i].runner) n += setups_[i].runner->graph_counts()->captures - warm_up_captures_[i];
     return n;
 }
 
@@ -268,6 +277,7 @@ void ChunkWorkers::run(size_t index) {
                                              : ": drops the UNet graphs its warm-up made");
         std::lock_guard<std::mutex> lock(mutex_);
         primed_graphs_[index] = adopted;
+        warm_up_captures_[index] = adopted ? primed->captures : 0;
     }
     primed.reset();
     while (true) {

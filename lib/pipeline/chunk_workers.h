@@ -95,6 +95,9 @@ public:
     int64_t warmed_up_unets() const;
     /// Workers whose UNet calls run through the graphs their warm-up made (adopt_primed_unet).
     int64_t primed_graph_workers() const;
+    /// UNet graphs the workers captured while running groups (not during a warm-up); call once the groups are
+    /// done (after wait_loaded()).
+    int64_t graph_captures_in_groups() const;
     /// Seconds each worker spent running groups so far (the rest of its time it waited for work).
     std::vector<double> busy_seconds() const;
     /// Per worker, its calls' stage times so far (all zero unless timing stages).
@@ -114,6 +117,7 @@ private:
     std::vector<std::future<ChunkWorkerSetup>> loading_;  ///< each taken by its worker thread
     std::vector<ChunkWorkerSetup> setups_;                 ///< element i written and used by worker i only
     std::vector<bool> primed_graphs_;                      ///< worker i adopted its warm-up's graphs; under mutex_
+    std::vector<int64_t> warm_up_captures_;                ///< ... which captured this many; under mutex_
     std::exception_ptr load_error_;                        ///< the first setup that failed; under mutex_
     size_t loads_pending_ = 0;                             ///< setups not loaded (nor failed) yet; under mutex_
     std::optional<FirstSetup> first_;                      ///< worker 0's, once loaded; under mutex_

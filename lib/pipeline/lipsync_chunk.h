@@ -96,7 +96,8 @@ public:
     /// Whether the first call's UNet graphs are made beside its align and encode (graph_priming.h; where the
     /// UNet runs as CUDA graphs, with LSYNC_PRIME_GRAPHS=1). Tests compare both ways.
     void set_graph_priming(bool on) { prime_graphs_ = on; }
-    /// What the UNet's graphed denoiser did so far (all zero without graphs; its eager calls counted with them).
+    /// What the UNet's graphed denoiser did so far (all zero without graphs; its eager calls counted with them;
+    /// after adopt_denoiser, what the adopted one did, the warm-up's calls included).
     std::shared_ptr<const GraphCounts> graph_counts() const { return graph_counts_; }
     /// Whether the UNet runs as CUDA graphs here (graphed_denoiser.h).
     bool graphs() const { return graphs_; }

@@ -218,7 +218,11 @@ std::vector<std::future<ChunkWorkerSetup>> load_workers(const RenderJob& job, co
             };
         if (warm)  // the worker's warm-up runs a twin of the UNet while its weights are read (worker_warm_up.h)
             request.on_unet_placed = [warm, d, dtype = job.dtype](const models::UNet3DConditionModel& placed) {
-                warm->offer_unet(unet_twin_parts(placed, d, dtype));
+                try {
+                    warm->offer_unet(unet_twin_parts(placed, d, dtype));
+                } catch (const std::exception& e) {  // the warm-up's, not the load's: a log line
+                    log::warn("the warm-up gets no twin of the UNet: ", first_line(e.what()));
+                }
                 // Test hook: the weights take this much longer to read, so that a test sees the twin run even
                 // with the tiny models, whose weights are drawn in milliseconds.
                 if (const auto ms = env::positive_integer("LSYNC_TEST_SLOW_UNET_FILL_MS", 60000))
@@ -630,6 +634,7 @@ void run_passes(RenderJob& job, RenderWorkDir& work, const media::VideoWriterOpt
     summary.warmed_workers = workers->warmed_up();
     summary.warmed_unets = workers->warmed_up_unets();
     summary.primed_graph_workers = workers->primed_graph_workers();
+    summary.render_graph_captures = workers->graph_captures_in_groups();
 
     // 5. The join's end: the segments not joined yet (the last, or all with LSYNC_PROGRESSIVE_JOIN=0) into the
     //    output with the audio, the file's trailer, then the work folder goes.

@@ -112,7 +112,9 @@ UNetTwinParts unet_twin_parts(const models::UNet3DConditionModel& placed, const 
     torch::NoGradGuard no_grad;
     UNetTwinParts parts;
     parts.config = placed->config();
-    for (const auto& p : placed->named_parameters(true)) parts.parameters.emplace_back(p.key(), p.value());
+    // Handles of their own (detach: the same memory, another TensorImpl), so the worker never reads a TensorImpl
+    // the loader may replace (io::load_weights' set_data path) while it builds the twin.
+    for (const auto& p : placed->named_parameters(true)) parts.parameters.emplace_back(p.key(), p.value().detach());
     for (const auto& b : placed->named_buffers(true))
         parts.buffers.emplace_back(b.key(), b.value().to(device, dtype, /*non_blocking=*/false, /*copy=*/true));
     return parts;
@@ -191,8 +193,11 @@ std::optional<PrimedUNet> run_warm_up(const WarmUpKit& kit, const models::UNet3D
 #if LSYNC_WITH_CUDA
     if (device.is_cuda()) c10::cuda::getCurrentCUDAStream(device.index()).synchronize();
 #endif
-    if (!graphs || !stages.graphs() || counts->captures == 0) return std::nullopt;
-    return PrimedUNet{unet, stages.denoiser(), counts, chunk_count};
+    // Every phase of the group's shape captured (a failed capture leaves that shape eager for good: a cold worker
+    // would capture it in its first group instead, so such graphs are not handed on).
+    const int64_t phases = settings.deepcache ? 2 : 1;
+    if (!graphs || !stages.graphs() || counts->captures != phases) return std::nullopt;
+    return PrimedUNet{unet, stages.denoiser(), counts, chunk_count, stages.pads_short_chunks(), counts->captures};
 }
 
 bool twin_holds_loaded_weights(const models::UNet3DConditionModel& twin, const models::UNet3DConditionModel& loaded) {
@@ -223,7 +228,7 @@ bool adopt_primed_unet(PrimedUNet& primed, LipsyncChunk& runner, const models::U
                        int64_t batch) {
     torch::NoGradGuard no_grad;
     if (!primed.denoiser || !primed.counts || !runner.graphs() || batch != primed.chunks ||
-        !twin_holds_loaded_weights(primed.twin, loaded))
+        runner.pads_short_chunks() != primed.pads_short || !twin_holds_loaded_weights(primed.twin, loaded))
         return false;
     // In place: the graphs read the twin's buffers where they are. On the worker's stream, before its first call.
     auto mine = primed.twin->named_buffers(true);

@@ -16,8 +16,9 @@
 //   buffers, attention context and DeepCache state) runs the same group with two denoising steps, a full one and a
 //   DeepCache one, while the loader writes the weights in place. The values it reads are whatever is there; the
 //   convolution plans, GEMM heuristics and kernels it meets depend only on the shapes and layouts, which are the
-//   loaded UNet's. Where the UNet runs as CUDA graphs (256 px) it runs five steps instead, F R R F R, so the
-//   twin's denoiser also captures the group's two graphs (a full call and a DeepCache one). Once the models are
+//   loaded UNet's. Where the UNet runs as CUDA graphs (256 px) and DeepCache is on it runs five steps instead,
+//   F R R F R, so the twin's denoiser also captures the group's two graphs (a full call and a DeepCache one;
+//   without DeepCache two steps capture the one). Once the models are
 //   loaded the worker checks that the twin's parameters are still the loaded UNet's tensors, gives the twin's
 //   buffers the loaded values, and runs its UNet calls through the twin's denoiser (adopt_primed_unet): its
 //   first group replays from its first step. Elsewhere, or when the check fails, the twin is dropped and only
@@ -129,14 +130,16 @@ struct PrimedUNet {
     models::UNet3DConditionModel twin{nullptr};
     diffusion::Denoiser denoiser;
     std::shared_ptr<GraphCounts> counts;
-    int64_t chunks = 0;  ///< chunks per UNet call of the shape the graphs are for
+    int64_t chunks = 0;       ///< chunks per UNet call of the shape the graphs are for
+    bool pads_short = false;  ///< they were captured under frame counts (LipsyncChunk::pads_short_chunks)
+    int64_t captures = 0;     ///< the graphs captured by the warm-up (counts->captures when it ended)
 };
 
 /// Runs the kit's group of zeros (its `chunks` chunks of 16 frames) through LipsyncChunk's stages, with a VAE of
 /// random weights, on the calling thread's current stream, and waits for it. Without `unet`, every stage but the
 /// denoising; with it (a twin), the denoising too: two steps (with DeepCache a full one and a cached one),
-/// eagerly, or where the UNet runs as graphs five, which capture the group's graphs; those come back. Throws what
-/// the stages throw.
+/// eagerly, or where the UNet runs as graphs as many as capture every phase of the group's shape (five with
+/// DeepCache); those graphs come back when every phase was captured. Throws what the stages throw.
 std::optional<PrimedUNet> run_warm_up(const WarmUpKit& kit, const models::UNet3DConditionModel& unet = nullptr);
 
 /// Whether `twin`'s parameters are `loaded`'s tensors (the same addresses, shapes, strides, dtypes and device: the
@@ -144,8 +147,9 @@ std::optional<PrimedUNet> run_warm_up(const WarmUpKit& kit, const models::UNet3D
 bool twin_holds_loaded_weights(const models::UNet3DConditionModel& twin, const models::UNet3DConditionModel& loaded);
 
 /// Worker thread, once its models are loaded: has `runner` run its UNet calls through `primed`'s denoiser when
-/// the twin holds `loaded`'s weights (twin_holds_loaded_weights), the runner runs graphs too, and its `batch` is
-/// the graphs' shape. The twin's buffers get the loaded values first (a checkpoint's `pe` may differ in its last
+/// the twin holds `loaded`'s weights (twin_holds_loaded_weights), the runner runs graphs too, and its `batch` and
+/// its short-chunk padding are the graphs' (the audio windows' shape is the kit's by construction: a render whose
+/// calls had another would capture its own graphs, which RenderSummary::render_graph_captures shows). The twin's buffers get the loaded values first (a checkpoint's `pe` may differ in its last
 /// bits from the computed table the twin copied). Returns whether it did; when not, the graphs go with `primed`.
 bool adopt_primed_unet(PrimedUNet& primed, LipsyncChunk& runner, const models::UNet3DConditionModel& loaded,
                        int64_t batch);

@@ -61,8 +61,13 @@ Seen render_tiny(bool early, bool warm_up, const std::filesystem::path& out) {
     CHECK(summary.early_chunks == (early ? 2 : 0));
     CHECK(summary.warmed_workers == (warm_up ? 1 : 0));
     CHECK(summary.warmed_unets == (warm_up ? 1 : 0));
-    // 128 px runs as CUDA graphs: the twin's, made while the UNet loaded, serve the render.
+    // 128 px runs as CUDA graphs: the twin's, made while the UNet loaded, serve the render, which captures none
+    // (one shape: the short last chunk rides in the main one).
     CHECK(summary.primed_graph_workers == (warm_up ? 1 : 0));
+    if (warm_up)
+        CHECK(summary.render_graph_captures == 0);
+    else
+        CHECK(summary.render_graph_captures > 0);
     return seen;
 }
 
