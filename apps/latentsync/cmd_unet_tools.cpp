@@ -9,6 +9,7 @@
 #include "core/error.h"
 #include "core/log.h"
 #include "io/safetensors.h"
+#include "io/weight_loader.h"
 #include "unet/unet_loader.h"
 
 #include <sys/resource.h>
@@ -35,9 +36,7 @@ struct RandomOpts {
 int run_random(const RandomOpts& o) {
     torch::NoGradGuard no_grad;
     auto unet = models::random_unet(unet_config(o.config), torch::kCPU, torch::kFloat, o.seed);
-    NamedTensors tensors;
-    for (const auto& p : unet->named_parameters(true)) tensors.emplace_back(p.key(), p.value());
-    for (const auto& b : unet->named_buffers(true)) tensors.emplace_back(b.key(), b.value());
+    const NamedTensors tensors = io::module_tensors(*unet);
     io::write_safetensors(o.out, tensors, {{"generator", "latentsync debug random-weights unet"}}, o.overwrite);
     log::info("wrote ", tensors.size(), " tensors (", models::count_parameters(*unet), " parameters) to ", o.out);
     return 0;

@@ -4,13 +4,12 @@
 #include "core/files.h"
 #include "core/json_limits.h"
 #include "io/safetensors.h"
+#include "io/weight_loader.h"
 
 #include <filesystem>
 #include <fstream>
 #include <iterator>
 #include <map>
-#include <utility>
-#include <vector>
 
 namespace lsync::diagnostics {
 
@@ -27,13 +26,6 @@ std::string set_name(pipeline::ModelVariant variant) {
 // Names what the marker vouches for; a change to the writer's format or seeds changes it, so old sets are redone.
 std::string marker_text(pipeline::ModelVariant variant) {
     return "latentsync bench render random-files 1 " + set_name(variant) + "\n";
-}
-
-std::vector<std::pair<std::string, torch::Tensor>> named_tensors(const torch::nn::Module& module) {
-    std::vector<std::pair<std::string, torch::Tensor>> out;
-    for (const auto& p : module.named_parameters(true)) out.emplace_back(p.key(), p.value().contiguous());
-    for (const auto& b : module.named_buffers(true)) out.emplace_back(b.key(), b.value().contiguous());
-    return out;
 }
 
 void write_text(const std::string& path, const std::string& text) {
@@ -69,10 +61,10 @@ BenchModelFiles write_bench_model_files(pipeline::ModelVariant variant, const st
     const std::map<std::string, std::string> meta{{"generator", text.substr(0, text.size() - 1)}};
     {
         const auto unet = pipeline::random_unet_for(variant, torch::kCPU, torch::kFloat);
-        io::write_safetensors(files.unet, named_tensors(*unet), meta, true);
+        io::write_safetensors(files.unet, io::module_tensors(*unet), meta, true);
     }
     const auto vae = pipeline::random_vae_for(variant, torch::kCPU, torch::kFloat);
-    io::write_safetensors((dir / "vae" / "diffusion_pytorch_model.safetensors").string(), named_tensors(*vae), meta, true);
+    io::write_safetensors((dir / "vae" / "diffusion_pytorch_model.safetensors").string(), io::module_tensors(*vae), meta, true);
     write_text((dir / "vae" / "config.json").string(), dump_json(vae->config().to_json(), 2) + "\n");
     write_text(marker.string(), text);
     return files;

@@ -19,6 +19,13 @@ std::string apply_renames(const std::string& name, const std::vector<RenameRule>
     return out;
 }
 
+std::vector<std::pair<std::string, torch::Tensor>> module_tensors(const torch::nn::Module& module) {
+    std::vector<std::pair<std::string, torch::Tensor>> out;
+    for (const auto& p : module.named_parameters(true)) out.emplace_back(p.key(), p.value());
+    for (const auto& b : module.named_buffers(true)) out.emplace_back(b.key(), b.value());
+    return out;
+}
+
 static bool matches_any(const std::string& key, const std::vector<std::regex>& patterns) {
     for (const auto& p : patterns)
         if (std::regex_match(key, p)) return true;
@@ -48,8 +55,7 @@ LoadReport load_weights(torch::nn::Module& module, const TensorSource& source, c
 
     // Every tensor slot of the module, by its dotted name.
     std::map<std::string, torch::Tensor> slots;
-    for (auto& p : module.named_parameters(true)) slots.emplace(p.key(), p.value());
-    for (auto& b : module.named_buffers(true)) slots.emplace(b.key(), b.value());
+    for (auto& [key, tensor] : module_tensors(module)) slots.emplace(key, tensor);
 
     LoadReport report;
     std::map<std::string, std::string> matched;  // module key -> checkpoint key

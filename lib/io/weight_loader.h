@@ -51,6 +51,10 @@ struct LoadReport {
 LoadReport load_weights(torch::nn::Module& module, const TensorSource& source, const std::vector<RenameRule>& renames,
                         const LoadPolicy& policy, const std::string& what);
 
+/// Every parameter and then every buffer of `module` by its dotted name, the names load_weights matches (the
+/// module's tensors themselves, not copies): what write_safetensors takes to save a module.
+std::vector<std::pair<std::string, torch::Tensor>> module_tensors(const torch::nn::Module& module);
+
 /// The checkpoint name after applying `renames`.
 std::string apply_renames(const std::string& name, const std::vector<RenameRule>& renames);
 

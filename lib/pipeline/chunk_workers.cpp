@@ -50,8 +50,7 @@ ChunkWorkers::ChunkWorkers(std::vector<std::future<ChunkWorkerSetup>> workers, b
     LSYNC_CHECK(!loading_.empty(), ErrorCode::Internal, "ChunkWorkers: no workers");
     warm_ups_.resize(loading_.size());
     setups_.resize(loading_.size());
-    primed_graphs_.assign(loading_.size(), false);
-    warm_up_captures_.assign(loading_.size(), 0);
+    adopted_captures_.assign(loading_.size(), 0);
     loads_pending_ = loading_.size();
     busy_.assign(loading_.size(), 0.0);
     stages_.assign(loading_.size(), ChunkStageSeconds{});
@@ -134,7 +133,7 @@ int64_t ChunkWorkers::warmed_up() const {
 int64_t ChunkWorkers::primed_graph_workers() const {
     std::lock_guard<std::mutex> lock(mutex_);
     int64_t n = 0;
-    for (const bool p : primed_graphs_) n += p ? 1 : 0;
+    for (const int64_t captures : adopted_captures_) n += captures > 0 ? 1 : 0;
     return n;
 }
 
@@ -142,7 +141,7 @@ int64_t ChunkWorkers::graph_captures_in_groups() const {
     std::lock_guard<std::mutex> lock(mutex_);
     int64_t n = 0;
     for (size_t i = 0; i < setups_.size(); ++i)
-        if (setups_[i].runner) n += setups_[i].runner->graph_counts()->captures - warm_up_captures_[i];
+        if (setups_[i].runner) n += setups_[i].runner->graph_counts()->captures - adopted_captures_[i];
     return n;
 }
 
@@ -276,8 +275,7 @@ void ChunkWorkers::run(size_t index) {
         log::debug("worker ", index, adopted ? ": renders with the UNet graphs its warm-up made"
                                              : ": drops the UNet graphs its warm-up made");
         std::lock_guard<std::mutex> lock(mutex_);
-        primed_graphs_[index] = adopted;
-        warm_up_captures_[index] = adopted ? primed->captures : 0;
+        adopted_captures_[index] = adopted ? primed->captures : 0;  // handed on only when captured: at least 1
     }
     primed.reset();
     while (true) {

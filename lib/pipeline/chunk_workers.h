@@ -116,8 +116,8 @@ private:
 
     std::vector<std::future<ChunkWorkerSetup>> loading_;  ///< each taken by its worker thread
     std::vector<ChunkWorkerSetup> setups_;                 ///< element i written and used by worker i only
-    std::vector<bool> primed_graphs_;                      ///< worker i adopted its warm-up's graphs; under mutex_
-    std::vector<int64_t> warm_up_captures_;                ///< ... which captured this many; under mutex_
+    /// Graphs worker i's warm-up captured and the worker adopted (0: none adopted); under mutex_
+    std::vector<int64_t> adopted_captures_;
     std::exception_ptr load_error_;                        ///< the first setup that failed; under mutex_
     size_t loads_pending_ = 0;                             ///< setups not loaded (nor failed) yet; under mutex_
     std::optional<FirstSetup> first_;                      ///< worker 0's, once loaded; under mutex_

@@ -29,6 +29,11 @@ models::UNet3DConfig tiny_unet_config() {
     return models::UNet3DConfig::from_json(j, "test-tiny UNet config");
 }
 
+// The variant's UNet configuration: 1.5 and 1.6 have the released one.
+models::UNet3DConfig unet_config_for(ModelVariant variant) {
+    return variant == ModelVariant::TestTiny ? tiny_unet_config() : models::UNet3DConfig{};
+}
+
 models::VAEConfig tiny_vae_config() {
     models::VAEConfig c;
     c.block_out_channels = {16, 32, 32, 32};
@@ -92,8 +97,7 @@ models::WhisperEncoderConfig whisper_config_for(ModelVariant variant) {
 
 models::UNet3DConditionModel random_unet_for(ModelVariant variant, const torch::Device& device, torch::ScalarType dtype,
                                              const models::UNetPlaced& on_placed) {
-    const auto config = variant == ModelVariant::TestTiny ? tiny_unet_config() : models::UNet3DConfig{};
-    return models::random_unet(config, device, dtype, kUNetWeightSeed, on_placed);
+    return models::random_unet(unet_config_for(variant), device, dtype, kUNetWeightSeed, on_placed);
 }
 
 models::AutoencoderKL random_vae_for(ModelVariant variant, const torch::Device& device, torch::ScalarType dtype) {
@@ -105,7 +109,7 @@ RenderModels load_render_models(const ModelRequest& r) {
     RenderModels m;
     m.resolution = model_resolution(r.variant);
     const bool tiny = r.variant == ModelVariant::TestTiny;
-    const auto unet_config = tiny ? tiny_unet_config() : models::UNet3DConfig{};
+    const auto unet_config = unet_config_for(r.variant);
     const auto whisper_config = whisper_config_for(r.variant);
     const std::string name = tiny ? std::string("test-tiny") : std::string("LatentSync ") + model_variant_name(r.variant);
     const fs::path root(r.model_dir);

@@ -12,6 +12,7 @@
 #include "diagnostics/render_flops.h"
 #include "expect_error.h"
 #include "io/safetensors.h"
+#include "io/weight_loader.h"
 #include "media/video_writer.h"
 #include "pipeline/chunk_noise.h"
 #include "pipeline/chunk_queue.h"
@@ -926,11 +927,8 @@ TEST_CASE("worker warm-up: the UNet's twin shares the placed weights, and a load
         CAPTURE(from_file);
         const std::string file = (dir.path() / "unet.safetensors").string();
         if (from_file) {
-            auto unet = random_unet_for(ModelVariant::TestTiny, torch::kCPU, torch::kFloat);
-            std::vector<std::pair<std::string, torch::Tensor>> tensors;
-            for (const auto& p : unet->named_parameters(true)) tensors.emplace_back(p.key(), p.value());
-            for (const auto& b : unet->named_buffers(true)) tensors.emplace_back(b.key(), b.value());
-            io::write_safetensors(file, tensors, {}, true);
+            const auto unet = random_unet_for(ModelVariant::TestTiny, torch::kCPU, torch::kFloat);
+            io::write_safetensors(file, io::module_tensors(*unet), {}, true);
         }
         ModelRequest request;
         request.variant = ModelVariant::TestTiny;
