@@ -64,7 +64,8 @@ BenchModelFiles write_bench_model_files(pipeline::ModelVariant variant, const st
         io::write_safetensors(files.unet, io::module_tensors(*unet), meta, true);
     }
     const auto vae = pipeline::random_vae_for(variant, torch::kCPU, torch::kFloat);
-    io::write_safetensors((dir / "vae" / "diffusion_pytorch_model.safetensors").string(), io::module_tensors(*vae), meta, true);
+    io::write_safetensors((dir / "vae" / "diffusion_pytorch_model.safetensors").string(), io::module_tensors(*vae),
+                          meta, true);
     write_text((dir / "vae" / "config.json").string(), dump_json(vae->config().to_json(), 2) + "\n");
     write_text(marker.string(), text);
     return files;
