@@ -34,6 +34,13 @@ int cuda_capability_major(int index) {
     return 0;
 }
 
+torch::Device indexed_device(const torch::Device& device) {
+#if LSYNC_WITH_CUDA
+    if (device.is_cuda() && !device.has_index()) return {torch::kCUDA, c10::cuda::current_device()};
+#endif
+    return device;
+}
+
 std::optional<long> cudnn_version() {
     if (!at::globalContext().hasCuDNN()) return std::nullopt;
     return static_cast<long>(at::detail::getCUDAHooks().versionCuDNN());

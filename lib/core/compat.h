@@ -29,6 +29,11 @@ int cuda_device_count();
 /// Compute capability major version of CUDA device `index` (0 without CUDA).
 int cuda_capability_major(int index);
 
+/// `device` with its index: a CUDA device named without one ("cuda") is the current CUDA device, where a tensor
+/// made for it lands, so "cuda" and the tensor's own "cuda:0" compare equal only after this. Devices that have an
+/// index, and the CPU, are returned as they are.
+torch::Device indexed_device(const torch::Device& device);
+
 /// cuDNN version as an integer (e.g. 90100), or nullopt when LibTorch has no cuDNN.
 std::optional<long> cudnn_version();
 

@@ -1,5 +1,6 @@
 #include "io/weight_loader.h"
 
+#include "core/compat.h"
 #include "core/error.h"
 #include "core/log.h"
 #include "core/shape_text.h"
@@ -84,8 +85,10 @@ LoadReport load_weights(torch::nn::Module& module, const TensorSource& source, c
         torch::Tensor src = source.load(ckpt_name);
         auto target = slots.at(key);
         const auto dtype = (policy.dtype && src.is_floating_point()) ? *policy.dtype : src.scalar_type();
-        const bool placed =
-            target.device() == policy.device && target.scalar_type() == dtype && target.is_non_overlapping_and_dense();
+        // Devices compared with their indices: a policy for "cuda" holds tensors on "cuda:0", and a plain `==`
+        // would replace every placed parameter (twice the memory while loading; a warm-up's twin refused).
+        const bool placed = compat::indexed_device(target.device()) == compat::indexed_device(policy.device) &&
+                            target.scalar_type() == dtype && target.is_non_overlapping_and_dense();
         if (placed) {
             // Already where it belongs (models::place_parameters): written in place, laid out on the host as the
             // target is (channels_last conv weights), so the upload is one plain copy and nothing is allocated.

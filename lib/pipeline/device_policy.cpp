@@ -21,7 +21,9 @@ torch::Device parse_device(const std::string& name, const std::string& option) {
         LSYNC_CHECK(!device.has_index() || device.index() < static_cast<int>(torch::cuda::device_count()),
                     ErrorCode::Backend, option + " " + name + ": no such CUDA device");
     }
-    return device;
+    // "cuda" is the current CUDA device, named with its index: the tensors made for it report "cuda:0", and the
+    // render compares devices (weights loaded in place, workers per device, the model cache's sets).
+    return compat::indexed_device(device);
 }
 
 std::vector<torch::Device> parse_device_list(const std::string& text) {

@@ -12,7 +12,8 @@
 namespace lsync::pipeline {
 
 /// --device: cpu, cuda, cuda:N, auto (CUDA when present). Error(Backend) when CUDA is asked for but absent.
-/// `option` names the option in messages.
+/// A CUDA device comes back with its index ("cuda" is the current device, cuda:0). `option` names the option in
+/// messages.
 torch::Device parse_device(const std::string& name, const std::string& option = "--device");
 
 /// --devices: a comma-separated list of devices (each as --device; a bare number N means cuda:N), or "all" (every

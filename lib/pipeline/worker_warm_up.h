@@ -157,9 +157,10 @@ bool adopt_primed_unet(PrimedUNet& primed, LipsyncChunk& runner, const models::U
 /// Whether a GPU render's workers warm up while the models load: only with LSYNC_WARM_UP=1. On an H200 with
 /// random weights drawn on the GPU, the stages around the UNet moved the first group's first use out of the
 /// render stage (0.947-0.965 of it) and into the models stage, which then waits for it: the wall clock did not
-/// improve (1.010-1.039; docs/performance-notes.md section 32). It can pay only where loading the UNet takes
-/// longer than the warm-up, as a checkpoint read from a file does (`bench render --weights random-files`): not
-/// measured yet, nor is the UNet's part (section 33).
+/// improve (1.010-1.039; docs/performance-notes.md section 32). With the UNet read from a file (`bench render
+/// --weights random-files`, an H100) both parts together took 3.5-4.2 s of the worker's thread against a load of
+/// 1.8-2.2 s: the first group came within 0.1 s of a steady one, but the render started as much later (wall
+/// 1.037; section 34).
 bool warm_up_wanted();
 
 }  // namespace lsync::pipeline

@@ -5,6 +5,7 @@
 #include <cstdio>
 #include <cstdlib>
 #include <functional>
+#include <map>
 #include <string>
 #include <utility>
 #include <vector>
@@ -31,6 +32,7 @@
 #include "pipeline/mouth_mask.h"
 #include "pipeline/worker_stream.h"
 #include "diffusion/denoiser.h"
+#include "unet/unet_config.h"
 #include "unet/unet_layers.h"
 #include "unet/unet_loader.h"
 #include "vae/autoencoder_kl.h"
@@ -305,6 +307,31 @@ TEST_CASE("place_parameters on CUDA: one allocation, 3x3 conv weights channels_l
     const auto expected = torch::conv2d(x, w, b, 1, 1).to(torch::kFloat);
     const auto got = net[0]->as<models::Conv2dImpl>()->forward(x).to(torch::kFloat);
     CHECK((got - expected).abs().max().item<float>() < 2e-2f);
+}
+
+TEST_CASE("a checkpoint loaded for \"cuda\" (no index) is written into the placed parameters; --device cuda has one",
+          "[gpu]") {
+    LSYNC_NEED_GPU();
+    const torch::Device current(torch::kCUDA, c10::cuda::current_device());
+    CHECK(pipeline::parse_device("cuda") == current);
+    CHECK(compat::indexed_device(torch::Device(torch::kCUDA)) == current);
+    CHECK(compat::indexed_device(torch::kCPU) == torch::Device(torch::kCPU));
+    // The tensors land on "cuda:N" while the loader's policy names "cuda": each must still be copied into the
+    // memory place_parameters gave it (the load's peak, and the warm-up's twin, depend on it).
+    const std::string fixtures = std::string(LSYNC_SOURCE_DIR) + "/tests/fixtures/golden/";
+    const auto config = models::UNet3DConfig::from_file(fixtures + "unet_tiny_config.json");
+    std::map<std::string, const void*> placed;
+    const auto unet = models::load_unet(fixtures + "unet_tiny_latentsync_unet.pt", config, torch::Device(torch::kCUDA),
+                                        torch::kHalf, nullptr, [&](const models::UNet3DConditionModel& u) {
+                                            for (const auto& p : u->named_parameters(true))
+                                                placed[p.key()] = p.value().data_ptr();
+                                        });
+    const auto loaded = unet->named_parameters(true);
+    REQUIRE(placed.size() == loaded.size());
+    for (const auto& p : loaded) {
+        INFO(p.key());
+        CHECK(p.value().data_ptr() == placed.at(p.key()));
+    }
 }
 
 TEST_CASE("the allocator report: a new stream's segment shows its tensor as live and the rest as free beside it",
