@@ -1,5 +1,7 @@
 #include "core/device_transfer.h"
 
+#include "core/compat.h"
+
 #if LSYNC_WITH_CUDA
 #include <ATen/cuda/CUDAEvent.h>
 #include <c10/cuda/CUDAFunctions.h>
@@ -30,7 +32,7 @@ struct StreamMark::Event {
 StreamMark::StreamMark(const torch::Device& device) {
     if (!device.is_cuda()) return;
     event_ = std::make_shared<Event>();
-    const auto index = device.has_index() ? device.index() : c10::cuda::current_device();
+    const auto index = compat::indexed_device(device).index();
     event_->event.record(c10::cuda::getCurrentCUDAStream(index));
 }
 

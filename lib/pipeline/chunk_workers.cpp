@@ -1,6 +1,7 @@
 #include "pipeline/chunk_workers.h"
 
 #include "core/cancel.h"
+#include "core/compat.h"
 #include "core/device_transfer.h"
 #include "core/error.h"
 #include "core/log.h"
@@ -222,7 +223,7 @@ void ChunkWorkers::run(size_t index) {
         if (device.is_cuda()) {
             try {
                 // `--device cuda` names no index: the current device (the guard above made it this one).
-                own_stream.emplace(device.has_index() ? device.index() : c10::cuda::current_device());
+                own_stream.emplace(compat::indexed_device(device).index());
                 stream_guard.emplace(own_stream->stream());
             } catch (const std::exception&) {
                 // Nothing may escape this thread; the default stream is correct, only slower (and runs no graphs).

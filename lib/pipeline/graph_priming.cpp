@@ -1,5 +1,6 @@
 #include "pipeline/graph_priming.h"
 
+#include "core/compat.h"
 #include "core/env.h"
 #include "core/error.h"
 #include "core/log.h"
@@ -34,7 +35,7 @@ void GraphPriming::start(const torch::Device& device, std::function<void()> body
     if (!device.is_cuda()) return;
     std::shared_ptr<WorkerStream> stream;
     try {
-        stream = std::make_shared<WorkerStream>(device.has_index() ? device.index() : c10::cuda::current_device());
+        stream = std::make_shared<WorkerStream>(compat::indexed_device(device).index());
     } catch (const std::exception& e) {
         log::debug("no stream to prime the UNet's CUDA graphs on: ", first_line(e.what()));
         return;

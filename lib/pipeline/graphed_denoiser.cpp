@@ -1,5 +1,6 @@
 #include "pipeline/graphed_denoiser.h"
 
+#include "core/compat.h"
 #include "core/env.h"
 #include "core/error.h"
 #include "core/log.h"
@@ -24,7 +25,7 @@ bool cuda_graphs_by_default(int resolution) { return resolution <= 256; }
 bool graphs_replay_here(const torch::Device& device) {
 #if LSYNC_WITH_CUDA
     if (!device.is_cuda()) return false;
-    const auto index = device.has_index() ? device.index() : c10::cuda::current_device();
+    const auto index = compat::indexed_device(device).index();
     return c10::cuda::getCurrentCUDAStream(index) != c10::cuda::getDefaultCUDAStream(index);
 #else
     (void)device;

@@ -149,8 +149,9 @@ bool twin_holds_loaded_weights(const models::UNet3DConditionModel& twin, const m
 /// Worker thread, once its models are loaded: has `runner` run its UNet calls through `primed`'s denoiser when
 /// the twin holds `loaded`'s weights (twin_holds_loaded_weights), the runner runs graphs too, and its `batch` and
 /// its short-chunk padding are the graphs' (the audio windows' shape is the kit's by construction: a render whose
-/// calls had another would capture its own graphs, which RenderSummary::render_graph_captures shows). The twin's buffers get the loaded values first (a checkpoint's `pe` may differ in its last
-/// bits from the computed table the twin copied). Returns whether it did; when not, the graphs go with `primed`.
+/// calls had another would capture its own graphs, which RenderSummary::render_graph_captures shows). The twin's
+/// buffers get the loaded values first (a checkpoint's `pe` may differ in its last bits from the computed table
+/// the twin copied). Returns whether it did; when not, the graphs go with `primed`.
 bool adopt_primed_unet(PrimedUNet& primed, LipsyncChunk& runner, const models::UNet3DConditionModel& loaded,
                        int64_t batch);
 
