@@ -188,7 +188,7 @@ std::optional<PrimedUNet> ChunkWorkers::warm_up(size_t index, const std::functio
     } catch (...) {
         // enter() does not throw (a stream it cannot make leaves the default one); nothing may escape this thread.
     }
-    if (ran)
+    if (ran && kit->unet)
         if (const auto twin = offer.take_unet()) offer.unet_done(part("UNet", &*twin));
     offer.done(ran);  // the loading thread plans the batch once this is called
     return primed;

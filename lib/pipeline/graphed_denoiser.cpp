@@ -6,8 +6,11 @@
 #include "core/log.h"
 #include "diagnostics/gpu_memory.h"
 #include "ops/valid_frames.h"
+#include "pipeline/chunk_stage_clock.h"
 #include "pipeline/cuda_graph_capture.h"
 
+#include <chrono>
+#include <cstdio>
 #include <map>
 #include <memory>
 #include <vector>
@@ -59,6 +62,7 @@ struct ShapeGraphs {
     std::map<int, std::unique_ptr<at::cuda::CUDAGraph>> graph;  // by CachePhase
     std::map<int, torch::Tensor> out;                           // each graph's output, overwritten by each replay
     std::map<int, int> eager_calls;
+    std::map<int, int> replays;
     bool failed = false;
 };
 
@@ -112,9 +116,9 @@ private:
                                (phase != CachePhase::Reuse || s.graph.count(static_cast<int>(CachePhase::Capture)));
             if (!ready) {
                 ++s.eager_calls[p];
-                return eager(x, t, audio, phase, cache);
+                return timed("eager", phase, x, [&] { return eager(x, t, audio, phase, cache); });
             }
-            if (!capture(s, phase)) return eager(x, t, audio, phase, cache);
+            if (!timed("capture", phase, x, [&] { return capture(s, phase); })) return eager(x, t, audio, phase, cache);
         }
         s.x.copy_(x, /*non_blocking=*/true);
         // The step's timestep is a host number: a fill kernel takes it as an argument, no copy, no wait.
@@ -124,9 +128,31 @@ private:
             s.t.copy_(t.reshape({}), /*non_blocking=*/true);
         s.audio.copy_(audio, /*non_blocking=*/true);
         if (counts.defined()) s.counts.copy_(counts, /*non_blocking=*/true);
-        s.graph.at(p)->replay();
+        if (s.replays[p]++ == 0)  // a graph's first replay also uploads it to the device
+            timed("first replay", phase, x, [&] { s.graph.at(p)->replay(); return true; });
+        else
+            s.graph.at(p)->replay();
         ++counts_->replays;
         return s.out.at(p).clone();
+    }
+
+    // With LSYNC_TIME_CHUNKS=1, a line per call that is not a replay, and per graph's first replay (a shape's first
+    // calls: where a worker's first group spends its UNet time over a steady one), timed to the end of its GPU
+    // work: the stream is synchronised before and after it, which only these few calls pay.
+    template <class Call>
+    auto timed(const char* what, CachePhase phase, const torch::Tensor& x, Call&& call) -> decltype(call()) {
+        if (!chunk_timing_printed()) return call();
+        const auto stream = c10::cuda::getCurrentCUDAStream(compat::indexed_device(x.device()).index());
+        stream.synchronize();  // the work queued before the call is not the call's
+        const auto started = std::chrono::steady_clock::now();
+        auto out = call();
+        stream.synchronize();
+        const char* kind = phase == CachePhase::Reuse ? "DeepCache reuse" : phase == CachePhase::Capture ? "full, caches"
+                                                                                                   : "full";
+        std::fprintf(stderr, "chunk timing: UNet %s call (%s, batch %lld), %.1f ms\n", what, kind,
+                     static_cast<long long>(x.size(0)),
+                     std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - started).count());
+        return out;
     }
 
     torch::Tensor eager(const torch::Tensor& x, const torch::Tensor& t, const torch::Tensor& audio, CachePhase phase,

@@ -216,7 +216,8 @@ std::vector<std::future<ChunkWorkerSetup>> load_workers(const RenderJob& job, co
                 if (const auto ms = env::positive_integer("LSYNC_TEST_SLOW_MODELS_MS", 60000))
                     std::this_thread::sleep_for(std::chrono::milliseconds(*ms));
             };
-        if (warm)  // the worker's warm-up runs a twin of the UNet while its weights are read (worker_warm_up.h)
+        // The worker's warm-up runs a twin of the UNet while its weights are read (worker_warm_up.h).
+        if (warm && warm_up_unet_wanted())
             request.on_unet_placed = [warm, d, dtype = job.dtype](const models::UNet3DConditionModel& placed) {
                 try {
                     warm->offer_unet(unet_twin_parts(placed, d, dtype));
@@ -320,6 +321,7 @@ std::vector<std::shared_ptr<WorkerWarmUp>> worker_warm_ups(const RenderJob& job,
         kit.attention = [&o, d, dtype = job.dtype, mask] { return worker_attention(o, d, dtype, mask); };
         kit.mask = mask;
         kit.chunks = wanted_chunk_batch(o.batch_chunks, d);
+        kit.unet = warm_up_unet_wanted();
         kit.frame_height = job.source->height();
         kit.frame_width = job.source->width();
         kit.diffusion = o.diffusion;

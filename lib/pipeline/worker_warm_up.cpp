@@ -239,4 +239,6 @@ bool adopt_primed_unet(PrimedUNet& primed, LipsyncChunk& runner, const models::U
 
 bool warm_up_wanted() { return env::flag("LSYNC_WARM_UP", false); }
 
+bool warm_up_unet_wanted() { return env::flag("LSYNC_WARM_UP_UNET", true); }
+
 }  // namespace lsync::pipeline

@@ -70,6 +70,7 @@ struct WarmUpKit {
     int64_t frame_height = 0, frame_width = 0;  ///< the video's frames
     DiffusionSettings diffusion;                ///< the render's (guidance and DeepCache set the UNet's calls)
     int64_t audio_tokens = 50, audio_dim = 384; ///< one frame's audio window: [tokens, dim]
+    bool unet = true;  ///< whether the worker waits for the UNet's twin after the first part (warm_up_unet_wanted)
 };
 
 class WorkerWarmUp {
@@ -163,5 +164,9 @@ bool adopt_primed_unet(PrimedUNet& primed, LipsyncChunk& runner, const models::U
 /// 1.8-2.2 s: the first group came within 0.1 s of a steady one, but the render started as much later (wall
 /// 1.037; section 34).
 bool warm_up_wanted();
+/// Whether a warm-up has its second part, the UNet's twin: unless LSYNC_WARM_UP_UNET=0. Without it the worker
+/// takes only the stages around the UNet (about 1.7-1.9 s of its thread on an H100, against 1.8-2.2 s to read the
+/// 1.5 UNet's file: section 34), so the loading thread need not wait for it.
+bool warm_up_unet_wanted();
 
 }  // namespace lsync::pipeline

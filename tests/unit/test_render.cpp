@@ -1031,6 +1031,38 @@ TEST_CASE("worker warm-up: a worker runs the UNet's twin too, and its groups are
     CHECK(torch::equal(cold[1], warm[1]));
 }
 
+TEST_CASE("worker warm-up: a kit without the UNet's part ends after the stages around it, not at the close",
+          "[render]") {
+    const RenderModels models = test::tiny_random_models();
+    const int64_t r = models.resolution;
+    WarmUpKit kit;
+    kit.vae = vae_config_for(ModelVariant::TestTiny);
+    kit.resolution = static_cast<int>(r);
+    kit.mask = test::upper_half_mask(r);
+    kit.chunks = 2;
+    kit.frame_height = 96;
+    kit.frame_width = 160;
+    kit.audio_dim = models.unet->config().cross_attention_dim;
+    kit.unet = false;  // LSYNC_WARM_UP_UNET=0
+    auto warm = std::make_shared<WorkerWarmUp>();
+    std::promise<ChunkWorkerSetup> setup;
+    std::vector<std::future<ChunkWorkerSetup>> loading;
+    loading.push_back(setup.get_future());
+    ChunkWorkers workers(std::move(loading), false, false, [](const std::string&) {}, false, {warm});
+    warm->offer(kit);
+    // With the UNet's part the worker would wait here for a twin or the close; without it, it is done on its own.
+    for (int i = 0; i < 4000 && !warm->ran(); ++i) std::this_thread::sleep_for(std::chrono::milliseconds(5));
+    CHECK(warm->ran());
+    CHECK_FALSE(warm->closing());
+    // A twin offered now finds no worker waiting for it.
+    warm->offer_unet(unet_twin_parts(models.unet, torch::kCPU, torch::kFloat));
+    warm->close();
+    CHECK_FALSE(warm->ran_unet());
+    setup.set_value(test::worker_setup(models, kit.mask, DiffusionSettings{}, 2));
+    CHECK(workers.warmed_up() == 1);
+    CHECK(workers.warmed_up_unets() == 0);
+}
+
 TEST_CASE("worker warm-up: a worker whose kit never comes goes on to its setup, and its load error", "[render]") {
     auto warm = std::make_shared<WorkerWarmUp>();
     std::promise<ChunkWorkerSetup> setup;
