@@ -300,6 +300,7 @@ void ChunkWorkers::run(size_t index) {
             std::lock_guard<std::mutex> lock(mutex_);
             errors_[job.seq] = std::current_exception();
         }
+        ++groups_ended_;
         results_changed_.notify_all();
     }
 }

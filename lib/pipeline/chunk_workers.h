@@ -98,6 +98,8 @@ public:
     /// UNet graphs the workers captured while running groups (not during a warm-up); call once the groups are
     /// done (after wait_loaded()).
     int64_t graph_captures_in_groups() const;
+    /// Groups the workers have ended so far, with a result or an error (any thread may ask).
+    int64_t groups_ended() const { return groups_ended_.load(); }
     /// Seconds each worker spent running groups so far (the rest of its time it waited for work).
     std::vector<double> busy_seconds() const;
     /// Per worker, its calls' stage times so far (all zero unless timing stages).
@@ -126,6 +128,7 @@ private:
     bool tracing_;
     std::function<void(const std::string&)> warn_;
     mutable std::mutex mutex_;
+    std::atomic<int64_t> groups_ended_{0};
     std::vector<double> busy_;  ///< per worker, under mutex_
     bool time_stages_;
     std::vector<ChunkStageSeconds> stages_;  ///< per worker, under mutex_

@@ -5,6 +5,7 @@
 #include "core/error.h"
 #include "faces/detect.h"
 #include "faces/face_stage.h"
+#include "pipeline/chunk_stage_clock.h"
 #include "pipeline/cuda_graph_capture.h"
 #include "pipeline/frame_source.h"
 
@@ -17,6 +18,7 @@
 #endif
 
 #include <algorithm>
+#include <cstdio>
 #include <memory>
 
 namespace lsync::pipeline {
@@ -117,9 +119,16 @@ void FacePass::run() {
             seconds_ = std::chrono::duration<double>(std::chrono::steady_clock::now() - started_).count();
             changed_.notify_all();
         };
+        bool held = false;  // the hold is waited out once
         for (int64_t i = 0; i < options_.max_frames; ++i) {
             throw_if_interrupted();
             if (stop_) break;
+            if (options_.hold && !held && i >= options_.hold_from) {
+                held = true;
+                if (!batch.empty()) flush();  // the render may be waiting for these
+                wait_while_held();
+                if (stop_) break;
+            }
             auto frame = source.get(i);
             if (!frame) break;
             batch.push_back(*frame);
@@ -137,8 +146,33 @@ void FacePass::run() {
     changed_.notify_all();
 }
 
+void FacePass::wait_while_held() {
+    const auto started = std::chrono::steady_clock::now();
+    // Also ends as soon as someone waits for a frame not published yet: the hold never blocks the render.
+    const auto someone_waits = [this] {
+        std::lock_guard<std::mutex> lock(mutex_);
+        return wanted_ >= static_cast<int64_t>(plans_.size());
+    };
+    while (!stop_ && !someone_waits() && options_.hold()) {
+        throw_if_interrupted();
+        std::this_thread::sleep_for(std::chrono::milliseconds(2));
+    }
+    const double held = std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
+    if (chunk_timing_printed())  // beside the workers' group lines
+        std::fprintf(stderr, "chunk timing: face pass held before frame %lld for %.3f s\n",
+                     static_cast<long long>(options_.hold_from), held);
+    std::lock_guard<std::mutex> lock(mutex_);
+    held_seconds_ = held;
+}
+
+double FacePass::held_seconds() const {
+    std::lock_guard<std::mutex> lock(mutex_);
+    return held_seconds_;
+}
+
 bool FacePass::wait(int64_t index) {
     std::unique_lock<std::mutex> lock(mutex_);
+    wanted_ = std::max(wanted_, index);
     // Polls the interrupt flag too: the pass notices it only between batches.
     while (static_cast<int64_t>(plans_.size()) <= index && !finished_) {
         changed_.wait_for(lock, std::chrono::milliseconds(100));

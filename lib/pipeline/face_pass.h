@@ -20,6 +20,7 @@
 #include <cstdint>
 #include <deque>
 #include <exception>
+#include <functional>
 #include <mutex>
 #include <optional>
 #include <string>
@@ -37,6 +38,14 @@ struct FacePassOptions {
     faces::CropGeometry geometry;
     torch::Device device{torch::kCPU};
     int64_t max_frames = 0;  ///< analyse at most this many source frames (the output's length)
+    /// With `hold`: before source frame `hold_from` the pass publishes what it has and waits while `hold()` is
+    /// true (polled on its thread every 2 ms; once false it never waits again). GPU renders with
+    /// LSYNC_FACE_PASS_HOLD=1 hold it during the first group: first uses of CUDA state (lazy kernel loading,
+    /// cuDNN's plans) are serialised in the driver, and another thread's copies slow them 1.45-2.5x
+    /// (docs/performance-notes.md section 35). The hold also ends when wait() is asked for a frame the pass has
+    /// not published, so it can delay the render but never stall it.
+    int64_t hold_from = 0;
+    std::function<bool()> hold;
 };
 
 class FacePass {
@@ -63,9 +72,13 @@ public:
     double seconds() const;
     /// True when the plans came from a saved file, not from this run's pass.
     bool replayed() const { return replayed_; }
+    /// Seconds the pass waited at `hold_from` (FacePassOptions::hold); final once finished().
+    double held_seconds() const;
 
 private:
     void run();
+    /// Waits while options_.hold() is true, the pass is not stopped and no interrupt is asked for.
+    void wait_while_held();
 
     FacePassOptions options_;
     bool replayed_ = false;
@@ -77,6 +90,8 @@ private:
     std::atomic<bool> stop_{false};
     std::chrono::steady_clock::time_point started_ = std::chrono::steady_clock::now();
     double seconds_ = 0;
+    double held_seconds_ = 0;  ///< under mutex_
+    int64_t wanted_ = -1;      ///< the highest frame wait() was asked for; under mutex_
     std::thread thread_;
 };
 

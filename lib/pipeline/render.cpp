@@ -416,6 +416,15 @@ void run_passes(RenderJob& job, RenderWorkDir& work, const media::VideoWriterOpt
         fo.geometry = geometry;
         fo.device = device;
         fo.max_frames = n_out;
+        // LSYNC_FACE_PASS_HOLD=1 (a measurement switch, off by default: not measured yet): on a GPU the pass
+        // stops a chunk past the frames of the first two groups until the workers' first group has ended, so
+        // that its copies and syncs do not slow that group's first uses (face_pass.h). The render packs those
+        // two groups meanwhile; a render that wants more (chunks without faces go to no worker) ends the hold
+        // by waiting for a frame. `workers` outlives the pass (declared before it).
+        if (device.is_cuda() && workers && env::flag("LSYNC_FACE_PASS_HOLD", false)) {
+            fo.hold_from = resume_frame + (2 * wanted_chunk_batch(o.batch_chunks, device) + 1) * kFramesPerChunk;
+            fo.hold = [&workers] { return workers->groups_ended() == 0; };
+        }
         faces_pass = std::make_unique<FacePass>(std::move(fo));
     }
     FacePass& face = *faces_pass;

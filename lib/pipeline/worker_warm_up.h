@@ -162,11 +162,11 @@ bool adopt_primed_unet(PrimedUNet& primed, LipsyncChunk& runner, const models::U
 /// improve (1.010-1.039; docs/performance-notes.md section 32). With the UNet read from a file (`bench render
 /// --weights random-files`, an H100) both parts together took 3.5-4.2 s of the worker's thread against a load of
 /// 1.8-2.2 s: the first group came within 0.1 s of a steady one, but the render started as much later (wall
-/// 1.037; section 34).
+/// 1.037; section 34). The stages around the UNet alone (LSYNC_WARM_UP_UNET=0) made the load 0.8 s longer beside
+/// them (wall 1.000; section 35): first uses are slowed by the loader's copies and slow it in turn.
 bool warm_up_wanted();
-/// Whether a warm-up has its second part, the UNet's twin: unless LSYNC_WARM_UP_UNET=0. Without it the worker
-/// takes only the stages around the UNet (about 1.7-1.9 s of its thread on an H100, against 1.8-2.2 s to read the
-/// 1.5 UNet's file: section 34), so the loading thread need not wait for it.
+/// Whether a warm-up has its second part, the UNet's twin: unless LSYNC_WARM_UP_UNET=0 (a measurement switch).
+/// Without it the worker takes only the stages around the UNet and does not wait for the twin.
 bool warm_up_unet_wanted();
 
 }  // namespace lsync::pipeline

@@ -17,6 +17,7 @@
 #include "pipeline/chunk_noise.h"
 #include "pipeline/chunk_queue.h"
 #include "pipeline/chunk_workers.h"
+#include "pipeline/face_pass.h"
 #include "pipeline/frame_map.h"
 #include "pipeline/frame_source.h"
 #include "pipeline/graph_priming.h"
@@ -33,6 +34,7 @@
 #include "faces/face_track_file.h"
 #include "test_util.h"
 #include "unit/chunk_worker_runs.h"
+#include "unit/synthetic_faces.h"
 
 #include <atomic>
 #include <chrono>
@@ -127,6 +129,66 @@ static int grey_level(FrameSource& src, int64_t i) {
     auto f = src.get(i);
     REQUIRE(f.has_value());
     return static_cast<int>(std::lround(f->to(torch::kFloat).mean().item<double>()));
+}
+
+// A face pass over `video` with no face models: frame 0's landmarks come from a track file, the other frames
+// have no entry (no face), so every frame gets a plan without a detector.
+static FacePassOptions trackless_face_pass(const fs::path& dir, const std::string& video, int64_t frames) {
+    const auto track = (dir / "track.json").string();
+    const faces::Face f = test::synthetic_face(32, 24, 30);
+    std::string lmk = "[";
+    for (size_t i = 0; i < f.landmarks.size(); ++i)
+        lmk += (i ? ",[" : "[") + std::to_string(f.landmarks[i].x) + "," + std::to_string(f.landmarks[i].y) + "]";
+    lmk += "]";
+    std::ofstream(track) << R"({"version": 1, "scheme": "ibug68", "frames": [{"frame": 0, "landmarks": )" << lmk
+                         << "}]}";
+    FacePassOptions o;
+    o.video = video;
+    o.face.track_file = track;
+    o.geometry = faces::CropGeometry::for_resolution(64);
+    o.max_frames = frames;
+    return o;
+}
+
+TEST_CASE("face pass: a hold stops it before a frame until released, or until the render waits past it",
+          "[render]") {
+    test::ScratchDir dir("face_pass_hold");
+    const auto video = write_grey_levels(dir.path(), "grey.mp4", 40, 4, false);
+    const auto wait_for_frames = [](const FacePass& pass, int64_t n) {
+        for (int i = 0; i < 4000 && pass.frames() < n; ++i) std::this_thread::sleep_for(std::chrono::milliseconds(2));
+    };
+    SECTION("released by its predicate") {
+        std::atomic<bool> release{false};
+        auto o = trackless_face_pass(dir.path(), video, 40);
+        o.hold_from = 20;
+        o.hold = [&release] { return !release.load(); };
+        FacePass pass(o);
+        wait_for_frames(pass, 20);
+        std::this_thread::sleep_for(std::chrono::milliseconds(100));
+        // Everything before the hold is published (a partial batch too), nothing after it.
+        CHECK(pass.frames() == 20);
+        CHECK_FALSE(pass.finished());
+        release = true;
+        CHECK(pass.all().size() == 40);
+        CHECK(pass.held_seconds() >= 0.09);
+    }
+    SECTION("a wait for a frame it has not published ends the hold") {
+        auto o = trackless_face_pass(dir.path(), video, 40);
+        o.hold_from = 20;
+        o.hold = [] { return true; };  // never released by the predicate
+        FacePass pass(o);
+        wait_for_frames(pass, 20);
+        CHECK(pass.wait(19));  // published: the hold stays
+        std::this_thread::sleep_for(std::chrono::milliseconds(50));
+        CHECK(pass.frames() == 20);
+        CHECK(pass.wait(25));  // past it: the pass goes on
+        CHECK(pass.all().size() == 40);
+    }
+    SECTION("without a hold it runs to the end") {
+        FacePass pass(trackless_face_pass(dir.path(), video, 40));
+        CHECK(pass.all().size() == 40);
+        CHECK(pass.held_seconds() == 0.0);
+    }
 }
 
 TEST_CASE("frame source: walking backwards re-decodes once per window and gives the same frames", "[render]") {
