@@ -423,6 +423,9 @@ void run_passes(RenderJob& job, RenderWorkDir& work, const media::VideoWriterOpt
         // by waiting for a frame. `workers` outlives the pass (declared before it).
         if (device.is_cuda() && workers && env::flag("LSYNC_FACE_PASS_HOLD", false)) {
             fo.hold_from = resume_frame + (2 * wanted_chunk_batch(o.batch_chunks, device) + 1) * kFramesPerChunk;
+            // Test hook: the tiny GPU render's clip is shorter than that.
+            if (const auto from = env::positive_integer("LSYNC_TEST_FACE_PASS_HOLD_FROM", 1 << 20))
+                fo.hold_from = resume_frame + *from;
             fo.hold = [&workers] { return workers->groups_ended() == 0; };
         }
         faces_pass = std::make_unique<FacePass>(std::move(fo));
@@ -451,6 +454,7 @@ void run_passes(RenderJob& job, RenderWorkDir& work, const media::VideoWriterOpt
         summary.source_frames = n_src;
         summary.faces = counts.summary();
         summary.stage_seconds[2] = face.seconds();
+        summary.face_pass_held_seconds = face.held_seconds();
         if (counts.aligned == 0)
             observer.warning("no usable face in any frame: the output is the input with the new audio, unchanged");
         if (n_src < n_out)

@@ -8,6 +8,8 @@
 // the UNet once on zeros, then the UNet's twin while the UNet's weights were written (held back here by
 // LSYNC_TEST_SLOW_UNET_FILL_MS), whose CUDA graphs it then renders with, must give the frames of one that did not
 // (LSYNC_WARM_UP=0), bit for bit.
+// And the face pass held during the first group (LSYNC_FACE_PASS_HOLD=1): it must hold, and change nothing but
+// the timing.
 #include "catch_compat.h"
 #include "render_tiny_fixture.h"
 #include "test_util.h"
@@ -109,4 +111,36 @@ TEST_CASE("a GPU render whose worker warmed up while the UNet loaded gives the f
     const Seen warm = render_tiny(true, true, dir.path() / "warm.mkv");
     REQUIRE(cold.frames.size() >= 32);
     require_same(warm, cold);
+}
+
+TEST_CASE("a GPU render whose face pass was held gives the frames of one whose pass was not", "[gpu][render]") {
+    LSYNC_NEED_GPU();
+    test::ScratchDir dir("gpu_render_face_hold");
+    const Seen free_pass = render_tiny(true, false, dir.path() / "free.mkv");
+    // The clip is shorter than the hold's default point: held before the third chunk instead, which the render
+    // asks for once the first group is queued (the models' load is held back 1.5 s meanwhile).
+    struct FaceHold {  // the switches, taken back also when render() throws
+        FaceHold() {
+            ::setenv("LSYNC_FACE_PASS_HOLD", "1", 1);
+            ::setenv("LSYNC_TEST_FACE_PASS_HOLD_FROM", "32", 1);
+        }
+        ~FaceHold() {
+            ::unsetenv("LSYNC_FACE_PASS_HOLD");
+            ::unsetenv("LSYNC_TEST_FACE_PASS_HOLD_FROM");
+        }
+    };
+    Seen held;
+    double held_seconds = 0;
+    {
+        RenderOptions o = test::render_tiny_options(dir.path() / "held.mkv", "cuda");
+        o.seed = 7;
+        o.probe = &held;
+        RenderObserver quiet;
+        const FaceHold hold;
+        const EarlyPack pack(true, false);
+        held_seconds = render(o, quiet).face_pass_held_seconds;
+    }
+    CHECK(held_seconds > 0.0);
+    REQUIRE(free_pass.frames.size() > 32);
+    require_same(held, free_pass);
 }
