@@ -417,12 +417,14 @@ void run_passes(RenderJob& job, RenderWorkDir& work, const media::VideoWriterOpt
         fo.device = device;
         fo.max_frames = n_out;
         // LSYNC_FACE_PASS_HOLD=1 (a measurement switch, off by default: not measured yet): on a GPU the pass
-        // stops a chunk past the frames of the first two groups until the workers' first group has ended, so
-        // that its copies and syncs do not slow that group's first uses (face_pass.h). The render packs those
-        // two groups meanwhile; a render that wants more (chunks without faces go to no worker) ends the hold
-        // by waiting for a frame. `workers` outlives the pass (declared before it).
+        // stops past the frames of the groups the render queues before it waits for the first one (ChunkQueue:
+        // two in flight per worker, then one more packed), until a worker's first group has ended, so that its
+        // copies and syncs do not slow that group's first uses (face_pass.h). A render that wants more (chunks
+        // without faces go to no worker) ends the hold by waiting for a frame. `workers` outlives the pass
+        // (declared before it).
         if (device.is_cuda() && workers && env::flag("LSYNC_FACE_PASS_HOLD", false)) {
-            fo.hold_from = resume_frame + (2 * wanted_chunk_batch(o.batch_chunks, device) + 1) * kFramesPerChunk;
+            const auto queued_groups = 2 * static_cast<int64_t>(job.devices.size()) + 1;
+            fo.hold_from = resume_frame + queued_groups * wanted_chunk_batch(o.batch_chunks, device) * kFramesPerChunk;
             // Test hook: the tiny GPU render's clip is shorter than that.
             if (const auto from = env::positive_integer("LSYNC_TEST_FACE_PASS_HOLD_FROM", 1 << 20))
                 fo.hold_from = resume_frame + *from;
