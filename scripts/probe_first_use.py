@@ -10,6 +10,9 @@ One process per mode (first uses are per process). The worker thread meets 31 co
 another shape (as the face pass's detector makes it in a render). Beside it: `loader` copies 256 MB from pageable
 host memory, `loader_pinned` the same from pinned memory asynchronously, `frames` uploads 720p frames as the face
 pass does, `busy` keeps the GPU busy with matrix products, `prewarm` lets another thread meet the shapes first.
+`load_alone` and `load_with_prewarm` weigh a pre-warm beside a model load: a fixed load (2.5 GB of pageable 256 MB
+host -> device copies) alone, or with another thread meeting the shapes at the same time; both report the load's
+time, the pre-warm's, and the worker's first pass after them.
 """
 import sys, threading, time, torch, torch.nn.functional as F
 mode = sys.argv[1]
@@ -59,6 +62,20 @@ def worker():
         for key, x, w in ins:
             F.conv2d(x, w, stride=key[3], padding=key[4]//2)
         s.synchronize(); res["again"] = time.perf_counter() - t0
+def fixed_load(out):  # a model load's copies: 10 x 256 MB, pageable
+    host = torch.randn(64*2**20); t0 = time.perf_counter()
+    for _ in range(10): host.to(dev, torch.half); torch.cuda.current_stream(dev).synchronize()
+    out["load"] = time.perf_counter() - t0
+if mode in ("load_alone", "load_with_prewarm"):
+    timings = {}
+    threads = [threading.Thread(target=fixed_load, args=(timings,))]
+    if mode == "load_with_prewarm":
+        def prewarm():
+            worker(); timings["prewarm"] = res["first"]
+        threads.append(threading.Thread(target=prewarm))
+    for t in threads: t.start()
+    for t in threads: t.join()
+    print(mode + ":", {k: round(v*1e3) for k, v in timings.items()}, "ms")
 if mode == "prewarm":  # another thread meets the shapes first; then the worker, timed
     p = threading.Thread(target=worker); p.start(); p.join(); print("prewarm thread:", {k: round(v*1e3) for k, v in res.items()})
 w = threading.Thread(target=worker); w.start(); w.join(); stop.set()
