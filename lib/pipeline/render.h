@@ -120,7 +120,7 @@ struct RenderSummary {
     int64_t warmed_unets = 0;    ///< ... and ran the UNet's twin too
     int64_t primed_graph_workers = 0;  ///< ... and render with the UNet graphs the twin made
     int64_t render_graph_captures = 0;  ///< UNet graphs the workers captured in their groups (not in a warm-up)
-    double face_pass_held_seconds = 0;  ///< the face pass's wait during the first group (LSYNC_FACE_PASS_HOLD=1)
+    double face_pass_held_seconds = 0;  ///< the face pass's wait (LSYNC_FACE_PASS_HOLD=1), part of its stage
     double fps = 0;
     double seconds = 0;          ///< wall time of the whole render
     /// Of it, the end of the passes after the output was written: the workers (their threads, CUDA graphs and
