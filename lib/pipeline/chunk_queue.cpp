@@ -49,7 +49,12 @@ void ChunkQueue::finish(const std::function<void()>& before_last_group) {
     }
 }
 
+void ChunkQueue::make_room_before_first_result() {
+    if (!written_ && pending_.empty() && in_flight_.size() >= 2 * workers_.workers()) write_oldest();
+}
+
 void ChunkQueue::write_oldest() {
+    written_ = true;
     Group g = std::move(in_flight_.front());
     in_flight_.pop_front();
     GroupResult result;

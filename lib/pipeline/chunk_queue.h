@@ -51,6 +51,12 @@ public:
     /// the last are written, if the last one went to the workers (the render cuts its segment there, so that the
     /// encoder drains the frames so far while the GPU renders the last group).
     void finish(const std::function<void()>& before_last_group = {});
+    /// Before the render packs a chunk that starts a new group, until the first group has come back: waits for
+    /// it once the workers hold two groups each (one running, one queued), instead of packing one more group
+    /// beside it. For LSYNC_QUIET_FIRST_GROUP=1 (render.cpp): the packing's page-locked allocations and
+    /// synchronising downloads then do not run beside the worker's first uses (docs/performance-notes.md
+    /// section 35). After the first group, as before: the next group is packed while the queued one runs.
+    void make_room_before_first_result();
 
     int64_t oom_retries() const { return oom_retries_; }
     /// Time spent waiting for the workers' results.
@@ -72,6 +78,7 @@ private:
     std::deque<Group> in_flight_;
     int64_t oom_retries_ = 0;
     double wait_seconds_ = 0;
+    bool written_ = false;  ///< a group came back (write_oldest ran)
 };
 
 }  // namespace lsync::pipeline

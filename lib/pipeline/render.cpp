@@ -400,6 +400,9 @@ void run_passes(RenderJob& job, RenderWorkDir& work, const media::VideoWriterOpt
                 "cannot resume from " + work.path() + ": its segments end at frame " + std::to_string(resume_frame) +
                     ", inside a chunk (run without --resume and with --overwrite to start again)");
 
+    // LSYNC_QUIET_FIRST_GROUP=1 (a measurement switch, off by default: not measured yet): on a GPU the render
+    // packs no third group while the first runs (ChunkQueue::make_room_before_first_result).
+    const bool quiet_first_group = device.is_cuda() && env::flag("LSYNC_QUIET_FIRST_GROUP", false);
     // 2. Faces, once per source frame the output uses, on their own thread from now on (face_pass.h); a resumed
     //    render replays the interrupted run's plans bit for bit.
     const auto geometry = faces::CropGeometry::for_resolution(resolution);
@@ -418,13 +421,14 @@ void run_passes(RenderJob& job, RenderWorkDir& work, const media::VideoWriterOpt
         fo.max_frames = n_out;
         // LSYNC_FACE_PASS_HOLD=1 (a measurement switch, off by default: not measured yet): on a GPU the pass
         // stops past the frames of the groups the render queues before it waits for the first one (ChunkQueue:
-        // two in flight per worker, then one more packed), until a worker's first group has ended, so that its
-        // copies and syncs do not slow that group's first uses (face_pass.h). A render that wants more (chunks
-        // without faces go to no worker) ends the hold by waiting for a frame. `workers` outlives the pass
-        // (declared before it).
+        // two in flight per worker, and one more packed unless the first group is quiet), until a worker's first
+        // group has ended, so that its copies and syncs do not slow that group's first uses (face_pass.h). A
+        // render that wants more (chunks without faces go to no worker) ends the hold by waiting for a frame.
+        // `workers` outlives the pass (declared before it).
         if (device.is_cuda() && workers && env::flag("LSYNC_FACE_PASS_HOLD", false)) {
-            const auto queued_groups = 2 * static_cast<int64_t>(job.devices.size()) + 1;
-            fo.hold_from = resume_frame + queued_groups * wanted_chunk_batch(o.batch_chunks, device) * kFramesPerChunk;
+            const auto queued_groups = 2 * static_cast<int64_t>(job.devices.size()) + (quiet_first_group ? 0 : 1);
+            const int64_t chunks = wanted_chunk_batch(o.batch_chunks, device);
+            fo.hold_from = resume_frame + queued_groups * chunks * kFramesPerChunk;
             // Test hook: the tiny GPU render's clip is shorter than that.
             if (const auto from = env::positive_integer("LSYNC_TEST_FACE_PASS_HOLD_FROM", 1 << 20))
                 fo.hold_from = resume_frame + *from;
@@ -615,6 +619,7 @@ void run_passes(RenderJob& job, RenderWorkDir& work, const media::VideoWriterOpt
     for (int64_t c = next_chunk; c < n_chunks; ++c) {
         throw_if_interrupted();
         settle_faces(false);
+        if (quiet_first_group) queue.make_room_before_first_result();
         add_chunk(pack_chunk(c));
     }
     // The segment ends where the last group starts: x264 drains the frames before it (its lookahead and frame

@@ -39,6 +39,7 @@
 #include <atomic>
 #include <chrono>
 #include <filesystem>
+#include <functional>
 #include <fstream>
 #include <future>
 #include <set>
@@ -760,39 +761,66 @@ TEST_CASE("chunk queue: a submitted group's inputs go to the workers, none stay 
     CHECK(frames.use_count() == 1);
 }
 
-TEST_CASE("chunk queue: the render's cut comes after every group but the last, if the last has faces", "[render]") {
-    // The render ends its segment there (x264 drains while the GPU renders the last group): after the earlier
-    // groups' frames, before the last group's, and not at all when the last group is only passed through.
+// The order in which a one-worker queue of single-chunk groups writes `count` chunks of the tiny models, as events
+// ("chunk K"), with what the hooks add: `before_add(queue, k)` before chunk k is added (the render's packing), and
+// `at_cut` as the render's cut. Chunk k has faces if `has_faces(k)`.
+static std::string queue_events(int64_t count, const std::function<bool(int64_t)>& has_faces,
+                                const std::function<void(ChunkQueue&, int64_t, std::vector<std::string>&)>& before_add,
+                                bool cut) {
     const RenderModels models = test::tiny_random_models();
     const int64_t r = models.resolution;
     DiffusionSettings settings;
     settings.steps = 1;
-    const auto chunks = test::random_chunks(3, r, models.unet->config().cross_attention_dim, false);
-    const auto run = [&](bool last_has_faces) {
-        std::vector<std::future<ChunkWorkerSetup>> ready;
-        ready.push_back(ChunkWorkers::ready(test::worker_setup(models, test::upper_half_mask(r), settings, 1)));
-        ChunkWorkers workers(std::move(ready), false, false, [](const std::string&) {});
-        std::vector<std::string> events;
-        ChunkQueue queue(workers, 1, false, [&](PendingChunk& p, const ChunkTrace*) {
-            events.push_back("chunk " + std::to_string(p.first / kFramesPerChunk));
-        });
-        for (int64_t k = 0; k < 3; ++k) {
-            PendingChunk p;
-            p.first = k * kFramesPerChunk;
-            p.frames.assign(kFramesPerChunk, torch::zeros({r + 32, r + 32, 3}, torch::kUInt8));
-            if (k < 2 || last_has_faces) {
-                for (int64_t row = 0; row < kFramesPerChunk; ++row) p.rows.push_back(row);
-                p.in = chunks[static_cast<size_t>(k)];
-            }
-            queue.add(std::move(p));
+    const auto chunks = test::random_chunks(count, r, models.unet->config().cross_attention_dim, false);
+    std::vector<std::future<ChunkWorkerSetup>> ready;
+    ready.push_back(ChunkWorkers::ready(test::worker_setup(models, test::upper_half_mask(r), settings, 1)));
+    ChunkWorkers workers(std::move(ready), false, false, [](const std::string&) {});
+    std::vector<std::string> events;
+    ChunkQueue queue(workers, 1, false, [&](PendingChunk& p, const ChunkTrace*) {
+        events.push_back("chunk " + std::to_string(p.first / kFramesPerChunk));
+    });
+    for (int64_t k = 0; k < count; ++k) {
+        if (before_add) before_add(queue, k, events);
+        PendingChunk p;
+        p.first = k * kFramesPerChunk;
+        p.frames.assign(kFramesPerChunk, torch::zeros({r + 32, r + 32, 3}, torch::kUInt8));
+        if (has_faces(k)) {
+            for (int64_t row = 0; row < kFramesPerChunk; ++row) p.rows.push_back(row);
+            p.in = chunks[static_cast<size_t>(k)];
         }
+        queue.add(std::move(p));
+    }
+    if (cut)
         queue.finish([&] { events.push_back("cut"); });
-        std::string all;
-        for (const auto& e : events) all += (all.empty() ? "" : ", ") + e;
-        return all;
+    else
+        queue.finish();
+    std::string all;
+    for (const auto& e : events) all += (all.empty() ? "" : ", ") + e;
+    return all;
+}
+
+TEST_CASE("chunk queue: the render's cut comes after every group but the last, if the last has faces", "[render]") {
+    // The render ends its segment there (x264 drains while the GPU renders the last group): after the earlier
+    // groups' frames, before the last group's, and not at all when the last group is only passed through.
+    CHECK(queue_events(3, [](int64_t) { return true; }, {}, true) == "chunk 0, chunk 1, cut, chunk 2");
+    CHECK(queue_events(3, [](int64_t k) { return k < 2; }, {}, true) == "chunk 0, chunk 1, chunk 2");
+}
+
+TEST_CASE("chunk queue: a quiet first group is written before the third group is packed, and only the first",
+          "[render]") {
+    // LSYNC_QUIET_FIRST_GROUP: with one worker two groups may be in flight; until the first has come back, the
+    // render waits for it before packing another (here: before adding chunk 2), then packs ahead as before.
+    const auto faces = [](int64_t) { return true; };
+    const auto packing = [](bool quiet) {
+        return [quiet](ChunkQueue& queue, int64_t k, std::vector<std::string>& events) {
+            if (quiet) queue.make_room_before_first_result();
+            events.push_back("pack " + std::to_string(k));
+        };
     };
-    CHECK(run(true) == "chunk 0, chunk 1, cut, chunk 2");
-    CHECK(run(false) == "chunk 0, chunk 1, chunk 2");
+    CHECK(queue_events(4, faces, packing(false), false) ==
+          "pack 0, pack 1, pack 2, chunk 0, pack 3, chunk 1, chunk 2, chunk 3");
+    CHECK(queue_events(4, faces, packing(true), false) ==
+          "pack 0, pack 1, chunk 0, pack 2, pack 3, chunk 1, chunk 2, chunk 3");
 }
 
 TEST_CASE("chunk workers: a device whose models fail to load fails the render instead of hanging it", "[render]") {
