@@ -119,14 +119,18 @@ TEST_CASE("a GPU render whose face pass was held gives the frames of one whose p
     const Seen free_pass = render_tiny(true, false, dir.path() / "free.mkv");
     // The clip is shorter than the hold's default point: held before the third chunk instead, which the render
     // asks for once the first group is queued (the models' load is held back 1.5 s meanwhile).
+    // With the quiet first group too (it packs no third group beside the first; this clip has three chunks, two
+    // groups, so it only has to change nothing).
     struct FaceHold {  // the switches, taken back also when render() throws
         FaceHold() {
             ::setenv("LSYNC_FACE_PASS_HOLD", "1", 1);
             ::setenv("LSYNC_TEST_FACE_PASS_HOLD_FROM", "32", 1);
+            ::setenv("LSYNC_QUIET_FIRST_GROUP", "1", 1);
         }
         ~FaceHold() {
             ::unsetenv("LSYNC_FACE_PASS_HOLD");
             ::unsetenv("LSYNC_TEST_FACE_PASS_HOLD_FROM");
+            ::unsetenv("LSYNC_QUIET_FIRST_GROUP");
         }
     };
     Seen held;
