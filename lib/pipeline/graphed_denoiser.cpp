@@ -62,7 +62,6 @@ struct ShapeGraphs {
     std::map<int, std::unique_ptr<at::cuda::CUDAGraph>> graph;  // by CachePhase
     std::map<int, torch::Tensor> out;                           // each graph's output, overwritten by each replay
     std::map<int, int> eager_calls;
-    std::map<int, int> replays;
     bool failed = false;
 };
 
@@ -107,6 +106,7 @@ private:
         }
         ShapeGraphs& s = *it->second;
         const int p = static_cast<int>(phase);
+        bool captured_now = false;  // then this call is the graph's first replay, which also uploads it
         if (!s.graph.count(p)) {
             // Reuse steps read the features of the last capture step, wherever it ran.
             auto& cache = s.graph.count(static_cast<int>(CachePhase::Capture)) ? s.cache : s.warm;
@@ -119,6 +119,7 @@ private:
                 return timed("eager", phase, x, [&] { return eager(x, t, audio, phase, cache); });
             }
             if (!timed("capture", phase, x, [&] { return capture(s, phase); })) return eager(x, t, audio, phase, cache);
+            captured_now = true;
         }
         s.x.copy_(x, /*non_blocking=*/true);
         // The step's timestep is a host number: a fill kernel takes it as an argument, no copy, no wait.
@@ -128,7 +129,7 @@ private:
             s.t.copy_(t.reshape({}), /*non_blocking=*/true);
         s.audio.copy_(audio, /*non_blocking=*/true);
         if (counts.defined()) s.counts.copy_(counts, /*non_blocking=*/true);
-        if (s.replays[p]++ == 0)  // a graph's first replay also uploads it to the device
+        if (captured_now)
             timed("first replay", phase, x, [&] { s.graph.at(p)->replay(); return true; });
         else
             s.graph.at(p)->replay();
