@@ -2,6 +2,8 @@
 
 #include "core/compat.h"
 
+#include <vector>
+
 #if LSYNC_WITH_CUDA
 #include <ATen/cuda/CUDAEvent.h>
 #include <c10/cuda/CUDAFunctions.h>
@@ -22,6 +24,22 @@ torch::Tensor download_async(const torch::Tensor& t) {
     auto host = torch::empty(t.sizes(), t.options().device(torch::kCPU).pinned_memory(true));
     host.copy_(t, /*non_blocking=*/true);
     return host;
+}
+
+int64_t reserve_pinned_blocks(const torch::Device& device, int64_t large_bytes, int64_t large_count) {
+    if (!device.is_cuda()) return 0;
+    // All alive at once, then all freed: each is a block of its own in the allocator's cache.
+    std::vector<torch::Tensor> held;
+    int64_t total = 0;
+    const auto hold = [&](int64_t bytes) {
+        held.push_back(torch::empty({bytes}, torch::TensorOptions().dtype(torch::kUInt8).pinned_memory(true)));
+        total += bytes;
+    };
+    constexpr int kSmallEach = 4;  // chunks per UNet call at 256 px (2), twice: one group packed, one running
+    for (int64_t bytes = 512; bytes <= (int64_t{4} << 20); bytes *= 2)
+        for (int k = 0; k < kSmallEach; ++k) hold(bytes);
+    for (int64_t k = 0; k < large_count && large_bytes > 0; ++k) hold(large_bytes);
+    return total;
 }
 
 #if LSYNC_WITH_CUDA

@@ -91,6 +91,7 @@ TEST_CASE("host transfers on the CPU: a conversion, the tensor itself, nothing t
     CHECK(download_async(t).data_ptr() == t.data_ptr());
     StreamMark().wait();
     StreamMark(torch::kCPU).wait();
+    CHECK(reserve_pinned_blocks(torch::kCPU, 1 << 20, 4) == 0);  // page-locked memory is for GPUs only
 }
 
 TEST_CASE("bounded queue blocks the producer at capacity and passes errors on", "[core]") {

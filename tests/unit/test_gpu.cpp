@@ -264,6 +264,17 @@ TEST_CASE("host transfers queue without waiting and land once their stream mark 
     CHECK(torch::equal(down, x.cpu()));
 }
 
+TEST_CASE("page-locked blocks reserved for a render: the sizes asked for, served again from the cache", "[gpu]") {
+    LSYNC_NEED_GPU();
+    const torch::Device dev(torch::kCUDA, 0);
+    const int64_t frames = 16 * 64 * 48 * 3;  // a chunk of small frames
+    int64_t small = 0;
+    for (int64_t bytes = 512; bytes <= (int64_t{4} << 20); bytes *= 2) small += 4 * bytes;
+    CHECK(reserve_pinned_blocks(dev, frames, 3) == small + 3 * frames);
+    const auto again = torch::empty({frames}, torch::TensorOptions().dtype(torch::kUInt8).pinned_memory(true));
+    CHECK(again.is_pinned());
+}
+
 TEST_CASE("--vram-budget's cap: an allocation past it fails as out of memory, and fits once the cap ends", "[gpu]") {
     LSYNC_NEED_GPU();
     const torch::Device dev(torch::kCUDA, 0);
