@@ -199,6 +199,11 @@ std::vector<double> ChunkWorkers::busy_seconds() const {
     return busy_;
 }
 
+void ChunkWorkers::record_first_group(std::shared_ptr<ops::ConvJournal> journal) {
+    std::lock_guard<std::mutex> lock(mutex_);
+    journal_ = std::move(journal);
+}
+
 std::vector<ChunkStageSeconds> ChunkWorkers::stage_seconds() const {
     std::lock_guard<std::mutex> lock(mutex_);
     return stages_;
@@ -281,16 +286,21 @@ void ChunkWorkers::run(size_t index) {
     primed.reset();
     while (true) {
         Job job;
+        std::shared_ptr<ops::ConvJournal> journal;
         {
             std::unique_lock<std::mutex> lock(mutex_);
             jobs_changed_.wait(lock, [&] { return stopping_ || !jobs_.empty(); });
             if (stopping_) return;
             job = std::move(jobs_.front());
             jobs_.pop_front();
+            if (index == 0) journal = std::move(journal_);
         }
         try {
             const auto started = std::chrono::steady_clock::now();
+            std::optional<ops::ConvRecording> recording;
+            if (journal) recording.emplace(journal.get());
             GroupResult r = run_group(w, job.chunks);
+            recording.reset();
             if (chunk_timing_printed()) print_group_timing(index, job, r, started);
             std::lock_guard<std::mutex> lock(mutex_);
             busy_[index] += std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();

@@ -9,6 +9,7 @@
 // its out-of-memory back-off. A chunk carries its own noise (chunk_noise.h), so the worker that runs it does not
 // change its frames: a render on `--devices 0,1` equals one on `--devices 0`.
 
+#include "ops/conv_journal.h"
 #include "pipeline/lipsync_chunk.h"
 #include "pipeline/render_models.h"
 #include "pipeline/worker_warm_up.h"
@@ -98,6 +99,9 @@ public:
     /// UNet graphs the workers captured while running groups (not during a warm-up); call once the groups are
     /// done (after wait_loaded()).
     int64_t graph_captures_in_groups() const;
+    /// The convolutions of the next group the first worker takes go to `journal` (first_use_journal.h); call before
+    /// submitting it.
+    void record_first_group(std::shared_ptr<ops::ConvJournal> journal);
     /// Groups the workers have ended so far, with a result or an error (any thread may ask).
     int64_t groups_ended() const { return groups_ended_.load(); }
     /// Seconds each worker spent running groups so far (the rest of its time it waited for work).
@@ -125,6 +129,7 @@ private:
     std::optional<FirstSetup> first_;                      ///< worker 0's, once loaded; under mutex_
     bool first_done_ = false;                              ///< worker 0's load ended (or failed); under mutex_
     std::vector<std::shared_ptr<WorkerWarmUp>> warm_ups_;
+    std::shared_ptr<ops::ConvJournal> journal_;            ///< for worker 0's next group; under mutex_
     bool tracing_;
     std::function<void(const std::string&)> warn_;
     mutable std::mutex mutex_;

@@ -18,6 +18,7 @@
 #include "pipeline/chunk_workers.h"
 #include "pipeline/device_policy.h"
 #include "pipeline/face_pass.h"
+#include "pipeline/first_use_journal.h"
 #include "pipeline/frame_source.h"
 #include "pipeline/model_cache.h"
 #include "pipeline/mouth_mask.h"
@@ -388,6 +389,19 @@ void run_passes(RenderJob& job, RenderWorkDir& work, const media::VideoWriterOpt
             std::move(loading), tracing, o.inject_oom_once,
             [&observer](const std::string& m) { observer.warning(m); }, o.time_chunk_stages, std::move(warm_ups));
     };
+    // LSYNC_FIRST_USE_JOURNAL=1 (a measurement switch, off by default: not measured yet): the convolution shapes
+    // the last such render's first group met are met now, on a thread of their own, while the models load; this
+    // render's are kept for the next (first_use_journal.h).
+    std::string journal_path, journal_key;
+    std::vector<ops::ConvShape> journal_read;
+    std::optional<FirstUsePrewarm> prewarm;  // joined before the render returns, or when it fails
+    if (device.is_cuda() && first_use_journal_enabled()) {
+        journal_key = first_use_key(model_variant_name(o.model), job.dtype, device);
+        journal_path = first_use_path(first_use_dir(), journal_key);
+        journal_read = read_first_use_journal(journal_path, journal_key);
+        // Not under a --vram-budget: the pre-warm's blocks stay cached on a stream of its own.
+        if (!journal_read.empty() && o.vram_budget_gib <= 0) prewarm.emplace(journal_read, device, o.time_chunk_stages);
+    }
     std::shared_ptr<WhisperHandoff> early_whisper;  // GPU: the Whisper before the UNet and VAE (step 3)
     if (device.is_cuda()) {
         if (early_chunks() > 0) early_whisper = std::make_shared<WhisperHandoff>();
@@ -563,6 +577,11 @@ void run_passes(RenderJob& job, RenderWorkDir& work, const media::VideoWriterOpt
     // worker's device.
     if (repeats_a_device(job.devices)) workers->wait_loaded();
     const FirstSetup first = workers->first_setup();  // rethrows a failed load's error
+    std::shared_ptr<ops::ConvJournal> journal;  // the first group's convolutions, for the next render
+    if (!journal_path.empty()) {
+        journal = std::make_shared<ops::ConvJournal>();
+        workers->record_first_group(journal);
+    }
     const RenderModels models = first.models;
     const int64_t batch = first.batch;
     const bool mixed_lengths = first.mixed_lengths;
@@ -649,6 +668,11 @@ void run_passes(RenderJob& job, RenderWorkDir& work, const media::VideoWriterOpt
         if (env::flag("LSYNC_SEGMENT_CUT", true)) writer.cut();
     });
     workers->wait_loaded();  // a device that failed to load after the last result fails the render too
+    if (prewarm) summary.prewarmed_convs = prewarm->finish();
+    if (journal) {
+        const auto met = journal->shapes();
+        if (!met.empty() && met != journal_read) write_first_use_journal(journal_path, journal_key, met);
+    }
     summary.oom_retries += queue.oom_retries();
     clock.seconds[ThreadClock::Workers] = queue.wait_seconds();
     settle_faces(true);  // a resumed render may not have needed the pass's later frames

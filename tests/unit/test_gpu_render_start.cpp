@@ -10,6 +10,8 @@
 // (LSYNC_WARM_UP=0), bit for bit.
 // And the face pass held during the first group (LSYNC_FACE_PASS_HOLD=1): it must hold, and change nothing but
 // the timing.
+// And the first-use journal (LSYNC_FIRST_USE_JOURNAL=1, first_use_journal.h): the first render keeps the
+// convolutions its first group met, the second meets them before its first group; its frames are the first's.
 #include "catch_compat.h"
 #include "render_tiny_fixture.h"
 #include "test_util.h"
@@ -17,7 +19,11 @@
 #include "pipeline/render.h"
 #include "unit/gpu_checks.h"
 
+#include <nlohmann/json.hpp>
+
 #include <cstdlib>
+#include <filesystem>
+#include <fstream>
 #include <map>
 
 using namespace lsync;
@@ -147,4 +153,45 @@ TEST_CASE("a GPU render whose face pass was held gives the frames of one whose p
     CHECK(held_seconds > 0.0);
     REQUIRE(free_pass.frames.size() > 32);
     require_same(held, free_pass);
+}
+
+TEST_CASE("a GPU render keeps its first group's convolutions, and the next meets them first with the same frames",
+          "[gpu][render]") {
+    LSYNC_NEED_GPU();
+    test::ScratchDir dir("gpu_render_first_use");
+    struct Journal {  // the switches, taken back also when render() throws
+        explicit Journal(const std::filesystem::path& at) {
+            ::setenv("LSYNC_FIRST_USE_JOURNAL", "1", 1);
+            ::setenv("LSYNC_FIRST_USE_DIR", at.c_str(), 1);
+        }
+        ~Journal() {
+            ::unsetenv("LSYNC_FIRST_USE_JOURNAL");
+            ::unsetenv("LSYNC_FIRST_USE_DIR");
+        }
+    } journal(dir.path() / "journal");
+    const auto run = [&](const std::string& name, int64_t& prewarmed) {
+        RenderOptions o = test::render_tiny_options(dir.path() / name, "cuda");
+        o.seed = 7;
+        Seen seen;
+        o.probe = &seen;
+        RenderObserver quiet;
+        prewarmed = render(o, quiet).prewarmed_convs;
+        return seen;
+    };
+    int64_t first_prewarmed = -1, second_prewarmed = -1;
+    const Seen first = run("first.mkv", first_prewarmed);
+    CHECK(first_prewarmed == 0);  // no journal yet
+    std::vector<std::filesystem::path> files;
+    for (const auto& e : std::filesystem::directory_iterator(dir.path() / "journal")) files.push_back(e.path());
+    REQUIRE(files.size() == 1);
+    std::ifstream in(files[0]);
+    const auto doc = nlohmann::json::parse(in);
+    const auto convs = doc.at("convs");
+    REQUIRE(convs.size() > 0);
+    bool nhwc_fp16 = false;  // the UNet's CUDA path runs channels_last in half precision
+    for (const auto& c : convs) nhwc_fp16 |= c.at("layout")[0] == "nhwc" && c.at("dtype") == "float16";
+    CHECK(nhwc_fp16);
+    const Seen second = run("second.mkv", second_prewarmed);
+    CHECK(second_prewarmed == static_cast<int64_t>(convs.size()));
+    require_same(second, first);
 }

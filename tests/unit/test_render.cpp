@@ -18,6 +18,7 @@
 #include "pipeline/chunk_queue.h"
 #include "pipeline/chunk_workers.h"
 #include "pipeline/face_pass.h"
+#include "pipeline/first_use_journal.h"
 #include "pipeline/frame_map.h"
 #include "pipeline/frame_source.h"
 #include "pipeline/graph_priming.h"
@@ -1306,4 +1307,103 @@ TEST_CASE("bench render: FLOPs per frame follow the steps as the loop runs them 
     CHECK(ten->shallow_steps == 6);
     // No published counts for the test model's size.
     CHECK_FALSE(render_flops(128, 20, 1.5, true));
+}
+
+TEST_CASE("first-use journal: kept and read back under its key, damaged or hostile files are ignored", "[render]") {
+    test::ScratchDir dir("first_use");
+    ops::ConvShape a;
+    a.input = {64, 320, 32, 32};
+    a.weight = {320, 320, 3, 3};
+    a.input_channels_last = a.weight_channels_last = true;
+    a.dtype = torch::kHalf;
+    a.padding = 1;
+    ops::ConvShape b = a;
+    b.input = {8, 4, 256, 256};
+    b.weight = {128, 4, 1, 1};
+    b.input_channels_last = false;
+    b.dtype = torch::kBFloat16;
+    b.stride = 2;
+    b.padding = 0;
+    const std::string key = first_use_key("1.5", torch::kHalf, torch::kCPU);
+    CHECK(key.find("1.5") != std::string::npos);
+    CHECK(first_use_key("1.6", torch::kHalf, torch::kCPU) != key);
+    const auto path = first_use_path((dir.path() / "sub").string(), key);  // its folder is made
+    CHECK(path == first_use_path((dir.path() / "sub").string(), key));
+    CHECK(read_first_use_journal(path, key).empty());  // none yet
+    REQUIRE(write_first_use_journal(path, key, {a, b}));
+    const auto back = read_first_use_journal(path, key);
+    REQUIRE(back.size() == 2);
+    CHECK((back[0] == a));
+    CHECK((back[1] == b));
+    CHECK(read_first_use_journal(path, key + " other").empty());  // another machine's or model's
+
+    const auto with_text = [&](const std::string& text) {
+        std::ofstream(path, std::ios::binary | std::ios::trunc) << text;
+        return read_first_use_journal(path, key);  // never throws
+    };
+    const std::string head = R"({"format":"latentsync-first-use","version":1,"key":)" + nlohmann::json(key).dump();
+    const auto one = [&](const std::string& conv) { return with_text(head + R"(,"convs":[)" + conv + "]}"); };
+    const std::string good =
+        R"({"input":[2,8,16,16],"weight":[4,8,3,3],"layout":["nchw","nhwc"],"dtype":"float32","geometry":[1,1]})";
+    CHECK(one(good).size() == 1);
+    CHECK(with_text("").empty());
+    CHECK(with_text("not json").empty());
+    CHECK(with_text(std::string(100000, '[')).empty());
+    CHECK(with_text(R"({"format":"something else","version":1})").empty());
+    CHECK(with_text(head + R"(,"convs":{}})").empty());
+    CHECK(with_text(std::string(2 << 20, ' ')).empty());  // larger than 1 MiB
+    for (const char* bad : {
+             R"({"input":[2,8,16],"weight":[4,8,3,3],"layout":["nchw","nchw"],"dtype":"float32","geometry":[1,1]})",
+             R"({"input":[2,9,16,16],"weight":[4,8,3,3],"layout":["nchw","nchw"],"dtype":"float32","geometry":[1,1]})",
+             R"({"input":[0,8,16,16],"weight":[4,8,3,3],"layout":["nchw","nchw"],"dtype":"float32","geometry":[1,1]})",
+             R"({"input":[65536,65536,16,16],"weight":[4,65536,3,3],"layout":["nchw","nchw"],"dtype":"float32",)"
+             R"("geometry":[1,1]})",
+             R"({"input":[2,8,16,16],"weight":[4,8,3,3],"layout":["nchw","nchw"],"dtype":"int8","geometry":[1,1]})",
+             R"({"input":[2,8,16,16],"weight":[4,8,3,3],"layout":["nchw","nhwc?"],"dtype":"float32","geometry":[1,1]})",
+             R"({"input":[2,8,16,16],"weight":[4,8,3,3],"layout":["nchw","nchw"],"dtype":"float32","geometry":[0,1]})",
+             R"({"input":[2,8,2,2],"weight":[4,8,9,9],"layout":["nchw","nchw"],"dtype":"float32","geometry":[1,1]})",
+             R"({"input":[2,8,16,16],"weight":[4,8,3,3],"layout":["nchw","nchw"],"dtype":"float32","geometry":[1,-1]})",
+             R"({"input":[2,8,16,16.5],"weight":[4,8,3,3],"layout":["nchw","nchw"],"dtype":"float32",)"
+             R"("geometry":[1,1]})",
+             R"("a string")"}) {
+        INFO(bad);
+        CHECK(one(good + "," + bad).empty());  // one bad shape: none are used
+    }
+    std::string many;
+    for (size_t i = 0; i <= ops::ConvJournal::kMaxShapes; ++i) many += (i ? "," : "") + good;
+    CHECK(one(many).empty());
+    // Nothing is written where it cannot be: a file where the folder should be.
+    const auto blocked = first_use_path((dir.path() / "file" / "sub").string(), key);
+    std::ofstream(dir.path() / "file") << "x";
+    CHECK_FALSE(write_first_use_journal(blocked, key, {a}));
+    CHECK_FALSE(write_first_use_journal("", key, {a}));
+
+    ::setenv("LSYNC_FIRST_USE_DIR", dir.path().c_str(), 1);
+    CHECK(first_use_dir() == dir.path().string());
+    ::unsetenv("LSYNC_FIRST_USE_DIR");
+    ::setenv("XDG_CACHE_HOME", "/xdg", 1);
+    CHECK(first_use_dir() == "/xdg/latentsync/first-use");
+    ::unsetenv("XDG_CACHE_HOME");
+}
+
+TEST_CASE("first-use pre-warm: meets its shapes on a thread of its own, and stops when the render ends", "[render]") {
+    ops::ConvShape s;
+    s.input = {2, 8, 16, 16};
+    s.weight = {4, 8, 3, 3};
+    s.padding = 1;
+    {
+        FirstUsePrewarm prewarm({s, s, s}, torch::kCPU, false);
+    }  // joined here, early or not
+    FirstUsePrewarm done({s, s}, torch::kCPU, false);
+    CHECK(done.finish() == 2);
+    CHECK(done.finish() == 2);
+    // A ConvJournal keeps each shape once and at most kMaxShapes.
+    ops::ConvJournal journal;
+    for (int64_t k = 1; k <= int64_t(ops::ConvJournal::kMaxShapes) + 10; ++k) {
+        auto t = s;
+        t.input[0] = k;
+        journal.add(t);
+        journal.add(t);
+    }
+    CHECK(journal.shapes().size() == ops::ConvJournal::kMaxShapes);
 }

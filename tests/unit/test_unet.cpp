@@ -11,6 +11,7 @@
 #include "io/tensor_source.h"
 #include "ops/attention.h"
 #include "ops/conv.h"
+#include "ops/conv_journal.h"
 #include "ops/geglu.h"
 #include "ops/layer_norm.h"
 #include "ops/memory_layout.h"
@@ -510,6 +511,47 @@ TEST_CASE("UNet: a channels_last conv weight with an NCHW input gives the NCHW w
     init_random_parameters(*conv, 11);
     ops::use_channels_last_conv_weights(*conv);
     CHECK(conv->weight.is_contiguous());
+}
+
+TEST_CASE("UNet: a forward's convolutions are recorded once per shape, cover every conv module, and run again",
+          "[unet]") {
+    // The first-use journal (ops/conv_journal.h): what a render's first group records is what the next render
+    // meets while its models load, so it must hold every convolution the UNet runs.
+    auto unet = tiny_unet();
+    const auto g = read_all(golden("unet_golden.safetensors"));
+    torch::NoGradGuard no_grad;
+    ops::ConvJournal journal;
+    {
+        ops::ConvRecording recording(&journal);
+        (void)unet->forward(g.at("sample"), g.at("timestep_a"), g.at("encoder_hidden_states"));
+    }
+    const auto shapes = journal.shapes();
+    REQUIRE(!shapes.empty());
+    std::set<std::vector<int64_t>> module_weights, met_weights;
+    for (const auto& m : unet->modules(false))
+        if (const auto* conv = m->as<models::Conv2dImpl>()) module_weights.insert(conv->weight.sizes().vec());
+    for (size_t i = 0; i < shapes.size(); ++i) {
+        met_weights.insert({shapes[i].weight.begin(), shapes[i].weight.end()});
+        CHECK(shapes[i].input[1] == shapes[i].weight[1]);
+        CHECK(shapes[i].dtype == torch::kFloat);
+        for (size_t j = 0; j < i; ++j) CHECK_FALSE(shapes[i] == shapes[j]);  // each shape once
+    }
+    // Every conv met is a module's; every 3x3 module is met (the transformers' 1x1 proj_in / proj_out run as
+    // GEMMs over tokens, not as convolutions).
+    for (const auto& w : met_weights) CHECK(module_weights.count(w) == 1);
+    for (const auto& w : module_weights)
+        if (w[2] == 3) CHECK(met_weights.count(w) == 1);
+    // Outside a recording nothing is added; a second recording of the same forward adds no new shape.
+    (void)unet->forward(g.at("sample"), g.at("timestep_b"), g.at("encoder_hidden_states"));
+    CHECK(journal.shapes().size() == shapes.size());
+    {
+        ops::ConvRecording recording(&journal);
+        (void)unet->forward(g.at("sample"), g.at("timestep_b"), g.at("encoder_hidden_states"));
+    }
+    CHECK((journal.shapes() == shapes));
+    // Each shape can be made again from the record alone.
+    CHECK(ops::meet_convs(shapes, torch::kCPU) == static_cast<int64_t>(shapes.size()));
+    CHECK(ops::meet_convs(shapes, torch::kCPU, [] { return false; }) == 0);
 }
 
 TEST_CASE("UNet: outputs match the official implementation (fp32 CPU)", "[unet][golden]") {

@@ -1,0 +1,233 @@
+#include "pipeline/first_use_journal.h"
+
+#include "core/compat.h"
+#include "core/env.h"
+#include "core/error.h"
+#include "core/files.h"
+#include "core/json_limits.h"
+#include "core/log.h"
+#include "diagnostics/device_description.h"
+
+#include <c10/core/DeviceGuard.h>
+#include <nlohmann/json.hpp>
+#include <torch/version.h>
+
+#if LSYNC_WITH_CUDA
+#include <c10/cuda/CUDAGuard.h>
+#include <c10/cuda/CUDAStream.h>
+#endif
+
+#include <chrono>
+#include <cstdio>
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+#include <functional>
+#include <iterator>
+#include <optional>
+#include <sstream>
+#include <unistd.h>
+
+namespace lsync::pipeline {
+
+namespace {
+
+namespace fs = std::filesystem;
+using nlohmann::json;
+
+constexpr const char* kFormat = "latentsync-first-use";
+constexpr int kVersion = 1;
+constexpr std::uintmax_t kMaxFileBytes = 1 << 20;
+// Bounds of a shape read back: a journal is our own file, but it lives in a folder anyone may write, and each shape
+// becomes an allocation on the GPU.
+constexpr int64_t kMaxDim = 1 << 16;
+constexpr int64_t kMaxElements = int64_t{1} << 28;  // 512 MiB of fp16 per tensor
+
+const char* dtype_name(torch::ScalarType t) {
+    switch (t) {
+        case torch::kHalf: return "float16";
+        case torch::kBFloat16: return "bfloat16";
+        case torch::kFloat: return "float32";
+        default: return nullptr;
+    }
+}
+
+std::optional<torch::ScalarType> dtype_named(const std::string& s) {
+    if (s == "float16") return torch::kHalf;
+    if (s == "bfloat16") return torch::kBFloat16;
+    if (s == "float32") return torch::kFloat;
+    return std::nullopt;
+}
+
+// Four sizes in [1, kMaxDim] and at most kMaxElements in all, or nothing.
+std::optional<std::array<int64_t, 4>> sizes_from(const json& j) {
+    if (!j.is_array() || j.size() != 4) return std::nullopt;
+    std::array<int64_t, 4> out{};
+    int64_t elements = 1;
+    for (size_t i = 0; i < 4; ++i) {
+        if (!j[i].is_number_integer()) return std::nullopt;
+        const auto v = j[i].get<int64_t>();
+        if (v < 1 || v > kMaxDim) return std::nullopt;
+        out[i] = v;
+        elements *= v;  // at most 2^64 before the check below fails: four factors of at most 2^16
+        if (elements > kMaxElements) return std::nullopt;
+    }
+    return out;
+}
+
+std::optional<ops::ConvShape> shape_from(const json& j) {
+    if (!j.is_object()) return std::nullopt;
+    const auto input = sizes_from(j.value("input", json())), weight = sizes_from(j.value("weight", json()));
+    const auto layout = j.value("layout", json()), geometry = j.value("geometry", json());
+    if (!input || !weight || (*input)[1] != (*weight)[1] || !layout.is_array() || layout.size() != 2 ||
+        !geometry.is_array() || geometry.size() != 2 || !j.value("dtype", json()).is_string())
+        return std::nullopt;
+    ops::ConvShape s;
+    s.input = *input;
+    s.weight = *weight;
+    for (size_t i = 0; i < 2; ++i) {
+        if (!layout[i].is_string() || (layout[i] != "nchw" && layout[i] != "nhwc")) return std::nullopt;
+        if (!geometry[i].is_number_integer()) return std::nullopt;
+    }
+    s.input_channels_last = layout[0] == "nhwc";
+    s.weight_channels_last = layout[1] == "nhwc";
+    s.stride = geometry[0].get<int64_t>();
+    s.padding = geometry[1].get<int64_t>();
+    const auto dtype = dtype_named(j["dtype"].get<std::string>());
+    // The output must have at least one pixel: ATen refuses a convolution that gives none.
+    if (!dtype || s.stride < 1 || s.stride > 8 || s.padding < 0 || s.padding > 16 ||
+        s.input[2] + 2 * s.padding < s.weight[2] || s.input[3] + 2 * s.padding < s.weight[3])
+        return std::nullopt;
+    s.dtype = *dtype;
+    return s;
+}
+
+json shape_json(const ops::ConvShape& s) {
+    return {{"input", s.input},
+            {"weight", s.weight},
+            {"layout", {s.input_channels_last ? "nhwc" : "nchw", s.weight_channels_last ? "nhwc" : "nchw"}},
+            {"dtype", dtype_name(s.dtype)},
+            {"geometry", {s.stride, s.padding}}};
+}
+
+}  // namespace
+
+bool first_use_journal_enabled() { return env::flag("LSYNC_FIRST_USE_JOURNAL", false); }
+
+std::string first_use_dir() {
+    if (const char* d = std::getenv("LSYNC_FIRST_USE_DIR"); d && *d) return d;
+    if (const char* x = std::getenv("XDG_CACHE_HOME"); x && *x)
+        return (fs::path(x) / "latentsync" / "first-use").string();
+    if (const char* h = std::getenv("HOME"); h && *h)
+        return (fs::path(h) / ".cache" / "latentsync" / "first-use").string();
+    return "";
+}
+
+std::string first_use_key(const std::string& model, torch::ScalarType dtype, const torch::Device& device) {
+    const auto cudnn = compat::cudnn_version();
+    std::ostringstream key;
+    key << "model " << model << "; dtype " << c10::toString(dtype) << "; device "
+        << diagnostics::device_description(device) << "; libtorch " << TORCH_VERSION << "; cudnn "
+        << (cudnn ? std::to_string(*cudnn) : std::string("none"));
+    return key.str();
+}
+
+std::string first_use_path(const std::string& dir, const std::string& key) {
+    char name[32];
+    std::snprintf(name, sizeof name, "%016zx.json", std::hash<std::string>{}(key));
+    return (fs::path(dir) / name).string();
+}
+
+std::vector<ops::ConvShape> read_first_use_journal(const std::string& path, const std::string& key) {
+    std::error_code ec;
+    if (path.empty() || !fs::is_regular_file(path, ec)) return {};
+    const auto ignored = [&](const std::string& why) {
+        log::warn("first-use journal ", path, " ignored: ", why);
+        return std::vector<ops::ConvShape>{};
+    };
+    const auto size = fs::file_size(path, ec);
+    if (ec || size > kMaxFileBytes) return ignored("larger than 1 MiB");
+    std::ifstream in(path, std::ios::binary);
+    const std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+    if (!in.good() && !in.eof()) return ignored("unreadable");
+    json doc;
+    try {
+        doc = parse_untrusted_json(text, [](const std::string& why) { throw std::runtime_error(why); });
+    } catch (const std::exception& e) {
+        return ignored(e.what());
+    }
+    if (!doc.is_object() || doc.value("format", json()) != kFormat || doc.value("version", json()) != kVersion)
+        return ignored("not a first-use journal of this version");
+    if (doc.value("key", json()) != key) return {};  // another machine's or model's: replaced after the render
+    const auto convs = doc.value("convs", json());
+    if (!convs.is_array() || convs.size() > ops::ConvJournal::kMaxShapes) return ignored("no list of convolutions");
+    std::vector<ops::ConvShape> shapes;
+    for (const auto& c : convs) {
+        auto s = shape_from(c);
+        if (!s) return ignored("a convolution out of bounds");
+        shapes.push_back(*s);
+    }
+    return shapes;
+}
+
+bool write_first_use_journal(const std::string& path, const std::string& key,
+                             const std::vector<ops::ConvShape>& shapes) {
+    if (path.empty()) return false;
+    try {
+        json convs = json::array();
+        for (const auto& s : shapes)
+            if (dtype_name(s.dtype)) convs.push_back(shape_json(s));
+        const json doc = {{"format", kFormat}, {"version", kVersion}, {"key", key}, {"convs", convs}};
+        fs::create_directories(fs::path(path).parent_path());
+        const std::string tmp = path + ".tmp-" + std::to_string(::getpid());
+        {
+            std::ofstream out(tmp, std::ios::binary | std::ios::trunc);
+            out << doc.dump() << '\n';
+            if (!out.flush()) {
+                std::error_code ec;
+                fs::remove(tmp, ec);
+                log::debug("first-use journal ", path, " not written: cannot write ", tmp);
+                return false;
+            }
+        }
+        fs::rename(tmp, path);
+        return true;
+    } catch (const std::exception& e) {
+        log::debug("first-use journal ", path, " not written: ", e.what());
+        return false;
+    }
+}
+
+FirstUsePrewarm::FirstUsePrewarm(std::vector<ops::ConvShape> shapes, torch::Device device, bool print) {
+    thread_ = std::thread([this, shapes = std::move(shapes), device, print] {
+        const auto started = std::chrono::steady_clock::now();
+        try {
+            torch::NoGradGuard no_grad;
+            const c10::DeviceGuard guard(device);
+#if LSYNC_WITH_CUDA
+            std::optional<c10::cuda::CUDAStreamGuard> stream;
+            if (device.is_cuda())
+                stream.emplace(c10::cuda::getStreamFromPool(false, compat::indexed_device(device).index()));
+#endif
+            met_ = ops::meet_convs(shapes, device, [this] { return !stop_.load(); });
+        } catch (const std::exception& e) {
+            log::debug("first-use pre-warm ended early: ", first_line(e.what()));
+        }
+        if (print)
+            std::fprintf(stderr, "chunk timing: first-use pre-warm met %lld of %zu convolution shapes in %.3f s\n",
+                         static_cast<long long>(met_.load()), shapes.size(),
+                         std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count());
+    });
+}
+
+int64_t FirstUsePrewarm::finish() {
+    if (thread_.joinable()) thread_.join();
+    return met_.load();
+}
+
+FirstUsePrewarm::~FirstUsePrewarm() {
+    stop_ = true;
+    if (thread_.joinable()) thread_.join();
+}
+
+}  // namespace lsync::pipeline

@@ -1,0 +1,64 @@
+#pragma once
+// The convolution shapes a render's first group met, kept for the next render on this machine.
+//
+// LSYNC_FIRST_USE_JOURNAL=1 (a measurement switch, off by default: not measured yet). On a GPU, the render's first
+// worker records the convolutions of its first group (ops/conv_journal.h), and the render keeps them in the user's
+// cache folder under a key of the model, dtype, GPU and library versions. The next render with that key meets them
+// on a thread of its own while its models load (FirstUsePrewarm), so that the process-wide part of their first use
+// (cuDNN's kernels loaded, its heuristics) is paid there and not in the first group, where it runs 2-3x slower
+// beside the face pass's and the packing's copies (docs/performance-notes.md sections 35-36). A missing, unreadable
+// or damaged journal only means no pre-warm (the render never fails for it); one unlike the shapes met is replaced.
+
+#include "ops/conv_journal.h"
+
+#include <torch/torch.h>
+
+#include <atomic>
+#include <string>
+#include <thread>
+#include <vector>
+
+namespace lsync::pipeline {
+
+/// LSYNC_FIRST_USE_JOURNAL (off by default).
+bool first_use_journal_enabled();
+
+/// $LSYNC_FIRST_USE_DIR, else $XDG_CACHE_HOME/latentsync/first-use, else $HOME/.cache/latentsync/first-use (empty
+/// when none of them is set).
+std::string first_use_dir();
+
+/// What a journal is kept for: what changes the shapes met (the model, its dtype) or what their first use does (the
+/// GPU, LibTorch's and cuDNN's versions).
+std::string first_use_key(const std::string& model, torch::ScalarType dtype, const torch::Device& device);
+
+/// `dir`/<a hash of `key`>.json.
+std::string first_use_path(const std::string& dir, const std::string& key);
+
+/// The shapes kept under `key` at `path`: none when the file is missing, or (with a warning on the log) when it is
+/// larger than 1 MiB, not a journal, kept under another key, or holds a shape out of bounds. Never throws.
+std::vector<ops::ConvShape> read_first_use_journal(const std::string& path, const std::string& key);
+
+/// Writes the journal (a temporary file renamed over `path`, its folder made if missing); false, with the reason
+/// on the debug log, when it cannot. Never throws.
+bool write_first_use_journal(const std::string& path, const std::string& key,
+                             const std::vector<ops::ConvShape>& shapes);
+
+/// Meets `shapes` on `device` on a thread and stream of its own (ops::meet_convs). The destructor stops it between
+/// two shapes and joins it. Errors (out of memory, ...) end it quietly: a pre-warm is never needed.
+class FirstUsePrewarm {
+public:
+    /// `print`: one line on stderr when done (LSYNC_TIME_CHUNKS=1's timing lines).
+    FirstUsePrewarm(std::vector<ops::ConvShape> shapes, torch::Device device, bool print);
+    ~FirstUsePrewarm();
+    FirstUsePrewarm(const FirstUsePrewarm&) = delete;
+    FirstUsePrewarm& operator=(const FirstUsePrewarm&) = delete;
+    /// Waits for the thread to meet every shape (or to fail) and returns the shapes met.
+    int64_t finish();
+
+private:
+    std::atomic<bool> stop_{false};
+    std::atomic<int64_t> met_{0};
+    std::thread thread_;
+};
+
+}  // namespace lsync::pipeline
