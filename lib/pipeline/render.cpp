@@ -400,7 +400,8 @@ void run_passes(RenderJob& job, RenderWorkDir& work, const media::VideoWriterOpt
         journal_path = first_use_path(first_use_dir(), journal_key);
         journal_read = read_first_use_journal(journal_path, journal_key);
         // Not under a --vram-budget: the pre-warm's blocks stay cached on a stream of its own.
-        if (!journal_read.empty() && o.vram_budget_gib <= 0) prewarm.emplace(journal_read, device, o.time_chunk_stages);
+        if (!journal_read.empty() && o.vram_budget_gib <= 0)
+            prewarm.emplace(journal_read, device, chunk_timing_printed());
     }
     std::shared_ptr<WhisperHandoff> early_whisper;  // GPU: the Whisper before the UNet and VAE (step 3)
     if (device.is_cuda()) {
@@ -559,7 +560,7 @@ void run_passes(RenderJob& job, RenderWorkDir& work, const media::VideoWriterOpt
     int64_t next_chunk = resume_frame >= n_out ? n_chunks : resume_frame / kFramesPerChunk;
     std::vector<PendingChunk> early;
     if (early_whisper) {
-        reserve_chunk_buffers(device, wopt, o.time_chunk_stages);
+        reserve_chunk_buffers(device, wopt, chunk_timing_printed());
         *whisper = models::whisper_feature_encoder(early_whisper->get());  // rethrows a failed load's error
         const auto loaded = [&] { return workers->first_loaded(); };
         // No settle_faces(false) here: the allocator's peak is reset when the face pass has ended, and a reset
