@@ -3,7 +3,6 @@
 #include "core/compat.h"
 #include "core/env.h"
 #include "core/error.h"
-#include "core/files.h"
 #include "core/json_limits.h"
 #include "core/log.h"
 #include "diagnostics/device_description.h"
@@ -38,8 +37,8 @@ using nlohmann::json;
 constexpr const char* kFormat = "latentsync-first-use";
 constexpr int kVersion = 1;
 constexpr std::uintmax_t kMaxFileBytes = 1 << 20;
-// Bounds of a shape read back: a journal is our own file, but it lives in a folder anyone may write, and each shape
-// becomes an allocation on the GPU.
+// Bounds of a shape read back: a journal is our own file, but it lives in a cache folder that other versions and
+// programs may write to, and each shape becomes an allocation on the GPU.
 constexpr int64_t kMaxDim = 1 << 16;
 constexpr int64_t kMaxElements = int64_t{1} << 28;  // 512 MiB of fp16 per tensor
 

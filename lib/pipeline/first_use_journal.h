@@ -1,13 +1,14 @@
 #pragma once
 // The convolution shapes a render's first group met, kept for the next render on this machine.
 //
-// LSYNC_FIRST_USE_JOURNAL=1 (a measurement switch, off by default: not measured yet). On a GPU, the render's first
-// worker records the convolutions of its first group (ops/conv_journal.h), and the render keeps them in the user's
-// cache folder under a key of the model, dtype, GPU and library versions. The next render with that key meets them
-// on a thread of its own while its models load (FirstUsePrewarm), so that the process-wide part of their first use
-// (cuDNN's kernels loaded, its heuristics) is paid there and not in the first group, where it runs 2-3x slower
-// beside the face pass's and the packing's copies (docs/performance-notes.md sections 35-36). A missing, unreadable
-// or damaged journal only means no pre-warm (the render never fails for it); one unlike the shapes met is replaced.
+// LSYNC_FIRST_USE_JOURNAL=1 (a measurement switch, off by default: one H100 measurement, a gain inside the noise;
+// docs/performance-notes.md section 36). On a GPU, the render's first worker records the convolutions of its first
+// group (ops/conv_journal.h), and the render keeps them in the user's cache folder under a key of the model, dtype,
+// GPU and library versions. The next render with that key meets them on a thread of its own while its models load
+// (FirstUsePrewarm), so that the process-wide part of their first use (cuDNN's kernels loaded, its heuristics) is
+// paid there and not in the first group, where it runs 2-3x slower beside the face pass's and the packing's copies
+// (docs/performance-notes.md sections 35-36). A missing, unreadable or damaged journal only means no pre-warm (the
+// render never fails for it); one unlike the shapes met is replaced.
 
 #include "ops/conv_journal.h"
 

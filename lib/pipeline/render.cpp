@@ -92,15 +92,17 @@ torch::Tensor stack_frames(const std::vector<torch::Tensor>& frames, bool pinned
     return torch::stack_out(out, frames);
 }
 
-/// LSYNC_PINNED_RESERVE=N (a measurement switch, off by default: not measured yet): while the models load, the
-/// page-locked blocks of N chunks' frames and the workers' small uploads are allocated and freed into the caching
-/// host allocator (reserve_pinned_blocks), so that the first groups reuse them instead of allocating page-locked
-/// memory beside the worker's first uses. At most 1 GiB of frames (a 4K chunk is 400 MB).
+/// LSYNC_PINNED_RESERVE=N (a measurement switch, off by default: no gain in the wall clock, docs/performance-notes.md
+/// section 36): while the models load, the page-locked blocks of N chunks' frames and the workers' small uploads are
+/// allocated and freed into the caching host allocator (reserve_pinned_blocks), so that the first groups reuse them
+/// instead of allocating page-locked memory beside the worker's first uses. At most 1 GiB of frames (a 4K chunk is
+/// 400 MB).
 void reserve_chunk_buffers(const torch::Device& device, const media::VideoWriterOptions& wopt, bool print) {
     const auto n = env::positive_integer("LSYNC_PINNED_RESERVE", 64);
     if (!n || !device.is_cuda()) return;
     const int64_t chunk_bytes = kFramesPerChunk * int64_t{wopt.width} * int64_t{wopt.height} * 3;
-    const int64_t count = std::min<int64_t>(*n, std::max<int64_t>(1, (int64_t{1} << 30) / std::max<int64_t>(1, chunk_bytes)));
+    const int64_t fit = (int64_t{1} << 30) / std::max<int64_t>(1, chunk_bytes);
+    const int64_t count = std::min<int64_t>(*n, std::max<int64_t>(1, fit));
     const auto started = std::chrono::steady_clock::now();
     const int64_t bytes = reserve_pinned_blocks(device, chunk_bytes, count);
     if (print)
@@ -389,9 +391,10 @@ void run_passes(RenderJob& job, RenderWorkDir& work, const media::VideoWriterOpt
             std::move(loading), tracing, o.inject_oom_once,
             [&observer](const std::string& m) { observer.warning(m); }, o.time_chunk_stages, std::move(warm_ups));
     };
-    // LSYNC_FIRST_USE_JOURNAL=1 (a measurement switch, off by default: not measured yet): the convolution shapes
-    // the last such render's first group met are met now, on a thread of their own, while the models load; this
-    // render's are kept for the next (first_use_journal.h).
+    // LSYNC_FIRST_USE_JOURNAL=1 (a measurement switch, off by default: its gain so far is inside the noise,
+    // docs/performance-notes.md section 36): the convolution shapes the last such render's first group met are met
+    // now, on a thread of their own, while the models load; this render's are kept for the next
+    // (first_use_journal.h).
     std::string journal_path, journal_key;
     std::vector<ops::ConvShape> journal_read;
     std::optional<FirstUsePrewarm> prewarm;  // joined before the render returns, or when it fails
