@@ -15,6 +15,9 @@
 #   LSYNC_AB_MODEL   default 1.5          LSYNC_AB_FRAMES  default 500
 #   LSYNC_AB_RUNS    default 3 (per side) LSYNC_AB_ARGS    more `bench render` options, e.g. "--busy"
 #   LSYNC_AB_ATTENTION default flash
+#   LSYNC_AB_PRIME   1: one run per side before the alternation, left out of the table (a side whose first run
+#                    differs from its later ones: e.g. LSYNC_FIRST_USE_JOURNAL=1, whose first run writes the journal
+#                    the later ones read)
 #   LSYNC_AB_BUILD   the build command (default: scripts/gpu-build.sh; a CPU check of this script can use
 #                    "bash scripts/build.sh --target latentsync" with LSYNC_AB_MODEL=test-tiny and
 #                    LSYNC_AB_ATTENTION=standard)
@@ -89,8 +92,9 @@ else
     cmp -s "$WORK/after" "$WORK/before" && echo "bench-ab: warning: the two binaries are identical"
 fi
 
-run() {  # SIDE INDEX
+run() {  # SIDE INDEX (INDEX "prime": a run left out of the table)
     local json="$WORK/$1-$2.json" settings=$ENV_AFTER
+    [ "$2" = prime ] && json="$WORK/$1-prime.left-out"
     [ "$1" = before ] && settings=$ENV_BEFORE
     echo "-- $1 $2 ($(date +%T))"
     # shellcheck disable=SC2086  # LSYNC_AB_ARGS is a list of options, the settings a list of NAME=VALUE
@@ -99,6 +103,10 @@ run() {  # SIDE INDEX
         --model-dir "$ROOT/tests/fixtures/face-api" --json "$json" ${LSYNC_AB_ARGS:-} \
         > "$WORK/$1-$2.md" 2> "$WORK/$1-$2.err" || { tail -5 "$WORK/$1-$2.err"; return 0; }
 }
+if [ "${LSYNC_AB_PRIME:-0}" = 1 ]; then
+    run after prime
+    run before prime
+fi
 for i in $(seq 1 "${LSYNC_AB_RUNS:-3}"); do
     run after "$i"
     run before "$i"
