@@ -264,7 +264,8 @@ TEST_CASE("host transfers queue without waiting and land once their stream mark 
     CHECK(torch::equal(down, x.cpu()));
 }
 
-TEST_CASE("page-locked blocks reserved for a render: the sizes asked for, served again from the cache", "[gpu]") {
+TEST_CASE("page-locked blocks reserved for a render: the bytes asked for, and a block of that size after them",
+          "[gpu]") {
     LSYNC_NEED_GPU();
     const torch::Device dev(torch::kCUDA, 0);
     const int64_t frames = 16 * 64 * 48 * 3;  // a chunk of small frames
