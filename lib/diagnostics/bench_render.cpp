@@ -303,6 +303,13 @@ BenchRenderReport bench_render(const BenchRenderOptions& o, BenchRenderObserver&
                 }
                 if (row.error.empty()) {
                     row.runs = static_cast<int>(runs.size());
+                    const char* each_keys[] = {"/wall_seconds", "/stage_seconds/render", "/render_fps", "/output_fps"};
+                    for (const auto& run : runs) {
+                        std::map<std::string, double> kept;
+                        for (const char* key : each_keys)
+                            if (auto it = run.find(key); it != run.end()) kept.emplace(key, it->second);
+                        row.each_run.push_back(std::move(kept));
+                    }
                     // Idle shares (--busy) vary in name from run to run: every name any run has, 0 where a run
                     // lacks it. Other numbers: the median where every run has them, else the first run's.
                     std::map<std::string, double> first;

@@ -88,6 +88,15 @@ nlohmann::json bench_render_json(const BenchRenderReport& r) {
                   {"frames", row.frames}, {"ok", row.error.empty()},      {"runs", row.runs}};
         if (!row.error.empty()) j["error"] = row.error;
         for (const auto& [key, value] : row.values) j[json::json_pointer(key)] = value;
+        if (!row.each_run.empty()) {
+            json each = json::array();
+            for (const auto& run : row.each_run) {
+                json one = json::object();
+                for (const auto& [key, value] : run) one[json::json_pointer(key)] = value;
+                each.push_back(one);
+            }
+            j["each_run"] = each;
+        }
         rows.push_back(j);
     }
     return {{"device", r.device},

@@ -37,6 +37,11 @@ assert row["chunk_stage_seconds"]["unet"] > 0, row
 assert row["host_peak_rss_bytes"] > 0, row
 assert row["gpu_peak_bytes"] == 0 and row["gpu_peak_after_faces_bytes"] == 0, row  # no GPU allocator on the CPU
 assert "achieved_tflops" not in row, row  # the tiny model has no published FLOP counts
+# Each run's own numbers (one run here: the row's medians are its values).
+assert len(row["each_run"]) == row["runs"] == 1, row
+run = row["each_run"][0]
+assert run["wall_seconds"] == row["wall_seconds"] and run["render_fps"] == row["render_fps"], run
+assert run["stage_seconds"]["render"] == stages["render"], run
 print("ok:", row["wall_seconds"], "s wall,", row["chunk_stage_seconds"])
 PY
 grep -q '^| test-tiny (128) | standard | 20 | [0-9.]* |' table.md || { fail "table lacks the row"; cat table.md >&2; }
