@@ -436,8 +436,9 @@ void run_passes(RenderJob& job, RenderWorkDir& work, const media::VideoWriterOpt
                 "cannot resume from " + work.path() + ": its segments end at frame " + std::to_string(resume_frame) +
                     ", inside a chunk (run without --resume and with --overwrite to start again)");
 
-    // LSYNC_QUIET_FIRST_GROUP=1 (a measurement switch, off by default: not measured yet): on a GPU the render
-    // packs no third group while the first runs (ChunkQueue::make_room_before_first_result).
+    // LSYNC_QUIET_FIRST_GROUP=1 (a measurement switch, off by default: no gain in the wall clock,
+    // docs/performance-notes.md section 36): on a GPU the render packs no third group while the first runs
+    // (ChunkQueue::make_room_before_first_result).
     const bool quiet_first_group = device.is_cuda() && env::flag("LSYNC_QUIET_FIRST_GROUP", false);
     // 2. Faces, once per source frame the output uses, on their own thread from now on (face_pass.h); a resumed
     //    render replays the interrupted run's plans bit for bit.
@@ -455,7 +456,7 @@ void run_passes(RenderJob& job, RenderWorkDir& work, const media::VideoWriterOpt
         fo.geometry = geometry;
         fo.device = device;
         fo.max_frames = n_out;
-        // LSYNC_FACE_PASS_HOLD=1 (a measurement switch, off by default: not measured yet): on a GPU the pass
+        // LSYNC_FACE_PASS_HOLD=1 (a measurement switch, off by default: no gain, section 36): on a GPU the pass
         // stops past the frames of the groups the render queues before it waits for the first one (ChunkQueue:
         // two in flight per worker, and one more packed unless the first group is quiet), until a worker's first
         // group has ended, so that its copies and syncs do not slow that group's first uses (face_pass.h). A
