@@ -41,9 +41,12 @@ std::string allocator_words(const c10::OutOfMemoryError& e) {
 
 ChunkWorkers::ChunkWorkers(std::vector<std::future<ChunkWorkerSetup>> workers, bool tracing, bool inject_oom_once,
                            std::function<void(const std::string&)> warn, bool time_stages,
-                           std::vector<std::shared_ptr<WorkerWarmUp>> warm_ups)
+                           std::vector<std::shared_ptr<WorkerWarmUp>> warm_ups,
+                           std::vector<ops::ConvShape> first_use, torch::Device first_use_device)
     : loading_(std::move(workers)),
       warm_ups_(std::move(warm_ups)),
+      first_use_(std::move(first_use)),
+      first_use_device_(first_use_device),
       tracing_(tracing),
       warn_(std::move(warn)),
       time_stages_(time_stages || chunk_timing_printed()),
@@ -194,6 +197,32 @@ std::optional<PrimedUNet> ChunkWorkers::warm_up(size_t index, const std::functio
     return primed;
 }
 
+// The first worker, before it waits for its models: the convolutions the last render's first group met, on this
+// thread and the stream it will render on. Their first use has a process-wide part (cuDNN's kernels and
+// heuristics), a per-thread part (ATen's plans) and a per-stream part (the caching allocator's blocks); all three
+// are paid here, beside the loading, instead of in the first group beside the face pass's and the packing's
+// copies, which slow them 2-3x (docs/performance-notes.md sections 35-37). It runs to the end even when the
+// models are ready first: the first group would meet the same shapes anyway. A failure is a debug line.
+void ChunkWorkers::meet_first_use(const std::function<void(const torch::Device&)>& enter) {
+    const auto started = std::chrono::steady_clock::now();
+    int64_t met = 0;
+    try {
+        enter(first_use_device_);
+        met = ops::meet_convs(first_use_, first_use_device_, [this] { return !cancelled_.load(); });
+    } catch (const std::exception& e) {
+        log::debug("first-use pre-warm ended early: ", first_line(e.what()));
+    } catch (...) {
+        log::debug("first-use pre-warm ended early");
+    }
+    prewarmed_convs_ = met;
+    if (chunk_timing_printed())  // beside the groups' lines (print_group_timing)
+        std::fprintf(stderr, "chunk timing: worker 0, first-use pre-warm met %lld of %zu convolution shapes, host "
+                             "%.3f-%.3f s\n",
+                     static_cast<long long>(met), first_use_.size(),
+                     std::chrono::duration<double>(started - created_).count(),
+                     std::chrono::duration<double>(std::chrono::steady_clock::now() - created_).count());
+}
+
 std::vector<double> ChunkWorkers::busy_seconds() const {
     std::lock_guard<std::mutex> lock(mutex_);
     return busy_;
@@ -238,6 +267,7 @@ void ChunkWorkers::run(size_t index) {
     };
     std::optional<PrimedUNet> primed;
     if (warm_ups_[index]) primed = warm_up(index, enter);
+    if (index == 0 && !first_use_.empty()) meet_first_use(enter);
     std::exception_ptr failed;
     try {
         setups_[index] = loading_[index].get();

@@ -67,9 +67,13 @@ public:
     /// and, for the first worker's, first_setup().
     /// `warm_ups` (optional, one per worker, null entries for none): worker i takes its kit, if offered, before it
     /// waits for its setup, and runs it on its own thread and stream (worker_warm_up.h).
+    /// `first_use` (optional): convolutions the first worker meets on its own thread and stream before it waits
+    /// for its setup (after its warm-up, if any), on `first_use_device`: the shapes the last render's first group
+    /// met (first_use_journal.h).
     ChunkWorkers(std::vector<std::future<ChunkWorkerSetup>> workers, bool tracing, bool inject_oom_once,
                  std::function<void(const std::string&)> warn, bool time_stages = false,
-                 std::vector<std::shared_ptr<WorkerWarmUp>> warm_ups = {});
+                 std::vector<std::shared_ptr<WorkerWarmUp>> warm_ups = {},
+                 std::vector<ops::ConvShape> first_use = {}, torch::Device first_use_device = torch::kCPU);
     /// A future that holds `setup` already (for a setup made before the workers).
     static std::future<ChunkWorkerSetup> ready(ChunkWorkerSetup setup);
     ~ChunkWorkers();  // stops the workers; queued groups are dropped
@@ -99,6 +103,9 @@ public:
     /// UNet graphs the workers captured while running groups (not during a warm-up); call once the groups are
     /// done (after wait_loaded()).
     int64_t graph_captures_in_groups() const;
+    /// Shapes of `first_use` the first worker met before its setup was ready (0 until it has met them all, or
+    /// when it could not).
+    int64_t prewarmed_convs() const { return prewarmed_convs_.load(); }
     /// The convolutions of the next group the first worker takes go to `journal` (first_use_journal.h); call before
     /// submitting it.
     void record_first_group(std::shared_ptr<ops::ConvJournal> journal);
@@ -116,6 +123,7 @@ private:
     };
     void run(size_t index);
     std::optional<PrimedUNet> warm_up(size_t index, const std::function<void(const torch::Device&)>& enter);
+    void meet_first_use(const std::function<void(const torch::Device&)>& enter);
     GroupResult run_group(ChunkWorkerSetup& w, std::vector<ChunkFrames>& chunks);
     void print_group_timing(size_t index, const Job& job, const GroupResult& r,
                             std::chrono::steady_clock::time_point started) const;
@@ -130,6 +138,9 @@ private:
     bool first_done_ = false;                              ///< worker 0's load ended (or failed); under mutex_
     std::vector<std::shared_ptr<WorkerWarmUp>> warm_ups_;
     std::shared_ptr<ops::ConvJournal> journal_;            ///< for worker 0's next group; under mutex_
+    std::vector<ops::ConvShape> first_use_;                ///< read by worker 0 only
+    torch::Device first_use_device_;
+    std::atomic<int64_t> prewarmed_convs_{0};
     bool tracing_;
     std::function<void(const std::string&)> warn_;
     mutable std::mutex mutex_;

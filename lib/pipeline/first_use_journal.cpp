@@ -2,21 +2,14 @@
 
 #include "core/compat.h"
 #include "core/env.h"
-#include "core/error.h"
 #include "core/json_limits.h"
 #include "core/log.h"
 #include "diagnostics/device_description.h"
 
-#include <c10/core/DeviceGuard.h>
 #include <nlohmann/json.hpp>
 #include <torch/version.h>
 
-#if LSYNC_WITH_CUDA
-#include <c10/cuda/CUDAGuard.h>
-#include <c10/cuda/CUDAStream.h>
-#endif
-
-#include <chrono>
+#include <atomic>
 #include <cstdio>
 #include <cstdlib>
 #include <filesystem>
@@ -111,7 +104,7 @@ json shape_json(const ops::ConvShape& s) {
 
 }  // namespace
 
-bool first_use_journal_enabled() { return env::flag("LSYNC_FIRST_USE_JOURNAL", false); }
+bool first_use_journal_enabled() { return env::flag("LSYNC_FIRST_USE_JOURNAL", true); }
 
 std::string first_use_dir() {
     if (const char* d = std::getenv("LSYNC_FIRST_USE_DIR"); d && *d) return d;
@@ -178,7 +171,9 @@ bool write_first_use_journal(const std::string& path, const std::string& key,
             if (dtype_name(s.dtype)) convs.push_back(shape_json(s));
         const json doc = {{"format", kFormat}, {"version", kVersion}, {"key", key}, {"convs", convs}};
         fs::create_directories(fs::path(path).parent_path());
-        const std::string tmp = path + ".tmp-" + std::to_string(::getpid());
+        // Unique per process and write: two job threads of one `batch` may keep the same journal at once.
+        static std::atomic<unsigned> writes{0};
+        const std::string tmp = path + ".tmp-" + std::to_string(::getpid()) + "-" + std::to_string(writes++);
         {
             std::ofstream out(tmp, std::ios::binary | std::ios::trunc);
             out << doc.dump() << '\n';
@@ -195,38 +190,6 @@ bool write_first_use_journal(const std::string& path, const std::string& key,
         log::debug("first-use journal ", path, " not written: ", e.what());
         return false;
     }
-}
-
-FirstUsePrewarm::FirstUsePrewarm(std::vector<ops::ConvShape> shapes, torch::Device device, bool print) {
-    thread_ = std::thread([this, shapes = std::move(shapes), device, print] {
-        const auto started = std::chrono::steady_clock::now();
-        try {
-            torch::NoGradGuard no_grad;
-            const c10::DeviceGuard guard(device);
-#if LSYNC_WITH_CUDA
-            std::optional<c10::cuda::CUDAStreamGuard> stream;
-            if (device.is_cuda())
-                stream.emplace(c10::cuda::getStreamFromPool(false, compat::indexed_device(device).index()));
-#endif
-            met_ = ops::meet_convs(shapes, device, [this] { return !stop_.load(); });
-        } catch (const std::exception& e) {
-            log::debug("first-use pre-warm ended early: ", first_line(e.what()));
-        }
-        if (print)
-            std::fprintf(stderr, "chunk timing: first-use pre-warm met %lld of %zu convolution shapes in %.3f s\n",
-                         static_cast<long long>(met_.load()), shapes.size(),
-                         std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count());
-    });
-}
-
-int64_t FirstUsePrewarm::finish() {
-    if (thread_.joinable()) thread_.join();
-    return met_.load();
-}
-
-FirstUsePrewarm::~FirstUsePrewarm() {
-    stop_ = true;
-    if (thread_.joinable()) thread_.join();
 }
 
 }  // namespace lsync::pipeline

@@ -1,27 +1,26 @@
 #pragma once
 // The convolution shapes a render's first group met, kept for the next render on this machine.
 //
-// LSYNC_FIRST_USE_JOURNAL=1 (a measurement switch, off by default: one H100 measurement, a gain inside the noise;
-// docs/performance-notes.md section 36). On a GPU, the render's first worker records the convolutions of its first
-// group (ops/conv_journal.h), and the render keeps them in the user's cache folder under a key of the model, dtype,
-// GPU and library versions. The next render with that key meets them on a thread of its own while its models load
-// (FirstUsePrewarm), so that the process-wide part of their first use (cuDNN's kernels loaded, its heuristics) is
-// paid there and not in the first group, where it runs 2-3x slower beside the face pass's and the packing's copies
-// (docs/performance-notes.md sections 35-36). A missing, unreadable or damaged journal only means no pre-warm (the
-// render never fails for it); one unlike the shapes met is replaced.
+// On by default on a GPU (LSYNC_FIRST_USE_JOURNAL=0 turns it off): the render stage 1.5-2 % shorter at 256 px in
+// ten of ten paired runs on two H100s (docs/performance-notes.md sections 36-37). On a GPU, the render's first
+// worker records the convolutions of its first group (ops/conv_journal.h), and the render keeps them in the user's
+// cache folder under a key of the model, dtype, GPU and library versions. The next render with that key has its
+// first worker meet them on its own thread and stream while the models load (ChunkWorkers' `first_use`), so that
+// their first use (cuDNN's kernels loaded and its heuristics, process-wide; ATen's plans, per thread; the
+// allocator's blocks, per stream) is paid there and not in the first group, where it runs 2-3x slower beside the
+// face pass's and the packing's copies (sections 35-36). A missing, unreadable or damaged journal only means no
+// pre-warm (the render never fails for it); one unlike the shapes met is replaced.
 
 #include "ops/conv_journal.h"
 
 #include <torch/torch.h>
 
-#include <atomic>
 #include <string>
-#include <thread>
 #include <vector>
 
 namespace lsync::pipeline {
 
-/// LSYNC_FIRST_USE_JOURNAL (off by default).
+/// LSYNC_FIRST_USE_JOURNAL (on by default).
 bool first_use_journal_enabled();
 
 /// $LSYNC_FIRST_USE_DIR, else $XDG_CACHE_HOME/latentsync/first-use, else $HOME/.cache/latentsync/first-use (empty
@@ -43,23 +42,5 @@ std::vector<ops::ConvShape> read_first_use_journal(const std::string& path, cons
 /// on the debug log, when it cannot. Never throws.
 bool write_first_use_journal(const std::string& path, const std::string& key,
                              const std::vector<ops::ConvShape>& shapes);
-
-/// Meets `shapes` on `device` on a thread and stream of its own (ops::meet_convs). The destructor stops it between
-/// two shapes and joins it. Errors (out of memory, ...) end it quietly: a pre-warm is never needed.
-class FirstUsePrewarm {
-public:
-    /// `print`: one line on stderr when done (LSYNC_TIME_CHUNKS=1's timing lines).
-    FirstUsePrewarm(std::vector<ops::ConvShape> shapes, torch::Device device, bool print);
-    ~FirstUsePrewarm();
-    FirstUsePrewarm(const FirstUsePrewarm&) = delete;
-    FirstUsePrewarm& operator=(const FirstUsePrewarm&) = delete;
-    /// Waits for the thread to meet every shape (or to fail) and returns the shapes met.
-    int64_t finish();
-
-private:
-    std::atomic<bool> stop_{false};
-    std::atomic<int64_t> met_{0};
-    std::thread thread_;
-};
 
 }  // namespace lsync::pipeline

@@ -384,28 +384,27 @@ void run_passes(RenderJob& job, RenderWorkDir& work, const media::VideoWriterOpt
     // run them start too: each warms up its stages around the UNet while the UNet loads (worker_warm_up.h). The
     // render thread waits for the first worker's models in step 3, so the audio's first pass no longer runs in
     // front of them. On the CPU they load in step 3.
+    // The first-use journal (first_use_journal.h; on by default, LSYNC_FIRST_USE_JOURNAL=0 turns it off): the
+    // convolution shapes the last render of this model and GPU met in its first group are met by the first worker
+    // on its own thread and stream while the models load, and this render's are kept for the next.
+    std::string journal_path, journal_key;
+    std::vector<ops::ConvShape> journal_read, prewarm;
+    if (device.is_cuda() && first_use_journal_enabled()) {
+        journal_key = first_use_key(model_variant_name(o.model), job.dtype, device);
+        journal_path = first_use_path(first_use_dir(), journal_key);
+        journal_read = read_first_use_journal(journal_path, journal_key);
+        // Not under a --vram-budget: the planner counts the models as the allocator's live bytes, which a
+        // pre-warm under way would add to.
+        if (o.vram_budget_gib <= 0) prewarm = journal_read;
+    }
     std::unique_ptr<ChunkWorkers> workers;
     const auto start_workers = [&](std::vector<std::future<ChunkWorkerSetup>> loading,
                                    std::vector<std::shared_ptr<WorkerWarmUp>> warm_ups) {
         workers = std::make_unique<ChunkWorkers>(
             std::move(loading), tracing, o.inject_oom_once,
-            [&observer](const std::string& m) { observer.warning(m); }, o.time_chunk_stages, std::move(warm_ups));
+            [&observer](const std::string& m) { observer.warning(m); }, o.time_chunk_stages, std::move(warm_ups),
+            std::move(prewarm), device);
     };
-    // LSYNC_FIRST_USE_JOURNAL=1 (a measurement switch, off by default: its gain so far is inside the noise,
-    // docs/performance-notes.md section 36): the convolution shapes the last such render's first group met are met
-    // now, on a thread of their own, while the models load; this render's are kept for the next
-    // (first_use_journal.h).
-    std::string journal_path, journal_key;
-    std::vector<ops::ConvShape> journal_read;
-    std::optional<FirstUsePrewarm> prewarm;  // joined before the render returns, or when it fails
-    if (device.is_cuda() && first_use_journal_enabled()) {
-        journal_key = first_use_key(model_variant_name(o.model), job.dtype, device);
-        journal_path = first_use_path(first_use_dir(), journal_key);
-        journal_read = read_first_use_journal(journal_path, journal_key);
-        // Not under a --vram-budget: the pre-warm's blocks stay cached on a stream of its own.
-        if (!journal_read.empty() && o.vram_budget_gib <= 0)
-            prewarm.emplace(journal_read, device, chunk_timing_printed());
-    }
     std::shared_ptr<WhisperHandoff> early_whisper;  // GPU: the Whisper before the UNet and VAE (step 3)
     if (device.is_cuda()) {
         if (early_chunks() > 0) early_whisper = std::make_shared<WhisperHandoff>();
@@ -673,7 +672,7 @@ void run_passes(RenderJob& job, RenderWorkDir& work, const media::VideoWriterOpt
         if (env::flag("LSYNC_SEGMENT_CUT", true)) writer.cut();
     });
     workers->wait_loaded();  // a device that failed to load after the last result fails the render too
-    if (prewarm) summary.prewarmed_convs = prewarm->finish();
+    summary.prewarmed_convs = workers->prewarmed_convs();
     if (journal) {
         const auto met = journal->shapes();
         if (!met.empty() && met != journal_read) write_first_use_journal(journal_path, journal_key, met);

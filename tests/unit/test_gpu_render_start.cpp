@@ -10,8 +10,9 @@
 // (LSYNC_WARM_UP=0), bit for bit.
 // And the face pass held during the first group (LSYNC_FACE_PASS_HOLD=1): it must hold, and change nothing but
 // the timing.
-// And the first-use journal (LSYNC_FIRST_USE_JOURNAL=1, first_use_journal.h): the first render keeps the
-// convolutions its first group met, the second meets them before its first group; its frames are the first's.
+// And the first-use journal (first_use_journal.h; on by default, off in tests unless asked for): the first render
+// keeps the convolutions its first group met, the second's first worker meets them before its first group; its
+// frames are the first's.
 #include "catch_compat.h"
 #include "render_tiny_fixture.h"
 #include "test_util.h"
@@ -165,7 +166,7 @@ TEST_CASE("a GPU render keeps its first group's convolutions, and the next meets
             ::setenv("LSYNC_FIRST_USE_DIR", at.c_str(), 1);
         }
         ~Journal() {
-            ::unsetenv("LSYNC_FIRST_USE_JOURNAL");
+            ::setenv("LSYNC_FIRST_USE_JOURNAL", "0", 1);  // as tests run (tests/process_setup.cpp)
             ::unsetenv("LSYNC_FIRST_USE_DIR");
         }
     } journal(dir.path() / "journal");

@@ -1386,17 +1386,43 @@ TEST_CASE("first-use journal: kept and read back under its key, damaged or hosti
     ::unsetenv("XDG_CACHE_HOME");
 }
 
-TEST_CASE("first-use pre-warm: meets its shapes on a thread of its own, and stops when the render ends", "[render]") {
+TEST_CASE("first-use pre-warm: the first worker meets the shapes before its models, and stops when the render ends",
+          "[render]") {
     ops::ConvShape s;
     s.input = {2, 8, 16, 16};
     s.weight = {4, 8, 3, 3};
     s.padding = 1;
+    const auto failing_load = [] {
+        std::promise<ChunkWorkerSetup> p;
+        p.set_exception(std::make_exception_ptr(Error(ErrorCode::Weights, "UNet not found (test)")));
+        std::vector<std::future<ChunkWorkerSetup>> loading;
+        loading.push_back(p.get_future());
+        return loading;
+    };
     {
-        FirstUsePrewarm prewarm({s, s, s}, torch::kCPU, false);
-    }  // joined here, early or not
-    FirstUsePrewarm done({s, s}, torch::kCPU, false);
-    CHECK(done.finish() == 2);
-    CHECK(done.finish() == 2);
+        // Met in full before the load's end is seen (here its failure, which the render still gets).
+        ChunkWorkers workers(failing_load(), false, false, [](const std::string&) {}, false, {}, {s, s, s},
+                             torch::kCPU);
+        CHECK_THROWS_AS(workers.wait_loaded(), Error);
+        CHECK(workers.prewarmed_convs() == 3);
+    }
+    {
+        // A render that ends at once stops it between two shapes: this list would take minutes.
+        ops::ConvShape large = s;
+        large.input = {8, 64, 64, 64};
+        large.weight = {64, 64, 3, 3};
+        const auto started = std::chrono::steady_clock::now();
+        {
+            ChunkWorkers workers(failing_load(), false, false, [](const std::string&) {}, false, {},
+                                 std::vector<ops::ConvShape>(100000, large), torch::kCPU);
+        }
+        CHECK(std::chrono::steady_clock::now() - started < std::chrono::seconds(60));
+    }
+    {
+        ChunkWorkers none(failing_load(), false, false, [](const std::string&) {});
+        CHECK_THROWS_AS(none.wait_loaded(), Error);
+        CHECK(none.prewarmed_convs() == 0);
+    }
     // A ConvJournal keeps each shape once and at most kMaxShapes.
     ops::ConvJournal journal;
     for (int64_t k = 1; k <= int64_t(ops::ConvJournal::kMaxShapes) + 10; ++k) {
