@@ -3,6 +3,7 @@
 #include "core/compat.h"
 #include "core/size_text.h"
 #include "core/threads.h"
+#include "core/user_cache.h"
 #include "core/version.h"
 #include "io/model_dir.h"
 #include "io/model_identify.h"
@@ -11,6 +12,7 @@
 #include "ops/attention.h"
 
 #include <cstdio>
+#include <filesystem>
 #include <sstream>
 #include <thread>
 
@@ -300,6 +302,30 @@ static json models_section(DoctorReport& report, const std::string& dir) {
     return m;
 }
 
+// What a GPU render keeps between runs (core/user_cache.h): a folder it cannot write only costs speed, so a
+// warning, and only where a GPU render could run.
+static json caches_section(DoctorReport& report) {
+    json journal;
+    const bool enabled = first_use_journal_enabled();
+    const std::string dir = first_use_dir();
+    journal["enabled"] = enabled;
+    journal["dir"] = dir;
+    journal["writable"] = folder_writable_or_creatable(dir);
+    int64_t kept = 0;
+    std::error_code ec;
+    if (!dir.empty() && std::filesystem::is_directory(dir, ec))
+        for (const auto& e : std::filesystem::directory_iterator(dir, ec))
+            kept += e.path().extension() == ".json" ? 1 : 0;
+    journal["journals"] = kept;
+    if (enabled && !journal["writable"].get<bool>() && torch::cuda::is_available())
+        report.warnings.push_back(
+            {"the first-use cache folder " + (dir.empty() ? std::string("(none: HOME is not set)") : dir) +
+                 " cannot be written: GPU renders keep no first-use journal and start about 2 % slower",
+             "make it writable, or set LSYNC_FIRST_USE_DIR to a folder that is (LSYNC_FIRST_USE_JOURNAL=0 turns the "
+             "journal off)"});
+    return {{"first_use_journal", journal}};
+}
+
 DoctorReport run_doctor(const DoctorOptions& options) {
     DoctorReport r;
     json& d = r.details;
@@ -309,6 +335,7 @@ DoctorReport run_doctor(const DoctorOptions& options) {
     d["attention"] = attention_section(r, options.run_probes);
     d["ffmpeg"] = ffmpeg_section(r);
     d["models"] = models_section(r, options.model_dir);
+    d["caches"] = caches_section(r);
     d["render"] = {{"implemented", true},
                    {"detail", "latentsync render VIDEO AUDIO -o OUT; without the model files, "
                               "--model test-tiny --weights random runs the whole pipeline (the mouth is noise)"}};
@@ -381,6 +408,12 @@ std::string format_report(const DoctorReport& r) {
         if (!m["ok"].get<bool>() && m["present"].get<bool>()) o << "  " << m["problem"].get<std::string>();
         o << "\n";
     }
+    const json& journal = d["caches"]["first_use_journal"];
+    o << "\nFirst-use journal (GPU renders): "
+      << (journal["enabled"].get<bool>() ? "on" : "off (LSYNC_FIRST_USE_JOURNAL=0)") << ", "
+      << (journal["dir"].get<std::string>().empty() ? std::string("no folder") : journal["dir"].get<std::string>())
+      << (journal["writable"].get<bool>() ? " (writable, " : " (NOT writable, ") << journal["journals"].get<int64_t>()
+      << " kept)\n";
     if (!r.warnings.empty()) {
         o << "\nWarnings\n";
         for (const auto& w : r.warnings) o << "  - " << w.what << "\n      fix: " << w.fix << "\n";

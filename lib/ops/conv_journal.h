@@ -4,8 +4,8 @@
 // A convolution shape's first use in a process costs far more than its later calls (presumably cuDNN's heuristics,
 // its kernels loaded lazily once per process, and the plan built). Most of that is process-wide, and it runs 2-3x
 // slower beside another thread's host-to-device copies (docs/performance-notes.md sections 35-36), which is where a
-// render's first group meets its shapes. A journal of the shapes one render's worker met lets the next render
-// meet them on a thread of its own while its models load (pipeline/first_use_journal.h).
+// render's first group meets its shapes. A journal of the shapes one render's worker met lets the next render's
+// first worker meet them while its models load (pipeline/first_use_journal.h).
 
 #include <torch/torch.h>
 

@@ -1,7 +1,6 @@
 #include "pipeline/first_use_journal.h"
 
 #include "core/compat.h"
-#include "core/env.h"
 #include "core/json_limits.h"
 #include "core/log.h"
 #include "diagnostics/device_description.h"
@@ -11,7 +10,6 @@
 
 #include <atomic>
 #include <cstdio>
-#include <cstdlib>
 #include <filesystem>
 #include <fstream>
 #include <functional>
@@ -103,17 +101,6 @@ json shape_json(const ops::ConvShape& s) {
 }
 
 }  // namespace
-
-bool first_use_journal_enabled() { return env::flag("LSYNC_FIRST_USE_JOURNAL", true); }
-
-std::string first_use_dir() {
-    if (const char* d = std::getenv("LSYNC_FIRST_USE_DIR"); d && *d) return d;
-    if (const char* x = std::getenv("XDG_CACHE_HOME"); x && *x)
-        return (fs::path(x) / "latentsync" / "first-use").string();
-    if (const char* h = std::getenv("HOME"); h && *h)
-        return (fs::path(h) / ".cache" / "latentsync" / "first-use").string();
-    return "";
-}
 
 std::string first_use_key(const std::string& model, torch::ScalarType dtype, const torch::Device& device) {
     const auto cudnn = compat::cudnn_version();

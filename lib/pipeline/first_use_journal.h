@@ -1,16 +1,17 @@
 #pragma once
 // The convolution shapes a render's first group met, kept for the next render on this machine.
 //
-// On by default on a GPU (LSYNC_FIRST_USE_JOURNAL=0 turns it off): the render stage 1.5-2 % shorter at 256 px in
-// ten of ten paired runs on two H100s (docs/performance-notes.md sections 36-37). On a GPU, the render's first
+// On by default on a GPU (LSYNC_FIRST_USE_JOURNAL=0 turns it off): the 1.5 render stage 1.7-2.3 % shorter, in ten of
+// ten paired runs on two H100s and an H200 (docs/performance-notes.md sections 36-37). On a GPU, the render's first
 // worker records the convolutions of its first group (ops/conv_journal.h), and the render keeps them in the user's
-// cache folder under a key of the model, dtype, GPU and library versions. The next render with that key has its
-// first worker meet them on its own thread and stream while the models load (ChunkWorkers' `first_use`), so that
-// their first use (cuDNN's kernels loaded and its heuristics, process-wide; ATen's plans, per thread; the
-// allocator's blocks, per stream) is paid there and not in the first group, where it runs 2-3x slower beside the
-// face pass's and the packing's copies (sections 35-36). A missing, unreadable or damaged journal only means no
-// pre-warm (the render never fails for it); one unlike the shapes met is replaced.
+// cache folder under a key of the model, dtype, GPU and library versions. The next render with that key has its first
+// worker meet them on its own thread and stream while the models load (ChunkWorkers' `first_use`), so that their
+// first use (cuDNN's kernels loaded and its heuristics, process-wide; ATen's plans, per thread; the allocator's
+// blocks, per stream) is paid there and not in the first group, where it runs 2-3x slower beside the face pass's and
+// the packing's copies (sections 35-36). A missing, unreadable or damaged journal only means no pre-warm (the render
+// never fails for it); one unlike the shapes met is replaced.
 
+#include "core/user_cache.h"  // first_use_journal_enabled(), first_use_dir()
 #include "ops/conv_journal.h"
 
 #include <torch/torch.h>
@@ -19,13 +20,6 @@
 #include <vector>
 
 namespace lsync::pipeline {
-
-/// LSYNC_FIRST_USE_JOURNAL (on by default).
-bool first_use_journal_enabled();
-
-/// $LSYNC_FIRST_USE_DIR, else $XDG_CACHE_HOME/latentsync/first-use, else $HOME/.cache/latentsync/first-use (empty
-/// when none of them is set).
-std::string first_use_dir();
 
 /// What a journal is kept for: what changes the shapes met (the model, its dtype) or what their first use does (the
 /// GPU, LibTorch's and cuDNN's versions).

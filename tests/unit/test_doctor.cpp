@@ -1,6 +1,7 @@
 #include "catch_compat.h"
 
 #include "core/threads.h"
+#include "core/user_cache.h"
 #include "diagnostics/doctor.h"
 #include "io/model_dir.h"
 #include "test_util.h"
@@ -130,4 +131,51 @@ TEST_CASE("doctor: a GPU's free memory says which models it can render, and warn
     diagnostics::add_card_memory_fit(cpu, warnings);  // no memory figure: left alone
     CHECK_FALSE(cpu.contains("renders"));
     CHECK(warnings.size() == 1);
+}
+
+TEST_CASE("doctor: where the first-use journal is kept, whether it can be written, and how many it holds",
+          "[doctor]") {
+    const auto dir = test::fresh_dir("test_doctor_first_use");
+    diagnostics::DoctorOptions opts;
+    opts.model_dir = "/nonexistent";
+    opts.run_probes = false;
+    struct Env {  // the variables, taken back also when a check throws
+        ~Env() {
+            ::unsetenv("LSYNC_FIRST_USE_DIR");
+            ::setenv("LSYNC_FIRST_USE_JOURNAL", "0", 1);  // as tests run (tests/process_setup.cpp)
+        }
+    } env;
+    ::setenv("LSYNC_FIRST_USE_JOURNAL", "1", 1);
+    // A folder not made yet under one that can be written: writable; two journals kept once it holds them.
+    const auto journals = dir / "cache" / "first-use";
+    ::setenv("LSYNC_FIRST_USE_DIR", journals.c_str(), 1);
+    auto r = diagnostics::run_doctor(opts);
+    auto j = r.details["caches"]["first_use_journal"];
+    CHECK(j["enabled"].get<bool>());
+    CHECK(j["dir"] == journals.string());
+    CHECK(j["writable"].get<bool>());
+    CHECK(j["journals"] == 0);
+    CHECK_FALSE(std::filesystem::exists(journals));  // doctor makes nothing
+    std::filesystem::create_directories(journals);
+    std::ofstream(journals / "a.json") << "{}";
+    std::ofstream(journals / "b.json") << "{}";
+    std::ofstream(journals / "b.json.tmp-1-0") << "{";
+    r = diagnostics::run_doctor(opts);
+    CHECK(r.details["caches"]["first_use_journal"]["journals"] == 2);
+    CHECK(diagnostics::format_report(r).find("First-use journal (GPU renders): on, " + journals.string() +
+                                             " (writable, 2 kept)") != std::string::npos);
+    // Under a regular file nothing can be made, whoever runs this (root too).
+    std::ofstream(dir / "file") << "x";
+    ::setenv("LSYNC_FIRST_USE_DIR", (dir / "file" / "first-use").c_str(), 1);
+    r = diagnostics::run_doctor(opts);
+    j = r.details["caches"]["first_use_journal"];
+    CHECK_FALSE(j["writable"].get<bool>());
+    bool warned = false;
+    for (const auto& w : r.warnings) warned |= w.what.find("first-use cache folder") != std::string::npos;
+    CHECK(warned == torch::cuda::is_available());  // a cost only where GPU renders run
+    CHECK(diagnostics::format_report(r).find("NOT writable") != std::string::npos);
+    CHECK_FALSE(folder_writable_or_creatable(""));
+    ::setenv("LSYNC_FIRST_USE_JOURNAL", "0", 1);
+    CHECK(diagnostics::run_doctor(opts).details["caches"]["first_use_journal"]["enabled"] == false);
+    test::remove_tree(dir);
 }
