@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # One device call: build latentsync (scripts/gpu-build.sh), then `bench render --busy` per model on the
 # GPUs of LSYNC_DEVICE_SETS (default "0"), and print for each run its GPU busy fraction, where the idle time went
-# (the largest /gpu_idle/ shares: stage > host op, docs/performance-notes.md section 5) and the GPU peak with and
+# (the largest /gpu_idle/ shares: stage > host op, docs/performance-notes.md section 5), where the worker's host
+# time went in its first group against a later one (/first_group_host/, section 37) and the GPU peak with and
 # without the face pass. The JSON files go to $OUT (or build-gpu/logs). Needs .deps/src as gpu-check.sh does.
 #   LSYNC_BENCH_MODELS (default "1.5 1.6"), LSYNC_BENCH_FRAMES (default 200)
 set -euo pipefail
@@ -35,6 +36,11 @@ for dev, b in sorted(row.get("gpu_busy", {}).items()):
         b.get("after_first_window_seconds", 0)))
     for where, seconds in sorted(row.get("gpu_idle", {}).get(dev, {}).items(), key=lambda kv: -kv[1]):
         print("   idle %7.3f s  %s" % (seconds, where))
+    shares = row.get("first_group_host", {}).get(dev, {})
+    if shares:
+        print("   the worker's host time, first group against a later one's average (s, largest excess first):")
+    for where, t in sorted(shares.items(), key=lambda kv: -(kv[1]["first_seconds"] - kv[1]["later_seconds"])):
+        print("   %7.3f  %7.3f  %s" % (t["first_seconds"], t["later_seconds"], where))
 PY
     done
 done

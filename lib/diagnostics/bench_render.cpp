@@ -106,6 +106,8 @@ using Values = std::map<std::string, double>;
 
 // Idle-time labels kept by name per GPU in a --busy row (device_idle.h).
 constexpr size_t kIdleShares = 12;
+// The largest excesses of the worker's first group over a later one (--busy) kept by name.
+constexpr size_t kFirstGroupShares = 20;
 
 /// One render and its numbers, keyed by JSON pointer.
 Values measure_run(const pipeline::RenderOptions& o, const std::vector<torch::Device>& devices, double peak_tflops,
@@ -177,6 +179,15 @@ Values measure_run(const pipeline::RenderOptions& o, const std::vector<torch::De
             v["/gpu_idle/cuda:" + std::to_string(b.device) + "/" + where] = b.idle[k].seconds;
         }
         if (rest > 0) v["/gpu_idle/cuda:" + std::to_string(b.device) + "/(the rest)"] = rest;
+        // The worker's host time in its first group against a later one, by stage and op: the largest excesses.
+        for (size_t k = 0; k < b.first_group.size() && k < kFirstGroupShares; ++k) {
+            std::string where = b.first_group[k].where;
+            std::replace(where.begin(), where.end(), '/', '|');
+            std::replace(where.begin(), where.end(), '~', '-');
+            const std::string at_share = "/first_group_host/cuda:" + std::to_string(b.device) + "/" + where;
+            v[at_share + "/first_seconds"] = b.first_group[k].first_seconds;
+            v[at_share + "/later_seconds"] = b.first_group[k].later_seconds;
+        }
     }
 
     const auto flops = render_flops(pipeline::model_resolution(o.model), o.diffusion.steps, o.diffusion.guidance,
@@ -310,13 +321,15 @@ BenchRenderReport bench_render(const BenchRenderOptions& o, BenchRenderObserver&
                             if (auto it = run.find(key); it != run.end()) kept.emplace(key, it->second);
                         row.each_run.push_back(std::move(kept));
                     }
-                    // Idle shares (--busy) vary in name from run to run: every name any run has, 0 where a run
-                    // lacks it. Other numbers: the median where every run has them, else the first run's.
+                    // Idle shares and first-group shares (--busy) vary in name from run to run: every name any
+                    // run has, 0 where a run lacks it. Other numbers: the median where every run has them, else
+                    // the first run's.
                     std::map<std::string, double> first;
                     for (const auto& run : runs)
                         for (const auto& [key, value] : run) first.emplace(key, value);
                     for (const auto& [key, value] : first) {
-                        const bool idle_share = key.rfind("/gpu_idle/", 0) == 0;
+                        const bool idle_share =
+                            key.rfind("/gpu_idle/", 0) == 0 || key.rfind("/first_group_host/", 0) == 0;
                         std::vector<double> all;
                         for (const auto& run : runs) {
                             if (auto it = run.find(key); it != run.end())

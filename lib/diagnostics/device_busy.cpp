@@ -98,6 +98,7 @@ std::vector<DeviceBusy> DeviceBusyRecorder::stop() {
     std::vector<HostSpan> host;
     std::map<uint64_t, uint64_t> op_thread;   // op correlation id -> thread
     std::map<uint64_t, int64_t> call_start;  // CUDA call correlation id -> its start
+    std::set<uint64_t> runs_groups;          // threads that ran a worker's groups
     for (const auto& e : result->events()) {
         if (e.deviceType() != c10::DeviceType::CPU) continue;
         std::string name = e.name();
@@ -107,6 +108,7 @@ std::vector<DeviceBusy> DeviceBusyRecorder::stop() {
             if (e.correlationId() != 0) call_start[e.correlationId()] = start;
             continue;
         }
+        if (name == "lsync::download") runs_groups.insert(e.startThreadId());
         if (e.correlationId() != 0) op_thread[e.correlationId()] = e.startThreadId();
         host.push_back({e.startThreadId(), start, end, std::move(name)});
     }
@@ -150,6 +152,13 @@ std::vector<DeviceBusy> DeviceBusyRecorder::stop() {
         }
         b.busy_seconds = covered_seconds(std::move(intervals));
         b.window_seconds = static_cast<double>(std::max<int64_t>(0, to - from)) / 1e9;
+        // The worker on this device: of the threads that ran groups, the one that launched most of its work.
+        std::map<uint64_t, int64_t> launches;
+        for (const DeviceActivity& a : launched[d]) ++launches[a.thread];
+        uint64_t worker = 0;
+        for (const auto& [thread, n] : launches)
+            if (thread != 0 && runs_groups.count(thread) && (worker == 0 || n > launches[worker])) worker = thread;
+        if (worker != 0) b.first_group = first_group_host_time(host, worker);
         b.idle = attribute_idle(std::move(launched[d]), host, from, to);
         out.push_back(b);
     }

@@ -6,6 +6,7 @@
 // the profiler's timeline), e.g. the render stage's start and end.
 
 #include "diagnostics/device_idle.h"
+#include "diagnostics/group_host_time.h"
 
 #include <torch/torch.h>
 
@@ -28,6 +29,9 @@ struct DeviceBusy {
     double window_seconds = 0;  ///< the window's length
     int64_t activities = 0;     ///< activities that fell into the window
     std::vector<IdleShare> idle;  ///< where the rest of the window went (device_idle.h), largest first
+    /// The host time of the worker thread that launched most of its activities, first group against a later
+    /// one's average, the largest excess first (group_host_time.h); empty without two groups.
+    std::vector<GroupHostShare> first_group;
     /// The same from the mark_first_output() mark to the window's end (issue 13 asks for >= 90 % "after the
     /// first chunk"); 0 without that mark.
     double busy_after_first_seconds = 0, after_first_window_seconds = 0;

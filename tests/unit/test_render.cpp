@@ -8,6 +8,7 @@
 #include "core/error.h"
 #include "diagnostics/device_busy.h"
 #include "diagnostics/device_idle.h"
+#include "diagnostics/group_host_time.h"
 #include "diagnostics/kernel_profile.h"
 #include "diagnostics/render_flops.h"
 #include "expect_error.h"
@@ -1243,6 +1244,47 @@ TEST_CASE("GPU idle: each gap charged to its launching thread's stage and op", "
     CHECK(inside_total == Approx(5e-6));
     CHECK(attribute_idle(acts, spans, 500 * us, 500 * us).empty());
     CHECK(attribute_idle({}, {}, 0, 10 * us).front().where == "(no later activity in the window)");
+}
+
+TEST_CASE("first group's host time: each op's own time by stage, against a later group's average", "[bench]") {
+    using diagnostics::HostSpan;
+    const int64_t us = 1000;
+    // Worker thread 1: a pre-warm before any group, then three groups (upload ... download). The first group's
+    // convolution takes 300 us of its own (a nested op 100 of them), the later ones 30 and 50; the first group's
+    // UNet stage has 40 us of its own code, the later ones 10. Thread 2's ops are not the worker's.
+    std::vector<HostSpan> spans = {
+        {1, 0, 500 * us, "aten::cudnn_convolution"},  // the pre-warm: outside every group
+        {2, 1000 * us, 2000 * us, "aten::copy_"},
+    };
+    const auto group = [&](int64_t at, int64_t conv_own, int64_t stage_own, bool nested) {
+        spans.push_back({1, at, at + 10 * us, "lsync::upload"});
+        const int64_t conv = conv_own + (nested ? 100 * us : 0);
+        spans.push_back({1, at + 10 * us, at + 10 * us + conv + stage_own, "lsync::unet"});
+        spans.push_back({1, at + 10 * us, at + 10 * us + conv, "aten::cudnn_convolution"});
+        if (nested) spans.push_back({1, at + 20 * us, at + 120 * us, "aten::empty"});
+        const int64_t end = at + 10 * us + conv + stage_own;
+        spans.push_back({1, end, end + 5 * us, "lsync::download"});
+    };
+    group(1000 * us, 200 * us, 40 * us, true);
+    group(2000 * us, 30 * us, 10 * us, false);
+    group(3000 * us, 50 * us, 10 * us, false);
+    const auto shares = diagnostics::first_group_host_time(spans, 1);
+    std::map<std::string, diagnostics::GroupHostShare> by;
+    for (const auto& s : shares) by[s.where] = s;
+    CHECK(by.at("lsync::unet > aten::cudnn_convolution").first_seconds == Approx(200e-6));
+    CHECK(by.at("lsync::unet > aten::cudnn_convolution").later_seconds == Approx(40e-6));
+    CHECK(by.at("lsync::unet > aten::empty").first_seconds == Approx(100e-6));
+    CHECK(by.at("lsync::unet > aten::empty").later_seconds == 0.0);
+    CHECK(by.at("lsync::unet > (between ops)").first_seconds == Approx(40e-6));
+    CHECK(by.at("lsync::unet > (between ops)").later_seconds == Approx(10e-6));
+    CHECK(by.at("lsync::upload > (between ops)").excess() == Approx(0.0));
+    CHECK(by.count("(no stage) > aten::cudnn_convolution") == 0);  // the pre-warm is before the first group
+    CHECK(by.count("(no stage) > aten::copy_") == 0);             // another thread
+    CHECK(shares.front().where == "lsync::unet > aten::cudnn_convolution");  // the largest excess first
+    // One group alone has nothing to compare with; nor has a thread without groups.
+    const std::vector<HostSpan> one(spans.begin(), spans.begin() + 7);
+    CHECK(diagnostics::first_group_host_time(one, 1).empty());
+    CHECK(diagnostics::first_group_host_time(spans, 2).empty());
 }
 
 TEST_CASE("kernel profile: kernel names fall into the families the benchmarks sum", "[bench]") {
