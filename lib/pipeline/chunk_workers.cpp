@@ -201,14 +201,22 @@ std::optional<PrimedUNet> ChunkWorkers::warm_up(size_t index, const std::functio
 // thread and the stream it will render on. Their first use has a process-wide part (cuDNN's kernels and
 // heuristics), a per-thread part (ATen's plans) and a per-stream part (the caching allocator's blocks); all three
 // are paid here, beside the loading, instead of in the first group beside the face pass's and the packing's
-// copies, which slow them 2-3x (docs/performance-notes.md sections 35-37). It runs to the end even when the
-// models are ready first: the first group would meet the same shapes anyway. A failure is a debug line.
-void ChunkWorkers::meet_first_use(const std::function<void(const torch::Device&)>& enter) {
+// copies, which slow them 2-3x (docs/performance-notes.md sections 35-37). When the models are ready first, their
+// setup is handed over at once (the render thread then plans and packs the first groups) and the rest is met
+// before the first group, which would meet the same shapes anyway. Returns whether the setup was taken (and
+// loaded) on the way; a failure of the pre-warm is a debug line.
+std::optional<bool> ChunkWorkers::meet_first_use(const std::function<void(const torch::Device&)>& enter) {
     const auto started = std::chrono::steady_clock::now();
+    std::optional<bool> taken;
     int64_t met = 0;
     try {
         enter(first_use_device_);
-        met = ops::meet_convs(first_use_, first_use_device_, [this] { return !cancelled_.load(); });
+        met = ops::meet_convs(first_use_, first_use_device_, [this, &taken] {
+            if (cancelled_.load()) return false;
+            if (!taken && loading_[0].wait_for(std::chrono::seconds(0)) == std::future_status::ready)
+                taken = take_setup(0);
+            return taken.value_or(true);  // a setup that failed to load ends the render
+        });
     } catch (const std::exception& e) {
         log::debug("first-use pre-warm ended early: ", first_line(e.what()));
     } catch (...) {
@@ -217,10 +225,12 @@ void ChunkWorkers::meet_first_use(const std::function<void(const torch::Device&)
     prewarmed_convs_ = met;
     if (chunk_timing_printed())  // beside the groups' lines (print_group_timing)
         std::fprintf(stderr, "chunk timing: worker 0, first-use pre-warm met %lld of %zu convolution shapes, host "
-                             "%.3f-%.3f s\n",
+                             "%.3f-%.3f s%s\n",
                      static_cast<long long>(met), first_use_.size(),
                      std::chrono::duration<double>(started - created_).count(),
-                     std::chrono::duration<double>(std::chrono::steady_clock::now() - created_).count());
+                     std::chrono::duration<double>(std::chrono::steady_clock::now() - created_).count(),
+                     taken ? " (the models were ready first)" : "");
+    return taken;
 }
 
 std::vector<double> ChunkWorkers::busy_seconds() const {
@@ -236,6 +246,40 @@ void ChunkWorkers::record_first_group(std::shared_ptr<ops::ConvJournal> journal)
 std::vector<ChunkStageSeconds> ChunkWorkers::stage_seconds() const {
     std::lock_guard<std::mutex> lock(mutex_);
     return stages_;
+}
+
+// Waits for worker `index`'s setup and hands it over (first_setup(), wait_loaded(), take()); false when it failed
+// to load (its error goes to the render).
+bool ChunkWorkers::take_setup(size_t index) {
+    std::exception_ptr failed;
+    try {
+        setups_[index] = loading_[index].get();
+#if LSYNC_WITH_CUDA
+        // The models, mask and noise were made on the default stream by the loading thread, and this worker
+        // runs on a stream of its own: wait for them here, where a CUDA error is a load error for the render.
+        // A whole-device wait: no other worker renders on this device yet (the render loads a device listed
+        // twice before any worker starts, render.cpp), only the face pass may (device 0), which it waits for.
+        const auto d = setups_[index].models.unet->device();
+        if (d.is_cuda()) {
+            const c10::DeviceGuard guard(d);
+            c10::cuda::device_synchronize();
+        }
+#endif
+    } catch (...) {
+        failed = std::current_exception();
+    }
+    {
+        std::lock_guard<std::mutex> lock(mutex_);
+        if (failed && !load_error_) load_error_ = failed;
+        --loads_pending_;
+        if (index == 0) {
+            first_done_ = true;
+            if (!failed)
+                first_ = FirstSetup{setups_[0].models, setups_[0].batch, setups_[0].runner->pads_short_chunks()};
+        }
+    }
+    results_changed_.notify_all();
+    return !failed;
 }
 
 void ChunkWorkers::run(size_t index) {
@@ -267,36 +311,10 @@ void ChunkWorkers::run(size_t index) {
     };
     std::optional<PrimedUNet> primed;
     if (warm_ups_[index]) primed = warm_up(index, enter);
-    if (index == 0 && !first_use_.empty()) meet_first_use(enter);
-    std::exception_ptr failed;
-    try {
-        setups_[index] = loading_[index].get();
-#if LSYNC_WITH_CUDA
-        // The models, mask and noise were made on the default stream by the loading thread, and this worker
-        // runs on a stream of its own: wait for them here, where a CUDA error is a load error for the render.
-        // A whole-device wait: no other worker renders on this device yet (the render loads a device listed
-        // twice before any worker starts, render.cpp), only the face pass may (device 0), which it waits for.
-        const auto d = setups_[index].models.unet->device();
-        if (d.is_cuda()) {
-            const c10::DeviceGuard guard(d);
-            c10::cuda::device_synchronize();
-        }
-#endif
-    } catch (...) {
-        failed = std::current_exception();
-    }
-    {
-        std::lock_guard<std::mutex> lock(mutex_);
-        if (failed && !load_error_) load_error_ = failed;
-        --loads_pending_;
-        if (index == 0) {
-            first_done_ = true;
-            if (!failed)
-                first_ = FirstSetup{setups_[0].models, setups_[0].batch, setups_[0].runner->pads_short_chunks()};
-        }
-    }
-    results_changed_.notify_all();
-    if (failed) return;
+    // The setup taken (true: loaded, false: failed) while the first worker met the journal's shapes.
+    std::optional<bool> taken;
+    if (index == 0 && !first_use_.empty()) taken = meet_first_use(enter);
+    if (!(taken ? *taken : take_setup(index))) return;
     ChunkWorkerSetup& w = setups_[index];
     enter(w.models.unet->device());
     if (primed) {

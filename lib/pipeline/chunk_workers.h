@@ -103,8 +103,8 @@ public:
     /// UNet graphs the workers captured while running groups (not during a warm-up); call once the groups are
     /// done (after wait_loaded()).
     int64_t graph_captures_in_groups() const;
-    /// Shapes of `first_use` the first worker met before its setup was ready (0 until it has met them all, or
-    /// when it could not).
+    /// Shapes of `first_use` the first worker met before its first group (0 until it is done with them; read it
+    /// after a group has come back).
     int64_t prewarmed_convs() const { return prewarmed_convs_.load(); }
     /// The convolutions of the next group the first worker takes go to `journal` (first_use_journal.h); call before
     /// submitting it.
@@ -123,7 +123,8 @@ private:
     };
     void run(size_t index);
     std::optional<PrimedUNet> warm_up(size_t index, const std::function<void(const torch::Device&)>& enter);
-    void meet_first_use(const std::function<void(const torch::Device&)>& enter);
+    std::optional<bool> meet_first_use(const std::function<void(const torch::Device&)>& enter);
+    bool take_setup(size_t index);
     GroupResult run_group(ChunkWorkerSetup& w, std::vector<ChunkFrames>& chunks);
     void print_group_timing(size_t index, const Job& job, const GroupResult& r,
                             std::chrono::steady_clock::time_point started) const;

@@ -1428,40 +1428,62 @@ TEST_CASE("first-use journal: kept and read back under its key, damaged or hosti
     ::unsetenv("XDG_CACHE_HOME");
 }
 
-TEST_CASE("first-use pre-warm: the first worker meets the shapes before its models, and stops when the render ends",
+TEST_CASE("first-use pre-warm: the first worker meets the shapes before its first group, hands its models over "
+          "when they are ready, and stops when the render ends",
           "[render]") {
     ops::ConvShape s;
     s.input = {2, 8, 16, 16};
     s.weight = {4, 8, 3, 3};
     s.padding = 1;
-    const auto failing_load = [] {
-        std::promise<ChunkWorkerSetup> p;
-        p.set_exception(std::make_exception_ptr(Error(ErrorCode::Weights, "UNet not found (test)")));
+    const auto loading_of = [](std::promise<ChunkWorkerSetup>& p) {
         std::vector<std::future<ChunkWorkerSetup>> loading;
         loading.push_back(p.get_future());
         return loading;
     };
+    const auto eventually = [](const std::function<bool()>& done) {
+        for (int i = 0; i < 2000 && !done(); ++i) std::this_thread::sleep_for(std::chrono::milliseconds(5));
+        return done();
+    };
     {
-        // Met in full before the load's end is seen (here its failure, which the render still gets).
-        ChunkWorkers workers(failing_load(), false, false, [](const std::string&) {}, false, {}, {s, s, s},
+        // A slow load: every shape is met while it is under way; its failure still reaches the render.
+        std::promise<ChunkWorkerSetup> load;
+        ChunkWorkers workers(loading_of(load), false, false, [](const std::string&) {}, false, {}, {s, s, s},
+                             torch::kCPU);
+        CHECK(eventually([&] { return workers.prewarmed_convs() == 3; }));
+        CHECK_FALSE(workers.first_loaded());
+        load.set_exception(std::make_exception_ptr(Error(ErrorCode::Weights, "UNet not found (test)")));
+        CHECK_THROWS_AS(workers.wait_loaded(), Error);
+    }
+    // A list that would take minutes on the CPU.
+    ops::ConvShape large = s;
+    large.input = {8, 64, 64, 64};
+    large.weight = {64, 64, 3, 3};
+    const std::vector<ops::ConvShape> many(100000, large);
+    {
+        // Models ready first: handed over at once, the render thread need not wait for the pre-warm.
+        const RenderModels models = test::tiny_random_models();
+        std::promise<ChunkWorkerSetup> load;
+        load.set_value(test::worker_setup(models, test::upper_half_mask(models.resolution), DiffusionSettings{}, 1));
+        const auto started = std::chrono::steady_clock::now();
+        ChunkWorkers workers(loading_of(load), false, false, [](const std::string&) {}, false, {}, many,
+                             torch::kCPU);
+        CHECK(workers.first_setup().batch == 1);
+        CHECK(std::chrono::steady_clock::now() - started < std::chrono::seconds(60));
+    }  // and the render's end stops it between two shapes
+    {
+        // A load that fails at once ends the pre-warm too.
+        std::promise<ChunkWorkerSetup> load;
+        load.set_exception(std::make_exception_ptr(Error(ErrorCode::Weights, "VAE not found (test)")));
+        const auto started = std::chrono::steady_clock::now();
+        ChunkWorkers workers(loading_of(load), false, false, [](const std::string&) {}, false, {}, many,
                              torch::kCPU);
         CHECK_THROWS_AS(workers.wait_loaded(), Error);
-        CHECK(workers.prewarmed_convs() == 3);
-    }
-    {
-        // A render that ends at once stops it between two shapes: this list would take minutes.
-        ops::ConvShape large = s;
-        large.input = {8, 64, 64, 64};
-        large.weight = {64, 64, 3, 3};
-        const auto started = std::chrono::steady_clock::now();
-        {
-            ChunkWorkers workers(failing_load(), false, false, [](const std::string&) {}, false, {},
-                                 std::vector<ops::ConvShape>(100000, large), torch::kCPU);
-        }
         CHECK(std::chrono::steady_clock::now() - started < std::chrono::seconds(60));
     }
     {
-        ChunkWorkers none(failing_load(), false, false, [](const std::string&) {});
+        std::promise<ChunkWorkerSetup> load;
+        load.set_exception(std::make_exception_ptr(Error(ErrorCode::Weights, "UNet not found (test)")));
+        ChunkWorkers none(loading_of(load), false, false, [](const std::string&) {});
         CHECK_THROWS_AS(none.wait_loaded(), Error);
         CHECK(none.prewarmed_convs() == 0);
     }
