@@ -16,8 +16,8 @@
 #   LSYNC_AB_RUNS    default 3 (per side) LSYNC_AB_ARGS    more `bench render` options, e.g. "--busy"
 #   LSYNC_AB_ATTENTION default flash
 #   LSYNC_AB_PRIME   1: one run per side before the alternation, left out of the table (a side whose first run
-#                    differs from its later ones: e.g. LSYNC_FIRST_USE_JOURNAL=1, whose first run writes the journal
-#                    the later ones read)
+#                    differs from its later ones: e.g. LSYNC_FIRST_USE_DIR=/tmp/fu, an empty first-use journal
+#                    folder, whose first run writes the journal the later ones read)
 #   LSYNC_AB_BUILD   the build command (default: scripts/gpu-build.sh; a CPU check of this script can use
 #                    "bash scripts/build.sh --target latentsync" with LSYNC_AB_MODEL=test-tiny and
 #                    LSYNC_AB_ATTENTION=standard)
