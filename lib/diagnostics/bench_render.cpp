@@ -148,6 +148,9 @@ Values measure_run(const pipeline::RenderOptions& o, const std::vector<torch::De
     v["/gpu_peak_bytes"] = static_cast<double>(s.gpu_peak_bytes);
     v["/gpu_peak_after_faces_bytes"] = static_cast<double>(s.gpu_peak_after_faces_bytes);
     v["/oom_retries"] = static_cast<double>(s.oom_retries);
+    // Whether this run met a first-use journal (first_use_journal.h): a machine's first GPU render of a model has
+    // none and writes it, so a table's first row of each model starts colder than the rows after it.
+    v["/prewarmed_convs"] = static_cast<double>(s.prewarmed_convs);
     v["/gpu_reserved_peak_bytes"] = static_cast<double>(s.gpu_reserved_peak_bytes);
     for (size_t d = 0; d < driver.size(); ++d) {
         const std::string at = "/gpu_driver/" + std::to_string(d);
