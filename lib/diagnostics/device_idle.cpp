@@ -7,8 +7,6 @@ namespace lsync::diagnostics {
 
 namespace {
 
-bool is_stage(const std::string& name) { return name.rfind("lsync::", 0) == 0; }
-
 // The spans of one thread, opened in start order as the (increasing) query times pass them; `open` keeps those
 // that may still contain a later query time.
 struct ThreadSpans {
@@ -23,14 +21,20 @@ struct ThreadSpans {
                    open.end());
         const HostSpan *stage = nullptr, *op = nullptr;
         for (const HostSpan* s : open) {
-            auto& best = is_stage(s->name) ? stage : op;
+            auto& best = is_stage_scope(s->name) ? stage : op;
             if (!best || s->end_ns - s->start_ns < best->end_ns - best->start_ns) best = s;
         }
-        return (stage ? stage->name : std::string("(no stage)")) + " > " + (op ? op->name : std::string("(between ops)"));
+        return stage_op_label(stage, op);
     }
 };
 
 }  // namespace
+
+bool is_stage_scope(const std::string& name) { return name.rfind("lsync::", 0) == 0; }
+
+std::string stage_op_label(const HostSpan* stage, const HostSpan* op) {
+    return (stage ? stage->name : std::string("(no stage)")) + " > " + (op ? op->name : std::string("(between ops)"));
+}
 
 std::vector<IdleShare> attribute_idle(std::vector<DeviceActivity> activities, const std::vector<HostSpan>& spans,
                                       int64_t window_start_ns, int64_t window_end_ns, int64_t min_gap_ns) {

@@ -29,6 +29,14 @@ struct HostSpan {
     std::string name;
 };
 
+/// Whether a span is one of our stage scopes ("lsync::..."), not a LibTorch op.
+bool is_stage_scope(const std::string& name);
+
+/// The label of host time spent in `op` inside `stage`: "<stage> > <op>", "(no stage)" without a stage and
+/// "(between ops)" without an op (the stage's own code). Shared by the idle attribution and
+/// group_host_time.h, so their labels compare.
+std::string stage_op_label(const HostSpan* stage, const HostSpan* op);
+
 /// Idle time charged to one "scope > op" label.
 struct IdleShare {
     std::string where;

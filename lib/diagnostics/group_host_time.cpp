@@ -6,10 +6,6 @@
 
 namespace lsync::diagnostics {
 
-namespace {
-bool is_stage(const std::string& name) { return name.rfind("lsync::", 0) == 0; }
-}  // namespace
-
 std::vector<GroupHostShare> first_group_host_time(const std::vector<HostSpan>& spans, uint64_t thread) {
     std::vector<const HostSpan*> own;
     for (const HostSpan& s : spans)
@@ -50,9 +46,8 @@ std::vector<GroupHostShare> first_group_host_time(const std::vector<HostSpan>& s
         const int g = group_of(o.span->start_ns);
         if (g < 0) return;
         const int64_t own_ns = std::max<int64_t>(0, o.span->end_ns - o.span->start_ns - o.children_ns);
-        const std::string label = is_stage(o.span->name)
-                                      ? o.span->name + " > (between ops)"
-                                      : (o.stage ? o.stage->name : std::string("(no stage)")) + " > " + o.span->name;
+        const bool stage = is_stage_scope(o.span->name);
+        const std::string label = stage_op_label(o.stage, stage ? nullptr : o.span);
         auto& [first, later] = by_label[label];
         (g == 0 ? first : later) += own_ns;
     };
@@ -66,7 +61,7 @@ std::vector<GroupHostShare> first_group_host_time(const std::vector<HostSpan>& s
             close(stack.back());
             stack.pop_back();
         }
-        const HostSpan* stage = is_stage(s->name) ? s : (stack.empty() ? nullptr : stack.back().stage);
+        const HostSpan* stage = is_stage_scope(s->name) ? s : (stack.empty() ? nullptr : stack.back().stage);
         if (!stack.empty()) stack.back().children_ns += s->end_ns - s->start_ns;
         stack.push_back({s, 0, stage});
     }

@@ -42,9 +42,8 @@ torch::Tensor conv2d_nhwc(const torch::Tensor& x, const torch::Tensor& weight, c
                           const torch::Tensor& residual = {}) {
     const int64_t n = x.size(0), c = x.size(1), h = x.size(2), w = x.size(3);
     // Each temporary is released as soon as the next one exists: at most the input, one NHWC copy and the output.
-    const auto nhwc = transpose_last2(x.reshape({n, c, h * w})).view({n, h, w, c}).permute({0, 3, 1, 2});
-    note_conv(nhwc, weight, stride, padding);
-    auto y = torch::conv2d(nhwc, weight, {}, {stride, stride}, {padding, padding});
+    auto y = noted_conv2d(transpose_last2(x.reshape({n, c, h * w})).view({n, h, w, c}).permute({0, 3, 1, 2}), weight,
+                          {}, stride, padding);
     const int64_t k = y.size(1), ho = y.size(2), wo = y.size(3);
     const auto tokens = y.permute({0, 2, 3, 1}).reshape({n, ho * wo, k});
     if (bias.defined() && fused_bias_enabled())
@@ -126,8 +125,7 @@ torch::Tensor conv2d_add(const torch::Tensor& x, const torch::Tensor& weight, co
     if (is_channels_last_only(x) && is_channels_last_only(residual) && bias.defined()) {
         // Channels-last activations (the UNet's CUDA path): cuDNN writes NHWC, then one pass adds the bias and the
         // residual, the biased value rounded first (add_channel_bias_residual_; its two ATen adds elsewhere).
-        note_conv(x, weight, stride, padding);
-        auto y = torch::conv2d(x, weight, {}, {stride, stride}, {padding, padding});
+        auto y = noted_conv2d(x, weight, {}, stride, padding);
         return add_channel_bias_residual_(y, bias, residual);
     }
     return residual + conv2d(x, weight, bias, stride, padding);
@@ -147,13 +145,11 @@ torch::Tensor conv2d(const torch::Tensor& x, const torch::Tensor& weight, const 
         return bias.defined() ? add_channel_bias_(y, bias) : y;
     }
     if (bias.defined() && x.is_cuda() && fused_bias_enabled()) {
-        note_conv(x, weight, stride, padding);
-        auto y = torch::conv2d(x, weight, {}, {stride, stride}, {padding, padding});
+        auto y = noted_conv2d(x, weight, {}, stride, padding);
         return add_channel_bias_(y, bias);
     }
 #endif
-    note_conv(x, weight, stride, padding);  // with a bias or without: the same cuDNN convolution
-    return torch::conv2d(x, weight, bias, {stride, stride}, {padding, padding});
+    return noted_conv2d(x, weight, bias, stride, padding);  // with a bias or without: the same cuDNN convolution
 }
 
 namespace {

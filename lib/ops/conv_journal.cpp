@@ -55,6 +55,12 @@ void note_conv(const torch::Tensor& x, const torch::Tensor& weight, int64_t stri
     t_journal->add(s);
 }
 
+torch::Tensor noted_conv2d(const torch::Tensor& x, const torch::Tensor& weight, const torch::Tensor& bias,
+                           int64_t stride, int64_t padding) {
+    note_conv(x, weight, stride, padding);
+    return torch::conv2d(x, weight, bias, {stride, stride}, {padding, padding});
+}
+
 int64_t meet_convs(const std::vector<ConvShape>& shapes, const torch::Device& device,
                    const std::function<bool()>& keep_going) {
     torch::NoGradGuard no_grad;

@@ -54,10 +54,14 @@ private:
     ConvJournal* previous_;
 };
 
-/// Called by conv.cpp right before each convolution it hands to ATen (x and weight as passed): records it where
-/// this thread records. A layout that is neither contiguous nor channels_last is not recorded (it could not be
-/// made again as it was).
+/// Records a convolution where this thread records (x and weight as handed to ATen). A layout that is neither
+/// contiguous nor channels_last is not recorded (it could not be made again as it was).
 void note_conv(const torch::Tensor& x, const torch::Tensor& weight, int64_t stride, int64_t padding);
+
+/// at::conv2d with square stride and padding, noted first (note_conv): how ops::conv2d and its variants hand
+/// every convolution to ATen, so that a journal holds all of them.
+torch::Tensor noted_conv2d(const torch::Tensor& x, const torch::Tensor& weight, const torch::Tensor& bias,
+                           int64_t stride, int64_t padding);
 
 /// Runs each shape once on `device` (uninitialised inputs and weights of its sizes, layouts and dtype, no bias) on
 /// the calling thread's current stream, and waits for them; `keep_going` is asked before each. Returns the shapes

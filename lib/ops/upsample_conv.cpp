@@ -102,8 +102,7 @@ torch::Tensor upsample2x_conv3x3(const torch::Tensor& x, const torch::Tensor& we
                                  const torch::Tensor& subpixel) {
     LSYNC_CHECK(x.dim() == 4, ErrorCode::Internal, "upsample2x_conv3x3: a 4-D input");
     if (!subpixel.defined()) return conv2d(upsample_nearest2x(x), weight3x3, bias, 1, 1);
-    note_conv(x, subpixel, 1, 1);
-    auto z = torch::conv2d(x, subpixel, {}, {1, 1}, {1, 1});
+    auto z = noted_conv2d(x, subpixel, {}, 1, 1);
     if (is_channels_last_only(x) && !z.is_contiguous(at::MemoryFormat::ChannelsLast))
         z = z.contiguous(at::MemoryFormat::ChannelsLast);
     return subpixel_shuffle(z, bias);
