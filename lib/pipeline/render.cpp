@@ -74,6 +74,14 @@ size_t encoder_queue_frames(int width, int height) {
     return std::clamp<size_t>((size_t{256} << 20) / frame_bytes, kFramesPerChunk, 2 * kFramesPerChunk);
 }
 
+/// Frames per tail segment (segment_writer.h): the last group's frames close as segments of 8, side by side, on
+/// a host with 8 threads or more to spare for them; one segment where fewer would only take turns. 0 = one
+/// segment. LSYNC_TAIL_SEGMENTS=0/1 and LSYNC_TAIL_SEGMENT_FRAMES=N set it (for measurements).
+int64_t tail_segment_frames() {
+    if (!env::flag("LSYNC_TAIL_SEGMENTS", thread_budget() >= 8)) return 0;
+    return env::positive_integer("LSYNC_TAIL_SEGMENT_FRAMES", 1 << 20).value_or(8);
+}
+
 /// Chunks the render thread packs on a GPU while the models load: one group of the 256 px render's default two
 /// chunks per UNet call, so its first worker starts at once; a bound on what waits (pinned frames: 44 MB a chunk
 /// at 720p). LSYNC_EARLY_PACK=0 packs none and takes the Whisper with the other models, as before section 29
@@ -429,11 +437,13 @@ void run_passes(RenderJob& job, RenderWorkDir& work, const media::VideoWriterOpt
     log::info("audio: ", audio_reader.samples() / double(audio::kSampleRate), " s -> ", n_out, " frames at ", fps,
               " fps");
     watch.end_stage(1);
-    // The work folder's segments end at chunk boundaries, and the last at the render's end (or past it: the video's
-    // tail); anything else was not written by a render of these settings.
-    LSYNC_CHECK(resume_frame % kFramesPerChunk == 0 || resume_frame >= n_out, ErrorCode::CannotResume,
-                "cannot resume from " + work.path() + ": its segments end at frame " + std::to_string(resume_frame) +
-                    ", inside a chunk (run without --resume and with --overwrite to start again)");
+    // The render resumes at a chunk boundary or past the render's end (the video's tail); the tail segments
+    // after the last boundary (the last group's, which may end inside a chunk: segment_writer.h) are made again.
+    if (const int64_t boundary = work.keep_segments_to_chunk_boundary(kFramesPerChunk, n_out);
+        boundary != resume_frame) {
+        log::info("the segments after frame ", boundary, " end inside a chunk: they are made again");
+        resume_frame = boundary;
+    }
 
     // LSYNC_QUIET_FIRST_GROUP=1 (a measurement switch, off by default: no gain in the wall clock,
     // docs/performance-notes.md section 36): on a GPU the render packs no third group while the first runs
@@ -616,9 +626,9 @@ void run_passes(RenderJob& job, RenderWorkDir& work, const media::VideoWriterOpt
         join_existing();
         on_closed = [&joiner](const SegmentFile& seg) { joiner->add(seg); };
     }
-    AsyncWriter writer(
-        std::make_unique<SegmentWriter>(work.path(), wopt, o.segment_frames, resume_frame, std::move(on_closed)),
-        encoder_queue_frames(wopt.width, wopt.height));
+    AsyncWriter writer(std::make_unique<SegmentWriter>(work.path(), wopt, o.segment_frames, resume_frame,
+                                                       std::move(on_closed), tail_segment_frames()),
+                       encoder_queue_frames(wopt.width, wopt.height));
     summary.resumed_frames = summary.frames = resume_frame;
     if (resume_frame > 0) log::info("resuming at frame ", resume_frame, " of ", n_out);
     log::info("render: ", n_chunks, " chunk(s) of up to ", kFramesPerChunk, " frames, up to ", batch,

@@ -169,6 +169,17 @@ RenderWorkDir::~RenderWorkDir() {
     if (lock_fd_ >= 0) ::close(lock_fd_);
 }
 
+int64_t RenderWorkDir::keep_segments_to_chunk_boundary(int64_t chunk_frames, int64_t end_frame) {
+    const auto boundary = [&](const SegmentFile& s) {
+        return s.end_frame % chunk_frames == 0 || s.end_frame >= end_frame;
+    };
+    while (!done_.empty() && !boundary(done_.back())) {
+        remove_tree(done_.back().path);
+        done_.pop_back();
+    }
+    return done_.empty() ? 0 : done_.back().end_frame;
+}
+
 bool RenderWorkDir::has_faces() const {
     std::error_code ec;
     return fs::is_regular_file(faces_path(), ec);

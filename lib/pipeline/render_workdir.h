@@ -54,6 +54,10 @@ public:
     bool resumed() const { return resumed_; }
     /// The complete segments found when resuming, in order from frame 0.
     const std::vector<SegmentFile>& done_segments() const { return done_; }
+    /// Keeps the done segments up to the last that ends at a multiple of `chunk_frames` or at `end_frame` or
+    /// past it, and removes the files of those after it (a render stopped among its tail segments, which may
+    /// end inside a chunk: segment_writer.h). Returns the frame the render resumes at.
+    int64_t keep_segments_to_chunk_boundary(int64_t chunk_frames, int64_t end_frame);
     std::string faces_path() const { return path_ + "/faces.json"; }
     bool has_faces() const;
 

@@ -57,10 +57,12 @@ std::optional<SegmentFile> parse_segment_name(const fs::path& path) {
 }  // namespace
 
 SegmentWriter::SegmentWriter(std::string folder, media::VideoWriterOptions encoder, int64_t segment_frames,
-                             int64_t first_frame, std::function<void(const SegmentFile&)> on_closed)
+                             int64_t first_frame, std::function<void(const SegmentFile&)> on_closed,
+                             int64_t tail_frames)
     : folder_(std::move(folder)), encoder_(std::move(encoder)), segment_frames_(segment_frames),
-      next_frame_(first_frame), on_closed_(std::move(on_closed)) {
-    LSYNC_CHECK(segment_frames_ > 0 && first_frame >= 0, ErrorCode::Internal, "bad segment layout");
+      next_frame_(first_frame), on_closed_(std::move(on_closed)), tail_frames_(tail_frames) {
+    LSYNC_CHECK(segment_frames_ > 0 && first_frame >= 0 && tail_frames_ >= 0, ErrorCode::Internal,
+                "bad segment layout");
     encoder_.audio.reset();
     encoder_.metadata.clear();
     encoder_.overwrite = true;  // a segment under its final name is complete; one we rewrite was never finished
@@ -77,7 +79,8 @@ SegmentWriter::~SegmentWriter() {
 }
 
 void SegmentWriter::wait_for_closing() {
-    if (closing_.valid()) closing_.get();
+    const auto closing = std::move(closing_);  // a failure is reported once
+    if (closing.valid()) closing.get();
 }
 
 std::string SegmentWriter::segment_path(const std::string& folder, int64_t first_frame, int64_t end_frame,
@@ -112,18 +115,26 @@ void SegmentWriter::write(const torch::Tensor& rgb) {
         current_ = std::make_unique<media::VideoWriter>(encoder_);
     }
     current_->write(rgb);
-    if (++next_frame_ % segment_frames_ == 0) close_current(/*wait=*/false);
+    ++next_frame_;
+    if (next_frame_ % segment_frames_ == 0 || (in_tail_ && next_frame_ - current_first_ >= tail_frames_))
+        close_current();
 }
 
 void SegmentWriter::cut() {
-    if (current_) close_current(/*wait=*/false);
+    if (current_) close_current();
+    in_tail_ = tail_frames_ > 0;
 }
 
-void SegmentWriter::close_current(bool wait) {
-    wait_for_closing();
+void SegmentWriter::close_current() {
+    // In the tail this close runs beside the one before it and waits for it only to hand its segment on.
+    std::shared_future<void> before;
+    if (in_tail_)
+        before = closing_;
+    else
+        wait_for_closing();
     const std::string final_path = segment_path(folder_, current_first_, next_frame_, encoder_.lossless_rgb);
     auto close = [full = std::move(current_), open = encoder_.path, final_path, first = current_first_,
-                  end = next_frame_, on_closed = on_closed_]() mutable {
+                  end = next_frame_, on_closed = on_closed_, before]() mutable {
         const auto started = std::chrono::steady_clock::now();
         full->finish();
         full.reset();
@@ -134,17 +145,15 @@ void SegmentWriter::close_current(bool wait) {
             std::fprintf(stderr, "segment %lld-%lld closed in %.3f s\n", static_cast<long long>(first),
                          static_cast<long long>(end),
                          std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count());
+        if (before.valid()) before.get();  // rethrows the failure of a segment before this one
         if (on_closed) on_closed(SegmentFile{final_path, first, end});
     };
-    if (wait)
-        close();
-    else
-        closing_ = std::async(std::launch::async, std::move(close));
+    closing_ = std::async(std::launch::async, std::move(close)).share();
 }
 
 void SegmentWriter::finish() {
+    if (current_) close_current();
     wait_for_closing();
-    if (current_) close_current(/*wait=*/true);
 }
 
 }  // namespace lsync::pipeline

@@ -16,6 +16,13 @@
 // inline it held the encoder thread, then the render thread behind it, then the GPU waiting for the next chunk.
 // One segment closes at a time; the next close, finish() and the destructor wait for it, so the segments still
 // appear in order.
+//
+// After a cut (the last group's frames, which come all at once when the GPU is done and are all that is left to
+// encode) segments of at most `tail_frames` frames close side by side: one x264 drains its frames one after
+// another, its frame threads limited by each frame's dependence on the one before, where several short segments
+// use the host's cores at once (docs/performance-notes.md section 38). Each still hands itself on (`on_closed`)
+// only after the one before it, so they appear in order. Such segments may end inside a chunk; a render resumed
+// among them starts again at the last chunk boundary (render.cpp).
 
 #include "media/video_writer.h"
 #include "pipeline/frame_sink.h"
@@ -38,13 +45,16 @@ public:
     /// `encoder`: size, rate, CRF, preset and threads of every segment (path, audio and metadata are ignored).
     /// The first frame written is frame `first_frame` (the segments before it exist already). `on_closed`
     /// (optional) gets each segment once it is closed and named, in order, on the closing thread (a render hands
-    /// it to its SegmentJoiner: segment_joiner.h).
+    /// it to its SegmentJoiner: segment_joiner.h). `tail_frames` > 0: after cut(), segments of at most that many
+    /// frames, closed side by side (above); 0: one segment as before it.
     SegmentWriter(std::string folder, media::VideoWriterOptions encoder, int64_t segment_frames,
-                  int64_t first_frame, std::function<void(const SegmentFile&)> on_closed = nullptr);
+                  int64_t first_frame, std::function<void(const SegmentFile&)> on_closed = nullptr,
+                  int64_t tail_frames = 0);
     ~SegmentWriter() override;  // an unfinished segment is removed; one being closed is kept
 
     void write(const torch::Tensor& rgb) override;
-    /// Closes the current segment now (on the closing thread) unless it is empty.
+    /// Closes the current segment now (on the closing thread) unless it is empty; the frames after it are the
+    /// tail (`tail_frames`).
     void cut() override;
     /// Closes the last (possibly short) segment.
     void finish() override;
@@ -65,9 +75,11 @@ private:
     int64_t current_first_ = 0;
     std::unique_ptr<media::VideoWriter> current_;
     std::function<void(const SegmentFile&)> on_closed_;
-    std::future<void> closing_;  ///< the segment being closed, if any
+    int64_t tail_frames_;
+    bool in_tail_ = false;               ///< after cut() with tail_frames_ > 0
+    std::shared_future<void> closing_;  ///< the last segment being closed, if any (it waits for those before it)
 
-    void close_current(bool wait);
+    void close_current();  ///< on a thread of its own
     void wait_for_closing();  ///< rethrows the close's failure
 };
 

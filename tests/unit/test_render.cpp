@@ -44,6 +44,7 @@
 #include <functional>
 #include <fstream>
 #include <future>
+#include <mutex>
 #include <set>
 #include <thread>
 
@@ -406,6 +407,80 @@ TEST_CASE("segments: a writer that starts inside a segment (a resume at a cut) s
                                          SegmentWriter::segment_path(folder, 32, 48),
                                          SegmentWriter::segment_path(folder, 48, 50)});
     CHECK(FrameSource(SegmentWriter::segment_path(folder, 32, 48), 25).get(15).has_value());
+}
+
+TEST_CASE("segments: after a cut, short tail segments close side by side and still reach the joiner in order",
+          "[render]") {
+    test::ScratchDir dir("segments-tail");
+    const std::string folder = dir.path().string();
+    media::VideoWriterOptions o = small_segment_encoder();
+    std::mutex mutex;
+    std::vector<std::pair<int64_t, int64_t>> handed_on;
+    {
+        SegmentWriter w(folder, o, /*segment_frames=*/16, /*first_frame=*/0,
+                        [&](const SegmentFile& seg) {
+                            std::lock_guard<std::mutex> lock(mutex);
+                            handed_on.emplace_back(seg.first_frame, seg.end_frame);
+                        },
+                        /*tail_frames=*/6);
+        for (int i = 0; i < 39; ++i) {
+            if (i == 20) w.cut();
+            w.write(torch::full({48, 64, 3}, 4 * i, torch::kUInt8));
+        }
+        w.finish();
+    }
+    // Before the cut as without a tail; after it at most 6 frames, and a multiple of 16 still ends one. The last
+    // (a single frame) closes quicker than the ones before it and is still handed on last.
+    const std::vector<std::pair<int64_t, int64_t>> ranges = {{0, 16},  {16, 20}, {20, 26}, {26, 32},
+                                                             {32, 38}, {38, 39}};
+    CHECK(handed_on == ranges);
+    const auto segments = SegmentWriter::existing(folder);
+    REQUIRE(segments.size() == ranges.size());
+    o.path = folder + "/joined.mkv";
+    {
+        media::VideoWriter out(o);
+        for (const auto& seg : segments) out.append_segment(seg.path);
+        out.finish();
+    }
+    FrameSource joined(o.path, 25);
+    for (int64_t i = 0; i < 39; ++i) {
+        auto f = joined.get(i);
+        REQUIRE(f.has_value());
+        CHECK(std::abs(std::lround(f->to(torch::kFloat).mean().item<double>()) - 4 * i) <= 1);
+    }
+    CHECK_FALSE(joined.get(39).has_value());
+}
+
+TEST_CASE("work folder: a resume among tail segments starts at the last chunk boundary", "[render]") {
+    test::ScratchDir dir("workdir-tail");
+    const std::string output = (dir.path() / "out.mp4").string();
+    const RenderIdentity id{"v", "a", {{"--seed", "1"}}};
+    {
+        RenderWorkDir work(output, id, /*resume=*/false, /*overwrite=*/false);
+        media::VideoWriterOptions o = small_segment_encoder();
+        SegmentWriter w(work.path(), o, /*segment_frames=*/16, /*first_frame=*/0, nullptr, /*tail_frames=*/5);
+        for (int i = 0; i < 42; ++i) {  // 0-16, 16-21, 21-26, 26-31, 31-32, 32-37, 37-42
+            if (i == 16) w.cut();
+            w.write(torch::zeros({48, 64, 3}, torch::kUInt8));
+        }
+        w.finish();
+        faces::save_face_plans(work.faces_path(), std::vector<faces::FramePlan>(3), 256);
+        work.keep();
+    }
+    {
+        RenderWorkDir work(output, id, /*resume=*/true, /*overwrite=*/false);
+        REQUIRE(work.done_segments().size() == 7);
+        // The render's end at 42: nothing to make again.
+        CHECK(work.keep_segments_to_chunk_boundary(16, 42) == 42);
+        // A longer render stopped there: 32-37 and 37-42 end inside a chunk and go, files and all.
+        CHECK(work.keep_segments_to_chunk_boundary(16, 100) == 32);
+        CHECK(work.done_segments().size() == 5);
+        const auto left = SegmentWriter::existing(work.path());
+        REQUIRE(left.size() == 5);
+        CHECK(left.back().end_frame == 32);
+        CHECK(work.keep_segments_to_chunk_boundary(16, 100) == 32);  // nothing more
+        work.keep();
+    }
 }
 
 TEST_CASE("work folder: segments count for --resume only once the face plans are saved", "[render]") {
