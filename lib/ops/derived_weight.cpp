@@ -17,4 +17,9 @@ torch::Tensor DerivedWeight::get(const torch::Tensor& source, Make make) {
     return derived_;
 }
 
+bool DerivedWeight::made() const {
+    const std::lock_guard<std::mutex> lock(mutex_);
+    return derived_.defined();
+}
+
 }  // namespace lsync::ops

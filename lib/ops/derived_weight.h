@@ -15,9 +15,11 @@ public:
     using Make = torch::Tensor (*)(const torch::Tensor& source);
     /// make(source), made once per source state.
     torch::Tensor get(const torch::Tensor& source, Make make);
+    /// Whether a derived weight is held (made by a get()).
+    bool made() const;
 
 private:
-    std::mutex mutex_;
+    mutable std::mutex mutex_;
     torch::Tensor derived_;
     const void* source_ = nullptr;
     int64_t version_ = -1;

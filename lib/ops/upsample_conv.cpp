@@ -120,4 +120,10 @@ torch::Tensor upsample2x_conv3x3(const torch::Tensor& x, const torch::Tensor& we
     return upsample2x_conv3x3(x, weight3x3, bias, subpixel.get(weight3x3, subpixel_weight));
 }
 
+void prepare_subpixel_weight(const torch::Tensor& weight3x3, DerivedWeight& subpixel) {
+    const auto dt = weight3x3.scalar_type();
+    if (weight3x3.is_cuda() && (dt == torch::kHalf || dt == torch::kFloat) && subpixel_upsample_enabled())
+        subpixel.get(weight3x3, subpixel_weight);
+}
+
 }  // namespace lsync::ops

@@ -54,4 +54,9 @@ void set_subpixel_upsample(bool enabled);
 torch::Tensor upsample2x_conv3x3(const torch::Tensor& x, const torch::Tensor& weight3x3, const torch::Tensor& bias,
                                  DerivedWeight& subpixel);
 
+/// Makes `subpixel`'s weight now, as the first call above would on a CUDA input of weight3x3's dtype (the switch on,
+/// weight3x3 on CUDA in fp16 or fp32); nothing otherwise. For a model's load: made in a render's first group, its
+/// taps' copy from the host waited there for the UNet's queued work (docs/performance-notes.md section 38).
+void prepare_subpixel_weight(const torch::Tensor& weight3x3, DerivedWeight& subpixel);
+
 }  // namespace lsync::ops

@@ -155,6 +155,7 @@ RenderModels load_render_models(const ModelRequest& r) {
     }
     m.unet->eval();
     m.vae->eval();
+    m.vae->prepare_derived_weights();
     if (r.attention) {
         m.unet->set_attention(r.attention);
         m.vae->set_attention(r.attention);
@@ -175,6 +176,7 @@ RenderModels share_render_models(const RenderModels& from, const ops::AttentionC
     models::share_parameters(*m.vae, *from.vae);
     m.unet->eval();
     m.vae->eval();
+    m.vae->prepare_derived_weights();
     const auto context = attention ? attention : ops::default_attention_context();
     m.unet->set_attention(context);
     m.vae->set_attention(context);

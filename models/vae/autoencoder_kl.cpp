@@ -136,6 +136,10 @@ torch::Tensor AutoencoderKLImpl::decode(const torch::Tensor& z) {
     return decoder_(x).contiguous();
 }
 
+void AutoencoderKLImpl::prepare_derived_weights() {
+    if (vae_channels_last_enabled()) decoder_->prepare_derived_weights();  // the sub-pixel form's condition
+}
+
 void AutoencoderKLImpl::set_attention(const ops::AttentionContextPtr& ctx) {
     encoder_->set_attention(ctx);
     decoder_->set_attention(ctx);

@@ -44,6 +44,9 @@ public:
     explicit VAEDecoderImpl(const VAEConfig& c);
     torch::Tensor forward(torch::Tensor z);
     void set_attention(const ops::AttentionContextPtr& ctx) { mid_block_->set_attention(ctx); }
+    void prepare_derived_weights() {
+        for (auto& block : up_blocks_) block->prepare_derived_weights();
+    }
 
 private:
     torch::nn::Conv2d conv_in_{nullptr}, conv_out_{nullptr};
@@ -79,6 +82,10 @@ public:
 
     /// Every attention site (one per mid block) uses `ctx`.
     void set_attention(const ops::AttentionContextPtr& ctx);
+    /// Makes now the weights that the networks derive from the loaded ones at their first call on this device and
+    /// dtype (the decoder's sub-pixel upsamplers on CUDA), so that a render's first group does not: call once the
+    /// parameters are in place (a later change of them is seen at the next call, as before).
+    void prepare_derived_weights();
     const VAEConfig& config() const { return config_; }
     /// dtype and device of the parameters (what encode/decode compute in).
     torch::ScalarType dtype() const;

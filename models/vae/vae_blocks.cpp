@@ -229,4 +229,8 @@ torch::Tensor UpDecoderBlockImpl::forward(torch::Tensor x) {
     return x;
 }
 
+void UpDecoderBlockImpl::prepare_derived_weights() {
+    if (up_conv_) ops::prepare_subpixel_weight(up_conv_->weight, *up_subpixel_);
+}
+
 }  // namespace lsync::models

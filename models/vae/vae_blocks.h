@@ -103,11 +103,14 @@ class UpDecoderBlockImpl : public torch::nn::Module {
 public:
     UpDecoderBlockImpl(int64_t in_channels, int64_t out_channels, int64_t layers, int64_t groups, bool upsample);
     torch::Tensor forward(torch::Tensor x);
+    /// Makes the sub-pixel weight the first CUDA call would (ops::prepare_subpixel_weight).
+    void prepare_derived_weights();
 
 private:
     std::vector<VAEResnetBlock> resnets_;
     torch::nn::Conv2d up_conv_{nullptr};
-    /// up_conv_'s stacked 2x2 taps, made at the first CUDA call (shared by the workers that share this model).
+    /// up_conv_'s stacked 2x2 taps, made by prepare_derived_weights() or at the first CUDA call (shared by the
+    /// workers that share this module).
     std::shared_ptr<ops::DerivedWeight> up_subpixel_ = std::make_shared<ops::DerivedWeight>();
 };
 TORCH_MODULE(UpDecoderBlock);

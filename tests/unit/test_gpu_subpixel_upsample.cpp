@@ -13,6 +13,7 @@
 #include "ops/conv.h"
 #include "ops/upsample.h"
 #include "ops/upsample_conv.h"
+#include "unet/unet_layers.h"
 #include "vae/autoencoder_kl.h"
 #include "unit/gpu_checks.h"
 
@@ -113,6 +114,36 @@ TEST_CASE("upsampler in sub-pixel form on CUDA: nearest x2 and the 3x3 conv, wit
     CHECK(torch::equal(upsample2x_conv3x3(x, w, bias, cache), conv2d(upsample_nearest2x(x), w, bias, 1, 1)));
 }
 
+TEST_CASE("sub-pixel weight made ahead (a model's load): on CUDA in fp16 and fp32 with the switch on, then used as is",
+          "[gpu][vae][upsample]") {
+    LSYNC_NEED_GPU();
+    torch::NoGradGuard no_grad;
+    KeepSubpixel keep;
+    set_subpixel_upsample(true);
+    const auto opts = torch::TensorOptions().device(kGpu).dtype(torch::kHalf);
+    const auto w = (torch::randn({64, 64, 3, 3}, opts) / 24).contiguous(at::MemoryFormat::ChannelsLast);
+    DerivedWeight cache;
+    prepare_subpixel_weight(w, cache);
+    REQUIRE(cache.made());
+    const void* made = cache.get(w, subpixel_weight).data_ptr();
+    const auto x = torch::randn({2, 64, 16, 16}, opts).contiguous(at::MemoryFormat::ChannelsLast);
+    const auto bias = torch::randn({64}, opts);
+    const auto got = upsample2x_conv3x3(x, w, bias, cache);
+    CHECK(cache.get(w, subpixel_weight).data_ptr() == made);  // the call found it current
+    DerivedWeight lazy;
+    CHECK(torch::equal(got, upsample2x_conv3x3(x, w, bias, lazy)));
+    DerivedWeight fp32;
+    prepare_subpixel_weight(w.to(torch::kFloat), fp32);
+    CHECK(fp32.made());
+    // Where no call would use it: bf16, or the switch off.
+    DerivedWeight bf16, off;
+    prepare_subpixel_weight(w.to(torch::kBFloat16), bf16);
+    CHECK_FALSE(bf16.made());
+    set_subpixel_upsample(false);
+    prepare_subpixel_weight(w, off);
+    CHECK_FALSE(off.made());
+}
+
 TEST_CASE("VAE decode in fp16: the sub-pixel upsamplers give the two-step decode", "[gpu][vae][upsample]") {
     LSYNC_NEED_GPU();
     torch::NoGradGuard no_grad;
@@ -129,4 +160,10 @@ TEST_CASE("VAE decode in fp16: the sub-pixel upsamplers give the two-step decode
     INFO("VAE 256 decode, fp16: rel. difference sub-pixel vs two-step upsamplers " << d);
     CHECK(d > 0);  // the route really changed (summed taps round differently)
     CHECK(d < 5e-3);
+    // The weights made ahead, as a render's load does, on a twin sharing the parameters: the same bits.
+    auto twin = models::AutoencoderKL(vae->config());
+    models::share_parameters(*twin, *vae);
+    twin->eval();
+    twin->prepare_derived_weights();
+    CHECK(torch::equal(twin->decode(z), sub));
 }

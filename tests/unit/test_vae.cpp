@@ -204,6 +204,11 @@ TEST_CASE("derived weights (the upsamplers' sub-pixel taps): made once, remade w
     CHECK(torch::allclose(second, first * 2));
     const auto other = torch::randn({4, 8, 3, 3});  // another tensor
     CHECK(torch::equal(get(other), lsync::ops::subpixel_weight(other)));
+    CHECK(cache.made());
+    // Made ahead only where a CUDA call would use it (tests/unit/test_gpu_subpixel_upsample.cpp): not on the CPU.
+    lsync::ops::DerivedWeight ahead;
+    lsync::ops::prepare_subpixel_weight(w, ahead);
+    CHECK_FALSE(ahead.made());
 }
 
 TEST_CASE("VAE: posterior samples come from the caller's generator", "[vae]") {
