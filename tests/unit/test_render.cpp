@@ -239,6 +239,17 @@ media::VideoWriterOptions small_segment_encoder() {
     return o;
 }
 
+/// The video at `path` holds exactly `frames` frames, frame i of value 4 i (as the segment tests write them).
+void check_ramp_frames(const std::string& path, int64_t frames) {
+    FrameSource joined(path, 25);
+    for (int64_t i = 0; i < frames; ++i) {
+        auto f = joined.get(i);
+        REQUIRE(f.has_value());
+        CHECK(std::abs(std::lround(f->to(torch::kFloat).mean().item<double>()) - 4 * i) <= 1);
+    }
+    CHECK_FALSE(joined.get(frames).has_value());
+}
+
 }  // namespace
 
 TEST_CASE("segments: joined without re-encoding, every frame in order, other settings refused", "[render]") {
@@ -277,13 +288,7 @@ TEST_CASE("segments: joined without re-encoding, every frame in order, other set
         CHECK(n == 40);
         out.finish();
     }
-    FrameSource joined(o.path, 25);
-    for (int64_t i = 0; i < 40; ++i) {
-        auto f = joined.get(i);
-        REQUIRE(f.has_value());
-        CHECK(std::abs(std::lround(f->to(torch::kFloat).mean().item<double>()) - 4 * i) <= 1);
-    }
-    CHECK_FALSE(joined.get(40).has_value());
+    check_ramp_frames(o.path, 40);
 
     // Full segments close on a thread of their own: a writer dropped without finish() (an interrupted render)
     // keeps the full segment it was closing and removes the partial one after it.
@@ -442,13 +447,7 @@ TEST_CASE("segments: after a cut, short tail segments close side by side and sti
         for (const auto& seg : segments) out.append_segment(seg.path);
         out.finish();
     }
-    FrameSource joined(o.path, 25);
-    for (int64_t i = 0; i < 39; ++i) {
-        auto f = joined.get(i);
-        REQUIRE(f.has_value());
-        CHECK(std::abs(std::lround(f->to(torch::kFloat).mean().item<double>()) - 4 * i) <= 1);
-    }
-    CHECK_FALSE(joined.get(39).has_value());
+    check_ramp_frames(o.path, 39);
 }
 
 TEST_CASE("work folder: a resume among tail segments starts at the last chunk boundary", "[render]") {
