@@ -74,12 +74,16 @@ size_t encoder_queue_frames(int width, int height) {
     return std::clamp<size_t>((size_t{256} << 20) / frame_bytes, kFramesPerChunk, 2 * kFramesPerChunk);
 }
 
-/// Frames per tail segment (segment_writer.h): the last group's frames close as segments of 8, side by side, on
-/// a host with 8 threads or more to spare for them; one segment where fewer would only take turns. 0 = one
-/// segment. LSYNC_TAIL_SEGMENTS=0/1 and LSYNC_TAIL_SEGMENT_FRAMES=N set it (for measurements).
-int64_t tail_segment_frames() {
-    if (!env::flag("LSYNC_TAIL_SEGMENTS", thread_budget() >= 8)) return 0;
-    return env::positive_integer("LSYNC_TAIL_SEGMENT_FRAMES", 1 << 20).value_or(8);
+/// The tail segments (segment_writer.h) of a render of `frames` lip-synced frames: the last group's frames close as
+/// segments of 8 (at most 4 of them), side by side, on a host with 8 threads or more to spare for them; one segment
+/// where fewer would only take turns. LSYNC_TAIL_SEGMENTS=0/1 and LSYNC_TAIL_SEGMENT_FRAMES=N set them (for
+/// measurements).
+TailSegments tail_segments(int64_t frames) {
+    TailSegments tail;
+    tail.end_frame = frames;
+    if (env::flag("LSYNC_TAIL_SEGMENTS", thread_budget() >= 8))
+        tail.frames = env::positive_integer("LSYNC_TAIL_SEGMENT_FRAMES", 1 << 20).value_or(8);
+    return tail;
 }
 
 /// Chunks the render thread packs on a GPU while the models load: one group of the 256 px render's default two
@@ -627,7 +631,7 @@ void run_passes(RenderJob& job, RenderWorkDir& work, const media::VideoWriterOpt
         on_closed = [&joiner](const SegmentFile& seg) { joiner->add(seg); };
     }
     AsyncWriter writer(std::make_unique<SegmentWriter>(work.path(), wopt, o.segment_frames, resume_frame,
-                                                       std::move(on_closed), tail_segment_frames()),
+                                                       std::move(on_closed), tail_segments(n_out)),
                        encoder_queue_frames(wopt.width, wopt.height));
     summary.resumed_frames = summary.frames = resume_frame;
     if (resume_frame > 0) log::info("resuming at frame ", resume_frame, " of ", n_out);

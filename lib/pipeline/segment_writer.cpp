@@ -5,6 +5,7 @@
 #include "diagnostics/process_memory.h"
 #include "pipeline/chunk_stage_clock.h"
 
+#include <algorithm>
 #include <charconv>
 #include <chrono>
 #include <cstdio>
@@ -58,10 +59,10 @@ std::optional<SegmentFile> parse_segment_name(const fs::path& path) {
 
 SegmentWriter::SegmentWriter(std::string folder, media::VideoWriterOptions encoder, int64_t segment_frames,
                              int64_t first_frame, std::function<void(const SegmentFile&)> on_closed,
-                             int64_t tail_frames)
+                             TailSegments tail)
     : folder_(std::move(folder)), encoder_(std::move(encoder)), segment_frames_(segment_frames),
-      next_frame_(first_frame), on_closed_(std::move(on_closed)), tail_frames_(tail_frames) {
-    LSYNC_CHECK(segment_frames_ > 0 && first_frame >= 0 && tail_frames_ >= 0, ErrorCode::Internal,
+      next_frame_(first_frame), on_closed_(std::move(on_closed)), tail_(tail) {
+    LSYNC_CHECK(segment_frames_ > 0 && first_frame >= 0 && tail_.frames >= 0, ErrorCode::Internal,
                 "bad segment layout");
     encoder_.audio.reset();
     encoder_.metadata.clear();
@@ -116,13 +117,19 @@ void SegmentWriter::write(const torch::Tensor& rgb) {
     }
     current_->write(rgb);
     ++next_frame_;
-    if (next_frame_ % segment_frames_ == 0 || (in_tail_ && next_frame_ - current_first_ >= tail_frames_))
+    const bool tail_ends = in_tail_ && next_frame_ >= tail_.end_frame;
+    if (next_frame_ % segment_frames_ == 0 ||
+        (in_tail_ && (tail_ends || next_frame_ - current_first_ >= tail_length_)))
         close_current();
+    if (tail_ends) in_tail_ = false;  // the frames after it: ordinary segments, closed one at a time
 }
 
 void SegmentWriter::cut() {
     if (current_) close_current();
-    in_tail_ = tail_frames_ > 0;
+    const int64_t left = tail_.end_frame - next_frame_;
+    in_tail_ = tail_.frames > 0 && left > 0;
+    if (in_tail_)
+        tail_length_ = std::max(tail_.frames, (left + TailSegments::kMaxSegments - 1) / TailSegments::kMaxSegments);
 }
 
 void SegmentWriter::close_current() {

@@ -17,12 +17,13 @@
 // One segment closes at a time; the next close, finish() and the destructor wait for it, so the segments still
 // appear in order.
 //
-// After a cut (the last group's frames, which come all at once when the GPU is done and are all that is left to
-// encode) segments of at most `tail_frames` frames close side by side: one x264 drains its frames one after
-// another, its frame threads limited by each frame's dependence on the one before, where several short segments
-// use the host's cores at once (docs/performance-notes.md section 38). Each still hands itself on (`on_closed`)
-// only after the one before it, so they appear in order. Such segments may end inside a chunk; a render resumed
-// among them starts again at the last chunk boundary (render.cpp).
+// After a cut, the frames up to the tail's end (TailSegments: the last group's frames, which come all at once when
+// the GPU is done and are all that is left to encode) close as a few short segments side by side: one x264 drains
+// its frames one after another, its frame threads limited by each frame's dependence on the one before, where
+// several short segments use the host's cores at once (docs/performance-notes.md section 38). Each still hands
+// itself on (`on_closed`) only after the one before it, so they appear in order. Frames past the tail's end (a
+// video's kept tail) go into ordinary segments again. Tail segments may end inside a chunk; a render resumed among
+// them starts again at the last chunk boundary (render.cpp).
 
 #include "media/video_writer.h"
 #include "pipeline/frame_sink.h"
@@ -40,21 +41,29 @@ namespace lsync::pipeline {
 /// Frames per segment by default: 16 chunks, 10.24 s at 25 fps.
 constexpr int64_t kDefaultSegmentFrames = 256;
 
+/// The segments after a cut (above).
+struct TailSegments {
+    int64_t frames = 0;              ///< frames per tail segment at least; 0: none (one segment as before the cut)
+    int64_t end_frame = INT64_MAX;   ///< the tail ends before this frame (a render's: its lip-synced frames' end)
+    /// Longer segments where `frames` would make more than this many (the multiples of the segment length may
+    /// still end one more each).
+    static constexpr int64_t kMaxSegments = 4;
+};
+
 class SegmentWriter : public FrameSink {
 public:
     /// `encoder`: size, rate, CRF, preset and threads of every segment (path, audio and metadata are ignored).
     /// The first frame written is frame `first_frame` (the segments before it exist already). `on_closed`
     /// (optional) gets each segment once it is closed and named, in order, on the closing thread (a render hands
-    /// it to its SegmentJoiner: segment_joiner.h). `tail_frames` > 0: after cut(), segments of at most that many
-    /// frames, closed side by side (above); 0: one segment as before it.
+    /// it to its SegmentJoiner: segment_joiner.h). `tail`: the segments after cut() (above).
     SegmentWriter(std::string folder, media::VideoWriterOptions encoder, int64_t segment_frames,
                   int64_t first_frame, std::function<void(const SegmentFile&)> on_closed = nullptr,
-                  int64_t tail_frames = 0);
+                  TailSegments tail = {});
     ~SegmentWriter() override;  // an unfinished segment is removed; one being closed is kept
 
     void write(const torch::Tensor& rgb) override;
     /// Closes the current segment now (on the closing thread) unless it is empty; the frames after it are the
-    /// tail (`tail_frames`).
+    /// tail (TailSegments).
     void cut() override;
     /// Closes the last (possibly short) segment.
     void finish() override;
@@ -75,8 +84,9 @@ private:
     int64_t current_first_ = 0;
     std::unique_ptr<media::VideoWriter> current_;
     std::function<void(const SegmentFile&)> on_closed_;
-    int64_t tail_frames_;
-    bool in_tail_ = false;               ///< after cut() with tail_frames_ > 0
+    TailSegments tail_;
+    bool in_tail_ = false;       ///< from cut() to the tail's end, when tail_.frames > 0
+    int64_t tail_length_ = 0;    ///< frames per tail segment
     std::shared_future<void> closing_;  ///< the last segment being closed, if any (it waits for those before it)
 
     void close_current();  ///< on a thread of its own

@@ -427,15 +427,15 @@ TEST_CASE("segments: after a cut, short tail segments close side by side and sti
                             std::lock_guard<std::mutex> lock(mutex);
                             handed_on.emplace_back(seg.first_frame, seg.end_frame);
                         },
-                        /*tail_frames=*/6);
+                        TailSegments{/*frames=*/6, /*end_frame=*/39});
         for (int i = 0; i < 39; ++i) {
             if (i == 20) w.cut();
             w.write(torch::full({48, 64, 3}, 4 * i, torch::kUInt8));
         }
         w.finish();
     }
-    // Before the cut as without a tail; after it at most 6 frames, and a multiple of 16 still ends one. The last
-    // (a single frame) closes quicker than the ones before it and is still handed on last.
+    // Before the cut as without a tail; after it 6 frames each, and a multiple of 16 still ends one. The last (a
+    // single frame) closes quicker than the ones before it and is still handed on last.
     const std::vector<std::pair<int64_t, int64_t>> ranges = {{0, 16},  {16, 20}, {20, 26}, {26, 32},
                                                              {32, 38}, {38, 39}};
     CHECK(handed_on == ranges);
@@ -448,6 +448,25 @@ TEST_CASE("segments: after a cut, short tail segments close side by side and sti
         out.finish();
     }
     check_ramp_frames(o.path, 39);
+
+    // Segments of at least tail length / TailSegments::kMaxSegments frames (where `frames` would make more), and
+    // the frames past the tail's end (a video's kept tail) in ordinary segments again.
+    test::ScratchDir kept("segments-tail-end");
+    {
+        SegmentWriter w(kept.path().string(), o, /*segment_frames=*/16, /*first_frame=*/0, nullptr,
+                        TailSegments{/*frames=*/2, /*end_frame=*/30});
+        for (int i = 0; i < 50; ++i) {
+            if (i == 10) w.cut();
+            w.write(torch::full({48, 64, 3}, 4 * i, torch::kUInt8));
+        }
+        w.finish();
+    }
+    std::vector<std::pair<int64_t, int64_t>> got;
+    for (const auto& seg : SegmentWriter::existing(kept.path().string()))
+        got.emplace_back(seg.first_frame, seg.end_frame);
+    // 20 tail frames in at most 4: 5 each, and a multiple of 16 still ends one.
+    CHECK(got == std::vector<std::pair<int64_t, int64_t>>{{0, 10},  {10, 15}, {15, 16}, {16, 21}, {21, 26},
+                                                          {26, 30}, {30, 32}, {32, 48}, {48, 50}});
 }
 
 TEST_CASE("work folder: a resume among tail segments starts at the last chunk boundary", "[render]") {
@@ -457,8 +476,9 @@ TEST_CASE("work folder: a resume among tail segments starts at the last chunk bo
     {
         RenderWorkDir work(output, id, /*resume=*/false, /*overwrite=*/false);
         media::VideoWriterOptions o = small_segment_encoder();
-        SegmentWriter w(work.path(), o, /*segment_frames=*/16, /*first_frame=*/0, nullptr, /*tail_frames=*/5);
-        for (int i = 0; i < 42; ++i) {  // 0-16, 16-21, 21-26, 26-31, 31-32, 32-37, 37-42
+        SegmentWriter w(work.path(), o, /*segment_frames=*/16, /*first_frame=*/0, nullptr,
+                        TailSegments{/*frames=*/5, /*end_frame=*/42});
+        for (int i = 0; i < 42; ++i) {  // 0-16, then 7 frames each (26 in at most 4): 16-23, 23-30, 30-32, 32-39, 39-42
             if (i == 16) w.cut();
             w.write(torch::zeros({48, 64, 3}, torch::kUInt8));
         }
@@ -468,14 +488,14 @@ TEST_CASE("work folder: a resume among tail segments starts at the last chunk bo
     }
     {
         RenderWorkDir work(output, id, /*resume=*/true, /*overwrite=*/false);
-        REQUIRE(work.done_segments().size() == 7);
+        REQUIRE(work.done_segments().size() == 6);
         // The render's end at 42: nothing to make again.
         CHECK(work.keep_segments_to_chunk_boundary(16, 42) == 42);
-        // A longer render stopped there: 32-37 and 37-42 end inside a chunk and go, files and all.
+        // A longer render stopped there: 32-39 and 39-42 end inside a chunk and go, files and all.
         CHECK(work.keep_segments_to_chunk_boundary(16, 100) == 32);
-        CHECK(work.done_segments().size() == 5);
+        CHECK(work.done_segments().size() == 4);
         const auto left = SegmentWriter::existing(work.path());
-        REQUIRE(left.size() == 5);
+        REQUIRE(left.size() == 4);
         CHECK(left.back().end_frame == 32);
         CHECK(work.keep_segments_to_chunk_boundary(16, 100) == 32);  // nothing more
         work.keep();
