@@ -108,10 +108,18 @@ torch::Tensor upsample2x_conv3x3(const torch::Tensor& x, const torch::Tensor& we
     return subpixel_shuffle(z, bias);
 }
 
+namespace {
+
+// The switch on, and `t` on CUDA in fp16 or fp32: where the sub-pixel form runs, but for the input's layout.
+bool subpixel_device_and_dtype(const torch::Tensor& t) {
+    const auto dt = t.scalar_type();
+    return t.is_cuda() && (dt == torch::kHalf || dt == torch::kFloat) && subpixel_upsample_enabled();
+}
+
+}  // namespace
+
 bool subpixel_upsample_serves(const torch::Tensor& x) {
-    const auto dt = x.scalar_type();
-    return x.is_cuda() && (dt == torch::kHalf || dt == torch::kFloat) && is_channels_last_only(x) &&
-           subpixel_upsample_enabled();
+    return subpixel_device_and_dtype(x) && is_channels_last_only(x);
 }
 
 torch::Tensor upsample2x_conv3x3(const torch::Tensor& x, const torch::Tensor& weight3x3, const torch::Tensor& bias,
@@ -121,9 +129,7 @@ torch::Tensor upsample2x_conv3x3(const torch::Tensor& x, const torch::Tensor& we
 }
 
 void prepare_subpixel_weight(const torch::Tensor& weight3x3, DerivedWeight& subpixel) {
-    const auto dt = weight3x3.scalar_type();
-    if (weight3x3.is_cuda() && (dt == torch::kHalf || dt == torch::kFloat) && subpixel_upsample_enabled())
-        subpixel.get(weight3x3, subpixel_weight);
+    if (subpixel_device_and_dtype(weight3x3)) subpixel.get(weight3x3, subpixel_weight);
 }
 
 }  // namespace lsync::ops

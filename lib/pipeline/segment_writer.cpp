@@ -117,25 +117,25 @@ void SegmentWriter::write(const torch::Tensor& rgb) {
     }
     current_->write(rgb);
     ++next_frame_;
-    const bool tail_ends = in_tail_ && next_frame_ >= tail_.end_frame;
-    if (next_frame_ % segment_frames_ == 0 ||
-        (in_tail_ && (tail_ends || next_frame_ - current_first_ >= tail_length_)))
+    const bool in_tail = tail_length_ > 0;
+    const bool tail_ends = in_tail && next_frame_ >= tail_.end_frame;
+    if (next_frame_ % segment_frames_ == 0 || (in_tail && (tail_ends || next_frame_ - current_first_ >= tail_length_)))
         close_current();
-    if (tail_ends) in_tail_ = false;  // the frames after it: ordinary segments, closed one at a time
+    if (tail_ends) tail_length_ = 0;  // the frames after it: ordinary segments, closed one at a time
 }
 
 void SegmentWriter::cut() {
     if (current_) close_current();
     const int64_t left = tail_.end_frame - next_frame_;
-    in_tail_ = tail_.frames > 0 && left > 0;
-    if (in_tail_)
-        tail_length_ = std::max(tail_.frames, (left + TailSegments::kMaxSegments - 1) / TailSegments::kMaxSegments);
+    tail_length_ = tail_.frames > 0 && left > 0
+                       ? std::max(tail_.frames, (left + TailSegments::kMaxSegments - 1) / TailSegments::kMaxSegments)
+                       : 0;
 }
 
 void SegmentWriter::close_current() {
     // In the tail this close runs beside the one before it and waits for it only to hand its segment on.
     std::shared_future<void> before;
-    if (in_tail_)
+    if (tail_length_ > 0)
         before = closing_;
     else
         wait_for_closing();

@@ -85,8 +85,7 @@ private:
     std::unique_ptr<media::VideoWriter> current_;
     std::function<void(const SegmentFile&)> on_closed_;
     TailSegments tail_;
-    bool in_tail_ = false;       ///< from cut() to the tail's end, when tail_.frames > 0
-    int64_t tail_length_ = 0;    ///< frames per tail segment
+    int64_t tail_length_ = 0;    ///< frames per tail segment from cut() to the tail's end; 0 outside the tail
     std::shared_future<void> closing_;  ///< the last segment being closed, if any (it waits for those before it)
 
     void close_current();  ///< on a thread of its own
