@@ -151,6 +151,7 @@ Values measure_run(const pipeline::RenderOptions& o, const std::vector<torch::De
     // Whether this run met a first-use journal (first_use_journal.h): a machine's first GPU render of a model has
     // none and writes it, so a table's first row of each model starts colder than the rows after it.
     v["/prewarmed_convs"] = static_cast<double>(s.prewarmed_convs);
+    v["/prewarmed_ops"] = static_cast<double>(s.prewarmed_ops);
     v["/gpu_reserved_peak_bytes"] = static_cast<double>(s.gpu_reserved_peak_bytes);
     for (size_t d = 0; d < driver.size(); ++d) {
         const std::string at = "/gpu_driver/" + std::to_string(d);

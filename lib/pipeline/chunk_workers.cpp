@@ -42,7 +42,7 @@ std::string allocator_words(const c10::OutOfMemoryError& e) {
 ChunkWorkers::ChunkWorkers(std::vector<std::future<ChunkWorkerSetup>> workers, bool tracing, bool inject_oom_once,
                            std::function<void(const std::string&)> warn, bool time_stages,
                            std::vector<std::shared_ptr<WorkerWarmUp>> warm_ups,
-                           std::vector<ops::ConvShape> first_use, torch::Device first_use_device)
+                           FirstUseJournal first_use, torch::Device first_use_device)
     : loading_(std::move(workers)),
       warm_ups_(std::move(warm_ups)),
       first_use_(std::move(first_use)),
@@ -208,26 +208,29 @@ std::optional<PrimedUNet> ChunkWorkers::warm_up(size_t index, const std::functio
 std::optional<bool> ChunkWorkers::meet_first_use(const std::function<void(const torch::Device&)>& enter) {
     const auto started = std::chrono::steady_clock::now();
     std::optional<bool> taken;
-    int64_t met = 0;
+    const auto keep_going = [this, &taken] {
+        if (cancelled_.load()) return false;
+        if (!taken && loading_[0].wait_for(std::chrono::seconds(0)) == std::future_status::ready)
+            taken = take_setup(0);
+        return taken.value_or(true);  // a setup that failed to load ends the render
+    };
+    int64_t convs = 0, calls = 0;
     try {
         enter(first_use_device_);
-        met = ops::meet_convs(first_use_, first_use_device_, [this, &taken] {
-            if (cancelled_.load()) return false;
-            if (!taken && loading_[0].wait_for(std::chrono::seconds(0)) == std::future_status::ready)
-                taken = take_setup(0);
-            return taken.value_or(true);  // a setup that failed to load ends the render
-        });
+        convs = ops::meet_convs(first_use_.convs, first_use_device_, keep_going);
+        if (keep_going()) calls = ops::meet_ops(first_use_.ops, first_use_device_, keep_going);
     } catch (const std::exception& e) {
         log::debug("first-use pre-warm ended early: ", first_line(e.what()));
     } catch (...) {
         log::debug("first-use pre-warm ended early");
     }
-    prewarmed_convs_ = met;
+    prewarmed_convs_ = convs;
+    prewarmed_ops_ = calls;
     if (chunk_timing_printed())  // beside the groups' lines (print_group_timing)
-        std::fprintf(stderr, "chunk timing: worker 0, first-use pre-warm met %lld of %zu convolution shapes, host "
-                             "%.3f-%.3f s%s\n",
-                     static_cast<long long>(met), first_use_.size(),
-                     std::chrono::duration<double>(started - created_).count(),
+        std::fprintf(stderr, "chunk timing: worker 0, first-use pre-warm met %lld of %zu convolution shapes and %lld "
+                             "of %zu other calls, host %.3f-%.3f s%s\n",
+                     static_cast<long long>(convs), first_use_.convs.size(), static_cast<long long>(calls),
+                     first_use_.ops.size(), std::chrono::duration<double>(started - created_).count(),
                      std::chrono::duration<double>(std::chrono::steady_clock::now() - created_).count(),
                      taken ? " (the models were ready first)" : "");
     return taken;
@@ -238,9 +241,10 @@ std::vector<double> ChunkWorkers::busy_seconds() const {
     return busy_;
 }
 
-void ChunkWorkers::record_first_group(std::shared_ptr<ops::ConvJournal> journal) {
+void ChunkWorkers::record_first_group(std::shared_ptr<ops::ConvJournal> convs, std::shared_ptr<ops::OpJournal> ops) {
     std::lock_guard<std::mutex> lock(mutex_);
-    journal_ = std::move(journal);
+    journal_ = std::move(convs);
+    op_journal_ = std::move(ops);
 }
 
 std::vector<ChunkStageSeconds> ChunkWorkers::stage_seconds() const {
@@ -335,19 +339,26 @@ void ChunkWorkers::run(size_t index) {
     while (true) {
         Job job;
         std::shared_ptr<ops::ConvJournal> journal;
+        std::shared_ptr<ops::OpJournal> op_journal;
         {
             std::unique_lock<std::mutex> lock(mutex_);
             jobs_changed_.wait(lock, [&] { return stopping_ || !jobs_.empty(); });
             if (stopping_) return;
             job = std::move(jobs_.front());
             jobs_.pop_front();
-            if (index == 0) journal = std::move(journal_);
+            if (index == 0) {
+                journal = std::move(journal_);
+                op_journal = std::move(op_journal_);
+            }
         }
         try {
             const auto started = std::chrono::steady_clock::now();
             std::optional<ops::ConvRecording> recording;
+            std::optional<ops::OpRecording> op_recording;
             if (journal) recording.emplace(journal.get());
+            if (op_journal) op_recording.emplace(op_journal.get());
             GroupResult r = run_group(w, job.chunks);
+            op_recording.reset();
             recording.reset();
             if (chunk_timing_printed()) print_group_timing(index, job, r, started);
             std::lock_guard<std::mutex> lock(mutex_);

@@ -9,7 +9,7 @@
 // its out-of-memory back-off. A chunk carries its own noise (chunk_noise.h), so the worker that runs it does not
 // change its frames: a render on `--devices 0,1` equals one on `--devices 0`.
 
-#include "ops/conv_journal.h"
+#include "pipeline/first_use_journal.h"
 #include "pipeline/lipsync_chunk.h"
 #include "pipeline/render_models.h"
 #include "pipeline/worker_warm_up.h"
@@ -67,13 +67,13 @@ public:
     /// and, for the first worker's, first_setup().
     /// `warm_ups` (optional, one per worker, null entries for none): worker i takes its kit, if offered, before it
     /// waits for its setup, and runs it on its own thread and stream (worker_warm_up.h).
-    /// `first_use` (optional): convolutions the first worker meets on its own thread and stream before it waits
-    /// for its setup (after its warm-up, if any), on `first_use_device`: the shapes the last render's first group
-    /// met (first_use_journal.h).
+    /// `first_use` (optional): convolutions, then other operations, the first worker meets on its own thread and
+    /// stream before it waits for its setup (after its warm-up, if any), on `first_use_device`: what the last
+    /// render's first group met (first_use_journal.h).
     ChunkWorkers(std::vector<std::future<ChunkWorkerSetup>> workers, bool tracing, bool inject_oom_once,
                  std::function<void(const std::string&)> warn, bool time_stages = false,
                  std::vector<std::shared_ptr<WorkerWarmUp>> warm_ups = {},
-                 std::vector<ops::ConvShape> first_use = {}, torch::Device first_use_device = torch::kCPU);
+                 FirstUseJournal first_use = {}, torch::Device first_use_device = torch::kCPU);
     /// A future that holds `setup` already (for a setup made before the workers).
     static std::future<ChunkWorkerSetup> ready(ChunkWorkerSetup setup);
     ~ChunkWorkers();  // stops the workers; queued groups are dropped
@@ -106,9 +106,11 @@ public:
     /// Shapes of `first_use` the first worker met before its first group (0 until it is done with them; read it
     /// after a group has come back).
     int64_t prewarmed_convs() const { return prewarmed_convs_.load(); }
-    /// The convolutions of the next group the first worker takes go to `journal` (first_use_journal.h); call before
-    /// submitting it.
-    void record_first_group(std::shared_ptr<ops::ConvJournal> journal);
+    /// Calls of `first_use`'s other operations the first worker met (as prewarmed_convs()).
+    int64_t prewarmed_ops() const { return prewarmed_ops_.load(); }
+    /// The convolutions of the next group the first worker takes go to `convs`, and its journaled operations to
+    /// `ops` unless null (first_use_journal.h); call before submitting it.
+    void record_first_group(std::shared_ptr<ops::ConvJournal> convs, std::shared_ptr<ops::OpJournal> ops = {});
     /// Groups the workers have ended so far, with a result or an error (any thread may ask).
     int64_t groups_ended() const { return groups_ended_.load(); }
     /// Seconds each worker spent running groups so far (the rest of its time it waited for work).
@@ -139,9 +141,11 @@ private:
     bool first_done_ = false;                              ///< worker 0's load ended (or failed); under mutex_
     std::vector<std::shared_ptr<WorkerWarmUp>> warm_ups_;
     std::shared_ptr<ops::ConvJournal> journal_;            ///< for worker 0's next group; under mutex_
-    std::vector<ops::ConvShape> first_use_;                ///< read by worker 0 only
+    std::shared_ptr<ops::OpJournal> op_journal_;           ///< for worker 0's next group; under mutex_
+    FirstUseJournal first_use_;                            ///< read by worker 0 only
     torch::Device first_use_device_;
     std::atomic<int64_t> prewarmed_convs_{0};
+    std::atomic<int64_t> prewarmed_ops_{0};
     bool tracing_;
     std::function<void(const std::string&)> warn_;
     mutable std::mutex mutex_;

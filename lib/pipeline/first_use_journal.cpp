@@ -100,6 +100,24 @@ json shape_json(const ops::ConvShape& s) {
             {"geometry", {s.stride, s.padding}}};
 }
 
+// An operation's call in the journal: {"op": "aten::addmm", "overload": "", "device": "cuda", "args": [...]}.
+json call_json(const ops::OpCall& c) {
+    return {{"op", c.name}, {"overload", c.overload}, {"device", c.cuda ? "cuda" : "cpu"}, {"args", c.args}};
+}
+
+std::optional<ops::OpCall> call_from(const json& j) {
+    if (!j.is_object() || j.size() != 4) return std::nullopt;
+    const auto name = j.value("op", json()), overload = j.value("overload", json()), device = j.value("device", json());
+    if (!name.is_string() || !overload.is_string() || (device != "cuda" && device != "cpu")) return std::nullopt;
+    ops::OpCall c;
+    c.name = name.get<std::string>();
+    c.overload = overload.get<std::string>();
+    c.cuda = device == "cuda";
+    c.args = j.value("args", json());
+    if (!ops::valid_op_call(c)) return std::nullopt;
+    return c;
+}
+
 }  // namespace
 
 std::string first_use_key(const std::string& model, torch::ScalarType dtype, const torch::Device& device) {
@@ -117,12 +135,12 @@ std::string first_use_path(const std::string& dir, const std::string& key) {
     return (fs::path(dir) / name).string();
 }
 
-std::vector<ops::ConvShape> read_first_use_journal(const std::string& path, const std::string& key) {
+FirstUseJournal read_first_use_journal(const std::string& path, const std::string& key) {
     std::error_code ec;
     if (path.empty() || !fs::is_regular_file(path, ec)) return {};
     const auto ignored = [&](const std::string& why) {
         log::warn("first-use journal ", path, " ignored: ", why);
-        return std::vector<ops::ConvShape>{};
+        return FirstUseJournal{};
     };
     const auto size = fs::file_size(path, ec);
     if (ec || size > kMaxFileBytes) return ignored("larger than 1 MiB");
@@ -140,23 +158,31 @@ std::vector<ops::ConvShape> read_first_use_journal(const std::string& path, cons
     if (doc.value("key", json()) != key) return {};  // another machine's or model's: replaced after the render
     const auto convs = doc.value("convs", json());
     if (!convs.is_array() || convs.size() > ops::ConvJournal::kMaxShapes) return ignored("no list of convolutions");
-    std::vector<ops::ConvShape> shapes;
+    FirstUseJournal journal;
     for (const auto& c : convs) {
         auto s = shape_from(c);
         if (!s) return ignored("a convolution out of bounds");
-        shapes.push_back(*s);
+        journal.convs.push_back(*s);
     }
-    return shapes;
+    const auto calls = doc.value("ops", json::array());  // none in a journal of convolutions only
+    if (!calls.is_array() || calls.size() > ops::OpJournal::kMaxCalls) return ignored("no list of operations");
+    for (const auto& c : calls) {
+        auto call = call_from(c);
+        if (!call) return ignored("an operation out of bounds");
+        journal.ops.push_back(std::move(*call));
+    }
+    return journal;
 }
 
-bool write_first_use_journal(const std::string& path, const std::string& key,
-                             const std::vector<ops::ConvShape>& shapes) {
+bool write_first_use_journal(const std::string& path, const std::string& key, const FirstUseJournal& journal) {
     if (path.empty()) return false;
     try {
-        json convs = json::array();
-        for (const auto& s : shapes)
+        json convs = json::array(), calls = json::array();
+        for (const auto& s : journal.convs)
             if (dtype_name(s.dtype)) convs.push_back(shape_json(s));
-        const json doc = {{"format", kFormat}, {"version", kVersion}, {"key", key}, {"convs", convs}};
+        for (const auto& c : journal.ops)
+            if (ops::valid_op_call(c)) calls.push_back(call_json(c));
+        const json doc = {{"format", kFormat}, {"version", kVersion}, {"key", key}, {"convs", convs}, {"ops", calls}};
         fs::create_directories(fs::path(path).parent_path());
         // Unique per process and write: two job threads of one `batch` may keep the same journal at once.
         static std::atomic<unsigned> writes{0};

@@ -1,5 +1,5 @@
 #pragma once
-// The convolution shapes a render's first group met, kept for the next render on this machine.
+// The convolution shapes and other first uses a render's first group met, kept for the next render on this machine.
 //
 // On by default on a GPU (LSYNC_FIRST_USE_JOURNAL=0 turns it off): the 1.5 render stage 1.7-2.3 % shorter, in ten of
 // ten paired runs on two H100s and an H200 (docs/performance-notes.md sections 36-37). On a GPU, the render's first
@@ -10,9 +10,14 @@
 // blocks, per stream) is paid there and not in the first group, where it runs 2-3x slower beside the face pass's and
 // the packing's copies (sections 35-36). A missing, unreadable or damaged journal only means no pre-warm (the render
 // never fails for it); one unlike the shapes met is replaced.
+// Beside the convolutions, the journal keeps the GEMMs and a few other operations of the first group (ops/op_journal.h:
+// cuBLAS's first uses, a resample's, the align's reductions), recorded by the first render that finds none kept and
+// met after the convolutions; their recording boxes every operation's arguments on the worker's thread, so it is not
+// repeated while the convolutions stay the same.
 
 #include "core/user_cache.h"  // first_use_journal_enabled(), first_use_dir()
 #include "ops/conv_journal.h"
+#include "ops/op_journal.h"
 
 #include <torch/torch.h>
 
@@ -21,6 +26,13 @@
 
 namespace lsync::pipeline {
 
+/// What a journal holds: the convolutions, then the other operations, in the order first met.
+struct FirstUseJournal {
+    std::vector<ops::ConvShape> convs;
+    std::vector<ops::OpCall> ops;
+    bool empty() const { return convs.empty() && ops.empty(); }
+};
+
 /// What a journal is kept for: what changes the shapes met (the model, its dtype) or what their first use does (the
 /// GPU, LibTorch's and cuDNN's versions).
 std::string first_use_key(const std::string& model, torch::ScalarType dtype, const torch::Device& device);
@@ -28,13 +40,13 @@ std::string first_use_key(const std::string& model, torch::ScalarType dtype, con
 /// `dir`/<a hash of `key`>.json.
 std::string first_use_path(const std::string& dir, const std::string& key);
 
-/// The shapes kept under `key` at `path`: none when the file is missing, or (with a warning on the log) when it is
-/// larger than 1 MiB, not a journal, kept under another key, or holds a shape out of bounds. Never throws.
-std::vector<ops::ConvShape> read_first_use_journal(const std::string& path, const std::string& key);
+/// The journal kept under `key` at `path`: empty when the file is missing, or (with a warning on the log) when it is
+/// larger than 1 MiB, not a journal, kept under another key, or holds a shape or call out of bounds
+/// (ops::valid_op_call). A journal of the first version (convolutions only) has no calls. Never throws.
+FirstUseJournal read_first_use_journal(const std::string& path, const std::string& key);
 
 /// Writes the journal (a temporary file renamed over `path`, its folder made if missing); false, with the reason
 /// on the debug log, when it cannot. Never throws.
-bool write_first_use_journal(const std::string& path, const std::string& key,
-                             const std::vector<ops::ConvShape>& shapes);
+bool write_first_use_journal(const std::string& path, const std::string& key, const FirstUseJournal& journal);
 
 }  // namespace lsync::pipeline

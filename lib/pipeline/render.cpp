@@ -397,10 +397,11 @@ void run_passes(RenderJob& job, RenderWorkDir& work, const media::VideoWriterOpt
     // render thread waits for the first worker's models in step 3, so the audio's first pass no longer runs in
     // front of them. On the CPU they load in step 3.
     // The first-use journal (first_use_journal.h; on by default, LSYNC_FIRST_USE_JOURNAL=0 turns it off): the
-    // convolution shapes the last render of this model and GPU met in its first group are met by the first worker
-    // on its own thread and stream while the models load, and this render's are kept for the next.
+    // convolution shapes (and GEMMs and a few other operations) the last render of this model and GPU met in its
+    // first group are met by the first worker on its own thread and stream while the models load, and this
+    // render's are kept for the next.
     std::string journal_path, journal_key;
-    std::vector<ops::ConvShape> journal_read, prewarm;
+    FirstUseJournal journal_read, prewarm;
     if (device.is_cuda() && first_use_journal_enabled()) {
         journal_key = first_use_key(model_variant_name(o.model), job.dtype, device);
         journal_path = first_use_path(first_use_dir(), journal_key);
@@ -596,9 +597,11 @@ void run_passes(RenderJob& job, RenderWorkDir& work, const media::VideoWriterOpt
     if (repeats_a_device(job.devices)) workers->wait_loaded();
     const FirstSetup first = workers->first_setup();  // rethrows a failed load's error
     std::shared_ptr<ops::ConvJournal> journal;  // the first group's convolutions, for the next render
+    std::shared_ptr<ops::OpJournal> op_journal;  // and its other operations, when the journal read has none
     if (!journal_path.empty()) {
         journal = std::make_shared<ops::ConvJournal>();
-        workers->record_first_group(journal);
+        if (journal_read.ops.empty()) op_journal = std::make_shared<ops::OpJournal>();
+        workers->record_first_group(journal, op_journal);
     }
     const RenderModels models = first.models;
     const int64_t batch = first.batch;
@@ -687,9 +690,14 @@ void run_passes(RenderJob& job, RenderWorkDir& work, const media::VideoWriterOpt
     });
     workers->wait_loaded();  // a device that failed to load after the last result fails the render too
     summary.prewarmed_convs = workers->prewarmed_convs();
+    summary.prewarmed_ops = workers->prewarmed_ops();
     if (journal) {
-        const auto met = journal->shapes();
-        if (!met.empty() && met != journal_read) write_first_use_journal(journal_path, journal_key, met);
+        // The operations read are kept while the convolutions met are those read (the same render's shapes); when
+        // the convolutions change, the operations are recorded again by the next render.
+        FirstUseJournal met{journal->shapes(), op_journal ? op_journal->calls() : journal_read.ops};
+        if (!op_journal && met.convs != journal_read.convs) met.ops.clear();
+        if (!met.convs.empty() && (met.convs != journal_read.convs || met.ops != journal_read.ops))
+            write_first_use_journal(journal_path, journal_key, met);
     }
     summary.oom_retries += queue.oom_retries();
     clock.seconds[ThreadClock::Workers] = queue.wait_seconds();

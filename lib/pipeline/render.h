@@ -122,6 +122,7 @@ struct RenderSummary {
     int64_t render_graph_captures = 0;  ///< UNet graphs the workers captured in their groups (not in a warm-up)
     double face_pass_held_seconds = 0;  ///< the face pass's wait (LSYNC_FACE_PASS_HOLD=1), part of its stage
     int64_t prewarmed_convs = 0;  ///< convolution shapes the first-use pre-warm met (first_use_journal.h)
+    int64_t prewarmed_ops = 0;    ///< and calls of other operations (GEMMs and a few more)
     double fps = 0;
     double seconds = 0;          ///< wall time of the whole render
     /// Of it, the end of the passes after the output was written: the workers (their threads, CUDA graphs and

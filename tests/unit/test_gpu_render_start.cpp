@@ -26,6 +26,7 @@
 #include <filesystem>
 #include <fstream>
 #include <map>
+#include <set>
 
 using namespace lsync;
 using namespace lsync::pipeline;
@@ -156,7 +157,8 @@ TEST_CASE("a GPU render whose face pass was held gives the frames of one whose p
     require_same(held, free_pass);
 }
 
-TEST_CASE("a GPU render keeps its first group's convolutions, and the next meets them first with the same frames",
+TEST_CASE("a GPU render keeps its first group's convolutions and GEMMs, and the next meets them first with the "
+          "same frames",
           "[gpu][render]") {
     LSYNC_NEED_GPU();
     test::ScratchDir dir("gpu_render_first_use");
@@ -170,18 +172,21 @@ TEST_CASE("a GPU render keeps its first group's convolutions, and the next meets
             ::unsetenv("LSYNC_FIRST_USE_DIR");
         }
     } journal(dir.path() / "journal");
-    const auto run = [&](const std::string& name, int64_t& prewarmed) {
+    const auto run = [&](const std::string& name, int64_t& prewarmed, int64_t& prewarmed_ops) {
         RenderOptions o = test::render_tiny_options(dir.path() / name, "cuda");
         o.seed = 7;
         Seen seen;
         o.probe = &seen;
         RenderObserver quiet;
-        prewarmed = render(o, quiet).prewarmed_convs;
+        const auto summary = render(o, quiet);
+        prewarmed = summary.prewarmed_convs;
+        prewarmed_ops = summary.prewarmed_ops;
         return seen;
     };
-    int64_t first_prewarmed = -1, second_prewarmed = -1;
-    const Seen first = run("first.mkv", first_prewarmed);
+    int64_t first_prewarmed = -1, second_prewarmed = -1, first_ops = -1, second_ops = -1;
+    const Seen first = run("first.mkv", first_prewarmed, first_ops);
     CHECK(first_prewarmed == 0);  // no journal yet
+    CHECK(first_ops == 0);
     std::vector<std::filesystem::path> files;
     for (const auto& e : std::filesystem::directory_iterator(dir.path() / "journal")) files.push_back(e.path());
     REQUIRE(files.size() == 1);
@@ -192,7 +197,17 @@ TEST_CASE("a GPU render keeps its first group's convolutions, and the next meets
     bool nhwc_fp16 = false;  // the UNet's CUDA path runs channels_last in half precision
     for (const auto& c : convs) nhwc_fp16 |= c.at("layout")[0] == "nhwc" && c.at("dtype") == "float16";
     CHECK(nhwc_fp16);
-    const Seen second = run("second.mkv", second_prewarmed);
+    // The GEMMs and the other journaled operations, recorded on the GPU and all valid to meet again.
+    const auto calls = doc.at("ops");
+    REQUIRE(calls.size() > 0);
+    std::set<std::string> names;
+    for (const auto& c : calls) {
+        names.insert(c.at("op").get<std::string>());
+        CHECK(c.at("device") == "cuda");
+    }
+    CHECK((names.count("aten::addmm") + names.count("aten::mm")) > 0);
+    const Seen second = run("second.mkv", second_prewarmed, second_ops);
     CHECK(second_prewarmed == static_cast<int64_t>(convs.size()));
+    CHECK(second_ops == static_cast<int64_t>(calls.size()));  // each met (none refused by ATen)
     require_same(second, first);
 }

@@ -1466,11 +1466,27 @@ TEST_CASE("first-use journal: kept and read back under its key, damaged or hosti
     const auto path = first_use_path((dir.path() / "sub").string(), key);  // its folder is made
     CHECK(path == first_use_path((dir.path() / "sub").string(), key));
     CHECK(read_first_use_journal(path, key).empty());  // none yet
-    REQUIRE(write_first_use_journal(path, key, {a, b}));
+    ops::OpCall addmm;
+    addmm.name = "aten::addmm";
+    addmm.cuda = true;
+    addmm.args = {{{"sizes", {320}}, {"strides", {1}}, {"offset", 0}, {"dtype", "float16"}},
+                  {{"sizes", {65536, 320}}, {"strides", {320, 1}}, {"offset", 0}, {"dtype", "float16"}},
+                  {{"sizes", {320, 320}}, {"strides", {1, 320}}, {"offset", 0}, {"dtype", "float16"}},
+                  1,
+                  1.0};
+    ops::OpCall sum;
+    sum.name = "aten::sum";
+    sum.overload = "dim_IntList";
+    sum.args = {{{"sizes", {2, 3}}, {"strides", {3, 1}}, {"offset", 4}, {"dtype", "float32"}}, {-1}, false, nullptr};
+    REQUIRE(write_first_use_journal(path, key, {{a, b}, {addmm, sum}}));
     const auto back = read_first_use_journal(path, key);
-    REQUIRE(back.size() == 2);
-    CHECK((back[0] == a));
-    CHECK((back[1] == b));
+    REQUIRE(back.convs.size() == 2);
+    CHECK((back.convs[0] == a));
+    CHECK((back.convs[1] == b));
+    REQUIRE(back.ops.size() == 2);
+    CHECK((back.ops[0] == addmm));
+    CHECK((back.ops[1] == sum));
+    CHECK(back.ops[0].args[4].is_number_float());  // a float stays a float (a Scalar's kind)
     CHECK(read_first_use_journal(path, key + " other").empty());  // another machine's or model's
 
     const auto with_text = [&](const std::string& text) {
@@ -1478,10 +1494,46 @@ TEST_CASE("first-use journal: kept and read back under its key, damaged or hosti
         return read_first_use_journal(path, key);  // never throws
     };
     const std::string head = R"({"format":"latentsync-first-use","version":1,"key":)" + nlohmann::json(key).dump();
-    const auto one = [&](const std::string& conv) { return with_text(head + R"(,"convs":[)" + conv + "]}"); };
+    const auto one = [&](const std::string& conv) { return with_text(head + R"(,"convs":[)" + conv + "]}").convs; };
     const std::string good =
         R"({"input":[2,8,16,16],"weight":[4,8,3,3],"layout":["nchw","nhwc"],"dtype":"float32","geometry":[1,1]})";
     CHECK(one(good).size() == 1);
+    // The operations: a journal without them (the first version's) has none; one bad call and none are used.
+    const auto with_op = [&](const std::string& op) {
+        return with_text(head + R"(,"convs":[)" + good + R"(],"ops":[)" + op + "]}");
+    };
+    const std::string good_op = R"({"op":"aten::mm","overload":"","device":"cuda","args":[)"
+                                R"({"sizes":[3,5],"strides":[5,1],"offset":0,"dtype":"float16"},)"
+                                R"({"sizes":[5,7],"strides":[1,5],"offset":0,"dtype":"float16"}]})";
+    CHECK(with_op(good_op).ops.size() == 1);
+    CHECK(with_op(good_op).convs.size() == 1);
+    for (const char* bad : {
+             R"({"op":"aten::index_select","overload":"","device":"cuda","args":[)"
+             R"({"sizes":[3],"strides":[1],"offset":0,"dtype":"float16"},0,)"
+             R"({"sizes":[3],"strides":[1],"offset":0,"dtype":"int64"}]})",  // reads indices: not journaled
+             R"({"op":"aten::mm","overload":"","device":"tpu","args":[)"
+             R"({"sizes":[3,5],"strides":[5,1],"offset":0,"dtype":"float16"}]})",
+             R"({"op":"aten::mm","overload":"","device":"cuda","args":[)"
+             R"({"sizes":[65536,65536],"strides":[65536,1],"offset":0,"dtype":"float16"}]})",  // 2^32 elements
+             R"({"op":"aten::mm","overload":"","device":"cuda","args":[)"
+             R"({"sizes":[3,5],"strides":[5,-1],"offset":0,"dtype":"float16"}]})",
+             R"({"op":"aten::mm","overload":"","device":"cuda","args":[)"
+             R"({"sizes":[3,5],"strides":[5,1],"offset":268435455,"dtype":"float16"}]})",  // past the bound
+             R"({"op":"aten::mm","overload":"","device":"cuda","args":[)"
+             R"({"sizes":[3,5],"strides":[5,1],"offset":0,"dtype":"complex64"}]})",
+             R"({"op":"aten::mm","overload":"","device":"cuda","args":[)"
+             R"({"sizes":[1,1,1,1,1,1,1,1,1],"strides":[1,1,1,1,1,1,1,1,1],"offset":0,"dtype":"float16"}]})",
+             R"({"op":"aten::mm","overload":"","device":"cuda","args":["a string"]})",
+             R"({"op":"aten::mm","overload":"","device":"cuda","args":[99999999]})",
+             R"({"op":"aten::mm","overload":"","device":"cuda","args":[[1,2.5]]})",
+             R"({"op":"aten::mm","overload":"","device":"cuda","args":[3]})",  // no tensor
+             R"({"op":"aten::mm","overload":"","device":"cuda"})"}) {
+        INFO(bad);
+        CHECK(with_op(good_op + "," + bad).empty());
+    }
+    std::string many_ops;
+    for (size_t i = 0; i <= ops::OpJournal::kMaxCalls; ++i) many_ops += (i ? "," : "") + good_op;
+    CHECK(with_op(many_ops).empty());
     CHECK(with_text("").empty());
     CHECK(with_text("not json").empty());
     CHECK(with_text(std::string(100000, '[')).empty());
@@ -1511,8 +1563,8 @@ TEST_CASE("first-use journal: kept and read back under its key, damaged or hosti
     // Nothing is written where it cannot be: a file where the folder should be.
     const auto blocked = first_use_path((dir.path() / "file" / "sub").string(), key);
     std::ofstream(dir.path() / "file") << "x";
-    CHECK_FALSE(write_first_use_journal(blocked, key, {a}));
-    CHECK_FALSE(write_first_use_journal("", key, {a}));
+    CHECK_FALSE(write_first_use_journal(blocked, key, {{a}, {}}));
+    CHECK_FALSE(write_first_use_journal("", key, {{a}, {}}));
 
     ::setenv("LSYNC_FIRST_USE_DIR", dir.path().c_str(), 1);
     CHECK(first_use_dir() == dir.path().string());
@@ -1539,11 +1591,16 @@ TEST_CASE("first-use pre-warm: the first worker meets the shapes before its firs
         return done();
     };
     {
-        // A slow load: every shape is met while it is under way; its failure still reaches the render.
+        // A slow load: every shape and call is met while it is under way; its failure still reaches the render.
+        ops::OpCall mm;
+        mm.name = "aten::mm";
+        const nlohmann::json t = {{"sizes", {4, 4}}, {"strides", {4, 1}}, {"offset", 0}, {"dtype", "float32"}};
+        mm.args = {t, t};
         std::promise<ChunkWorkerSetup> load;
-        ChunkWorkers workers(loading_of(load), false, false, [](const std::string&) {}, false, {}, {s, s, s},
-                             torch::kCPU);
-        CHECK(eventually([&] { return workers.prewarmed_convs() == 3; }));
+        ChunkWorkers workers(loading_of(load), false, false, [](const std::string&) {}, false, {},
+                             {{s, s, s}, {mm, mm}}, torch::kCPU);
+        CHECK(eventually([&] { return workers.prewarmed_ops() == 2; }));
+        CHECK(workers.prewarmed_convs() == 3);
         CHECK_FALSE(workers.first_loaded());
         load.set_exception(std::make_exception_ptr(Error(ErrorCode::Weights, "UNet not found (test)")));
         CHECK_THROWS_AS(workers.wait_loaded(), Error);
@@ -1552,7 +1609,7 @@ TEST_CASE("first-use pre-warm: the first worker meets the shapes before its firs
     ops::ConvShape large = s;
     large.input = {8, 64, 64, 64};
     large.weight = {64, 64, 3, 3};
-    const std::vector<ops::ConvShape> many(100000, large);
+    const FirstUseJournal many{std::vector<ops::ConvShape>(100000, large), {}};
     {
         // Models ready first: handed over at once, the render thread need not wait for the pre-warm.
         const RenderModels models = test::tiny_random_models();

@@ -12,6 +12,7 @@
 #include "ops/attention.h"
 #include "ops/conv.h"
 #include "ops/conv_journal.h"
+#include "ops/op_journal.h"
 #include "ops/geglu.h"
 #include "ops/layer_norm.h"
 #include "ops/memory_layout.h"
@@ -552,6 +553,76 @@ TEST_CASE("UNet: a forward's convolutions are recorded once per shape, cover eve
     // Each shape can be made again from the record alone.
     CHECK(ops::meet_convs(shapes, torch::kCPU) == static_cast<int64_t>(shapes.size()));
     CHECK(ops::meet_convs(shapes, torch::kCPU, [] { return false; }) == 0);
+}
+
+TEST_CASE("UNet: a forward's matrix products are recorded as ATen runs them, once each, and run again",
+          "[unet]") {
+    // The journal's other operations (ops/op_journal.h): the GEMMs at::linear and the attention pick, recorded
+    // where ATen dispatches them, so the next render's first worker can meet them while its models load.
+    auto unet = tiny_unet();
+    const auto g = read_all(golden("unet_golden.safetensors"));
+    torch::NoGradGuard no_grad;
+    ops::OpJournal journal;
+    {
+        ops::OpRecording recording(&journal);
+        (void)unet->forward(g.at("sample"), g.at("timestep_a"), g.at("encoder_hidden_states"));
+    }
+    const auto calls = journal.calls();
+    REQUIRE(!calls.empty());
+    std::set<std::string> names;
+    bool transposed_weight = false;  // at::linear's weight.t(): the stride that says cuBLAS's transposition
+    for (size_t i = 0; i < calls.size(); ++i) {
+        const auto& c = calls[i];
+        names.insert(c.name);
+        CHECK(ops::journaled_op(c.name));
+        CHECK(ops::valid_op_call(c));
+        CHECK_FALSE(c.cuda);
+        for (size_t j = 0; j < i; ++j) CHECK_FALSE(c == calls[j]);  // each call once
+        if (c.name == "aten::addmm" || c.name == "aten::mm") {
+            const auto& mat2 = c.args[c.name == "aten::mm" ? 1 : 2];
+            REQUIRE(mat2.is_object());
+            transposed_weight |= mat2.at("strides")[0] == 1 && mat2.at("strides")[1] != 1;
+        }
+    }
+    CHECK((names.count("aten::addmm") + names.count("aten::mm")) > 0);
+    CHECK((names.count("aten::bmm") + names.count("aten::baddbmm")) > 0);  // the attention's products
+    CHECK(transposed_weight);
+    // Nothing is recorded outside a recording, nor from another thread during one.
+    (void)unet->forward(g.at("sample"), g.at("timestep_b"), g.at("encoder_hidden_states"));
+    CHECK(journal.calls().size() == calls.size());
+    {
+        ops::OpRecording recording(&journal);
+        std::thread([] { (void)torch::mm(torch::ones({3, 5}), torch::ones({5, 7})); }).join();
+    }
+    CHECK(journal.calls().size() == calls.size());
+    // Each call can be made again from the record alone; none where the device differs or when told to stop.
+    CHECK(ops::meet_ops(calls, torch::kCPU) == static_cast<int64_t>(calls.size()));
+    CHECK(ops::meet_ops(calls, torch::kCPU, [] { return false; }) == 0);
+    auto on_gpu = calls;
+    for (auto& c : on_gpu) c.cuda = true;
+    CHECK(ops::meet_ops(on_gpu, torch::kCPU) == 0);
+    // A call ATen refuses (sizes that do not agree) or whose arguments do not fit the schema is skipped.
+    ops::OpCall bad;
+    bad.name = "aten::mm";
+    const nlohmann::json a = {{"sizes", {3, 5}}, {"strides", {5, 1}}, {"offset", 0}, {"dtype", "float32"}};
+    const nlohmann::json b = {{"sizes", {4, 7}}, {"strides", {7, 1}}, {"offset", 2}, {"dtype", "float32"}};
+    bad.args = {a, b};
+    CHECK(ops::valid_op_call(bad));
+    CHECK(ops::meet_ops({bad}, torch::kCPU) == 0);
+    bad.args = {a};
+    CHECK(ops::meet_ops({bad}, torch::kCPU) == 0);
+    auto good = bad;
+    good.args = {a, {{"sizes", {5, 7}}, {"strides", {1, 5}}, {"offset", 3}, {"dtype", "float32"}}};
+    CHECK(ops::meet_ops({good}, torch::kCPU) == 1);
+    // A journal keeps each call once and at most kMaxCalls.
+    ops::OpJournal many;
+    for (size_t k = 0; k <= ops::OpJournal::kMaxCalls + 10; ++k) {
+        auto c = good;
+        c.args[0]["offset"] = k;
+        many.add(c);
+        many.add(c);
+    }
+    CHECK(many.calls().size() == ops::OpJournal::kMaxCalls);
 }
 
 TEST_CASE("UNet: outputs match the official implementation (fp32 CPU)", "[unet][golden]") {

@@ -1,0 +1,237 @@
+#include "ops/op_journal.h"
+
+#include "core/device_transfer.h"
+
+#include <ATen/core/dispatch/Dispatcher.h>
+#include <ATen/record_function.h>
+
+#include <algorithm>
+#include <array>
+#include <cmath>
+#include <optional>
+#include <utility>
+
+namespace lsync::ops {
+
+namespace {
+
+using nlohmann::json;
+
+// The journal this thread records into (OpRecording); null almost always.
+thread_local OpJournal* t_journal = nullptr;
+
+constexpr int64_t kMaxDims = 8;
+constexpr int64_t kMaxInt = int64_t{1} << 16;
+constexpr int64_t kMaxStorage = int64_t{1} << 28;  // elements: 512 MiB of fp16 per tensor
+constexpr size_t kMaxArgs = 32;
+constexpr size_t kMaxList = 16;
+
+constexpr std::array<std::pair<torch::ScalarType, const char*>, 8> kDtypes{{{torch::kHalf, "float16"},
+                                                                            {torch::kBFloat16, "bfloat16"},
+                                                                            {torch::kFloat, "float32"},
+                                                                            {torch::kDouble, "float64"},
+                                                                            {torch::kLong, "int64"},
+                                                                            {torch::kInt, "int32"},
+                                                                            {torch::kByte, "uint8"},
+                                                                            {torch::kBool, "bool"}}};
+
+const char* dtype_name(torch::ScalarType t) {
+    for (const auto& [type, name] : kDtypes)
+        if (type == t) return name;
+    return nullptr;
+}
+
+std::optional<torch::ScalarType> dtype_named(const json& j) {
+    if (!j.is_string()) return std::nullopt;
+    for (const auto& [type, name] : kDtypes)
+        if (j == name) return type;
+    return std::nullopt;
+}
+
+// The elements a tensor of these sizes and strides spans from its offset (0 when it has none).
+int64_t span_of(const std::vector<int64_t>& sizes, const std::vector<int64_t>& strides) {
+    int64_t span = 1;
+    for (size_t i = 0; i < sizes.size(); ++i) {
+        if (sizes[i] == 0) return 0;
+        span += (sizes[i] - 1) * strides[i];
+    }
+    return span;
+}
+
+// A recorded argument in the journal's form, or nothing for a kind that is not kept.
+std::optional<json> arg_json(const c10::IValue& v, std::optional<bool>& cuda) {
+    if (v.isNone()) return json();
+    if (v.isBool()) return json(v.toBool());
+    if (v.isInt()) return json(v.toInt());
+    if (v.isDouble()) return json(v.toDouble());
+    if (v.isIntList()) return json(v.toIntVector());
+    if (v.isDoubleList()) return json(v.toDoubleVector());
+    if (!v.isTensor()) return std::nullopt;
+    const auto& t = v.toTensor();
+    if (!t.defined()) return json();
+    const char* dtype = dtype_name(t.scalar_type());
+    if (!dtype || t.layout() != torch::kStrided || t.is_quantized() || !(t.is_cuda() || t.is_cpu())) return std::nullopt;
+    if (cuda && *cuda != t.is_cuda()) return std::nullopt;  // tensors on two kinds of device
+    cuda = t.is_cuda();
+    return json{{"sizes", t.sizes().vec()}, {"strides", t.strides().vec()}, {"offset", t.storage_offset()},
+                {"dtype", dtype}};
+}
+
+std::unique_ptr<at::ObserverContext> on_op(const at::RecordFunction& fn) {
+    OpJournal* journal = t_journal;
+    if (!journal) return nullptr;
+    const auto op = fn.operator_name();
+    if (!op || !journaled_op(op->name)) return nullptr;
+    OpCall call;
+    call.name = op->name;
+    call.overload = op->overload_name;
+    std::optional<bool> cuda;
+    for (const auto& v : fn.inputs()) {
+        auto a = arg_json(v, cuda);
+        if (!a) return nullptr;
+        call.args.push_back(std::move(*a));
+    }
+    if (!cuda) return nullptr;  // no tensor: nothing to place
+    call.cuda = *cuda;
+    if (valid_op_call(call)) journal->add(std::move(call));
+    return nullptr;
+}
+
+bool valid_int(const json& j) {
+    return j.is_number_integer() && j.get<int64_t>() >= -kMaxInt && j.get<int64_t>() <= kMaxInt;
+}
+
+std::optional<std::vector<int64_t>> int_list(const json& j, int64_t min, int64_t max, size_t max_size) {
+    if (!j.is_array() || j.size() > max_size) return std::nullopt;
+    std::vector<int64_t> out;
+    for (const auto& e : j) {
+        if (!e.is_number_integer()) return std::nullopt;
+        const auto v = e.get<int64_t>();
+        if (v < min || v > max) return std::nullopt;
+        out.push_back(v);
+    }
+    return out;
+}
+
+bool valid_tensor(const json& j) {
+    if (!j.is_object() || j.size() != 4 || !dtype_named(j.value("dtype", json()))) return false;
+    const auto sizes = int_list(j.value("sizes", json()), 0, kMaxStorage, kMaxDims);
+    const auto strides = int_list(j.value("strides", json()), 0, kMaxStorage, kMaxDims);
+    const auto offset = j.value("offset", json());
+    if (!sizes || !strides || sizes->size() != strides->size() || !offset.is_number_integer()) return false;
+    const auto o = offset.get<int64_t>();
+    // Each factor is below 2^28 and at most 8 terms are summed: no overflow before the bound is checked.
+    return o >= 0 && o <= kMaxStorage && span_of(*sizes, *strides) + o <= kMaxStorage;
+}
+
+bool valid_arg(const json& j) {
+    if (j.is_null() || j.is_boolean() || valid_int(j)) return true;
+    if (j.is_number_float()) return std::isfinite(j.get<double>());
+    if (j.is_array()) {
+        if (j.size() > kMaxList) return false;
+        return std::all_of(j.begin(), j.end(), valid_int) ||
+               std::all_of(j.begin(), j.end(), [](const json& e) {
+                   return e.is_number_float() && std::isfinite(e.get<double>());
+               });
+    }
+    return valid_tensor(j);
+}
+
+c10::IValue ivalue_of(const json& j, const torch::Device& device) {
+    if (j.is_null()) return {};
+    if (j.is_boolean()) return j.get<bool>();
+    if (j.is_number_integer()) return j.get<int64_t>();
+    if (j.is_number_float()) return j.get<double>();
+    if (j.is_array()) {
+        // An empty list is an empty list of integers (a dims argument); a float list is never empty when recorded
+        // from a real call that matters here, and the schema check of the call refuses a wrong kind.
+        if (j.empty() || j[0].is_number_integer()) return j.get<std::vector<int64_t>>();
+        return j.get<std::vector<double>>();
+    }
+    const auto sizes = j["sizes"].get<std::vector<int64_t>>(), strides = j["strides"].get<std::vector<int64_t>>();
+    const auto offset = j["offset"].get<int64_t>();
+    const auto storage = torch::empty({offset + span_of(sizes, strides)},
+                                      torch::TensorOptions().device(device).dtype(*dtype_named(j["dtype"])));
+    return storage.as_strided(sizes, strides, offset);
+}
+
+}  // namespace
+
+bool OpCall::operator==(const OpCall& o) const {
+    return name == o.name && overload == o.overload && cuda == o.cuda && args == o.args;
+}
+
+bool journaled_op(const std::string& name) {
+    static const std::array<const char*, 14> kOps{
+        // cuBLAS(Lt): what at::linear and at::matmul pick, and the attention's own products.
+        "aten::mm", "aten::addmm", "aten::bmm", "aten::baddbmm",
+        // Resampling (the paste-back and the align's crops).
+        "aten::_upsample_bicubic2d_aa", "aten::upsample_bicubic2d", "aten::_upsample_bilinear2d_aa",
+        "aten::upsample_bilinear2d",
+        // The align's reductions and roundings.
+        "aten::sum", "aten::neg", "aten::floor",
+        // Fused attention (its plans; no indices without the variable-length arguments, which are not recorded).
+        "aten::_scaled_dot_product_flash_attention", "aten::_scaled_dot_product_efficient_attention",
+        "aten::_scaled_dot_product_cudnn_attention"};
+    return std::find(kOps.begin(), kOps.end(), name) != kOps.end();
+}
+
+bool valid_op_call(const OpCall& call) {
+    if (!journaled_op(call.name) || call.overload.size() > 64 || !call.args.is_array() ||
+        call.args.size() > kMaxArgs)
+        return false;
+    bool any_tensor = false;
+    for (const auto& a : call.args) {
+        if (!valid_arg(a)) return false;
+        any_tensor |= a.is_object();
+    }
+    return any_tensor;
+}
+
+void OpJournal::add(OpCall call) {
+    std::lock_guard<std::mutex> lock(mutex_);
+    if (calls_.size() >= kMaxCalls || std::find(calls_.begin(), calls_.end(), call) != calls_.end()) return;
+    calls_.push_back(std::move(call));
+}
+
+std::vector<OpCall> OpJournal::calls() const {
+    std::lock_guard<std::mutex> lock(mutex_);
+    return calls_;
+}
+
+OpRecording::OpRecording(OpJournal* journal) : previous_(t_journal) {
+    t_journal = journal;
+    if (!previous_)
+        handle_ = at::addThreadLocalCallback(
+            at::RecordFunctionCallback(&on_op).needsInputs(true).scopes({at::RecordScope::FUNCTION}));
+}
+
+OpRecording::~OpRecording() {
+    t_journal = previous_;
+    if (handle_) at::removeCallback(handle_);
+}
+
+int64_t meet_ops(const std::vector<OpCall>& calls, const torch::Device& device,
+                 const std::function<bool()>& keep_going) {
+    torch::NoGradGuard no_grad;
+    int64_t met = 0;
+    for (const auto& call : calls) {
+        if (keep_going && !keep_going()) break;
+        if (call.cuda != device.is_cuda() || !valid_op_call(call)) continue;
+        const auto op = c10::Dispatcher::singleton().findSchema({call.name, call.overload});
+        if (!op || op->schema().arguments().size() != call.args.size()) continue;
+        try {
+            torch::jit::Stack stack;
+            for (const auto& a : call.args) stack.push_back(ivalue_of(a, device));
+            // Uninitialised values may hold NaNs or infinities; nothing reads the results.
+            op->callBoxed(&stack);
+            ++met;
+        } catch (const c10::Error&) {
+            // A call ATen refuses (arguments of another kind than the schema's, sizes that do not agree): skipped.
+        }
+    }
+    if (met > 0) StreamMark(device).wait();  // the current stream; nothing to wait for on the CPU
+    return met;
+}
+
+}  // namespace lsync::ops

@@ -1,0 +1,77 @@
+#pragma once
+// The matrix products and a few other ATen operations a thread runs, recorded as ATen meets them, and a way to meet
+// the same ones again elsewhere: conv_journal.h's counterpart for what cuDNN does not run.
+//
+// The first group of a render pays first uses outside the convolutions too (docs/performance-notes.md section 38):
+// cuBLAS's per-thread handle and workspace, its heuristics and its lazily loaded kernels for each GEMM shape (the
+// align's mm, the VAE attention's baddbmm and bmm, the UNet's addmm and mm), and the first launch of a few other
+// kernels (the paste's antialiased bicubic resample, the align's reductions). Those calls are made inside ATen
+// (at::linear and at::matmul pick mm, addmm or bmm from their inputs' shapes and strides), so they are recorded where
+// ATen dispatches them, through a thread-local RecordFunction callback, and only for the operations of
+// journaled_op(): ones whose result depends on no value of their inputs (no indices), so that running them on
+// uninitialised tensors of the recorded sizes, strides and dtypes is safe.
+
+#include <nlohmann/json.hpp>
+#include <torch/torch.h>
+
+#include <functional>
+#include <mutex>
+#include <string>
+#include <vector>
+
+namespace lsync::ops {
+
+/// One call of an ATen operation: its schema name and overload, the device its tensors were on, and its arguments
+/// in the journal's own form (first_use_journal.h keeps them as they are here): null for None, a bool, an integer,
+/// a float, an array of integers or of floats, or a tensor {"sizes": [...], "strides": [...], "offset": n, "dtype":
+/// "float16"}. Only values of those kinds are recorded.
+struct OpCall {
+    std::string name;      ///< "aten::addmm"
+    std::string overload;  ///< "" for the plain form
+    bool cuda = false;     ///< else on the CPU
+    nlohmann::json args = nlohmann::json::array();
+    bool operator==(const OpCall& o) const;
+};
+
+/// Whether calls of `name` are recorded and met: the GEMMs and a few operations on floats that read no indices.
+bool journaled_op(const std::string& name);
+
+/// Whether `call` can be met: a journaled operation whose arguments are of the kinds above and within bounds (each
+/// tensor at most 2^28 elements of storage, at most 8 dimensions; integers at most 2^16 in size). A journal is read
+/// from a cache folder that other programs may write to, so every call read back is checked here.
+bool valid_op_call(const OpCall& call);
+
+/// The distinct calls recorded, in the order first met (thread-safe; at most kMaxCalls, the rest ignored).
+class OpJournal {
+public:
+    static constexpr size_t kMaxCalls = 1024;
+    void add(OpCall call);
+    std::vector<OpCall> calls() const;
+
+private:
+    mutable std::mutex mutex_;
+    std::vector<OpCall> calls_;
+};
+
+/// While alive, the journaled operations this thread dispatches go to `journal` (one recording per thread at a
+/// time; a nested one takes over until it ends). Recording boxes every operation's arguments on this thread, a few
+/// microseconds each, so a render records only when its journal has no calls yet.
+class OpRecording {
+public:
+    explicit OpRecording(OpJournal* journal);
+    ~OpRecording();
+    OpRecording(const OpRecording&) = delete;
+    OpRecording& operator=(const OpRecording&) = delete;
+
+private:
+    OpJournal* previous_;
+    uint64_t handle_ = 0;  ///< the RecordFunction callback this recording added (0: an outer one's is used)
+};
+
+/// Runs each call whose device is `device`'s kind (uninitialised tensors of its sizes, strides and dtypes) on the
+/// calling thread's current stream, and waits for them; `keep_going` is asked before each. A call that is not valid
+/// (valid_op_call), whose operation this LibTorch lacks, or that ATen refuses is skipped. Returns the calls met.
+int64_t meet_ops(const std::vector<OpCall>& calls, const torch::Device& device,
+                 const std::function<bool()>& keep_going = {});
+
+}  // namespace lsync::ops
