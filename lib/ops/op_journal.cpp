@@ -115,10 +115,11 @@ std::optional<std::vector<int64_t>> int_list(const json& j, int64_t min, int64_t
 
 bool valid_tensor(const json& j) {
     if (!j.is_object() || j.size() != 4 || !dtype_named(j.value("dtype", json()))) return false;
-    const auto sizes = int_list(j.value("sizes", json()), 0, kMaxStorage, kMaxDims);
+    const auto sizes = int_list(j.value("sizes", json()), 1, kMaxStorage, kMaxDims);
     const auto strides = int_list(j.value("strides", json()), 0, kMaxStorage, kMaxDims);
     const auto offset = j.value("offset", json());
-    if (!sizes || !strides || sizes->size() != strides->size() || !offset.is_number_integer()) return false;
+    if (!sizes || sizes->empty() || !strides || sizes->size() != strides->size() || !offset.is_number_integer())
+        return false;
     const auto o = offset.get<int64_t>();
     // Each factor is below 2^28 and at most 8 terms are summed: no overflow before the bound is checked.
     return o >= 0 && o <= kMaxStorage && span_of(*sizes, *strides) + o <= kMaxStorage;
@@ -148,10 +149,11 @@ c10::IValue ivalue_of(const json& j, const torch::Device& device) {
         if (j.empty() || j[0].is_number_integer()) return j.get<std::vector<int64_t>>();
         return j.get<std::vector<double>>();
     }
-    const auto sizes = j["sizes"].get<std::vector<int64_t>>(), strides = j["strides"].get<std::vector<int64_t>>();
-    const auto offset = j["offset"].get<int64_t>();
-    const auto storage = torch::empty({offset + span_of(sizes, strides)},
-                                      torch::TensorOptions().device(device).dtype(*dtype_named(j["dtype"])));
+    const auto sizes = j.at("sizes").get<std::vector<int64_t>>(), strides = j.at("strides").get<std::vector<int64_t>>();
+    const auto offset = j.at("offset").get<int64_t>();
+    // Zeros: an index read is in range (no dimension is empty), and no float is a NaN.
+    const auto storage = torch::zeros({offset + span_of(sizes, strides)},
+                                      torch::TensorOptions().device(device).dtype(*dtype_named(j.at("dtype"))));
     return storage.as_strided(sizes, strides, offset);
 }
 
@@ -162,15 +164,17 @@ bool OpCall::operator==(const OpCall& o) const {
 }
 
 bool journaled_op(const std::string& name) {
-    static const std::array<const char*, 14> kOps{
+    static const std::array<const char*, 19> kOps{
         // cuBLAS(Lt): what at::linear and at::matmul pick, and the attention's own products.
         "aten::mm", "aten::addmm", "aten::bmm", "aten::baddbmm",
-        // Resampling (the paste-back and the align's crops).
+        // Resampling and padding (the align's crops, the paste-back).
         "aten::_upsample_bicubic2d_aa", "aten::upsample_bicubic2d", "aten::_upsample_bilinear2d_aa",
-        "aten::upsample_bilinear2d",
+        "aten::upsample_bilinear2d", "aten::reflection_pad2d", "aten::grid_sampler_2d", "aten::cudnn_grid_sampler",
         // The align's reductions and roundings.
         "aten::sum", "aten::neg", "aten::floor",
-        // Fused attention (its plans; no indices without the variable-length arguments, which are not recorded).
+        // The paste-back's index reads and writes: met on zero indices, always in range (valid_op_call).
+        "aten::gather", "aten::index_copy_",
+        // Fused attention (its plans; these overloads take no offsets or indices).
         "aten::_scaled_dot_product_flash_attention", "aten::_scaled_dot_product_efficient_attention",
         "aten::_scaled_dot_product_cudnn_attention"};
     return std::find(kOps.begin(), kOps.end(), name) != kOps.end();
@@ -189,6 +193,7 @@ bool valid_op_call(const OpCall& call) {
 }
 
 void OpJournal::add(OpCall call) {
+    if (call.cuda != cuda_) return;
     std::lock_guard<std::mutex> lock(mutex_);
     if (calls_.size() >= kMaxCalls || std::find(calls_.begin(), calls_.end(), call) != calls_.end()) return;
     calls_.push_back(std::move(call));

@@ -8,8 +8,9 @@
 // kernels (the paste's antialiased bicubic resample, the align's reductions). Those calls are made inside ATen
 // (at::linear and at::matmul pick mm, addmm or bmm from their inputs' shapes and strides), so they are recorded where
 // ATen dispatches them, through a thread-local RecordFunction callback, and only for the operations of
-// journaled_op(): ones whose result depends on no value of their inputs (no indices), so that running them on
-// uninitialised tensors of the recorded sizes, strides and dtypes is safe.
+// journaled_op(), which are met again on zero-filled tensors of the recorded sizes, strides and dtypes: the GEMMs and
+// operations on floats, whose kernels and plans depend on no value, and a few that read indices (the paste-back's
+// gather and index_copy_), for which zero is in range since no journaled tensor has an empty dimension.
 
 #include <nlohmann/json.hpp>
 #include <torch/torch.h>
@@ -33,22 +34,26 @@ struct OpCall {
     bool operator==(const OpCall& o) const;
 };
 
-/// Whether calls of `name` are recorded and met: the GEMMs and a few operations on floats that read no indices.
+/// Whether calls of `name` are recorded and met (the list and why each is safe: op_journal.cpp).
 bool journaled_op(const std::string& name);
 
 /// Whether `call` can be met: a journaled operation whose arguments are of the kinds above and within bounds (each
-/// tensor at most 2^28 elements of storage, at most 8 dimensions; integers at most 2^16 in size). A journal is read
-/// from a cache folder that other programs may write to, so every call read back is checked here.
+/// tensor at most 2^28 elements of storage, 1 to 8 dimensions of at least 1; integers at most 2^16 in size). A
+/// journal is read from a cache folder that other programs may write to, so every call read back is checked here.
 bool valid_op_call(const OpCall& call);
 
-/// The distinct calls recorded, in the order first met (thread-safe; at most kMaxCalls, the rest ignored).
+/// The distinct calls recorded, in the order first met (thread-safe; at most kMaxCalls, the rest ignored). Only
+/// calls on `device`'s kind are kept: a GPU render's worker also runs small operations on the CPU, whose first use
+/// is not the GPU's.
 class OpJournal {
 public:
     static constexpr size_t kMaxCalls = 1024;
+    explicit OpJournal(torch::DeviceType device = torch::kCPU) : cuda_(device == torch::kCUDA) {}
     void add(OpCall call);
     std::vector<OpCall> calls() const;
 
 private:
+    bool cuda_;
     mutable std::mutex mutex_;
     std::vector<OpCall> calls_;
 };
@@ -68,7 +73,7 @@ private:
     uint64_t handle_ = 0;  ///< the RecordFunction callback this recording added (0: an outer one's is used)
 };
 
-/// Runs each call whose device is `device`'s kind (uninitialised tensors of its sizes, strides and dtypes) on the
+/// Runs each call whose device is `device`'s kind (zero-filled tensors of its sizes, strides and dtypes) on the
 /// calling thread's current stream, and waits for them; `keep_going` is asked before each. A call that is not valid
 /// (valid_op_call), whose operation this LibTorch lacks, or that ATen refuses is skipped. Returns the calls met.
 int64_t meet_ops(const std::vector<OpCall>& calls, const torch::Device& device,

@@ -600,7 +600,7 @@ void run_passes(RenderJob& job, RenderWorkDir& work, const media::VideoWriterOpt
     std::shared_ptr<ops::OpJournal> op_journal;  // and its other operations, when the journal read has none
     if (!journal_path.empty()) {
         journal = std::make_shared<ops::ConvJournal>();
-        if (journal_read.ops.empty()) op_journal = std::make_shared<ops::OpJournal>();
+        if (journal_read.ops.empty()) op_journal = std::make_shared<ops::OpJournal>(device.type());
         workers->record_first_group(journal, op_journal);
     }
     const RenderModels models = first.models;

@@ -614,6 +614,17 @@ TEST_CASE("UNet: a forward's matrix products are recorded as ATen runs them, onc
     auto good = bad;
     good.args = {a, {{"sizes", {5, 7}}, {"strides", {1, 5}}, {"offset", 3}, {"dtype", "float32"}}};
     CHECK(ops::meet_ops({good}, torch::kCPU) == 1);
+    // A journal of GPU calls keeps none of the CPU's.
+    ops::OpJournal gpu_only(torch::kCUDA);
+    for (const auto& c : calls) gpu_only.add(c);
+    CHECK(gpu_only.calls().empty());
+    // An index read is met on zero indices, in range since no journaled tensor has an empty dimension.
+    ops::OpCall gather;
+    gather.name = "aten::gather";
+    gather.args = {a, 1, {{"sizes", {3, 9}}, {"strides", {9, 1}}, {"offset", 0}, {"dtype", "int64"}}, false};
+    CHECK(ops::meet_ops({gather}, torch::kCPU) == 1);
+    gather.args[0]["sizes"] = {3, 0};
+    CHECK_FALSE(ops::valid_op_call(gather));
     // A journal keeps each call once and at most kMaxCalls.
     ops::OpJournal many;
     for (size_t k = 0; k <= ops::OpJournal::kMaxCalls + 10; ++k) {
