@@ -409,6 +409,8 @@ void run_passes(RenderJob& job, RenderWorkDir& work, const media::VideoWriterOpt
         // Not under a --vram-budget: the planner counts the models as the allocator's live bytes, which a
         // pre-warm under way would add to.
         if (o.vram_budget_gib <= 0) prewarm = journal_read;
+        // LSYNC_FIRST_USE_OPS=0: convolutions only, neither recorded nor met otherwise (for measurements).
+        if (!env::flag("LSYNC_FIRST_USE_OPS", true)) prewarm.ops.clear();
     }
     std::unique_ptr<ChunkWorkers> workers;
     const auto start_workers = [&](std::vector<std::future<ChunkWorkerSetup>> loading,
@@ -600,7 +602,8 @@ void run_passes(RenderJob& job, RenderWorkDir& work, const media::VideoWriterOpt
     std::shared_ptr<ops::OpJournal> op_journal;  // and its other operations, when the journal read has none
     if (!journal_path.empty()) {
         journal = std::make_shared<ops::ConvJournal>();
-        if (journal_read.ops.empty()) op_journal = std::make_shared<ops::OpJournal>(device.type());
+        if (journal_read.ops.empty() && env::flag("LSYNC_FIRST_USE_OPS", true))
+            op_journal = std::make_shared<ops::OpJournal>(device.type());
         workers->record_first_group(journal, op_journal);
     }
     const RenderModels models = first.models;
