@@ -228,7 +228,7 @@ int64_t meet_ops(const std::vector<OpCall>& calls, const torch::Device& device,
         try {
             torch::jit::Stack stack;
             for (const auto& a : call.args) stack.push_back(ivalue_of(a, device));
-            // Uninitialised values may hold NaNs or infinities; nothing reads the results.
+            // Nothing reads the results: only the first use is wanted.
             op->callBoxed(&stack);
             ++met;
         } catch (const c10::Error&) {

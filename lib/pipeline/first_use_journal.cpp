@@ -3,6 +3,7 @@
 #include "core/compat.h"
 #include "core/json_limits.h"
 #include "core/log.h"
+#include "core/version.h"
 #include "diagnostics/device_description.h"
 
 #include <nlohmann/json.hpp>
@@ -123,7 +124,9 @@ std::optional<ops::OpCall> call_from(const json& j) {
 std::string first_use_key(const std::string& model, torch::ScalarType dtype, const torch::Device& device) {
     const auto cudnn = compat::cudnn_version();
     std::ostringstream key;
-    key << "model " << model << "; dtype " << c10::toString(dtype) << "; device "
+    // latentsync's own version too: another build may run other operations with the same convolutions, and the
+    // operations are recorded again only when the convolutions change or the key does.
+    key << "latentsync " << version_string() << "; model " << model << "; dtype " << c10::toString(dtype) << "; device "
         << diagnostics::device_description(device) << "; libtorch " << TORCH_VERSION << "; cudnn "
         << (cudnn ? std::to_string(*cudnn) : std::string("none"));
     return key.str();

@@ -33,8 +33,8 @@ struct FirstUseJournal {
     bool empty() const { return convs.empty() && ops.empty(); }
 };
 
-/// What a journal is kept for: what changes the shapes met (the model, its dtype) or what their first use does (the
-/// GPU, LibTorch's and cuDNN's versions).
+/// What a journal is kept for: what changes the shapes met (the model, its dtype, latentsync's version) or what their
+/// first use does (the GPU, LibTorch's and cuDNN's versions).
 std::string first_use_key(const std::string& model, torch::ScalarType dtype, const torch::Device& device);
 
 /// `dir`/<a hash of `key`>.json.
