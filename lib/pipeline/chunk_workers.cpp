@@ -88,7 +88,7 @@ ChunkWorkers::~ChunkWorkers() {
 void ChunkWorkers::submit(std::vector<ChunkFrames> group) {
     {
         std::lock_guard<std::mutex> lock(mutex_);
-        jobs_.push_back({next_seq_++, std::move(group)});
+        jobs_.push_back({next_seq_++, std::move(group), std::chrono::steady_clock::now()});
     }
     jobs_changed_.notify_one();
 }
@@ -384,10 +384,10 @@ void ChunkWorkers::print_group_timing(size_t index, const Job& job, const GroupR
     int64_t most = 0;  // face frames of the group's longest chunk
     for (const auto& c : job.chunks) most = std::max<int64_t>(most, c.frames.size(0));
     std::fprintf(stderr,
-                 "chunk timing: worker %zu, chunks %lld-%lld, up to %lld frames each, host %.3f-%.3f s, device ms: "
-                 "align %.1f, VAE encode %.1f, UNet %.1f, VAE decode %.1f, paste %.1f\n",
+                 "chunk timing: worker %zu, chunks %lld-%lld, up to %lld frames each, submitted %.3f s, host %.3f-%.3f "
+                 "s, device ms: align %.1f, VAE encode %.1f, UNet %.1f, VAE decode %.1f, paste %.1f\n",
                  index, static_cast<long long>(job.chunks.front().chunk), static_cast<long long>(job.chunks.back().chunk),
-                 static_cast<long long>(most), since(started),
+                 static_cast<long long>(most), since(job.submitted), since(started),
                  since(std::chrono::steady_clock::now()), 1e3 * s.align, 1e3 * s.vae_encode, 1e3 * s.unet,
                  1e3 * s.vae_decode, 1e3 * s.paste_back);
 }

@@ -122,6 +122,7 @@ private:
     struct Job {
         int64_t seq;
         std::vector<ChunkFrames> chunks;
+        std::chrono::steady_clock::time_point submitted;  ///< when the render thread queued it
     };
     void run(size_t index);
     std::optional<PrimedUNet> warm_up(size_t index, const std::function<void(const torch::Device&)>& enter);
