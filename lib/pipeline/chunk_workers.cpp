@@ -3,6 +3,7 @@
 #include "core/cancel.h"
 #include "core/compat.h"
 #include "core/device_transfer.h"
+#include "core/env.h"
 #include "core/error.h"
 #include "core/log.h"
 #include "diagnostics/gpu_memory.h"
@@ -226,6 +227,12 @@ std::optional<bool> ChunkWorkers::meet_first_use(const std::function<void(const 
     }
     prewarmed_convs_ = convs;
     prewarmed_ops_ = calls;
+    // LSYNC_TRACE_STAGE_MEMORY=1 (lipsync_chunk.cpp's stage lines): the allocator's peak once the pre-warm is done,
+    // so a render's peak set here (its calls' tensors beside the models and the face pass) shows as one.
+    if (env::flag("LSYNC_TRACE_STAGE_MEMORY") && first_use_device_.is_cuda())
+        std::fprintf(stderr, "stage memory: after the first-use pre-warm, peak %.2f GiB, held %.2f GiB\n",
+                     diagnostics::peak_memory_bytes(first_use_device_) / 1073741824.0,
+                     diagnostics::allocated_memory_bytes(first_use_device_) / 1073741824.0);
     if (chunk_timing_printed())  // beside the groups' lines (print_group_timing)
         std::fprintf(stderr, "chunk timing: worker 0, first-use pre-warm met %lld of %zu convolution shapes and %lld "
                              "of %zu other calls, host %.3f-%.3f s%s\n",
