@@ -1,6 +1,7 @@
 #include "ops/op_journal.h"
 
 #include "core/device_transfer.h"
+#include "io/tensor_source.h"  // io::dtype_name
 
 #include <ATen/core/dispatch/Dispatcher.h>
 #include <ATen/record_function.h>
@@ -26,25 +27,19 @@ constexpr int64_t kMaxStorage = int64_t{1} << 28;  // elements: 512 MiB of fp16 
 constexpr size_t kMaxArgs = 32;
 constexpr size_t kMaxList = 16;
 
-constexpr std::array<std::pair<torch::ScalarType, const char*>, 8> kDtypes{{{torch::kHalf, "float16"},
-                                                                            {torch::kBFloat16, "bfloat16"},
-                                                                            {torch::kFloat, "float32"},
-                                                                            {torch::kDouble, "float64"},
-                                                                            {torch::kLong, "int64"},
-                                                                            {torch::kInt, "int32"},
-                                                                            {torch::kByte, "uint8"},
-                                                                            {torch::kBool, "bool"}}};
+// The dtypes a journaled call's tensors may have, spelled as io::dtype_name spells them (`models inspect`'s names).
+constexpr std::array<torch::ScalarType, 8> kDtypes{torch::kHalf, torch::kBFloat16, torch::kFloat, torch::kDouble,
+                                                   torch::kLong,  torch::kInt,      torch::kByte,  torch::kBool};
 
-const char* dtype_name(torch::ScalarType t) {
-    for (const auto& [type, name] : kDtypes)
-        if (type == t) return name;
-    return nullptr;
+std::optional<std::string> dtype_name(torch::ScalarType t) {
+    if (std::find(kDtypes.begin(), kDtypes.end(), t) == kDtypes.end()) return std::nullopt;
+    return io::dtype_name(t);
 }
 
 std::optional<torch::ScalarType> dtype_named(const json& j) {
     if (!j.is_string()) return std::nullopt;
-    for (const auto& [type, name] : kDtypes)
-        if (j == name) return type;
+    for (const auto t : kDtypes)
+        if (j == io::dtype_name(t)) return t;
     return std::nullopt;
 }
 
@@ -69,12 +64,12 @@ std::optional<json> arg_json(const c10::IValue& v, std::optional<bool>& cuda) {
     if (!v.isTensor()) return std::nullopt;
     const auto& t = v.toTensor();
     if (!t.defined()) return json();
-    const char* dtype = dtype_name(t.scalar_type());
+    const auto dtype = dtype_name(t.scalar_type());
     if (!dtype || t.layout() != torch::kStrided || t.is_quantized() || !(t.is_cuda() || t.is_cpu())) return std::nullopt;
     if (cuda && *cuda != t.is_cuda()) return std::nullopt;  // tensors on two kinds of device
     cuda = t.is_cuda();
     return json{{"sizes", t.sizes().vec()}, {"strides", t.strides().vec()}, {"offset", t.storage_offset()},
-                {"dtype", dtype}};
+                {"dtype", *dtype}};
 }
 
 std::unique_ptr<at::ObserverContext> on_op(const at::RecordFunction& fn) {

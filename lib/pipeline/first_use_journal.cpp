@@ -5,10 +5,13 @@
 #include "core/log.h"
 #include "core/version.h"
 #include "diagnostics/device_description.h"
+#include "io/tensor_source.h"  // io::dtype_name
 
 #include <nlohmann/json.hpp>
 #include <torch/version.h>
 
+#include <algorithm>
+#include <array>
 #include <atomic>
 #include <cstdio>
 #include <filesystem>
@@ -34,19 +37,17 @@ constexpr std::uintmax_t kMaxFileBytes = 1 << 20;
 constexpr int64_t kMaxDim = 1 << 16;
 constexpr int64_t kMaxElements = int64_t{1} << 28;  // 512 MiB of fp16 per tensor
 
-const char* dtype_name(torch::ScalarType t) {
-    switch (t) {
-        case torch::kHalf: return "float16";
-        case torch::kBFloat16: return "bfloat16";
-        case torch::kFloat: return "float32";
-        default: return nullptr;
-    }
+// The dtypes a journaled convolution may have, spelled as io::dtype_name spells them.
+constexpr std::array<torch::ScalarType, 3> kConvDtypes{torch::kHalf, torch::kBFloat16, torch::kFloat};
+
+std::optional<std::string> dtype_name(torch::ScalarType t) {
+    if (std::find(kConvDtypes.begin(), kConvDtypes.end(), t) == kConvDtypes.end()) return std::nullopt;
+    return io::dtype_name(t);
 }
 
 std::optional<torch::ScalarType> dtype_named(const std::string& s) {
-    if (s == "float16") return torch::kHalf;
-    if (s == "bfloat16") return torch::kBFloat16;
-    if (s == "float32") return torch::kFloat;
+    for (const auto t : kConvDtypes)
+        if (s == io::dtype_name(t)) return t;
     return std::nullopt;
 }
 
@@ -97,7 +98,7 @@ json shape_json(const ops::ConvShape& s) {
     return {{"input", s.input},
             {"weight", s.weight},
             {"layout", {s.input_channels_last ? "nhwc" : "nchw", s.weight_channels_last ? "nhwc" : "nchw"}},
-            {"dtype", dtype_name(s.dtype)},
+            {"dtype", *dtype_name(s.dtype)},  // written only where it has one (write_first_use_journal)
             {"geometry", {s.stride, s.padding}}};
 }
 

@@ -402,6 +402,8 @@ void run_passes(RenderJob& job, RenderWorkDir& work, const media::VideoWriterOpt
     // render's are kept for the next.
     std::string journal_path, journal_key;
     FirstUseJournal journal_read, prewarm;
+    // LSYNC_FIRST_USE_OPS=0: convolutions only, the other operations neither recorded nor met (for measurements).
+    const bool journal_ops = env::flag("LSYNC_FIRST_USE_OPS", true);
     if (device.is_cuda() && first_use_journal_enabled()) {
         journal_key = first_use_key(model_variant_name(o.model), job.dtype, device);
         journal_path = first_use_path(first_use_dir(), journal_key);
@@ -409,8 +411,7 @@ void run_passes(RenderJob& job, RenderWorkDir& work, const media::VideoWriterOpt
         // Not under a --vram-budget: the planner counts the models as the allocator's live bytes, which a
         // pre-warm under way would add to.
         if (o.vram_budget_gib <= 0) prewarm = journal_read;
-        // LSYNC_FIRST_USE_OPS=0: convolutions only, neither recorded nor met otherwise (for measurements).
-        if (!env::flag("LSYNC_FIRST_USE_OPS", true)) prewarm.ops.clear();
+        if (!journal_ops) prewarm.ops.clear();
     }
     std::unique_ptr<ChunkWorkers> workers;
     const auto start_workers = [&](std::vector<std::future<ChunkWorkerSetup>> loading,
@@ -602,7 +603,7 @@ void run_passes(RenderJob& job, RenderWorkDir& work, const media::VideoWriterOpt
     std::shared_ptr<ops::OpJournal> op_journal;  // and its other operations, when the journal read has none
     if (!journal_path.empty()) {
         journal = std::make_shared<ops::ConvJournal>();
-        if (journal_read.ops.empty() && env::flag("LSYNC_FIRST_USE_OPS", true))
+        if (journal_read.ops.empty() && journal_ops)
             op_journal = std::make_shared<ops::OpJournal>(device.type());
         workers->record_first_group(journal, op_journal);
     }
