@@ -264,6 +264,7 @@ VideoWriter::VideoWriter(VideoWriterOptions options) : impl_(std::make_unique<Im
     } else {
         av_opt_set(v->priv_data, "preset", o.preset.c_str(), 0);
         av_opt_set_int(v->priv_data, "crf", o.crf, 0);
+        if (o.sliced_threads) av_opt_set(v->priv_data, "x264-params", "sliced-threads=1", 0);
         ffmpeg_check(avcodec_open2(v, codec, nullptr), ErrorCode::Usage,
                      "cannot open libx264 (check --preset '" + o.preset + "')");
     }

@@ -39,6 +39,9 @@ struct VideoWriterOptions {
     bool lossless_rgb = false;
     std::string preset = "medium";   ///< libx264 preset
     int threads = 0;                 ///< encoder threads, 0 = the process thread budget
+    /// libx264's threads share each frame (slices) instead of each taking a frame: a few frames are done sooner,
+    /// at a slightly higher bitrate; the parameter sets are the same, so such a segment joins the others.
+    bool sliced_threads = false;
     std::optional<AudioMuxOptions> audio;
     /// Container tags, e.g. {"comment", "latentsync render: model 1.5, seed 1247, ..."} (mp4 keeps the standard
     /// keys: title, comment, encoder, ...).

@@ -9,6 +9,7 @@
 #include <algorithm>
 #include <array>
 #include <cmath>
+#include <map>
 #include <optional>
 #include <utility>
 
@@ -133,23 +134,114 @@ bool valid_arg(const json& j) {
     return valid_tensor(j);
 }
 
-c10::IValue ivalue_of(const json& j, const torch::Device& device) {
-    if (j.is_null()) return {};
-    if (j.is_boolean()) return j.get<bool>();
-    if (j.is_number_integer()) return j.get<int64_t>();
-    if (j.is_number_float()) return j.get<double>();
-    if (j.is_array()) {
-        // An empty list is an empty list of integers (a dims argument); a float list is never empty when recorded
-        // from a real call that matters here, and the schema check of the call refuses a wrong kind.
-        if (j.empty() || j[0].is_number_integer()) return j.get<std::vector<int64_t>>();
-        return j.get<std::vector<double>>();
+// The operations whose kernels or plans depend on the sizes (cuBLAS's heuristics per GEMM shape, the fused
+// attention's per shape): met at the recorded sizes whatever their memory.
+bool shape_sensitive(const std::string& name) {
+    static const std::array<const char*, 7> kOps{"aten::mm", "aten::addmm", "aten::bmm", "aten::baddbmm",
+                                                 "aten::_scaled_dot_product_flash_attention",
+                                                 "aten::_scaled_dot_product_efficient_attention",
+                                                 "aten::_scaled_dot_product_cudnn_attention"};
+    return std::find(kOps.begin(), kOps.end(), name) != kOps.end();
+}
+
+int64_t element_bytes(torch::ScalarType t) { return static_cast<int64_t>(c10::elementSize(t)); }
+
+MetTensor met_tensor_of(const json& j) {
+    MetTensor t;
+    t.sizes = j.at("sizes").get<std::vector<int64_t>>();
+    t.strides = j.at("strides").get<std::vector<int64_t>>();
+    t.offset = j.at("offset").get<int64_t>();
+    t.dtype = *dtype_named(j.at("dtype"));
+    return t;
+}
+
+int64_t elements_of(const MetTensor& t) { return t.offset + span_of(t.sizes, t.strides); }
+
+}  // namespace
+
+std::vector<std::optional<MetTensor>> met_tensors(const OpCall& call) {
+    std::vector<std::optional<MetTensor>> out;
+    if (!valid_op_call(call)) return out;
+    const bool in_place = !call.name.empty() && call.name.back() == '_';
+    int64_t recorded = 0;
+    for (size_t i = 0; i < call.args.size(); ++i) {
+        if (!call.args[i].is_object()) {
+            out.emplace_back();
+            continue;
+        }
+        auto t = met_tensor_of(call.args[i]);
+        // An in-place operation's destination has storage of its own: ATen refuses a write into memory its inputs
+        // read. Every other tensor of the call reads zeros, so they view one buffer per dtype.
+        t.shared = !(in_place && i == 0);
+        recorded += elements_of(t) * element_bytes(t.dtype);
+        out.push_back(std::move(t));
     }
-    const auto sizes = j.at("sizes").get<std::vector<int64_t>>(), strides = j.at("strides").get<std::vector<int64_t>>();
-    const auto offset = j.at("offset").get<int64_t>();
-    // Zeros: an index read is in range (no dimension is empty), and no float is a NaN.
-    const auto storage = torch::zeros({offset + span_of(sizes, strides)},
-                                      torch::TensorOptions().device(device).dtype(*dtype_named(j.at("dtype"))));
-    return storage.as_strided(sizes, strides, offset);
+    // Past kMaxMetBytes, an operation whose kernels do not depend on the sizes is met on one item of its leading
+    // dimension (the align's grid sampling reads a group's frames in float32, 0.35 GB at 720p: met as recorded,
+    // beside the models while they load, it raised the render's GPU peak, docs/performance-notes.md section 40).
+    // The offset keeps its alignment (a multiple of 64 elements removed), so the same vectorised kernel is chosen.
+    if (recorded > kMaxMetBytes && !shape_sensitive(call.name))
+        for (auto& t : out)
+            if (t) {
+                t->sizes[0] = 1;
+                t->offset %= 64;
+            }
+    return out;
+}
+
+int64_t met_bytes(const OpCall& call) {
+    std::map<torch::ScalarType, int64_t> shared;  // elements per dtype's buffer
+    int64_t own = 0;
+    for (const auto& t : met_tensors(call)) {
+        if (!t) continue;
+        if (t->shared)
+            shared[t->dtype] = std::max(shared[t->dtype], elements_of(*t));
+        else
+            own += elements_of(*t) * element_bytes(t->dtype);
+    }
+    for (const auto& [dtype, elements] : shared) own += elements * element_bytes(dtype);
+    return own;
+}
+
+namespace {
+
+// The call's arguments on `device` as met_tensors() places them: zeros (an index read is in range, since no
+// dimension is empty, and no float is a NaN).
+torch::jit::Stack stack_of(const OpCall& call, const torch::Device& device) {
+    const auto placed = met_tensors(call);
+    std::map<torch::ScalarType, torch::Tensor> buffers;
+    for (const auto& t : placed)
+        if (t && t->shared) {
+            auto& b = buffers[t->dtype];
+            if (!b.defined() || b.numel() < elements_of(*t))
+                b = torch::zeros({elements_of(*t)}, torch::TensorOptions().device(device).dtype(t->dtype));
+        }
+    torch::jit::Stack stack;
+    for (size_t i = 0; i < call.args.size(); ++i) {
+        const json& j = call.args[i];
+        const auto& t = placed[i];
+        if (t) {
+            const auto storage = t->shared ? buffers.at(t->dtype)
+                                           : torch::zeros({elements_of(*t)},
+                                                          torch::TensorOptions().device(device).dtype(t->dtype));
+            stack.emplace_back(storage.as_strided(t->sizes, t->strides, t->offset));
+        } else if (j.is_null()) {
+            stack.emplace_back();
+        } else if (j.is_boolean()) {
+            stack.emplace_back(j.get<bool>());
+        } else if (j.is_number_integer()) {
+            stack.emplace_back(j.get<int64_t>());
+        } else if (j.is_number_float()) {
+            stack.emplace_back(j.get<double>());
+        } else if (j.empty() || j[0].is_number_integer()) {
+            // An empty list is an empty list of integers (a dims argument); a float list is never empty when
+            // recorded from a real call that matters here, and the schema check of the call refuses a wrong kind.
+            stack.emplace_back(j.get<std::vector<int64_t>>());
+        } else {
+            stack.emplace_back(j.get<std::vector<double>>());
+        }
+    }
+    return stack;
 }
 
 }  // namespace
@@ -221,8 +313,7 @@ int64_t meet_ops(const std::vector<OpCall>& calls, const torch::Device& device,
         const auto op = c10::Dispatcher::singleton().findSchema({call.name, call.overload});
         if (!op || op->schema().arguments().size() != call.args.size()) continue;
         try {
-            torch::jit::Stack stack;
-            for (const auto& a : call.args) stack.push_back(ivalue_of(a, device));
+            auto stack = stack_of(call, device);
             // Nothing reads the results: only the first use is wanted.
             op->callBoxed(&stack);
             ++met;

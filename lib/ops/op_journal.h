@@ -17,6 +17,7 @@
 
 #include <functional>
 #include <mutex>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -73,7 +74,27 @@ private:
     uint64_t handle_ = 0;  ///< the RecordFunction callback this recording added (0: an outer one's is used)
 };
 
-/// Runs each call whose device is `device`'s kind (zero-filled tensors of its sizes, strides and dtypes) on the
+/// How meet_ops() places one tensor argument of a call: its sizes, strides, offset and dtype as met, and whether it
+/// views its dtype's buffer shared by the call's tensors (all but an in-place operation's destination).
+struct MetTensor {
+    std::vector<int64_t> sizes, strides;
+    int64_t offset = 0;
+    torch::ScalarType dtype = torch::kFloat;
+    bool shared = true;
+};
+
+/// A call whose tensors would take more than this (as recorded, before sharing) and whose kernels do not depend on
+/// the sizes (not a GEMM nor a fused attention) is met on one item of each tensor's leading dimension.
+constexpr int64_t kMaxMetBytes = int64_t{64} << 20;
+
+/// Each argument of a valid `call` as meet_ops() places it (nothing for one that is not a tensor; an empty list for
+/// a call that is not valid).
+std::vector<std::optional<MetTensor>> met_tensors(const OpCall& call);
+
+/// The device memory meeting `call` takes for its arguments (its own outputs aside).
+int64_t met_bytes(const OpCall& call);
+
+/// Runs each call whose device is `device`'s kind (zero-filled tensors placed as met_tensors() says) on the
 /// calling thread's current stream, and waits for them; `keep_going` is asked before each. A call that is not valid
 /// (valid_op_call), whose operation this LibTorch lacks, or that ATen refuses is skipped. Returns the calls met.
 int64_t meet_ops(const std::vector<OpCall>& calls, const torch::Device& device,

@@ -76,11 +76,13 @@ size_t encoder_queue_frames(int width, int height) {
 
 /// The tail segments (segment_writer.h) of a render of `frames` lip-synced frames: the last group's frames close as
 /// segments of 8 (at most 4 of them), side by side, on a host with 8 threads or more to spare for them; one segment
-/// where fewer would only take turns. LSYNC_TAIL_SEGMENTS=0/1 and LSYNC_TAIL_SEGMENT_FRAMES=N set them (for
+/// where fewer would only take turns; x264's threads share each of their frames (docs/performance-notes.md section
+/// 40). LSYNC_TAIL_SEGMENTS=0/1, LSYNC_TAIL_SEGMENT_FRAMES=N and LSYNC_TAIL_SLICED_THREADS=0/1 set them (for
 /// measurements).
 TailSegments tail_segments(int64_t frames) {
     TailSegments tail;
     tail.end_frame = frames;
+    tail.sliced_threads = env::flag("LSYNC_TAIL_SLICED_THREADS", true);
     if (env::flag("LSYNC_TAIL_SEGMENTS", thread_budget() >= 8))
         tail.frames = env::positive_integer("LSYNC_TAIL_SEGMENT_FRAMES", 1 << 20).value_or(8);
     return tail;

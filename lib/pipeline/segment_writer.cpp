@@ -113,7 +113,9 @@ void SegmentWriter::write(const torch::Tensor& rgb) {
     if (!current_) {
         current_first_ = next_frame_;
         encoder_.path = open_path(folder_, current_first_, encoder_.lossless_rgb);
-        current_ = std::make_unique<media::VideoWriter>(encoder_);
+        auto options = encoder_;
+        options.sliced_threads = tail_length_ > 0 && tail_.sliced_threads;
+        current_ = std::make_unique<media::VideoWriter>(std::move(options));
     }
     current_->write(rgb);
     ++next_frame_;

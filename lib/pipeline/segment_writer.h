@@ -45,6 +45,9 @@ constexpr int64_t kDefaultSegmentFrames = 256;
 struct TailSegments {
     int64_t frames = 0;              ///< frames per tail segment at least; 0: none (one segment as before the cut)
     int64_t end_frame = INT64_MAX;   ///< the tail ends before this frame (a render's: its lip-synced frames' end)
+    /// x264's threads share each frame of a tail segment (VideoWriterOptions::sliced_threads): its frames all
+    /// arrive with the last group, and its close is the render's end.
+    bool sliced_threads = true;
     /// Longer segments where `frames` would make more than this many (the multiples of the segment length may
     /// still end one more each).
     static constexpr int64_t kMaxSegments = 4;

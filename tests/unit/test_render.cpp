@@ -43,6 +43,7 @@
 #include <filesystem>
 #include <functional>
 #include <fstream>
+#include <iterator>
 #include <future>
 #include <mutex>
 #include <set>
@@ -467,6 +468,35 @@ TEST_CASE("segments: after a cut, short tail segments close side by side and sti
     // 20 tail frames in at most 4: 5 each, and a multiple of 16 still ends one.
     CHECK(got == std::vector<std::pair<int64_t, int64_t>>{{0, 10},  {10, 15}, {15, 16}, {16, 21}, {21, 26},
                                                           {26, 30}, {30, 32}, {32, 48}, {48, 50}});
+
+    // Tail segments are encoded with x264's threads sharing each frame: at a render's own preset and CRF their
+    // parameter sets are those of an output encoded without, so they join it.
+    test::ScratchDir sliced("segments-sliced");
+    media::VideoWriterOptions render_like = o;
+    render_like.preset = "medium";
+    render_like.crf = 18;
+    render_like.threads = 4;
+    render_like.width = 128;
+    render_like.height = 96;
+    render_like.sliced_threads = true;
+    const auto encode = [&](const std::string& name) {
+        render_like.path = (sliced.path() / name).string();
+        media::VideoWriter tail(render_like);
+        for (int i = 0; i < 5; ++i) tail.write(torch::full({96, 128, 3}, 4 * i, torch::kUInt8));
+        tail.finish();
+        std::ifstream in(render_like.path, std::ios::binary);
+        return std::string(std::istreambuf_iterator<char>(in), {});
+    };
+    const std::string with_slices = encode("tail.mp4");
+    render_like.sliced_threads = false;
+    CHECK(encode("frames.mp4") != with_slices);  // the option is taken: another bitstream
+    render_like.path = (sliced.path() / "joined.mp4").string();
+    {
+        media::VideoWriter out(render_like);
+        CHECK(out.append_segment((sliced.path() / "tail.mp4").string()) == 5);
+        out.finish();
+    }
+    CHECK(FrameSource(render_like.path, 25).get(4).has_value());
 }
 
 TEST_CASE("work folder: a resume among tail segments starts at the last chunk boundary", "[render]") {

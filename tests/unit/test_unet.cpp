@@ -625,6 +625,43 @@ TEST_CASE("UNet: a forward's matrix products are recorded as ATen runs them, onc
     CHECK(ops::meet_ops({gather}, torch::kCPU) == 1);
     gather.args[0]["sizes"] = {3, 0};
     CHECK_FALSE(ops::valid_op_call(gather));
+    // A call's read tensors share one zero buffer per dtype; an in-place destination has its own.
+    CHECK(ops::met_bytes(good) == 38 * 4);  // b reaches 3 + 35 elements, a 15: one buffer of 38
+    ops::OpCall copy;
+    copy.name = "aten::index_copy_";
+    copy.args = {a, 0, {{"sizes", {2}}, {"strides", {1}}, {"offset", 0}, {"dtype", "int64"}},
+                 {{"sizes", {2, 5}}, {"strides", {5, 1}}, {"offset", 0}, {"dtype", "float32"}}};
+    const auto placed = ops::met_tensors(copy);
+    REQUIRE(placed.size() == 4);
+    CHECK_FALSE(placed[0]->shared);
+    CHECK_FALSE(placed[1].has_value());
+    CHECK((placed[2]->shared && placed[3]->shared));
+    CHECK(ops::met_bytes(copy) == 15 * 4 + 2 * 8 + 10 * 4);
+    CHECK(ops::meet_ops({copy}, torch::kCPU) == 1);
+    // A large call of an operation whose kernels do not depend on the sizes (the align's grid sampling of a group's
+    // float frames) is met on one item of its leading dimension, its offset's alignment kept; a GEMM is met whole.
+    ops::OpCall sample;
+    sample.name = "aten::grid_sampler_2d";
+    const nlohmann::json frames = {{"sizes", {32, 3, 720, 1280}},
+                                   {"strides", {3 * 720 * 1280, 720 * 1280, 1280, 1}},
+                                   {"offset", 130},
+                                   {"dtype", "float32"}};
+    const nlohmann::json grid = {{"sizes", {32, 64, 64, 2}}, {"strides", {64 * 64 * 2, 64 * 2, 2, 1}},
+                                 {"offset", 0}, {"dtype", "float32"}};
+    sample.args = {frames, grid, 0, 0, true};
+    const auto sampled = ops::met_tensors(sample);
+    REQUIRE(sampled.size() == 5);
+    CHECK(sampled[0]->sizes == std::vector<int64_t>{1, 3, 720, 1280});
+    CHECK(sampled[0]->offset == 2);
+    CHECK(sampled[1]->sizes == std::vector<int64_t>{1, 64, 64, 2});
+    CHECK(ops::met_bytes(sample) == (2 + 3 * 720 * 1280) * 4);
+    CHECK(ops::meet_ops({sample}, torch::kCPU) == 1);
+    ops::OpCall product;
+    product.name = "aten::mm";
+    product.args = {{{"sizes", {8192, 4096}}, {"strides", {4096, 1}}, {"offset", 0}, {"dtype", "float16"}},
+                    {{"sizes", {4096, 64}}, {"strides", {64, 1}}, {"offset", 0}, {"dtype", "float16"}}};
+    CHECK(ops::met_tensors(product)[0]->sizes == std::vector<int64_t>{8192, 4096});
+    CHECK(ops::met_bytes(product) == int64_t{8192} * 4096 * 2);
     // A journal keeps each call once and at most kMaxCalls.
     ops::OpJournal many;
     for (size_t k = 0; k <= ops::OpJournal::kMaxCalls + 10; ++k) {
