@@ -163,6 +163,15 @@ TEST_CASE("warp_affine uses OpenCV's pixel-centre convention", "[faces][warp]") 
     auto whole = faces::warp_affine(src, rot, 8, 9, 127.0);
     auto part = faces::warp_affine(src, rot, 3, 4, 127.0, {2, 5});
     CHECK(torch::equal(part, whole.narrow(2, 5, 3).narrow(3, 2, 4)));
+    // The fill's coverage comes from one plane of ones for all frames: the bits of a plane per frame.
+    torch::manual_seed(3);
+    const auto frames = torch::rand({5, 3, 40, 60}) * 255;
+    const auto m = torch::tensor({1.1f, -0.2f, -4.f, 0.25f, 0.95f, -7.f}).view({1, 2, 3}).repeat({5, 1, 1}) +
+                   torch::rand({5, 2, 3}) * 0.1;
+    const auto bare = faces::warp_affine(frames, m, 33, 31, std::nullopt);
+    const auto ones = faces::warp_affine(torch::ones({5, 1, 40, 60}), m, 33, 31, std::nullopt);
+    CHECK(torch::equal(faces::warp_affine(frames, m, 33, 31, 127.0), bare + (1 - ones) * 127.0));
+    CHECK((ones < 1).any().item<bool>());  // some samples off the frame
 }
 
 TEST_CASE("Lanczos-4 resize keeps constants and is the identity at scale 1", "[faces][warp]") {
