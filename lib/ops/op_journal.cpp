@@ -1,6 +1,8 @@
 #include "ops/op_journal.h"
 
 #include "core/device_transfer.h"
+#include "core/error.h"
+#include "core/log.h"
 #include "io/tensor_source.h"  // io::dtype_name
 
 #include <ATen/core/dispatch/Dispatcher.h>
@@ -317,8 +319,9 @@ int64_t meet_ops(const std::vector<OpCall>& calls, const torch::Device& device,
             // Nothing reads the results: only the first use is wanted.
             op->callBoxed(&stack);
             ++met;
-        } catch (const c10::Error&) {
+        } catch (const c10::Error& e) {
             // A call ATen refuses (arguments of another kind than the schema's, sizes that do not agree): skipped.
+            log::debug("first-use pre-warm: ", call.name, " refused: ", first_line(e.what()));
         }
     }
     if (met > 0) StreamMark(device).wait();  // the current stream; nothing to wait for on the CPU
