@@ -164,30 +164,34 @@ int64_t elements_of(const MetTensor& t) { return t.offset + span_of(t.sizes, t.s
 std::vector<std::optional<MetTensor>> met_tensors(const OpCall& call) {
     std::vector<std::optional<MetTensor>> out;
     if (!valid_op_call(call)) return out;
-    const bool in_place = !call.name.empty() && call.name.back() == '_';
-    int64_t recorded = 0;
+    const auto op = c10::Dispatcher::singleton().findSchema({call.name, call.overload});
+    if (!op || op->schema().arguments().size() != call.args.size()) return out;
+    int64_t bytes = 0;
     for (size_t i = 0; i < call.args.size(); ++i) {
         if (!call.args[i].is_object()) {
             out.emplace_back();
             continue;
         }
         auto t = met_tensor_of(call.args[i]);
-        // An in-place operation's destination has storage of its own: ATen refuses a write into memory its inputs
-        // read. Every other tensor of the call reads zeros, so they view one buffer per dtype.
-        t.shared = !(in_place && i == 0);
-        recorded += elements_of(t) * element_bytes(t.dtype);
+        // What the operation writes (an in-place destination, an out= tensor) has storage of its own: ATen refuses
+        // a write into memory its inputs read. The tensors it only reads hold zeros, so they view one buffer per
+        // dtype.
+        const auto* alias = op->schema().arguments()[i].alias_info();
+        t.shared = !(alias && alias->isWrite());
+        // A model's weights are views of its one parameter buffer, at offsets up to 2^28 elements: met at those
+        // offsets, each call made a buffer of zeros up to there (0.5-1.1 GB for the UNet's GEMMs, which set the
+        // render's GPU peak during the pre-warm: docs/performance-notes.md section 40). The multiples of
+        // kOffsetAlignment taken away, the address keeps its alignment to 256 bytes or more, as far as cuBLASLt's
+        // alignment hints look, so the same kernels are chosen.
+        t.offset %= kOffsetAlignment;
+        bytes += elements_of(t) * element_bytes(t.dtype);
         out.push_back(std::move(t));
     }
     // Past kMaxMetBytes, an operation whose kernels do not depend on the sizes is met on one item of its leading
-    // dimension (the align's grid sampling reads a group's frames in float32, 0.35 GB at 720p: met as recorded,
-    // beside the models while they load, it raised the render's GPU peak, docs/performance-notes.md section 40).
-    // The offset keeps its alignment (a multiple of 64 elements removed), so the same vectorised kernel is chosen.
-    if (recorded > kMaxMetBytes && !shape_sensitive(call.name))
+    // dimension (the align's grid sampling reads a group's frames in float32, 0.35 GB at 720p).
+    if (bytes > kMaxMetBytes && !shape_sensitive(call.name))
         for (auto& t : out)
-            if (t) {
-                t->sizes[0] = 1;
-                t->offset %= 64;
-            }
+            if (t) t->sizes[0] = 1;
     return out;
 }
 
@@ -209,8 +213,10 @@ namespace {
 
 // The call's arguments on `device` as met_tensors() places them: zeros (an index read is in range, since no
 // dimension is empty, and no float is a NaN).
-torch::jit::Stack stack_of(const OpCall& call, const torch::Device& device) {
+// Nothing for a call met_tensors() does not place.
+std::optional<torch::jit::Stack> stack_of(const OpCall& call, const torch::Device& device) {
     const auto placed = met_tensors(call);
+    if (placed.size() != call.args.size()) return std::nullopt;
     std::map<torch::ScalarType, torch::Tensor> buffers;
     for (const auto& t : placed)
         if (t && t->shared) {
@@ -313,11 +319,12 @@ int64_t meet_ops(const std::vector<OpCall>& calls, const torch::Device& device,
         if (keep_going && !keep_going()) break;
         if (call.cuda != device.is_cuda() || !valid_op_call(call)) continue;
         const auto op = c10::Dispatcher::singleton().findSchema({call.name, call.overload});
-        if (!op || op->schema().arguments().size() != call.args.size()) continue;
+        if (!op) continue;
         try {
             auto stack = stack_of(call, device);
+            if (!stack) continue;
             // Nothing reads the results: only the first use is wanted.
-            op->callBoxed(&stack);
+            op->callBoxed(&*stack);
             ++met;
         } catch (const c10::Error& e) {
             // A call ATen refuses (arguments of another kind than the schema's, sizes that do not agree): skipped.

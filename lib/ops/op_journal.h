@@ -75,7 +75,7 @@ private:
 };
 
 /// How meet_ops() places one tensor argument of a call: its sizes, strides, offset and dtype as met, and whether it
-/// views its dtype's buffer shared by the call's tensors (all but an in-place operation's destination).
+/// views its dtype's buffer shared by the call's tensors (all but those the operation writes).
 struct MetTensor {
     std::vector<int64_t> sizes, strides;
     int64_t offset = 0;
@@ -83,12 +83,14 @@ struct MetTensor {
     bool shared = true;
 };
 
-/// A call whose tensors would take more than this (as recorded, before sharing) and whose kernels do not depend on
-/// the sizes (not a GEMM nor a fused attention) is met on one item of each tensor's leading dimension.
+/// A call whose tensors would take more than this (before sharing) and whose kernels do not depend on the sizes
+/// (not a GEMM nor a fused attention) is met on one item of each tensor's leading dimension.
 constexpr int64_t kMaxMetBytes = int64_t{64} << 20;
+/// Tensors are met at their recorded offset modulo this many elements (the same alignment, far less storage).
+constexpr int64_t kOffsetAlignment = 256;
 
 /// Each argument of a valid `call` as meet_ops() places it (nothing for one that is not a tensor; an empty list for
-/// a call that is not valid).
+/// a call that is not valid or whose operation this LibTorch lacks).
 std::vector<std::optional<MetTensor>> met_tensors(const OpCall& call);
 
 /// The device memory meeting `call` takes for its arguments (its own outputs aside).

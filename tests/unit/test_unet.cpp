@@ -625,7 +625,8 @@ TEST_CASE("UNet: a forward's matrix products are recorded as ATen runs them, onc
     CHECK(ops::meet_ops({gather}, torch::kCPU) == 1);
     gather.args[0]["sizes"] = {3, 0};
     CHECK_FALSE(ops::valid_op_call(gather));
-    // A call's read tensors share one zero buffer per dtype; an in-place destination has its own.
+    // A call's read tensors share one zero buffer per dtype; what the operation writes (an in-place destination,
+    // an out= tensor) has its own.
     CHECK(ops::met_bytes(good) == 38 * 4);  // b reaches 3 + 35 elements, a 15: one buffer of 38
     ops::OpCall copy;
     copy.name = "aten::index_copy_";
@@ -638,13 +639,28 @@ TEST_CASE("UNet: a forward's matrix products are recorded as ATen runs them, onc
     CHECK((placed[2]->shared && placed[3]->shared));
     CHECK(ops::met_bytes(copy) == 15 * 4 + 2 * 8 + 10 * 4);
     CHECK(ops::meet_ops({copy}, torch::kCPU) == 1);
+    auto gather_out = gather;  // gather.out(self, dim, index, *, sparse_grad, out): one ATen refused when shared
+    gather_out.overload = "out";
+    gather_out.args = {a, 1, {{"sizes", {3, 4}}, {"strides", {4, 1}}, {"offset", 0}, {"dtype", "int64"}}, false,
+                       {{"sizes", {3, 4}}, {"strides", {4, 1}}, {"offset", 0}, {"dtype", "float32"}}};
+    const auto gathered = ops::met_tensors(gather_out);
+    REQUIRE(gathered.size() == 5);
+    CHECK((gathered[0]->shared && !gathered[4]->shared));
+    CHECK(ops::meet_ops({gather_out}, torch::kCPU) == 1);
+    // A weight viewed deep in a model's parameter buffer is met at its offset's remainder: the same alignment,
+    // without a buffer of zeros up to its place.
+    auto weight_view = good;
+    weight_view.args[1]["offset"] = (int64_t{1} << 27) + 3;
+    CHECK(ops::met_tensors(weight_view)[1]->offset == 3);
+    CHECK(ops::met_bytes(weight_view) == 38 * 4);
+    CHECK(ops::meet_ops({weight_view}, torch::kCPU) == 1);
     // A large call of an operation whose kernels do not depend on the sizes (the align's grid sampling of a group's
-    // float frames) is met on one item of its leading dimension, its offset's alignment kept; a GEMM is met whole.
+    // float frames) is met on one item of its leading dimension; a GEMM is met whole.
     ops::OpCall sample;
     sample.name = "aten::grid_sampler_2d";
     const nlohmann::json frames = {{"sizes", {32, 3, 720, 1280}},
                                    {"strides", {3 * 720 * 1280, 720 * 1280, 1280, 1}},
-                                   {"offset", 130},
+                                   {"offset", 256 + 130},
                                    {"dtype", "float32"}};
     const nlohmann::json grid = {{"sizes", {32, 64, 64, 2}}, {"strides", {64 * 64 * 2, 64 * 2, 2, 1}},
                                  {"offset", 0}, {"dtype", "float32"}};
@@ -652,9 +668,9 @@ TEST_CASE("UNet: a forward's matrix products are recorded as ATen runs them, onc
     const auto sampled = ops::met_tensors(sample);
     REQUIRE(sampled.size() == 5);
     CHECK(sampled[0]->sizes == std::vector<int64_t>{1, 3, 720, 1280});
-    CHECK(sampled[0]->offset == 2);
+    CHECK(sampled[0]->offset == 130);
     CHECK(sampled[1]->sizes == std::vector<int64_t>{1, 64, 64, 2});
-    CHECK(ops::met_bytes(sample) == (2 + 3 * 720 * 1280) * 4);
+    CHECK(ops::met_bytes(sample) == (130 + 3 * 720 * 1280) * 4);
     CHECK(ops::meet_ops({sample}, torch::kCPU) == 1);
     ops::OpCall product;
     product.name = "aten::mm";
