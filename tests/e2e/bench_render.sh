@@ -42,6 +42,7 @@ assert len(row["each_run"]) == row["runs"] == 1, row
 run = row["each_run"][0]
 assert run["wall_seconds"] == row["wall_seconds"] and run["render_fps"] == row["render_fps"], run
 assert run["stage_seconds"]["render"] == stages["render"], run
+assert run["gpu_peak_bytes"] == row["gpu_peak_bytes"], run  # each run's peak, since a memory target holds for each
 print("ok:", row["wall_seconds"], "s wall,", row["chunk_stage_seconds"])
 PY
 grep -q '^| test-tiny (128) | standard | 20 | [0-9.]* |' table.md || { fail "table lacks the row"; cat table.md >&2; }
