@@ -53,8 +53,8 @@ struct BenchRenderRow {
     /// Every number of the row, keyed by its JSON pointer in the report ("/stage_seconds/render"), the median
     /// over the runs.
     std::map<std::string, double> values;
-    /// Each run's wall clock, render stage, frame rates and GPU peak (allocator), in the order run (with --repeat, the first run of a
-    /// process pays its first uses; the later ones show a warm process).
+    /// Each run's wall clock, render stage, frame rates and GPU peak (allocator), in the order run (with --repeat,
+    /// the first run of a process pays its first uses; the later ones show a warm process).
     std::vector<std::map<std::string, double>> each_run;
     bool has(const std::string& key) const { return values.count(key) > 0; }
     double at(const std::string& key) const;  ///< 0 when absent

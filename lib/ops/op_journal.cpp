@@ -211,9 +211,8 @@ int64_t met_bytes(const OpCall& call) {
 
 namespace {
 
-// The call's arguments on `device` as met_tensors() places them: zeros (an index read is in range, since no
-// dimension is empty, and no float is a NaN).
-// Nothing for a call met_tensors() does not place.
+// The call's arguments on `device` as met_tensors() places them, as zeros (an index read is in range, since no
+// dimension is empty, and no float is a NaN); nothing for a call met_tensors() does not place.
 std::optional<torch::jit::Stack> stack_of(const OpCall& call, const torch::Device& device) {
     const auto placed = met_tensors(call);
     if (placed.size() != call.args.size()) return std::nullopt;

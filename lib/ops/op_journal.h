@@ -10,7 +10,10 @@
 // ATen dispatches them, through a thread-local RecordFunction callback, and only for the operations of
 // journaled_op(), which are met again on zero-filled tensors of the recorded sizes, strides and dtypes: the GEMMs and
 // operations on floats, whose kernels and plans depend on no value, and a few that read indices (the paste-back's
-// gather and index_copy_), for which zero is in range since no journaled tensor has an empty dimension.
+// gather and index_copy_), for which zero is in range since no journaled tensor has an empty dimension. The pre-warm
+// runs beside the models' loading and the face pass, so its memory is kept small (met_tensors()): the offsets lose
+// their multiples of 256 elements, read tensors share a buffer, and large calls whose kernels do not depend on the
+// sizes are met on one item.
 
 #include <nlohmann/json.hpp>
 #include <torch/torch.h>
