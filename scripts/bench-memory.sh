@@ -42,14 +42,21 @@ PY
     LSYNC_VAE_IMAGES=$images LSYNC_TRACE_STAGE_MEMORY=1 "$BIN" render "$WORK/face720p_$FRAMES.mp4" \
         "$WORK/speech_$FRAMES.wav" -o "$WORK/traced.mp4" --overwrite --weights random --model-dir "$FACES" \
         --model 1.5 > /dev/null 2> "$trace" || { tail -5 "$trace"; continue; }
-    # The trace prints the peak so far after each stage: the lines where it rose say which stage set it.
+    # The trace prints the peak so far after each stage (and around the first worker's pre-warm): the lines where
+    # it rose say which stage set it. A group's lines start with "after start".
     python3 - "$trace" <<'PY'
 import re, sys
-peak = 0.0
-for n, line in enumerate(l for l in open(sys.argv[1]) if l.startswith("stage memory")):
-    m = re.search(r"after (\S+)\s+peak ([0-9.]+) GiB, held ([0-9.]+) GiB", line)
-    if m and float(m.group(2)) > peak + 0.005:
+peak, group = 0.0, -1
+for line in open(sys.argv[1]):
+    m = re.match(r"stage memory: (.+?),? +peak ([0-9.]+) GiB, held ([0-9.]+) GiB", line)
+    if not m:
+        continue
+    where = m.group(1)
+    if where == "after start":
+        group += 1
+    if float(m.group(2)) > peak + 0.005:
         peak = float(m.group(2))
-        print("   call %d, after %-8s peak %.2f GiB (held %s GiB)" % (n // 6, m.group(1), peak, m.group(3)))
+        at = "pre-warm" if group < 0 else "call %d" % group
+        print("   %s, %-36s peak %.2f GiB (held %s GiB)" % (at, where, peak, m.group(3)))
 PY
 done
