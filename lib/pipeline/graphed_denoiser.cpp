@@ -63,12 +63,15 @@ struct ShapeGraphs {
     std::map<int, torch::Tensor> out;                           // each graph's output, overwritten by each replay
     std::map<int, int> eager_calls;
     bool failed = false;
+    bool capture_first_failed = false;  // a capture before any eager call failed: capture after one from now on
 };
 
 class GraphedDenoiser {
 public:
-    GraphedDenoiser(models::UNet3DConditionModel unet, int max_shapes, std::shared_ptr<GraphCounts> counts)
-        : unet_(std::move(unet)), max_shapes_(max_shapes), counts_(counts ? std::move(counts) : std::make_shared<GraphCounts>()) {}
+    GraphedDenoiser(models::UNet3DConditionModel unet, int max_shapes, std::shared_ptr<GraphCounts> counts,
+                    bool capture_first)
+        : unet_(std::move(unet)), max_shapes_(max_shapes),
+          counts_(counts ? std::move(counts) : std::make_shared<GraphCounts>()), capture_first_(capture_first) {}
 
     torch::Tensor operator()(const torch::Tensor& x, const torch::Tensor& t, const torch::Tensor& audio,
                              CachePhase phase) {
@@ -111,14 +114,19 @@ private:
             // Reuse steps read the features of the last capture step, wherever it ran.
             auto& cache = s.graph.count(static_cast<int>(CachePhase::Capture)) ? s.cache : s.warm;
             // The first call of a phase runs eagerly (it sets up what a capture must not: cuDNN plans, the
-            // attention context's caches); a reuse graph needs the capture graph's features to read.
-            const bool ready = !s.failed && s.eager_calls[p] >= 1 &&
+            // attention context's caches), unless capture_first_; a reuse graph needs the capture graph's features
+            // to read.
+            const int eager_before = capture_first_ && !s.capture_first_failed ? 0 : 1;
+            const bool ready = !s.failed && s.eager_calls[p] >= eager_before &&
                                (phase != CachePhase::Reuse || s.graph.count(static_cast<int>(CachePhase::Capture)));
             if (!ready) {
                 ++s.eager_calls[p];
                 return timed("eager", phase, x, [&] { return eager(x, t, audio, phase, cache); });
             }
-            if (!timed("capture", phase, x, [&] { return capture(s, phase); })) return eager(x, t, audio, phase, cache);
+            if (!timed("capture", phase, x, [&] { return capture(s, phase); })) {
+                ++s.eager_calls[p];
+                return eager(x, t, audio, phase, cache);
+            }
             captured_now = true;
         }
         s.x.copy_(x, /*non_blocking=*/true);
@@ -189,6 +197,14 @@ private:
             log::debug("CUDA graph capture out of memory: this input shape runs eagerly");
             return false;
         } catch (const std::exception& e) {
+            // A capture before any eager call of its phase (capture_first_): this call runs eagerly and the next
+            // one is captured, as without the switch.
+            if (s.eager_calls[p] == 0) {
+                s.capture_first_failed = true;
+                log::debug("CUDA graph capture before an eager call failed (the next call is captured after one): ",
+                           first_line(e.what()));
+                return false;
+            }
             // The graphs captured so far stay (a capture graph keeps writing the features eager reuse calls
             // then read); no further phase of this shape is captured.
             s.failed = true;
@@ -202,6 +218,7 @@ private:
     models::UNet3DConditionModel unet_;
     int max_shapes_;
     std::shared_ptr<GraphCounts> counts_;
+    bool capture_first_;
     bool off_ = false;
     bool warned_ = false;
     std::map<std::vector<int64_t>, std::unique_ptr<ShapeGraphs>> shapes_;
@@ -210,11 +227,16 @@ private:
 }  // namespace
 #endif
 
+bool graph_capture_first_wanted() {
+    static const bool on = env::flag("LSYNC_GRAPH_CAPTURE_FIRST", false);
+    return on;
+}
+
 diffusion::Denoiser make_graphed_denoiser(models::UNet3DConditionModel unet, bool graphs, int max_shapes,
-                                          std::shared_ptr<GraphCounts> counts) {
+                                          std::shared_ptr<GraphCounts> counts, bool capture_first) {
 #if LSYNC_WITH_CUDA
     if (graphs) {
-        auto g = std::make_shared<GraphedDenoiser>(std::move(unet), max_shapes, std::move(counts));
+        auto g = std::make_shared<GraphedDenoiser>(std::move(unet), max_shapes, std::move(counts), capture_first);
         return [g](const torch::Tensor& x, const torch::Tensor& t, const torch::Tensor& audio,
                    diffusion::CachePhase phase) { return (*g)(x, t, audio, phase); };
     }
@@ -222,6 +244,7 @@ diffusion::Denoiser make_graphed_denoiser(models::UNet3DConditionModel unet, boo
     (void)graphs;
     (void)max_shapes;
     (void)counts;
+    (void)capture_first;
 #endif
     return models::make_denoiser(std::move(unet));
 }

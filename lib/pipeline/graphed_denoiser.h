@@ -54,11 +54,20 @@ struct GraphCounts {
     int64_t eager = 0;     ///< calls run eagerly
 };
 
+/// Whether a shape's first call of each phase is captured at once, with no eager call before it
+/// (LSYNC_GRAPH_CAPTURE_FIRST=1; off by default, not measured yet: docs/performance-notes.md section 40). The eager
+/// call sets up what a capture must not (cuDNN plans, GEMM workspaces), which the first-use journal's pre-warm has
+/// set up on the worker's thread and stream already; the first group's UNet would save that call's launches (about
+/// 87 ms of host time on an H100, where its GPU work is some 45 ms). A capture that fails so runs the call eagerly
+/// and captures the next one, as without the switch.
+bool graph_capture_first_wanted();
+
 /// A denoiser for `unet`: graphed on CUDA when `graphs` is true (and this build has CUDA), else the eager
 /// models::make_denoiser. At most `max_shapes` input shapes get graphs (each holds its own memory pool); the
-/// rest run eagerly. `counts`, when given, is kept up to date by the graphed denoiser.
+/// rest run eagerly. `counts`, when given, is kept up to date by the graphed denoiser. `capture_first`: see
+/// graph_capture_first_wanted().
 diffusion::Denoiser make_graphed_denoiser(models::UNet3DConditionModel unet, bool graphs, int max_shapes = 3,
-                                          std::shared_ptr<GraphCounts> counts = nullptr);
+                                          std::shared_ptr<GraphCounts> counts = nullptr, bool capture_first = false);
 
 /// Runs `fn` with a stream of the device's pool as the current stream (graphs are not captured on the default
 /// stream; the render's workers have one each), after the current stream's queued work and before returning

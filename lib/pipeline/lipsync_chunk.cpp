@@ -137,7 +137,9 @@ LipsyncChunk::LipsyncChunk(const RenderModels& models, torch::Tensor mask, Diffu
       noise_(std::move(noise)),
       graphs_(models.unet && cuda_graphs_wanted(models.resolution, device_)),
       graph_counts_(counts ? std::move(counts) : std::make_shared<GraphCounts>()),
-      denoiser_(models.unet ? make_graphed_denoiser(models.unet, graphs_, 3, graph_counts_) : nullptr),
+      denoiser_(models.unet
+                    ? make_graphed_denoiser(models.unet, graphs_, 3, graph_counts_, graph_capture_first_wanted())
+                    : nullptr),
       vae_(models.vae, vae_graphs_wanted(graphs_)),
       vae_images_(vae_images_per_call(models.resolution)),
       pad_batches_(models.unet && device_.is_cuda() && cuda_graphs_by_default(models.resolution)),

@@ -786,6 +786,25 @@ TEST_CASE("CUDA graphs of the UNet: the eager calls' values, DeepCache capture a
     CHECK(counts->captures == 2 * 2);
     CHECK(counts->eager == 2 * 3);
     CHECK(counts->replays == 2 * 4 + 7);
+
+    // LSYNC_GRAPH_CAPTURE_FIRST's form: each phase captured at its first call, after the same shape's eager calls
+    // above set up its plans (as the first-use journal's pre-warm does for a render): no eager call, the same values.
+    auto first_counts = std::make_shared<pipeline::GraphCounts>();
+    auto captured_first = pipeline::make_graphed_denoiser(unet, true, 3, first_counts, /*capture_first=*/true);
+    for (int step = 0; step < 7; ++step) {
+        torch::manual_seed(1600 + step);
+        const auto sample = torch::randn({2, 13, 16, 32, 32}, opts);
+        const auto audio = torch::randn({2 * 16, 50, 384}, opts);
+        const auto t = torch::tensor(int64_t{981 - 50 * step});
+        const auto phase = schedule.phase_for_step(step);
+        const auto want = eager(sample, t, audio, phase).to(torch::kFloat);
+        const auto got = captured_first(sample, t, audio, phase).to(torch::kFloat);
+        INFO("capture first, step " << step);
+        CHECK(rel(got, want) < 1e-3);
+    }
+    CHECK(first_counts->captures == 2);
+    CHECK(first_counts->eager == 0);
+    CHECK(first_counts->replays == 7);
 }
 
 TEST_CASE("the kernel profile records a call's kernels and sums them by family", "[gpu][bench]") {
