@@ -136,14 +136,28 @@ bool valid_arg(const json& j) {
     return valid_tensor(j);
 }
 
-// The operations whose kernels or plans depend on the sizes (cuBLAS's heuristics per GEMM shape, the fused
-// attention's per shape): met at the recorded sizes whatever their memory.
-bool shape_sensitive(const std::string& name) {
-    static const std::array<const char*, 7> kOps{"aten::mm", "aten::addmm", "aten::bmm", "aten::baddbmm",
-                                                 "aten::_scaled_dot_product_flash_attention",
-                                                 "aten::_scaled_dot_product_efficient_attention",
-                                                 "aten::_scaled_dot_product_cudnn_attention"};
-    return std::find(kOps.begin(), kOps.end(), name) != kOps.end();
+// The journaled operations whose kernels or plans depend on the sizes (cuBLAS's heuristics per GEMM shape, the
+// fused attention's per shape): met at the recorded sizes whatever their memory (met_tensors()).
+constexpr std::array<const char*, 7> kShapeSensitiveOps{
+    // cuBLAS(Lt): what at::linear and at::matmul pick, and the attention's own products.
+    "aten::mm", "aten::addmm", "aten::bmm", "aten::baddbmm",
+    // Fused attention (its plans; these overloads take no offsets or indices).
+    "aten::_scaled_dot_product_flash_attention", "aten::_scaled_dot_product_efficient_attention",
+    "aten::_scaled_dot_product_cudnn_attention"};
+
+// The other journaled operations, whose kernels do not depend on the sizes.
+constexpr std::array<const char*, 12> kOtherOps{
+    // Resampling and padding (the align's crops, the paste-back).
+    "aten::_upsample_bicubic2d_aa", "aten::upsample_bicubic2d", "aten::_upsample_bilinear2d_aa",
+    "aten::upsample_bilinear2d", "aten::reflection_pad2d", "aten::grid_sampler_2d", "aten::cudnn_grid_sampler",
+    // The align's reductions and roundings.
+    "aten::sum", "aten::neg", "aten::floor",
+    // The paste-back's index reads and writes: met on zero indices, always in range (valid_op_call).
+    "aten::gather", "aten::index_copy_"};
+
+template <size_t N>
+bool listed(const std::array<const char*, N>& names, const std::string& name) {
+    return std::find(names.begin(), names.end(), name) != names.end();
 }
 
 int64_t element_bytes(torch::ScalarType t) { return static_cast<int64_t>(c10::elementSize(t)); }
@@ -159,13 +173,10 @@ MetTensor met_tensor_of(const json& j) {
 
 int64_t elements_of(const MetTensor& t) { return t.offset + span_of(t.sizes, t.strides); }
 
-}  // namespace
-
-std::vector<std::optional<MetTensor>> met_tensors(const OpCall& call) {
+// met_tensors() for a valid call of the operation `schema` describes.
+std::vector<std::optional<MetTensor>> placed_tensors(const OpCall& call, const c10::FunctionSchema& schema) {
     std::vector<std::optional<MetTensor>> out;
-    if (!valid_op_call(call)) return out;
-    const auto op = c10::Dispatcher::singleton().findSchema({call.name, call.overload});
-    if (!op || op->schema().arguments().size() != call.args.size()) return out;
+    if (schema.arguments().size() != call.args.size()) return out;
     int64_t bytes = 0;
     for (size_t i = 0; i < call.args.size(); ++i) {
         if (!call.args[i].is_object()) {
@@ -176,7 +187,7 @@ std::vector<std::optional<MetTensor>> met_tensors(const OpCall& call) {
         // What the operation writes (an in-place destination, an out= tensor) has storage of its own: ATen refuses
         // a write into memory its inputs read. The tensors it only reads hold zeros, so they view one buffer per
         // dtype.
-        const auto* alias = op->schema().arguments()[i].alias_info();
+        const auto* alias = schema.arguments()[i].alias_info();
         t.shared = !(alias && alias->isWrite());
         // A model's weights are views of its one parameter buffer, at offsets up to 2^28 elements: met at those
         // offsets, each call made a buffer of zeros up to there (0.5-1.1 GB for the UNet's GEMMs, which set the
@@ -189,10 +200,19 @@ std::vector<std::optional<MetTensor>> met_tensors(const OpCall& call) {
     }
     // Past kMaxMetBytes, an operation whose kernels do not depend on the sizes is met on one item of its leading
     // dimension (the align's grid sampling reads a group's frames in float32, 0.35 GB at 720p).
-    if (bytes > kMaxMetBytes && !shape_sensitive(call.name))
+    if (bytes > kMaxMetBytes && !listed(kShapeSensitiveOps, call.name))
         for (auto& t : out)
             if (t) t->sizes[0] = 1;
     return out;
+}
+
+}  // namespace
+
+std::vector<std::optional<MetTensor>> met_tensors(const OpCall& call) {
+    if (!valid_op_call(call)) return {};
+    const auto op = c10::Dispatcher::singleton().findSchema({call.name, call.overload});
+    if (!op) return {};
+    return placed_tensors(call, op->schema());
 }
 
 int64_t met_bytes(const OpCall& call) {
@@ -213,8 +233,9 @@ namespace {
 
 // The call's arguments on `device` as met_tensors() places them, as zeros (an index read is in range, since no
 // dimension is empty, and no float is a NaN); nothing for a call met_tensors() does not place.
-std::optional<torch::jit::Stack> stack_of(const OpCall& call, const torch::Device& device) {
-    const auto placed = met_tensors(call);
+std::optional<torch::jit::Stack> stack_of(const OpCall& call, const c10::FunctionSchema& schema,
+                                          const torch::Device& device) {
+    const auto placed = placed_tensors(call, schema);
     if (placed.size() != call.args.size()) return std::nullopt;
     std::map<torch::ScalarType, torch::Tensor> buffers;
     for (const auto& t : placed)
@@ -258,20 +279,7 @@ bool OpCall::operator==(const OpCall& o) const {
 }
 
 bool journaled_op(const std::string& name) {
-    static const std::array<const char*, 19> kOps{
-        // cuBLAS(Lt): what at::linear and at::matmul pick, and the attention's own products.
-        "aten::mm", "aten::addmm", "aten::bmm", "aten::baddbmm",
-        // Resampling and padding (the align's crops, the paste-back).
-        "aten::_upsample_bicubic2d_aa", "aten::upsample_bicubic2d", "aten::_upsample_bilinear2d_aa",
-        "aten::upsample_bilinear2d", "aten::reflection_pad2d", "aten::grid_sampler_2d", "aten::cudnn_grid_sampler",
-        // The align's reductions and roundings.
-        "aten::sum", "aten::neg", "aten::floor",
-        // The paste-back's index reads and writes: met on zero indices, always in range (valid_op_call).
-        "aten::gather", "aten::index_copy_",
-        // Fused attention (its plans; these overloads take no offsets or indices).
-        "aten::_scaled_dot_product_flash_attention", "aten::_scaled_dot_product_efficient_attention",
-        "aten::_scaled_dot_product_cudnn_attention"};
-    return std::find(kOps.begin(), kOps.end(), name) != kOps.end();
+    return listed(kShapeSensitiveOps, name) || listed(kOtherOps, name);
 }
 
 bool valid_op_call(const OpCall& call) {
@@ -320,7 +328,7 @@ int64_t meet_ops(const std::vector<OpCall>& calls, const torch::Device& device,
         const auto op = c10::Dispatcher::singleton().findSchema({call.name, call.overload});
         if (!op) continue;
         try {
-            auto stack = stack_of(call, device);
+            auto stack = stack_of(call, op->schema(), device);
             if (!stack) continue;
             // Nothing reads the results: only the first use is wanted.
             op->callBoxed(&*stack);

@@ -3,7 +3,6 @@
 #include "core/cancel.h"
 #include "core/compat.h"
 #include "core/device_transfer.h"
-#include "core/env.h"
 #include "core/error.h"
 #include "core/log.h"
 #include "diagnostics/gpu_memory.h"
@@ -216,21 +215,13 @@ std::optional<bool> ChunkWorkers::meet_first_use(const std::function<void(const 
         return taken.value_or(true);  // a setup that failed to load ends the render
     };
     int64_t convs = 0, calls = 0;
-    // LSYNC_TRACE_STAGE_MEMORY=1 (lipsync_chunk.cpp's stage lines): the allocator's peak before the pre-warm, after
-    // its convolutions and after its other calls, so a render's peak set here (the calls' tensors beside the models,
-    // their loading and the face pass) shows as one.
-    const bool traced = env::flag("LSYNC_TRACE_STAGE_MEMORY") && first_use_device_.is_cuda();
-    const auto trace = [&](const char* when) {
-        if (traced)
-            std::fprintf(stderr, "stage memory: %s, peak %.2f GiB, held %.2f GiB\n", when,
-                         diagnostics::peak_memory_bytes(first_use_device_) / 1073741824.0,
-                         diagnostics::allocated_memory_bytes(first_use_device_) / 1073741824.0);
-    };
+    // The memory trace (lipsync_chunk.h) before the pre-warm, after its convolutions and after its other calls, so a
+    // render's peak set here (the calls' tensors beside the models, their loading and the face pass) shows as one.
     try {
         enter(first_use_device_);
-        trace("before the first-use pre-warm");
+        trace_stage_memory(first_use_device_, "before the first-use pre-warm,");
         convs = ops::meet_convs(first_use_.convs, first_use_device_, keep_going);
-        trace("after the pre-warm's convolutions");
+        trace_stage_memory(first_use_device_, "after the pre-warm's convolutions,");
         if (keep_going()) calls = ops::meet_ops(first_use_.ops, first_use_device_, keep_going);
     } catch (const std::exception& e) {
         log::debug("first-use pre-warm ended early: ", first_line(e.what()));
@@ -239,7 +230,7 @@ std::optional<bool> ChunkWorkers::meet_first_use(const std::function<void(const 
     }
     prewarmed_convs_ = convs;
     prewarmed_ops_ = calls;
-    trace("after the first-use pre-warm");
+    trace_stage_memory(first_use_device_, "after the first-use pre-warm,");
     if (chunk_timing_printed())  // beside the groups' lines (print_group_timing)
         std::fprintf(stderr, "chunk timing: worker 0, first-use pre-warm met %lld of %zu convolution shapes and %lld "
                              "of %zu other calls, host %.3f-%.3f s%s\n",

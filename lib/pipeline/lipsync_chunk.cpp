@@ -51,12 +51,6 @@ int64_t align_slice_bytes() {
     return bytes;
 }
 
-// LSYNC_TRACE_STAGE_MEMORY=1: after each stage of a call, the allocator's peak so far and what is held now,
-// so a render's GPU peak can be pinned on a stage (the peak is monotonic: the stage where it rises holds it).
-bool stage_memory_traced() {
-    static const bool on = env::flag("LSYNC_TRACE_STAGE_MEMORY");
-    return on;
-}
 
 // The UNet takes CFG's audio in the silent-first form and skips the audio layer's work for the silent half (the
 // same values: transformer_3d.h). LSYNC_SILENT_CFG_AUDIO=0 (read once) hands it the zeros, as the official code.
@@ -124,6 +118,19 @@ torch::Tensor frames_on_device(const std::vector<torch::Tensor>& frames, const t
 }
 
 }  // namespace
+
+bool stage_memory_traced() {
+    static const bool on = env::flag("LSYNC_TRACE_STAGE_MEMORY");
+    return on;
+}
+
+void trace_stage_memory(const torch::Device& device, const std::string& where) {
+    if (!stage_memory_traced()) return;
+    // stderr directly: a diagnostic for measurements, visible whatever the log level.
+    std::fprintf(stderr, "stage memory: %s peak %.2f GiB, held %.2f GiB\n", where.c_str(),
+                 diagnostics::peak_memory_bytes(device) / 1073741824.0,
+                 diagnostics::allocated_memory_bytes(device) / 1073741824.0);
+}
 
 bool LipsyncChunk::pads_short_chunks() const { return pad_batches_ && pad_short_; }
 
@@ -297,11 +304,9 @@ std::vector<torch::Tensor> LipsyncChunk::run_stages(const std::vector<ChunkFrame
         else
             stage.leave();
         if (stage_memory_traced()) {
-            const auto device = device_;
-            // stderr directly: a diagnostic for measurements, visible whatever the log level.
-            std::fprintf(stderr, "stage memory: after %-8s peak %.2f GiB, held %.2f GiB\n", names[m].trace,
-                         diagnostics::peak_memory_bytes(device) / 1073741824.0,
-                         diagnostics::allocated_memory_bytes(device) / 1073741824.0);
+            char where[32];
+            std::snprintf(where, sizeof where, "after %-8s", names[m].trace);
+            trace_stage_memory(device_, where);
         }
     };
     LSYNC_CHECK(!chunks.empty(), ErrorCode::Internal, "LipsyncChunk: no chunks");

@@ -17,9 +17,17 @@
 
 #include <cstdint>
 #include <memory>
+#include <string>
 #include <vector>
 
 namespace lsync::pipeline {
+
+/// LSYNC_TRACE_STAGE_MEMORY=1: after each stage of a call (and around the first worker's pre-warm), the
+/// allocator's peak so far and what is held now, so a render's GPU peak can be pinned on a stage (the peak is
+/// monotonic: the stage where it rises holds it).
+bool stage_memory_traced();
+/// With the trace on: "stage memory: <where> peak X GiB, held Y GiB" on stderr (the allocator of `device`).
+void trace_stage_memory(const torch::Device& device, const std::string& where);
 
 struct DiffusionSettings {
     int steps = 20;
