@@ -10,6 +10,8 @@
 
 #include <cstdio>
 #include <filesystem>
+#include <fstream>
+#include <iterator>
 #include <string>
 
 namespace lsync::test {
@@ -44,5 +46,11 @@ public:
 private:
     std::filesystem::path path_;
 };
+
+/// The whole file's bytes (empty when it cannot be read).
+inline std::string file_bytes(const std::filesystem::path& path) {
+    std::ifstream in(path, std::ios::binary);
+    return std::string(std::istreambuf_iterator<char>(in), {});
+}
 
 }  // namespace lsync::test

@@ -35,11 +35,6 @@ void put(const fs::path& p, const std::string& bytes) {
     std::ofstream(p, std::ios::binary | std::ios::trunc) << bytes;
 }
 
-std::string slurp(const fs::path& p) {
-    std::ifstream f(p, std::ios::binary);
-    return std::string((std::istreambuf_iterator<char>(f)), std::istreambuf_iterator<char>());
-}
-
 std::string fixture(const std::string& name) {
     return std::string(LSYNC_SOURCE_DIR) + "/tests/fixtures/checkpoints/" + name;
 }
@@ -200,7 +195,7 @@ TEST_CASE("overwrite replaces only regular files: never a FIFO, a symlink or a d
     fs::create_symlink(dir.path() / "nowhere", dir.path() / "dangling.mp4");
     test::expect_error(ErrorCode::OutputExists, [&] { AtomicOutput out((dir.path() / "dangling.mp4").string(), true); });
     CHECK(fs::is_symlink(link));
-    CHECK(slurp(target) == "keep me");
+    CHECK(test::file_bytes(target) == "keep me");
 
     if (fs::exists("/dev/null")) {
         msg = test::expect_error(ErrorCode::OutputExists, [] { AtomicOutput out("/dev/null", true); });
@@ -218,7 +213,7 @@ TEST_CASE("overwrite replaces only regular files: never a FIFO, a symlink or a d
     AtomicOutput ok(target.string(), true);
     put(ok.temp_path(), "new");
     ok.commit();
-    CHECK(slurp(target) == "new");
+    CHECK(test::file_bytes(target) == "new");
 }
 
 TEST_CASE("a checkpoint truncated while mapped gives an error, not SIGBUS", "[hardening]") {

@@ -43,7 +43,6 @@
 #include <filesystem>
 #include <functional>
 #include <fstream>
-#include <iterator>
 #include <future>
 #include <mutex>
 #include <set>
@@ -345,11 +344,7 @@ TEST_CASE("segment joiner: segments joined as they close give the file of a join
         CHECK(at_end.drain() == 40);
         at_end.commit();
     }
-    const auto bytes = [](const std::string& path) {
-        std::ifstream in(path, std::ios::binary);
-        return std::string(std::istreambuf_iterator<char>(in), {});
-    };
-    CHECK(bytes(folder + "/progressive.mp4") == bytes(folder + "/at_end.mp4"));
+    CHECK(test::file_bytes(folder + "/progressive.mp4") == test::file_bytes(folder + "/at_end.mp4"));
     FrameSource joined(folder + "/progressive.mp4", 25);
     CHECK(joined.get(39).has_value());
     CHECK_FALSE(joined.get(40).has_value());
@@ -484,8 +479,7 @@ TEST_CASE("segments: after a cut, short tail segments close side by side and sti
         media::VideoWriter tail(render_like);
         for (int i = 0; i < 5; ++i) tail.write(torch::full({96, 128, 3}, 4 * i, torch::kUInt8));
         tail.finish();
-        std::ifstream in(render_like.path, std::ios::binary);
-        return std::string(std::istreambuf_iterator<char>(in), {});
+        return test::file_bytes(render_like.path);
     };
     const std::string with_slices = encode("tail.mp4");
     render_like.sliced_threads = false;

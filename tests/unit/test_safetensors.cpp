@@ -28,11 +28,6 @@ fs::path fixtures_dir() {
     return fs::path(LSYNC_SOURCE_DIR) / "tests" / "fixtures";
 }
 
-std::string slurp(const fs::path& p) {
-    std::ifstream f(p, std::ios::binary);
-    return std::string((std::istreambuf_iterator<char>(f)), std::istreambuf_iterator<char>());
-}
-
 // A hand-made file: 8-byte length (the header's own unless `length` overrides it), header text, data bytes.
 void write_raw(const fs::path& p, const std::string& header, const std::string& data,
                std::optional<uint64_t> length = std::nullopt) {
@@ -84,7 +79,7 @@ TEST_CASE("safetensors round trip of every dtype, 0-d and empty tensors, metadat
     write_safetensors(path, tensors, meta, false);
 
     // The layout the Python library expects: a JSON header padded with spaces to a multiple of 8.
-    const std::string bytes = slurp(path);
+    const std::string bytes = test::file_bytes(path);
     uint64_t n = 0;
     for (int i = 7; i >= 0; --i) n = (n << 8) | static_cast<uint8_t>(bytes[i]);
     CHECK(n % 8 == 0);
@@ -374,7 +369,7 @@ TEST_CASE("safetensors writer: overwrite rule, no partial files, invalid tensors
     const auto path = (dir.path() / "out.safetensors").string();
     const auto a = torch::randn({4, 4});
     write_safetensors(path, {{"a", a}}, {}, false);
-    const std::string original = slurp(path);
+    const std::string original = test::file_bytes(path);
 
     // Refuses to replace without the flag; the file stays as it was.
     try {
@@ -383,7 +378,7 @@ TEST_CASE("safetensors writer: overwrite rule, no partial files, invalid tensors
     } catch (const Error& e) {
         CHECK(e.code() == ErrorCode::OutputExists);
     }
-    CHECK(slurp(path) == original);
+    CHECK(test::file_bytes(path) == original);
 
     // An undefined tensor fails before anything is written, with or without an existing file.
     const auto other = (dir.path() / "other.safetensors").string();
@@ -393,7 +388,7 @@ TEST_CASE("safetensors writer: overwrite rule, no partial files, invalid tensors
     CHECK(contains(msg, "tensor 'hole' is undefined"));
     CHECK(contains(msg, other));
     msg = weights_error([&] { write_safetensors(path, {{"hole", torch::Tensor()}}, {}, true); });
-    CHECK(slurp(path) == original);
+    CHECK(test::file_bytes(path) == original);
 
     // A tensor whose data cannot be read fails mid-stream, after the header and "a" were written: the
     // partial file must vanish and the existing file survive.
@@ -401,7 +396,7 @@ TEST_CASE("safetensors writer: overwrite rule, no partial files, invalid tensors
         torch::empty({1024}, torch::TensorOptions().device(c10::Device(c10::DeviceType::Meta)));
     msg = weights_error([&] { write_safetensors(path, {{"a", a}, {"m", meta_tensor}}, {}, true); });
     CHECK(contains(msg, "tensor 'm' cannot be copied to the CPU"));
-    CHECK(slurp(path) == original);
+    CHECK(test::file_bytes(path) == original);
     msg = weights_error([&] { write_safetensors(other, {{"a", a}, {"m", meta_tensor}}, {}, false); });
     CHECK(dir_entries(dir.path()) == std::set<std::string>{"out.safetensors"});
 

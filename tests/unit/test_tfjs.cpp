@@ -24,11 +24,6 @@ fs::path face_models_dir() {
     return fs::path(LSYNC_SOURCE_DIR) / "tests" / "fixtures" / "face-api";
 }
 
-std::string slurp(const fs::path& p) {
-    std::ifstream f(p, std::ios::binary);
-    return std::string((std::istreambuf_iterator<char>(f)), std::istreambuf_iterator<char>());
-}
-
 void put(const fs::path& p, const std::string& bytes) { std::ofstream(p, std::ios::binary) << bytes; }
 
 template <class T>
@@ -127,7 +122,7 @@ TEST_CASE("tfjs: SSD MobileNet v1 face detector of @vladmandic/face-api", "[tfjs
     CHECK(ints == 15);
 
     // Independent decoding of raw bytes; offsets, scale and min worked out once from the manifest.
-    const std::string raw = slurp(dir / "ssd_mobilenetv1_model.bin");
+    const std::string raw = test::file_bytes(dir / "ssd_mobilenetv1_model.bin");
     REQUIRE(raw.size() == 5616957);
     const auto cls = w.load("Prediction/BoxPredictor_0/ClassPredictor/weights").flatten();  // at byte 0
     REQUIRE(cls.numel() == 4608);
@@ -174,7 +169,7 @@ TEST_CASE("tfjs: 68-point face landmark model of @vladmandic/face-api", "[tfjs][
     }
     CHECK(stored == 356840);
 
-    const std::string raw = slurp(dir / "face_landmark_68_model.bin");
+    const std::string raw = test::file_bytes(dir / "face_landmark_68_model.bin");
     REQUIRE(raw.size() == 356840);
     const auto filters = w.load("dense0/conv0/filters").flatten();  // bytes [0, 864)
     for (int64_t i = 0; i < 864; ++i) {
@@ -248,7 +243,7 @@ TEST_CASE("tfjs: synthetic manifest, every stored type, a weight across shards",
 
     // The same groups inside a model.json are accepted too.
     const auto model_json = dir.path() / "model.json";
-    put(model_json, R"({"format": "graph-model", "weightsManifest": )" + slurp(manifest) + "}");
+    put(model_json, R"({"format": "graph-model", "weightsManifest": )" + test::file_bytes(manifest) + "}");
     TfjsWeights m(model_json.string());
     CHECK(torch::equal(m.load("q"), w.load("q")));
 }

@@ -42,11 +42,6 @@ std::string golden_dir() {
     return "";
 }
 
-std::string read_file(const std::string& path) {
-    std::ifstream f(path, std::ios::binary);
-    return std::string(std::istreambuf_iterator<char>(f), std::istreambuf_iterator<char>());
-}
-
 void write_file(const fs::path& path, const std::string& bytes) {
     std::ofstream f(path, std::ios::binary | std::ios::trunc);
     f.write(bytes.data(), static_cast<std::streamsize>(bytes.size()));
@@ -470,8 +465,8 @@ TEST_CASE("every prefix and many corruptions of data.pkl end in an Error, never 
 
 TEST_CASE("corrupting any byte of a checkpoint file yields a checkpoint or an Error", "[checkpoint]") {
     test::ScratchDir dir("torch_checkpoint_fuzz");
-    const std::string good = read_file(fixture("cuda_zip64_unaligned.pt"));
-    const std::string good_aligned = read_file(fixture("state_dict_dtypes.pt"));
+    const std::string good = test::file_bytes(fixture("cuda_zip64_unaligned.pt"));
+    const std::string good_aligned = test::file_bytes(fixture("state_dict_dtypes.pt"));
     size_t opened = 0, rejected = 0;
     for (const auto* original : {&good, &good_aligned}) {
         for (size_t i = 0; i < original->size(); ++i) {
@@ -517,7 +512,7 @@ TEST_CASE("ZIP reader: entries, prefix, truncation anywhere", "[checkpoint][zip]
 TEST_CASE("golden checkpoints: counts, metadata and every tensor's bytes", "[checkpoint][golden]") {
     const std::string dir = golden_dir();
     if (dir.empty()) LSYNC_SKIP("golden checkpoints not found (set LSYNC_GOLDEN_DIR)");
-    const auto hashes = nlohmann::json::parse(read_file(fixture("golden_tensor_hashes.json")));
+    const auto hashes = nlohmann::json::parse(test::file_bytes(fixture("golden_tensor_hashes.json")));
 
     for (const std::string name : {"unet_tiny_latentsync_unet.pt", "whisper_tiny_random.pt"}) {
         SECTION(name) {
