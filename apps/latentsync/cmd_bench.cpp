@@ -165,9 +165,9 @@ int run_bench_unet(const UNetBenchOpts& o) {
                 std::string row;
                 char buf[512];
                 try {
-                    // The render's SDPA kernel at this size (pipeline::sdpa_kernel_for).
+                    // The render's SDPA kernel (pipeline::sdpa_kernel).
                     auto ctx = pipeline::make_attention_context(a.attention, a.strict_attention, device, dtype,
-                                                                pipeline::sdpa_kernel_for(res));
+                                                                pipeline::sdpa_kernel());
                     if (name == "flex") ctx->set_lip_focus(1.0 - pipeline::procedural_mouth_mask(256), o.lip_focus);
                     unet->set_attention(ctx);
                     // With --graphs the calls go through the render's graphed denoiser: the second call of a shape

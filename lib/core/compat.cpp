@@ -51,7 +51,7 @@ namespace {
 
 // LSYNC_SDPA_CUDNN=0 (read once) takes cuDNN's attention out of ATen's choice, which then falls to
 // FlashAttention-2 or the memory-efficient kernel, biased calls included: a switch for measuring, not a user
-// setting. (The render's unbiased calls choose their kernel by resolution: pipeline::sdpa_kernel_for.)
+// setting. (The render's unbiased calls choose their kernel by size: pipeline::sdpa_kernel.)
 void apply_sdpa_preferences() {
 #if TORCH_VERSION_MAJOR > 2 || (TORCH_VERSION_MAJOR == 2 && TORCH_VERSION_MINOR >= 5)
     static const bool applied = [] {

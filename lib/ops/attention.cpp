@@ -64,12 +64,11 @@ BackendAvailability attention_availability(AttentionBackend backend, const torch
                 return {false, "no fused SDPA kernel for this device/dtype (ATen would use: " + kernel + ")"};
             // The motion modules' attention over 16 frames runs our kernel where it can (short_attention.h).
             auto t = torch::zeros({1, 8, 16, 40}, opts);
-            // Renders call FlashAttention-2 itself where it serves: every call at 256 px, all but the large
-            // self-attention at 512 px (pipeline::sdpa_kernel_for).
+            // Renders call FlashAttention-2 itself where it serves for all but the self-attention of 1,024 tokens
+            // and more (pipeline::sdpa_kernel).
             const bool flash2 = compat::flash2_serves(q, q, q);
             return {true, "fused SDPA kernel: " + kernel +
-                              (flash2 ? " (renders: FlashAttention-2 at 256 px, and at 512 px below 1,024 tokens "
-                                        "and for the audio)"
+                              (flash2 ? " (renders: FlashAttention-2 below 1,024 tokens and for the audio)"
                                       : "") +
                               (short_attention_serves({t, t, t, std::nullopt})
                                    ? "; sequences of at most 16: our short-sequence kernel"

@@ -61,8 +61,8 @@ void set_standard_half_logits(bool enabled);
 ///   FlashAttention-2 (compat::flash2_attention) wherever it serves, for smaller calls: precompiled, no per-shape
 ///                  plans; 3-4 % slower than cuDNN's on the 256 px UNet's shapes, more on the 4,096-token
 ///                  self-attention with head dim 40 (which it pads to 64)
-/// AtenChoice (threshold 0) and Flash2 (no threshold) are the two ends. The render's choice by resolution is
-/// pipeline::sdpa_kernel_for (device_policy.h).
+/// AtenChoice (threshold 0) and Flash2 (no threshold) are the two ends. The render's choice is pipeline::sdpa_kernel
+/// (device_policy.h); the first-use journal's pre-warm builds cuDNN's plans of a render's shapes while the models load.
 struct SdpaKernel {
     int64_t aten_from_logits = 0;
 

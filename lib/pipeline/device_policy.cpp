@@ -71,12 +71,12 @@ ops::AttentionContextPtr make_attention_context(const std::string& backend, bool
     return std::make_shared<ops::AttentionContext>(dispatcher);
 }
 
-ops::SdpaKernel sdpa_kernel_for(int resolution) {
+ops::SdpaKernel sdpa_kernel() {
     if (const auto from = env::positive_integer("LSYNC_SDPA_CUDNN_FROM_LOGITS")) return ops::SdpaKernel{*from};
     // Set to 1 or 0: every call one way. Unset (or not a switch value): by size.
     if (env::flag("LSYNC_SDPA_CUDNN", false)) return ops::SdpaKernel::AtenChoice;
     if (!env::flag("LSYNC_SDPA_CUDNN", true)) return ops::SdpaKernel::Flash2;
-    return resolution > 256 ? kLargeCallsOnCudnn : ops::SdpaKernel::Flash2;
+    return kLargeCallsOnCudnn;
 }
 
 }  // namespace lsync::pipeline

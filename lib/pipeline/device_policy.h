@@ -30,18 +30,19 @@ ops::AttentionContextPtr make_attention_context(const std::string& backend, bool
                                                 torch::ScalarType dtype,
                                                 ops::SdpaKernel kernel = ops::SdpaKernel::AtenChoice);
 
-/// At 512 px: ATen's choice (cuDNN on an H200) for the self-attention of 1,024 and 4,096 tokens, where it is
-/// 1.6-2x faster than FlashAttention-2 (head dims 80 and 40, which FlashAttention-2 pads to 64); FlashAttention-2
-/// for the rest (256 and 64 tokens, the audio cross-attention: within 0.2 ms a call), which then needs none of
-/// cuDNN's per-shape plans (docs/performance-notes.md section 18).
+/// ATen's choice (cuDNN on an H100/H200) for the self-attention of 1,024 tokens and more (the 256 px UNet's largest
+/// level, the 512 px UNet's two largest), where it is 1.6-2x faster than FlashAttention-2 (head dims 80 and 40,
+/// which FlashAttention-2 pads to 64); FlashAttention-2 for the rest (256 and 64 tokens, the audio cross-attention:
+/// within 0.2 ms a call), which then needs none of cuDNN's per-shape plans (docs/performance-notes.md section 18).
 inline constexpr ops::SdpaKernel kLargeCallsOnCudnn{int64_t{1024} * 1024};
 
-/// The SDPA kernel of a UNet at `resolution` px (ops::SdpaKernel): FlashAttention-2 at 256 px and below, where
-/// cuDNN's per-shape plans cost a 1.5 render 1-3 s of its first chunks (and 0.4 s more at its 4-frame last
-/// chunk) for a UNet call 3-4 % faster afterwards (docs/performance-notes.md section 11); kLargeCallsOnCudnn
-/// above. LSYNC_SDPA_CUDNN=1 keeps ATen's choice for every call at every size, =0 takes FlashAttention-2 at
-/// every size (and keeps cuDNN out of the biased calls too: compat.cpp). LSYNC_SDPA_CUDNN_FROM_LOGITS=N takes
-/// ATen's choice for calls of at least N logits per head and FlashAttention-2 below, at every size.
-ops::SdpaKernel sdpa_kernel_for(int resolution);
+/// The SDPA kernel of the UNet's calls (ops::SdpaKernel): kLargeCallsOnCudnn. At 256 px FlashAttention-2 served every
+/// call until session 43 (docs/performance-notes.md section 41), since cuDNN's per-shape plans cost the first group
+/// more than its 3-4 % faster UNet won back in a 500-frame render (section 11); the first-use journal's pre-warm
+/// now builds those plans while the models load. LSYNC_SDPA_CUDNN=1 keeps ATen's choice for every call, =0 takes
+/// FlashAttention-2 for every call (and keeps cuDNN out of the biased calls too: compat.cpp).
+/// LSYNC_SDPA_CUDNN_FROM_LOGITS=N takes ATen's choice for calls of at least N logits per head and FlashAttention-2
+/// below.
+ops::SdpaKernel sdpa_kernel();
 
 }  // namespace lsync::pipeline

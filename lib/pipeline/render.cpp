@@ -182,12 +182,11 @@ private:
     std::shared_future<models::WhisperEncoder> future_ = promise_.get_future().share();
 };
 
-/// A worker's attention context on `d`: the render's backend and strictness, the resolution's SDPA kernel, and the
+/// A worker's attention context on `d`: the render's backend and strictness, the UNet's SDPA kernel, and the
 /// lip focus where asked (`mask`: the mouth mask, 1 = keep).
 ops::AttentionContextPtr worker_attention(const RenderOptions& o, const torch::Device& d, torch::ScalarType dtype,
                                           const torch::Tensor& mask) {
-    auto attention =
-        make_attention_context(o.attention, o.strict_attention, d, dtype, sdpa_kernel_for(model_resolution(o.model)));
+    auto attention = make_attention_context(o.attention, o.strict_attention, d, dtype, sdpa_kernel());
     if (o.lip_focus != 1.0) attention->set_lip_focus(1 - mask, o.lip_focus);
     return attention;
 }

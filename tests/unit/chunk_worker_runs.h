@@ -28,7 +28,7 @@ inline pipeline::RenderModels tiny_random_models() {
 
 /// Strict flash attention in fp16 on `device`, as a 256 px render on a GPU has it.
 inline ops::AttentionContextPtr flash_attention_256(const torch::Device& device) {
-    return pipeline::make_attention_context("flash", true, device, torch::kHalf, pipeline::sdpa_kernel_for(256));
+    return pipeline::make_attention_context("flash", true, device, torch::kHalf, pipeline::sdpa_kernel());
 }
 
 /// The full-size 1.5 networks with their fixed random weights, in fp16 on `device`, with flash_attention_256.

@@ -173,36 +173,35 @@ TEST_CASE("a fused backend that fails at run time falls back once and stays ther
     CHECK_THROWS_AS(strict({q, bad_k, v, std::nullopt}), Error);
 }
 
-TEST_CASE("SDPA kernel: FlashAttention-2 at 256 px, cuDNN for the large calls above, the switches, CPU unchanged",
+TEST_CASE("SDPA kernel: cuDNN for the large calls, FlashAttention-2 for the rest, the switches, CPU unchanged",
           "[attention]") {
     const char* name = "LSYNC_SDPA_CUDNN";
     const char* before = std::getenv(name);
     const std::string saved = before ? before : "";
     ::unsetenv(name);
-    CHECK(pipeline::sdpa_kernel_for(256) == SdpaKernel::Flash2);
-    CHECK(pipeline::sdpa_kernel_for(128) == SdpaKernel::Flash2);
-    CHECK(pipeline::sdpa_kernel_for(512) == pipeline::kLargeCallsOnCudnn);
-    CHECK_FALSE(pipeline::kLargeCallsOnCudnn.flash2_for(1024, 1024));  // the 512 px UNet's two largest levels
+    CHECK(pipeline::sdpa_kernel() == pipeline::kLargeCallsOnCudnn);
+    // The 256 px UNet's largest level (1,024 tokens), the 512 px UNet's two largest.
+    CHECK_FALSE(pipeline::kLargeCallsOnCudnn.flash2_for(1024, 1024));
     CHECK_FALSE(pipeline::kLargeCallsOnCudnn.flash2_for(4096, 4096));
     CHECK(pipeline::kLargeCallsOnCudnn.flash2_for(256, 256));
     CHECK(pipeline::kLargeCallsOnCudnn.flash2_for(4096, 50));  // the audio cross-attention
     ::setenv(name, "1", 1);
-    CHECK(pipeline::sdpa_kernel_for(512) == SdpaKernel::AtenChoice);
-    CHECK(pipeline::sdpa_kernel_for(256) == SdpaKernel::AtenChoice);
+    CHECK(pipeline::sdpa_kernel() == SdpaKernel::AtenChoice);
     ::setenv(name, "0", 1);
-    CHECK(pipeline::sdpa_kernel_for(512) == SdpaKernel::Flash2);
+    CHECK(pipeline::sdpa_kernel() == SdpaKernel::Flash2);
     if (before) ::setenv(name, saved.c_str(), 1); else ::unsetenv(name);
-    // By call size: ATen's choice from N logits per head up, FlashAttention-2 below, at every resolution.
+    // By call size: ATen's choice from N logits per head up, FlashAttention-2 below.
     const char* from_name = "LSYNC_SDPA_CUDNN_FROM_LOGITS";
     const char* from_before = std::getenv(from_name);
     const std::string from_saved = from_before ? from_before : "";
-    ::setenv(from_name, "1048576", 1);
-    for (int res : {256, 512}) {
-        const auto k = pipeline::sdpa_kernel_for(res);
-        CHECK(k == SdpaKernel{1048576});
+    ::setenv(from_name, "4194304", 1);  // not the default's threshold
+    {
+        const auto k = pipeline::sdpa_kernel();
+        CHECK(k == SdpaKernel{4194304});
         CHECK(k.flash2_for(4096, 50));
-        CHECK(k.flash2_for(1023, 1024));
-        CHECK_FALSE(k.flash2_for(1024, 1024));
+        CHECK(k.flash2_for(1024, 1024));
+        CHECK(k.flash2_for(4095, 1024));
+        CHECK_FALSE(k.flash2_for(4096, 1024));
         CHECK_FALSE(k.flash2_for(4096, 4096));
     }
     if (from_before) ::setenv(from_name, from_saved.c_str(), 1); else ::unsetenv(from_name);
