@@ -408,6 +408,7 @@ struct FaceDetectBenchOpts {
     std::string image, device = "auto";
     int width = 1920, height = 1080, batch = 16, iters = 5;
     std::vector<int> detect_every = {1, 4};
+    bool profile = false;
     FaceCliOptions face;
 };
 
@@ -449,6 +450,11 @@ int run_bench_face_detect(const FaceDetectBenchOpts& o) {
                       row.frames_per_s, 100.0 * row.aligned_share);
         std::cout << buf << std::flush;
     }
+    if (o.profile)
+        std::cout << "\n"
+                  << diagnostics::format_kernel_profile(diagnostics::profile_face_step(*detector, batch),
+                                                        "face step, --detect-every 1, " + std::to_string(o.batch) +
+                                                            " frames");
     return 0;
 }
 
@@ -625,6 +631,7 @@ Command add_bench(CLI::App& app) {
     fdc->add_option("--batch", fd->batch, "Frames per call")->capture_default_str()->check(CLI::Range(1, 256));
     fdc->add_option("--iters", fd->iters, "Timed calls (median)")->capture_default_str()->check(CLI::Range(1, 1000));
     fdc->add_option("--detect-every", fd->detect_every, "Detector intervals to measure")->delimiter(',')->check(whole_in(1, 1000));
+    fdc->add_flag("--profile", fd->profile, "Also print where one face step's GPU time goes, by kernel (CUDA only)");
     fdc->add_option("--face-models", fd->face.face_models, "face-api or insightface")->capture_default_str();
     fdc->add_option("--model-dir", fd->face.model_dir, "The face model folder or the model root");
 

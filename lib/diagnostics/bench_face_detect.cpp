@@ -5,21 +5,23 @@
 
 namespace lsync::diagnostics {
 
+namespace {
+std::vector<faces::FrameFaces> face_step(faces::FaceDetector& detector, const torch::Tensor& frames, int detect_every) {
+    faces::FaceOptions opt;
+    opt.detect_every = detect_every;
+    faces::FaceStage stage(&detector, opt, faces::CropGeometry::for_resolution(256), frames.size(2), frames.size(1));
+    return stage.process(frames);
+}
+}  // namespace
+
 std::vector<FaceDetectBenchRow> bench_face_detect(faces::FaceDetector& detector, const torch::Tensor& frames,
                                                   const std::vector<int>& detect_every, int iterations) {
     torch::NoGradGuard no_grad;
-    const auto geometry = faces::CropGeometry::for_resolution(256);
     std::vector<FaceDetectBenchRow> rows;
     for (int k : detect_every) {
-        faces::FaceOptions opt;
-        opt.detect_every = k;
         std::vector<faces::FrameFaces> last;
-        const double ms = median_time_ms(
-            [&] {
-                faces::FaceStage stage(&detector, opt, geometry, frames.size(2), frames.size(1));
-                last = stage.process(frames);
-            },
-            detector.device(), iterations);
+        const double ms =
+            median_time_ms([&] { last = face_step(detector, frames, k); }, detector.device(), iterations);
         FaceDetectBenchRow row;
         row.detect_every = k;
         row.ms_per_batch = ms;
@@ -30,6 +32,12 @@ std::vector<FaceDetectBenchRow> bench_face_detect(faces::FaceDetector& detector,
         rows.push_back(row);
     }
     return rows;
+}
+
+KernelProfile profile_face_step(faces::FaceDetector& detector, const torch::Tensor& frames) {
+    torch::NoGradGuard no_grad;
+    face_step(detector, frames, 1);  // warm-up: first uses stay out of the profile
+    return profile_kernels([&] { face_step(detector, frames, 1); }, detector.device());
 }
 
 }  // namespace lsync::diagnostics

@@ -3,6 +3,7 @@
 // tracking) on a batch of real full-HD frames, per --detect-every setting, in frames per second. Takes any
 // FaceDetector, so it measures whichever model family the caller opened.
 
+#include "diagnostics/kernel_profile.h"
 #include "faces/detect.h"
 
 #include <torch/torch.h>
@@ -22,5 +23,9 @@ struct FaceDetectBenchRow {
 /// a fresh FaceStage over the whole batch (so --detect-every k starts with a detection, as a new clip does).
 std::vector<FaceDetectBenchRow> bench_face_detect(faces::FaceDetector& detector, const torch::Tensor& frames,
                                                   const std::vector<int>& detect_every, int iterations);
+
+/// Where one face step over `frames` (--detect-every 1, as renders run it on a GPU) spends its device time, by
+/// kernel (`bench face-detect --profile`): the face pass shares the GPU with the render's first groups.
+KernelProfile profile_face_step(faces::FaceDetector& detector, const torch::Tensor& frames);
 
 }  // namespace lsync::diagnostics
