@@ -35,11 +35,6 @@ struct DetectorOptions {
     NmsOptions nms;            ///< score threshold 0.5, IoU 0.5, at most 100 faces (face-api's defaults)
     bool landmarks = true;     ///< also run the landmark net on every detected face
     int64_t max_batch = 16;    ///< frames per detector call (bounds device memory)
-    /// On a GPU, the face-api SSD in fp16, channels-last, its BatchNorms folded (SsdMobilenetV1::
-    /// set_fast_inference): the face pass shares the GPU with the render's first groups, and in fp32 its SSD was
-    /// most of the pass's device time (docs/performance-notes.md section 41). Boxes move by well under a pixel;
-    /// the landmark net stays fp32. LSYNC_FACE_DETECTOR_FP16=0 turns it off (for measurements). The CPU runs fp32.
-    bool fp16_on_gpu = true;
 };
 
 /// Frames per detector call for `device`: 16 on a GPU; 4 on the CPU, where a batch of 16 1080p frames holds

@@ -26,9 +26,9 @@ namespace lsync::pipeline {
 namespace {
 constexpr int64_t kFaceBatch = 16;  // frames per face-step call
 // Frames per detector call on a GPU. The pass runs beside the render's first chunks, so its working memory adds
-// to theirs: the SSD's first layers hold 256 x 256 maps of 32-64 channels, about 25 MB per frame in fp32 (half
-// that in the fp16 form GPUs now run, DetectorOptions::fp16_on_gpu), which at 16 frames in fp32 put the 1.5
-// render's GPU peak 0.1-0.7 GiB above its 3.7 GiB in chunks after the pass (docs/performance-notes.md section 9). Smaller calls cost the pass some speed (500 720p frames in 4.3-5.7 s
+// to theirs: the SSD's first layers hold 256 x 256 maps of 32-64 channels in fp32, about 25 MB per frame, which
+// at 16 frames put the 1.5 render's GPU peak 0.1-0.7 GiB above its 3.7 GiB in chunks after the pass
+// (docs/performance-notes.md section 9). Smaller calls cost the pass some speed (500 720p frames in 4.3-5.7 s
 // instead of 3.9 on an H200), still far ahead of the render.
 constexpr int64_t kDetectorBatchBesideRender = 4;
 

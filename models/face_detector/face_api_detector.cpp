@@ -1,6 +1,5 @@
 #include "face_detector/face_api_detector.h"
 
-#include "core/env.h"
 #include "core/error.h"
 #include "face_detector/ssd_mobilenet_v1.h"
 #include "face_landmarks/face_landmark68_net.h"
@@ -38,8 +37,6 @@ FaceApiDetector::FaceApiDetector(const std::string& model_dir, torch::Device dev
     nets_->device = device;
     nets_->ssd->load(detector_manifest(model_dir), device);
     nets_->ssd->eval();
-    if (device.is_cuda() && options_.fp16_on_gpu && env::flag("LSYNC_FACE_DETECTOR_FP16", true))
-        nets_->ssd->set_fast_inference(torch::kHalf);
     if (options_.landmarks) {
         nets_->lmk->load(landmark_manifest(model_dir), device);
         nets_->lmk->eval();

@@ -17,7 +17,7 @@ PointwiseConvImpl::PointwiseConvImpl(int64_t in, int64_t out, int64_t k, int64_t
 }
 
 torch::Tensor PointwiseConvImpl::forward(const torch::Tensor& x) {
-    return conv_same(x, weights, convolution_bn_offset, stride).clamp_(0, 6);
+    return torch::clamp(conv_same(x, weights, convolution_bn_offset, stride), 0, 6);
 }
 
 BatchNormImpl::BatchNormImpl(int64_t c) {
@@ -37,19 +37,7 @@ DepthwiseConvImpl::DepthwiseConvImpl(int64_t c, int64_t stride_) : stride(stride
 }
 
 torch::Tensor DepthwiseConvImpl::forward(const torch::Tensor& x) {
-    const int64_t groups = depthwise_weights.size(0);
-    if (folded_bias.defined()) return conv_same(x, depthwise_weights, folded_bias, stride, groups).clamp_(0, 6);
-    return bn(conv_same(x, depthwise_weights, {}, stride, groups)).clamp_(0, 6);
-}
-
-void DepthwiseConvImpl::fold_batch_norm() {
-    if (folded_bias.defined()) return;
-    torch::NoGradGuard no_grad;
-    // In float64, so the folded weights round once, to the network's dtype.
-    const auto scale = bn->gamma.to(torch::kDouble) / (bn->moving_variance.to(torch::kDouble) + kBatchNormEps).sqrt();
-    const auto weights = depthwise_weights.to(torch::kDouble) * scale.view({-1, 1, 1, 1});
-    depthwise_weights.copy_(weights);
-    folded_bias = (bn->beta.to(torch::kDouble) - bn->moving_mean.to(torch::kDouble) * scale).to(depthwise_weights.dtype());
+    return torch::clamp(bn(conv_same(x, depthwise_weights, {}, stride, depthwise_weights.size(0))), 0, 6);
 }
 
 ConvHeadImpl::ConvHeadImpl(int64_t in, int64_t out) {
@@ -142,32 +130,13 @@ torch::Tensor decode_boxes(const torch::Tensor& anchors, const torch::Tensor& en
 }
 
 SsdOutput SsdMobilenetV1Impl::forward(const torch::Tensor& x) {
-    auto [conv13, conv11] =
-        mobilenet(fast_dtype ? x.to(*fast_dtype).contiguous(torch::MemoryFormat::ChannelsLast) : x);
+    auto [conv13, conv11] = mobilenet(x);
     auto [enc, logits] = prediction(conv13, conv11);
-    if (fast_dtype) {
-        enc = enc.to(torch::kFloat);
-        logits = logits.to(torch::kFloat);
-    }
     SsdOutput out;
     out.boxes = decode_boxes(anchors.to(enc.dtype()), enc);
     // Column 0 is background; face-api keeps the sigmoid of column 1.
     out.scores = torch::sigmoid(logits.select(-1, 1));
     return out;
-}
-
-void SsdMobilenetV1Impl::set_fast_inference(torch::ScalarType dtype) {
-    if (fast_dtype) return;
-    torch::NoGradGuard no_grad;
-    for (auto& d : mobilenet->depthwise) d->fold_batch_norm();
-    for (torch::nn::Module* part : {static_cast<torch::nn::Module*>(mobilenet.get()),
-                                    static_cast<torch::nn::Module*>(prediction.get())}) {
-        part->to(dtype);
-        for (auto& p : part->parameters())
-            if (p.dim() == 4) p.set_data(p.contiguous(torch::MemoryFormat::ChannelsLast));
-    }
-    for (auto& d : mobilenet->depthwise) d->folded_bias = d->folded_bias.to(dtype);
-    fast_dtype = dtype;
 }
 
 void SsdMobilenetV1Impl::load(const std::string& manifest, torch::Device device) {

@@ -14,7 +14,6 @@
 
 #include <torch/torch.h>
 
-#include <optional>
 #include <string>
 
 namespace lsync::models::face_detector {
@@ -40,11 +39,7 @@ TORCH_MODULE(BatchNorm);
 struct DepthwiseConvImpl : torch::nn::Module {
     DepthwiseConvImpl(int64_t c, int64_t stride);
     torch::Tensor forward(const torch::Tensor& x);
-    /// Scales the weights by the BatchNorm's gamma / sqrt(variance + eps) and keeps its shift as the conv's bias,
-    /// so forward runs one convolution (with its bias) and the clamp instead of three passes.
-    void fold_batch_norm();
     torch::Tensor depthwise_weights;
-    torch::Tensor folded_bias;  ///< defined once fold_batch_norm() ran
     BatchNorm bn{nullptr};
     int64_t stride;
 };
@@ -96,16 +91,10 @@ struct SsdMobilenetV1Impl : torch::nn::Module {
     SsdOutput forward(const torch::Tensor& x);
     /// Loads `ssd_mobilenetv1_model-weights_manifest.json` (and its shard) strictly. Throws Error(Weights).
     void load(const std::string& manifest, torch::Device device);
-    /// After load: the BatchNorms folded into the depthwise convolutions, the network's weights in `dtype` and
-    /// channels-last, and forward's input converted to them; the boxes and scores still come out in fp32, decoded
-    /// against the fp32 anchors. On a GPU in fp16 this takes cuDNN's NHWC kernels in place of ATen's fp32 depthwise
-    /// kernel and halves the activations' bytes (face_api_detector.cpp). Not undone.
-    void set_fast_inference(torch::ScalarType dtype);
 
     MobileNetV1 mobilenet{nullptr};
     Prediction prediction{nullptr};
     torch::Tensor anchors;  ///< Output.extra_dim [1, 5118, 4]
-    std::optional<torch::ScalarType> fast_dtype;  ///< set by set_fast_inference
 };
 TORCH_MODULE(SsdMobilenetV1);
 

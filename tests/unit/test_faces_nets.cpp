@@ -200,29 +200,6 @@ TEST_CASE("faces: weights load strictly from the TF.js manifests", "[faces][weig
     CHECK(ssd->anchors.sizes() == torch::IntArrayRef({1, 5118, 4}));
 }
 
-TEST_CASE("faces: the SSD's fast form (BatchNorms folded, channels-last) gives the plain form's boxes and scores",
-          "[faces][nets]") {
-    // The GPU runs the fast form in fp16 (test_gpu.cpp); here in fp32, where only the folding and the layout
-    // can move a value.
-    const auto manifest = (face_models_dir() / "ssd_mobilenetv1_model-weights_manifest.json").string();
-    models::face_detector::SsdMobilenetV1 plain, fast;
-    plain->load(manifest, torch::kCPU);
-    fast->load(manifest, torch::kCPU);
-    fast->set_fast_inference(torch::kFloat);
-    REQUIRE(fast->mobilenet->depthwise[0]->folded_bias.defined());
-    CHECK(fast->mobilenet->depthwise[0]->depthwise_weights.is_contiguous(torch::MemoryFormat::ChannelsLast));
-    CHECK_FALSE(torch::equal(fast->mobilenet->depthwise[0]->depthwise_weights,
-                             plain->mobilenet->depthwise[0]->depthwise_weights));
-    torch::NoGradGuard no_grad;
-    const auto x = faces::detector_input(photo("sample1.jpg").unsqueeze(0));
-    const auto a = plain(x), b = fast(x);
-    CHECK(b.boxes.scalar_type() == torch::kFloat);
-    CHECK(b.boxes.sizes() == a.boxes.sizes());
-    CHECK((b.boxes - a.boxes).abs().max().item<double>() < 1e-4);  // of the 512 px square: < 0.05 px
-    CHECK((b.scores - a.scores).abs().max().item<double>() < 1e-4);
-    CHECK(a.scores.max().item<double>() > 0.9);  // a face is there
-}
-
 TEST_CASE("faces: bad model folders give one clear error", "[faces][weights]") {
     test::ScratchDir dir("faces_models_bad");
     auto msg = test::expect_error(ErrorCode::Weights, [&] { faces::FaceApiDetector d(dir.path().string()); });
