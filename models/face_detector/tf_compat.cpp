@@ -75,19 +75,32 @@ torch::Tensor TorchLayoutSource::load(const std::string& name) const {
     }
 }
 
+namespace {
+// TF 'same' padding of one axis: {before, after}.
+std::pair<int64_t, int64_t> same_padding(int64_t size, int64_t kernel, int64_t stride) {
+    const int64_t total = std::max<int64_t>(0, ((size + stride - 1) / stride - 1) * stride + kernel - size);
+    return {total / 2, total - total / 2};
+}
+}  // namespace
+
 torch::Tensor same_pad(const torch::Tensor& x, int64_t kh, int64_t kw, int64_t sh, int64_t sw) {
-    const int64_t h = x.size(-2), w = x.size(-1);
-    const int64_t ph = std::max<int64_t>(0, ((h + sh - 1) / sh - 1) * sh + kh - h);
-    const int64_t pw = std::max<int64_t>(0, ((w + sw - 1) / sw - 1) * sw + kw - w);
-    if (ph == 0 && pw == 0) return x;
-    return torch::constant_pad_nd(x, {pw / 2, pw - pw / 2, ph / 2, ph - ph / 2}, 0);
+    const auto [top, bottom] = same_padding(x.size(-2), kh, sh);
+    const auto [left, right] = same_padding(x.size(-1), kw, sw);
+    if (top + bottom == 0 && left + right == 0) return x;
+    return torch::constant_pad_nd(x, {left, right, top, bottom}, 0);
 }
 
 torch::Tensor conv_same(const torch::Tensor& x, const torch::Tensor& w, const torch::Tensor& bias, int64_t stride,
                         int64_t groups) {
-    const auto padded = same_pad(x, w.size(2), w.size(3), stride, stride);
-    const std::vector<int64_t> strides{stride, stride}, no_padding{0, 0}, dilation{1, 1};
-    return torch::conv2d(padded, w, bias, strides, no_padding, dilation, groups);
+    const std::vector<int64_t> strides{stride, stride}, dilation{1, 1};
+    const auto [top, bottom] = same_padding(x.size(-2), w.size(2), stride);
+    const auto [left, right] = same_padding(x.size(-1), w.size(3), stride);
+    // Symmetric padding (every stride-1 layer) is the convolution's own: no padded copy of the input (on an H100
+    // the face step's copies fell from 2.8 to 2.2 ms of device time per 16 720p frames: performance-notes 41).
+    if (top == bottom && left == right)
+        return torch::conv2d(x, w, bias, strides, std::vector<int64_t>{top, left}, dilation, groups);
+    return torch::conv2d(same_pad(x, w.size(2), w.size(3), stride, stride), w, bias, strides,
+                         std::vector<int64_t>{0, 0}, dilation, groups);
 }
 
 void load_tfjs(torch::nn::Module& module, const std::string& manifest, const std::vector<std::string>& ignore,
