@@ -15,20 +15,30 @@ struct Taps {
     torch::Tensor lo, hi, frac;
 };
 
-Taps taps(int64_t in, int64_t out, torch::Device device) {
-    std::vector<int64_t> lo(out), hi(out);
-    std::vector<float> frac(out);
+// The same taps on the host.
+struct TapTable {
+    std::vector<int64_t> lo, hi;
+    std::vector<float> frac;
+};
+
+TapTable tap_table(int64_t in, int64_t out) {
+    TapTable t{std::vector<int64_t>(out), std::vector<int64_t>(out), std::vector<float>(out)};
     const double ratio = static_cast<double>(in) / static_cast<double>(out);
     for (int64_t i = 0; i < out; ++i) {
         const double src = ratio * static_cast<double>(i);
         const double fl = std::max(0.0, std::floor(src));
-        lo[i] = static_cast<int64_t>(fl);
-        hi[i] = std::min<int64_t>(in - 1, static_cast<int64_t>(std::ceil(src)));
-        frac[i] = static_cast<float>(src - fl);
+        t.lo[i] = static_cast<int64_t>(fl);
+        t.hi[i] = std::min<int64_t>(in - 1, static_cast<int64_t>(std::ceil(src)));
+        t.frac[i] = static_cast<float>(src - fl);
     }
+    return t;
+}
+
+Taps taps(int64_t in, int64_t out, torch::Device device) {
+    const TapTable t = tap_table(in, out);
     const auto opts = torch::TensorOptions().dtype(torch::kLong);
-    return {torch::tensor(lo, opts).to(device), torch::tensor(hi, opts).to(device),
-            torch::tensor(frac, torch::kFloat).to(device)};
+    return {torch::tensor(t.lo, opts).to(device), torch::tensor(t.hi, opts).to(device),
+            torch::tensor(t.frac, torch::kFloat).to(device)};
 }
 
 /// Taps for an axis of `size` real pixels placed at [before, before + size) of a zero-padded axis of `padded`
@@ -182,6 +192,72 @@ torch::Tensor landmark_input(const torch::Tensor& frame, const CropRect& c, int6
     x = resize_padded_bilinear_tf(x, c.h < c.w ? before : 0, c.w < c.h ? before : 0, side, side, size, size);
     const auto mean = torch::tensor({122.782f, 117.001f, 104.298f}, x.options()).view({1, 3, 1, 1});
     return ((x - mean) / 255).squeeze(0);
+}
+
+torch::Tensor landmark_inputs(const torch::Tensor& frames, const std::vector<LandmarkCrop>& crops, int64_t size) {
+    LSYNC_CHECK(frames.dim() == 4 && frames.size(3) == 3 && frames.scalar_type() == torch::kUInt8, ErrorCode::Usage,
+                "landmark inputs want RGB uint8 frames [B, H, W, 3], got " + c10::str(frames.sizes()));
+    const int64_t n = static_cast<int64_t>(crops.size()), height = frames.size(1), width = frames.size(2);
+    LSYNC_CHECK(n > 0, ErrorCode::Internal, "landmark inputs without crops");
+    // Per crop and output row/column, on the host: the frame pixel each tap reads (clamped into the crop, rows as
+    // frame * height + row), whether it lies in the crop or in its padding, and the lerp weight; exactly
+    // landmark_input's taps (resize_padded_bilinear_tf over the crop zero-padded to a centred square).
+    enum Long { RowLo, RowHi, ColLo, ColHi, kLongs };
+    enum Float { KeepRowLo, KeepRowHi, KeepColLo, KeepColHi, FracRow, FracCol, kFloats };
+    auto longs = torch::empty({kLongs, n, size}, torch::kLong);
+    auto floats = torch::empty({kFloats, n, size}, torch::kFloat);
+    auto* l = longs.data_ptr<int64_t>();
+    auto* f = floats.data_ptr<float>();
+    const auto at = [n, size](int table, int64_t crop, int64_t i) { return (table * n + crop) * size + i; };
+    for (int64_t k = 0; k < n; ++k) {
+        const auto& [frame, c] = crops[static_cast<size_t>(k)];
+        LSYNC_CHECK(frame >= 0 && frame < frames.size(0) && c.w > 0 && c.h > 0 && c.x >= 0 && c.y >= 0 &&
+                        c.x + c.w <= width && c.y + c.h <= height,
+                    ErrorCode::Internal, "landmark crop outside the frame");
+        const int64_t diff = std::abs(c.h - c.w);
+        const int64_t after = static_cast<int64_t>(std::floor(diff * 0.5 + 0.5)), before = diff - after;
+        const int64_t side = std::max<int64_t>(c.w, c.h);
+        const int64_t top = c.h < c.w ? before : 0, left = c.w < c.h ? before : 0;
+        const TapTable taps = tap_table(side, size);  // the square's two axes have the same taps
+        for (int64_t i = 0; i < size; ++i) {
+            const auto place = [&](int64_t tap, int64_t pad, int64_t extent, int64_t origin, int64_t& index,
+                                   float& keep) {
+                const int64_t real = tap - pad;
+                index = origin + std::clamp<int64_t>(real, 0, extent - 1);
+                keep = real >= 0 && real < extent ? 1.f : 0.f;
+            };
+            const int64_t row0 = frame * height + c.y;
+            place(taps.lo[i], top, c.h, row0, l[at(RowLo, k, i)], f[at(KeepRowLo, k, i)]);
+            place(taps.hi[i], top, c.h, row0, l[at(RowHi, k, i)], f[at(KeepRowHi, k, i)]);
+            place(taps.lo[i], left, c.w, c.x, l[at(ColLo, k, i)], f[at(KeepColLo, k, i)]);
+            place(taps.hi[i], left, c.w, c.x, l[at(ColHi, k, i)], f[at(KeepColHi, k, i)]);
+            f[at(FracRow, k, i)] = taps.frac[i];
+            f[at(FracCol, k, i)] = taps.frac[i];
+        }
+    }
+    // Two uploads for every crop, then one gather per corner over all frames' pixels: a few launches for all the
+    // faces of a batch, where a crop at a time took some fifty and seven uploads per face.
+    longs = longs.to(frames.device());
+    floats = floats.to(frames.device());
+    const auto pixels = frames.reshape({-1, 3});
+    const auto rows = [&](int t) { return longs[t].view({n, size, 1}); };
+    const auto cols = [&](int t) { return longs[t].view({n, 1, size}); };
+    const auto kr = [&](int t) { return floats[t].view({n, 1, size, 1}); };
+    const auto kc = [&](int t) { return floats[t].view({n, 1, 1, size}); };
+    // The arithmetic of resize_padded_bilinear_tf, term for term: the same numbers as landmark_input.
+    const auto corner = [&](int r, int c, int keep_r, int keep_c) {
+        const auto index = (rows(r) * width + cols(c)).reshape({-1});
+        const auto gathered = pixels.index_select(0, index).view({n, size, size, 3}).permute({0, 3, 1, 2});
+        return gathered.to(torch::kFloat) * kr(keep_r) * kc(keep_c);
+    };
+    const auto tl = corner(RowLo, ColLo, KeepRowLo, KeepColLo), tr = corner(RowLo, ColHi, KeepRowLo, KeepColHi);
+    const auto bl = corner(RowHi, ColLo, KeepRowHi, KeepColLo), br = corner(RowHi, ColHi, KeepRowHi, KeepColHi);
+    const auto fx = kc(FracCol), fy = kr(FracRow);
+    const auto t = tl + (tr - tl) * fx;
+    const auto b = bl + (br - bl) * fx;
+    const auto x = t + (b - t) * fy;
+    const auto mean = torch::tensor({122.782f, 117.001f, 104.298f}, x.options()).view({1, 3, 1, 1});
+    return (x - mean) / 255;
 }
 
 std::vector<Point> landmarks_from_output(const torch::Tensor& out_t, const CropRect& c, int64_t size) {

@@ -8,6 +8,7 @@
 
 #include <torch/torch.h>
 
+#include <utility>
 #include <vector>
 
 namespace lsync::faces {
@@ -47,6 +48,12 @@ CropRect landmark_crop(const Box& box, int width, int height);
 /// Landmark-net input for one crop of `frame` [H, W, 3] uint8: the region, zero-padded to a centred square,
 /// resized to size x size, minus the mean RGB (122.782, 117.001, 104.298), / 255. -> [3, size, size] float.
 torch::Tensor landmark_input(const torch::Tensor& frame, const CropRect& crop, int64_t size = 112);
+
+/// A crop of one frame of a batch: the frame's index and the region (landmark_crop).
+using LandmarkCrop = std::pair<int64_t, CropRect>;
+/// landmark_input for many crops of a batch of frames [B, H, W, 3] uint8 at once -> [N, 3, size, size] float, the
+/// same numbers: a few launches for all of them (the face pass shares the GPU with the render's first groups).
+torch::Tensor landmark_inputs(const torch::Tensor& frames, const std::vector<LandmarkCrop>& crops, int64_t size = 112);
 
 /// Net output [136] (x, y interleaved, relative to the padded square) -> 68 points in full-frame pixels.
 std::vector<Point> landmarks_from_output(const torch::Tensor& out, const CropRect& crop, int64_t size = 112);

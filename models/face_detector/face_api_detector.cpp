@@ -1,5 +1,6 @@
 #include "face_detector/face_api_detector.h"
 
+#include "core/env.h"
 #include "core/error.h"
 #include "face_detector/ssd_mobilenet_v1.h"
 #include "face_landmarks/face_landmark68_net.h"
@@ -66,11 +67,7 @@ std::vector<std::vector<Face>> FaceApiDetector::detect_batch(const torch::Tensor
         for (int64_t b = 0; b < chunk.size(0); ++b)
             result.push_back(faces_from_detections(boxes[b], scores[b], width, height, options_.nms));
     }
-    if (options_.landmarks) {
-        std::vector<torch::Tensor> per_frame;
-        for (int64_t b = 0; b < frames.size(0); ++b) per_frame.push_back(frames[b]);
-        landmarks_for(per_frame, result);
-    }
+    if (options_.landmarks) landmarks_for(frames, result);
     return result;
 }
 
@@ -80,30 +77,37 @@ void FaceApiDetector::add_landmarks(const torch::Tensor& frame, std::vector<Face
                 "landmarks want one RGB uint8 frame [H, W, 3], got " + c10::str(frame.sizes()));
     torch::NoGradGuard no_grad;
     std::vector<std::vector<Face>> wrapped{std::move(faces)};
-    landmarks_for({frame.to(nets_->device)}, wrapped);
+    landmarks_for(frame.to(nets_->device).unsqueeze(0), wrapped);
     faces = std::move(wrapped.front());
 }
 
-void FaceApiDetector::landmarks_for(const std::vector<torch::Tensor>& frames, std::vector<std::vector<Face>>& faces) {
+void FaceApiDetector::landmarks_for(const torch::Tensor& frames, std::vector<std::vector<Face>>& faces) {
     // All crops of all frames go through the net in one batch.
-    std::vector<torch::Tensor> inputs;
+    std::vector<LandmarkCrop> crops;
     std::vector<std::pair<size_t, size_t>> owner;
-    std::vector<CropRect> crops;
-    for (size_t f = 0; f < frames.size(); ++f) {
-        const int h = static_cast<int>(frames[f].size(0)), w = static_cast<int>(frames[f].size(1));
+    const int h = static_cast<int>(frames.size(1)), w = static_cast<int>(frames.size(2));
+    for (size_t f = 0; f < faces.size(); ++f)
         for (size_t i = 0; i < faces[f].size(); ++i) {
             const CropRect c = landmark_crop(faces[f][i].box, w, h);
             if (c.w <= 0 || c.h <= 0) continue;  // box entirely outside the frame: no landmarks
-            inputs.push_back(landmark_input(frames[f], c));
+            crops.emplace_back(static_cast<int64_t>(f), c);
             owner.emplace_back(f, i);
-            crops.push_back(c);
         }
+    if (crops.empty()) return;
+    // LSYNC_FACE_BATCHED_LANDMARKS=0: a crop at a time (the same numbers; for measurements).
+    static const bool batched = env::flag("LSYNC_FACE_BATCHED_LANDMARKS", true);
+    torch::Tensor inputs;
+    if (batched) {
+        inputs = landmark_inputs(frames, crops);
+    } else {
+        std::vector<torch::Tensor> each;
+        for (const auto& [f, c] : crops) each.push_back(landmark_input(frames[f], c));
+        inputs = torch::stack(each);
     }
-    if (inputs.empty()) return;
-    const auto out = nets_->lmk(torch::stack(inputs)).cpu();
+    const auto out = nets_->lmk(inputs).cpu();
     for (size_t k = 0; k < owner.size(); ++k) {
         Face& face = faces[owner[k].first][owner[k].second];
-        face.landmarks = landmarks_from_output(out[static_cast<int64_t>(k)], crops[k]);
+        face.landmarks = landmarks_from_output(out[static_cast<int64_t>(k)], crops[k].second);
         face.scheme = "ibug68";
     }
 }

@@ -32,7 +32,8 @@ private:
     struct Nets;
     std::unique_ptr<Nets> nets_;
     DetectorOptions options_;
-    void landmarks_for(const std::vector<torch::Tensor>& frames, std::vector<std::vector<Face>>& faces);
+    /// The landmarks of `faces` (per frame of `frames` [B, H, W, 3] uint8 on the nets' device), in place.
+    void landmarks_for(const torch::Tensor& frames, std::vector<std::vector<Face>>& faces);
 };
 
 }  // namespace lsync::faces

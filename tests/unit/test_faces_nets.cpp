@@ -165,6 +165,25 @@ TEST_CASE("faces: TF legacy bilinear resize", "[faces][ops]") {
     CHECK(models::tfcompat::same_pad(x, 1, 1, 2, 2).sizes() == x.sizes());
 }
 
+TEST_CASE("faces: landmark inputs of a batch's crops at once are landmark_input's, bit for bit", "[faces][ops]") {
+    torch::manual_seed(5);
+    const auto frames = torch::randint(0, 256, {3, 90, 120, 3}, torch::kUInt8);
+    // Wide, tall and square crops, odd padding, crops at the frame's edges, one pixel wide, the whole frame.
+    const std::vector<faces::LandmarkCrop> crops = {
+        {0, {10, 20, 41, 30}}, {0, {0, 0, 17, 64}}, {1, {80, 50, 40, 40}}, {2, {0, 89, 120, 1}},
+        {2, {119, 0, 1, 90}},  {1, {0, 0, 120, 90}}, {0, {33, 7, 52, 53}}};
+    const auto batched = faces::landmark_inputs(frames, crops);
+    REQUIRE(batched.sizes() == torch::IntArrayRef({7, 3, 112, 112}));
+    for (size_t k = 0; k < crops.size(); ++k) {
+        INFO("crop " << k);
+        CHECK(torch::equal(batched[static_cast<int64_t>(k)], faces::landmark_input(frames[crops[k].first], crops[k].second)));
+    }
+    CHECK(torch::equal(faces::landmark_inputs(frames, {crops[2]}, 56)[0],
+                       faces::landmark_input(frames[1], crops[2].second, 56)));
+    CHECK_THROWS_AS(faces::landmark_inputs(frames, {{0, {100, 0, 30, 10}}}), Error);  // past the right edge
+    CHECK_THROWS_AS(faces::landmark_inputs(frames, {{3, {0, 0, 10, 10}}}), Error);    // no such frame
+}
+
 TEST_CASE("faces: NMS keeps the best of overlapping boxes, maps through the padding", "[faces][ops]") {
     // Three candidates on a 200x100 frame (padded to 200x200): a strong box, a weaker one overlapping it
     // (IoU 0.6 -> dropped), a separate weak one above the threshold, one below.
