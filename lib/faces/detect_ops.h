@@ -52,7 +52,8 @@ torch::Tensor landmark_input(const torch::Tensor& frame, const CropRect& crop, i
 /// A crop of one frame of a batch: the frame's index and the region (landmark_crop).
 using LandmarkCrop = std::pair<int64_t, CropRect>;
 /// landmark_input for many crops of a batch of frames [B, H, W, 3] uint8 at once -> [N, 3, size, size] float, the
-/// same numbers: a few launches for all of them (the face pass shares the GPU with the render's first groups).
+/// same numbers: a few launches for all of them. The face-api detector uses it with LSYNC_FACE_BATCHED_LANDMARKS=1
+/// (face_api_detector.cpp says why not yet by default).
 torch::Tensor landmark_inputs(const torch::Tensor& frames, const std::vector<LandmarkCrop>& crops, int64_t size = 112);
 
 /// Net output [136] (x, y interleaved, relative to the padded square) -> 68 points in full-frame pixels.
