@@ -257,7 +257,10 @@ torch::Tensor landmark_inputs(const torch::Tensor& frames, const std::vector<Lan
     const auto b = bl + (br - bl) * fx;
     const auto x = t + (b - t) * fy;
     const auto mean = torch::tensor({122.782f, 117.001f, 104.298f}, x.options()).view({1, 3, 1, 1});
-    return (x - mean) / 255;
+    // Planar, as a stack of landmark_input's: the gathered pixels are pixel-major, and the element-wise passes keep
+    // that layout, which would hand the landmark net's convolutions channels-last input and other kernels (and
+    // other first uses of cuDNN) than the crop-at-a-time form.
+    return ((x - mean) / 255).contiguous();
 }
 
 std::vector<Point> landmarks_from_output(const torch::Tensor& out_t, const CropRect& c, int64_t size) {

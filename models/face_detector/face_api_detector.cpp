@@ -96,8 +96,9 @@ void FaceApiDetector::landmarks_for(const torch::Tensor& frames, std::vector<std
     if (crops.empty()) return;
     // LSYNC_FACE_BATCHED_LANDMARKS=1: every crop at once (landmark_inputs, the same numbers). Off by default: it
     // made the face step 3x faster on an H100 (14.2 -> 9.2 ms of device time, 3,204 -> 412 launches per 16 720p
-    // frames) and a 1.5 render 1.35x slower (call 43D: the pass, no longer held back by its launches, then runs
-    // far ahead of the render, beside its start); it waits for the face pass to be paced (performance-notes 41).
+    // frames) but a 1.5 render 1.35x slower (call 43D), when its inputs were still channels-last (the landmark
+    // net's convolutions then took other cuDNN kernels, first used beside the render's start); planar since, not
+    // measured again (docs/performance-notes.md section 41).
     static const bool batched = env::flag("LSYNC_FACE_BATCHED_LANDMARKS", false);
     torch::Tensor inputs;
     if (batched) {

@@ -174,6 +174,7 @@ TEST_CASE("faces: landmark inputs of a batch's crops at once are landmark_input'
         {2, {119, 0, 1, 90}},  {1, {0, 0, 120, 90}}, {0, {33, 7, 52, 53}}};
     const auto batched = faces::landmark_inputs(frames, crops);
     REQUIRE(batched.sizes() == torch::IntArrayRef({7, 3, 112, 112}));
+    CHECK(batched.is_contiguous());  // planar, as the stack of crops was: the landmark net's kernels depend on it
     for (size_t k = 0; k < crops.size(); ++k) {
         INFO("crop " << k);
         CHECK(torch::equal(batched[static_cast<int64_t>(k)], faces::landmark_input(frames[crops[k].first], crops[k].second)));
