@@ -177,7 +177,8 @@ TEST_CASE("faces: landmark inputs of a batch's crops at once are landmark_input'
     CHECK(batched.is_contiguous());  // planar, as the stack of crops was: the landmark net's kernels depend on it
     for (size_t k = 0; k < crops.size(); ++k) {
         INFO("crop " << k);
-        CHECK(torch::equal(batched[static_cast<int64_t>(k)], faces::landmark_input(frames[crops[k].first], crops[k].second)));
+        const auto& [frame, crop] = crops[k];
+        CHECK(torch::equal(batched[static_cast<int64_t>(k)], faces::landmark_input(frames[frame], crop)));
     }
     CHECK(torch::equal(faces::landmark_inputs(frames, {crops[2]}, 56)[0],
                        faces::landmark_input(frames[1], crops[2].second, 56)));
