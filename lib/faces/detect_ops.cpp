@@ -235,8 +235,8 @@ torch::Tensor landmark_inputs(const torch::Tensor& frames, const std::vector<Lan
             f[at(FracCol, k, i)] = taps.frac[i];
         }
     }
-    // Two uploads for every crop, then one gather per corner over all frames' pixels: a few launches for all the
-    // faces of a batch, where a crop at a time took some fifty and seven uploads per face.
+    // Two uploads for all the crops, then one gather per corner over all frames' pixels: a few launches for all the
+    // faces of a batch, where a crop at a time took some fifty launches and seven uploads per face.
     longs = longs.to(frames.device());
     floats = floats.to(frames.device());
     const auto pixels = frames.reshape({-1, 3});

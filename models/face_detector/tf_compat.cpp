@@ -96,7 +96,8 @@ torch::Tensor conv_same(const torch::Tensor& x, const torch::Tensor& w, const to
     const auto [top, bottom] = same_padding(x.size(-2), w.size(2), stride);
     const auto [left, right] = same_padding(x.size(-1), w.size(3), stride);
     // Symmetric padding (every stride-1 layer) is the convolution's own: no padded copy of the input (on an H100
-    // the face step's copies fell from 2.8 to 2.2 ms of device time per 16 720p frames: performance-notes 41).
+    // the face step's copies fell from 2.8 to 2.2 ms of device time per 16 720p frames: docs/performance-notes.md
+    // section 41).
     if (top == bottom && left == right)
         return torch::conv2d(x, w, bias, strides, std::vector<int64_t>{top, left}, dilation, groups);
     return torch::conv2d(same_pad(x, w.size(2), w.size(3), stride, stride), w, bias, strides,
