@@ -18,6 +18,9 @@
 #   LSYNC_AB_PRIME   1: one run per side before the alternation, left out of the table (a side whose first run
 #                    differs from its later ones: e.g. LSYNC_FIRST_USE_DIR=/tmp/fu, an empty first-use journal
 #                    folder, whose first run writes the journal the later ones read)
+#   LSYNC_AB_TIMELINE 1: after the alternation, one traced render per side (scripts/render_timeline.py with
+#                    LSYNC_TIME_CHUNKS=1: the start, each group's device times, the face pass's end), its summary in
+#                    $OUT/ab-timeline-before.txt and -after.txt: where a side's time went, not only how much
 #   LSYNC_AB_BUILD   the build command (default: scripts/gpu-build.sh; a CPU check of this script can use
 #                    "bash scripts/build.sh --target latentsync" with LSYNC_AB_MODEL=test-tiny and
 #                    LSYNC_AB_ATTENTION=standard)
@@ -111,6 +114,27 @@ for i in $(seq 1 "${LSYNC_AB_RUNS:-3}"); do
     run after "$i"
     run before "$i"
 done
+
+# A timeline per side on one pair of inputs, in the order the runs went (after, then before).
+timeline() {  # SIDE
+    local settings=$ENV_AFTER frames=${LSYNC_AB_FRAMES:-500}
+    [ "$1" = before ] && settings=$ENV_BEFORE
+    echo "-- $1 timeline ($(date +%T))"
+    # shellcheck disable=SC2086  # the settings are a list of NAME=VALUE
+    env $settings LSYNC_TIME_CHUNKS=1 timeout 300 python3 "$ROOT/scripts/render_timeline.py" --label "$1" -- \
+        "$WORK/$1" render "$WORK/inputs/face720p_$frames.mp4" "$WORK/inputs/speech_$frames.wav" \
+        -o "$WORK/$1-timeline.mp4" --overwrite --weights random --model "${LSYNC_AB_MODEL:-1.5}" \
+        --attention "${LSYNC_AB_ATTENTION:-flash}" --model-dir "$ROOT/tests/fixtures/face-api" --json-log \
+        > "$WORK/$1-timeline.txt" 2>&1 || echo "bench-ab: the $1 timeline failed (see its last lines)"
+    # The lines without the JSON events (a call returns few and small files).
+    grep -v '^{' "$WORK/$1-timeline.txt" | cut -c1-240 > "$LOGS/ab-timeline-$1.txt"
+}
+if [ "${LSYNC_AB_TIMELINE:-0}" = 1 ]; then
+    "$WORK/after" bench render --inputs-only --frames "${LSYNC_AB_FRAMES:-500}" --work "$WORK/inputs" \
+        --model-dir "$ROOT/tests/fixtures/face-api" > /dev/null
+    timeline after
+    timeline before
+fi
 
 python3 - "$WORK" "$BASE_NAME" > "$LOGS/ab.md" <<'PY'
 import glob, json, os, statistics, sys
