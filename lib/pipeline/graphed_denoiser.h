@@ -55,11 +55,11 @@ struct GraphCounts {
 };
 
 /// Whether a shape's first call of each phase is captured at once, with no eager call before it
-/// (LSYNC_GRAPH_CAPTURE_FIRST=1; off by default, not measured yet: docs/performance-notes.md section 40). The eager
-/// call sets up what a capture must not (cuDNN plans, GEMM workspaces), which the first-use journal's pre-warm has
-/// set up on the worker's thread and stream already; the first group's UNet would save that call's launches (about
-/// 87 ms of host time on an H100, where its GPU work is some 45 ms). A capture that fails so runs the call eagerly
-/// and captures the next one, as without the switch.
+/// (LSYNC_GRAPH_CAPTURE_FIRST=1; off by default: no gain in an A/B on an H100, docs/performance-notes.md section
+/// 41). The eager call sets up what a capture must not (cuDNN plans, GEMM workspaces), which the first-use journal's
+/// pre-warm has set up on the worker's thread and stream already; the first group's UNet would save that call's
+/// launches (about 87 ms of host time on an H100, where its GPU work is some 45 ms). A capture that fails so runs
+/// the call eagerly and captures the next one, as without the switch.
 bool graph_capture_first_wanted();
 
 /// A denoiser for `unet`: graphed on CUDA when `graphs` is true (and this build has CUDA), else the eager

@@ -51,7 +51,6 @@ int64_t align_slice_bytes() {
     return bytes;
 }
 
-
 // The UNet takes CFG's audio in the silent-first form and skips the audio layer's work for the silent half (the
 // same values: transformer_3d.h). LSYNC_SILENT_CFG_AUDIO=0 (read once) hands it the zeros, as the official code.
 bool silent_cfg_audio_wanted() {
