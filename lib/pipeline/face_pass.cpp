@@ -129,6 +129,10 @@ void FacePass::run() {
                 wait_while_held();
                 if (stop_) break;
             }
+            if (options_.lead > 0 && batch.empty()) {
+                wait_for_lead(i);
+                if (stop_) break;
+            }
             auto frame = source.get(i);
             if (!frame) break;
             batch.push_back(*frame);
@@ -165,6 +169,18 @@ void FacePass::wait_while_held() {
     held_seconds_ = held;
 }
 
+void FacePass::wait_for_lead(int64_t index) {
+    std::unique_lock<std::mutex> lock(mutex_);
+    // wait() notifies as it raises wanted_; the timeout lets the thread see stop_ and an interrupt.
+    while (!stop_ && index - options_.lead > wanted_) {  // all() asks for INT64_MAX: no wanted_ + lead
+        changed_.wait_for(lock, std::chrono::milliseconds(20));
+        if (interrupt_requested()) {
+            lock.unlock();
+            throw_if_interrupted();
+        }
+    }
+}
+
 double FacePass::held_seconds() const {
     std::lock_guard<std::mutex> lock(mutex_);
     return held_seconds_;
@@ -172,7 +188,10 @@ double FacePass::held_seconds() const {
 
 bool FacePass::wait(int64_t index) {
     std::unique_lock<std::mutex> lock(mutex_);
-    wanted_ = std::max(wanted_, index);
+    if (index > wanted_) {
+        wanted_ = index;
+        changed_.notify_all();  // a pass held to its lead (FacePassOptions::lead) may go on
+    }
     // Polls the interrupt flag too: the pass notices it only between batches.
     while (static_cast<int64_t>(plans_.size()) <= index && !finished_) {
         changed_.wait_for(lock, std::chrono::milliseconds(100));

@@ -46,6 +46,10 @@ struct FacePassOptions {
     /// not published, so it can delay the render but never stall it.
     int64_t hold_from = 0;
     std::function<bool()> hold;
+    /// When > 0: the pass analyses at most this many frames past the highest one wait() was asked for, and
+    /// waits for the render to ask for more (all() lifts the bound). Spreads the pass's GPU work over the render
+    /// instead of crowding it beside the first groups (LSYNC_FACE_PASS_LEAD, a measurement switch).
+    int64_t lead = 0;
 };
 
 class FacePass {
@@ -79,6 +83,8 @@ private:
     void run();
     /// Waits while options_.hold() is true, the pass is not stopped and no interrupt is asked for.
     void wait_while_held();
+    /// Waits while frame `index` lies more than options_.lead frames past what the render has asked for.
+    void wait_for_lead(int64_t index);
 
     FacePassOptions options_;
     bool replayed_ = false;

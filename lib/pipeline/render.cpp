@@ -489,6 +489,9 @@ void run_passes(RenderJob& job, RenderWorkDir& work, const media::VideoWriterOpt
                 fo.hold_from = resume_frame + *from;
             fo.hold = [&workers] { return workers->groups_ended() == 0; };
         }
+        // LSYNC_FACE_PASS_LEAD=N (a measurement switch, off by default): the pass keeps at most N frames ahead of
+        // the chunks the render has packed (FacePassOptions::lead).
+        if (device.is_cuda()) fo.lead = env::positive_integer("LSYNC_FACE_PASS_LEAD", 1 << 20).value_or(0);
         faces_pass = std::make_unique<FacePass>(std::move(fo));
     }
     FacePass& face = *faces_pass;
