@@ -9,7 +9,7 @@
 #include "diagnostics/host_stage_scope.h"
 #include "pipeline/chunk_stage_clock.h"
 #include "pipeline/cuda_graph_capture.h"
-#include "pipeline/worker_stream.h"
+#include "pipeline/lent_stream.h"
 
 #include <ATen/ThreadLocalState.h>
 #include <c10/core/DeviceGuard.h>
@@ -298,8 +298,8 @@ void ChunkWorkers::run(size_t index) {
     // A stream of its own, so two workers on one GPU, and the face pass beside them, run side by side instead
     // of queueing on the default stream. Inputs arrive as host tensors (pinned) and results leave as host
     // tensors, so no device memory crosses streams. Not one of LibTorch's pool streams: those are shared in
-    // rotation, and the UNet's CUDA graphs are captured on this stream (worker_stream.h).
-    std::optional<WorkerStream> own_stream;
+    // rotation, and the UNet's CUDA graphs are captured on this stream (lent_stream.h).
+    std::optional<LentStream> own_stream;
     std::optional<c10::cuda::CUDAStreamGuard> stream_guard;  // destroyed first: the stream goes back unused
 #endif
     // On the device of the warm-up's kit or of the setup, whichever comes first (they are the same device).

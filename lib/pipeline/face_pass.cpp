@@ -1,6 +1,7 @@
 #include "pipeline/face_pass.h"
 
 #include "core/cancel.h"
+#include "core/compat.h"
 #include "core/env.h"
 #include "core/error.h"
 #include "faces/detect.h"
@@ -8,6 +9,7 @@
 #include "pipeline/chunk_stage_clock.h"
 #include "pipeline/cuda_graph_capture.h"
 #include "pipeline/frame_source.h"
+#include "pipeline/lent_stream.h"
 
 #include <ATen/ThreadLocalState.h>
 #include <c10/core/DeviceGuard.h>
@@ -91,9 +93,18 @@ void FacePass::run() {
         const torch::Device device = options_.device;
         const c10::DeviceGuard device_guard(device);
 #if LSYNC_WITH_CUDA
-        // Its own stream: the face nets run beside the diffusion on the same GPU instead of queueing behind it.
-        std::optional<c10::cuda::CUDAStreamGuard> stream_guard;
-        if (device.is_cuda()) stream_guard.emplace(c10::cuda::getStreamFromPool(false, device.index()));
+        // Its own stream: the face nets run beside the diffusion on the same GPU instead of queueing behind it. A
+        // lent one, the same from render to render (lent_stream.h: cuBLAS keeps a workspace per stream).
+        std::optional<LentStream> lent;
+        std::optional<c10::cuda::CUDAStreamGuard> stream_guard;  // destroyed first: the stream goes back unused
+        if (device.is_cuda()) {
+            try {
+                lent.emplace(compat::indexed_device(device).index(), StreamPriority::Lowest);
+                stream_guard.emplace(lent->stream());
+            } catch (const std::exception&) {  // no stream made: one of LibTorch's pool, as before
+                stream_guard.emplace(c10::cuda::getStreamFromPool(false, device.index()));
+            }
+        }
 #endif
         FrameSource source(options_.video, options_.target_fps);
         const faces::FaceOptions& face = options_.face;

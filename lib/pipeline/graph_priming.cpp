@@ -9,7 +9,7 @@
 #include <c10/core/DeviceGuard.h>
 
 #if LSYNC_WITH_CUDA
-#include "pipeline/worker_stream.h"
+#include "pipeline/lent_stream.h"
 
 #include <c10/cuda/CUDAFunctions.h>
 #include <c10/cuda/CUDAGuard.h>
@@ -33,9 +33,9 @@ void GraphPriming::start(const torch::Device& device, std::function<void()> body
     started_ = true;
 #if LSYNC_WITH_CUDA
     if (!device.is_cuda()) return;
-    std::shared_ptr<WorkerStream> stream;
+    std::shared_ptr<LentStream> stream;
     try {
-        stream = std::make_shared<WorkerStream>(compat::indexed_device(device).index());
+        stream = std::make_shared<LentStream>(compat::indexed_device(device).index());
     } catch (const std::exception& e) {
         log::debug("no stream to prime the UNet's CUDA graphs on: ", first_line(e.what()));
         return;

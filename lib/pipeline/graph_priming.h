@@ -47,7 +47,7 @@ public:
 
 private:
     bool started_ = false;
-    std::shared_ptr<void> stream_;  ///< the priming's stream (worker_stream.h), held for the graphs' lifetime
+    std::shared_ptr<void> stream_;  ///< the priming's stream (lent_stream.h), held for the graphs' lifetime
     std::future<void> done_;
 };
 

@@ -8,6 +8,7 @@
 #include "ops/valid_frames.h"
 #include "pipeline/chunk_stage_clock.h"
 #include "pipeline/cuda_graph_capture.h"
+#include "pipeline/lent_stream.h"
 
 #include <chrono>
 #include <cstdio>
@@ -252,10 +253,11 @@ diffusion::Denoiser make_graphed_denoiser(models::UNet3DConditionModel unet, boo
 void run_on_side_stream(const torch::Device& device, const std::function<void()>& fn) {
 #if LSYNC_WITH_CUDA
     if (device.is_cuda()) {
-        // A pool stream does not wait for the current one: let the work queued there (weights drawn and laid
-        // out on the default stream, say) finish first.
+        // A side stream does not wait for the current one: let the work queued there (weights drawn and laid
+        // out on the default stream, say) finish first. A lent one (lent_stream.h), at the default priority.
         c10::cuda::getCurrentCUDAStream(device.index()).synchronize();
-        const auto stream = c10::cuda::getStreamFromPool(false, device.index());
+        const LentStream lent(compat::indexed_device(device).index(), StreamPriority::Lowest);
+        const auto stream = lent.stream();
         {
             const c10::cuda::CUDAStreamGuard guard(stream);
             fn();

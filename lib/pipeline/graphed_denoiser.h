@@ -13,7 +13,7 @@
 // second state, dropped once the "capture" graph exists. Any failure to capture turns the graphs off for this
 // denoiser (the log says why) and the calls run eagerly; an out-of-memory error inside a UNet call also drops
 // the graphs (their memory is freed) before it reaches the worker's batch back-off (one from the VAE or the
-// paste-back does not). The captures run on the worker's own stream (worker_stream.h), never shared with another
+// paste-back does not). The captures run on the worker's own stream (lent_stream.h), never shared with another
 // thread, or for the first group's shape on the graph priming's (graph_priming.h), held as long as the graphs.
 // At most `max_shapes` shapes get graphs, the first ones met: a render whose first groups have odd shapes
 // (faces missing in some frames) runs its main shape eagerly.

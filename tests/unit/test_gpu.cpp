@@ -30,7 +30,7 @@
 #include "pipeline/graphed_denoiser.h"
 #include "pipeline/render_models.h"
 #include "pipeline/mouth_mask.h"
-#include "pipeline/worker_stream.h"
+#include "pipeline/lent_stream.h"
 #include "diffusion/denoiser.h"
 #include "unet/unet_config.h"
 #include "unet/unet_layers.h"
@@ -62,17 +62,47 @@ TEST_CASE("a worker's stream: non-blocking, at the device's highest priority, ab
     int least = 0, greatest = 0;
     REQUIRE(cudaDeviceGetStreamPriorityRange(&least, &greatest) == cudaSuccess);
     CHECK(greatest < least);  // lower numbers run first; a device with one level would make the change moot
-    const pipeline::WorkerStream worker(0);
+    const pipeline::LentStream worker(0);
     int priority = 1;
     unsigned flags = 0;
     REQUIRE(cudaStreamGetPriority(worker.stream().stream(), &priority) == cudaSuccess);
     REQUIRE(cudaStreamGetFlags(worker.stream().stream(), &flags) == cudaSuccess);
     CHECK(priority == greatest);
     CHECK((flags & cudaStreamNonBlocking) != 0);
-    // The face pass's stream (face_pass.cpp): one of LibTorch's pool streams, at the default (lowest) priority.
-    const auto face = c10::cuda::getStreamFromPool(false, 0);
-    REQUIRE(cudaStreamGetPriority(face.stream(), &priority) == cudaSuccess);
+    // The face pass's stream (face_pass.cpp): lent at the device's lowest priority, non-blocking too.
+    const pipeline::LentStream face(0, pipeline::StreamPriority::Lowest);
+    REQUIRE(cudaStreamGetPriority(face.stream().stream(), &priority) == cudaSuccess);
+    REQUIRE(cudaStreamGetFlags(face.stream().stream(), &flags) == cudaSuccess);
     CHECK(priority == least);
+    CHECK((flags & cudaStreamNonBlocking) != 0);
+}
+
+TEST_CASE("a lent stream goes to the next holder of its priority, so cuBLAS's workspace on it is made once",
+          "[gpu]") {
+    LSYNC_NEED_GPU();
+    const c10::cuda::CUDAGuard guard(0);
+    const torch::Device dev(torch::kCUDA, 0);
+    const auto a = torch::randn({256, 256}, torch::TensorOptions().device(dev).dtype(torch::kHalf));
+    // A GEMM on the stream (cuBLAS makes its per-handle, per-stream workspace there), then the allocator's live
+    // bytes once the GEMM's output is gone: what stays is the workspace.
+    const auto gemm_and_measure = [&](pipeline::StreamPriority priority) {
+        const pipeline::LentStream lent(0, priority);
+        const c10::cuda::CUDAStreamGuard on(lent.stream());
+        { const auto c = torch::mm(a, a); }
+        lent.stream().synchronize();
+        return std::make_pair(lent.stream().stream(), diagnostics::allocated_memory_bytes(dev));
+    };
+    for (const auto priority : {pipeline::StreamPriority::Lowest, pipeline::StreamPriority::Highest}) {
+        const auto [first_stream, after_first] = gemm_and_measure(priority);
+        for (int render = 0; render < 3; ++render) {  // as the face pass of three more renders in one process
+            const auto [stream, after] = gemm_and_measure(priority);
+            CHECK(stream == first_stream);
+            CHECK(after == after_first);  // LibTorch's pool would give the next stream and a new workspace each time
+        }
+    }
+    // Two held at once are two streams.
+    const pipeline::LentStream one(0, pipeline::StreamPriority::Lowest), two(0, pipeline::StreamPriority::Lowest);
+    CHECK(one.stream().stream() != two.stream().stream());
 }
 
 TEST_CASE("the fused flex kernel runs on its tensors' device, whatever the current device", "[gpu]") {
