@@ -6,10 +6,10 @@
 // the process (the next jobs of a long `batch` on the same GPU) can be given the same pool stream; and while a
 // worker captures a CUDA graph on its stream, whatever another thread queues there joins the graph. Rotation also
 // costs memory: LibTorch makes cuBLAS's workspace per handle and stream and never gives it back, so a face pass
-// on the next pool stream each render would add one to the allocator's live bytes until all 32 had one (the 1.5
-// render's GPU peak rose 0.02-0.08 GiB a render in one process: docs/performance-notes.md section 42). These streams are made by us and lent to one holder at a time; a stream given back goes to the
-// next holder of its priority, so the allocator's blocks and the workspaces made on it stay in use from render to
-// render.
+// on the next pool stream each render added one to the allocator's live bytes until all 32 had one (the 1.5
+// render's GPU peak rose 0.02-0.08 GiB a render in one process; flat with lent streams: docs/performance-notes.md
+// section 42). These streams are made by us and lent to one holder at a time; a stream given back goes to the next
+// holder of its priority, so the allocator's blocks and the workspaces made on it stay in use from render to render.
 
 #if LSYNC_WITH_CUDA
 #include <c10/cuda/CUDAStream.h>
