@@ -198,25 +198,23 @@ TEST_CASE("face pass: a hold stops it before a frame until released, or until th
 TEST_CASE("face pass: a lead keeps it that many frames past what the render asked for, until all()", "[render]") {
     test::ScratchDir dir("face_pass_lead");
     const auto video = write_grey_levels(dir.path(), "grey.mp4", 60, 4, false);
-    const auto settle = [](const FacePass& pass) {  // until the pass has stopped publishing for 100 ms
-        int64_t seen = -1;
-        for (int i = 0; i < 100 && pass.frames() != seen; ++i) {
-            seen = pass.frames();
-            std::this_thread::sleep_for(std::chrono::milliseconds(100));
-        }
-        return seen;
+    // The pass must reach `n` frames (a loaded machine may take a while) and then go no further.
+    const auto stops_at = [](const FacePass& pass, int64_t n) {
+        for (int i = 0; i < 5000 && pass.frames() < n; ++i) std::this_thread::sleep_for(std::chrono::milliseconds(2));
+        std::this_thread::sleep_for(std::chrono::milliseconds(300));
+        return pass.frames() == n;
     };
     auto o = trackless_face_pass(dir.path(), video, 60);
     o.lead = 8;
     FacePass pass(o);
     // Nothing asked for yet (wanted -1): a batch may start at frames up to 7. The first 16 frames go in batches of
     // 4 (face_pass.cpp), so the batches at 0 and 4 run and the one at 8 waits.
-    CHECK(settle(pass) == 8);
+    CHECK(stops_at(pass, 8));
     CHECK_FALSE(pass.finished());
     CHECK(pass.wait(19));
     // Asked for 19: batches may start up to frame 27: those at 8 and 12, then 16-31 (batches of 16 from frame 16);
     // the one at 32 waits.
-    CHECK(settle(pass) == 32);
+    CHECK(stops_at(pass, 32));
     CHECK_FALSE(pass.finished());
     CHECK(pass.all().size() == 60);  // all() lifts the bound
 }
