@@ -2,7 +2,8 @@
 # One call on the GPU host (no network, no FFmpeg dev files): build FFmpeg from the carried Debian sources,
 # build latentsync against the host's CUDA LibTorch, run every test label, run `doctor`, and the benchmarks named
 # in LSYNC_BENCH.
-# Needs .deps/src from scripts/fetch-gpu-host-sources.sh. Logs go to $OUT (or build-gpu/logs).
+# Needs .deps/src from scripts/fetch-gpu-host-sources.sh, or .deps/prefix and .deps/nlohmann from
+# scripts/prebuild-gpu-host-deps.sh (then its FFmpeg step is skipped). Logs go to $OUT (or build-gpu/logs).
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$ROOT"
