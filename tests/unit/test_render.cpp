@@ -154,13 +154,15 @@ static FacePassOptions trackless_face_pass(const fs::path& dir, const std::strin
     return o;
 }
 
+// Waits (up to 8 s: a loaded machine may take a while) until `pass` has published `n` frames.
+static void wait_for_frames(const FacePass& pass, int64_t n) {
+    for (int i = 0; i < 4000 && pass.frames() < n; ++i) std::this_thread::sleep_for(std::chrono::milliseconds(2));
+}
+
 TEST_CASE("face pass: a hold stops it before a frame until released, or until the render waits past it",
           "[render]") {
     test::ScratchDir dir("face_pass_hold");
     const auto video = write_grey_levels(dir.path(), "grey.mp4", 40, 4, false);
-    const auto wait_for_frames = [](const FacePass& pass, int64_t n) {
-        for (int i = 0; i < 4000 && pass.frames() < n; ++i) std::this_thread::sleep_for(std::chrono::milliseconds(2));
-    };
     SECTION("released by its predicate") {
         std::atomic<bool> release{false};
         auto o = trackless_face_pass(dir.path(), video, 40);
@@ -198,9 +200,9 @@ TEST_CASE("face pass: a hold stops it before a frame until released, or until th
 TEST_CASE("face pass: a lead keeps it that many frames past what the render asked for, until all()", "[render]") {
     test::ScratchDir dir("face_pass_lead");
     const auto video = write_grey_levels(dir.path(), "grey.mp4", 60, 4, false);
-    // The pass must reach `n` frames (a loaded machine may take a while) and then go no further.
+    // The pass must reach `n` frames and then go no further.
     const auto stops_at = [](const FacePass& pass, int64_t n) {
-        for (int i = 0; i < 5000 && pass.frames() < n; ++i) std::this_thread::sleep_for(std::chrono::milliseconds(2));
+        wait_for_frames(pass, n);
         std::this_thread::sleep_for(std::chrono::milliseconds(300));
         return pass.frames() == n;
     };
