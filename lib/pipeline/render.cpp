@@ -472,10 +472,7 @@ void run_passes(RenderJob& job, RenderWorkDir& work, const media::VideoWriterOpt
         fo.face_models = o.face_models;
         fo.face_model_dir = o.face_model_dir;
         fo.geometry = geometry;
-        // LSYNC_FACE_PASS_CPU=1 (a measurement switch, off by default): a GPU render's face pass runs on the CPU,
-        // leaving the GPU to the render (its device work costs a 500-frame 1.5 render 0.12-0.15 s however it is
-        // placed on the GPU: docs/performance-notes.md section 42). The plans may differ in the last bits.
-        fo.device = device.is_cuda() && env::flag("LSYNC_FACE_PASS_CPU", false) ? torch::Device(torch::kCPU) : device;
+        fo.device = device;
         fo.max_frames = n_out;
         // LSYNC_FACE_PASS_HOLD=1 (a measurement switch, off by default: no gain, section 36): on a GPU the pass
         // stops past the frames of the groups the render queues before it waits for the first one (ChunkQueue:
