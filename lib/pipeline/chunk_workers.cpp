@@ -208,19 +208,25 @@ std::optional<PrimedUNet> ChunkWorkers::warm_up(size_t index, const std::functio
 std::optional<bool> ChunkWorkers::meet_first_use(const std::function<void(const torch::Device&)>& enter) {
     const auto started = std::chrono::steady_clock::now();
     std::optional<bool> taken;
-    const auto keep_going = [this, &taken] {
+    // When the models were found ready: what the pre-warm does after that delays the first group (the timing line).
+    std::chrono::steady_clock::time_point ready_at;
+    const auto keep_going = [this, &taken, &ready_at] {
         if (cancelled_.load()) return false;
-        if (!taken && loading_[0].wait_for(std::chrono::seconds(0)) == std::future_status::ready)
+        if (!taken && loading_[0].wait_for(std::chrono::seconds(0)) == std::future_status::ready) {
             taken = take_setup(0);
+            ready_at = std::chrono::steady_clock::now();
+        }
         return taken.value_or(true);  // a setup that failed to load ends the render
     };
     int64_t convs = 0, calls = 0;
+    auto convs_done = started;
     // The memory trace (lipsync_chunk.h) before the pre-warm, after its convolutions and after its other calls, so a
     // render's peak set here (the calls' tensors beside the models, their loading and the face pass) shows as one.
     try {
         enter(first_use_device_);
         trace_stage_memory(first_use_device_, "before the first-use pre-warm,");
         convs = ops::meet_convs(first_use_.convs, first_use_device_, keep_going);
+        convs_done = std::chrono::steady_clock::now();
         trace_stage_memory(first_use_device_, "after the pre-warm's convolutions,");
         if (keep_going()) calls = ops::meet_ops(first_use_.ops, first_use_device_, keep_going);
     } catch (const std::exception& e) {
@@ -231,13 +237,20 @@ std::optional<bool> ChunkWorkers::meet_first_use(const std::function<void(const 
     prewarmed_convs_ = convs;
     prewarmed_ops_ = calls;
     trace_stage_memory(first_use_device_, "after the first-use pre-warm,");
-    if (chunk_timing_printed())  // beside the groups' lines (print_group_timing)
+    if (chunk_timing_printed()) {  // beside the groups' lines (print_group_timing)
+        const auto at = [this](std::chrono::steady_clock::time_point t) {
+            return std::chrono::duration<double>(t - created_).count();
+        };
+        const auto ended = std::chrono::steady_clock::now();
+        char ready[96] = "";
+        if (taken)
+            std::snprintf(ready, sizeof ready, " (the models were ready first, at %.3f s: %.3f s before its end)",
+                          at(ready_at), at(ended) - at(ready_at));
         std::fprintf(stderr, "chunk timing: worker 0, first-use pre-warm met %lld of %zu convolution shapes and %lld "
-                             "of %zu other calls, host %.3f-%.3f s%s\n",
+                             "of %zu other calls, host %.3f-%.3f s, the convolutions to %.3f s%s\n",
                      static_cast<long long>(convs), first_use_.convs.size(), static_cast<long long>(calls),
-                     first_use_.ops.size(), std::chrono::duration<double>(started - created_).count(),
-                     std::chrono::duration<double>(std::chrono::steady_clock::now() - created_).count(),
-                     taken ? " (the models were ready first)" : "");
+                     first_use_.ops.size(), at(started), at(ended), at(convs_done), ready);
+    }
     return taken;
 }
 
