@@ -3,6 +3,7 @@
 #include "core/cancel.h"
 #include "core/compat.h"
 #include "core/device_transfer.h"
+#include "core/env.h"
 #include "core/error.h"
 #include "core/log.h"
 #include "diagnostics/gpu_memory.h"
@@ -210,13 +211,17 @@ std::optional<bool> ChunkWorkers::meet_first_use(const std::function<void(const 
     std::optional<bool> taken;
     // When the models were found ready: what the pre-warm does after that delays the first group (the timing line).
     std::chrono::steady_clock::time_point ready_at;
+    // LSYNC_PREWARM_UNTIL_READY=1 (a measurement switch, off by default): the pre-warm stops once the models are
+    // ready and the first group meets the rest of the shapes itself, beside its own device work, instead of
+    // after the pre-warm with the GPU idle (docs/performance-notes.md section 43).
+    static const bool until_ready = env::flag("LSYNC_PREWARM_UNTIL_READY", false);
     const auto keep_going = [this, &taken, &ready_at] {
         if (cancelled_.load()) return false;
         if (!taken && loading_[0].wait_for(std::chrono::seconds(0)) == std::future_status::ready) {
             taken = take_setup(0);
             ready_at = std::chrono::steady_clock::now();
         }
-        return taken.value_or(true);  // a setup that failed to load ends the render
+        return !taken || (*taken && !until_ready);  // a setup that failed to load ends the render
     };
     int64_t convs = 0, calls = 0;
     auto convs_done = started;
