@@ -221,7 +221,8 @@ std::optional<bool> ChunkWorkers::meet_first_use(const std::function<void(const 
             taken = take_setup(0);
             ready_at = std::chrono::steady_clock::now();
         }
-        return !taken || (*taken && !until_ready);  // a setup that failed to load ends the render
+        // Stops at a setup that failed to load (the render then fails) and, with until_ready, at one that loaded.
+        return !taken || (*taken && !until_ready);
     };
     int64_t convs = 0, calls = 0;
     auto convs_done = started;
