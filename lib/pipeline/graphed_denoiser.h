@@ -52,6 +52,7 @@ struct GraphCounts {
     int64_t captures = 0;  ///< graphs captured
     int64_t replays = 0;   ///< calls replayed from a graph
     int64_t eager = 0;     ///< calls run eagerly
+    int64_t padded_rows = 0;  ///< rows of zeros that short VAE slices were padded with (graphed_vae.h)
 };
 
 /// Whether a shape's first call of each phase is captured at once, with no eager call before it

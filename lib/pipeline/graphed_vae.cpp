@@ -18,11 +18,26 @@ namespace lsync::pipeline {
 
 bool vae_graphs_wanted(bool unet_graphs) { return unet_graphs && env::flag("LSYNC_VAE_GRAPHS", false); }
 
+bool vae_pad_slices_wanted(const torch::Device& device) {
+    return device.is_cuda() && env::flag("LSYNC_VAE_PAD_SLICES", false);
+}
+
 struct GraphedVae::Impl {
     models::AutoencoderKL vae{nullptr};
     bool graphs;
+    bool pad = false;
     int max_shapes;
     std::shared_ptr<GraphCounts> counts;
+
+    /// `x` with rows of zeros after it up to `rows` images (pad_short_slices), or `x` itself.
+    torch::Tensor padded(const torch::Tensor& x, int64_t rows) {
+        if (!pad || rows <= x.size(0)) return x;
+        auto shape = x.sizes().vec();
+        shape[0] = rows - x.size(0);
+        counts->padded_rows += shape[0];
+        const auto zeros = torch::zeros(shape, x.options().memory_format(x.suggest_memory_format()));
+        return torch::cat({x, zeros}, 0);
+    }
 
     /// One VAE call: the posterior's mean, logvar and std (encode) or the image (decode).
     std::vector<torch::Tensor> eager(bool encoding, const torch::Tensor& x) {
@@ -138,18 +153,22 @@ GraphedVae::GraphedVae(models::AutoencoderKL vae, bool graphs, int max_shapes, s
     impl_->counts = counts ? std::move(counts) : std::make_shared<GraphCounts>();
 }
 
+void GraphedVae::pad_short_slices(bool on) { impl_->pad = on; }
+
 models::LatentDistribution GraphedVae::encode(const torch::Tensor& images, int64_t slice) {
-    return models::encode_sliced(*impl_->vae, images, slice, [this](const torch::Tensor& x) {
-        auto d = impl_->call(true, x);
-        return models::LatentDistribution{d[0], d[1], d[2]};
+    return models::encode_sliced(*impl_->vae, images, slice, [this, slice](const torch::Tensor& x) {
+        const int64_t n = x.size(0);
+        auto d = impl_->call(true, impl_->padded(x, slice));
+        return models::LatentDistribution{d[0].narrow(0, 0, n), d[1].narrow(0, 0, n), d[2].narrow(0, 0, n)};
     });
 }
 
 torch::Tensor GraphedVae::decode(const torch::Tensor& z, int64_t slice) {
     models::VAEDecodePlan plan;
     plan.batch_slice = slice;
-    return models::decode_planned(*impl_->vae, z, plan,
-                                  [this](const torch::Tensor& x) { return impl_->call(false, x)[0]; });
+    return models::decode_planned(*impl_->vae, z, plan, [this, slice](const torch::Tensor& x) {
+        return impl_->call(false, impl_->padded(x, slice))[0].narrow(0, 0, x.size(0));
+    });
 }
 
 }  // namespace lsync::pipeline

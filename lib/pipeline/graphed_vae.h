@@ -34,11 +34,25 @@ namespace lsync::pipeline {
 /// (off by default, above).
 bool vae_graphs_wanted(bool unet_graphs);
 
+/// Whether a render on `device` pads its short VAE slices (GraphedVae::pad_short_slices): LSYNC_VAE_PAD_SLICES=1 on
+/// a GPU. Why: in session 46's timelines (docs/performance-notes.md section 44), with 8 images a call the last group's
+/// 4-image encode slices took 91 device ms against 33 for the same group at 4 images a call, whose slices all had
+/// the shape the first group met.
+bool vae_pad_slices_wanted(const torch::Device& device);
+
 class GraphedVae {
 public:
     /// Graphed when `graphs` is true and this build has CUDA; `counts`, when given, is kept up to date.
     GraphedVae(models::AutoencoderKL vae, bool graphs, int max_shapes = 4,
                std::shared_ptr<GraphCounts> counts = nullptr);
+
+    /// With `on`, a call of fewer images than its slice (a render's last, short group) is padded with rows of zeros
+    /// to the slice and its output cut back: every call then has the slice's shape, which the first group met (and
+    /// the first-use journal's pre-warm before it), instead of meeting a new shape's first use in the render's last
+    /// group. The VAE treats each image on its own (its convolutions, group norms and attention are per image), so
+    /// the real rows' values do not depend on the padding, up to the kernels' choice by batch size. Off by default
+    /// (LSYNC_VAE_PAD_SLICES=1 on a GPU: vae_pad_slices_wanted); a measurement switch, not yet measured.
+    void pad_short_slices(bool on);
 
     /// models::encode_sliced through these calls: `slice` images per VAE call (0 = all), the same posterior bits.
     models::LatentDistribution encode(const torch::Tensor& images, int64_t slice);

@@ -155,6 +155,7 @@ LipsyncChunk::LipsyncChunk(const RenderModels& models, torch::Tensor mask, Diffu
     LSYNC_CHECK(settings_.steps >= 1 && settings_.steps <= 1000, ErrorCode::Usage, "--steps must be from 1 to 1000");
     LSYNC_CHECK(!models.unet || (models.unet->device() == device_ && models.unet->dtype() == dtype_),
                 ErrorCode::Internal, "LipsyncChunk: the UNet and the VAE must share a device and a dtype");
+    vae_.pad_short_slices(vae_pad_slices_wanted(device_));
     mask_ = mask.to(device_, torch::kFloat);
     const int64_t f = models.vae->config().downscale();
     mask_latent_ = diffusion::mask_to_latent(mask_.view({1, 1, mask_.size(0), mask_.size(1)}), f)

@@ -9,6 +9,7 @@
 #include "test_util.h"
 
 #include "io/safetensors.h"
+#include "pipeline/graphed_vae.h"
 #include "ops/bias_add.h"
 #include "ops/group_norm.h"
 #include "ops/pad.h"
@@ -17,9 +18,11 @@
 #include "vae/vae_loader.h"
 #include "vae/vae_tiling.h"
 
+#include <cstdlib>
 #include <filesystem>
 #include <fstream>
 #include <set>
+#include <string>
 
 using namespace lsync;
 using lsync::test::check_close;
@@ -243,6 +246,54 @@ TEST_CASE("VAE: sliced decode and encode equal the one-call results (to 1e-5)", 
     auto sliced = models::encode_sliced(*vae, img, 1);
     CHECK((sliced.mean - one.mean).abs().max().item<double>() <= 1e-5);
     CHECK((sliced.logvar - one.logvar).abs().max().item<double>() <= 1e-5);
+}
+
+TEST_CASE("VAE: short slices padded with zeros to the slice give the unpadded values", "[vae]") {
+    torch::NoGradGuard no_grad;
+    auto vae = tiny_vae();
+    auto gen = at::detail::createCPUGenerator(11);
+    const auto img = torch::rand({6, 3, 64, 64}, gen) * 2 - 1;
+    const auto z = torch::randn({6, 4, 8, 8}, gen);
+    const auto max_diff = [](const torch::Tensor& a, const torch::Tensor& b) {
+        REQUIRE(a.sizes() == b.sizes());
+        return (a - b).abs().max().item<double>();
+    };
+    auto counts = std::make_shared<pipeline::GraphCounts>();
+    pipeline::GraphedVae padded(vae, false, 4, counts);
+    padded.pad_short_slices(true);
+    // 6 images in slices of 4: the second slice's 2 images are padded to 4. Not bit-equal in general (ATen picks
+    // conv algorithms by batch size), as for the slices themselves (above).
+    const auto want = models::encode_sliced(*vae, img, 4);
+    const auto got = padded.encode(img, 4);
+    CHECK(counts->padded_rows == 2);
+    CHECK(max_diff(got.mean, want.mean) <= 1e-5);
+    CHECK(max_diff(got.logvar, want.logvar) <= 1e-5);
+    CHECK(max_diff(got.std, want.std) <= 1e-5);
+    models::VAEDecodePlan plan;
+    plan.batch_slice = 4;
+    CHECK(max_diff(padded.decode(z, 4), models::decode_planned(*vae, z, plan)) <= 1e-5);
+    CHECK(counts->padded_rows == 4);
+    // A batch smaller than one slice is padded too (3 images to 8); a call of the whole batch (slice 0) never is.
+    CHECK(max_diff(padded.encode(img.slice(0, 0, 3), 8).mean, vae->encode(img.slice(0, 0, 3)).mean) <= 1e-5);
+    CHECK(counts->padded_rows == 9);
+    padded.decode(z, 0);
+    CHECK(counts->padded_rows == 9);
+    // Off (the default), nothing is padded.
+    auto plain_counts = std::make_shared<pipeline::GraphCounts>();
+    pipeline::GraphedVae plain(vae, false, 4, plain_counts);
+    CHECK(max_diff(plain.encode(img, 4).mean, want.mean) == 0);
+    CHECK(plain_counts->padded_rows == 0);
+    // Only a GPU render pads, and only with the switch (a CPU has no first use to spare).
+    const char* name = "LSYNC_VAE_PAD_SLICES";
+    const char* before = std::getenv(name);
+    const std::string saved = before ? before : "";
+    const torch::Device gpu(torch::kCUDA, 0), cpu(torch::kCPU);
+    ::unsetenv(name);
+    CHECK_FALSE(pipeline::vae_pad_slices_wanted(gpu));
+    ::setenv(name, "1", 1);
+    CHECK(pipeline::vae_pad_slices_wanted(gpu));
+    CHECK_FALSE(pipeline::vae_pad_slices_wanted(cpu));
+    if (before) ::setenv(name, saved.c_str(), 1); else ::unsetenv(name);
 }
 
 TEST_CASE("VAE: tiled decode is close to the whole-image decode", "[vae]") {
