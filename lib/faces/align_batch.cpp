@@ -4,6 +4,8 @@
 #include "faces/warp.h"
 
 #include <algorithm>
+#include <cmath>
+#include <limits>
 #include <vector>
 
 namespace lsync::faces {
@@ -11,9 +13,23 @@ namespace lsync::faces {
 namespace {
 
 torch::Tensor align_frames(const torch::Tensor& frames, const torch::Tensor& matrices, const CropGeometry& geometry,
-                           bool quantize) {
-    auto img = frames.to(torch::kFloat);
-    auto crop = warp_affine(img, matrices, geometry.crop_h, geometry.crop_w, 127.0);
+                           bool quantize, bool face_box) {
+    torch::Tensor img, m = matrices;
+    const auto [x0, y0, x1, y1] =
+        face_box ? source_box(matrices, geometry, frames.size(2), frames.size(3))
+                 : std::array<int64_t, 4>{0, 0, frames.size(3), frames.size(2)};
+    if (x0 == 0 && y0 == 0 && x1 == frames.size(3) && y1 == frames.size(2)) {
+        img = frames.to(torch::kFloat);
+    } else {
+        img = frames.narrow(2, y0, y1 - y0).narrow(3, x0, x1 - x0).to(torch::kFloat);
+        // Box pixel (u, v) is frame pixel (u + x0, v + y0): M (u + x0, v + y0, 1) = M (u, v, 1) + M's linear part
+        // times (x0, y0). On the host, where warp_affine inverts host matrices without waiting for the GPU.
+        m = matrices.to(torch::kCPU, torch::kDouble).clone();
+        const auto linear = m.narrow(2, 0, 2);
+        const auto offset = torch::tensor({static_cast<double>(x0), static_cast<double>(y0)}, torch::kDouble);
+        m.select(2, 2).add_(torch::matmul(linear, offset));
+    }
+    auto crop = warp_affine(img, m, geometry.crop_h, geometry.crop_w, 127.0);
     if (!quantize) return resize_lanczos4(crop, geometry.resolution, geometry.resolution);
     crop = crop.clamp(0, 255).floor();  // astype(np.uint8) truncates
     return resize_lanczos4_u8(crop, geometry.resolution, geometry.resolution);  // cv2.resize on uint8
@@ -21,17 +37,49 @@ torch::Tensor align_frames(const torch::Tensor& frames, const torch::Tensor& mat
 
 }  // namespace
 
+std::array<int64_t, 4> source_box(const torch::Tensor& matrices, const CropGeometry& geometry, int64_t height,
+                                  int64_t width) {
+    LSYNC_CHECK(matrices.dim() == 3 && matrices.size(1) == 2 && matrices.size(2) == 3, ErrorCode::Internal,
+                "source_box: matrices must be [B,2,3]");
+    const auto m = matrices.to(torch::kCPU, torch::kDouble).contiguous();
+    const auto* p = m.data_ptr<double>();
+    double lo_x = std::numeric_limits<double>::infinity(), lo_y = lo_x, hi_x = -lo_x, hi_y = -lo_x;
+    for (int64_t i = 0; i < m.size(0); ++i, p += 6) {
+        const double a = p[0], b = p[1], c = p[2], d = p[3], e = p[4], f = p[5], det = a * e - b * d;
+        if (!std::isfinite(det) || std::abs(det) <= 1e-12) return {0, 0, width, height};  // warp_affine refuses it
+        // The inverse (crop -> frame) at the crop's corners: an affine map's extremes over a rectangle.
+        for (const double x : {0.0, static_cast<double>(geometry.crop_w - 1)}) {
+            for (const double y : {0.0, static_cast<double>(geometry.crop_h - 1)}) {
+                const double dx = x - c, dy = y - f;
+                const double sx = (e * dx - b * dy) / det, sy = (a * dy - d * dx) / det;
+                lo_x = std::min(lo_x, sx), hi_x = std::max(hi_x, sx);
+                lo_y = std::min(lo_y, sy), hi_y = std::max(hi_y, sy);
+            }
+        }
+    }
+    if (!(std::isfinite(lo_x) && std::isfinite(hi_x) && std::isfinite(lo_y) && std::isfinite(hi_y)))
+        return {0, 0, width, height};
+    const auto cut = [](double v, int64_t size) {
+        return std::clamp<int64_t>(static_cast<int64_t>(std::max(-1e9, std::min(1e9, v))), 0, size);
+    };
+    const int64_t x0 = cut(std::floor(lo_x) - 2, width), x1 = cut(std::floor(hi_x) + 3, width);
+    const int64_t y0 = cut(std::floor(lo_y) - 2, height), y1 = cut(std::floor(hi_y) + 3, height);
+    if (x1 - x0 < 2 || y1 - y0 < 2) return {0, 0, width, height};
+    return {x0, y0, x1, y1};
+}
+
 torch::Tensor align_faces(const torch::Tensor& frames, const torch::Tensor& matrices, const CropGeometry& geometry,
-                          bool quantize, int64_t slice_bytes) {
+                          bool quantize, int64_t slice_bytes, bool face_box) {
     LSYNC_CHECK(frames.dim() == 4 && frames.size(1) == 3, ErrorCode::Internal, "align_faces: frames must be [B,3,H,W]");
     const int64_t n = frames.size(0);
     const int64_t float_bytes_per_frame = std::max<int64_t>(1, frames.size(1) * frames.size(2) * frames.size(3)) * 4;
     const int64_t step = std::max<int64_t>(1, slice_bytes / float_bytes_per_frame);
-    if (step >= n) return align_frames(frames, matrices, geometry, quantize);
+    if (step >= n) return align_frames(frames, matrices, geometry, quantize, face_box);
     std::vector<torch::Tensor> parts;
     for (int64_t i = 0; i < n; i += step) {
         const int64_t len = std::min(step, n - i);
-        parts.push_back(align_frames(frames.narrow(0, i, len), matrices.narrow(0, i, len), geometry, quantize));
+        parts.push_back(
+            align_frames(frames.narrow(0, i, len), matrices.narrow(0, i, len), geometry, quantize, face_box));
     }
     return torch::cat(parts, 0);
 }

@@ -5,6 +5,8 @@
 
 #include <torch/torch.h>
 
+#include <array>
+
 namespace lsync::faces {
 
 /// frames [B, 3, H, W] uint8 or float with values in [0, 255], on any device; matrices [B, 2, 3] alignment
@@ -25,8 +27,21 @@ namespace lsync::faces {
 /// the tree without them: call KC, docs/performance-notes.md section 21); 1080p and larger are sliced (4K: 5
 /// frames per slice; call LC, section 22: a 200-frame 4K render's GPU peak 5.2 GiB against 8.5 in one pass per
 /// group, the same bytes and speed).
+/// With `face_box`, each slice converts only the frames' region the warp samples (source_box) to float instead of
+/// the whole frames: a 720p talking head's face is a few per cent of its frame. The samples read the same pixels;
+/// their coordinates are normalised to the box instead of the frame, so a float rounding may flip a quantized crop's
+/// value by one level (continuous crops agree to about 1e-3), and the box, the union over a slice, depends on the
+/// slice. Off by default (LSYNC_ALIGN_FACE_BOX=1 in a render; not yet measured on a GPU).
 constexpr int64_t kAlignSliceBytes = int64_t{512} << 20;
 torch::Tensor align_faces(const torch::Tensor& frames, const torch::Tensor& matrices, const CropGeometry& geometry,
-                          bool quantize = true, int64_t slice_bytes = kAlignSliceBytes);
+                          bool quantize = true, int64_t slice_bytes = kAlignSliceBytes, bool face_box = false);
+
+/// The region of `height` x `width` frames that warping their `matrices` ([B, 2, 3], frame -> crop, on any device;
+/// read on the host) into crop_h x crop_w crops samples: the crop's corners mapped back to each frame, their bounding
+/// box over the batch, grown by 2 pixels (bilinear sampling reads the pixel after the sample's; float rounding) and
+/// cut to the frame. {x0, y0, x1, y1}, half-open; the whole frame when that box is under 2 x 2 pixels (every sample
+/// off the frame).
+std::array<int64_t, 4> source_box(const torch::Tensor& matrices, const CropGeometry& geometry, int64_t height,
+                                  int64_t width);
 
 }  // namespace lsync::faces

@@ -51,6 +51,14 @@ int64_t align_slice_bytes() {
     return bytes;
 }
 
+// LSYNC_ALIGN_FACE_BOX=1 (a measurement switch, off): the align converts only the frames' region its warp samples to
+// float (faces/align_batch.h), not the group's whole frames (354 MB at 720p, where section 41 found the render's GPU
+// peak: docs/performance-notes.md).
+bool align_face_box_wanted() {
+    static const bool on = env::flag("LSYNC_ALIGN_FACE_BOX", false);
+    return on;
+}
+
 // The UNet takes CFG's audio in the silent-first form and skips the audio layer's work for the silent half (the
 // same values: transformer_3d.h). LSYNC_SILENT_CFG_AUDIO=0 (read once) hands it the zeros, as the official code.
 bool silent_cfg_audio_wanted() {
@@ -363,7 +371,8 @@ std::vector<torch::Tensor> LipsyncChunk::run_stages(const std::vector<ChunkFrame
     {
         // The official preprocessing: crop_pixels; masked = crop * mask (mouth -> 0).
         const auto aligned =
-            faces::align_faces(frames_on_device(frames, device), all_matrices, geometry_, true, align_slice_bytes());
+            faces::align_faces(frames_on_device(frames, device), all_matrices, geometry_, true, align_slice_bytes(),
+                               align_face_box_wanted());
         const auto pixels = crop_pixels(aligned);
         const auto masked = pixels * mask_;
         mark(ChunkStageClock::Aligned);
