@@ -30,8 +30,8 @@ namespace lsync::faces {
 /// With `face_box`, each slice converts only the frames' region the warp samples (source_box) to float instead of
 /// the whole frames: a 720p talking head's face is a few per cent of its frame. The samples read the same pixels;
 /// their coordinates are normalised to the box instead of the frame, so a float rounding may flip a quantized crop's
-/// value by one level (continuous crops agree to about 1e-3), and the box, the union over a slice, depends on the
-/// slice. Off by default (LSYNC_ALIGN_FACE_BOX=1 in a render; not yet measured on a GPU).
+/// value by a level (two after the stretch to 512; continuous crops agree to a few 1e-3), and the box, the union over
+/// a slice, depends on the slice. Off by default (LSYNC_ALIGN_FACE_BOX=1 in a render; not yet measured on a GPU).
 constexpr int64_t kAlignSliceBytes = int64_t{512} << 20;
 torch::Tensor align_faces(const torch::Tensor& frames, const torch::Tensor& matrices, const CropGeometry& geometry,
                           bool quantize = true, int64_t slice_bytes = kAlignSliceBytes, bool face_box = false);

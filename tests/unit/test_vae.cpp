@@ -9,11 +9,11 @@
 #include "test_util.h"
 
 #include "io/safetensors.h"
-#include "pipeline/graphed_vae.h"
 #include "ops/bias_add.h"
 #include "ops/group_norm.h"
 #include "ops/pad.h"
 #include "ops/upsample_conv.h"
+#include "pipeline/graphed_vae.h"
 #include "vae/autoencoder_kl.h"
 #include "vae/vae_loader.h"
 #include "vae/vae_tiling.h"
