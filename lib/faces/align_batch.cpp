@@ -23,7 +23,8 @@ torch::Tensor align_frames(const torch::Tensor& frames, const torch::Tensor& mat
     } else {
         img = frames.narrow(2, y0, y1 - y0).narrow(3, x0, x1 - x0).to(torch::kFloat);
         // Box pixel (u, v) is frame pixel (u + x0, v + y0): M (u + x0, v + y0, 1) = M (u, v, 1) + M's linear part
-        // times (x0, y0). On the host, where warp_affine inverts host matrices without waiting for the GPU.
+        // times (x0, y0). On the host: a render's matrices are there (warp_affine inverts host matrices without
+        // waiting for the GPU); matrices on a GPU are read back, a wait.
         m = matrices.to(torch::kCPU, torch::kDouble).clone();
         const auto linear = m.narrow(2, 0, 2);
         const auto offset = torch::tensor({static_cast<double>(x0), static_cast<double>(y0)}, torch::kDouble);
@@ -52,13 +53,13 @@ std::array<int64_t, 4> source_box(const torch::Tensor& matrices, const CropGeome
             for (const double y : {0.0, static_cast<double>(geometry.crop_h - 1)}) {
                 const double dx = x - c, dy = y - f;
                 const double sx = (e * dx - b * dy) / det, sy = (a * dy - d * dx) / det;
+                if (!std::isfinite(sx) || !std::isfinite(sy)) return {0, 0, width, height};  // min/max skip NaN
                 lo_x = std::min(lo_x, sx), hi_x = std::max(hi_x, sx);
                 lo_y = std::min(lo_y, sy), hi_y = std::max(hi_y, sy);
             }
         }
     }
-    if (!(std::isfinite(lo_x) && std::isfinite(hi_x) && std::isfinite(lo_y) && std::isfinite(hi_y)))
-        return {0, 0, width, height};
+    if (m.size(0) == 0) return {0, 0, width, height};
     const auto cut = [](double v, int64_t size) {
         return std::clamp<int64_t>(static_cast<int64_t>(std::max(-1e9, std::min(1e9, v))), 0, size);
     };

@@ -6,6 +6,7 @@
 #include "pipeline/cuda_graph_capture.h"
 #include "vae/vae_tiling.h"
 
+#include <algorithm>
 #include <map>
 #include <string>
 #include <vector>
@@ -26,16 +27,22 @@ struct GraphedVae::Impl {
     models::AutoencoderKL vae{nullptr};
     bool graphs;
     bool pad = false;
+    int64_t widest[2] = {0, 0};  // the most images a decode [0] / encode [1] call has had
     int max_shapes;
     std::shared_ptr<GraphCounts> counts;
 
-    /// `x` with rows of zeros after it up to `rows` images (pad_short_slices), or `x` itself.
-    torch::Tensor padded(const torch::Tensor& x, int64_t rows) {
-        if (!pad || rows <= x.size(0)) return x;
+    /// `x` with rows of zeros after it up to the most images a call of its kind has had, `slice` at most
+    /// (pad_short_slices); `x` itself when it is that wide or wider, or without a slice (0: all at once).
+    torch::Tensor padded(bool encoding, const torch::Tensor& x, int64_t slice) {
+        int64_t& most = widest[encoding ? 1 : 0];
+        const int64_t rows = std::min(slice, most);
+        most = std::max(most, x.size(0));
+        if (!pad || slice <= 0 || rows <= x.size(0)) return x;
         auto shape = x.sizes().vec();
         shape[0] = rows - x.size(0);
         counts->padded_rows += shape[0];
-        const auto zeros = torch::zeros(shape, x.options().memory_format(x.suggest_memory_format()));
+        // torch::zeros takes no memory format from its options: empty() does.
+        const auto zeros = torch::empty(shape, x.options(), x.suggest_memory_format()).zero_();
         return torch::cat({x, zeros}, 0);
     }
 
@@ -158,7 +165,7 @@ void GraphedVae::pad_short_slices(bool on) { impl_->pad = on; }
 models::LatentDistribution GraphedVae::encode(const torch::Tensor& images, int64_t slice) {
     return models::encode_sliced(*impl_->vae, images, slice, [this, slice](const torch::Tensor& x) {
         const int64_t n = x.size(0);
-        auto d = impl_->call(true, impl_->padded(x, slice));
+        auto d = impl_->call(true, impl_->padded(true, x, slice));
         return models::LatentDistribution{d[0].narrow(0, 0, n), d[1].narrow(0, 0, n), d[2].narrow(0, 0, n)};
     });
 }
@@ -167,7 +174,7 @@ torch::Tensor GraphedVae::decode(const torch::Tensor& z, int64_t slice) {
     models::VAEDecodePlan plan;
     plan.batch_slice = slice;
     return models::decode_planned(*impl_->vae, z, plan, [this, slice](const torch::Tensor& x) {
-        return impl_->call(false, impl_->padded(x, slice))[0].narrow(0, 0, x.size(0));
+        return impl_->call(false, impl_->padded(false, x, slice))[0].narrow(0, 0, x.size(0));
     });
 }
 

@@ -46,17 +46,20 @@ public:
     GraphedVae(models::AutoencoderKL vae, bool graphs, int max_shapes = 4,
                std::shared_ptr<GraphCounts> counts = nullptr);
 
-    /// With `on`, a call of fewer images than its slice (a render's last, short group) is padded with rows of zeros
-    /// to the slice and its output cut back: every call then has the slice's shape, which the first group met (and
-    /// the first-use journal's pre-warm before it), instead of meeting a new shape's first use in the render's last
-    /// group. The VAE treats each image on its own (its convolutions, group norms and attention are per image), so
-    /// the real rows' values do not depend on the padding, up to the kernels' choice by batch size. Off by default
-    /// (LSYNC_VAE_PAD_SLICES=1 on a GPU: vae_pad_slices_wanted); a measurement switch, not yet measured.
+    /// With `on`, a call of fewer images than the most a call of its kind (encode, decode) has had, up to its slice,
+    /// is padded with rows of zeros to that many and its output cut back: a render's last, short group (or a short
+    /// render's only one) then runs the shape its first group met (and the first-use journal's pre-warm before it),
+    /// instead of meeting a new shape's first use. The VAE treats each image on its own (its convolutions, group
+    /// norms and attention are per image), so the real rows' values do not depend on the padding, up to the kernels'
+    /// choice by batch size (so not the bits below). Off by default (LSYNC_VAE_PAD_SLICES=1 on a GPU:
+    /// vae_pad_slices_wanted); a measurement switch, not yet measured.
     void pad_short_slices(bool on);
 
-    /// models::encode_sliced through these calls: `slice` images per VAE call (0 = all), the same posterior bits.
+    /// models::encode_sliced through these calls: `slice` images per VAE call (0 = all), the same posterior bits
+    /// (unpadded).
     models::LatentDistribution encode(const torch::Tensor& images, int64_t slice);
-    /// models::decode_planned through these calls, `slice` latents per call, no tiles: the same images, bit for bit.
+    /// models::decode_planned through these calls, `slice` latents per call, no tiles: the same images, bit for bit
+    /// (unpadded).
     torch::Tensor decode(const torch::Tensor& z, int64_t slice);
 
 private:

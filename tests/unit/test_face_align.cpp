@@ -298,12 +298,12 @@ TEST_CASE("aligning from the faces' box: the box holds every pixel the warp read
             if (i == 2) CHECK(x0 == 0);                 // cut at the frame's edge
             if (i == 3) CHECK((x1 == W && y1 == H));
             // Every pixel the warp reads lies in the box: the whole-frame path gives the same bits with the
-            // pixels outside it overwritten.
+            // pixels outside it overwritten (continuous crops: a quantized one could hide a small weight).
             auto scrambled = torch::full_like(frame, 255);
             scrambled.narrow(2, y0, y1 - y0).narrow(3, x0, x1 - x0).copy_(
                 frame.narrow(2, y0, y1 - y0).narrow(3, x0, x1 - x0));
-            CHECK(torch::equal(faces::align_faces(scrambled, mi, g, true, one_pass, false),
-                               faces::align_faces(frame, mi, g, true, one_pass, false)));
+            CHECK(torch::equal(faces::align_faces(scrambled, mi, g, false, one_pass, false),
+                               faces::align_faces(frame, mi, g, false, one_pass, false)));
         }
         // The box of a batch is the union of its frames' boxes.
         const auto [bx0, by0, bx1, by1] = faces::source_box(m, g, H, W);
@@ -319,8 +319,10 @@ TEST_CASE("aligning from the faces' box: the box holds every pixel the warp read
             const auto diff = (boxed - whole).abs();
             CHECK(diff.max().item<float>() <= 2.f);
             CHECK(diff.mean().item<float>() < 0.01f);
-            CHECK(torch::allclose(faces::align_faces(frames, m, g, false, slice, true),
-                                  faces::align_faces(frames, m, g, false, slice, false), 0, 1e-2));
+            const auto continuous_diff = (faces::align_faces(frames, m, g, false, slice, true) -
+                                          faces::align_faces(frames, m, g, false, slice, false)).abs();
+            CHECK(continuous_diff.max().item<float>() <= 1e-2f);
+            CHECK(continuous_diff.max().item<float>() > 0);  // the box's path was taken (its rounding shows)
         }
     }
     // A face wholly off the frame: every sample is the fill, and the box is the whole frame.

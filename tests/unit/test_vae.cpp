@@ -273,11 +273,20 @@ TEST_CASE("VAE: short slices padded with zeros to the slice give the unpadded va
     plan.batch_slice = 4;
     CHECK(max_diff(padded.decode(z, 4), models::decode_planned(*vae, z, plan)) <= 1e-5);
     CHECK(counts->padded_rows == 4);
-    // A batch smaller than one slice is padded too (3 images to 8); a call of the whole batch (slice 0) never is.
+    // A batch smaller than its slice is padded to the most images an encode has had (4), not to the slice (8); a
+    // call of the whole batch (slice 0) never is.
     CHECK(max_diff(padded.encode(img.slice(0, 0, 3), 8).mean, vae->encode(img.slice(0, 0, 3)).mean) <= 1e-5);
-    CHECK(counts->padded_rows == 9);
-    padded.decode(z, 0);
-    CHECK(counts->padded_rows == 9);
+    CHECK(counts->padded_rows == 5);
+    padded.decode(z.slice(0, 0, 1), 0);
+    CHECK(counts->padded_rows == 5);
+    // A first call is not padded (no shape met yet); with a slice of 4096 a later short call goes to the first's 6.
+    auto wide_counts = std::make_shared<pipeline::GraphCounts>();
+    pipeline::GraphedVae wide(vae, false, 4, wide_counts);
+    wide.pad_short_slices(true);
+    wide.encode(img, 4096);
+    CHECK(wide_counts->padded_rows == 0);
+    CHECK(wide.encode(img.slice(0, 0, 3), 4096).mean.size(0) == 3);
+    CHECK(wide_counts->padded_rows == 3);
     // Off (the default), nothing is padded.
     auto plain_counts = std::make_shared<pipeline::GraphCounts>();
     pipeline::GraphedVae plain(vae, false, 4, plain_counts);
