@@ -5,7 +5,6 @@
 
 #include <algorithm>
 #include <cmath>
-#include <limits>
 #include <vector>
 
 namespace lsync::faces {
@@ -40,32 +39,22 @@ torch::Tensor align_frames(const torch::Tensor& frames, const torch::Tensor& mat
 
 std::array<int64_t, 4> source_box(const torch::Tensor& matrices, const CropGeometry& geometry, int64_t height,
                                   int64_t width) {
-    LSYNC_CHECK(matrices.dim() == 3 && matrices.size(1) == 2 && matrices.size(2) == 3, ErrorCode::Internal,
-                "source_box: matrices must be [B,2,3]");
-    const auto m = matrices.to(torch::kCPU, torch::kDouble).contiguous();
-    const auto* p = m.data_ptr<double>();
-    double lo_x = std::numeric_limits<double>::infinity(), lo_y = lo_x, hi_x = -lo_x, hi_y = -lo_x;
-    for (int64_t i = 0; i < m.size(0); ++i, p += 6) {
-        const double a = p[0], b = p[1], c = p[2], d = p[3], e = p[4], f = p[5], det = a * e - b * d;
-        if (!std::isfinite(det) || std::abs(det) <= 1e-12) return {0, 0, width, height};  // warp_affine refuses it
-        // The inverse (crop -> frame) at the crop's corners: an affine map's extremes over a rectangle.
-        for (const double x : {0.0, static_cast<double>(geometry.crop_w - 1)}) {
-            for (const double y : {0.0, static_cast<double>(geometry.crop_h - 1)}) {
-                const double dx = x - c, dy = y - f;
-                const double sx = (e * dx - b * dy) / det, sy = (a * dy - d * dx) / det;
-                if (!std::isfinite(sx) || !std::isfinite(sy)) return {0, 0, width, height};  // min/max skip NaN
-                lo_x = std::min(lo_x, sx), hi_x = std::max(hi_x, sx);
-                lo_y = std::min(lo_y, sy), hi_y = std::max(hi_y, sy);
-            }
-        }
+    const std::array<int64_t, 4> whole{0, 0, width, height};
+    std::vector<Affine> inverses;
+    for (const auto& m : affines_of(matrices)) {
+        const bool finite = std::all_of(m.begin(), m.end(), [](double v) { return std::isfinite(v); });
+        if (!finite || std::abs(m[0] * m[4] - m[1] * m[3]) <= 1e-12) return whole;  // warp_affine refuses it
+        inverses.push_back(invert_affine(m));
     }
-    if (m.size(0) == 0) return {0, 0, width, height};
+    if (inverses.empty()) return whole;
+    const auto [lo_x, lo_y, hi_x, hi_y] =
+        crop_rect_in_frame(inverses, 0.0, 0.0, double(geometry.crop_w - 1), double(geometry.crop_h - 1));
     const auto cut = [](double v, int64_t size) {
         return std::clamp<int64_t>(static_cast<int64_t>(std::max(-1e9, std::min(1e9, v))), 0, size);
     };
     const int64_t x0 = cut(std::floor(lo_x) - 2, width), x1 = cut(std::floor(hi_x) + 3, width);
     const int64_t y0 = cut(std::floor(lo_y) - 2, height), y1 = cut(std::floor(hi_y) + 3, height);
-    if (x1 - x0 < 2 || y1 - y0 < 2) return {0, 0, width, height};
+    if (x1 - x0 < 2 || y1 - y0 < 2) return whole;
     return {x0, y0, x1, y1};
 }
 

@@ -2,6 +2,7 @@
 
 #include "core/error.h"
 
+#include <algorithm>
 #include <cmath>
 #include <initializer_list>
 #include <string>
@@ -121,6 +122,30 @@ torch::Tensor affine_tensor(const std::vector<Affine>& matrices, const torch::De
     for (size_t b = 0; b < matrices.size(); ++b)
         for (int k = 0; k < 6; ++k) a[b][k / 3][k % 3] = matrices[b][k];
     return t.to(torch::kFloat).to(device);
+}
+
+std::vector<Affine> affines_of(const torch::Tensor& matrices) {
+    LSYNC_CHECK(matrices.dim() == 3 && matrices.size(1) == 2 && matrices.size(2) == 3, ErrorCode::Internal,
+                "affine matrices must be [B,2,3]");
+    const auto host = matrices.to(torch::kCPU, torch::kDouble).contiguous();
+    const auto a = host.accessor<double, 3>();
+    std::vector<Affine> out(static_cast<size_t>(host.size(0)));
+    for (size_t b = 0; b < out.size(); ++b)
+        for (int k = 0; k < 6; ++k) out[b][k] = a[static_cast<int64_t>(b)][k / 3][k % 3];
+    return out;
+}
+
+std::array<double, 4> crop_rect_in_frame(const std::vector<Affine>& inverses, double x0, double y0, double x1,
+                                         double y1) {
+    double lo_x = 1e30, lo_y = 1e30, hi_x = -1e30, hi_y = -1e30;
+    for (const auto& inv : inverses)
+        for (const double cx : {x0, x1})
+            for (const double cy : {y0, y1}) {
+                const auto p = apply_affine(inv, cx, cy);
+                lo_x = std::min(lo_x, p[0]), hi_x = std::max(hi_x, p[0]);
+                lo_y = std::min(lo_y, p[1]), hi_y = std::max(hi_y, p[1]);
+            }
+    return {lo_x, lo_y, hi_x, hi_y};
 }
 
 }  // namespace lsync::faces

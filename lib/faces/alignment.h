@@ -70,4 +70,13 @@ std::array<double, 2> apply_affine(const Affine& m, double x, double y);
 /// Stacks matrices into a [B, 2, 3] float32 tensor on `device`.
 torch::Tensor affine_tensor(const std::vector<Affine>& matrices, const torch::Device& device);
 
+/// The matrices of a [B, 2, 3] tensor of any floating dtype, read on the host (a wait for one on a GPU).
+std::vector<Affine> affines_of(const torch::Tensor& matrices);
+
+/// {lo_x, lo_y, hi_x, hi_y}: the bounding box, in frame pixel-index coordinates, of the crop rectangle
+/// [x0, x1] x [y0, y1] mapped through each of `inverses` (crop -> frame); an affine map's extremes over a rectangle
+/// lie at its corners. No matrices: {1e30, 1e30, -1e30, -1e30}.
+std::array<double, 4> crop_rect_in_frame(const std::vector<Affine>& inverses, double x0, double y0, double x1,
+                                         double y1);
+
 }  // namespace lsync::faces

@@ -68,21 +68,9 @@ PastePlan plan_paste(const torch::Tensor& matrices, int64_t height, int64_t widt
     // Inverse matrices (crop -> frame) and the window every crop's footprint fits in. A bilinear sample of the
     // all-ones crop is non-zero up to one crop pixel outside [0, w-1] x [0, h-1]; two more pixels of margin keep
     // the window's own border at zero, so erosion and blur near it see what they would in the whole frame.
-    auto mcpu = matrices.to(torch::kCPU, torch::kDouble).contiguous();
-    auto macc = mcpu.accessor<double, 3>();
-    std::vector<Affine> inv(B);
-    double lo_x = 1e30, lo_y = 1e30, hi_x = -1e30, hi_y = -1e30;
-    for (int64_t b = 0; b < B; ++b) {
-        Affine m;
-        for (int k = 0; k < 6; ++k) m[k] = macc[b][k / 3][k % 3];
-        inv[b] = invert_affine(m);
-        for (double cx : {-1.0, double(g.crop_w)})
-            for (double cy : {-1.0, double(g.crop_h)}) {
-                const auto p = apply_affine(inv[b], cx, cy);
-                lo_x = std::min(lo_x, p[0]), hi_x = std::max(hi_x, p[0]);
-                lo_y = std::min(lo_y, p[1]), hi_y = std::max(hi_y, p[1]);
-            }
-    }
+    std::vector<Affine> inv;
+    for (const auto& m : affines_of(matrices)) inv.push_back(invert_affine(m));
+    const auto [lo_x, lo_y, hi_x, hi_y] = crop_rect_in_frame(inv, -1.0, -1.0, double(g.crop_w), double(g.crop_h));
     PastePlan plan;
     plan.frames = B;
     const auto clampi = [](double v, int64_t hi) { return std::min<int64_t>(std::max<int64_t>(int64_t(v), 0), hi); };
