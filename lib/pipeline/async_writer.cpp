@@ -1,11 +1,12 @@
 #include "pipeline/async_writer.h"
 
 #include "core/error.h"
+#include "diagnostics/process_memory.h"
 
 namespace lsync::pipeline {
 
-AsyncWriter::AsyncWriter(std::unique_ptr<FrameSink> sink, size_t queue_frames)
-    : writer_(std::move(sink)), queue_(queue_frames) {
+AsyncWriter::AsyncWriter(std::unique_ptr<FrameSink> sink, size_t queue_frames, size_t trim_every)
+    : writer_(std::move(sink)), queue_(queue_frames), trim_every_(trim_every) {
     thread_ = std::thread([this] { run(); });
 }
 
@@ -18,12 +19,18 @@ AsyncWriter::~AsyncWriter() {
 
 void AsyncWriter::run() {
     try {
+        size_t since_trim = 0;
         while (auto frame = queue_.pop()) {
             if (abandon_) break;
             if (frame->defined())
                 writer_->write(*frame);
             else
                 writer_->cut();
+            frame.reset();  // the frame's block is free before the trim
+            if (trim_every_ > 0 && ++since_trim >= trim_every_) {
+                diagnostics::release_free_host_memory();
+                since_trim = 0;
+            }
         }
     } catch (...) {
         error_ = std::current_exception();

@@ -16,8 +16,10 @@ namespace lsync::pipeline {
 
 class AsyncWriter {
 public:
-    /// Starts the encoding thread that feeds `sink`.
-    AsyncWriter(std::unique_ptr<FrameSink> sink, size_t queue_frames = 16);
+    /// Starts the encoding thread that feeds `sink`. With `trim_every` > 0 the thread hands the allocator's free
+    /// memory back to the system (diagnostics::release_free_host_memory) after every `trim_every` frames: the
+    /// render's threads free many frame-sized blocks, which glibc's per-thread arenas keep resident until a trim.
+    AsyncWriter(std::unique_ptr<FrameSink> sink, size_t queue_frames = 16, size_t trim_every = 0);
     /// Without finish(): stops the thread and destroys the sink with what it had not finished.
     ~AsyncWriter();
     AsyncWriter(const AsyncWriter&) = delete;
@@ -36,6 +38,7 @@ private:
     std::unique_ptr<FrameSink> writer_;
     BoundedQueue<torch::Tensor> queue_;  ///< frames, and an undefined tensor for each cut()
     std::exception_ptr error_;
+    size_t trim_every_ = 0;
     std::atomic<bool> abandon_{false};  ///< set by the destructor: drop queued frames, do not encode them
     std::thread thread_;
 };

@@ -641,9 +641,12 @@ void run_passes(RenderJob& job, RenderWorkDir& work, const media::VideoWriterOpt
         join_existing();
         on_closed = [&joiner](const SegmentFile& seg) { joiner->add(seg); };
     }
+    // LSYNC_HOST_TRIM_FRAMES=N (a measurement switch, off): the encoder thread trims the allocator every N frames,
+    // not only when a segment closes (host memory at 4K: docs/performance-notes.md section 45).
+    const auto trim_every = env::positive_integer("LSYNC_HOST_TRIM_FRAMES", 1 << 20).value_or(0);
     AsyncWriter writer(std::make_unique<SegmentWriter>(work.path(), wopt, o.segment_frames, resume_frame,
                                                        std::move(on_closed), tail_segments(n_out)),
-                       encoder_queue_frames(wopt.width, wopt.height));
+                       encoder_queue_frames(wopt.width, wopt.height), static_cast<size_t>(trim_every));
     summary.resumed_frames = summary.frames = resume_frame;
     if (resume_frame > 0) log::info("resuming at frame ", resume_frame, " of ", n_out);
     log::info("render: ", n_chunks, " chunk(s) of up to ", kFramesPerChunk, " frames, up to ", batch,

@@ -15,6 +15,7 @@
 #include "io/safetensors.h"
 #include "io/weight_loader.h"
 #include "media/video_writer.h"
+#include "pipeline/async_writer.h"
 #include "pipeline/chunk_noise.h"
 #include "pipeline/chunk_queue.h"
 #include "pipeline/chunk_workers.h"
@@ -1697,4 +1698,35 @@ TEST_CASE("first-use pre-warm: the first worker meets the shapes before its firs
         journal.add(t);
     }
     CHECK(journal.shapes().size() == ops::ConvJournal::kMaxShapes);
+}
+
+namespace {
+// A sink that records what reached it: each frame's first byte, and -1 for each cut.
+class RecordingSink : public lsync::pipeline::FrameSink {
+public:
+    explicit RecordingSink(std::vector<int>& log) : log_(log) {}
+    void write(const torch::Tensor& rgb) override { log_.push_back(rgb[0][0][0].item<int>()); }
+    void cut() override { log_.push_back(-1); }
+    void finish() override { log_.push_back(-2); }
+
+private:
+    std::vector<int>& log_;
+};
+}  // namespace
+
+TEST_CASE("async writer: frames and cuts reach the sink in order, with or without a trim every few frames",
+          "[render]") {
+    using lsync::pipeline::AsyncWriter;
+    for (const size_t trim_every : {size_t{0}, size_t{1}, size_t{3}}) {
+        std::vector<int> log;
+        {
+            AsyncWriter writer(std::make_unique<RecordingSink>(log), 2, trim_every);
+            for (int i = 0; i < 10; ++i) {
+                writer.write(torch::full({4, 4, 3}, i, torch::kUInt8));
+                if (i == 6) writer.cut();
+            }
+            writer.finish();
+        }
+        CHECK(log == std::vector<int>{0, 1, 2, 3, 4, 5, 6, -1, 7, 8, 9, -2});
+    }
 }
