@@ -22,12 +22,13 @@ void AsyncWriter::run() {
         size_t since_trim = 0;
         while (auto frame = queue_.pop()) {
             if (abandon_) break;
-            if (frame->defined())
+            const bool is_frame = frame->defined();
+            if (is_frame)
                 writer_->write(*frame);
             else
                 writer_->cut();
             frame.reset();  // the frame's block is free before the trim
-            if (trim_every_ > 0 && ++since_trim >= trim_every_) {
+            if (is_frame && trim_every_ > 0 && ++since_trim >= trim_every_) {
                 diagnostics::release_free_host_memory();
                 since_trim = 0;
             }
