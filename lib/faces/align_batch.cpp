@@ -11,12 +11,14 @@ namespace lsync::faces {
 
 namespace {
 
+using SourceBox = std::array<int64_t, 4>;  // {x0, y0, x1, y1}, half-open (source_box)
+
+// The crops of `frames` warped from the region `box` of them only (converted to float; the whole frames when the box
+// is the frame).
 torch::Tensor align_frames(const torch::Tensor& frames, const torch::Tensor& matrices, const CropGeometry& geometry,
-                           bool quantize, bool face_box) {
+                           bool quantize, const SourceBox& box) {
     torch::Tensor img, m = matrices;
-    const auto [x0, y0, x1, y1] =
-        face_box ? source_box(matrices, geometry, frames.size(2), frames.size(3))
-                 : std::array<int64_t, 4>{0, 0, frames.size(3), frames.size(2)};
+    const auto [x0, y0, x1, y1] = box;
     if (x0 == 0 && y0 == 0 && x1 == frames.size(3) && y1 == frames.size(2)) {
         img = frames.to(torch::kFloat);
     } else {
@@ -59,19 +61,32 @@ std::array<int64_t, 4> source_box(const torch::Tensor& matrices, const CropGeome
 }
 
 torch::Tensor align_faces(const torch::Tensor& frames, const torch::Tensor& matrices, const CropGeometry& geometry,
-                          bool quantize, int64_t slice_bytes, bool face_box) {
+                          bool quantize, int64_t slice_bytes, const std::vector<int64_t>& box_runs) {
     LSYNC_CHECK(frames.dim() == 4 && frames.size(1) == 3, ErrorCode::Internal, "align_faces: frames must be [B,3,H,W]");
-    const int64_t n = frames.size(0);
-    const int64_t float_bytes_per_frame = std::max<int64_t>(1, frames.size(1) * frames.size(2) * frames.size(3)) * 4;
-    const int64_t step = std::max<int64_t>(1, slice_bytes / float_bytes_per_frame);
-    if (step >= n) return align_frames(frames, matrices, geometry, quantize, face_box);
+    const int64_t n = frames.size(0), height = frames.size(2), width = frames.size(3);
+    // Each run (the whole batch without runs) in slices of frames whose float copy of the run's box fits the budget.
     std::vector<torch::Tensor> parts;
-    for (int64_t i = 0; i < n; i += step) {
-        const int64_t len = std::min(step, n - i);
-        parts.push_back(
-            align_frames(frames.narrow(0, i, len), matrices.narrow(0, i, len), geometry, quantize, face_box));
+    const auto align_run = [&](int64_t start, int64_t len, const SourceBox& box) {
+        const int64_t float_bytes_per_frame = std::max<int64_t>(1, 3 * (box[2] - box[0]) * (box[3] - box[1]) * 4);
+        const int64_t step = std::max<int64_t>(1, slice_bytes / float_bytes_per_frame);
+        for (int64_t i = 0; i < len; i += step) {
+            const int64_t k = std::min(step, len - i);
+            parts.push_back(align_frames(frames.narrow(0, start + i, k), matrices.narrow(0, start + i, k), geometry,
+                                         quantize, box));
+        }
+    };
+    if (box_runs.empty()) {
+        align_run(0, n, SourceBox{0, 0, width, height});
+    } else {
+        int64_t start = 0;
+        for (const int64_t len : box_runs) {
+            LSYNC_CHECK(len > 0 && start + len <= n, ErrorCode::Internal, "align_faces: runs must cover the frames");
+            align_run(start, len, source_box(matrices.narrow(0, start, len), geometry, height, width));
+            start += len;
+        }
+        LSYNC_CHECK(start == n, ErrorCode::Internal, "align_faces: runs must cover the frames");
     }
-    return torch::cat(parts, 0);
+    return parts.size() == 1 ? parts.front() : torch::cat(parts, 0);
 }
 
 }  // namespace lsync::faces

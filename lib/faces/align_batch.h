@@ -6,6 +6,7 @@
 #include <torch/torch.h>
 
 #include <array>
+#include <vector>
 
 namespace lsync::faces {
 
@@ -27,14 +28,19 @@ namespace lsync::faces {
 /// the tree without them: call KC, docs/performance-notes.md section 21); 1080p and larger are sliced (4K: 5
 /// frames per slice; call LC, section 22: a 200-frame 4K render's GPU peak 5.2 GiB against 8.5 in one pass per
 /// group, the same bytes and speed).
-/// With `face_box`, each slice converts only the frames' region the warp samples (source_box) to float instead of
-/// the whole frames: a 720p talking head's face is a few per cent of its frame. The samples read the same pixels;
-/// their coordinates are normalised to the box instead of the frame, so a float rounding may flip a quantized crop's
-/// value by a level (two after the stretch to 512; continuous crops agree to a few 1e-3), and the box, the union over
-/// a slice, depends on the slice. Off by default (LSYNC_ALIGN_FACE_BOX=1 in a render; not yet measured on a GPU).
+/// With `box_runs` (the lengths of consecutive runs of the frames, summing to B: a render's chunks), each run converts
+/// only the region its warp samples (source_box over the run's matrices) to float instead of the whole frames: a
+/// 720p talking head's face is a few per cent of its frame (a 720p group's align transient was where a 1.5 render's
+/// GPU peak rose: docs/performance-notes.md section 46). The samples read the same pixels; their coordinates are
+/// normalised to the box instead of the frame, so a float rounding may flip a quantized crop's value by a level (two
+/// after the stretch to 512; continuous crops agree to a few 1e-3). A frame's crop depends on its run alone, not on
+/// which runs share the batch, so a render's frames are the same bits whatever its chunks' grouping (OOM retries,
+/// several workers, a resumed render). A run whose box is too large for `slice_bytes` goes through in slices, each
+/// from the run's box (quantized crops: the same bits). Empty: the whole frames (slicing as above).
 constexpr int64_t kAlignSliceBytes = int64_t{512} << 20;
 torch::Tensor align_faces(const torch::Tensor& frames, const torch::Tensor& matrices, const CropGeometry& geometry,
-                          bool quantize = true, int64_t slice_bytes = kAlignSliceBytes, bool face_box = false);
+                          bool quantize = true, int64_t slice_bytes = kAlignSliceBytes,
+                          const std::vector<int64_t>& box_runs = {});
 
 /// The region of `height` x `width` frames that warping their `matrices` ([B, 2, 3], frame -> crop, on any device;
 /// read on the host) into crop_h x crop_w crops samples: the crop's corners mapped back to each frame, their bounding

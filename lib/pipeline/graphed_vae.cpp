@@ -20,7 +20,7 @@ namespace lsync::pipeline {
 bool vae_graphs_wanted(bool unet_graphs) { return unet_graphs && env::flag("LSYNC_VAE_GRAPHS", false); }
 
 bool vae_pad_slices_wanted(const torch::Device& device) {
-    return device.is_cuda() && env::flag("LSYNC_VAE_PAD_SLICES", false);
+    return device.is_cuda() && env::flag("LSYNC_VAE_PAD_SLICES", true);
 }
 
 struct GraphedVae::Impl {

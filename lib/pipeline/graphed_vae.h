@@ -34,10 +34,10 @@ namespace lsync::pipeline {
 /// (off by default, above).
 bool vae_graphs_wanted(bool unet_graphs);
 
-/// Whether a render on `device` pads its short VAE slices (GraphedVae::pad_short_slices): LSYNC_VAE_PAD_SLICES=1 on
-/// a GPU. Why: in session 46's timelines (docs/performance-notes.md section 44), with 8 images a call the last group's
-/// 4-image encode slices took 91 device ms against 33 for the same group at 4 images a call, whose slices all had
-/// the shape the first group met.
+/// Whether a render on `device` pads its short VAE slices (GraphedVae::pad_short_slices): on a GPU, unless
+/// LSYNC_VAE_PAD_SLICES=0. Why: in session 46's timelines (docs/performance-notes.md section 44), with 8 images a call
+/// the last group's 4-image encode slices took 91 device ms against 33 for the same group at 4 images a call, whose
+/// slices all had the shape the first group met. Not on a CPU, which has no first use to spare.
 bool vae_pad_slices_wanted(const torch::Device& device);
 
 class GraphedVae {
@@ -51,8 +51,8 @@ public:
     /// render's only one) then runs the shape its first group met (and the first-use journal's pre-warm before it),
     /// instead of meeting a new shape's first use. The VAE treats each image on its own (its convolutions, group
     /// norms and attention are per image), so the real rows' values do not depend on the padding, up to the kernels'
-    /// choice by batch size (so not the bits below). Off by default (LSYNC_VAE_PAD_SLICES=1 on a GPU:
-    /// vae_pad_slices_wanted); a measurement switch, not yet measured.
+    /// choice by batch size (so not the bits below). Off until asked (a render asks on a GPU:
+    /// vae_pad_slices_wanted).
     void pad_short_slices(bool on);
 
     /// models::encode_sliced through these calls: `slice` images per VAE call (0 = all), the same posterior bits

@@ -25,14 +25,14 @@ namespace {
 // Images per VAE call: the VAE's working memory grows with the images of a call (fp16, channels-last, H200:
 // 0.39 GiB per image at 512 px, 0.1 at 256), while its time per image is the same from 4 to 16 images at 512 px
 // and from 16 to 64 at 256 (docs/performance-notes.md section 4). So a call of several chunks (32 images at 2)
-// runs the VAE in slices: 2 images at 512 px (512 Ki pixels), 4 at 256 px and below (256 Ki pixels: call AA,
-// section 12, 500-frame 1.5 render: GPU peak 3.89 -> 3.73 GiB against 8 images, render stage within 2 %).
-// LSYNC_VAE_IMAGES=N overrides it.
+// runs the VAE in slices of 512 Ki pixels: 2 images at 512 px, 8 at 256 px. At 256 px 4 images a call were the
+// default while the align's transient and 8 images' together came within a megabyte of 1.5's 4 GB (section 44);
+// with the align from the faces' box 8 images a call took 500-frame 1.5 renders from 8.63 to 8.43 s with
+// allocator peaks of 3.58-3.65 GiB (an H100, section 46). LSYNC_VAE_IMAGES=N overrides it.
 int64_t vae_images_per_call(int resolution) {
     if (const auto images = env::positive_integer("LSYNC_VAE_IMAGES", 4096)) return *images;
     const int64_t pixels = int64_t{resolution} * resolution;
-    const int64_t budget = resolution <= 256 ? int64_t{1} << 18 : int64_t{1} << 19;
-    return std::max<int64_t>(1, budget / std::max<int64_t>(1, pixels));
+    return std::max<int64_t>(1, (int64_t{1} << 19) / std::max<int64_t>(1, pixels));
 }
 
 // The UNet's row-slice budget in a render (unet/row_slices.h): 128 MiB at 256 px and below, where the
@@ -51,11 +51,11 @@ int64_t align_slice_bytes() {
     return bytes;
 }
 
-// LSYNC_ALIGN_FACE_BOX=1 (a measurement switch, off): the align converts only the frames' region its warp samples to
-// float (faces/align_batch.h), not the group's whole frames (354 MB at 720p, where section 41 found the render's GPU
-// peak: docs/performance-notes.md).
+// Each chunk's align converts only the region of its frames the warp samples to float (faces/align_batch.h), not the
+// group's whole frames (354 MB at 720p, where the render's GPU peak rose: docs/performance-notes.md sections 41 and
+// 46). LSYNC_ALIGN_FACE_BOX=0 (read once) aligns from the whole frames, for comparisons.
 bool align_face_box_wanted() {
-    static const bool on = env::flag("LSYNC_ALIGN_FACE_BOX", false);
+    static const bool on = env::flag("LSYNC_ALIGN_FACE_BOX", true);
     return on;
 }
 
@@ -372,7 +372,7 @@ std::vector<torch::Tensor> LipsyncChunk::run_stages(const std::vector<ChunkFrame
         // The official preprocessing: crop_pixels; masked = crop * mask (mouth -> 0).
         const auto aligned =
             faces::align_faces(frames_on_device(frames, device), all_matrices, geometry_, true, align_slice_bytes(),
-                               align_face_box_wanted());
+                               align_face_box_wanted() ? lengths : std::vector<int64_t>{});
         const auto pixels = crop_pixels(aligned);
         const auto masked = pixels * mask_;
         mark(ChunkStageClock::Aligned);

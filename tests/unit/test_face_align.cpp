@@ -302,8 +302,8 @@ TEST_CASE("aligning from the faces' box: the box holds every pixel the warp read
             auto scrambled = torch::full_like(frame, 255);
             scrambled.narrow(2, y0, y1 - y0).narrow(3, x0, x1 - x0).copy_(
                 frame.narrow(2, y0, y1 - y0).narrow(3, x0, x1 - x0));
-            CHECK(torch::equal(faces::align_faces(scrambled, mi, g, false, one_pass, false),
-                               faces::align_faces(frame, mi, g, false, one_pass, false)));
+            CHECK(torch::equal(faces::align_faces(scrambled, mi, g, false, one_pass),
+                               faces::align_faces(frame, mi, g, false, one_pass)));
         }
         // The box of a batch is the union of its frames' boxes.
         const auto [bx0, by0, bx1, by1] = faces::source_box(m, g, H, W);
@@ -312,18 +312,35 @@ TEST_CASE("aligning from the faces' box: the box holds every pixel the warp read
         // size, differ in float's last places. Seen here: continuous crops within 3.4e-3 (where a face leaves the
         // frame, the fill's blend is steep), quantized ones a level apart where the warp's truncation flips,
         // two after the Lanczos stretch to 512.
+        const std::vector<int64_t> one_run{n};
         for (const int64_t slice : {one_pass, int64_t{3 * H * W * 4}}) {
             INFO("slice bytes " << slice);
-            const auto whole = faces::align_faces(frames, m, g, true, slice, false);
-            const auto boxed = faces::align_faces(frames, m, g, true, slice, true);
+            const auto whole = faces::align_faces(frames, m, g, true, slice);
+            const auto boxed = faces::align_faces(frames, m, g, true, slice, one_run);
             const auto diff = (boxed - whole).abs();
             CHECK(diff.max().item<float>() <= 2.f);
             CHECK(diff.mean().item<float>() < 0.01f);
-            const auto continuous_diff = (faces::align_faces(frames, m, g, false, slice, true) -
-                                          faces::align_faces(frames, m, g, false, slice, false)).abs();
+            const auto continuous_diff = (faces::align_faces(frames, m, g, false, slice, one_run) -
+                                          faces::align_faces(frames, m, g, false, slice)).abs();
             CHECK(continuous_diff.max().item<float>() <= 1e-2f);
             CHECK(continuous_diff.max().item<float>() > 0);  // the box's path was taken (its rounding shows)
         }
+        // Runs (a render's chunks): a frame's crop depends on its run only, so a batch of runs gives the bits of
+        // each run aligned alone (a render's groups, OOM retries and workers do not change a frame); slicing inside
+        // a run (each slice from the run's box) keeps a quantized crop's bits.
+        const std::vector<int64_t> runs{2, 3};
+        const auto together = faces::align_faces(frames, m, g, true, one_pass, runs);
+        const auto apart = torch::cat({faces::align_faces(frames.narrow(0, 0, 2), m.narrow(0, 0, 2), g, true, one_pass,
+                                                          {2}),
+                                       faces::align_faces(frames.narrow(0, 2, 3), m.narrow(0, 2, 3), g, true, one_pass,
+                                                          {3})});
+        CHECK(torch::equal(together, apart));
+        CHECK(torch::equal(faces::align_faces(frames, m, g, true, 1, runs), together));  // one frame per slice
+        // The runs' boxes are not the batch's: frame 0's crop from its run's box differs from the union's.
+        CHECK_FALSE(torch::equal(faces::align_faces(frames, m, g, false, one_pass, runs),
+                                 faces::align_faces(frames, m, g, false, one_pass, one_run)));
+        CHECK_THROWS(faces::align_faces(frames, m, g, true, one_pass, {2, 2}));  // runs must cover the batch
+        CHECK_THROWS(faces::align_faces(frames, m, g, true, one_pass, {2, 4}));
     }
     // A face wholly off the frame: every sample is the fill, and the box is the whole frame.
     const auto g = faces::CropGeometry::for_resolution(256);
@@ -331,8 +348,8 @@ TEST_CASE("aligning from the faces' box: the box holds every pixel the warp read
     const auto off = smoother.next(faces::alignment_anchors(test::synthetic_face(-400, -300, 100), false)).matrix;
     const auto m_off = faces::affine_tensor({off}, torch::kCPU);
     CHECK(faces::source_box(m_off, g, H, W) == std::array<int64_t, 4>{0, 0, W, H});
-    CHECK(torch::equal(faces::align_faces(frames.narrow(0, 0, 1), m_off, g, true, int64_t{1} << 40, true),
-                       faces::align_faces(frames.narrow(0, 0, 1), m_off, g, true, int64_t{1} << 40, false)));
+    CHECK(torch::equal(faces::align_faces(frames.narrow(0, 0, 1), m_off, g, true, int64_t{1} << 40, {1}),
+                       faces::align_faces(frames.narrow(0, 0, 1), m_off, g, true, int64_t{1} << 40)));
 }
 
 TEST_CASE("crop composite keeps the reference where the mask is 1", "[faces][paste]") {

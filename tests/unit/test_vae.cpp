@@ -287,17 +287,20 @@ TEST_CASE("VAE: short slices padded with zeros to the slice give the unpadded va
     CHECK(wide_counts->padded_rows == 0);
     CHECK(wide.encode(img.slice(0, 0, 3), 4096).mean.size(0) == 3);
     CHECK(wide_counts->padded_rows == 3);
-    // Off (the default), nothing is padded.
+    // Off (a GraphedVae's default until a render asks), nothing is padded.
     auto plain_counts = std::make_shared<pipeline::GraphCounts>();
     pipeline::GraphedVae plain(vae, false, 4, plain_counts);
     CHECK(max_diff(plain.encode(img, 4).mean, want.mean) == 0);
     CHECK(plain_counts->padded_rows == 0);
-    // Only a GPU render pads, and only with the switch (a CPU has no first use to spare).
+    // A GPU render pads unless switched off; a CPU never does (it has no first use to spare).
     const char* name = "LSYNC_VAE_PAD_SLICES";
     const char* before = std::getenv(name);
     const std::string saved = before ? before : "";
     const torch::Device gpu(torch::kCUDA, 0), cpu(torch::kCPU);
     ::unsetenv(name);
+    CHECK(pipeline::vae_pad_slices_wanted(gpu));
+    CHECK_FALSE(pipeline::vae_pad_slices_wanted(cpu));
+    ::setenv(name, "0", 1);
     CHECK_FALSE(pipeline::vae_pad_slices_wanted(gpu));
     ::setenv(name, "1", 1);
     CHECK(pipeline::vae_pad_slices_wanted(gpu));
