@@ -75,6 +75,7 @@ torch::Tensor align_faces(const torch::Tensor& frames, const torch::Tensor& matr
                                          quantize, box));
         }
     };
+    if (n == 0) return align_frames(frames, matrices, geometry, quantize, SourceBox{0, 0, width, height});
     if (box_runs.empty()) {
         align_run(0, n, SourceBox{0, 0, width, height});
     } else {

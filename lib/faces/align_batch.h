@@ -34,7 +34,7 @@ namespace lsync::faces {
 /// GPU peak rose: docs/performance-notes.md section 46). The samples read the same pixels; their coordinates are
 /// normalised to the box instead of the frame, so a float rounding may flip a quantized crop's value by a level (two
 /// after the stretch to 512; continuous crops agree to a few 1e-3). A frame's crop depends on its run alone, not on
-/// which runs share the batch, so a render's frames are the same bits whatever its chunks' grouping (OOM retries,
+/// which runs share the batch, so a render's crops are the same bits whatever its chunks' grouping (OOM retries,
 /// several workers, a resumed render). A run whose box is too large for `slice_bytes` goes through in slices, each
 /// from the run's box (quantized crops: the same bits). Empty: the whole frames (slicing as above).
 constexpr int64_t kAlignSliceBytes = int64_t{512} << 20;

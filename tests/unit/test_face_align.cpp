@@ -339,6 +339,7 @@ TEST_CASE("aligning from the faces' box: the box holds every pixel the warp read
         // The runs' boxes are not the batch's: frame 0's crop from its run's box differs from the union's.
         CHECK_FALSE(torch::equal(faces::align_faces(frames, m, g, false, one_pass, runs),
                                  faces::align_faces(frames, m, g, false, one_pass, one_run)));
+        CHECK(faces::align_faces(frames.narrow(0, 0, 0), m.narrow(0, 0, 0), g).size(0) == 0);  // no frames
         CHECK_THROWS(faces::align_faces(frames, m, g, true, one_pass, {2, 2}));  // runs must cover the batch
         CHECK_THROWS(faces::align_faces(frames, m, g, true, one_pass, {2, 4}));
     }
