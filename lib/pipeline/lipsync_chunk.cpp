@@ -35,6 +35,13 @@ int64_t vae_images_per_call(int resolution) {
     return std::max<int64_t>(1, (int64_t{1} << 19) / std::max<int64_t>(1, pixels));
 }
 
+// Images per VAE decode call: those of the encode unless LSYNC_VAE_DECODE_IMAGES=N (a measurement switch: section
+// 46's traces put 1.5's highest peaks at 8-image decodes beside the face pass; how much of 8 images' gain and of the
+// peak the decode carries is for a device call to say).
+int64_t vae_decode_images_per_call(int resolution) {
+    return env::positive_integer("LSYNC_VAE_DECODE_IMAGES", 4096).value_or(vae_images_per_call(resolution));
+}
+
 // The UNet's row-slice budget in a render (unet/row_slices.h): 128 MiB at 256 px and below, where the
 // feed-forward's slices at 256 MiB set the render's GPU peak (call IC, 500-frame 1.5 `bench render`: allocator
 // peak 3.76-3.78 -> 3.61-3.62 GiB, the render stage within 2 %); the process's budget (256 MiB) above, where
@@ -156,6 +163,7 @@ LipsyncChunk::LipsyncChunk(const RenderModels& models, torch::Tensor mask, Diffu
                     : nullptr),
       vae_(models.vae, vae_graphs_wanted(graphs_)),
       vae_images_(vae_images_per_call(models.resolution)),
+      vae_decode_images_(vae_decode_images_per_call(models.resolution)),
       pad_batches_(models.unet && device_.is_cuda() && cuda_graphs_by_default(models.resolution)),
       pad_short_(short_chunk_padding_wanted() && masked_kernels_serve(models)) {
     LSYNC_CHECK(mask.dim() == 2 && mask.size(0) == models.resolution && mask.size(1) == models.resolution,
@@ -433,7 +441,7 @@ std::vector<torch::Tensor> LipsyncChunk::run_stages(const std::vector<ChunkFrame
         latent_rows = torch::cat(rows, 0);
     }
     mark(ChunkStageClock::Denoised);
-    const auto decoded = vae_.decode(latent_rows, vae_images_).to(torch::kFloat);
+    const auto decoded = vae_.decode(latent_rows, vae_decode_images_).to(torch::kFloat);
     mark(ChunkStageClock::Decoded);
     const auto float_crops = crops.to(torch::kFloat);
     const auto pixels = crop_pixels(float_crops);

@@ -151,7 +151,8 @@ private:
     diffusion::Denoiser denoiser_;
     bool prime_graphs_ = graph_priming_wanted();
     GraphedVae vae_;      ///< the VAE's calls (as CUDA graphs with LSYNC_VAE_GRAPHS=1: graphed_vae.h)
-    int64_t vae_images_;  ///< images per VAE call: bounds the VAE's working memory whatever the batch
+    int64_t vae_images_;         ///< images per VAE call: bounds the VAE's working memory whatever the batch
+    int64_t vae_decode_images_;  ///< the same for the decode (vae_images_ unless LSYNC_VAE_DECODE_IMAGES is set)
     bool pad_batches_ = false;
     bool pad_short_ = false;
     std::vector<int64_t> counts_host_;  ///< frame_counts()'s last counts
