@@ -10,6 +10,9 @@
 #include <mutex>
 #include <set>
 #include <string>
+#include <vector>
+
+extern char** environ;  // POSIX: the process's environment
 
 namespace lsync::env {
 
@@ -49,6 +52,21 @@ bool flag(const char* name, bool unset_default) {
     if (v == "0" || v == "false" || v == "no" || v == "off") return false;
     warn_once(name, text, "not 1/true/yes/on or 0/false/no/off");
     return unset_default;
+}
+
+std::string switches_set(const std::vector<std::string>& except) {
+    std::vector<std::string> set;
+    for (char** e = environ; e && *e; ++e) {
+        const std::string entry(*e);
+        const auto eq = entry.find('=');
+        if (entry.rfind("LSYNC_", 0) != 0 || eq == std::string::npos || eq + 1 == entry.size()) continue;  // "": unset
+        if (std::find(except.begin(), except.end(), entry.substr(0, eq)) != except.end()) continue;
+        set.push_back(entry);
+    }
+    std::sort(set.begin(), set.end());
+    std::string out;
+    for (const auto& s : set) out += (out.empty() ? "" : " ") + s;
+    return out;
 }
 
 }  // namespace lsync::env

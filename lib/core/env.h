@@ -6,6 +6,8 @@
 
 #include <cstdint>
 #include <optional>
+#include <string>
+#include <vector>
 
 namespace lsync::env {
 
@@ -16,5 +18,10 @@ std::optional<int64_t> positive_integer(const char* name, int64_t max = INT64_C(
 /// The variable as a switch: 1/true/yes/on or 0/false/no/off (any case); `unset_default` when it is unset or
 /// empty, or (with a warning) anything else.
 bool flag(const char* name, bool unset_default = false);
+
+/// Every LSYNC_ variable set in the environment but those named in `except`, as "NAME=value" sorted by name and
+/// joined by spaces ("" when none): what a cache of a render's first uses is kept under besides its settings, since
+/// the measurement switches change the shapes a render meets.
+std::string switches_set(const std::vector<std::string>& except = {});
 
 }  // namespace lsync::env

@@ -1,6 +1,7 @@
 #include "pipeline/first_use_journal.h"
 
 #include "core/compat.h"
+#include "core/env.h"
 #include "core/json_limits.h"
 #include "core/log.h"
 #include "core/version.h"
@@ -122,7 +123,8 @@ std::optional<ops::OpCall> call_from(const json& j) {
 
 }  // namespace
 
-std::string first_use_key(const std::string& model, torch::ScalarType dtype, const torch::Device& device) {
+std::string first_use_key(const std::string& model, torch::ScalarType dtype, const torch::Device& device,
+                          const std::string& settings) {
     const auto cudnn = compat::cudnn_version();
     std::ostringstream key;
     // latentsync's own version too: another build may run other operations with the same convolutions, and the
@@ -130,7 +132,17 @@ std::string first_use_key(const std::string& model, torch::ScalarType dtype, con
     key << "latentsync " << version_string() << "; model " << model << "; dtype " << c10::toString(dtype) << "; device "
         << diagnostics::device_description(device) << "; libtorch " << TORCH_VERSION << "; cudnn "
         << (cudnn ? std::to_string(*cudnn) : std::string("none"));
+    if (!settings.empty()) key << "; " << settings;
     return key.str();
+}
+
+std::string first_use_settings(const std::string& attention, int64_t chunks, bool cfg, bool deepcache) {
+    std::ostringstream settings;
+    settings << "attention " << attention << "; chunks " << chunks << "; cfg " << (cfg ? "on" : "off") << "; deepcache "
+             << (deepcache ? "on" : "off");
+    const auto switches = env::switches_set({"LSYNC_FIRST_USE_DIR"});
+    if (!switches.empty()) settings << "; " << switches;
+    return settings.str();
 }
 
 std::string first_use_path(const std::string& dir, const std::string& key) {

@@ -33,9 +33,18 @@ struct FirstUseJournal {
     bool empty() const { return convs.empty() && ops.empty(); }
 };
 
-/// What a journal is kept for: what changes the shapes met (the model, its dtype, latentsync's version) or what their
-/// first use does (the GPU, LibTorch's and cuDNN's versions).
-std::string first_use_key(const std::string& model, torch::ScalarType dtype, const torch::Device& device);
+/// What a journal is kept for: what changes the shapes met (the model, its dtype, latentsync's version, and
+/// `settings`: the render's options and switches that change its first group's shapes) or what their first use does
+/// (the GPU, LibTorch's and cuDNN's versions). Renders under other settings keep journals of their own, so that
+/// alternating them (an A/B of a switch, `--attention` or `--batch-chunks` changed between jobs) does not hand each
+/// render the other's shapes and rewrite the journal every time.
+std::string first_use_key(const std::string& model, torch::ScalarType dtype, const torch::Device& device,
+                          const std::string& settings = "");
+
+/// first_use_key's `settings` for a render: its attention mode, chunks per UNet call, whether it runs classifier-free
+/// guidance and DeepCache (each changes the calls of the first group), and the LSYNC_ switches set in the environment
+/// (env::switches_set: VAE images per call, slices, graphs, ...) but the journal's own folder.
+std::string first_use_settings(const std::string& attention, int64_t chunks, bool cfg, bool deepcache);
 
 /// `dir`/<a hash of `key`>.json.
 std::string first_use_path(const std::string& dir, const std::string& key);

@@ -11,6 +11,7 @@
 #include "diagnostics/allocator_report.h"
 #include "diagnostics/gpu_memory.h"
 #include "diagnostics/process_memory.h"
+#include "diffusion/denoise_loop.h"  // uses_cfg
 #include "pipeline/async_writer.h"
 #include "pipeline/batch_planner.h"
 #include "pipeline/chunk_queue.h"
@@ -406,7 +407,9 @@ void run_passes(RenderJob& job, RenderWorkDir& work, const media::VideoWriterOpt
     // LSYNC_FIRST_USE_OPS=0: convolutions only, the other operations neither recorded nor met (for measurements).
     const bool journal_ops = env::flag("LSYNC_FIRST_USE_OPS", true);
     if (device.is_cuda() && first_use_journal_enabled()) {
-        journal_key = first_use_key(model_variant_name(o.model), job.dtype, device);
+        journal_key = first_use_key(model_variant_name(o.model), job.dtype, device,
+                                    first_use_settings(o.attention, wanted_chunk_batch(o.batch_chunks, device),
+                                                       diffusion::uses_cfg(o.diffusion.guidance), o.diffusion.deepcache));
         journal_path = first_use_path(first_use_dir(), journal_key);
         journal_read = read_first_use_journal(journal_path, journal_key);
         // Not under a --vram-budget: the planner counts the models as the allocator's live bytes, which a

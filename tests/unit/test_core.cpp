@@ -49,6 +49,27 @@ TEST_CASE("every error code has its own exit code and name", "[core]") {
     }
 }
 
+TEST_CASE("environment switches: those set, sorted, for a cache's key", "[core]") {
+    const char* b = "LSYNC_TEST_SET_B";
+    const char* a = "LSYNC_TEST_SET_A";
+    const char* empty = "LSYNC_TEST_SET_EMPTY";
+    ::setenv(b, "2", 1);
+    ::setenv(a, "x y", 1);
+    ::setenv(empty, "", 1);
+    ::setenv("NOT_LSYNC_TEST_SET", "1", 1);
+    const auto all = env::switches_set();
+    const auto at_a = all.find("LSYNC_TEST_SET_A=x y"), at_b = all.find("LSYNC_TEST_SET_B=2");
+    CHECK(at_a != std::string::npos);
+    CHECK(at_b != std::string::npos);
+    CHECK(at_a < at_b);  // sorted by name, whatever the order they were set in
+    CHECK(all.find(empty) == std::string::npos);  // empty: unset
+    CHECK(all.find("NOT_LSYNC") == std::string::npos);
+    CHECK(env::switches_set({a}).find("LSYNC_TEST_SET_A") == std::string::npos);
+    CHECK(env::switches_set({a}).find("LSYNC_TEST_SET_B=2") != std::string::npos);
+    for (const char* n : {a, b, empty, "NOT_LSYNC_TEST_SET"}) ::unsetenv(n);
+    CHECK(env::switches_set().find("LSYNC_TEST_SET") == std::string::npos);
+}
+
 TEST_CASE("environment switches: whole numbers in range and flags, anything else ignored", "[core]") {
     const char* name = "LSYNC_TEST_ENV_SWITCH";
     ::unsetenv(name);

@@ -1514,6 +1514,20 @@ TEST_CASE("first-use journal: kept and read back under its key, damaged or hosti
     const std::string key = first_use_key("1.5", torch::kHalf, torch::kCPU);
     CHECK(key.find("1.5") != std::string::npos);
     CHECK(first_use_key("1.6", torch::kHalf, torch::kCPU) != key);
+    // Renders whose first groups meet other shapes keep journals of their own: other chunks per call, attention,
+    // guidance, DeepCache, or a measurement switch set; the journal's folder is not one of them.
+    const auto settings = first_use_settings("flash", 2, true, true);
+    CHECK(first_use_key("1.5", torch::kHalf, torch::kCPU, settings) != key);
+    for (const auto& other : {first_use_settings("standard", 2, true, true), first_use_settings("flash", 1, true, true),
+                              first_use_settings("flash", 2, false, true), first_use_settings("flash", 2, true, false)})
+        CHECK(first_use_key("1.5", torch::kHalf, torch::kCPU, other) != first_use_key("1.5", torch::kHalf, torch::kCPU, settings));
+    ::setenv("LSYNC_VAE_IMAGES", "4", 1);
+    CHECK(first_use_settings("flash", 2, true, true) != settings);
+    CHECK(first_use_settings("flash", 2, true, true).find("LSYNC_VAE_IMAGES=4") != std::string::npos);
+    ::unsetenv("LSYNC_VAE_IMAGES");
+    ::setenv("LSYNC_FIRST_USE_DIR", dir.path().c_str(), 1);
+    CHECK(first_use_settings("flash", 2, true, true) == settings);
+    ::unsetenv("LSYNC_FIRST_USE_DIR");
     const auto path = first_use_path((dir.path() / "sub").string(), key);  // its folder is made
     CHECK(path == first_use_path((dir.path() / "sub").string(), key));
     CHECK(read_first_use_journal(path, key).empty());  // none yet
