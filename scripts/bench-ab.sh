@@ -17,7 +17,9 @@
 #   LSYNC_AB_ATTENTION default flash
 #   LSYNC_AB_PRIME   1: one run per side before the alternation, left out of the table (a side whose first run
 #                    differs from its later ones: e.g. LSYNC_FIRST_USE_DIR=/tmp/fu, an empty first-use journal
-#                    folder, whose first run writes the journal the later ones read)
+#                    folder, whose first run writes the journal the later ones read). With --env each side's
+#                    settings have a first-use journal of their own (its key holds the LSYNC_ switches set), so the
+#                    sides no longer hand each other their shapes; a side's prime run writes its journal
 #   LSYNC_AB_TIMELINE 1: after the alternation, one traced render per side (scripts/render_timeline.py with
 #                    LSYNC_TIME_CHUNKS=1: the start, each group's device times, the face pass's end), its summary in
 #                    $OUT/ab-timeline-before.txt and -after.txt: where a side's time went, not only how much

@@ -4,12 +4,12 @@
 // On by default on a GPU (LSYNC_FIRST_USE_JOURNAL=0 turns it off): the 1.5 render stage 1.7-2.3 % shorter, in ten of
 // ten paired runs on two H100s and an H200 (docs/performance-notes.md sections 36-37). On a GPU, the render's first
 // worker records the convolutions of its first group (ops/conv_journal.h), and the render keeps them in the user's
-// cache folder under a key of the model, dtype, GPU and library versions. The next render with that key has its first
-// worker meet them on its own thread and stream while the models load (ChunkWorkers' `first_use`), so that their
-// first use (cuDNN's kernels loaded and its heuristics, process-wide; ATen's plans, per thread; the allocator's
-// blocks, per stream) is paid there and not in the first group, where it runs 2-3x slower beside the face pass's and
-// the packing's copies (sections 35-36). A missing, unreadable or damaged journal only means no pre-warm (the render
-// never fails for it); one unlike the shapes met is replaced.
+// cache folder under a key of the model, dtype, GPU, library versions and the settings that change those shapes. The
+// next render with that key has its first worker meet them on its own thread and stream while the models load
+// (ChunkWorkers' `first_use`), so that their first use (cuDNN's kernels loaded and its heuristics, process-wide;
+// ATen's plans, per thread; the allocator's blocks, per stream) is paid there and not in the first group, where it
+// runs 2-3x slower beside the face pass's and the packing's copies (sections 35-36). A missing, unreadable or damaged
+// journal only means no pre-warm (the render never fails for it); one unlike the shapes met is replaced.
 // Beside the convolutions, the journal keeps the GEMMs and a few other operations of the first group (ops/op_journal.h:
 // cuBLAS's first uses, a resample's, the align's reductions), recorded by the first render that finds none kept and
 // met after the convolutions; their recording boxes every operation's arguments on the worker's thread, so it is not
