@@ -14,6 +14,7 @@
 #include <algorithm>
 #include <array>
 #include <atomic>
+#include <cctype>
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
@@ -21,6 +22,8 @@
 #include <iterator>
 #include <optional>
 #include <sstream>
+#include <utility>
+#include <vector>
 #include <unistd.h>
 
 namespace lsync::pipeline {
@@ -33,6 +36,9 @@ using nlohmann::json;
 constexpr const char* kFormat = "latentsync-first-use";
 constexpr int kVersion = 1;
 constexpr std::uintmax_t kMaxFileBytes = 1 << 20;
+// Journals a folder keeps: one per model, dtype, GPU, versions and settings (first_use_key), so a machine that
+// renders under many settings (or a new version) would otherwise gather them without end.
+constexpr size_t kMaxJournals = 32;
 // Bounds of a shape read back: a journal is our own file, but it lives in a cache folder that other versions and
 // programs may write to, and each shape becomes an allocation on the GPU.
 constexpr int64_t kMaxDim = 1 << 16;
@@ -121,6 +127,36 @@ std::optional<ops::OpCall> call_from(const json& j) {
     return c;
 }
 
+// Whether `name` is a journal's (first_use_path: 16 hexadecimal digits and ".json"): the folder may be a user's
+// (LSYNC_FIRST_USE_DIR), and nothing else in it is ours to remove.
+bool journal_file_name(const std::string& name) {
+    return name.size() == 21 && name.compare(16, 5, ".json") == 0 &&
+           std::all_of(name.begin(), name.begin() + 16, [](char c) { return std::isxdigit(static_cast<unsigned char>(c)); });
+}
+
+// Removes the least recently used journals of `dir` beyond kMaxJournals (their modification times: a journal read
+// is marked used, read_first_use_journal), never `kept`. Best effort: a file that cannot be removed stays.
+void prune_journals(const fs::path& dir, const fs::path& kept) {
+    std::error_code ec;
+    std::vector<std::pair<fs::file_time_type, fs::path>> journals;
+    for (fs::directory_iterator it(dir, ec), end; !ec && it != end; it.increment(ec)) {
+        std::error_code e;
+        if (!it->is_regular_file(e) || !journal_file_name(it->path().filename().string())) continue;
+        const auto time = it->last_write_time(e);
+        if (!e) journals.emplace_back(time, it->path());
+    }
+    if (journals.size() <= kMaxJournals) return;
+    std::sort(journals.begin(), journals.end());  // oldest first
+    size_t excess = journals.size() - kMaxJournals;
+    for (const auto& [time, path] : journals) {
+        if (excess == 0) break;
+        if (path == kept) continue;
+        std::error_code e;
+        if (fs::remove(path, e)) log::debug("first-use journal ", path.string(), " removed: the least recently used");
+        --excess;
+    }
+}
+
 }  // namespace
 
 std::string first_use_key(const std::string& model, torch::ScalarType dtype, const torch::Device& device,
@@ -187,6 +223,7 @@ FirstUseJournal read_first_use_journal(const std::string& path, const std::strin
         if (!call) return ignored("an operation out of bounds");
         journal.ops.push_back(std::move(*call));
     }
+    fs::last_write_time(path, fs::file_time_type::clock::now(), ec);  // used: pruning keeps it (best effort)
     return journal;
 }
 
@@ -214,6 +251,7 @@ bool write_first_use_journal(const std::string& path, const std::string& key, co
             }
         }
         fs::rename(tmp, path);
+        prune_journals(fs::path(path).parent_path(), path);
         return true;
     } catch (const std::exception& e) {
         log::debug("first-use journal ", path, " not written: ", e.what());

@@ -51,11 +51,13 @@ std::string first_use_path(const std::string& dir, const std::string& key);
 
 /// The journal kept under `key` at `path`: empty when the file is missing, or (with a warning on the log) when it is
 /// larger than 1 MiB, not a journal, kept under another key, or holds a shape or call out of bounds
-/// (ops::valid_op_call). A journal of the first version (convolutions only) has no calls. Never throws.
+/// (ops::valid_op_call). A journal of the first version (convolutions only) has no calls. A journal read is marked
+/// used (its modification time set to now). Never throws.
 FirstUseJournal read_first_use_journal(const std::string& path, const std::string& key);
 
-/// Writes the journal (a temporary file renamed over `path`, its folder made if missing); false, with the reason
-/// on the debug log, when it cannot. Never throws.
+/// Writes the journal (a temporary file renamed over `path`, its folder made if missing), then keeps the folder's 32
+/// most recently used journals (files named as first_use_path names them; nothing else there is touched); false,
+/// with the reason on the debug log, when it cannot write. Never throws.
 bool write_first_use_journal(const std::string& path, const std::string& key, const FirstUseJournal& journal);
 
 }  // namespace lsync::pipeline

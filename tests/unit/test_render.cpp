@@ -1639,6 +1639,50 @@ TEST_CASE("first-use journal: kept and read back under its key, damaged or hosti
     ::unsetenv("XDG_CACHE_HOME");
 }
 
+TEST_CASE("first-use journals: a folder keeps the 32 most recently used, and nothing else is touched", "[render]") {
+    test::ScratchDir dir("first_use_prune");
+    ops::ConvShape a;
+    a.input = {2, 8, 16, 16};
+    a.weight = {4, 8, 3, 3};
+    a.padding = 1;
+    const FirstUseJournal journal{{a}, {}};
+    namespace fs = std::filesystem;
+    const auto base = fs::file_time_type::clock::now() - std::chrono::hours(100);
+    // 40 journals under other keys, each an hour newer than the one before; a user's file of the same kind of name
+    // but not a journal's, and a journal-named folder.
+    // (Copies of one written journal: writing each would prune as the folder fills.)
+    std::vector<std::string> paths;
+    for (int i = 0; i < 40; ++i) {
+        paths.push_back(first_use_path(dir.path().string(), "key " + std::to_string(i)));
+        if (i == 0) REQUIRE(write_first_use_journal(paths[0], "key 0", journal));
+        else fs::copy_file(paths[0], paths[i]);
+        fs::last_write_time(paths.back(), base + std::chrono::hours(i));
+    }
+    std::ofstream(dir.path() / "notes.json") << "{}";
+    std::ofstream(dir.path() / "0123456789abcdef.json.bak") << "{}";
+    fs::create_directories(dir.path() / "fedcba9876543210.json");
+    fs::last_write_time(dir.path() / "notes.json", base - std::chrono::hours(1));
+    // Reading the oldest marks it used.
+    CHECK_FALSE(read_first_use_journal(paths[0], "key 0").empty());
+    // Writing one more keeps 32 journals: the new one, the one read, and the 30 newest of the rest.
+    const auto newest = first_use_path(dir.path().string(), "key new");
+    REQUIRE(write_first_use_journal(newest, "key new", journal));
+    size_t journals = 0;
+    for (const auto& e : fs::directory_iterator(dir.path()))
+        if (e.is_regular_file() && e.path().extension() == ".json" && e.path().filename() != "notes.json") ++journals;
+    CHECK(journals == 32);
+    CHECK(fs::exists(newest));
+    CHECK(fs::exists(paths[0]));
+    for (int i = 1; i <= 9; ++i) CHECK_FALSE(fs::exists(paths[i]));  // the nine least recently used
+    for (int i = 10; i < 40; ++i) CHECK(fs::exists(paths[i]));
+    CHECK(fs::exists(dir.path() / "notes.json"));
+    CHECK(fs::exists(dir.path() / "0123456789abcdef.json.bak"));
+    CHECK(fs::is_directory(dir.path() / "fedcba9876543210.json"));
+    // Rewriting a journal when the folder is at its bound removes none but the least recently used beyond it.
+    REQUIRE(write_first_use_journal(paths[20], "key 20", journal));
+    CHECK(fs::exists(paths[10]));
+}
+
 TEST_CASE("first-use pre-warm: the first worker meets the shapes before its first group, hands its models over "
           "when they are ready, and stops when the render ends",
           "[render]") {
