@@ -142,8 +142,13 @@ python3 - "$WORK" "$BASE_NAME" > "$LOGS/ab.md" <<'PY'
 import glob, json, os, statistics, sys
 work, base = sys.argv[1], sys.argv[2]
 rows = {"after": [], "before": []}
-print("| run | render stage s | render frames/s | wall s | GPU peak (allocator) GiB | host peak GiB |")
-print("|---|---|---|---|---|---|")
+# The pre-warmed column: the first-use journal each run met (convolutions / other operations). With a journal per
+# side, each side's runs after its prime meet some of both, as the other side's do; a side that meets none of one
+# kind where the other meets some (or whose runs differ in that) was handed another journal, and its times include
+# first uses (session 49's call 49B).
+print("| run | render stage s | render frames/s | wall s | GPU peak (allocator) GiB | host peak GiB | pre-warmed |")
+print("|---|---|---|---|---|---|---|")
+prewarmed = {"after": set(), "before": set()}  # per side: (no convolutions, no operations) of each run
 for path in sorted(glob.glob(os.path.join(work, "*.json")), key=os.path.getmtime):
     side = os.path.basename(path).split("-")[0]
     for r in json.load(open(path)).get("rows", []):
@@ -152,15 +157,21 @@ for path in sorted(glob.glob(os.path.join(work, "*.json")), key=os.path.getmtime
         row = (r["frames_out"] / r["render_fps"], r["render_fps"], r["wall_seconds"], r["gpu_peak_bytes"] / 2**30,
                r["host_peak_rss_bytes"] / 2**30)
         rows[side].append(row)
-        print(f"| {side} | {row[0]:.2f} | {row[1]:.1f} | {row[2]:.2f} | {row[3]:.2f} | {row[4]:.2f} |")
+        convs, ops = r.get("prewarmed_convs", 0), r.get("prewarmed_ops", 0)
+        warm = f"{convs:.0f} / {ops:.0f}"
+        prewarmed[side].add((convs == 0, ops == 0))
+        print(f"| {side} | {row[0]:.2f} | {row[1]:.1f} | {row[2]:.2f} | {row[3]:.2f} | {row[4]:.2f} | {warm} |")
 if rows["after"] and rows["before"]:
     med = {s: [statistics.median(c) for c in zip(*v)] for s, v in rows.items()}
     for s in ("after", "before"):
         m = med[s]
-        print(f"| **{s}, median of {len(rows[s])}** | {m[0]:.2f} | {m[1]:.1f} | {m[2]:.2f} | {m[3]:.2f} | {m[4]:.2f} |")
+        print(f"| **{s}, median of {len(rows[s])}** | {m[0]:.2f} | {m[1]:.1f} | {m[2]:.2f} | {m[3]:.2f} | {m[4]:.2f} | |")
     ratio = lambda k: f"{med['after'][k] / med['before'][k]:.3f}" if med["before"][k] > 0 else "-"
     print(f"\nafter / before ({base}), medians: render stage {ratio(0)}, wall {ratio(2)}, GPU peak {ratio(3)}, "
           f"host peak {ratio(4)}")
+    if len(prewarmed["after"]) > 1 or len(prewarmed["before"]) > 1 or prewarmed["after"] != prewarmed["before"]:
+        print("\nbench-ab: warning: the sides' runs did not all meet a first-use journal alike (the pre-warmed "
+              "column): a run handed another setting's journal pays first uses in its time")
 else:
     print("\nnot every side finished a run: see the .err files")
 PY
