@@ -14,7 +14,7 @@ namespace fs = std::filesystem;
 bool first_use_journal_enabled() { return env::flag("LSYNC_FIRST_USE_JOURNAL", true); }
 
 std::string first_use_dir() {
-    if (const char* d = std::getenv("LSYNC_FIRST_USE_DIR"); d && *d) return d;
+    if (const char* d = std::getenv(kFirstUseDirVariable); d && *d) return d;
     if (const char* x = std::getenv("XDG_CACHE_HOME"); x && *x)
         return (fs::path(x) / "latentsync" / "first-use").string();
     if (const char* h = std::getenv("HOME"); h && *h)

@@ -9,6 +9,9 @@ namespace lsync {
 /// LSYNC_FIRST_USE_JOURNAL (on by default): whether a GPU render keeps and reads a first-use journal.
 bool first_use_journal_enabled();
 
+/// The variable that names the journal's folder (also left out of the journal's key: the folder is not a setting).
+inline constexpr const char* kFirstUseDirVariable = "LSYNC_FIRST_USE_DIR";
+
 /// $LSYNC_FIRST_USE_DIR, else $XDG_CACHE_HOME/latentsync/first-use, else $HOME/.cache/latentsync/first-use (empty
 /// when none of them is set).
 std::string first_use_dir();

@@ -4,6 +4,7 @@
 #include "core/env.h"
 #include "core/json_limits.h"
 #include "core/log.h"
+#include "core/user_cache.h"
 #include "core/version.h"
 #include "diagnostics/device_description.h"
 #include "io/tensor_source.h"  // io::dtype_name
@@ -176,7 +177,7 @@ std::string first_use_settings(const std::string& attention, int64_t chunks, boo
     std::ostringstream settings;
     settings << "attention " << attention << "; chunks " << chunks << "; cfg " << (cfg ? "on" : "off") << "; deepcache "
              << (deepcache ? "on" : "off");
-    const auto switches = env::switches_set({"LSYNC_FIRST_USE_DIR"});
+    const auto switches = env::switches_set({kFirstUseDirVariable});
     if (!switches.empty()) settings << "; " << switches;
     return settings.str();
 }
