@@ -121,8 +121,8 @@ torch::Tensor audio_windows(const torch::Tensor& features, int64_t first, int64_
 namespace {
 
 void check_length(int64_t samples) {
-    LSYNC_CHECK(samples > 0, ErrorCode::Usage, "audio features: the audio is empty (0 samples)");
-    LSYNC_CHECK(feature_frames_for_mel(mel_frames_for_samples(samples)) > 0, ErrorCode::Usage,
+    LSYNC_CHECK(samples > 0, ErrorCode::InputEmpty, "audio features: the audio is empty (0 samples)");
+    LSYNC_CHECK(feature_frames_for_mel(mel_frames_for_samples(samples)) > 0, ErrorCode::InputEmpty,
                 "audio features: the audio is too short (" + std::to_string(samples) +
                     " samples at 16 kHz; at least 320, i.e. 20 ms, give one Whisper frame)");
 }

@@ -67,7 +67,7 @@ torch::Tensor log_mel_spectrogram(const torch::Tensor& waveform) {
     LSYNC_CHECK(waveform.dim() == 1, ErrorCode::Usage,
                 "log-mel: the waveform must be 1-D mono samples, got " + std::to_string(waveform.dim()) + " dims");
     const int64_t n = waveform.size(0);
-    LSYNC_CHECK(n > kNFFT / 2, ErrorCode::Usage,
+    LSYNC_CHECK(n > kNFFT / 2, ErrorCode::InputEmpty,
                 "log-mel: the audio is too short (" + std::to_string(n) + " samples at 16 kHz; at least " +
                     std::to_string(kNFFT / 2 + 1) + " are needed for the STFT's reflect padding)");
     const auto x = waveform.to(torch::kFloat);
@@ -133,7 +133,7 @@ void LogMelStream::push(const float* samples, size_t count) {
 
 void LogMelStream::finish() {
     if (finished_) return;
-    LSYNC_CHECK(total_ > kNFFT / 2, ErrorCode::Usage,
+    LSYNC_CHECK(total_ > kNFFT / 2, ErrorCode::InputEmpty,
                 "log-mel: the audio is too short (" + std::to_string(total_) + " samples at 16 kHz; at least " +
                     std::to_string(kNFFT / 2 + 1) + " are needed for the STFT's reflect padding)");
     const int64_t n_frames = mel_frames_for_samples(total_);

@@ -12,7 +12,7 @@ enum class ErrorCode : int {
     Usage = 2,             ///< bad command line (CLI11's own parse errors also exit 2)
     InputMissing = 3,      ///< an input path does not exist
     InputNotFile = 4,      ///< an input path is a directory or special file
-    InputEmpty = 5,        ///< an input file has zero bytes
+    InputEmpty = 5,        ///< an input file has zero bytes, or its audio too few samples to use (under 20 ms)
     InputNotMedia = 6,     ///< FFmpeg does not recognise the file as media
     InputCorrupt = 7,      ///< media recognised but truncated or undecodable
     NoVideoStream = 8,     ///< a video was expected but the file has none (e.g. a .wav given as video)

@@ -71,7 +71,7 @@ def write(path, name, floats):
 write("one.safetensors", "waveform", [0.5])
 write("noname.safetensors", "audio", [0.0] * 1000)
 PY
-expect_rc 2 "too short" -- "$BIN" debug forward mel --inputs one.safetensors -o o1.safetensors
+expect_rc 5 "too short" -- "$BIN" debug forward mel --inputs one.safetensors -o o1.safetensors
 expect_rc 2 "no tensor 'waveform'" -- "$BIN" debug forward mel --inputs noname.safetensors -o o2.safetensors
 expect_rc 2 "needs --weights" -- "$BIN" debug forward whisper --inputs "$FIX/golden/whisper_golden.safetensors" -o o3.safetensors
 finish

@@ -63,6 +63,12 @@ mkdir ro && chmod 555 ro
 expect_rc 3 "not found" -- "${R[@]}" nothere.mp4 speech.wav -o x.mp4
 expect_rc 3 "not found" -- "${R[@]}" clip.mp4 nothere.wav -o x.mp4
 expect_rc 5 "empty" -- "${R[@]}" clip.mp4 empty.wav -o x.mp4
+# A WAV with a header but no samples, and one of 10 ms (less than one Whisper frame): the file is the problem, so
+# input-empty, not usage.
+ffmpeg -v error -y -f lavfi -i anullsrc=r=16000:cl=mono -t 0 nosamples.wav || fail "make no-sample wav"
+ffmpeg -v error -y -f lavfi -i "sine=f=440:r=16000" -t 0.01 tenms.wav || fail "make 10 ms wav"
+expect_rc 5 "the audio is empty" -- "${R[@]}" clip.mp4 nosamples.wav -o x.mp4
+expect_rc 5 "too short" -- "${R[@]}" clip.mp4 tenms.wav -o x.mp4
 expect_rc 9 "no audio stream" -- "${R[@]}" clip.mp4 noface.mp4 -o x.mp4
 expect_rc 8 "no video stream" -- "${R[@]}" speech.wav speech.wav -o x.mp4
 expect_rc 11 "does not exist" -- "${R[@]}" clip.mp4 speech.wav -o no/such/dir/x.mp4

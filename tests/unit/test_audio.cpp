@@ -291,18 +291,18 @@ TEST_CASE("bad audio: silence, one sample, empty, too short", "[audio][bad]") {
     CHECK(f.size(0) == 50);
     CHECK(torch::isfinite(f).all().item<bool>());
 
-    auto msg = test::expect_error(ErrorCode::Usage, [] { audio::log_mel_spectrogram(torch::zeros({1})); });
+    auto msg = test::expect_error(ErrorCode::InputEmpty, [] { audio::log_mel_spectrogram(torch::zeros({1})); });
     CHECK(test::contains(msg, "too short"));
     CHECK(test::contains(msg, "1 samples"));
     msg =
-        test::expect_error(ErrorCode::Usage, [] { audio::compute_audio_features(torch::ones({1}), fake_encoder, {}); });
+        test::expect_error(ErrorCode::InputEmpty, [] { audio::compute_audio_features(torch::ones({1}), fake_encoder, {}); });
     CHECK(test::contains(msg, "too short"));
-    msg = test::expect_error(ErrorCode::Usage,
+    msg = test::expect_error(ErrorCode::InputEmpty,
                              [] { audio::compute_audio_features(torch::zeros({0}), fake_encoder, {}); });
     CHECK(test::contains(msg, "empty"));
     // 250 samples: a mel frame but no encoder frame.
     CHECK(audio::log_mel_spectrogram(torch::ones({250})).size(1) == 1);
-    msg = test::expect_error(ErrorCode::Usage,
+    msg = test::expect_error(ErrorCode::InputEmpty,
                              [] { audio::compute_audio_features(torch::ones({250}), fake_encoder, {}); });
     CHECK(test::contains(msg, "at least 320"));
     // The smallest clip with one feature frame.
@@ -461,8 +461,8 @@ TEST_CASE("two-pass streaming from a file equals the in-memory path, a changed f
     CHECK(test::contains(
         test::expect_error(ErrorCode::InputCorrupt, [&] { second_pass(measured_louder, decoded.size()); }),
         "log-mel max"));
-    // Too short for a feature frame: the usual Usage error, from the first pass.
-    test::expect_error(ErrorCode::Usage, [] {
+    // Too short for a feature frame: the usual input-empty error, from the first pass.
+    test::expect_error(ErrorCode::InputEmpty, [] {
         audio::measure_audio([n = size_t{300}](std::vector<float>& dst, size_t) mutable {
             dst.assign(n, 0.1f);
             const size_t k = n;
