@@ -35,11 +35,16 @@ int64_t vae_images_per_call(int resolution) {
     return std::max<int64_t>(1, (int64_t{1} << 19) / std::max<int64_t>(1, pixels));
 }
 
-// Images per VAE decode call: those of the encode unless LSYNC_VAE_DECODE_IMAGES=N (a measurement switch: section
-// 46's traces put 1.5's highest peaks at 8-image decodes beside the face pass; how much of 8 images' gain and of the
-// peak the decode carries is for a device call to say).
+// Images per VAE decode call: at 256 px and below half the encode's (4 at 256 px), above it the encode's (2 at 512).
+// The 8-image decodes beside the face pass set 1.5's highest allocator peaks, and in later renders of one process
+// they crossed 4 GB (an H200, session 50: 4.006-4.017e9 bytes in three of four); 4-image decodes peaked at
+// 3.71-3.76e9 there, for a render stage of 0.999x the default's in an alternating A/B, three a side
+// (docs/performance-notes.md section 48). LSYNC_VAE_IMAGES=N sets both; LSYNC_VAE_DECODE_IMAGES=N the decode's alone.
 int64_t vae_decode_images_per_call(int resolution) {
-    return env::positive_integer("LSYNC_VAE_DECODE_IMAGES", 4096).value_or(vae_images_per_call(resolution));
+    if (const auto images = env::positive_integer("LSYNC_VAE_DECODE_IMAGES", 4096)) return *images;
+    const int64_t encode = vae_images_per_call(resolution);
+    if (env::positive_integer("LSYNC_VAE_IMAGES", 4096) || resolution > 256) return encode;
+    return std::max<int64_t>(1, encode / 2);
 }
 
 // The UNet's row-slice budget in a render (unet/row_slices.h): 128 MiB at 256 px and below, where the
