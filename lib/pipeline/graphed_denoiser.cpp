@@ -195,9 +195,11 @@ private:
             // eager call that does not fit either is the worker's out-of-memory back-off, as before.
             s.failed = true;
             release_cached_memory_between_captures(s.x.device());
+            counts_->last_failure = "out of memory";
             log::debug("CUDA graph capture out of memory: this input shape runs eagerly");
             return false;
         } catch (const std::exception& e) {
+            counts_->last_failure = first_line(e.what());
             // A capture before any eager call of its phase (capture_first_): this call runs eagerly and the next
             // one is captured, as without the switch.
             if (s.eager_calls[p] == 0) {

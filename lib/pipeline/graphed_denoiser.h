@@ -32,6 +32,7 @@
 #include <cstdint>
 #include <functional>
 #include <memory>
+#include <string>
 
 namespace lsync::pipeline {
 
@@ -53,6 +54,9 @@ struct GraphCounts {
     int64_t replays = 0;   ///< calls replayed from a graph
     int64_t eager = 0;     ///< calls run eagerly
     int64_t padded_rows = 0;  ///< rows of zeros that short VAE slices were padded with (graphed_vae.h)
+    /// Why the last capture that failed did (empty when none did): the failures are logged at debug level only,
+    /// so a test that finds fewer captures than it expects can say why.
+    std::string last_failure;
 };
 
 /// Whether a shape's first call of each phase is captured at once, with no eager call before it

@@ -44,6 +44,8 @@ TEST_CASE("graph priming: the frames of a worker that captures its own graphs, a
     CHECK(counts[false]->eager == 3);
     CHECK(counts[false]->captures == 2);
     CHECK(counts[false]->replays == 1 + 4);
+    INFO("the last capture failure, if any: without priming '" << counts[false]->last_failure << "', with it '"
+                                                                 << counts[true]->last_failure << "'");
     // With it: the priming's five calls (three eager, two captured and replayed), then eight replays.
     CHECK(counts[true]->eager == 3);
     CHECK(counts[true]->captures == 2);
