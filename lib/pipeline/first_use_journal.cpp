@@ -15,7 +15,6 @@
 #include <algorithm>
 #include <array>
 #include <atomic>
-#include <cctype>
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
@@ -128,11 +127,18 @@ std::optional<ops::OpCall> call_from(const json& j) {
     return c;
 }
 
-// Whether `name` is a journal's (first_use_path: 16 hexadecimal digits and ".json"): the folder may be a user's
-// (LSYNC_FIRST_USE_DIR), and nothing else in it is ours to remove.
+// A journal's file name: the key's hash as kNameDigits lowercase hexadecimal digits, then kNameSuffix (first_use_path
+// writes it, journal_file_name recognises it).
+constexpr int kNameDigits = 16;
+constexpr const char* kNameSuffix = ".json";
+
+// Whether `name` is one first_use_path makes: the folder may be a user's (LSYNC_FIRST_USE_DIR), and nothing else in
+// it is ours to remove.
 bool journal_file_name(const std::string& name) {
-    return name.size() == 21 && name.compare(16, 5, ".json") == 0 &&
-           std::all_of(name.begin(), name.begin() + 16, [](char c) { return std::isxdigit(static_cast<unsigned char>(c)); });
+    const std::string suffix = kNameSuffix;
+    return name.size() == kNameDigits + suffix.size() && name.compare(kNameDigits, suffix.size(), suffix) == 0 &&
+           std::all_of(name.begin(), name.begin() + kNameDigits,
+                       [](char c) { return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'f'); });
 }
 
 // Removes the least recently used journals of `dir` beyond kMaxJournals (their modification times: a journal read
@@ -183,9 +189,9 @@ std::string first_use_settings(const std::string& attention, int64_t chunks, boo
 }
 
 std::string first_use_path(const std::string& dir, const std::string& key) {
-    char name[32];
-    std::snprintf(name, sizeof name, "%016zx.json", std::hash<std::string>{}(key));
-    return (fs::path(dir) / name).string();
+    char digits[32];
+    std::snprintf(digits, sizeof digits, "%0*zx", kNameDigits, std::hash<std::string>{}(key));
+    return (fs::path(dir) / (std::string(digits) + kNameSuffix)).string();
 }
 
 FirstUseJournal read_first_use_journal(const std::string& path, const std::string& key) {

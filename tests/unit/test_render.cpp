@@ -1660,8 +1660,10 @@ TEST_CASE("first-use journals: a folder keeps the 32 most recently used, and not
     }
     std::ofstream(dir.path() / "notes.json") << "{}";
     std::ofstream(dir.path() / "0123456789abcdef.json.bak") << "{}";
+    std::ofstream(dir.path() / "0123456789ABCDEF.json") << "{}";  // upper case: not a name first_use_path makes
     fs::create_directories(dir.path() / "fedcba9876543210.json");
     fs::last_write_time(dir.path() / "notes.json", base - std::chrono::hours(1));
+    fs::last_write_time(dir.path() / "0123456789ABCDEF.json", base - std::chrono::hours(1));  // removed first if taken
     // Reading the oldest marks it used.
     CHECK_FALSE(read_first_use_journal(paths[0], "key 0").empty());
     // Writing one more keeps 32 journals: the new one, the one read, and the 30 newest of the rest.
@@ -1669,7 +1671,9 @@ TEST_CASE("first-use journals: a folder keeps the 32 most recently used, and not
     REQUIRE(write_first_use_journal(newest, "key new", journal));
     size_t journals = 0;
     for (const auto& e : fs::directory_iterator(dir.path()))
-        if (e.is_regular_file() && e.path().extension() == ".json" && e.path().filename() != "notes.json") ++journals;
+        if (e.is_regular_file() && e.path().extension() == ".json" && e.path().filename() != "notes.json" &&
+            e.path().filename() != "0123456789ABCDEF.json")
+            ++journals;
     CHECK(journals == 32);
     CHECK(fs::exists(newest));
     CHECK(fs::exists(paths[0]));
@@ -1677,6 +1681,7 @@ TEST_CASE("first-use journals: a folder keeps the 32 most recently used, and not
     for (int i = 10; i < 40; ++i) CHECK(fs::exists(paths[i]));
     CHECK(fs::exists(dir.path() / "notes.json"));
     CHECK(fs::exists(dir.path() / "0123456789abcdef.json.bak"));
+    CHECK(fs::exists(dir.path() / "0123456789ABCDEF.json"));
     CHECK(fs::is_directory(dir.path() / "fedcba9876543210.json"));
     // Rewriting a journal when the folder is at its bound removes none but the least recently used beyond it.
     REQUIRE(write_first_use_journal(paths[20], "key 20", journal));
