@@ -18,9 +18,20 @@ extern "C" {
 
 namespace lsync::media {
 
-bool is_image_path(const std::string& path) {
+namespace {
+
+std::string lower_extension(const std::string& path) {
     std::string ext = std::filesystem::path(path).extension().string();
     std::transform(ext.begin(), ext.end(), ext.begin(), [](unsigned char c) { return std::tolower(c); });
+    return ext;
+}
+
+}  // namespace
+
+bool is_png_path(const std::string& path) { return lower_extension(path) == ".png"; }
+
+bool is_image_path(const std::string& path) {
+    const std::string ext = lower_extension(path);
     return ext == ".jpg" || ext == ".jpeg" || ext == ".png" || ext == ".bmp" || ext == ".webp" || ext == ".tif" ||
            ext == ".tiff";
 }

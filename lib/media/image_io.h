@@ -12,6 +12,9 @@ namespace lsync::media {
 /// inputs are read with read_image, not as a video.
 bool is_image_path(const std::string& path);
 
+/// Whether `path` ends in .png (any case): write_png's files are named so, or a viewer picks the wrong decoder.
+bool is_png_path(const std::string& path);
+
 /// Decodes the first picture of `path` to a contiguous CPU uint8 tensor [H, W, 3] (RGB). The colour matrix
 /// and range the file declares are honoured; JPEG/JFIF without one is read as BT.601 full range, as its
 /// standard says. EXIF orientation is not applied. Throws Error (InputMissing, InputNotMedia, InputCorrupt,

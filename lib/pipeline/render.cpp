@@ -29,6 +29,7 @@
 #include "pipeline/segment_joiner.h"
 #include "pipeline/worker_warm_up.h"
 #include "faces/face_plan_file.h"
+#include "media/image_io.h"
 
 #include <ATen/ThreadLocalState.h>
 #include <c10/core/DeviceGuard.h>
@@ -776,7 +777,12 @@ RenderSummary render(const RenderOptions& o, RenderObserver& observer) {
     check_input_file(o.audio, "audio");
     if (!o.audio_out.empty()) check_input_file(o.audio_out, "--audio-out");
     { AtomicOutput probe(o.output, o.overwrite); }
-    if (!o.preview.empty()) AtomicOutput probe(o.preview, o.overwrite);
+    if (!o.preview.empty()) {
+        // The sheet is always a PNG: under another name (look.mp4) a player would fail on it.
+        LSYNC_CHECK(media::is_png_path(o.preview), ErrorCode::Usage,
+                    "--preview writes a PNG: give it a .png file name, not " + o.preview);
+        AtomicOutput probe(o.preview, o.overwrite);
+    }
     audio::file_sample_reader(o.audio)();  // no audio stream, not media, ...: fail now
     RenderJob job{o, observer, summary, watch, std::nullopt, {25, 1}, torch::Device(torch::kCPU), {}, torch::kFloat,
                   {}};

@@ -97,5 +97,8 @@ expect_rc 2 "--guidance" -- "${R[@]}" clip.mp4 speech.wav -o x.mp4 --guidance na
 expect_rc 2 "frame rate" -- "${R[@]}" clip.mp4 speech.wav -o x.mp4 --fps -5
 expect_rc 2 "--crf" -- "${R[@]}" clip.mp4 speech.wav -o x.mp4 --crf 60
 expect_rc 2 "--weights" -- "${R[@]}" clip.mp4 speech.wav -o x.mp4 --weights zeros
+# The preview is a PNG: another name is refused before anything is written.
+expect_rc 2 "--preview writes a PNG" -- "${R[@]}" clip.mp4 speech.wav -o x.mp4 --preview look.mp4
+[ ! -e look.mp4 ] || fail "a refused --preview left a file"
 [ ! -e x.mp4 ] && [ -z "$(ls ro)" ] || fail "a failed render left an output"
 finish
