@@ -94,6 +94,15 @@ namespace {
 // `--attention standard` went from 2.9x to 1.4-1.8x flash's time with it (docs/performance-notes.md section 9).
 KernelSwitch g_half_logits("LSYNC_STANDARD_HALF_LOGITS");
 
+// Its slices where the keys are at most 1,024: 64 Mi logits (256 MiB with the probabilities), unless
+// LSYNC_STANDARD_SMALL_SLICES=0 keeps the 256 Mi of the fp32 form. At 256 px two chunks' self-attention (1,024
+// keys) holds 512 Mi logits, and two slices of 1 GiB each put a 1.5 render with `--attention standard` 0.5-0.8 GiB
+// over flash's peak, past 4 GB; 64 Mi slices (128 queries a GEMM there) cost it no time. Above 1,024 keys (the
+// 4,096 of 512 px) 64 Mi would leave 64 queries a GEMM, and 1.6's peak has room: those stay 256 Mi. A limit in
+// query rows instead (64 Ki) also sliced the audio cross-attention's 50-key calls and made a 1.6 render 16 %
+// slower (docs/performance-notes.md section 49).
+KernelSwitch g_small_slices("LSYNC_STANDARD_SMALL_SLICES");
+
 // Whether standard attention takes its half-precision form: CUDA fp16/bf16 without a bias, the switch on.
 bool half_logits_serve(const AttentionInputs& in) {
     const auto dt = in.q.scalar_type();
@@ -127,12 +136,17 @@ torch::Tensor standard_attention_half_logits(const AttentionInputs& in, int64_t 
     const auto q = in.q.reshape({b * h, lq, d});
     const auto kt = in.k.reshape({b * h, lk, d}).transpose(1, 2);
     const auto v = in.v.reshape({b * h, lk, in.v.size(3)});
-    const auto out = over_query_chunks(in, query_chunk, 1, [&](int64_t start, int64_t end) {
-        const auto qc = q.slice(1, start, end);
-        // beta = 0: the uninitialised input is ignored (not even its NaNs reach the result).
-        const auto logits = torch::baddbmm(torch::empty({b * h, qc.size(1), lk}, q.options()), qc, kt, 0.0, scale);
-        return torch::bmm(torch::softmax(logits, -1), v);
-    });
+    const int64_t max_logits = g_small_slices.enabled() && lk <= 1024 ? int64_t{1} << 26 : int64_t{1} << 28;
+    const auto out = over_query_chunks(
+        in, query_chunk, 1,
+        [&](int64_t start, int64_t end) {
+            const auto qc = q.slice(1, start, end);
+            // beta = 0: the uninitialised input is ignored (not even its NaNs reach the result).
+            const auto logits =
+                torch::baddbmm(torch::empty({b * h, qc.size(1), lk}, q.options()), qc, kt, 0.0, scale);
+            return torch::bmm(torch::softmax(logits, -1), v);
+        },
+        max_logits);
     return out.view({b, h, lq, in.v.size(3)});
 }
 
@@ -179,6 +193,10 @@ void set_wide_head_gemms(bool enabled) { g_wide_head_switch.set(enabled); }
 bool standard_half_logits_enabled() { return g_half_logits.enabled(); }
 
 void set_standard_half_logits(bool enabled) { g_half_logits.set(enabled); }
+
+bool standard_small_slices_enabled() { return g_small_slices.enabled(); }
+
+void set_standard_small_slices(bool enabled) { g_small_slices.set(enabled); }
 
 AttentionInputs with_key_mask(const AttentionInputs& in) {
     if (!in.key_counts.defined()) return in;

@@ -53,6 +53,10 @@ torch::Tensor standard_attention(const AttentionInputs& in, int64_t query_chunk 
 AttentionInputs with_key_mask(const AttentionInputs& in);
 bool standard_half_logits_enabled();
 void set_standard_half_logits(bool enabled);
+/// The half-precision form's slices: at most 64 Mi logits where the keys are at most 1,024, else 256 Mi (on;
+/// LSYNC_STANDARD_SMALL_SLICES=0: 256 Mi always).
+bool standard_small_slices_enabled();
+void set_standard_small_slices(bool enabled);
 /// Which fused kernel serves SDPA's calls without a bias, by their size (query tokens x keys, the logits of one
 /// head):
 ///   ATen's choice  (on an H200 with PyTorch 2.11: cuDNN's attention, which builds and compiles a plan for every

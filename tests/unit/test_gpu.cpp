@@ -152,15 +152,17 @@ TEST_CASE("standard attention with half-precision logits (the default, LSYNC_STA
     LSYNC_NEED_GPU();
     torch::NoGradGuard no_grad;
     KeepSwitch<standard_half_logits_enabled, set_standard_half_logits> keep;
+    KeepSwitch<standard_small_slices_enabled, set_standard_small_slices> keep_slices;
     const torch::Device dev(torch::kCUDA, 0);
     torch::manual_seed(12);
     // The UNet's spatial shapes (head dims 40/80/160), odd lengths, q/k/v as strided views of one projection (as
-    // the UNet's stacked q/k/v GEMM leaves them), and a query chunk that splits the call.
+    // the UNet's stacked q/k/v GEMM leaves them), and a query chunk that splits the call. 8x8x1100x1024 has 70 Mi
+    // logits: the half-precision form's 64 Mi slices at 1,024 keys split it (1,024 queries and 76), 256 Mi do not.
     struct Case {
         int64_t b, h, lq, lk, d, chunk;
     };
     for (const Case c : {Case{2, 8, 1024, 1024, 40, 4096}, Case{4, 8, 256, 256, 80, 100}, Case{3, 8, 77, 50, 160, 32},
-                         Case{1, 1, 1, 9, 8, 4096}}) {
+                         Case{1, 1, 1, 9, 8, 4096}, Case{8, 8, 1100, 1024, 40, 4096}}) {
         const auto opts = torch::TensorOptions().device(dev);
         const auto qkv = torch::randn({c.b, std::max(c.lq, c.lk), 3, c.h, c.d}, opts);
         const auto q = qkv.select(2, 0).narrow(1, 0, c.lq).permute({0, 2, 1, 3});
@@ -183,6 +185,12 @@ TEST_CASE("standard attention with half-precision logits (the default, LSYNC_STA
             // to fp16 in both forms, but a tiny case (8 outputs) can land either way of that step (call R: 8.3e-4
             // against 2.5e-4 at 1x1x1x9x8, while the UNet's shapes stayed within 2x).
             CHECK(e_half <= 2 * e_fp32 + 1e-3);
+            // The slices only bound the memory: each query's row is the same computation in either.
+            set_standard_small_slices(false);
+            const auto big_slices = standard_attention(in, c.chunk);
+            set_standard_small_slices(true);
+            INFO("rel. difference 64 Mi against 256 Mi slices " << rel(half_form, big_slices));
+            CHECK(rel(half_form, big_slices) <= 1e-3);
             // With a bias the fp32 form runs whatever the switch says (the bias is added in fp32).
             const auto bias = torch::randn({c.b, c.lk}, opts);
             const auto biased_on = standard_attention({in.q, in.k, in.v, bias}, c.chunk);  // the switch is on here
