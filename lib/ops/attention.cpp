@@ -259,7 +259,7 @@ torch::Tensor lip_focus_bias(const torch::Tensor& mouth, double weight) {
 
 AttentionDispatcher::AttentionDispatcher(AttentionBackend requested, bool strict, torch::Device device,
                                          torch::ScalarType dtype)
-    : requested_(requested), active_(requested), strict_(strict) {
+    : requested_(requested), device_(device), dtype_(dtype), active_(requested), strict_(strict) {
     if (requested == AttentionBackend::Auto) {
         const auto flash = attention_availability(AttentionBackend::Flash, device, dtype);
         active_ = flash.available ? AttentionBackend::Flash : AttentionBackend::Standard;
@@ -279,10 +279,18 @@ AttentionDispatcher::AttentionDispatcher(AttentionBackend requested, bool strict
 void AttentionDispatcher::fall_back(AttentionBackend failed, const std::string& why) {
     const std::lock_guard<std::mutex> lock(mutex_);
     if (active_ != failed) return;  // another thread's call failed on it first and moved on
-    const AttentionBackend next =
-        failed == AttentionBackend::Flex ? AttentionBackend::Flash : AttentionBackend::Standard;
     LSYNC_CHECK(failed != AttentionBackend::Standard, ErrorCode::Backend, why);
-    notes_.push_back(why + "; falling back to " + to_string(next));
+    AttentionBackend next = failed == AttentionBackend::Flex ? AttentionBackend::Flash : AttentionBackend::Standard;
+    std::string skipped;
+    if (next == AttentionBackend::Flash) {
+        // Not a backend this build or device lacks (the constructor walked past it for the same reason).
+        const auto flash = attention_availability(next, device_, dtype_);
+        if (!flash.available) {
+            skipped = " (flash: " + flash.reason + ")";
+            next = AttentionBackend::Standard;
+        }
+    }
+    notes_.push_back(why + "; falling back to " + to_string(next) + skipped);
     log::warn(notes_.back());
     active_ = next;
 }

@@ -117,6 +117,8 @@ public:
 
 private:
     AttentionBackend requested_;
+    torch::Device device_;
+    torch::ScalarType dtype_;
     /// Read by every call, from any thread that runs the networks (a worker's VAE beside the UNet's graph priming,
     /// the render thread's Whisper); changed under mutex_.
     std::atomic<AttentionBackend> active_;
@@ -124,7 +126,8 @@ private:
     bool strict_;
     SdpaKernel sdpa_kernel_ = SdpaKernel::AtenChoice;
     std::vector<std::string> notes_;
-    /// From `failed` to the next backend of the chain, unless another thread already left `failed`.
+    /// From `failed` to the next backend of the chain that is available here (flex -> flash -> standard: on a
+    /// LibTorch without SDPA flex goes straight to standard), unless another thread already left `failed`.
     void fall_back(AttentionBackend failed, const std::string& why);
 };
 

@@ -73,7 +73,7 @@ expect_rc 9 "no audio stream" -- "${R[@]}" clip.mp4 noface.mp4 -o x.mp4
 expect_rc 8 "no video stream" -- "${R[@]}" speech.wav speech.wav -o x.mp4
 expect_rc 11 "does not exist" -- "${R[@]}" clip.mp4 speech.wav -o no/such/dir/x.mp4
 if [ "$(id -u)" = 0 ] && command -v setpriv >/dev/null; then
-    expect_rc 11 "" -- setpriv --reuid=65534 --regid=65534 --clear-groups "${R[@]}" clip.mp4 speech.wav -o ro/x.mp4
+    expect_rc 11 "not writable" -- setpriv --reuid=65534 --regid=65534 --clear-groups "${R[@]}" clip.mp4 speech.wav -o ro/x.mp4
     # A model folder this user may not read: the models' own exit code, naming the file, not an internal error.
     mkdir -m 700 hidden && cp -r "$FIX" hidden/face-api && mkdir -m 777 rw
     expect_rc 12 "cannot be read (Permission denied)" -- setpriv --reuid=65534 --regid=65534 --clear-groups \
@@ -81,7 +81,7 @@ if [ "$(id -u)" = 0 ] && command -v setpriv >/dev/null; then
         --progress none clip.mp4 speech.wav -o rw/x.mp4
     [ -z "$(ls rw)" ] || fail "a render that could not read its models left an output"
 else
-    expect_rc 11 "" -- "${R[@]}" clip.mp4 speech.wav -o ro/x.mp4
+    expect_rc 11 "not writable" -- "${R[@]}" clip.mp4 speech.wav -o ro/x.mp4
 fi
 # A checkpoint that is not one is named (the VAE and the Whisper random, so the UNet file is the only one read).
 expect_rc 12 "sample1.jpg" -- "$BIN" -q render --model test-tiny --weights random --model-dir "$FIX" --device cpu \

@@ -173,6 +173,31 @@ TEST_CASE("a fused backend that fails at run time falls back once and stays ther
     CHECK_THROWS_AS(strict({q, bad_k, v, std::nullopt}), Error);
 }
 
+TEST_CASE("flex failing at run time walks the chain to standard once, on any LibTorch", "[attention]") {
+    // The case above needs SDPA; this one runs on Debian's LibTorch 1.13 too (CI). A shape error fails each
+    // backend in turn. Without SDPA flash is unavailable, so flex falls straight to standard (it once went to
+    // flash there, whose missing SDPA then failed the call with no fallback left).
+    AttentionDispatcher d(AttentionBackend::Flex, false, torch::kCPU, torch::kFloat);
+    REQUIRE(d.active() == AttentionBackend::Flex);
+    auto q = torch::randn({1, 1, 4, 8}), k = torch::randn({1, 1, 4, 8}), v = torch::randn({1, 1, 4, 8});
+    auto bad_k = torch::randn({1, 1, 4, 6});
+    const auto bias = torch::zeros({1, 4});
+    CHECK_THROWS_AS(d({q, bad_k, v, bias}), c10::Error);  // standard, the last, reports the shape error itself
+    CHECK(d.active() == AttentionBackend::Standard);
+    const size_t notes = LSYNC_HAS_SDPA ? 2 : 1;
+    REQUIRE(d.notes().size() == notes);
+    CHECK(d.notes()[0].find("flex attention failed at run time") != std::string::npos);
+    CHECK(d.notes()[0].find(LSYNC_HAS_SDPA ? "falling back to flash" : "falling back to standard (flash: ") !=
+          std::string::npos);
+    CHECK(d.notes().back().find("falling back to standard") != std::string::npos);
+    // It stays there: a good call runs on standard, with the bias, and adds no note.
+    CHECK(rel(d({q, k, v, bias}), naive_attention(q, k, v)) < 1e-5);
+    CHECK(d.notes().size() == notes);
+    AttentionDispatcher strict(AttentionBackend::Flex, true, torch::kCPU, torch::kFloat);
+    CHECK_THROWS_AS(strict({q, bad_k, v, bias}), Error);
+    CHECK(strict.active() == AttentionBackend::Flex);
+}
+
 TEST_CASE("SDPA kernel: cuDNN for the large calls, FlashAttention-2 for the rest, the switches, CPU unchanged",
           "[attention]") {
     const char* name = "LSYNC_SDPA_CUDNN";

@@ -10,6 +10,7 @@
 #include "pipeline/batch_manifest.h"
 #include "pipeline/model_cache.h"
 #include "test_util.h"
+#include "unet/unet_attention.h"
 
 #include <fstream>
 #include <map>
@@ -257,7 +258,18 @@ TEST_CASE("model cache: one load per device and model, never one set of networks
     with_ctx.attention = ctx;
     {
         const RenderModels e = cache.get(with_ctx);
-        (void)e;
+        int sites = 0, shared = 0;
+        for (const auto& m : e.unet->modules()) {
+            if (auto* att = m->as<models::AttentionImpl>()) {
+                ++sites;
+                shared += att->context() == ctx;
+            }
+        }
+        CHECK(sites > 0);
+        CHECK(shared == sites);
+        // Every holder: `ctx` and `with_ctx` themselves, the UNet's sites, the VAE's two mid-block attentions
+        // (encoder and decoder) and one per Whisper block.
+        CHECK(ctx.use_count() == 2 + sites + 2 + static_cast<long>(e.whisper->blocks->size()));
     }
     CHECK(cache.loads() == 2);  // `d` is held: `e` shared its weights
     CHECK(cache.shares() == 2);
