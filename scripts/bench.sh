@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # One device call on the GPU host: build latentsync (scripts/gpu-build.sh: gpu-check.sh's FFmpeg + CMake steps, no tests), then
-# `latentsync bench render` with the full-size random models; the table and the JSON go to $OUT (or
+# `latentsync bench render` with the full-size random models; the table, the JSON and a plot (SVG) go to $OUT (or
 # build-gpu/logs). Run it as the device command, e.g. `bash scripts/bench.sh`. Needs .deps/src from
 # scripts/fetch-gpu-host-sources.sh, as gpu-check.sh does.
 #
@@ -31,5 +31,11 @@ timeout --signal=INT --kill-after=30 "${LSYNC_BENCH_TIMEOUT:-300}" "$BUILD_DIR/b
 rc=$?
 set -e
 cat "$LOGS/bench-render.md"
+# Time and memory against the frames per mode (scripts/plot_bench.py): an SVG here; a PNG where an ffmpeg CLI is
+# (not on the GPU host: `python3 scripts/plot_bench.py bench-render.json -o x.svg --png x.png` on the CPU machine).
+png=()
+command -v ffmpeg > /dev/null && png=(--png "$LOGS/bench-render.png")
+python3 "$ROOT/scripts/plot_bench.py" "$LOGS/bench-render.json" -o "$LOGS/bench-render.svg" "${png[@]}" \
+    || echo "plot_bench.py could not plot the rows (the table above stands)"
 [ $rc = 0 ] || { echo "bench render exited $rc (124 or 130: the time limit; the rows so far are kept)"; tail -5 "$LOGS/bench-render.err"; }
 exit $rc
