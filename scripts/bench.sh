@@ -36,6 +36,6 @@ cat "$LOGS/bench-render.md"
 png=()
 command -v ffmpeg > /dev/null && png=(--png "$LOGS/bench-render.png")
 python3 "$ROOT/scripts/plot_bench.py" "$LOGS/bench-render.json" -o "$LOGS/bench-render.svg" "${png[@]}" \
-    || echo "plot_bench.py could not plot the rows (the table above stands)"
+    || echo "plot_bench.py failed (its reason above); the table above stands"
 [ $rc = 0 ] || { echo "bench render exited $rc (124 or 130: the time limit; the rows so far are kept)"; tail -5 "$LOGS/bench-render.err"; }
 exit $rc

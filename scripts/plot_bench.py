@@ -14,7 +14,7 @@ import math
 import statistics
 import subprocess
 import sys
-from xml.sax.saxutils import escape
+from xml.sax.saxutils import escape as xml_escape
 
 GIB = 1024.0 ** 3
 PANELS = (
@@ -27,20 +27,54 @@ DASHES = ["", "8,4", "2,3", "10,3,2,3"]  # one per model, in the order met
 PANEL_W, PANEL_H, MARGIN_L, MARGIN_B, TOP = 330, 250, 60, 48, 70
 
 
+def escape(text):
+    """Text for an SVG element or a double-quoted attribute."""
+    return xml_escape(str(text), {'"': "&quot;"})
+
+
+def usable(row):
+    """Why a row that ran cannot be drawn, or "" when it can."""
+    try:
+        frames = row["frames"]
+        if isinstance(frames, bool) or not isinstance(frames, int) or frames <= 0:
+            return f"frames {frames!r} is not a positive whole number"
+        for _, value in PANELS:
+            v = value(row)
+            if not isinstance(v, (int, float)) or isinstance(v, bool) or not math.isfinite(v) or v < 0:
+                return f"a value is not a finite number >= 0: {v!r}"
+    except KeyError as e:
+        return f"no {e}"
+    except TypeError as e:
+        return f"a value is not a number ({e})"
+    return ""
+
+
 def read_rows(paths):
     """{(model, attention): {frames: [row, ...]}} and the devices and dates named by the files."""
     series, devices, dates = {}, [], []
     for path in paths:
-        with open(path) as f:
-            doc = json.load(f)
-        devices.append(doc.get("device_description", doc.get("device", "?")))
-        dates.append(doc.get("date", "?"))
+        try:
+            with open(path) as f:
+                doc = json.load(f)
+        except (OSError, ValueError) as e:
+            sys.exit(f"plot_bench: cannot read {path}: {e}")
+        if not isinstance(doc, dict) or not isinstance(doc.get("rows", []), list):
+            sys.exit(f"plot_bench: {path} is not a bench render --json file")
+        devices.append(str(doc.get("device_description") or doc.get("device") or "?"))
+        dates.append(str(doc.get("date") or "?"))
         for row in doc.get("rows", []):
+            if not isinstance(row, dict):
+                print(f"plot_bench: left out (unreadable row in {path}): {row!r}", file=sys.stderr)
+                continue
             if not row.get("ok"):
                 print(f"plot_bench: left out (did not run): {row.get('model')} {row.get('attention')} "
                       f"{row.get('frames')} frames: {row.get('error', '')}", file=sys.stderr)
                 continue
-            key = (str(row["model"]), str(row["attention"]))
+            why = usable(row)
+            if why:
+                print(f"plot_bench: left out (unreadable row in {path}): {why}", file=sys.stderr)
+                continue
+            key = (str(row.get("model", "?")), str(row.get("attention", "?")))
             series.setdefault(key, {}).setdefault(int(row["frames"]), []).append(row)
     if not series:
         sys.exit("plot_bench: no row ran in " + ", ".join(paths))
@@ -143,8 +177,11 @@ def main():
     with open(a.output, "w") as f:
         f.write(svg(series, devices, dates))
     if a.png:
-        r = subprocess.run(["ffmpeg", "-v", "error", "-y", "-i", a.output, "-frames:v", "1", a.png],
-                           capture_output=True, text=True)
+        try:
+            r = subprocess.run(["ffmpeg", "-v", "error", "-y", "-i", a.output, "-frames:v", "1", a.png],
+                               capture_output=True, text=True)
+        except OSError as e:
+            sys.exit(f"plot_bench: the SVG is written; no PNG: cannot run ffmpeg ({e})")
         if r.returncode != 0:
             sys.exit("plot_bench: ffmpeg could not rasterise the SVG: " + r.stderr.strip())
 

@@ -259,13 +259,14 @@ torch::Tensor lip_focus_bias(const torch::Tensor& mouth, double weight) {
 
 AttentionDispatcher::AttentionDispatcher(AttentionBackend requested, bool strict, torch::Device device,
                                          torch::ScalarType dtype)
-    : requested_(requested), device_(device), dtype_(dtype), active_(requested), strict_(strict) {
+    : requested_(requested), active_(requested), strict_(strict) {
     if (requested == AttentionBackend::Auto) {
         const auto flash = attention_availability(AttentionBackend::Flash, device, dtype);
         active_ = flash.available ? AttentionBackend::Flash : AttentionBackend::Standard;
         if (!flash.available) notes_.push_back("auto: using standard attention (flash: " + flash.reason + ")");
         return;
     }
+    if (requested == AttentionBackend::Flex) flash_ = attention_availability(AttentionBackend::Flash, device, dtype);
     // Walk the fallback chain until a backend is available here.
     while (true) {
         const auto avail = attention_availability(active_, device, dtype);
@@ -282,13 +283,10 @@ void AttentionDispatcher::fall_back(AttentionBackend failed, const std::string& 
     LSYNC_CHECK(failed != AttentionBackend::Standard, ErrorCode::Backend, why);
     AttentionBackend next = failed == AttentionBackend::Flex ? AttentionBackend::Flash : AttentionBackend::Standard;
     std::string skipped;
-    if (next == AttentionBackend::Flash) {
-        // Not a backend this build or device lacks (the constructor walked past it for the same reason).
-        const auto flash = attention_availability(next, device_, dtype_);
-        if (!flash.available) {
-            skipped = " (flash: " + flash.reason + ")";
-            next = AttentionBackend::Standard;
-        }
+    if (next == AttentionBackend::Flash && !flash_.available) {
+        // Not a backend this build or device lacks (the constructor would have walked past it for the same reason).
+        skipped = " (flash: " + flash_.reason + ")";
+        next = AttentionBackend::Standard;
     }
     notes_.push_back(why + "; falling back to " + to_string(next) + skipped);
     log::warn(notes_.back());

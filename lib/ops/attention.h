@@ -117,8 +117,9 @@ public:
 
 private:
     AttentionBackend requested_;
-    torch::Device device_;
-    torch::ScalarType dtype_;
+    /// Flash's availability here, for a flex request's runtime fallback: found in the constructor, because a probe
+    /// in fall_back would run GPU work inside a failed call's handler (a sticky CUDA error, a graph capture).
+    BackendAvailability flash_ = {true, ""};
     /// Read by every call, from any thread that runs the networks (a worker's VAE beside the UNet's graph priming,
     /// the render thread's Whisper); changed under mutex_.
     std::atomic<AttentionBackend> active_;
@@ -126,8 +127,9 @@ private:
     bool strict_;
     SdpaKernel sdpa_kernel_ = SdpaKernel::AtenChoice;
     std::vector<std::string> notes_;
-    /// From `failed` to the next backend of the chain that is available here (flex -> flash -> standard: on a
-    /// LibTorch without SDPA flex goes straight to standard), unless another thread already left `failed`.
+    /// From `failed` to the next backend of the chain that is available here (flex -> flash -> standard: where
+    /// flash is unavailable, as without SDPA or in fp32 on CUDA, flex goes straight to standard), unless another
+    /// thread already left `failed`.
     void fall_back(AttentionBackend failed, const std::string& why);
 };
 

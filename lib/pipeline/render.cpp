@@ -780,7 +780,7 @@ RenderSummary render(const RenderOptions& o, RenderObserver& observer) {
     if (!o.preview.empty()) {
         // The sheet is always a PNG: under another name (look.mp4) a player would fail on it.
         LSYNC_CHECK(media::is_png_path(o.preview), ErrorCode::Usage,
-                    "--preview writes a PNG: give it a .png file name, not " + o.preview);
+                    "--preview writes a PNG: its file name must end in .png (got '" + o.preview + "')");
         AtomicOutput probe(o.preview, o.overwrite);
     }
     audio::file_sample_reader(o.audio)();  // no audio stream, not media, ...: fail now

@@ -271,6 +271,7 @@ TEST_CASE("model cache: one load per device and model, never one set of networks
         // (encoder and decoder) and one per Whisper block.
         CHECK(ctx.use_count() == 2 + sites + 2 + static_cast<long>(e.whisper->blocks->size()));
     }
+    CHECK(ctx.use_count() == 2);  // the render's networks are gone: nothing else kept its context
     CHECK(cache.loads() == 2);  // `d` is held: `e` shared its weights
     CHECK(cache.shares() == 2);
 }

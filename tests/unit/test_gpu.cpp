@@ -176,6 +176,7 @@ TEST_CASE("standard attention with half-precision logits (the default, LSYNC_STA
             set_standard_half_logits(false);
             const auto fp32_form = standard_attention(in, c.chunk);
             set_standard_half_logits(true);
+            set_standard_small_slices(true);  // the default, whatever the environment says
             const auto half_form = standard_attention(in, c.chunk);
             REQUIRE(half_form.sizes() == fp32_form.sizes());
             CHECK(half_form.scalar_type() == dt);
