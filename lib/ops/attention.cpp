@@ -97,9 +97,9 @@ KernelSwitch g_half_logits("LSYNC_STANDARD_HALF_LOGITS");
 // Its slices where the keys are at most 1,024: 64 Mi logits (256 MiB with the probabilities), unless
 // LSYNC_STANDARD_SMALL_SLICES=0 keeps the 256 Mi of the fp32 form. At 256 px two chunks' self-attention (1,024
 // keys) holds 512 Mi logits, and two slices of 1 GiB each put a 1.5 render with `--attention standard` 0.5-0.8 GiB
-// over flash's peak, past 4 GB; 64 Mi slices (128 queries a GEMM there) cost it no time. Above 1,024 keys (the
-// 4,096 of 512 px) 64 Mi would leave 64 queries a GEMM, and 1.6's peak has room: those stay 256 Mi. A limit in
-// query rows instead (64 Ki) also sliced the audio cross-attention's 50-key calls and made a 1.6 render 16 %
+// over flash's peak, past 4 GB; 64 Mi slices (128 queries a GEMM there) cost no measurable time. Above 1,024 keys
+// (the 4,096 of 512 px) 64 Mi would leave 64 queries a GEMM, and 1.6's peak has room: those stay 256 Mi. A limit
+// in query rows instead (64 Ki) also sliced the audio cross-attention's 50-key calls and made a 1.6 render 16 %
 // slower (docs/performance-notes.md section 49).
 KernelSwitch g_small_slices("LSYNC_STANDARD_SMALL_SLICES");
 
