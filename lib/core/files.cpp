@@ -15,6 +15,22 @@ namespace fs = std::filesystem;
 
 namespace lsync {
 
+std::string same_file_key(const std::string& path) {
+    std::error_code ec;
+    auto abs = fs::absolute(path, ec);
+    if (ec) return fs::path(path).lexically_normal().string();
+    auto canon = fs::weakly_canonical(abs, ec);
+    return (ec ? abs.lexically_normal() : canon).string();
+}
+
+bool same_file(const std::string& a, const std::string& b) {
+    if (same_file_key(a) == same_file_key(b)) return true;
+    // stat(), not std::filesystem::equivalent: see remove_tree in files.h on libtorch's copies of std::filesystem.
+    struct stat sa {}, sb {};
+    return ::stat(a.c_str(), &sa) == 0 && ::stat(b.c_str(), &sb) == 0 && sa.st_dev == sb.st_dev &&
+           sa.st_ino == sb.st_ino;
+}
+
 bool remove_tree(const std::string& path) {
     struct stat st {};
     if (::lstat(path.c_str(), &st) != 0) return errno == ENOENT;

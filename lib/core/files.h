@@ -9,6 +9,13 @@ namespace lsync {
 /// Throws InputMissing / InputNotFile / InputEmpty with a message naming `role` ("video", "audio", ...).
 void check_input_file(const std::string& path, const std::string& role);
 
+/// The identity two paths share when they name one file: absolute, `..` folded, symbolic links resolved as far as
+/// the path exists. Equal keys: one file (or one name still to be made); for two existing files see same_file().
+std::string same_file_key(const std::string& path);
+
+/// Whether `a` and `b` name one file: the same key, or two existing names of one inode (a hard link).
+bool same_file(const std::string& a, const std::string& b);
+
 /// Removes a file or a folder with everything in it; false when something stayed. Use this, never
 /// std::filesystem::remove_all: PyTorch's libtorch.so exports its own copy of remove_all, built against another
 /// libstdc++, and the dynamic linker binds ours to that one, which crashes (seen on the GPU host).

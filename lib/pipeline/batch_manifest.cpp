@@ -73,16 +73,6 @@ std::string resolve(const std::string& base_dir, const std::string& path) {
     return (fs::path(base_dir) / path).lexically_normal().string();
 }
 
-/// The identity two paths share when they name one file: absolute, `..` folded, symlinked folders resolved
-/// as far as they exist.
-std::string same_file_key(const std::string& path) {
-    std::error_code ec;
-    auto abs = fs::absolute(path, ec);
-    if (ec) return fs::path(path).lexically_normal().string();
-    auto canon = fs::weakly_canonical(abs, ec);
-    return (ec ? abs.lexically_normal() : canon).string();
-}
-
 std::string flag_value(const std::string& name, int64_t line, const std::string& column, const std::string& value) {
     const std::string v = lower(value);
     if (v == "true" || v == "1" || v == "yes" || v == "on") return "true";

@@ -5,7 +5,6 @@
 #include "core/device_transfer.h"
 #include "core/env.h"
 #include "core/error.h"
-#include "core/files.h"
 #include "core/log.h"
 #include "core/threads.h"
 #include "diagnostics/allocator_report.h"
@@ -24,12 +23,12 @@
 #include "pipeline/model_cache.h"
 #include "pipeline/mouth_mask.h"
 #include "pipeline/render_dumps.h"
+#include "pipeline/render_paths.h"
 #include "pipeline/render_settings.h"
 #include "pipeline/render_workdir.h"
 #include "pipeline/segment_joiner.h"
 #include "pipeline/worker_warm_up.h"
 #include "faces/face_plan_file.h"
-#include "media/image_io.h"
 
 #include <ATen/ThreadLocalState.h>
 #include <c10/core/DeviceGuard.h>
@@ -773,16 +772,7 @@ RenderSummary render(const RenderOptions& o, RenderObserver& observer) {
     Stopwatch watch{summary};
 
     // Everything a user can get wrong is checked before the models load.
-    check_input_file(o.video, "video");
-    check_input_file(o.audio, "audio");
-    if (!o.audio_out.empty()) check_input_file(o.audio_out, "--audio-out");
-    { AtomicOutput probe(o.output, o.overwrite); }
-    if (!o.preview.empty()) {
-        // The sheet is always a PNG: under another name (look.mp4) a player would fail on it.
-        LSYNC_CHECK(media::is_png_path(o.preview), ErrorCode::Usage,
-                    "--preview writes a PNG: its file name must end in .png (got '" + o.preview + "')");
-        AtomicOutput probe(o.preview, o.overwrite);
-    }
+    check_render_paths(o);
     audio::file_sample_reader(o.audio)();  // no audio stream, not media, ...: fail now
     RenderJob job{o, observer, summary, watch, std::nullopt, {25, 1}, torch::Device(torch::kCPU), {}, torch::kFloat,
                   {}};

@@ -100,5 +100,19 @@ expect_rc 2 "--weights" -- "${R[@]}" clip.mp4 speech.wav -o x.mp4 --weights zero
 # The preview is a PNG: another name is refused before anything is written.
 expect_rc 2 "--preview writes a PNG" -- "${R[@]}" clip.mp4 speech.wav -o x.mp4 --preview look.mp4
 [ ! -e look.mp4 ] || fail "a refused --preview left a file"
+# No output may be an input, under any name (a symbolic or hard link too), --overwrite or not: the user's source
+# stays as it was. Nor may --preview be the output.
+mkdir -p sub && cp clip.mp4 own.mp4 && ln -s own.mp4 own-link.mp4 && ln own.mp4 own-hard.mp4 && cp "$FIX/sample2.jpg" face.png
+before=$(md5sum < own.mp4)
+expect_rc 2 "the output is the video" -- "${R[@]}" own.mp4 speech.wav -o own.mp4 --overwrite
+expect_rc 2 "the output is the video" -- "${R[@]}" own.mp4 speech.wav -o ./sub/../own.mp4
+expect_rc 2 "the output is the video" -- "${R[@]}" own-link.mp4 speech.wav -o own.mp4 --overwrite
+expect_rc 2 "the output is the video" -- "${R[@]}" own.mp4 speech.wav -o own-hard.mp4 --overwrite
+expect_rc 2 "the output is the audio" -- "${R[@]}" clip.mp4 own.mp4 -o own-hard.mp4 --overwrite
+expect_rc 2 "the output is --audio-out's file" -- "${R[@]}" clip.mp4 speech.wav -o own.mp4 --audio-out own.mp4 --overwrite
+expect_rc 2 "--preview is the video" -- "${R[@]}" face.png short.wav -o x.mp4 --preview face.png --overwrite
+expect_rc 2 "--preview and the output are one file" -- "${R[@]}" clip.mp4 speech.wav -o x.png --preview x.png
+[ "$(md5sum < own.mp4)" = "$before" ] && [ -L own-link.mp4 ] || fail "a refused render changed its input"
+[ "$(md5sum < face.png)" = "$(md5sum < "$FIX/sample2.jpg")" ] || fail "a refused --preview changed the image"
 [ ! -e x.mp4 ] && [ -z "$(ls ro)" ] || fail "a failed render left an output"
 finish

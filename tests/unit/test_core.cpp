@@ -205,6 +205,26 @@ TEST_CASE("input file checks classify missing, directory and empty", "[core]") {
     test::remove_tree(d);
 }
 
+TEST_CASE("same file: one file under a relative, a dotted, a symlinked and a hard-linked name", "[core]") {
+    auto d = scratch_dir("samefile");
+    const auto file = (d / "clip.mp4").string();
+    std::ofstream(file) << "x";
+    std::ofstream((d / "other.mp4").string()) << "x";
+    fs::create_directory(d / "sub");
+    fs::create_symlink(d / "clip.mp4", d / "link.mp4");
+    fs::create_directory_symlink(d / "sub", d / "subl");
+    fs::create_hard_link(d / "clip.mp4", d / "hard.mp4");
+    CHECK(same_file(file, (d / "sub" / ".." / "clip.mp4").string()));
+    CHECK(same_file(file, (d / "link.mp4").string()));
+    CHECK(same_file((d / "hard.mp4").string(), file));  // no key of names can see this: the inode
+    CHECK(same_file((d / "subl" / "new.png").string(), (d / "sub" / "new.png").string()));  // neither exists yet
+    CHECK(same_file(fs::relative(file).string(), file));
+    CHECK_FALSE(same_file(file, (d / "other.mp4").string()));  // equal contents are not one file
+    CHECK_FALSE(same_file((d / "sub" / "a.png").string(), (d / "sub" / "b.png").string()));
+    CHECK_FALSE(same_file((d / "missing.mp4").string(), file));
+    test::remove_tree(d);
+}
+
 TEST_CASE("durable rename: the file under its new name, the old one gone, failures are OutputUnwritable", "[core]") {
     auto d = scratch_dir("durable");
     const auto from = (d / "open-1.mp4").string(), to = (d / "segment-1-2.mp4").string();
