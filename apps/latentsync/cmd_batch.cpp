@@ -158,7 +158,10 @@ int run(const BatchCli& b) {
     const std::vector<torch::Device> devices =
         b.devices.empty() ? std::vector<torch::Device>{pipeline::parse_device("auto")}
                           : pipeline::parse_device_list(b.devices);
-    if (!b.json_summary.empty() && b.json_summary != "-") AtomicOutput probe(b.json_summary, true);
+    if (!b.json_summary.empty() && b.json_summary != "-") {
+        pipeline::refuse_batch_file(manifest, b.json_summary, "--json-summary");
+        AtomicOutput probe(b.json_summary, true);
+    }
 
     std::vector<pipeline::BatchJob> jobs;
     for (size_t i = 0; i < manifest.jobs.size(); ++i)

@@ -24,11 +24,12 @@ std::string same_file_key(const std::string& path) {
 }
 
 bool same_file(const std::string& a, const std::string& b) {
-    if (same_file_key(a) == same_file_key(b)) return true;
     // stat(), not std::filesystem::equivalent: see remove_tree in files.h on libtorch's copies of std::filesystem.
     struct stat sa {}, sb {};
-    return ::stat(a.c_str(), &sa) == 0 && ::stat(b.c_str(), &sb) == 0 && sa.st_dev == sb.st_dev &&
-           sa.st_ino == sb.st_ino;
+    const bool a_exists = ::stat(a.c_str(), &sa) == 0, b_exists = ::stat(b.c_str(), &sb) == 0;
+    if (a_exists && b_exists) return sa.st_dev == sb.st_dev && sa.st_ino == sb.st_ino;  // links of any kind
+    if (a_exists != b_exists) return false;
+    return same_file_key(a) == same_file_key(b);  // two names of one file still to be made
 }
 
 bool remove_tree(const std::string& path) {

@@ -13,7 +13,8 @@ void check_input_file(const std::string& path, const std::string& role);
 /// the path exists. Equal keys: one file (or one name still to be made); for two existing files see same_file().
 std::string same_file_key(const std::string& path);
 
-/// Whether `a` and `b` name one file: the same key, or two existing names of one inode (a hard link).
+/// Whether `a` and `b` name one file: two existing names of one inode (a symbolic or hard link, `..`), or two
+/// names not made yet with the same key.
 bool same_file(const std::string& a, const std::string& b);
 
 /// Removes a file or a folder with everything in it; false when something stayed. Use this, never

@@ -119,6 +119,12 @@ expect_rc 2 "--shard must be K/N" -- "${BB[@]}" ok.csv --shard 2/2
 expect_rc 2 "evenly spaced" -- env SLURM_ARRAY_TASK_ID=5 SLURM_ARRAY_TASK_MIN=2 SLURM_ARRAY_TASK_MAX=9 \
     SLURM_ARRAY_TASK_COUNT=3 SLURM_ARRAY_TASK_STEP=1 "${BB[@]}" ok.csv
 expect_rc 2 "--shard-count" -- env JOB_COMPLETION_INDEX=1 "${BB[@]}" ok.csv
+# The summary is rewritten on every run, but never over the manifest or a job's file, under any name.
+cp ok.csv kept.csv && ln -s clip.mp4 clip-link.json
+expect_rc 2 "--json-summary ok.csv is the manifest" -- "${BB[@]}" ok.csv --json-summary ok.csv
+expect_rc 2 "is the video of line 2" -- "${BB[@]}" ok.csv --json-summary clip-link.json
+expect_rc 2 "is the output of line 2" -- "${BB[@]}" ok.csv --json-summary ./o1.mkv
+cmp -s ok.csv kept.csv && [ -L clip-link.json ] || fail "a refused --json-summary changed a file"
 [ -z "$(ls ./*.mkv 2>/dev/null)" ] || fail "a refused manifest wrote outputs: $(ls ./*.mkv)"
 # A shard with no jobs is fine (more shards than jobs).
 "${BB[@]}" -q ok.csv --shard 1/2 > empty.json || fail "an empty shard failed"
