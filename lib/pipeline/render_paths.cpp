@@ -4,11 +4,14 @@
 #include "core/files.h"
 #include "media/image_io.h"
 
+#include <filesystem>
 #include <string>
 #include <utility>
 #include <vector>
 
 namespace lsync::pipeline {
+
+namespace fs = std::filesystem;
 
 namespace {
 
@@ -32,6 +35,24 @@ void refuse_shared_paths(const RenderOptions& o) {
                 "--preview and the output are one file (" + o.preview + "): give --preview its own .png name");
 }
 
+// --dump-faces writes mask.png and numbered PNGs into its folder. One that holds anything already (a
+// run before, or the user's own files: `--dump-faces .`) is only written into with --overwrite, which replaces
+// the files of those names and keeps the rest (so does --resume, whose interrupted run began that dump).
+void check_dump_folder(const RenderOptions& o) {
+    if (o.dump_faces.empty()) return;
+    std::error_code ec;
+    const auto st = fs::status(o.dump_faces, ec);
+    if (!fs::exists(st)) return;  // the dumper makes it (OutputUnwritable where it cannot)
+    LSYNC_CHECK(fs::is_directory(st), ErrorCode::OutputUnwritable,
+                "--dump-faces needs a folder, and " + o.dump_faces + " is not one");
+    if (o.overwrite || o.resume) return;  // --resume: the interrupted run's dump is there, the same names again
+    const bool empty = fs::directory_iterator(o.dump_faces, ec) == fs::directory_iterator();
+    LSYNC_CHECK(!ec, ErrorCode::OutputUnwritable, "cannot read the --dump-faces folder " + o.dump_faces);
+    LSYNC_CHECK(empty, ErrorCode::OutputExists,
+                "the --dump-faces folder " + o.dump_faces +
+                    " is not empty: add --overwrite to write into it (files of the dump's names are replaced)");
+}
+
 }  // namespace
 
 void check_render_paths(const RenderOptions& o) {
@@ -46,6 +67,7 @@ void check_render_paths(const RenderOptions& o) {
                     "--preview writes a PNG: its file name must end in .png (got '" + o.preview + "')");
         AtomicOutput probe(o.preview, o.overwrite);
     }
+    check_dump_folder(o);
 }
 
 }  // namespace lsync::pipeline

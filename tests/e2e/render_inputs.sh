@@ -24,10 +24,29 @@ out() { region_md5 "$1.mkv" "$2" "$CORNER"; }
 [ "$(out freeze 20)" = "$(src 19)" ] && [ "$(out freeze 29)" = "$(src 19)" ] || fail "freeze order"
 [ "$(src 19)" != "$(src 18)" ] || fail "test clip does not move: the order checks prove nothing"
 
-# A longer video is cut at the audio's end, or keeps its tail unchanged.
-"${R[@]}" clip.mp4 short.wav -o cut.mkv --crf 0 --steps 1 || fail "short audio"
+# A longer video is cut at the audio's end, or keeps its tail unchanged. The first render also writes
+# --dump-faces and --preview: per lip-synced frame (all 10) the frame with its landmarks and three crops, the
+# mask; a sheet of four rows (crop, masked, generated, pasted back) of the crop's size. A dump folder that holds
+# anything is written into only with --overwrite (the second render), which keeps the user's own files.
+"${R[@]}" clip.mp4 short.wav -o cut.mkv --crf 0 --steps 1 --dump-faces dump --preview look.png || fail "short audio"
 [ "$(probe cut.mkv nb_read_frames v:0)" = 10 ] || fail "cut: $(probe cut.mkv nb_read_frames v:0) frames, want 10"
-"${R[@]}" clip.mp4 short.wav -o tail.mkv --crf 0 --steps 1 --keep-video-tail || fail "--keep-video-tail"
+crop=$(probe dump/mask.png width v:0)
+[ -n "$crop" ] && [ "$crop" -gt 0 ] || fail "--dump-faces: no mask.png"
+for stem in landmarks crop masked generated; do
+    n=$(find dump -name "${stem}_*.png" | wc -l)
+    [ "$n" = 10 ] || fail "--dump-faces: $n ${stem} images, want 10"
+done
+[ "$(probe dump/generated_000009.png width v:0)x$(probe dump/generated_000009.png height v:0)" = "${crop}x$crop" ] \
+    || fail "--dump-faces: a generated crop is not ${crop}x$crop"
+[ "$(probe dump/landmarks_000000.png width v:0)" = "$(probe clip.mp4 width v:0)" ] || fail "--dump-faces: landmarks"
+[ "$(probe look.png width v:0)x$(probe look.png height v:0)" = "$((4 * crop))x$((4 * crop))" ] \
+    || fail "--preview: $(probe look.png width v:0)x$(probe look.png height v:0), want $((4 * crop)) square"
+touch dump/mine.txt && rm dump/crop_000003.png  # the user's file stays; the dump's comes back
+expect_rc 10 "the --dump-faces folder dump is not empty" -- "${R[@]}" clip.mp4 short.wav -o x.mp4 --dump-faces dump
+expect_rc 11 "--dump-faces needs a folder" -- "${R[@]}" clip.mp4 short.wav -o x.mp4 --dump-faces short.wav
+"${R[@]}" clip.mp4 short.wav -o tail.mkv --crf 0 --steps 1 --keep-video-tail --dump-faces dump --overwrite \
+    || fail "--keep-video-tail"
+[ -e dump/mine.txt ] && [ "$(find dump -name 'crop_*.png' | wc -l)" = 10 ] || fail "--dump-faces --overwrite: folder"
 [ "$(probe tail.mkv nb_read_frames v:0)" = 20 ] || fail "tail: $(probe tail.mkv nb_read_frames v:0) frames, want 20"
 [ "$(frame_md5 tail.mkv "select=gte(n\\,10)")" = "$(frame_md5 plain.mkv "select=gte(n\\,10)")" ] \
     || fail "--keep-video-tail frames are not the input's"
