@@ -159,7 +159,7 @@ int run(const BatchCli& b) {
         b.devices.empty() ? std::vector<torch::Device>{pipeline::parse_device("auto")}
                           : pipeline::parse_device_list(b.devices);
     if (!b.json_summary.empty() && b.json_summary != "-") {
-        pipeline::refuse_batch_file(manifest, b.json_summary, "--json-summary");
+        pipeline::refuse_batch_file(manifest, options, b.json_summary, "--json-summary");
         AtomicOutput probe(b.json_summary, true);
     }
 

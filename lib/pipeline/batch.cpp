@@ -2,6 +2,7 @@
 
 #include "core/cancel.h"
 #include "core/error.h"
+#include "core/files.h"
 #include "core/json_limits.h"
 #include "core/untrusted_text.h"
 #include "pipeline/model_cache.h"
@@ -111,6 +112,24 @@ const char* job_status_name(JobStatus status) {
         case JobStatus::NotRun: return "not-run";
     }
     return "?";
+}
+
+void refuse_batch_file(const BatchManifest& m, const std::vector<RenderOptions>& options, const std::string& path,
+                       const std::string& role) {
+    const auto refuse_if = [&](const std::string& file, const std::string& what) {
+        LSYNC_CHECK(file.empty() || !same_file(path, file), ErrorCode::Usage,
+                    role + " " + printable(path, 200) + " is " + what + ": give it a name of its own");
+    };
+    refuse_if(m.path, "the manifest");
+    for (size_t i = 0; i < options.size() && i < m.jobs.size(); ++i) {
+        const RenderOptions& o = options[i];
+        const std::string line = " of line " + std::to_string(m.jobs[i].line);
+        const std::pair<const std::string*, const char*> files[] = {
+            {&o.video, "the video"},      {&o.audio, "the audio"},           {&o.output, "the output"},
+            {&o.audio_out, "--audio-out's file"}, {&o.face.track_file, "the face track"},
+            {&o.unet_path, "the UNet file"}, {&o.vae_path, "the VAE file"}, {&o.whisper_path, "the Whisper file"}};
+        for (const auto& [file, what] : files) refuse_if(*file, what + line);
+    }
 }
 
 JobAction job_action(const std::string& output, std::string* why) {

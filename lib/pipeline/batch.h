@@ -56,6 +56,13 @@ public:
     virtual void warning(const BatchJob& job, const std::string& message) { (void)job, (void)message; }
 };
 
+/// Error(Usage) when `path`, a file the batch writes besides the renders (`role` names it: "--json-summary"), is
+/// under any name (core/files.h same_file) the manifest or a file a job reads or writes: its video, audio,
+/// output, --audio-out file, face track or model files. `options[i]` are `m.jobs[i]`'s. Such a file is rewritten
+/// on every run of the command by design; the batch's own files never are.
+void refuse_batch_file(const BatchManifest& m, const std::vector<RenderOptions>& options, const std::string& path,
+                       const std::string& role);
+
 /// What to do with an output: Skip when it exists (a regular file) with no work folder beside it (`why` says
 /// so; also when both exist: the join had finished, only the folder's removal had not), Resume when its work
 /// folder (OUTPUT.lsync-work) exists, else Render.

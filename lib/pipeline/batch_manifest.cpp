@@ -360,20 +360,6 @@ BatchManifest read_batch_manifest(const std::string& path) {
     return parse_batch_manifest(text, format, path, base.empty() ? "." : base);
 }
 
-void refuse_batch_file(const BatchManifest& m, const std::string& path, const std::string& role) {
-    const auto refuse_if = [&](const std::string& file, const std::string& what) {
-        LSYNC_CHECK(!same_file(path, file), ErrorCode::Usage,
-                    role + " " + printable(path, 200) + " is " + what + ": give it a name of its own");
-    };
-    refuse_if(m.path, "the manifest");
-    for (const auto& job : m.jobs) {
-        const std::string line = " of line " + std::to_string(job.line);
-        refuse_if(job.video, "the video" + line);
-        refuse_if(job.audio, "the audio" + line);
-        refuse_if(job.output, "the output" + line);
-    }
-}
-
 Shard parse_shard(const std::string& text) {
     const auto bad = [&]() {
         throw_error(ErrorCode::Usage, "--shard must be K/N with 0 <= K < N, counted from 0 (got '" + printable(text) + "')");

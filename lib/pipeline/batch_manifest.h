@@ -65,11 +65,6 @@ BatchManifest read_batch_manifest(const std::string& path);
 BatchManifest parse_batch_manifest(std::string_view text, ManifestFormat format, const std::string& name,
                                    const std::string& base_dir);
 
-/// Error(Usage) when `path`, a file the batch writes besides the renders (`role` names it: "--json-summary"), is
-/// the manifest or a job's video, audio or output under any name (core/files.h same_file). Such a file is
-/// rewritten on every run of the command by design; the batch's own files never are.
-void refuse_batch_file(const BatchManifest& m, const std::string& path, const std::string& role);
-
 /// Which share of the manifest this process renders: shard `index` of `count` takes the jobs whose index
 /// modulo `count` is `index` (0-based), so every job is in exactly one shard for any count.
 struct Shard {

@@ -3,6 +3,7 @@
 #include "core/error.h"
 #include "core/files.h"
 #include "media/image_io.h"
+#include "pipeline/render_workdir.h"
 
 #include <filesystem>
 #include <string>
@@ -15,13 +16,18 @@ namespace fs = std::filesystem;
 
 namespace {
 
-// One file in two roles: an output written over an input replaces the user's source when --overwrite is given
-// (the render reads the input to the end before it renames its output into place, so nothing would stop it),
-// and two outputs of one render would leave only the one renamed last. Checked before the "exists" check, so
-// the message is this one and not an invitation to add --overwrite.
+// One file in two roles. With --overwrite an output renamed onto an input's name (or a symbolic link to it)
+// replaces the user's source: the render reads its inputs to the end before the rename, so nothing would stop it.
+// Onto a hard link of an input the data stay under the other name but the link is broken: refused alike, the
+// rule is "never a name of an input". Two outputs of one render would leave only the one renamed last. Checked
+// before the "exists" check, so the message is this one and not an invitation to add --overwrite (an output
+// that is a symbolic link to an input gets it too, exit 2, where another link gets AtomicOutput's 10).
 void refuse_shared_paths(const RenderOptions& o) {
     const std::vector<std::pair<const char*, const std::string*>> inputs = {
-        {"the video", &o.video}, {"the audio", &o.audio}, {"--audio-out's file", &o.audio_out}};
+        {"the video", &o.video},
+        {"the audio", &o.audio},
+        {"--audio-out's file", &o.audio_out},
+        {"the face track", &o.face.track_file}};
     const std::vector<std::pair<const char*, const std::string*>> outputs = {{"the output", &o.output},
                                                                              {"--preview", &o.preview}};
     for (const auto& [out_role, out] : outputs) {
@@ -37,7 +43,7 @@ void refuse_shared_paths(const RenderOptions& o) {
 
 // --dump-faces writes mask.png and numbered PNGs into its folder. One that holds anything already (a
 // run before, or the user's own files: `--dump-faces .`) is only written into with --overwrite, which replaces
-// the files of those names and keeps the rest (so does --resume, whose interrupted run began that dump).
+// the files of those names and keeps the rest (so does --resume of an interrupted render, which began that dump).
 void check_dump_folder(const RenderOptions& o) {
     if (o.dump_faces.empty()) return;
     std::error_code ec;
@@ -45,7 +51,8 @@ void check_dump_folder(const RenderOptions& o) {
     if (!fs::exists(st)) return;  // the dumper makes it (OutputUnwritable where it cannot)
     LSYNC_CHECK(fs::is_directory(st), ErrorCode::OutputUnwritable,
                 "--dump-faces needs a folder, and " + o.dump_faces + " is not one");
-    if (o.overwrite || o.resume) return;  // --resume: the interrupted run's dump is there, the same names again
+    // --resume with a work folder: the interrupted run's dump is there, to be written again under the same names.
+    if (o.overwrite || (o.resume && fs::is_directory(RenderWorkDir::folder_for(o.output), ec))) return;
     const bool empty = fs::directory_iterator(o.dump_faces, ec) == fs::directory_iterator();
     LSYNC_CHECK(!ec, ErrorCode::OutputUnwritable, "cannot read the --dump-faces folder " + o.dump_faces);
     LSYNC_CHECK(empty, ErrorCode::OutputExists,

@@ -124,7 +124,11 @@ cp ok.csv kept.csv && ln -s clip.mp4 clip-link.json
 expect_rc 2 "--json-summary ok.csv is the manifest" -- "${BB[@]}" ok.csv --json-summary ok.csv
 expect_rc 2 "is the video of line 2" -- "${BB[@]}" ok.csv --json-summary clip-link.json
 expect_rc 2 "is the output of line 2" -- "${BB[@]}" ok.csv --json-summary ./o1.mkv
-cmp -s ok.csv kept.csv && [ -L clip-link.json ] || fail "a refused --json-summary changed a file"
+mkdir -p sub && echo '{}' > track.json && printf 'video,audio,output,face-track\nclip.mp4,speech.wav,o1.mkv,track.json\n' > tracked.csv
+expect_rc 2 "--json-summary sub/../ok.csv is the manifest" -- "${BB[@]}" ok.csv --json-summary sub/../ok.csv
+expect_rc 2 "is the face track of line 2" -- "${BB[@]}" tracked.csv --json-summary track.json
+cmp -s ok.csv kept.csv && [ -L clip-link.json ] && [ "$(cat track.json)" = '{}' ] \
+    || fail "a refused --json-summary changed a file"
 [ -z "$(ls ./*.mkv 2>/dev/null)" ] || fail "a refused manifest wrote outputs: $(ls ./*.mkv)"
 # A shard with no jobs is fine (more shards than jobs).
 "${BB[@]}" -q ok.csv --shard 1/2 > empty.json || fail "an empty shard failed"

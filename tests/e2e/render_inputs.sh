@@ -43,6 +43,8 @@ done
     || fail "--preview: $(probe look.png width v:0)x$(probe look.png height v:0), want $((4 * crop)) square"
 touch dump/mine.txt && rm dump/crop_000003.png  # the user's file stays; the dump's comes back
 expect_rc 10 "the --dump-faces folder dump is not empty" -- "${R[@]}" clip.mp4 short.wav -o x.mp4 --dump-faces dump
+expect_rc 10 "the --dump-faces folder dump is not empty" -- "${R[@]}" clip.mp4 short.wav -o x.mp4 --dump-faces dump \
+    --resume  # nothing to resume: --resume alone does not open the folder
 expect_rc 11 "--dump-faces needs a folder" -- "${R[@]}" clip.mp4 short.wav -o x.mp4 --dump-faces short.wav
 "${R[@]}" clip.mp4 short.wav -o tail.mkv --crf 0 --steps 1 --keep-video-tail --dump-faces dump --overwrite \
     || fail "--keep-video-tail"
