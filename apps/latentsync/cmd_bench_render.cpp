@@ -141,7 +141,9 @@ CLI::App* add_bench_render(CLI::App& bench, std::function<int()>& run) {
     cmd->add_option("--repeat", c->repeat, "Runs per row (the row shows the medians)")
         ->capture_default_str()
         ->check(whole_in(1, 100));
-    cmd->add_option("--steps", c->steps, "DDIM steps")->capture_default_str()->check(whole_in(1, 1000));
+    cmd->add_option("--steps", c->steps, "DDIM steps (the released scheduler takes at most 999)")
+        ->capture_default_str()
+        ->check(whole_in(1, 999));
     cmd->add_flag("--no-deepcache", c->no_deepcache, "Every step runs the whole UNet");
     cmd->add_option("--batch-chunks", c->batch_chunks, "Chunks per UNet call (0 = the render's default)")
         ->capture_default_str()

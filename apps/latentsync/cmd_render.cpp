@@ -101,7 +101,9 @@ void add_render_options(CLI::App* cmd, RenderCli& cli, RenderOptionScope scope) 
     cmd->add_option("--vae", c->vae, "VAE folder or file (default: <model dir>/sd-vae-ft-mse)");
     cmd->add_option("--whisper", c->whisper, "Whisper checkpoint (default: <model dir>/whisper/tiny.pt)");
     cmd->add_option("--weights", c->weights, "random: seeded random weights (tests the pipeline; the mouth is noise)");
-    cmd->add_option("--steps", c->steps, "DDIM steps")->capture_default_str()->check(whole_in(1, 1000));
+    cmd->add_option("--steps", c->steps, "DDIM steps (the released scheduler takes at most 999)")
+        ->capture_default_str()
+        ->check(whole_in(1, 999));
     cmd->add_option("--guidance", c->guidance, "Classifier-free guidance scale (<= 1: off)")
         ->capture_default_str()
         ->check(finite_in(0, 20));

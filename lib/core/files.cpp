@@ -101,7 +101,9 @@ AtomicOutput::AtomicOutput(std::string final_path, bool overwrite, const std::st
     if (dir.empty()) dir = ".";
     std::error_code ec;
     if (!fs::is_directory(dir, ec))
-        throw_error(ErrorCode::OutputUnwritable, "output directory does not exist: " + dir.string());
+        throw_error(ErrorCode::OutputUnwritable, (fs::exists(dir, ec) ? "output directory is not a directory: "
+                                                                      : "output directory does not exist: ") +
+                                                     dir.string());
     if (::access(dir.c_str(), W_OK | X_OK) != 0)
         throw_error(ErrorCode::OutputUnwritable,
                     "output directory is not writable (" + std::string(std::strerror(errno)) + "): " + dir.string());

@@ -85,6 +85,15 @@ void DDIMScheduler::set_timesteps(int64_t steps) {
             t[i] = static_cast<int64_t>(std::nearbyint(v));
         }
     }
+    // "leading" spacing with steps_offset 1 (the released config) puts 1,000 steps' first timestep at 1,000, past
+    // the table (diffusers fails there too): the step count is the user's, so this is a usage error.
+    if (t.front() >= n) {
+        int64_t most = steps;
+        while (most > 1 && (most - 1) * (n / most) + config_.steps_offset >= n) --most;
+        throw_error(ErrorCode::Usage, "--steps " + std::to_string(steps) + " is more than this scheduler takes (at most " +
+                                          std::to_string(most) + ": its timesteps start at " +
+                                          std::to_string(config_.steps_offset) + ")");
+    }
     timesteps_ = torch::tensor(t, torch::kLong);
     num_inference_steps_ = steps;
 }

@@ -223,9 +223,11 @@ VideoWriter::VideoWriter(VideoWriterOptions options) : impl_(std::make_unique<Im
     if (!raw)
         throw_error(ErrorCode::Usage, "cannot tell the output container from the name (use .mp4, .mov or .mkv): " + o.path);
     im.oc.reset(raw);
-    if (!container_accepts(raw->oformat, AV_CODEC_ID_H264))
-        throw_error(ErrorCode::Usage, std::string("the ") + raw->oformat->name +
-                                          " container cannot hold H.264 video (use .mp4, .mov or .mkv): " + o.path);
+    // The containers the render's segments are joined into and that the tests cover. Others FFmpeg would open
+    // (.avi, .flv, .ts, ...) failed only at the final join, after the whole render, or say nothing useful.
+    const std::string muxer = raw->oformat->name;
+    if (muxer != "mp4" && muxer != "mov" && muxer != "matroska")
+        throw_error(ErrorCode::Usage, "latentsync writes .mp4, .mov or .mkv, not the " + muxer + " container: " + o.path);
 
     const AVCodec* codec = avcodec_find_encoder_by_name(o.lossless_rgb ? "ffv1" : "libx264");
     if (!codec)

@@ -81,6 +81,16 @@ std::string identity_difference(const std::string& manifest, const RenderIdentit
     return diff.empty() ? "" : "the settings differ (" + diff + ")";
 }
 
+// Whether another process holds the work folder's lock (a render writing it now). Shared, non-blocking, on a
+// descriptor of its own, so it neither waits nor takes the lock from anyone.
+bool locked_by_another(const std::string& lock_path) {
+    const int fd = ::open(lock_path.c_str(), O_RDONLY | O_CLOEXEC);
+    if (fd < 0) return false;
+    const bool held = ::flock(fd, LOCK_SH | LOCK_NB) != 0 && errno == EWOULDBLOCK;
+    ::close(fd);
+    return held;
+}
+
 }  // namespace
 
 std::string file_fingerprint(const std::string& path) {
@@ -117,9 +127,13 @@ RenderWorkDir::RenderWorkDir(const std::string& output, const RenderIdentity& id
     if (exists) {
         LSYNC_CHECK(fs::is_directory(fs::symlink_status(path_, ec)), ErrorCode::OutputExists,
                     path_ + " exists and is not a render's work folder: move it away");
-        if (!resume && !overwrite)
+        if (!resume && !overwrite) {
+            // A render still running holds the lock: "interrupted" and "add --resume" would be wrong advice.
+            LSYNC_CHECK(!locked_by_another(path_ + "/lock"), ErrorCode::OutputExists,
+                        "another render is writing this output now (" + path_ + " is locked)");
             throw_error(ErrorCode::OutputExists, path_ + " holds an interrupted render of this output: add --resume "
                                                          "to finish it, or --overwrite to start again");
+        }
     }
     if (!exists) {
         fs::create_directory(path_, ec);

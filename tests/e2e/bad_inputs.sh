@@ -26,6 +26,7 @@ expect_rc 8 "no video stream" -- $P speech.wav speech.wav -o outdir/a.mp4
 expect_rc 9 "no audio stream" -- $P good.mp4 silent_video.mp4 -o outdir/a.mp4
 expect_rc 3 "audio file not found" -- $P good.mp4 nothere.wav -o outdir/a.mp4
 expect_rc 11 "does not exist" -- $P good.mp4 speech.wav -o no/such/dir/a.mp4
+expect_rc 11 "output directory is not a directory: good.mp4" -- $P good.mp4 speech.wav -o good.mp4/a.mp4
 expect_rc 11 "is a directory" -- $P good.mp4 speech.wav -o outdir
 expect_rc 2 "container" -- $P good.mp4 speech.wav -o outdir/a.unknownext
 expect_rc 2 "crf" -- $P good.mp4 speech.wav -o outdir/a.mp4 --crf 99

@@ -42,10 +42,15 @@ bad_option --seconds nan -- "$BIN" bench whisper
 bad_option --res -64 -- "$BIN" bench attention
 bad_option --seed -5 -- "$BIN" debug random-weights unet -o w.safetensors
 
-# ---- outputs: containers without H.264, special files --------------------------------------------------
+# ---- outputs: containers we do not write, special files --------------------------------------------------
 "$BIN" -q debug synth good.mp4 --seconds 1 --size 160x120 || fail "synth video"
 "$BIN" -q debug synth speech.wav --seconds 1 || fail "synth audio"
-expect_rc 2 "cannot hold H.264" -- "$BIN" debug passthrough good.mp4 speech.wav -o out.wav
+expect_rc 2 "not the wav container" -- "$BIN" debug passthrough good.mp4 speech.wav -o out.wav
+# Containers FFmpeg can write but latentsync does not: refused before any work (an .avi output failed only at the
+# final join, after the whole render, as "input corrupt").
+for ext in avi ts flv; do
+    expect_rc 2 "latentsync writes .mp4, .mov or .mkv" -- "$BIN" debug passthrough good.mp4 speech.wav -o "out.$ext"
+done
 mkfifo pipe.mp4
 expect_rc 10 "FIFO" -- "$BIN" debug passthrough good.mp4 speech.wav -o pipe.mp4 --overwrite
 [ -p pipe.mp4 ] || fail "the FIFO was replaced"

@@ -110,4 +110,8 @@ TEST_CASE("DDIM: bad configs and arguments", "[ddim][errors]") {
     expect_error(ErrorCode::Usage, [&] { s.set_timesteps(0); });
     expect_error(ErrorCode::Usage, [&] { s.set_timesteps(1001); });
     expect_error(ErrorCode::Internal, [&] { s.step(torch::zeros({2}), 951, torch::zeros({2})); });
+    // The released config (leading, steps_offset 1): 1,000 steps would start at timestep 1,000, past the table.
+    CHECK(contains(expect_error(ErrorCode::Usage, [&] { s.set_timesteps(1000); }), "at most 999"));
+    CHECK_NOTHROW(s.set_timesteps(999));
+    CHECK(s.timesteps()[0].item<int64_t>() == 999);
 }

@@ -588,6 +588,19 @@ TEST_CASE("work folder: segments count for --resume only once the face plans are
     CHECK(work.has_faces());
 }
 
+TEST_CASE("work folder: one that a render is writing now is named so, not as an interrupted one", "[render]") {
+    test::ScratchDir dir("workdir_busy");
+    const std::string output = (dir.path() / "out.mp4").string();
+    const RenderIdentity id{"v", "a", {{"--seed", "1"}}};
+    RenderWorkDir running(output, id, /*resume=*/false, /*overwrite=*/false);  // holds the lock
+    for (const bool resume : {false, true}) {
+        const auto msg = test::expect_error(ErrorCode::OutputExists, [&] {
+            RenderWorkDir second(output, id, resume, /*overwrite=*/false);
+        });
+        CHECK(test::contains(msg, "another render is writing this output now"));
+    }
+}
+
 TEST_CASE("face plans: saved and read back bit for bit, and readable as a face track", "[render]") {
     test::ScratchDir dir("face_plans");
     const std::string path = (dir.path() / "faces.json").string();
