@@ -1,6 +1,7 @@
 #include "commands.h"
 
 #include "core/error.h"
+#include "core/files.h"
 #include "core/json_limits.h"
 #include "core/untrusted_text.h"
 #include "media/audio_reader.h"
@@ -27,6 +28,7 @@ Command add_probe(CLI::App& app) {
         nlohmann::json j;
         j["file"] = utf8_or_escaped(o->path);  // a file name need not be UTF-8; JSON must be
         bool any = false;
+        check_input_file(o->path, "media");  // named as what it is: "video file not found" for a missing .wav misled
         try {
             const auto v = media::probe_video(o->path);
             j["video"] = {{"width", v.width},           {"height", v.height},       {"rotation", v.rotation},

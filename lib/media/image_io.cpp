@@ -80,7 +80,8 @@ torch::Tensor read_image(const std::string& path) {
     // gigabytes (and fail as "out of memory", exit 13) before we ever see a pixel. Same limits as video.
     if (dec->width > 16384 || dec->height > 16384 || int64_t{dec->width} * dec->height > (int64_t{1} << 27))
         throw_error(ErrorCode::InputCorrupt, "image declares an impossible size " + std::to_string(dec->width) + "x" +
-                                                 std::to_string(dec->height) + " (at most 16384 per side): " + path);
+                                                 std::to_string(dec->height) +
+                                                 " (at most 16384 per side and 134,217,728 pixels): " + path);
     PacketPtr pkt = make_packet();
     FramePtr frame = make_frame();
     bool flushing = false;

@@ -32,6 +32,7 @@ LATENTSYNC_MODEL_DIR="$WORK/envmodels" "$BIN" doctor --json --no-probe | json_ge
 
 "$BIN" -q debug synth in.mp4 --seconds 3 --fps 30 --size 321x181 --audio-rate 48000 --channels 2 || fail synth
 "$BIN" probe --json in.mp4 > probe.json || fail probe
+expect_rc 3 "media file not found: gone.wav" -- "$BIN" probe gone.wav
 [ "$(json_get 'd["video"]["width"]' < probe.json)" = 322 ] || fail "odd width not padded to even"
 [ "$(json_get 'd["audio"]["sample_rate"]' < probe.json)" = 48000 ] || fail "audio rate changed"
 "$BIN" -q debug synth voice.m4a --seconds 2 --audio-rate 44100 || fail "synth m4a"
