@@ -116,19 +116,21 @@ const char* job_status_name(JobStatus status) {
 
 void refuse_batch_file(const BatchManifest& m, const std::vector<RenderOptions>& options, const std::string& path,
                        const std::string& role) {
-    const auto refuse_if = [&](const std::string& file, const std::string& what) {
+    // The message is built only on a refusal: a manifest may hold a million jobs of eight files each.
+    const auto refuse_if = [&](const std::string& file, const char* what, int64_t line) {
         LSYNC_CHECK(file.empty() || !same_file(path, file), ErrorCode::Usage,
-                    role + " " + printable(path, 200) + " is " + what + ": give it a name of its own");
+                    role + " " + printable(path, 200) + " is " + what +
+                        (line > 0 ? " of line " + std::to_string(line) : std::string()) +
+                        ": give it a name of its own");
     };
-    refuse_if(m.path, "the manifest");
+    refuse_if(m.path, "the manifest", 0);
     for (size_t i = 0; i < options.size() && i < m.jobs.size(); ++i) {
         const RenderOptions& o = options[i];
-        const std::string line = " of line " + std::to_string(m.jobs[i].line);
         const std::pair<const std::string*, const char*> files[] = {
             {&o.video, "the video"},      {&o.audio, "the audio"},           {&o.output, "the output"},
             {&o.audio_out, "--audio-out's file"}, {&o.face.track_file, "the face track"},
             {&o.unet_path, "the UNet file"}, {&o.vae_path, "the VAE file"}, {&o.whisper_path, "the Whisper file"}};
-        for (const auto& [file, what] : files) refuse_if(*file, what + line);
+        for (const auto& [file, what] : files) refuse_if(*file, what, m.jobs[i].line);
     }
 }
 
